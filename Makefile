@@ -1,0 +1,39 @@
+# Set-up and checks for skmtl. Everything the project needs is installed by these targets.
+VENV ?= .venv
+PYTHON ?= python3
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.skmtl-installed
+
+.PHONY: install demo test test-all lint docs bench clean
+
+install: $(STAMP)
+
+# torch is installed first and pinned: a bare `torch` requirement would pull a multi-GB CUDA
+# build on a machine with no torch yet; with 2.13.0 present, the `deep` extra installs nothing more.
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+demo: install
+	$(VENV)/bin/skmtl compare
+
+lint: install
+	$(VENV)/bin/ruff check skmtl tests examples benchmarks docs/conf.py
+
+test: lint
+	$(PY) -m pytest
+
+test-all: lint
+	$(PY) -m pytest -m ""
+
+docs: install
+	$(VENV)/bin/sphinx-build -b html -W --keep-going docs docs/_build/html
+
+bench: install
+	$(PY) benchmarks/run.py
+
+clean:
+	rm -rf docs/_build docs/auto_examples docs/generated .pytest_cache

@@ -1,0 +1,309 @@
+"""Mixins that give every skmtl estimator the multi-task data contract.
+
+A concrete estimator inherits ``MultiTaskRegressorMixin`` or ``MultiTaskClassifierMixin`` (left
+of :class:`~sklearn.base.BaseEstimator`), declares ``_parameter_constraints`` and implements
+private hooks that receive clean arrays and never re-validate:
+
+``_fit_multitask(X, Y, mask)``
+    ``X`` validated by :func:`~sklearn.utils.validation.validate_data`; ``Y`` of shape
+    ``(n_samples, n_tasks)``: float64 targets (regression) or integer class codes into
+    ``classes_[t]`` (classification); ``mask`` the boolean matrix of observed labels. Entries
+    of ``Y`` behind the mask hold 0 and must not change the fit.
+``_predict_raw(X)`` (regression)
+    ``(n_samples, n_tasks)`` float64 predictions for every task.
+``_predict_proba_raw(X)`` (classification)
+    A list of ``n_tasks`` arrays ``(n_samples, n_classes_t)``, columns in ``classes_[t]`` order.
+``_predict_codes(X)`` (classification, optional)
+    ``(n_samples, n_tasks)`` class codes; default: the arg-max of ``_predict_proba_raw``.
+``_predict_tasks(X, task_index)`` / ``_predict_task_codes(X, task_index)`` (optional)
+    One prediction per row for the task ``task_index[i]``; default: computed from all tasks.
+
+The mixins handle the rest: the three target formats, ``task_ids`` metadata routing (requested
+by default for ``fit``, ``predict``, ``predict_proba`` and ``score``, as scikit-learn's
+``GroupsConsumerMixin`` requests ``groups``), fitted attributes (``n_features_in_``,
+``feature_names_in_``, ``tasks_``, ``n_tasks_``, ``classes_``), output shapes and the masked
+``score``.
+"""
+
+import numpy as np
+from sklearn.base import ClassifierMixin, RegressorMixin, is_classifier
+from sklearn.utils import check_consistent_length
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from skmtl.metrics import accuracy_score, r2_score
+from skmtl.utils._sklearn_compat import _fit_context
+from skmtl.utils.validation import (
+    _hashable,
+    _is_frame,
+    check_multitask_target,
+    check_task_ids,
+    encode_task_classes,
+    encode_task_ids,
+)
+
+__all__ = ["MultiTaskMixin", "MultiTaskRegressorMixin", "MultiTaskClassifierMixin"]
+
+
+def _has_proba(estimator):
+    return is_classifier(estimator) and estimator._supports_proba()
+
+
+class MultiTaskMixin:
+    """Data contract, ``task_ids`` routing and output formatting shared by all estimators.
+
+    Regression or classification follows the estimator type tag, so a meta-estimator whose
+    type depends on a wrapped estimator (like :class:`~skmtl.IndependentTasks`) inherits this
+    mixin directly; other estimators use :class:`MultiTaskRegressorMixin` or
+    :class:`MultiTaskClassifierMixin`.
+    """
+
+    __metadata_request__fit = {"task_ids": True}
+    __metadata_request__predict = {"task_ids": True}
+    __metadata_request__predict_proba = {"task_ids": True}
+    __metadata_request__score = {"task_ids": True}
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.required = True
+        tags.target_tags.multi_output = True
+        tags.target_tags.single_output = True
+        if tags.classifier_tags is not None:
+            tags.classifier_tags.multi_label = True
+        return tags
+
+    # dtype(s) X is converted to at the door ("numeric" keeps float32 / float64 as given).
+    _X_dtype = "numeric"
+
+    # -- validation at the door -------------------------------------------------------------
+    def _validate_X(self, X, *, reset):
+        tags = self.__sklearn_tags__()
+        return validate_data(
+            self,
+            X,
+            reset=reset,
+            accept_sparse=["csr", "csc"] if tags.input_tags.sparse else False,
+            ensure_all_finite="allow-nan" if tags.input_tags.allow_nan else True,
+            dtype=self._X_dtype,
+        )
+
+    def _task_index(self, task_ids, n_samples):
+        if task_ids is None:
+            return None
+        if self._layout == "1d":
+            raise ValueError(
+                f"{type(self).__name__} was fitted on a single task (1-D y without task_ids); "
+                "task_ids cannot be used to predict or score it."
+            )
+        return encode_task_ids(check_task_ids(task_ids, n_samples), self.tasks_)
+
+    @_fit_context(prefer_skip_nested_validation=False)
+    def fit(self, X, y, *, task_ids=None):
+        """Fit the model on one task, a wide target with missing labels, or long data.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Training data.
+        y : array-like of shape (n_samples,) or (n_samples, n_tasks)
+            1-D: a single task (or, with ``task_ids``, long format: one observed label per
+            row). 2-D: one column per task, NaN / None / ``pd.NA`` for a missing label; a
+            DataFrame's columns name the tasks.
+        task_ids : array-like of shape (n_samples,), default=None
+            The task of each row, for long-format data. Requested by default through metadata
+            routing.
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.
+        """
+        if y is None:
+            raise ValueError(
+                f"{type(self).__name__} requires y to be passed, but the target y is None."
+            )
+        X = self._validate_X(X, reset=True)
+        classification = is_classifier(self)
+        target = check_multitask_target(y, task_ids, y_numeric=not classification)
+        check_consistent_length(X, target.mask)
+        self.tasks_ = target.tasks
+        self.n_tasks_ = target.n_tasks
+        self._layout = target.layout
+        Y = target.values
+        if classification:
+            Y, classes = encode_task_classes(target.values, target.mask)
+            self._check_n_classes(classes)
+            self.classes_ = classes[0] if target.layout == "1d" else classes
+        self._fit_multitask(X, Y, target.mask)
+        return self
+
+    def _check_n_classes(self, classes):
+        """Raise for a task with more classes than the estimator supports (hook)."""
+
+    @property
+    def _task_classes(self):
+        return [self.classes_] if self._layout == "1d" else self.classes_
+
+    # -- predictions --------------------------------------------------------------------------
+    def predict(self, X, *, task_ids=None):
+        """Predict every task, or each row's own task when ``task_ids`` is given.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Samples.
+        task_ids : array-like of shape (n_samples,), default=None
+            The task to predict for each row. A task not seen in ``fit`` raises
+            :class:`~skmtl.UnknownTaskError`.
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,) or (n_samples, n_tasks)
+            ``(n_samples,)`` when fitted on a 1-D y or when ``task_ids`` is given, else one
+            column per task (in ``tasks_`` order). Regression predictions are float64.
+        """
+        check_is_fitted(self)
+        X = self._validate_X(X, reset=False)
+        index = self._task_index(task_ids, X.shape[0])
+        if is_classifier(self):
+            return self._predict_labels(X, index)
+        if index is not None:
+            return np.asarray(self._predict_tasks(X, index), dtype=np.float64)
+        pred = np.asarray(self._predict_raw(X), dtype=np.float64)
+        return pred[:, 0] if self._layout == "1d" else pred
+
+    def _predict_tasks(self, X, task_index):
+        return self._predict_raw(X)[np.arange(X.shape[0]), task_index]
+
+    def _predict_labels(self, X, index):
+        classes = self._task_classes
+        kinds = {c.dtype.kind for c in classes}
+        dtype = np.result_type(*[c.dtype for c in classes]) if len(kinds) == 1 else object
+        if index is not None:
+            codes = self._predict_task_codes(X, index)
+            labels = np.empty(codes.shape[0], dtype=dtype)
+            for t in np.unique(index):
+                rows = index == t
+                labels[rows] = classes[t][codes[rows]]
+            return labels
+        codes = self._predict_codes(X)
+        labels = np.empty(codes.shape, dtype=dtype)
+        for t, task_classes in enumerate(classes):
+            labels[:, t] = task_classes[codes[:, t]]
+        return labels[:, 0] if self._layout == "1d" else labels
+
+    def _predict_codes(self, X):
+        return np.column_stack([p.argmax(axis=1) for p in self._predict_proba_raw(X)])
+
+    def _predict_task_codes(self, X, task_index):
+        return self._predict_codes(X)[np.arange(X.shape[0]), task_index]
+
+    def _supports_proba(self):
+        """Whether predict_proba is available (hook for meta-estimators)."""
+        return True
+
+    @available_if(_has_proba)
+    def predict_proba(self, X, *, task_ids=None):
+        """Class probabilities of every task, or of each row's own task.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Samples.
+        task_ids : array-like of shape (n_samples,), default=None
+            The task of each row. All tasks named must have the same number of classes;
+            column k is then each row's own task's ``classes_[t][k]``.
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes) or list of ndarray
+            ``(n_samples, n_classes)`` when fitted on a 1-D y or when ``task_ids`` is given;
+            otherwise a list with one ``(n_samples, n_classes_t)`` array per task.
+        """
+        check_is_fitted(self)
+        X = self._validate_X(X, reset=False)
+        index = self._task_index(task_ids, X.shape[0])
+        proba = [np.asarray(p, dtype=np.float64) for p in self._predict_proba_raw(X)]
+        if index is None:
+            return proba[0] if self._layout == "1d" else proba
+        present = np.unique(index)
+        n_classes = {proba[t].shape[1] for t in present}
+        if len(n_classes) > 1:
+            raise ValueError(
+                "predict_proba with task_ids needs every task named to have the same number "
+                f"of classes; tasks {self.tasks_[present].tolist()[:5]} have "
+                f"{sorted(n_classes)}. Call predict_proba without task_ids for per-task arrays."
+            )
+        out = np.empty((X.shape[0], n_classes.pop()))
+        for t in present:
+            rows = index == t
+            out[rows] = proba[t][rows]
+        return out
+
+    # -- scoring ------------------------------------------------------------------------------
+    def _check_score_target(self, y, task_ids):
+        if task_ids is None and self._layout == "long" and np.ndim(y) == 1:
+            raise ValueError(
+                f"{type(self).__name__} was fitted on long-format data: to score it on a 1-D "
+                "y, pass task_ids (one task per row). Search objects and cross_validate pass "
+                "it only with metadata routing on: "
+                "sklearn.set_config(enable_metadata_routing=True)."
+            )
+        if _is_frame(y) and self._layout == "wide":
+            columns = np.asarray(list(y.columns), dtype=object)
+            if columns.shape != self.tasks_.shape or np.any(columns != self.tasks_):
+                raise ValueError(
+                    f"Y's columns {columns.tolist()[:5]} do not match the tasks seen in fit "
+                    f"{self.tasks_.tolist()[:5]} (same names, same order)."
+                )
+
+    def score(self, X, y, *, task_ids=None, sample_weight=None):
+        """Mean over tasks of R^2 (regression) or accuracy (classification), observed labels only.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Test samples.
+        y : array-like of shape (n_samples,) or (n_samples, n_tasks)
+            True labels, in any format accepted by ``fit``.
+        task_ids : array-like of shape (n_samples,), default=None
+            The task of each row, for long-format ``y``. Required when the estimator was fitted
+            on long data and ``y`` is 1-D.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Row weights.
+
+        Returns
+        -------
+        score : float
+            The mean of the per-task scores (tasks without observed labels left out); for a
+            1-D fit, the ordinary single-task score.
+        """
+        check_is_fitted(self)
+        self._check_score_target(y, task_ids)
+        metric = accuracy_score if is_classifier(self) else r2_score
+        y_pred = self.predict(X, task_ids=task_ids)
+        return metric(y, y_pred, task_ids=task_ids, sample_weight=sample_weight)
+
+
+class MultiTaskRegressorMixin(MultiTaskMixin, RegressorMixin):
+    """Mixin for multi-task regressors: masked mean R^2 score, float64 predictions."""
+
+
+class MultiTaskClassifierMixin(MultiTaskMixin, ClassifierMixin):
+    """Mixin for multi-task classifiers: per-task classes, masked mean accuracy score.
+
+    ``_max_classes`` (default None: no limit) caps the number of classes of a task; a task with
+    more raises a ValueError that names it.
+    """
+
+    _max_classes = None
+
+    def _check_n_classes(self, classes):
+        if self._max_classes is None:
+            return
+        for task, task_classes in zip(self.tasks_, classes):
+            if len(task_classes) > self._max_classes:
+                raise ValueError(
+                    f"Task {_hashable(task)!r} has {len(task_classes)} classes but "
+                    f"{type(self).__name__} supports at most {self._max_classes}."
+                )

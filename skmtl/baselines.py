@@ -1,0 +1,272 @@
+"""Reference models every multi-task result is compared with: no sharing and full pooling."""
+
+import copy
+from numbers import Integral
+
+import numpy as np
+from joblib import Parallel, delayed
+from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone, is_classifier
+from sklearn.utils import get_tags
+
+from skmtl.base import MultiTaskMixin
+from skmtl.utils._sklearn_compat import HasMethods
+from skmtl.utils.validation import _hashable
+
+__all__ = ["IndependentTasks", "PooledTasks"]
+
+
+def _fit_task(estimator, X, y, task, name_task):
+    try:
+        return estimator.fit(X, y)
+    except ValueError as exc:
+        if not name_task:
+            raise
+        raise ValueError(f"Task {_hashable(task)!r}: {exc}") from exc
+
+
+def _observed_rows(mask, t):
+    """Row selector of task t: a full slice when every row is observed (no copy of X)."""
+    column = mask[:, t]
+    return slice(None) if column.all() else np.flatnonzero(column)
+
+
+class _WrapperMixin(MultiTaskMixin, MetaEstimatorMixin):
+    """Tags of a wrapper: estimator type and input capabilities follow the wrapped estimator."""
+
+    _parameter_constraints = {
+        "estimator": [HasMethods(["fit", "predict"])],
+        "n_jobs": [None, Integral],
+    }
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        inner = get_tags(self.estimator)
+        tags.estimator_type = inner.estimator_type
+        tags.classifier_tags = copy.deepcopy(inner.classifier_tags)
+        tags.regressor_tags = copy.deepcopy(inner.regressor_tags)
+        if tags.classifier_tags is not None:
+            tags.classifier_tags.multi_label = True
+        tags.input_tags.sparse = inner.input_tags.sparse
+        tags.input_tags.allow_nan = inner.input_tags.allow_nan
+        tags.target_tags.required = True
+        tags.target_tags.multi_output = True
+        tags.target_tags.single_output = True
+        return tags
+
+    def _supports_proba(self):
+        return hasattr(self.estimator, "predict_proba")
+
+
+class IndependentTasks(_WrapperMixin, BaseEstimator):
+    """Single-task learning: one clone of an estimator per task, on that task's observed rows.
+
+    The reference every multi-task model is compared with. For task ``t`` with observed rows
+    ``R_t``, ``estimators_[t] = clone(estimator).fit(X[R_t], y_t[R_t])``; nothing is shared.
+    Works with any scikit-learn regressor or classifier; it is a regressor or a classifier as
+    the wrapped estimator is. Each classification task has its own classes.
+
+    Parameters
+    ----------
+    estimator : estimator object
+        A scikit-learn regressor or classifier implementing ``fit`` and ``predict``; cloned
+        once per task.
+    n_jobs : int, default=None
+        Number of tasks fitted in parallel with joblib. ``None`` means 1 unless in a
+        :func:`joblib.parallel_config` context; ``-1`` uses all processors.
+
+    Attributes
+    ----------
+    estimators_ : list of estimator objects
+        The fitted estimator of each task, in ``tasks_`` order. A classifier's clone is fitted
+        on the task's class codes ``0 .. n_classes_t - 1``; ``classes_[t]`` maps them back.
+    tasks_ : ndarray of shape (n_tasks,)
+        Task labels: column positions, a DataFrame's column names or the sorted ``task_ids``.
+    n_tasks_ : int
+        Number of tasks.
+    classes_ : ndarray or list of ndarray
+        Classifiers only: the classes of a 1-D y, else one array of classes per task.
+    n_features_in_ : int
+        Number of features seen during fit.
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
+        Names of features seen during fit, when X has string column names.
+
+    See Also
+    --------
+    PooledTasks : One model on all tasks' rows, ignoring task identity.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.linear_model import Ridge
+    >>> from skmtl import IndependentTasks
+    >>> X = np.array([[0.0], [1.0], [2.0], [3.0]])
+    >>> Y = np.array([[0.0, 1.0], [1.0, np.nan], [2.0, 5.0], [3.0, 7.0]])
+    >>> model = IndependentTasks(Ridge(alpha=1e-9)).fit(X, Y)
+    >>> model.predict([[4.0]]).round(3)
+    array([[4., 9.]])
+    >>> model.predict([[4.0], [4.0]], task_ids=[1, 0]).round(3)
+    array([9., 4.])
+    """
+
+    def __init__(self, estimator, *, n_jobs=None):
+        self.estimator = estimator
+        self.n_jobs = n_jobs
+
+    def _fit_multitask(self, X, Y, mask):
+        name_task = self._layout != "1d"
+        jobs = []
+        for t, task in enumerate(self.tasks_):
+            rows = _observed_rows(mask, t)
+            jobs.append(delayed(_fit_task)(clone(self.estimator), X[rows], Y[rows, t], task,
+                                           name_task))
+        self.estimators_ = Parallel(n_jobs=self.n_jobs)(jobs)
+
+    def _predict_raw(self, X):
+        return np.column_stack([est.predict(X) for est in self.estimators_]).astype(np.float64)
+
+    def _predict_tasks(self, X, task_index):
+        out = np.empty(X.shape[0], dtype=np.float64)
+        for t in np.unique(task_index):
+            rows = np.flatnonzero(task_index == t)
+            out[rows] = self.estimators_[t].predict(X[rows])
+        return out
+
+    def _predict_codes(self, X):
+        return np.column_stack([est.predict(X) for est in self.estimators_]).astype(np.intp)
+
+    def _predict_task_codes(self, X, task_index):
+        codes = np.empty(X.shape[0], dtype=np.intp)
+        for t in np.unique(task_index):
+            rows = np.flatnonzero(task_index == t)
+            codes[rows] = self.estimators_[t].predict(X[rows])
+        return codes
+
+    def _predict_proba_raw(self, X):
+        return [_proba_with_all_classes(est, X, len(c))
+                for est, c in zip(self.estimators_, self._task_classes)]
+
+
+def _proba_with_all_classes(estimator, X, n_classes):
+    """predict_proba of an estimator fitted on codes, with a column for every code."""
+    proba = estimator.predict_proba(X)
+    if proba.shape[1] == n_classes:
+        return proba
+    full = np.zeros((proba.shape[0], n_classes))
+    full[:, np.asarray(estimator.classes_, dtype=np.intp)] = proba
+    return full
+
+
+class PooledTasks(_WrapperMixin, BaseEstimator):
+    """Full pooling: one model fitted on every task's observed rows, ignoring task identity.
+
+    Each observed label ``(i, t)`` contributes the row ``(X[i], y[i, t])`` to one training set,
+    and the single fitted model predicts the same for every task. The opposite extreme of
+    :class:`IndependentTasks`; good when tasks are identical, poor when they conflict.
+
+    For classifiers, the pooled model is fitted on the tasks' original labels. A task's
+    prediction is the arg-max of the pooled probabilities restricted to that task's classes
+    (renormalised in ``predict_proba``), so it is always one of the task's own classes. With
+    a wrapped classifier that has no ``predict_proba``, all tasks must share the same classes.
+
+    Parameters
+    ----------
+    estimator : estimator object
+        A scikit-learn regressor or classifier implementing ``fit`` and ``predict``.
+    n_jobs : int, default=None
+        Accepted for a uniform interface with :class:`IndependentTasks`; the single fit does
+        not use it (set the wrapped estimator's own ``n_jobs`` instead).
+
+    Attributes
+    ----------
+    estimator_ : estimator object
+        The pooled fitted estimator.
+    tasks_ : ndarray of shape (n_tasks,)
+        Task labels.
+    n_tasks_ : int
+        Number of tasks.
+    classes_ : ndarray or list of ndarray
+        Classifiers only: the classes of a 1-D y, else one array of classes per task.
+    n_features_in_ : int
+        Number of features seen during fit.
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
+        Names of features seen during fit, when X has string column names.
+
+    See Also
+    --------
+    IndependentTasks : One model per task.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.linear_model import LinearRegression
+    >>> from skmtl import PooledTasks
+    >>> X = np.array([[0.0], [1.0], [2.0]])
+    >>> Y = np.array([[0.0, 2.0], [2.0, np.nan], [4.0, 2.0]])
+    >>> PooledTasks(LinearRegression()).fit(X, Y).predict([[1.0]]).round(3)
+    array([[2., 2.]])
+    """
+
+    def __init__(self, estimator, *, n_jobs=None):
+        self.estimator = estimator
+        self.n_jobs = n_jobs
+
+    def _fit_multitask(self, X, Y, mask):
+        rows, tasks = np.nonzero(mask)
+        if rows.shape[0] == X.shape[0] and np.array_equal(rows, np.arange(X.shape[0])):
+            X_pooled = X  # one label per row (1-D or long data): no copy of X
+        else:
+            X_pooled = X[rows]
+        if is_classifier(self):
+            labels = self._pooled_labels(Y[rows, tasks], tasks)
+            self.estimator_ = clone(self.estimator).fit(X_pooled, labels)
+            self._class_columns = self._task_class_columns()
+        else:
+            self.estimator_ = clone(self.estimator).fit(X_pooled, Y[rows, tasks])
+
+    def _pooled_labels(self, codes, tasks):
+        classes = self._task_classes
+        dtype = np.result_type(*[c.dtype for c in classes])
+        if len({c.dtype.kind for c in classes}) > 1:
+            dtype = object
+        labels = np.empty(codes.shape[0], dtype=dtype)
+        for t, task_classes in enumerate(classes):
+            sel = tasks == t
+            labels[sel] = task_classes[codes[sel]]
+        if not self._supports_proba() and len({tuple(c.tolist()) for c in classes}) > 1:
+            raise ValueError(
+                "PooledTasks needs a wrapped classifier with predict_proba when tasks have "
+                "different classes; with predict only, a pooled prediction could be a class "
+                "the task does not have."
+            )
+        return labels
+
+    def _task_class_columns(self):
+        pooled = list(self.estimator_.classes_)
+        position = {c: i for i, c in enumerate(pooled)}
+        return [np.array([position[c] for c in task_classes.tolist()], dtype=np.intp)
+                for task_classes in self._task_classes]
+
+    def _predict_raw(self, X):
+        pred = np.asarray(self.estimator_.predict(X), dtype=np.float64)
+        return np.repeat(pred[:, None], self.n_tasks_, axis=1)
+
+    def _predict_tasks(self, X, task_index):
+        return self.estimator_.predict(X)
+
+    def _predict_proba_raw(self, X):
+        proba = self.estimator_.predict_proba(X)
+        out = []
+        for columns in self._class_columns:
+            part = proba[:, columns]
+            total = part.sum(axis=1, keepdims=True)
+            uniform = np.full_like(part, 1.0 / part.shape[1])
+            out.append(np.divide(part, total, out=uniform, where=total > 0))
+        return out
+
+    def _predict_codes(self, X):
+        if self._supports_proba():
+            return super()._predict_codes(X)
+        pred = self.estimator_.predict(X)
+        # all tasks share the same classes (checked in fit)
+        return np.repeat(np.searchsorted(self._task_classes[0], pred)[:, None], self.n_tasks_,
+                         axis=1)

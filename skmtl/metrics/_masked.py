@@ -1,0 +1,522 @@
+"""Masked per-task metrics: a scikit-learn metric computed on each task's observed labels."""
+
+import warnings
+
+import numpy as np
+from sklearn import metrics as skm
+from sklearn.exceptions import UndefinedMetricWarning
+
+from skmtl.utils.validation import _format_tasks, _tighten, check_multitask_target
+
+__all__ = [
+    "accuracy_score",
+    "average_precision_score",
+    "log_loss",
+    "mean_absolute_error",
+    "mean_squared_error",
+    "per_task_scores",
+    "r2_score",
+    "roc_auc_score",
+]
+
+_MULTIOUTPUT_DOC = """multioutput : {"uniform_average", "raw_values"} or array-like of \
+shape (n_tasks,), default="uniform_average"
+        How the per-task values are combined: their mean over the tasks where the metric is
+        defined, the per-task values themselves (NaN where undefined), or a weighted mean."""
+
+
+def _task_predictions(y_pred, target, *, probabilistic):
+    """Split predictions into one array per task column, matching ``target``'s layout."""
+    n = target.mask.shape[0]
+    if target.layout == "wide":
+        if isinstance(y_pred, (list, tuple)):
+            if len(y_pred) != target.n_tasks:
+                raise ValueError(
+                    f"y_pred is a list of {len(y_pred)} arrays but y_true has "
+                    f"{target.n_tasks} tasks."
+                )
+            parts = [np.asarray(p) for p in y_pred]
+        else:
+            y_pred = np.asarray(y_pred)
+            if y_pred.ndim != 2 or y_pred.shape[1] != target.n_tasks:
+                raise ValueError(
+                    f"y_pred must have shape ({n}, {target.n_tasks}) like y_true; "
+                    f"got {y_pred.shape}."
+                )
+            parts = [y_pred[:, t] for t in range(target.n_tasks)]
+        for part in parts:
+            if part.shape[0] != n:
+                raise ValueError(f"y_pred has {part.shape[0]} rows but y_true has {n}.")
+        return parts
+    if isinstance(y_pred, (list, tuple)) and not probabilistic:
+        y_pred = np.asarray(y_pred)
+    y_pred = np.asarray(y_pred)
+    if probabilistic and (y_pred.ndim not in (1, 2) or y_pred.shape[0] != n):
+        raise ValueError(
+            f"y_score must have shape ({n},) or ({n}, n_classes) like y_true's {n} rows; "
+            f"got {y_pred.shape}."
+        )
+    if y_pred.shape[0] != n or (y_pred.ndim > 1 and not probabilistic):
+        raise ValueError(
+            f"y_pred must have shape ({n},) like y_true; got {y_pred.shape}."
+            + (" For wide Y pass a 2-D y_true." if y_pred.ndim == 2 else "")
+        )
+    return [y_pred] * target.n_tasks
+
+
+def per_task_scores(
+    metric,
+    y_true,
+    y_pred,
+    *,
+    task_ids=None,
+    sample_weight=None,
+    y_numeric=True,
+    probabilistic=False,
+    min_samples=1,
+    min_classes=1,
+):
+    """Apply a single-task metric to every task's observed labels.
+
+    Parameters
+    ----------
+    metric : callable
+        ``metric(y_true_t, y_pred_t, sample_weight=sw_t, task=t)`` for one task's observed
+        rows; ``task`` is the task's position.
+    y_true : array-like of shape (n_samples,) or (n_samples, n_tasks)
+        True labels: 1-D (one task), wide with NaN / None as missing, or long with
+        ``task_ids``.
+    y_pred : array-like or list of array-like
+        Predictions of the same layout: ``(n_samples, n_tasks)`` (or a list of ``n_tasks``
+        arrays with ``n_samples`` rows) for wide ``y_true``, ``(n_samples, ...)`` otherwise.
+    task_ids : array-like of shape (n_samples,), default=None
+        Task of each row, for long-format ``y_true``.
+    sample_weight : array-like of shape (n_samples,), default=None
+        Row weights.
+    y_numeric : bool, default=True
+        Whether y_true holds numbers (regression) or class labels.
+    probabilistic : bool, default=False
+        Whether y_pred holds scores / probabilities with a column per class.
+    min_samples : int, default=1
+        A task with fewer observed labels gets NaN.
+    min_classes : int, default=1
+        A task with fewer distinct observed labels gets NaN.
+
+    Returns
+    -------
+    tasks : ndarray of shape (n_tasks,)
+        Task labels: column positions (or DataFrame column names) for wide ``y_true``, the
+        sorted unique ``task_ids`` for long data.
+    scores : ndarray of shape (n_tasks,)
+        The metric per task; NaN for a task with no observed label (or too few samples or
+        classes), with an :class:`~sklearn.exceptions.UndefinedMetricWarning`.
+    """
+    target = check_multitask_target(y_true, task_ids, y_numeric=y_numeric, require_all_tasks=False)
+    preds = _task_predictions(y_pred, target, probabilistic=probabilistic)
+    if sample_weight is not None:
+        sample_weight = np.asarray(sample_weight, dtype=np.float64)
+        if sample_weight.shape != (target.mask.shape[0],):
+            raise ValueError(
+                f"sample_weight must have shape ({target.mask.shape[0]},); "
+                f"got {sample_weight.shape}."
+            )
+    scores = np.full(target.n_tasks, np.nan)
+    undefined = []
+    for t in range(target.n_tasks):
+        rows = target.mask[:, t]
+        y_t = _tighten(target.values[rows, t])
+        if y_t.shape[0] < min_samples or np.unique(y_t).shape[0] < min_classes:
+            undefined.append(target.tasks[t])
+            continue
+        sw = None if sample_weight is None else sample_weight[rows]
+        scores[t] = metric(y_t, _tighten(preds[t][rows]), sample_weight=sw, task=t)
+    if undefined:
+        warnings.warn(
+            f"The metric is undefined for task(s) {_format_tasks(undefined)} (too few observed "
+            "labels or classes); their score is NaN and they are left out of the average.",
+            UndefinedMetricWarning,
+            stacklevel=3,
+        )
+    return target.tasks, scores
+
+
+def _aggregate(scores, multioutput):
+    if isinstance(multioutput, str):
+        if multioutput == "raw_values":
+            return scores
+        if multioutput != "uniform_average":
+            raise ValueError(
+                "multioutput must be 'uniform_average', 'raw_values' or an array of task "
+                f"weights; got {multioutput!r}."
+            )
+        defined = scores[~np.isnan(scores)]
+        return float(defined.mean()) if defined.size else float("nan")
+    weights = np.asarray(multioutput, dtype=np.float64)
+    if weights.shape != scores.shape:
+        raise ValueError(
+            f"multioutput weights must have shape {scores.shape} (one per task); "
+            f"got {weights.shape}."
+        )
+    defined = ~np.isnan(scores)
+    if weights[defined].sum() == 0:  # no defined task, or only zero-weight ones
+        return float("nan")
+    return float(np.average(scores[defined], weights=weights[defined]))
+
+
+def _label_metric(func, **fixed):
+    def metric(y_t, p_t, *, sample_weight, task):
+        return func(y_t, p_t, sample_weight=sample_weight, **fixed)
+
+    return metric
+
+
+def r2_score(y_true, y_pred, *, task_ids=None, sample_weight=None,
+             multioutput="uniform_average"):
+    """Coefficient of determination R^2 per task, on observed labels only.
+
+    For each task, :func:`sklearn.metrics.r2_score` on the rows where that task's label is
+    observed. A task with fewer than two observed labels has no R^2 (NaN, left out of the
+    average).
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_samples,) or (n_samples, n_tasks)
+        True values; NaN marks a missing label in wide data.
+    y_pred : array-like of shape (n_samples,) or (n_samples, n_tasks)
+        Predicted values, same layout as ``y_true``.
+    task_ids : array-like of shape (n_samples,), default=None
+        Task of each row for long-format data.
+    sample_weight : array-like of shape (n_samples,), default=None
+        Row weights.
+    {multioutput}
+
+    Returns
+    -------
+    score : float or ndarray of shape (n_tasks,)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skmtl.metrics import r2_score
+    >>> Y = np.array([[1.0, 2.0], [2.0, np.nan], [3.0, 4.0], [4.0, 5.0]])
+    >>> P = np.array([[1.0, 2.0], [2.0, 9.0], [3.0, 5.0], [4.0, 4.0]])
+    >>> r2_score(Y, P, multioutput="raw_values")  # task 1 scored on rows 0, 2, 3 only
+    array([1.        , 0.57142857])
+    """
+    _, scores = per_task_scores(
+        _label_metric(skm.r2_score), y_true, y_pred, task_ids=task_ids,
+        sample_weight=sample_weight, min_samples=2,
+    )
+    return _aggregate(scores, multioutput)
+
+
+def mean_squared_error(y_true, y_pred, *, task_ids=None, sample_weight=None,
+                       multioutput="uniform_average"):
+    """Mean squared error per task, on observed labels only.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_samples,) or (n_samples, n_tasks)
+        True values; NaN marks a missing label in wide data.
+    y_pred : array-like of shape (n_samples,) or (n_samples, n_tasks)
+        Predicted values, same layout as ``y_true``.
+    task_ids : array-like of shape (n_samples,), default=None
+        Task of each row for long-format data.
+    sample_weight : array-like of shape (n_samples,), default=None
+        Row weights.
+    {multioutput}
+
+    Returns
+    -------
+    loss : float or ndarray of shape (n_tasks,)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skmtl.metrics import mean_squared_error
+    >>> mean_squared_error([1.0, 2.0, 3.0], [1.0, 2.0, 5.0], task_ids=["a", "b", "b"],
+    ...                    multioutput="raw_values")
+    array([0., 2.])
+    """
+    _, scores = per_task_scores(
+        _label_metric(skm.mean_squared_error), y_true, y_pred, task_ids=task_ids,
+        sample_weight=sample_weight,
+    )
+    return _aggregate(scores, multioutput)
+
+
+def mean_absolute_error(y_true, y_pred, *, task_ids=None, sample_weight=None,
+                        multioutput="uniform_average"):
+    """Mean absolute error per task, on observed labels only.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_samples,) or (n_samples, n_tasks)
+        True values; NaN marks a missing label in wide data.
+    y_pred : array-like of shape (n_samples,) or (n_samples, n_tasks)
+        Predicted values, same layout as ``y_true``.
+    task_ids : array-like of shape (n_samples,), default=None
+        Task of each row for long-format data.
+    sample_weight : array-like of shape (n_samples,), default=None
+        Row weights.
+    {multioutput}
+
+    Returns
+    -------
+    loss : float or ndarray of shape (n_tasks,)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skmtl.metrics import mean_absolute_error
+    >>> mean_absolute_error(np.array([[1.0, np.nan], [3.0, 1.0]]),
+    ...                     np.array([[2.0, 0.0], [3.0, 3.0]]))
+    1.25
+    """
+    _, scores = per_task_scores(
+        _label_metric(skm.mean_absolute_error), y_true, y_pred, task_ids=task_ids,
+        sample_weight=sample_weight,
+    )
+    return _aggregate(scores, multioutput)
+
+
+def accuracy_score(y_true, y_pred, *, task_ids=None, sample_weight=None,
+                   multioutput="uniform_average"):
+    """Accuracy per task on observed labels; by default their mean (never subset accuracy).
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_samples,) or (n_samples, n_tasks)
+        True class labels; NaN / None marks a missing label in wide data.
+    y_pred : array-like of shape (n_samples,) or (n_samples, n_tasks)
+        Predicted labels, same layout as ``y_true``.
+    task_ids : array-like of shape (n_samples,), default=None
+        Task of each row for long-format data.
+    sample_weight : array-like of shape (n_samples,), default=None
+        Row weights.
+    {multioutput}
+
+    Returns
+    -------
+    score : float or ndarray of shape (n_tasks,)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skmtl.metrics import accuracy_score
+    >>> Y = np.array([["a", "x"], ["b", None], ["b", "y"]], dtype=object)
+    >>> P = np.array([["a", "y"], ["b", "y"], ["a", "y"]], dtype=object)
+    >>> accuracy_score(Y, P, multioutput="raw_values")
+    array([0.66666667, 0.5       ])
+    """
+    _, scores = per_task_scores(
+        _label_metric(skm.accuracy_score), y_true, y_pred, task_ids=task_ids,
+        sample_weight=sample_weight, y_numeric=False,
+    )
+    return _aggregate(scores, multioutput)
+
+
+def _n_tasks_of(y_true, task_ids):
+    """Number of tasks the masked metric will see, without validating y_true (None if unsure)."""
+    try:
+        if task_ids is not None:
+            return len(np.unique(np.asarray(task_ids)))
+        return 1 if np.ndim(y_true) == 1 else np.shape(y_true)[1]
+    except (TypeError, ValueError, IndexError):
+        return None
+
+
+def _check_labels(labels, y_true, task_ids):
+    """``labels`` as one 1-D array of classes per task (a flat list is one task's classes)."""
+    if labels is None:
+        return None
+    if isinstance(labels, np.ndarray) and labels.ndim == 1 and labels.dtype != object:
+        labels = [labels]
+    elif all(np.ndim(c) == 0 for c in labels):
+        labels = [np.asarray(labels)]
+    labels = [np.asarray(c) for c in labels]
+    for task, task_labels in enumerate(labels):
+        if task_labels.ndim != 1:
+            raise ValueError(
+                f"labels must hold one 1-D array of classes per task; entry {task} has shape "
+                f"{task_labels.shape}."
+            )
+    n_tasks = _n_tasks_of(y_true, task_ids)
+    if n_tasks is not None and len(labels) != n_tasks:
+        raise ValueError(
+            f"labels has classes for {len(labels)} task(s) but y_true has {n_tasks}; pass one "
+            "array of classes per task (for long data, in sorted task_ids order)."
+        )
+    return labels
+
+
+def _score_metric(func, labels, *, positive_only, **fixed):
+    """Wrap a metric on scores: binary tasks get the positive-class column."""
+
+    def metric(y_t, s_t, *, sample_weight, task):
+        task_labels = None if labels is None else labels[task]
+        if task_labels is None:
+            task_labels = np.unique(y_t)
+        s_t = np.asarray(s_t, dtype=np.float64)
+        if s_t.ndim == 1 and task_labels.shape[0] > 2:
+            raise ValueError(
+                f"Task {task}: y_score is 1-D but the task has {task_labels.shape[0]} classes "
+                f"{task_labels.tolist()}; pass one score column per class (predict_proba)."
+            )
+        if s_t.ndim == 2:
+            if s_t.shape[1] != task_labels.shape[0]:
+                raise ValueError(
+                    f"Task {task}: y_score has {s_t.shape[1]} columns but the task has "
+                    f"{task_labels.shape[0]} classes {task_labels.tolist()}; pass labels= "
+                    "(e.g. estimator.classes_) when a class is absent from y_true."
+                )
+            if task_labels.shape[0] == 2 and positive_only:
+                s_t = s_t[:, 1]
+        if s_t.ndim == 2:
+            return func(y_t, s_t, sample_weight=sample_weight, labels=task_labels, **fixed)
+        if positive_only:
+            return func(y_t == task_labels[-1], s_t, sample_weight=sample_weight, **fixed)
+        return func(y_t, s_t, sample_weight=sample_weight, labels=task_labels, **fixed)
+
+    return metric
+
+
+_SCORE_PARAMS = """y_true : array-like of shape (n_samples,) or (n_samples, n_tasks)
+        True class labels; NaN / None marks a missing label in wide data.
+    y_score : array-like or list of array-like
+        Wide data: a list of ``n_tasks`` arrays of shape (n_samples, n_classes_t) (the output
+        of ``predict_proba``) or, for binary tasks, an (n_samples, n_tasks) array of
+        positive-class scores. 1-D or long data: (n_samples, n_classes) or, binary,
+        (n_samples,).
+    task_ids : array-like of shape (n_samples,), default=None
+        Task of each row for long-format data.
+    labels : list of array-like, default=None
+        The classes of each task (``estimator.classes_``), in the order of y_score's columns.
+        Needed when a class is absent from y_true; default: the sorted observed labels.
+    sample_weight : array-like of shape (n_samples,), default=None
+        Row weights."""
+
+
+def roc_auc_score(y_true, y_score, *, task_ids=None, labels=None, sample_weight=None,
+                  multioutput="uniform_average"):
+    """Area under the ROC curve per task, on observed labels only.
+
+    Binary tasks use the positive (last) class's score; multiclass tasks use one-vs-rest
+    averaging (:func:`sklearn.metrics.roc_auc_score` with ``multi_class="ovr"``). A task whose
+    observed labels hold a single class has no AUC (NaN, left out of the average).
+
+    Parameters
+    ----------
+    {score_params}
+    {multioutput}
+
+    Returns
+    -------
+    score : float or ndarray of shape (n_tasks,)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skmtl.metrics import roc_auc_score
+    >>> Y = np.array([[0, 1], [1, np.nan], [1, 0], [0, 1]])
+    >>> S = np.array([[0.1, 0.8], [0.9, 0.5], [0.4, 0.3], [0.5, 0.2]])
+    >>> roc_auc_score(Y, S, multioutput="raw_values")
+    array([0.75, 0.5 ])
+    """
+    labels = _check_labels(labels, y_true, task_ids)
+    metric = _score_metric(_roc_auc, labels, positive_only=True)
+    _, scores = per_task_scores(
+        metric, y_true, y_score, task_ids=task_ids, sample_weight=sample_weight,
+        y_numeric=False, probabilistic=True, min_classes=2,
+    )
+    return _aggregate(scores, multioutput)
+
+
+def _roc_auc(y, s, *, sample_weight, labels=None):
+    if s.ndim == 2:
+        return skm.roc_auc_score(y, s, sample_weight=sample_weight, labels=labels,
+                                 multi_class="ovr")
+    return skm.roc_auc_score(y, s, sample_weight=sample_weight)
+
+
+def average_precision_score(y_true, y_score, *, task_ids=None, labels=None, sample_weight=None,
+                            multioutput="uniform_average"):
+    """Average precision (area under the precision-recall curve) per task.
+
+    Binary tasks use the positive (last) class's score; multiclass tasks are scored one class
+    against the rest and macro-averaged. A task whose observed labels hold a single class has
+    no value (NaN, left out of the average).
+
+    Parameters
+    ----------
+    {score_params}
+    {multioutput}
+
+    Returns
+    -------
+    score : float or ndarray of shape (n_tasks,)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skmtl.metrics import average_precision_score
+    >>> average_precision_score([0, 1, 1, 0], [0.1, 0.9, 0.4, 0.5], task_ids=[0, 0, 1, 1],
+    ...                         multioutput="raw_values")
+    array([1. , 0.5])
+    """
+    labels = _check_labels(labels, y_true, task_ids)
+    metric = _score_metric(_average_precision, labels, positive_only=True)
+    _, scores = per_task_scores(
+        metric, y_true, y_score, task_ids=task_ids, sample_weight=sample_weight,
+        y_numeric=False, probabilistic=True, min_classes=2,
+    )
+    return _aggregate(scores, multioutput)
+
+
+def _average_precision(y, s, *, sample_weight, labels=None):
+    if s.ndim == 2:
+        onehot = (np.asarray(y)[:, None] == np.asarray(labels)[None, :]).astype(int)
+        return skm.average_precision_score(onehot, s, sample_weight=sample_weight,
+                                           average="macro")
+    return skm.average_precision_score(y, s, sample_weight=sample_weight)
+
+
+def log_loss(y_true, y_score, *, task_ids=None, labels=None, sample_weight=None,
+             multioutput="uniform_average"):
+    """Cross-entropy (log loss) per task, on observed labels only.
+
+    Parameters
+    ----------
+    {score_params}
+    {multioutput}
+
+    Returns
+    -------
+    loss : float or ndarray of shape (n_tasks,)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skmtl.metrics import log_loss
+    >>> float(np.round(log_loss([1, 0], [[0.2, 0.8], [0.6, 0.4]]), 4))
+    0.367
+    """
+    labels = _check_labels(labels, y_true, task_ids)
+    metric = _score_metric(_log_loss, labels, positive_only=False)
+    _, scores = per_task_scores(
+        metric, y_true, y_score, task_ids=task_ids, sample_weight=sample_weight,
+        y_numeric=False, probabilistic=True,
+    )
+    return _aggregate(scores, multioutput)
+
+
+def _log_loss(y, s, *, sample_weight, labels):
+    if s.ndim == 1:
+        s = np.column_stack([1.0 - s, s])
+    return skm.log_loss(y, s, sample_weight=sample_weight, labels=labels)
+
+
+for _f in (r2_score, mean_squared_error, mean_absolute_error, accuracy_score, roc_auc_score,
+           average_precision_score, log_loss):
+    _f.__doc__ = _f.__doc__.replace("{multioutput}", _MULTIOUTPUT_DOC).replace(
+        "{score_params}", _SCORE_PARAMS)

@@ -1,0 +1,28 @@
+"""The one place where skmtl imports private scikit-learn names.
+
+scikit-learn does not promise that these names stay; if one moves, only this file changes.
+"""
+
+from sklearn.base import _fit_context
+from sklearn.utils._metadata_requests import _MetadataRequester
+from sklearn.utils._param_validation import (
+    HasMethods,
+    Hidden,
+    Integral,
+    Interval,
+    Real,
+    StrOptions,
+    validate_params,
+)
+
+__all__ = [
+    "HasMethods",
+    "Hidden",
+    "Integral",
+    "Interval",
+    "Real",
+    "StrOptions",
+    "_MetadataRequester",
+    "_fit_context",
+    "validate_params",
+]

@@ -1,0 +1,412 @@
+"""The multi-task data contract: every accepted target format becomes ``(Y, mask)``.
+
+Three target formats are accepted (see the user guide, "Data formats"):
+
+1. 1-D ``y (n,)`` with no ``task_ids``: a single task.
+2. Wide ``Y (n, n_tasks)``: a missing label is NaN, or None / ``pd.NA`` in object arrays; a
+   DataFrame's columns name the tasks.
+3. Long ``y (n,)`` with ``task_ids (n,)``: one row per observed (sample, task) pair.
+
+Internally each becomes a wide ``(n, n_tasks)`` value matrix and a boolean ``mask`` of the
+observed entries. Values behind the mask are filled with 0 and must never be read.
+"""
+
+import sys
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.utils import assert_all_finite
+from sklearn.utils.multiclass import check_classification_targets
+
+__all__ = [
+    "UnknownTaskError",
+    "MultiTaskTarget",
+    "check_multitask_target",
+    "check_task_ids",
+    "encode_task_ids",
+    "encode_task_classes",
+    "missing_mask",
+]
+
+LAYOUTS = ("1d", "wide", "long")
+
+
+class UnknownTaskError(ValueError):
+    """A task label at predict or score time that was not seen during ``fit``.
+
+    Subclass of :class:`ValueError`, so ``except ValueError`` catches it too.
+    """
+
+
+@dataclass(frozen=True)
+class MultiTaskTarget:
+    """A validated multi-task target in the internal wide form.
+
+    Attributes
+    ----------
+    values : ndarray of shape (n_samples, n_tasks)
+        float64 for regression targets; for classification targets the user's labels (any
+        dtype). Entries where ``mask`` is False hold 0 (regression) or an arbitrary label.
+    mask : ndarray of bool, shape (n_samples, n_tasks)
+        True where a label is observed.
+    tasks : ndarray of shape (n_tasks,)
+        Task labels: ``arange(n_tasks)`` for arrays, the column names of a DataFrame, or the
+        sorted unique ``task_ids`` of long data.
+    layout : {"1d", "wide", "long"}
+        The format the user passed.
+    task_index : ndarray of int of shape (n_samples,) or None
+        For long data, the column of each row's task; None otherwise.
+    """
+
+    values: np.ndarray
+    mask: np.ndarray
+    tasks: np.ndarray
+    layout: str
+    task_index: np.ndarray | None = None
+
+    @property
+    def n_tasks(self):
+        return self.mask.shape[1]
+
+
+def missing_mask(values):
+    """Boolean mask of the missing entries of an array.
+
+    A missing entry is NaN for float arrays, and None, NaN or ``pd.NA`` (anything
+    ``pandas.isna`` calls missing) for object arrays. Other dtypes have no missing entries.
+
+    Parameters
+    ----------
+    values : ndarray
+        Array of any shape.
+
+    Returns
+    -------
+    mask : ndarray of bool, same shape as ``values``
+        True where the entry is missing.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skmtl.utils.validation import missing_mask
+    >>> missing_mask(np.array([1.0, np.nan]))
+    array([False,  True])
+    >>> missing_mask(np.array(["a", None], dtype=object))
+    array([False,  True])
+    """
+    values = np.asarray(values)
+    if values.dtype.kind in "fc":
+        return np.isnan(values)
+    if values.dtype.kind != "O":
+        return np.zeros(values.shape, dtype=bool)
+    pd = sys.modules.get("pandas")
+    if pd is not None:
+        return np.asarray(pd.isna(values), dtype=bool)
+    is_missing = np.frompyfunc(lambda v: v is None or (isinstance(v, float) and v != v), 1, 1)
+    return np.asarray(is_missing(values), dtype=bool)
+
+
+def _is_frame(obj):
+    return hasattr(obj, "columns") and hasattr(obj, "iloc") and getattr(obj, "ndim", 0) == 2
+
+
+def _to_array(y):
+    """Convert y (array-like, Series, DataFrame) to a numpy array without copying floats."""
+    if _is_frame(y):
+        dtypes = list(y.dtypes)
+        if all(getattr(d, "kind", "O") in "biuf" for d in dtypes):
+            return y.to_numpy(dtype=np.float64 if any(d.kind == "f" for d in dtypes) else None)
+        return y.to_numpy(dtype=object)
+    if hasattr(y, "to_numpy") and hasattr(y, "dtype"):  # Series / pandas extension arrays
+        kind = getattr(y.dtype, "kind", "O")
+        if kind in "biuf" and not getattr(y, "hasnans", False):
+            return y.to_numpy()
+        return y.to_numpy(dtype=np.float64 if kind in "f" else object)
+    return np.asarray(y)
+
+
+def _format_tasks(tasks, limit=5):
+    tasks = [repr(t.item() if hasattr(t, "item") else t) for t in tasks]
+    shown = ", ".join(tasks[:limit])
+    return shown + (f", ... ({len(tasks)} in all)" if len(tasks) > limit else "")
+
+
+def check_task_ids(task_ids, n_samples):
+    """Validate a ``task_ids`` vector: 1-D, one entry per row, no missing value.
+
+    Parameters
+    ----------
+    task_ids : array-like of shape (n_samples,)
+        The task of each row (long format).
+    n_samples : int
+        The number of rows of X and y.
+
+    Returns
+    -------
+    task_ids : ndarray of shape (n_samples,)
+
+    Raises
+    ------
+    ValueError
+        If task_ids is not 1-D, has the wrong length or contains a missing value.
+    """
+    task_ids = _to_array(task_ids)
+    if task_ids.ndim != 1:
+        raise ValueError(f"task_ids must be 1-D with one task per row; got shape {task_ids.shape}.")
+    if task_ids.shape[0] != n_samples:
+        raise ValueError(
+            f"task_ids has {task_ids.shape[0]} entries but X and y have {n_samples} rows."
+        )
+    missing = missing_mask(task_ids)
+    if missing.any():
+        rows = np.flatnonzero(missing)[:5].tolist()
+        raise ValueError(f"task_ids contains missing values (rows {rows}); every row needs a task.")
+    return task_ids
+
+
+def _unique_labels(values, what):
+    try:
+        return np.unique(values)
+    except TypeError as exc:
+        raise ValueError(
+            f"{what} mixes types that cannot be ordered (e.g. strings and numbers): {exc}"
+        ) from None
+
+
+def encode_task_ids(task_ids, tasks):
+    """Map task labels to their column in ``tasks``, raising for labels not in ``tasks``.
+
+    Parameters
+    ----------
+    task_ids : ndarray of shape (n_samples,)
+        Validated task labels (see :func:`check_task_ids`).
+    tasks : ndarray of shape (n_tasks,)
+        The known task labels (``estimator.tasks_``).
+
+    Returns
+    -------
+    task_index : ndarray of intp, shape (n_samples,)
+        ``tasks[task_index] == task_ids``.
+
+    Raises
+    ------
+    UnknownTaskError
+        If a label of ``task_ids`` is not in ``tasks``; the message names it.
+    """
+    lookup = {_hashable(t): i for i, t in enumerate(tasks)}
+    try:
+        return np.fromiter((lookup[_hashable(t)] for t in task_ids), dtype=np.intp,
+                           count=len(task_ids))
+    except KeyError:
+        unknown = [t for t in _unique_labels(task_ids, "task_ids") if _hashable(t) not in lookup]
+        raise UnknownTaskError(
+            f"task_ids contains task(s) not seen during fit: {_format_tasks(unknown)}. "
+            f"Known tasks: {_format_tasks(tasks)}."
+        ) from None
+
+
+def _hashable(value):
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _check_1d_target(y, y_numeric):
+    if y_numeric:
+        y = np.asarray(y, dtype=np.float64) if y.dtype.kind != "f" else y
+        assert_all_finite(y, input_name="y")
+        return y
+    if missing_mask(y).any():
+        raise ValueError("Input y contains NaN (a missing label). A single-task y must be "
+                         "fully observed; pass a 2-D Y for missing labels.")
+    return y
+
+
+def _check_numeric(values, where):
+    if values.dtype.kind in "biuf":
+        return values.astype(np.float64, copy=False)
+    try:
+        return values.astype(np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"{where} must be numeric for a regressor; got values of dtype {values.dtype}."
+        ) from None
+
+
+def check_multitask_target(y, task_ids=None, *, y_numeric, require_all_tasks=True):
+    """Validate any accepted target format and return it in the internal wide form.
+
+    Parameters
+    ----------
+    y : array-like of shape (n_samples,) or (n_samples, n_tasks)
+        1-D single-task target, wide multi-task target with missing labels as NaN / None /
+        ``pd.NA``, or 1-D long-format target (with ``task_ids``).
+    task_ids : array-like of shape (n_samples,), default=None
+        The task of each row, for long-format data.
+    y_numeric : bool
+        True for regression targets (converted to float64), False for class labels (kept in
+        their own dtype, checked to be class labels).
+    require_all_tasks : bool, default=True
+        Raise if a column of a wide Y has no observed label (fit). Metrics pass False: a
+        test fold may lack a task.
+
+    Returns
+    -------
+    target : MultiTaskTarget
+        ``values`` and ``mask`` of shape (n_samples, n_tasks), ``tasks``, ``layout`` and, for
+        long data, ``task_index``.
+
+    Raises
+    ------
+    ValueError
+        For an infinite label, a missing label in 1-D or long data, a task without any observed
+        label, non-numeric regression targets, non-class classification targets, a 2-D y with
+        ``task_ids``, or a y of more than two dimensions. The message names the task at fault.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skmtl.utils.validation import check_multitask_target
+    >>> t = check_multitask_target(np.array([[1.0, np.nan], [2.0, 3.0]]), y_numeric=True)
+    >>> t.values
+    array([[1., 0.],
+           [2., 3.]])
+    >>> t.mask
+    array([[ True, False],
+           [ True,  True]])
+    >>> t = check_multitask_target([5.0, 6.0], task_ids=["b", "a"], y_numeric=True)
+    >>> t.tasks, t.layout
+    (array(['a', 'b'], dtype='<U1'), 'long')
+    """
+    if y is None:
+        raise ValueError("y is None; a target is required.")
+    columns = list(y.columns) if _is_frame(y) else None
+    values = _to_array(y)
+    if values.ndim == 0 or values.ndim > 2:
+        raise ValueError(f"y must be 1-D or 2-D; got an array of shape {values.shape}.")
+    if task_ids is not None:
+        if values.ndim != 1:
+            raise ValueError(
+                "task_ids is given, so y must be 1-D (long format: one row per observed "
+                f"(sample, task) pair); got y of shape {values.shape}."
+            )
+        return _check_long_target(values, check_task_ids(task_ids, values.shape[0]), y_numeric)
+    if values.ndim == 1:
+        values = _check_1d_target(values, y_numeric)
+        if not y_numeric:
+            check_classification_targets(values)
+        values = values.reshape(-1, 1)
+        return MultiTaskTarget(values, np.ones(values.shape, dtype=bool),
+                               np.arange(1), "1d")
+    tasks = np.asarray(columns, dtype=object) if columns is not None else np.arange(values.shape[1])
+    if values.shape[1] == 0:
+        raise ValueError("Y has 0 columns; at least one task is required.")
+    mask = ~missing_mask(values)
+    if y_numeric:
+        if not mask.all():  # the one copy: missing entries become 0
+            values = np.where(mask, values, 0.0)
+        values = _check_numeric(values, "Y")
+        inf = np.isinf(values).any(axis=0)
+        if inf.any():
+            raise ValueError(
+                f"Input Y contains infinity in task(s) {_format_tasks(tasks[inf])}; labels must "
+                "be finite (use NaN for a missing label)."
+            )
+    empty = ~mask.any(axis=0)
+    if require_all_tasks and empty.any():
+        raise ValueError(
+            f"Task(s) {_format_tasks(tasks[empty])} have no observed label in Y; every task "
+            "needs at least one."
+        )
+    if not y_numeric:
+        for t, task in enumerate(tasks):
+            if not empty[t]:
+                _check_task_classes(values[mask[:, t], t], task)
+    return MultiTaskTarget(values, mask, tasks, "wide")
+
+
+def _check_task_classes(labels, task):
+    try:
+        check_classification_targets(_tighten(labels))
+    except ValueError as exc:
+        raise ValueError(f"Task {_hashable(task)!r}: {exc}") from None
+
+
+def _check_long_target(values, task_ids, y_numeric):
+    missing = missing_mask(values)
+    if missing.any():
+        rows = np.flatnonzero(missing)[:5].tolist()
+        raise ValueError(
+            f"y contains missing labels in long format (rows {rows}). A long-format row is an "
+            "observation: drop rows without a label."
+        )
+    tasks = _unique_labels(task_ids, "task_ids")
+    task_index = np.searchsorted(tasks, task_ids)
+    n, n_tasks = values.shape[0], tasks.shape[0]
+    if y_numeric:
+        values = _check_numeric(values, "y")
+        inf = np.isinf(values)
+        if inf.any():
+            bad = _unique_labels(task_ids[inf], "task_ids")
+            raise ValueError(f"Input y contains infinity for task(s) {_format_tasks(bad)}.")
+        wide = np.zeros((n, n_tasks), dtype=np.float64)
+    else:
+        for t, task in enumerate(tasks):
+            _check_task_classes(values[task_index == t], task)
+        wide = np.full((n, n_tasks), values[0], dtype=values.dtype)
+    rows = np.arange(n)
+    wide[rows, task_index] = values
+    mask = np.zeros((n, n_tasks), dtype=bool)
+    mask[rows, task_index] = True
+    return MultiTaskTarget(wide, mask, tasks, "long", task_index)
+
+
+def encode_task_classes(values, mask):
+    """Encode each task's labels as integer codes into that task's sorted classes.
+
+    Parameters
+    ----------
+    values : ndarray of shape (n_samples, n_tasks)
+        Class labels (any dtype); entries where ``mask`` is False are ignored.
+    mask : ndarray of bool, shape (n_samples, n_tasks)
+        Observed entries.
+
+    Returns
+    -------
+    codes : ndarray of intp, shape (n_samples, n_tasks)
+        ``classes[t][codes[i, t]] == values[i, t]`` where observed; 0 elsewhere.
+    classes : list of ndarray
+        Sorted classes of each task.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skmtl.utils.validation import encode_task_classes
+    >>> values = np.array([["b", "x"], ["a", None]], dtype=object)
+    >>> mask = np.array([[True, True], [True, False]])
+    >>> codes, classes = encode_task_classes(values, mask)
+    >>> codes
+    array([[1, 0],
+           [0, 0]])
+    >>> [c.tolist() for c in classes]
+    [['a', 'b'], ['x']]
+    """
+    codes = np.zeros(mask.shape, dtype=np.intp)
+    classes = []
+    for t in range(mask.shape[1]):
+        observed = values[mask[:, t], t]
+        task_classes, inverse = np.unique(_tighten(observed), return_inverse=True)
+        codes[mask[:, t], t] = inverse
+        classes.append(task_classes)
+    return codes, classes
+
+
+def _tighten(labels):
+    """Give object arrays of uniform type a native dtype (str or number) for np.unique."""
+    if labels.dtype.kind != "O" or labels.size == 0:
+        return labels
+    if all(isinstance(v, str) for v in labels):
+        return labels.astype(str)
+    if all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in labels):
+        return labels.astype(np.int64)
+    if all(isinstance(v, (int, float, np.number)) for v in labels):
+        return labels.astype(np.float64)
+    return labels

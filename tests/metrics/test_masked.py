@@ -1,0 +1,414 @@
+"""Masked per-task metrics against scikit-learn's metrics on each task's observed labels."""
+
+import numpy as np
+import pytest
+from sklearn import metrics as skm
+from sklearn.exceptions import UndefinedMetricWarning
+
+from skmtl import metrics as mtm
+
+N, T = 40, 3
+
+
+@pytest.fixture
+def regression():
+    rng = np.random.RandomState(0)
+    Y = rng.normal(size=(N, T))
+    P = Y + rng.normal(scale=0.7, size=(N, T))
+    return Y, P
+
+
+@pytest.fixture
+def binary():
+    """Binary labels per task, positive-class scores and predicted labels."""
+    rng = np.random.RandomState(1)
+    S = rng.uniform(size=(N, T))
+    Y = (S + rng.normal(scale=0.4, size=(N, T)) > 0.5).astype(float)
+    return Y, S, (S > 0.5).astype(float)
+
+
+@pytest.fixture
+def mixed_proba():
+    """Two binary tasks and a three-class task, with predict_proba-style probabilities."""
+    rng = np.random.RandomState(2)
+    n_classes = [2, 3, 2]
+    proba = [rng.dirichlet(np.ones(k), size=N) for k in n_classes]
+    Y = np.column_stack([
+        np.array([rng.choice(k, p=0.5 * p + 0.5 / k) for p in P])
+        for k, P in zip(n_classes, proba, strict=True)
+    ]).astype(float)
+    return Y, proba
+
+
+def missing(shape, seed=3, rate=0.3):
+    mask = np.random.RandomState(seed).uniform(size=shape) > rate
+    mask[:6] = True  # enough observed rows (and both classes) everywhere
+    return mask
+
+
+def with_nan(Y, mask):
+    Y = Y.astype(float).copy()
+    Y[~mask] = np.nan
+    return Y
+
+
+def observed_values(sk_metric, Y, preds, mask, sample_weight=None, **kwargs):
+    """Brute force: the scikit-learn metric on each column's observed rows."""
+    values = []
+    for t in range(Y.shape[1]):
+        rows = mask[:, t]
+        sw = None if sample_weight is None else sample_weight[rows]
+        values.append(sk_metric(Y[rows, t], preds(t)[rows], sample_weight=sw, **kwargs))
+    return np.array(values)
+
+
+def positive_roc_auc(y, s, sample_weight=None):
+    return skm.roc_auc_score(y, s, sample_weight=sample_weight)
+
+
+def proba_roc_auc(y, p, sample_weight=None):
+    if p.shape[1] == 2:
+        return skm.roc_auc_score(y, p[:, 1], sample_weight=sample_weight)
+    return skm.roc_auc_score(y, p, multi_class="ovr", sample_weight=sample_weight)
+
+
+def proba_average_precision(y, p, sample_weight=None):
+    if p.shape[1] == 2:
+        return skm.average_precision_score(y, p[:, 1], sample_weight=sample_weight)
+    onehot = (y[:, None] == np.arange(p.shape[1])).astype(int)
+    return skm.average_precision_score(onehot, p, sample_weight=sample_weight)
+
+
+def binary_log_loss(y, s, sample_weight=None):
+    return skm.log_loss(y, np.column_stack([1 - s, s]), sample_weight=sample_weight,
+                        labels=[0, 1])
+
+
+# (masked metric, scikit-learn reference on one task, fixture, what the metric reads)
+CASES = {
+    "r2": (mtm.r2_score, skm.r2_score, "regression", "values"),
+    "mse": (mtm.mean_squared_error, skm.mean_squared_error, "regression", "values"),
+    "mae": (mtm.mean_absolute_error, skm.mean_absolute_error, "regression", "values"),
+    "accuracy": (mtm.accuracy_score, skm.accuracy_score, "binary", "labels"),
+    "roc_auc_positive": (mtm.roc_auc_score, positive_roc_auc, "binary", "scores"),
+    "roc_auc_proba": (mtm.roc_auc_score, proba_roc_auc, "mixed_proba", "proba"),
+    "ap_positive": (mtm.average_precision_score, skm.average_precision_score, "binary",
+                    "scores"),
+    "ap_proba": (mtm.average_precision_score, proba_average_precision, "mixed_proba", "proba"),
+    "log_loss_positive": (mtm.log_loss, binary_log_loss, "binary", "scores"),
+    "log_loss_proba": (mtm.log_loss, skm.log_loss, "mixed_proba", "proba"),
+}
+
+
+def case_data(name, request):
+    metric, reference, fixture, reads = CASES[name]
+    data = request.getfixturevalue(fixture)
+    if reads == "values":
+        Y, P = data
+    elif reads == "labels":
+        Y, _, P = data
+    elif reads == "scores":
+        Y, P, _ = data
+    else:
+        Y, P = data
+    return metric, reference, Y, P
+
+
+def column(P, t):
+    return P[t] if isinstance(P, list) else P[:, t]
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_fully_observed_equals_sklearn_per_column(name, request):
+    metric, reference, Y, P = case_data(name, request)
+    expected = np.array([reference(Y[:, t], column(P, t)) for t in range(T)])
+    np.testing.assert_allclose(metric(Y, P, multioutput="raw_values"), expected, rtol=1e-12)
+    assert metric(Y, P) == pytest.approx(expected.mean(), rel=1e-12)
+    weights = np.array([0.2, 0.5, 0.3])
+    assert metric(Y, P, multioutput=weights) == pytest.approx(
+        np.average(expected, weights=weights), rel=1e-12)
+
+
+@pytest.mark.parametrize("masked, reference", [
+    (mtm.r2_score, skm.r2_score),
+    (mtm.mean_squared_error, skm.mean_squared_error),
+    (mtm.mean_absolute_error, skm.mean_absolute_error),
+])
+def test_regression_metrics_equal_sklearn_multioutput(masked, reference, regression):
+    Y, P = regression
+    weights = [3.0, 1.0, 1.0]
+    sw = np.random.RandomState(4).uniform(size=N)
+    for multioutput in ("raw_values", "uniform_average", weights):
+        np.testing.assert_allclose(masked(Y, P, multioutput=multioutput),
+                                   reference(Y, P, multioutput=multioutput), rtol=1e-12)
+        np.testing.assert_allclose(
+            masked(Y, P, sample_weight=sw, multioutput=multioutput),
+            reference(Y, P, sample_weight=sw, multioutput=multioutput), rtol=1e-12)
+
+
+def test_binary_score_metrics_equal_sklearn_multilabel(binary):
+    Y, S, _ = binary
+    for masked, reference in [(mtm.roc_auc_score, skm.roc_auc_score),
+                              (mtm.average_precision_score, skm.average_precision_score)]:
+        np.testing.assert_allclose(masked(Y, S, multioutput="raw_values"),
+                                   reference(Y, S, average=None), rtol=1e-12)
+        assert masked(Y, S) == pytest.approx(reference(Y, S, average="macro"), rel=1e-12)
+
+
+def test_predict_proba_list_and_positive_scores_agree(binary):
+    Y, S, _ = binary
+    proba = [np.column_stack([1 - S[:, t], S[:, t]]) for t in range(T)]
+    for metric in (mtm.roc_auc_score, mtm.average_precision_score, mtm.log_loss):
+        np.testing.assert_allclose(metric(Y, proba, multioutput="raw_values"),
+                                   metric(Y, S, multioutput="raw_values"), rtol=1e-12)
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_missing_labels_equal_sklearn_on_observed_rows(name, request):
+    metric, reference, Y, P = case_data(name, request)
+    mask = missing(Y.shape)
+    Y_missing = with_nan(Y, mask)
+    expected = observed_values(reference, Y, lambda t: column(P, t), mask)
+    raw = metric(Y_missing, P, multioutput="raw_values")
+    np.testing.assert_allclose(raw, expected, rtol=1e-12)
+    assert metric(Y_missing, P) == pytest.approx(expected.mean(), rel=1e-12)
+
+    sw = np.random.RandomState(5).uniform(0.5, 2.0, size=N)
+    expected_weighted = observed_values(reference, Y, lambda t: column(P, t), mask,
+                                        sample_weight=sw)
+    np.testing.assert_allclose(metric(Y_missing, P, sample_weight=sw, multioutput="raw_values"),
+                               expected_weighted, rtol=1e-12)
+
+
+@pytest.mark.parametrize("name", list(CASES))
+@pytest.mark.parametrize("garbage", [np.nan, 1e9, -3.0])
+def test_predictions_behind_the_mask_never_change_the_result(name, garbage, request):
+    metric, _, Y, P = case_data(name, request)
+    mask = missing(Y.shape)
+    Y_missing = with_nan(Y, mask)
+    if isinstance(P, list):
+        P_garbage = [p.copy() for p in P]
+        for t, p in enumerate(P_garbage):
+            p[~mask[:, t]] = garbage
+    else:
+        P_garbage = P.copy()
+        P_garbage[~mask] = garbage
+    np.testing.assert_array_equal(metric(Y_missing, P_garbage, multioutput="raw_values"),
+                                  metric(Y_missing, P, multioutput="raw_values"))
+
+
+def to_long(Y, P):
+    rows, tasks = np.nonzero(~np.isnan(Y))
+    if isinstance(P, list):
+        P_long = np.stack([P[t][r] for r, t in zip(rows, tasks, strict=True)])
+    else:
+        P_long = P[rows, tasks]
+    return rows, tasks, Y[rows, tasks], P_long
+
+
+@pytest.mark.parametrize("name", ["r2", "mse", "accuracy", "roc_auc_positive",
+                                  "ap_positive", "log_loss_positive"])
+def test_long_format_equals_wide_format(name, request):
+    metric, _, Y, P = case_data(name, request)
+    Y_missing = with_nan(Y, missing(Y.shape))
+    _, tasks, y_long, P_long = to_long(Y_missing, P)
+    np.testing.assert_allclose(metric(y_long, P_long, task_ids=tasks, multioutput="raw_values"),
+                               metric(Y_missing, P, multioutput="raw_values"), rtol=1e-12)
+    assert metric(y_long, P_long, task_ids=tasks) == pytest.approx(metric(Y_missing, P))
+
+
+def test_long_format_with_proba_rows_equals_wide_list(binary):
+    Y, S, _ = binary
+    Y_missing = with_nan(Y, missing(Y.shape))
+    proba = [np.column_stack([1 - S[:, t], S[:, t]]) for t in range(T)]
+    _, tasks, y_long, P_long = to_long(Y_missing, proba)
+    assert P_long.shape == (y_long.shape[0], 2)
+    for metric in (mtm.roc_auc_score, mtm.log_loss, mtm.average_precision_score):
+        np.testing.assert_allclose(
+            metric(y_long, P_long, task_ids=tasks, multioutput="raw_values"),
+            metric(Y_missing, proba, multioutput="raw_values"), rtol=1e-12)
+
+
+def test_string_task_ids_give_values_in_sorted_task_order(regression):
+    Y, P = regression
+    Y_missing = with_nan(Y, missing(Y.shape))
+    _, tasks, y_long, p_long = to_long(Y_missing, P)
+    names = np.array(["zeta", "alpha", "mu"])[tasks]  # column 0 sorts last
+    wide = mtm.mean_squared_error(Y_missing, P, multioutput="raw_values")
+    long = mtm.mean_squared_error(y_long, p_long, task_ids=names, multioutput="raw_values")
+    np.testing.assert_allclose(long, wide[[1, 2, 0]], rtol=1e-12)
+    found, scores = mtm.per_task_scores(
+        lambda y, p, sample_weight, task: skm.mean_squared_error(y, p), y_long, p_long,
+        task_ids=names)
+    assert found.tolist() == ["alpha", "mu", "zeta"]
+    np.testing.assert_allclose(scores, long, rtol=1e-12)
+    # a weight per task follows the same sorted order
+    assert mtm.mean_squared_error(y_long, p_long, task_ids=names,
+                                  multioutput=[1.0, 0.0, 0.0]) == pytest.approx(wide[1])
+
+
+def test_dataframe_columns_name_the_tasks(regression):
+    pd = pytest.importorskip("pandas")
+    Y, P = regression
+    frame = pd.DataFrame(with_nan(Y, missing(Y.shape)), columns=["b", "c", "a"])
+    tasks, scores = mtm.per_task_scores(
+        lambda y, p, sample_weight, task: skm.r2_score(y, p), frame, P)
+    assert tasks.tolist() == ["b", "c", "a"]
+    np.testing.assert_allclose(scores, mtm.r2_score(frame.to_numpy(), P,
+                                                    multioutput="raw_values"))
+
+
+def test_r2_of_a_task_with_one_label_is_nan_and_left_out(regression):
+    Y, P = regression
+    Y = Y.copy()
+    Y[1:, 2] = np.nan
+    with pytest.warns(UndefinedMetricWarning, match="task\\(s\\) 2"):
+        raw = mtm.r2_score(Y, P, multioutput="raw_values")
+    assert np.isnan(raw[2])
+    expected = [skm.r2_score(Y[:, t], P[:, t]) for t in range(2)]
+    np.testing.assert_allclose(raw[:2], expected)
+    with pytest.warns(UndefinedMetricWarning):
+        assert mtm.r2_score(Y, P) == pytest.approx(np.mean(expected))
+    with pytest.warns(UndefinedMetricWarning):
+        assert mtm.r2_score(Y, P, multioutput=[1.0, 3.0, 100.0]) == pytest.approx(
+            np.average(expected, weights=[1.0, 3.0]))
+
+
+def test_roc_auc_of_a_task_with_one_class_is_nan_and_left_out(binary):
+    Y, S, _ = binary
+    Y = Y.copy()
+    Y[:, 1] = np.where(Y[:, 1] == 1, np.nan, 0.0)  # only negatives observed
+    for metric in (mtm.roc_auc_score, mtm.average_precision_score):
+        with pytest.warns(UndefinedMetricWarning, match="left out of the average"):
+            raw = metric(Y, S, multioutput="raw_values")
+        assert np.isnan(raw[1]) and not np.isnan(raw[[0, 2]]).any()
+        with pytest.warns(UndefinedMetricWarning):
+            assert metric(Y, S) == pytest.approx(raw[[0, 2]].mean())
+
+
+def test_a_test_column_without_labels_is_nan(regression, binary):
+    Y, P = regression
+    Y = Y.copy()
+    Y[:, 0] = np.nan
+    for metric in (mtm.mean_squared_error, mtm.mean_absolute_error, mtm.r2_score):
+        with pytest.warns(UndefinedMetricWarning, match="task\\(s\\) 0"):
+            raw = metric(Y, P, multioutput="raw_values")
+        assert np.isnan(raw[0]) and not np.isnan(raw[1:]).any()
+    Yb, _, Pb = binary
+    Yb = Yb.copy()
+    Yb[:, 2] = np.nan
+    with pytest.warns(UndefinedMetricWarning):
+        assert mtm.accuracy_score(Yb, Pb) == pytest.approx(
+            np.mean([skm.accuracy_score(Yb[:, t], Pb[:, t]) for t in range(2)]))
+
+
+def test_no_defined_task_gives_nan_for_every_average():
+    Y = np.array([[1.0, np.nan], [np.nan, 2.0]])
+    P = np.zeros((2, 2))
+    for multioutput in ("uniform_average", [1.0, 1.0]):
+        with pytest.warns(UndefinedMetricWarning):
+            assert np.isnan(mtm.r2_score(Y, P, multioutput=multioutput))
+
+
+def test_string_labels_with_none_as_missing():
+    Y = np.array([["cat", "x"], ["dog", None], ["dog", "y"], ["cat", "y"], ["dog", "x"],
+                  ["cat", None]], dtype=object)
+    labels_pred = np.array([["cat", "y"], ["dog", 0], ["cat", "y"], ["cat", "x"], ["dog", "x"],
+                            ["dog", 0]], dtype=object)
+    S = np.array([[0.2, 0.1], [0.9, 0.8], [0.4, 0.7], [0.6, 0.6], [0.7, 0.2], [0.1, 0.3]])
+    observed = [np.arange(6), np.array([0, 2, 3, 4])]
+    expected_acc = [skm.accuracy_score(Y[r, t].astype(str), labels_pred[r, t].astype(str))
+                    for t, r in enumerate(observed)]
+    np.testing.assert_allclose(mtm.accuracy_score(Y, labels_pred, multioutput="raw_values"),
+                               expected_acc)
+    # the positive class of a binary task is its last sorted label: "dog" and "y"
+    expected_auc = [skm.roc_auc_score(Y[r, t].astype(str), S[r, t], labels=None)
+                    for t, r in enumerate(observed)]
+    np.testing.assert_allclose(mtm.roc_auc_score(Y, S, multioutput="raw_values"),
+                               expected_auc)
+    proba = [np.column_stack([1 - S[:, t], S[:, t]]) for t in range(2)]
+    expected_ll = [skm.log_loss(Y[r, t].astype(str), proba[t][r]) for t, r in enumerate(observed)]
+    np.testing.assert_allclose(mtm.log_loss(Y, proba, multioutput="raw_values"), expected_ll)
+    assert mtm.log_loss(Y, proba, labels=[["cat", "dog"], ["x", "y"]]) == pytest.approx(
+        np.mean(expected_ll))
+
+
+@pytest.fixture
+def absent_class():
+    """A three-class task whose test labels miss class 2."""
+    rng = np.random.RandomState(6)
+    y = np.array([0, 1, 0, 1, 1, 0, 0, 1])
+    P = rng.dirichlet(np.ones(3), size=y.shape[0])
+    P[np.arange(y.shape[0]), y] += 1.0
+    return y, P / P.sum(axis=1, keepdims=True)
+
+
+def test_multiclass_log_loss_needs_labels_when_a_class_is_absent(absent_class):
+    y, P = absent_class
+    expected = skm.log_loss(y, P, labels=[0, 1, 2])
+    assert mtm.log_loss(y, P, labels=[[0, 1, 2]]) == pytest.approx(expected, rel=1e-12)
+    assert mtm.log_loss(y, P, labels=[0, 1, 2]) == pytest.approx(expected, rel=1e-12)
+    Y = np.column_stack([y, np.r_[np.nan, y[1:]]])
+    expected_second = skm.log_loss(y[1:], P[1:], labels=[0, 1, 2])
+    np.testing.assert_allclose(
+        mtm.log_loss(Y, [P, P], labels=[[0, 1, 2], [0, 1, 2]], multioutput="raw_values"),
+        [expected, expected_second], rtol=1e-12)
+    with pytest.raises(ValueError, match="3 columns but the task has 2 classes \\[0, 1\\]"):
+        mtm.log_loss(y, P)
+    with pytest.raises(ValueError, match="pass labels="):
+        mtm.log_loss(Y, [P, P])
+
+
+def test_multiclass_roc_auc_with_labels(absent_class):
+    y, P = absent_class
+    with pytest.raises(ValueError, match="3 columns but the task has 2 classes"):
+        mtm.roc_auc_score(y, P)
+    with pytest.raises(ValueError, match="3 columns but the task has 2 classes"):
+        mtm.roc_auc_score(y, P, labels=[[0, 1]])
+    # with every class observed, labels name the columns; the value is scikit-learn's
+    y_full = np.r_[y, 2, 2]
+    P_full = np.vstack([P, [[0.1, 0.1, 0.8], [0.3, 0.2, 0.5]]])
+    expected = skm.roc_auc_score(y_full, P_full, multi_class="ovr", labels=[0, 1, 2])
+    assert mtm.roc_auc_score(y_full, P_full, labels=[[0, 1, 2]]) == pytest.approx(expected)
+    # a class absent from y_true: scikit-learn's one-vs-rest AUC is undefined, so NaN
+    with pytest.warns(UndefinedMetricWarning):
+        raw = mtm.roc_auc_score(y, P, labels=[[0, 1, 2]], multioutput="raw_values")
+    assert raw.shape == (1,) and np.isnan(raw[0])
+    with pytest.raises(ValueError, match="y_score is 1-D but the task has 3 classes"):
+        mtm.roc_auc_score(y_full, P_full[:, 2])
+
+
+def test_multiclass_roc_auc_on_long_data_with_labels():
+    rng = np.random.RandomState(7)
+    y = np.array([0, 1, 2, 0, 1, 2, 0, 1, 1, 0])
+    tasks = np.array(["a"] * 6 + ["b"] * 4)
+    P = rng.dirichlet(np.ones(3), size=10)
+    labels = [[0, 1, 2], [0, 1, 2]]
+    raw = mtm.log_loss(y, P, task_ids=tasks, labels=labels, multioutput="raw_values")
+    np.testing.assert_allclose(raw, [skm.log_loss(y[:6], P[:6], labels=[0, 1, 2]),
+                                     skm.log_loss(y[6:], P[6:], labels=[0, 1, 2])])
+
+
+def test_shape_errors_name_the_problem(regression, mixed_proba):
+    Y, P = regression
+    with pytest.raises(ValueError, match="y_pred must have shape \\(40, 3\\)"):
+        mtm.r2_score(Y, P[:, :2])
+    with pytest.raises(ValueError, match="y_pred must have shape \\(40, 3\\)"):
+        mtm.mean_squared_error(Y, P[:, 0])
+    with pytest.raises(ValueError, match="y_pred has 39 rows but y_true has 40"):
+        mtm.r2_score(Y, [P[:-1, 0], P[:-1, 1], P[:-1, 2]])
+    with pytest.raises(ValueError, match="y_pred must have shape \\(40,\\) like y_true"):
+        mtm.r2_score(Y[:, 0], P)
+    with pytest.raises(ValueError, match="multioutput must be 'uniform_average', 'raw_values'"):
+        mtm.mean_absolute_error(Y, P, multioutput="variance_weighted")
+    with pytest.raises(ValueError, match="multioutput weights must have shape \\(3,\\)"):
+        mtm.r2_score(Y, P, multioutput=[1.0, 2.0])
+    with pytest.raises(ValueError, match="sample_weight must have shape \\(40,\\)"):
+        mtm.r2_score(Y, P, sample_weight=np.ones(3))
+    Yc, proba = mixed_proba
+    with pytest.raises(ValueError, match="list of 2 arrays but y_true has 3 tasks"):
+        mtm.roc_auc_score(Yc, proba[:2])
+    with pytest.raises(ValueError, match="labels has classes for 2 task\\(s\\) but y_true has 3"):
+        mtm.log_loss(Yc, proba, labels=[[0, 1], [0, 1, 2]])
+    with pytest.raises(ValueError, match="y_score must have shape \\(40,\\) or \\(40, n_"):
+        mtm.log_loss(Yc[:, 0], proba[:1])

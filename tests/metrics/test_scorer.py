@@ -1,0 +1,315 @@
+"""make_multitask_scorer in search objects, with and without metadata routing."""
+
+import numpy as np
+import pytest
+import sklearn
+from sklearn import metrics as skm
+from sklearn.base import clone
+from sklearn.exceptions import UnsetMetadataPassedError
+from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.model_selection import GridSearchCV, KFold, cross_val_score, cross_validate
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+
+from skmtl import IndependentTasks
+from skmtl.metrics import (
+    get_multitask_scorer,
+    log_loss,
+    make_multitask_scorer,
+    mean_squared_error,
+    r2_score,
+    roc_auc_score,
+)
+
+ALPHAS = [0.01, 30.0, 3000.0]
+CV = KFold(3, shuffle=True, random_state=0)
+
+
+@pytest.fixture
+def wide():
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(60, 4)) * [1.0, 10.0, 0.1, 1.0]
+    Y = X @ rng.normal(size=(4, 3)) + 0.5 * rng.normal(size=(60, 3))
+    Y[rng.uniform(size=Y.shape) < 0.3] = np.nan
+    return X, Y
+
+
+@pytest.fixture
+def wide_binary():
+    rng = np.random.RandomState(1)
+    X = rng.normal(size=(80, 3))
+    Y = (X @ rng.normal(size=(3, 3)) + rng.normal(size=(80, 3)) > 0).astype(float)
+    Y[rng.uniform(size=Y.shape) < 0.25] = np.nan
+    return X, Y
+
+
+def to_long(X, Y):
+    rows, tasks = np.nonzero(~np.isnan(Y))
+    return X[rows], Y[rows, tasks], tasks
+
+
+def pipeline(alpha=1.0):
+    return Pipeline([("standardscaler", StandardScaler()),
+                     ("independenttasks", IndependentTasks(Ridge(alpha=alpha)))])
+
+
+def manual_split_scores(X, Y, alpha, metric, task_ids=None):
+    scores = []
+    for train, test in CV.split(X):
+        if task_ids is None:
+            model = pipeline(alpha).fit(X[train], Y[train])
+            scores.append(metric(Y[test], model.predict(X[test])))
+        else:
+            # called with metadata routing on: the pipeline routes task_ids to its last step
+            model = pipeline(alpha).fit(X[train], Y[train], task_ids=task_ids[train])
+            pred = model.predict(X[test], task_ids=task_ids[test])
+            scores.append(metric(Y[test], pred, task_ids=task_ids[test]))
+    return np.array(scores)
+
+
+def test_grid_search_on_wide_y_with_missing_labels_matches_a_manual_search(wide):
+    X, Y = wide
+    search = GridSearchCV(pipeline(), {"independenttasks__estimator__alpha": ALPHAS},
+                          scoring=make_multitask_scorer("r2"), cv=CV).fit(X, Y)
+    manual = np.array([manual_split_scores(X, Y, alpha, r2_score) for alpha in ALPHAS])
+    for split in range(3):
+        np.testing.assert_allclose(search.cv_results_[f"split{split}_test_score"],
+                                   manual[:, split], rtol=1e-10)
+    best = int(np.argmax(manual.mean(axis=1)))
+    assert search.best_params_ == {"independenttasks__estimator__alpha": ALPHAS[best]}
+    assert search.best_score_ == pytest.approx(manual[best].mean(), rel=1e-10)
+    # the split-0 score of the best candidate, recomputed by hand on that split only
+    train, test = next(CV.split(X))
+    model = pipeline(ALPHAS[best]).fit(X[train], Y[train])
+    expected = np.mean([
+        skm.r2_score(Y[test][observed, t], model.predict(X[test])[observed, t])
+        for t in range(3) for observed in [~np.isnan(Y[test][:, t])]
+    ])
+    assert search.cv_results_["split0_test_score"][best] == pytest.approx(expected, rel=1e-10)
+
+
+def test_grid_search_on_long_data_routes_task_ids_to_the_scorer(wide):
+    X_long, y_long, task_ids = to_long(*wide)
+    task_ids = np.array(["north", "east", "south"])[task_ids]
+    scorer = make_multitask_scorer("neg_mean_squared_error")
+    with sklearn.config_context(enable_metadata_routing=True):
+        search = GridSearchCV(pipeline(), {"independenttasks__estimator__alpha": ALPHAS},
+                              scoring=scorer, cv=CV).fit(X_long, y_long, task_ids=task_ids)
+        manual = np.array([-manual_split_scores(X_long, y_long, alpha, mean_squared_error,
+                                                task_ids=task_ids) for alpha in ALPHAS])
+        np.testing.assert_allclose(search.cv_results_["mean_test_score"], manual.mean(axis=1),
+                                   rtol=1e-10)
+        assert search.best_score_ == pytest.approx(manual.mean(axis=1).max(), rel=1e-10)
+        # the refitted search scores long test data through the same routing
+        assert search.score(X_long, y_long, task_ids=task_ids) == pytest.approx(
+            -mean_squared_error(y_long, search.best_estimator_.predict(X_long, task_ids=task_ids),
+                                task_ids=task_ids))
+
+
+@pytest.mark.filterwarnings("ignore:One or more of the test scores are non-finite")
+def test_long_data_without_task_ids_is_a_clear_error(wide):
+    X_long, y_long, task_ids = to_long(*wide)
+    model = IndependentTasks(Ridge()).fit(X_long, y_long, task_ids=task_ids)
+    scorer = make_multitask_scorer("r2")
+    with pytest.raises(ValueError, match="predicts 3 tasks but y is 1-D and no task_ids"):
+        scorer(model, X_long, y_long)
+    assert scorer(model, X_long, y_long, task_ids=task_ids) == pytest.approx(
+        model.score(X_long, y_long, task_ids=task_ids))
+    # without routing a search cannot pass task_ids to the scorer: every score fails
+    search = GridSearchCV(IndependentTasks(Ridge()), {"estimator__alpha": [1.0]}, cv=CV,
+                          scoring=scorer, error_score=np.nan)
+    with pytest.warns(UserWarning, match="enable_metadata_routing=True"):
+        search.fit(X_long, y_long, task_ids=task_ids)
+    assert np.isnan(search.cv_results_["mean_test_score"]).all()
+
+
+def test_roc_auc_scorer_on_a_classifier_with_wide_binary_y(wide_binary):
+    X, Y = wide_binary
+    model = IndependentTasks(LogisticRegression()).fit(X, Y)
+    proba = model.predict_proba(X)
+    expected = np.mean([
+        skm.roc_auc_score(Y[observed, t], proba[t][observed, 1])
+        for t in range(3) for observed in [~np.isnan(Y[:, t])]
+    ])
+    assert make_multitask_scorer("roc_auc")(model, X, Y) == pytest.approx(expected, rel=1e-12)
+    assert get_multitask_scorer("roc_auc")(model, X, Y) == pytest.approx(expected, rel=1e-12)
+    scores = cross_val_score(IndependentTasks(LogisticRegression()), X, Y, cv=CV,
+                             scoring=make_multitask_scorer("roc_auc"))
+    for score, (train, test) in zip(scores, CV.split(X), strict=True):
+        fold = IndependentTasks(LogisticRegression()).fit(X[train], Y[train])
+        assert score == pytest.approx(roc_auc_score(Y[test], fold.predict_proba(X[test])))
+
+
+def test_probabilistic_scorer_passes_the_classes_of_each_task(wide_binary):
+    X, Y = wide_binary
+    model = IndependentTasks(LogisticRegression()).fit(X, Y)
+    # a test set where task 1 shows only one of its classes: labels come from classes_
+    rows = np.flatnonzero(np.isnan(Y[:, 1]) | (Y[:, 1] == 0))
+    proba = model.predict_proba(X[rows])
+    expected = np.mean([
+        skm.log_loss(Y[rows][observed, t], proba[t][observed], labels=[0.0, 1.0])
+        for t in range(3) for observed in [~np.isnan(Y[rows][:, t])]
+    ])
+    assert make_multitask_scorer("neg_log_loss")(model, X[rows], Y[rows]) == pytest.approx(
+        -expected, rel=1e-12)
+    with pytest.raises(ValueError, match="pass labels="):
+        log_loss(Y[rows], proba)
+
+
+def test_probabilistic_scorer_on_long_data_aligns_classes_with_the_tasks_scored():
+    rng = np.random.RandomState(2)
+    X = rng.normal(size=(90, 2))
+    task_ids = np.repeat(["a", "b", "c"], 30)
+    classes = {"a": [0, 1], "b": [1, 2], "c": [0, 1]}  # task b has other classes
+    y = np.array([classes[t][int(x > 0)] for t, x in zip(task_ids, X[:, 0], strict=True)])
+    model = IndependentTasks(LogisticRegression()).fit(X, y, task_ids=task_ids)
+    # test rows of tasks b and c only, and task b shows its class 2 only
+    rows = np.flatnonzero((task_ids == "c") | ((task_ids == "b") & (y == 2)))
+    proba = model.predict_proba(X[rows], task_ids=task_ids[rows])
+    expected = [skm.log_loss(y[rows][sel], proba[sel], labels=classes[name])
+                for name in ("b", "c") for sel in [task_ids[rows] == name]]
+    scorer = make_multitask_scorer("neg_log_loss")
+    assert scorer(model, X[rows], y[rows], task_ids=task_ids[rows]) == pytest.approx(
+        -np.mean(expected), rel=1e-12)
+    # labels given by the user win over classes_
+    mine = make_multitask_scorer("neg_log_loss", labels=[[1, 2], [0, 1]])
+    assert mine(model, X[rows], y[rows], task_ids=task_ids[rows]) == pytest.approx(
+        -np.mean(expected), rel=1e-12)
+
+
+def test_a_dict_of_scorers_in_cross_validate(wide):
+    X, Y = wide
+    scoring = {
+        "r2": make_multitask_scorer("r2"),
+        "mse": make_multitask_scorer("neg_mean_squared_error"),
+        "mse_task0": make_multitask_scorer(mean_squared_error, greater_is_better=False,
+                                           multioutput=[1.0, 0.0, 0.0]),
+    }
+    results = cross_validate(pipeline(), X, Y, cv=CV, scoring=scoring)
+    np.testing.assert_allclose(results["test_r2"],
+                               manual_split_scores(X, Y, 1.0, r2_score), rtol=1e-10)
+    np.testing.assert_allclose(results["test_mse"],
+                               -manual_split_scores(X, Y, 1.0, mean_squared_error), rtol=1e-10)
+
+    def task0(y, p):
+        return mean_squared_error(y[:, :1], p[:, :1])
+
+    np.testing.assert_allclose(results["test_mse_task0"],
+                               -manual_split_scores(X, Y, 1.0, task0), rtol=1e-10)
+
+
+def test_a_dict_of_scorers_with_routing_and_requested_sample_weight(wide):
+    X_long, y_long, task_ids = to_long(*wide)
+    weights = np.random.RandomState(3).uniform(0.1, 3.0, size=y_long.shape[0])
+    with sklearn.config_context(enable_metadata_routing=True):
+        scoring = {
+            "weighted": make_multitask_scorer("r2").set_score_request(sample_weight=True),
+            "unweighted": make_multitask_scorer("r2").set_score_request(sample_weight=False),
+        }
+        results = cross_validate(IndependentTasks(Ridge()), X_long, y_long, cv=CV,
+                                 scoring=scoring,
+                                 params={"task_ids": task_ids, "sample_weight": weights},
+                                 return_estimator=True)
+    for k, (_, test) in enumerate(CV.split(X_long)):
+        pred = results["estimator"][k].predict(X_long[test], task_ids=task_ids[test])
+        assert results["test_weighted"][k] == pytest.approx(
+            r2_score(y_long[test], pred, task_ids=task_ids[test], sample_weight=weights[test]))
+        assert results["test_unweighted"][k] == pytest.approx(
+            r2_score(y_long[test], pred, task_ids=task_ids[test]))
+    assert not np.allclose(results["test_weighted"], results["test_unweighted"])
+
+
+def test_routing_requests_task_ids_by_default_and_sample_weight_on_request(wide):
+    scorer = make_multitask_scorer("r2")
+    assert scorer.get_metadata_routing().score.requests == {"task_ids": True,
+                                                            "sample_weight": None}
+    with pytest.raises(RuntimeError, match="enable_metadata_routing=True"):
+        scorer.set_score_request(sample_weight=True)
+    X_long, y_long, task_ids = to_long(*wide)
+    weights = np.ones(y_long.shape[0])
+    with sklearn.config_context(enable_metadata_routing=True):
+        search = GridSearchCV(IndependentTasks(Ridge()), {"estimator__alpha": [1.0]}, cv=CV,
+                              scoring=scorer)
+        with pytest.raises(UnsetMetadataPassedError, match="sample_weight"):
+            search.fit(X_long, y_long, task_ids=task_ids, sample_weight=weights)
+        assert scorer.set_score_request(sample_weight=True) is scorer
+        assert scorer.get_metadata_routing().score.requests == {"task_ids": True,
+                                                                "sample_weight": True}
+        search.fit(X_long, y_long, task_ids=task_ids, sample_weight=weights)
+        assert np.isfinite(search.best_score_)
+        with pytest.raises(TypeError, match="Unexpected metadata \\['groups'\\]"):
+            scorer.set_score_request(groups=True)
+    # a cloned search gets a copy of the scorer that keeps its requests
+    copied = clone(search).scoring
+    assert copied is not scorer and repr(copied) == repr(scorer)
+    assert copied.get_metadata_routing().score.requests == {"task_ids": True,
+                                                            "sample_weight": True}
+
+
+def test_neg_mean_squared_error_sign(wide):
+    X, Y = wide
+    model = IndependentTasks(Ridge()).fit(X, Y)
+    mse = mean_squared_error(Y, model.predict(X))
+    assert mse > 0
+    assert make_multitask_scorer("neg_mean_squared_error")(model, X, Y) == pytest.approx(-mse)
+    by_function = make_multitask_scorer(mean_squared_error, greater_is_better=False)
+    assert by_function(model, X, Y) == pytest.approx(-mse)
+    assert make_multitask_scorer(mean_squared_error)(model, X, Y) == pytest.approx(mse)
+    weights = np.random.RandomState(4).uniform(size=X.shape[0])
+    assert by_function(model, X, Y, sample_weight=weights) == pytest.approx(
+        -mean_squared_error(Y, model.predict(X), sample_weight=weights))
+
+
+def test_plain_scikit_learn_estimators_are_scored_without_task_ids(wide_binary):
+    X, Y = wide_binary
+    ridge = Ridge().fit(X, np.nan_to_num(Y))
+    assert make_multitask_scorer("r2")(ridge, X, np.nan_to_num(Y)) == pytest.approx(
+        skm.r2_score(np.nan_to_num(Y), ridge.predict(X)))
+    clf = LogisticRegression().fit(X, np.nan_to_num(Y[:, 0]))
+    assert make_multitask_scorer("roc_auc")(clf, X, np.nan_to_num(Y[:, 0])) == pytest.approx(
+        skm.get_scorer("roc_auc")(clf, X, np.nan_to_num(Y[:, 0])))
+
+
+def test_dataframe_columns_must_match_the_tasks_seen_in_fit(wide):
+    pd = pytest.importorskip("pandas")
+    X, Y = wide
+    frame = pd.DataFrame(Y, columns=["u", "v", "w"])
+    model = IndependentTasks(Ridge()).fit(X, frame)
+    scorer = make_multitask_scorer("r2")
+    assert scorer(model, X, frame) == pytest.approx(r2_score(Y, model.predict(X)))
+    with pytest.raises(ValueError, match="do not match the tasks seen in fit"):
+        scorer(model, X, frame[["v", "u", "w"]])
+
+
+def test_bad_scorer_arguments_raise_clear_errors(wide):
+    with pytest.raises(ValueError, match="'rmse' is not a multi-task scorer name; valid names"
+                                         " are \\['accuracy', 'average_precision', "):
+        make_multitask_scorer("rmse")
+    with pytest.raises(ValueError, match="'f1' is not a multi-task scorer name"):
+        get_multitask_scorer("f1")
+    with pytest.raises(ValueError, match="fixes the sign"):
+        make_multitask_scorer("neg_log_loss", greater_is_better=False)
+    with pytest.raises(ValueError, match="uses response_method='predict_proba'"):
+        make_multitask_scorer("roc_auc", response_method="decision_function")
+    with pytest.raises(ValueError, match="response_method must be one of"):
+        make_multitask_scorer(r2_score, response_method="transform")
+    with pytest.raises(ValueError, match="scorer must return one number"):
+        make_multitask_scorer("r2", multioutput="raw_values")
+    with pytest.raises(ValueError, match="passed at scoring time"):
+        make_multitask_scorer(r2_score, task_ids=[0, 1])
+    with pytest.raises(ValueError, match="metric must be a metric name or a callable"):
+        make_multitask_scorer(3)
+    X, Y = wide
+    model = IndependentTasks(Ridge()).fit(X, Y)
+    with pytest.raises(AttributeError, match="needs the estimator's predict_proba"):
+        make_multitask_scorer("roc_auc")(model, X, Y)
+
+
+def test_repr():
+    assert repr(make_multitask_scorer("r2")) == "make_multitask_scorer('r2')"
+    assert (repr(make_multitask_scorer("roc_auc", multioutput=[1.0, 2.0]))
+            == "make_multitask_scorer('roc_auc', multioutput=[1.0, 2.0])")
+    assert (repr(make_multitask_scorer(log_loss, greater_is_better=False,
+                                       response_method="predict_proba"))
+            == "make_multitask_scorer(log_loss, greater_is_better=False, "
+               "response_method='predict_proba')")

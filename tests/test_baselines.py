@@ -1,0 +1,210 @@
+"""IndependentTasks and PooledTasks against per-task and pooled scikit-learn references."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import sklearn
+from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
+from sklearn.model_selection import GridSearchCV, KFold, cross_validate
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.svm import LinearSVC
+
+from skmtl import IndependentTasks, PooledTasks, UnknownTaskError
+
+
+@pytest.fixture
+def wide_data():
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(80, 4))
+    Y = X @ rng.normal(size=(4, 3)) + 0.1 * rng.normal(size=(80, 3))
+    Y[rng.uniform(size=Y.shape) < 0.3] = np.nan
+    return X, Y
+
+
+def to_long(Y):
+    rows, tasks = np.nonzero(~np.isnan(Y))
+    return rows, Y[rows, tasks], tasks
+
+
+def test_independent_ridge_equals_a_ridge_per_task_on_observed_rows(wide_data):
+    X, Y = wide_data
+    model = IndependentTasks(Ridge(alpha=0.7)).fit(X, Y)
+    for t in range(Y.shape[1]):
+        observed = ~np.isnan(Y[:, t])
+        reference = Ridge(alpha=0.7).fit(X[observed], Y[observed, t])
+        np.testing.assert_array_equal(model.estimators_[t].coef_, reference.coef_)
+        np.testing.assert_array_equal(model.estimators_[t].intercept_, reference.intercept_)
+    assert model.predict(X).dtype == np.float64
+
+
+def test_independent_long_format_gives_the_wide_fit(wide_data):
+    X, Y = wide_data
+    rows, y, task_ids = to_long(Y)
+    wide = IndependentTasks(Ridge()).fit(X, Y)
+    long = IndependentTasks(Ridge()).fit(X[rows], y, task_ids=task_ids)
+    for est_wide, est_long in zip(wide.estimators_, long.estimators_):
+        np.testing.assert_allclose(est_long.coef_, est_wide.coef_, rtol=1e-12)
+    np.testing.assert_allclose(long.predict(X[rows], task_ids=task_ids),
+                               wide.predict(X)[rows, task_ids])
+
+
+def test_independent_with_n_jobs_matches_serial(wide_data):
+    X, Y = wide_data
+    serial = IndependentTasks(Ridge()).fit(X, Y).predict(X)
+    parallel = IndependentTasks(Ridge(), n_jobs=2).fit(X, Y).predict(X)
+    np.testing.assert_array_equal(serial, parallel)
+
+
+def test_pooled_regressor_equals_one_model_on_stacked_observed_rows(wide_data):
+    X, Y = wide_data
+    rows, y, _ = to_long(Y)
+    pooled = PooledTasks(LinearRegression()).fit(X, Y)
+    reference = LinearRegression().fit(X[rows], y)
+    np.testing.assert_allclose(pooled.estimator_.coef_, reference.coef_, rtol=1e-10)
+    pred = pooled.predict(X)
+    assert pred.shape == (80, 3)
+    np.testing.assert_allclose(pred, np.repeat(reference.predict(X)[:, None], 3, axis=1))
+
+
+def test_score_is_the_mean_of_per_task_r2_on_observed_labels(wide_data):
+    X, Y = wide_data
+    model = IndependentTasks(Ridge()).fit(X, Y)
+    pred = model.predict(X)
+    expected = np.mean([
+        sklearn.metrics.r2_score(Y[~np.isnan(Y[:, t]), t], pred[~np.isnan(Y[:, t]), t])
+        for t in range(3)
+    ])
+    assert model.score(X, Y) == pytest.approx(expected, rel=1e-12)
+
+
+def test_classifiers_keep_per_task_string_classes():
+    rng = np.random.RandomState(1)
+    X = rng.normal(size=(60, 3))
+    Y = np.empty((60, 2), dtype=object)
+    Y[:, 0] = np.where(X[:, 0] > 0, "spam", "ham")
+    Y[:, 1] = np.where(X[:, 1] > 0.3, 2, np.where(X[:, 1] < -0.3, 0, 1))
+    Y[::7, 1] = None
+    model = IndependentTasks(LogisticRegression()).fit(X, Y)
+    assert model.classes_[0].tolist() == ["ham", "spam"]
+    assert model.classes_[1].tolist() == [0, 1, 2]
+    proba = model.predict_proba(X)
+    assert [p.shape for p in proba] == [(60, 2), (60, 3)]
+    pred = model.predict(X)
+    assert pred.shape == (60, 2) and pred.dtype == object
+    assert set(pred[:, 0]) <= {"ham", "spam"} and set(pred[:, 1]) <= {0, 1, 2}
+    observed = Y[:, 1] != None  # noqa: E711
+    expected = np.mean([np.mean(pred[:, 0] == Y[:, 0]),
+                        np.mean(pred[observed, 1] == Y[observed, 1])])
+    assert model.score(X, Y) == pytest.approx(expected)
+    with pytest.raises(ValueError, match="same number of classes"):
+        model.predict_proba(X[:2], task_ids=[0, 1])
+    np.testing.assert_allclose(model.predict_proba(X[:3], task_ids=[1, 1, 1]), proba[1][:3])
+
+
+def test_pooled_classifier_restricts_probabilities_to_each_task_classes():
+    rng = np.random.RandomState(2)
+    X = rng.normal(size=(90, 2))
+    Y = np.empty((90, 2), dtype=object)
+    Y[:, 0] = np.where(X[:, 0] > 0, "a", "b")
+    Y[:, 1] = np.where(X[:, 0] > 0, "a", "c")
+    model = PooledTasks(LogisticRegression()).fit(X, Y)
+    assert model.estimator_.classes_.tolist() == ["a", "b", "c"]
+    proba = model.predict_proba(X)
+    for p in proba:
+        np.testing.assert_allclose(p.sum(axis=1), 1.0)
+    full = model.estimator_.predict_proba(X)
+    np.testing.assert_allclose(proba[1], full[:, [0, 2]] / full[:, [0, 2]].sum(1, keepdims=True))
+    pred = model.predict(X)
+    assert set(pred[:, 0]) <= {"a", "b"} and set(pred[:, 1]) <= {"a", "c"}
+
+
+def test_pooled_without_predict_proba_needs_shared_classes():
+    X = np.arange(8.0).reshape(4, 2)
+    Y = np.array([["a", "x"], ["b", "y"], ["a", "x"], ["b", "y"]], dtype=object)
+    with pytest.raises(ValueError, match="with predict_proba when tasks have different classes"):
+        PooledTasks(LinearSVC()).fit(X, Y)
+    shared = np.array([[0, 1], [1, 0], [0, 1], [1, 0]])
+    model = PooledTasks(LinearSVC()).fit(X, shared)
+    assert not hasattr(model, "predict_proba")
+    assert model.predict(X).shape == (4, 2)
+
+
+def test_task_failing_in_wrapped_estimator_is_named():
+    X = np.arange(12.0).reshape(6, 2)
+    Y = np.array([[0, 1], [1, 1], [0, 1], [1, 1], [0, 1], [1, 1]])
+    with pytest.raises(ValueError, match="Task 1: .*class"):
+        IndependentTasks(LogisticRegression()).fit(X, Y)
+
+
+def test_dataframe_target_names_tasks_and_score_checks_columns(wide_data):
+    X, Y = wide_data
+    frame = pd.DataFrame(Y, columns=["maths", "reading", "art"])
+    model = IndependentTasks(Ridge()).fit(X, frame)
+    assert model.tasks_.tolist() == ["maths", "reading", "art"]
+    assert model.predict(X[:2], task_ids=["art", "maths"]).shape == (2,)
+    with pytest.raises(UnknownTaskError, match="'music'"):
+        model.predict(X[:1], task_ids=["music"])
+    with pytest.raises(ValueError, match="do not match the tasks seen in fit"):
+        model.score(X, frame[["art", "maths", "reading"]])
+
+
+def test_wrong_number_of_features_and_nan_in_x_raise(wide_data):
+    X, Y = wide_data
+    model = IndependentTasks(Ridge()).fit(X, Y)
+    with pytest.raises(ValueError, match="X has 3 features, but IndependentTasks is expecting 4"):
+        model.predict(X[:, :3])
+    X_nan = X.copy()
+    X_nan[0, 0] = np.nan
+    with pytest.raises(ValueError, match="Input X contains NaN"):
+        IndependentTasks(Ridge()).fit(X_nan, Y)
+
+
+def test_task_ids_on_a_single_task_fit_raise(wide_data):
+    X, Y = wide_data
+    model = IndependentTasks(Ridge()).fit(X, np.nan_to_num(Y[:, 0]))
+    with pytest.raises(ValueError, match="fitted on a single task"):
+        model.predict(X, task_ids=np.zeros(len(X)))
+
+
+def test_grid_search_pipeline_on_wide_y_with_missing_labels(wide_data):
+    X, Y = wide_data
+    pipe = Pipeline([("scale", StandardScaler()), ("model", IndependentTasks(Ridge()))])
+    cv = KFold(3, shuffle=True, random_state=0)
+    search = GridSearchCV(pipe, {"model__estimator__alpha": [0.01, 100.0]}, cv=cv,
+                          error_score="raise").fit(X, Y)
+    assert search.best_params_ == {"model__estimator__alpha": 0.01}
+    train, test = next(cv.split(X))
+    manual = pipe.set_params(model__estimator__alpha=0.01).fit(X[train], Y[train])
+    assert search.cv_results_["split0_test_score"][0] == pytest.approx(
+        manual.score(X[test], Y[test]))
+
+
+def test_grid_search_on_long_data_routes_task_ids(wide_data):
+    X, Y = wide_data
+    rows, y, task_ids = to_long(Y)
+    X_long = X[rows]
+    pipe = Pipeline([("scale", StandardScaler()), ("model", IndependentTasks(Ridge()))])
+    cv = KFold(3, shuffle=True, random_state=0)
+    with sklearn.config_context(enable_metadata_routing=True):
+        search = GridSearchCV(pipe, {"model__estimator__alpha": [0.1, 10.0]}, cv=cv,
+                              error_score="raise").fit(X_long, y, task_ids=task_ids)
+        train, test = next(cv.split(X_long))
+        manual = pipe.set_params(model__estimator__alpha=search.best_params_[
+            "model__estimator__alpha"]).fit(X_long[train], y[train], task_ids=task_ids[train])
+        expected = manual.score(X_long[test], y[test], task_ids=task_ids[test])
+        best = search.best_index_
+        assert search.cv_results_["split0_test_score"][best] == pytest.approx(expected)
+        scores = cross_validate(pipe, X_long, y, params={"task_ids": task_ids}, cv=cv)
+        assert np.all(np.isfinite(scores["test_score"]))
+
+
+def test_scoring_long_data_without_routing_raises_instead_of_guessing(wide_data):
+    X, Y = wide_data
+    rows, y, task_ids = to_long(Y)
+    pipe = Pipeline([("model", IndependentTasks(Ridge()))])
+    with sklearn.config_context(enable_metadata_routing=False):
+        search = GridSearchCV(pipe, {"model__estimator__alpha": [1.0]}, cv=3,
+                              error_score="raise")
+        with pytest.raises(ValueError, match="pass task_ids"):
+            search.fit(X[rows], y, model__task_ids=task_ids)

@@ -1,0 +1,113 @@
+"""The data contract: every accepted target format, and every bad input's error."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from skmtl.utils.validation import (
+    UnknownTaskError,
+    check_multitask_target,
+    check_task_ids,
+    encode_task_classes,
+    encode_task_ids,
+    missing_mask,
+)
+
+
+def test_missing_mask_recognises_nan_none_and_pd_na():
+    values = np.array([1.0, None, np.nan, pd.NA, "a"], dtype=object)
+    assert missing_mask(values).tolist() == [False, True, True, True, False]
+    assert missing_mask(np.array([1, 2])).tolist() == [False, False]
+
+
+def test_1d_target_is_one_task():
+    target = check_multitask_target([1.0, 2.0, 3.0], y_numeric=True)
+    assert target.layout == "1d"
+    assert target.values.shape == (3, 1) and target.mask.all()
+    assert target.tasks.tolist() == [0]
+
+
+def test_wide_target_masks_nan_and_fills_zero_behind_mask():
+    Y = np.array([[1.0, np.nan], [np.nan, 3.0], [2.0, 4.0]])
+    target = check_multitask_target(Y, y_numeric=True)
+    assert target.layout == "wide"
+    np.testing.assert_array_equal(target.mask, ~np.isnan(Y))
+    np.testing.assert_array_equal(target.values, np.nan_to_num(Y))
+    assert Y[0, 1] != Y[0, 1], "the caller's Y must not be modified"
+
+
+def test_wide_fully_observed_float_target_is_not_copied():
+    Y = np.arange(6.0).reshape(3, 2)
+    assert check_multitask_target(Y, y_numeric=True).values is Y
+
+
+def test_dataframe_columns_name_the_tasks_and_pd_na_is_missing():
+    frame = pd.DataFrame({"maths": [1.0, None, 3.0], "reading": pd.array([1, pd.NA, 2], "Int64")})
+    target = check_multitask_target(frame, y_numeric=True)
+    assert target.tasks.tolist() == ["maths", "reading"]
+    assert target.mask.tolist() == [[True, True], [False, False], [True, True]]
+    assert target.values[2].tolist() == [3.0, 2.0]
+
+
+def test_string_labels_with_none_keep_per_task_classes():
+    Y = np.array([["cat", "yes"], ["dog", None], [None, "no"]], dtype=object)
+    target = check_multitask_target(Y, y_numeric=False)
+    codes, classes = encode_task_classes(target.values, target.mask)
+    assert [c.tolist() for c in classes] == [["cat", "dog"], ["no", "yes"]]
+    assert codes[target.mask].tolist() == [0, 1, 1, 0]
+
+
+def test_long_target_becomes_wide_with_one_observed_entry_per_row():
+    target = check_multitask_target([5.0, 6.0, 7.0], task_ids=["b", "a", "b"], y_numeric=True)
+    assert target.layout == "long"
+    assert target.tasks.tolist() == ["a", "b"]
+    assert target.task_index.tolist() == [1, 0, 1]
+    assert target.mask.sum(axis=1).tolist() == [1, 1, 1]
+    assert target.values[target.mask].tolist() == [5.0, 6.0, 7.0]
+
+
+@pytest.mark.parametrize(
+    ("y", "task_ids", "y_numeric", "message"),
+    [
+        (np.array([[1.0, np.nan], [2.0, np.nan]]), None, True, r"Task\(s\) 1 have no observed"),
+        (np.array([[1.0, np.inf], [2.0, 1.0]]), None, True, r"infinity in task\(s\) 1"),
+        ([1.0, np.inf], [0, 1], True, r"infinity for task\(s\) 1"),
+        ([1.0, np.nan], None, True, "Input y contains NaN"),
+        ([1.0, np.nan], [0, 1], True, "missing labels in long format"),
+        (np.ones((2, 2)), [0, 1], True, "task_ids is given, so y must be 1-D"),
+        (np.ones((2, 2, 2)), None, True, "1-D or 2-D"),
+        ([1.0, 2.0], [0, None], True, "task_ids contains missing values"),
+        ([1.0, 2.0], [0, 1, 2], True, "task_ids has 3 entries but X and y have 2 rows"),
+        (np.array([["a", 1.5]], dtype=object), None, True, "must be numeric"),
+        (np.array([[0.5, 1.0], [0.25, 0.0]]), None, False, "Task 0: Unknown label type"),
+        ([1.0, 2.0], np.array(["a", 1], dtype=object), True, "mixes types"),
+    ],
+)
+def test_bad_targets_raise_errors_naming_the_problem(y, task_ids, y_numeric, message):
+    with pytest.raises(ValueError, match=message):
+        check_multitask_target(y, task_ids, y_numeric=y_numeric)
+
+
+def test_frame_task_name_is_in_the_error():
+    frame = pd.DataFrame({"maths": [1.0, 2.0], "art": [np.nan, np.nan]})
+    with pytest.raises(ValueError, match="'art' have no observed label"):
+        check_multitask_target(frame, y_numeric=True)
+
+
+def test_require_all_tasks_false_allows_an_empty_column():
+    target = check_multitask_target(np.array([[1.0, np.nan]]), y_numeric=True,
+                                    require_all_tasks=False)
+    assert target.mask.tolist() == [[True, False]]
+
+
+def test_encode_task_ids_names_unknown_tasks():
+    tasks = np.array(["a", "b"])
+    assert encode_task_ids(np.array(["b", "a", "b"]), tasks).tolist() == [1, 0, 1]
+    with pytest.raises(UnknownTaskError, match="not seen during fit: 'zz'"):
+        encode_task_ids(np.array(["a", "zz"]), tasks)
+    assert issubclass(UnknownTaskError, ValueError)
+
+
+def test_check_task_ids_rejects_2d():
+    with pytest.raises(ValueError, match="must be 1-D"):
+        check_task_ids(np.zeros((2, 2)), 2)
