@@ -21,7 +21,7 @@ demo: install
 	$(VENV)/bin/skmtl compare
 
 lint: install
-	$(VENV)/bin/ruff check skmtl tests examples benchmarks docs/conf.py
+	$(VENV)/bin/ruff check .
 
 test: lint
 	$(PY) -m pytest
