@@ -139,34 +139,20 @@ class ComparisonResult:
 
 
 def _out_of_fold(estimator, X, y, task_ids, folds, progress):
-    """Out-of-fold predictions of every row's own task, and the total fit time."""
-    wide = task_ids is None
-    if not wide:  # task_ids reaches the model inside a Pipeline only through routing
-        with config_context(enable_metadata_routing=True):
-            return _out_of_fold_long(estimator, X, y, task_ids, folds, progress)
-    pred = np.empty(np.shape(y), dtype=object if not np.issubdtype(
-        np.asarray(y).dtype, np.number) else np.float64)
+    """Out-of-fold predictions of every row (each row's own task for long data), fit time."""
+    pred = np.empty(y.shape, dtype=np.float64 if y.dtype.kind in "biuf" else object)
     fit_time = 0.0
-    for train, test in folds:
-        model = clone(estimator)
-        start = time.perf_counter()
-        model.fit(X[train], y[train])
-        fit_time += time.perf_counter() - start
-        pred[test] = model.predict(X[test])
-        progress()
-    return pred, fit_time
-
-
-def _out_of_fold_long(estimator, X, y, task_ids, folds, progress):
-    pred = np.empty(y.shape[0], dtype=np.float64 if y.dtype.kind in "biuf" else object)
-    fit_time = 0.0
-    for train, test in folds:
-        model = clone(estimator)
-        start = time.perf_counter()
-        model.fit(X[train], y[train], task_ids=task_ids[train])
-        fit_time += time.perf_counter() - start
-        pred[test] = model.predict(X[test], task_ids=task_ids[test])
-        progress()
+    # task_ids reaches a model inside a Pipeline only through metadata routing
+    with config_context(enable_metadata_routing=True):
+        for train, test in folds:
+            fit_params = {} if task_ids is None else {"task_ids": task_ids[train]}
+            predict_params = {} if task_ids is None else {"task_ids": task_ids[test]}
+            model = clone(estimator)
+            start = time.perf_counter()
+            model.fit(X[train], y[train], **fit_params)
+            fit_time += time.perf_counter() - start
+            pred[test] = model.predict(X[test], **predict_params)
+            progress()
     return pred, fit_time
 
 

@@ -38,6 +38,7 @@ from skmtl.utils.validation import (
     _is_frame,
     check_multitask_target,
     check_task_ids,
+    common_label_dtype,
     encode_task_classes,
     encode_task_ids,
 )
@@ -177,8 +178,7 @@ class MultiTaskMixin:
 
     def _predict_labels(self, X, index):
         classes = self._task_classes
-        kinds = {c.dtype.kind for c in classes}
-        dtype = np.result_type(*[c.dtype for c in classes]) if len(kinds) == 1 else object
+        dtype = common_label_dtype(classes)
         if index is not None:
             codes = self._predict_task_codes(X, index)
             labels = np.empty(codes.shape[0], dtype=dtype)

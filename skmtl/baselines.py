@@ -10,7 +10,7 @@ from sklearn.utils import get_tags
 
 from skmtl.base import MultiTaskMixin
 from skmtl.utils._sklearn_compat import HasMethods
-from skmtl.utils.validation import _hashable
+from skmtl.utils.validation import _hashable, common_label_dtype
 
 __all__ = ["IndependentTasks", "PooledTasks"]
 
@@ -225,10 +225,7 @@ class PooledTasks(_WrapperMixin, BaseEstimator):
 
     def _pooled_labels(self, codes, tasks):
         classes = self._task_classes
-        dtype = np.result_type(*[c.dtype for c in classes])
-        if len({c.dtype.kind for c in classes}) > 1:
-            dtype = object
-        labels = np.empty(codes.shape[0], dtype=dtype)
+        labels = np.empty(codes.shape[0], dtype=common_label_dtype(classes))
         for t, task_classes in enumerate(classes):
             sel = tasks == t
             labels[sel] = task_classes[codes[sel]]

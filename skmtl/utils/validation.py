@@ -24,6 +24,7 @@ __all__ = [
     "check_multitask_target",
     "check_task_ids",
     "encode_task_ids",
+    "common_label_dtype",
     "encode_task_classes",
     "missing_mask",
 ]
@@ -397,6 +398,23 @@ def encode_task_classes(values, mask):
         codes[mask[:, t], t] = inverse
         classes.append(task_classes)
     return codes, classes
+
+
+def common_label_dtype(classes):
+    """The dtype that holds every task's labels: their common numpy type, else object.
+
+    Parameters
+    ----------
+    classes : list of ndarray
+        The classes of each task.
+
+    Returns
+    -------
+    dtype : numpy.dtype
+    """
+    if len({c.dtype.kind for c in classes}) > 1:
+        return np.dtype(object)
+    return np.result_type(*[c.dtype for c in classes])
 
 
 def _tighten(labels):
