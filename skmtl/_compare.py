@@ -157,24 +157,21 @@ def _out_of_fold(estimator, X, y, task_ids, folds, progress):
 
 
 def _per_label_losses(target, pred, task_type):
-    """Loss of each observed label (squared error or 0/1), as a (n_samples, n_tasks) array."""
-    if target.layout == "long":
-        wide_pred = np.zeros(target.mask.shape, dtype=pred.dtype)
-        wide_pred[np.arange(pred.shape[0]), target.task_index] = pred
-    else:
-        wide_pred = pred.reshape(target.mask.shape)
+    """Loss of each observed label (squared error or 0/1), in ``target.observations()`` order."""
+    rows, tasks, labels = target.observations()
+    predicted = pred[rows] if target.layout == "long" else pred.reshape(
+        target.n_samples, target.n_tasks)[rows, tasks]
     if task_type == "regression":
-        losses = (target.values - wide_pred.astype(np.float64)) ** 2
-    else:
-        losses = (target.values != wide_pred).astype(np.float64)
-    return np.where(target.mask, losses, np.nan)
+        return (labels - predicted.astype(np.float64)) ** 2
+    return (labels != predicted).astype(np.float64)
 
 
-def _paired_gain(reference_losses, losses, mask, n_obs):
-    """Mean per-label loss decrease and its standard error, per task (NaN SE below 2 labels)."""
-    diff = np.where(mask, reference_losses - losses, 0.0)
-    gain = diff.sum(axis=0) / n_obs
-    squares = np.where(mask, (diff - gain) ** 2, 0.0).sum(axis=0)
+def _paired_gain(reference_losses, losses, tasks, n_tasks):
+    """Per task, the mean loss decrease over its labels and its standard error (NaN below 2)."""
+    diff = reference_losses - losses
+    n_obs = np.bincount(tasks, minlength=n_tasks)
+    gain = np.bincount(tasks, weights=diff, minlength=n_tasks) / n_obs
+    squares = np.bincount(tasks, weights=(diff - gain[tasks]) ** 2, minlength=n_tasks)
     many = n_obs > 1
     gain_se = np.full(gain.shape, np.nan)
     gain_se[many] = np.sqrt(squares[many] / (n_obs[many] - 1) / n_obs[many])
@@ -227,13 +224,14 @@ def run_comparison(X, y, *, task_ids=None, task_type, models, cv, random_state=0
     result = ComparisonResult(tasks=target.tasks, task_type=task_type)
     metric = accuracy_score if classification else r2_score
     losses = {}
+    obs_tasks = target.observations()[1]
+    n_obs = np.bincount(obs_tasks, minlength=target.n_tasks)
     for name in models:
         estimator = MODELS[name].factory(task_type, device)
         pred, fit_time = _out_of_fold(estimator, X, y, task_ids, folds, progress)
         scores = metric(y, pred, task_ids=task_ids, multioutput="raw_values")
         losses[name] = _per_label_losses(target, pred, task_type)
-        n_obs = target.mask.sum(axis=0)
-        gain, gain_se = _paired_gain(losses[REFERENCE], losses[name], target.mask, n_obs)
+        gain, gain_se = _paired_gain(losses[REFERENCE], losses[name], obs_tasks, target.n_tasks)
         negative = (gain < -np.nan_to_num(gain_se)) & (name != REFERENCE)
         result.per_task[name] = {"score": scores, "gain": gain, "gain_se": gain_se,
                                  "negative_transfer": negative, "n_observed": n_obs}

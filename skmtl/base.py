@@ -9,6 +9,11 @@ private hooks that receive clean arrays and never re-validate:
     ``(n_samples, n_tasks)``: float64 targets (regression) or integer class codes into
     ``classes_[t]`` (classification); ``mask`` the boolean matrix of observed labels. Entries
     of ``Y`` behind the mask hold 0 and must not change the fit.
+``_fit_long(X, y, task_index)`` (optional)
+    For long data, when defined, called instead of ``_fit_multitask`` so that the dense
+    ``(n_samples, n_tasks)`` form is never built: ``y`` of shape ``(n_samples,)`` holds each
+    row's float64 target (regression) or class code (classification) and ``task_index`` each
+    row's task position. It must fit the same model as ``_fit_multitask`` on the wide form.
 ``_predict_raw(X)`` (regression)
     ``(n_samples, n_tasks)`` float64 predictions for every task.
 ``_predict_proba_raw(X)`` (classification)
@@ -27,7 +32,6 @@ by default for ``fit``, ``predict``, ``predict_proba`` and ``score``, as scikit-
 
 import numpy as np
 from sklearn.base import ClassifierMixin, RegressorMixin, is_classifier
-from sklearn.utils import check_consistent_length
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted, validate_data
 
@@ -39,6 +43,7 @@ from skmtl.utils.validation import (
     check_multitask_target,
     check_task_ids,
     common_label_dtype,
+    encode_target_classes,
     encode_task_classes,
     encode_task_ids,
 )
@@ -126,16 +131,24 @@ class MultiTaskMixin:
         X = self._validate_X(X, reset=True)
         classification = is_classifier(self)
         target = check_multitask_target(y, task_ids, y_numeric=not classification)
-        check_consistent_length(X, target.mask)
+        if X.shape[0] != target.n_samples:
+            raise ValueError(
+                "Found input variables with inconsistent numbers of samples: "
+                f"[{X.shape[0]}, {target.n_samples}]"
+            )
         self.tasks_ = target.tasks
         self.n_tasks_ = target.n_tasks
         self._layout = target.layout
-        Y = target.values
+        long_hook = target.layout == "long" and hasattr(self, "_fit_long")
         if classification:
-            Y, classes = encode_task_classes(target.values, target.mask)
+            codes, classes = encode_target_classes(target) if long_hook else (
+                encode_task_classes(target.values, target.mask))
             self._check_n_classes(classes)
             self.classes_ = classes[0] if target.layout == "1d" else classes
-        self._fit_multitask(X, Y, target.mask)
+        if long_hook:
+            self._fit_long(X, codes if classification else target.labels, target.task_index)
+        else:
+            self._fit_multitask(X, codes if classification else target.values, target.mask)
         return self
 
     def _check_n_classes(self, classes):

@@ -10,7 +10,7 @@ from sklearn.utils import get_tags
 
 from skmtl.base import MultiTaskMixin
 from skmtl.utils._sklearn_compat import HasMethods
-from skmtl.utils.validation import _hashable, common_label_dtype
+from skmtl.utils.validation import _hashable, common_label_dtype, group_rows_by_task
 
 __all__ = ["IndependentTasks", "PooledTasks"]
 
@@ -113,12 +113,17 @@ class IndependentTasks(_WrapperMixin, BaseEstimator):
         self.n_jobs = n_jobs
 
     def _fit_multitask(self, X, Y, mask):
+        rows = [_observed_rows(mask, t) for t in range(self.n_tasks_)]
+        self._fit_tasks(X, rows, [Y[r, t] for t, r in enumerate(rows)])
+
+    def _fit_long(self, X, y, task_index):
+        rows = group_rows_by_task(task_index, self.n_tasks_)
+        self._fit_tasks(X, rows, [y[r] for r in rows])
+
+    def _fit_tasks(self, X, rows, targets):
         name_task = self._layout != "1d"
-        jobs = []
-        for t, task in enumerate(self.tasks_):
-            rows = _observed_rows(mask, t)
-            jobs.append(delayed(_fit_task)(clone(self.estimator), X[rows], Y[rows, t], task,
-                                           name_task))
+        jobs = [delayed(_fit_task)(clone(self.estimator), X[r], y, task, name_task)
+                for r, y, task in zip(rows, targets, self.tasks_)]
         self.estimators_ = Parallel(n_jobs=self.n_jobs)(jobs)
 
     def _predict_raw(self, X):
@@ -213,15 +218,21 @@ class PooledTasks(_WrapperMixin, BaseEstimator):
     def _fit_multitask(self, X, Y, mask):
         rows, tasks = np.nonzero(mask)
         if rows.shape[0] == X.shape[0] and np.array_equal(rows, np.arange(X.shape[0])):
-            X_pooled = X  # one label per row (1-D or long data): no copy of X
+            X_pooled = X  # one label per row (1-D y): no copy of X
         else:
             X_pooled = X[rows]
+        self._fit_pooled(X_pooled, Y[rows, tasks], tasks)
+
+    def _fit_long(self, X, y, task_index):
+        self._fit_pooled(X, y, task_index)
+
+    def _fit_pooled(self, X, y, tasks):
+        """Fit on pooled rows; ``y`` holds targets or class codes of the task ``tasks[i]``."""
         if is_classifier(self):
-            labels = self._pooled_labels(Y[rows, tasks], tasks)
-            self.estimator_ = clone(self.estimator).fit(X_pooled, labels)
+            self.estimator_ = clone(self.estimator).fit(X, self._pooled_labels(y, tasks))
             self._class_columns = self._task_class_columns()
         else:
-            self.estimator_ = clone(self.estimator).fit(X_pooled, Y[rows, tasks])
+            self.estimator_ = clone(self.estimator).fit(X, y)
 
     def _pooled_labels(self, codes, tasks):
         classes = self._task_classes

@@ -65,11 +65,11 @@ def test_compare_matches_a_manual_cross_validation():
 
 def test_paired_gain_equals_a_brute_force_mean_and_standard_error():
     rng = np.random.RandomState(0)
-    ref, new = rng.uniform(size=(20, 2)), rng.uniform(size=(20, 2))
-    mask = rng.uniform(size=(20, 2)) < 0.7
-    gain, se = _paired_gain(ref, new, mask, mask.sum(axis=0))
-    for t in range(2):
-        diff = (ref - new)[mask[:, t], t]
+    ref, new = rng.uniform(size=40), rng.uniform(size=40)
+    tasks = rng.randint(0, 3, size=40)
+    gain, se = _paired_gain(ref, new, tasks, 3)
+    for t in range(3):
+        diff = (ref - new)[tasks == t]
         assert gain[t] == pytest.approx(diff.mean())
         assert se[t] == pytest.approx(diff.std(ddof=1) / np.sqrt(diff.size))
 

@@ -27,7 +27,7 @@ shape (n_tasks,), default="uniform_average"
 
 def _task_predictions(y_pred, target, *, probabilistic):
     """Split predictions into one array per task column, matching ``target``'s layout."""
-    n = target.mask.shape[0]
+    n = target.n_samples
     if target.layout == "wide":
         if isinstance(y_pred, (list, tuple)):
             if len(y_pred) != target.n_tasks:
@@ -115,16 +115,15 @@ def per_task_scores(
     preds = _task_predictions(y_pred, target, probabilistic=probabilistic)
     if sample_weight is not None:
         sample_weight = np.asarray(sample_weight, dtype=np.float64)
-        if sample_weight.shape != (target.mask.shape[0],):
+        if sample_weight.shape != (target.n_samples,):
             raise ValueError(
-                f"sample_weight must have shape ({target.mask.shape[0]},); "
+                f"sample_weight must have shape ({target.n_samples},); "
                 f"got {sample_weight.shape}."
             )
     scores = np.full(target.n_tasks, np.nan)
     undefined = []
-    for t in range(target.n_tasks):
-        rows = target.mask[:, t]
-        y_t = _tighten(target.values[rows, t])
+    for t, rows in enumerate(target.task_rows()):
+        y_t = _tighten(target.task_labels(t, rows))
         if y_t.shape[0] < min_samples or np.unique(y_t).shape[0] < min_classes:
             undefined.append(target.tasks[t])
             continue

@@ -8,7 +8,7 @@ from sklearn.model_selection import BaseCrossValidator
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_consistent_length
 
-from skmtl.utils.validation import _format_tasks, check_multitask_target, encode_task_classes
+from skmtl.utils.validation import _format_tasks, check_multitask_target, encode_target_classes
 
 __all__ = ["MultiTaskKFold"]
 
@@ -269,8 +269,7 @@ class MultiTaskKFold(BaseCrossValidator):
         Entries come in row-major order. Codes index each task's sorted classes (0 for the
         entries of regression tasks).
         """
-        rows, tasks = np.nonzero(target.mask)
-        values = target.values[rows, tasks]
+        rows, tasks, values = target.observations()
         numeric = values.dtype.kind in "biuf"
         if self.classification is False:
             return rows, tasks, np.zeros(rows.size, dtype=np.intp), np.zeros(target.n_tasks, bool)
@@ -283,15 +282,16 @@ class MultiTaskKFold(BaseCrossValidator):
         if numeric:
             codes = _codes_within_tasks(values, tasks, target.n_tasks)
         else:
-            codes = encode_task_classes(target.values, target.mask)[0][rows, tasks]
+            codes = encode_target_classes(target)[0]
+            codes = codes if codes.ndim == 1 else codes[rows, tasks]
         return rows, tasks, np.where(is_class[tasks], codes, 0), is_class
 
     def _test_folds(self, X, y, task_ids):
         """Validate the data and return the test fold of each row."""
         target = self._check_target(y, task_ids)
-        mask = target.mask
-        n_samples, n_tasks = mask.shape
-        check_consistent_length(X, mask)
+        n_samples, n_tasks = target.n_samples, target.n_tasks
+        if X is not None:
+            check_consistent_length(X, np.empty(n_samples))
         if self.n_splits > n_samples:
             raise ValueError(
                 f"Cannot have number of splits n_splits={self.n_splits} greater than the "
@@ -320,7 +320,7 @@ class MultiTaskKFold(BaseCrossValidator):
             row_label = np.zeros(n_samples, dtype=np.intp)
             row_label[rows] = codes
             folds = _deal(row_task, row_label, self.n_splits, rng)
-        elif not is_class.any() and _same_tasks_in_labelled_rows(mask):
+        elif not is_class.any() and _same_tasks_in_labelled_rows(target.mask):
             # wide regression in which every labelled row observes the same tasks: one stratum
             folds = _deal((n_observed == 0).astype(np.intp), np.zeros(n_samples, np.intp),
                           self.n_splits, rng)

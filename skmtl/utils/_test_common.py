@@ -8,11 +8,14 @@ a one-line reason and runs as a strict xfail, so a check that starts passing is 
 from sklearn.linear_model import LogisticRegression, Ridge
 
 from skmtl.baselines import IndependentTasks, PooledTasks
+from skmtl.linear._mean_clustered import MeanClusteredClassifier, MeanClusteredRegressor
 
 # class name -> unfitted instances covering its regression and classification modes.
 INSTANCES = {
     "IndependentTasks": [IndependentTasks(Ridge()), IndependentTasks(LogisticRegression())],
     "PooledTasks": [PooledTasks(Ridge()), PooledTasks(LogisticRegression())],
+    "MeanClusteredRegressor": [MeanClusteredRegressor()],
+    "MeanClusteredClassifier": [MeanClusteredClassifier()],
 }
 
 # class name -> {check name: reason}, for scikit-learn's checks.

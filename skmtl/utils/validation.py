@@ -12,7 +12,6 @@ observed entries. Values behind the mask are filled with 0 and must never be rea
 """
 
 import sys
-from dataclasses import dataclass
 
 import numpy as np
 from sklearn.utils import assert_all_finite
@@ -25,7 +24,9 @@ __all__ = [
     "check_task_ids",
     "encode_task_ids",
     "common_label_dtype",
+    "encode_target_classes",
     "encode_task_classes",
+    "group_rows_by_task",
     "missing_mask",
 ]
 
@@ -39,35 +40,99 @@ class UnknownTaskError(ValueError):
     """
 
 
-@dataclass(frozen=True)
 class MultiTaskTarget:
-    """A validated multi-task target in the internal wide form.
+    """A validated multi-task target.
+
+    Wide and 1-D targets are held as a dense ``(n_samples, n_tasks)`` value matrix and mask.
+    Long targets keep their one label per row and each row's task; the dense form is built
+    only if asked for (``values`` / ``mask``), so code that works task by task
+    (:meth:`task_rows`, :meth:`observations`) never pays ``n_samples * n_tasks`` memory.
 
     Attributes
     ----------
-    values : ndarray of shape (n_samples, n_tasks)
-        float64 for regression targets; for classification targets the user's labels (any
-        dtype). Entries where ``mask`` is False hold 0 (regression) or an arbitrary label.
-    mask : ndarray of bool, shape (n_samples, n_tasks)
-        True where a label is observed.
     tasks : ndarray of shape (n_tasks,)
         Task labels: ``arange(n_tasks)`` for arrays, the column names of a DataFrame, or the
         sorted unique ``task_ids`` of long data.
     layout : {"1d", "wide", "long"}
         The format the user passed.
-    task_index : ndarray of int of shape (n_samples,) or None
-        For long data, the column of each row's task; None otherwise.
+    labels : ndarray of shape (n_samples,) or None
+        Long data: each row's label (float64 for regression). None otherwise.
+    task_index : ndarray of intp, shape (n_samples,) or None
+        Long data: the position in ``tasks`` of each row's task. None otherwise.
+    values : ndarray of shape (n_samples, n_tasks)
+        float64 for regression targets; for classification targets the user's labels (any
+        dtype). Entries where ``mask`` is False hold 0 (regression) or an arbitrary label.
+    mask : ndarray of bool, shape (n_samples, n_tasks)
+        True where a label is observed.
     """
 
-    values: np.ndarray
-    mask: np.ndarray
-    tasks: np.ndarray
-    layout: str
-    task_index: np.ndarray | None = None
+    def __init__(self, tasks, layout, *, values=None, mask=None, labels=None, task_index=None):
+        self.tasks = tasks
+        self.layout = layout
+        self.labels = labels
+        self.task_index = task_index
+        self._values = values
+        self._mask = mask
 
     @property
     def n_tasks(self):
-        return self.mask.shape[1]
+        return self.tasks.shape[0]
+
+    @property
+    def n_samples(self):
+        return self.labels.shape[0] if self.layout == "long" else self._mask.shape[0]
+
+    @property
+    def values(self):
+        if self._values is None:  # long data, dense form asked for
+            fill = 0.0 if self.labels.dtype.kind == "f" else self.labels[0]
+            self._values = np.full((self.n_samples, self.n_tasks), fill, dtype=self.labels.dtype)
+            self._values[np.arange(self.n_samples), self.task_index] = self.labels
+        return self._values
+
+    @property
+    def mask(self):
+        if self._mask is None:
+            self._mask = np.zeros((self.n_samples, self.n_tasks), dtype=bool)
+            self._mask[np.arange(self.n_samples), self.task_index] = True
+        return self._mask
+
+    def observations(self):
+        """Every observed label as ``(rows, tasks, labels)``, in row-major order."""
+        if self.layout == "long":
+            return np.arange(self.n_samples), self.task_index, self.labels
+        rows, tasks = np.nonzero(self._mask)
+        return rows, tasks, self._values[rows, tasks]
+
+    def task_rows(self):
+        """The observed rows of each task: a list of ``n_tasks`` sorted index arrays."""
+        if self.layout == "long":
+            return group_rows_by_task(self.task_index, self.n_tasks)
+        return [np.flatnonzero(self._mask[:, t]) for t in range(self.n_tasks)]
+
+    def task_labels(self, t, rows):
+        """The labels of task ``t`` at its observed ``rows``."""
+        return self.labels[rows] if self.layout == "long" else self._values[rows, t]
+
+
+def group_rows_by_task(task_index, n_tasks):
+    """Row indices of each task, in O(n log n) (not one scan per task).
+
+    Parameters
+    ----------
+    task_index : ndarray of int, shape (n_samples,)
+        Each row's task position.
+    n_tasks : int
+        Number of tasks.
+
+    Returns
+    -------
+    groups : list of ndarray
+        ``groups[t]`` holds the rows of task ``t`` in increasing order.
+    """
+    order = np.argsort(task_index, kind="stable")
+    bounds = np.cumsum(np.bincount(task_index, minlength=n_tasks))[:-1]
+    return np.split(order, bounds)
 
 
 def missing_mask(values):
@@ -295,8 +360,8 @@ def check_multitask_target(y, task_ids=None, *, y_numeric, require_all_tasks=Tru
         if not y_numeric:
             check_classification_targets(values)
         values = values.reshape(-1, 1)
-        return MultiTaskTarget(values, np.ones(values.shape, dtype=bool),
-                               np.arange(1), "1d")
+        return MultiTaskTarget(np.arange(1), "1d", values=values,
+                               mask=np.ones(values.shape, dtype=bool))
     tasks = np.asarray(columns, dtype=object) if columns is not None else np.arange(values.shape[1])
     if values.shape[1] == 0:
         raise ValueError("Y has 0 columns; at least one task is required.")
@@ -321,7 +386,7 @@ def check_multitask_target(y, task_ids=None, *, y_numeric, require_all_tasks=Tru
         for t, task in enumerate(tasks):
             if not empty[t]:
                 _check_task_classes(values[mask[:, t], t], task)
-    return MultiTaskTarget(values, mask, tasks, "wide")
+    return MultiTaskTarget(tasks, "wide", values=values, mask=mask)
 
 
 def _check_task_classes(labels, task):
@@ -341,23 +406,42 @@ def _check_long_target(values, task_ids, y_numeric):
         )
     tasks = _unique_labels(task_ids, "task_ids")
     task_index = np.searchsorted(tasks, task_ids)
-    n, n_tasks = values.shape[0], tasks.shape[0]
     if y_numeric:
         values = _check_numeric(values, "y")
         inf = np.isinf(values)
         if inf.any():
             bad = _unique_labels(task_ids[inf], "task_ids")
             raise ValueError(f"Input y contains infinity for task(s) {_format_tasks(bad)}.")
-        wide = np.zeros((n, n_tasks), dtype=np.float64)
     else:
-        for t, task in enumerate(tasks):
-            _check_task_classes(values[task_index == t], task)
-        wide = np.full((n, n_tasks), values[0], dtype=values.dtype)
-    rows = np.arange(n)
-    wide[rows, task_index] = values
-    mask = np.zeros((n, n_tasks), dtype=bool)
-    mask[rows, task_index] = True
-    return MultiTaskTarget(wide, mask, tasks, "long", task_index)
+        for task, rows in zip(tasks, group_rows_by_task(task_index, tasks.shape[0])):
+            _check_task_classes(values[rows], task)
+    return MultiTaskTarget(tasks, "long", labels=values, task_index=task_index)
+
+
+def encode_target_classes(target):
+    """Class codes of a target: ``(codes, classes)``, without densifying long data.
+
+    Parameters
+    ----------
+    target : MultiTaskTarget
+        A classification target.
+
+    Returns
+    -------
+    codes : ndarray of intp
+        Shape (n_samples,) for long data (each row's code in its own task's classes),
+        (n_samples, n_tasks) otherwise (see :func:`encode_task_classes`).
+    classes : list of ndarray
+        Sorted classes of each task.
+    """
+    if target.layout != "long":
+        return encode_task_classes(target.values, target.mask)
+    codes = np.zeros(target.n_samples, dtype=np.intp)
+    classes = []
+    for rows in target.task_rows():
+        task_classes, codes[rows] = np.unique(_tighten(target.labels[rows]), return_inverse=True)
+        classes.append(task_classes)
+    return codes, classes
 
 
 def encode_task_classes(values, mask):

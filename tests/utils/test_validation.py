@@ -111,3 +111,37 @@ def test_encode_task_ids_names_unknown_tasks():
 def test_check_task_ids_rejects_2d():
     with pytest.raises(ValueError, match="must be 1-D"):
         check_task_ids(np.zeros((2, 2)), 2)
+
+
+def test_long_targets_are_not_densified_by_baselines_metrics_and_folds(monkeypatch):
+    """Long data stays (n,): fit, predict with task_ids, score and folds never build (n, T)."""
+    from sklearn.linear_model import Ridge
+
+    from skmtl import IndependentTasks, PooledTasks
+    from skmtl.metrics import r2_score
+    from skmtl.model_selection import MultiTaskKFold
+    from skmtl.utils.validation import MultiTaskTarget
+
+    def refuse(self):
+        raise AssertionError("the dense (n_samples, n_tasks) form was built for long data")
+
+    monkeypatch.setattr(MultiTaskTarget, "values", property(refuse))
+    monkeypatch.setattr(MultiTaskTarget, "mask", property(refuse))
+    rng = np.random.RandomState(0)
+    task_ids = np.repeat(np.arange(300), 4)
+    X = rng.normal(size=(task_ids.size, 3))
+    y = X @ [1.0, -1.0, 0.5] + rng.normal(size=task_ids.size)
+    for model in (IndependentTasks(Ridge()), PooledTasks(Ridge())):
+        model.fit(X, y, task_ids=task_ids)
+        assert np.isfinite(model.score(X, y, task_ids=task_ids))
+    assert r2_score(y, y, task_ids=task_ids) == 1.0
+    folds = list(MultiTaskKFold(2).split(X, y, task_ids=task_ids))
+    assert len(folds) == 2
+
+
+def test_long_target_dense_form_matches_its_observations():
+    target = check_multitask_target([5.0, 6.0, 7.0], task_ids=["b", "a", "b"], y_numeric=True)
+    rows, tasks, labels = target.observations()
+    assert rows.tolist() == [0, 1, 2] and tasks.tolist() == [1, 0, 1]
+    np.testing.assert_array_equal(target.values[rows, tasks], labels)
+    assert [r.tolist() for r in target.task_rows()] == [[1], [0, 2]]
