@@ -314,9 +314,11 @@ class MultiTaskClassifierMixin(MultiTaskMixin, ClassifierMixin):
     def _check_n_classes(self, classes):
         if self._max_classes is None:
             return
+        prefix = "Only binary classification is supported: " if self._max_classes == 2 else ""
         for task, task_classes in zip(self.tasks_, classes):
             if len(task_classes) > self._max_classes:
+                where = "y" if self._layout == "1d" else f"Task {_hashable(task)!r}"
                 raise ValueError(
-                    f"Task {_hashable(task)!r} has {len(task_classes)} classes but "
+                    f"{prefix}{where} has {len(task_classes)} classes but "
                     f"{type(self).__name__} supports at most {self._max_classes}."
                 )

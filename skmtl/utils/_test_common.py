@@ -5,10 +5,15 @@ in ``INSTANCES`` (``tests/test_common.py`` fails otherwise). An expected failure
 a one-line reason and runs as a strict xfail, so a check that starts passing is noticed.
 """
 
+import importlib.util
+
+import numpy as np
 from sklearn.linear_model import LogisticRegression, Ridge
 
 from skmtl.baselines import IndependentTasks, PooledTasks
+from skmtl.linear._block_sparse import BlockSparseClassifier, BlockSparseRegressor
 from skmtl.linear._mean_clustered import MeanClusteredClassifier, MeanClusteredRegressor
+from skmtl.linear._mean_clustered_cv import MeanClusteredRegressorCV
 
 # class name -> unfitted instances covering its regression and classification modes.
 INSTANCES = {
@@ -16,13 +21,47 @@ INSTANCES = {
     "PooledTasks": [PooledTasks(Ridge()), PooledTasks(LogisticRegression())],
     "MeanClusteredRegressor": [MeanClusteredRegressor()],
     "MeanClusteredClassifier": [MeanClusteredClassifier()],
+    # tight tolerances: the multi-task checks compare two fits to rtol 1e-6
+    "BlockSparseRegressor": [BlockSparseRegressor(alpha=0.01, tol=1e-10),
+                             BlockSparseRegressor(alpha=0.01, q=np.inf, tol=1e-10)],
+    "BlockSparseClassifier": [BlockSparseClassifier(alpha=0.01, tol=1e-10)],
 }
+
+# small grid and 3 folds: the checks fit often
+INSTANCES["MeanClusteredRegressorCV"] = [
+    MeanClusteredRegressorCV(n_alphas=3, cluster_strengths=(1.0, 5.0), cv=3)]
 
 # class name -> {check name: reason}, for scikit-learn's checks.
 SKLEARN_EXPECTED_FAILURES = {}
 
 # class name -> {check name: reason}, for skmtl's multi-task checks.
 MULTITASK_EXPECTED_FAILURES = {}
+
+
+# Deep estimators, when torch and skorch are installed: tiny nets, as the checks fit them often.
+if importlib.util.find_spec("torch") and importlib.util.find_spec("skorch"):
+    from skmtl.deep import MultiTaskClassifier, MultiTaskRegressor
+
+    _DEEP = dict(hidden_layer_sizes=(8,), max_epochs=40, batch_size=32, lr=1e-2, random_state=0)
+    INSTANCES["MultiTaskRegressor"] = [
+        MultiTaskRegressor(**_DEEP),
+        MultiTaskRegressor(**_DEEP, sharing="cross_stitch", head_layer_sizes=(4,),
+                           weighting="gradnorm"),
+    ]
+    INSTANCES["MultiTaskClassifier"] = [
+        MultiTaskClassifier(**_DEEP),
+        MultiTaskClassifier(**_DEEP, sharing="conditioned", weighting="uncertainty"),
+    ]
+    _DEEP_SGD = {
+        "check_long_equals_wide": "SGD on long rows (one per label) sees other batches than on "
+        "wide rows, so the two fits differ beyond rounding",
+        "check_task_permutation_equivariance": "heads are initialised in task order from one "
+        "seed, so permuted tasks start from other weights",
+        "check_output_shapes": "it compares a long fit's score with a wide fit's, which differ "
+        "for SGD as in check_long_equals_wide",
+    }
+    MULTITASK_EXPECTED_FAILURES["MultiTaskRegressor"] = dict(_DEEP_SGD)
+    MULTITASK_EXPECTED_FAILURES["MultiTaskClassifier"] = dict(_DEEP_SGD)
 
 
 def sklearn_expected_failures(estimator):

@@ -1,0 +1,694 @@
+"""Deep multi-task estimators: scikit-learn estimators that build and own a skorch net."""
+
+import copy
+from functools import partial
+from numbers import Integral, Real
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from sklearn.base import BaseEstimator
+from sklearn.utils import check_random_state
+from skorch.callbacks import EarlyStopping, PrintLog, ProgressBar
+from skorch.helper import predefined_split
+
+from skmtl.base import MultiTaskClassifierMixin, MultiTaskRegressorMixin
+from skmtl.deep._device import resolve_device, seeded_rng
+from skmtl.deep._net import BatchLoader, MultiTaskDataset, MultiTaskNet, TaskLoss, TaskLossRecorder
+from skmtl.deep.modules import ACTIVATIONS, CONDITIONING, SHARING, build_module
+from skmtl.deep.weighting import WEIGHTINGS, Weighting, get_weighting
+from skmtl.utils._sklearn_compat import Interval, StrOptions
+from skmtl.utils.validation import _hashable
+
+__all__ = ["MultiTaskClassifier", "MultiTaskRegressor"]
+
+TASK_SAMPLING = ("joint", "uniform", "proportional")
+OPTIMIZERS = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD, "adamw": torch.optim.AdamW}
+
+# Parameters of named weightings that come from flat estimator parameters.
+_WEIGHTING_PARAMS = {
+    "fixed": {"task_weights": "task_weights"},
+    "gradnorm": {"alpha": "gradnorm_alpha"},
+    "lbtw": {"alpha": "lbtw_alpha"},
+}
+
+
+class _DeepMultiTaskNetwork(BaseEstimator):
+    """Common parameters, fit and forward pass of the deep multi-task estimators."""
+
+    _parameter_constraints = {
+        "sharing": [StrOptions(set(SHARING))],
+        "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
+        "head_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
+        "activation": [StrOptions(set(ACTIVATIONS))],
+        "dropout": [Interval(Real, 0, 1, closed="left")],
+        "soft_penalty": [Interval(Real, 0, None, closed="left")],
+        "conditioning": [StrOptions(set(CONDITIONING))],
+        "embedding_dim": [None, Interval(Integral, 1, None, closed="left")],
+        "module": [None, type],
+        "module_params": [None, dict],
+        "weighting": [StrOptions(set(WEIGHTINGS)), Weighting],
+        "task_weights": [None, "array-like"],
+        "gradnorm_alpha": [Interval(Real, 0, None, closed="left")],
+        "lbtw_alpha": [Interval(Real, 0, None, closed="left")],
+        "task_sampling": [StrOptions(set(TASK_SAMPLING))],
+        "max_epochs": [Interval(Integral, 1, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "lr": [Interval(Real, 0, None, closed="neither")],
+        "optimizer": [StrOptions(set(OPTIMIZERS)), callable],
+        "validation_fraction": [Interval(Real, 0, 1, closed="left")],
+        "early_stopping": ["boolean"],
+        "callbacks": [None, list],
+        "device": [str],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+    }
+
+    # X arrives float32 or float64 (other dtypes become float32); batches are float32.
+    _X_dtype = [np.float32, np.float64]
+
+    def __init__(
+        self,
+        *,
+        sharing="hard",
+        hidden_layer_sizes=(64,),
+        head_layer_sizes=(),
+        activation="relu",
+        dropout=0.0,
+        soft_penalty=1e-3,
+        conditioning="concat",
+        embedding_dim=None,
+        module=None,
+        module_params=None,
+        weighting="equal",
+        task_weights=None,
+        gradnorm_alpha=1.5,
+        lbtw_alpha=0.5,
+        task_sampling="joint",
+        max_epochs=50,
+        batch_size=64,
+        lr=1e-3,
+        optimizer="adam",
+        validation_fraction=0.0,
+        early_stopping=False,
+        callbacks=None,
+        device="cpu",
+        random_state=None,
+        verbose=0,
+    ):
+        self.sharing = sharing
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.head_layer_sizes = head_layer_sizes
+        self.activation = activation
+        self.dropout = dropout
+        self.soft_penalty = soft_penalty
+        self.conditioning = conditioning
+        self.embedding_dim = embedding_dim
+        self.module = module
+        self.module_params = module_params
+        self.weighting = weighting
+        self.task_weights = task_weights
+        self.gradnorm_alpha = gradnorm_alpha
+        self.lbtw_alpha = lbtw_alpha
+        self.task_sampling = task_sampling
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.optimizer = optimizer
+        self.validation_fraction = validation_fraction
+        self.early_stopping = early_stopping
+        self.callbacks = callbacks
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        return tags
+
+    # -- fit ------------------------------------------------------------------------------------
+    def _fit_multitask(self, X, Y, mask):
+        if self.early_stopping and self.validation_fraction == 0:
+            raise ValueError(
+                "early_stopping=True monitors the validation loss and needs "
+                "validation_fraction > 0 (e.g. 0.1); got validation_fraction=0."
+            )
+        device = resolve_device(self.device)
+        optimizer = self._resolve_optimizer()
+        kinds, output_sizes, targets = self._encode_targets(Y, mask)
+        if sp.issparse(X) and X.format != "csr":
+            X = X.tocsr()  # rows are drawn per batch
+        rng = check_random_state(self.random_state)
+        seed = int(rng.randint(np.iinfo(np.int32).max))
+        train_rows, valid_rows = self._split_rows(X.shape[0], np.random.RandomState(seed))
+        train = MultiTaskDataset(X, targets, mask, train_rows)
+        valid = None if valid_rows is None else MultiTaskDataset(X, targets, mask, valid_rows)
+        n_observed = mask.sum(0) if train_rows is None else mask[train_rows].sum(0)
+        builder = partial(
+            build_module,
+            self.sharing,
+            X.shape[1],
+            output_sizes,
+            hidden_layer_sizes=self.hidden_layer_sizes,
+            head_layer_sizes=self.head_layer_sizes,
+            activation=self.activation,
+            dropout=self.dropout,
+            soft_penalty=self.soft_penalty,
+            conditioning=self.conditioning,
+            embedding_dim=self.embedding_dim,
+            module=self.module,
+            module_params=self.module_params,
+        )
+        net = MultiTaskNet(
+            builder,
+            criterion=TaskLoss(kinds, output_sizes),
+            weighting=self._make_weighting(),
+            n_observed=n_observed,
+            task_type=self._task_type,
+            task_names=[_hashable(task) for task in self.tasks_],
+            optimizer=optimizer,
+            lr=self.lr,
+            max_epochs=self.max_epochs,
+            batch_size=self.batch_size,
+            iterator_train=BatchLoader,
+            iterator_train__shuffle=True,
+            iterator_train__task_sampling=self.task_sampling,
+            iterator_valid=BatchLoader,
+            train_split=None if valid is None else predefined_split(valid),
+            callbacks=self._make_callbacks(),
+            callbacks__valid_loss=TaskLossRecorder(),
+            callbacks__print_log=self._make_print_log(len(output_sizes)),
+            verbose=self.verbose,
+            device=device,
+        )
+        with seeded_rng(seed, device):
+            net.fit(train, None)
+        self.net_ = net
+        # epochs that completed (skorch ends training quietly on KeyboardInterrupt)
+        weights = [row["task_weights"] for row in net.history if "task_weights" in row]
+        self.n_iter_ = len(weights)
+        self.task_weights_history_ = np.asarray(weights, dtype=np.float64).reshape(
+            len(weights), len(output_sizes)
+        )
+        self.gradient_affinity_ = net.gradient_affinity()
+        net.affinity_sum_, net.affinity_count_ = net.affinity_sum_.cpu(), net.affinity_count_.cpu()
+        return self
+
+    def _resolve_optimizer(self):
+        if isinstance(self.optimizer, str):
+            return OPTIMIZERS[self.optimizer]
+        return self.optimizer
+
+    def _make_weighting(self):
+        if not isinstance(self.weighting, str):
+            return get_weighting(self.weighting)  # a deep copy
+        params = {
+            name: getattr(self, attribute)
+            for name, attribute in _WEIGHTING_PARAMS.get(self.weighting, {}).items()
+        }
+        return get_weighting(self.weighting, **params)
+
+    def _make_callbacks(self):
+        callbacks = [copy.deepcopy(cb) for cb in (self.callbacks or [])]
+        if self.early_stopping:
+            callbacks.append(
+                ("early_stopping", EarlyStopping(monitor="valid_loss", load_best=True))
+            )
+        if self.verbose:
+            callbacks.append(("progress_bar", ProgressBar()))
+        return callbacks
+
+    def _make_print_log(self, n_tasks):
+        if not self.verbose or self.verbose < 2:
+            return None
+        ignored = ["task_weights"] + [
+            f"{phase}_loss_task_{t}" for phase in ("train", "valid") for t in range(n_tasks)
+        ]
+        return PrintLog(keys_ignored=ignored)
+
+    def _split_rows(self, n_samples, rng):
+        if self.validation_fraction == 0:
+            return None, None
+        n_valid = int(np.ceil(self.validation_fraction * n_samples))
+        if n_valid >= n_samples:
+            raise ValueError(
+                f"validation_fraction={self.validation_fraction} leaves no training rows out of "
+                f"{n_samples}; lower it."
+            )
+        order = rng.permutation(n_samples)
+        return np.sort(order[n_valid:]), np.sort(order[:n_valid])
+
+    # -- predictions ----------------------------------------------------------------------------
+    def _forward(self, X):
+        """Yield ``(rows, outputs)``: the padded head outputs (T, B, K_max) of each batch."""
+        dataset = MultiTaskDataset(X)
+        start = 0
+        for out in self.net_.forward_iter(dataset, training=False):
+            stop = start + out.shape[1]
+            yield slice(start, stop), out.to(torch.float64).numpy()
+            start = stop
+
+
+class MultiTaskRegressor(MultiTaskRegressorMixin, _DeepMultiTaskNetwork):
+    """Deep multi-task regressor: one network, one output per task, a choice of sharing.
+
+    A PyTorch network (built by :func:`skmtl.deep.modules.build_module` with the ``sharing``
+    strategy) is trained by a private skorch net on all tasks at once. Each task's targets are
+    standardised on its observed labels (``standardize_targets=True``) and predictions are
+    mapped back. Missing labels are masked: the loss of task ``t`` on a batch ``B`` is the mean
+    over its observed labels ``O_t(B)`` only, and the weighting combines the task losses::
+
+        L_t(B) = 1 / |O_t(B)| * sum_{i in O_t(B)} (f_t(x_i) - z_it)^2
+        total(B) = weighting.combine(L(B), observed=|O_t(B)| > 0) + penalty(theta)
+
+    where ``z_it = (y_it - mean_t) / std_t`` and ``penalty`` is the ``"soft"`` sharing penalty
+    (0 otherwise). With ``weighting="equal"``, ``total = sum_{t observed} L_t``. A task without a
+    label in the batch contributes nothing. Training runs in float32 on ``device``;
+    predictions are float64.
+
+    Parameters
+    ----------
+    sharing : {"hard", "independent", "soft", "cross_stitch", "sluice", "conditioned"}, \
+            default="hard"
+        How tasks share parameters: ``"hard"`` a shared trunk and one head per task;
+        ``"independent"`` one network per task (the deep single-task baseline); ``"soft"`` one
+        tower per task pulled together by ``soft_penalty``; ``"cross_stitch"`` towers mixed by
+        learned units; ``"sluice"`` cross-stitch over subspaces with layer mixing;
+        ``"conditioned"`` one network fed a learned task embedding. See
+        :mod:`skmtl.deep.modules`.
+    hidden_layer_sizes : array-like of int or int, default=(64,)
+        Hidden layers of the trunk (``"hard"``), of each tower, or of the conditioned network.
+        Ignored when ``module`` is given.
+    head_layer_sizes : array-like of int or int, default=()
+        Hidden layers of each task head before its output layer. Linear heads (the default)
+        make per-task gradients nearly free (see Notes).
+    activation : {"relu", "gelu", "tanh", "logistic", "identity"}, default="relu"
+        Activation after every hidden layer.
+    dropout : float, default=0.0
+        Dropout probability after every hidden activation, in ``[0, 1)``.
+    soft_penalty : float, default=1e-3
+        Strength of the ``"soft"`` sharing penalty ``sum ||theta_s - theta_t||^2`` between
+        matching tower layers; used by ``"soft"`` only.
+    conditioning : {"concat", "sum", "multiplicative"}, default="concat"
+        How ``"conditioned"`` sharing feeds the task embedding; used by ``"conditioned"`` only.
+    embedding_dim : int, default=None
+        Width of the task embedding of ``"conditioned"`` sharing; None means ``min(8, T)``.
+    module : torch.nn.Module subclass, default=None
+        A class to use as the trunk (``"hard"``) or as each tower (``"independent"``,
+        ``"soft"``), built as ``module(**module_params)`` inside ``fit``. It receives X of shape
+        ``(batch, n_features)`` in float32 and returns ``(batch, ...)``.
+    module_params : dict, default=None
+        Keyword arguments of ``module``.
+    weighting : str or Weighting, default="equal"
+        How the task losses are combined: ``"equal"``, ``"fixed"`` (``task_weights``),
+        ``"inverse_frequency"``, ``"uncertainty"``, ``"gradnorm"`` (``gradnorm_alpha``),
+        ``"dwa"``, ``"lbtw"`` (``lbtw_alpha``), ``"minimax"``, or an instance of a
+        :class:`~skmtl.deep.weighting.Weighting` subclass (copied at fit). See
+        :mod:`skmtl.deep.weighting`.
+    task_weights : array-like of shape (n_tasks,), default=None
+        One weight per task (in ``tasks_`` order); used by ``weighting="fixed"`` only.
+    gradnorm_alpha : float, default=1.5
+        GradNorm's asymmetry ``alpha``; used by ``weighting="gradnorm"`` only.
+    lbtw_alpha : float, default=0.5
+        Loss-balanced weighting's exponent ``alpha``; used by ``weighting="lbtw"`` only.
+    task_sampling : {"joint", "uniform", "proportional"}, default="joint"
+        ``"joint"``: every batch is drawn from all rows and every task's observed labels count.
+        ``"uniform"`` / ``"proportional"``: naive multi-task SGD; each batch first draws one
+        task (uniformly, or with probability proportional to its number of observed labels),
+        then ``batch_size`` of that task's observed rows, and only that task's loss counts. An
+        epoch has ``ceil(n_samples / batch_size)`` batches in every mode.
+    max_epochs : int, default=50
+        Number of passes over the training data (fewer with early stopping).
+    batch_size : int, default=64
+        Rows per batch.
+    lr : float, default=1e-3
+        Learning rate of the optimizer.
+    optimizer : {"adam", "sgd", "adamw"} or callable, default="adam"
+        The optimizer: a name, or a :class:`torch.optim.Optimizer` class (or any callable
+        ``optimizer(params, lr=lr)``).
+    validation_fraction : float, default=0.0
+        Fraction of the rows held out (at random, from ``random_state``) to compute validation
+        losses each epoch; 0 for none.
+    early_stopping : bool, default=False
+        Stop when the validation loss (the mean over tasks of the per-task validation losses)
+        has not improved by a relative 1e-4 for 5 epochs, and restore the network of the best
+        epoch (skorch's :class:`~skorch.callbacks.EarlyStopping`). Needs
+        ``validation_fraction > 0``; for other settings, pass your own ``EarlyStopping`` in
+        ``callbacks``.
+    callbacks : list of skorch callbacks, default=None
+        Extra skorch callbacks (instances or ``(name, callback)`` tuples); they are copied at
+        fit, and the fitted copies live in ``net_.callbacks_``.
+    device : str, default="cpu"
+        ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"mps"`` or ``"auto"`` (CUDA if available, else
+        MPS if available, else the CPU). An unavailable device raises a ValueError at fit.
+    random_state : int, RandomState instance or None, default=None
+        Seeds every torch random draw of the fit (initialisation, shuffling, dropout, task
+        sampling) and the validation split, inside :func:`torch.random.fork_rng`: torch's global
+        random state is left untouched, and the same integer gives the same model.
+    verbose : int, default=0
+        0: silent. 1: a progress bar per epoch (skorch's
+        :class:`~skorch.callbacks.ProgressBar`). 2: also skorch's table of losses per epoch.
+    standardize_targets : bool, default=True
+        Standardise each task's targets on its observed labels for training.
+
+    Attributes
+    ----------
+    net_ : skorch.NeuralNet
+        The trained skorch net. ``net_.module_`` is the network; ``net_.history`` holds, per
+        epoch, ``train_loss`` (the weighted training objective), ``train_loss_task_<t>`` (task
+        ``t``'s unweighted mean loss on its observed training labels; ``t`` its position in
+        ``tasks_``), ``task_weights``, and with validation data ``valid_loss`` and
+        ``valid_loss_task_<t>``.
+    n_iter_ : int
+        Number of epochs run.
+    task_weights_history_ : ndarray of shape (n_iter_, n_tasks)
+        The weighting's ``current_weights()`` at the end of each epoch (after its end-of-epoch
+        update).
+    gradient_affinity_ : ndarray of shape (n_tasks, n_tasks)
+        Mean cosine similarity between the tasks' loss gradients on the shared representation
+        (see Notes); symmetric, 1 on the diagonal; NaN for a pair never observed together, and
+        off the diagonal for strategies without a shared representation.
+    target_mean_ : ndarray of shape (n_tasks,)
+        Mean of each task's observed targets (0 without standardisation).
+    target_scale_ : ndarray of shape (n_tasks,)
+        Standard deviation of each task's observed targets (1 without standardisation, or
+        for a constant task).
+    tasks_ : ndarray of shape (n_tasks,)
+        Task labels.
+    n_tasks_ : int
+        Number of tasks.
+    n_features_in_ : int
+        Number of features seen during fit.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during fit, when X has string column names.
+
+    See Also
+    --------
+    MultiTaskClassifier : The classification counterpart.
+    skmtl.IndependentTasks : Single-task reference with any scikit-learn estimator.
+
+    Notes
+    -----
+    Training step. Each batch takes ONE backward pass through the trunk, whatever the
+    weighting. The per-task gradients ``g_t = dL_t / dR`` on the shared representation ``R``
+    (GradNorm's gradient norms, ``gradient_affinity_``) are taken on ``R``, not on the trunk:
+    with linear heads, from the gradients on the outputs and the head weights (a ``T x T`` Gram
+    matrix in ``O(T^2 (B + h))``); with hidden head layers, by one extra backward pass through
+    the heads only.
+
+    Gradient affinity. ``gradient_affinity_[s, t]`` is the mean, over the batches in which both
+    tasks have a label, of ``cos(g_s, g_t)``. It is measured on every batch with linear heads,
+    and on the first batch of every epoch with hidden head layers (where it costs
+    ``O(T^2 B h)``). Strategies without a shared representation (``"independent"``,
+    ``"soft"``, ``"cross_stitch"``, ``"sluice"``, ``"conditioned"``: each head reads its own
+    slot) have no common space to compare in: their off-diagonal entries are NaN.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skmtl.deep import MultiTaskRegressor
+    >>> rng = np.random.RandomState(0)
+    >>> X = rng.normal(size=(100, 3))
+    >>> Y = np.column_stack([X[:, 0] + X[:, 1], X[:, 0] - X[:, 2]])
+    >>> Y[::4, 1] = np.nan  # missing labels
+    >>> model = MultiTaskRegressor(hidden_layer_sizes=(16,), max_epochs=5, lr=1e-2,
+    ...                            random_state=0).fit(X, Y)
+    >>> model.predict(X[:3]).shape, model.predict(X[:3]).dtype
+    ((3, 2), dtype('float64'))
+    >>> model.n_iter_, model.task_weights_history_.shape
+    (5, (5, 2))
+    """
+
+    _parameter_constraints = {
+        **_DeepMultiTaskNetwork._parameter_constraints,
+        "standardize_targets": ["boolean"],
+    }
+    _task_type = "regression"
+
+    def __init__(
+        self,
+        *,
+        sharing="hard",
+        hidden_layer_sizes=(64,),
+        head_layer_sizes=(),
+        activation="relu",
+        dropout=0.0,
+        soft_penalty=1e-3,
+        conditioning="concat",
+        embedding_dim=None,
+        module=None,
+        module_params=None,
+        weighting="equal",
+        task_weights=None,
+        gradnorm_alpha=1.5,
+        lbtw_alpha=0.5,
+        task_sampling="joint",
+        max_epochs=50,
+        batch_size=64,
+        lr=1e-3,
+        optimizer="adam",
+        validation_fraction=0.0,
+        early_stopping=False,
+        callbacks=None,
+        device="cpu",
+        random_state=None,
+        verbose=0,
+        standardize_targets=True,
+    ):
+        super().__init__(
+            sharing=sharing,
+            hidden_layer_sizes=hidden_layer_sizes,
+            head_layer_sizes=head_layer_sizes,
+            activation=activation,
+            dropout=dropout,
+            soft_penalty=soft_penalty,
+            conditioning=conditioning,
+            embedding_dim=embedding_dim,
+            module=module,
+            module_params=module_params,
+            weighting=weighting,
+            task_weights=task_weights,
+            gradnorm_alpha=gradnorm_alpha,
+            lbtw_alpha=lbtw_alpha,
+            task_sampling=task_sampling,
+            max_epochs=max_epochs,
+            batch_size=batch_size,
+            lr=lr,
+            optimizer=optimizer,
+            validation_fraction=validation_fraction,
+            early_stopping=early_stopping,
+            callbacks=callbacks,
+            device=device,
+            random_state=random_state,
+            verbose=verbose,
+        )
+        self.standardize_targets = standardize_targets
+
+    def _encode_targets(self, Y, mask):
+        n_samples, n_tasks = mask.shape
+        targets = np.zeros((n_samples, n_tasks), dtype=np.float32)
+        self.target_mean_ = np.zeros(n_tasks)
+        self.target_scale_ = np.ones(n_tasks)
+        for t in range(n_tasks):
+            rows = mask[:, t]
+            values = Y[rows, t]
+            if self.standardize_targets:
+                self.target_mean_[t] = values.mean()
+                scale = values.std()
+                # a constant task (up to rounding) keeps scale 1 rather than amplifying noise
+                tiny = 1e-12 * max(1.0, abs(self.target_mean_[t]))
+                self.target_scale_[t] = scale if scale > tiny else 1.0
+                values = (values - self.target_mean_[t]) / self.target_scale_[t]
+            targets[rows, t] = values
+        return ["regression"] * n_tasks, [1] * n_tasks, targets
+
+    def _predict_raw(self, X):
+        pred = np.empty((X.shape[0], self.n_tasks_))
+        for rows, out in self._forward(X):
+            pred[rows] = out[:, :, 0].T * self.target_scale_ + self.target_mean_
+        return pred
+
+
+class MultiTaskClassifier(MultiTaskClassifierMixin, _DeepMultiTaskNetwork):
+    """Deep multi-task classifier: one network, per-task classes, a choice of sharing.
+
+    A PyTorch network (built by :func:`skmtl.deep.modules.build_module` with the ``sharing``
+    strategy) is trained by a private skorch net on all tasks at once. Each task has its own
+    classes: a binary task has one logit and the binary cross-entropy, a task with ``K_t > 2``
+    classes has ``K_t`` logits and the cross-entropy (a task with a single class always predicts
+    it). Missing labels are masked: the loss of task ``t`` on a batch ``B`` is the mean over its
+    observed labels ``O_t(B)`` only, and the weighting combines the task losses::
+
+        L_t(B) = 1 / |O_t(B)| * sum_{i in O_t(B)} -log p_t(y_it | x_i)
+        total(B) = weighting.combine(L(B), observed=|O_t(B)| > 0) + penalty(theta)
+
+    where ``penalty`` is the ``"soft"`` sharing penalty (0 otherwise). With
+    ``weighting="equal"``, ``total = sum_{t observed} L_t``. Training runs in float32 on
+    ``device``; probabilities are float64.
+
+    Parameters
+    ----------
+    sharing : {"hard", "independent", "soft", "cross_stitch", "sluice", "conditioned"}, \
+            default="hard"
+        How tasks share parameters: ``"hard"`` a shared trunk and one head per task;
+        ``"independent"`` one network per task (the deep single-task baseline); ``"soft"`` one
+        tower per task pulled together by ``soft_penalty``; ``"cross_stitch"`` towers mixed by
+        learned units; ``"sluice"`` cross-stitch over subspaces with layer mixing;
+        ``"conditioned"`` one network fed a learned task embedding. See
+        :mod:`skmtl.deep.modules`.
+    hidden_layer_sizes : array-like of int or int, default=(64,)
+        Hidden layers of the trunk (``"hard"``), of each tower, or of the conditioned network.
+        Ignored when ``module`` is given.
+    head_layer_sizes : array-like of int or int, default=()
+        Hidden layers of each task head before its output layer. Linear heads (the default)
+        make per-task gradients nearly free (see Notes of :class:`MultiTaskRegressor`).
+    activation : {"relu", "gelu", "tanh", "logistic", "identity"}, default="relu"
+        Activation after every hidden layer.
+    dropout : float, default=0.0
+        Dropout probability after every hidden activation, in ``[0, 1)``.
+    soft_penalty : float, default=1e-3
+        Strength of the ``"soft"`` sharing penalty ``sum ||theta_s - theta_t||^2`` between
+        matching tower layers; used by ``"soft"`` only.
+    conditioning : {"concat", "sum", "multiplicative"}, default="concat"
+        How ``"conditioned"`` sharing feeds the task embedding; used by ``"conditioned"`` only.
+    embedding_dim : int, default=None
+        Width of the task embedding of ``"conditioned"`` sharing; None means ``min(8, T)``.
+    module : torch.nn.Module subclass, default=None
+        A class to use as the trunk (``"hard"``) or as each tower (``"independent"``,
+        ``"soft"``), built as ``module(**module_params)`` inside ``fit``. It receives X of shape
+        ``(batch, n_features)`` in float32 and returns ``(batch, ...)``.
+    module_params : dict, default=None
+        Keyword arguments of ``module``.
+    weighting : str or Weighting, default="equal"
+        How the task losses are combined: ``"equal"``, ``"fixed"`` (``task_weights``),
+        ``"inverse_frequency"``, ``"uncertainty"``, ``"gradnorm"`` (``gradnorm_alpha``),
+        ``"dwa"``, ``"lbtw"`` (``lbtw_alpha``), ``"minimax"``, or an instance of a
+        :class:`~skmtl.deep.weighting.Weighting` subclass (copied at fit). See
+        :mod:`skmtl.deep.weighting`.
+    task_weights : array-like of shape (n_tasks,), default=None
+        One weight per task (in ``tasks_`` order); used by ``weighting="fixed"`` only.
+    gradnorm_alpha : float, default=1.5
+        GradNorm's asymmetry ``alpha``; used by ``weighting="gradnorm"`` only.
+    lbtw_alpha : float, default=0.5
+        Loss-balanced weighting's exponent ``alpha``; used by ``weighting="lbtw"`` only.
+    task_sampling : {"joint", "uniform", "proportional"}, default="joint"
+        ``"joint"``: every batch is drawn from all rows and every task's observed labels count.
+        ``"uniform"`` / ``"proportional"``: naive multi-task SGD; each batch first draws one
+        task (uniformly, or with probability proportional to its number of observed labels),
+        then ``batch_size`` of that task's observed rows, and only that task's loss counts. An
+        epoch has ``ceil(n_samples / batch_size)`` batches in every mode.
+    max_epochs : int, default=50
+        Number of passes over the training data (fewer with early stopping).
+    batch_size : int, default=64
+        Rows per batch.
+    lr : float, default=1e-3
+        Learning rate of the optimizer.
+    optimizer : {"adam", "sgd", "adamw"} or callable, default="adam"
+        The optimizer: a name, or a :class:`torch.optim.Optimizer` class (or any callable
+        ``optimizer(params, lr=lr)``).
+    validation_fraction : float, default=0.0
+        Fraction of the rows held out (at random, from ``random_state``) to compute validation
+        losses each epoch; 0 for none.
+    early_stopping : bool, default=False
+        Stop when the validation loss (the mean over tasks of the per-task validation losses)
+        has not improved by a relative 1e-4 for 5 epochs, and restore the network of the best
+        epoch (skorch's :class:`~skorch.callbacks.EarlyStopping`). Needs
+        ``validation_fraction > 0``; for other settings, pass your own ``EarlyStopping`` in
+        ``callbacks``.
+    callbacks : list of skorch callbacks, default=None
+        Extra skorch callbacks (instances or ``(name, callback)`` tuples); they are copied at
+        fit, and the fitted copies live in ``net_.callbacks_``.
+    device : str, default="cpu"
+        ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"mps"`` or ``"auto"`` (CUDA if available, else
+        MPS if available, else the CPU). An unavailable device raises a ValueError at fit.
+    random_state : int, RandomState instance or None, default=None
+        Seeds every torch random draw of the fit (initialisation, shuffling, dropout, task
+        sampling) and the validation split, inside :func:`torch.random.fork_rng`: torch's global
+        random state is left untouched, and the same integer gives the same model.
+    verbose : int, default=0
+        0: silent. 1: a progress bar per epoch (skorch's
+        :class:`~skorch.callbacks.ProgressBar`). 2: also skorch's table of losses per epoch.
+
+    Attributes
+    ----------
+    net_ : skorch.NeuralNet
+        The trained skorch net. ``net_.module_`` is the network; ``net_.history`` holds, per
+        epoch, ``train_loss`` (the weighted training objective), ``train_loss_task_<t>`` (task
+        ``t``'s unweighted mean loss on its observed training labels; ``t`` its position in
+        ``tasks_``), ``task_weights``, and with validation data ``valid_loss`` and
+        ``valid_loss_task_<t>``.
+    n_iter_ : int
+        Number of epochs run.
+    task_weights_history_ : ndarray of shape (n_iter_, n_tasks)
+        The weighting's ``current_weights()`` at the end of each epoch (after its end-of-epoch
+        update).
+    gradient_affinity_ : ndarray of shape (n_tasks, n_tasks)
+        Mean cosine similarity between the tasks' loss gradients on the shared representation
+        (see Notes of :class:`MultiTaskRegressor`); symmetric, 1 on the diagonal; NaN for a
+        pair never observed together, and off the diagonal for strategies without a shared
+        representation.
+    classes_ : ndarray or list of ndarray
+        The classes of a 1-D y, else one array of classes per task.
+    tasks_ : ndarray of shape (n_tasks,)
+        Task labels.
+    n_tasks_ : int
+        Number of tasks.
+    n_features_in_ : int
+        Number of features seen during fit.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during fit, when X has string column names.
+
+    See Also
+    --------
+    MultiTaskRegressor : The regression counterpart (its Notes describe the training step).
+    skmtl.IndependentTasks : Single-task reference with any scikit-learn estimator.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skmtl.deep import MultiTaskClassifier
+    >>> rng = np.random.RandomState(0)
+    >>> X = rng.normal(size=(120, 3))
+    >>> Y = np.empty((120, 2), dtype=object)
+    >>> Y[:, 0] = np.where(X[:, 0] > 0, "yes", "no")
+    >>> Y[:, 1] = np.array(["low", "mid", "high"])[np.digitize(X[:, 1], [-0.5, 0.5])]
+    >>> Y[::5, 1] = None  # missing labels
+    >>> model = MultiTaskClassifier(hidden_layer_sizes=(16,), max_epochs=5, lr=1e-2,
+    ...                             random_state=0).fit(X, Y)
+    >>> [c.tolist() for c in model.classes_]
+    [['no', 'yes'], ['high', 'low', 'mid']]
+    >>> [p.shape for p in model.predict_proba(X[:4])]
+    [(4, 2), (4, 3)]
+    >>> model.predict(X[:4]).shape
+    (4, 2)
+    """
+
+    _task_type = "classification"
+
+    def _encode_targets(self, Y, mask):
+        n_samples, n_tasks = mask.shape
+        sizes = [len(classes) for classes in self._task_classes]
+        kinds = ["constant" if k == 1 else "binary" if k == 2 else "multiclass" for k in sizes]
+        output_sizes = [1 if k <= 2 else k for k in sizes]
+        targets = np.zeros((n_samples, n_tasks), dtype=np.float32)
+        np.copyto(targets, Y, where=mask, casting="unsafe")
+        return kinds, output_sizes, targets
+
+    def _predict_proba_raw(self, X):
+        sizes = [len(classes) for classes in self._task_classes]
+        proba = [np.empty((X.shape[0], k)) for k in sizes]
+        for rows, out in self._forward(X):
+            for t, k in enumerate(sizes):
+                if k == 1:
+                    proba[t][rows] = 1.0
+                elif k == 2:
+                    positive = 1.0 / (1.0 + np.exp(-out[t, :, 0]))
+                    proba[t][rows, 0] = 1.0 - positive
+                    proba[t][rows, 1] = positive
+                else:
+                    logits = out[t, :, :k]
+                    logits = logits - logits.max(axis=1, keepdims=True)
+                    exp = np.exp(logits)
+                    proba[t][rows] = exp / exp.sum(axis=1, keepdims=True)
+        return proba

@@ -1,0 +1,589 @@
+"""The private skorch net behind the deep multi-task estimators.
+
+:class:`MultiTaskNet` subclasses skorch's :class:`~skorch.net.NeuralNet` and changes it only
+through skorch's hooks (``initialize_module``, ``train_step_single``, ``infer``, ``get_loss``)
+and callbacks. The estimators build it in ``fit``; users meet it as ``estimator.net_``.
+
+Data. A batch is ``(X, y)``: ``X`` a float32 tensor ``(B, n_features)`` (densified from a
+sparse X one batch at a time), ``y`` one float32 tensor ``(B, 2 T)`` holding the targets of the
+``T`` tasks (standardised values or class codes; 0 where missing) followed by the 0 / 1 mask of
+observed labels. Batches are drawn by :class:`BatchLoader` from :class:`MultiTaskDataset`, which
+keeps X as given and a float32 copy of the targets with a boolean mask.
+
+The training step (one batch)::
+
+    rep     = module.shared(X)                    # (B, h), or (T, B, h) per-task slots
+    out     = module.heads_padded(rep)            # (T, B, K_max)
+    L, n    = per-task mean loss over the observed labels of the batch, label counts
+    total   = weighting.combine(L, n > 0) + module.penalty()
+    total.backward()                              # ONE backward pass through the trunk
+    weighting.after_backward(L, n > 0, grad_norms)
+
+Per-task gradients ``g_t = dL_t / d rep`` (for GradNorm's norms and ``gradient_affinity_``)
+never cost a backward pass per task. With linear heads (``head_layer_sizes=()``) they are not
+even formed: ``g_t = D_t W_t^T`` with ``D_t = dL_t / d out_t`` (one cheap backward from the
+losses to the outputs) and ``W_t`` the head's weight, so the Gram matrix of the ``g_t`` is
+``<g_s, g_t> = sum_{k,l} (D_s^T D_t)_{kl} (W_s^T W_t)_{kl}``, of cost ``T^2 K^2 (B + h)``. With
+hidden head layers, the heads read a detached copy of ``rep`` expanded to ``T`` slots (a leaf);
+one backward through the heads gives every ``g_t`` in its slot, a second one (the real one)
+gives the weighted gradient, which then continues into the trunk once.
+"""
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from skorch import NeuralNet
+from skorch.callbacks import Callback
+from skorch.dataset import unpack_data
+from skorch.utils import to_tensor
+
+__all__ = [
+    "BatchLoader",
+    "MultiTaskDataset",
+    "MultiTaskNet",
+    "TaskLoss",
+    "TaskLossRecorder",
+]
+
+TASK_KINDS = ("regression", "binary", "multiclass", "constant")
+
+
+# --------------------------------------------------------------------------------------------
+# Data: a dataset indexed by whole batches, and the loader that draws them
+# --------------------------------------------------------------------------------------------
+
+
+class MultiTaskDataset(torch.utils.data.Dataset):
+    """Rows of X with their multi-task targets, fetched a whole batch at a time.
+
+    ``dataset[(rows, task)]`` returns the batch of the given rows (positions into ``rows_``):
+    ``X`` as a float32 tensor and ``y`` as one float32 tensor ``(B, 2 T)`` (targets, then the
+    mask). With ``task`` not None, only that task's labels are marked observed (task sampling).
+
+    Parameters
+    ----------
+    X : ndarray or scipy.sparse CSR matrix of shape (n_samples, n_features)
+        Kept as given (no copy); each batch is converted to dense float32.
+    targets : ndarray of float32, shape (n_samples, n_tasks), or None
+        Targets (standardised values or class codes), 0 where missing. None for prediction.
+    mask : ndarray of bool, shape (n_samples, n_tasks), or None
+        Observed labels.
+    rows : ndarray of int, default=None
+        The rows of X this dataset covers (a train or validation part); None means all.
+    """
+
+    def __init__(self, X, targets=None, mask=None, rows=None):
+        self.X = X
+        self.targets = targets
+        self.mask = mask
+        self.rows_ = np.arange(X.shape[0]) if rows is None else np.asarray(rows)
+        # zero-copy tensor views: torch gathers the rows of a batch faster than numpy
+        self._X = _tensor_view(X)
+        self._targets = None if targets is None else torch.from_numpy(targets)
+        self._mask = None if mask is None else torch.from_numpy(mask)
+
+    def __len__(self):
+        return self.rows_.shape[0]
+
+    def observed_rows(self):
+        """Per task, the positions (into ``rows_``) of the rows with an observed label."""
+        mask = self.mask[self.rows_]
+        return [np.flatnonzero(mask[:, t]) for t in range(mask.shape[1])]
+
+    def __getitem__(self, item):
+        positions, task = item
+        rows = self.rows_[positions]
+        if self._X is not None:
+            X = self._X[torch.from_numpy(rows)].to(torch.float32)
+        else:
+            X = self.X[rows]
+            X = X.toarray() if hasattr(X, "toarray") else X
+            X = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32))
+        if self._targets is None:
+            return X, torch.empty(0)
+        index = torch.from_numpy(rows)
+        mask = self._mask[index]
+        if task is not None:
+            only = torch.zeros_like(mask)
+            only[:, task] = mask[:, task]
+            mask = only
+        return X, torch.cat([self._targets[index], mask.to(torch.float32)], dim=1)
+
+
+def _tensor_view(X):
+    """A tensor sharing a dense, writable float ndarray's memory, else None."""
+    if (
+        isinstance(X, np.ndarray)
+        and X.dtype in (np.float32, np.float64)
+        and X.flags.writeable
+        and all(stride >= 0 for stride in X.strides)
+    ):
+        return torch.from_numpy(X)
+    return None
+
+
+class _BatchSampler:
+    """Yields ``(positions, task)`` items, one per batch; see :class:`BatchLoader`."""
+
+    def __init__(self, dataset, batch_size, shuffle, task_sampling):
+        self.dataset = dataset
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.task_sampling = task_sampling
+        if task_sampling != "joint":
+            self._task_rows = dataset.observed_rows()
+            counts = torch.tensor([len(r) for r in self._task_rows], dtype=torch.float64)
+            if task_sampling == "uniform":
+                counts = (counts > 0).to(torch.float64)
+            self._task_probs = counts / counts.sum()
+            self._queues = [np.empty(0, dtype=np.intp) for _ in self._task_rows]
+
+    def __len__(self):
+        return -(-len(self.dataset) // self.batch_size)
+
+    def __iter__(self):
+        n = len(self.dataset)
+        if self.task_sampling == "joint":
+            order = torch.randperm(n).numpy() if self.shuffle else np.arange(n)
+            for start in range(0, n, self.batch_size):
+                yield order[start : start + self.batch_size], None
+            return
+        tasks = torch.multinomial(self._task_probs, len(self), replacement=True).tolist()
+        for task in tasks:
+            yield self._draw(task), task
+
+    def _draw(self, task):
+        """The next ``batch_size`` observed rows of ``task``, cycling through its rows in a
+        fresh random order each time they run out (or all of them, if fewer)."""
+        rows = self._task_rows[task]
+        size = min(self.batch_size, rows.shape[0])
+        queue = self._queues[task]
+        while queue.shape[0] < size:
+            queue = np.concatenate([queue, rows[torch.randperm(rows.shape[0]).numpy()]])
+        self._queues[task] = queue[size:]
+        return queue[:size]
+
+
+def BatchLoader(dataset, batch_size, shuffle=False, task_sampling="joint"):  # noqa: N802
+    """A DataLoader over whole batches of a :class:`MultiTaskDataset` (skorch's iterator).
+
+    ``task_sampling="joint"``: the rows in a random order (if ``shuffle``), cut into
+    ``ceil(n / batch_size)`` batches, every task's labels kept. ``"uniform"`` /
+    ``"proportional"``: ``ceil(n / batch_size)`` batches as well, each of one task drawn
+    uniformly (among the tasks with labels) or with probability proportional to its number of
+    observed labels; the batch holds ``batch_size`` of that task's observed rows (all of them if
+    fewer), visited in a random order without repetition until they run out, and only that task's
+    labels count. Randomness comes from torch's global generator (seeded and isolated by the
+    estimator).
+
+    Parameters
+    ----------
+    dataset : MultiTaskDataset
+        The data.
+    batch_size : int
+        Rows per batch.
+    shuffle : bool, default=False
+        Shuffle the rows (``"joint"``); the task-sampled batches are always random.
+    task_sampling : {"joint", "uniform", "proportional"}, default="joint"
+        How batches are drawn.
+
+    Returns
+    -------
+    loader : torch.utils.data.DataLoader
+    """
+    sampler = _BatchSampler(dataset, batch_size, shuffle, task_sampling)
+    # The loader's own generator: iterating never draws from torch's global one (predict runs
+    # outside the estimator's seeded block); the sampler draws from the global one (seeded).
+    return torch.utils.data.DataLoader(
+        dataset, sampler=sampler, batch_size=None, generator=torch.Generator()
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# The per-task masked loss (skorch's criterion)
+# --------------------------------------------------------------------------------------------
+
+
+class TaskLoss(torch.nn.Module):
+    """Per-task sums of the loss over the observed labels of a batch, and label counts.
+
+    Element losses: squared error (``"regression"``, on standardised targets), binary
+    cross-entropy on one logit (``"binary"``), cross-entropy over the task's ``K_t`` logits
+    (``"multiclass"``). A ``"constant"`` task (one class) has no loss and counts no label.
+
+    Parameters
+    ----------
+    kinds : sequence of str
+        The kind of each task, one of ``TASK_KINDS``.
+    output_sizes : sequence of int
+        Output width of each task.
+    """
+
+    def __init__(self, kinds, output_sizes):
+        super().__init__()
+        self.kinds = list(kinds)
+        self.output_sizes = list(output_sizes)
+        n_tasks = len(self.kinds)
+        self.n_tasks = n_tasks
+        self._groups = []
+        for kind in ("regression", "binary", "multiclass"):
+            index = [t for t in range(n_tasks) if self.kinds[t] == kind]
+            if index:
+                self._groups.append((kind, index))
+        width = max(self.output_sizes)
+        valid = torch.arange(width) < torch.tensor(self.output_sizes).unsqueeze(1)
+        self.register_buffer("_valid_logits", valid, persistent=False)
+        trainable = torch.tensor([kind != "constant" for kind in self.kinds])
+        self.register_buffer("_trainable", trainable, persistent=False)
+        for kind, index in self._groups:
+            self.register_buffer(f"_index_{kind}", torch.tensor(index), persistent=False)
+
+    def forward(self, out, y):
+        """Loss sums and label counts per task.
+
+        Parameters
+        ----------
+        out : Tensor of shape (T, B, K_max)
+            Padded outputs of the heads.
+        y : Tensor of shape (B, 2 T)
+            Targets, then the 0 / 1 mask.
+
+        Returns
+        -------
+        sums : Tensor of shape (T,)
+            Sum of the element losses over the task's observed labels.
+        counts : Tensor of shape (T,)
+            Number of observed labels of each task (float).
+        """
+        n_tasks = self.n_tasks
+        values, mask = y[:, :n_tasks], (y[:, n_tasks:] > 0.5) & self._trainable
+        counts = mask.sum(0).to(out.dtype)
+        sums = out.new_zeros(n_tasks)
+        for kind, index in self._groups:
+            select = getattr(self, f"_index_{kind}")
+            whole = len(index) == n_tasks
+            part_out = out if whole else out.index_select(0, select)
+            part_values = values if whole else values.index_select(1, select)
+            part_mask = mask if whole else mask.index_select(1, select)
+            element = self._element_loss(kind, part_out, part_values, select)
+            part_sums = torch.where(part_mask, element, element.new_zeros(())).sum(0)
+            sums = part_sums if whole else sums.index_copy(0, select, part_sums)
+        return sums, counts
+
+    def _element_loss(self, kind, out, values, select):
+        """(B, T_group) element losses."""
+        if kind == "regression":
+            return (out[:, :, 0].T - values).square()
+        if kind == "binary":
+            return F.binary_cross_entropy_with_logits(out[:, :, 0].T, values, reduction="none")
+        valid = self._valid_logits.index_select(0, select)  # (Tg, K_max)
+        logits = out.masked_fill(~valid.unsqueeze(1), float("-inf"))
+        log_proba = torch.log_softmax(logits, dim=-1)  # (Tg, B, K_max)
+        top = valid.sum(1, keepdim=True) - 1  # garbage codes behind the mask stay in range
+        codes = torch.minimum(values.T.long().clamp_min(0), top).unsqueeze(-1)
+        return -log_proba.gather(-1, codes).squeeze(-1).T
+
+
+# --------------------------------------------------------------------------------------------
+# Per-task losses, weights and the validation loss in the history
+# --------------------------------------------------------------------------------------------
+
+
+class TaskLossRecorder(Callback):
+    """Records per-task losses and task weights in the history; drives the weighting's epochs.
+
+    It replaces skorch's default ``valid_loss`` callback. At the end of every epoch it records
+    ``train_loss_task_<t>`` (the mean loss of task ``t`` over its observed training labels of the
+    epoch, unweighted; NaN if none); with validation data ``valid_loss_task_<t>``,
+    ``valid_loss`` (the mean of the per-task validation losses over the tasks with validation
+    labels, the quantity early stopping monitors) and ``valid_loss_best``. It then calls the
+    weighting's ``on_epoch_end`` with the per-task training losses and records
+    ``task_weights`` (its ``current_weights()``).
+    ``t`` is the task's position in ``tasks_``.
+    """
+
+    def initialize(self):
+        self._sums = {}
+        self._counts = {}
+        return self
+
+    def on_epoch_begin(self, net, **kwargs):
+        self._sums = {"train": 0.0, "valid": 0.0}
+        self._counts = {"train": 0.0, "valid": 0.0}
+
+    def on_batch_end(self, net, batch=None, training=False, **step):
+        phase = "train" if training else "valid"
+        if training:
+            sums, counts = step["task_loss_sums"], step["task_counts"]
+        else:
+            _, yi = unpack_data(batch)
+            sums, counts = net.criterion_(step["y_pred"], to_tensor(yi, device=net.device))
+        self._sums[phase] = self._sums[phase] + sums.detach().to("cpu", torch.float64).numpy()
+        self._counts[phase] = self._counts[phase] + counts.detach().to("cpu", torch.float64).numpy()
+
+    def _means(self, phase, n_tasks):
+        """Per-task mean loss of the epoch; NaN for a task without labels (or no batch)."""
+        counts = np.broadcast_to(np.asarray(self._counts[phase], dtype=np.float64), (n_tasks,))
+        sums = np.broadcast_to(np.asarray(self._sums[phase], dtype=np.float64), (n_tasks,))
+        means = np.full(n_tasks, np.nan)
+        observed = counts > 0
+        means[observed] = sums[observed] / counts[observed]
+        return means
+
+    def on_epoch_end(self, net, dataset_train=None, dataset_valid=None, **kwargs):
+        history = net.history
+        n_tasks = net.criterion_.n_tasks
+        train = self._means("train", n_tasks)
+        for t, value in enumerate(train):
+            history.record(f"train_loss_task_{t}", float(value))
+        if dataset_valid is not None:
+            valid = self._means("valid", n_tasks)
+            for t, value in enumerate(valid):
+                history.record(f"valid_loss_task_{t}", float(value))
+            labelled = valid[np.isfinite(valid)]
+            loss = float(labelled.mean()) if labelled.size else np.nan
+            earlier = [row["valid_loss"] for row in history[:-1] if "valid_loss" in row]
+            history.record("valid_loss", loss)
+            history.record("valid_loss_best", bool(all(loss < value for value in earlier)))
+        net.weighting_.on_epoch_end(train)
+        weights = np.asarray(net.weighting_.current_weights(), dtype=np.float64)
+        history.record("task_weights", weights.tolist())
+
+
+# --------------------------------------------------------------------------------------------
+# The net
+# --------------------------------------------------------------------------------------------
+
+
+def _linear_head_weight(module):
+    """The (T, h, K_max) output weight of the heads when they are linear, else None."""
+    heads = getattr(module, "task_heads", None)
+    if heads is None or len(getattr(heads, "hidden", ())) > 0:
+        return None
+    return heads.output.weight
+
+
+class MultiTaskNet(NeuralNet):
+    """skorch net training a :class:`~skmtl.deep.modules.MultiTaskModule` on masked task losses.
+
+    Parameters
+    ----------
+    module : callable
+        Builds the :class:`~skmtl.deep.modules.MultiTaskModule` (called without arguments).
+    criterion : TaskLoss
+        The per-task masked loss.
+    weighting : Weighting
+        A fresh (not yet reset) weighting; it is reset in ``initialize_module``.
+    n_observed : ndarray of shape (n_tasks,)
+        Observed training labels per task (for ``Weighting.reset``).
+    task_type : {"regression", "classification"}
+        For ``Weighting.reset``.
+    task_names : sequence, default=None
+        Task labels, to name a task whose loss is not finite; positions when None.
+    affinity : bool, default=True
+        Accumulate the gradient affinity of the tasks (see the module docstring for when).
+    **kwargs
+        skorch's :class:`~skorch.net.NeuralNet` parameters.
+
+    Attributes
+    ----------
+    weighting_ : Weighting
+        The weighting, reset for this fit.
+    weighting_params_ : torch.nn.ParameterList
+        The weighting's learnable parameters, trained by the net's optimizer.
+    affinity_sum_, affinity_count_ : Tensor of shape (T, T)
+        Sums of the per-batch cosines of the task gradients, and the number of batches in which
+        both tasks had a gradient.
+    """
+
+    def __init__(
+        self,
+        module,
+        *,
+        criterion,
+        weighting,
+        n_observed,
+        task_type,
+        task_names=None,
+        affinity=True,
+        **kwargs,
+    ):
+        super().__init__(module, criterion, **kwargs)
+        self.weighting = weighting
+        self.n_observed = n_observed
+        self.task_type = task_type
+        self.task_names = task_names
+        self.affinity = affinity
+
+    # -- hooks ----------------------------------------------------------------------------------
+    def initialize_module(self):
+        super().initialize_module()
+        weighting = self.weighting
+        params = weighting.reset(
+            self.module_.n_tasks,
+            n_observed=self.n_observed,
+            task_type=self.task_type,
+            device=self.device,
+        )
+        self.weighting_ = weighting
+        self.weighting_params_ = torch.nn.ParameterList(params)
+        n_tasks = self.module_.n_tasks
+        zeros = torch.zeros(n_tasks, n_tasks, dtype=torch.float32, device=self.device)
+        self.affinity_sum_ = zeros
+        self.affinity_count_ = zeros.clone()
+        return self
+
+    def infer(self, x, **fit_params):
+        """Padded outputs of all heads, ``(T, B, K_max)``."""
+        x = to_tensor(x, device=self.device)
+        return self.module_.forward_padded(x)
+
+    def get_loss(self, y_pred, y_true, X=None, training=False):
+        """Mean over the tasks with a label in the batch of their mean loss (validation loss)."""
+        sums, counts = self.criterion_(y_pred, to_tensor(y_true, device=self.device))
+        observed = counts > 0
+        if not observed.any():
+            return sums.new_zeros(())
+        return (sums[observed] / counts[observed]).mean()
+
+    def task_losses(self, y_pred, y_true):
+        """Per-task mean losses over the observed labels of a batch, and which tasks have one.
+
+        Parameters
+        ----------
+        y_pred : Tensor of shape (T, B, K_max)
+            Output of :meth:`infer`.
+        y_true : Tensor of shape (B, 2 T)
+            Targets then mask, as the batches carry them.
+
+        Returns
+        -------
+        losses : Tensor of shape (T,)
+            0 for a task without a label in the batch.
+        observed : BoolTensor of shape (T,)
+        """
+        sums, counts = self.criterion_(y_pred, to_tensor(y_true, device=self.device))
+        return sums / counts.clamp_min(1), counts > 0
+
+    def train_step_single(self, batch, **fit_params):
+        self._set_training(True)
+        Xi, yi = unpack_data(batch)
+        Xi = to_tensor(Xi, device=self.device)
+        yi = to_tensor(yi, device=self.device)
+        module, weighting = self.module_, self.weighting_
+        n_tasks = module.n_tasks
+        head_weight = _linear_head_weight(module)
+        first_batch = len(self.history[-1, "batches"]) == 1
+        want_affinity = self.affinity and module.shares_representation and n_tasks > 1 and (
+            head_weight is not None or first_batch
+        )
+        probe = weighting.requires_grad_norms or want_affinity
+
+        rep = module.shared(Xi)
+        slots = None
+        if probe and head_weight is None:
+            if module.shares_representation:
+                slots = rep.detach().unsqueeze(0).expand(n_tasks, -1, -1).requires_grad_()
+            elif not rep.requires_grad:
+                slots = rep.detach().requires_grad_()
+            else:
+                slots = rep
+        out = module.heads_padded(rep if slots is None else slots)
+        sums, counts = self.criterion_(out, yi)
+        observed = counts > 0
+        losses = sums / counts.clamp_min(1)
+        self._check_finite(losses, observed)
+        total = weighting.combine(losses, observed) + module.penalty()
+        if not torch.isfinite(total):
+            raise FloatingPointError(
+                f"The combined training loss is not finite ({total.item()}) at epoch "
+                f"{len(self.history)}, batch {len(self.history[-1, 'batches'])}; the task losses "
+                f"are finite, so the weighting or the sharing penalty diverged. Try a smaller lr."
+            )
+
+        grad_norms = None
+        if not losses.requires_grad:  # only single-class tasks: nothing to train
+            if weighting.requires_grad_norms:
+                grad_norms = torch.zeros_like(losses)
+        else:
+            gram = None
+            if probe:
+                gram = self._task_gram(losses, out, slots, head_weight, want_affinity)
+            total.backward()
+            if slots is not None and slots is not rep and module.shares_representation:
+                if rep.requires_grad:
+                    rep.backward(slots.grad.sum(0))
+            if weighting.requires_grad_norms:
+                grad_norms = gram.diagonal().clamp_min(0).sqrt() if gram.dim() == 2 else gram
+            if want_affinity:
+                self._accumulate_affinity(gram)
+        weighting.after_backward(losses.detach(), observed, grad_norms)
+        return {
+            "loss": total.detach(),
+            "y_pred": out.detach(),
+            "task_loss_sums": sums.detach(),
+            "task_counts": counts.detach(),
+        }
+
+    # -- helpers --------------------------------------------------------------------------------
+    def _check_finite(self, losses, observed):
+        bad = observed & ~torch.isfinite(losses)
+        if bool(bad.any()):
+            t = int(torch.nonzero(bad)[0, 0])
+            name = self.task_names[t] if self.task_names is not None else t
+            raise FloatingPointError(
+                f"Task {name!r} loss is not finite ({losses[t].item()}) at epoch "
+                f"{len(self.history)}, batch {len(self.history[-1, 'batches'])}; training "
+                f"stopped. Lower lr, standardise X, or check that task's labels."
+            )
+
+    def _task_gram(self, losses, out, slots, head_weight, full):
+        """Gram matrix (T, T) of the unweighted per-task gradients on the representation.
+
+        Returns the norms (T,) only when ``full`` is False and the gradients were formed.
+        """
+        ones = torch.ones_like(losses)
+        if head_weight is not None:
+            (D,) = torch.autograd.grad(losses, out, grad_outputs=ones, retain_graph=True)
+            n_tasks, _, width = D.shape
+            if width == 1:
+                dd = D[:, :, 0] @ D[:, :, 0].T
+                ww = head_weight[:, :, 0] @ head_weight[:, :, 0].T
+                return (dd * ww).detach()
+            flat_d = D.permute(0, 2, 1).reshape(n_tasks * width, -1)
+            flat_w = head_weight.detach().permute(0, 2, 1).reshape(n_tasks * width, -1)
+            products = (flat_d @ flat_d.T) * (flat_w @ flat_w.T)
+            return products.view(n_tasks, width, n_tasks, width).sum((1, 3)).detach()
+        (G,) = torch.autograd.grad(losses, slots, grad_outputs=ones, retain_graph=True)
+        G = G.flatten(1)
+        if full:
+            return G @ G.T
+        return G.norm(dim=1)
+
+    def _accumulate_affinity(self, gram):
+        norms = gram.diagonal().clamp_min(0).sqrt()
+        present = norms > 0
+        inverse = torch.where(present, 1.0 / norms, torch.zeros_like(norms))
+        self.affinity_sum_ += gram * inverse.unsqueeze(0) * inverse.unsqueeze(1)
+        self.affinity_count_ += (present.unsqueeze(0) & present.unsqueeze(1)).to(gram.dtype)
+
+    def gradient_affinity(self):
+        """Mean cosine of the task gradients, NaN where never measured, 1 on the diagonal.
+
+        Returns
+        -------
+        affinity : ndarray of shape (T, T)
+        """
+        n_tasks = self.module_.n_tasks
+        if not self.module_.shares_representation:
+            affinity = np.full((n_tasks, n_tasks), np.nan)
+            np.fill_diagonal(affinity, 1.0)
+            return affinity
+        count = self.affinity_count_.to("cpu", torch.float64).numpy()
+        total = self.affinity_sum_.to("cpu", torch.float64).numpy()
+        affinity = np.full((n_tasks, n_tasks), np.nan)
+        seen = count > 0
+        affinity[seen] = np.clip(total[seen] / count[seen], -1.0, 1.0)
+        affinity = (affinity + affinity.T) / 2
+        np.fill_diagonal(affinity, 1.0)
+        return affinity

@@ -1,0 +1,987 @@
+"""Task-loss weightings: how the deep estimators combine the per-task losses into one loss.
+
+The training step hands a weighting, every batch, the vector of per-task losses ``L`` (each task's
+mean loss over its observed labels in the batch) and the boolean vector ``observed``; the weighting
+returns the scalar training loss. Every weighting here is a weighted **sum** over the tasks observed
+in the batch::
+
+    total = sum_{t observed} w_t * L_t
+
+Weights are scaled like equal weighting (all ones): the normalised schemes (inverse frequency,
+GradNorm, DWA, LBTW) keep weights that sum to the number of tasks ``T``, so switching the weighting
+does not silently change the effective learning rate. Fixed weights are used as given, uncertainty
+weights are learnt and not normalised, and minimax puts weight 1 on a single task. A task with no
+label in the batch contributes exactly nothing, neither to the value nor to any gradient (its loss
+may even be NaN).
+
+The estimators resolve their ``weighting`` parameter with :func:`get_weighting`; a user passes their
+own scheme as an instance of a :class:`Weighting` subclass.
+"""
+
+import copy
+import inspect
+import math
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+
+__all__ = [
+    "WEIGHTINGS",
+    "Weighting",
+    "EqualWeighting",
+    "FixedWeighting",
+    "InverseFrequencyWeighting",
+    "UncertaintyWeighting",
+    "GradNormWeighting",
+    "DWAWeighting",
+    "LBTWWeighting",
+    "MinimaxWeighting",
+    "get_weighting",
+    "weighted_sum",
+]
+
+WEIGHTINGS = (
+    "equal",
+    "fixed",
+    "inverse_frequency",
+    "uncertainty",
+    "gradnorm",
+    "dwa",
+    "lbtw",
+    "minimax",
+)
+"""Names accepted by :func:`get_weighting` (and by the estimators' ``weighting`` parameter)."""
+
+TASK_TYPES = ("regression", "classification")
+
+GRADNORM_MIN_WEIGHT = 1e-4
+"""Lower bound GradNorm clamps its weights to before renormalising them."""
+
+_ADAM_BETAS = (0.9, 0.999)
+_ADAM_EPS = 1e-8
+
+
+# --------------------------------------------------------------------------------------------------
+# helpers
+
+
+def weighted_sum(weights, losses, observed):
+    """Weighted sum of the observed task losses, in which unobserved tasks contribute nothing.
+
+    ::
+
+        total = sum_{t : observed_t} weights_t * losses_t
+
+    Unlike ``(weights * losses * observed).sum()``, an unobserved task adds exactly zero to the
+    value and to the gradient with respect to ``losses`` and ``weights``, even when its loss or its
+    weight is NaN or infinite. Use it in the ``combine`` of a custom :class:`Weighting`.
+
+    Parameters
+    ----------
+    weights : torch.Tensor of shape (n_tasks,)
+        Task weights, on the device of ``losses``. Detach them unless the weighting's own
+        parameters should receive gradients.
+    losses : torch.Tensor of shape (n_tasks,)
+        Per-task losses.
+    observed : torch.Tensor of shape (n_tasks,), dtype bool
+        Which tasks have at least one label in the batch.
+
+    Returns
+    -------
+    total : torch.Tensor of shape ()
+        The combined loss.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skmtl.deep.weighting import weighted_sum
+    >>> losses = torch.tensor([1.0, float("nan"), 3.0], requires_grad=True)
+    >>> weights, observed = torch.tensor([2.0, 1.0, 0.5]), torch.tensor([True, False, True])
+    >>> total = weighted_sum(weights, losses, observed)
+    >>> total
+    tensor(3.5000, grad_fn=<SumBackward0>)
+    >>> torch.autograd.grad(total, losses)[0]
+    tensor([2.0000, 0.0000, 0.5000])
+    """
+    zero = losses.new_zeros(())
+    clean = torch.where(observed, losses, zero)
+    return torch.where(observed, weights * clean, zero).sum()
+
+
+def _check_real(value, name, owner, *, low, low_inclusive):
+    if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value):
+        raise TypeError(f"{owner}: {name} must be a finite real number, got {value!r}.")
+    if value < low or (value == low and not low_inclusive):
+        bound = ">=" if low_inclusive else ">"
+        raise ValueError(f"{owner}: {name} must be {bound} {low}, got {value!r}.")
+    return float(value)
+
+
+def _record_initial(initial, losses, observed):
+    """Set the reference loss L_t(0) of every task seen for the first time with a usable loss."""
+    new = observed & torch.isnan(initial) & torch.isfinite(losses) & (losses > 0)
+    return torch.where(new, losses, initial)
+
+
+def _loss_ratio(initial, losses, observed):
+    """L_t / L_t(0) for observed tasks that have a reference loss; 1 elsewhere."""
+    known = observed & ~torch.isnan(initial)
+    return torch.where(known, (losses / initial).clamp_min(0), torch.ones_like(losses))
+
+
+def _init_params(cls):
+    """Names of the constructor parameters of a class (none if it keeps object's __init__)."""
+    if cls.__init__ is object.__init__:
+        return []
+    return [
+        name
+        for name, param in list(inspect.signature(cls.__init__).parameters.items())[1:]
+        if param.kind not in (param.VAR_POSITIONAL, param.VAR_KEYWORD)
+    ]
+
+
+def _state_on(tensor, like):
+    return tensor if tensor.device == like.device else tensor.to(like.device)
+
+
+# --------------------------------------------------------------------------------------------------
+# base class
+
+
+class Weighting:
+    """Base class of the task-loss weightings; subclass it to write your own.
+
+    The deep estimators call the methods of a weighting in this order::
+
+        reset(n_tasks, n_observed=..., task_type=..., device=...)   # once, at the start of fit
+        for each epoch:
+            for each batch:
+                total = combine(losses, observed)                      # the loss to minimise
+                total.backward()
+                after_backward(losses, observed, grad_norms)
+            on_epoch_end(epoch_losses)
+            current_weights()                                          # recorded per epoch
+
+    This base class is equal weighting driven by the array ``weights_`` (set to ones by
+    :meth:`reset`): its :meth:`combine` returns ``sum_{t observed} weights_[t] * L_t`` and
+    :meth:`current_weights` returns ``weights_``. A subclass that only changes ``weights_`` (in
+    ``reset``, ``after_backward`` or ``on_epoch_end``) therefore needs no ``combine`` of its own.
+    A subclass that overrides ``combine`` must keep its rule: a task with ``observed=False``
+    contributes nothing (use :func:`weighted_sum`), and it should override ``current_weights``
+    too. An overriding ``reset`` must call ``super().reset(...)``.
+
+    The estimators deep-copy the weighting they are given (see :func:`get_weighting`), so its state
+    lives in the fitted copy and the instance passed as a parameter is never modified.
+
+    Attributes
+    ----------
+    requires_grad_norms : bool
+        Class attribute. True if :meth:`after_backward` needs the per-task gradient norms; the
+        training step then computes them (at some extra cost) and passes them in.
+    n_tasks_ : int
+        Number of tasks, set by :meth:`reset`.
+    n_observed_ : ndarray of shape (n_tasks,)
+        Number of observed labels of each task in the training set, set by :meth:`reset`.
+    task_type_ : {"regression", "classification"}
+        Set by :meth:`reset`.
+    device_ : torch.device
+        Device of the network, set by :meth:`reset`.
+    weights_ : ndarray of shape (n_tasks,)
+        The weights used by the base :meth:`combine`.
+
+    See Also
+    --------
+    get_weighting : Resolve a name or pass a weighting instance through.
+
+    Examples
+    --------
+    A weighting that trusts the first task fully and ramps the others up from ``start``,
+    doubling their weight after every epoch:
+
+    >>> import numpy as np
+    >>> import torch
+    >>> from skmtl.deep.weighting import Weighting, get_weighting
+    >>> class RampUpAuxiliary(Weighting):
+    ...     def __init__(self, start=0.25):
+    ...         self.start = start
+    ...
+    ...     def reset(self, n_tasks, *, n_observed, task_type, device):
+    ...         params = super().reset(
+    ...             n_tasks, n_observed=n_observed, task_type=task_type, device=device
+    ...         )
+    ...         self.weights_ = np.full(n_tasks, self.start)
+    ...         self.weights_[0] = 1.0
+    ...         return params
+    ...
+    ...     def on_epoch_end(self, epoch_losses):
+    ...         self.weights_[1:] = np.minimum(2.0 * self.weights_[1:], 1.0)
+    >>> weighting = get_weighting(RampUpAuxiliary(start=0.25))
+    >>> weighting.reset(3, n_observed=np.array([50, 20, 30]), task_type="regression",
+    ...                 device="cpu")
+    []
+    >>> losses = torch.tensor([2.0, 1.0, 4.0])
+    >>> weighting.combine(losses, torch.tensor([True, False, True]))  # 2 + 0.25 * 4
+    tensor(3.)
+    >>> weighting.on_epoch_end(np.array([2.0, 1.0, 4.0]))
+    >>> weighting.current_weights()
+    array([1. , 0.5, 0.5])
+    """
+
+    requires_grad_norms = False
+
+    def reset(self, n_tasks, *, n_observed, task_type, device):
+        """Prepare for a new fit; called once at its start, before the first batch.
+
+        Parameters
+        ----------
+        n_tasks : int
+            Number of tasks ``T``.
+        n_observed : array-like of shape (n_tasks,)
+            Number of observed labels of each task in the training set.
+        task_type : {"regression", "classification"}
+            Kind of the tasks.
+        device : str or torch.device
+            Device of the network; learnable parameters are created there.
+
+        Returns
+        -------
+        params : list of torch.nn.Parameter
+            Parameters of the weighting that the network's optimiser trains together with the
+            network (the log-variances of :class:`UncertaintyWeighting`); empty for most.
+        """
+        owner = type(self).__name__
+        if isinstance(n_tasks, bool) or not isinstance(n_tasks, Integral) or n_tasks < 1:
+            raise ValueError(f"{owner}: n_tasks must be a positive integer, got {n_tasks!r}.")
+        n_tasks = int(n_tasks)
+        counts = np.asarray(n_observed, dtype=np.float64)
+        if counts.shape != (n_tasks,):
+            raise ValueError(
+                f"{owner}: n_observed must have shape ({n_tasks},), got {counts.shape}."
+            )
+        if not np.all(np.isfinite(counts)) or np.any(counts < 0):
+            raise ValueError(f"{owner}: n_observed must hold non-negative counts.")
+        if task_type not in TASK_TYPES:
+            raise ValueError(f"{owner}: task_type must be one of {TASK_TYPES}, got {task_type!r}.")
+        self.n_tasks_ = n_tasks
+        self.n_observed_ = counts
+        self.task_type_ = task_type
+        self.device_ = torch.device(device)
+        self.weights_ = np.ones(n_tasks)
+        return []
+
+    def combine(self, losses, observed):
+        """Combine the batch's per-task losses into the training loss.
+
+        Parameters
+        ----------
+        losses : torch.Tensor of shape (n_tasks,)
+            Each task's mean loss over its observed labels in the batch (any value, typically 0,
+            where the task has no label in the batch).
+        observed : torch.Tensor of shape (n_tasks,), dtype bool
+            Which tasks have at least one label in the batch.
+
+        Returns
+        -------
+        total : torch.Tensor of shape ()
+            The loss to minimise, differentiable with respect to ``losses`` and the weighting's
+            own parameters. ``d total / d losses[t]`` is the effective weight of task ``t``; it is
+            exactly 0 for an unobserved task.
+        """
+        observed = self._check_batch(losses, observed)
+        weights = torch.as_tensor(self.weights_, dtype=losses.dtype, device=losses.device)
+        return weighted_sum(weights, losses, observed)
+
+    def after_backward(self, losses, observed, grad_norms):
+        """Update the weighting after the backward pass of a batch (nothing by default).
+
+        Parameters
+        ----------
+        losses : torch.Tensor of shape (n_tasks,)
+            The losses given to :meth:`combine`.
+        observed : torch.Tensor of shape (n_tasks,), dtype bool
+            The mask given to :meth:`combine`.
+        grad_norms : torch.Tensor of shape (n_tasks,) or None
+            Norms of the gradients of the unweighted task losses on the last shared
+            representation, if :attr:`requires_grad_norms` is True; else None.
+        """
+
+    def on_epoch_end(self, epoch_losses):
+        """Update the weighting at the end of an epoch (nothing by default).
+
+        Parameters
+        ----------
+        epoch_losses : ndarray of shape (n_tasks,)
+            Mean training loss of each task over the epoch; NaN for a task without labels.
+        """
+
+    def current_weights(self):
+        """The task weights in force now.
+
+        Returns
+        -------
+        weights : ndarray of shape (n_tasks,), dtype float64
+            A copy; the estimators record it after every epoch in ``task_weights_history_``.
+        """
+        return np.array(self.weights_, dtype=np.float64)
+
+    def __repr__(self):
+        params = [
+            f"{name}={getattr(self, name)!r}"
+            for name in _init_params(type(self))
+            if hasattr(self, name)
+        ]
+        return f"{type(self).__name__}({', '.join(params)})"
+
+    def _check_batch(self, losses, observed):
+        """Validate the inputs of a batch; return ``observed`` as a bool tensor on the device."""
+        owner = type(self).__name__
+        n_tasks = getattr(self, "n_tasks_", None)
+        if n_tasks is None:
+            raise RuntimeError(f"{owner}: call reset(...) before combining losses.")
+        if not isinstance(losses, torch.Tensor) or not losses.is_floating_point():
+            raise TypeError(f"{owner}: losses must be a floating point torch.Tensor.")
+        if losses.shape != (n_tasks,):
+            raise ValueError(
+                f"{owner}: losses must have shape ({n_tasks},), got {tuple(losses.shape)}."
+            )
+        observed = torch.as_tensor(observed, device=losses.device).to(torch.bool)
+        if observed.shape != (n_tasks,):
+            raise ValueError(
+                f"{owner}: observed must have shape ({n_tasks},), got {tuple(observed.shape)}."
+            )
+        return observed
+
+
+# --------------------------------------------------------------------------------------------------
+# static weightings
+
+
+class EqualWeighting(Weighting):
+    """Equal weighting: the sum of the observed task losses.
+
+    ::
+
+        total = sum_{t observed} L_t
+
+    Every weight is 1, so the total is a **sum** over tasks, not a mean: it grows with the number
+    of tasks observed in the batch, as the loss of a single network with ``T`` outputs does. The
+    other weightings are scaled to match (their weights sum to ``T``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import torch
+    >>> from skmtl.deep.weighting import EqualWeighting
+    >>> weighting = EqualWeighting()
+    >>> weighting.reset(2, n_observed=np.array([5, 5]), task_type="regression", device="cpu")
+    []
+    >>> weighting.combine(torch.tensor([0.5, 2.0]), torch.tensor([True, True]))
+    tensor(2.5000)
+    """
+
+
+class FixedWeighting(Weighting):
+    """Fixed, user-given task weights.
+
+    ::
+
+        total = sum_{t observed} w_t * L_t
+
+    The weights are used as given, without renormalisation.
+
+    Parameters
+    ----------
+    task_weights : array-like of shape (n_tasks,)
+        One non-negative, finite weight per task, in the order of the estimator's ``tasks_``;
+        at least one must be positive. The length is checked against the number of tasks when
+        fitting.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import torch
+    >>> from skmtl.deep.weighting import FixedWeighting
+    >>> weighting = FixedWeighting([1.0, 0.1])
+    >>> weighting.reset(2, n_observed=np.array([5, 5]), task_type="regression", device="cpu")
+    []
+    >>> weighting.combine(torch.tensor([0.5, 2.0]), torch.tensor([True, True]))
+    tensor(0.7000)
+    """
+
+    def __init__(self, task_weights):
+        self.task_weights = task_weights
+
+    def reset(self, n_tasks, *, n_observed, task_type, device):
+        params = super().reset(n_tasks, n_observed=n_observed, task_type=task_type, device=device)
+        if self.task_weights is None:
+            raise ValueError(
+                "weighting='fixed' needs task_weights: one non-negative weight per task."
+            )
+        try:
+            weights = np.asarray(self.task_weights, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(
+                f"task_weights must be a sequence of numbers, got {self.task_weights!r}."
+            ) from exc
+        if weights.ndim != 1 or weights.shape[0] != n_tasks:
+            raise ValueError(
+                f"task_weights must hold one weight per task: expected {n_tasks}, "
+                f"got shape {weights.shape}."
+            )
+        if not np.all(np.isfinite(weights)):
+            raise ValueError(f"task_weights must be finite, got {weights.tolist()}.")
+        if np.any(weights < 0):
+            raise ValueError(f"task_weights must be non-negative, got {weights.tolist()}.")
+        if not np.any(weights > 0):
+            raise ValueError("task_weights must have at least one positive weight.")
+        self.weights_ = weights
+        return params
+
+
+class InverseFrequencyWeighting(Weighting):
+    """Balance the tasks by their number of observed labels.
+
+    With ``n_t`` the number of observed labels of task ``t`` in the training set::
+
+        w_t = K * (1 / n_t) / sum_s (1 / n_s)
+        total = sum_{t observed} w_t * L_t
+
+    where the sum over ``s`` and the count ``K`` run over the tasks with at least one label, so the
+    weights sum to ``T`` when every task has labels. A task without labels gets weight 0. As each
+    ``L_t`` is a mean over the task's labels in the batch, rare tasks would otherwise be fitted as
+    hard as frequent ones per label seen; this down-weights the frequent ones so that every task's
+    labels carry the same total weight over an epoch.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skmtl.deep.weighting import InverseFrequencyWeighting
+    >>> weighting = InverseFrequencyWeighting()
+    >>> weighting.reset(2, n_observed=np.array([10, 30]), task_type="regression", device="cpu")
+    []
+    >>> weighting.current_weights()
+    array([1.5, 0.5])
+    """
+
+    def reset(self, n_tasks, *, n_observed, task_type, device):
+        params = super().reset(n_tasks, n_observed=n_observed, task_type=task_type, device=device)
+        labelled = self.n_observed_ > 0
+        if not labelled.any():
+            raise ValueError("InverseFrequencyWeighting: no task has an observed label.")
+        inverse = np.zeros(n_tasks)
+        inverse[labelled] = 1.0 / self.n_observed_[labelled]
+        self.weights_ = labelled.sum() * inverse / inverse.sum()
+        return params
+
+
+# --------------------------------------------------------------------------------------------------
+# learned / adaptive weightings
+
+
+class UncertaintyWeighting(Weighting):
+    """Homoscedastic-uncertainty weighting with learned log-variances (Kendall et al., 2018).
+
+    Each task has a learnable ``s_t = log(sigma_t^2)``, initialised to 0 and trained by the
+    network's optimiser together with the network (they are returned by :meth:`reset`)::
+
+        regression:      total = sum_{t observed} 0.5 * exp(-s_t) * L_t + 0.5 * s_t
+        classification:  total = sum_{t observed}       exp(-s_t) * L_t + 0.5 * s_t
+
+    These are the negative log-likelihoods of a Gaussian with variance ``sigma_t^2`` (``L_t`` a
+    mean squared error) and of a softmax scaled by ``1 / sigma_t^2`` (``L_t`` a cross-entropy, with
+    Kendall et al.'s approximation), up to constants. The effective weight of task ``t`` is
+    ``0.5 * exp(-s_t)`` (regression) or ``exp(-s_t)`` (classification); for a fixed loss, the
+    optimal ``s_t`` makes it ``1 / (2 L_t)`` in both cases, so tasks with a large loss are
+    down-weighted. These weights are not normalised (they start at 0.5 for regression, at 1 for
+    classification), and the gradient with respect to ``s_t`` is::
+
+        regression:      d total / d s_t = 0.5 - 0.5 * exp(-s_t) * L_t
+        classification:  d total / d s_t = 0.5 -       exp(-s_t) * L_t
+
+    Only observed tasks contribute, their ``0.5 * s_t`` term included, so an unobserved task's
+    ``s_t`` receives a zero gradient.
+
+    Attributes
+    ----------
+    log_vars_ : torch.nn.Parameter of shape (n_tasks,)
+        The learned ``s_t``, created by :meth:`reset` on the network's device.
+
+    Notes
+    -----
+    Weight decay on the network's optimiser also applies to ``log_vars_`` (it pulls ``s_t`` to 0).
+
+    References
+    ----------
+    A. Kendall, Y. Gal and R. Cipolla. "Multi-task learning using uncertainty to weigh losses for
+    scene geometry and semantics". CVPR 2018.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import torch
+    >>> from skmtl.deep.weighting import UncertaintyWeighting
+    >>> weighting = UncertaintyWeighting()
+    >>> params = weighting.reset(2, n_observed=np.array([5, 5]), task_type="regression",
+    ...                          device="cpu")
+    >>> params[0]
+    Parameter containing:
+    tensor([0., 0.], requires_grad=True)
+    >>> weighting.combine(torch.tensor([1.0, 3.0]), torch.tensor([True, True]))
+    tensor(2., grad_fn=<SumBackward0>)
+    >>> weighting.current_weights()
+    array([0.5, 0.5])
+    """
+
+    def reset(self, n_tasks, *, n_observed, task_type, device):
+        super().reset(n_tasks, n_observed=n_observed, task_type=task_type, device=device)
+        self.log_vars_ = torch.nn.Parameter(torch.zeros(n_tasks, device=self.device_))
+        return [self.log_vars_]
+
+    def _scale(self):
+        return 0.5 if self.task_type_ == "regression" else 1.0
+
+    def combine(self, losses, observed):
+        observed = self._check_batch(losses, observed)
+        s = self.log_vars_.to(device=losses.device, dtype=losses.dtype)
+        zero = losses.new_zeros(())
+        clean = torch.where(observed, losses, zero)
+        terms = self._scale() * torch.exp(-s) * clean + 0.5 * s
+        return torch.where(observed, terms, zero).sum()
+
+    def current_weights(self):
+        s = self.log_vars_.detach().to("cpu", torch.float64).numpy()
+        return self._scale() * np.exp(-s)
+
+
+class GradNormWeighting(Weighting):
+    """GradNorm: learn weights that balance the tasks' gradient norms (Chen et al., 2018).
+
+    Weights ``w_t`` start at 1. The network is trained on ``total = sum_{t observed} w_t * L_t``
+    with ``w`` held constant. After every backward pass, with ``g_t`` the norm of the gradient of
+    the *unweighted* loss ``L_t`` on the last shared representation and ``O`` the tasks observed
+    in the batch::
+
+        G_t     = w_t * g_t                                   (gradient norm of w_t * L_t)
+        G_bar   = mean_{s in O} G_s
+        l_t     = L_t / L_t(0)                                (inverse training rate)
+        r_t     = l_t / mean_{s in O} l_s
+        loss_gn = sum_{t in O} | G_t - G_bar * r_t ** alpha |  (target held constant)
+        d loss_gn / d w_t = sign(G_t - G_bar * r_t ** alpha) * g_t
+
+    ``L_t(0)`` is the task's first observed (finite, positive) batch loss. The weights take one
+    step of their own optimiser on ``loss_gn`` (``"adam"``: Adam with betas (0.9, 0.999) and
+    eps 1e-8, whose moments and step count advance only for observed tasks; ``"sgd"``:
+    ``w_t <- w_t - lr * d loss_gn / d w_t``), are clamped to at least ``GRADNORM_MIN_WEIGHT``
+    (1e-4), and are renormalised to sum to ``T``::
+
+        w_O <- w_O * (T - sum_{t not in O} w_t) / sum_{t in O} w_t
+
+    With every task observed this is the paper's ``w <- T * w / sum(w)``; a task not observed in
+    the batch keeps its weight unchanged.
+
+    Parameters
+    ----------
+    alpha : float, default=1.5
+        Strength of the pull towards a common training rate (``alpha >= 0``; 0 equalises the
+        gradient norms only).
+    lr : float, default=0.025
+        Learning rate of the weights' own optimiser.
+    optimizer : {"adam", "sgd"}, default="adam"
+        Optimiser of the weights. Adam moves each weight by about ``lr`` per step whatever the
+        scale of the gradient norms.
+
+    Attributes
+    ----------
+    weights_ : torch.Tensor of shape (n_tasks,)
+        The current weights, float32 on the network's device.
+    initial_losses_ : torch.Tensor of shape (n_tasks,)
+        ``L_t(0)``; NaN until the task has been observed.
+
+    References
+    ----------
+    Z. Chen, V. Badrinarayanan, C.-Y. Lee and A. Rabinovich. "GradNorm: Gradient normalization
+    for adaptive loss balancing in deep multitask networks". ICML 2018.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import torch
+    >>> from skmtl.deep.weighting import GradNormWeighting
+    >>> weighting = GradNormWeighting(alpha=1.5, lr=0.1, optimizer="sgd")
+    >>> weighting.reset(2, n_observed=np.array([5, 5]), task_type="regression", device="cpu")
+    []
+    >>> losses, observed = torch.tensor([1.0, 1.0]), torch.tensor([True, True])
+    >>> weighting.after_backward(losses, observed, grad_norms=torch.tensor([1.0, 3.0]))
+    >>> weighting.current_weights().round(4)  # task 1's gradient is larger: its weight drops
+    array([1.2222, 0.7778])
+    """
+
+    requires_grad_norms = True
+
+    def __init__(self, alpha=1.5, *, lr=0.025, optimizer="adam"):
+        self.alpha = alpha
+        self.lr = lr
+        self.optimizer = optimizer
+
+    def reset(self, n_tasks, *, n_observed, task_type, device):
+        params = super().reset(n_tasks, n_observed=n_observed, task_type=task_type, device=device)
+        owner = type(self).__name__
+        self._alpha = _check_real(self.alpha, "alpha", owner, low=0.0, low_inclusive=True)
+        self._lr = _check_real(self.lr, "lr", owner, low=0.0, low_inclusive=False)
+        if self.optimizer not in ("adam", "sgd"):
+            raise ValueError(f"{owner}: optimizer must be 'adam' or 'sgd', got {self.optimizer!r}.")
+        zeros = torch.zeros(n_tasks, device=self.device_)
+        self.weights_ = torch.ones(n_tasks, device=self.device_)
+        self.initial_losses_ = torch.full((n_tasks,), float("nan"), device=self.device_)
+        self._exp_avg = zeros.clone()
+        self._exp_avg_sq = zeros.clone()
+        self._steps = zeros.clone()
+        return params
+
+    def _move_state(self, like):
+        for name in ("weights_", "initial_losses_", "_exp_avg", "_exp_avg_sq", "_steps"):
+            setattr(self, name, _state_on(getattr(self, name), like))
+
+    def combine(self, losses, observed):
+        observed = self._check_batch(losses, observed)
+        weights = self.weights_.detach().to(device=losses.device, dtype=losses.dtype)
+        return weighted_sum(weights, losses, observed)
+
+    def after_backward(self, losses, observed, grad_norms):
+        observed = self._check_batch(losses, observed)
+        if grad_norms is None:
+            raise ValueError(
+                "GradNormWeighting needs the per-task gradient norms in after_backward "
+                "(requires_grad_norms is True)."
+            )
+        losses = losses.detach()
+        self._move_state(losses)
+        weights = self.weights_
+        grad_norms = grad_norms.detach().to(device=losses.device, dtype=weights.dtype)
+        losses = losses.to(weights.dtype)
+        zero = weights.new_zeros(())
+        n_observed = observed.sum().clamp_min(1).to(weights.dtype)
+
+        self.initial_losses_ = _record_initial(self.initial_losses_, losses, observed)
+        ratio = torch.where(observed, _loss_ratio(self.initial_losses_, losses, observed), zero)
+        mean_ratio = ratio.sum() / n_observed
+        rate = torch.where(observed & (mean_ratio > 0), ratio / mean_ratio, torch.ones_like(ratio))
+
+        norms = torch.where(observed, grad_norms, zero)
+        weighted_norms = weights * norms
+        mean_norm = weighted_norms.sum() / n_observed
+        target = mean_norm * rate**self._alpha
+        grad = torch.where(observed, torch.sign(weighted_norms - target) * norms, zero)
+
+        if self.optimizer == "sgd":
+            stepped = weights - self._lr * grad
+        else:
+            beta1, beta2 = _ADAM_BETAS
+            self._steps = torch.where(observed, self._steps + 1, self._steps)
+            self._exp_avg = torch.where(
+                observed, beta1 * self._exp_avg + (1 - beta1) * grad, self._exp_avg
+            )
+            self._exp_avg_sq = torch.where(
+                observed, beta2 * self._exp_avg_sq + (1 - beta2) * grad**2, self._exp_avg_sq
+            )
+            steps = self._steps.clamp_min(1)
+            m_hat = self._exp_avg / (1 - beta1**steps)
+            v_hat = self._exp_avg_sq / (1 - beta2**steps)
+            stepped = weights - self._lr * m_hat / (v_hat.sqrt() + _ADAM_EPS)
+        stepped = torch.where(observed, stepped.clamp_min(GRADNORM_MIN_WEIGHT), weights)
+        budget = self.n_tasks_ - torch.where(observed, zero, weights).sum()
+        observed_sum = torch.where(observed, stepped, zero).sum()
+        self.weights_ = torch.where(observed, stepped * budget / observed_sum, weights)
+
+    def current_weights(self):
+        return self.weights_.detach().to("cpu", torch.float64).numpy()
+
+
+class DWAWeighting(Weighting):
+    """Dynamic weight average (Liu, Johns & Davison, 2019).
+
+    The weights change once per epoch, from the rate at which each task's epoch mean training loss
+    ``L_t(e)`` fell over the last two epochs. For epochs 1 and 2 all weights are 1; for epoch
+    ``e >= 3``::
+
+        r_t = L_t(e - 1) / L_t(e - 2)
+        w_t = T * exp(r_t / temperature) / sum_s exp(r_s / temperature)
+        total = sum_{t observed} w_t * L_t
+
+    so the weights sum to ``T`` and a task whose loss stalls (``r_t`` near 1 or above) gets more
+    weight. ``r_t`` is taken as 1 when either epoch loss is missing (NaN: no label that epoch) or
+    when ``L_t(e - 2) <= 0``.
+
+    Parameters
+    ----------
+    temperature : float, default=2.0
+        Softness of the softmax; large values bring the weights towards 1.
+
+    References
+    ----------
+    S. Liu, E. Johns and A. J. Davison. "End-to-end multi-task learning with attention".
+    CVPR 2019.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skmtl.deep.weighting import DWAWeighting
+    >>> weighting = DWAWeighting(temperature=2.0)
+    >>> weighting.reset(2, n_observed=np.array([5, 5]), task_type="regression", device="cpu")
+    []
+    >>> weighting.on_epoch_end(np.array([1.0, 1.0]))
+    >>> weighting.on_epoch_end(np.array([0.5, 1.0]))  # task 0 learns faster
+    >>> weighting.current_weights().round(3)
+    array([0.876, 1.124])
+    """
+
+    def __init__(self, temperature=2.0):
+        self.temperature = temperature
+
+    def reset(self, n_tasks, *, n_observed, task_type, device):
+        params = super().reset(n_tasks, n_observed=n_observed, task_type=task_type, device=device)
+        self._temperature = _check_real(
+            self.temperature, "temperature", type(self).__name__, low=0.0, low_inclusive=False
+        )
+        self.epoch_losses_ = []
+        return params
+
+    def on_epoch_end(self, epoch_losses):
+        losses = np.asarray(epoch_losses, dtype=np.float64)
+        if losses.shape != (self.n_tasks_,):
+            raise ValueError(
+                f"DWAWeighting: epoch_losses must have shape ({self.n_tasks_},), "
+                f"got {losses.shape}."
+            )
+        self.epoch_losses_ = [*self.epoch_losses_[-1:], losses.copy()]
+        if len(self.epoch_losses_) < 2:
+            return
+        before, last = self.epoch_losses_
+        usable = np.isfinite(before) & np.isfinite(last) & (before > 0)
+        rates = np.ones(self.n_tasks_)
+        rates[usable] = last[usable] / before[usable]
+        logits = rates / self._temperature
+        exps = np.exp(logits - logits.max())
+        self.weights_ = self.n_tasks_ * exps / exps.sum()
+
+
+class LBTWWeighting(Weighting):
+    """Loss-balanced task weighting (Liu, Liang & Gitter, 2019).
+
+    Each batch, a task is weighted by how much of its initial loss is left::
+
+        v_t = (L_t / L_t(0)) ** alpha                 (held constant: no gradient)
+        w_t = |O| * v_t / sum_{s in O} v_s            (normalize=True; w_t = v_t otherwise)
+        total = sum_{t in O} w_t * L_t
+
+    with ``O`` the tasks observed in the batch and ``L_t(0)`` the task's loss at its first observed
+    batch (the first with a finite, positive loss; until then ``v_t = 1``). Tasks that have
+    already learnt much, and could start to overfit or dominate, are down-weighted.
+
+    By default the weights are renormalised to average 1 over the observed tasks (sum ``T`` when
+    every task is observed), as in the authors' code: the overall loss scale stays that of equal
+    weighting instead of shrinking with the losses, which would act as a learning-rate decay.
+
+    Parameters
+    ----------
+    alpha : float, default=0.5
+        Exponent ``alpha >= 0``; 0 is equal weighting.
+    normalize : bool, default=True
+        Renormalise the weights of the observed tasks to average 1.
+    reset_each_epoch : bool, default=False
+        Take ``L_t(0)`` afresh at the task's first observed batch of every epoch, as the authors'
+        code does, instead of once for the whole fit.
+
+    Attributes
+    ----------
+    initial_losses_ : torch.Tensor of shape (n_tasks,)
+        ``L_t(0)``; NaN until the task has been observed.
+
+    References
+    ----------
+    S. Liu, Y. Liang and A. Gitter. "Loss-balanced task weighting to reduce negative transfer in
+    multi-task learning". AAAI 2019 (student abstract).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import torch
+    >>> from skmtl.deep.weighting import LBTWWeighting
+    >>> weighting = LBTWWeighting(alpha=0.5, normalize=False)
+    >>> weighting.reset(2, n_observed=np.array([5, 5]), task_type="regression", device="cpu")
+    []
+    >>> observed = torch.tensor([True, True])
+    >>> weighting.combine(torch.tensor([2.0, 1.0]), observed)  # first batch: weights 1
+    tensor(3.)
+    >>> weighting.combine(torch.tensor([0.5, 1.0]), observed)  # sqrt(0.25) * 0.5 + 1 * 1
+    tensor(1.2500)
+    >>> weighting.current_weights()
+    array([0.5, 1. ])
+    """
+
+    def __init__(self, alpha=0.5, *, normalize=True, reset_each_epoch=False):
+        self.alpha = alpha
+        self.normalize = normalize
+        self.reset_each_epoch = reset_each_epoch
+
+    def reset(self, n_tasks, *, n_observed, task_type, device):
+        params = super().reset(n_tasks, n_observed=n_observed, task_type=task_type, device=device)
+        self._alpha = _check_real(
+            self.alpha, "alpha", type(self).__name__, low=0.0, low_inclusive=True
+        )
+        self.initial_losses_ = torch.full((n_tasks,), float("nan"), device=self.device_)
+        self.weights_ = torch.ones(n_tasks, device=self.device_)
+        return params
+
+    def combine(self, losses, observed):
+        observed = self._check_batch(losses, observed)
+        detached = losses.detach()
+        self.initial_losses_ = _record_initial(
+            _state_on(self.initial_losses_, losses), detached, observed
+        )
+        weights = _loss_ratio(self.initial_losses_, detached, observed) ** self._alpha
+        weights = torch.where(observed, weights, torch.ones_like(weights))
+        if self.normalize:
+            zero = weights.new_zeros(())
+            total = torch.where(observed, weights, zero).sum()
+            n_observed = observed.sum().to(weights.dtype)
+            weights = torch.where(observed & (total > 0), weights * n_observed / total, weights)
+        self.weights_ = torch.where(observed, weights, _state_on(self.weights_, losses))
+        return weighted_sum(weights, losses, observed)
+
+    def on_epoch_end(self, epoch_losses):
+        if self.reset_each_epoch:
+            self.initial_losses_ = torch.full_like(self.initial_losses_, float("nan"))
+
+    def current_weights(self):
+        """The weights of each task's last observed batch (ones before its first)."""
+        return self.weights_.to("cpu", torch.float64).numpy()
+
+
+class MinimaxWeighting(Weighting):
+    """Minimax weighting: train on the worst task of each batch.
+
+    ::
+
+        t* = argmax_{t observed} L_t       (the first one if tied)
+        total = L_{t*}                     (w_{t*} = 1, every other weight 0)
+
+    and ``total = 0`` when no task is observed. This minimises the largest task loss, which only
+    makes sense if the losses are on comparable scales: the regression estimators standardise each
+    task's target inside the estimator, and classification losses are cross-entropies.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import torch
+    >>> from skmtl.deep.weighting import MinimaxWeighting
+    >>> weighting = MinimaxWeighting()
+    >>> weighting.reset(3, n_observed=np.array([5, 5, 5]), task_type="regression", device="cpu")
+    []
+    >>> weighting.combine(torch.tensor([1.0, 9.0, 2.0]), torch.tensor([True, False, True]))
+    tensor(2.)
+    >>> weighting.current_weights()
+    array([0., 0., 1.])
+    """
+
+    def reset(self, n_tasks, *, n_observed, task_type, device):
+        params = super().reset(n_tasks, n_observed=n_observed, task_type=task_type, device=device)
+        self.weights_ = torch.ones(n_tasks, device=self.device_)
+        return params
+
+    def combine(self, losses, observed):
+        observed = self._check_batch(losses, observed)
+        candidates = torch.where(observed, losses.detach(), float("-inf"))
+        worst = torch.argmax(candidates)  # the first maximum
+        weights = torch.nn.functional.one_hot(worst, self.n_tasks_).to(losses.dtype)
+        weights = weights * observed.to(losses.dtype)
+        self.weights_ = torch.where(
+            observed.any(), weights, _state_on(self.weights_, losses).to(losses.dtype)
+        )
+        return weighted_sum(weights, losses, observed)
+
+    def current_weights(self):
+        """The weights of the last batch with an observed task (ones before the first batch)."""
+        return self.weights_.to("cpu", torch.float64).numpy()
+
+
+# --------------------------------------------------------------------------------------------------
+# resolution of the estimators' parameter
+
+_WEIGHTING_CLASSES = {
+    "equal": EqualWeighting,
+    "fixed": FixedWeighting,
+    "inverse_frequency": InverseFrequencyWeighting,
+    "uncertainty": UncertaintyWeighting,
+    "gradnorm": GradNormWeighting,
+    "dwa": DWAWeighting,
+    "lbtw": LBTWWeighting,
+    "minimax": MinimaxWeighting,
+}
+
+
+def get_weighting(name, /, **params):
+    """Resolve the estimators' ``weighting`` parameter into a fresh :class:`Weighting`.
+
+    Parameters
+    ----------
+    name : str or Weighting
+        One of ``WEIGHTINGS``: ``"equal"``, ``"fixed"``, ``"inverse_frequency"``,
+        ``"uncertainty"``, ``"gradnorm"``, ``"dwa"``, ``"lbtw"``, ``"minimax"``; or an instance
+        of a :class:`Weighting` subclass, which is returned as a deep copy (so fitting never
+        modifies the estimator's parameter).
+    **params
+        Constructor parameters of the named weighting, e.g. ``task_weights`` for ``"fixed"`` or
+        ``alpha`` for ``"gradnorm"``; not allowed with an instance.
+
+    Returns
+    -------
+    weighting : Weighting
+        A new weighting, not yet reset.
+
+    Raises
+    ------
+    ValueError
+        If ``name`` is an unknown string.
+    TypeError
+        If ``name`` is neither a string nor a Weighting instance, or if ``params`` does not fit.
+
+    Examples
+    --------
+    >>> from skmtl.deep.weighting import get_weighting
+    >>> get_weighting("gradnorm", alpha=0.5)
+    GradNormWeighting(alpha=0.5, lr=0.025, optimizer='adam')
+    >>> get_weighting("fixed", task_weights=[1.0, 0.5])
+    FixedWeighting(task_weights=[1.0, 0.5])
+    """
+    if isinstance(name, Weighting):
+        if params:
+            raise TypeError(
+                f"Parameters {sorted(params)} apply only to a weighting given by name; set them "
+                f"on the {type(name).__name__} instance instead."
+            )
+        return copy.deepcopy(name)
+    if isinstance(name, type) and issubclass(name, Weighting):
+        raise TypeError(
+            f"weighting must be a Weighting instance, not the class {name.__name__}; "
+            f"pass {name.__name__}() instead."
+        )
+    choices = ", ".join(repr(choice) for choice in WEIGHTINGS)
+    if not isinstance(name, str):
+        raise TypeError(
+            f"weighting must be one of {choices} or an instance of a Weighting subclass, "
+            f"got {type(name).__name__} {name!r}."
+        )
+    if name not in _WEIGHTING_CLASSES:
+        raise ValueError(
+            f"Unknown weighting {name!r}; expected one of {choices} or an instance of a "
+            "Weighting subclass."
+        )
+    cls = _WEIGHTING_CLASSES[name]
+    accepted = _init_params(cls)
+    unknown = sorted(set(params) - set(accepted))
+    if unknown:
+        takes = f"accepts {', '.join(accepted)}" if accepted else "takes no parameters"
+        raise TypeError(f"weighting={name!r} got unexpected parameter(s) {unknown}; it {takes}.")
+    return cls(**params)

@@ -1,0 +1,13 @@
+"""Linear multi-task models: coefficient matrices ``W`` (n_tasks, n_features) shared by tasks."""
+
+from skmtl.linear._block_sparse import BlockSparseClassifier, BlockSparseRegressor
+from skmtl.linear._mean_clustered import MeanClusteredClassifier, MeanClusteredRegressor
+from skmtl.linear._mean_clustered_cv import MeanClusteredRegressorCV
+
+__all__ = [
+    "BlockSparseClassifier",
+    "BlockSparseRegressor",
+    "MeanClusteredClassifier",
+    "MeanClusteredRegressor",
+    "MeanClusteredRegressorCV",
+]

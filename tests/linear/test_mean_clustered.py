@@ -1,0 +1,468 @@
+"""MeanClusteredRegressor / MeanClusteredClassifier against explicit references.
+
+References: the (d + 1) T normal equations of the objective solved by numpy.linalg.solve,
+scikit-learn's Ridge and LogisticRegression at the two extremes of cluster_strength, and a
+tight L-BFGS minimisation of the logistic objective written out below.
+"""
+
+import warnings
+
+import numpy as np
+import pytest
+import scipy.optimize
+import scipy.sparse as sp
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LogisticRegression, Ridge
+
+from skmtl.linear import MeanClusteredClassifier, MeanClusteredRegressor
+from skmtl.linear._mean_clustered import (
+    MeanClusteredLeastSquares,
+    _GroupedDense,
+    _groups_from_mask,
+    _least_squares_tasks,
+    _SparseDesign,
+    solve_mean_clustered,
+    solve_mean_clustered_logistic,
+)
+
+
+def make_regression(n=50, d=5, n_tasks=4, missing=0.3, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d)) + 2.0  # off-centre: the intercepts matter
+    W = rng.normal(size=d) + 0.5 * rng.normal(size=(n_tasks, d))
+    Y = X @ W.T + rng.normal(size=n_tasks) + 0.3 * rng.normal(size=(n, n_tasks))
+    mask = rng.uniform(size=Y.shape) >= missing
+    mask[:3] = True
+    return X, np.where(mask, Y, np.nan), mask
+
+
+def make_classification(n=60, d=4, n_tasks=3, missing=0.3, seed=1):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d))
+    W = rng.normal(size=d) + 0.5 * rng.normal(size=(n_tasks, d))
+    Y = (X @ W.T + rng.normal(size=(n, n_tasks)) > 0).astype(float)
+    mask = rng.uniform(size=Y.shape) >= missing
+    mask[:10] = True
+    Y[:2] = [0.0] * n_tasks, [1.0] * n_tasks  # both classes in every task
+    return X, np.where(mask, Y, np.nan), mask
+
+
+def normal_equations_solution(X, Y, mask, alpha, c, fit_intercept=True):
+    """Minimiser of the least-squares objective from its full gradient = 0, solved directly."""
+    d, T = X.shape[1], Y.shape[1]
+    p = d + fit_intercept
+    H, g = np.zeros((T * p, T * p)), np.zeros(T * p)
+    for t in range(T):
+        rows = mask[:, t]
+        Xt = np.column_stack([X[rows], np.ones(rows.sum())]) if fit_intercept else X[rows]
+        H[t * p:(t + 1) * p, t * p:(t + 1) * p] = Xt.T @ Xt / rows.sum()
+        g[t * p:(t + 1) * p] = Xt.T @ Y[rows, t] / rows.sum()
+    # alpha * (||w_bar||^2 + c / T * sum_t ||w_t - w_bar||^2) = alpha * w^T P w, with
+    # w_bar = (1^T / T (x) I) w and the deviations (J (x) I) w, J = I - 1 1^T / T.
+    one = np.ones((T, 1))
+    J = np.eye(T) - one @ one.T / T
+    P = np.kron(one @ one.T / T**2, np.eye(d)) + c / T * np.kron(J, np.eye(d))
+    coef = np.zeros((T * p, T * d))
+    for t in range(T):
+        coef[t * p:t * p + d, t * d:(t + 1) * d] = np.eye(d)
+    H += coef @ (2 * alpha * P) @ coef.T
+    solution = np.linalg.solve(H, g).reshape(T, p)
+    return solution[:, :d], solution[:, d] if fit_intercept else np.zeros(T)
+
+
+def logistic_objective(theta, X, Y, mask, alpha, c):
+    """Value and gradient of the mean-clustered logistic objective, task by task."""
+    T, d = Y.shape[1], X.shape[1]
+    W, b = theta[:T * d].reshape(T, d), theta[T * d:]
+    value, grad_W, grad_b = 0.0, np.zeros((T, d)), np.zeros(T)
+    for t in range(T):
+        rows = mask[:, t]
+        z = X[rows] @ W[t] + b[t]
+        y = Y[rows, t]
+        value += np.mean(np.logaddexp(0.0, z) - y * z)
+        residual = (1.0 / (1.0 + np.exp(-z)) - y) / rows.sum()
+        grad_W[t], grad_b[t] = X[rows].T @ residual, residual.sum()
+    w_bar = W.mean(axis=0)
+    value += alpha * (w_bar @ w_bar + c / T * np.sum((W - w_bar) ** 2))
+    grad_W += alpha * (2 * w_bar / T + 2 * c / T * (W - w_bar))
+    return value, np.concatenate([grad_W.ravel(), grad_b])
+
+
+def spread(W):
+    return np.sum((W - W.mean(axis=0)) ** 2)
+
+
+# -- least squares ------------------------------------------------------------------------------
+@pytest.mark.parametrize("n_features", [5, 12])  # small blocks: batched numpy; larger: LAPACK
+@pytest.mark.parametrize("fit_intercept", [True, False])
+@pytest.mark.parametrize("cluster_strength", [0.2, 1.0, 3.0, 100.0])
+@pytest.mark.parametrize("missing", [0.3, 0.0], ids=["own-rows", "shared-X"])
+def test_regressor_solves_the_normal_equations(missing, cluster_strength, fit_intercept,
+                                               n_features):
+    X, Y, mask = make_regression(d=n_features, missing=missing)
+    model = MeanClusteredRegressor(alpha=0.7, cluster_strength=cluster_strength,
+                                   fit_intercept=fit_intercept).fit(X, Y)
+    W, b = normal_equations_solution(X, Y, mask, 0.7, cluster_strength, fit_intercept)
+    np.testing.assert_allclose(model.coef_, W, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(model.intercept_, b, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(model.predict(X), X @ W.T + b, rtol=1e-10)
+
+
+def test_cluster_strength_one_is_a_ridge_per_task_with_alpha_2_n_t_alpha_over_T():
+    X, Y, mask = make_regression(n_tasks=5)
+    alpha, T = 0.3, Y.shape[1]
+    model = MeanClusteredRegressor(alpha=alpha, cluster_strength=1.0).fit(X, Y)
+    for t in range(T):
+        rows = mask[:, t]
+        ridge = Ridge(alpha=2 * rows.sum() * alpha / T).fit(X[rows], Y[rows, t])
+        np.testing.assert_allclose(model.coef_[t], ridge.coef_, rtol=1e-10)
+        np.testing.assert_allclose(model.intercept_[t], ridge.intercept_, rtol=1e-10)
+
+
+@pytest.mark.parametrize("missing", [0.3, 0.0], ids=["own-rows", "shared-X"])
+def test_huge_cluster_strength_is_the_pooled_ridge_with_per_task_intercepts(missing):
+    # c -> inf: one w, objective sum_t 1/(2 n_t) ||y_t - X_t w - b_t||^2 + alpha ||w||^2.
+    # Eliminating b_t centres each task's rows; times 2 it is Ridge(alpha=2 alpha) on the
+    # centred rows with sample_weight 1 / n_t, and b_t = mean(y_t) - mean(X_t) w.
+    X, Y, mask = make_regression(missing=missing)
+    alpha = 0.05
+    model = MeanClusteredRegressor(alpha=alpha, cluster_strength=1e8).fit(X, Y)
+    rows, tasks = np.nonzero(mask)
+    n_t = mask.sum(axis=0)
+    x_mean = np.array([X[mask[:, t]].mean(axis=0) for t in range(Y.shape[1])])
+    y_mean = np.array([Y[mask[:, t], t].mean() for t in range(Y.shape[1])])
+    ridge = Ridge(alpha=2 * alpha, fit_intercept=False).fit(
+        X[rows] - x_mean[tasks], Y[rows, tasks] - y_mean[tasks], sample_weight=1.0 / n_t[tasks])
+    np.testing.assert_allclose(model.coef_, np.tile(ridge.coef_, (Y.shape[1], 1)), atol=1e-5)
+    np.testing.assert_allclose(model.intercept_, y_mean - x_mean @ ridge.coef_, atol=1e-5)
+
+
+def test_larger_cluster_strength_pulls_the_tasks_together():
+    X, Y, _ = make_regression()
+    spreads = [spread(MeanClusteredRegressor(alpha=0.5, cluster_strength=c).fit(X, Y).coef_)
+               for c in [0.1, 0.5, 1.0, 2.0, 10.0, 100.0, 1e4]]
+    assert np.all(np.diff(spreads) < 0), spreads
+    assert spreads[-1] < 1e-4 * spreads[2]
+
+
+@pytest.mark.parametrize("fmt", ["csr", "csc"])
+@pytest.mark.parametrize("missing", [0.3, 0.0], ids=["own-rows", "shared-X"])
+def test_sparse_X_gives_the_dense_fit(missing, fmt):
+    X, Y, _ = make_regression(missing=missing)
+    X[np.abs(X - 2.0) < 0.5] = 0.0
+    dense = MeanClusteredRegressor(alpha=0.2, cluster_strength=5.0).fit(X, Y)
+    sparse = MeanClusteredRegressor(alpha=0.2, cluster_strength=5.0).fit(
+        sp.csr_matrix(X).asformat(fmt), Y)
+    np.testing.assert_allclose(sparse.coef_, dense.coef_, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(sparse.intercept_, dense.intercept_, rtol=1e-9)
+    np.testing.assert_allclose(sparse.predict(sp.csr_matrix(X)), dense.predict(X), rtol=1e-9)
+
+
+@pytest.mark.parametrize("fit_intercept", [True, False])
+@pytest.mark.parametrize("cluster_strength", [0.5, 1.0, 7.0])
+def test_shared_X_svd_path_equals_the_general_path(cluster_strength, fit_intercept):
+    X, Y, mask = make_regression(missing=0.0)
+    args = (0.4, cluster_strength, fit_intercept)
+    W, b = solve_mean_clustered(X, Y, mask, *args[:2], fit_intercept=fit_intercept)
+    assert MeanClusteredLeastSquares(X, Y, mask).shared_rows
+    groups = _groups_from_mask(mask)
+    for design in (_GroupedDense.from_groups(X, groups),
+                   _SparseDesign(sp.csr_matrix(X), groups)):
+        y = Y[design.obs_rows, design.obs_tasks]
+        W_general, b_general = _least_squares_tasks(design, y, *args)
+        np.testing.assert_allclose(W, W_general, rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(b, b_general, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("missing", [0.3, 0.0], ids=["own-rows", "shared-X"])
+def test_cached_decomposition_serves_a_grid_of_parameters(missing):
+    X, Y, mask = make_regression(missing=missing)
+    for X_in in (X, sp.csr_matrix(X)):
+        path = MeanClusteredLeastSquares(X_in, Y, mask)
+        assert path.shared_rows == (missing == 0.0)
+        for alpha in [1e-3, 0.1, 10.0]:
+            for c in [0.3, 1.0, 30.0]:
+                W, b = path.solve(alpha, c)
+                W_ref, b_ref = normal_equations_solution(X, Y, mask, alpha, c)
+                np.testing.assert_allclose(W, W_ref, rtol=1e-8, atol=1e-10)
+                np.testing.assert_allclose(b, b_ref, rtol=1e-8, atol=1e-10)
+
+
+def test_values_behind_the_mask_are_never_read():
+    X, Y, mask = make_regression()
+    garbage = np.where(mask, Y, np.random.default_rng(3).normal(scale=1e6, size=Y.shape))
+    zeros = np.where(mask, Y, 0.0)
+    for solve_X in (X, sp.csr_matrix(X)):
+        W1, b1 = solve_mean_clustered(solve_X, garbage, mask, 0.3, 4.0)
+        W2, b2 = solve_mean_clustered(solve_X, zeros, mask, 0.3, 4.0)
+        np.testing.assert_array_equal(W1, W2)
+        np.testing.assert_array_equal(b1, b2)
+    Xc, Yc, maskc = make_classification()
+    garbage = np.where(maskc, Yc, 7.0)
+    W1, b1, _ = solve_mean_clustered_logistic(Xc, garbage, maskc, 0.1, 4.0)
+    W2, b2, _ = solve_mean_clustered_logistic(Xc, np.where(maskc, Yc, 0.0), maskc, 0.1, 4.0)
+    np.testing.assert_array_equal(W1, W2)
+    np.testing.assert_array_equal(b1, b2)
+
+
+def test_long_format_gives_the_wide_fit_and_row_wise_predictions():
+    X, Y, mask = make_regression()
+    rows, tasks = np.nonzero(mask)
+    wide = MeanClusteredRegressor(alpha=0.3, cluster_strength=3.0).fit(X, Y)
+    long = MeanClusteredRegressor(alpha=0.3, cluster_strength=3.0).fit(
+        X[rows], Y[rows, tasks], task_ids=tasks)
+    np.testing.assert_allclose(long.coef_, wide.coef_, rtol=1e-10)
+    np.testing.assert_allclose(long.intercept_, wide.intercept_, rtol=1e-10)
+    expected = wide.predict(X)[rows, tasks]
+    np.testing.assert_allclose(long.predict(X[rows], task_ids=tasks), expected, rtol=1e-10)
+    np.testing.assert_allclose(long.predict(sp.csr_matrix(X[rows]), task_ids=tasks), expected,
+                               rtol=1e-10)
+
+
+def test_one_dimensional_y_is_one_task():
+    X, Y, _ = make_regression(missing=0.0)
+    model = MeanClusteredRegressor(alpha=0.2).fit(X, Y[:, 0])
+    ridge = Ridge(alpha=2 * X.shape[0] * 0.2).fit(X, Y[:, 0])  # T = 1
+    assert model.coef_.shape == (1, X.shape[1]) and model.predict(X).shape == (X.shape[0],)
+    np.testing.assert_allclose(model.predict(X), ridge.predict(X), rtol=1e-10)
+
+
+@pytest.mark.parametrize("params", [{"cluster_strength": 0.0}, {"cluster_strength": -1.0},
+                                    {"alpha": 0.0}])
+def test_parameters_outside_the_convex_well_posed_range_are_rejected(params):
+    X, Y, _ = make_regression()
+    name = next(iter(params))
+    for Estimator in (MeanClusteredRegressor, MeanClusteredClassifier):
+        with pytest.raises(ValueError, match=f"'{name}' parameter .* must be a float in the range"):
+            Estimator(**params).fit(X, np.nan_to_num(Y) > 2)
+    with pytest.raises(ValueError, match="> 0"):
+        solve_mean_clustered(X, Y, ~np.isnan(Y), params.get("alpha", 1.0),
+                             params.get("cluster_strength", 1.0))
+
+
+# -- logistic -----------------------------------------------------------------------------------
+@pytest.mark.parametrize("alpha", [0.003, 0.1, 2.0])
+def test_one_task_is_logistic_regression_with_C_1_over_2_n_alpha(alpha):
+    # ours: 1/n sum log-loss + alpha ||w||^2 (T = 1); divided by 2 alpha it is scikit-learn's
+    # 0.5 ||w||^2 + C sum log-loss with C = 1 / (2 n alpha).
+    X, Y, _ = make_classification(missing=0.0)
+    y = Y[:, 0]
+    model = MeanClusteredClassifier(alpha=alpha).fit(X, y)
+    reference = LogisticRegression(C=1 / (2 * X.shape[0] * alpha), tol=1e-12,
+                                   max_iter=10_000).fit(X, y)
+    np.testing.assert_allclose(model.coef_[0], reference.coef_[0], rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(model.intercept_, reference.intercept_, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(model.predict_proba(X), reference.predict_proba(X), atol=1e-7)
+    np.testing.assert_array_equal(model.predict(X), reference.predict(X))
+
+
+def test_cluster_strength_one_is_a_logistic_regression_per_task():
+    X, Y, mask = make_classification(n_tasks=4)
+    alpha, T = 0.05, Y.shape[1]
+    model = MeanClusteredClassifier(alpha=alpha, cluster_strength=1.0).fit(X, Y)
+    for t in range(T):
+        rows = mask[:, t]
+        reference = LogisticRegression(C=T / (2 * rows.sum() * alpha), tol=1e-12,
+                                       max_iter=10_000).fit(X[rows], Y[rows, t])
+        np.testing.assert_allclose(model.coef_[t], reference.coef_[0], rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(model.intercept_[t], reference.intercept_[0], atol=1e-7)
+
+
+@pytest.mark.parametrize("n_features", [4, 10])
+@pytest.mark.parametrize("cluster_strength", [0.4, 1.0, 5.0])
+@pytest.mark.parametrize("missing", [0.3, 0.0], ids=["own-rows", "shared-X"])
+def test_classifier_matches_a_tight_lbfgs_minimisation(missing, cluster_strength, n_features):
+    X, Y, mask = make_classification(d=n_features, missing=missing)
+    alpha = 0.02
+    model = MeanClusteredClassifier(alpha=alpha, cluster_strength=cluster_strength).fit(X, Y)
+    T, d = Y.shape[1], X.shape[1]
+    result = scipy.optimize.minimize(
+        logistic_objective, np.zeros(T * (d + 1)), args=(X, Y, mask, alpha, cluster_strength),
+        jac=True, method="L-BFGS-B", options={"ftol": 1e-15, "gtol": 1e-12, "maxiter": 10_000})
+    np.testing.assert_allclose(model.coef_.ravel(), result.x[:T * d], atol=1e-6)
+    np.testing.assert_allclose(model.intercept_, result.x[T * d:], atol=1e-6)
+    ours = np.concatenate([model.coef_.ravel(), model.intercept_])
+    value, grad = logistic_objective(ours, X, Y, mask, alpha, cluster_strength)
+    assert value <= result.fun + 1e-12
+    assert np.abs(grad).max() < 1e-8
+
+
+def test_a_thousand_tasks_converge_in_fewer_than_ten_newton_steps():
+    rng = np.random.default_rng(0)
+    T, n_t, d = 1000, 20, 5
+    X = rng.normal(size=(T * n_t, d))
+    task_ids = np.repeat(np.arange(T), n_t)
+    W = rng.normal(size=d) + 0.3 * rng.normal(size=(T, d))
+    y = (np.einsum("ij,ij->i", X, W[task_ids]) + 0.5 * rng.normal(size=T * n_t) > 0)
+    y[::n_t], y[1::n_t] = False, True  # both classes in every task
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        model = MeanClusteredClassifier(alpha=1.0, cluster_strength=10.0).fit(
+            X, y.astype(int), task_ids=task_ids)
+    assert model.n_iter_ < 10
+    assert model.coef_.shape == (T, d)
+    assert model.score(X, y.astype(int), task_ids=task_ids) > 0.8
+
+
+@pytest.mark.parametrize("missing", [0.3, 0.0], ids=["own-rows", "shared-X"])
+def test_classifier_sparse_X_gives_the_dense_fit(missing):
+    X, Y, _ = make_classification(missing=missing)
+    X[np.abs(X) < 0.4] = 0.0
+    dense = MeanClusteredClassifier(alpha=0.05, cluster_strength=3.0).fit(X, Y)
+    sparse = MeanClusteredClassifier(alpha=0.05, cluster_strength=3.0).fit(sp.csr_matrix(X), Y)
+    np.testing.assert_allclose(sparse.coef_, dense.coef_, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(sparse.intercept_, dense.intercept_, rtol=1e-8, atol=1e-10)
+    for p_sparse, p_dense in zip(sparse.predict_proba(sp.csr_matrix(X)), dense.predict_proba(X)):
+        np.testing.assert_allclose(p_sparse, p_dense, rtol=1e-8)
+
+
+def test_classifier_long_format_gives_the_wide_fit():
+    X, Y, mask = make_classification()
+    rows, tasks = np.nonzero(mask)
+    labels = np.array(["no", "yes"])
+    wide = MeanClusteredClassifier(alpha=0.05, cluster_strength=2.0).fit(X, Y)
+    long = MeanClusteredClassifier(alpha=0.05, cluster_strength=2.0).fit(
+        X[rows], labels[Y[rows, tasks].astype(int)], task_ids=tasks)
+    np.testing.assert_allclose(long.coef_, wide.coef_, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(long.intercept_, wide.intercept_, rtol=1e-8, atol=1e-10)
+    predicted = long.predict(X[rows], task_ids=tasks)
+    np.testing.assert_array_equal(predicted, labels[wide.predict(X)[rows, tasks].astype(int)])
+
+
+def test_huge_cluster_strength_classifier_shares_one_coefficient_vector():
+    X, Y, _ = make_classification()
+    model = MeanClusteredClassifier(alpha=0.05, cluster_strength=1e8).fit(X, Y)
+    assert spread(model.coef_) < 1e-10 * np.sum(model.coef_**2)
+
+
+def test_a_task_with_one_class_or_three_classes_raises_naming_it():
+    X, Y, _ = make_classification()
+    one_class = np.where(np.isnan(Y), np.nan, Y)
+    one_class[:, 2] = np.where(np.isnan(Y[:, 2]), np.nan, 1.0)
+    with pytest.raises(ValueError, match="Task 2 has only one class"):
+        MeanClusteredClassifier().fit(X, one_class)
+    three = np.nan_to_num(Y)
+    three[5, 1] = 2.0
+    with pytest.raises(ValueError, match="Only binary classification is supported: Task 1"):
+        MeanClusteredClassifier().fit(X, three)
+
+
+def test_newton_stops_at_max_iter_with_a_convergence_warning():
+    X, Y, _ = make_classification()
+    with pytest.warns(ConvergenceWarning, match="did not converge in max_iter=1"):
+        model = MeanClusteredClassifier(alpha=0.01, max_iter=1).fit(X, Y)
+    assert model.n_iter_ == 1
+
+
+# -- long format: per-task row groups, never the dense (n_samples, n_tasks) target -------------
+def wide_to_long(X, Y, mask, seed=None):
+    """The observed entries of (X, Y) as long rows; shuffled rows when a seed is given."""
+    rows, tasks = np.nonzero(mask)
+    order = np.arange(rows.size) if seed is None else np.random.default_rng(seed).permutation(
+        rows.size)
+    return X[rows[order]], Y[rows[order], tasks[order]], tasks[order]
+
+
+@pytest.mark.parametrize("sparse", [False, True], ids=["dense", "sparse"])
+@pytest.mark.parametrize("fit_intercept", [True, False])
+@pytest.mark.parametrize("cluster_strength", [0.3, 1.0, 8.0])
+@pytest.mark.parametrize("seed", [None, 0], ids=["task-sorted", "shuffled"])
+@pytest.mark.parametrize("n_features", [5, 12])
+def test_regressor_long_fit_equals_the_wide_fit(n_features, seed, cluster_strength,
+                                                fit_intercept, sparse):
+    X, Y, mask = make_regression(n=80, d=n_features, n_tasks=6, seed=3)
+    mask[1::2, 2] = False  # tasks of different sizes: several stacks
+    X_long, y_long, tasks = wide_to_long(X, Y, mask, seed)
+    params = dict(alpha=0.4, cluster_strength=cluster_strength, fit_intercept=fit_intercept)
+    convert = sp.csr_matrix if sparse else np.asarray
+    wide = MeanClusteredRegressor(**params).fit(convert(X), np.where(mask, Y, np.nan))
+    long = MeanClusteredRegressor(**params).fit(convert(X_long), y_long,
+                                                task_ids=np.array([f"t{t}" for t in tasks]))
+    np.testing.assert_allclose(long.coef_, wide.coef_, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(long.intercept_, wide.intercept_, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("seed", [None, 0], ids=["task-sorted", "shuffled"])
+@pytest.mark.parametrize("n_features", [4, 10])
+def test_classifier_long_fit_equals_the_wide_fit(n_features, seed):
+    X, Y, mask = make_classification(d=n_features, seed=4)
+    X_long, y_long, tasks = wide_to_long(X, Y, mask, seed)
+    wide = MeanClusteredClassifier(alpha=0.05, cluster_strength=3.0).fit(X, Y)
+    long = MeanClusteredClassifier(alpha=0.05, cluster_strength=3.0).fit(
+        X_long, y_long.astype(int), task_ids=tasks)
+    np.testing.assert_allclose(long.coef_, wide.coef_, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(long.intercept_, wide.intercept_, rtol=1e-10, atol=1e-10)
+    assert long.n_iter_ == wide.n_iter_
+
+
+def test_one_task_long_data_is_the_one_task_fit():
+    X, Y, _ = make_regression(missing=0.0)
+    long = MeanClusteredRegressor(alpha=0.2, cluster_strength=3.0).fit(
+        X, Y[:, 0], task_ids=np.zeros(X.shape[0], dtype=int))
+    single = MeanClusteredRegressor(alpha=0.2, cluster_strength=3.0).fit(X, Y[:, 0])
+    np.testing.assert_allclose(long.coef_, single.coef_, rtol=1e-12)
+
+
+def test_solvers_accept_long_data_directly():
+    X, Y, mask = make_regression()
+    X_long, y_long, tasks = wide_to_long(X, Y, mask, seed=1)
+    W, b = solve_mean_clustered(X, Y, mask, 0.3, 4.0)
+    W_long, b_long = solve_mean_clustered(X_long, y_long, None, 0.3, 4.0, task_index=tasks)
+    np.testing.assert_allclose(W_long, W, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(b_long, b, rtol=1e-10, atol=1e-12)
+    path = MeanClusteredLeastSquares(X_long, y_long, task_index=tasks)
+    W_path, b_path = path.solve(0.3, 4.0)
+    np.testing.assert_allclose(W_path, W, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(b_path, b, rtol=1e-8, atol=1e-10)
+    with pytest.raises(ValueError, match=r"Task\(s\) \[1\] have no observed label"):
+        solve_mean_clustered(X_long, y_long, None, 0.3, 4.0, task_index=2 * (tasks > 0),
+                             n_tasks=3)
+    with pytest.raises(ValueError, match="mask must be None with task_index"):
+        solve_mean_clustered(X_long, y_long, mask, 0.3, 4.0, task_index=tasks)
+
+
+def test_groups_from_the_mask_equal_the_long_groups():
+    from skmtl.utils.validation import group_rows_by_task
+
+    _, Y, mask = make_regression()
+    rows, tasks = np.nonzero(mask)
+    order = np.lexsort((rows, tasks))
+    expected = group_rows_by_task(tasks[order], mask.shape[1])
+    for got, want in zip(_groups_from_mask(mask), expected):
+        np.testing.assert_array_equal(got, rows[order][want])
+
+
+def test_task_sorted_long_data_is_stacked_without_copying_X():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 3))
+    groups = [np.arange(0, 20), np.arange(20, 40), np.arange(40, 60)]
+    design = _GroupedDense.from_groups(X, groups)
+    assert len(design.blocks) == 1 and np.shares_memory(design.blocks[0][3], X)
+    shuffled = _GroupedDense.from_groups(X, [groups[1], groups[0], groups[2]])
+    assert not np.shares_memory(shuffled.blocks[0][3], X)
+
+
+def test_long_fits_never_build_the_dense_target(monkeypatch):
+    from skmtl.utils.validation import MultiTaskTarget
+
+    def refuse(self):
+        raise AssertionError("the dense (n_samples, n_tasks) form was built for long data")
+
+    monkeypatch.setattr(MultiTaskTarget, "values", property(refuse))
+    monkeypatch.setattr(MultiTaskTarget, "mask", property(refuse))
+    rng = np.random.default_rng(0)
+    task_ids = rng.permutation(np.repeat(np.arange(300), 6))
+    X = rng.normal(size=(task_ids.size, 4))
+    y = X @ [1.0, -1.0, 0.5, 0.0] + rng.normal(size=task_ids.size)
+    for X_in in (X, sp.csr_matrix(X)):
+        model = MeanClusteredRegressor(alpha=0.5, cluster_strength=3.0).fit(
+            X_in, y, task_ids=task_ids)
+        assert model.coef_.shape == (300, 4)
+        assert np.isfinite(model.score(X_in, y, task_ids=task_ids))
+    labels = (y > np.median(y)).astype(int)
+    labels[::6], labels[1::6] = 0, 1  # both classes in every task
+    order = np.argsort(task_ids, kind="stable")
+    labels[order[::6]], labels[order[1::6]] = 0, 1
+    model = MeanClusteredClassifier(alpha=0.5, cluster_strength=3.0).fit(
+        X, labels, task_ids=task_ids)
+    assert model.score(X, labels, task_ids=task_ids) > 0.6
