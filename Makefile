@@ -15,6 +15,9 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet torch==2.13.0
 	$(PY) -m pip install --quiet -e ".[dev]"
+	@# MoleculeACE ships the data of load_moleculeace (skmtl reads its CSV files, never imports
+	@# it); without --no-deps it would pull rdkit-pypi, an old rdkit build, over rdkit.
+	$(PY) -m pip install --quiet --no-deps MoleculeACE==3.0.0
 	touch $(STAMP)
 
 demo: install
@@ -32,8 +35,10 @@ test-all: lint
 docs: install
 	$(VENV)/bin/sphinx-build -b html -W --keep-going docs docs/_build/html
 
+# prints ratios against references measured in the same run; see benchmarks/README.md
 bench: install
-	$(PY) benchmarks/run.py
+	$(PY) benchmarks/linear.py
+	$(PY) benchmarks/deep.py
 
 clean:
 	rm -rf docs/_build docs/auto_examples docs/generated .pytest_cache

@@ -8,7 +8,10 @@ Measured, as the median epoch time over every epoch of several interleaved runs:
 (a) ``MultiTaskClassifier(sharing="hard", weighting="equal")`` against a hand-written PyTorch
     loop over the same network and batch size (masked per-task mean BCE, summed; target <= 1.2x);
 (b) ``weighting="gradnorm"`` against ``"equal"`` (target <= 1.5x) and ``"uncertainty"``,
-    ``"dwa"``, ``"lbtw"`` against ``"equal"`` (target <= 1.1x).
+    ``"dwa"``, ``"lbtw"`` against ``"equal"`` (target <= 1.1x);
+(c) ``FocusedTaskClassifier(strategy="rmtl")`` (a policy chosen per batch from the Gram matrix
+    of the 128 task gradients: 128 candidate policies) against ``strategy="multi_task"`` (target
+    <= 1.5x), focus task 0, same network.
 
 Run ``python benchmarks/deep.py`` (``--help`` for smaller settings). On a machine whose cores
 are busy with other work, pass ``--threads 1``: spinning OpenMP workers then distort timings.
@@ -22,10 +25,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from skmtl.deep import MultiTaskClassifier, build_module
+from skmtl.deep import FocusedTaskClassifier, MultiTaskClassifier, build_module
 
 WEIGHTINGS = ("equal", "gradnorm", "uncertainty", "dwa", "lbtw")
 TARGETS = {"gradnorm": 1.5, "uncertainty": 1.1, "dwa": 1.1, "lbtw": 1.1}
+STRATEGIES = ("multi_task", "rmtl")
+FOCUSED_TARGETS = {"rmtl": 1.5}
 
 
 def make_data(n_samples, n_features, n_tasks, missing, seed=0):
@@ -38,16 +43,18 @@ def make_data(n_samples, n_features, n_tasks, missing, seed=0):
     return X, Y
 
 
+def _network(args):
+    return dict(hidden_layer_sizes=(512, 256), max_epochs=args.epochs,
+                batch_size=args.batch_size, lr=1e-3, random_state=0)
+
+
 def estimator_epochs(X, Y, weighting, args):
-    est = MultiTaskClassifier(
-        sharing="hard",
-        hidden_layer_sizes=(512, 256),
-        weighting=weighting,
-        max_epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=1e-3,
-        random_state=0,
-    ).fit(X, Y)
+    est = MultiTaskClassifier(sharing="hard", weighting=weighting, **_network(args)).fit(X, Y)
+    return list(est.net_.history[:, "dur"])
+
+
+def focused_epochs(X, Y, strategy, args):
+    est = FocusedTaskClassifier(focus_task=0, strategy=strategy, **_network(args)).fit(X, Y)
     return list(est.net_.history[:, "dur"])
 
 
@@ -91,6 +98,8 @@ def main():
     parser.add_argument("--epochs", type=int, default=3, help="epochs per run")
     parser.add_argument("--repeats", type=int, default=3, help="interleaved runs per setting")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
+    parser.add_argument("--cases", choices=("all", "weightings", "focused"), default="all",
+                        help="(a) and (b), (c), or all of them")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -101,21 +110,36 @@ def main():
         f"{args.missing:.0%} missing, batch {args.batch_size}, "
         f"{torch.get_num_threads()} thread(s), {args.repeats} x {args.epochs} epochs each"
     )
-    times = {name: [] for name in ("hand-written", *WEIGHTINGS)}
+    weightings = args.cases in ("all", "weightings")
+    focused = args.cases in ("all", "focused")
+    names = (("hand-written", *WEIGHTINGS) if weightings else ()) + (STRATEGIES if focused else ())
+    times = {name: [] for name in names}
     for _ in range(args.repeats):  # interleaved, so that load changes hit every setting
-        times["hand-written"] += hand_written_epochs(X, Y, args)
-        for weighting in WEIGHTINGS:
-            times[weighting] += estimator_epochs(X, Y, weighting, args)
+        if weightings:
+            times["hand-written"] += hand_written_epochs(X, Y, args)
+            for weighting in WEIGHTINGS:
+                times[weighting] += estimator_epochs(X, Y, weighting, args)
+        if focused:
+            for strategy in STRATEGIES:
+                times[strategy] += focused_epochs(X, Y, strategy, args)
     median = {name: statistics.median(values) for name, values in times.items()}
 
     print(f"\n{'setting':<28}{'epoch (s)':>10}{'ratio':>8}{'target':>8}")
-    print(f"{'hand-written PyTorch loop':<28}{median['hand-written']:>10.3f}")
-    ratio = median["equal"] / median["hand-written"]
-    print(f"{'hard + equal':<28}{median['equal']:>10.3f}{ratio:>8.2f}{'1.20':>8}  vs hand-written")
-    for weighting, target in TARGETS.items():
-        ratio = median[weighting] / median["equal"]
-        print(f"{'hard + ' + weighting:<28}{median[weighting]:>10.3f}{ratio:>8.2f}{target:>8.2f}"
-              "  vs equal")
+    if weightings:
+        print(f"{'hand-written PyTorch loop':<28}{median['hand-written']:>10.3f}")
+        ratio = median["equal"] / median["hand-written"]
+        print(f"{'hard + equal':<28}{median['equal']:>10.3f}{ratio:>8.2f}{'1.20':>8}"
+              "  vs hand-written")
+        for weighting, target in TARGETS.items():
+            ratio = median[weighting] / median["equal"]
+            print(f"{'hard + ' + weighting:<28}{median[weighting]:>10.3f}{ratio:>8.2f}"
+                  f"{target:>8.2f}  vs equal")
+    if focused:
+        print(f"{'focused multi_task':<28}{median['multi_task']:>10.3f}")
+        for strategy, target in FOCUSED_TARGETS.items():
+            ratio = median[strategy] / median["multi_task"]
+            print(f"{'focused ' + strategy:<28}{median[strategy]:>10.3f}{ratio:>8.2f}"
+                  f"{target:>8.2f}  vs multi_task")
 
 
 if __name__ == "__main__":

@@ -52,7 +52,7 @@ numpydoc_validation_checks = set()
 # should quote it (``(`n_features_in_`,)``, as scikit-learn does); until every one does, quote
 # such names in the type line of a parameter / attribute entry here. Only unquoted names
 # inside the "shape (...)" of a "name : type" line are touched.
-_TYPE_LINE = re.compile(r"^(\s*\**\w+\s+: .*\bshape\s*)(\(.*?\))(.*)$")
+_TYPE_LINE = re.compile(r"^(\s*\**\w+(?:, \**\w+)*\s+: .*\bshape\s*)(\(.*?\))(.*)$")
 _TRAILING_UNDERSCORE = re.compile(r"(?<![`\w])([A-Za-z]\w*_)(?![`\w])")
 
 

@@ -234,12 +234,23 @@ class PooledTasks(_WrapperMixin, BaseEstimator):
         else:
             self.estimator_ = clone(self.estimator).fit(X, y)
 
+    def _pooled_key(self, label):
+        """The pooled model's class for a task label: the label itself, or its string when the
+        tasks' labels mix kinds (numbers in one task, strings in another), which scikit-learn
+        classifiers refuse as one target."""
+        return str(label) if self._mixed_label_kinds else label
+
     def _pooled_labels(self, codes, tasks):
         classes = self._task_classes
-        labels = np.empty(codes.shape[0], dtype=common_label_dtype(classes))
+        dtype = common_label_dtype(classes)
+        self._mixed_label_kinds = dtype.kind == "O" and len(
+            {isinstance(c, str) for task_classes in classes for c in task_classes.tolist()}) > 1
+        labels = np.empty(codes.shape[0], dtype=dtype)
         for t, task_classes in enumerate(classes):
             sel = tasks == t
             labels[sel] = task_classes[codes[sel]]
+        if self._mixed_label_kinds:
+            labels = labels.astype(str)
         if not self._supports_proba() and len({tuple(c.tolist()) for c in classes}) > 1:
             raise ValueError(
                 "PooledTasks needs a wrapped classifier with predict_proba when tasks have "
@@ -251,7 +262,8 @@ class PooledTasks(_WrapperMixin, BaseEstimator):
     def _task_class_columns(self):
         pooled = list(self.estimator_.classes_)
         position = {c: i for i, c in enumerate(pooled)}
-        return [np.array([position[c] for c in task_classes.tolist()], dtype=np.intp)
+        return [np.array([position[self._pooled_key(c)] for c in task_classes.tolist()],
+                         dtype=np.intp)
                 for task_classes in self._task_classes]
 
     def _predict_raw(self, X):

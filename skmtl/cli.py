@@ -3,7 +3,9 @@
 ``skmtl datasets`` lists the packaged data sets. ``skmtl compare`` cross-validates single-task,
 pooled and multi-task models on one data set, prints a per-model table (mean score, per-task
 wins and losses against single-task learning, negative-transfer count, fit time) and writes
-``scores.csv`` (one row per model and task) to ``--out``.
+``scores.csv`` (one row per model and task) and ``transfer.png`` (per-task gains, with the
+``plot`` extra) to ``--out``. ``skmtl compare --focus TASK`` compares the focused-task
+strategies (single_task, multi_task, gradnorm, lbtw, finetune, rmtl) on that one task instead.
 """
 
 import argparse
@@ -14,7 +16,7 @@ import sys
 
 import numpy as np
 
-from skmtl._compare import MODELS, run_comparison
+from skmtl._compare import FOCUS_STRATEGIES, MODELS, run_comparison, run_focus_comparison
 
 __all__ = ["main"]
 
@@ -49,9 +51,16 @@ def _build_parser():
     models_help = "; ".join(f"{m.name}: {m.description}" for m in MODELS.values())
     compare.add_argument("--models", nargs="+", metavar="MODEL", choices=sorted(MODELS),
                          help=f"models to compare (default: all). {models_help}")
+    compare.add_argument("--focus", metavar="TASK",
+                         help="compare the focused-task strategies (FocusedTaskRegressor / "
+                         "FocusedTaskClassifier, deep) on this one task instead of the models")
+    compare.add_argument("--strategies", nargs="+", metavar="STRATEGY",
+                         choices=list(FOCUS_STRATEGIES),
+                         help="with --focus: strategies to compare (default: all; single_task "
+                         f"is the reference). Choices: {', '.join(FOCUS_STRATEGIES)}")
     compare.add_argument("--cv", type=int, default=5, help="number of folds (default: 5)")
     compare.add_argument("--out", default="skmtl-out", metavar="DIR",
-                         help="folder for scores.csv (default: ./skmtl-out)")
+                         help="folder for scores.csv and transfer.png (default: ./skmtl-out)")
     compare.add_argument("--device", default="cpu",
                          help="torch device for deep models (default: cpu)")
     compare.add_argument("--seed", type=int, default=0, help="seed of the folds (default: 0)")
@@ -151,6 +160,42 @@ def _write_scores(result, out):
     return path
 
 
+def _transfer_display(result):
+    """Every model's per-task gain over stl, drawn on a new (pyplot-free) figure."""
+    from matplotlib.figure import Figure
+
+    from skmtl.plotting import StrategyComparisonDisplay
+
+    models = [m for m in result.per_task if m != result.reference]
+    fields = {f: [result.per_task[m][f] for m in models]
+              for f in ("gain", "gain_se", "negative_transfer")}
+    n_tasks = len(result.tasks)
+    figure = Figure(figsize=(min(4 + 0.25 * n_tasks * len(models), 40), 4.5),
+                    layout="constrained")
+    loss = "mean squared error" if result.task_type == "regression" else "error rate"
+    display = StrategyComparisonDisplay(
+        result.tasks, fields["gain"], models, gain_se=np.nan_to_num(fields["gain_se"]),
+        negative_transfer=fields["negative_transfer"], scoring=f"decrease of the {loss}")
+    display.plot(ax=figure.add_subplot(),
+                 xticks_rotation="vertical" if n_tasks > 10 else "horizontal")
+    display.ax_.set_title(f"Per-task gain over {result.reference}, out of fold")
+    return display
+
+
+def _write_transfer_plot(result, out):
+    """Save :func:`_transfer_display` as ``out/transfer.png`` and return the path, or return
+    the reason it was left out (no matplotlib, or no model besides stl)."""
+    import importlib.util
+
+    if importlib.util.find_spec("matplotlib") is None:
+        return "transfer.png left out: matplotlib is not installed (pip install 'skmtl[plot]')."
+    if len(result.per_task) < 2:
+        return f"transfer.png left out: no model besides {result.reference}."
+    path = os.path.join(out, "transfer.png")
+    _transfer_display(result).figure_.savefig(path, dpi=100)
+    return path
+
+
 def _drop_unsplittable_tasks(X, y, task_ids, min_labels=2):
     """Remove tasks with fewer than ``min_labels`` labels (cross-validation needs 2), loudly."""
     from skmtl.utils.validation import missing_mask
@@ -183,23 +228,47 @@ def _compare(args):
         if args.targets or args.task_column:
             raise ValueError("--targets and --task-column go with --csv.")
         X, y, task_ids, task_type, label = _load_packaged(args.dataset or DEFAULT_DATASET)
+    if args.focus is None and args.strategies:
+        raise ValueError("--strategies goes with --focus.")
+    if args.focus is not None and args.models:
+        raise ValueError("--models does not go with --focus (it compares the focused-task "
+                         "strategies); choose them with --strategies.")
     X, y, task_ids = _drop_unsplittable_tasks(X, y, task_ids)
-    models = args.models or [name for name, spec in MODELS.items() if spec.default]
-    n_models = len(set(models) | {"stl"})
-    print(f"Data set {label}: {X.shape[0]} rows, {X.shape[1]} features, {task_type}, "
-          f"{'long' if task_ids is not None else 'wide'} format; {args.cv}-fold "
-          f"MultiTaskKFold; models: {', '.join(['stl'] + [m for m in models if m != 'stl'])}")
-    step, close = _progress(n_models * args.cv, args.quiet)
-    try:
-        result = run_comparison(X, y, task_ids=task_ids, task_type=task_type, models=models,
-                                cv=args.cv, random_state=args.seed, device=args.device,
-                                progress=step)
-    finally:
-        close()
-    print(f"{len(result.tasks)} tasks. Wins / losses: tasks where a model's cross-validated "
-          "score beats / trails single-task learning (stl).")
+    data = (f"Data set {label}: {X.shape[0]} rows, {X.shape[1]} features, {task_type}, "
+            f"{'long' if task_ids is not None else 'wide'} format; {args.cv}-fold "
+            "MultiTaskKFold;")
+    common = dict(task_ids=task_ids, task_type=task_type, cv=args.cv, random_state=args.seed,
+                  device=args.device)
+    if args.focus is not None:
+        strategies = args.strategies or list(FOCUS_STRATEGIES)
+        strategies = ["single_task"] + [s for s in strategies if s != "single_task"]
+        print(f"{data} focus task {args.focus}; strategies: {', '.join(strategies)}")
+        step, close = _progress(len(strategies) * args.cv, args.quiet)
+        try:
+            result = run_focus_comparison(X, y, focus=args.focus, strategies=strategies,
+                                          progress=step, **common)
+        finally:
+            close()
+        print(f"Focus task {args.focus}: {result.per_task['single_task']['n_observed'][0]} "
+              "labels. Gains are against single_task (the focus task alone).")
+    else:
+        models = args.models or [name for name, spec in MODELS.items() if spec.default]
+        models = ["stl"] + [m for m in models if m != "stl"]
+        print(f"{data} models: {', '.join(models)}")
+        step, close = _progress(len(models) * args.cv, args.quiet)
+        try:
+            result = run_comparison(X, y, models=models, progress=step, **common)
+        finally:
+            close()
+        print(f"{len(result.tasks)} tasks. Wins / losses: tasks where a model's "
+              "cross-validated score beats / trails single-task learning (stl).")
     print(result.format_table())
+    for name, reason in result.skipped.items():
+        print(f"Left out {name}: {reason}.")
     print(f"Per-task scores written to {_write_scores(result, args.out)}")
+    plot = _write_transfer_plot(result, args.out)
+    print(f"Per-task gains over {result.reference} plotted in {plot}"
+          if plot.endswith(".png") else plot)
     return 0
 
 

@@ -208,3 +208,21 @@ def test_scoring_long_data_without_routing_raises_instead_of_guessing(wide_data)
                               error_score="raise")
         with pytest.raises(ValueError, match="pass task_ids"):
             search.fit(X[rows], y, model__task_ids=task_ids)
+
+
+def test_pooled_classifier_with_numeric_and_string_tasks():
+    # one task labelled 0 / 1, another "red" / "blue": scikit-learn refuses such a mixed target,
+    # so the pooled model sees the labels as strings and each task gets its own classes back
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(80, 2))
+    Y = np.empty((80, 2), dtype=object)
+    Y[:, 0] = (X[:, 0] > 0).astype(int)
+    Y[:, 1] = np.where(X[:, 0] > 0, "red", "blue")
+    model = PooledTasks(LogisticRegression()).fit(X, Y)
+    assert [c.tolist() for c in model.classes_] == [[0, 1], ["blue", "red"]]
+    pred = model.predict(X)
+    assert set(pred[:, 0]) <= {0, 1} and set(pred[:, 1]) <= {"red", "blue"}
+    assert np.mean(pred[:, 0] == Y[:, 0]) > 0.9 and np.mean(pred[:, 1] == Y[:, 1]) > 0.9
+    proba = model.predict_proba(X)
+    assert [p.shape for p in proba] == [(80, 2), (80, 2)]
+    np.testing.assert_allclose(proba[0].sum(axis=1), 1.0)

@@ -11,11 +11,12 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from skmtl import IndependentTasks
-from skmtl._compare import _paired_gain, run_comparison
+from skmtl._compare import run_comparison
 from skmtl.cli import main
 from skmtl.datasets import make_multitask_regression
 from skmtl.metrics import r2_score
 from skmtl.model_selection import MultiTaskKFold
+from skmtl.model_selection._transfer import paired_gain
 
 
 def read_scores(folder):
@@ -26,14 +27,15 @@ def read_scores(folder):
 def test_datasets_lists_every_packaged_data_set(capsys):
     assert main(["datasets"]) == 0
     out = capsys.readouterr().out
-    for name, n_tasks in [("exam", "65"), ("hsb82", "160"), ("chem97", "2410"), ("yeast", "14")]:
+    for name, n_tasks in [("exam", "65"), ("hsb82", "160"), ("chem97", "2410"), ("yeast", "14"),
+                          ("moleculeace", "30")]:
         line = next(row for row in out.splitlines() if row.startswith(name))
         assert n_tasks in line.split()
 
 
 def test_compare_on_exam_prints_table_and_writes_per_task_scores(tmp_path, capsys):
     assert main(["compare", "--dataset", "exam", "--cv", "3", "--out", str(tmp_path),
-                 "--quiet"]) == 0
+                 "--models", "pooled", "--quiet"]) == 0
     out = capsys.readouterr().out
     assert "65 tasks" in out
     table = [line.split() for line in out.splitlines() if line.startswith(("stl", "pooled"))]
@@ -67,7 +69,7 @@ def test_paired_gain_equals_a_brute_force_mean_and_standard_error():
     rng = np.random.RandomState(0)
     ref, new = rng.uniform(size=40), rng.uniform(size=40)
     tasks = rng.randint(0, 3, size=40)
-    gain, se = _paired_gain(ref, new, tasks, 3)
+    gain, se = paired_gain(ref, new, tasks, 3)
     for t in range(3):
         diff = (ref - new)[tasks == t]
         assert gain[t] == pytest.approx(diff.mean())
@@ -169,3 +171,190 @@ def test_tasks_too_small_to_split_are_left_out_loudly(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "Left out 1 task(s) with fewer than 2 labels" in out and "lonely" in out
     assert {r["task"] for r in read_scores(tmp_path / "o")} == {"a", "b"}
+
+
+def test_linear_models_beat_stl_on_the_structure_they_model():
+    # few rows per task: borrowing strength pays off, as each model's assumption holds
+    # (offline, seeds 0-3: mean_clustered gained 0.11 to 1.38 mean R^2, block_sparse 0.20 to 1.5)
+    X, Y = make_multitask_regression(n_samples=40, n_features=30, n_tasks=6, n_informative=4,
+                                     task_std=0.05, noise=1.0, random_state=0)
+    result = run_comparison(X, Y, task_type="regression",
+                            models=["mean_clustered", "block_sparse"], cv=3)
+    summary = {row["model"]: row for row in result.summary}
+    assert list(summary) == ["stl", "mean_clustered", "block_sparse"]
+    for name in ("mean_clustered", "block_sparse"):
+        assert summary[name]["mean_score"] > summary["stl"]["mean_score"] + 0.05
+        assert summary[name]["wins"] >= 5
+    assert result.skipped == {}
+
+
+def test_binary_only_models_are_left_out_of_multiclass_data_with_the_reason(tmp_path, capsys):
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(90, 3))
+    path = tmp_path / "labels.csv"
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["f1", "f2", "f3", "binary", "colour"])
+        for row in X:
+            colour = ["red", "green", "blue"][int(np.digitize(row[1], [-0.4, 0.4]))]
+            writer.writerow([*row, int(row[0] > 0), colour])
+    assert main(["compare", "--csv", str(path), "--targets", "binary,colour", "--cv", "3",
+                 "--models", "pooled", "mean_clustered", "block_sparse",
+                 "--out", str(tmp_path / "o"), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    for name in ("mean_clustered", "block_sparse"):
+        assert (f"Left out {name}: binary tasks only; 1 task(s) have more than 2 classes "
+                "(colour)") in out
+    assert {r["model"] for r in read_scores(tmp_path / "o")} == {"stl", "pooled"}
+
+
+def test_deep_models_are_left_out_without_torch_with_the_extra_to_install(monkeypatch):
+    import importlib.util
+
+    from skmtl._compare import MODELS
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "torch" else real(name, *a))
+    X, Y = make_multitask_regression(n_samples=30, n_features=3, n_tasks=2, n_informative=2,
+                                     random_state=0)
+    result = run_comparison(X, Y, task_type="regression", models=["deep_hard"], cv=2)
+    assert list(result.per_task) == ["stl"]
+    assert result.skipped["deep_hard"] == MODELS["deep_hard"].applicable("regression", None)
+    assert "torch not installed; install the deep extra" in result.skipped["deep_hard"]
+
+
+def test_deep_models_train_on_the_device_given(capsys, tmp_path):
+    pytest.importorskip("skorch")
+    X, Y = make_multitask_regression(n_samples=300, n_features=4, n_tasks=3, n_informative=3,
+                                     noise=0.1,
+                                     random_state=0)
+    result = run_comparison(X, Y, task_type="regression",
+                            models=["deep_hard", "deep_independent"], cv=2, device="cpu")
+    # a linear signal with little noise: both networks learn it
+    for name in ("deep_hard", "deep_independent"):
+        assert np.all(result.per_task[name]["score"] > 0.5)
+    path = tmp_path / "w.csv"
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["a", "b", "c", "d", "t0", "t1", "t2"])
+        writer.writerows(np.column_stack([X, Y]))
+    argv = ["compare", "--csv", str(path), "--targets", "t0,t1,t2", "--models", "deep_hard",
+            "--device", "cuda:7", "--out", str(tmp_path / "o"), "--quiet"]
+    assert main(argv) == 2
+    assert "cuda:7" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_demo_runs_every_default_model_on_exam(tmp_path, capsys):
+    from skmtl._compare import MODELS
+
+    assert main(["compare", "--out", str(tmp_path), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    defaults = [name for name, spec in MODELS.items() if spec.default]
+    table = [line.split()[0] for line in out.splitlines() if line.split()
+             and line.split()[0] in MODELS]
+    assert table == defaults
+    assert {r["model"] for r in read_scores(tmp_path)} == set(defaults)
+
+
+def test_compare_plots_every_models_per_task_gain(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    from skmtl.cli import _transfer_display
+
+    X, Y = make_multitask_regression(n_samples=40, n_features=5, n_tasks=3, n_informative=3,
+                                     n_conflicting=1, random_state=0)
+    path = tmp_path / "w.csv"
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["a", "b", "c", "d", "e", "t0", "t1", "t2"])
+        writer.writerows(np.column_stack([X, Y]))
+    assert main(["compare", "--csv", str(path), "--targets", "t0,t1,t2", "--models", "pooled",
+                 "mean_clustered", "--cv", "3", "--out", str(tmp_path / "o"), "--quiet"]) == 0
+    assert f"Per-task gains over stl plotted in {tmp_path / 'o' / 'transfer.png'}" in (
+        capsys.readouterr().out)
+    assert (tmp_path / "o" / "transfer.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    # the bars are the per-task gains of scores.csv, hatched where negative transfer is flagged
+    display = _transfer_display(run_comparison(X, Y, task_type="regression",
+                                               models=["pooled", "mean_clustered"], cv=3))
+    rows = read_scores(tmp_path / "o")
+    for model in ("pooled", "mean_clustered"):
+        expected = [r for r in rows if r["model"] == model]
+        bars = display.bars_[model]
+        np.testing.assert_allclose([b.get_height() for b in bars],
+                                   [float(r["gain_vs_stl"]) for r in expected])
+        assert [b.get_hatch() == "//" for b in bars] == [
+            r["negative_transfer"] == "True" for r in expected]
+    assert [t.get_text() for t in display.ax_.get_xticklabels()] == ["0", "1", "2"]
+
+
+def _wide_csv(path, X, Y, names):
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow([f"x{j}" for j in range(X.shape[1])] + names)
+        writer.writerows(np.column_stack([X, Y]))
+
+
+def test_focus_compares_the_strategies_on_one_task(tmp_path, capsys):
+    pytest.importorskip("skorch")
+    X, Y = make_multitask_regression(n_samples=120, n_features=5, n_tasks=3, n_informative=3,
+                                     missing_rate=0.2, random_state=0)
+    _wide_csv(tmp_path / "w.csv", X, Y, ["t0", "t1", "t2"])
+    assert main(["compare", "--csv", str(tmp_path / "w.csv"), "--targets", "t0,t1,t2",
+                 "--focus", "t1", "--strategies", "multi_task", "rmtl", "--cv", "2",
+                 "--out", str(tmp_path / "o"), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    table = [line.split()[0] for line in out.splitlines()
+             if line.split() and line.split()[0] in ("single_task", "multi_task", "rmtl")]
+    assert table == ["single_task", "multi_task", "rmtl"]
+    rows = read_scores(tmp_path / "o")
+    assert [(r["model"], r["task"]) for r in rows] == [
+        ("single_task", "t1"), ("multi_task", "t1"), ("rmtl", "t1")]
+    assert float(rows[0]["gain_vs_single_task"]) == 0.0
+    assert int(rows[0]["n_observed"]) == int(np.sum(~np.isnan(Y[:, 1])))
+    assert (tmp_path / "o" / "transfer.png").exists()
+
+
+def test_focus_scores_equal_a_manual_cross_validation_of_the_focused_estimator():
+    pytest.importorskip("skorch")
+    from sklearn.metrics import r2_score as sk_r2
+
+    from skmtl._compare import DEEP_EPOCHS, run_focus_comparison
+    from skmtl.deep import FocusedTaskRegressor
+
+    X, Y = make_multitask_regression(n_samples=80, n_features=4, n_tasks=3, n_informative=3,
+                                     missing_rate=0.2, random_state=1)
+    result = run_focus_comparison(X, Y, task_type="regression", focus="2",
+                                  strategies=["single_task", "lbtw"], cv=2, random_state=0)
+    folds = MultiTaskKFold(2, shuffle=True, random_state=0, classification=False).split(X, Y)
+    observed = ~np.isnan(Y[:, 2])
+    for strategy in ("single_task", "lbtw"):
+        pred = np.empty(len(Y))
+        for train, test in MultiTaskKFold(2, shuffle=True, random_state=0,
+                                          classification=False).split(X, Y):
+            model = make_pipeline(StandardScaler(), FocusedTaskRegressor(
+                focus_task=2, strategy=strategy, hidden_layer_sizes=(64,),
+                max_epochs=DEEP_EPOCHS, batch_size=64, lr=1e-3, random_state=0))
+            pred[test] = model.fit(X[train], Y[train]).predict(X[test])
+        expected = sk_r2(Y[observed, 2], pred[observed])
+        assert result.per_task[strategy]["score"][0] == pytest.approx(expected, rel=1e-6)
+    assert list(folds)  # the same splitter, the same folds
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--focus", "nope"], "--focus 'nope' is not a task of the data; tasks: t0, t1"),
+        (["--strategies", "rmtl"], "--strategies goes with --focus"),
+        (["--focus", "t0", "--models", "pooled"], "--models does not go with --focus"),
+    ],
+)
+def test_focus_errors_are_reported_with_status_2(tmp_path, capsys, extra, message):
+    X, Y = make_multitask_regression(n_samples=30, n_features=3, n_tasks=2, n_informative=2,
+                                     random_state=0)
+    _wide_csv(tmp_path / "w.csv", X, Y, ["t0", "t1"])
+    argv = ["compare", "--csv", str(tmp_path / "w.csv"), "--targets", "t0,t1", "--cv", "2",
+            "--out", str(tmp_path / "o"), "--quiet", *extra]
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err

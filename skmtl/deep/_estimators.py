@@ -33,6 +33,31 @@ _WEIGHTING_PARAMS = {
 }
 
 
+def _weights_history(net, n_tasks):
+    """Epochs completed and the ``(n_epochs, n_tasks)`` task weights recorded at their ends."""
+    # epochs that completed (skorch ends training quietly on KeyboardInterrupt)
+    weights = [row["task_weights"] for row in net.history if "task_weights" in row]
+    return len(weights), np.asarray(weights, dtype=np.float64).reshape(len(weights), n_tasks)
+
+
+def _task_proba(out, n_classes):
+    """Class probabilities ``(B, n_classes)`` of one task from its padded head output ``(B, K)``.
+
+    One logit for a binary task, ``n_classes`` logits otherwise; a one-class task is certain.
+    """
+    proba = np.empty((out.shape[0], n_classes))
+    if n_classes == 1:
+        proba[:] = 1.0
+    elif n_classes == 2:
+        proba[:, 1] = 1.0 / (1.0 + np.exp(-out[:, 0]))
+        proba[:, 0] = 1.0 - proba[:, 1]
+    else:
+        logits = out[:, :n_classes]
+        exp = np.exp(logits - logits.max(axis=1, keepdims=True))
+        proba[:] = exp / exp.sum(axis=1, keepdims=True)
+    return proba
+
+
 class _DeepMultiTaskNetwork(BaseEstimator):
     """Common parameters, fit and forward pass of the deep multi-task estimators."""
 
@@ -129,6 +154,51 @@ class _DeepMultiTaskNetwork(BaseEstimator):
 
     # -- fit ------------------------------------------------------------------------------------
     def _fit_multitask(self, X, Y, mask):
+        kinds, output_sizes, targets = self._encode_targets(Y, mask)
+        net = self._train_net(
+            X, targets, mask, kinds, output_sizes, tasks=self.tasks_,
+            weighting=self._make_weighting(), task_sampling=self.task_sampling,
+        )
+        self.net_ = net
+        self.n_iter_, self.task_weights_history_ = _weights_history(net, len(output_sizes))
+        self.gradient_affinity_ = net.gradient_affinity()
+        return self
+
+    def _module_builder(self, n_features, output_sizes):
+        """The network factory handed to skorch (called without arguments)."""
+        sharing, sharing_params = self._sharing()
+        return partial(
+            build_module,
+            sharing,
+            n_features,
+            output_sizes,
+            hidden_layer_sizes=self.hidden_layer_sizes,
+            head_layer_sizes=self.head_layer_sizes,
+            activation=self.activation,
+            dropout=self.dropout,
+            module=self.module,
+            module_params=self.module_params,
+            **sharing_params,
+        )
+
+    def _sharing(self):
+        """The sharing strategy and its own parameters, for :func:`build_module`."""
+        return self.sharing, {
+            "soft_penalty": self.soft_penalty,
+            "conditioning": self.conditioning,
+            "embedding_dim": self.embedding_dim,
+        }
+
+    def _train_net(
+        self, X, targets, mask, kinds, output_sizes, *, tasks, weighting, task_sampling="joint",
+        after_fit=None,
+    ):
+        """Build the skorch net on encoded targets (one column per task in ``tasks``), train it.
+
+        ``after_fit(net, train, valid)``, when given, runs right after ``net.fit`` in the same
+        seeded block (a further training phase); ``train`` and ``valid`` are the
+        :class:`MultiTaskDataset` parts (``valid`` None without validation data).
+        """
         if self.early_stopping and self.validation_fraction == 0:
             raise ValueError(
                 "early_stopping=True monitors the validation loss and needs "
@@ -136,7 +206,6 @@ class _DeepMultiTaskNetwork(BaseEstimator):
             )
         device = resolve_device(self.device)
         optimizer = self._resolve_optimizer()
-        kinds, output_sizes, targets = self._encode_targets(Y, mask)
         if sp.issparse(X) and X.format != "csr":
             X = X.tocsr()  # rows are drawn per batch
         rng = check_random_state(self.random_state)
@@ -145,35 +214,20 @@ class _DeepMultiTaskNetwork(BaseEstimator):
         train = MultiTaskDataset(X, targets, mask, train_rows)
         valid = None if valid_rows is None else MultiTaskDataset(X, targets, mask, valid_rows)
         n_observed = mask.sum(0) if train_rows is None else mask[train_rows].sum(0)
-        builder = partial(
-            build_module,
-            self.sharing,
-            X.shape[1],
-            output_sizes,
-            hidden_layer_sizes=self.hidden_layer_sizes,
-            head_layer_sizes=self.head_layer_sizes,
-            activation=self.activation,
-            dropout=self.dropout,
-            soft_penalty=self.soft_penalty,
-            conditioning=self.conditioning,
-            embedding_dim=self.embedding_dim,
-            module=self.module,
-            module_params=self.module_params,
-        )
         net = MultiTaskNet(
-            builder,
+            self._module_builder(X.shape[1], output_sizes),
             criterion=TaskLoss(kinds, output_sizes),
-            weighting=self._make_weighting(),
+            weighting=weighting,
             n_observed=n_observed,
             task_type=self._task_type,
-            task_names=[_hashable(task) for task in self.tasks_],
+            task_names=[_hashable(task) for task in tasks],
             optimizer=optimizer,
             lr=self.lr,
             max_epochs=self.max_epochs,
             batch_size=self.batch_size,
             iterator_train=BatchLoader,
             iterator_train__shuffle=True,
-            iterator_train__task_sampling=self.task_sampling,
+            iterator_train__task_sampling=task_sampling,
             iterator_valid=BatchLoader,
             train_split=None if valid is None else predefined_split(valid),
             callbacks=self._make_callbacks(),
@@ -184,16 +238,10 @@ class _DeepMultiTaskNetwork(BaseEstimator):
         )
         with seeded_rng(seed, device):
             net.fit(train, None)
-        self.net_ = net
-        # epochs that completed (skorch ends training quietly on KeyboardInterrupt)
-        weights = [row["task_weights"] for row in net.history if "task_weights" in row]
-        self.n_iter_ = len(weights)
-        self.task_weights_history_ = np.asarray(weights, dtype=np.float64).reshape(
-            len(weights), len(output_sizes)
-        )
-        self.gradient_affinity_ = net.gradient_affinity()
+            if after_fit is not None:
+                after_fit(net, train, valid)
         net.affinity_sum_, net.affinity_count_ = net.affinity_sum_.cpu(), net.affinity_count_.cpu()
-        return self
+        return net
 
     def _resolve_optimizer(self):
         if isinstance(self.optimizer, str):
@@ -203,11 +251,15 @@ class _DeepMultiTaskNetwork(BaseEstimator):
     def _make_weighting(self):
         if not isinstance(self.weighting, str):
             return get_weighting(self.weighting)  # a deep copy
+        return self._named_weighting(self.weighting)
+
+    def _named_weighting(self, name):
+        """The weighting ``name`` with its parameters taken from the estimator's flat ones."""
         params = {
-            name: getattr(self, attribute)
-            for name, attribute in _WEIGHTING_PARAMS.get(self.weighting, {}).items()
+            param: getattr(self, attribute)
+            for param, attribute in _WEIGHTING_PARAMS.get(name, {}).items()
         }
-        return get_weighting(self.weighting, **params)
+        return get_weighting(name, **params)
 
     def _make_callbacks(self):
         callbacks = [copy.deepcopy(cb) for cb in (self.callbacks or [])]
@@ -680,15 +732,5 @@ class MultiTaskClassifier(MultiTaskClassifierMixin, _DeepMultiTaskNetwork):
         proba = [np.empty((X.shape[0], k)) for k in sizes]
         for rows, out in self._forward(X):
             for t, k in enumerate(sizes):
-                if k == 1:
-                    proba[t][rows] = 1.0
-                elif k == 2:
-                    positive = 1.0 / (1.0 + np.exp(-out[t, :, 0]))
-                    proba[t][rows, 0] = 1.0 - positive
-                    proba[t][rows, 1] = positive
-                else:
-                    logits = out[t, :, :k]
-                    logits = logits - logits.max(axis=1, keepdims=True)
-                    exp = np.exp(logits)
-                    proba[t][rows] = exp / exp.sum(axis=1, keepdims=True)
+                proba[t][rows] = _task_proba(out[t], k)
         return proba

@@ -15,14 +15,18 @@ The training step (one batch)::
     rep     = module.shared(X)                    # (B, h), or (T, B, h) per-task slots
     out     = module.heads_padded(rep)            # (T, B, K_max)
     L, n    = per-task mean loss over the observed labels of the batch, label counts
+    G       = Gram matrix of the per-task gradients on rep  (only if a weighting or the
+                                                   affinity needs it; see below)
+    weighting.observe_task_gram(G, n > 0)         # only if weighting.requires_task_gram
     total   = weighting.combine(L, n > 0) + module.penalty()
     total.backward()                              # ONE backward pass through the trunk
     weighting.after_backward(L, n > 0, grad_norms)
 
-Per-task gradients ``g_t = dL_t / d rep`` (for GradNorm's norms and ``gradient_affinity_``)
-never cost a backward pass per task. With linear heads (``head_layer_sizes=()``) they are not
-even formed: ``g_t = D_t W_t^T`` with ``D_t = dL_t / d out_t`` (one cheap backward from the
-losses to the outputs) and ``W_t`` the head's weight, so the Gram matrix of the ``g_t`` is
+Per-task gradients ``g_t = dL_t / d rep`` (for GradNorm's norms, a weighting that reads their
+Gram matrix, and ``gradient_affinity_``) never cost a backward pass per task. With linear heads
+(``head_layer_sizes=()``) they are not even formed: ``g_t = D_t W_t^T`` with
+``D_t = dL_t / d out_t`` (one cheap backward from the losses to the outputs) and ``W_t`` the
+head's weight, so the Gram matrix of the ``g_t`` is
 ``<g_s, g_t> = sum_{k,l} (D_s^T D_t)_{kl} (W_s^T W_t)_{kl}``, of cost ``T^2 K^2 (B + h)``. With
 hidden head layers, the heads read a detached copy of ``rep`` expanded to ``T`` slots (a leaf);
 one backward through the heads gives every ``g_t`` in its slot, a second one (the real one)
@@ -477,7 +481,8 @@ class MultiTaskNet(NeuralNet):
         want_affinity = self.affinity and module.shares_representation and n_tasks > 1 and (
             head_weight is not None or first_batch
         )
-        probe = weighting.requires_grad_norms or want_affinity
+        want_gram = weighting.requires_task_gram
+        probe = weighting.requires_grad_norms or want_gram or want_affinity
 
         rep = module.shared(Xi)
         slots = None
@@ -493,6 +498,12 @@ class MultiTaskNet(NeuralNet):
         observed = counts > 0
         losses = sums / counts.clamp_min(1)
         self._check_finite(losses, observed)
+        gram = None
+        if probe and losses.requires_grad:
+            gram = self._task_gram(losses, out, slots, head_weight, want_affinity or want_gram)
+        if want_gram:
+            zeros = losses.new_zeros(n_tasks, n_tasks)
+            weighting.observe_task_gram(zeros if gram is None else gram, observed)
         total = weighting.combine(losses, observed) + module.penalty()
         if not torch.isfinite(total):
             raise FloatingPointError(
@@ -506,9 +517,6 @@ class MultiTaskNet(NeuralNet):
             if weighting.requires_grad_norms:
                 grad_norms = torch.zeros_like(losses)
         else:
-            gram = None
-            if probe:
-                gram = self._task_gram(losses, out, slots, head_weight, want_affinity)
             total.backward()
             if slots is not None and slots is not rep and module.shares_representation:
                 if rep.requires_grad:

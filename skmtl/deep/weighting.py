@@ -157,6 +157,7 @@ class Weighting:
         reset(n_tasks, n_observed=..., task_type=..., device=...)   # once, at the start of fit
         for each epoch:
             for each batch:
+                observe_task_gram(gram, observed)       # only if requires_task_gram is True
                 total = combine(losses, observed)                      # the loss to minimise
                 total.backward()
                 after_backward(losses, observed, grad_norms)
@@ -179,6 +180,9 @@ class Weighting:
     requires_grad_norms : bool
         Class attribute. True if :meth:`after_backward` needs the per-task gradient norms; the
         training step then computes them (at some extra cost) and passes them in.
+    requires_task_gram : bool
+        Class attribute. True if the weighting needs, before each :meth:`combine`, the Gram
+        matrix of the batch's per-task gradients (:meth:`observe_task_gram`).
     n_tasks_ : int
         Number of tasks, set by :meth:`reset`.
     n_observed_ : ndarray of shape (n_tasks,)
@@ -229,6 +233,7 @@ class Weighting:
     """
 
     requires_grad_norms = False
+    requires_task_gram = False
 
     def reset(self, n_tasks, *, n_observed, task_type, device):
         """Prepare for a new fit; called once at its start, before the first batch.
@@ -291,6 +296,22 @@ class Weighting:
         observed = self._check_batch(losses, observed)
         weights = torch.as_tensor(self.weights_, dtype=losses.dtype, device=losses.device)
         return weighted_sum(weights, losses, observed)
+
+    def observe_task_gram(self, gram, observed):
+        """Receive the batch's task-gradient Gram matrix before :meth:`combine` (no-op default).
+
+        Called only when :attr:`requires_task_gram` is True.
+
+        Parameters
+        ----------
+        gram : torch.Tensor of shape (n_tasks, n_tasks)
+            ``gram[s, t] = <g_s, g_t>``, with ``g_t`` the gradient of the unweighted loss ``L_t``
+            on the last shared representation (0 for a task without a label in the batch);
+            detached, on the network's device. Cosines and norms of any combination of the
+            ``g_t`` follow from it without forming the gradients.
+        observed : torch.Tensor of shape (n_tasks,), dtype bool
+            Which tasks have at least one label in the batch.
+        """
 
     def after_backward(self, losses, observed, grad_norms):
         """Update the weighting after the backward pass of a batch (nothing by default).

@@ -41,6 +41,7 @@ from numbers import Integral, Real
 import numpy as np
 import scipy.linalg
 import scipy.sparse as sp
+from numba import njit
 from scipy.linalg import lapack
 from scipy.special import expit
 from sklearn.base import BaseEstimator
@@ -50,7 +51,7 @@ from threadpoolctl import ThreadpoolController
 
 from skmtl.base import MultiTaskClassifierMixin, MultiTaskRegressorMixin
 from skmtl.utils._sklearn_compat import Interval
-from skmtl.utils.validation import _hashable, group_rows_by_task
+from skmtl.utils.validation import _hashable
 
 __all__ = [
     "MeanClusteredClassifier",
@@ -64,7 +65,7 @@ __all__ = [
 # -- inputs ------------------------------------------------------------------------------------
 # A problem is X with the observed rows of each task ("groups": one sorted index array per task)
 # and the targets of those rows. Wide data (Y, mask) gives its groups by one pass over the mask;
-# long data (y, task_index) by sorting the task index (group_rows_by_task), so no (n, n_tasks)
+# long data (y, task_index) by a stable sort of the task index, so no (n, n_tasks)
 # array is ever built for it. Everything downstream (designs, moments, solvers) works from the
 # groups and from the targets in observation order (task by task, rows increasing).
 def _as_X(X):
@@ -105,7 +106,7 @@ class _Problem:
             )
         _check_no_empty_task(mask.any(axis=0))
         self.n_tasks = Y.shape[1]
-        self._Y, self._mask, self._groups = Y, mask, None
+        self._Y, self._mask, self._groups, self._flat = Y, mask, None, None
         self.shared_rows = _shared_rows(mask)
 
     def _init_long(self, X, y, mask, task_index, n_tasks):
@@ -127,15 +128,32 @@ class _Problem:
         _check_no_empty_task(np.bincount(task_index, minlength=n_tasks) > 0)
         self.n_tasks = n_tasks
         self._y = y
-        self._groups = group_rows_by_task(task_index, n_tasks)
+        # the groups, flattened: rows sorted by task (stable), no list of T arrays
+        counts = np.bincount(task_index, minlength=n_tasks)
+        self._flat = (np.argsort(task_index, kind="stable"),
+                      np.repeat(np.arange(n_tasks), counts), counts)
+        self._groups = None
         self.shared_rows = slice(None) if n_tasks == 1 else None  # one task: all the rows
 
     @property
     def groups(self):
         """The observed rows of each task: a list of sorted index arrays."""
         if self._groups is None:
-            self._groups = _groups_from_mask(self._mask)
+            if self._flat is None:
+                self._groups = _groups_from_mask(self._mask)
+            else:
+                rows, _, counts = self._flat
+                self._groups = np.split(rows, np.cumsum(counts)[:-1])
         return self._groups
+
+    def flat_groups(self):
+        """The groups flattened, ``(rows, tasks, counts)``, as :func:`_flatten_groups` gives."""
+        if self._flat is None:
+            if self._groups is not None:
+                return _flatten_groups(self._groups)
+            tasks, rows = np.nonzero(self._mask.T)  # task-major: sorted by task, then row
+            self._flat = (rows, tasks, np.bincount(tasks, minlength=self.n_tasks))
+        return self._flat
 
     def shared_targets(self):
         """float64 targets (n_rows, T) of the shared rows (only when ``shared_rows``)."""
@@ -149,7 +167,7 @@ class _Problem:
             return _SharedDense(self.X[self.shared_rows], self.shared_rows, self.n_tasks)
         if sp.issparse(self.X):
             return _SparseDesign(self.X, self.groups)
-        return _GroupedDense.from_groups(self.X, self.groups)
+        return _GroupedDense.from_flat(self.X, *self.flat_groups())
 
     def targets(self, design):
         """float64 targets in the design's observation order."""
@@ -275,8 +293,12 @@ class _GroupedDense(_Design):
         When X is sorted by task (long data in task order), a stack of equally sized tasks is
         a view of X, not a copy.
         """
-        obs_rows, obs_tasks, counts = _flatten_groups(groups)
-        n_obs, n_tasks = obs_rows.shape[0], len(groups)
+        return cls.from_flat(X, *_flatten_groups(groups))
+
+    @classmethod
+    def from_flat(cls, X, obs_rows, obs_tasks, counts):
+        """:meth:`from_groups` from the flattened groups (see :func:`_flatten_groups`)."""
+        n_obs, n_tasks = obs_rows.shape[0], counts.shape[0]
         starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
         in_order = n_obs == X.shape[0] and np.array_equal(obs_rows, np.arange(n_obs))
         size_class = np.ceil(np.log2(counts)).astype(np.intp)
@@ -734,11 +756,271 @@ def solve_mean_clustered(X, Y, mask, alpha, cluster_strength, *, fit_intercept=T
 def _least_squares_tasks(design, y, alpha, cluster_strength, fit_intercept):
     """The general (per-task rows) least-squares path: moments, then one coupled solve.
 
-    ``y`` holds the targets in the design's observation order.
+    ``y`` holds the targets in the design's observation order. Dense rows go through
+    :func:`_least_squares_stacks` (compiled loops over the tasks); sparse X, and the rare
+    dense problem whose factorisations break down numerically, through the per-task moments
+    and :func:`_coupled_solve`.
     """
+    if isinstance(design, _GroupedDense):
+        solution = _least_squares_stacks(design, y, alpha, cluster_strength, fit_intercept)
+        if solution is not None:
+            return solution
     A, r, x_mean, y_mean = _task_moments(design, y, fit_intercept)
     W = _coupled_solve(A, r, alpha, cluster_strength, A.shape[1])
     return W, y_mean - np.einsum("td,td->t", W, x_mean)
+
+
+def _least_squares_stacks(design, y, alpha, cluster_strength, fit_intercept):
+    """Mean-clustered least squares on dense per-task rows, one compiled pass per stack.
+
+    Each task t is centred and scaled in turn, ``F_t = (X_t - mean(X_t)) / sqrt(n_t)`` and
+    ``u_t = (y_t - mean(y_t)) / sqrt(n_t)`` (so ``A_t = F_t^T F_t``, ``r_t = F_t^T u_t``), and
+    its ridge solution ``x_t = (A_t + lam I)^-1 r_t`` is computed in the cheaper of two forms:
+
+    - ``n_t < d`` (the kernel form): with ``P_t = F_t F_t^T + lam I = M_t M_t^T`` (n_t x n_t),
+      ``x_t = F_t^T P_t^-1 u_t`` and ``A_t G_t = Q_t^T Q_t`` with ``Q_t = M_t^-1 F_t``,
+      ``G_t = (A_t + lam I)^-1``; cost ``O(n_t^2 d)``;
+    - otherwise (the primal form): ``A_t + lam I = L_t L_t^T`` (d x d), ``x_t`` by two
+      triangular solves and ``A_t G_t = G_t A_t`` by ``d`` more; cost ``O(n_t d^2 + d^3)``.
+
+    The coupling through the mean then needs ``C = sum_t A_t G_t`` (a sum of Gram matrices,
+    so no cancellation) and ``G_t v`` for one vector ``v``, as in :func:`_coupled_solve`.
+    No per-task Python loop, no inverse, no (T, d, d) array in the kernel form. Returns None
+    when a factorisation breaks down (``lam`` below rounding level): the caller then takes
+    the path with pseudo-inverse fallbacks.
+    """
+    n_tasks, d = design.n_tasks, design.n_features
+    lam = 2.0 * alpha * cluster_strength / n_tasks
+    coupled = cluster_strength != 1.0
+    x = np.empty((n_tasks, d))
+    x_mean = np.zeros((n_tasks, d))
+    y_mean = np.zeros(n_tasks)
+    C = np.zeros((d, d))
+    y_slots = np.append(np.asarray(y, dtype=np.float64), 0.0)
+    factors = []
+    for tasks, pos, _, stack in design.blocks:
+        counts = design.counts[tasks].astype(np.int64)
+        targets = y_slots[pos]
+        n_block, width = pos.shape
+        out_x, out_xm, out_ym = np.empty((n_block, d)), np.zeros((n_block, d)), np.zeros(n_block)
+        kernel_form = width < d
+        if kernel_form:
+            factor = np.zeros((n_block, width, d) if coupled else (0, width, d))
+            ok = _ridge_stack_kernel(stack, targets, counts, fit_intercept, lam, coupled,
+                                     out_x, out_xm, out_ym, factor)
+            if ok and coupled:
+                flat = factor.reshape(-1, d)
+                C += flat.T @ flat
+        else:
+            factor = np.empty((n_block, d, d))
+            ok = _ridge_stack_primal(stack, targets, counts, fit_intercept, lam, coupled,
+                                     out_x, out_xm, out_ym, factor, C)
+        if not ok:
+            return None
+        x[tasks], x_mean[tasks], y_mean[tasks] = out_x, out_xm, out_ym
+        factors.append((tasks, kernel_form, factor))
+    if coupled:
+        c = cluster_strength
+        system = (c - 1.0) * 0.5 * (C + C.T)
+        system[np.arange(d), np.arange(d)] += n_tasks
+        v = scipy.linalg.cho_solve(scipy.linalg.cho_factor(system), c * x.sum(axis=0))
+        mu = 2.0 * alpha * (1.0 - c) / n_tasks
+        for tasks, kernel_form, factor in factors:
+            Gv = np.empty((factor.shape[0], d))
+            if kernel_form:
+                _kernel_solve_stack(factor, v, lam, Gv)
+            else:
+                _cholesky_solve_stack(factor, v, Gv)
+            x[tasks] -= mu * Gv
+    return x, y_mean - np.einsum("td,td->t", x, x_mean)
+
+
+# Compiled per-task loops of :func:`_least_squares_stacks` (row-major, contiguous inner loops).
+_FAST = {"reassoc", "contract", "nsz"}
+
+
+@njit(cache=True, fastmath=_FAST)
+def _center_task(X, y, n, center, F, u, x_mean):
+    """``F[:n] = (X[:n] - mean) / sqrt(n)``, ``u`` likewise; returns the mean of y."""
+    d = X.shape[1]
+    y_mean = 0.0
+    for j in range(d):
+        x_mean[j] = 0.0
+    if center:
+        for i in range(n):
+            y_mean += y[i]
+            for j in range(d):
+                x_mean[j] += X[i, j]
+        y_mean /= n
+        for j in range(d):
+            x_mean[j] /= n
+    scale = 1.0 / np.sqrt(n)
+    for i in range(n):
+        u[i] = (y[i] - y_mean) * scale
+        for j in range(d):
+            F[i, j] = (X[i, j] - x_mean[j]) * scale
+    return y_mean
+
+
+@njit(cache=True, fastmath=_FAST)
+def _cholesky_lower(P, n):
+    """Lower Cholesky factor of ``P[:n, :n]`` in place; False when not positive definite."""
+    for i in range(n):
+        for k in range(i + 1):
+            s = P[i, k]
+            for m in range(k):
+                s -= P[i, m] * P[k, m]
+            if i == k:
+                if not s > 0.0:
+                    return False
+                P[i, i] = np.sqrt(s)
+            else:
+                P[i, k] = s / P[k, k]
+    return True
+
+
+@njit(cache=True, fastmath=_FAST)
+def _cholesky_solve(L, b):
+    """``b <- (L L^T)^-1 b`` in place, ``L`` lower triangular."""
+    n = b.shape[0]
+    for i in range(n):
+        s = b[i]
+        for m in range(i):
+            s -= L[i, m] * b[m]
+        b[i] = s / L[i, i]
+    for i in range(n - 1, -1, -1):
+        b[i] /= L[i, i]
+        for m in range(i):
+            b[m] -= L[i, m] * b[i]
+
+
+@njit(cache=True, fastmath=_FAST)
+def _ridge_stack_kernel(stack, targets, counts, center, lam, coupled, x, x_mean, y_mean, Q):
+    """Kernel form for a stack of tasks with fewer rows than features (see the caller).
+
+    Writes ``x[k]``, the means and, when ``coupled``, ``Q[k] = M_k^-1 F_k`` (rows past
+    ``counts[k]`` left zero). Returns False when a Cholesky factorisation fails.
+    """
+    n_block, width, d = stack.shape
+    F = np.empty((width, d))
+    u = np.empty(width)
+    P = np.empty((width, width))
+    for k in range(n_block):
+        n = counts[k]
+        y_mean[k] = _center_task(stack[k], targets[k], n, center, F, u, x_mean[k])
+        for i in range(n):
+            for m in range(i + 1):
+                s = 0.0
+                for j in range(d):
+                    s += F[i, j] * F[m, j]
+                P[i, m] = s
+            P[i, i] += lam
+        if not _cholesky_lower(P, n):
+            return False
+        for i in range(n):  # u <- M^-1 u
+            s = u[i]
+            for m in range(i):
+                s -= P[i, m] * u[m]
+            u[i] = s / P[i, i]
+        if coupled:  # Q = M^-1 F row by row, then x = Q^T M^-1 u
+            Qk = Q[k]
+            for i in range(n):
+                for j in range(d):
+                    Qk[i, j] = F[i, j]
+                for m in range(i):
+                    coef = P[i, m]
+                    for j in range(d):
+                        Qk[i, j] -= coef * Qk[m, j]
+                inv = 1.0 / P[i, i]
+                for j in range(d):
+                    Qk[i, j] *= inv
+            rows = Qk
+        else:  # x = F^T M^-T M^-1 u
+            for i in range(n - 1, -1, -1):
+                u[i] /= P[i, i]
+                for m in range(i):
+                    u[m] -= P[i, m] * u[i]
+            rows = F
+        for j in range(d):
+            x[k, j] = 0.0
+        for i in range(n):
+            coef = u[i]
+            for j in range(d):
+                x[k, j] += coef * rows[i, j]
+    return True
+
+
+@njit(cache=True, fastmath=_FAST)
+def _ridge_stack_primal(stack, targets, counts, center, lam, coupled, x, x_mean, y_mean, L, C):
+    """Primal form for a stack of tasks (see the caller).
+
+    Writes ``x[k]``, the means and the Cholesky factor ``L[k]`` of ``A_k + lam I``, and adds
+    ``G_k A_k`` to ``C`` when ``coupled``. Returns False when a factorisation fails.
+    """
+    n_block, width, d = stack.shape
+    F = np.empty((width, d))
+    u = np.empty(width)
+    A = np.empty((d, d))
+    col = np.empty(d)
+    for k in range(n_block):
+        n = counts[k]
+        y_mean[k] = _center_task(stack[k], targets[k], n, center, F, u, x_mean[k])
+        Lk = L[k]
+        for j in range(d):
+            for m in range(d):
+                A[j, m] = 0.0
+            x[k, j] = 0.0
+        for i in range(n):  # A = F^T F (lower triangle), r = F^T u
+            for j in range(d):
+                f = F[i, j]
+                x[k, j] += f * u[i]
+                for m in range(j + 1):
+                    A[j, m] += f * F[i, m]
+        for j in range(d):
+            for m in range(j + 1):
+                Lk[j, m] = A[j, m]
+                A[m, j] = A[j, m]
+            for m in range(j + 1, d):
+                Lk[j, m] = 0.0
+            Lk[j, j] += lam
+        if not _cholesky_lower(Lk, d):
+            return False
+        _cholesky_solve(Lk, x[k])
+        if coupled:
+            for j in range(d):  # C += G A, one column (= row, A symmetric) at a time
+                for m in range(d):
+                    col[m] = A[j, m]
+                _cholesky_solve(Lk, col)
+                for m in range(d):
+                    C[m, j] += col[m]
+    return True
+
+
+@njit(cache=True, fastmath=_FAST)
+def _kernel_solve_stack(Q, v, lam, out):
+    """``out[k] = (A_k + lam I)^-1 v = (v - Q[k]^T Q[k] v) / lam`` (Woodbury, kernel form)."""
+    n_block, width, d = Q.shape
+    for k in range(n_block):
+        Qk = Q[k]
+        for j in range(d):
+            out[k, j] = v[j]
+        for i in range(width):
+            s = 0.0
+            for j in range(d):
+                s += Qk[i, j] * v[j]
+            for j in range(d):
+                out[k, j] -= s * Qk[i, j]
+        for j in range(d):
+            out[k, j] /= lam
+
+
+@njit(cache=True, fastmath=_FAST)
+def _cholesky_solve_stack(L, v, out):
+    """``out[k] = (L[k] L[k]^T)^-1 v`` for a stack of lower Cholesky factors."""
+    for k in range(L.shape[0]):
+        for j in range(v.shape[0]):
+            out[k, j] = v[j]
+        _cholesky_solve(L[k], out[k])
 
 
 # -- logistic ----------------------------------------------------------------------------------

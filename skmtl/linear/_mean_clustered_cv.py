@@ -5,17 +5,27 @@ Each training fold is decomposed once (:class:`MeanClusteredLeastSquares`); ever
 test score is computed from the coefficients directly (no estimator is refitted).
 """
 
-from inspect import signature
+from functools import partial
 from numbers import Integral, Real
 
 import numpy as np
 import scipy.sparse as sp
 from joblib import Parallel, delayed
-from scipy.stats import rankdata
 from sklearn.base import BaseEstimator
-from sklearn.model_selection import check_cv
 
 from skmtl.base import MultiTaskRegressorMixin
+from skmtl.linear._cv import (
+    _as_fitted,
+    _check_scoring,
+    _cv_results,
+    _cv_splits,
+    _fold_score,
+    _LongData,
+    _masked_r2,
+    _multitask_kfold_splits,  # noqa: F401 - imported from here by the tests
+    _positive,
+    _WideData,
+)
 from skmtl.linear._mean_clustered import (
     MeanClusteredLeastSquares,
     MeanClusteredRegressor,
@@ -23,10 +33,7 @@ from skmtl.linear._mean_clustered import (
     _predict_rows,
     solve_mean_clustered,
 )
-from skmtl.metrics import get_multitask_scorer
-from skmtl.model_selection import MultiTaskKFold
 from skmtl.utils._sklearn_compat import Interval
-from skmtl.utils.validation import _format_tasks
 
 __all__ = ["MeanClusteredRegressorCV"]
 
@@ -35,175 +42,18 @@ __all__ = ["MeanClusteredRegressorCV"]
 _ALPHA_MAX_RATIO = 10.0
 
 
-# -- the two data layouts -----------------------------------------------------------------------
-class _WideData:
-    """Wide data ``(X, Y, mask)``: fold subsets, the splitter's target, test observations."""
-
-    def __init__(self, X, Y, mask, layout):
-        self.X, self.Y, self.mask, self.layout = X, Y, mask, layout
-        self.n_tasks = mask.shape[1]
-
-    def split_args(self, rows=slice(None)):
-        if self.layout == "1d":
-            return self.Y[rows, 0], {}
-        mask = self.mask[rows]
-        keep = mask.sum(axis=0) >= 2  # the splitter needs two labels per task it sees
-        return np.where(mask, self.Y[rows], np.nan)[:, keep], {}
-
-    def train_counts(self, train):
-        return self.mask[train].sum(axis=0)
-
-    def rows_of(self, tasks):
-        return np.flatnonzero(self.mask[:, tasks].any(axis=1))
-
-    def path(self, train, fit_intercept):
-        return MeanClusteredLeastSquares(self.X[train], self.Y[train], self.mask[train],
-                                         fit_intercept=fit_intercept)
-
-    def test_fold(self, test):
-        return _WideTest(self.X[test], self.Y[test], self.mask[test], self.layout)
-
-    def refit(self, alpha, cluster_strength, fit_intercept):
-        return solve_mean_clustered(self.X, self.Y, self.mask, alpha, cluster_strength,
-                                    fit_intercept=fit_intercept)
-
-    def observations(self):
-        rows, tasks = np.nonzero(self.mask)
-        return rows, tasks
-
-
-class _LongData:
-    """Long data ``(X, y, task_index)``: nothing of shape (n_samples, n_tasks) is built."""
-
-    def __init__(self, X, y, task_index, tasks):
-        self.X, self.y, self.task_index, self.tasks = X, y, task_index, tasks
-        self.n_tasks = tasks.shape[0]
-
-    def split_args(self, rows=slice(None)):
-        return self.y[rows], {"task_ids": self.task_index[rows]}
-
-    def train_counts(self, train):
-        return np.bincount(self.task_index[train], minlength=self.n_tasks)
-
-    def rows_of(self, tasks):
-        return np.flatnonzero(np.isin(self.task_index, tasks))
-
-    def path(self, train, fit_intercept):
-        return MeanClusteredLeastSquares(self.X[train], self.y[train], fit_intercept=fit_intercept,
-                                         task_index=self.task_index[train],
-                                         n_tasks=self.n_tasks)
-
-    def test_fold(self, test):
-        return _LongTest(self.X[test], self.y[test], self.task_index[test], self.tasks)
-
-    def refit(self, alpha, cluster_strength, fit_intercept):
-        return solve_mean_clustered(self.X, self.y, None, alpha, cluster_strength,
-                                    fit_intercept=fit_intercept, task_index=self.task_index,
-                                    n_tasks=self.n_tasks)
-
-    def observations(self):
-        return np.arange(self.y.shape[0]), self.task_index
-
-
-class _WideTest:
-    def __init__(self, X, Y, mask, layout):
-        self.X, self.layout = X, layout
-        self.rows, self.tasks = np.nonzero(mask)
-        self.y = Y[self.rows, self.tasks].astype(np.float64)
-        self.Y = Y[:, 0] if layout == "1d" else np.where(mask, Y, np.nan)
-
-    def predict(self, W, b):
-        return _decision(self.X, W, b)[self.rows, self.tasks]
-
-    def scorer_args(self):
-        return (self.X, self.Y), {}
-
-
-class _LongTest:
-    def __init__(self, X, y, task_index, tasks):
-        self.X, self.y, self.tasks = X, y.astype(np.float64), task_index
-        self.task_ids = tasks[task_index]
-
-    def predict(self, W, b):
-        return _predict_rows(self.X, W, b, self.tasks)
-
-    def scorer_args(self):
-        return (self.X, self.y), {"task_ids": self.task_ids}
-
-
-def _decision(X, W, b):
-    product = X @ W.T
-    return (product.toarray() if sp.issparse(product) else np.asarray(product)) + b
-
-
-def _masked_r2(y, pred, tasks, n_tasks):
-    """Mean over tasks of R^2 on a task's observations, as :func:`skmtl.metrics.r2_score`.
-
-    A task with fewer than two observations has no R^2 and is left out; a constant target
-    scores 1 if predicted exactly, else 0 (scikit-learn's ``force_finite``). NaN if no task
-    has an R^2.
-    """
-    counts = np.bincount(tasks, minlength=n_tasks)
-    mean = np.bincount(tasks, weights=y, minlength=n_tasks) / np.maximum(counts, 1)
-    ss_tot = np.bincount(tasks, weights=(y - mean[tasks]) ** 2, minlength=n_tasks)
-    ss_res = np.bincount(tasks, weights=(y - pred) ** 2, minlength=n_tasks)
-    defined = counts >= 2
-    if not defined.any():
-        return np.nan
-    ss_tot, ss_res = ss_tot[defined], ss_res[defined]
-    constant = ss_tot == 0
-    r2 = np.where(constant, (ss_res == 0).astype(float),
-                  1.0 - ss_res / np.where(constant, 1.0, ss_tot))
-    return float(r2.mean())
-
-
 def _fold_scores(data, train, test, alphas, cluster_strengths, fit_intercept, scorer, fitted):
     """Test scores of one fold for the whole grid, shape (n_alphas, n_cluster_strengths)."""
-    path = data.path(train, fit_intercept)
+    args, kwargs = data.fit_args(train)
+    path = MeanClusteredLeastSquares(*args, fit_intercept=fit_intercept, **kwargs)
     fold = data.test_fold(test)
     scores = np.empty((len(alphas), len(cluster_strengths)))
     for i, alpha in enumerate(alphas):
         for j, cluster_strength in enumerate(cluster_strengths):
             W, b = path.solve(alpha, cluster_strength)
-            if scorer is None:
-                scores[i, j] = _masked_r2(fold.y, fold.predict(W, b), fold.tasks,
-                                          data.n_tasks)
-            else:
-                estimator = fitted(alpha, cluster_strength, W, b)
-                args, kwargs = fold.scorer_args()
-                scores[i, j] = scorer(estimator, *args, **kwargs)
+            scores[i, j] = _fold_score(fold, W, b, data.n_tasks, scorer, _masked_r2,
+                                       partial(fitted, alpha, cluster_strength))
     return scores
-
-
-def _multitask_kfold_splits(X, data, splitter):
-    """MultiTaskKFold's splits, with the rows of single-label tasks in every training fold.
-
-    A task with one label cannot keep a training label in every fold and also be tested; such
-    a task (common in the training part of an outer cross-validation) is only trained on.
-    """
-    single = np.flatnonzero(data.train_counts(slice(None)) < 2)
-    if single.size == 0:
-        y_split, params = data.split_args()
-        return list(splitter.split(X, y_split, **params))
-    always = data.rows_of(single)
-    rest = np.setdiff1d(np.arange(X.shape[0]), always)
-    if rest.size < splitter.n_splits:
-        raise ValueError(
-            f"Cannot cross-validate with n_splits={splitter.n_splits}: only {rest.size} of "
-            f"n_samples={X.shape[0]} rows are labels of tasks with two or more labels (a task "
-            "with one label is only trained on)."
-        )
-    y_split, params = data.split_args(rest)
-    return [(np.sort(np.concatenate([rest[train], always])), rest[test])
-            for train, test in splitter.split(X[rest], y_split, **params)]
-
-
-def _accepts_task_ids(splitter):
-    try:
-        parameters = signature(splitter.split).parameters
-    except (TypeError, ValueError):
-        return False
-    return "task_ids" in parameters
 
 
 class MeanClusteredRegressorCV(_MeanClusteredMixin, MultiTaskRegressorMixin, BaseEstimator):
@@ -227,9 +77,9 @@ class MeanClusteredRegressorCV(_MeanClusteredMixin, MultiTaskRegressorMixin, Bas
         Number of alphas of the default grid.
     eps : float, default=1e-3
         ``alpha_min / alpha_max`` of the default grid, in (0, 1].
-    cluster_strengths : array-like, default=(0.5, 1.0, 2.0, 5.0, 10.0)
+    cluster_strengths : array-like, default=(0.5, 1.0, 2.0, 5.0, 10.0, 100.0, 1000.0)
         Values of ``cluster_strength`` to try, all > 0 (1: independent ridge per task; larger:
-        tasks pulled together).
+        tasks pulled together; 1000 is close to one pooled ridge model).
     cv : int, cross-validation generator, iterable or None, default=5
         An int is the number of folds of a :class:`~skmtl.model_selection.MultiTaskKFold`
         (every task keeps labels in every training fold; ``classification=False``); None
@@ -316,8 +166,8 @@ class MeanClusteredRegressorCV(_MeanClusteredMixin, MultiTaskRegressorMixin, Bas
     >>> W = np.array([1.0, -2.0, 0.5]) + 0.1 * rng.normal(size=(8, 3))  # similar tasks
     >>> y = np.einsum("ij,ij->i", X, W[task_ids]) + 0.5 * rng.normal(size=240)
     >>> model = MeanClusteredRegressorCV(n_alphas=10).fit(X, y, task_ids=task_ids)
-    >>> model.cluster_strength_, model.alphas_.shape
-    (10.0, (10,))
+    >>> model.cluster_strength_, model.alphas_.shape  # similar tasks: pulled together
+    (100.0, (10,))
     >>> bool(model.best_score_ > 0.9)
     True
     >>> model.predict(X[:2], task_ids=[0, 7]).shape
@@ -336,8 +186,8 @@ class MeanClusteredRegressorCV(_MeanClusteredMixin, MultiTaskRegressorMixin, Bas
     }
 
     def __init__(self, *, alphas=None, n_alphas=20, eps=1e-3,
-                 cluster_strengths=(0.5, 1.0, 2.0, 5.0, 10.0), cv=5, fit_intercept=True,
-                 scoring=None, n_jobs=None):
+                 cluster_strengths=(0.5, 1.0, 2.0, 5.0, 10.0, 100.0, 1000.0), cv=5,
+                 fit_intercept=True, scoring=None, n_jobs=None):
         self.alphas = alphas
         self.n_alphas = n_alphas
         self.eps = eps
@@ -359,37 +209,17 @@ class MeanClusteredRegressorCV(_MeanClusteredMixin, MultiTaskRegressorMixin, Bas
         self.alphas_ = (np.sort(_positive(self.alphas, "alphas"))[::-1]
                         if self.alphas is not None else self._default_alphas(data,
                                                                              cluster_strengths))
-        scorer = (get_multitask_scorer(self.scoring) if isinstance(self.scoring, str)
-                  else self.scoring)
-        splits = self._splits(X, data)
+        scorer = _check_scoring(self.scoring)
+        splits = _cv_splits(self.cv, X, data, self.tasks_, classification=False)
         jobs = (delayed(_fold_scores)(data, train, test, self.alphas_, cluster_strengths,
                                       self.fit_intercept, scorer, self._fitted)
                 for train, test in splits)
         scores = np.stack(Parallel(n_jobs=self.n_jobs)(jobs))  # (n_splits, n_alphas, n_c)
         self._store_results(scores, cluster_strengths)
-        self.coef_, self.intercept_ = data.refit(self.alpha_, self.cluster_strength_,
-                                                 self.fit_intercept)
-
-    def _splits(self, X, data):
-        if self.cv is None or isinstance(self.cv, Integral):
-            splits = _multitask_kfold_splits(
-                X, data, MultiTaskKFold(5 if self.cv is None else self.cv, classification=False))
-        else:
-            splitter = check_cv(self.cv)
-            y_split, params = data.split_args()
-            if not _accepts_task_ids(splitter):
-                params = {}
-            splits = [(np.asarray(train), np.asarray(test))
-                      for train, test in splitter.split(X, y_split, **params)]
-        for k, (train, _) in enumerate(splits):
-            missing = data.train_counts(train) == 0
-            if missing.any():
-                raise ValueError(
-                    f"Training fold {k} of cv has no label of task(s) "
-                    f"{_format_tasks(self.tasks_[missing])}; every training fold must observe "
-                    "every task. Use cv=int or skmtl.model_selection.MultiTaskKFold."
-                )
-        return splits
+        args, kwargs = data.fit_args()
+        self.coef_, self.intercept_ = solve_mean_clustered(
+            *args, self.alpha_, self.cluster_strength_, fit_intercept=self.fit_intercept,
+            **kwargs)
 
     def _default_alphas(self, data, cluster_strengths):
         e_max = _largest_moment_eigenvalue(data.X, *data.observations(), data.n_tasks,
@@ -402,38 +232,16 @@ class MeanClusteredRegressorCV(_MeanClusteredMixin, MultiTaskRegressorMixin, Bas
         """A fitted MeanClusteredRegressor with these coefficients, for a scorer."""
         estimator = MeanClusteredRegressor(alpha=alpha, cluster_strength=cluster_strength,
                                            fit_intercept=self.fit_intercept)
-        estimator.coef_, estimator.intercept_ = W, b
-        estimator.tasks_, estimator.n_tasks_ = self.tasks_, self.n_tasks_
-        estimator.n_features_in_ = self.n_features_in_
-        estimator._layout = self._layout
-        return estimator
+        return _as_fitted(estimator, self, W, b)
 
     def _store_results(self, scores, cluster_strengths):
         n_splits = scores.shape[0]
-        flat = scores.reshape(n_splits, -1)
-        alphas = np.repeat(self.alphas_, len(cluster_strengths))
-        strengths = np.tile(cluster_strengths, len(self.alphas_))
-        mean, std = flat.mean(axis=0), flat.std(axis=0)
-        if np.isnan(mean).all():
-            raise ValueError(
-                "Every grid point has an undefined (NaN) cross-validated score: no test fold "
-                "held a task with two or more labels (R^2 needs two). Use fewer folds."
-            )
-        ranked = np.where(np.isnan(mean), -np.inf, mean)  # NaN: worst
-        rank = rankdata(-ranked, method="min").astype(np.int32)  # ties share the best rank
-        best = int(np.argmax(ranked))  # the first of the best, as GridSearchCV
-        results = {
-            "param_alpha": alphas,
-            "param_cluster_strength": strengths,
-            "params": [{"alpha": float(a), "cluster_strength": float(c)}
-                       for a, c in zip(alphas, strengths)],
-        }
-        for k in range(n_splits):
-            results[f"split{k}_test_score"] = flat[k]
-        results.update(mean_test_score=mean, std_test_score=std, rank_test_score=rank)
-        self.cv_results_ = results
-        self.alpha_, self.cluster_strength_ = float(alphas[best]), float(strengths[best])
-        self.best_score_ = float(mean[best])
+        params = {"alpha": np.repeat(self.alphas_, len(cluster_strengths)),
+                  "cluster_strength": np.tile(cluster_strengths, len(self.alphas_))}
+        self.cv_results_, best = _cv_results(scores.reshape(n_splits, -1), params)
+        self.alpha_ = float(params["alpha"][best])
+        self.cluster_strength_ = float(params["cluster_strength"][best])
+        self.best_score_ = float(self.cv_results_["mean_test_score"][best])
 
     # -- predict ------------------------------------------------------------------------------
     def _predict_raw(self, X):
@@ -441,13 +249,6 @@ class MeanClusteredRegressorCV(_MeanClusteredMixin, MultiTaskRegressorMixin, Bas
 
     def _predict_tasks(self, X, task_index):
         return _predict_rows(X, self.coef_, self.intercept_, task_index)
-
-
-def _positive(values, name):
-    values = np.asarray(values, dtype=np.float64).ravel()
-    if values.size == 0 or not np.all(np.isfinite(values) & (values > 0)):
-        raise ValueError(f"{name} must be a non-empty list of finite numbers > 0; got {values}.")
-    return values
 
 
 def _largest_moment_eigenvalue(X, rows, tasks, n_tasks, fit_intercept):

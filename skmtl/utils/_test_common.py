@@ -12,6 +12,7 @@ from sklearn.linear_model import LogisticRegression, Ridge
 
 from skmtl.baselines import IndependentTasks, PooledTasks
 from skmtl.linear._block_sparse import BlockSparseClassifier, BlockSparseRegressor
+from skmtl.linear._block_sparse_cv import BlockSparseClassifierCV, BlockSparseRegressorCV
 from skmtl.linear._mean_clustered import MeanClusteredClassifier, MeanClusteredRegressor
 from skmtl.linear._mean_clustered_cv import MeanClusteredRegressorCV
 
@@ -30,9 +31,22 @@ INSTANCES = {
 # small grid and 3 folds: the checks fit often
 INSTANCES["MeanClusteredRegressorCV"] = [
     MeanClusteredRegressorCV(n_alphas=3, cluster_strengths=(1.0, 5.0), cv=3)]
+# small grid, 3 folds, and the tight tolerance of the fixed-alpha instances
+INSTANCES["BlockSparseRegressorCV"] = [
+    BlockSparseRegressorCV(n_alphas=4, cv=3, tol=1e-10),
+    BlockSparseRegressorCV(n_alphas=4, q=np.inf, cv=3, tol=1e-10),
+    BlockSparseRegressorCV(n_alphas=4, cv=3, tol=1e-10, relax=True)]
+# alphas down to alpha_max / 10 only: near-separable check data make the logistic path slow below
+INSTANCES["BlockSparseClassifierCV"] = [
+    BlockSparseClassifierCV(n_alphas=4, eps=0.1, cv=3, tol=1e-10)]
 
 # class name -> {check name: reason}, for scikit-learn's checks.
-SKLEARN_EXPECTED_FAILURES = {}
+SKLEARN_EXPECTED_FAILURES = {
+    "BlockSparseRegressorCV": {
+        "check_non_transformer_estimators_n_iter": "iris's sorted target makes every test fold "
+        "constant (all R^2 = 0), so alpha_ = alpha_max, whose refit W = 0 takes 0 epochs",
+    },
+}
 
 # class name -> {check name: reason}, for skmtl's multi-task checks.
 MULTITASK_EXPECTED_FAILURES = {}
@@ -40,7 +54,12 @@ MULTITASK_EXPECTED_FAILURES = {}
 
 # Deep estimators, when torch and skorch are installed: tiny nets, as the checks fit them often.
 if importlib.util.find_spec("torch") and importlib.util.find_spec("skorch"):
-    from skmtl.deep import MultiTaskClassifier, MultiTaskRegressor
+    from skmtl.deep import (
+        FocusedTaskClassifier,
+        FocusedTaskRegressor,
+        MultiTaskClassifier,
+        MultiTaskRegressor,
+    )
 
     _DEEP = dict(hidden_layer_sizes=(8,), max_epochs=40, batch_size=32, lr=1e-2, random_state=0)
     INSTANCES["MultiTaskRegressor"] = [
@@ -62,6 +81,35 @@ if importlib.util.find_spec("torch") and importlib.util.find_spec("skorch"):
     }
     MULTITASK_EXPECTED_FAILURES["MultiTaskRegressor"] = dict(_DEEP_SGD)
     MULTITASK_EXPECTED_FAILURES["MultiTaskClassifier"] = dict(_DEEP_SGD)
+
+    # focus_task=0: the first column of the checks' wide Y, and the only task of a 1-D y
+    INSTANCES["FocusedTaskRegressor"] = [
+        FocusedTaskRegressor(**_DEEP, focus_task=0),
+        FocusedTaskRegressor(**_DEEP, focus_task=0, strategy="finetune", finetune_epochs=5,
+                             freeze_trunk=True, head_layer_sizes=(4,)),
+    ]
+    INSTANCES["FocusedTaskClassifier"] = [
+        FocusedTaskClassifier(**_DEEP, focus_task=0, head_layer_sizes=(4,)),
+        FocusedTaskClassifier(**_DEEP, focus_task=0, strategy="lbtw"),
+    ]
+    _FOCUSED = {
+        "check_long_equals_wide": _DEEP_SGD["check_long_equals_wide"],
+        "check_task_permutation_equivariance": "it predicts the focus task only (1-D), so there "
+        "are no task columns to permute",
+        "check_one_task_equals_single_task": "it predicts the focus task 1-D for any target, so "
+        "a one-column Y predicts (n,), not (n, 1)",
+        "check_unknown_task_raises": "predict serves the focus task and takes no task_ids",
+        "check_output_shapes": "predict gives the focus task only, (n,), not one column per task",
+    }
+    MULTITASK_EXPECTED_FAILURES["FocusedTaskRegressor"] = dict(_FOCUSED)
+    MULTITASK_EXPECTED_FAILURES["FocusedTaskClassifier"] = dict(_FOCUSED)
+    _FOCUSED_SKLEARN = {
+        "check_supervised_y_2d": "a one-column y is a wide target with one task, a valid "
+        "multi-task input, so fit gives no DataConversionWarning (the tags say multi_output="
+        "False because predict gives one task)",
+    }
+    SKLEARN_EXPECTED_FAILURES["FocusedTaskRegressor"] = dict(_FOCUSED_SKLEARN)
+    SKLEARN_EXPECTED_FAILURES["FocusedTaskClassifier"] = dict(_FOCUSED_SKLEARN)
 
 
 def sklearn_expected_failures(estimator):

