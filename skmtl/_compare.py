@@ -28,7 +28,7 @@ from sklearn.preprocessing import StandardScaler
 from skmtl.baselines import IndependentTasks, PooledTasks
 from skmtl.metrics import accuracy_score, r2_score
 from skmtl.model_selection._transfer import paired_gain
-from skmtl.utils.validation import check_multitask_target
+from skmtl.utils.validation import check_multitask_target, encode_target_classes
 
 __all__ = ["MODELS", "ComparisonResult", "register_model", "run_comparison"]
 
@@ -77,9 +77,8 @@ def _binary_tasks_only(task_type, target):
     """Reason a binary-only classifier cannot run on ``target``, or None."""
     if task_type != "classification":
         return None
-    _, tasks, labels = target.observations()
-    many = [target.tasks[t] for t in range(target.n_tasks)
-            if len(np.unique(labels[tasks == t])) > 2]
+    classes = encode_target_classes(target)[1]
+    many = [task for task, task_classes in zip(target.tasks, classes) if len(task_classes) > 2]
     if many:
         shown = ", ".join(str(t) for t in many[:5]) + (" ..." if len(many) > 5 else "")
         return f"binary tasks only; {len(many)} task(s) have more than 2 classes ({shown})"
@@ -113,13 +112,18 @@ def _linear_model(task_type, device, kind):
     return make_pipeline(StandardScaler(), model)
 
 
+def _deep_pipeline(estimator_class, device, **params):
+    """A scaler and a deep estimator with the comparison's training settings, on ``device``."""
+    return make_pipeline(StandardScaler(), estimator_class(
+        hidden_layer_sizes=(64,), max_epochs=DEEP_EPOCHS, batch_size=64, lr=1e-3,
+        device=device, random_state=0, **params))
+
+
 def _deep_model(task_type, device, sharing):
     from skmtl import deep
 
     estimator = deep.MultiTaskRegressor if task_type == "regression" else deep.MultiTaskClassifier
-    return make_pipeline(StandardScaler(), estimator(
-        sharing=sharing, hidden_layer_sizes=(64,), max_epochs=DEEP_EPOCHS, batch_size=64,
-        lr=1e-3, device=device, random_state=0))
+    return _deep_pipeline(estimator, device, sharing=sharing)
 
 
 def _single_task_model(task_type):
@@ -270,9 +274,23 @@ def _per_label_losses(target, pred, task_type):
     rows, tasks, labels = target.observations()
     predicted = pred[rows] if target.layout == "long" else pred.reshape(
         target.n_samples, target.n_tasks)[rows, tasks]
+    return _label_losses(labels, predicted, task_type)
+
+
+def _label_losses(labels, predicted, task_type):
+    """Squared error (regression) or 0/1 loss (classification) of each label."""
     if task_type == "regression":
         return (labels - predicted.astype(np.float64)) ** 2
     return (labels != predicted).astype(np.float64)
+
+
+def _folds(X, y, task_ids, classification, cv, random_state):
+    """The comparison's shared folds: a shuffled :class:`MultiTaskKFold`."""
+    from skmtl.model_selection import MultiTaskKFold
+
+    splitter = MultiTaskKFold(n_splits=cv, shuffle=True, random_state=random_state,
+                              classification=classification)
+    return list(splitter.split(X, y, task_ids=task_ids))
 
 
 def run_comparison(X, y, *, task_ids=None, task_type, models, cv, random_state=0,
@@ -305,8 +323,6 @@ def run_comparison(X, y, *, task_ids=None, task_type, models, cv, random_state=0
     -------
     result : ComparisonResult
     """
-    from skmtl.model_selection import MultiTaskKFold
-
     unknown = [m for m in models if m not in MODELS]
     if unknown:
         raise ValueError(f"Unknown model(s) {unknown}; choose from {sorted(MODELS)}.")
@@ -315,9 +331,7 @@ def run_comparison(X, y, *, task_ids=None, task_type, models, cv, random_state=0
     classification = task_type == "classification"
     target = check_multitask_target(y, task_ids, y_numeric=not classification)
     y = np.asarray(y)  # task names, if y is a DataFrame, are kept in target.tasks
-    splitter = MultiTaskKFold(n_splits=cv, shuffle=True, random_state=random_state,
-                              classification=classification)
-    folds = list(splitter.split(X, y, task_ids=task_ids))
+    folds = _folds(X, y, task_ids, classification, cv, random_state)
     progress = progress or (lambda: None)
     result = ComparisonResult(tasks=target.tasks, task_type=task_type)
     metric = accuracy_score if classification else r2_score
@@ -394,7 +408,6 @@ def run_focus_comparison(X, y, *, task_ids=None, task_type, focus, strategies=FO
         One task (the focus task); one row of ``summary`` per strategy.
     """
     from skmtl.deep import FocusedTaskClassifier, FocusedTaskRegressor
-    from skmtl.model_selection import MultiTaskKFold
 
     unknown = [s for s in strategies if s not in FOCUS_STRATEGIES]
     if unknown:
@@ -407,8 +420,7 @@ def run_focus_comparison(X, y, *, task_ids=None, task_type, focus, strategies=FO
     # the estimators see y as an array: wide tasks are then named by position
     focus_label = target.tasks[f] if target.layout == "long" else f
     y = np.asarray(y)
-    folds = list(MultiTaskKFold(n_splits=cv, shuffle=True, random_state=random_state,
-                                classification=classification).split(X, y, task_ids=task_ids))
+    folds = _folds(X, y, task_ids, classification, cv, random_state)
     rows, tasks, labels = target.observations()
     rows, labels = rows[tasks == f], labels[tasks == f]
     result = ComparisonResult(tasks=target.tasks[f:f + 1], task_type=task_type,
@@ -417,19 +429,15 @@ def run_focus_comparison(X, y, *, task_ids=None, task_type, focus, strategies=FO
     metric = sk_accuracy_score if classification else sk_r2_score
     obs_tasks, n_obs = np.zeros(len(rows), dtype=np.intp), np.array([len(rows)])
     losses = {}
+    if isinstance(focus_label, np.generic):
+        focus_label = focus_label.item()
     for strategy in strategies:
-        estimator = make_pipeline(StandardScaler(), estimator_class(
-            focus_task=focus_label.item() if isinstance(focus_label, np.generic) else focus_label,
-            strategy=strategy, hidden_layer_sizes=(64,), max_epochs=DEEP_EPOCHS, batch_size=64,
-            lr=1e-3, device=device, random_state=0))
+        estimator = _deep_pipeline(estimator_class, device, focus_task=focus_label,
+                                   strategy=strategy)
         pred, fit_time = _out_of_fold(estimator, X, y, task_ids, folds,
                                       progress or (lambda: None), focus=True)
         predicted = pred[rows]
-        if classification:
-            losses[strategy] = (labels != predicted).astype(np.float64)
-        else:
-            predicted = predicted.astype(np.float64)
-            losses[strategy] = (labels - predicted) ** 2
+        losses[strategy] = _label_losses(labels, predicted, task_type)
         scores = np.array([metric(labels, predicted)])
         _record(result, strategy, scores, losses, obs_tasks, n_obs, fit_time)
     return result
