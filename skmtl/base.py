@@ -22,6 +22,11 @@ private hooks that receive clean arrays and never re-validate:
     ``(n_samples, n_tasks)`` class codes; default: the arg-max of ``_predict_proba_raw``.
 ``_predict_tasks(X, task_index)`` / ``_predict_task_codes(X, task_index)`` (optional)
     One prediction per row for the task ``task_index[i]``; default: computed from all tasks.
+``_predict_shared(X)`` / ``_predict_proba_shared(X)`` (estimators with a shared part)
+    The shared part's prediction for a task not seen in fit: ``(n_samples,)`` float64
+    (regression) or ``(n_samples, n_classes)`` probabilities in ``_shared_classes`` order
+    (classification). Such an estimator has the parameter ``unknown_task`` ("error" or
+    "shared"); with "shared", rows of ``task_ids`` naming an unseen task get this prediction.
 
 The mixins handle the rest: the three target formats, ``task_ids`` metadata routing (requested
 by default for ``fit``, ``predict``, ``predict_proba`` and ``score``, as scikit-learn's
@@ -94,6 +99,7 @@ class MultiTaskMixin:
         )
 
     def _task_index(self, task_ids, n_samples):
+        """Each row's task position; -1 for an unseen task when ``unknown_task="shared"``."""
         if task_ids is None:
             return None
         if self._layout == "1d":
@@ -101,7 +107,32 @@ class MultiTaskMixin:
                 f"{type(self).__name__} was fitted on a single task (1-D y without task_ids); "
                 "task_ids cannot be used to predict or score it."
             )
-        return encode_task_ids(check_task_ids(task_ids, n_samples), self.tasks_)
+        shared = getattr(self, "unknown_task", "error") == "shared"
+        return encode_task_ids(check_task_ids(task_ids, n_samples), self.tasks_,
+                               allow_unknown=shared)
+
+    @property
+    def _shared_classes(self):
+        """The classes of the shared part's probabilities: the label set common to all tasks."""
+        classes = self._task_classes
+        if any(c.shape != classes[0].shape or np.any(c != classes[0]) for c in classes[1:]):
+            raise ValueError(
+                f"unknown_task='shared' needs one label set for all tasks, but the tasks of "
+                f"{type(self).__name__} have different classes: a new task's classes are "
+                "unknown."
+            )
+        return classes[0]
+
+    def _split_known(self, X, index, known_rows, shared_rows):
+        """Per-row outputs: ``known_rows(X, index)`` for seen tasks, ``shared_rows(X)`` for the
+        rows of unseen tasks (index -1). Returns a list of the two parts' (rows, output)."""
+        unknown = index < 0
+        if not unknown.any():
+            return [(slice(None), known_rows(X, index))]
+        parts = [(unknown, shared_rows(X[unknown]))]
+        if not unknown.all():
+            parts.append((~unknown, known_rows(X[~unknown], index[~unknown])))
+        return parts
 
     @_fit_context(prefer_skip_nested_validation=False)
     def fit(self, X, y, *, task_ids=None):
@@ -168,7 +199,8 @@ class MultiTaskMixin:
             Samples.
         task_ids : array-like of shape (n_samples,), default=None
             The task to predict for each row. A task not seen in ``fit`` raises
-            :class:`~skmtl.UnknownTaskError`.
+            :class:`~skmtl.UnknownTaskError`, unless the estimator has a shared part and
+            ``unknown_task="shared"``: such rows get the shared part's prediction.
 
         Returns
         -------
@@ -182,7 +214,11 @@ class MultiTaskMixin:
         if is_classifier(self):
             return self._predict_labels(X, index)
         if index is not None:
-            return np.asarray(self._predict_tasks(X, index), dtype=np.float64)
+            pred = np.empty(X.shape[0])
+            for rows, part in self._split_known(X, index, self._predict_tasks,
+                                                lambda X: self._predict_shared(X)):
+                pred[rows] = part
+            return pred
         pred = np.asarray(self._predict_raw(X), dtype=np.float64)
         return pred[:, 0] if self._layout == "1d" else pred
 
@@ -193,17 +229,30 @@ class MultiTaskMixin:
         classes = self._task_classes
         dtype = common_label_dtype(classes)
         if index is not None:
-            codes = self._predict_task_codes(X, index)
-            labels = np.empty(codes.shape[0], dtype=dtype)
-            for t in np.unique(index):
-                rows = index == t
-                labels[rows] = classes[t][codes[rows]]
+            labels = np.empty(X.shape[0], dtype=dtype)
+            for rows, part in self._split_known(X, index, self._task_labels,
+                                                self._shared_labels):
+                labels[rows] = part
             return labels
         codes = self._predict_codes(X)
         labels = np.empty(codes.shape, dtype=dtype)
         for t, task_classes in enumerate(classes):
             labels[:, t] = task_classes[codes[:, t]]
         return labels[:, 0] if self._layout == "1d" else labels
+
+    def _task_labels(self, X, index):
+        """Labels of each row's own (seen) task."""
+        classes = self._task_classes
+        codes = self._predict_task_codes(X, index)
+        labels = np.empty(codes.shape[0], dtype=common_label_dtype(classes))
+        for t in np.unique(index):
+            rows = index == t
+            labels[rows] = classes[t][codes[rows]]
+        return labels
+
+    def _shared_labels(self, X):
+        """Labels the shared part predicts for rows of unseen tasks."""
+        return self._shared_classes[self._predict_proba_shared(X).argmax(axis=1)]
 
     def _predict_codes(self, X):
         return np.column_stack([p.argmax(axis=1) for p in self._predict_proba_raw(X)])
@@ -225,7 +274,9 @@ class MultiTaskMixin:
             Samples.
         task_ids : array-like of shape (n_samples,), default=None
             The task of each row. All tasks named must have the same number of classes;
-            column k is then each row's own task's ``classes_[t][k]``.
+            column k is then each row's own task's ``classes_[t][k]``. Rows of a task not
+            seen in ``fit`` get the shared part's probabilities when
+            ``unknown_task="shared"`` (else :class:`~skmtl.UnknownTaskError`).
 
         Returns
         -------
@@ -239,8 +290,12 @@ class MultiTaskMixin:
         proba = [np.asarray(p, dtype=np.float64) for p in self._predict_proba_raw(X)]
         if index is None:
             return proba[0] if self._layout == "1d" else proba
-        present = np.unique(index)
+        present = np.unique(index[index >= 0])
         n_classes = {proba[t].shape[1] for t in present}
+        unknown = index < 0
+        if unknown.any():
+            shared = np.asarray(self._predict_proba_shared(X[unknown]), dtype=np.float64)
+            n_classes.add(shared.shape[1])
         if len(n_classes) > 1:
             raise ValueError(
                 "predict_proba with task_ids needs every task named to have the same number "
@@ -251,6 +306,8 @@ class MultiTaskMixin:
         for t in present:
             rows = index == t
             out[rows] = proba[t][rows]
+        if unknown.any():
+            out[unknown] = shared
         return out
 
     # -- scoring ------------------------------------------------------------------------------

@@ -9,18 +9,31 @@ from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone, is_classifier
 from sklearn.utils import get_tags
 
 from skmtl.base import MultiTaskMixin
-from skmtl.utils._sklearn_compat import HasMethods
+from skmtl.utils._sklearn_compat import HasMethods, StrOptions
 from skmtl.utils.validation import _hashable, common_label_dtype, group_rows_by_task
 
 __all__ = ["IndependentTasks", "PooledTasks"]
 
 
-def _fit_task(estimator, X, y, task, name_task):
+def _fit_task(estimator, X, y, task, name_task, classes=None):
+    """Fit one task's clone; a ValueError names the task (and a missing class, if that is it).
+
+    ``classes`` (classifiers) are the task's classes, ``y`` holds codes into them.
+    """
     try:
         return estimator.fit(X, y)
     except ValueError as exc:
         if not name_task:
             raise
+        seen = None if classes is None else np.unique(y)
+        if seen is not None and seen.shape[0] < len(classes):
+            raise ValueError(
+                f"Task {_hashable(task)!r}: only the class(es) "
+                f"{[_hashable(c) for c in classes[seen]]} among its {len(y)} training labels, "
+                f"of the problem's classes {[_hashable(c) for c in classes]}; "
+                f"IndependentTasks fits each task alone ({exc}). A model with a shared part "
+                "(PooledTasks, MeanClusteredClassifier, MultiTaskClassifier) fits such a task."
+            ) from exc
         raise ValueError(f"Task {_hashable(task)!r}: {exc}") from exc
 
 
@@ -122,8 +135,9 @@ class IndependentTasks(_WrapperMixin, BaseEstimator):
 
     def _fit_tasks(self, X, rows, targets):
         name_task = self._layout != "1d"
-        jobs = [delayed(_fit_task)(clone(self.estimator), X[r], y, task, name_task)
-                for r, y, task in zip(rows, targets, self.tasks_)]
+        classes = self._task_classes if is_classifier(self) else [None] * self.n_tasks_
+        jobs = [delayed(_fit_task)(clone(self.estimator), X[r], y, task, name_task, c)
+                for r, y, task, c in zip(rows, targets, self.tasks_, classes)]
         self.estimators_ = Parallel(n_jobs=self.n_jobs)(jobs)
 
     def _predict_raw(self, X):
@@ -172,6 +186,8 @@ class PooledTasks(_WrapperMixin, BaseEstimator):
     prediction is the arg-max of the pooled probabilities restricted to that task's classes
     (renormalised in ``predict_proba``), so it is always one of the task's own classes. With
     a wrapped classifier that has no ``predict_proba``, all tasks must share the same classes.
+    In a binary problem every task has both classes, also a task whose training labels hold
+    one class only (the pooled model saw both).
 
     Parameters
     ----------
@@ -180,6 +196,10 @@ class PooledTasks(_WrapperMixin, BaseEstimator):
     n_jobs : int, default=None
         Accepted for a uniform interface with :class:`IndependentTasks`; the single fit does
         not use it (set the wrapped estimator's own ``n_jobs`` instead).
+    unknown_task : {"error", "shared"}, default="error"
+        What ``predict`` / ``predict_proba`` / ``score`` do with a row whose ``task_ids``
+        names a task not seen in ``fit``: raise :class:`~skmtl.UnknownTaskError`, or predict
+        it with the pooled model (its probabilities over all the pooled model's classes).
 
     Attributes
     ----------
@@ -211,9 +231,15 @@ class PooledTasks(_WrapperMixin, BaseEstimator):
     array([[2., 2.]])
     """
 
-    def __init__(self, estimator, *, n_jobs=None):
+    _parameter_constraints = {
+        **_WrapperMixin._parameter_constraints,
+        "unknown_task": [StrOptions({"error", "shared"})],
+    }
+
+    def __init__(self, estimator, *, n_jobs=None, unknown_task="error"):
         self.estimator = estimator
         self.n_jobs = n_jobs
+        self.unknown_task = unknown_task
 
     def _fit_multitask(self, X, Y, mask):
         rows, tasks = np.nonzero(mask)
@@ -271,6 +297,19 @@ class PooledTasks(_WrapperMixin, BaseEstimator):
         return np.repeat(pred[:, None], self.n_tasks_, axis=1)
 
     def _predict_tasks(self, X, task_index):
+        return self.estimator_.predict(X)
+
+    def _predict_shared(self, X):
+        return self.estimator_.predict(X)
+
+    @property
+    def _shared_classes(self):
+        return np.asarray(self.estimator_.classes_)
+
+    def _predict_proba_shared(self, X):
+        return self.estimator_.predict_proba(X)
+
+    def _shared_labels(self, X):
         return self.estimator_.predict(X)
 
     def _predict_proba_raw(self, X):

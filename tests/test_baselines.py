@@ -226,3 +226,49 @@ def test_pooled_classifier_with_numeric_and_string_tasks():
     proba = model.predict_proba(X)
     assert [p.shape for p in proba] == [(80, 2), (80, 2)]
     np.testing.assert_allclose(proba[0].sum(axis=1), 1.0)
+
+
+def test_pooled_shared_predicts_a_new_task_with_the_pooled_model(wide_data):
+    X, Y = wide_data
+    model = PooledTasks(Ridge(alpha=0.3), unknown_task="shared").fit(X, Y)
+    pred = model.predict(X[:6], task_ids=[0, "new", 2, "other", 1, "new"])
+    reference = Ridge(alpha=0.3).fit(*_stacked(X, Y)).predict(X[:6])
+    np.testing.assert_allclose(pred, reference)
+    with pytest.raises(UnknownTaskError, match="'new'.*unknown_task='shared'"):
+        model.set_params(unknown_task="error").predict(X[:2], task_ids=[0, "new"])
+
+
+def _stacked(X, Y):
+    rows, tasks = np.nonzero(~np.isnan(Y))
+    return X[rows], Y[rows, tasks]
+
+
+def test_pooled_classifier_fits_a_one_class_task_and_shares_its_classes():
+    rng = np.random.RandomState(3)
+    X = rng.normal(size=(80, 3))
+    Y = np.empty((80, 3), dtype=object)
+    Y[:, 0] = np.where(X[:, 0] > 0, "yes", "no")
+    Y[:, 1] = np.where(X[:, 1] > 0, "yes", "no")
+    Y[:, 2] = "yes"  # this task saw one class only
+    Y[::5, 2] = None
+    model = PooledTasks(LogisticRegression(), unknown_task="shared").fit(X, Y)
+    assert [c.tolist() for c in model.classes_] == [["no", "yes"]] * 3
+    pooled = LogisticRegression().fit(*_stacked(X, np.where(Y == None, np.nan,  # noqa: E711
+                                                            Y == "yes").astype(float)))
+    expected = pooled.predict_proba(X)
+    for proba in model.predict_proba(X):
+        np.testing.assert_allclose(proba, expected, rtol=1e-6)
+    # every task, and a new one, in one call: the rows of each get the pooled probabilities
+    mixed = model.predict_proba(X[:4], task_ids=[2, 0, "new", 1])
+    np.testing.assert_allclose(mixed, expected[:4], rtol=1e-6)
+    assert model.predict(X[:4], task_ids=[2, 2, "new", "new"]).tolist() == [
+        ["no", "yes"][k] for k in expected[:4].argmax(axis=1)]
+
+
+def test_independent_names_the_one_class_task_and_its_class():
+    X = np.arange(16.0).reshape(8, 2)
+    Y = np.array([["a", "b"], ["b", "b"]] * 4, dtype=object)
+    with pytest.raises(ValueError, match=r"Task 1: only the class\(es\) \['b'\] among its 8 "
+                                         r"training labels, of the problem's classes "
+                                         r"\['a', 'b'\]"):
+        IndependentTasks(LogisticRegression()).fit(X, Y)

@@ -8,6 +8,10 @@ the multi-task data contract:
 - :func:`check_task_permutation_equivariance`: permuting the tasks permutes the predictions;
 - :func:`check_one_task_equals_single_task`: one task in a 2-D Y equals the 1-D fit;
 - :func:`check_unknown_task_raises`: an unseen task id raises :class:`~skmtl.UnknownTaskError`;
+- :func:`check_unknown_task_shared`: with ``unknown_task="shared"`` (estimators with a shared
+  part), every unseen task gets one and the same finite prediction, seen tasks are unchanged;
+- :func:`check_one_class_task`: in a binary problem, a task whose training labels hold one class
+  keeps both classes (or, for an estimator without a shared part, raises naming the task);
 - :func:`check_output_shapes`: shapes of ``predict`` / ``predict_proba`` / ``score`` by format;
 - :func:`check_bad_targets_raise`: a task without labels, an infinite label, long data scored
   without ``task_ids`` raise a ValueError naming the problem.
@@ -31,7 +35,9 @@ __all__ = [
     "check_one_task_equals_single_task",
     "check_output_shapes",
     "check_task_permutation_equivariance",
+    "check_one_class_task",
     "check_unknown_task_raises",
+    "check_unknown_task_shared",
     "parametrize_with_multitask_checks",
 ]
 
@@ -169,6 +175,86 @@ def check_unknown_task_raises(name, estimator_orig):
         raise AssertionError(f"{name}: predicting an unknown task did not raise")
 
 
+def check_unknown_task_shared(name, estimator_orig):
+    """With ``unknown_task="shared"``, unseen tasks are predicted by the shared part.
+
+    Applies to estimators with an ``unknown_task`` parameter (the others pass); a configuration
+    without a shared part (e.g. a deep net with ``sharing="independent"``) may instead raise a
+    ValueError that names ``unknown_task='shared'``. Rows of two
+    different unseen tasks get the same finite prediction; rows of seen tasks get what they get
+    with ``unknown_task="error"``; probabilities have the shared classes' columns and sum to 1;
+    the score of a mix of seen and unseen tasks is finite.
+    """
+    if "unknown_task" not in estimator_orig.get_params():
+        return
+    X, Y = _make_data(estimator_orig)
+    rows, y_long, task_ids = _wide_to_long(Y)
+    names = np.array(["north", "south", "west"])[task_ids]
+    est = _fitted(estimator_orig.set_params(unknown_task="shared"), X[rows], y_long,
+                  task_ids=names)
+    n = 10
+    mixed = np.array(["north", "east", "west", "up"] * 3)[:n]
+    seen = np.isin(mixed, est.tasks_)
+    try:
+        pred = _outputs(est, X[:n], task_ids=mixed)
+    except ValueError as exc:  # a configuration without a shared part must say so
+        assert "unknown_task='shared'" in str(exc), f"{name}: unclear error {exc}"
+        return
+    if not is_classifier(est):
+        assert np.all(np.isfinite(pred)), f"{name}: non-finite shared predictions {pred}"
+    _assert_same(_outputs(est, X[:n], task_ids=np.where(seen, mixed, "up")), pred,
+                 "two unseen tasks get different predictions", name)
+    east = _outputs(est, X[:n], task_ids=np.full(n, "east"))
+    _assert_same(pred[~seen], east[~seen], "an unseen task's prediction depends on the other "
+                 "rows", name)
+    est.set_params(unknown_task="error")
+    _assert_same(pred[seen], _outputs(est, X[:n][seen], task_ids=mixed[seen]),
+                 "seen tasks' predictions change with unknown_task='shared'", name)
+    est.set_params(unknown_task="shared")
+    if is_classifier(est):
+        labels = est.predict(X[:n], task_ids=mixed)
+        assert set(labels[~seen].tolist()) <= set(np.asarray(est._shared_classes).tolist()), (
+            f"{name}: shared labels {labels[~seen]} outside {est._shared_classes}")
+        if hasattr(est, "predict_proba"):
+            assert pred.shape == (n, len(est._shared_classes)), f"{name}: {pred.shape}"
+            assert np.all(np.isfinite(pred)), f"{name}: non-finite shared probabilities"
+            np.testing.assert_allclose(pred.sum(axis=1), 1.0, rtol=1e-6)
+    test_y = y_long[:n] if is_classifier(est) else np.arange(n, dtype=float)
+    score = est.score(X[:n], test_y, task_ids=mixed)
+    assert np.isfinite(score), f"{name}: score with unseen tasks {score}"
+
+
+def check_one_class_task(name, estimator_orig):
+    """A binary task that saw one class keeps both classes (or the fit names the task).
+
+    Binary multi-task problems share one label set: every task's ``classes_`` holds both
+    classes and ``predict_proba`` gives it two finite columns. An estimator that cannot fit
+    such a task (no shared part: :class:`~skmtl.IndependentTasks`) raises a ValueError
+    naming the task. Regressors pass.
+    """
+    if not is_classifier(estimator_orig):
+        return
+    X, Y = _make_data(estimator_orig)
+    Y[:, 1] = np.where(np.isnan(Y[:, 1]), np.nan, 1.0)
+    estimator = clone(estimator_orig)
+    set_random_state(estimator, 0)
+    try:
+        estimator.fit(X, Y)
+    except ValueError as exc:
+        assert "Task 1" in str(exc), f"{name}: the error must name the one-class task: {exc}"
+        return
+    for t, task_classes in enumerate(estimator.classes_):
+        assert list(task_classes) == [0.0, 1.0], f"{name}: classes_[{t}] = {task_classes}"
+    assert set(np.unique(estimator.predict(X)[:, 1]).tolist()) <= {0.0, 1.0}
+    if hasattr(estimator, "predict_proba"):
+        for t, proba in enumerate(estimator.predict_proba(X)):
+            assert proba.shape == (X.shape[0], 2), f"{name}: task {t} proba {proba.shape}"
+            assert np.all(np.isfinite(proba)), f"{name}: task {t} non-finite probabilities"
+            np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-6)
+        mixed = estimator.predict_proba(X, task_ids=np.arange(X.shape[0]) % 3)
+        assert mixed.shape == (X.shape[0], 2), f"{name}: mixed-task proba {mixed.shape}"
+
+
 def check_output_shapes(name, estimator_orig):
     """Output shapes of the data contract's table, for wide and long fits."""
     X, Y = _make_data(estimator_orig)
@@ -225,6 +311,8 @@ MULTITASK_CHECKS = (
     check_task_permutation_equivariance,
     check_one_task_equals_single_task,
     check_unknown_task_raises,
+    check_unknown_task_shared,
+    check_one_class_task,
     check_output_shapes,
     check_bad_targets_raise,
 )
@@ -260,7 +348,7 @@ def check_multitask_estimator(estimator, *, expected_failed_checks=None):
     >>> from skmtl import IndependentTasks
     >>> from skmtl.utils.estimator_checks import check_multitask_estimator
     >>> len(check_multitask_estimator(IndependentTasks(Ridge())))
-    7
+    9
     """
     expected_failed_checks = expected_failed_checks or {}
     name = type(estimator).__name__

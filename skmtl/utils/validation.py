@@ -239,7 +239,7 @@ def _unique_labels(values, what):
         ) from None
 
 
-def encode_task_ids(task_ids, tasks):
+def encode_task_ids(task_ids, tasks, *, allow_unknown=False):
     """Map task labels to their column in ``tasks``, raising for labels not in ``tasks``.
 
     Parameters
@@ -248,18 +248,24 @@ def encode_task_ids(task_ids, tasks):
         Validated task labels (see :func:`check_task_ids`).
     tasks : ndarray of shape (n_tasks,)
         The known task labels (``estimator.tasks_``).
+    allow_unknown : bool, default=False
+        Encode a label not in ``tasks`` as -1 instead of raising.
 
     Returns
     -------
     task_index : ndarray of intp, shape (n_samples,)
-        ``tasks[task_index] == task_ids``.
+        ``tasks[task_index] == task_ids``; -1 for an unknown label when ``allow_unknown``.
 
     Raises
     ------
     UnknownTaskError
-        If a label of ``task_ids`` is not in ``tasks``; the message names it.
+        If a label of ``task_ids`` is not in ``tasks`` and not ``allow_unknown``; the message
+        names it.
     """
     lookup = {_hashable(t): i for i, t in enumerate(tasks)}
+    if allow_unknown:
+        return np.fromiter((lookup.get(_hashable(t), -1) for t in task_ids), dtype=np.intp,
+                           count=len(task_ids))
     try:
         return np.fromiter((lookup[_hashable(t)] for t in task_ids), dtype=np.intp,
                            count=len(task_ids))
@@ -267,7 +273,8 @@ def encode_task_ids(task_ids, tasks):
         unknown = [t for t in _unique_labels(task_ids, "task_ids") if _hashable(t) not in lookup]
         raise UnknownTaskError(
             f"task_ids contains task(s) not seen during fit: {_format_tasks(unknown)}. "
-            f"Known tasks: {_format_tasks(tasks)}."
+            f"Known tasks: {_format_tasks(tasks)}. Estimators with a shared part predict a "
+            "new task from it with unknown_task='shared'."
         ) from None
 
 
@@ -438,9 +445,15 @@ def encode_target_classes(target):
         return encode_task_classes(target.values, target.mask)
     codes = np.zeros(target.n_samples, dtype=np.intp)
     classes = []
-    for rows in target.task_rows():
+    task_rows = target.task_rows()
+    for rows in task_rows:
         task_classes, codes[rows] = np.unique(_tighten(target.labels[rows]), return_inverse=True)
         classes.append(task_classes)
+    shared = _binary_label_set(classes)
+    if shared is not None:
+        for rows, task_classes in zip(task_rows, classes):
+            codes[rows] = np.searchsorted(shared, task_classes)[codes[rows]]
+        classes = [shared] * len(classes)
     return codes, classes
 
 
@@ -459,7 +472,9 @@ def encode_task_classes(values, mask):
     codes : ndarray of intp, shape (n_samples, n_tasks)
         ``classes[t][codes[i, t]] == values[i, t]`` where observed; 0 elsewhere.
     classes : list of ndarray
-        Sorted classes of each task.
+        Sorted classes of each task. A binary multi-task problem (two tasks or more whose
+        labels, all tasks together, take exactly two values) has one label set: every task's
+        classes are those two, also for a task that saw only one of them.
 
     Examples
     --------
@@ -473,6 +488,12 @@ def encode_task_classes(values, mask):
            [0, 0]])
     >>> [c.tolist() for c in classes]
     [['a', 'b'], ['x']]
+
+    A binary problem: the second task saw only ``1`` and still has both classes.
+
+    >>> codes, classes = encode_task_classes(np.array([[0, 1], [1, 1]]), np.ones((2, 2), bool))
+    >>> codes[:, 1], [c.tolist() for c in classes]
+    (array([1, 1]), [[0, 1], [0, 1]])
     """
     codes = np.zeros(mask.shape, dtype=np.intp)
     classes = []
@@ -481,7 +502,31 @@ def encode_task_classes(values, mask):
         task_classes, inverse = np.unique(_tighten(observed), return_inverse=True)
         codes[mask[:, t], t] = inverse
         classes.append(task_classes)
+    shared = _binary_label_set(classes)
+    if shared is not None:
+        for t, task_classes in enumerate(classes):
+            codes[mask[:, t], t] = np.searchsorted(shared, task_classes)[codes[mask[:, t], t]]
+        classes = [shared] * len(classes)
     return codes, classes
+
+
+def _binary_label_set(classes):
+    """The problem's two classes when several tasks' labels take exactly two values, else None.
+
+    A binary multi-task problem has one label set, shared by every task (the data contract);
+    multiclass problems keep each task's own classes. Labels of kinds that cannot be ordered
+    together (strings and numbers) are never one label set.
+    """
+    if len(classes) < 2 or any(len(c) > 2 for c in classes):
+        return None
+    kinds = {c.dtype.kind for c in classes}
+    if len(kinds) > 1 and not kinds <= set("biuf"):
+        return None
+    try:
+        union = np.unique(np.concatenate(classes))
+    except TypeError:
+        return None
+    return union if union.shape[0] == 2 else None
 
 
 def common_label_dtype(classes):

@@ -8,6 +8,7 @@ from skmtl.utils.validation import (
     UnknownTaskError,
     check_multitask_target,
     check_task_ids,
+    encode_target_classes,
     encode_task_classes,
     encode_task_ids,
     missing_mask,
@@ -145,3 +146,40 @@ def test_long_target_dense_form_matches_its_observations():
     assert rows.tolist() == [0, 1, 2] and tasks.tolist() == [1, 0, 1]
     np.testing.assert_array_equal(target.values[rows, tasks], labels)
     assert [r.tolist() for r in target.task_rows()] == [[1], [0, 2]]
+
+
+def test_binary_problem_has_one_label_set_and_one_class_tasks_keep_both():
+    Y = np.array([["no", "yes"], ["yes", "yes"], ["no", None]], dtype=object)
+    target = check_multitask_target(Y, y_numeric=False)
+    codes, classes = encode_task_classes(target.values, target.mask)
+    assert [c.tolist() for c in classes] == [["no", "yes"], ["no", "yes"]]
+    assert codes[target.mask].tolist() == [0, 1, 1, 1, 0]  # row-major observed entries
+    # long data: the same codes and classes without densifying
+    rows, cols = np.nonzero(target.mask)
+    long = check_multitask_target(Y[rows, cols], cols, y_numeric=False)
+    long_codes, long_classes = encode_target_classes(long)
+    assert [c.tolist() for c in long_classes] == [["no", "yes"], ["no", "yes"]]
+    np.testing.assert_array_equal(long_codes, codes[rows, cols])
+
+
+@pytest.mark.parametrize("Y, expected", [
+    # a multiclass problem: each task keeps its own classes, a one-class task included
+    (np.array([[0, 2], [1, 2], [2, 2]]), [[0, 1, 2], [2]]),
+    # strings and numbers are never one label set
+    (np.array([["a", 1], ["b", 1]], dtype=object), [["a", "b"], [1]]),
+])
+def test_label_sets_stay_per_task_outside_binary_problems(Y, expected):
+    target = check_multitask_target(Y, y_numeric=False)
+    _, classes = encode_task_classes(target.values, target.mask)
+    assert [c.tolist() for c in classes] == expected
+
+
+def test_a_single_task_with_one_class_is_not_made_binary():
+    target = check_multitask_target(np.array([[1], [1]]), y_numeric=False)
+    assert [c.tolist() for c in encode_task_classes(target.values, target.mask)[1]] == [[1]]
+
+
+def test_encode_task_ids_marks_unknown_tasks_when_allowed():
+    tasks = np.array(["a", "b"])
+    index = encode_task_ids(np.array(["b", "zz", "a"]), tasks, allow_unknown=True)
+    assert index.tolist() == [1, -1, 0]
