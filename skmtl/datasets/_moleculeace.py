@@ -12,7 +12,7 @@ import functools
 import importlib.util
 import os
 import textwrap
-from numbers import Integral
+from numbers import Integral, Real
 
 import numpy as np
 from sklearn.utils import Bunch
@@ -214,12 +214,14 @@ molecular machine learning with activity cliffs, Journal of Chemical Information
         "targets": [None, str, "array-like"],
         "radius": [Interval(Integral, 0, None, closed="left")],
         "n_bits": [Interval(Integral, 1, None, closed="left")],
+        "active_threshold": [None, Interval(Real, None, None, closed="neither")],
         "as_frame": ["boolean"],
         "return_X_y": ["boolean"],
     },
     prefer_skip_nested_validation=True,
 )
-def load_moleculeace(*, targets=None, radius=2, n_bits=2048, as_frame=False, return_X_y=False):
+def load_moleculeace(*, targets=None, radius=2, n_bits=2048, active_threshold=None,
+                     as_frame=False, return_X_y=False):
     """Load the MoleculeACE bioactivities: 30 ChEMBL targets, 35,633 molecules (wide regression).
 
     The drug-discovery case of multi-task learning: each task is the potency of molecules on
@@ -252,6 +254,11 @@ def load_moleculeace(*, targets=None, radius=2, n_bits=2048, as_frame=False, ret
         Radius of the Morgan fingerprint (2 gives ECFP4-like features).
     n_bits : int, default=2048
         Length of the fingerprint: the number of features.
+    active_threshold : float or None, default=None
+        None: the target is the potency pK (regression). A number: active / inactive
+        classification, ``1.0`` where ``pK >= active_threshold`` and ``0.0`` below, NaN where
+        not measured (``task_type`` is then ``"classification"``). ``7.0`` is 100 nM, the
+        threshold of skmtl's real-data benchmark: 55 % of the measured pairs are active.
     as_frame : bool, default=False
         If True, ``data``, ``target``, ``is_test`` and ``is_cliff`` are pandas DataFrames
         (columns named by feature or task), ``smiles`` is a Series, and the Bunch also holds
@@ -270,6 +277,7 @@ def load_moleculeace(*, targets=None, radius=2, n_bits=2048, as_frame=False, ret
             where float64 would take 584 MB). Estimators convert them as they need.
         target : ndarray of shape (n_molecules, n_tasks) or DataFrame
             pKi or pEC50, float64; NaN where the molecule was not measured on the target.
+            With ``active_threshold``, 1.0 (active), 0.0 (inactive) or NaN.
         smiles : ndarray of shape (n_molecules,) of str, or Series
             The rdkit canonical SMILES of each row.
         is_test : ndarray of shape (n_molecules, n_tasks) of bool, or DataFrame
@@ -287,7 +295,7 @@ def load_moleculeace(*, targets=None, radius=2, n_bits=2048, as_frame=False, ret
         DESCR : str
             Description of the data set, with the source, licence and citation.
         task_type : str
-            ``"regression"``.
+            ``"regression"``, or ``"classification"`` with ``active_threshold``.
         format : str
             ``"wide"``: one column of ``target`` per task, NaN for a missing label.
 
@@ -327,6 +335,9 @@ def load_moleculeace(*, targets=None, radius=2, n_bits=2048, as_frame=False, ret
     >>> measured = ~np.isnan(mace.target)
     >>> measured.sum(axis=0), (measured.all(axis=1)).sum()  # per target; on both
     (array([615, 976]), np.int64(544))
+    >>> active = load_moleculeace(targets=["CHEMBL2835_Ki"], active_threshold=7.0)
+    >>> active.task_type, np.unique(active.target).tolist()
+    ('classification', [0.0, 1.0])
     >>> X, Y = load_moleculeace(return_X_y=True)  # all 30 targets, about 15 s  # doctest: +SKIP
     >>> X.shape, Y.shape  # doctest: +SKIP
     ((35633, 2048), (35633, 30))
@@ -336,6 +347,9 @@ def load_moleculeace(*, targets=None, radius=2, n_bits=2048, as_frame=False, ret
     _rdkit()  # checked on every call: the cache of _load would hide a missing package
     molecules, data, target, is_test, is_cliff = _load(folder, tasks, int(radius), int(n_bits))
     data, target = data.copy(), target.copy()
+    if active_threshold is not None:
+        measured = ~np.isnan(target)
+        target[measured] = (target[measured] >= active_threshold).astype(np.float64)
     smiles, is_test, is_cliff = molecules.copy(), is_test.copy(), is_cliff.copy()
     feature_names = [f"morgan_{i}" for i in range(n_bits)]
     task_names = np.array(tasks)
@@ -365,7 +379,7 @@ def load_moleculeace(*, targets=None, radius=2, n_bits=2048, as_frame=False, ret
         feature_names=feature_names,
         task_names=task_names,
         DESCR=descr,
-        task_type="regression",
+        task_type="regression" if active_threshold is None else "classification",
         format="wide",
     )
     if as_frame:

@@ -152,7 +152,8 @@ def test_bad_targets_raise_and_list_the_valid_ones(targets, message):
         load_moleculeace(targets=targets)
 
 
-@pytest.mark.parametrize("params", [dict(radius=-1), dict(n_bits=0), dict(as_frame="yes")])
+@pytest.mark.parametrize("params", [dict(radius=-1), dict(n_bits=0), dict(as_frame="yes"),
+                                    dict(active_threshold=np.nan), dict(active_threshold="7")])
 def test_bad_parameters_raise(params):
     with pytest.raises(ValueError):
         load_moleculeace(targets="CHEMBL4616_EC50", **params)
@@ -259,3 +260,17 @@ def test_all_targets_match_the_files_and_the_listing():
     assert np.isnan(bunch.target).mean() == pytest.approx(1 - 48714 / (35633 * 30))  # 95.4 %
     assert measured.sum(axis=1).max() == 9
     assert DATASETS["moleculeace"] is load_moleculeace
+
+
+@needs_chem
+def test_active_threshold_turns_potency_into_active_inactive_labels(small):
+    active = load_moleculeace(targets=SMALL, active_threshold=7.0)
+    assert active.task_type == "classification" and small.task_type == "regression"
+    measured = ~np.isnan(small.target)
+    np.testing.assert_array_equal(np.isnan(active.target), ~measured)
+    np.testing.assert_array_equal(active.target[measured], small.target[measured] >= 7.0)
+    # the traced molecule: Ki 0.5 nM on CHEMBL2835 is pK 9.3, active at 100 nM, not at 0.1 nM
+    row = int(np.flatnonzero(small.smiles == TRACED_SMILES)[0])
+    column = list(small.task_names).index("CHEMBL2835_Ki")
+    assert active.target[row, column] == 1.0
+    assert load_moleculeace(targets=SMALL, active_threshold=10.0).target[row, column] == 0.0
