@@ -108,7 +108,7 @@ def _linear_model(task_type, device, kind):
     elif task_type == "regression":
         model = linear.MeanClusteredRegressorCV(cv=3)
     else:
-        model = linear.MeanClusteredClassifier()
+        model = linear.MeanClusteredClassifierCV(cv=3)
     return make_pipeline(StandardScaler(), model)
 
 
@@ -148,7 +148,7 @@ register_model(
     "mean_clustered",
     lambda task_type, device: _linear_model(task_type, device, "mean_clustered"),
     "linear MTL, tasks pulled towards their mean: MeanClusteredRegressorCV (alpha and "
-    "cluster_strength by inner 3-fold CV) / MeanClusteredClassifier (binary tasks)",
+    "cluster_strength by inner 3-fold CV) / MeanClusteredClassifierCV (binary tasks)",
     applicable=_binary_tasks_only,
 )
 register_model(

@@ -9,6 +9,7 @@ from sklearn.base import BaseEstimator
 
 from skmtl.base import MultiTaskClassifierMixin, MultiTaskRegressorMixin
 from skmtl.linear._solvers import solve_block_sparse
+from skmtl.linear._standardize import column_scales, scale_columns
 from skmtl.utils._sklearn_compat import Interval
 from skmtl.utils.validation import _hashable
 
@@ -30,6 +31,7 @@ class _BlockSparseMixin:
         "tol": [Interval(Real, 0, None, closed="left")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "warm_start": ["boolean"],
+        "standardize": ["boolean"],
     }
 
     _X_dtype = np.float64
@@ -42,19 +44,28 @@ class _BlockSparseMixin:
         tags.input_tags.sparse = True
         return tags
 
+    def _scaled(self, X, mask):
+        """``(X / scale, scale)`` with ``standardize`` (see :mod:`._standardize`), else
+        ``(X, None)``; a row weighs its number of observed labels."""
+        if not self.standardize:
+            return X, None
+        scale = column_scales(X, mask.sum(axis=1), self.fit_intercept)
+        return scale_columns(X, scale), scale
+
     def _fit_linear(self, X, Y, mask):
         _check_q(self.q)
         n_tasks, n_features = mask.shape[1], X.shape[1]
+        X, scale = self._scaled(X, mask)
         W0 = b0 = None
         if (self.warm_start and hasattr(self, "coef_")
                 and self.coef_.shape == (n_tasks, n_features)):
-            W0, b0 = self.coef_, self.intercept_
+            W0, b0 = self.coef_ * (1.0 if scale is None else scale), self.intercept_
         W, b, gap, n_iter = solve_block_sparse(
             X, Y, mask, self.alpha, q=self.q, datafit=self._datafit,
             fit_intercept=self.fit_intercept, W0=W0, b0=b0, tol=self.tol,
             max_iter=self.max_iter, solver=self._solver,
         )
-        self.coef_, self.intercept_ = W, b
+        self.coef_, self.intercept_ = (W if scale is None else W / scale), b
         self.dual_gap_, self.n_iter_ = gap, n_iter
 
     def _decision(self, X):
@@ -99,6 +110,14 @@ class BlockSparseRegressor(_BlockSparseMixin, MultiTaskRegressorMixin, BaseEstim
         Maximum number of epochs (passes of coordinate descent over the working set).
     warm_start : bool, default=False
         Start from the previous ``coef_`` (when the shapes match) instead of zero.
+    standardize : bool, default=False
+        Fit on the features divided by their standard deviation over the observed rows of
+        all tasks pooled (a row counts once per task that observes it; the root mean square
+        without intercepts), glmnet's convention, with ``coef_`` reported in the user's
+        units: the penalty then weighs every feature alike whatever its units. The columns
+        are not centred (sparse X stays sparse); a constant column is left as it is. Off by
+        default, so that the model is exactly the one above (MultiTaskLasso's, with a
+        shared X and a complete Y); the CV variant scales by default.
 
     Attributes
     ----------
@@ -127,6 +146,12 @@ class BlockSparseRegressor(_BlockSparseMixin, MultiTaskRegressorMixin, BaseEstim
     sklearn.linear_model.MultiTaskLasso : Shared X, fully observed Y, q = 2.
     skmtl.IndependentTasks : One Lasso per task (no shared support).
 
+    Notes
+    -----
+    The model has no shared part to predict a task not seen in fit from (the tasks share a
+    support, not coefficients), hence no ``unknown_task`` parameter: an unseen task id
+    raises :class:`~skmtl.UnknownTaskError`.
+
     Examples
     --------
     >>> import numpy as np
@@ -145,13 +170,14 @@ class BlockSparseRegressor(_BlockSparseMixin, MultiTaskRegressorMixin, BaseEstim
     _datafit = "quadratic"
 
     def __init__(self, alpha=1.0, *, q=2, fit_intercept=True, tol=1e-6, max_iter=1000,
-                 warm_start=False):
+                 warm_start=False, standardize=False):
         self.alpha = alpha
         self.q = q
         self.fit_intercept = fit_intercept
         self.tol = tol
         self.max_iter = max_iter
         self.warm_start = warm_start
+        self.standardize = standardize
 
     def _fit_multitask(self, X, Y, mask):
         self._fit_linear(X, Y, mask)
@@ -175,11 +201,24 @@ class BlockSparseClassifier(_BlockSparseMixin, MultiTaskClassifierMixin, BaseEst
 
         sum_t 1 / n_t * sum_{i in task t} log(1 + exp(-s_i (x_i w_t + b_t)))
             +  alpha * sum_j ||W[:, j]||_q
+            +  sum_t kappa_t / 2 * (b_t - b_bar)^2
 
     where task ``t`` sees its ``n_t`` observed rows only, ``s_i = +1`` for the task's second
     class (``classes_[t][1]``) and ``-1`` for its first, and ``||W[:, j]||_q`` (``q=2`` or
     ``q=np.inf``) is the norm of feature ``j``'s coefficients across tasks. Every task must be
-    binary: a task with more classes, or with a single class, raises a ValueError naming it.
+    binary: a task with more classes raises a ValueError naming it.
+
+    The last term (with two tasks or more) pulls the intercepts towards their mean,
+    ``b_bar = sum_t kappa_t b_t / sum_t kappa_t``, with ``kappa_t = 1 / (4 n_t)``: a
+    Gaussian prior on each intercept worth one label of its task (1 / 4 is the curvature of
+    one label's log loss at probability 1 / 2, and each label weighs ``1 / n_t``). In a
+    binary multi-task problem a task may have seen one class only; without the pull its
+    loss falls towards 0 as its intercept runs off to infinity, with it the intercept stays
+    finite (its distance ``d`` to the mean, for a task like the others but for its labels,
+    solves ``exp(-d) = d / (4 n_t)``: 3.6 log-odds for 35 labels). Its weight fades as a
+    task's labels grow, it does not depend on ``alpha`` (so ``alpha_max``, the all-zero
+    model, is still a closed form), and it vanishes for one task. The intercepts are those
+    of the user's X (the origin of its columns).
 
     For one task and any q this is l1-penalised logistic regression: scikit-learn's
     ``LogisticRegression(l1_ratio=1, C=1 / (n_samples * alpha))``.
@@ -198,6 +237,10 @@ class BlockSparseClassifier(_BlockSparseMixin, MultiTaskClassifierMixin, BaseEst
         Maximum number of epochs (passes of coordinate descent over the working set).
     warm_start : bool, default=False
         Start from the previous ``coef_`` and ``intercept_`` (when the shapes match).
+    standardize : bool, default=False
+        Fit on the features divided by their standard deviation over the observed rows of
+        all tasks pooled (see :class:`BlockSparseRegressor`); ``coef_`` is in the user's
+        units.
 
     Attributes
     ----------
@@ -229,6 +272,11 @@ class BlockSparseClassifier(_BlockSparseMixin, MultiTaskClassifierMixin, BaseEst
     BlockSparseRegressor : The same penalty with the squared loss.
     sklearn.linear_model.LogisticRegression : One task, ``l1_ratio=1``.
 
+    Notes
+    -----
+    No shared model, hence no ``unknown_task`` parameter: an unseen task id raises
+    :class:`~skmtl.UnknownTaskError`.
+
     Examples
     --------
     >>> import numpy as np
@@ -252,22 +300,25 @@ class BlockSparseClassifier(_BlockSparseMixin, MultiTaskClassifierMixin, BaseEst
         return tags
 
     def __init__(self, alpha=1.0, *, q=2, fit_intercept=True, tol=1e-6, max_iter=1000,
-                 warm_start=False):
+                 warm_start=False, standardize=False):
         self.alpha = alpha
         self.q = q
         self.fit_intercept = fit_intercept
         self.tol = tol
         self.max_iter = max_iter
         self.warm_start = warm_start
+        self.standardize = standardize
 
     def _check_n_classes(self, classes):
         super()._check_n_classes(classes)
         for task, task_classes in zip(self.tasks_, classes):
             if len(task_classes) < 2:
+                where = "y" if self._layout == "1d" else f"Task {_hashable(task)!r}"
                 raise ValueError(
-                    f"Task {_hashable(task)!r} has only one class "
-                    f"({_hashable(task_classes[0])!r}); {type(self).__name__} needs two "
-                    "classes in every task."
+                    f"{where} has only one class ({_hashable(task_classes[0])!r}) and no "
+                    f"label set shared with the other tasks; {type(self).__name__} fits "
+                    "binary tasks: a task may see one class only when all tasks share two "
+                    "classes."
                 )
 
     def _fit_multitask(self, X, Y, mask):

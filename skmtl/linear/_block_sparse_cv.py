@@ -18,19 +18,21 @@ from sklearn.base import is_classifier
 
 from skmtl.linear._block_sparse import BlockSparseClassifier, BlockSparseRegressor, _check_q
 from skmtl.linear._cv import (
+    MAX_EXTENSIONS,
     _as_fitted,
     _check_scoring,
     _cv_results,
     _cv_splits,
     _fold_score,
-    _masked_neg_log_loss,
-    _masked_r2,
+    _pooled_log_loss,
+    _pooled_squared_error,
     _positive,
     _WideData,
+    edge_of,
+    warn_edge,
 )
 from skmtl.linear._solvers import block_sparse_alpha_max, solve_block_sparse
 from skmtl.utils._sklearn_compat import Interval
-from skmtl.utils.validation import _format_tasks
 
 __all__ = ["BlockSparseClassifierCV", "BlockSparseRegressorCV"]
 
@@ -49,6 +51,7 @@ class _BlockSparseCVMixin:
         "eps": [Interval(Real, 0, 1, closed="right")],
         "q": [Interval(Real, 2, None, closed="both")],  # then _check_q: exactly 2 or inf
         "fit_intercept": ["boolean"],
+        "standardize": ["boolean"],
         "tol": [Interval(Real, 0, None, closed="left")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "cv": ["cv_object"],
@@ -66,12 +69,13 @@ class _BlockSparseCVMixin:
     _single_task_reference = None
 
     def __init__(self, *, alphas=None, n_alphas=100, eps=1e-3, q=2, fit_intercept=True,
-                 tol=1e-6, max_iter=1000, cv=5, scoring=None, n_jobs=None):
+                 standardize=True, tol=1e-6, max_iter=1000, cv=5, scoring=None, n_jobs=None):
         self.alphas = alphas
         self.n_alphas = n_alphas
         self.eps = eps
         self.q = q
         self.fit_intercept = fit_intercept
+        self.standardize = standardize
         self.tol = tol
         self.max_iter = max_iter
         self.cv = cv
@@ -81,16 +85,52 @@ class _BlockSparseCVMixin:
     def _fit_multitask(self, X, Y, mask):
         _check_q(self.q)
         data = _WideData(X, Y, mask, self._layout)
-        self.alphas_ = (np.sort(_positive(self.alphas, "alphas"))[::-1]
-                        if self.alphas is not None else self._default_alphas(X, Y, mask))
+        X_all, scale = self._scaled(X, mask)
+        alpha_max = self._alpha_max(X_all, Y, mask)
+        default = self.alphas is None
+        alphas = (self._default_alphas(alpha_max) if default
+                  else np.unique(_positive(self.alphas, "alphas"))[::-1])
         relax = self._relaxable and self.relax
         gammas = _gamma_grid(self.gammas) if relax else np.ones(1)
         scorer = _check_scoring(self.scoring)
         splits = self._splits(X, data)
-        jobs = (delayed(self._fold_path)(data, train, test, scorer, gammas)
-                for train, test in splits)
-        # (n_splits, n_alphas, n_gammas), flattened alpha-major: alpha i, gamma g is i * G + g
-        scores = np.stack(Parallel(n_jobs=self.n_jobs)(jobs))
+        starts = [None] * len(splits)  # each fold's last solution: the path goes on from it
+        parts = []  # (n_splits, n_new_alphas, n_gammas, 2) per round, alphas decreasing
+        for extension in range(MAX_EXTENSIONS + 1):
+            new = alphas[sum(part.shape[1] for part in parts):]
+            jobs = (delayed(self._fold_path)(data, train, test, scorer, gammas, new, start)
+                    for (train, test), start in zip(splits, starts))
+            results = Parallel(n_jobs=self.n_jobs)(jobs)
+            starts = [start for _, start in results]
+            parts.append(np.stack([values for values, _ in results]))
+            values = np.concatenate(parts, axis=1)
+            best = self._store_results(values, alphas, gammas, relax)
+            means = self.cv_results_["mean_test_score"].reshape(alphas.size, gammas.size)
+            edge = edge_of(np.where(np.isnan(means), -np.inf, means), best, 0, alphas.size)
+            if edge == "first" and alphas[0] >= alpha_max:
+                edge = None  # W = 0 there, and at every larger alpha: nothing beyond
+            if not (default and edge == "last") or extension == MAX_EXTENSIONS:
+                break
+            alphas = _extend_down(alphas)
+        if edge is not None:
+            warn_edge("alpha", self.alpha_, alphas, extended=default)
+        self.alphas_ = alphas
+        # a cold refit: the model BlockSparse*(alpha=alpha_) with the same settings fits
+        W, b, self.dual_gap_, self.n_iter_ = self._solve(X_all, Y, mask, self.alpha_)
+        self.coef_, self.intercept_ = (W if scale is None else W / scale), b
+        if self._relaxable:
+            self.gammas_ = gammas
+            if self.gamma_ < 1.0:  # on all the data, whatever the support's size
+                refit = _support_least_squares(X, Y, mask, _support(self.coef_),
+                                               self.fit_intercept)
+                lasso = (self.coef_, self.intercept_)
+                self.coef_, self.intercept_ = _relaxed(self.gamma_, lasso, refit)
+
+    def _store_results(self, values, alphas, gammas, relax):
+        """``cv_results_``, ``alpha_``, ``gamma_``, ``best_score_`` from the fold values
+        (n_splits, n_alphas, n_gammas, 2); returns the index of the best point."""
+        n_splits = values.shape[0]
+        scores = (values[..., 0] / values[..., 1]).reshape(n_splits, -1)
         if np.all(gammas < 1.0) and np.isnan(scores).any(axis=0).all():
             raise ValueError(
                 "No alpha has a support small enough to refit without a penalty on every "
@@ -98,23 +138,16 @@ class _BlockSparseCVMixin:
                 "with an intercept), and gammas has no 1 (the group lasso) to fall back on. "
                 "Add 1.0 to gammas, or larger alphas."
             )
-        grid = {"alpha": np.repeat(self.alphas_, gammas.size)}
+        grid = {"alpha": np.repeat(alphas, gammas.size)}
         if relax:
-            grid["gamma"] = np.tile(gammas, self.alphas_.size)
-        self.cv_results_, best = _cv_results(scores.reshape(len(splits), -1), grid)
+            grid["gamma"] = np.tile(gammas, alphas.size)
+        self.cv_results_, best = _cv_results(scores, grid,
+                                             values[..., 1].reshape(n_splits, -1))
         self.alpha_ = float(grid["alpha"][best])
         self.best_score_ = float(self.cv_results_["mean_test_score"][best])
-        # a cold refit: the model BlockSparse*(alpha=alpha_) with the same settings fits
-        self.coef_, self.intercept_, self.dual_gap_, self.n_iter_ = self._solve(
-            X, Y, mask, self.alpha_)
         if self._relaxable:
-            self.gammas_ = gammas
             self.gamma_ = float(gammas[best % gammas.size])
-            if self.gamma_ < 1.0:  # on all the data, whatever the support's size
-                refit = _support_least_squares(X, Y, mask, _support(self.coef_),
-                                               self.fit_intercept)
-                lasso = (self.coef_, self.intercept_)
-                self.coef_, self.intercept_ = _relaxed(self.gamma_, lasso, refit)
+        return best
 
     def _solve(self, X, Y, mask, alpha, W0=None, b0=None):
         return solve_block_sparse(
@@ -123,10 +156,11 @@ class _BlockSparseCVMixin:
             max_iter=self.max_iter, solver=self._solver,
         )
 
-    def _default_alphas(self, X, Y, mask):
-        alpha_max = block_sparse_alpha_max(X, Y, mask, q=self.q,
-                                           fit_intercept=self.fit_intercept,
-                                           datafit=self._datafit)
+    def _alpha_max(self, X, Y, mask):
+        return block_sparse_alpha_max(X, Y, mask, q=self.q, fit_intercept=self.fit_intercept,
+                                      datafit=self._datafit)
+
+    def _default_alphas(self, alpha_max):
         tiny = np.finfo(np.float64).resolution
         if alpha_max <= tiny:  # nothing to explain (as LassoCV): one tiny alpha, repeated
             return np.full(self.n_alphas, tiny)
@@ -135,20 +169,27 @@ class _BlockSparseCVMixin:
     def _splits(self, X, data):
         return _cv_splits(self.cv, X, data, self.tasks_, classification=is_classifier(self))
 
-    def _fold_path(self, data, train, test, scorer, gammas):
-        """Test scores along the warm-started path of one training fold, (n_alphas, n_gammas).
+    def _fold_path(self, data, train, test, scorer, gammas, alphas, start):
+        """Test values along the warm-started path of one training fold.
 
-        ``gammas`` is ``[1.0]`` without relaxation. A relaxed point (gamma < 1) whose support
-        on this fold cannot be refitted without a penalty (``_refit_size_ok``) scores NaN.
+        Returns the ``(value, weight)`` pairs, shape (n_alphas, n_gammas, 2) (see
+        :func:`_fold_score`), and the last solution ``(W, b)`` (in the fold's scaled units),
+        from which the path goes on if the grid grows (``start``: the solution it starts
+        from, None at the first alpha). ``gammas`` is ``[1.0]`` without relaxation. A relaxed
+        point (gamma < 1) whose support on this fold cannot be refitted without a penalty
+        (``_refit_size_ok``) scores NaN.
         """
         (X, Y, mask), _ = data.fit_args(train)
+        X_scaled, scale = self._scaled(X, mask)
         fold = data.test_fold(test)
-        scores = np.full((self.alphas_.shape[0], gammas.size), np.nan)
+        values = np.full((alphas.shape[0], gammas.size, 2), np.nan)
+        values[..., 1] = 1.0
         relaxing = bool(np.any(gammas < 1.0))
-        W = b = None
+        W, b = start if start is not None else (None, None)
         support = refit = None  # the last support refitted, and its refit
-        for i, alpha in enumerate(self.alphas_):
-            W, b, _, _ = self._solve(X, Y, mask, alpha, W0=W, b0=b)
+        for i, alpha in enumerate(alphas):
+            W, b, _, _ = self._solve(X_scaled, Y, mask, alpha, W0=W, b0=b)
+            W_user = W if scale is None else W / scale
             if relaxing:
                 new = _support(W)
                 if support is None or not np.array_equal(new, support):  # refit once per support
@@ -157,20 +198,27 @@ class _BlockSparseCVMixin:
                              if _refit_size_ok(support, mask, self.fit_intercept) else None)
             for g, gamma in enumerate(gammas):
                 if gamma == 1.0:  # the group lasso itself, not a sum with zero weight
-                    W_g, b_g = W, b
+                    W_g, b_g = W_user, b
                 elif refit is None:
                     continue  # the support is too large to refit: NaN
                 else:
-                    W_g, b_g = _relaxed(gamma, (W, b), refit)
-                scores[i, g] = _fold_score(fold, W_g, b_g, data.n_tasks, scorer,
+                    W_g, b_g = _relaxed(gamma, (W_user, b), refit)
+                values[i, g] = _fold_score(fold, W_g, b_g, data.n_tasks, scorer,
                                            self._default_score, partial(self._fitted, alpha))
-        return scores
+        return values, (W, b)
 
     def _fitted(self, alpha, W, b):
         """The fixed-alpha model, fitted with these coefficients, for a scorer."""
         estimator = self._model(alpha, q=self.q, fit_intercept=self.fit_intercept,
                                 tol=self.tol, max_iter=self.max_iter)
         return _as_fitted(estimator, self, W, b)
+
+
+def _extend_down(alphas):
+    """A decreasing geometric grid grown by one decade below its smallest value (its ratio)."""
+    ratio = alphas[0] / alphas[1]
+    n_new = int(np.ceil(np.log(10.0) / np.log(ratio)))
+    return np.concatenate([alphas, alphas[-1] / ratio ** np.arange(1, n_new + 1)])
 
 
 # -- relaxation ---------------------------------------------------------------------------------
@@ -222,10 +270,15 @@ def _relaxed(gamma, fit, refit):
 
 
 _SHARED_PARAMETERS = """alphas : array-like of shape (n_alphas,), default=None
-        Values of ``alpha`` to try, all > 0 (used in decreasing order). None: ``n_alphas``
-        values log-spaced from ``alpha_max`` down to ``eps * alpha_max``, where
+        Values of ``alpha`` to try, all > 0 (used in decreasing order, never extended; an
+        optimum at an edge raises a :class:`~skmtl.linear.GridEdgeWarning`). None:
+        ``n_alphas`` values log-spaced from ``alpha_max`` down to ``eps * alpha_max``, where
         ``alpha_max`` (:func:`~skmtl.linear._solvers.block_sparse_alpha_max`, computed on
-        all the data, as LassoCV does) is the smallest alpha giving ``coef_ = 0``.
+        all the (scaled) data, as LassoCV does) is the smallest alpha giving ``coef_ = 0``.
+        When the best alpha is the smallest, the path goes on by a decade (the grid's own
+        ratio, warm-started from each fold's last solution), at most 3 times, then warns.
+        The largest, ``alpha_max``, is never an edge: every larger alpha gives the same
+        all-zero model.
     n_alphas : int, default=100
         Number of alphas of the default grid (LassoCV's default).
     eps : float, default=1e-3
@@ -234,7 +287,13 @@ _SHARED_PARAMETERS = """alphas : array-like of shape (n_alphas,), default=None
         Norm of each feature's block of coefficients across tasks: ``2`` (group lasso,
         l2,1) or ``np.inf`` (l-inf,1).
     fit_intercept : bool, default=True
-        Fit one unpenalised intercept per task.
+        Fit one intercept per task.
+    standardize : bool, default=True
+        Scale the features inside by their standard deviation over the observed rows of all
+        tasks pooled (glmnet's convention; see the fixed-alpha model): the chosen model and
+        its predictions do not depend on the features' units, and, the grid being relative
+        to ``alpha_max`` (which scales with the target), not on the target's either.
+        ``coef_`` is in the user's units. Sparse X is scaled, never centred.
     tol : float, default=1e-6
         Tolerance of every fit of the path and of the refit (see ``dual_gap_``).
     max_iter : int, default=1000
@@ -321,9 +380,12 @@ class BlockSparseRegressorCV(_BlockSparseCVMixin, BlockSparseRegressor):
         wide ``Y`` with NaN for missing labels is passed to its ``split``; long data is
         passed in that wide form too); every training fold must hold a label of every task.
     scoring : str, callable or None, default=None
-        None: the masked mean R^2 over tasks, as :func:`skmtl.metrics.r2_score` (a task
-        with fewer than two labels in a test fold is left out of that fold's mean), computed
-        from the coefficients. A str names a multi-task scorer
+        None: minus the held-out mean squared error over all test labels (the sum over folds
+        of the squared errors divided by the number of test labels: every label weighs the
+        same; ``mean_test_score`` weighs the split scores by their numbers of labels),
+        computed from the coefficients. ``"r2"``: the mean over tasks of the per-task R^2
+        (the previous default, noisy on tasks with few test labels), also from the
+        coefficients. Any other str names a multi-task scorer
         (:func:`skmtl.metrics.get_multitask_scorer`). A callable is called as
         ``scoring(estimator, X_test, Y_test)`` with a fitted :class:`BlockSparseRegressor`
         and a wide ``Y_test`` (NaN where unobserved), like a scorer in a search object (with
@@ -399,7 +461,7 @@ class BlockSparseRegressorCV(_BlockSparseCVMixin, BlockSparseRegressor):
     >>> support = np.flatnonzero(np.abs(model.coef_).max(axis=0))
     >>> bool(np.all(np.isin(np.flatnonzero(coef[0]), support)))  # the true features
     True
-    >>> bool(model.best_score_ > 0.9), bool(support.size > 10)  # and many false ones
+    >>> bool(-model.best_score_ < 0.3), bool(support.size > 10)  # and many false ones
     (True, True)
 
     Relaxed, it keeps the true features only:
@@ -412,7 +474,7 @@ class BlockSparseRegressorCV(_BlockSparseCVMixin, BlockSparseRegressor):
     """
 
     _model = BlockSparseRegressor
-    _default_score = staticmethod(_masked_r2)
+    _default_score = staticmethod(_pooled_squared_error)
     _relaxable = True
     _parameter_constraints = {
         **_BlockSparseCVMixin._parameter_constraints,
@@ -421,11 +483,11 @@ class BlockSparseRegressorCV(_BlockSparseCVMixin, BlockSparseRegressor):
     }
 
     def __init__(self, *, alphas=None, n_alphas=100, eps=1e-3, q=2, fit_intercept=True,
-                 tol=1e-6, max_iter=1000, relax=False, gammas=(0.0, 0.25, 0.5, 0.75, 1.0),
-                 cv=5, scoring=None, n_jobs=None):
+                 standardize=True, tol=1e-6, max_iter=1000, relax=False,
+                 gammas=(0.0, 0.25, 0.5, 0.75, 1.0), cv=5, scoring=None, n_jobs=None):
         super().__init__(alphas=alphas, n_alphas=n_alphas, eps=eps, q=q,
-                         fit_intercept=fit_intercept, tol=tol, max_iter=max_iter, cv=cv,
-                         scoring=scoring, n_jobs=n_jobs)
+                         fit_intercept=fit_intercept, standardize=standardize, tol=tol,
+                         max_iter=max_iter, cv=cv, scoring=scoring, n_jobs=n_jobs)
         self.relax = relax
         self.gammas = gammas
 
@@ -442,9 +504,10 @@ class BlockSparseClassifierCV(_BlockSparseCVMixin, BlockSparseClassifier):
     (``s_i = +1`` for the task's second class, ``-1`` for its first; task ``t`` on its
     ``n_t`` observed rows only), along a grid of alphas on each training fold of ``cv``,
     warm-starting each alpha from the previous one's solution. The alpha with the best mean
-    test score is refitted on all the data. Every task must be binary: a task with more
-    classes, or a single class, raises a ValueError naming it, as does a training fold in
-    which a task has a single class.
+    test score is refitted on all the data. Every task must be binary (a task with more
+    classes raises a ValueError naming it); in a binary multi-task problem a task, or a
+    training fold of it, may hold a single class (see :class:`BlockSparseClassifier` for
+    the pull of the intercepts that keeps it finite).
 
     Parameters
     ----------
@@ -457,8 +520,9 @@ class BlockSparseClassifierCV(_BlockSparseCVMixin, BlockSparseClassifier):
         as given (a wide matrix of class codes, NaN where unobserved, is passed to its
         ``split``).
     scoring : str, callable or None, default=None
-        None: the negative log loss, averaged over tasks, of each task's test labels, as
-        ``scoring="neg_log_loss"`` (:func:`skmtl.metrics.log_loss`; greater is better),
+        None: minus the held-out log loss over all test labels, every label weighing the
+        same (``mean_test_score`` weighs the split scores by their numbers of labels;
+        ``scoring="neg_log_loss"`` instead averages each task's log loss over tasks),
         computed from the coefficients. The log loss, a proper scoring rule, is chosen over
         the accuracy of :meth:`score`: it is smooth in alpha and rarely ties on small test
         folds, where accuracy is a step function; scikit-learn's LogisticRegressionCV moves
@@ -512,22 +576,7 @@ class BlockSparseClassifierCV(_BlockSparseCVMixin, BlockSparseClassifier):
     """
 
     _model = BlockSparseClassifier
-    _default_score = staticmethod(_masked_neg_log_loss)
-
-    def _splits(self, X, data):
-        splits = super()._splits(X, data)
-        for k, (train, _) in enumerate(splits):
-            mask = data.mask[train]
-            ones = np.sum(data.Y[train] * mask, axis=0)  # class codes are 0 and 1
-            single = (ones == 0) | (ones == mask.sum(axis=0))
-            if single.any():
-                raise ValueError(
-                    f"Training fold {k} of cv holds a single class of task(s) "
-                    f"{_format_tasks(self.tasks_[single])}; the logistic loss needs both "
-                    "classes of every task in every training fold. Use fewer folds or "
-                    "cv=int (a MultiTaskKFold stratified on the classes)."
-                )
-        return splits
+    _default_score = staticmethod(_pooled_log_loss)
 
 
 _GRIDS = {  # the placeholders of _SHARED_ATTRIBUTES, line breaks included

@@ -8,12 +8,14 @@ fitted estimator for a user's scorer, and the ``cv_results_`` table with the cho
 best grid point.
 """
 
+import warnings
 from inspect import signature
 from numbers import Integral
 
 import numpy as np
 import scipy.sparse as sp
 from scipy.stats import rankdata
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import check_cv
 
 from skmtl.linear._mean_clustered import _predict_rows
@@ -39,6 +41,10 @@ class _WideData:
 
     def train_counts(self, train):
         return self.mask[train].sum(axis=0)
+
+    def row_weight(self, rows=slice(None)):
+        """How many labels each row holds (its weight in the feature scales)."""
+        return self.mask[rows].sum(axis=1)
 
     def rows_of(self, tasks):
         return np.flatnonzero(self.mask[:, tasks].any(axis=1))
@@ -69,6 +75,10 @@ class _LongData:
 
     def train_counts(self, train):
         return np.bincount(self.task_index[train], minlength=self.n_tasks)
+
+    def row_weight(self, rows=slice(None)):
+        """One label per row."""
+        return np.ones(self.y[rows].shape[0])
 
     def rows_of(self, tasks):
         return np.flatnonzero(np.isin(self.task_index, tasks))
@@ -156,18 +166,44 @@ def _masked_neg_log_loss(y, decision, tasks, n_tasks):
     return -float(per_task.mean())
 
 
+def _pooled_squared_error(y, pred, tasks, n_tasks):
+    """``(-sum of squared errors, number of labels)``: the fold's part of the held-out MSE."""
+    return -float(np.sum((y - pred) ** 2)), float(y.shape[0])
+
+
+def _pooled_log_loss(y, decision, tasks, n_tasks):
+    """``(-sum of binary log losses, number of labels)``, codes ``y`` in {0, 1}, logits of
+    class 1 (computed without overflow or clipping)."""
+    return -float(np.sum(np.logaddexp(0.0, -(2.0 * y - 1.0) * decision))), float(y.shape[0])
+
+
+# scoring names computed from the coefficients (no estimator built), each equal to the scorer
+# of that name (``skmtl.metrics.get_multitask_scorer``)
+_FAST_SCORES = {"r2": _masked_r2}
+
+
 def _check_scoring(scoring):
     """A scorer callable (or None for the estimator's built-in score) from ``scoring``."""
-    return get_multitask_scorer(scoring) if isinstance(scoring, str) else scoring
+    if isinstance(scoring, str):
+        return _FAST_SCORES.get(scoring) or get_multitask_scorer(scoring)
+    return scoring
 
 
 def _fold_score(fold, W, b, n_tasks, scorer, default, make_estimator):
-    """Test score of ``(W, b)`` on ``fold``: ``default(y, decision, tasks, n_tasks)`` from the
-    coefficients when ``scorer`` is None, else ``scorer`` on ``make_estimator(W, b)``."""
+    """Test score of ``(W, b)`` on ``fold``, as ``(value, weight)``.
+
+    ``scorer`` None: ``default(y, decision, tasks, n_tasks)`` from the coefficients, itself a
+    ``(value, weight)`` pair (a sum over the fold's labels and their number: the split score
+    is ``value / weight`` and the mean over folds weighs every label the same). A fast score
+    of :data:`_FAST_SCORES`: its value, weight 1. Else ``scorer`` called on
+    ``make_estimator(W, b)``, weight 1.
+    """
     if scorer is None:
         return default(fold.y, fold.predict(W, b), fold.tasks, n_tasks)
+    if scorer in _FAST_SCORES.values():
+        return scorer(fold.y, fold.predict(W, b), fold.tasks, n_tasks), 1.0
     args, kwargs = fold.scorer_args()
-    return scorer(make_estimator(W, b), *args, **kwargs)
+    return scorer(make_estimator(W, b), *args, **kwargs), 1.0
 
 
 def _as_fitted(estimator, source, W, b):
@@ -250,15 +286,20 @@ def _positive(values, name):
     return values
 
 
-def _cv_results(scores, params):
+def _cv_results(scores, params, weights=None):
     """GridSearchCV's ``cv_results_`` and the index of the best grid point.
 
     ``scores`` has shape (n_splits, n_points); ``params`` maps each parameter name to its
-    value at each grid point. The best point is the first of the highest mean test score (as
+    value at each grid point. ``weights`` (same shape, default all 1): the mean test score is
+    the weighted mean of the split scores (the number of test labels of each split for a
+    pooled criterion). The best point is the first of the highest mean test score (as
     GridSearchCV); a NaN mean ranks last.
     """
     n_splits = scores.shape[0]
-    mean, std = scores.mean(axis=0), scores.std(axis=0)
+    if weights is None:
+        weights = np.ones_like(scores)
+    mean = np.sum(scores * weights, axis=0) / np.sum(weights, axis=0)
+    std = scores.std(axis=0)
     if np.isnan(mean).all():
         raise ValueError(
             "Every grid point has an undefined (NaN) cross-validated score: no test fold "
@@ -274,3 +315,53 @@ def _cv_results(scores, params):
         results[f"split{k}_test_score"] = scores[k]
     results.update(mean_test_score=mean, std_test_score=std, rank_test_score=rank)
     return results, best
+
+
+# -- grid edges -----------------------------------------------------------------------------------
+class GridEdgeWarning(ConvergenceWarning):
+    """The cross-validated optimum of a parameter is at an edge of the grid tried.
+
+    Raised by the linear ``*CV`` estimators when the best value of ``alpha`` or
+    ``cluster_strength`` is the largest or smallest of the grid and the score still improves
+    towards it: the optimum may lie beyond. A default grid is first extended (a bounded number
+    of times); a grid the user passed is not. A subclass of
+    :class:`~sklearn.exceptions.ConvergenceWarning` (the search has not converged).
+    """
+
+
+# At most this many rounds of extension of a default grid.
+MAX_EXTENSIONS = 3
+# An edge whose best score beats the best of the rest of the grid by less than this (relative)
+# is a plateau: the model's limit there (e.g. all tasks pooled, or along a valley of equal
+# models), not an optimum beyond the grid.
+_PLATEAU = 1e-4
+
+
+def edge_of(means, best, axis, n_values):
+    """Which edge of ``axis`` (0 or 1 of a (n_0, n_1) grid of mean scores) holds the best
+    point while improving on the rest of the grid: ``"first"``, ``"last"`` or None (inside,
+    a one-value axis, or a plateau: dropping that edge's slice loses less than ``_PLATEAU``).
+    """
+    if n_values < 2:
+        return None
+    index = np.unravel_index(best, means.shape)
+    position = index[axis]
+    if position not in (0, n_values - 1):
+        return None
+    gain = means[index] - np.max(np.delete(means, position, axis=axis))
+    if not gain > _PLATEAU * abs(means[index]) + 1e-12:
+        return None
+    return "first" if position == 0 else "last"
+
+
+def warn_edge(name, value, values, *, extended):
+    """Warn that parameter ``name`` is at an edge of its grid (``values``)."""
+    side = "largest" if value == np.max(values) else "smallest"
+    how = (f"after extending the default grid {MAX_EXTENSIONS} times"
+           if extended else "of the grid passed")
+    warnings.warn(
+        f"The best {name} ({value:.4g}) is the {side} value tried ({how}) and the "
+        f"cross-validated score still improves towards it: the optimum may lie beyond. "
+        f"Pass a grid of {name} values reaching further.",
+        GridEdgeWarning, stacklevel=4,
+    )

@@ -50,7 +50,8 @@ from sklearn.utils.extmath import safe_sparse_dot
 from threadpoolctl import ThreadpoolController
 
 from skmtl.base import MultiTaskClassifierMixin, MultiTaskRegressorMixin
-from skmtl.utils._sklearn_compat import Interval
+from skmtl.linear._standardize import column_scales, observation_weights, scale_columns
+from skmtl.utils._sklearn_compat import Interval, StrOptions
 from skmtl.utils.validation import _hashable
 
 __all__ = [
@@ -473,7 +474,7 @@ def _spd_solve(K, rhs):
     return out
 
 
-def _coupled_solve(H, rhs, alpha, cluster_strength, n_penalised):
+def _coupled_solve(H, rhs, alpha, cluster_strength, n_penalised, *, pull_last=False):
     """Solve the mean-clustered system ``(blockdiag(H_t + lam E E^T) + (mu / T) U U^T) x = rhs``.
 
     ``H`` (T, p, p) are the per-task data Hessians (p = d, or d + 1 with the intercept as the
@@ -487,9 +488,53 @@ def _coupled_solve(H, rhs, alpha, cluster_strength, n_penalised):
     ``lam E^T G_t E = I - E^T H_t G_t E``, it is solved in the form
     ``(T I + (c - 1) C) v = c sum_t E^T G_t rhs_t``, ``C = sum_t E^T H_t G_t E`` (0 <= C <= T I),
     which is positive definite for every c > 0 and free of cancellation as c grows.
+
+    With ``pull_last`` (the classifier's intercepts, ``p = d + 1``), the last coordinate is
+    pulled towards its mean too: the Hessian of ``alpha * c / T * sum_t (b_t - b_bar)^2`` adds
+    ``lam`` to its diagonal and ``-lam / T`` times the all-ones coupling, its mean being free
+    (see :func:`_coupled_solve_pulled`).
     """
     with _blas_threads_for(H.shape[1]):
+        if pull_last and H.shape[0] > 1:
+            return _coupled_solve_pulled(H, rhs, alpha, cluster_strength)
         return _coupled_solve_blocks(H, rhs, alpha, cluster_strength, n_penalised)
+
+
+def _coupled_solve_pulled(H, rhs, alpha, cluster_strength):
+    """:func:`_coupled_solve` when every coordinate is penalised per task with ``lam`` and the
+    last one's mean is free (``mu_last = -lam``; the others' ``mu = 2 alpha (1 - c) / T``).
+
+    With ``G_t = (H_t + lam I)^-1``, ``x_t = G_t (rhs_t - D v)``, ``D = diag(mu, ..., mu,
+    -lam)``, ``v`` the mean of the ``x_t``: ``(T I + S D) v = sum_t G_t rhs_t``, ``S = sum_t
+    G_t = (T I - C) / lam``, ``C = sum_t H_t G_t``. Writing ``v = K u``, ``K = diag(c, ...,
+    c, 1)``, the system ``(T I + (T I - C) D / lam) K u`` has the columns
+    ``T e_j + (c - 1) C e_j`` (coefficients) and ``C e_p`` (the pulled coordinate): no
+    cancellation as c grows, and ``C e_p`` is the data's curvature along the free mean.
+    """
+    n_tasks, p, _ = H.shape
+    c = cluster_strength
+    lam = 2.0 * alpha * c / n_tasks
+    K = H.copy()
+    diag = np.arange(p)
+    K[:, diag, diag] += lam
+
+    def rebuild(t):
+        block = H[t].copy()
+        block[diag, diag] += lam
+        return block
+
+    G = _spd_inverse(K, rebuild=rebuild)
+    x = np.matmul(G, rhs[:, :, None])[..., 0]
+    C = np.ascontiguousarray(G).reshape(n_tasks * p, p).T @ np.ascontiguousarray(H).reshape(
+        n_tasks * p, p)
+    C = 0.5 * (C + C.T)
+    system = (c - 1.0) * C
+    system[diag, diag] += n_tasks
+    system[:, p - 1] = C[:, p - 1]
+    u = np.linalg.solve(system, x.sum(axis=0))
+    Dv = u * (2.0 * alpha * (1.0 - c) / n_tasks * c)
+    Dv[p - 1] = -lam * u[p - 1]
+    return x - np.matmul(G, Dv)
 
 
 def _coupled_solve_blocks(H, rhs, alpha, cluster_strength, n_penalised):
@@ -1024,27 +1069,35 @@ def _cholesky_solve_stack(L, v, out):
 
 
 # -- logistic ----------------------------------------------------------------------------------
-def _penalty(W, alpha, cluster_strength):
+def _penalty(W, alpha, cluster_strength, b=None):
+    """The mean-clustered penalty of ``W``, plus the pull of the intercepts ``b`` if given."""
     deviation = W - W.mean(axis=0)
-    return alpha * (np.sum(W.mean(axis=0) ** 2)
-                    + cluster_strength / W.shape[0] * np.sum(deviation**2))
+    value = alpha * (np.sum(W.mean(axis=0) ** 2)
+                     + cluster_strength / W.shape[0] * np.sum(deviation**2))
+    if b is not None:
+        value += alpha * cluster_strength / W.shape[0] * np.sum((b - b.mean()) ** 2)
+    return value
 
 
 def solve_mean_clustered_logistic(X, Y, mask, alpha, cluster_strength, *, fit_intercept=True,
                                   tol=1e-8, max_iter=50, coef_init=None, intercept_init=None,
-                                  task_index=None, n_tasks=None):
+                                  task_index=None, n_tasks=None, pull_intercepts=True):
     """Mean-clustered binary logistic regression by Newton's method.
 
     Minimises over ``W`` (n_tasks, n_features) and ``b`` (n_tasks,)
 
         sum_t 1 / n_t sum_{i in task t} log(1 + exp(-s_i (x_i w_t + b_t)))
         + alpha * (||w_bar||^2 + cluster_strength / T * sum_t ||w_t - w_bar||^2)
+        + alpha * cluster_strength / T * sum_t (b_t - b_bar)^2
 
-    with ``s_i = 2 y_i - 1``. Each Newton step solves the full Hessian system exactly with the
-    structure of the penalty: per task, the (d + 1) x (d + 1) block of
-    ``[X_t, 1]^T D_t [X_t, 1] / n_t`` (the intercept is its last, unpenalised coordinate) plus
-    ``2 alpha c / T`` on the coefficients, coupled through the mean only, and eliminated to
-    one d x d system (:func:`_coupled_solve`): ``O(sum_t n_t d^2 + T d^3)`` per step. A
+    with ``s_i = 2 y_i - 1`` and ``b_bar`` the mean intercept (free). The last term (dropped
+    with ``pull_intercepts=False``) pulls the intercepts towards their mean as the
+    coefficients are pulled: it keeps the intercept of a task that saw one class finite.
+    Each Newton step solves the full Hessian system exactly with the structure of the
+    penalty: per task, the (d + 1) x (d + 1) block of ``[X_t, 1]^T D_t [X_t, 1] / n_t`` (the
+    intercept is its last coordinate) plus ``2 alpha c / T`` on the coefficients (and on the
+    pulled intercept), coupled through the mean only, and eliminated to one d x d (or
+    (d + 1) x (d + 1)) system (:func:`_coupled_solve`): ``O(sum_t n_t d^2 + T d^3)`` per step. A
     backtracking (Armijo) line search on the objective guards the step; iterations stop when
     half the squared Newton decrement, ``g^T H^-1 g / 2`` (the quadratic model's estimate of
     the distance to the minimum), is at most ``tol``, after taking that last step.
@@ -1064,7 +1117,11 @@ def solve_mean_clustered_logistic(X, Y, mask, alpha, cluster_strength, *, fit_in
         > 0; 1 is independent l2-penalised logistic regression per task, large values one
         shared coefficient vector.
     fit_intercept : bool, default=True
-        Fit an unpenalised intercept per task.
+        Fit an intercept per task (pulled towards the mean intercept, see above).
+    standardize : bool, default=False
+        Fit on the features divided by their standard deviation over the observed rows of
+        all tasks pooled (see :class:`MeanClusteredRegressor`); ``coef_`` is reported in the
+        user's units.
     tol : float, default=1e-8
         Stop when half the squared Newton decrement is at most ``tol``.
     max_iter : int, default=50
@@ -1079,6 +1136,9 @@ def solve_mean_clustered_logistic(X, Y, mask, alpha, cluster_strength, *, fit_in
     n_tasks : int, default=None
         Long format: the number of tasks, default ``task_index.max() + 1``. Every task needs
         a row.
+    pull_intercepts : bool, default=True
+        Pull the intercepts towards their mean (the last term above). Without it, a task
+        whose labels are all one class has no finite minimiser.
 
     Returns
     -------
@@ -1101,8 +1161,8 @@ def solve_mean_clustered_logistic(X, Y, mask, alpha, cluster_strength, *, fit_in
     W = np.zeros((T, d)) if coef_init is None else np.array(coef_init, dtype=np.float64)
     if intercept_init is not None:
         b = np.array(intercept_init, dtype=np.float64)
-    elif fit_intercept:
-        rate = np.clip(design.segment_sum(y * inv_n), 1e-6, 1 - 1e-6)
+    elif fit_intercept:  # each task's log-odds, a half label of each class added
+        rate = (design.segment_sum(y) + 0.5) / (design.counts + 1.0)
         b = np.log(rate / (1.0 - rate))
     else:
         b = np.zeros(T)
@@ -1110,12 +1170,16 @@ def solve_mean_clustered_logistic(X, Y, mask, alpha, cluster_strength, *, fit_in
         b = np.zeros(T)
     lam = 2.0 * alpha * cluster_strength / T
     mu = 2.0 * alpha * (1.0 - cluster_strength) / T
+    pull = pull_intercepts and fit_intercept and T > 1
 
     def loss(z):
         return float(np.sum(inv_n * (np.logaddexp(0.0, z) - y * z)))
 
+    def objective(z, W, b):
+        return loss(z) + _penalty(W, alpha, cluster_strength, b if pull else None)
+
     z = design.matvec(W) + b[tasks]
-    value = loss(z) + _penalty(W, alpha, cluster_strength)
+    value = objective(z, W, b)
     n_iter, converged, decrement = 0, False, np.inf
     while n_iter < max_iter:
         p = expit(z)
@@ -1124,9 +1188,12 @@ def solve_mean_clustered_logistic(X, Y, mask, alpha, cluster_strength, *, fit_in
         grad = design.rmatvec(residual) + lam * W + mu * W.mean(axis=0)
         H = design.gram(weight)
         if fit_intercept:
-            grad = np.column_stack([grad, design.segment_sum(residual)])
+            grad_b = design.segment_sum(residual)
+            if pull:
+                grad_b = grad_b + lam * (b - b.mean())
+            grad = np.column_stack([grad, grad_b])
             H = _with_intercept(H, design.rmatvec(weight), design.segment_sum(weight))
-        step = _coupled_solve(H, -grad, alpha, cluster_strength, d)
+        step = _coupled_solve(H, -grad, alpha, cluster_strength, d, pull_last=pull)
         decrement = -float(np.vdot(grad, step))
         dW = step[:, :d]
         dz = design.matvec(dW)
@@ -1142,7 +1209,8 @@ def solve_mean_clustered_logistic(X, Y, mask, alpha, cluster_strength, *, fit_in
         size, slack = 1.0, 1e2 * np.finfo(float).eps * abs(value)
         while True:
             new_W = W + size * dW
-            new_value = loss(z + size * dz) + _penalty(new_W, alpha, cluster_strength)
+            new_b = b + size * step[:, d] if fit_intercept else b
+            new_value = objective(z + size * dz, new_W, new_b)
             if new_value <= value - 1e-4 * size * decrement + slack:
                 break
             size *= 0.5
@@ -1189,10 +1257,14 @@ def _predict_rows(X, W, b, task_index):
 
 
 class _MeanClusteredMixin:
+    """Scaling, coefficients in the user's units, the shared (mean) model, predictions."""
+
     _parameter_constraints = {
         "alpha": [Interval(Real, 0, None, closed="neither")],
         "cluster_strength": [Interval(Real, 0, None, closed="neither")],
         "fit_intercept": ["boolean"],
+        "standardize": ["boolean"],
+        "unknown_task": [StrOptions({"error", "shared"})],
     }
     _X_dtype = np.float64
 
@@ -1201,8 +1273,67 @@ class _MeanClusteredMixin:
         tags.input_tags.sparse = True
         return tags
 
+    def _scaled(self, X, row_weight):
+        """``(X / scale, scale)`` with ``standardize``, else ``(X, None)``."""
+        if not self.standardize:
+            return X, None
+        scale = column_scales(X, row_weight, self.fit_intercept)
+        return scale_columns(X, scale), scale
+
+    def _set_coef(self, W, b, scale=None):
+        """Store coefficients fitted on ``X / scale`` in the user's units, and the mean model."""
+        self.coef_ = W if scale is None else W / scale
+        self.intercept_ = np.asarray(b, dtype=np.float64)
+        self.shared_coef_ = self.coef_.mean(axis=0)
+        self.shared_intercept_ = float(self.intercept_.mean())
+
     def _decision(self, X):
         return np.asarray(safe_sparse_dot(X, self.coef_.T, dense_output=True)) + self.intercept_
+
+    def _shared_decision(self, X):
+        return (np.asarray(safe_sparse_dot(X, self.shared_coef_, dense_output=True)).ravel()
+                + self.shared_intercept_)
+
+
+def _check_two_classes(estimator, classes):
+    """Raise for a task with one class that shares no two-class label set with the others."""
+    for task, task_classes in zip(estimator.tasks_, classes):
+        where = "y" if estimator._layout == "1d" else f"Task {_hashable(task)!r}"
+        if len(task_classes) < 2:
+            raise ValueError(
+                f"{where} has only one class ({_hashable(task_classes[0])!r}) and no "
+                "label set shared with the other tasks; "
+                f"{type(estimator).__name__} fits binary tasks: a task may see one class "
+                "only when all tasks share two classes."
+            )
+
+
+class _BinaryLogisticMixin:
+    """Binary tasks with a logistic link: the class checks and the predictions of the
+    fitted ``coef_`` / ``intercept_`` (shared by the fixed-parameter and the CV classifier)."""
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_class = False
+        return tags
+
+    def _check_n_classes(self, classes):
+        super()._check_n_classes(classes)
+        _check_two_classes(self, classes)
+
+    def _predict_proba_raw(self, X):
+        positive = expit(self._decision(X))
+        return [np.column_stack([1.0 - p, p]) for p in positive.T]
+
+    def _predict_proba_shared(self, X):
+        p = expit(self._shared_decision(X))
+        return np.column_stack([1.0 - p, p])
+
+    def _predict_codes(self, X):
+        return (self._decision(X) > 0).astype(np.intp)
+
+    def _predict_task_codes(self, X, task_index):
+        return (_predict_rows(X, self.coef_, self.intercept_, task_index) > 0).astype(np.intp)
 
 
 class MeanClusteredRegressor(_MeanClusteredMixin, MultiTaskRegressorMixin, BaseEstimator):
@@ -1228,6 +1359,20 @@ class MeanClusteredRegressor(_MeanClusteredMixin, MultiTaskRegressorMixin, BaseE
         pooled ridge model with per-task intercepts. See Notes.
     fit_intercept : bool, default=True
         Fit an unpenalised intercept per task.
+    standardize : bool, default=False
+        Fit on the features divided by their standard deviation over the observed rows of
+        all tasks pooled (a row counts once per task that observes it; without intercepts,
+        the root mean square), glmnet's convention; ``coef_`` is reported in the user's
+        units. One scale for all tasks, not one per task: the penalty compares the tasks'
+        coefficients, which must share their units. The columns are not centred (the
+        intercepts absorb any shift; sparse X stays sparse) and a constant column is left
+        as it is. Off by default, so that the model is exactly the one above on the given
+        X (and its equivalences with scikit-learn's Ridge hold); the CV variant scales by
+        default.
+    unknown_task : {"error", "shared"}, default="error"
+        A task id not seen in fit, at predict or score time: raise
+        :class:`~skmtl.UnknownTaskError`, or (``"shared"``) predict it with the mean model,
+        ``X @ shared_coef_ + shared_intercept_``.
 
     Attributes
     ----------
@@ -1235,6 +1380,11 @@ class MeanClusteredRegressor(_MeanClusteredMixin, MultiTaskRegressorMixin, BaseE
         Task coefficients ``W`` (one row per task, also for a 1-D y).
     intercept_ : ndarray of shape (n_tasks,)
         Task intercepts (zeros when ``fit_intercept=False``).
+    shared_coef_ : ndarray of shape (n_features,)
+        The mean model ``w_bar = coef_.mean(axis=0)``, what every task is pulled towards:
+        the prediction for a task not seen in fit.
+    shared_intercept_ : float
+        The mean intercept, ``intercept_.mean()``.
     tasks_ : ndarray of shape (n_tasks,)
         Task labels: column positions, a DataFrame's column names or the sorted ``task_ids``.
     n_tasks_ : int
@@ -1307,39 +1457,54 @@ class MeanClusteredRegressor(_MeanClusteredMixin, MultiTaskRegressorMixin, BaseE
            [2.09]])
     """
 
-    def __init__(self, alpha=1.0, *, cluster_strength=1.0, fit_intercept=True):
+    def __init__(self, alpha=1.0, *, cluster_strength=1.0, fit_intercept=True, standardize=False,
+                 unknown_task="error"):
         self.alpha = alpha
         self.cluster_strength = cluster_strength
         self.fit_intercept = fit_intercept
+        self.standardize = standardize
+        self.unknown_task = unknown_task
 
     def _fit_multitask(self, X, Y, mask):
-        self.coef_, self.intercept_ = solve_mean_clustered(
-            X, Y, mask, self.alpha, self.cluster_strength, fit_intercept=self.fit_intercept)
+        X, scale = self._scaled(X, observation_weights(mask))
+        self._set_coef(*solve_mean_clustered(
+            X, Y, mask, self.alpha, self.cluster_strength, fit_intercept=self.fit_intercept),
+            scale)
 
     def _fit_long(self, X, y, task_index):
-        self.coef_, self.intercept_ = solve_mean_clustered(
+        X, scale = self._scaled(X, observation_weights(None, X.shape[0]))
+        self._set_coef(*solve_mean_clustered(
             X, y, None, self.alpha, self.cluster_strength, fit_intercept=self.fit_intercept,
-            task_index=task_index, n_tasks=self.n_tasks_)
+            task_index=task_index, n_tasks=self.n_tasks_), scale)
 
     def _predict_raw(self, X):
         return self._decision(X)
+
+    def _predict_shared(self, X):
+        return self._shared_decision(X)
 
     def _predict_tasks(self, X, task_index):
         return _predict_rows(X, self.coef_, self.intercept_, task_index)
 
 
-class MeanClusteredClassifier(_MeanClusteredMixin, MultiTaskClassifierMixin, BaseEstimator):
+class MeanClusteredClassifier(_BinaryLogisticMixin, _MeanClusteredMixin, MultiTaskClassifierMixin,
+                              BaseEstimator):
     r"""Multi-task binary logistic regression with every task pulled towards the mean task.
 
     Minimises over the task coefficients ``W = [w_1, ..., w_T]`` and intercepts ``b``::
 
         sum_t 1 / n_t * sum_{i in task t} log(1 + exp(-s_i (x_i w_t + b_t)))
         + alpha * (||w_bar||^2_2 + cluster_strength / T * sum_t ||w_t - w_bar||^2_2)
+        + alpha * cluster_strength / T * sum_t (b_t - b_bar)^2
 
     where task ``t`` has ``n_t`` observed labels, ``s_i = +1`` for the task's second class
-    (``classes_[t][1]``) and ``-1`` for its first, ``T`` is the number of tasks and
-    ``w_bar = (1 / T) * sum_t w_t`` is the mean task. The intercepts are not penalised.
-    Every task must be binary, with both classes observed.
+    (``classes_[t][1]``) and ``-1`` for its first, ``T`` is the number of tasks,
+    ``w_bar = (1 / T) * sum_t w_t`` is the mean task and ``b_bar`` the mean intercept (free,
+    unpenalised). Every task must be binary. In a binary multi-task problem (all tasks share
+    two classes) a task may have seen one class only: the last term, which pulls the
+    intercepts towards their mean as the coefficients are pulled, keeps its intercept finite
+    (without it, the loss of a one-class task falls towards 0 as its intercept runs off to
+    infinity). With one task it vanishes.
 
     Parameters
     ----------
@@ -1350,12 +1515,20 @@ class MeanClusteredClassifier(_MeanClusteredMixin, MultiTaskClassifierMixin, Bas
         l2-penalised logistic regression per task; larger values pull the tasks together and
         ``-> inf`` gives one pooled model with per-task intercepts. See Notes.
     fit_intercept : bool, default=True
-        Fit an unpenalised intercept per task.
+        Fit an intercept per task (pulled towards the mean intercept, see above).
+    standardize : bool, default=False
+        Fit on the features divided by their standard deviation over the observed rows of
+        all tasks pooled (see :class:`MeanClusteredRegressor`); ``coef_`` is reported in the
+        user's units.
     tol : float, default=1e-8
         Newton's method stops when half the squared Newton decrement (the quadratic model's
         estimate of the objective's distance to its minimum) is at most ``tol``.
     max_iter : int, default=50
         Maximum number of Newton steps; reaching it raises a ConvergenceWarning.
+    unknown_task : {"error", "shared"}, default="error"
+        A task id not seen in fit: raise :class:`~skmtl.UnknownTaskError`, or
+        (``"shared"``) give it the mean model's probabilities,
+        ``sigmoid(X @ shared_coef_ + shared_intercept_)`` for the second class.
 
     Attributes
     ----------
@@ -1363,6 +1536,10 @@ class MeanClusteredClassifier(_MeanClusteredMixin, MultiTaskClassifierMixin, Bas
         Task coefficients ``W`` (one row per task, also for a 1-D y).
     intercept_ : ndarray of shape (n_tasks,)
         Task intercepts (zeros when ``fit_intercept=False``).
+    shared_coef_ : ndarray of shape (n_features,)
+        The mean model ``w_bar = coef_.mean(axis=0)``.
+    shared_intercept_ : float
+        The mean intercept ``b_bar = intercept_.mean()``.
     n_iter_ : int
         Number of Newton steps taken.
     classes_ : ndarray or list of ndarray
@@ -1390,12 +1567,15 @@ class MeanClusteredClassifier(_MeanClusteredMixin, MultiTaskClassifierMixin, Bas
     solution is unique. ``c < 1`` penalises the deviations less than the mean (tasks drift
     apart), ``c = 1`` decouples the tasks, ``c > 1`` pulls them together:
 
-    - ``c = 1``: independent problems ``1 / n_t sum log(1 + exp(-s z)) + alpha / T ||w_t||^2``.
-      Dividing by ``2 alpha / T`` gives scikit-learn's ``0.5 ||w||^2 + C sum log-loss``:
-      ``LogisticRegression(C=T / (2 * n_t * alpha))`` on the task's rows (one task:
-      ``C = 1 / (2 n alpha)``).
-    - ``c -> inf``: one shared ``w`` with penalty ``alpha ||w||^2``, per-task intercepts and
-      each row weighted by ``1 / n_t``.
+    - ``c = 1``: the coefficients are independent problems
+      ``1 / n_t sum log(1 + exp(-s z)) + alpha / T ||w_t||^2``, coupled only through the pull
+      of the intercepts. Without intercepts (or without that pull, ``pull_intercepts=False``
+      in :func:`solve_mean_clustered_logistic`), dividing by ``2 alpha / T`` gives
+      scikit-learn's ``0.5 ||w||^2 + C sum log-loss``:
+      ``LogisticRegression(C=T / (2 * n_t * alpha))`` on the task's rows (one task, where
+      the pull vanishes: ``C = 1 / (2 n alpha)``).
+    - ``c -> inf``: one shared ``w`` with penalty ``alpha ||w||^2`` and one shared
+      intercept, each row weighted by ``1 / n_t``.
 
     Solver: Newton's method. The Hessian is block diagonal over tasks (the
     ``(d + 1) x (d + 1)`` matrix ``[X_t, 1]^T D_t [X_t, 1] / n_t`` with the logistic weights
@@ -1437,48 +1617,29 @@ class MeanClusteredClassifier(_MeanClusteredMixin, MultiTaskClassifierMixin, Bas
         "max_iter": [Interval(Integral, 1, None, closed="left")],
     }
 
-    def __init__(self, alpha=1.0, *, cluster_strength=1.0, fit_intercept=True, tol=1e-8,
-                 max_iter=50):
+    def __init__(self, alpha=1.0, *, cluster_strength=1.0, fit_intercept=True, standardize=False,
+                 tol=1e-8, max_iter=50, unknown_task="error"):
         self.alpha = alpha
         self.cluster_strength = cluster_strength
         self.fit_intercept = fit_intercept
+        self.standardize = standardize
         self.tol = tol
         self.max_iter = max_iter
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.classifier_tags.multi_class = False
-        return tags
-
-    def _check_n_classes(self, classes):
-        super()._check_n_classes(classes)
-        for task, task_classes in zip(self.tasks_, classes):
-            where = "y" if self._layout == "1d" else f"Task {_hashable(task)!r}"
-            if len(task_classes) < 2:
-                raise ValueError(
-                    f"{where} has only one class ({_hashable(task_classes[0])!r}); "
-                    f"{type(self).__name__} fits binary tasks and needs both classes observed "
-                    "in every task."
-                )
+        self.unknown_task = unknown_task
 
     def _fit_multitask(self, X, Y, mask):
-        self.coef_, self.intercept_, self.n_iter_ = solve_mean_clustered_logistic(
+        X, scale = self._scaled(X, observation_weights(mask))
+        W, b, self.n_iter_ = solve_mean_clustered_logistic(
             X, Y, mask, self.alpha, self.cluster_strength, fit_intercept=self.fit_intercept,
             tol=self.tol, max_iter=self.max_iter)
+        self._set_coef(W, b, scale)
 
     def _fit_long(self, X, y, task_index):
-        self.coef_, self.intercept_, self.n_iter_ = solve_mean_clustered_logistic(
+        X, scale = self._scaled(X, observation_weights(None, X.shape[0]))
+        W, b, self.n_iter_ = solve_mean_clustered_logistic(
             X, y, None, self.alpha, self.cluster_strength, fit_intercept=self.fit_intercept,
             tol=self.tol, max_iter=self.max_iter, task_index=task_index,
             n_tasks=self.n_tasks_)
+        self._set_coef(W, b, scale)
 
-    def _predict_proba_raw(self, X):
-        positive = expit(self._decision(X))
-        return [np.column_stack([1.0 - p, p]) for p in positive.T]
-
-    def _predict_codes(self, X):
-        return (self._decision(X) > 0).astype(np.intp)
-
-    def _predict_task_codes(self, X, task_index):
-        return (_predict_rows(X, self.coef_, self.intercept_, task_index) > 0).astype(np.intp)
 

@@ -72,14 +72,86 @@ def _check_inputs(X, Y, mask, q, datafit):
     return Y, mask
 
 
+def _pulls(datafit, fit_intercept, n_tasks):
+    """Whether the intercepts are pulled towards their mean (logistic, intercepts, T >= 2)."""
+    return datafit == "logistic" and fit_intercept and n_tasks > 1
+
+
 def _setup(X, Y, mask, datafit, fit_intercept):
-    design = MaskedDesign(X, mask, center=fit_intercept)
+    # pulled intercepts are those of the user's X: no centring of the design then
+    pull = _pulls(datafit, fit_intercept, mask.shape[1])
+    design = MaskedDesign(X, mask, center=fit_intercept and not pull)
     y_obs = Y[design.obs_row, design.obs_task]
     if datafit == "logistic":
         labels = np.unique(y_obs)
         if not np.all(np.isin(labels, (0.0, 1.0))):
             raise ValueError(f"logistic labels must be 0 or 1; got {labels[:5].tolist()}.")
-    return design, _DATAFITS[datafit](design, y_obs, fit_intercept)
+    fit = _DATAFITS[datafit](design, y_obs, fit_intercept)
+    fit.pull = 1.0 / (4.0 * design.n_t) if pull else None
+    return design, fit
+
+
+# -- pulled intercepts (logistic) ---------------------------------------------------------------
+# With several tasks, the logistic intercepts get the penalty
+#     sum_t kappa_t / 2 * (b_t - b_bar)^2,  kappa_t = 1 / (4 n_t),
+#     b_bar = sum_t kappa_t b_t / sum_t kappa_t,
+# a Gaussian prior on each intercept around the (precision-weighted) mean intercept worth one
+# label of its task (1 / 4 is the curvature of one label's log loss at probability 1 / 2, and
+# each label weighs 1 / n_t). It keeps the intercept of a task that saw one class finite, and
+# fades as a task's labels grow in number. Its gradient is kappa_t (b_t - b_bar) (the
+# derivative through b_bar vanishes) and its Hessian diag(kappa) - kappa kappa^T / sum(kappa).
+def _pull_value(b, kappa):
+    centre = kappa @ b / kappa.sum()
+    return 0.5 * float(kappa @ (b - centre) ** 2)
+
+
+def _pull_gradient(b, kappa):
+    return kappa * (b - kappa @ b / kappa.sum())
+
+
+def _pulled_intercept_newton(design, signs, z, b, kappa):
+    """One Newton step on the intercepts (W fixed), with a backtracking line search.
+
+    Updates ``z`` and ``b`` in place and returns the new per-observation derivatives ``v``.
+    The Hessian ``diag(h + kappa) - kappa kappa^T / sum(kappa)`` is inverted by
+    Sherman-Morrison.
+    """
+    tasks, n_t = design.obs_task, design.n_t
+    u = -signs * z
+    p = np.exp(-np.logaddexp(0.0, -u))  # sigmoid(-s z)
+    v = -signs * p
+    g = np.bincount(tasks, weights=v, minlength=b.shape[0]) / n_t + _pull_gradient(b, kappa)
+    h = np.bincount(tasks, weights=p * (1.0 - p), minlength=b.shape[0]) / n_t
+    D = h + kappa
+    Dg, Dk = g / D, kappa / D
+    denominator = kappa.sum() - kappa @ Dk
+    step = -(Dg + Dk * (kappa @ Dg) / denominator) if denominator > 0 else -Dg
+
+    def value(shift):
+        losses = np.logaddexp(0.0, -signs * (z + shift[tasks]))
+        return float(np.sum(np.bincount(tasks, weights=losses, minlength=b.shape[0]) / n_t)
+                     ) + _pull_value(b + shift, kappa)
+
+    before, size = value(np.zeros_like(b)), 1.0
+    slope = float(g @ step)
+    while size > 1e-10 and value(size * step) > before + 1e-4 * size * slope:
+        size *= 0.5
+    if size > 1e-10:
+        b += size * step
+        z += size * step[tasks]
+    return -signs * np.exp(-np.logaddexp(0.0, signs * z))
+
+
+def _pulled_intercepts(design, signs, z, kappa, b=None, max_iter=100):
+    """The optimal pulled intercepts for linear predictors ``z`` (without intercepts)."""
+    b = np.zeros(design.n_tasks) if b is None else b.copy()
+    z = z + b[design.obs_task]
+    for _ in range(max_iter):
+        before = b.copy()
+        _pulled_intercept_newton(design, signs, z, b, kappa)
+        if np.max(np.abs(b - before)) <= 1e-12 * max(1.0, np.max(np.abs(b))):
+            break
+    return b
 
 
 def block_sparse_alpha_max(X, Y, mask=None, q=2, fit_intercept=True, datafit="quadratic"):
@@ -129,7 +201,9 @@ def _gradient_at_zero(design, datafit, fit_intercept):
     W = np.zeros((design.n_tasks, design.n_features))
     if datafit.logistic:
         b = np.zeros(design.n_tasks)
-        if fit_intercept:
+        if datafit.pull is not None:
+            b = _pulled_intercepts(design, datafit.signs, np.zeros(design.n_obs), datafit.pull)
+        elif fit_intercept:
             b = _logit_of_task_means(design, datafit)
         _, v = datafit.init_state(W, b)
         return datafit.neg_gradient(v)
@@ -154,6 +228,11 @@ def solve_block_sparse(X, Y, mask, alpha, *, q=2, datafit="quadratic", fit_inter
 
     with ``loss(y, z) = (y - z)^2 / 2`` (``"quadratic"``) or ``log(1 + exp(-s z))``,
     ``s = 2 y - 1`` (``"logistic"``, y in {0, 1}); ``n_t`` is task t's number of observed rows.
+    The logistic loss with intercepts and two tasks or more adds the pull of the intercepts,
+    ``sum_t kappa_t / 2 (b_t - b_bar)^2`` with ``kappa_t = 1 / (4 n_t)`` and ``b_bar`` their
+    kappa-weighted mean (see :class:`~skmtl.linear.BlockSparseClassifier`): it keeps the
+    intercept of a task whose labels are all one class finite. The design is then not
+    centred (the pulled intercepts are those of the given X).
 
     Parameters
     ----------
@@ -444,9 +523,13 @@ class _BCDProblem:
         self.Wt = np.ascontiguousarray(W0.T, dtype=np.float64)
         self.Lt = np.ascontiguousarray(datafit.lipschitz.T)
         self.mut = np.ascontiguousarray(datafit.mu.T)
+        self.pull = getattr(datafit, "pull", None)
         if self.logistic:
             if not fit_intercept:
                 self.b = np.zeros(design.n_tasks)
+            elif self.pull is not None:  # W0's optimal intercepts, or b0 (no shift)
+                self.b = (_pulled_intercepts(design, datafit.signs, design.predict_obs(W0),
+                                             self.pull) if b0 is None else b0.copy())
             elif b0 is None:  # the intercept-only optimum, exact when W0 = 0
                 self.b = _logit_of_task_means(design, datafit) + W0 @ design.x_shift
             else:
@@ -467,7 +550,9 @@ class _BCDProblem:
         d = self.design
         _bcd_epoch(*d._args(), d.n_t, self.Wt, self.v, self.z, self.c, self.signs, self.mut,
                    self.Lt, self.penalty.alpha, self.penalty.q_inf, self.logistic, ws)
-        if self.logistic and self.fit_intercept:
+        if self.pull is not None:
+            self.v[:] = _pulled_intercept_newton(d, self.signs, self.z, self.b, self.pull)
+        elif self.logistic and self.fit_intercept:
             _logistic_intercept_step(d.obs_task, d.n_t, self.z, self.v, self.signs, self.b)
 
     def neg_gradient(self, features=None):
@@ -477,6 +562,8 @@ class _BCDProblem:
 
     def objective(self):
         loss = self.datafit.value(self.z) if self.logistic else self.datafit.value(self.v, self.c)
+        if self.pull is not None:
+            loss += _pull_value(self.b, self.pull)
         return loss + self.penalty.value(self.W)
 
     # Anderson: coefficients from (W[ws], b); the per-observation state is affine in them.
@@ -526,7 +613,10 @@ class _BCDProblem:
             return max(primal - dual, 0.0) / primal, G
         kkt = float(np.max(self.penalty.subdiff_distance(W, G), initial=0.0))
         if self.logistic and self.fit_intercept:
-            kkt = max(kkt, float(np.max(np.abs(self.datafit.intercept_gradient(self.v)))))
+            g_b = self.datafit.intercept_gradient(self.v)
+            if self.pull is not None:
+                g_b = g_b + _pull_gradient(self.b, self.pull)
+            kkt = max(kkt, float(np.max(np.abs(g_b))))
         if self.kkt_scale is None:
             self.kkt_scale = self._kkt_scale()
         return kkt / self.kkt_scale, G

@@ -14,7 +14,7 @@ from skmtl.baselines import IndependentTasks, PooledTasks
 from skmtl.linear._block_sparse import BlockSparseClassifier, BlockSparseRegressor
 from skmtl.linear._block_sparse_cv import BlockSparseClassifierCV, BlockSparseRegressorCV
 from skmtl.linear._mean_clustered import MeanClusteredClassifier, MeanClusteredRegressor
-from skmtl.linear._mean_clustered_cv import MeanClusteredRegressorCV
+from skmtl.linear._mean_clustered_cv import MeanClusteredClassifierCV, MeanClusteredRegressorCV
 
 # class name -> unfitted instances covering its regression and classification modes.
 INSTANCES = {
@@ -28,25 +28,27 @@ INSTANCES = {
     "BlockSparseClassifier": [BlockSparseClassifier(alpha=0.01, tol=1e-10)],
 }
 
-# small grid and 3 folds: the checks fit often
+# small grids passed by hand and 3 folds: the checks fit often, and compare fits whose folds
+# differ (long rows against wide rows, permuted tasks), where a default grid would be extended
+# differently on their nearly noise-free data (its optimum: alpha -> 0)
 INSTANCES["MeanClusteredRegressorCV"] = [
-    MeanClusteredRegressorCV(n_alphas=3, cluster_strengths=(1.0, 5.0), cv=3)]
-# small grid, 3 folds, and the tight tolerance of the fixed-alpha instances
+    MeanClusteredRegressorCV(alphas=(10.0, 0.1, 1e-3), cluster_strengths=(1.0, 5.0), cv=3)]
+# (one alpha: a larger grid picks other points from the folds of long rows and of wide rows)
+INSTANCES["MeanClusteredClassifierCV"] = [
+    MeanClusteredClassifierCV(alphas=(0.1,), cluster_strengths=(1.0, 5.0), cv=3)]
+# the tight tolerance of the fixed-alpha instances
+_ALPHAS = (1.0, 0.1, 0.01, 1e-3)
 INSTANCES["BlockSparseRegressorCV"] = [
-    BlockSparseRegressorCV(n_alphas=4, cv=3, tol=1e-10),
-    BlockSparseRegressorCV(n_alphas=4, q=np.inf, cv=3, tol=1e-10),
-    BlockSparseRegressorCV(n_alphas=4, cv=3, tol=1e-10, relax=True)]
-# alphas down to alpha_max / 10 only: near-separable check data make the logistic path slow below
+    BlockSparseRegressorCV(alphas=_ALPHAS, cv=3, tol=1e-10),
+    # (one alpha: a larger grid picks other points from the folds of long rows and of wide rows)
+    BlockSparseRegressorCV(alphas=(0.01,), q=np.inf, cv=3, tol=1e-10),
+    BlockSparseRegressorCV(alphas=(0.01,), cv=3, tol=1e-10, relax=True)]
+# alphas down to 0.01 only: near-separable check data make the logistic path slow below
 INSTANCES["BlockSparseClassifierCV"] = [
-    BlockSparseClassifierCV(n_alphas=4, eps=0.1, cv=3, tol=1e-10)]
+    BlockSparseClassifierCV(alphas=(1.0, 0.1, 0.03, 0.01), cv=3, tol=1e-10)]
 
 # class name -> {check name: reason}, for scikit-learn's checks.
-SKLEARN_EXPECTED_FAILURES = {
-    "BlockSparseRegressorCV": {
-        "check_non_transformer_estimators_n_iter": "iris's sorted target makes every test fold "
-        "constant (all R^2 = 0), so alpha_ = alpha_max, whose refit W = 0 takes 0 epochs",
-    },
-}
+SKLEARN_EXPECTED_FAILURES = {}
 
 # class name -> {check name: reason}, for skmtl's multi-task checks.
 MULTITASK_EXPECTED_FAILURES = {}

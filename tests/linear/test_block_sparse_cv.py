@@ -47,6 +47,11 @@ def classification(n=150, d=6, T=3, missing=0.2, seed=0):
     return X, Y
 
 
+def fold_weights(model, cv, X, Y):
+    """The number of test labels of each fold of ``cv``: the weights of the pooled mean."""
+    return np.array([np.sum(~np.isnan(Y[test])) for _, test in cv.split(X, Y)])
+
+
 def split_scores(model):
     """The (n_alphas, n_folds) score path from cv_results_."""
     n_folds = sum(key.startswith("split") for key in model.cv_results_)
@@ -58,15 +63,18 @@ def split_scores(model):
                                               (BlockSparseClassifierCV, classification)])
 def test_alpha_is_the_argmax_of_the_mean_cv_score(Estimator, data):
     X, Y = data()
-    model = Estimator(n_alphas=12, cv=4, tol=1e-8).fit(X, Y)
+    cv = MultiTaskKFold(4, shuffle=True, random_state=0)
+    model = Estimator(standardize=False, n_alphas=12, cv=cv, tol=1e-8).fit(X, Y)
     scores = split_scores(model)
     assert scores.shape == (12, 4)
-    mean = scores.mean(axis=1)
-    np.testing.assert_array_equal(model.cv_results_["mean_test_score"], mean)
+    # the pooled criterion: the split scores weighted by their numbers of test labels
+    weights = fold_weights(model, cv, X, Y)
+    mean = scores @ weights / weights.sum()
+    np.testing.assert_allclose(model.cv_results_["mean_test_score"], mean, rtol=1e-12)
     best = int(np.argmax(mean))
     assert 0 < best < 11  # an interior choice: the grid brackets the optimum
     assert model.alpha_ == model.alphas_[best]
-    assert model.best_score_ == mean[best]
+    assert np.isclose(model.best_score_, mean[best], rtol=1e-12)
     assert model.cv_results_["rank_test_score"][best] == 1
     np.testing.assert_array_equal(model.cv_results_["param_alpha"], model.alphas_)
     assert model.cv_results_["params"][best] == {"alpha": model.alpha_}
@@ -77,7 +85,7 @@ def test_alpha_is_the_argmax_of_the_mean_cv_score(Estimator, data):
                                               (BlockSparseClassifierCV, classification)])
 def test_default_grid_runs_from_alpha_max_computed_on_all_the_data(Estimator, data):
     X, Y = data()
-    model = Estimator(n_alphas=5, eps=1e-2, cv=3).fit(X, Y)
+    model = Estimator(standardize=False, n_alphas=5, eps=1e-2, cv=3).fit(X, Y)
     mask = ~np.isnan(Y)
     datafit = "logistic" if Estimator is BlockSparseClassifierCV else "quadratic"
     alpha_max = block_sparse_alpha_max(X, np.nan_to_num(Y), mask, datafit=datafit)
@@ -90,7 +98,7 @@ def test_default_grid_runs_from_alpha_max_computed_on_all_the_data(Estimator, da
 
 def test_refit_is_the_fixed_alpha_model():
     X, Y = regression(seed=1)
-    model = BlockSparseRegressorCV(n_alphas=8, q=np.inf, cv=3).fit(X, Y)
+    model = BlockSparseRegressorCV(standardize=False, n_alphas=8, q=np.inf, cv=3).fit(X, Y)
     fixed = BlockSparseRegressor(alpha=model.alpha_, q=np.inf).fit(X, Y)
     np.testing.assert_array_equal(model.coef_, fixed.coef_)
     np.testing.assert_array_equal(model.intercept_, fixed.intercept_)
@@ -114,9 +122,11 @@ def test_path_points_equal_cold_fits_on_their_fold(q):
         return r2_score(Y_test, estimator.predict(X_test))
 
     alphas = [0.5, 0.2, 0.05, 0.01]
-    model = BlockSparseRegressorCV(alphas=alphas, q=q, cv=cv, tol=TIGHT, scoring=record)
+    model = BlockSparseRegressorCV(standardize=False, alphas=alphas, q=q, cv=cv, tol=TIGHT,
+                                   scoring=record)
     model.fit(X, Y)
-    builtin = BlockSparseRegressorCV(alphas=alphas, q=q, cv=cv, tol=TIGHT).fit(X, Y)
+    builtin = BlockSparseRegressorCV(standardize=False, alphas=alphas, q=q, cv=cv,
+                                     tol=TIGHT).fit(X, Y)
     for k, (train, test) in enumerate(cv.split(X, Y)):
         for i, alpha in enumerate(alphas):
             cold = BlockSparseRegressor(alpha, q=q, tol=TIGHT).fit(X[train], Y[train])
@@ -127,8 +137,10 @@ def test_path_points_equal_cold_fits_on_their_fold(q):
             np.testing.assert_allclose(path[k * len(alphas) + i], cold.coef_, atol=1e-8)
             score = r2_score(Y[test], cold.predict(X[test]))
             assert np.isclose(model.cv_results_[f"split{k}_test_score"][i], score, rtol=1e-8)
-            # the built-in score (from the coefficients) is the masked mean R^2
-            assert np.isclose(builtin.cv_results_[f"split{k}_test_score"][i], score, rtol=1e-8)
+            # the built-in score (from the coefficients) is minus the pooled test MSE
+            observed = ~np.isnan(Y[test])
+            mse = np.mean((Y[test] - cold.predict(X[test]))[observed] ** 2)
+            assert np.isclose(builtin.cv_results_[f"split{k}_test_score"][i], -mse, rtol=1e-8)
     assert len(path) == 3 * len(alphas)
 
 
@@ -136,17 +148,21 @@ def test_classifier_path_points_equal_cold_fits_and_score_is_log_loss():
     X, Y = classification(seed=3)
     cv = MultiTaskKFold(3, shuffle=True, random_state=1)
     alphas = [0.2, 0.05, 0.01]
-    model = BlockSparseClassifierCV(alphas=alphas, cv=cv, tol=TIGHT).fit(X, Y)
+    model = BlockSparseClassifierCV(standardize=False, alphas=alphas, cv=cv, tol=TIGHT).fit(X, Y)
+    by_name = BlockSparseClassifierCV(standardize=False, alphas=alphas, cv=cv, tol=TIGHT,
+                                      scoring="neg_log_loss").fit(X, Y)
     for k, (train, test) in enumerate(cv.split(X, Y)):
         for i, alpha in enumerate(alphas):
             cold = BlockSparseClassifier(alpha, tol=TIGHT).fit(X[train], Y[train])
+            # the default: the log loss of every test label, pooled over tasks
+            observed = ~np.isnan(Y[test])
+            p1 = np.column_stack([p[:, 1] for p in cold.predict_proba(X[test])])[observed]
+            y = Y[test][observed]
+            pooled = -np.mean(y * np.log(p1) + (1 - y) * np.log1p(-p1))
+            assert np.isclose(model.cv_results_[f"split{k}_test_score"][i], -pooled, rtol=1e-6)
+            # "neg_log_loss": the mean over tasks of each task's log loss
             loss = log_loss(Y[test], cold.predict_proba(X[test]))
-            assert np.isclose(model.cv_results_[f"split{k}_test_score"][i], -loss, rtol=1e-6)
-    by_name = BlockSparseClassifierCV(alphas=alphas, cv=cv, tol=TIGHT,
-                                      scoring="neg_log_loss").fit(X, Y)
-    np.testing.assert_allclose(model.cv_results_["mean_test_score"],
-                               by_name.cv_results_["mean_test_score"], rtol=1e-9)
-    assert model.alpha_ == by_name.alpha_
+            assert np.isclose(by_name.cv_results_[f"split{k}_test_score"][i], -loss, rtol=1e-6)
 
 
 @pytest.mark.parametrize("solver", ["auto", "bcd"])
@@ -157,7 +173,7 @@ def test_complete_y_curve_equals_multitask_lasso_cv(solver):
     cv = list(KFold(4, shuffle=True, random_state=0).split(X))
     alphas = np.geomspace(1.0, 1e-3, 8)
     reference = MultiTaskLassoCV(alphas=alphas, cv=cv, tol=1e-14, max_iter=100_000).fit(X, Y)
-    model = BlockSparseRegressorCV(alphas=alphas, cv=cv, tol=TIGHT,
+    model = BlockSparseRegressorCV(standardize=False, alphas=alphas, cv=cv, tol=TIGHT,
                                    scoring="neg_mean_squared_error")
     model._solver = solver  # "auto" delegates to MultiTaskLasso; "bcd" is skmtl's own
     model.fit(X, Y)
@@ -196,7 +212,8 @@ def test_relaxed_fits_on_a_fold_are_the_lasso_mixed_with_least_squares_on_its_su
         return r2_score(Y_test, estimator.predict(X_test))
 
     alphas = [100.0, 0.3, 0.1, 0.03, 0.01]  # from above alpha_max: the empty support
-    model = BlockSparseRegressorCV(alphas=alphas, relax=True, gammas=[0.0, 1.0, 0.5], cv=cv,
+    model = BlockSparseRegressorCV(standardize=False, alphas=alphas, relax=True,
+                                   gammas=[0.0, 1.0, 0.5], cv=cv,
                                    tol=TIGHT, scoring=record).fit(X, Y)
     np.testing.assert_array_equal(model.gammas_, [1.0, 0.5, 0.0])
     assert len(path) == 3 * len(alphas) * 3  # every support is small enough to refit
@@ -227,11 +244,11 @@ def test_relaxed_fits_on_a_fold_are_the_lasso_mixed_with_least_squares_on_its_su
 def test_gamma_1_reproduces_relax_false_exactly():
     X, Y = regression(seed=9)
     params = dict(n_alphas=8, cv=3, tol=1e-8)
-    plain = BlockSparseRegressorCV(**params).fit(X, Y)
+    plain = BlockSparseRegressorCV(standardize=False, **params).fit(X, Y)
     assert plain.gamma_ == 1.0 and "param_gamma" not in plain.cv_results_
     np.testing.assert_array_equal(plain.gammas_, [1.0])
-    only_1 = BlockSparseRegressorCV(**params, relax=True, gammas=[1.0]).fit(X, Y)
-    relaxed = BlockSparseRegressorCV(**params, relax=True).fit(X, Y)
+    only_1 = BlockSparseRegressorCV(standardize=False, **params, relax=True, gammas=[1.0]).fit(X, Y)
+    relaxed = BlockSparseRegressorCV(standardize=False, **params, relax=True).fit(X, Y)
     for model in (only_1, relaxed):
         # the gamma = 1 points of the grid are relax=False's, bit for bit
         n_gammas = model.gammas_.size
@@ -247,10 +264,13 @@ def test_gamma_1_reproduces_relax_false_exactly():
 
 def test_alpha_and_gamma_are_the_argmax_of_the_mean_cv_score_and_coef_is_relaxed():
     X, Y = regression(seed=10)
-    model = BlockSparseRegressorCV(n_alphas=10, relax=True, cv=4, tol=TIGHT).fit(X, Y)
+    cv = MultiTaskKFold(4, shuffle=True, random_state=0)
+    model = BlockSparseRegressorCV(standardize=False, n_alphas=10, relax=True, cv=cv,
+                                   tol=TIGHT).fit(X, Y)
     np.testing.assert_array_equal(model.gammas_, [1.0, 0.75, 0.5, 0.25, 0.0])
-    mean = split_scores(model).mean(axis=1)
-    np.testing.assert_array_equal(model.cv_results_["mean_test_score"], mean)
+    weights = fold_weights(model, cv, X, Y)
+    mean = split_scores(model) @ weights / weights.sum()
+    np.testing.assert_allclose(model.cv_results_["mean_test_score"], mean, rtol=1e-12)
     grid = mean.reshape(10, 5)  # alpha-major
     np.testing.assert_array_equal(model.cv_results_["param_alpha"],
                                   np.repeat(model.alphas_, 5))
@@ -258,7 +278,7 @@ def test_alpha_and_gamma_are_the_argmax_of_the_mean_cv_score_and_coef_is_relaxed
     i, g = np.unravel_index(np.argmax(grid), grid.shape)
     assert (model.alpha_, model.gamma_) == (model.alphas_[i], model.gammas_[g])
     assert model.gamma_ < 1.0  # relaxation is chosen: the test checks the relaxed refit
-    assert model.best_score_ == grid[i, g] > grid[:, 0].max()
+    assert np.isclose(model.best_score_, grid[i, g]) and grid[i, g] > grid[:, 0].max()
     assert model.cv_results_["params"][5 * i + g] == {"alpha": model.alpha_,
                                                       "gamma": model.gamma_}
     assert model.cv_results_["rank_test_score"][5 * i + g] == 1
@@ -282,7 +302,8 @@ def test_supports_too_large_to_refit_score_nan_and_are_never_chosen():
     Y = X[:, :2] @ rng.normal(size=(2, 2)) + 0.5 * rng.normal(size=(24, 2))
     cv = KFold(3)
     alphas = np.array([1.0, 0.3, 0.1, 0.05, 0.03])
-    model = BlockSparseRegressorCV(alphas=alphas, relax=True, gammas=[0.0, 1.0], cv=cv,
+    model = BlockSparseRegressorCV(standardize=False, alphas=alphas, relax=True,
+                                   gammas=[0.0, 1.0], cv=cv,
                                    tol=1e-8).fit(X, Y)
     scores = split_scores(model).reshape(5, 2, 3)  # (alpha, gamma, fold)
     too_large = np.zeros((5, 3), dtype=bool)
@@ -298,15 +319,16 @@ def test_supports_too_large_to_refit_score_nan_and_are_never_chosen():
     assert np.isfinite(model.best_score_)
     # without gamma = 1 and with only alphas too small to refit, nothing can be scored
     with pytest.raises(ValueError, match="No alpha has a support small enough to refit"):
-        BlockSparseRegressorCV(alphas=alphas[too_large.all(axis=1)], relax=True, gammas=[0.0],
+        BlockSparseRegressorCV(standardize=False, alphas=alphas[too_large.all(axis=1)],
+                               relax=True, gammas=[0.0],
                                cv=cv, tol=1e-8).fit(X, Y)
 
 
 # -- formats and execution ----------------------------------------------------------------------
 def test_n_jobs_gives_the_same_results():
     X, Y = regression(seed=5)
-    one = BlockSparseRegressorCV(n_alphas=6, cv=3).fit(X, Y)
-    two = BlockSparseRegressorCV(n_alphas=6, cv=3, n_jobs=2).fit(X, Y)
+    one = BlockSparseRegressorCV(standardize=False, n_alphas=6, cv=3).fit(X, Y)
+    two = BlockSparseRegressorCV(standardize=False, n_alphas=6, cv=3, n_jobs=2).fit(X, Y)
     np.testing.assert_array_equal(split_scores(one), split_scores(two))
     np.testing.assert_array_equal(one.coef_, two.coef_)
     assert one.alpha_ == two.alpha_
@@ -336,8 +358,8 @@ def test_sparse_X_gives_the_dense_results(relax):
     X, Y = regression(seed=7)
     X[np.abs(X) < 0.5] = 0.0
     params = dict(n_alphas=6, cv=3, tol=TIGHT, relax=relax)
-    dense = BlockSparseRegressorCV(**params).fit(X, Y)
-    sparse = BlockSparseRegressorCV(**params).fit(sp.csr_matrix(X), Y)
+    dense = BlockSparseRegressorCV(standardize=False, **params).fit(X, Y)
+    sparse = BlockSparseRegressorCV(standardize=False, **params).fit(sp.csr_matrix(X), Y)
     np.testing.assert_allclose(sparse.alphas_, dense.alphas_, rtol=1e-12)
     np.testing.assert_allclose(split_scores(sparse), split_scores(dense), rtol=1e-7)
     np.testing.assert_allclose(sparse.coef_, dense.coef_, atol=1e-7)
@@ -348,7 +370,7 @@ def test_constant_targets_give_a_grid_of_tiny_alphas_and_zero_coefficients():
     # alpha_max = 0: nothing to explain; as LassoCV, every alpha is the float resolution
     X, _ = regression()
     Y = np.tile([1.0, -2.0, 3.0], (X.shape[0], 1))
-    model = BlockSparseRegressorCV(n_alphas=3, cv=3).fit(X, Y)
+    model = BlockSparseRegressorCV(standardize=False, n_alphas=3, cv=3).fit(X, Y)
     np.testing.assert_array_equal(model.alphas_, np.full(3, np.finfo(np.float64).resolution))
     np.testing.assert_allclose(model.coef_, 0.0, atol=1e-12)
     np.testing.assert_allclose(model.intercept_, [1.0, -2.0, 3.0])
@@ -356,9 +378,9 @@ def test_constant_targets_give_a_grid_of_tiny_alphas_and_zero_coefficients():
 
 def test_single_task_1d_y():
     X, Y = regression(missing=0.0)
-    model = BlockSparseRegressorCV(n_alphas=5, cv=3).fit(X, Y[:, 0])
+    model = BlockSparseRegressorCV(standardize=False, n_alphas=5, cv=3).fit(X, Y[:, 0])
     assert model.coef_.shape == (1, X.shape[1]) and model.predict(X).shape == (X.shape[0],)
-    classifier = BlockSparseClassifierCV(n_alphas=5, cv=3).fit(X, Y[:, 0] > 1.0)
+    classifier = BlockSparseClassifierCV(standardize=False, n_alphas=5, cv=3).fit(X, Y[:, 0] > 1.0)
     assert classifier.predict(X).dtype == bool and classifier.predict(X).shape == (X.shape[0],)
 
 
@@ -382,7 +404,7 @@ def test_single_task_1d_y():
 def test_bad_parameters_raise(params, match):
     X, Y = regression()
     with pytest.raises(ValueError, match=match):
-        BlockSparseRegressorCV(**params).fit(X, Y)
+        BlockSparseRegressorCV(standardize=False, **params).fit(X, Y)
 
 
 def test_classifier_rejects_a_three_class_task_naming_it():
@@ -393,19 +415,29 @@ def test_classifier_rejects_a_three_class_task_naming_it():
         BlockSparseClassifierCV().fit(X, Y)
 
 
-def test_classifier_rejects_a_training_fold_with_one_class_of_a_task():
+def test_classifier_fits_a_training_fold_with_one_class_of_a_task():
+    # a binary problem: a fold (and its refit) may hold a single class of a task
     X, Y = classification(missing=0.0)
     Y[:, 2] = np.r_[np.zeros(100), np.ones(50)]
-    with pytest.raises(ValueError, match=r"Training fold 2 of cv holds a single class of "
-                                         r"task\(s\) 2"):
-        BlockSparseClassifierCV(cv=KFold(3)).fit(X, Y)
+    alphas = [0.1, 0.03]
+    model = BlockSparseClassifierCV(standardize=False, alphas=alphas, cv=KFold(3),
+                                    tol=TIGHT).fit(X, Y)
+    train, test = list(KFold(3).split(X))[2]  # task 2 is all 0 in this training fold
+    assert np.all(Y[train, 2] == 0)
+    cold = BlockSparseClassifier(alphas[0], tol=TIGHT).fit(X[train], Y[train])
+    assert np.all(np.isfinite(cold.intercept_)) and cold.intercept_[2] < -1
+    observed = ~np.isnan(Y[test])
+    p1 = np.column_stack([p[:, 1] for p in cold.predict_proba(X[test])])[observed]
+    y = Y[test][observed]
+    pooled = -np.mean(y * np.log(p1) + (1 - y) * np.log1p(-p1))
+    assert np.isclose(model.cv_results_["split2_test_score"][0], -pooled, rtol=1e-6)
 
 
 def test_a_training_fold_without_a_task_raises_naming_it():
     X, Y = regression(missing=0.0)
     Y[20:, 1] = np.nan  # task 1 only in the first fold of KFold(3)
     with pytest.raises(ValueError, match=r"Training fold 0 of cv has no label of task\(s\) 1"):
-        BlockSparseRegressorCV(cv=KFold(3)).fit(X, Y)
+        BlockSparseRegressorCV(standardize=False, cv=KFold(3)).fit(X, Y)
 
 
 # -- statistics ---------------------------------------------------------------------------------
@@ -427,7 +459,8 @@ def support_fits():
     models, seconds = {}, {}
     for relax in (False, True):
         start = time.perf_counter()
-        models[relax] = BlockSparseRegressorCV(n_alphas=20, relax=relax).fit(**fit)
+        models[relax] = BlockSparseRegressorCV(standardize=False, n_alphas=20,
+                                               relax=relax).fit(**fit)
         seconds[relax] = time.perf_counter() - start
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)  # LassoCV at its smallest alphas

@@ -70,8 +70,9 @@ def normal_equations_solution(X, Y, mask, alpha, c, fit_intercept=True):
     return solution[:, :d], solution[:, d] if fit_intercept else np.zeros(T)
 
 
-def logistic_objective(theta, X, Y, mask, alpha, c):
-    """Value and gradient of the mean-clustered logistic objective, task by task."""
+def logistic_objective(theta, X, Y, mask, alpha, c, pull=True):
+    """Value and gradient of the mean-clustered logistic objective, task by task, with the
+    intercepts pulled towards their mean by ``alpha * c / T * sum_t (b_t - b_bar)^2``."""
     T, d = Y.shape[1], X.shape[1]
     W, b = theta[:T * d].reshape(T, d), theta[T * d:]
     value, grad_W, grad_b = 0.0, np.zeros((T, d)), np.zeros(T)
@@ -85,6 +86,9 @@ def logistic_objective(theta, X, Y, mask, alpha, c):
     w_bar = W.mean(axis=0)
     value += alpha * (w_bar @ w_bar + c / T * np.sum((W - w_bar) ** 2))
     grad_W += alpha * (2 * w_bar / T + 2 * c / T * (W - w_bar))
+    if pull:
+        value += alpha * c / T * np.sum((b - b.mean()) ** 2)
+        grad_b += 2 * alpha * c / T * (b - b.mean())
     return value, np.concatenate([grad_W.ravel(), grad_b])
 
 
@@ -256,16 +260,25 @@ def test_one_task_is_logistic_regression_with_C_1_over_2_n_alpha(alpha):
     np.testing.assert_array_equal(model.predict(X), reference.predict(X))
 
 
-def test_cluster_strength_one_is_a_logistic_regression_per_task():
+@pytest.mark.parametrize("fit_intercept", [True, False])
+def test_cluster_strength_one_is_a_logistic_regression_per_task(fit_intercept):
+    # the estimator pulls the intercepts towards their mean, which couples the tasks through
+    # them: without intercepts (estimator), or without that pull (solver), c = 1 decouples
     X, Y, mask = make_classification(n_tasks=4)
     alpha, T = 0.05, Y.shape[1]
-    model = MeanClusteredClassifier(alpha=alpha, cluster_strength=1.0).fit(X, Y)
+    if fit_intercept:
+        W, b, _ = solve_mean_clustered_logistic(X, np.nan_to_num(Y), mask, alpha, 1.0,
+                                                tol=1e-14, pull_intercepts=False)
+    else:
+        model = MeanClusteredClassifier(alpha=alpha, fit_intercept=False).fit(X, Y)
+        W, b = model.coef_, model.intercept_
     for t in range(T):
         rows = mask[:, t]
         reference = LogisticRegression(C=T / (2 * rows.sum() * alpha), tol=1e-12,
+                                       fit_intercept=fit_intercept,
                                        max_iter=10_000).fit(X[rows], Y[rows, t])
-        np.testing.assert_allclose(model.coef_[t], reference.coef_[0], rtol=1e-6, atol=1e-7)
-        np.testing.assert_allclose(model.intercept_[t], reference.intercept_[0], atol=1e-7)
+        np.testing.assert_allclose(W[t], reference.coef_[0], rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(b[t], reference.intercept_[0], atol=1e-7)
 
 
 @pytest.mark.parametrize("n_features", [4, 10])
@@ -335,12 +348,8 @@ def test_huge_cluster_strength_classifier_shares_one_coefficient_vector():
     assert spread(model.coef_) < 1e-10 * np.sum(model.coef_**2)
 
 
-def test_a_task_with_one_class_or_three_classes_raises_naming_it():
+def test_a_task_with_three_classes_raises_naming_it():
     X, Y, _ = make_classification()
-    one_class = np.where(np.isnan(Y), np.nan, Y)
-    one_class[:, 2] = np.where(np.isnan(Y[:, 2]), np.nan, 1.0)
-    with pytest.raises(ValueError, match="Task 2 has only one class"):
-        MeanClusteredClassifier().fit(X, one_class)
     three = np.nan_to_num(Y)
     three[5, 1] = 2.0
     with pytest.raises(ValueError, match="Only binary classification is supported: Task 1"):
@@ -466,3 +475,116 @@ def test_long_fits_never_build_the_dense_target(monkeypatch):
     model = MeanClusteredClassifier(alpha=0.5, cluster_strength=3.0).fit(
         X, labels, task_ids=task_ids)
     assert model.score(X, labels, task_ids=task_ids) > 0.6
+
+
+# -- standardize --------------------------------------------------------------------------------
+def pooled_std(X, mask):
+    """Standard deviation of each column over the observed (row, task) pairs, written out."""
+    rows = np.nonzero(mask)[0]
+    return X[rows].std(axis=0)
+
+
+@pytest.mark.parametrize("Estimator", [MeanClusteredRegressor, MeanClusteredClassifier])
+def test_standardize_fits_the_scaled_columns_and_reports_the_users_units(Estimator):
+    if Estimator is MeanClusteredRegressor:
+        X, Y, mask = make_regression()
+    else:
+        X, Y, mask = make_classification()
+    X = X * np.array([1.0, 100.0, 0.01, 3.0, 1.0])[: X.shape[1]]
+    X = np.column_stack([X, np.full(X.shape[0], 7.0)])  # a constant column: never divided by 0
+    params = dict(alpha=0.1, cluster_strength=3.0)
+    model = Estimator(**params, standardize=True).fit(X, Y)
+    scale = pooled_std(X, mask)
+    scale[-1] = 1.0
+    plain = Estimator(**params).fit(X / scale, Y)
+    np.testing.assert_allclose(model.coef_, plain.coef_ / scale, rtol=1e-7, atol=1e-10)
+    np.testing.assert_allclose(model.intercept_, plain.intercept_, rtol=1e-7, atol=1e-10)
+    assert np.all(np.isfinite(model.coef_))
+    # rescaling a column changes nothing but that column's coefficients
+    rescaled = X.copy()
+    rescaled[:, 1] *= 100.0
+    again = Estimator(**params, standardize=True).fit(rescaled, Y)
+    np.testing.assert_allclose(again.coef_[:, 1] * 100.0, model.coef_[:, 1], rtol=1e-7)
+    if Estimator is MeanClusteredRegressor:
+        np.testing.assert_allclose(again.predict(rescaled), model.predict(X), rtol=1e-8)
+
+
+def test_standardize_keeps_sparse_X_sparse_and_gives_the_dense_fit():
+    X, Y, _ = make_regression()
+    X[np.abs(X - 2.0) < 0.5] = 0.0
+    dense = MeanClusteredRegressor(alpha=0.1, cluster_strength=3.0, standardize=True).fit(X, Y)
+    sparse = MeanClusteredRegressor(alpha=0.1, cluster_strength=3.0, standardize=True).fit(
+        sp.csr_matrix(X), Y)
+    np.testing.assert_allclose(sparse.coef_, dense.coef_, rtol=1e-8, atol=1e-12)
+    np.testing.assert_allclose(sparse.intercept_, dense.intercept_, rtol=1e-8, atol=1e-12)
+
+
+def test_standardize_false_is_the_default_and_keeps_the_ridge_equivalence():
+    assert MeanClusteredRegressor().standardize is False
+    assert MeanClusteredClassifier().standardize is False
+
+
+# -- the shared part: a new task gets the mean model --------------------------------------------
+@pytest.mark.parametrize("long", [False, True], ids=["wide", "long"])
+def test_unknown_task_shared_predicts_the_mean_model(long):
+    X, Y, mask = make_regression()
+    if long:
+        X_fit, y_fit, task_ids = wide_to_long(X, Y, mask)
+        fit = {"task_ids": task_ids}
+    else:
+        X_fit, y_fit, fit = X, Y, {}
+    model = MeanClusteredRegressor(alpha=0.1, cluster_strength=5.0, unknown_task="shared",
+                                   standardize=True).fit(X_fit, y_fit, **fit)
+    np.testing.assert_allclose(model.shared_coef_, model.coef_.mean(axis=0), rtol=1e-12)
+    assert model.shared_intercept_ == pytest.approx(model.intercept_.mean(), rel=1e-12)
+    assert isinstance(model.shared_intercept_, float)
+    new = 99
+    pred = model.predict(X[:6], task_ids=[new, 0, new, 1, 3, new])
+    reference = X[:6] @ model.shared_coef_ + model.shared_intercept_
+    np.testing.assert_allclose(pred[[0, 2, 5]], reference[[0, 2, 5]], rtol=1e-12)
+    known = model.predict(X[:6], task_ids=[0, 0, 1, 1, 3, 3])
+    np.testing.assert_allclose(pred[[1, 3, 4]], known[[1, 3, 4]], rtol=1e-12)
+    # under "error" (the default) a new task raises
+    from skmtl import UnknownTaskError
+
+    with pytest.raises(UnknownTaskError, match="99"):
+        model.set_params(unknown_task="error").predict(X[:1], task_ids=[99])
+
+
+def test_unknown_task_shared_classifier_gives_the_sigmoid_of_the_mean_model():
+    X, Y, _ = make_classification()
+    model = MeanClusteredClassifier(alpha=0.05, cluster_strength=3.0,
+                                    unknown_task="shared").fit(X, Y)
+    proba = model.predict_proba(X[:5], task_ids=["new"] * 5)
+    p = 1.0 / (1.0 + np.exp(-(X[:5] @ model.coef_.mean(axis=0) + model.intercept_.mean())))
+    np.testing.assert_allclose(proba, np.column_stack([1 - p, p]), rtol=1e-12)
+    np.testing.assert_array_equal(model.predict(X[:5], task_ids=["new"] * 5),
+                                  model.classes_[0][(p > 0.5).astype(int)])
+
+
+# -- one-class tasks ----------------------------------------------------------------------------
+@pytest.mark.parametrize("label", [0.0, 1.0])
+@pytest.mark.parametrize("cluster_strength", [0.5, 1.0, 10.0])
+def test_a_task_with_one_class_is_fitted_at_the_optimum(cluster_strength, label):
+    # a binary problem: task 2 saw one class only, and still has both (the shared label set)
+    X, Y, mask = make_classification(missing=0.2)
+    Y[:, 2] = np.where(mask[:, 2], label, np.nan)
+    alpha = 0.02
+    model = MeanClusteredClassifier(alpha=alpha, cluster_strength=cluster_strength).fit(X, Y)
+    np.testing.assert_array_equal(model.classes_[2], [0.0, 1.0])
+    proba = model.predict_proba(X)[2]
+    assert proba.shape == (X.shape[0], 2) and np.all(np.isfinite(proba))
+    assert np.all((proba > 0) & (proba < 1))
+    assert np.all(np.isfinite(model.intercept_))
+    # the objective's gradient vanishes at the solution, which a tight L-BFGS also reaches
+    T, d = Y.shape[1], X.shape[1]
+    ours = np.concatenate([model.coef_.ravel(), model.intercept_])
+    value, grad = logistic_objective(ours, X, Y, mask, alpha, cluster_strength)
+    assert np.abs(grad).max() < 1e-8
+    result = scipy.optimize.minimize(
+        logistic_objective, np.zeros(T * (d + 1)), args=(X, Y, mask, alpha, cluster_strength),
+        jac=True, method="L-BFGS-B", options={"ftol": 1e-15, "gtol": 1e-12, "maxiter": 10_000})
+    assert value <= result.fun + 1e-12
+    np.testing.assert_allclose(ours, result.x, atol=1e-5)
+    # the task's probability of its only class is high, not 1
+    assert np.all(proba[mask[:, 2], int(label)] > 0.5)

@@ -38,6 +38,9 @@ def _objective(X, Y, mask, W, b, alpha, q, datafit):
         else:
             s = 2 * Y[rows, t] - 1
             total += np.mean(np.logaddexp(0, -s * z))
+    if datafit == "logistic" and Y.shape[1] > 1:  # the pull of the intercepts
+        kappa = 1.0 / (4.0 * mask.sum(axis=0))
+        total += 0.5 * kappa @ (b - kappa @ b / kappa.sum()) ** 2
     norms = np.abs(W).max(axis=0) if q == np.inf else np.linalg.norm(W, axis=0)
     return total + alpha * norms.sum()
 
@@ -68,8 +71,10 @@ def _reference(X, Y, mask, alpha, q, datafit, n_iter=20000):
     n_t = mask.sum(axis=0)
     Xa = np.hstack([X, np.ones((X.shape[0], 1))])
     lip = max(np.linalg.norm(Xa[mask[:, t]], 2) ** 2 / n_t[t] for t in range(T))
+    pull = datafit == "logistic" and T > 1
+    kappa = 1.0 / (4.0 * n_t)
     if datafit == "logistic":
-        lip /= 4
+        lip = lip / 4 + (kappa.max() if pull else 0.0)
     step = 1.0 / lip
 
     def grad(V):
@@ -83,6 +88,9 @@ def _reference(X, Y, mask, alpha, q, datafit, n_iter=20000):
                 s = 2 * Y[rows, t] - 1
                 resid = -s / (1 + np.exp(s * z))
             G[t] = Xa[rows].T @ resid / n_t[t]
+        if pull:  # kappa_t (b_t - b_bar), b_bar the kappa-weighted mean
+            b = V[:, d]
+            G[:, d] += kappa * (b - kappa @ b / kappa.sum())
         return G
 
     def prox(V):

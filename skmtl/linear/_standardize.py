@@ -1,0 +1,67 @@
+"""Feature scaling inside the linear estimators (``standardize=True``, glmnet's convention).
+
+The features are divided by their standard deviation over the observed rows of all tasks
+pooled (a row counts once per task that observes it), the model is fitted on the scaled
+columns and its coefficients are divided by the same scales, so that they are reported in the
+user's units. The columns are never centred: the per-task intercepts absorb any shift (and a
+sparse X stays sparse). Without intercepts the scale is the root mean square instead, the
+spread around the origin the model sees.
+"""
+
+import numpy as np
+import scipy.sparse as sp
+
+__all__ = []
+
+
+def column_scales(X, row_weight, center):
+    """Per-column scales: the weighted standard deviation (``center``) or root mean square.
+
+    Parameters
+    ----------
+    X : {ndarray, sparse matrix} of shape (n_samples, n_features)
+    row_weight : ndarray of shape (n_samples,)
+        How many times each row counts (its number of observed labels).
+    center : bool
+        Standard deviation around the weighted mean (True) or root mean square (False).
+
+    Returns
+    -------
+    scale : ndarray of shape (n_features,)
+        Positive scales; a column with no spread (constant, or all zero) gets 1, so that it
+        is left as it is and never divided by zero.
+    """
+    w = np.asarray(row_weight, dtype=np.float64)
+    total = w.sum()
+    if total <= 0:
+        return np.ones(X.shape[1])
+    w = w / total
+    if sp.issparse(X):
+        X = sp.csr_matrix(X)
+        mean = np.asarray(X.T @ w).ravel()
+        square = np.asarray(X.multiply(X).T @ w).ravel()
+        var = np.maximum(square - mean**2, 0.0) if center else square
+        # cancellation: a spread below rounding of the mean square is no spread
+        var[var <= 1e-12 * square] = 0.0
+    else:
+        X = np.asarray(X, dtype=np.float64)
+        mean = w @ X if center else np.zeros(X.shape[1])
+        var = w @ (X - mean) ** 2
+    scale = np.sqrt(var)
+    magnitude = np.abs(mean) if center else scale
+    scale[~(scale > 10 * np.finfo(np.float64).eps * np.maximum(magnitude, 1e-300))] = 1.0
+    return scale
+
+
+def scale_columns(X, scale):
+    """``X / scale`` column-wise, a new array (CSR stays CSR, CSC stays CSC)."""
+    if sp.issparse(X):
+        return (X @ sp.diags(1.0 / scale)).asformat(X.format)
+    return np.asarray(X, dtype=np.float64) / scale
+
+
+def observation_weights(mask=None, n_samples=None):
+    """Each row's count: its number of observed labels (wide), or 1 (long, ``mask=None``)."""
+    if mask is None:
+        return np.ones(n_samples)
+    return np.asarray(mask, dtype=np.float64).sum(axis=1)

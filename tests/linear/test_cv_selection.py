@@ -1,0 +1,280 @@
+"""Model selection of the linear *CV estimators: units, criterion, edges, new and one-class tasks.
+
+The synthetic data are those of issue 8: 120 tasks of 15 to 200 rows, 20 binary features, task
+vectors spread around a mean.
+"""
+
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.metrics import log_loss, r2_score
+
+from skmtl.linear import (
+    BlockSparseClassifierCV,
+    BlockSparseRegressorCV,
+    GridEdgeWarning,
+    MeanClusteredClassifier,
+    MeanClusteredClassifierCV,
+    MeanClusteredRegressor,
+    MeanClusteredRegressorCV,
+)
+from skmtl.model_selection import MultiTaskKFold
+
+
+def many_tasks(n_tasks=120, n_features=20, classification=False, seed=0):
+    """Long data: tasks of 15 to 200 rows, binary features, tasks around a mean, and a held-out
+    part of every task (30 % of its rows). Returns (X, y, task_ids) for train and test."""
+    rng = np.random.default_rng(seed)
+    sizes = rng.integers(15, 201, size=n_tasks)
+    task_ids = np.repeat(np.arange(n_tasks), sizes)
+    X = (rng.uniform(size=(task_ids.size, n_features)) < 0.3).astype(float)
+    mean = rng.normal(size=n_features) * (rng.uniform(size=n_features) < 0.5)
+    W = mean + 0.3 * rng.normal(size=(n_tasks, n_features))
+    signal = np.einsum("ij,ij->i", X, W[task_ids]) + 0.5 * rng.normal(size=n_tasks)[task_ids]
+    if classification:
+        y = (signal - signal.mean() + rng.logistic(size=task_ids.size) > 0).astype(int)
+    else:
+        y = signal + 1.5 * rng.normal(size=task_ids.size)
+    test = rng.uniform(size=task_ids.size) < 0.3
+    test[np.unique(task_ids, return_index=True)[1]] = False  # every task keeps a training row
+    return (X[~test], y[~test], task_ids[~test]), (X[test], y[test], task_ids[test])
+
+
+def held_out(model, train, test):
+    X, y, task_ids = train
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", GridEdgeWarning)
+        model.fit(X, y, task_ids=task_ids)
+    X_test, y_test, t_test = test
+    if hasattr(model, "predict_proba"):
+        return -log_loss(y_test, model.predict_proba(X_test, task_ids=t_test)[:, 1])
+    return r2_score(y_test, model.predict(X_test, task_ids=t_test))
+
+
+def rescaled(data, column=None, target=None):
+    X, y, task_ids = data
+    X = X.copy()
+    if column is not None:
+        X[:, column] *= 100.0
+    return X, (y * target if target is not None else y), task_ids
+
+
+# -- units ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("n_tasks", [
+    30, pytest.param(120, marks=pytest.mark.slow)], ids=["30-tasks", "120-tasks"])
+@pytest.mark.parametrize("Estimator, params", [
+    (MeanClusteredRegressorCV, {}),
+    (BlockSparseRegressorCV, {"n_alphas": 20}),
+], ids=["mean_clustered", "block_sparse"])
+def test_rescaling_a_feature_or_the_target_does_not_move_the_held_out_score(Estimator, params,
+                                                                            n_tasks):
+    train, test = many_tasks(n_tasks=n_tasks)
+    reference = held_out(Estimator(**params), train, test)
+    assert reference > 0.1  # a problem worth solving
+    for column in (0, 7):
+        moved = held_out(Estimator(**params), rescaled(train, column), rescaled(test, column))
+        assert abs(moved - reference) < 1e-6, (column, moved, reference)
+    moved = held_out(Estimator(**params), rescaled(train, target=100.0),
+                     rescaled(test, target=100.0))
+    assert abs(moved - reference) < 1e-6
+
+
+@pytest.mark.parametrize("Estimator, params", [
+    (MeanClusteredClassifierCV, {"n_alphas": 10}),
+    (BlockSparseClassifierCV, {"n_alphas": 10, "eps": 1e-2}),
+], ids=["mean_clustered", "block_sparse"])
+def test_rescaling_a_feature_does_not_move_the_classifiers_held_out_log_loss(Estimator, params):
+    train, test = many_tasks(n_tasks=15, classification=True, seed=1)
+    reference = held_out(Estimator(**params), train, test)
+    assert reference > -0.69  # better than a coin
+    moved = held_out(Estimator(**params), rescaled(train, 3), rescaled(test, 3))
+    assert abs(moved - reference) < 1e-5
+
+
+def test_without_standardize_one_rescaled_feature_changes_the_model():
+    # the reason for standardize=True: the unscaled grid and penalty follow the units
+    (X, y, task_ids), _ = many_tasks(n_tasks=30)
+    X_scaled, _, _ = rescaled((X, y, task_ids), 0)
+    models = []
+    for standardize in (False, True):
+        for features in (X, X_scaled):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", GridEdgeWarning)
+                models.append(MeanClusteredRegressorCV(standardize=standardize).fit(
+                    features, y, task_ids=task_ids))
+    plain, plain_scaled, ours, ours_scaled = models
+    # the coefficients of the columns left alone
+    assert np.abs(plain.coef_[:, 1:] - plain_scaled.coef_[:, 1:]).max() > 1e-3
+    np.testing.assert_allclose(ours_scaled.coef_[:, 1:], ours.coef_[:, 1:], rtol=1e-8,
+                               atol=1e-12)
+    assert (ours.alpha_, ours.cluster_strength_) == (ours_scaled.alpha_,
+                                                     ours_scaled.cluster_strength_)
+
+
+# -- the criterion and the fast path ------------------------------------------------------------
+def test_regressor_split_scores_are_brute_force_refits_and_the_mean_is_pooled():
+    (X, y, task_ids), _ = many_tasks(n_tasks=12, n_features=5, seed=2)
+    cv = MultiTaskKFold(3, shuffle=True, random_state=0)
+    alphas, strengths = [10.0, 1.0, 0.1], [1.0, 10.0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", GridEdgeWarning)
+        model = MeanClusteredRegressorCV(alphas=alphas, cluster_strengths=strengths,
+                                         cv=cv).fit(X, y, task_ids=task_ids)
+    splits = list(cv.split(X, y, task_ids=task_ids))
+    point = 0
+    for alpha in alphas:
+        for c in strengths:
+            errors, counts = [], []
+            for k, (train, test) in enumerate(splits):
+                fit = MeanClusteredRegressor(alpha=alpha, cluster_strength=c,
+                                             standardize=True).fit(
+                    X[train], y[train], task_ids=task_ids[train])
+                residual = y[test] - fit.predict(X[test], task_ids=task_ids[test])
+                assert np.isclose(model.cv_results_[f"split{k}_test_score"][point],
+                                  -np.mean(residual**2), rtol=1e-9)
+                errors.append(np.sum(residual**2))
+                counts.append(test.size)
+            assert np.isclose(model.cv_results_["mean_test_score"][point],
+                              -np.sum(errors) / np.sum(counts), rtol=1e-9)
+            point += 1
+    refit = MeanClusteredRegressor(alpha=model.alpha_, cluster_strength=model.cluster_strength_,
+                                   standardize=True).fit(X, y, task_ids=task_ids)
+    np.testing.assert_allclose(model.coef_, refit.coef_, rtol=1e-12)
+    np.testing.assert_allclose(model.intercept_, refit.intercept_, rtol=1e-12)
+
+
+def test_classifier_split_scores_are_brute_force_refits_of_the_pooled_log_loss():
+    (X, y, task_ids), _ = many_tasks(n_tasks=8, n_features=4, classification=True, seed=3)
+    cv = MultiTaskKFold(3, shuffle=True, random_state=0)
+    alphas, strengths = [1.0, 0.1, 0.01], [1.0, 10.0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", GridEdgeWarning)
+        model = MeanClusteredClassifierCV(alphas=alphas, cluster_strengths=strengths,
+                                          cv=cv, tol=1e-12).fit(X, y, task_ids=task_ids)
+    splits = list(cv.split(X, y, task_ids=task_ids))
+    for point, params in enumerate(model.cv_results_["params"]):
+        for k, (train, test) in enumerate(splits):
+            fit = MeanClusteredClassifier(**params, standardize=True, tol=1e-12).fit(
+                X[train], y[train], task_ids=task_ids[train])
+            p1 = fit.predict_proba(X[test], task_ids=task_ids[test])[:, 1]
+            loss = -np.mean(y[test] * np.log(p1) + (1 - y[test]) * np.log1p(-p1))
+            assert np.isclose(model.cv_results_[f"split{k}_test_score"][point], -loss,
+                              rtol=1e-7)
+    refit = MeanClusteredClassifier(alpha=model.alpha_, cluster_strength=model.cluster_strength_,
+                                    standardize=True).fit(X, y, task_ids=task_ids)
+    np.testing.assert_allclose(model.coef_, refit.coef_, rtol=1e-10, atol=1e-12)
+
+
+def test_scoring_r2_is_the_mean_over_tasks_of_the_r2():
+    from skmtl.metrics import make_multitask_scorer
+
+    (X, y, task_ids), _ = many_tasks(n_tasks=10, n_features=4, seed=4)
+    params = dict(alphas=[1.0, 0.1], cluster_strengths=[1.0, 10.0], cv=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", GridEdgeWarning)
+        fast = MeanClusteredRegressorCV(**params, scoring="r2").fit(X, y, task_ids=task_ids)
+        slow = MeanClusteredRegressorCV(**params, scoring=make_multitask_scorer("r2")).fit(
+            X, y, task_ids=task_ids)
+    np.testing.assert_allclose(fast.cv_results_["mean_test_score"],
+                               slow.cv_results_["mean_test_score"], rtol=1e-10)
+
+
+# -- edges ----------------------------------------------------------------------------------------
+def test_a_user_grid_with_the_optimum_at_an_edge_warns_naming_the_parameter():
+    (X, y, task_ids), _ = many_tasks(n_tasks=20, n_features=5, seed=5)
+    with pytest.warns(GridEdgeWarning, match="best alpha .* smallest value tried .*grid passed"):
+        model = MeanClusteredRegressorCV(alphas=[1e4, 1e3], cluster_strengths=[1.0, 10.0]).fit(
+            X, y, task_ids=task_ids)
+    assert model.alpha_ == 1e3 and model.alphas_.tolist() == [1e4, 1e3]  # not extended
+    with pytest.warns(GridEdgeWarning, match="best cluster_strength"):
+        MeanClusteredRegressorCV(alphas=[1.0, 0.1, 0.01], cluster_strengths=[0.01, 0.02]).fit(
+            X, y, task_ids=task_ids)
+    Y = np.full((y.size, 20), np.nan)
+    Y[np.arange(y.size), task_ids] = y
+    with pytest.warns(GridEdgeWarning, match="best alpha"):
+        BlockSparseRegressorCV(alphas=[10.0, 1.0]).fit(X, Y)
+
+
+def test_a_default_grid_is_extended_until_the_optimum_is_inside():
+    (X, y, task_ids), _ = many_tasks(n_tasks=20, n_features=5, seed=6)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", GridEdgeWarning)
+        short = MeanClusteredRegressorCV(n_alphas=3, eps=0.5).fit(X, y, task_ids=task_ids)
+    ratio = short.alphas_[0] / short.alphas_[1]
+    np.testing.assert_allclose(short.alphas_[:-1] / short.alphas_[1:], ratio)  # one grid
+    assert short.alphas_.size > 3  # extended downwards by whole decades
+    assert short.alphas_[0] > short.alpha_ > short.alphas_[-1]  # an interior optimum
+    # the extended search is the search over the extended grid passed by hand
+    by_hand = MeanClusteredRegressorCV(alphas=short.alphas_,
+                                       cluster_strengths=short.cluster_strengths_).fit(
+        X, y, task_ids=task_ids)
+    assert (by_hand.alpha_, by_hand.cluster_strength_) == (short.alpha_,
+                                                           short.cluster_strength_)
+    np.testing.assert_allclose(by_hand.cv_results_["mean_test_score"],
+                               short.cv_results_["mean_test_score"], rtol=1e-10)
+
+
+def test_an_optimum_beyond_every_extension_warns():
+    # noise-free targets: every smaller alpha predicts better, however far the grid goes
+    rng = np.random.default_rng(7)
+    task_ids = np.repeat(np.arange(6), 30)
+    X = rng.normal(size=(180, 3))
+    y = np.einsum("ij,ij->i", X, rng.normal(size=(6, 3))[task_ids])
+    with pytest.warns(GridEdgeWarning, match="smallest value tried .after extending"):
+        model = MeanClusteredRegressorCV(n_alphas=4, eps=0.1, cluster_strengths=[1.0]).fit(
+            X, y, task_ids=task_ids)
+    assert model.alpha_ == model.alphas_.min() < 1e-3 * model.alphas_.max()
+    Y = np.full((180, 6), np.nan)
+    Y[np.arange(180), task_ids] = y
+    with pytest.warns(GridEdgeWarning, match="best alpha"):
+        block = BlockSparseRegressorCV(n_alphas=4, eps=0.1, tol=1e-10).fit(X, Y)
+    assert block.alphas_.size > 4
+
+
+def test_block_sparse_default_grid_is_extended_below_eps():
+    (X, y, task_ids), _ = many_tasks(n_tasks=10, n_features=8, seed=8)
+    Y = np.full((y.size, 10), np.nan)
+    Y[np.arange(y.size), task_ids] = y
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", GridEdgeWarning)
+        model = BlockSparseRegressorCV(n_alphas=3, eps=0.3).fit(X, Y)
+    assert model.alphas_.size > 3
+    assert model.alphas_.min() < 0.3 * model.alphas_.max()
+    assert model.cv_results_["mean_test_score"].shape == model.alphas_.shape
+
+
+# -- new tasks and one-class tasks ----------------------------------------------------------------
+@pytest.mark.parametrize("Estimator", [MeanClusteredRegressorCV, MeanClusteredClassifierCV])
+def test_cv_estimators_predict_a_new_task_with_the_mean_model(Estimator):
+    classification = Estimator is MeanClusteredClassifierCV
+    (X, y, task_ids), _ = many_tasks(n_tasks=10, n_features=4,
+                                     classification=classification, seed=9)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", GridEdgeWarning)
+        model = Estimator(n_alphas=5, unknown_task="shared").fit(X, y, task_ids=task_ids)
+    np.testing.assert_allclose(model.shared_coef_, model.coef_.mean(axis=0), rtol=1e-12)
+    z = X[:4] @ model.shared_coef_ + model.shared_intercept_
+    if classification:
+        p = 1.0 / (1.0 + np.exp(-z))
+        np.testing.assert_allclose(model.predict_proba(X[:4], task_ids=[-1] * 4),
+                                   np.column_stack([1 - p, p]), rtol=1e-12)
+    else:
+        np.testing.assert_allclose(model.predict(X[:4], task_ids=[-1] * 4), z, rtol=1e-12)
+
+
+def test_classifier_cv_fits_tasks_with_one_class():
+    # a binary problem in which two tasks saw one class: the folds and the refit fit them
+    (X, y, task_ids), _ = many_tasks(n_tasks=8, n_features=4, classification=True, seed=10)
+    y = y.copy()
+    y[task_ids == 2] = 1
+    y[task_ids == 5] = 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", GridEdgeWarning)
+        model = MeanClusteredClassifierCV(n_alphas=5).fit(X, y, task_ids=task_ids)
+    proba = model.predict_proba(X, task_ids=np.full(y.size, 2))
+    assert np.all(np.isfinite(proba)) and np.all(proba[:, 1] > 0.5)
+    assert np.all(np.isfinite(model.intercept_))
+    block = BlockSparseClassifierCV(n_alphas=5, eps=1e-2).fit(X, y, task_ids=task_ids)
+    proba = block.predict_proba(X, task_ids=np.full(y.size, 5))
+    assert np.all(np.isfinite(proba)) and np.all(proba[:, 0] > 0.5)
