@@ -132,18 +132,19 @@ print(table.round(3).to_string(index=False))
 
 # %%
 # In this run no strategy beats the single-task network on D4: with these targets and
-# settings the auxiliary data do not help it. Training on all of them with equal weights
-# costs the most (``"multi_task"``, and ``"gradnorm"`` and ``"lbtw"``, which rebalance the
-# same losses); fine-tuning on D4 afterwards recovers part of the loss; all four lose more
-# than a standard error (hatched): negative transfer. ``"rmtl"``, which admits an auxiliary
-# target only when its gradient agrees with D4's, stays closest to the reference, about one
-# standard error below it. Three folds make for rough standard errors, of the size of the
-# differences between the strategies: read the ranking as a tendency of this run, not a
+# settings the auxiliary data do not help it. Training on all of them (``"multi_task"``, and
+# ``"lbtw"``, which rebalances the same losses) loses more than a standard error (hatched):
+# negative transfer. ``"gradnorm"`` and fine-tuning on D4 afterwards (``"finetune"``) lose
+# about as much as ``"multi_task"``, within their standard errors. ``"rmtl"``, which admits an
+# auxiliary target only when its gradient agrees with D4's, ties with the reference. The
+# network's defaults (dropout, weight decay, early stopping on a validation split) keep every
+# strategy close to the reference. Three folds make for rough standard errors, of the size of
+# the differences between the strategies: read the ranking as a tendency of this run, not a
 # verdict on the methods.
 
 gains = dict(zip(comparison.strategy_names, comparison.gains[:, 0]))
-assert max(gains.values()) < 0
-assert all(comparison.negative_transfer[:4, 0])  # all but rmtl
+assert np.all(comparison.gains[:, 0] < comparison.gain_se[:, 0])  # none beats single-task
+assert comparison.negative_transfer[0, 0]  # multi_task
 assert gains["rmtl"] > gains["multi_task"]
 
 # %%
@@ -154,7 +155,7 @@ assert gains["rmtl"] > gains["multi_task"]
 # tiny, a few thousandths at most: the gradients are taken on the representation of each
 # molecule of the batch, and a batch of 128 holds about 25 D4 molecules, fewer still also
 # measured on an auxiliary target; on the other molecules the two gradients do not overlap,
-# so the cosines stay close to 0. rmtl leans most on D3 and on the serotonin transporter.
+# so the cosines stay close to 0. rmtl leans most on D3.
 # JAK2 alone is never rewarded (its molecules are never D4's, so its gradient is orthogonal
 # to D4's in every batch): it gets weight only in the batches where the policy of all
 # auxiliary targets together wins, which weights every auxiliary target alike, so its weight
@@ -178,4 +179,4 @@ plt.show()
 
 others = history.drop(columns="JAK2")
 assert (history["JAK2"] <= others.min(axis=1) + 1e-12).all()
-assert history.mean().idxmax() in {"D3", "SERT"}
+assert history.mean().idxmax() == "D3"

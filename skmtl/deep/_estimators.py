@@ -25,6 +25,22 @@ __all__ = ["MultiTaskClassifier", "MultiTaskRegressor"]
 TASK_SAMPLING = ("joint", "uniform", "proportional")
 OPTIMIZERS = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD, "adamw": torch.optim.AdamW}
 
+# Defaults of the training parameters, chosen on the packaged data (benchmarks/deep_defaults.py;
+# the grid and the table are in the "Defaults" section of docs/user_guide/deep.rst).
+DEFAULTS = {
+    "hidden_layer_sizes": (512,),
+    "dropout": 0.5,
+    "max_epochs": 200,
+    "batch_size": 128,
+    "lr": 3e-4,
+    "weight_decay": 1e-2,
+    "optimizer": "adamw",
+    "n_iter_no_change": 10,
+}
+
+# Fraction of the rows held out for early stopping when validation_fraction is None.
+_AUTO_VALIDATION_FRACTION = 0.1
+
 # Parameters of named weightings that come from flat estimator parameters.
 _WEIGHTING_PARAMS = {
     "fixed": {"task_weights": "task_weights"},
@@ -38,6 +54,108 @@ def _weights_history(net, n_tasks):
     # epochs that completed (skorch ends training quietly on KeyboardInterrupt)
     weights = [row["task_weights"] for row in net.history if "task_weights" in row]
     return len(weights), np.asarray(weights, dtype=np.float64).reshape(len(weights), n_tasks)
+
+
+def stratified_validation_split(codes, mask, sizes, fraction, rng):
+    """Split the rows into training and validation rows, stratified on every task.
+
+    A stratum is one class of one classification task (``sizes[t]`` classes) or a whole
+    regression task (``sizes[t] == 1``). The strata are visited from the rarest (fewest
+    labels) to the most frequent, as in iterative stratification (Sechidis, Tsoumakas and
+    Vlahavas, 2011): the stratum's rows not yet placed, in a random order, go to validation
+    until it holds ``round(fraction * n_s)`` of the stratum's ``n_s`` labels (counting the rows
+    already placed by rarer strata), the rest to training; a stratum with 2 labels or more
+    always keeps one in training. Rows without any label then fill the validation part up
+    to ``ceil(fraction * n_samples)`` rows, and at least one row is held out.
+
+    Parameters
+    ----------
+    codes : ndarray of int, shape (n_samples, n_tasks)
+        Class codes (0 for regression tasks and missing labels).
+    mask : ndarray of bool, shape (n_samples, n_tasks)
+        Observed labels.
+    sizes : sequence of int
+        Number of strata of each task.
+    fraction : float
+        Fraction of the rows to hold out, in (0, 1).
+    rng : numpy.random.RandomState
+
+    Returns
+    -------
+    train, valid : ndarray of int
+        Sorted row indices.
+    """
+    n_samples, n_tasks = mask.shape
+    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.intp)
+    n_strata = int(offsets[-1])
+    order = rng.permutation(n_samples)
+    rank = np.empty(n_samples, dtype=np.intp)
+    rank[order] = np.arange(n_samples)
+    total = np.zeros(n_strata, dtype=np.intp)
+    members = {}
+    for t in range(n_tasks):
+        rows = np.flatnonzero(mask[:, t])
+        rows = rows[np.argsort(rank[rows], kind="stable")]  # random order
+        ids = offsets[t] + codes[rows, t]
+        np.add.at(total, ids, 1)
+        by_stratum = np.argsort(ids, kind="stable")
+        bounds = np.searchsorted(ids[by_stratum], np.arange(offsets[t], offsets[t + 1] + 1))
+        for k in range(sizes[t]):
+            members[offsets[t] + k] = (t, rows[by_stratum[bounds[k] : bounds[k + 1]]])
+    place = np.full(n_samples, -1, dtype=np.int8)  # -1 not placed, 0 training, 1 validation
+    counts = np.zeros((2, n_strata), dtype=np.intp)
+
+    def assign(rows, part):
+        place[rows] = part
+        sub = mask[rows]
+        ids = (offsets[:-1] + codes[rows])[sub]
+        np.add.at(counts[part], ids, 1)
+
+    for s in np.argsort(total, kind="stable"):
+        if total[s] == 0:
+            continue
+        t, rows = members[s]
+        rows = rows[place[rows] < 0]
+        k = int(np.clip(np.round(fraction * total[s] - counts[1, s]), 0, rows.shape[0]))
+        if total[s] >= 2 and counts[0, s] == 0:
+            k = min(k, rows.shape[0] - 1)
+        assign(rows[:k], 1)
+        assign(rows[k:], 0)
+    free = order[place[order] < 0]
+    n_valid = int(np.ceil(fraction * n_samples))
+    k = int(np.clip(n_valid - np.count_nonzero(place == 1), 0, free.shape[0]))
+    place[free[:k]] = 1
+    place[free[k:]] = 0
+    if not np.any(place == 1):
+        # hold out the first row (in the random order) whose labels all have a spare in training
+        spare = counts[0] >= 2
+        for row in order:
+            ids = (offsets[:-1] + codes[row])[mask[row]]
+            if np.all(spare[ids]):
+                break
+        place[row] = 1
+    if not np.any(place == 0):
+        place[order[0]] = 0
+    return np.flatnonzero(place == 0), np.flatnonzero(place == 1)
+
+
+def _standardize(values):
+    """``(mean, scale, (values - mean) / scale)`` of one task's targets, safely.
+
+    The values are divided by their largest magnitude ``m`` before the mean and the standard
+    deviation are taken, so that targets of any finite magnitude (1e154, 1e300) neither
+    overflow nor underflow. A constant task (standard deviation below ``1e-12 m``) gets
+    ``scale = m`` (1 when every value is 0): its standardised targets are 0 up to rounding.
+    """
+    magnitude = float(np.abs(values).max())
+    if magnitude == 0:
+        return 0.0, 1.0, np.zeros_like(values)
+    unit = values / magnitude
+    unit_mean = unit.mean()
+    unit_std = unit.std()
+    if unit_std <= 1e-12:
+        return unit_mean * magnitude, magnitude, unit - unit_mean
+    return unit_mean * magnitude, unit_std * magnitude, (unit - unit_mean) / unit_std
 
 
 def _task_proba(out, n_classes):
@@ -80,9 +198,12 @@ class _DeepMultiTaskNetwork(BaseEstimator):
         "max_epochs": [Interval(Integral, 1, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "lr": [Interval(Real, 0, None, closed="neither")],
+        "weight_decay": [Interval(Real, 0, None, closed="left")],
         "optimizer": [StrOptions(set(OPTIMIZERS)), callable],
-        "validation_fraction": [Interval(Real, 0, 1, closed="left")],
         "early_stopping": ["boolean"],
+        "validation_fraction": [None, Interval(Real, 0, 1, closed="left")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "unknown_task": [StrOptions({"error", "shared"})],
         "callbacks": [None, list],
         "device": [str],
         "random_state": ["random_state"],
@@ -96,10 +217,10 @@ class _DeepMultiTaskNetwork(BaseEstimator):
         self,
         *,
         sharing="hard",
-        hidden_layer_sizes=(64,),
+        hidden_layer_sizes=DEFAULTS["hidden_layer_sizes"],
         head_layer_sizes=(),
         activation="relu",
-        dropout=0.0,
+        dropout=DEFAULTS["dropout"],
         soft_penalty=1e-3,
         conditioning="concat",
         embedding_dim=None,
@@ -110,12 +231,15 @@ class _DeepMultiTaskNetwork(BaseEstimator):
         gradnorm_alpha=1.5,
         lbtw_alpha=0.5,
         task_sampling="joint",
-        max_epochs=50,
-        batch_size=64,
-        lr=1e-3,
-        optimizer="adam",
-        validation_fraction=0.0,
-        early_stopping=False,
+        max_epochs=DEFAULTS["max_epochs"],
+        batch_size=DEFAULTS["batch_size"],
+        lr=DEFAULTS["lr"],
+        weight_decay=DEFAULTS["weight_decay"],
+        optimizer=DEFAULTS["optimizer"],
+        early_stopping=True,
+        validation_fraction=None,
+        n_iter_no_change=DEFAULTS["n_iter_no_change"],
+        unknown_task="error",
         callbacks=None,
         device="cpu",
         random_state=None,
@@ -139,9 +263,12 @@ class _DeepMultiTaskNetwork(BaseEstimator):
         self.max_epochs = max_epochs
         self.batch_size = batch_size
         self.lr = lr
+        self.weight_decay = weight_decay
         self.optimizer = optimizer
-        self.validation_fraction = validation_fraction
         self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.unknown_task = unknown_task
         self.callbacks = callbacks
         self.device = device
         self.random_state = random_state
@@ -199,18 +326,21 @@ class _DeepMultiTaskNetwork(BaseEstimator):
         seeded block (a further training phase); ``train`` and ``valid`` are the
         :class:`MultiTaskDataset` parts (``valid`` None without validation data).
         """
-        if self.early_stopping and self.validation_fraction == 0:
+        fraction = self._validation_fraction()
+        if self.early_stopping and fraction == 0:
             raise ValueError(
                 "early_stopping=True monitors the validation loss and needs "
-                "validation_fraction > 0 (e.g. 0.1); got validation_fraction=0."
+                "validation_fraction > 0 (e.g. 0.1, or None for the default); got "
+                "validation_fraction=0."
             )
         device = resolve_device(self.device)
-        optimizer = self._resolve_optimizer()
         if sp.issparse(X) and X.format != "csr":
             X = X.tocsr()  # rows are drawn per batch
         rng = check_random_state(self.random_state)
         seed = int(rng.randint(np.iinfo(np.int32).max))
-        train_rows, valid_rows = self._split_rows(X.shape[0], np.random.RandomState(seed))
+        train_rows, valid_rows = self._split_rows(
+            targets, mask, kinds, output_sizes, fraction, np.random.RandomState(seed)
+        )
         train = MultiTaskDataset(X, targets, mask, train_rows)
         valid = None if valid_rows is None else MultiTaskDataset(X, targets, mask, valid_rows)
         n_observed = mask.sum(0) if train_rows is None else mask[train_rows].sum(0)
@@ -221,7 +351,7 @@ class _DeepMultiTaskNetwork(BaseEstimator):
             n_observed=n_observed,
             task_type=self._task_type,
             task_names=[_hashable(task) for task in tasks],
-            optimizer=optimizer,
+            **self._optimizer_params(),
             lr=self.lr,
             max_epochs=self.max_epochs,
             batch_size=self.batch_size,
@@ -243,10 +373,28 @@ class _DeepMultiTaskNetwork(BaseEstimator):
         net.affinity_sum_, net.affinity_count_ = net.affinity_sum_.cpu(), net.affinity_count_.cpu()
         return net
 
-    def _resolve_optimizer(self):
+    def _optimizer_params(self):
+        """skorch's ``optimizer`` arguments: the class, and where weight decay applies.
+
+        Weight decay applies to the parameters whose name ends in ``weight`` (the weight
+        matrices of the trunk, towers and heads, and of a user module), never to biases, the
+        task embedding, the cross-stitch / sluice mixing units or a weighting's parameters.
+        """
         if isinstance(self.optimizer, str):
-            return OPTIMIZERS[self.optimizer]
-        return self.optimizer
+            optimizer = OPTIMIZERS[self.optimizer]
+            params = {"optimizer": optimizer, "optimizer__weight_decay": 0.0}
+        else:
+            params = {"optimizer": self.optimizer}
+        if self.weight_decay > 0:
+            params["optimizer__param_groups"] = [
+                ("*weight", {"weight_decay": float(self.weight_decay)})
+            ]
+        return params
+
+    def _validation_fraction(self):
+        if self.validation_fraction is None:
+            return _AUTO_VALIDATION_FRACTION if self.early_stopping else 0.0
+        return self.validation_fraction
 
     def _make_weighting(self):
         if not isinstance(self.weighting, str):
@@ -264,9 +412,11 @@ class _DeepMultiTaskNetwork(BaseEstimator):
     def _make_callbacks(self):
         callbacks = [copy.deepcopy(cb) for cb in (self.callbacks or [])]
         if self.early_stopping:
-            callbacks.append(
-                ("early_stopping", EarlyStopping(monitor="valid_loss", load_best=True))
+            stopper = EarlyStopping(
+                monitor="valid_loss", patience=self.n_iter_no_change, threshold=1e-4,
+                threshold_mode="rel", load_best=True,
             )
+            callbacks.append(("early_stopping", stopper))
         if self.verbose:
             callbacks.append(("progress_bar", ProgressBar()))
         return callbacks
@@ -279,17 +429,31 @@ class _DeepMultiTaskNetwork(BaseEstimator):
         ]
         return PrintLog(keys_ignored=ignored)
 
-    def _split_rows(self, n_samples, rng):
-        if self.validation_fraction == 0:
+    def _split_rows(self, targets, mask, kinds, output_sizes, fraction, rng):
+        """Training and validation rows (None, None without validation)."""
+        if fraction == 0:
             return None, None
-        n_valid = int(np.ceil(self.validation_fraction * n_samples))
-        if n_valid >= n_samples:
+        n_samples = mask.shape[0]
+        if n_samples < 2:
             raise ValueError(
-                f"validation_fraction={self.validation_fraction} leaves no training rows out of "
-                f"{n_samples}; lower it."
+                f"n_samples={n_samples}: a validation split (early_stopping=True or "
+                "validation_fraction > 0) needs at least 2 rows; set early_stopping=False."
             )
-        order = rng.permutation(n_samples)
-        return np.sort(order[n_valid:]), np.sort(order[:n_valid])
+        if np.ceil(fraction * n_samples) >= n_samples:
+            raise ValueError(
+                f"validation_fraction={fraction} leaves no training rows out of {n_samples}; "
+                "lower it."
+            )
+        # strata: each class of a classification task, each regression task as a whole
+        sizes = [
+            1 if kind in ("regression", "constant") else max(size, 2)
+            for kind, size in zip(kinds, output_sizes, strict=True)
+        ]
+        codes = np.zeros(mask.shape, dtype=np.intp)
+        for t in range(len(kinds)):
+            if sizes[t] > 1:
+                codes[:, t] = np.where(mask[:, t], targets[:, t], 0)
+        return stratified_validation_split(codes, mask, sizes, fraction, rng)
 
     # -- predictions ----------------------------------------------------------------------------
     def _forward(self, X):
@@ -298,8 +462,47 @@ class _DeepMultiTaskNetwork(BaseEstimator):
         start = 0
         for out in self.net_.forward_iter(dataset, training=False):
             stop = start + out.shape[1]
-            yield slice(start, stop), out.to(torch.float64).numpy()
+            yield slice(start, stop), self._check_outputs(out.to(torch.float64).numpy())
             start = stop
+
+    def _forward_shared(self, X):
+        """Yield ``(rows, outputs)``: every head's padded output (T, B, K_max) on the shared
+        representation (the one an unseen task gets), batch by batch."""
+        net = self.net_
+        module = net.module_
+        if not module.has_shared_part:
+            raise ValueError(
+                f"unknown_task='shared' predicts a task not seen in fit from the part of the "
+                f"network shared by all tasks, but sharing={self._sharing()[0]!r} has none "
+                "(every tower belongs to one task). Use sharing='hard' or 'conditioned', or "
+                "unknown_task='error'."
+            )
+        loader = BatchLoader(MultiTaskDataset(X), net.batch_size)
+        was_training = module.training
+        module.train(False)
+        start = 0
+        try:
+            with torch.no_grad():
+                for Xi, _ in loader:
+                    out = module.forward_shared(Xi.to(net.device))
+                    stop = start + out.shape[1]
+                    out = out.to("cpu", torch.float64).numpy()
+                    yield slice(start, stop), self._check_outputs(out)
+                    start = stop
+        finally:
+            module.train(was_training)
+
+    def _check_outputs(self, out):
+        """Raise a FloatingPointError naming the task whose outputs are not finite."""
+        finite = np.isfinite(out).reshape(out.shape[0], -1).all(axis=1)
+        if not finite.all():
+            t = int(np.flatnonzero(~finite)[0])
+            raise FloatingPointError(
+                f"Task {_hashable(self.tasks_[t])!r}: the network's outputs are not finite "
+                f"for some rows (after epoch {self.n_iter_}, the last of training); the "
+                "network overflows on these inputs. Standardise X or refit with a smaller lr."
+            )
+        return out
 
 
 class MultiTaskRegressor(MultiTaskRegressorMixin, _DeepMultiTaskNetwork):
@@ -329,7 +532,7 @@ class MultiTaskRegressor(MultiTaskRegressorMixin, _DeepMultiTaskNetwork):
         learned units; ``"sluice"`` cross-stitch over subspaces with layer mixing;
         ``"conditioned"`` one network fed a learned task embedding. See
         :mod:`skmtl.deep.modules`.
-    hidden_layer_sizes : array-like of int or int, default=(64,)
+    hidden_layer_sizes : array-like of int or int, default=(512,)
         Hidden layers of the trunk (``"hard"``), of each tower, or of the conditioned network.
         Ignored when ``module`` is given.
     head_layer_sizes : array-like of int or int, default=()
@@ -337,7 +540,7 @@ class MultiTaskRegressor(MultiTaskRegressorMixin, _DeepMultiTaskNetwork):
         make per-task gradients nearly free (see Notes).
     activation : {"relu", "gelu", "tanh", "logistic", "identity"}, default="relu"
         Activation after every hidden layer.
-    dropout : float, default=0.0
+    dropout : float, default=0.5
         Dropout probability after every hidden activation, in ``[0, 1)``.
     soft_penalty : float, default=1e-3
         Strength of the ``"soft"`` sharing penalty ``sum ||theta_s - theta_t||^2`` between
@@ -370,24 +573,40 @@ class MultiTaskRegressor(MultiTaskRegressorMixin, _DeepMultiTaskNetwork):
         task (uniformly, or with probability proportional to its number of observed labels),
         then ``batch_size`` of that task's observed rows, and only that task's loss counts. An
         epoch has ``ceil(n_samples / batch_size)`` batches in every mode.
-    max_epochs : int, default=50
-        Number of passes over the training data (fewer with early stopping).
-    batch_size : int, default=64
+    max_epochs : int, default=200
+        Maximum number of passes over the training data (fewer with early stopping).
+    batch_size : int, default=128
         Rows per batch.
-    lr : float, default=1e-3
+    lr : float, default=3e-4
         Learning rate of the optimizer.
-    optimizer : {"adam", "sgd", "adamw"} or callable, default="adam"
+    weight_decay : float, default=0.01
+        Weight decay of the weight matrices (trunk, towers, heads, a user ``module``: the
+        parameters named ``*weight``; never biases, task embeddings, cross-stitch or sluice
+        units, or a weighting's parameters), given to the optimizer as that parameter group's
+        ``weight_decay``. With ``"adamw"`` it is decoupled: each step multiplies those weights
+        by ``1 - lr * weight_decay``. With ``"adam"`` and ``"sgd"`` it is an L2 penalty
+        ``weight_decay / 2 * ||W||^2`` in the loss. 0 disables it.
+    optimizer : {"adamw", "adam", "sgd"} or callable, default="adamw"
         The optimizer: a name, or a :class:`torch.optim.Optimizer` class (or any callable
-        ``optimizer(params, lr=lr)``).
-    validation_fraction : float, default=0.0
-        Fraction of the rows held out (at random, from ``random_state``) to compute validation
-        losses each epoch; 0 for none.
-    early_stopping : bool, default=False
-        Stop when the validation loss (the mean over tasks of the per-task validation losses)
-        has not improved by a relative 1e-4 for 5 epochs, and restore the network of the best
-        epoch (skorch's :class:`~skorch.callbacks.EarlyStopping`). Needs
-        ``validation_fraction > 0``; for other settings, pass your own ``EarlyStopping`` in
-        ``callbacks``.
+        ``optimizer(param_groups, lr=lr)``).
+    early_stopping : bool, default=True
+        Hold out ``validation_fraction`` of the rows (a split stratified on every task and
+        class, see the user guide), stop when the validation loss (the mean over tasks of each
+        task's mean loss on its observed validation labels) has not improved by a relative
+        1e-4 for ``n_iter_no_change`` epochs, and restore the network of the best epoch
+        (skorch's :class:`~skorch.callbacks.EarlyStopping` with ``load_best=True``).
+    validation_fraction : float or None, default=None
+        Fraction of the rows held out to compute validation losses each epoch. None: 0.1 with
+        early stopping, no validation data without it; 0 for none (not with early stopping).
+    n_iter_no_change : int, default=10
+        Epochs without improvement of the validation loss before early stopping stops.
+    unknown_task : {"error", "shared"}, default="error"
+        What ``task_ids`` naming a task not seen in fit gets: ``"error"`` raises
+        :class:`~skmtl.UnknownTaskError`; ``"shared"`` predicts it from the shared part, the
+        trunk read by the mean of the heads (``"hard"``) or the network fed the mean task
+        embedding (``"conditioned"``); the mean of the heads' outputs, in the user's units
+        for regression and as logits for classification. Other strategies have no shared part
+        and raise a ValueError when an unseen task has to be predicted.
     callbacks : list of skorch callbacks, default=None
         Extra skorch callbacks (instances or ``(name, callback)`` tuples); they are copied at
         fit, and the fitted copies live in ``net_.callbacks_``.
@@ -402,7 +621,11 @@ class MultiTaskRegressor(MultiTaskRegressorMixin, _DeepMultiTaskNetwork):
         0: silent. 1: a progress bar per epoch (skorch's
         :class:`~skorch.callbacks.ProgressBar`). 2: also skorch's table of losses per epoch.
     standardize_targets : bool, default=True
-        Standardise each task's targets on its observed labels for training.
+        Standardise each task's targets on its observed labels for training: the loss is the
+        squared error on ``(y - target_mean_) / target_scale_``, and predictions are mapped
+        back to the user's units. Safe for targets of any finite magnitude (the statistics
+        are taken on the values divided by their largest magnitude). Without it, targets
+        beyond float32's range raise a ValueError.
 
     Attributes
     ----------
@@ -424,8 +647,8 @@ class MultiTaskRegressor(MultiTaskRegressorMixin, _DeepMultiTaskNetwork):
     target_mean_ : ndarray of shape (n_tasks,)
         Mean of each task's observed targets (0 without standardisation).
     target_scale_ : ndarray of shape (n_tasks,)
-        Standard deviation of each task's observed targets (1 without standardisation, or
-        for a constant task).
+        Standard deviation of each task's observed targets (1 without standardisation; for
+        a constant task, its largest magnitude, or 1 if it is all zeros).
     tasks_ : ndarray of shape (n_tasks,)
         Task labels.
     n_tasks_ : int
@@ -456,6 +679,12 @@ class MultiTaskRegressor(MultiTaskRegressorMixin, _DeepMultiTaskNetwork):
     ``"soft"``, ``"cross_stitch"``, ``"sluice"``, ``"conditioned"``: each head reads its own
     slot) have no common space to compare in: their off-diagonal entries are NaN.
 
+    Divergence. A network that diverges raises a :class:`FloatingPointError` naming the task
+    and the epoch, never a model that predicts NaN: when a task's training loss on a batch, or
+    its validation loss, is not finite; when the parameters are not finite at the end of an
+    epoch (a last optimizer step that diverged; the heads' tasks are named); and at predict
+    time when outputs overflow.
+
     Examples
     --------
     >>> import numpy as np
@@ -482,10 +711,10 @@ class MultiTaskRegressor(MultiTaskRegressorMixin, _DeepMultiTaskNetwork):
         self,
         *,
         sharing="hard",
-        hidden_layer_sizes=(64,),
+        hidden_layer_sizes=DEFAULTS["hidden_layer_sizes"],
         head_layer_sizes=(),
         activation="relu",
-        dropout=0.0,
+        dropout=DEFAULTS["dropout"],
         soft_penalty=1e-3,
         conditioning="concat",
         embedding_dim=None,
@@ -496,12 +725,15 @@ class MultiTaskRegressor(MultiTaskRegressorMixin, _DeepMultiTaskNetwork):
         gradnorm_alpha=1.5,
         lbtw_alpha=0.5,
         task_sampling="joint",
-        max_epochs=50,
-        batch_size=64,
-        lr=1e-3,
-        optimizer="adam",
-        validation_fraction=0.0,
-        early_stopping=False,
+        max_epochs=DEFAULTS["max_epochs"],
+        batch_size=DEFAULTS["batch_size"],
+        lr=DEFAULTS["lr"],
+        weight_decay=DEFAULTS["weight_decay"],
+        optimizer=DEFAULTS["optimizer"],
+        early_stopping=True,
+        validation_fraction=None,
+        n_iter_no_change=DEFAULTS["n_iter_no_change"],
+        unknown_task="error",
         callbacks=None,
         device="cpu",
         random_state=None,
@@ -527,9 +759,12 @@ class MultiTaskRegressor(MultiTaskRegressorMixin, _DeepMultiTaskNetwork):
             max_epochs=max_epochs,
             batch_size=batch_size,
             lr=lr,
+            weight_decay=weight_decay,
             optimizer=optimizer,
-            validation_fraction=validation_fraction,
             early_stopping=early_stopping,
+            validation_fraction=validation_fraction,
+            n_iter_no_change=n_iter_no_change,
+            unknown_task=unknown_task,
             callbacks=callbacks,
             device=device,
             random_state=random_state,
@@ -542,16 +777,19 @@ class MultiTaskRegressor(MultiTaskRegressorMixin, _DeepMultiTaskNetwork):
         targets = np.zeros((n_samples, n_tasks), dtype=np.float32)
         self.target_mean_ = np.zeros(n_tasks)
         self.target_scale_ = np.ones(n_tasks)
+        float32_max = float(np.finfo(np.float32).max)
         for t in range(n_tasks):
             rows = mask[:, t]
             values = Y[rows, t]
             if self.standardize_targets:
-                self.target_mean_[t] = values.mean()
-                scale = values.std()
-                # a constant task (up to rounding) keeps scale 1 rather than amplifying noise
-                tiny = 1e-12 * max(1.0, abs(self.target_mean_[t]))
-                self.target_scale_[t] = scale if scale > tiny else 1.0
-                values = (values - self.target_mean_[t]) / self.target_scale_[t]
+                mean, scale, values = _standardize(values)
+                self.target_mean_[t], self.target_scale_[t] = mean, scale
+            elif np.abs(values).max() > float32_max:
+                raise ValueError(
+                    f"Task {_hashable(self.tasks_[t])!r} has targets of magnitude "
+                    f"{np.abs(values).max():.3g}, beyond float32 (the network's precision); "
+                    "use standardize_targets=True."
+                )
             targets[rows, t] = values
         return ["regression"] * n_tasks, [1] * n_tasks, targets
 
@@ -559,6 +797,19 @@ class MultiTaskRegressor(MultiTaskRegressorMixin, _DeepMultiTaskNetwork):
         pred = np.empty((X.shape[0], self.n_tasks_))
         for rows, out in self._forward(X):
             pred[rows] = out[:, :, 0].T * self.target_scale_ + self.target_mean_
+        return pred
+
+    def _predict_shared(self, X):
+        """The shared part's prediction for a task not seen in fit (``unknown_task="shared"``).
+
+        The mean over the tasks of their heads' predictions, in the user's units, on the
+        shared representation: ``mean_t (f_t(r(x)) * std_t + mean_t)``; with linear heads,
+        the prediction of the head whose weights and bias are the mean of the tasks' heads
+        (in the user's units).
+        """
+        pred = np.empty(X.shape[0])
+        for rows, out in self._forward_shared(X):
+            pred[rows] = (out[:, :, 0].T * self.target_scale_ + self.target_mean_).mean(axis=1)
         return pred
 
 
@@ -589,7 +840,7 @@ class MultiTaskClassifier(MultiTaskClassifierMixin, _DeepMultiTaskNetwork):
         learned units; ``"sluice"`` cross-stitch over subspaces with layer mixing;
         ``"conditioned"`` one network fed a learned task embedding. See
         :mod:`skmtl.deep.modules`.
-    hidden_layer_sizes : array-like of int or int, default=(64,)
+    hidden_layer_sizes : array-like of int or int, default=(512,)
         Hidden layers of the trunk (``"hard"``), of each tower, or of the conditioned network.
         Ignored when ``module`` is given.
     head_layer_sizes : array-like of int or int, default=()
@@ -597,7 +848,7 @@ class MultiTaskClassifier(MultiTaskClassifierMixin, _DeepMultiTaskNetwork):
         make per-task gradients nearly free (see Notes of :class:`MultiTaskRegressor`).
     activation : {"relu", "gelu", "tanh", "logistic", "identity"}, default="relu"
         Activation after every hidden layer.
-    dropout : float, default=0.0
+    dropout : float, default=0.5
         Dropout probability after every hidden activation, in ``[0, 1)``.
     soft_penalty : float, default=1e-3
         Strength of the ``"soft"`` sharing penalty ``sum ||theta_s - theta_t||^2`` between
@@ -630,24 +881,40 @@ class MultiTaskClassifier(MultiTaskClassifierMixin, _DeepMultiTaskNetwork):
         task (uniformly, or with probability proportional to its number of observed labels),
         then ``batch_size`` of that task's observed rows, and only that task's loss counts. An
         epoch has ``ceil(n_samples / batch_size)`` batches in every mode.
-    max_epochs : int, default=50
-        Number of passes over the training data (fewer with early stopping).
-    batch_size : int, default=64
+    max_epochs : int, default=200
+        Maximum number of passes over the training data (fewer with early stopping).
+    batch_size : int, default=128
         Rows per batch.
-    lr : float, default=1e-3
+    lr : float, default=3e-4
         Learning rate of the optimizer.
-    optimizer : {"adam", "sgd", "adamw"} or callable, default="adam"
+    weight_decay : float, default=0.01
+        Weight decay of the weight matrices (trunk, towers, heads, a user ``module``: the
+        parameters named ``*weight``; never biases, task embeddings, cross-stitch or sluice
+        units, or a weighting's parameters), given to the optimizer as that parameter group's
+        ``weight_decay``. With ``"adamw"`` it is decoupled: each step multiplies those weights
+        by ``1 - lr * weight_decay``. With ``"adam"`` and ``"sgd"`` it is an L2 penalty
+        ``weight_decay / 2 * ||W||^2`` in the loss. 0 disables it.
+    optimizer : {"adamw", "adam", "sgd"} or callable, default="adamw"
         The optimizer: a name, or a :class:`torch.optim.Optimizer` class (or any callable
-        ``optimizer(params, lr=lr)``).
-    validation_fraction : float, default=0.0
-        Fraction of the rows held out (at random, from ``random_state``) to compute validation
-        losses each epoch; 0 for none.
-    early_stopping : bool, default=False
-        Stop when the validation loss (the mean over tasks of the per-task validation losses)
-        has not improved by a relative 1e-4 for 5 epochs, and restore the network of the best
-        epoch (skorch's :class:`~skorch.callbacks.EarlyStopping`). Needs
-        ``validation_fraction > 0``; for other settings, pass your own ``EarlyStopping`` in
-        ``callbacks``.
+        ``optimizer(param_groups, lr=lr)``).
+    early_stopping : bool, default=True
+        Hold out ``validation_fraction`` of the rows (a split stratified on every task and
+        class, see the user guide), stop when the validation loss (the mean over tasks of each
+        task's mean loss on its observed validation labels) has not improved by a relative
+        1e-4 for ``n_iter_no_change`` epochs, and restore the network of the best epoch
+        (skorch's :class:`~skorch.callbacks.EarlyStopping` with ``load_best=True``).
+    validation_fraction : float or None, default=None
+        Fraction of the rows held out to compute validation losses each epoch. None: 0.1 with
+        early stopping, no validation data without it; 0 for none (not with early stopping).
+    n_iter_no_change : int, default=10
+        Epochs without improvement of the validation loss before early stopping stops.
+    unknown_task : {"error", "shared"}, default="error"
+        What ``task_ids`` naming a task not seen in fit gets: ``"error"`` raises
+        :class:`~skmtl.UnknownTaskError`; ``"shared"`` predicts it from the shared part, the
+        trunk read by the mean of the heads (``"hard"``) or the network fed the mean task
+        embedding (``"conditioned"``); the mean of the heads' outputs, in the user's units
+        for regression and as logits for classification. Other strategies have no shared part
+        and raise a ValueError when an unseen task has to be predicted.
     callbacks : list of skorch callbacks, default=None
         Extra skorch callbacks (instances or ``(name, callback)`` tuples); they are copied at
         fit, and the fitted copies live in ``net_.callbacks_``.
@@ -733,4 +1000,17 @@ class MultiTaskClassifier(MultiTaskClassifierMixin, _DeepMultiTaskNetwork):
         for rows, out in self._forward(X):
             for t, k in enumerate(sizes):
                 proba[t][rows] = _task_proba(out[t], k)
+        return proba
+
+    def _predict_proba_shared(self, X):
+        """The shared part's probabilities for a task not seen in fit.
+
+        The heads' outputs (logits) on the shared representation are averaged over the tasks,
+        then mapped to probabilities as for one task: the logit of the mean head for linear
+        heads. Columns follow ``_shared_classes`` (every task has these classes).
+        """
+        n_classes = len(self._shared_classes)
+        proba = np.empty((X.shape[0], n_classes))
+        for rows, out in self._forward_shared(X):
+            proba[rows] = _task_proba(out.mean(axis=0), n_classes)
         return proba

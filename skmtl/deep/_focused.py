@@ -19,6 +19,7 @@ from skorch.helper import predefined_split
 
 from skmtl.base import MultiTaskClassifierMixin, MultiTaskRegressorMixin
 from skmtl.deep._estimators import (
+    DEFAULTS,
     MultiTaskClassifier,
     MultiTaskRegressor,
     _DeepMultiTaskNetwork,
@@ -53,6 +54,7 @@ _MULTITASK_ONLY = (
     "weighting",
     "task_weights",
     "task_sampling",
+    "unknown_task",
 )
 
 
@@ -374,10 +376,10 @@ class _FocusedTaskNetwork(_DeepMultiTaskNetwork):
         *,
         focus_task=None,
         strategy="rmtl",
-        hidden_layer_sizes=(64,),
+        hidden_layer_sizes=DEFAULTS["hidden_layer_sizes"],
         head_layer_sizes=(),
         activation="relu",
-        dropout=0.0,
+        dropout=DEFAULTS["dropout"],
         module=None,
         module_params=None,
         gradnorm_alpha=1.5,
@@ -385,12 +387,14 @@ class _FocusedTaskNetwork(_DeepMultiTaskNetwork):
         finetune_epochs=10,
         freeze_trunk=False,
         policies=None,
-        max_epochs=50,
-        batch_size=64,
-        lr=1e-3,
-        optimizer="adam",
-        validation_fraction=0.0,
-        early_stopping=False,
+        max_epochs=DEFAULTS["max_epochs"],
+        batch_size=DEFAULTS["batch_size"],
+        lr=DEFAULTS["lr"],
+        weight_decay=DEFAULTS["weight_decay"],
+        optimizer=DEFAULTS["optimizer"],
+        early_stopping=True,
+        validation_fraction=None,
+        n_iter_no_change=DEFAULTS["n_iter_no_change"],
         callbacks=None,
         device="cpu",
         random_state=None,
@@ -412,9 +416,11 @@ class _FocusedTaskNetwork(_DeepMultiTaskNetwork):
         self.max_epochs = max_epochs
         self.batch_size = batch_size
         self.lr = lr
+        self.weight_decay = weight_decay
         self.optimizer = optimizer
-        self.validation_fraction = validation_fraction
         self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
         self.callbacks = callbacks
         self.device = device
         self.random_state = random_state
@@ -559,13 +565,13 @@ class FocusedTaskRegressor(_FocusedTaskMixin, MultiTaskRegressorMixin, _FocusedT
     strategy : {"rmtl", "single_task", "multi_task", "gradnorm", "lbtw", "finetune"}, \
             default="rmtl"
         How the auxiliary tasks are used (see above).
-    hidden_layer_sizes : array-like of int or int, default=(64,)
+    hidden_layer_sizes : array-like of int or int, default=(512,)
         Hidden layers of the shared trunk. Ignored when ``module`` is given.
     head_layer_sizes : array-like of int or int, default=()
         Hidden layers of each task head before its output layer.
     activation : {"relu", "gelu", "tanh", "logistic", "identity"}, default="relu"
         Activation after every hidden layer.
-    dropout : float, default=0.0
+    dropout : float, default=0.5
         Dropout probability after every hidden activation, in ``[0, 1)``.
     module : torch.nn.Module subclass, default=None
         A class to use as the trunk, built as ``module(**module_params)`` inside ``fit``.
@@ -590,23 +596,36 @@ class FocusedTaskRegressor(_FocusedTaskMixin, MultiTaskRegressorMixin, _FocusedT
         weight}`` (auxiliary tasks left out weigh 0) or arrays of shape ``(n_aux,)`` in
         ``aux_tasks_`` order; weights are non-negative, used as given, and each policy needs
         a positive one.
-    max_epochs : int, default=50
-        Number of passes over the training data (of pre-training for ``"finetune"``; fewer
-        with early stopping).
-    batch_size : int, default=64
+    max_epochs : int, default=200
+        Maximum number of passes over the training data (of pre-training for ``"finetune"``;
+        fewer with early stopping).
+    batch_size : int, default=128
         Rows per batch. Every batch is drawn from all rows, so it holds labels of every task.
-    lr : float, default=1e-3
+    lr : float, default=3e-4
         Learning rate of the optimizer (both phases of ``"finetune"``).
-    optimizer : {"adam", "sgd", "adamw"} or callable, default="adam"
+    weight_decay : float, default=0.01
+        Weight decay of the weight matrices (trunk, towers, heads, a user ``module``: the
+        parameters named ``*weight``; never biases, task embeddings, cross-stitch or sluice
+        units, or a weighting's parameters), given to the optimizer as that parameter group's
+        ``weight_decay``. With ``"adamw"`` it is decoupled: each step multiplies those weights
+        by ``1 - lr * weight_decay``. With ``"adam"`` and ``"sgd"`` it is an L2 penalty
+        ``weight_decay / 2 * ||W||^2`` in the loss. 0 disables it.
+    optimizer : {"adamw", "adam", "sgd"} or callable, default="adamw"
         The optimizer: a name, or a :class:`torch.optim.Optimizer` class. The fine-tuning
         phase of ``"finetune"`` continues with the same optimizer and its state.
-    validation_fraction : float, default=0.0
-        Fraction of the rows held out to compute validation losses each epoch; 0 for none.
-        During fine-tuning, the validation loss is the focus task's.
-    early_stopping : bool, default=False
-        Stop when the validation loss has not improved by a relative 1e-4 for 5 epochs and
-        restore the best epoch's network (in each phase of ``"finetune"``). Needs
-        ``validation_fraction > 0``.
+    early_stopping : bool, default=True
+        Hold out ``validation_fraction`` of the rows (a split stratified on every task and
+        class, see the user guide), stop when the validation loss (the mean over tasks of each
+        task's mean loss on its observed validation labels) has not improved by a relative
+        1e-4 for ``n_iter_no_change`` epochs, and restore the network of the best epoch
+        (skorch's :class:`~skorch.callbacks.EarlyStopping` with ``load_best=True``),
+        in each phase of ``"finetune"``; during fine-tuning the validation loss is the
+        focus task's.
+    validation_fraction : float or None, default=None
+        Fraction of the rows held out to compute validation losses each epoch. None: 0.1 with
+        early stopping, no validation data without it; 0 for none (not with early stopping).
+    n_iter_no_change : int, default=10
+        Epochs without improvement of the validation loss before early stopping stops.
     callbacks : list of skorch callbacks, default=None
         Extra skorch callbacks, copied at fit. With ``"finetune"`` they see two trainings
         (``on_train_begin`` / ``on_train_end`` twice).
@@ -697,10 +716,10 @@ class FocusedTaskRegressor(_FocusedTaskMixin, MultiTaskRegressorMixin, _FocusedT
         *,
         focus_task=None,
         strategy="rmtl",
-        hidden_layer_sizes=(64,),
+        hidden_layer_sizes=DEFAULTS["hidden_layer_sizes"],
         head_layer_sizes=(),
         activation="relu",
-        dropout=0.0,
+        dropout=DEFAULTS["dropout"],
         module=None,
         module_params=None,
         gradnorm_alpha=1.5,
@@ -708,12 +727,14 @@ class FocusedTaskRegressor(_FocusedTaskMixin, MultiTaskRegressorMixin, _FocusedT
         finetune_epochs=10,
         freeze_trunk=False,
         policies=None,
-        max_epochs=50,
-        batch_size=64,
-        lr=1e-3,
-        optimizer="adam",
-        validation_fraction=0.0,
-        early_stopping=False,
+        max_epochs=DEFAULTS["max_epochs"],
+        batch_size=DEFAULTS["batch_size"],
+        lr=DEFAULTS["lr"],
+        weight_decay=DEFAULTS["weight_decay"],
+        optimizer=DEFAULTS["optimizer"],
+        early_stopping=True,
+        validation_fraction=None,
+        n_iter_no_change=DEFAULTS["n_iter_no_change"],
         callbacks=None,
         device="cpu",
         random_state=None,
@@ -737,9 +758,11 @@ class FocusedTaskRegressor(_FocusedTaskMixin, MultiTaskRegressorMixin, _FocusedT
             max_epochs=max_epochs,
             batch_size=batch_size,
             lr=lr,
+            weight_decay=weight_decay,
             optimizer=optimizer,
-            validation_fraction=validation_fraction,
             early_stopping=early_stopping,
+            validation_fraction=validation_fraction,
+            n_iter_no_change=n_iter_no_change,
             callbacks=callbacks,
             device=device,
             random_state=random_state,
@@ -776,13 +799,13 @@ class FocusedTaskClassifier(_FocusedTaskMixin, MultiTaskClassifierMixin, _Focuse
     strategy : {"rmtl", "single_task", "multi_task", "gradnorm", "lbtw", "finetune"}, \
             default="rmtl"
         How the auxiliary tasks are used (see :class:`FocusedTaskRegressor`).
-    hidden_layer_sizes : array-like of int or int, default=(64,)
+    hidden_layer_sizes : array-like of int or int, default=(512,)
         Hidden layers of the shared trunk. Ignored when ``module`` is given.
     head_layer_sizes : array-like of int or int, default=()
         Hidden layers of each task head before its output layer.
     activation : {"relu", "gelu", "tanh", "logistic", "identity"}, default="relu"
         Activation after every hidden layer.
-    dropout : float, default=0.0
+    dropout : float, default=0.5
         Dropout probability after every hidden activation, in ``[0, 1)``.
     module : torch.nn.Module subclass, default=None
         A class to use as the trunk, built as ``module(**module_params)`` inside ``fit``.
@@ -798,18 +821,23 @@ class FocusedTaskClassifier(_FocusedTaskMixin, MultiTaskClassifierMixin, _Focuse
         Freeze the trunk during the fine-tuning phase of ``strategy="finetune"``.
     policies : list of dict or list of array-like, default=None
         Candidate policies of ``strategy="rmtl"`` (see :class:`FocusedTaskRegressor`).
-    max_epochs : int, default=50
-        Number of passes over the training data (of pre-training for ``"finetune"``).
-    batch_size : int, default=64
+    max_epochs : int, default=200
+        Maximum number of passes over the training data (of pre-training for ``"finetune"``).
+    batch_size : int, default=128
         Rows per batch.
-    lr : float, default=1e-3
+    lr : float, default=3e-4
         Learning rate of the optimizer.
-    optimizer : {"adam", "sgd", "adamw"} or callable, default="adam"
+    weight_decay : float, default=0.01
+        Weight decay of the weight matrices (see :class:`FocusedTaskRegressor`).
+    optimizer : {"adamw", "adam", "sgd"} or callable, default="adamw"
         The optimizer: a name, or a :class:`torch.optim.Optimizer` class.
-    validation_fraction : float, default=0.0
-        Fraction of the rows held out to compute validation losses each epoch; 0 for none.
-    early_stopping : bool, default=False
-        Stop on a stalled validation loss (needs ``validation_fraction > 0``).
+    early_stopping : bool, default=True
+        Stop on a stalled validation loss and restore the best epoch (see
+        :class:`FocusedTaskRegressor`).
+    validation_fraction : float or None, default=None
+        Fraction of the rows held out for validation; None: 0.1 with early stopping, else 0.
+    n_iter_no_change : int, default=10
+        Patience of early stopping, in epochs.
     callbacks : list of skorch callbacks, default=None
         Extra skorch callbacks, copied at fit.
     device : str, default="cpu"

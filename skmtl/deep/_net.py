@@ -43,6 +43,7 @@ from skorch.utils import to_tensor
 
 __all__ = [
     "BatchLoader",
+    "check_finite_parameters",
     "MultiTaskDataset",
     "MultiTaskNet",
     "TaskLoss",
@@ -340,8 +341,17 @@ class TaskLossRecorder(Callback):
         train = self._means("train", n_tasks)
         for t, value in enumerate(train):
             history.record(f"train_loss_task_{t}", float(value))
+        check_finite_parameters(net)
         if dataset_valid is not None:
             valid = self._means("valid", n_tasks)
+            observed = np.asarray(self._counts["valid"]) > 0
+            bad = np.flatnonzero(np.broadcast_to(observed, (n_tasks,)) & ~np.isfinite(valid))
+            if bad.size:
+                raise FloatingPointError(
+                    f"Task {_task_name(net, bad[0])!r} validation loss is not finite "
+                    f"({valid[bad[0]]}) at epoch {len(history)}; training stopped. Lower lr, "
+                    "standardise X, or check that task's labels."
+                )
             for t, value in enumerate(valid):
                 history.record(f"valid_loss_task_{t}", float(value))
             labelled = valid[np.isfinite(valid)]
@@ -357,6 +367,50 @@ class TaskLossRecorder(Callback):
 # --------------------------------------------------------------------------------------------
 # The net
 # --------------------------------------------------------------------------------------------
+
+
+def _task_name(net, t):
+    """Task ``t``'s label (its position when the net has no task names)."""
+    names = getattr(net, "task_names", None)
+    return names[t] if names is not None else int(t)
+
+
+def check_finite_parameters(net):
+    """Raise a FloatingPointError naming the tasks whose parameters are not finite.
+
+    Called at the end of every epoch: a diverging step after the last loss of an epoch would
+    otherwise leave a network that predicts NaN or inf. Parameters of the task heads (the
+    ``task_heads`` layers, whose first dimension is the task) name their tasks; any other
+    parameter is shared or per-tower, and the message names it.
+    """
+    module = net.module_
+    bad = [
+        (name, param) for name, param in module.named_parameters()
+        if not bool(torch.isfinite(param).all())
+    ]
+    if not bad:
+        return
+    tasks = set()
+    others = []
+    for name, param in bad:
+        if name.startswith("task_heads.") and param.dim() >= 1:
+            finite = torch.isfinite(param.detach()).flatten(1).all(1)
+            tasks.update(int(t) for t in torch.nonzero(~finite).flatten().tolist())
+        else:
+            others.append(name)
+    epoch = len(net.history)
+    if others:
+        where = (
+            f"parameter(s) {others[:3]} (not owned by one head, so every task is affected; "
+            f"first task: {_task_name(net, 0)!r})"
+        )
+    else:
+        names = [_task_name(net, t) for t in sorted(tasks)]
+        where = f"the head(s) of task(s) {names[:5]}"
+    raise FloatingPointError(
+        f"The network diverged at epoch {epoch}: {where} are no longer finite after the last "
+        "optimizer step; training stopped. Lower lr, standardise X, or check the labels."
+    )
 
 
 def _linear_head_weight(module):
@@ -538,7 +592,7 @@ class MultiTaskNet(NeuralNet):
         bad = observed & ~torch.isfinite(losses)
         if bool(bad.any()):
             t = int(torch.nonzero(bad)[0, 0])
-            name = self.task_names[t] if self.task_names is not None else t
+            name = _task_name(self, t)
             raise FloatingPointError(
                 f"Task {name!r} loss is not finite ({losses[t].item()}) at epoch "
                 f"{len(self.history)}, batch {len(self.history[-1, 'batches'])}; training "

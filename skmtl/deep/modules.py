@@ -418,6 +418,8 @@ class MultiTaskModule(nn.Module):
         Output width of each task.
     shares_representation : bool
         True when :meth:`shared` returns one ``(B, h)`` tensor read by every head.
+    has_shared_part : bool
+        True when :meth:`forward_shared` can give the outputs of a task not seen in fit.
     representation_size : int
         Width ``h`` of the representation.
     task_heads : nn.Module
@@ -431,6 +433,7 @@ class MultiTaskModule(nn.Module):
     """
 
     shares_representation = False
+    has_shared_part = False
 
     def __init__(
         self, n_features, output_sizes, *, head_layer_sizes=(), activation="relu", dropout=0.0
@@ -569,6 +572,34 @@ class MultiTaskModule(nn.Module):
         """
         return self._split(self.forward_padded(X))
 
+    def forward_shared(self, X):
+        """Outputs of every head on the representation of an unseen task.
+
+        Strategies with a part shared by all tasks (``has_shared_part``) define the
+        representation a task without parameters of its own would get: the trunk's output for
+        ``"hard"`` sharing, the network fed the mean task embedding for ``"conditioned"``.
+        The estimators average these head outputs to predict a task not seen in fit.
+
+        Parameters
+        ----------
+        X : Tensor of shape (B, n_features), float32
+            The features of a batch.
+
+        Returns
+        -------
+        out : Tensor of shape (T, B, max(output_sizes))
+            Head ``t``'s output on the shared representation; padded columns are 0.
+
+        Raises
+        ------
+        ValueError
+            For a strategy without a shared part: every parameter belongs to one task.
+        """
+        raise ValueError(
+            f"{type(self).__name__} has no part shared by all tasks (every tower belongs to "
+            "one task), so it cannot predict a task not seen in fit."
+        )
+
     def penalty(self):
         """Scalar added to the training loss (0 unless a strategy regularises its parameters).
 
@@ -661,6 +692,8 @@ class HardSharingModule(MultiTaskModule):
             self.trunk, width = _instantiate(module, module_params, self.n_features)
         self._init_heads(width)
 
+    has_shared_part = True
+
     @property
     def last_shared_layer(self):
         return _last_parametrised_layer(self.trunk)
@@ -669,6 +702,10 @@ class HardSharingModule(MultiTaskModule):
         self._check_input(X)
         rep = self.trunk(X)
         return rep.flatten(1) if rep.dim() > 2 else rep
+
+    def forward_shared(self, X):
+        """Every head on the trunk's output (the same as :meth:`forward_padded`)."""
+        return self.forward_padded(X)
 
 
 class IndependentModule(MultiTaskModule):
@@ -1181,25 +1218,38 @@ class ConditionedModule(MultiTaskModule):
         self.body = _mlp(list(self.hidden_layer_sizes), self.activation, self.dropout)
         self._init_heads(self.hidden_layer_sizes[-1])
 
+    has_shared_part = True
+
     @property
     def last_shared_layer(self):
         return _last_parametrised_layer(self.body) or self.input_layer
 
-    def shared(self, X):
+    def shared(self, X, embedding=None):
+        """The ``(T, B, h)`` representations; see :meth:`MultiTaskModule.shared`.
+
+        ``embedding`` (``(m, embedding_dim)``), when given, replaces the task embeddings and
+        the result is ``(m, B, h)``.
+        """
         self._check_input(X)
+        embedding = self.embedding if embedding is None else embedding
         if self.conditioning == "concat":
             weight = self.input_layer.weight
             pre = F.linear(X, weight[:, : self.n_features], self.input_layer.bias)
-            task_term = F.linear(self.embedding, weight[:, self.n_features :])
+            task_term = F.linear(embedding, weight[:, self.n_features :])
             H = self.input_activation(pre.unsqueeze(0) + task_term.unsqueeze(1))
         else:
             pre = self.input_layer(X)
-            task_term = self.embedding_projection(self.embedding).unsqueeze(1)
+            task_term = self.embedding_projection(embedding).unsqueeze(1)
             if self.conditioning == "sum":
                 H = self.input_activation(pre.unsqueeze(0) + task_term)
             else:
                 H = self.input_activation(pre).unsqueeze(0) * (1.0 + task_term)
         return self.body(self.input_dropout(H))
+
+    def forward_shared(self, X):
+        """Every head on the network fed the mean task embedding ``mean_t z_t``."""
+        rep = self.shared(X, self.embedding.mean(0, keepdim=True))[0]
+        return self.heads_padded(rep)
 
 
 def _check_hidden_required(sharing, hidden_layer_sizes):

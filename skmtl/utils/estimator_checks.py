@@ -230,7 +230,8 @@ def check_one_class_task(name, estimator_orig):
     Binary multi-task problems share one label set: every task's ``classes_`` holds both
     classes and ``predict_proba`` gives it two finite columns. An estimator that cannot fit
     such a task (no shared part: :class:`~skmtl.IndependentTasks`) raises a ValueError
-    naming the task. Regressors pass.
+    naming the task. An estimator that predicts one focus task only must fit and give the
+    focus task's two probability columns. Regressors pass.
     """
     if not is_classifier(estimator_orig):
         return
@@ -242,6 +243,13 @@ def check_one_class_task(name, estimator_orig):
         estimator.fit(X, Y)
     except ValueError as exc:
         assert "Task 1" in str(exc), f"{name}: the error must name the one-class task: {exc}"
+        return
+    if not isinstance(estimator.classes_, list):  # predicts one (focus) task: it must fit
+        assert len(estimator.classes_) == 2, f"{name}: classes_ = {estimator.classes_}"
+        if hasattr(estimator, "predict_proba"):
+            proba = estimator.predict_proba(X)
+            assert proba.shape == (X.shape[0], 2), f"{name}: proba {proba.shape}"
+            assert np.all(np.isfinite(proba)), f"{name}: non-finite probabilities"
         return
     for t, task_classes in enumerate(estimator.classes_):
         assert list(task_classes) == [0.0, 1.0], f"{name}: classes_[{t}] = {task_classes}"

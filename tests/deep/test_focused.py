@@ -22,7 +22,11 @@ from skmtl.deep import (  # noqa: E402
 from skmtl.deep._focused import STRATEGIES  # noqa: E402
 from skmtl.metrics import r2_score  # noqa: E402
 
-TINY = dict(hidden_layer_sizes=(8,), max_epochs=4, batch_size=16, lr=1e-2, random_state=0)
+# The training defaults these tests were written for (before early stopping and weight decay
+# became the defaults): no validation split, Adam without weight decay, no dropout.
+OLD_TRAINING = dict(optimizer="adam", weight_decay=0.0, early_stopping=False, dropout=0.0)
+TINY = dict(hidden_layer_sizes=(8,), max_epochs=4, batch_size=16, lr=1e-2, random_state=0,
+            **OLD_TRAINING)
 
 
 def _regression_data(n=60, n_tasks=4, missing=0.2, seed=0):
@@ -197,7 +201,7 @@ def test_rmtl_chooses_the_policy_of_a_brute_force_over_per_task_gradients(head_l
     est = FocusedTaskRegressor(
         focus_task=1, hidden_layer_sizes=(5,), head_layer_sizes=head_layer_sizes,
         max_epochs=3, batch_size=4, lr=0.05, policies=policies, random_state=0,
-        callbacks=[BatchRecorder()],
+        callbacks=[BatchRecorder()], **OLD_TRAINING,
     ).fit(X, Y)
     np.testing.assert_array_equal(est.policies_, [[1, 0, 0], [0, 1, 0], [0, 0, 1],
                                                   [0.2, 0.3, 0.5]])
@@ -369,7 +373,8 @@ def test_rmtl_cannot_tell_a_task_from_its_negation():
 #   lbtw on 12 of 20.
 # The tests run noise 1.0 on seeds 0, 1, 2 (the first three, not picked) and assert the claims
 # on the mean over the three seeds, which is steadier than any one seed.
-DONE_MEANS = dict(focus_task=0, hidden_layer_sizes=(32,), max_epochs=100, batch_size=32, lr=1e-2)
+DONE_MEANS = dict(focus_task=0, hidden_layer_sizes=(32,), max_epochs=100, batch_size=32, lr=1e-2,
+                  **OLD_TRAINING)
 DONE_MEANS_SEEDS = (0, 1, 2)
 
 

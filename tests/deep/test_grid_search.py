@@ -25,7 +25,11 @@ from skmtl.model_selection import MultiTaskKFold  # noqa: E402
 
 N_TASKS = 3
 TASK_WEIGHTS = [1.0, 0.5, 2.0]
-TINY = dict(hidden_layer_sizes=(8,), max_epochs=3, batch_size=16, lr=1e-2, random_state=0)
+# The training defaults these tests were written for (before early stopping and weight decay
+# became the defaults): no validation split, Adam without weight decay, no dropout.
+OLD_TRAINING = dict(optimizer="adam", weight_decay=0.0, early_stopping=False, dropout=0.0)
+TINY = dict(hidden_layer_sizes=(8,), max_epochs=3, batch_size=16, lr=1e-2, random_state=0,
+            **OLD_TRAINING)
 
 
 def wide_data_with_missing_labels():

@@ -13,6 +13,10 @@ from skmtl.deep import MultiTaskClassifier, MultiTaskRegressor, build_module  # 
 from skmtl.deep._net import TaskLoss  # noqa: E402
 from skmtl.deep.weighting import Weighting  # noqa: E402
 
+# The training defaults these tests were written for (before early stopping and weight decay
+# became the defaults): no validation split, Adam without weight decay, no dropout.
+OLD_TRAINING = dict(optimizer="adam", weight_decay=0.0, early_stopping=False, dropout=0.0)
+
 
 class InitialState(Callback):
     """Keeps a copy of the module's initial weights."""
@@ -113,6 +117,7 @@ def test_one_step_equals_a_hand_written_pytorch_step(sharing, device):
     est = MultiTaskRegressor(
         sharing=sharing, hidden_layer_sizes=(6,), soft_penalty=0.1, max_epochs=1,
         batch_size=len(X), lr=0.05, callbacks=[InitialState()], random_state=0, device=device,
+        **OLD_TRAINING,
     ).fit(X, Y)
 
     module = _module_like(est, X.shape[1], [1, 1, 1])
@@ -140,7 +145,7 @@ def test_one_classification_step_equals_a_hand_written_step():
     Y[[2, 5], 1] = np.nan
     est = MultiTaskClassifier(
         hidden_layer_sizes=(5,), max_epochs=1, batch_size=len(X), lr=0.05,
-        callbacks=[InitialState()], random_state=0,
+        callbacks=[InitialState()], random_state=0, **OLD_TRAINING,
     ).fit(X, Y)
     module = _module_like(est, 3, [1, 3])
     optimizer = torch.optim.Adam(module.parameters(), lr=0.05)
@@ -242,6 +247,7 @@ def test_affinity_and_norms_equal_brute_force_per_task_gradients(head_layer_size
     est = MultiTaskRegressor(
         hidden_layer_sizes=(5,), head_layer_sizes=head_layer_sizes, weighting=NormSpy(),
         max_epochs=1, batch_size=len(X), callbacks=[InitialState()], random_state=0,
+        **OLD_TRAINING,
     ).fit(X, Y)
     G = _brute_force_gradients(est, X, Y)
     norms = G.norm(dim=1)
@@ -304,7 +310,8 @@ def test_task_sampling_draws_one_task_per_batch(sampling):
     Y = X @ rng.normal(size=(3, 3))
     Y[rng.uniform(size=Y.shape) < 0.4] = np.nan
     est = MultiTaskRegressor(task_sampling=sampling, hidden_layer_sizes=(4,), max_epochs=2,
-                             batch_size=8, callbacks=[BatchMasks()], random_state=0).fit(X, Y)
+                             batch_size=8, callbacks=[BatchMasks()], random_state=0,
+                             **OLD_TRAINING).fit(X, Y)
     masks = _callback(est, BatchMasks).masks_
     assert len(masks) == 2 * 7  # ceil(50 / 8) batches per epoch, as with joint sampling
     for mask in masks:
