@@ -673,9 +673,10 @@ class MultiTaskRegressor(MultiTaskRegressorMixin, _DeepMultiTaskNetwork):
     the heads only.
 
     Gradient affinity. ``gradient_affinity_[s, t]`` is the mean, over the batches in which both
-    tasks have a label, of ``cos(g_s, g_t)``. It is measured on every batch with linear heads,
-    and on the first batch of every epoch with hidden head layers (where it costs
-    ``O(T^2 B h)``). Strategies without a shared representation (``"independent"``,
+    tasks have a label, of ``cos(g_s, g_t)``. It is measured on every batch with linear heads
+    and at most 256 tasks, and on the first batch of every epoch with hidden head layers
+    (where it costs ``O(T^2 B h)``) or more tasks (its ``T x T`` matrix would cost more than
+    the training step). Strategies without a shared representation (``"independent"``,
     ``"soft"``, ``"cross_stitch"``, ``"sluice"``, ``"conditioned"``: each head reads its own
     slot) have no common space to compare in: their off-diagonal entries are NaN.
 

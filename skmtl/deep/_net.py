@@ -413,6 +413,12 @@ def check_finite_parameters(net):
     )
 
 
+# Above this many tasks the gradient affinity (a T x T Gram matrix per batch, O(T^2 (B + h)))
+# is measured on the first batch of each epoch only, as with hidden head layers: with 2,410
+# tasks, every batch would cost several times the training step itself.
+AFFINITY_EVERY_BATCH_MAX_TASKS = 256
+
+
 def _linear_head_weight(module):
     """The (T, h, K_max) output weight of the heads when they are linear, else None."""
     heads = getattr(module, "task_heads", None)
@@ -533,7 +539,8 @@ class MultiTaskNet(NeuralNet):
         head_weight = _linear_head_weight(module)
         first_batch = len(self.history[-1, "batches"]) == 1
         want_affinity = self.affinity and module.shares_representation and n_tasks > 1 and (
-            head_weight is not None or first_batch
+            (head_weight is not None and n_tasks <= AFFINITY_EVERY_BATCH_MAX_TASKS)
+            or first_batch
         )
         want_gram = weighting.requires_task_gram
         probe = weighting.requires_grad_norms or want_gram or want_affinity
@@ -608,6 +615,10 @@ class MultiTaskNet(NeuralNet):
         if head_weight is not None:
             (D,) = torch.autograd.grad(losses, out, grad_outputs=ones, retain_graph=True)
             n_tasks, _, width = D.shape
+            if not full:  # the norms only: the diagonal, O(T K^2 (B + h))
+                dd = torch.einsum("tbk,tbl->tkl", D, D)
+                ww = torch.einsum("thk,thl->tkl", head_weight, head_weight)
+                return (dd * ww).sum((1, 2)).clamp_min(0).sqrt().detach()
             if width == 1:
                 dd = D[:, :, 0] @ D[:, :, 0].T
                 ww = head_weight[:, :, 0] @ head_weight[:, :, 0].T

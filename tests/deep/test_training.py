@@ -9,8 +9,9 @@ torch = pytest.importorskip("torch")
 
 from skorch.callbacks import Callback  # noqa: E402
 
+import skmtl.deep._net  # noqa: E402
 from skmtl.deep import MultiTaskClassifier, MultiTaskRegressor, build_module  # noqa: E402
-from skmtl.deep._net import TaskLoss  # noqa: E402
+from skmtl.deep._net import MultiTaskDataset, TaskLoss, _linear_head_weight  # noqa: E402
 from skmtl.deep.weighting import Weighting  # noqa: E402
 
 # The training defaults these tests were written for (before early stopping and weight decay
@@ -331,3 +332,39 @@ def test_proportional_sampling_follows_label_counts():
     masks = _callback(est, BatchMasks).masks_
     share = np.mean([mask[:, 1].any() for mask in masks])
     assert 0.05 < share < 0.14  # expected 40 / 440 = 0.09 over 500 batches
+
+
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_norms_only_equal_the_diagonal_of_the_full_gram(n_classes):
+    # GradNorm without the affinity asks for the norms only, computed per task
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(30, 4))
+    Y = rng.randint(n_classes, size=(30, 5)).astype(float)
+    Y[rng.uniform(size=Y.shape) < 0.3] = np.nan
+    Y[:n_classes] = np.arange(n_classes)[:, None]
+    est = MultiTaskClassifier(hidden_layer_sizes=(6,), max_epochs=1, random_state=0,
+                              **OLD_TRAINING).fit(X, Y)
+    net, module = est.net_, est.net_.module_
+    targets = np.nan_to_num(Y).astype(np.float32)
+    dataset = MultiTaskDataset(X, targets, ~np.isnan(Y))
+    Xi, yi = dataset[(np.arange(30), None)]
+    out = module.heads_padded(module.shared(Xi))
+    sums, counts = net.criterion_(out, yi)
+    losses = sums / counts.clamp_min(1)
+    weight = _linear_head_weight(module)
+    gram = net._task_gram(losses, out, None, weight, True)
+    norms = net._task_gram(losses, out, None, weight, False)
+    assert norms.shape == (5,)
+    np.testing.assert_allclose(norms.numpy(), gram.diagonal().sqrt().numpy(), rtol=1e-5)
+
+
+def test_affinity_of_many_tasks_is_measured_on_the_first_batch_of_each_epoch(monkeypatch):
+    X, Y = _regression_data(n=40, n_tasks=3, missing=0.0)
+    fit = dict(hidden_layer_sizes=(4,), max_epochs=2, batch_size=10, random_state=0,
+               **OLD_TRAINING)
+    every = MultiTaskRegressor(**fit).fit(X, Y)
+    np.testing.assert_array_equal(every.net_.affinity_count_.numpy(), 8.0)  # 2 epochs x 4
+    monkeypatch.setattr(skmtl.deep._net, "AFFINITY_EVERY_BATCH_MAX_TASKS", 2)
+    first = MultiTaskRegressor(**fit).fit(X, Y)
+    np.testing.assert_array_equal(first.net_.affinity_count_.numpy(), 2.0)  # 2 first batches
+    assert np.all(np.isfinite(first.gradient_affinity_))
