@@ -16,10 +16,12 @@ from sklearn.linear_model import LogisticRegression, Ridge
 
 from skmtl.linear import MeanClusteredClassifier, MeanClusteredRegressor
 from skmtl.linear._mean_clustered import (
+    _SYRK_WORK,
     MeanClusteredLeastSquares,
     _GroupedDense,
     _groups_from_mask,
     _least_squares_tasks,
+    _SharedDense,
     _SparseDesign,
     solve_mean_clustered,
     solve_mean_clustered_logistic,
@@ -449,6 +451,32 @@ def test_task_sorted_long_data_is_stacked_without_copying_X():
     assert len(design.blocks) == 1 and np.shares_memory(design.blocks[0][3], X)
     shuffled = _GroupedDense.from_groups(X, [groups[1], groups[0], groups[2]])
     assert not np.shares_memory(shuffled.blocks[0][3], X)
+
+
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_every_design_gives_the_weighted_gram_matrices(order):
+    """``gram(w)`` is ``X_t^T diag(w_t) X_t`` per task: from one rank-k update (dsyrk) per
+    task for shared rows and large tasks (C or Fortran X), from a batched product for stacks
+    of small tasks, from one sparse product for sparse X."""
+    rng = np.random.default_rng(0)
+    n, d = 400, 40
+    X = np.asarray(rng.normal(size=(n, d)), order=order)
+    X[rng.uniform(size=X.shape) < 0.5] = 0.0
+    sizes = [400, 150, 10, 5]  # one stack each; the first two above _SYRK_WORK
+    groups = [np.sort(rng.permutation(n)[:size]) for size in sizes]
+    grouped = _GroupedDense.from_groups(X, groups)
+    assert [stack.shape[1] * d * d >= _SYRK_WORK for *_, stack in grouped.blocks] == [
+        False, False, True, True]  # blocks in increasing size
+    shared = _SharedDense(X, slice(None), 3)
+    for design, rows in ((grouped, groups), (_SparseDesign(sp.csr_matrix(X), groups), groups),
+                         (shared, [np.arange(n)] * 3)):
+        w = rng.uniform(size=design.obs_tasks.shape[0])
+        for weights in (w, None):
+            gram = design.gram(weights)
+            for t, task_rows in enumerate(rows):
+                w_t = np.ones(task_rows.size) if weights is None else w[design.obs_tasks == t]
+                expected = X[task_rows].T @ (w_t[:, None] * X[task_rows])
+                np.testing.assert_allclose(gram[t], expected, rtol=0, atol=1e-10)
 
 
 def test_long_fits_never_build_the_dense_target(monkeypatch):

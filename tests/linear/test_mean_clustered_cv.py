@@ -10,6 +10,7 @@ from sklearn.exceptions import UndefinedMetricWarning
 from sklearn.model_selection import GridSearchCV, KFold
 
 from skmtl.linear import MeanClusteredRegressor, MeanClusteredRegressorCV
+from skmtl.linear._mean_clustered import solve_mean_clustered_logistic
 from skmtl.linear._mean_clustered_cv import _largest_moment_eigenvalue, _masked_r2
 from skmtl.metrics import make_multitask_scorer, mean_squared_error, r2_score
 from skmtl.model_selection import MultiTaskKFold
@@ -237,6 +238,46 @@ def test_a_task_with_one_label_stays_in_every_training_fold(long):
     tested = np.sort(np.concatenate([test for _, test in splits]))
     np.testing.assert_array_equal(tested, np.setdiff1d(np.arange(y.size), [row]))
     assert np.isfinite(model.best_score_)
+
+
+# -- the classifier's warm starts ---------------------------------------------------------------
+def test_warm_start_extrapolates_a_decreasing_path_by_at_most_its_last_step():
+    from skmtl.linear._mean_clustered_cv import _warm_start
+
+    W0, W1, b0, b1 = np.array([[1.0]]), np.array([[2.0]]), np.array([0.5]), np.array([1.0])
+    path = ((1.0, W0, b0), (0.5, W1, b1))
+    W, b = _warm_start(0.25, path)  # the same step in log(alpha): the secant, once
+    np.testing.assert_allclose(W, [[3.0]])
+    np.testing.assert_allclose(b, [1.5])
+    W, _ = _warm_start(0.5 / 2**0.5, path)  # half the step
+    np.testing.assert_allclose(W, [[2.5]])
+    W, _ = _warm_start(0.01, path)  # a longer step: at most the last one
+    np.testing.assert_allclose(W, [[3.0]])
+    for alpha, start in ((0.8, path), (0.25, path[1:]), (0.25, path[::-1])):
+        W, b = _warm_start(alpha, start)  # not a continued decreasing path: the last solution
+        assert W is start[-1][1] and b is start[-1][2]
+    assert _warm_start(0.25, ()) == (None, None)
+
+
+def test_extrapolated_warm_starts_save_newton_steps_and_keep_the_solutions():
+    from skmtl.linear._mean_clustered_cv import _warm_start
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 8))
+    W_true = rng.normal(size=8) + 0.5 * rng.normal(size=(5, 8))
+    Y = (X @ W_true.T + rng.logistic(size=(300, 5)) > 0).astype(float)
+    steps = {}
+    for extrapolate in (False, True):
+        path, steps[extrapolate] = (), 0
+        for alpha in np.geomspace(1.0, 1e-3, 12):
+            W0, b0 = _warm_start(alpha, path if extrapolate else path[-1:])
+            W, b, n_iter = solve_mean_clustered_logistic(X, Y, None, alpha, 0.5,
+                                                         coef_init=W0, intercept_init=b0)
+            W_cold, b_cold, _ = solve_mean_clustered_logistic(X, Y, None, alpha, 0.5)
+            np.testing.assert_allclose(W, W_cold, rtol=0, atol=1e-6)
+            np.testing.assert_allclose(b, b_cold, rtol=0, atol=1e-6)
+            path, steps[extrapolate] = path[-1:] + ((alpha, W, b),), steps[extrapolate] + n_iter
+    assert steps[True] < steps[False]
 
 
 # -- errors -------------------------------------------------------------------------------------
