@@ -51,7 +51,8 @@ print(f"Y: {Y.shape}, {np.isnan(Y).mean():.0%} of the labels missing; "
 # the weight of the last task. Every cell is a small network (one hidden layer of 16 units,
 # 15 epochs, no dropout and no early stopping: with about 40 training rows per task and fold,
 # the default 10 % validation split would hold four labels of a task) with the same
-# ``random_state``, so the cells differ only by the searched parameters. ``"conditioned"`` sharing uses its default ``conditioning="concat"``; add
+# ``random_state``, so the cells differ only by the searched parameters. ``"conditioned"``
+# sharing uses its default ``conditioning="concat"``; add
 # ``"model__conditioning": ["concat", "sum", "multiplicative"]`` to a grid to search it too.
 
 pipe = Pipeline([
