@@ -545,6 +545,22 @@ def _coupled_solve(H, rhs, alpha, cluster_strength, n_penalised, *, pull_last=Fa
         return _coupled_solve_blocks(H, rhs, alpha, cluster_strength, n_penalised)
 
 
+def _ridged(H, lam, n_penalised):
+    """``H + lam E E^T`` per block (the first ``n_penalised`` diagonal entries raised by
+    ``lam``), a new array, and ``rebuild(t)`` giving block t again (for :func:`_spd_inverse`,
+    which may overwrite the array)."""
+    diag = np.arange(n_penalised)
+    K = H.copy()
+    K[:, diag, diag] += lam
+
+    def rebuild(t):
+        block = H[t].copy()
+        block[diag, diag] += lam
+        return block
+
+    return K, rebuild
+
+
 def _coupled_solve_pulled(H, rhs, alpha, cluster_strength):
     """:func:`_coupled_solve` when every coordinate is penalised per task with ``lam`` and the
     last one's mean is free (``mu_last = -lam``; the others' ``mu = 2 alpha (1 - c) / T``).
@@ -559,15 +575,8 @@ def _coupled_solve_pulled(H, rhs, alpha, cluster_strength):
     n_tasks, p, _ = H.shape
     c = cluster_strength
     lam = 2.0 * alpha * c / n_tasks
-    K = H.copy()
     diag = np.arange(p)
-    K[:, diag, diag] += lam
-
-    def rebuild(t):
-        block = H[t].copy()
-        block[diag, diag] += lam
-        return block
-
+    K, rebuild = _ridged(H, lam, p)
     G = _spd_inverse(K, rebuild=rebuild)
     x = np.matmul(G, rhs[:, :, None])[..., 0]
     C = np.ascontiguousarray(G).reshape(n_tasks * p, p).T @ np.ascontiguousarray(H).reshape(
@@ -586,16 +595,10 @@ def _coupled_solve_blocks(H, rhs, alpha, cluster_strength, n_penalised):
     n_tasks, p, _ = H.shape
     d = n_penalised
     lam = 2.0 * alpha * cluster_strength / n_tasks
-    K = H.copy()
     diag = np.arange(d)
-    K[:, diag, diag] += lam
+    K, rebuild = _ridged(H, lam, d)
     if cluster_strength == 1.0:  # no coupling: independent ridge-type problems
         return _spd_solve(K, rhs)
-    def rebuild(t):
-        block = H[t].copy()
-        block[diag, diag] += lam
-        return block
-
     G = _spd_inverse(K, rebuild=rebuild)
     x = np.matmul(G, rhs[:, :, None])[..., 0]
     GE = np.ascontiguousarray(G[:, :, :d]).reshape(n_tasks * p, d)
