@@ -44,8 +44,11 @@ def make_data(n_samples, n_features, n_tasks, missing, seed=0):
 
 
 def _network(args):
+    # the hand-written loop's training: Adam without weight decay, no dropout, no validation
+    # split (the estimators' defaults add dropout, AdamW and early stopping's validation pass)
     return dict(hidden_layer_sizes=(512, 256), max_epochs=args.epochs,
-                batch_size=args.batch_size, lr=1e-3, random_state=0)
+                batch_size=args.batch_size, lr=1e-3, optimizer="adam", weight_decay=0.0,
+                dropout=0.0, early_stopping=False, random_state=0)
 
 
 def estimator_epochs(X, Y, weighting, args):
