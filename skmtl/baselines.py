@@ -9,6 +9,7 @@ from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone, is_classifier
 from sklearn.utils import get_tags
 
 from skmtl.base import MultiTaskMixin
+from skmtl.utils._docstring import SHARED_DOCS, Substitution
 from skmtl.utils._sklearn_compat import HasMethods, StrOptions
 from skmtl.utils.validation import _hashable, common_label_dtype, group_rows_by_task
 
@@ -70,6 +71,7 @@ class _WrapperMixin(MultiTaskMixin, MetaEstimatorMixin):
         return hasattr(self.estimator, "predict_proba")
 
 
+@Substitution(**SHARED_DOCS)
 class IndependentTasks(_WrapperMixin, BaseEstimator):
     """Single-task learning: one clone of an estimator per task, on that task's observed rows.
 
@@ -92,16 +94,9 @@ class IndependentTasks(_WrapperMixin, BaseEstimator):
     estimators_ : list of estimator objects
         The fitted estimator of each task, in ``tasks_`` order. A classifier's clone is fitted
         on the task's class codes ``0 .. n_classes_t - 1``; ``classes_[t]`` maps them back.
-    tasks_ : ndarray of shape (n_tasks,)
-        Task labels: column positions, a DataFrame's column names or the sorted ``task_ids``.
-    n_tasks_ : int
-        Number of tasks.
     classes_ : ndarray or list of ndarray
         Classifiers only: the classes of a 1-D y, else one array of classes per task.
-    n_features_in_ : int
-        Number of features seen during fit.
-    feature_names_in_ : ndarray of shape (`n_features_in_`,)
-        Names of features seen during fit, when X has string column names.
+    {task_attributes}
 
     See Also
     --------
@@ -175,6 +170,7 @@ def _proba_with_all_classes(estimator, X, n_classes):
     return full
 
 
+@Substitution(**SHARED_DOCS)
 class PooledTasks(_WrapperMixin, BaseEstimator):
     """Full pooling: one model fitted on every task's observed rows, ignoring task identity.
 
@@ -205,16 +201,9 @@ class PooledTasks(_WrapperMixin, BaseEstimator):
     ----------
     estimator_ : estimator object
         The pooled fitted estimator.
-    tasks_ : ndarray of shape (n_tasks,)
-        Task labels.
-    n_tasks_ : int
-        Number of tasks.
     classes_ : ndarray or list of ndarray
         Classifiers only: the classes of a 1-D y, else one array of classes per task.
-    n_features_in_ : int
-        Number of features seen during fit.
-    feature_names_in_ : ndarray of shape (`n_features_in_`,)
-        Names of features seen during fit, when X has string column names.
+    {task_attributes}
 
     See Also
     --------

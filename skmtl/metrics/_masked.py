@@ -6,6 +6,7 @@ import numpy as np
 from sklearn import metrics as skm
 from sklearn.exceptions import UndefinedMetricWarning
 
+from skmtl.utils._docstring import Substitution, join_blocks
 from skmtl.utils.validation import _format_tasks, _tighten, check_multitask_target
 
 __all__ = [
@@ -19,10 +20,46 @@ __all__ = [
     "roc_auc_score",
 ]
 
-_MULTIOUTPUT_DOC = """multioutput : {"uniform_average", "raw_values"} or array-like of \
-shape (n_tasks,), default="uniform_average"
-        How the per-task values are combined: their mean over the tasks where the metric is
-        defined, the per-task values themselves (NaN where undefined), or a weighted mean."""
+_TASK_IDS = """
+task_ids : array-like of shape (n_samples,), default=None
+    Task of each row for long-format data.
+"""
+_SAMPLE_WEIGHT = """
+sample_weight : array-like of shape (n_samples,), default=None
+    Row weights.
+"""
+_MULTIOUTPUT = """
+multioutput : {"uniform_average", "raw_values"} or array-like of shape (n_tasks,), \
+default="uniform_average"
+    How the per-task values are combined: their mean over the tasks where the metric is
+    defined, the per-task values themselves (NaN where undefined), or a weighted mean.
+"""
+_ROWS_PARAMS = join_blocks(_TASK_IDS, _SAMPLE_WEIGHT, _MULTIOUTPUT)
+
+# The parameters of the metrics, each written once and substituted into the docstrings.
+_DOCS = {
+    "multioutput": _MULTIOUTPUT,
+    "rows_params": _ROWS_PARAMS,
+    "value_params": join_blocks("""
+y_true : array-like of shape (n_samples,) or (n_samples, n_tasks)
+    True values; NaN marks a missing label in wide data.
+y_pred : array-like of shape (n_samples,) or (n_samples, n_tasks)
+    Predicted values, same layout as ``y_true``.
+""", _ROWS_PARAMS),
+    "score_params": join_blocks("""
+y_true : array-like of shape (n_samples,) or (n_samples, n_tasks)
+    True class labels; NaN / None marks a missing label in wide data.
+y_score : array-like or list of array-like
+    Wide data: a list of ``n_tasks`` arrays of shape (n_samples, n_classes_t) (the output
+    of ``predict_proba``) or, for binary tasks, an (n_samples, n_tasks) array of
+    positive-class scores. 1-D or long data: (n_samples, n_classes) or, binary,
+    (n_samples,).
+""", _TASK_IDS, """
+labels : list of array-like, default=None
+    The classes of each task (``estimator.classes_``), in the order of y_score's columns.
+    Needed when a class is absent from y_true; default: the sorted observed labels.
+""", _SAMPLE_WEIGHT),
+}
 
 
 def _task_predictions(y_pred, target, *, probabilistic):
@@ -162,6 +199,13 @@ def _aggregate(scores, multioutput):
     return float(np.average(scores[defined], weights=weights[defined]))
 
 
+def _masked_metric(metric, y_true, y_pred, task_ids, sample_weight, multioutput, **options):
+    """``metric`` per task through :func:`per_task_scores`, combined by ``multioutput``."""
+    _, scores = per_task_scores(metric, y_true, y_pred, task_ids=task_ids,
+                                sample_weight=sample_weight, **options)
+    return _aggregate(scores, multioutput)
+
+
 def _label_metric(func, **fixed):
     def metric(y_t, p_t, *, sample_weight, task):
         return func(y_t, p_t, sample_weight=sample_weight, **fixed)
@@ -179,15 +223,7 @@ def r2_score(y_true, y_pred, *, task_ids=None, sample_weight=None,
 
     Parameters
     ----------
-    y_true : array-like of shape (n_samples,) or (n_samples, n_tasks)
-        True values; NaN marks a missing label in wide data.
-    y_pred : array-like of shape (n_samples,) or (n_samples, n_tasks)
-        Predicted values, same layout as ``y_true``.
-    task_ids : array-like of shape (n_samples,), default=None
-        Task of each row for long-format data.
-    sample_weight : array-like of shape (n_samples,), default=None
-        Row weights.
-    {multioutput}
+    {value_params}
 
     Returns
     -------
@@ -202,11 +238,8 @@ def r2_score(y_true, y_pred, *, task_ids=None, sample_weight=None,
     >>> r2_score(Y, P, multioutput="raw_values")  # task 1 scored on rows 0, 2, 3 only
     array([1.        , 0.57142857])
     """
-    _, scores = per_task_scores(
-        _label_metric(skm.r2_score), y_true, y_pred, task_ids=task_ids,
-        sample_weight=sample_weight, min_samples=2,
-    )
-    return _aggregate(scores, multioutput)
+    return _masked_metric(_label_metric(skm.r2_score), y_true, y_pred, task_ids,
+                          sample_weight, multioutput, min_samples=2)
 
 
 def mean_squared_error(y_true, y_pred, *, task_ids=None, sample_weight=None,
@@ -215,15 +248,7 @@ def mean_squared_error(y_true, y_pred, *, task_ids=None, sample_weight=None,
 
     Parameters
     ----------
-    y_true : array-like of shape (n_samples,) or (n_samples, n_tasks)
-        True values; NaN marks a missing label in wide data.
-    y_pred : array-like of shape (n_samples,) or (n_samples, n_tasks)
-        Predicted values, same layout as ``y_true``.
-    task_ids : array-like of shape (n_samples,), default=None
-        Task of each row for long-format data.
-    sample_weight : array-like of shape (n_samples,), default=None
-        Row weights.
-    {multioutput}
+    {value_params}
 
     Returns
     -------
@@ -237,11 +262,8 @@ def mean_squared_error(y_true, y_pred, *, task_ids=None, sample_weight=None,
     ...                    multioutput="raw_values")
     array([0., 2.])
     """
-    _, scores = per_task_scores(
-        _label_metric(skm.mean_squared_error), y_true, y_pred, task_ids=task_ids,
-        sample_weight=sample_weight,
-    )
-    return _aggregate(scores, multioutput)
+    return _masked_metric(_label_metric(skm.mean_squared_error), y_true, y_pred, task_ids,
+                          sample_weight, multioutput)
 
 
 def mean_absolute_error(y_true, y_pred, *, task_ids=None, sample_weight=None,
@@ -250,15 +272,7 @@ def mean_absolute_error(y_true, y_pred, *, task_ids=None, sample_weight=None,
 
     Parameters
     ----------
-    y_true : array-like of shape (n_samples,) or (n_samples, n_tasks)
-        True values; NaN marks a missing label in wide data.
-    y_pred : array-like of shape (n_samples,) or (n_samples, n_tasks)
-        Predicted values, same layout as ``y_true``.
-    task_ids : array-like of shape (n_samples,), default=None
-        Task of each row for long-format data.
-    sample_weight : array-like of shape (n_samples,), default=None
-        Row weights.
-    {multioutput}
+    {value_params}
 
     Returns
     -------
@@ -272,11 +286,8 @@ def mean_absolute_error(y_true, y_pred, *, task_ids=None, sample_weight=None,
     ...                     np.array([[2.0, 0.0], [3.0, 3.0]]))
     1.25
     """
-    _, scores = per_task_scores(
-        _label_metric(skm.mean_absolute_error), y_true, y_pred, task_ids=task_ids,
-        sample_weight=sample_weight,
-    )
-    return _aggregate(scores, multioutput)
+    return _masked_metric(_label_metric(skm.mean_absolute_error), y_true, y_pred, task_ids,
+                          sample_weight, multioutput)
 
 
 def accuracy_score(y_true, y_pred, *, task_ids=None, sample_weight=None,
@@ -289,11 +300,7 @@ def accuracy_score(y_true, y_pred, *, task_ids=None, sample_weight=None,
         True class labels; NaN / None marks a missing label in wide data.
     y_pred : array-like of shape (n_samples,) or (n_samples, n_tasks)
         Predicted labels, same layout as ``y_true``.
-    task_ids : array-like of shape (n_samples,), default=None
-        Task of each row for long-format data.
-    sample_weight : array-like of shape (n_samples,), default=None
-        Row weights.
-    {multioutput}
+    {rows_params}
 
     Returns
     -------
@@ -308,11 +315,8 @@ def accuracy_score(y_true, y_pred, *, task_ids=None, sample_weight=None,
     >>> accuracy_score(Y, P, multioutput="raw_values")
     array([0.66666667, 0.5       ])
     """
-    _, scores = per_task_scores(
-        _label_metric(skm.accuracy_score), y_true, y_pred, task_ids=task_ids,
-        sample_weight=sample_weight, y_numeric=False,
-    )
-    return _aggregate(scores, multioutput)
+    return _masked_metric(_label_metric(skm.accuracy_score), y_true, y_pred, task_ids,
+                          sample_weight, multioutput, y_numeric=False)
 
 
 def _n_tasks_of(y_true, task_ids):
@@ -380,22 +384,6 @@ def _score_metric(func, labels, *, positive_only, **fixed):
     return metric
 
 
-_SCORE_PARAMS = """y_true : array-like of shape (n_samples,) or (n_samples, n_tasks)
-        True class labels; NaN / None marks a missing label in wide data.
-    y_score : array-like or list of array-like
-        Wide data: a list of ``n_tasks`` arrays of shape (n_samples, n_classes_t) (the output
-        of ``predict_proba``) or, for binary tasks, an (n_samples, n_tasks) array of
-        positive-class scores. 1-D or long data: (n_samples, n_classes) or, binary,
-        (n_samples,).
-    task_ids : array-like of shape (n_samples,), default=None
-        Task of each row for long-format data.
-    labels : list of array-like, default=None
-        The classes of each task (``estimator.classes_``), in the order of y_score's columns.
-        Needed when a class is absent from y_true; default: the sorted observed labels.
-    sample_weight : array-like of shape (n_samples,), default=None
-        Row weights."""
-
-
 def roc_auc_score(y_true, y_score, *, task_ids=None, labels=None, sample_weight=None,
                   multioutput="uniform_average"):
     """Area under the ROC curve per task, on observed labels only.
@@ -424,11 +412,8 @@ def roc_auc_score(y_true, y_score, *, task_ids=None, labels=None, sample_weight=
     """
     labels = _check_labels(labels, y_true, task_ids)
     metric = _score_metric(_roc_auc, labels, positive_only=True)
-    _, scores = per_task_scores(
-        metric, y_true, y_score, task_ids=task_ids, sample_weight=sample_weight,
-        y_numeric=False, probabilistic=True, min_classes=2,
-    )
-    return _aggregate(scores, multioutput)
+    return _masked_metric(metric, y_true, y_score, task_ids, sample_weight, multioutput,
+                          y_numeric=False, probabilistic=True, min_classes=2)
 
 
 def _roc_auc(y, s, *, sample_weight, labels=None):
@@ -465,11 +450,8 @@ def average_precision_score(y_true, y_score, *, task_ids=None, labels=None, samp
     """
     labels = _check_labels(labels, y_true, task_ids)
     metric = _score_metric(_average_precision, labels, positive_only=True)
-    _, scores = per_task_scores(
-        metric, y_true, y_score, task_ids=task_ids, sample_weight=sample_weight,
-        y_numeric=False, probabilistic=True, min_classes=2,
-    )
-    return _aggregate(scores, multioutput)
+    return _masked_metric(metric, y_true, y_score, task_ids, sample_weight, multioutput,
+                          y_numeric=False, probabilistic=True, min_classes=2)
 
 
 def _average_precision(y, s, *, sample_weight, labels=None):
@@ -502,11 +484,8 @@ def log_loss(y_true, y_score, *, task_ids=None, labels=None, sample_weight=None,
     """
     labels = _check_labels(labels, y_true, task_ids)
     metric = _score_metric(_log_loss, labels, positive_only=False)
-    _, scores = per_task_scores(
-        metric, y_true, y_score, task_ids=task_ids, sample_weight=sample_weight,
-        y_numeric=False, probabilistic=True,
-    )
-    return _aggregate(scores, multioutput)
+    return _masked_metric(metric, y_true, y_score, task_ids, sample_weight, multioutput,
+                          y_numeric=False, probabilistic=True)
 
 
 def _log_loss(y, s, *, sample_weight, labels):
@@ -517,5 +496,4 @@ def _log_loss(y, s, *, sample_weight, labels):
 
 for _f in (r2_score, mean_squared_error, mean_absolute_error, accuracy_score, roc_auc_score,
            average_precision_score, log_loss):
-    _f.__doc__ = _f.__doc__.replace("{multioutput}", _MULTIOUTPUT_DOC).replace(
-        "{score_params}", _SCORE_PARAMS)
+    Substitution(**_DOCS)(_f)

@@ -25,7 +25,7 @@ Example::
 import re
 import textwrap
 
-__all__ = ["SHARED_DOCS", "Substitution", "substitute"]
+__all__ = ["SHARED_DOCS", "Substitution", "join_blocks", "substitute"]
 
 _PLACEHOLDER = re.compile(r"^(?P<indent>[ \t]*)\{(?P<name>[A-Za-z_]\w*)\}[ \t]*$", re.MULTILINE)
 
@@ -60,6 +60,11 @@ def substitute(doc, blocks):
     return _PLACEHOLDER.sub(replace, doc)
 
 
+def join_blocks(*blocks):
+    """One block made of several, in order, with no blank line between them."""
+    return "\n" + "\n".join(textwrap.dedent(block).strip("\n") for block in blocks) + "\n"
+
+
 class Substitution:
     """Decorator: fill the placeholders of a class's or function's docstring.
 
@@ -81,7 +86,7 @@ class Substitution:
 SHARED_DOCS = {
     "task_attributes": """
     tasks_ : ndarray of shape (n_tasks,)
-        Task labels.
+        Task labels: column positions, a DataFrame's column names or the sorted ``task_ids``.
     n_tasks_ : int
         Number of tasks.
     n_features_in_ : int

@@ -52,4 +52,4 @@ def test_shared_task_attributes_are_numpydoc():
     doc = substitute("    Attributes\n    ----------\n    {task_attributes}\n",
                      SHARED_DOCS)
     assert doc.splitlines()[2] == "    tasks_ : ndarray of shape (n_tasks,)"
-    assert doc.splitlines()[3] == "        Task labels."
+    assert doc.splitlines()[3].startswith("        Task labels: column positions")
