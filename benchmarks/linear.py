@@ -43,7 +43,7 @@ from sklearn.linear_model import Ridge
 from threadpoolctl import threadpool_limits
 
 from skmtl.linear import BlockSparseRegressor, MeanClusteredClassifier, MeanClusteredRegressor
-from skmtl.linear._solvers import block_sparse_alpha_max
+from skmtl.linear._solver_bcd import block_sparse_alpha_max
 
 GAP = 1e-6
 

@@ -8,8 +8,11 @@ from scipy.special import expit
 from sklearn.base import BaseEstimator
 
 from skmtl.base import MultiTaskClassifierMixin, MultiTaskRegressorMixin
-from skmtl.linear._solvers import solve_block_sparse
+from skmtl.linear._datafits import Logistic, Quadratic
+from skmtl.linear._docs import LINEAR_DOCS
+from skmtl.linear._solver_bcd import solve_block_sparse
 from skmtl.linear._standardize import column_scales, scale_columns
+from skmtl.utils._docstring import Substitution
 from skmtl.utils._sklearn_compat import Interval
 from skmtl.utils.validation import _hashable
 
@@ -35,6 +38,7 @@ class _BlockSparseMixin:
     }
 
     _X_dtype = np.float64
+    # a skmtl.linear._datafits.Datafit subclass; the one hook a new loss needs
     _datafit = None
     # "auto": scikit-learn's MultiTaskLasso where it solves exactly our problem; "bcd": ours.
     _solver = "auto"
@@ -75,6 +79,7 @@ class _BlockSparseMixin:
         return np.asarray(scores, dtype=np.float64) + self.intercept_
 
 
+@Substitution(**LINEAR_DOCS)
 class BlockSparseRegressor(_BlockSparseMixin, MultiTaskRegressorMixin, BaseEstimator):
     """Multi-task least squares with an l1/lq block penalty: tasks share a sparse support.
 
@@ -98,16 +103,12 @@ class BlockSparseRegressor(_BlockSparseMixin, MultiTaskRegressorMixin, BaseEstim
     ----------
     alpha : float, default=1.0
         Strength of the block penalty. ``alpha`` at or above
-        :func:`~skmtl.linear._solvers.block_sparse_alpha_max` gives ``coef_ = 0``.
-    q : {2, np.inf}, default=2
-        Norm of each feature's block: ``2`` (group lasso, l2,1) or ``np.inf`` (l-inf,1, which
-        also pushes a shared feature to the same magnitude across tasks).
-    fit_intercept : bool, default=True
-        Fit one unpenalised intercept per task.
+        :func:`~skmtl.linear._solver_bcd.block_sparse_alpha_max` gives ``coef_ = 0``.
+    {block_sparse_q}
+    {fit_intercept}
     tol : float, default=1e-6
         Stop when the relative duality gap ``(primal - dual) / primal`` is at most ``tol``.
-    max_iter : int, default=1000
-        Maximum number of epochs (passes of coordinate descent over the working set).
+    {block_sparse_max_iter}
     warm_start : bool, default=False
         Start from the previous ``coef_`` (when the shapes match) instead of zero.
     standardize : bool, default=False
@@ -121,24 +122,12 @@ class BlockSparseRegressor(_BlockSparseMixin, MultiTaskRegressorMixin, BaseEstim
 
     Attributes
     ----------
-    coef_ : ndarray of shape (n_tasks, n_features)
-        ``W``; row ``t`` is task ``t``'s coefficients (``tasks_`` order). Also for a 1-D y
-        (one row).
-    intercept_ : ndarray of shape (n_tasks,)
-        Per-task intercepts.
+    {block_sparse_coef}
     dual_gap_ : float
         The relative duality gap ``(primal - dual) / primal`` at the solution, >= 0 (a dual
         point is made from the residuals rescaled to satisfy the dual-norm constraint).
-    n_iter_ : int
-        Number of epochs run.
-    tasks_ : ndarray of shape (n_tasks,)
-        Task labels.
-    n_tasks_ : int
-        Number of tasks.
-    n_features_in_ : int
-        Number of features seen during fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
-        Names of features seen during fit, when X has string column names.
+    {block_sparse_n_iter}
+    {task_attributes}
 
     See Also
     --------
@@ -167,7 +156,7 @@ class BlockSparseRegressor(_BlockSparseMixin, MultiTaskRegressorMixin, BaseEstim
     (2, 2)
     """
 
-    _datafit = "quadratic"
+    _datafit = Quadratic
 
     def __init__(self, alpha=1.0, *, q=2, fit_intercept=True, tol=1e-6, max_iter=1000,
                  warm_start=False, standardize=False):
@@ -193,6 +182,7 @@ class BlockSparseRegressor(_BlockSparseMixin, MultiTaskRegressorMixin, BaseEstim
                      max_iter=100_000)
 
 
+@Substitution(**LINEAR_DOCS)
 class BlockSparseClassifier(_BlockSparseMixin, MultiTaskClassifierMixin, BaseEstimator):
     """Multi-task binary logistic regression with an l1/lq block penalty: a shared support.
 
@@ -227,14 +217,11 @@ class BlockSparseClassifier(_BlockSparseMixin, MultiTaskClassifierMixin, BaseEst
     ----------
     alpha : float, default=1.0
         Strength of the block penalty.
-    q : {2, np.inf}, default=2
-        Norm of each feature's block across tasks.
-    fit_intercept : bool, default=True
-        Fit one unpenalised intercept per task.
+    {block_sparse_q}
+    {fit_intercept}
     tol : float, default=1e-6
         Stop when the relative KKT violation (see ``dual_gap_``) is at most ``tol``.
-    max_iter : int, default=1000
-        Maximum number of epochs (passes of coordinate descent over the working set).
+    {block_sparse_max_iter}
     warm_start : bool, default=False
         Start from the previous ``coef_`` and ``intercept_`` (when the shapes match).
     standardize : bool, default=False
@@ -244,28 +231,17 @@ class BlockSparseClassifier(_BlockSparseMixin, MultiTaskClassifierMixin, BaseEst
 
     Attributes
     ----------
-    coef_ : ndarray of shape (n_tasks, n_features)
-        ``W``; row ``t`` is task ``t``'s coefficients.
-    intercept_ : ndarray of shape (n_tasks,)
-        Per-task intercepts.
+    {block_sparse_coef}
     dual_gap_ : float
         Not a duality gap for the logistic loss: the relative KKT violation at the solution,
         i.e. the largest distance (in the dual norm) of a feature's negative gradient to
         ``alpha`` times the subdifferential of its block norm, or the largest intercept
         gradient, divided by ``alpha_max`` (the gradient's dual norm at ``W = 0``). >= 0,
         and 0 exactly at the optimum.
-    n_iter_ : int
-        Number of epochs run.
+    {block_sparse_n_iter}
     classes_ : ndarray or list of ndarray
         The two classes of a 1-D y, else one array of two classes per task.
-    tasks_ : ndarray of shape (n_tasks,)
-        Task labels.
-    n_tasks_ : int
-        Number of tasks.
-    n_features_in_ : int
-        Number of features seen during fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
-        Names of features seen during fit, when X has string column names.
+    {task_attributes}
 
     See Also
     --------
@@ -291,7 +267,7 @@ class BlockSparseClassifier(_BlockSparseMixin, MultiTaskClassifierMixin, BaseEst
     [(3, 2), (3, 2)]
     """
 
-    _datafit = "logistic"
+    _datafit = Logistic
     _max_classes = 2
 
     def __sklearn_tags__(self):

@@ -12,7 +12,6 @@ from functools import partial
 from numbers import Integral, Real
 
 import numpy as np
-import scipy.sparse as sp
 from joblib import Parallel, delayed
 from sklearn.base import is_classifier
 
@@ -29,9 +28,19 @@ from skmtl.linear._cv import (
     _positive,
     _WideData,
     edge_of,
+    extend_geometric,
     warn_edge,
 )
-from skmtl.linear._solvers import block_sparse_alpha_max, solve_block_sparse
+from skmtl.linear._docs import LINEAR_DOCS
+from skmtl.linear._solver_bcd import (
+    _refit_size_ok,
+    _relaxed,
+    _support,
+    _support_least_squares,
+    block_sparse_alpha_max,
+    solve_block_sparse,
+)
+from skmtl.utils._docstring import Substitution, join_blocks
 from skmtl.utils._sklearn_compat import Interval
 
 __all__ = ["BlockSparseClassifierCV", "BlockSparseRegressorCV"]
@@ -111,7 +120,7 @@ class _BlockSparseCVMixin:
                 edge = None  # W = 0 there, and at every larger alpha: nothing beyond
             if not (default and edge == "last") or extension == MAX_EXTENSIONS:
                 break
-            alphas = _extend_down(alphas)
+            alphas = extend_geometric(alphas, "last")
         if edge is not None:
             warn_edge("alpha", self.alpha_, alphas, extended=default)
         self.alphas_ = alphas
@@ -214,13 +223,6 @@ class _BlockSparseCVMixin:
         return _as_fitted(estimator, self, W, b)
 
 
-def _extend_down(alphas):
-    """A decreasing geometric grid grown by one decade below its smallest value (its ratio)."""
-    ratio = alphas[0] / alphas[1]
-    n_new = int(np.ceil(np.log(10.0) / np.log(ratio)))
-    return np.concatenate([alphas, alphas[-1] / ratio ** np.arange(1, n_new + 1)])
-
-
 # -- relaxation ---------------------------------------------------------------------------------
 def _gamma_grid(gammas):
     """The relaxation weights, validated, unique and decreasing (the plain fit, 1, first)."""
@@ -230,50 +232,41 @@ def _gamma_grid(gammas):
     return np.unique(values)[::-1]
 
 
-def _support(W):
-    """The features with a nonzero coefficient in some task."""
-    return np.flatnonzero(np.any(W != 0, axis=0))
-
-
-def _refit_size_ok(support, mask, fit_intercept):
-    """Whether every task has as many observed rows as unknowns of its refit on ``support``."""
-    return support.size + int(fit_intercept) <= mask.sum(axis=0).min()
-
-
-def _support_least_squares(X, Y, mask, support, fit_intercept):
-    """Per-task unpenalised least squares on the columns ``support``: ``(W, b)``.
-
-    Task ``t`` is fitted on its observed rows only, with an intercept (by centring) if
-    ``fit_intercept``; the coefficients off the support are 0. :func:`numpy.linalg.lstsq`
-    gives the minimum-norm solution when a task's design is rank deficient.
+def _attributes(points, grid, param_gamma, path_shape, coef):
+    """The attributes shared by the two CV estimators, with the few words that differ."""
+    return f"""
+    alpha_ : float
+        The chosen alpha: that of the first grid point with the best mean test score
+        {points}.
+    alphas_ : ndarray of shape (n_alphas,)
+        The alphas tried, decreasing.
+    cv_results_ : dict of ndarray
+        One entry per grid point, as :class:`~sklearn.model_selection.GridSearchCV` with
+        ``{grid}``: ``param_alpha``, {param_gamma}``params``,
+""" + """\
+        ``split{k}_test_score``, ``mean_test_score``, ``std_test_score`` and
+        ``rank_test_score``. The score path (LassoCV's ``mse_path_``, with the sign of a
+        score) is
+        ``np.column_stack([cv_results_[f"split{k}_test_score"] for k in range(n_folds)])``,
+""" + f"""\
+        of shape {path_shape}.
+    best_score_ : float
+        Mean test score of the chosen grid point.
+    coef_ : ndarray of shape (n_tasks, n_features)
+        {coef}; row ``t`` is task ``t``'s coefficients.
+    intercept_ : ndarray of shape (n_tasks,)
+        Intercepts of the refit.
     """
-    n_tasks = mask.shape[1]
-    W, b = np.zeros((n_tasks, X.shape[1])), np.zeros(n_tasks)
-    columns = X[:, support]
-    columns = columns.toarray() if sp.issparse(columns) else np.asarray(columns)
-    for t in range(n_tasks):
-        rows = mask[:, t]
-        X_t, y_t = columns[rows], Y[rows, t]
-        if fit_intercept:
-            x_mean, y_mean = X_t.mean(axis=0), y_t.mean()
-            X_t, y_t = X_t - x_mean, y_t - y_mean
-        w = np.linalg.lstsq(X_t, y_t)[0] if support.size else np.zeros(0)
-        W[t, support] = w
-        if fit_intercept:
-            b[t] = y_mean - x_mean @ w
-    return W, b
 
 
-def _relaxed(gamma, fit, refit):
-    """glmnet's relaxed fit: ``gamma * fit + (1 - gamma) * refit``, coefficients and intercepts."""
-    return tuple(gamma * a + (1.0 - gamma) * r for a, r in zip(fit, refit))
-
-
-_SHARED_PARAMETERS = """alphas : array-like of shape (n_alphas,), default=None
+_DOCS = {
+    **LINEAR_DOCS,
+    "block_sparse_cv_parameters": join_blocks("""
+    alphas : array-like of shape (n_alphas,), default=None
         Values of ``alpha`` to try, all > 0 (used in decreasing order, never extended; an
         optimum at an edge raises a :class:`~skmtl.linear.GridEdgeWarning`). None:
         ``n_alphas`` values log-spaced from ``alpha_max`` down to ``eps * alpha_max``, where
-        ``alpha_max`` (:func:`~skmtl.linear._solvers.block_sparse_alpha_max`, computed on
+        ``alpha_max`` (:func:`~skmtl.linear._solver_bcd.block_sparse_alpha_max`, computed on
         all the (scaled) data, as LassoCV does) is the smallest alpha giving ``coef_ = 0``.
         When the best alpha is the smallest, the path goes on by a decade (the grid's own
         ratio, warm-started from each fold's last solution), at most 3 times, then warns.
@@ -283,11 +276,7 @@ _SHARED_PARAMETERS = """alphas : array-like of shape (n_alphas,), default=None
         Number of alphas of the default grid (LassoCV's default).
     eps : float, default=1e-3
         ``alpha_min / alpha_max`` of the default grid, in (0, 1].
-    q : {2, np.inf}, default=2
-        Norm of each feature's block of coefficients across tasks: ``2`` (group lasso,
-        l2,1) or ``np.inf`` (l-inf,1).
-    fit_intercept : bool, default=True
-        Fit one intercept per task.
+    """, LINEAR_DOCS["block_sparse_q"], LINEAR_DOCS["fit_intercept"], """
     standardize : bool, default=True
         Scale the features inside by their standard deviation over the observed rows of all
         tasks pooled (glmnet's convention; see the fixed-alpha model): the chosen model and
@@ -297,42 +286,26 @@ _SHARED_PARAMETERS = """alphas : array-like of shape (n_alphas,), default=None
     tol : float, default=1e-6
         Tolerance of every fit of the path and of the refit (see ``dual_gap_``).
     max_iter : int, default=1000
-        Maximum number of epochs of every fit."""
-
-_SHARED_CV = """n_jobs : int, default=None
+        Maximum number of epochs of every fit.
+    """),
+    "n_jobs": """
+    n_jobs : int, default=None
         Number of folds whose paths are computed in parallel with joblib. ``None`` means 1
-        unless in a :func:`joblib.parallel_config` context; ``-1`` uses all processors."""
-
-_SHARED_ATTRIBUTES = """alpha_ : float
-        The chosen alpha: that of the first grid point with the best mean test score
-        {points}.
-    alphas_ : ndarray of shape (n_alphas,)
-        The alphas tried, decreasing.
-    cv_results_ : dict of ndarray
-        One entry per grid point, as :class:`~sklearn.model_selection.GridSearchCV` with
-        ``{grid}``: ``param_alpha``, {param_gamma}``params``,
-        ``split{k}_test_score``, ``mean_test_score``, ``std_test_score`` and
-        ``rank_test_score``. The score path (LassoCV's ``mse_path_``, with the sign of a
-        score) is
-        ``np.column_stack([cv_results_[f"split{k}_test_score"] for k in range(n_folds)])``,
-        of shape {path_shape}.
-    best_score_ : float
-        Mean test score of the chosen grid point.
-    coef_ : ndarray of shape (n_tasks, n_features)
-        {coef}; row ``t`` is task ``t``'s coefficients.
-    intercept_ : ndarray of shape (n_tasks,)
-        Intercepts of the refit."""
-
-_DATA_ATTRIBUTES = """tasks_ : ndarray of shape (n_tasks,)
-        Task labels.
-    n_tasks_ : int
-        Number of tasks.
-    n_features_in_ : int
-        Number of features seen during fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
-        Names of features seen during fit, when X has string column names."""
+        unless in a :func:`joblib.parallel_config` context; ``-1`` uses all processors.
+    """,
+}
 
 
+@Substitution(**_DOCS, block_sparse_cv_attributes=_attributes(
+    points="(``alphas_`` then ``gammas_`` order: ties go to the largest\n        "
+    "alpha, then to the largest gamma)",
+    grid='{"alpha": alphas_, "gamma": gammas_}',
+    param_gamma="``param_gamma`` (with\n        ``relax=True`` only), ",
+    path_shape="(n_alphas * n_gammas, n_folds), ``n_gammas = len(gammas_)``:\n        "
+    "alpha-major, row ``i * n_gammas + g`` is ``(alphas_[i], gammas_[g])``",
+    coef="``W`` refitted on all the data at ``alpha_`` and relaxed by ``gamma_``:\n"
+    "        when ``gamma_ < 1``, the relaxed coefficients, not the minimiser of the\n"
+    "        penalised objective"))
 class BlockSparseRegressorCV(_BlockSparseCVMixin, BlockSparseRegressor):
     """Block-sparse multi-task least squares with ``alpha`` chosen by cross-validation.
 
@@ -363,7 +336,7 @@ class BlockSparseRegressorCV(_BlockSparseCVMixin, BlockSparseRegressor):
 
     Parameters
     ----------
-    {parameters}
+    {block_sparse_cv_parameters}
     relax : bool, default=False
         Cross-validate relaxed fits too (see above). The refit undoes the shrinkage of the
         selected coefficients, so the best predictions no longer need a small alpha that
@@ -390,11 +363,11 @@ class BlockSparseRegressorCV(_BlockSparseCVMixin, BlockSparseRegressor):
         ``scoring(estimator, X_test, Y_test)`` with a fitted :class:`BlockSparseRegressor`
         and a wide ``Y_test`` (NaN where unobserved), like a scorer in a search object (with
         ``relax=True``, holding the relaxed coefficients); greater is better.
-    {cv}
+    {n_jobs}
 
     Attributes
     ----------
-    {attributes}
+    {block_sparse_cv_attributes}
     gamma_ : float
         The chosen gamma; 1.0 (the group lasso) when ``relax=False``.
     gammas_ : ndarray of shape (n_gammas,)
@@ -404,7 +377,7 @@ class BlockSparseRegressorCV(_BlockSparseCVMixin, BlockSparseRegressor):
         ``alpha_`` (before relaxation).
     n_iter_ : int
         Number of epochs of that refit.
-    {data_attributes}
+    {task_attributes}
 
     See Also
     --------
@@ -492,6 +465,10 @@ class BlockSparseRegressorCV(_BlockSparseCVMixin, BlockSparseRegressor):
         self.gammas = gammas
 
 
+@Substitution(**_DOCS, block_sparse_cv_attributes=_attributes(
+    points="(``alphas_`` order: ties go to the largest alpha)",
+    grid='{"alpha": alphas_}', param_gamma="", path_shape="(n_alphas, n_folds)",
+    coef="``W`` refitted on all the data at ``alpha_``"))
 class BlockSparseClassifierCV(_BlockSparseCVMixin, BlockSparseClassifier):
     """Block-sparse multi-task logistic regression with ``alpha`` chosen by cross-validation.
 
@@ -511,7 +488,7 @@ class BlockSparseClassifierCV(_BlockSparseCVMixin, BlockSparseClassifier):
 
     Parameters
     ----------
-    {parameters}
+    {block_sparse_cv_parameters}
     cv : int, cross-validation generator, iterable or None, default=5
         An int is the number of folds of a :class:`~skmtl.model_selection.MultiTaskKFold`
         (``classification=True``: every task keeps labels, and both classes where each has
@@ -533,18 +510,18 @@ class BlockSparseClassifierCV(_BlockSparseCVMixin, BlockSparseClassifier):
         ``"accuracy"`` or ``"roc_auc"``. A callable is called as
         ``scoring(estimator, X_test, Y_test)`` with a fitted :class:`BlockSparseClassifier`
         and a wide ``Y_test`` of labels (NaN where unobserved); greater is better.
-    {cv}
+    {n_jobs}
 
     Attributes
     ----------
-    {attributes}
+    {block_sparse_cv_attributes}
     dual_gap_ : float
         The relative KKT violation of the refit (see :class:`BlockSparseClassifier`).
     n_iter_ : int
         Number of epochs of the refit.
     classes_ : ndarray or list of ndarray
         The two classes of a 1-D y, else one array of two classes per task.
-    {data_attributes}
+    {task_attributes}
 
     See Also
     --------
@@ -577,28 +554,3 @@ class BlockSparseClassifierCV(_BlockSparseCVMixin, BlockSparseClassifier):
 
     _model = BlockSparseClassifier
     _default_score = staticmethod(_pooled_log_loss)
-
-
-_GRIDS = {  # the placeholders of _SHARED_ATTRIBUTES, line breaks included
-    BlockSparseClassifierCV: dict(
-        points="(``alphas_`` order: ties go to the largest alpha)",
-        grid='{"alpha": alphas_}', param_gamma="", path_shape="(n_alphas, n_folds)",
-        coef="``W`` refitted on all the data at ``alpha_``"),
-    BlockSparseRegressorCV: dict(
-        points="(``alphas_`` then ``gammas_`` order: ties go to the largest\n        "
-        "alpha, then to the largest gamma)",
-        grid='{"alpha": alphas_, "gamma": gammas_}',
-        param_gamma="``param_gamma`` (with\n        ``relax=True`` only), ",
-        path_shape="(n_alphas * n_gammas, n_folds), ``n_gammas = len(gammas_)``:\n        "
-        "alpha-major, row ``i * n_gammas + g`` is ``(alphas_[i], gammas_[g])``",
-        coef="``W`` refitted on all the data at ``alpha_`` and relaxed by ``gamma_``:\n"
-        "        when ``gamma_ < 1``, the relaxed coefficients, not the minimiser of the\n"
-        "        penalised objective"),
-}
-
-for _cls, _grid in _GRIDS.items():
-    _cls.__doc__ = (_cls.__doc__.replace("{parameters}", _SHARED_PARAMETERS)
-                    .replace("{cv}", _SHARED_CV).replace("{attributes}", _SHARED_ATTRIBUTES)
-                    .replace("{data_attributes}", _DATA_ATTRIBUTES))
-    for _key, _text in _grid.items():
-        _cls.__doc__ = _cls.__doc__.replace("{" + _key + "}", _text)

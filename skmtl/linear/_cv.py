@@ -18,7 +18,7 @@ from scipy.stats import rankdata
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import check_cv
 
-from skmtl.linear._mean_clustered import _predict_rows
+from skmtl.linear._designs import predict_rows
 from skmtl.metrics import get_multitask_scorer
 from skmtl.model_selection import MultiTaskKFold
 from skmtl.utils.validation import _format_tasks
@@ -118,7 +118,7 @@ class _LongTest:
         self.task_ids = tasks[task_index]
 
     def predict(self, W, b):
-        return _predict_rows(self.X, W, b, self.tasks)
+        return predict_rows(self.X, W, b, self.tasks)
 
     def scorer_args(self):
         return (self.X, self.y), {"task_ids": self.task_ids}
@@ -365,3 +365,14 @@ def warn_edge(name, value, values, *, extended):
         f"Pass a grid of {name} values reaching further.",
         GridEdgeWarning, stacklevel=4,
     )
+
+
+def extend_geometric(alphas, edge):
+    """A decreasing geometric grid grown by one decade beyond its ``"first"`` (largest) or
+    ``"last"`` (smallest) value, with its own ratio."""
+    ratio = alphas[0] / alphas[1]
+    n_new = int(np.ceil(np.log(10.0) / np.log(ratio)))
+    steps = ratio ** np.arange(1, n_new + 1)
+    if edge == "first":
+        return np.concatenate([(alphas[0] * steps)[::-1], alphas])
+    return np.concatenate([alphas, alphas[-1] / steps])

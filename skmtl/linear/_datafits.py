@@ -1,139 +1,55 @@
-"""Per-task datafits on the observed rows of each task.
+"""Per-task datafits on the observed rows of each task, behind one interface.
 
 Task ``t`` sees the ``n_t`` rows where ``mask[:, t]`` is True (its own rows in long data, the
-rows with a label in wide data). A datafit is the sum over tasks of the per-task mean loss:
+rows with a label in wide data), given as a :class:`~skmtl.linear._designs.MaskedDesign`. A
+datafit is the sum over tasks of the per-task mean loss:
 
 - :class:`Quadratic`: ``sum_t 1 / (2 n_t) ||y_t - X_t w_t - b_t||^2``;
 - :class:`Logistic`: ``sum_t 1 / n_t sum_i log(1 + exp(-s_i (x_i w_t + b_t)))``, ``s_i = +-1``.
 
-Data live in a :class:`MaskedDesign`: X (dense, Fortran-ordered, or CSC sparse; never
-densified) plus the observed (row, task) pairs in row-major order, so a column of X is read once
-to get the correlations of all tasks with it. Per-observation vectors (residuals, linear
-predictors) have one entry per observed pair, never an ``(n, n_tasks)`` array.
+The interface (:class:`Datafit`) has two halves. The Python half works on whole arrays between
+epochs: value, negative gradient, per-block curvature, intercepts. The compiled half is five
+numba functions (class attributes) that the block coordinate descent epoch calls for one block
+step; the solver compiles its epoch once per datafit class with them inlined
+(:func:`skmtl.linear._solver_bcd.bcd_epoch`), so it never asks which datafit it runs. A new
+datafit is one subclass of :class:`Datafit`.
 
-A datafit gives its value, the negative gradient ``G`` (n_tasks, n_features) for any set of
-features, per-feature per-task Lipschitz constants (the exact curvature for least squares) and
-the state the solver updates in place after a block step.
+A datafit's *state* is a tuple of arrays that the solver passes around and the datafit updates
+in place (its first entries are per-observation vectors in the design's observation order).
 """
 
 import numpy as np
-import scipy.sparse as sp
-from numba import njit, uint64
+from numba import njit
 
-__all__ = ["Logistic", "MaskedDesign", "Quadratic"]
+__all__ = ["Datafit", "Logistic", "Quadratic"]
 
 # A per-task curvature below this fraction of the feature's largest one counts as zero.
 _RELATIVE_TINY = 1e-13
 
 
-class MaskedDesign:
-    """X with the observed (row, task) pairs of a label mask.
-
-    Parameters
-    ----------
-    X : ndarray or sparse matrix of shape (n_samples, n_features)
-        Design. Dense X is copied to a Fortran-ordered float64 array when it is not one already
-        (or when ``center`` asks for a shifted copy); sparse X is kept sparse (CSC).
-    mask : ndarray of bool of shape (n_samples, n_tasks)
-        Observed labels.
-    center : bool, default=False
-        Dense X only: subtract the mean of the observed rows from every column (``x_shift``).
-        Better conditioning for a model with intercepts, which absorb the shift.
-    """
-
-    def __init__(self, X, mask, *, center=False):
-        mask = np.asarray(mask, dtype=bool)
-        self.n_samples, self.n_tasks = mask.shape
-        self.n_features = X.shape[1]
-        self.sparse = sp.issparse(X)
-        counts = mask.sum(axis=1)
-        if self.sparse:
-            # row-major: a sparse column is read once, each entry feeds its row's observations
-            rows, tasks = np.nonzero(mask)
-        else:
-            # task-major: each task reads its own rows of a dense column (a gathered dot)
-            tasks, rows = np.nonzero(mask.T)
-        self.obs_row = rows.astype(np.int64)
-        self.obs_task = tasks.astype(np.int64)
-        self.n_obs = rows.shape[0]
-        self.obs_ptr = np.zeros(self.n_samples + 1, dtype=np.int64)
-        self.n_t = np.bincount(self.obs_task, minlength=self.n_tasks).astype(np.float64)
-        self.task_ptr = np.zeros(self.n_tasks + 1, dtype=np.int64)
-        np.cumsum(self.n_t.astype(np.int64), out=self.task_ptr[1:])
-        if self.sparse:
-            np.cumsum(counts, out=self.obs_ptr[1:])
-            self.contiguous = np.zeros(self.n_tasks, dtype=np.bool_)
-        else:
-            # tasks whose rows are consecutive rows of X (sorted long data): plain dot products
-            first, last = self.task_ptr[:-1], self.task_ptr[1:] - 1
-            n_last = max(self.n_obs - 1, 0)
-            span = self.obs_row[np.clip(last, 0, n_last)] - self.obs_row[np.clip(first, 0, n_last)]
-            self.contiguous = (last >= first) & (span == last - first)
-        self.x_shift = np.zeros(self.n_features)
-        if self.sparse:
-            X = sp.csc_matrix(X)
-            X.sum_duplicates()
-            index_dtype = np.int32 if X.nnz < 2**31 - 1 else np.int64
-            self.data = np.require(X.data, dtype=np.float64, requirements=["C", "W"])
-            self.indices = np.require(X.indices, dtype=index_dtype, requirements=["C", "W"])
-            self.indptr = np.require(X.indptr, dtype=index_dtype, requirements=["C", "W"])
-            self.X = np.zeros((0, 0), order="F")
-        else:
-            if center and self.n_obs:
-                weights = counts / self.n_obs
-                shift = weights @ np.asarray(X, dtype=np.float64)
-                self.X = np.empty(X.shape, dtype=np.float64, order="F")
-                np.subtract(X, shift, out=self.X)
-                self.x_shift = shift
-            else:
-                self.X = np.require(X, dtype=np.float64, requirements=["F", "W"])
-            self.data = np.zeros(0)
-            self.indices = np.zeros(0, dtype=np.int32)
-            self.indptr = np.zeros(1, dtype=np.int32)
-
-    def _args(self):
-        return (self.X, self.data, self.indices, self.indptr, self.sparse, self.obs_ptr,
-                self.obs_task, self.task_ptr, self.obs_row, self.contiguous)
-
-    def correlations(self, v, features=None):
-        """``C[t, k] = sum over task t's observations i of X[i, features[k]] * v_i``."""
-        if features is None:
-            features = np.arange(self.n_features)
-        out = np.zeros((self.n_tasks, len(features)))
-        _correlations(*self._args(), v, np.asarray(features, dtype=np.int64), out)
-        return out
-
-    def task_moments(self):
-        """Per-task sums of each column and of its squares over the observed rows, (T, d)."""
-        s1 = np.zeros((self.n_tasks, self.n_features))
-        s2 = np.zeros((self.n_tasks, self.n_features))
-        _task_moments(*self._args(), s1, s2)
-        return s1, s2
-
-    def predict_obs(self, W):
-        """``x_i w_t`` of every observation (i, t) (the shifted X when centred)."""
-        out = np.zeros(self.n_obs)
-        nonzero = np.flatnonzero(np.any(W != 0, axis=0)).astype(np.int64)
-        _predict_obs(*self._args(), np.ascontiguousarray(W, dtype=np.float64), nonzero, out)
-        return out
-
-    def task_sums(self, v):
-        """Per-task sums of a per-observation vector, (T,)."""
-        return np.bincount(self.obs_task, weights=v, minlength=self.n_tasks)
-
-
-def _curvature_threshold(L):
+def curvature_threshold(L):
+    """Per-task curvatures ``L`` (n_tasks, n_features) with the negligible ones set to zero."""
     return L * (L > _RELATIVE_TINY * L.max(axis=0, initial=0.0))
 
 
-class Quadratic:
-    """Least squares ``sum_t 1 / (2 n_t) ||y_t - X_t w_t - b_t||^2`` on observed rows.
+# -- compiled kernels shared by datafits ------------------------------------------------------
+@njit(cache=True)
+def _first(state):
+    return state[0]
 
-    With ``fit_intercept``, the intercepts are eliminated exactly (``b_t = mean(y_t) -
-    mean(X_t) w_t``): the loss is that of the per-task centred data, handled implicitly so a
-    sparse X stays sparse. The state is ``v`` (n_obs,) and ``c`` (n_tasks,) with residual
-    ``r_i = v_i + c_t``: a step ``delta`` on feature j subtracts ``x_ij delta_t`` from ``v``
-    and adds ``mu_tj delta_t`` to ``c``.
+
+@njit(cache=True)
+def _no_block_step(state, j, t, delta):
+    pass
+
+
+@njit(cache=True)
+def _no_refresh(state, start, stop):
+    pass
+
+
+class Datafit:
+    """The interface of a datafit (subclasses set the attributes and methods below).
 
     Parameters
     ----------
@@ -141,13 +57,125 @@ class Quadratic:
     y_obs : ndarray of shape (n_obs,)
         The observed targets, in the design's observation order.
     fit_intercept : bool
+
+    Attributes
+    ----------
+    lipschitz : ndarray of shape (n_tasks, n_features)
+        Per-task curvature of each feature's block (a Lipschitz constant of the block's
+        gradient, or its exact curvature for least squares); zero for a constant column.
+    has_dual : bool
+        Whether :meth:`dual_value` exists (the solver then stops on the duality gap, else on
+        the KKT violation).
+    cache_kernels : bool
+        Whether the epoch compiled for this class is cached on disk (next to skmtl's files,
+        named after a checksum of the datafit's module): True for skmtl's datafits; False
+        by default, so that a datafit defined elsewhere (a test, a notebook) is compiled in
+        each process instead.
+
+    Compiled kernels (numba functions stored as static class attributes; ``state`` is the
+    tuple from :meth:`init_state`):
+
+    - ``gradient_vector(state)``: the per-observation vector ``g`` whose per-task
+      correlations with feature j, ``corr_t = sum_k x_kj g_k``, give the block's gradient;
+    - ``block_neg_gradient(state, corr_t, n_t, j, t)``: minus the loss's derivative in
+      ``W[t, j]``;
+    - ``block_step(state, j, t, delta)``: bookkeeping after ``W[t, j] += delta``;
+    - ``moving(state)``: ``(array, sign)``, the per-observation vector that moves by
+      ``sign * x_kj * delta_t`` after a block step;
+    - ``refresh(state, start, stop)``: recompute what depends on it for observations
+      ``start .. stop - 1``.
     """
 
-    logistic = False
+    has_dual = False
+    cache_kernels = False
+    gradient_vector = staticmethod(_first)
+    block_step = staticmethod(_no_block_step)
+    refresh = staticmethod(_no_refresh)
 
     def __init__(self, design, y_obs, fit_intercept):
         self.design = design
         self.fit_intercept = fit_intercept
+
+    @classmethod
+    def center_design(cls, fit_intercept, n_tasks):
+        """Whether the solver may centre a dense X (the intercepts absorb the shift)."""
+        return fit_intercept
+
+    def init_state(self, W, b=None):
+        """The state at coefficients ``W`` and intercepts ``b`` (None: the best ones for W, or
+        the intercept-only optimum)."""
+        raise NotImplementedError
+
+    def value(self, state):
+        """The datafit's value."""
+        raise NotImplementedError
+
+    def neg_gradient(self, state, features=None):
+        """``-d loss / d W[:, features]``, shape (n_tasks, len(features))."""
+        return -self.design.correlations(state[0], features) / self.design.n_t[:, None]
+
+    def update_intercepts(self, state):
+        """Improve the intercepts (in place), after each epoch."""
+
+    def intercept_gradient(self, state):
+        """The gradient in the intercepts, or None (none fitted, or eliminated exactly)."""
+        return None
+
+    def intercepts(self, W, state):
+        """The intercepts (of the design's possibly centred X)."""
+        return np.zeros(self.design.n_tasks)
+
+    def intercept_vector(self, state):
+        """The free intercepts, extrapolated with the coefficients (Anderson)."""
+        return np.zeros(0)
+
+    def extrapolated(self, state):
+        """The state's arrays that are affine in (coefficients, intercepts)."""
+        raise NotImplementedError
+
+    def set_extrapolated(self, state, arrays):
+        """Set the arrays of :meth:`extrapolated` (and refresh what depends on them)."""
+        raise NotImplementedError
+
+    def dual_value(self, state, scale):
+        """Dual objective at the dual point given by the state rescaled by ``1 / scale``."""
+        raise NotImplementedError
+
+
+# -- least squares ----------------------------------------------------------------------------
+@njit(cache=True)
+def _quadratic_block_neg_gradient(state, corr, n_t, j, t):
+    return corr / n_t + state[1][t] * state[2][j, t]
+
+
+@njit(cache=True)
+def _quadratic_block_step(state, j, t, delta):
+    state[1][t] += state[2][j, t] * delta
+
+
+@njit(cache=True)
+def _quadratic_moving(state):
+    return state[0], -1.0
+
+
+class Quadratic(Datafit):
+    """Least squares ``sum_t 1 / (2 n_t) ||y_t - X_t w_t - b_t||^2`` on observed rows.
+
+    With ``fit_intercept``, the intercepts are eliminated exactly (``b_t = mean(y_t) -
+    mean(X_t) w_t``): the loss is that of the per-task centred data, handled implicitly so a
+    sparse X stays sparse. The state is ``(v, c, mu^T)``, residuals ``r_i = v_i + c_t``: a
+    step ``delta`` on feature j subtracts ``x_ij delta_t`` from ``v`` and adds
+    ``mu_tj delta_t`` to ``c`` (``mu`` the per-task column means, zero without intercepts).
+    """
+
+    has_dual = True
+    cache_kernels = True
+    block_neg_gradient = staticmethod(_quadratic_block_neg_gradient)
+    block_step = staticmethod(_quadratic_block_step)
+    moving = staticmethod(_quadratic_moving)
+
+    def __init__(self, design, y_obs, fit_intercept):
+        super().__init__(design, y_obs, fit_intercept)
         n_t = design.n_t
         s1, s2 = design.task_moments()
         if fit_intercept:
@@ -158,82 +186,176 @@ class Quadratic:
             self.y_mean = np.zeros(design.n_tasks)
             self.mu = np.zeros((design.n_tasks, design.n_features))
             L = s2 / n_t[:, None]
-        self.lipschitz = _curvature_threshold(np.maximum(L, 0.0))
+        self.lipschitz = curvature_threshold(np.maximum(L, 0.0))
         self.y_centered = y_obs - self.y_mean[design.obs_task]
+        self._mut = np.ascontiguousarray(self.mu.T)
 
     def init_state(self, W, b=None):
-        """``(v, c)`` for coefficients W (the intercepts are the optimal ones)."""
         v = self.y_centered - self.design.predict_obs(W)
         c = np.einsum("tj,tj->t", self.mu, W)
-        return v, c
+        return v, c, self._mut
 
-    def residuals(self, v, c):
-        return v + c[self.design.obs_task]
+    def residuals(self, state):
+        return state[0] + state[1][self.design.obs_task]
 
-    def value(self, v, c):
-        r = self.residuals(v, c)
+    def value(self, state):
+        r = self.residuals(state)
         return 0.5 * float(np.sum(self.design.task_sums(r * r) / self.design.n_t))
 
-    def neg_gradient(self, v, c, features=None):
-        """``-d loss / d W[:, features]``, shape (n_tasks, len(features))."""
+    def neg_gradient(self, state, features=None):
+        v, c, _ = state
         corr = self.design.correlations(v, features)
         mu = self.mu if features is None else self.mu[:, features]
         return corr / self.design.n_t[:, None] + c[:, None] * mu
 
-    def intercept(self, W, v, c):
+    def intercepts(self, W, state):
+        if not self.fit_intercept:
+            return np.zeros(self.design.n_tasks)
         return self.y_mean - np.einsum("tj,tj->t", self.mu, W)
 
-    def dual_value(self, v, c, scale):
+    def extrapolated(self, state):
+        return [state[0], state[1]]
+
+    def set_extrapolated(self, state, arrays):
+        state[0][:] = arrays[0]
+        state[1][:] = arrays[1]
+
+    def dual_value(self, state, scale):
         """Dual objective at ``theta_t = r_t / (n_t * scale)``."""
-        r = self.residuals(v, c)
+        r = self.residuals(state)
         design = self.design
         first = design.task_sums(r * self.y_centered) / design.n_t
         second = design.task_sums(r * r) / design.n_t
         return float(np.sum(first / scale - 0.5 * second / scale**2))
 
 
-class Logistic:
+# -- logistic ---------------------------------------------------------------------------------
+@njit(cache=True)
+def _logistic_derivative(z, s):
+    # -s * sigmoid(-s z), computed without overflow
+    u = s * z
+    if u >= 0.0:
+        e = np.exp(-u)
+        return -s * e / (1.0 + e)
+    return -s / (1.0 + np.exp(u))
+
+
+@njit(cache=True)
+def _logistic_loss(z, s):
+    u = -s * z
+    if u > 0.0:
+        return u + np.log1p(np.exp(-u))
+    return np.log1p(np.exp(u))
+
+
+@njit(cache=True)
+def neg_mean_correlation(state, corr, n_t, j, t):
+    return -corr / n_t
+
+
+@njit(cache=True)
+def predictor_moving(state):
+    return state[1], 1.0
+
+
+@njit(cache=True)
+def _logistic_refresh(state, start, stop):
+    v, z, signs = state[0], state[1], state[2]
+    for k in range(start, stop):
+        v[k] = _logistic_derivative(z[k], signs[k])
+
+
+class Logistic(Datafit):
     """Binary logistic loss ``sum_t 1 / n_t sum_i log(1 + exp(-s_i (x_i w_t + b_t)))``.
 
-    ``s_i = 2 y_i - 1`` for labels ``y_i`` in {0, 1}. The state is the linear predictor ``z``
-    (n_obs,), its loss derivative ``v = -s sigmoid(-s z)`` (n_obs,) and the intercepts ``b``.
-    Lipschitz constants ``||X_t[:, j]||^2 / (4 n_t)`` (the centred ones when X is centred).
+    ``s_i = 2 y_i - 1`` for labels ``y_i`` in {0, 1}. The state is ``(v, z, s, b)``: the loss
+    derivatives ``v = -s sigmoid(-s z)`` of the linear predictors ``z`` (n_obs,), the signs and
+    the intercepts. Lipschitz constants ``||X_t[:, j]||^2 / (4 n_t)`` (the centred ones when X
+    is centred).
 
-    Parameters
-    ----------
-    design : MaskedDesign
-    y_obs : ndarray of shape (n_obs,)
-        Observed labels in {0, 1}, in the design's observation order.
-    fit_intercept : bool
+    With intercepts and two tasks or more, the intercepts get the pull
+    ``sum_t kappa_t / 2 * (b_t - b_bar)^2`` (see :func:`_pull_value`), and X is not centred
+    (the pulled intercepts are those of the given X).
     """
 
-    logistic = True
+    cache_kernels = True
+    block_neg_gradient = staticmethod(neg_mean_correlation)
+    moving = staticmethod(predictor_moving)
+    refresh = staticmethod(_logistic_refresh)
 
     def __init__(self, design, y_obs, fit_intercept):
-        self.design = design
-        self.fit_intercept = fit_intercept
+        super().__init__(design, y_obs, fit_intercept)
+        labels = np.unique(y_obs)
+        if not np.all(np.isin(labels, (0.0, 1.0))):
+            raise ValueError(f"logistic labels must be 0 or 1; got {labels[:5].tolist()}.")
         self.signs = np.where(np.asarray(y_obs) > 0, 1.0, -1.0)
         _, s2 = design.task_moments()
-        self.lipschitz = _curvature_threshold(s2 / (4.0 * design.n_t[:, None]))
-        self.mu = np.zeros((design.n_tasks, design.n_features))
+        self.lipschitz = curvature_threshold(s2 / (4.0 * design.n_t[:, None]))
+        pull = fit_intercept and design.n_tasks > 1
+        self.pull = 1.0 / (4.0 * design.n_t) if pull else None
 
-    def init_state(self, W, b):
-        z = self.design.predict_obs(W) + b[self.design.obs_task]
-        return z, self.derivative(z)
+    @classmethod
+    def center_design(cls, fit_intercept, n_tasks):
+        return fit_intercept and n_tasks < 2
 
     def derivative(self, z):
         s = self.signs
         return -s * _expit(-s * z)
 
-    def value(self, z):
+    def init_state(self, W, b=None):
+        design = self.design
+        if not self.fit_intercept:
+            b = np.zeros(design.n_tasks)
+        elif self.pull is not None:  # W's optimal intercepts, or b (no shift)
+            b = (_pulled_intercepts(design, self.signs, design.predict_obs(W), self.pull)
+                 if b is None else b.copy())
+        elif b is None:  # the intercept-only optimum, exact when W = 0
+            b = _logit_of_task_means(design, self.signs) + W @ design.x_shift
+        else:
+            b = b + W @ design.x_shift
+        z = design.predict_obs(W) + b[design.obs_task]
+        return self.derivative(z), z, self.signs, b
+
+    def value(self, state):
+        z, b = state[1], state[3]
         losses = np.logaddexp(0.0, -self.signs * z)
-        return float(np.sum(self.design.task_sums(losses) / self.design.n_t))
+        loss = float(np.sum(self.design.task_sums(losses) / self.design.n_t))
+        if self.pull is not None:
+            loss += _pull_value(b, self.pull)
+        return loss
 
-    def neg_gradient(self, v, features=None):
-        return -self.design.correlations(v, features) / self.design.n_t[:, None]
+    def update_intercepts(self, state):
+        v, z, signs, b = state
+        design = self.design
+        if self.pull is not None:
+            v[:] = _pulled_intercept_newton(design, signs, z, b, self.pull)
+        elif self.fit_intercept:
+            _logistic_intercept_step(design.obs_task, design.n_t, z, v, signs, b)
 
-    def intercept_gradient(self, v):
-        return self.design.task_sums(v) / self.design.n_t
+    def intercept_gradient(self, state):
+        if not self.fit_intercept:
+            return None
+        g_b = self.design.task_sums(state[0]) / self.design.n_t
+        if self.pull is not None:
+            g_b = g_b + _pull_gradient(state[3], self.pull)
+        return g_b
+
+    def intercepts(self, W, state):
+        if not self.fit_intercept:
+            return np.zeros(self.design.n_tasks)
+        return state[3].copy()
+
+    def intercept_vector(self, state):
+        return state[3]
+
+    def extrapolated(self, state):
+        return [state[1], state[3]]
+
+    def set_extrapolated(self, state, arrays):
+        v, z, _, b = state
+        z[:] = arrays[0]
+        b[:] = arrays[1]
+        v[:] = self.derivative(z)
 
 
 def _expit(x):
@@ -245,106 +367,100 @@ def _expit(x):
     return out
 
 
-# -- numba kernels --------------------------------------------------------------------------
-# X is dense (Fortran-ordered) or CSC (data, indices, indptr). Sparse: observations in row-major
-# order, those of row i are obs_ptr[i] .. obs_ptr[i + 1] - 1 with tasks obs_task[k]. Dense:
-# task-major order, task t's are task_ptr[t] .. task_ptr[t + 1] - 1 with rows obs_row[k]
-# (consecutive rows when contiguous[t]).
-_FAST = {"reassoc", "contract", "nsz"}
-
-
-# Unsigned indices spare numba's negative-index wraparound, which blocks vectorisation.
-@njit(cache=True, fastmath=_FAST)
-def _dense_task_dot(X, j, obs_row, contiguous, v, t, start, stop):
-    acc = 0.0
-    jj = uint64(j)
-    if contiguous[t]:
-        shift = uint64(obs_row[start] - start)
-        for k in range(uint64(start), uint64(stop)):
-            acc += X[shift + k, jj] * v[k]
-    else:
-        for k in range(uint64(start), uint64(stop)):
-            acc += X[uint64(obs_row[k]), jj] * v[k]
-    return acc
-
-
-@njit(cache=True, fastmath=_FAST)
-def _dense_task_axpy(X, j, obs_row, contiguous, scale, v, t, start, stop):
-    """v[k] += scale * X[row_k, j] over task t's observations."""
-    jj = uint64(j)
-    if contiguous[t]:
-        shift = uint64(obs_row[start] - start)
-        for k in range(uint64(start), uint64(stop)):
-            v[k] += scale * X[shift + k, jj]
-    else:
-        for k in range(uint64(start), uint64(stop)):
-            v[k] += scale * X[uint64(obs_row[k]), jj]
+def _logit_of_task_means(design, signs):
+    p = design.task_sums((signs > 0).astype(float)) / design.n_t
+    with np.errstate(divide="ignore"):
+        return np.log(p) - np.log1p(-p)
 
 
 @njit(cache=True)
-def _column_corr(X, data, indices, indptr, sparse, obs_ptr, obs_task, task_ptr, obs_row,
-                 contiguous, v, j, out):
-    """out[t] = sum over task t's observations k of X[row_k, j] * v[k]."""
-    if sparse:
-        out[:] = 0.0
-        for p in range(indptr[j], indptr[j + 1]):
-            i = indices[p]
-            x = data[p]
-            for k in range(obs_ptr[i], obs_ptr[i + 1]):
-                out[obs_task[k]] += x * v[k]
-    else:
-        for t in range(out.shape[0]):
-            out[t] = _dense_task_dot(X, j, obs_row, contiguous, v, t, task_ptr[t],
-                                     task_ptr[t + 1])
+def _logistic_intercept_step(obs_task, n_t, z, v, signs, b):
+    """One step per task on the intercepts: Newton's, or the Lipschitz (1/4) step when
+    Newton's does not lower the task's loss (which the Lipschitz step always does)."""
+    T = b.shape[0]
+    g = np.zeros(T)
+    h = np.zeros(T)
+    before = np.zeros(T)
+    for k in range(z.shape[0]):
+        t = obs_task[k]
+        g[t] += v[k]
+        p = -v[k] * signs[k]  # sigmoid(-s z)
+        h[t] += p * (1.0 - p)
+        before[t] += _logistic_loss(z[k], signs[k])
+    newton = np.empty(T)
+    for t in range(T):
+        newton[t] = -g[t] / h[t] if h[t] > 0.0 else -4.0 * g[t] / n_t[t]
+    after = np.zeros(T)
+    for k in range(z.shape[0]):
+        t = obs_task[k]
+        after[t] += _logistic_loss(z[k] + newton[t], signs[k])
+    step = np.empty(T)
+    for t in range(T):
+        step[t] = newton[t] if after[t] <= before[t] else -4.0 * g[t] / n_t[t]
+        b[t] += step[t]
+    for k in range(z.shape[0]):
+        z[k] += step[obs_task[k]]
+        v[k] = _logistic_derivative(z[k], signs[k])
 
 
-@njit(cache=True)
-def _correlations(X, data, indices, indptr, sparse, obs_ptr, obs_task, task_ptr, obs_row,
-                  contiguous, v, features, out):
-    tmp = np.zeros(out.shape[0])
-    for m in range(features.shape[0]):
-        _column_corr(X, data, indices, indptr, sparse, obs_ptr, obs_task, task_ptr, obs_row,
-                     contiguous, v, features[m], tmp)
-        out[:, m] = tmp
+# -- pulled intercepts (logistic) ---------------------------------------------------------------
+# With several tasks, the logistic intercepts get the penalty
+#     sum_t kappa_t / 2 * (b_t - b_bar)^2,  kappa_t = 1 / (4 n_t),
+#     b_bar = sum_t kappa_t b_t / sum_t kappa_t,
+# a Gaussian prior on each intercept around the (precision-weighted) mean intercept worth one
+# label of its task (1 / 4 is the curvature of one label's log loss at probability 1 / 2, and
+# each label weighs 1 / n_t). It keeps the intercept of a task that saw one class finite, and
+# fades as a task's labels grow in number. Its gradient is kappa_t (b_t - b_bar) (the
+# derivative through b_bar vanishes) and its Hessian diag(kappa) - kappa kappa^T / sum(kappa).
+def _pull_value(b, kappa):
+    centre = kappa @ b / kappa.sum()
+    return 0.5 * float(kappa @ (b - centre) ** 2)
 
 
-@njit(cache=True, fastmath=_FAST)
-def _task_moments(X, data, indices, indptr, sparse, obs_ptr, obs_task, task_ptr, obs_row,
-                  contiguous, s1, s2):
-    T, d = s1.shape
-    for j in range(d):
-        if sparse:
-            for p in range(indptr[j], indptr[j + 1]):
-                i = indices[p]
-                x = data[p]
-                for k in range(obs_ptr[i], obs_ptr[i + 1]):
-                    s1[obs_task[k], j] += x
-                    s2[obs_task[k], j] += x * x
-        else:
-            for t in range(T):
-                a1 = 0.0
-                a2 = 0.0
-                for k in range(uint64(task_ptr[t]), uint64(task_ptr[t + 1])):
-                    x = X[uint64(obs_row[k]), uint64(j)]
-                    a1 += x
-                    a2 += x * x
-                s1[t, j] = a1
-                s2[t, j] = a2
+def _pull_gradient(b, kappa):
+    return kappa * (b - kappa @ b / kappa.sum())
 
 
-@njit(cache=True)
-def _predict_obs(X, data, indices, indptr, sparse, obs_ptr, obs_task, task_ptr, obs_row,
-                 contiguous, W, features, out):
-    for m in range(features.shape[0]):
-        j = features[m]
-        if sparse:
-            for p in range(indptr[j], indptr[j + 1]):
-                i = indices[p]
-                x = data[p]
-                for k in range(obs_ptr[i], obs_ptr[i + 1]):
-                    out[k] += x * W[obs_task[k], j]
-        else:
-            for t in range(W.shape[0]):
-                if W[t, j] != 0.0:
-                    _dense_task_axpy(X, j, obs_row, contiguous, W[t, j], out, t, task_ptr[t],
-                                     task_ptr[t + 1])
+def _pulled_intercept_newton(design, signs, z, b, kappa):
+    """One Newton step on the intercepts (W fixed), with a backtracking line search.
+
+    Updates ``z`` and ``b`` in place and returns the new per-observation derivatives ``v``.
+    The Hessian ``diag(h + kappa) - kappa kappa^T / sum(kappa)`` is inverted by
+    Sherman-Morrison.
+    """
+    tasks, n_t = design.obs_task, design.n_t
+    u = -signs * z
+    p = np.exp(-np.logaddexp(0.0, -u))  # sigmoid(-s z)
+    v = -signs * p
+    g = np.bincount(tasks, weights=v, minlength=b.shape[0]) / n_t + _pull_gradient(b, kappa)
+    h = np.bincount(tasks, weights=p * (1.0 - p), minlength=b.shape[0]) / n_t
+    D = h + kappa
+    Dg, Dk = g / D, kappa / D
+    denominator = kappa.sum() - kappa @ Dk
+    step = -(Dg + Dk * (kappa @ Dg) / denominator) if denominator > 0 else -Dg
+
+    def value(shift):
+        losses = np.logaddexp(0.0, -signs * (z + shift[tasks]))
+        return float(np.sum(np.bincount(tasks, weights=losses, minlength=b.shape[0]) / n_t)
+                     ) + _pull_value(b + shift, kappa)
+
+    before, size = value(np.zeros_like(b)), 1.0
+    slope = float(g @ step)
+    while size > 1e-10 and value(size * step) > before + 1e-4 * size * slope:
+        size *= 0.5
+    if size > 1e-10:
+        b += size * step
+        z += size * step[tasks]
+    return -signs * np.exp(-np.logaddexp(0.0, signs * z))
+
+
+def _pulled_intercepts(design, signs, z, kappa, b=None, max_iter=100):
+    """The optimal pulled intercepts for linear predictors ``z`` (without intercepts)."""
+    b = np.zeros(design.n_tasks) if b is None else b.copy()
+    z = z + b[design.obs_task]
+    for _ in range(max_iter):
+        before = b.copy()
+        _pulled_intercept_newton(design, signs, z, b, kappa)
+        if np.max(np.abs(b - before)) <= 1e-12 * max(1.0, np.max(np.abs(b))):
+            break
+    return b

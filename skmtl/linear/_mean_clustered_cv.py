@@ -15,7 +15,6 @@ from functools import partial
 from numbers import Integral, Real
 
 import numpy as np
-import scipy.sparse as sp
 from joblib import Parallel, delayed
 from sklearn.base import BaseEstimator
 
@@ -28,25 +27,30 @@ from skmtl.linear._cv import (
     _cv_splits,
     _fold_score,
     _LongData,
-    _masked_r2,  # noqa: F401 - imported from here by the tests
-    _multitask_kfold_splits,  # noqa: F401 - imported from here by the tests
     _pooled_log_loss,
     _pooled_squared_error,
     _positive,
     _WideData,
     edge_of,
+    extend_geometric,
     warn_edge,
 )
+from skmtl.linear._designs import predict_rows
+from skmtl.linear._docs import LINEAR_DOCS
 from skmtl.linear._mean_clustered import (
     MeanClusteredClassifier,
-    MeanClusteredLeastSquares,
     MeanClusteredRegressor,
     _BinaryLogisticMixin,
     _MeanClusteredMixin,
-    _predict_rows,
+)
+from skmtl.linear._solver_mean_clustered import (
+    MeanClusteredLeastSquares,
+    _largest_moment_eigenvalue,
+    _warm_start,
     solve_mean_clustered,
     solve_mean_clustered_logistic,
 )
+from skmtl.utils._docstring import Substitution, join_blocks
 from skmtl.utils._sklearn_compat import Interval, StrOptions
 
 __all__ = ["MeanClusteredClassifierCV", "MeanClusteredRegressorCV"]
@@ -94,26 +98,6 @@ class _LogisticFold:
             **self.options, **self.kwargs)
         self.last[cluster_strength] = path[-1:] + ((alpha, W, b),)
         return (W if self.scale is None else W / self.scale), b
-
-
-def _warm_start(alpha, path):
-    """The starting point ``(W, b)`` of a Newton fit at ``alpha`` from the last two solutions
-    ``(alpha, W, b)`` of its path (``(None, None)`` for the first fit of a path).
-
-    The last solution, moved along the secant through the last two in ``log(alpha)`` when
-    ``alpha`` continues a decreasing path (linear extrapolation, by at most the last step):
-    its error is second order in the step of ``log(alpha)`` instead of first order, which saves
-    about one Newton step per fit on a geometric grid. Otherwise the last solution as it is.
-    Only the starting point changes: every fit still stops at the same tolerance.
-    """
-    if not path:
-        return None, None
-    alpha_1, W_1, b_1 = path[-1]
-    if len(path) < 2 or not path[0][0] > alpha_1 > alpha:
-        return W_1, b_1
-    alpha_0, W_0, b_0 = path[0]
-    ratio = min(1.0, np.log(alpha_1 / alpha) / np.log(alpha_0 / alpha_1))
-    return W_1 + ratio * (W_1 - W_0), b_1 + ratio * (b_1 - b_0)
 
 
 def _fold_scores(fold, build, points, n_tasks, scorer, default, fitted, keep):
@@ -194,7 +178,7 @@ class _MeanClusteredCVMixin(_MeanClusteredMixin):
             if extension == MAX_EXTENSIONS or not (grow_alphas or grow_strengths):
                 break
             if grow_alphas:
-                alphas = _extend_geometric(alphas, alpha_edge)
+                alphas = extend_geometric(alphas, alpha_edge)
             if grow_strengths:
                 step = _CLUSTER_STEP if strength_edge == "last" else 1.0 / _CLUSTER_STEP
                 edge = strengths[-1] if strength_edge == "last" else strengths[0]
@@ -234,44 +218,16 @@ class _MeanClusteredCVMixin(_MeanClusteredMixin):
         return scores, weights, best
 
     def _predict_tasks(self, X, task_index):
-        return _predict_rows(X, self.coef_, self.intercept_, task_index)
+        return predict_rows(X, self.coef_, self.intercept_, task_index)
 
 
-def _extend_geometric(alphas, edge):
-    """A decreasing geometric grid grown by one decade beyond its ``"first"`` (largest) or
-    ``"last"`` (smallest) value, with its own ratio."""
-    ratio = alphas[0] / alphas[1]
-    n_new = int(np.ceil(np.log(10.0) / np.log(ratio)))
-    steps = ratio ** np.arange(1, n_new + 1)
-    if edge == "first":
-        return np.concatenate([(alphas[0] * steps)[::-1], alphas])
-    return np.concatenate([alphas, alphas[-1] / steps])
+def _cv_docs(model, stratified, criterion, split, curvature, target):
+    """The parameter, attribute and notes blocks of a mean-clustered CV estimator.
 
-
-def _largest_moment_eigenvalue(X, rows, tasks, n_tasks, fit_intercept):
-    """Largest eigenvalue of ``(1 / T) sum_t X_t^T X_t / n_t`` (columns centred per task).
-
-    From the observations ``(rows, tasks)`` in one pass over X: ``X^T diag(w) X`` with each
-    row's weight ``w_i = sum_{t observing i} 1 / n_t``, minus ``sum_t mean_t mean_t^T``. Only
-    a scale for the alpha grid, so the cancellation of this form does not matter.
+    The arguments are the few words by which the regressor's and the classifier's differ.
     """
-    counts = np.bincount(tasks, minlength=n_tasks)
-    weights = 1.0 / counts[tasks]
-    means_of = sp.csr_matrix((weights, (tasks, rows)), shape=(n_tasks, X.shape[0]))
-    row_weight = np.bincount(rows, weights=weights, minlength=X.shape[0])
-    if sp.issparse(X):
-        second = (X.T @ sp.diags(row_weight) @ X).toarray()
-        means = np.asarray((means_of @ X).todense())
-    else:
-        second = X.T @ (X * row_weight[:, None])
-        means = np.asarray(means_of @ X)
-    if fit_intercept:
-        second -= means.T @ means
-    e_max = float(np.linalg.eigvalsh(0.5 * (second + second.T) / n_tasks)[-1])
-    return e_max if e_max > 1e-12 * max(1.0, float(np.abs(second).max())) else 1.0
-
-
-_PARAMETERS = """alphas : array-like of shape (n_alphas,), default=None
+    parameters = """
+    alphas : array-like of shape (n_alphas,), default=None
         Regularisation strengths to try, all > 0 (used in decreasing order, never extended).
         None: a grid of ``n_alphas`` values log-spaced from ``alpha_max`` down to
         ``eps * alpha_max``, computed on the (scaled) data (see Notes), and extended by a
@@ -287,7 +243,9 @@ _PARAMETERS = """alphas : array-like of shape (n_alphas,), default=None
         optimum lies.
     cv : int, cross-validation generator, iterable or None, default=5
         An int is the number of folds of a :class:`~skmtl.model_selection.MultiTaskKFold`
+""" + f"""\
         (every task keeps labels in every training fold{stratified}); None means 5. The rows
+""" + """\
         of a task with a single label stay in every training fold of that splitter (such a
         task cannot be both trained on in every fold and tested). A splitter gets
         ``task_ids`` (each row's task position) for long data when its ``split`` accepts it.
@@ -297,26 +255,31 @@ _PARAMETERS = """alphas : array-like of shape (n_alphas,), default=None
     standardize : bool, default=True
         Scale the features inside by their standard deviation over the observed rows of all
         tasks pooled (glmnet's convention; see
+""" + f"""\
         :class:`{model}`): the chosen model, and its held-out predictions, do not depend
         on the units of the features. ``coef_`` is in the user's units.
     scoring : str, callable or None, default=None
         None: {criterion}
+""" + """\
         ``"r2"``: the mean over tasks of the per-task R^2 (the previous default; noisy on
         tasks with few test labels), computed from the coefficients. Any
         other str names a multi-task scorer (:func:`skmtl.metrics.get_multitask_scorer`). A
         callable is called as ``scoring(estimator, X_test, y_test)`` for wide data and
         ``scoring(estimator, X_test, y_test, task_ids=task_ids_test)`` for long data, with a
+""" + f"""\
         fitted :class:`{model}`, like a scorer in a search object; greater is better. With a
         scorer, ``mean_test_score`` is the plain mean over the folds.
+""" + """\
     n_jobs : int, default=None
         Number of folds evaluated in parallel with joblib. ``None`` means 1 unless in a
         :func:`joblib.parallel_config` context; ``-1`` uses all processors.
-    unknown_task : {{"error", "shared"}}, default="error"
+    unknown_task : {"error", "shared"}, default="error"
         A task id not seen in fit, at predict time: raise
         :class:`~skmtl.UnknownTaskError`, or (``"shared"``) predict it with the mean model
-        ``shared_coef_``, ``shared_intercept_``."""
-
-_ATTRIBUTES = """alpha_ : float
+        ``shared_coef_``, ``shared_intercept_``.
+    """
+    attributes = """
+    alpha_ : float
         The chosen alpha.
     cluster_strength_ : float
         The chosen cluster_strength.
@@ -327,10 +290,13 @@ _ATTRIBUTES = """alpha_ : float
     cv_results_ : dict of ndarray
         One entry per grid point, alpha-major (``alphas_`` order) with
         ``cluster_strengths_`` varying fastest, as :class:`~sklearn.model_selection.GridSearchCV`
-        orders ``{{"alpha": ..., "cluster_strength": ...}}``: ``param_alpha``,
-        ``param_cluster_strength``, ``params`` (list of dicts), ``split{{k}}_test_score``,
+        orders ``{"alpha": ..., "cluster_strength": ...}``: ``param_alpha``,
+        ``param_cluster_strength``, ``params`` (list of dicts), ``split{k}_test_score``,
         ``mean_test_score``, ``std_test_score`` and ``rank_test_score``. With the default
-        criterion, ``split{{k}}_test_score`` is {split} on fold k and ``mean_test_score`` the
+        criterion, ``split{k}_test_score`` is
+""" + f"""\
+        {split} on fold k and ``mean_test_score`` the
+""" + """\
         same over the labels of all folds together (the split scores weighted by their
         numbers of labels). Load it with ``pandas.DataFrame(cv_results_)``.
     best_score_ : float
@@ -340,30 +306,21 @@ _ATTRIBUTES = """alpha_ : float
         the user's units.
     intercept_ : ndarray of shape (n_tasks,)
         Intercepts of the refit.
-    shared_coef_ : ndarray of shape (n_features,)
-        The mean model's coefficients, ``coef_.mean(axis=0)``: the prediction for a new task.
-    shared_intercept_ : float
-        The mean intercept, ``intercept_.mean()``.
-    tasks_ : ndarray of shape (n_tasks,)
-        Task labels.
-    n_tasks_ : int
-        Number of tasks.
-    n_features_in_ : int
-        Number of features seen during fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
-        Names of features seen during fit, when X has string column names."""
-
-_NOTES = """**Scaling and units.** With ``standardize=True`` each training fold, and the refit,
+    """
+    notes = """
+    **Scaling and units.** With ``standardize=True`` each training fold, and the refit,
     divide the columns of X by their standard deviation over the fold's observed rows (pooled
     over tasks; the columns are not centred, the intercepts absorb any shift; a constant
     column is left as it is; sparse X stays sparse), fit, and divide the coefficients back.
     Rescaling a feature column then leaves the chosen model and its predictions unchanged.
     The default alphas are computed on the scaled X, so they do not depend on the features'
+""" + f"""\
     units either{target}.
 
     **Default alphas.** With ``e_max`` the largest eigenvalue of the average over tasks of the
     (per-task centred, when ``fit_intercept``) second moments ``X_t^T X_t / n_t`` of the
     scaled X on all the data, ``h`` the loss's largest curvature ({curvature}) and ``c_min``
+""" + """\
     the smallest cluster strength tried::
 
         alpha_max = 10 * T * h * e_max / (2 * min(1, c_min))
@@ -378,9 +335,20 @@ _NOTES = """**Scaling and units.** With ``standardize=True`` each training fold,
     not an optimum beyond). A default grid is then extended, by a decade of alphas (with the
     grid's own ratio) or a factor 10 of cluster strength, and the new points are scored on the
     same folds; at most 3 times. An optimum still at an edge, or at an edge of a grid the user
-    passed, raises a :class:`~skmtl.linear.GridEdgeWarning` naming the parameter."""
+    passed, raises a :class:`~skmtl.linear.GridEdgeWarning` naming the parameter.
+    """
+    return {"mean_clustered_cv_parameters": parameters,
+            "mean_clustered_cv_attributes": join_blocks(
+                attributes, LINEAR_DOCS["mean_clustered_shared"], LINEAR_DOCS["task_attributes"]),
+            "mean_clustered_cv_notes": notes}
 
 
+@Substitution(**_cv_docs(
+    "MeanClusteredRegressor", stratified="", split="minus the mean squared error",
+    criterion="minus the held-out mean squared error over all test labels (see Notes).",
+    curvature="1, least squares",
+    target=" nor of the target (ridge is linear in y: scaling y scales the solution, its alpha "
+    "unchanged)"))
 class MeanClusteredRegressorCV(_MeanClusteredCVMixin, MultiTaskRegressorMixin, BaseEstimator):
     r"""Mean-clustered multi-task ridge with ``alpha`` and ``cluster_strength`` chosen by CV.
 
@@ -396,11 +364,11 @@ class MeanClusteredRegressorCV(_MeanClusteredCVMixin, MultiTaskRegressorMixin, B
 
     Parameters
     ----------
-    {parameters}
+    {mean_clustered_cv_parameters}
 
     Attributes
     ----------
-    {attributes}
+    {mean_clustered_cv_attributes}
 
     See Also
     --------
@@ -417,7 +385,7 @@ class MeanClusteredRegressorCV(_MeanClusteredCVMixin, MultiTaskRegressorMixin, B
     noise (fold scores down to -1.2 on data of tasks of 15 to 200 rows); the pooled error is
     the quantity least squares estimates.
 
-    {notes}
+    {mean_clustered_cv_notes}
 
     **Cost.** Per fold, one decomposition of the training data: one SVD of X when all tasks
     observe the same rows, else one eigendecomposition per task (``O(sum_t n_t d^2 + T d^3)``);
@@ -475,13 +443,18 @@ class MeanClusteredRegressorCV(_MeanClusteredCVMixin, MultiTaskRegressorMixin, B
         return self._shared_decision(X)
 
 
+@Substitution(**_cv_docs(
+    "MeanClusteredClassifier", stratified="; stratified on the classes",
+    split="minus the mean log loss",
+    criterion="minus the held-out log loss over all test labels (see Notes).",
+    curvature="1 / 4, the logistic loss", target=""))
 class MeanClusteredClassifierCV(_BinaryLogisticMixin, _MeanClusteredCVMixin,
                                 MultiTaskClassifierMixin, BaseEstimator):
     r"""Mean-clustered multi-task logistic regression, ``alpha`` and ``cluster_strength`` by CV.
 
     Fits :class:`MeanClusteredClassifier`, which minimises::
 
-        sum_t 1 / n_t * sum_{{i in task t}} log(1 + exp(-s_i (x_i w_t + b_t)))
+        sum_t 1 / n_t * sum_{i in task t} log(1 + exp(-s_i (x_i w_t + b_t)))
         + alpha * (||w_bar||^2_2 + cluster_strength / T * sum_t ||w_t - w_bar||^2_2)
         + alpha * cluster_strength / T * sum_t (b_t - b_bar)^2
 
@@ -495,7 +468,7 @@ class MeanClusteredClassifierCV(_BinaryLogisticMixin, _MeanClusteredCVMixin,
 
     Parameters
     ----------
-    {parameters}
+    {mean_clustered_cv_parameters}
     tol : float, default=1e-8
         Tolerance of every Newton fit (see :class:`MeanClusteredClassifier`).
     max_iter : int, default=50
@@ -503,7 +476,7 @@ class MeanClusteredClassifierCV(_BinaryLogisticMixin, _MeanClusteredCVMixin,
 
     Attributes
     ----------
-    {attributes}
+    {mean_clustered_cv_attributes}
     classes_ : ndarray or list of ndarray
         The two classes of a 1-D y, else the two classes of each task.
 
@@ -518,7 +491,7 @@ class MeanClusteredClassifierCV(_BinaryLogisticMixin, _MeanClusteredCVMixin,
     (a proper scoring rule, smooth in the parameters, unlike the accuracy; computed without
     clipping the probabilities). ``mean_test_score`` is minus it.
 
-    {notes}
+    {mean_clustered_cv_notes}
 
     **Cost.** Per fold, ``n_alphas * n_cluster_strengths`` Newton fits, each of a few steps
     from its warm start (``O(sum_t n_t d^2 + T d^3)`` per step), plus the refit. The
@@ -580,23 +553,3 @@ class MeanClusteredClassifierCV(_BinaryLogisticMixin, _MeanClusteredCVMixin,
             *args, self.alpha_, self.cluster_strength_, fit_intercept=self.fit_intercept,
             tol=self.tol, max_iter=self.max_iter, **kwargs)
         self._set_coef(W, b, scale)
-
-
-def _substitute(cls, **fields):
-    text = {
-        "parameters": _PARAMETERS.format(model=cls._model.__name__, **fields),
-        "attributes": _ATTRIBUTES.format(split=fields["split"]),
-        "notes": _NOTES.format(target=fields["target"], curvature=fields["curvature"]),
-    }
-    cls.__doc__ = cls.__doc__.format(**text)
-
-
-_substitute(MeanClusteredRegressorCV, stratified="", split="minus the mean squared error",
-            criterion="minus the held-out mean squared error over all test labels (see "
-            "Notes).", curvature="1, least squares",
-            target=" nor of the target (ridge is linear in y: scaling y scales the solution, "
-            "its alpha unchanged)")
-_substitute(MeanClusteredClassifierCV, stratified="; stratified on the classes",
-            split="minus the mean log loss",
-            criterion="minus the held-out log loss over all test labels (see Notes).",
-            curvature="1 / 4, the logistic loss", target="")

@@ -4,7 +4,10 @@
 (the l-inf,1 norm). Every feature ``j`` is one block holding its coefficients in all tasks, so a
 feature is used by all tasks or by none.
 
-A penalty gives:
+Next to it, :class:`MeanClusteredPenalty`, the quadratic penalty of the mean-clustered models
+on the deviations of the task vectors from their mean (see its docstring).
+
+A block penalty gives:
 
 - its value;
 - the exact minimiser of a block model with a different curvature per task (the "weighted block
@@ -16,9 +19,12 @@ A penalty gives:
 """
 
 import numpy as np
+import scipy.linalg
 from numba import njit
 
-__all__ = ["BlockPenalty"]
+from skmtl.linear._linalg import _blas_threads_for, _spd_inverse, _spd_solve
+
+__all__ = ["BlockPenalty", "MeanClusteredPenalty"]
 
 class BlockPenalty:
     """The block penalty ``alpha * sum_j ||W[:, j]||_q`` for ``q`` in {2, inf}.
@@ -206,3 +212,155 @@ def _subdiff_distance(W, G, alpha, q_inf):
                     acc += abs(G[t, j])
             dist[j] = acc + abs(pos - alpha)
     return dist
+
+
+# -- mean-clustered penalty ---------------------------------------------------------------------
+class MeanClusteredPenalty:
+    """``alpha * (||w_bar||^2 + c / T * sum_t ||w_t - w_bar||^2)``, ``c = cluster_strength``.
+
+    ``w_bar`` is the mean of the task vectors ``w_t`` (the rows of W). Equivalently
+    ``alpha * ((1 - c) ||w_bar||^2 + c / T sum_t ||w_t||^2)``: a quadratic form whose
+    Hessian is ``lam I`` per task plus ``mu / T`` times the coupling of all tasks through the
+    mean, ``lam = 2 alpha c / T``, ``mu = 2 alpha (1 - c) / T`` (:meth:`curvatures`).
+    Positive definite exactly when ``alpha > 0`` and ``c > 0``. The exact solvers need its
+    value and the solution of the structured system "data Hessian blocks plus the penalty's
+    Hessian" (:meth:`solve`); the intercepts may be pulled towards their mean alike.
+
+    Parameters
+    ----------
+    alpha : float
+        Regularisation strength, finite and > 0.
+    cluster_strength : float
+        Weight of the deviations from the mean task, finite and > 0.
+    """
+
+    def __init__(self, alpha, cluster_strength):
+        _check_parameters(alpha, cluster_strength)
+        self.alpha = alpha
+        self.cluster_strength = cluster_strength
+
+    def value(self, W, b=None):
+        """The penalty of ``W``, plus the pull of the intercepts ``b`` if given."""
+        return _penalty(W, self.alpha, self.cluster_strength, b)
+
+    def curvatures(self, n_tasks):
+        """``(lam, mu)``: the per-task curvature and the coupling through the mean."""
+        alpha, c = self.alpha, self.cluster_strength
+        return 2.0 * alpha * c / n_tasks, 2.0 * alpha * (1.0 - c) / n_tasks
+
+    def solve(self, H, rhs, n_penalised, *, pull_last=False):
+        """Solve ``(blockdiag(H_t) + penalty Hessian) x = rhs`` (see :func:`_coupled_solve`)."""
+        return _coupled_solve(H, rhs, self.alpha, self.cluster_strength, n_penalised,
+                              pull_last=pull_last)
+
+
+def _check_parameters(alpha, cluster_strength):
+    if not (np.isfinite(alpha) and alpha > 0):
+        raise ValueError(f"alpha must be a finite number > 0; got {alpha!r}.")
+    if not (np.isfinite(cluster_strength) and cluster_strength > 0):
+        raise ValueError(
+            f"cluster_strength must be a finite number > 0; got {cluster_strength!r}."
+        )
+
+
+def _penalty(W, alpha, cluster_strength, b=None):
+    """The mean-clustered penalty of ``W``, plus the pull of the intercepts ``b`` if given."""
+    deviation = W - W.mean(axis=0)
+    value = alpha * (np.sum(W.mean(axis=0) ** 2)
+                     + cluster_strength / W.shape[0] * np.sum(deviation**2))
+    if b is not None:
+        value += alpha * cluster_strength / W.shape[0] * np.sum((b - b.mean()) ** 2)
+    return value
+
+
+def _coupled_solve(H, rhs, alpha, cluster_strength, n_penalised, *, pull_last=False):
+    """Solve the mean-clustered system ``(blockdiag(H_t + lam E E^T) + (mu / T) U U^T) x = rhs``.
+
+    ``H`` (T, p, p) are the per-task data Hessians (p = d, or d + 1 with the intercept as the
+    last, unpenalised coordinate), ``E`` selects the d penalised coordinates, ``U = 1_T (x) E``,
+    ``lam = 2 alpha c / T``, ``mu = 2 alpha (1 - c) / T``: the Hessian of
+    ``alpha * ((1 - c) ||w_bar||^2 + c / T sum_t ||w_t||^2)``.
+
+    Elimination: with ``G_t = (H_t + lam E E^T)^-1`` and ``v = w_bar``-part of the solution,
+    ``x_t = G_t (rhs_t - mu E v)`` and ``v = (1 / T) sum_t E^T x_t`` give the d x d system
+    ``(T I + mu S) v = sum_t E^T G_t rhs_t``, ``S = sum_t E^T G_t E``. Since
+    ``lam E^T G_t E = I - E^T H_t G_t E``, it is solved in the form
+    ``(T I + (c - 1) C) v = c sum_t E^T G_t rhs_t``, ``C = sum_t E^T H_t G_t E`` (0 <= C <= T I),
+    which is positive definite for every c > 0 and free of cancellation as c grows.
+
+    With ``pull_last`` (the classifier's intercepts, ``p = d + 1``), the last coordinate is
+    pulled towards its mean too: the Hessian of ``alpha * c / T * sum_t (b_t - b_bar)^2`` adds
+    ``lam`` to its diagonal and ``-lam / T`` times the all-ones coupling, its mean being free
+    (see :func:`_coupled_solve_pulled`).
+    """
+    with _blas_threads_for(H.shape[1]):
+        if pull_last and H.shape[0] > 1:
+            return _coupled_solve_pulled(H, rhs, alpha, cluster_strength)
+        return _coupled_solve_blocks(H, rhs, alpha, cluster_strength, n_penalised)
+
+
+def _ridged(H, lam, n_penalised):
+    """``H + lam E E^T`` per block (the first ``n_penalised`` diagonal entries raised by
+    ``lam``), a new array, and ``rebuild(t)`` giving block t again (for :func:`_spd_inverse`,
+    which may overwrite the array)."""
+    diag = np.arange(n_penalised)
+    K = H.copy()
+    K[:, diag, diag] += lam
+
+    def rebuild(t):
+        block = H[t].copy()
+        block[diag, diag] += lam
+        return block
+
+    return K, rebuild
+
+
+def _coupled_solve_pulled(H, rhs, alpha, cluster_strength):
+    """:func:`_coupled_solve` when every coordinate is penalised per task with ``lam`` and the
+    last one's mean is free (``mu_last = -lam``; the others' ``mu = 2 alpha (1 - c) / T``).
+
+    With ``G_t = (H_t + lam I)^-1``, ``x_t = G_t (rhs_t - D v)``, ``D = diag(mu, ..., mu,
+    -lam)``, ``v`` the mean of the ``x_t``: ``(T I + S D) v = sum_t G_t rhs_t``, ``S = sum_t
+    G_t = (T I - C) / lam``, ``C = sum_t H_t G_t``. Writing ``v = K u``, ``K = diag(c, ...,
+    c, 1)``, the system ``(T I + (T I - C) D / lam) K u`` has the columns
+    ``T e_j + (c - 1) C e_j`` (coefficients) and ``C e_p`` (the pulled coordinate): no
+    cancellation as c grows, and ``C e_p`` is the data's curvature along the free mean.
+    """
+    n_tasks, p, _ = H.shape
+    c = cluster_strength
+    lam = 2.0 * alpha * c / n_tasks
+    diag = np.arange(p)
+    K, rebuild = _ridged(H, lam, p)
+    G = _spd_inverse(K, rebuild=rebuild)
+    x = np.matmul(G, rhs[:, :, None])[..., 0]
+    C = np.ascontiguousarray(G).reshape(n_tasks * p, p).T @ np.ascontiguousarray(H).reshape(
+        n_tasks * p, p)
+    C = 0.5 * (C + C.T)
+    system = (c - 1.0) * C
+    system[diag, diag] += n_tasks
+    system[:, p - 1] = C[:, p - 1]
+    u = np.linalg.solve(system, x.sum(axis=0))
+    Dv = u * (2.0 * alpha * (1.0 - c) / n_tasks * c)
+    Dv[p - 1] = -lam * u[p - 1]
+    return x - np.matmul(G, Dv)
+
+
+def _coupled_solve_blocks(H, rhs, alpha, cluster_strength, n_penalised):
+    n_tasks, p, _ = H.shape
+    d = n_penalised
+    lam = 2.0 * alpha * cluster_strength / n_tasks
+    diag = np.arange(d)
+    K, rebuild = _ridged(H, lam, d)
+    if cluster_strength == 1.0:  # no coupling: independent ridge-type problems
+        return _spd_solve(K, rhs)
+    G = _spd_inverse(K, rebuild=rebuild)
+    x = np.matmul(G, rhs[:, :, None])[..., 0]
+    GE = np.ascontiguousarray(G[:, :, :d]).reshape(n_tasks * p, d)
+    C = GE.T @ np.ascontiguousarray(H[:, :, :d]).reshape(n_tasks * p, d)
+    system = (cluster_strength - 1.0) * 0.5 * (C + C.T)
+    system[diag, diag] += n_tasks
+    v = scipy.linalg.cho_solve(scipy.linalg.cho_factor(system),
+                               cluster_strength * x[:, :d].sum(axis=0))
+    mu = 2.0 * alpha * (1.0 - cluster_strength) / n_tasks
+    x -= mu * np.matmul(G[:, :, :d], v)
+    return x

@@ -11,7 +11,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import Lasso, LogisticRegression, MultiTaskLasso
 
 from skmtl.linear import BlockSparseClassifier, BlockSparseRegressor
-from skmtl.linear._solvers import block_sparse_alpha_max
+from skmtl.linear._solver_bcd import block_sparse_alpha_max
 
 TIGHT = 1e-12
 

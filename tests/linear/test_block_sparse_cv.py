@@ -19,7 +19,7 @@ from skmtl.linear import (
     BlockSparseRegressor,
     BlockSparseRegressorCV,
 )
-from skmtl.linear._solvers import block_sparse_alpha_max
+from skmtl.linear._solver_bcd import block_sparse_alpha_max
 from skmtl.metrics import log_loss, r2_score
 from skmtl.model_selection import MultiTaskKFold
 

@@ -15,14 +15,11 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression, Ridge
 
 from skmtl.linear import MeanClusteredClassifier, MeanClusteredRegressor
-from skmtl.linear._mean_clustered import (
-    _SYRK_WORK,
+from skmtl.linear._designs import GroupedDense, SharedDense, SparseDesign, _groups_from_mask
+from skmtl.linear._linalg import _SYRK_WORK
+from skmtl.linear._solver_mean_clustered import (
     MeanClusteredLeastSquares,
-    _GroupedDense,
-    _groups_from_mask,
     _least_squares_tasks,
-    _SharedDense,
-    _SparseDesign,
     solve_mean_clustered,
     solve_mean_clustered_logistic,
 )
@@ -172,8 +169,8 @@ def test_shared_X_svd_path_equals_the_general_path(cluster_strength, fit_interce
     W, b = solve_mean_clustered(X, Y, mask, *args[:2], fit_intercept=fit_intercept)
     assert MeanClusteredLeastSquares(X, Y, mask).shared_rows
     groups = _groups_from_mask(mask)
-    for design in (_GroupedDense.from_groups(X, groups),
-                   _SparseDesign(sp.csr_matrix(X), groups)):
+    for design in (GroupedDense.from_groups(X, groups),
+                   SparseDesign(sp.csr_matrix(X), groups)):
         y = Y[design.obs_rows, design.obs_tasks]
         W_general, b_general = _least_squares_tasks(design, y, *args)
         np.testing.assert_allclose(W, W_general, rtol=1e-9, atol=1e-12)
@@ -447,9 +444,9 @@ def test_task_sorted_long_data_is_stacked_without_copying_X():
     rng = np.random.default_rng(0)
     X = rng.normal(size=(60, 3))
     groups = [np.arange(0, 20), np.arange(20, 40), np.arange(40, 60)]
-    design = _GroupedDense.from_groups(X, groups)
+    design = GroupedDense.from_groups(X, groups)
     assert len(design.blocks) == 1 and np.shares_memory(design.blocks[0][3], X)
-    shuffled = _GroupedDense.from_groups(X, [groups[1], groups[0], groups[2]])
+    shuffled = GroupedDense.from_groups(X, [groups[1], groups[0], groups[2]])
     assert not np.shares_memory(shuffled.blocks[0][3], X)
 
 
@@ -464,11 +461,11 @@ def test_every_design_gives_the_weighted_gram_matrices(order):
     X[rng.uniform(size=X.shape) < 0.5] = 0.0
     sizes = [400, 150, 10, 5]  # one stack each; the first two above _SYRK_WORK
     groups = [np.sort(rng.permutation(n)[:size]) for size in sizes]
-    grouped = _GroupedDense.from_groups(X, groups)
+    grouped = GroupedDense.from_groups(X, groups)
     assert [stack.shape[1] * d * d >= _SYRK_WORK for *_, stack in grouped.blocks] == [
         False, False, True, True]  # blocks in increasing size
-    shared = _SharedDense(X, slice(None), 3)
-    for design, rows in ((grouped, groups), (_SparseDesign(sp.csr_matrix(X), groups), groups),
+    shared = SharedDense(X, slice(None), 3)
+    for design, rows in ((grouped, groups), (SparseDesign(sp.csr_matrix(X), groups), groups),
                          (shared, [np.arange(n)] * 3)):
         w = rng.uniform(size=design.obs_tasks.shape[0])
         for weights in (w, None):

@@ -10,8 +10,11 @@ from sklearn.exceptions import UndefinedMetricWarning
 from sklearn.model_selection import GridSearchCV, KFold
 
 from skmtl.linear import MeanClusteredRegressor, MeanClusteredRegressorCV
-from skmtl.linear._mean_clustered import solve_mean_clustered_logistic
-from skmtl.linear._mean_clustered_cv import _largest_moment_eigenvalue, _masked_r2
+from skmtl.linear._cv import _masked_r2
+from skmtl.linear._solver_mean_clustered import (
+    _largest_moment_eigenvalue,
+    solve_mean_clustered_logistic,
+)
 from skmtl.metrics import make_multitask_scorer, mean_squared_error, r2_score
 from skmtl.model_selection import MultiTaskKFold
 from skmtl.utils.validation import MultiTaskTarget
@@ -214,7 +217,7 @@ def test_single_task_1d_y():
 @pytest.mark.parametrize("long", [False, True], ids=["wide", "long"])
 def test_a_task_with_one_label_stays_in_every_training_fold(long):
     # as in the training part of an outer CV on Exam, where a two-pupil school keeps one
-    from skmtl.linear._mean_clustered_cv import _LongData, _multitask_kfold_splits, _WideData
+    from skmtl.linear._cv import _LongData, _multitask_kfold_splits, _WideData
 
     X, y, task_ids = make_tasks(n_tasks=4, n_per_task=12, seed=9)
     single = np.flatnonzero(task_ids == 2)[0]
@@ -242,7 +245,7 @@ def test_a_task_with_one_label_stays_in_every_training_fold(long):
 
 # -- the classifier's warm starts ---------------------------------------------------------------
 def test_warm_start_extrapolates_a_decreasing_path_by_at_most_its_last_step():
-    from skmtl.linear._mean_clustered_cv import _warm_start
+    from skmtl.linear._solver_mean_clustered import _warm_start
 
     W0, W1, b0, b1 = np.array([[1.0]]), np.array([[2.0]]), np.array([0.5]), np.array([1.0])
     path = ((1.0, W0, b0), (0.5, W1, b1))
@@ -260,7 +263,7 @@ def test_warm_start_extrapolates_a_decreasing_path_by_at_most_its_last_step():
 
 
 def test_extrapolated_warm_starts_save_newton_steps_and_keep_the_solutions():
-    from skmtl.linear._mean_clustered_cv import _warm_start
+    from skmtl.linear._solver_mean_clustered import _warm_start
 
     rng = np.random.default_rng(0)
     X = rng.normal(size=(300, 8))

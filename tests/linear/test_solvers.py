@@ -10,7 +10,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import Lasso, LogisticRegression, MultiTaskLasso
 
 from skmtl.linear._penalties import BlockPenalty, _prox_block
-from skmtl.linear._solvers import block_sparse_alpha_max, solve_block_sparse
+from skmtl.linear._solver_bcd import block_sparse_alpha_max, solve_block_sparse
 
 TIGHT = 1e-12
 

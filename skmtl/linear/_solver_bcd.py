@@ -1,25 +1,29 @@
-"""Solvers for block-sparse multi-task linear models.
+"""Block coordinate descent for block-sparse multi-task linear models, for any datafit.
 
 Problem (``W`` of shape (n_tasks, n_features), intercepts ``b`` of shape (n_tasks,))::
 
     min_{W, b}  sum_t loss_t(y_t, X_t w_t + b_t)  +  alpha * sum_j ||W[:, j]||_q
 
-where task t's loss is its mean loss over its own observed rows (see :mod:`._datafits`) and
-``q`` is 2 or inf (see :mod:`._penalties`).
+where task t's loss is its mean loss over its own observed rows (a datafit, see
+:mod:`._datafits`: the solver only calls its interface) and ``q`` is 2 or inf (see
+:mod:`._penalties`). The data are a :class:`~skmtl.linear._designs.MaskedDesign`.
 
 The solver is block coordinate descent (BCD) over features with working sets and Anderson
 acceleration:
 
-- a block is one feature's coefficients in all tasks. For least squares its exact minimiser is
-  computed (each task has its own curvature on the feature: a 1-D root find for q = 2, a sorted
-  threshold for q = inf); for the logistic loss it is a block proximal-gradient step with
-  per-task Lipschitz constants;
-- residuals (or linear predictors) are kept per observed (row, task) pair and updated after
-  each block step, so a step costs one pass over the feature's column of X (dense or sparse);
+- a block is one feature's coefficients in all tasks; its step is the exact minimiser of the
+  block's quadratic model with the datafit's per-task curvature (a 1-D root find for q = 2, a
+  sorted threshold for q = inf): the exact block minimiser for least squares, a block
+  proximal-gradient step with per-task Lipschitz constants otherwise;
+- the datafit's per-observation state (residuals, linear predictors) is kept per observed
+  (row, task) pair and updated after each block step, so a step costs one pass over the
+  feature's column of X (dense or sparse); the intercepts are the datafit's business (least
+  squares eliminates them exactly, the logistic loss takes a step after each epoch);
 - an outer loop ranks the features by their KKT violation, solves the problem restricted to the
   support plus the worst violators (growing the set), and stops on the duality gap of the full
-  problem (least squares: the residuals rescaled into a feasible dual point; the reported gap is
-  relative, ``(primal - dual) / primal``) or on the relative KKT violation (logistic);
+  problem when the datafit has a dual (least squares: the residuals rescaled into a feasible
+  dual point; the reported gap is relative, ``(primal - dual) / primal``), else on the relative
+  KKT violation;
 - every few epochs an Anderson extrapolation of the last iterates is kept when it lowers the
   objective.
 
@@ -28,7 +32,10 @@ Where the problem is exactly scikit-learn's :class:`~sklearn.linear_model.MultiT
 instead (``solver="auto"``) and checks its duality gap with the formula used here.
 """
 
+import sys
+import types
 import warnings
+import zlib
 
 import numpy as np
 import scipy.sparse as sp
@@ -36,16 +43,17 @@ from numba import njit
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import MultiTaskLasso
 
-from skmtl.linear._datafits import (
-    Logistic,
+from skmtl.linear import _designs, _penalties
+from skmtl.linear._datafits import Datafit, Logistic, Quadratic
+from skmtl.linear._designs import (
     MaskedDesign,
-    Quadratic,
     _column_corr,
     _dense_task_axpy,
+    check_no_empty_task,
 )
 from skmtl.linear._penalties import BlockPenalty, _prox_block, block_norms
 
-__all__ = ["block_sparse_alpha_max", "solve_block_sparse"]
+__all__ = ["bcd_epoch", "block_sparse_alpha_max", "solve_block_sparse"]
 
 _DATAFITS = {"quadratic": Quadratic, "logistic": Logistic}
 _ANDERSON_K = 5
@@ -55,8 +63,10 @@ _CHECK_EVERY = 5
 def _check_inputs(X, Y, mask, q, datafit):
     if q not in (2, np.inf):
         raise ValueError(f"q must be 2 or np.inf; got {q!r}.")
-    if datafit not in _DATAFITS:
-        raise ValueError(f"datafit must be one of {sorted(_DATAFITS)}; got {datafit!r}.")
+    if not (isinstance(datafit, type) and issubclass(datafit, Datafit)):
+        if datafit not in _DATAFITS:
+            raise ValueError(f"datafit must be one of {sorted(_DATAFITS)}; got {datafit!r}.")
+        datafit = _DATAFITS[datafit]
     Y = np.asarray(Y, dtype=np.float64)
     if Y.ndim == 1:
         Y = Y[:, None]
@@ -66,92 +76,16 @@ def _check_inputs(X, Y, mask, q, datafit):
             f"X {X.shape}, Y {Y.shape} and mask {mask.shape} must have the same number of rows, "
             "and Y and mask the same shape."
         )
-    empty = np.flatnonzero(~mask.any(axis=0))
-    if empty.size:
-        raise ValueError(f"Task(s) {empty[:5].tolist()} have no observed label.")
-    return Y, mask
-
-
-def _pulls(datafit, fit_intercept, n_tasks):
-    """Whether the intercepts are pulled towards their mean (logistic, intercepts, T >= 2)."""
-    return datafit == "logistic" and fit_intercept and n_tasks > 1
+    check_no_empty_task(mask.any(axis=0))
+    return Y, mask, datafit
 
 
 def _setup(X, Y, mask, datafit, fit_intercept):
-    # pulled intercepts are those of the user's X: no centring of the design then
-    pull = _pulls(datafit, fit_intercept, mask.shape[1])
-    design = MaskedDesign(X, mask, center=fit_intercept and not pull)
+    """The design and the datafit (a :class:`~skmtl.linear._datafits.Datafit` subclass)."""
+    center = datafit.center_design(fit_intercept, mask.shape[1])
+    design = MaskedDesign(X, mask, center=center)
     y_obs = Y[design.obs_row, design.obs_task]
-    if datafit == "logistic":
-        labels = np.unique(y_obs)
-        if not np.all(np.isin(labels, (0.0, 1.0))):
-            raise ValueError(f"logistic labels must be 0 or 1; got {labels[:5].tolist()}.")
-    fit = _DATAFITS[datafit](design, y_obs, fit_intercept)
-    fit.pull = 1.0 / (4.0 * design.n_t) if pull else None
-    return design, fit
-
-
-# -- pulled intercepts (logistic) ---------------------------------------------------------------
-# With several tasks, the logistic intercepts get the penalty
-#     sum_t kappa_t / 2 * (b_t - b_bar)^2,  kappa_t = 1 / (4 n_t),
-#     b_bar = sum_t kappa_t b_t / sum_t kappa_t,
-# a Gaussian prior on each intercept around the (precision-weighted) mean intercept worth one
-# label of its task (1 / 4 is the curvature of one label's log loss at probability 1 / 2, and
-# each label weighs 1 / n_t). It keeps the intercept of a task that saw one class finite, and
-# fades as a task's labels grow in number. Its gradient is kappa_t (b_t - b_bar) (the
-# derivative through b_bar vanishes) and its Hessian diag(kappa) - kappa kappa^T / sum(kappa).
-def _pull_value(b, kappa):
-    centre = kappa @ b / kappa.sum()
-    return 0.5 * float(kappa @ (b - centre) ** 2)
-
-
-def _pull_gradient(b, kappa):
-    return kappa * (b - kappa @ b / kappa.sum())
-
-
-def _pulled_intercept_newton(design, signs, z, b, kappa):
-    """One Newton step on the intercepts (W fixed), with a backtracking line search.
-
-    Updates ``z`` and ``b`` in place and returns the new per-observation derivatives ``v``.
-    The Hessian ``diag(h + kappa) - kappa kappa^T / sum(kappa)`` is inverted by
-    Sherman-Morrison.
-    """
-    tasks, n_t = design.obs_task, design.n_t
-    u = -signs * z
-    p = np.exp(-np.logaddexp(0.0, -u))  # sigmoid(-s z)
-    v = -signs * p
-    g = np.bincount(tasks, weights=v, minlength=b.shape[0]) / n_t + _pull_gradient(b, kappa)
-    h = np.bincount(tasks, weights=p * (1.0 - p), minlength=b.shape[0]) / n_t
-    D = h + kappa
-    Dg, Dk = g / D, kappa / D
-    denominator = kappa.sum() - kappa @ Dk
-    step = -(Dg + Dk * (kappa @ Dg) / denominator) if denominator > 0 else -Dg
-
-    def value(shift):
-        losses = np.logaddexp(0.0, -signs * (z + shift[tasks]))
-        return float(np.sum(np.bincount(tasks, weights=losses, minlength=b.shape[0]) / n_t)
-                     ) + _pull_value(b + shift, kappa)
-
-    before, size = value(np.zeros_like(b)), 1.0
-    slope = float(g @ step)
-    while size > 1e-10 and value(size * step) > before + 1e-4 * size * slope:
-        size *= 0.5
-    if size > 1e-10:
-        b += size * step
-        z += size * step[tasks]
-    return -signs * np.exp(-np.logaddexp(0.0, signs * z))
-
-
-def _pulled_intercepts(design, signs, z, kappa, b=None, max_iter=100):
-    """The optimal pulled intercepts for linear predictors ``z`` (without intercepts)."""
-    b = np.zeros(design.n_tasks) if b is None else b.copy()
-    z = z + b[design.obs_task]
-    for _ in range(max_iter):
-        before = b.copy()
-        _pulled_intercept_newton(design, signs, z, b, kappa)
-        if np.max(np.abs(b - before)) <= 1e-12 * max(1.0, np.max(np.abs(b))):
-            break
-    return b
+    return design, datafit(design, y_obs, fit_intercept)
 
 
 def block_sparse_alpha_max(X, Y, mask=None, q=2, fit_intercept=True, datafit="quadratic"):
@@ -184,7 +118,7 @@ def block_sparse_alpha_max(X, Y, mask=None, q=2, fit_intercept=True, datafit="qu
     Examples
     --------
     >>> import numpy as np
-    >>> from skmtl.linear._solvers import block_sparse_alpha_max, solve_block_sparse
+    >>> from skmtl.linear._solver_bcd import block_sparse_alpha_max, solve_block_sparse
     >>> X = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [2.0, 0.0]])
     >>> Y = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [2.0, 1.0]])
     >>> alpha_max = block_sparse_alpha_max(X, Y)
@@ -192,29 +126,16 @@ def block_sparse_alpha_max(X, Y, mask=None, q=2, fit_intercept=True, datafit="qu
     >>> bool(np.all(W == 0))
     True
     """
-    Y, mask = _check_inputs(X, Y, mask, q, datafit)
-    G = _gradient_at_zero(*_setup(X, Y, mask, datafit, fit_intercept), fit_intercept)
+    Y, mask, datafit = _check_inputs(X, Y, mask, q, datafit)
+    _, fit = _setup(X, Y, mask, datafit, fit_intercept)
+    G = _gradient_at_zero(fit)
     return float(np.max(BlockPenalty(1.0, q).dual_norms(G), initial=0.0))
 
 
-def _gradient_at_zero(design, datafit, fit_intercept):
-    W = np.zeros((design.n_tasks, design.n_features))
-    if datafit.logistic:
-        b = np.zeros(design.n_tasks)
-        if datafit.pull is not None:
-            b = _pulled_intercepts(design, datafit.signs, np.zeros(design.n_obs), datafit.pull)
-        elif fit_intercept:
-            b = _logit_of_task_means(design, datafit)
-        _, v = datafit.init_state(W, b)
-        return datafit.neg_gradient(v)
-    v, c = datafit.init_state(W)
-    return datafit.neg_gradient(v, c)
-
-
-def _logit_of_task_means(design, datafit):
-    p = design.task_sums((datafit.signs > 0).astype(float)) / design.n_t
-    with np.errstate(divide="ignore"):
-        return np.log(p) - np.log1p(-p)
+def _gradient_at_zero(datafit):
+    """The negative gradient at ``W = 0`` and the intercept-only optimum."""
+    design = datafit.design
+    return datafit.neg_gradient(datafit.init_state(np.zeros((design.n_tasks, design.n_features))))
 
 
 def solve_block_sparse(X, Y, mask, alpha, *, q=2, datafit="quadratic", fit_intercept=True,
@@ -246,8 +167,8 @@ def solve_block_sparse(X, Y, mask, alpha, *, q=2, datafit="quadratic", fit_inter
         Regularisation strength (>= 0).
     q : {2, np.inf}, default=2
         Block norm of each feature's column ``W[:, j]``.
-    datafit : {"quadratic", "logistic"}, default="quadratic"
-        Loss of each task.
+    datafit : {"quadratic", "logistic"} or Datafit subclass, default="quadratic"
+        Loss of each task (a :class:`~skmtl.linear._datafits.Datafit` subclass for others).
     fit_intercept : bool, default=True
         Fit per-task unpenalised intercepts.
     W0, b0 : ndarray, default=None
@@ -280,7 +201,7 @@ def solve_block_sparse(X, Y, mask, alpha, *, q=2, datafit="quadratic", fit_inter
     ConvergenceWarning
         When ``gap > tol`` after ``max_iter`` epochs.
     """
-    Y, mask = _check_inputs(X, Y, mask, q, datafit)
+    Y, mask, datafit = _check_inputs(X, Y, mask, q, datafit)
     n_tasks, n_features = Y.shape[1], X.shape[1]
     W0 = np.zeros((n_tasks, n_features)) if W0 is None else np.array(W0, dtype=np.float64)
     b0 = None if b0 is None else np.array(b0, dtype=np.float64)
@@ -289,7 +210,7 @@ def solve_block_sparse(X, Y, mask, alpha, *, q=2, datafit="quadratic", fit_inter
             f"W0 must have shape {(n_tasks, n_features)} and b0 {(n_tasks,)}; got {W0.shape} "
             f"and {None if b0 is None else b0.shape}."
         )
-    sklearn_case = (datafit == "quadratic" and q == 2 and not sp.issparse(X) and mask.all()
+    sklearn_case = (datafit is Quadratic and q == 2 and not sp.issparse(X) and mask.all()
                     and alpha > 0)
     if solver not in ("auto", "bcd", "sklearn"):
         raise ValueError(f"solver must be 'auto', 'bcd' or 'sklearn'; got {solver!r}.")
@@ -360,41 +281,31 @@ def _solve_sklearn(X, Y, alpha, fit_intercept, W0, tol, max_iter):
 # -- block coordinate descent -----------------------------------------------------------------
 
 
-@njit(cache=True)
-def _logistic_derivative(z, s):
-    # -s * sigmoid(-s z), computed without overflow
-    u = s * z
-    if u >= 0.0:
-        e = np.exp(-u)
-        return -s * e / (1.0 + e)
-    return -s / (1.0 + np.exp(u))
-
-
-@njit(cache=True)
-def _bcd_epoch(X, data, indices, indptr, sparse, obs_ptr, obs_task, task_ptr, obs_row,
-               contiguous, n_t, Wt, v, z, c, signs, mut, Lt, alpha, q_inf, logistic, ws):
+# The epoch is written once, against the compiled half of the datafit interface (the names
+# _df_*, see skmtl.linear._datafits.Datafit), and compiled once per datafit class by bcd_epoch
+# with that class's kernels as globals, so they are inlined: no flag, no indirect call per
+# observation. Each variant is a function of its own name, hence its own on-disk numba cache.
+def _epoch_template(X, data, indices, indptr, sparse, obs_ptr, obs_task, task_ptr, obs_row,
+                    contiguous, n_t, Wt, Lt, alpha, q_inf, ws, state):
     """One pass of block coordinate descent over the features in ws (in place).
 
-    Least squares: v are the residuals without the per-task offsets c (r = v + c[task]).
-    Logistic: z the linear predictors, v their loss derivatives; c unused.
-    Wt, mut, Lt are (n_features, n_tasks).
+    Wt, Lt are (n_features, n_tasks); ``state`` is the datafit's (updated in place).
     """
     T = Wt.shape[1]
     corr = np.empty(T)
     a = np.empty(T)
     new = np.empty(T)
     delta = np.empty(T)
+    g = _df_gradient_vector(state)  # noqa: F821
+    moving, sign = _df_moving(state)  # noqa: F821
     for m in range(ws.shape[0]):
         j = ws[m]
         _column_corr(X, data, indices, indptr, sparse, obs_ptr, obs_task, task_ptr, obs_row,
-                     contiguous, v, j, corr)
+                     contiguous, g, j, corr)
         for t in range(T):
             if Lt[j, t] > 0.0:
-                if logistic:
-                    ng = -corr[t] / n_t[t]
-                else:
-                    ng = corr[t] / n_t[t] + c[t] * mut[j, t]
-                a[t] = Lt[j, t] * Wt[j, t] + ng
+                a[t] = Lt[j, t] * Wt[j, t] + _df_block_neg_gradient(  # noqa: F821
+                    state, corr[t], n_t[t], j, t)
             else:
                 a[t] = 0.0
         _prox_block(a, Lt[j], alpha, q_inf, new)
@@ -404,8 +315,7 @@ def _bcd_epoch(X, data, indices, indptr, sparse, obs_ptr, obs_task, task_ptr, ob
             if delta[t] != 0.0:
                 changed = True
             Wt[j, t] = new[t]
-            if not logistic:
-                c[t] += mut[j, t] * delta[t]
+            _df_block_step(state, j, t, delta[t])  # noqa: F821
         if not changed:
             continue
         if sparse:
@@ -415,60 +325,50 @@ def _bcd_epoch(X, data, indices, indptr, sparse, obs_ptr, obs_task, task_ptr, ob
                 for k in range(obs_ptr[i], obs_ptr[i + 1]):
                     dt = delta[obs_task[k]]
                     if dt != 0.0:
-                        if logistic:
-                            z[k] += x * dt
-                            v[k] = _logistic_derivative(z[k], signs[k])
-                        else:
-                            v[k] -= x * dt
+                        moving[k] += sign * x * dt
+                        _df_refresh(state, k, k + 1)  # noqa: F821
         else:
             for t in range(T):
                 if delta[t] == 0.0:
                     continue
                 start, stop = task_ptr[t], task_ptr[t + 1]
-                if logistic:
-                    _dense_task_axpy(X, j, obs_row, contiguous, delta[t], z, t, start, stop)
-                    for k in range(start, stop):
-                        v[k] = _logistic_derivative(z[k], signs[k])
-                else:
-                    _dense_task_axpy(X, j, obs_row, contiguous, -delta[t], v, t, start, stop)
+                _dense_task_axpy(X, j, obs_row, contiguous, sign * delta[t], moving, t, start,
+                                 stop)
+                _df_refresh(state, start, stop)  # noqa: F821
 
 
-@njit(cache=True)
-def _logistic_loss(z, s):
-    u = -s * z
-    if u > 0.0:
-        return u + np.log1p(np.exp(-u))
-    return np.log1p(np.exp(u))
+_KERNELS = ("gradient_vector", "block_neg_gradient", "block_step", "moving", "refresh")
+_EPOCHS = {}
 
 
-@njit(cache=True)
-def _logistic_intercept_step(obs_task, n_t, z, v, signs, b):
-    """One step per task on the intercepts: Newton's, or the Lipschitz (1/4) step when
-    Newton's does not lower the task's loss (which the Lipschitz step always does)."""
-    T = b.shape[0]
-    g = np.zeros(T)
-    h = np.zeros(T)
-    before = np.zeros(T)
-    for k in range(z.shape[0]):
-        t = obs_task[k]
-        g[t] += v[k]
-        p = -v[k] * signs[k]  # sigmoid(-s z)
-        h[t] += p * (1.0 - p)
-        before[t] += _logistic_loss(z[k], signs[k])
-    newton = np.empty(T)
-    for t in range(T):
-        newton[t] = -g[t] / h[t] if h[t] > 0.0 else -4.0 * g[t] / n_t[t]
-    after = np.zeros(T)
-    for k in range(z.shape[0]):
-        t = obs_task[k]
-        after[t] += _logistic_loss(z[k] + newton[t], signs[k])
-    step = np.empty(T)
-    for t in range(T):
-        step[t] = newton[t] if after[t] <= before[t] else -4.0 * g[t] / n_t[t]
-        b[t] += step[t]
-    for k in range(z.shape[0]):
-        z[k] += step[obs_task[k]]
-        v[k] = _logistic_derivative(z[k], signs[k])
+def bcd_epoch(datafit):
+    """The BCD epoch compiled for a datafit class (its kernels inlined); built once per class.
+
+    Compiled on first use, then loaded from numba's disk cache when the datafit allows it
+    (``cache_kernels``): about 3 s of compilation per datafit once, not in every process.
+    """
+    epoch = _EPOCHS.get(datafit)
+    if epoch is None:
+        namespace = dict(globals())
+        namespace.update({f"_df_{name}": getattr(datafit, name) for name in _KERNELS})
+        function = types.FunctionType(_epoch_template.__code__, namespace, "_bcd_epoch")
+        name = f"_bcd_epoch_{datafit.__name__}"
+        if datafit.cache_kernels:
+            # numba invalidates a cached function by its own file's time stamp only; the
+            # kernels it inlines live in other files, whose checksum goes into its name
+            sources = {sys.modules[datafit.__module__], _designs, _penalties}
+            name += f"_{_checksum(sorted(module.__file__ for module in sources)):08x}"
+        function.__qualname__ = function.__name__ = name
+        epoch = _EPOCHS[datafit] = njit(cache=datafit.cache_kernels)(function)
+    return epoch
+
+
+def _checksum(paths):
+    crc = 0
+    for path in paths:
+        with open(path, "rb") as file:
+            crc = zlib.crc32(file.read(), crc)
+    return crc
 
 
 class _Anderson:
@@ -514,32 +414,14 @@ class _Anderson:
 
 
 class _BCDProblem:
-    """State and criteria of one BCD solve (least squares or logistic)."""
+    """State and criteria of one BCD solve, for any datafit."""
 
-    def __init__(self, design, datafit, penalty, W0, b0, fit_intercept):
+    def __init__(self, design, datafit, penalty, W0, b0):
         self.design, self.datafit, self.penalty = design, datafit, penalty
-        self.fit_intercept = fit_intercept
-        self.logistic = datafit.logistic
         self.Wt = np.ascontiguousarray(W0.T, dtype=np.float64)
         self.Lt = np.ascontiguousarray(datafit.lipschitz.T)
-        self.mut = np.ascontiguousarray(datafit.mu.T)
-        self.pull = getattr(datafit, "pull", None)
-        if self.logistic:
-            if not fit_intercept:
-                self.b = np.zeros(design.n_tasks)
-            elif self.pull is not None:  # W0's optimal intercepts, or b0 (no shift)
-                self.b = (_pulled_intercepts(design, datafit.signs, design.predict_obs(W0),
-                                             self.pull) if b0 is None else b0.copy())
-            elif b0 is None:  # the intercept-only optimum, exact when W0 = 0
-                self.b = _logit_of_task_means(design, datafit) + W0 @ design.x_shift
-            else:
-                self.b = b0 + W0 @ design.x_shift
-            self.z, self.v = datafit.init_state(W0, self.b)
-            self.c = self.b
-        else:
-            self.v, self.c = datafit.init_state(W0)
-            self.z = self.v
-        self.signs = datafit.signs if self.logistic else np.zeros(0)
+        self.state = datafit.init_state(W0, b0)
+        self.run_epoch = bcd_epoch(type(datafit))
         self.kkt_scale = None
 
     @property
@@ -548,31 +430,20 @@ class _BCDProblem:
 
     def epoch(self, ws):
         d = self.design
-        _bcd_epoch(*d._args(), d.n_t, self.Wt, self.v, self.z, self.c, self.signs, self.mut,
-                   self.Lt, self.penalty.alpha, self.penalty.q_inf, self.logistic, ws)
-        if self.pull is not None:
-            self.v[:] = _pulled_intercept_newton(d, self.signs, self.z, self.b, self.pull)
-        elif self.logistic and self.fit_intercept:
-            _logistic_intercept_step(d.obs_task, d.n_t, self.z, self.v, self.signs, self.b)
-
-    def neg_gradient(self, features=None):
-        if self.logistic:
-            return self.datafit.neg_gradient(self.v, features)
-        return self.datafit.neg_gradient(self.v, self.c, features)
+        self.run_epoch(*d._args(), d.n_t, self.Wt, self.Lt, self.penalty.alpha,
+                       self.penalty.q_inf, ws, self.state)
+        self.datafit.update_intercepts(self.state)
 
     def objective(self):
-        loss = self.datafit.value(self.z) if self.logistic else self.datafit.value(self.v, self.c)
-        if self.pull is not None:
-            loss += _pull_value(self.b, self.pull)
-        return loss + self.penalty.value(self.W)
+        return self.datafit.value(self.state) + self.penalty.value(self.W)
 
-    # Anderson: coefficients from (W[ws], b); the per-observation state is affine in them.
+    # Anderson: coefficients from (W[ws], free intercepts); the extrapolated state is affine in
+    # them.
     def anderson_vector(self, ws):
-        x = self.Wt[ws].ravel()
-        return np.concatenate([x, self.b]) if self.logistic else x
+        return np.concatenate([self.Wt[ws].ravel(), self.datafit.intercept_vector(self.state)])
 
     def anderson_state(self):
-        return [self.z, self.c] if self.logistic else [self.v, self.c]
+        return self.datafit.extrapolated(self.state)
 
     def try_extrapolation(self, ws, acc):
         out = acc.extrapolate()
@@ -583,63 +454,46 @@ class _BCDProblem:
         before = self.objective()
         n_ws = len(ws) * self.Wt.shape[1]
         self.Wt[ws] = x_acc[:n_ws].reshape(len(ws), -1)
-        self._set_state(state_acc)
+        self.datafit.set_extrapolated(self.state, state_acc)
         if not self.objective() < before:
             self.Wt[ws] = saved[0]
-            self._set_state(saved[1])
-
-    def _set_state(self, state):
-        if self.logistic:
-            self.z[:] = state[0]
-            self.b[:] = state[1]
-            self.v[:] = self.datafit.derivative(self.z)
-        else:
-            self.v[:] = state[0]
-            self.c[:] = state[1]
+            self.datafit.set_extrapolated(self.state, saved[1])
 
     # -- stopping criteria --------------------------------------------------------------------
     def criterion(self, features=None):
-        """Relative duality gap (least squares, alpha > 0) or relative KKT violation."""
-        G = self.neg_gradient(features)
+        """Relative duality gap (datafits with a dual, alpha > 0) or relative KKT violation."""
+        G = self.datafit.neg_gradient(self.state, features)
         W = self.W if features is None else self.W[:, features]
         alpha = self.penalty.alpha
-        if not self.logistic and alpha > 0:
+        if self.datafit.has_dual and alpha > 0:
             primal = self.objective()
             if primal <= 0.0:
                 return 0.0, G
             dual_norm = float(np.max(self.penalty.dual_norms(G), initial=0.0))
             scale = max(1.0, dual_norm / alpha)
-            dual = self.datafit.dual_value(self.v, self.c, scale)
+            dual = self.datafit.dual_value(self.state, scale)
             return max(primal - dual, 0.0) / primal, G
         kkt = float(np.max(self.penalty.subdiff_distance(W, G), initial=0.0))
-        if self.logistic and self.fit_intercept:
-            g_b = self.datafit.intercept_gradient(self.v)
-            if self.pull is not None:
-                g_b = g_b + _pull_gradient(self.b, self.pull)
+        g_b = self.datafit.intercept_gradient(self.state)
+        if g_b is not None:
             kkt = max(kkt, float(np.max(np.abs(g_b))))
         if self.kkt_scale is None:
             self.kkt_scale = self._kkt_scale()
         return kkt / self.kkt_scale, G
 
     def _kkt_scale(self):
-        G0 = _gradient_at_zero(self.design, self.datafit, self.fit_intercept)
+        G0 = _gradient_at_zero(self.datafit)
         scale = float(np.max(self.penalty.dual_norms(G0), initial=0.0))
         return scale if scale > 0 else 1.0
 
     def intercepts(self):
-        if self.logistic:
-            b = self.b.copy() if self.fit_intercept else np.zeros(self.design.n_tasks)
-        elif self.fit_intercept:
-            b = self.datafit.intercept(self.W, self.v, self.c)
-        else:
-            b = np.zeros(self.design.n_tasks)
-        return b - self.W @ self.design.x_shift
+        return self.datafit.intercepts(self.W, self.state) - self.W @ self.design.x_shift
 
 
 def _solve_bcd(X, Y, mask, alpha, q, datafit, fit_intercept, W0, b0, tol, max_iter):
     design, fit = _setup(X, Y, mask, datafit, fit_intercept)
     penalty = BlockPenalty(alpha, q)
-    pb = _BCDProblem(design, fit, penalty, W0, b0, fit_intercept)
+    pb = _BCDProblem(design, fit, penalty, W0, b0)
     n_features = design.n_features
     all_features = np.arange(n_features, dtype=np.int64)
     n_epochs = 0
@@ -680,3 +534,43 @@ def _solve_bcd(X, Y, mask, alpha, q, datafit, fit_intercept, W0, b0, tol, max_it
             crit, G = pb.criterion()
             p0 = max(p0, ws_size)
     return np.ascontiguousarray(pb.W), pb.intercepts(), float(crit), n_epochs
+
+
+# -- relaxed fits (glmnet's relax=True): the unpenalised refit on a support ------------------
+def _support(W):
+    """The features with a nonzero coefficient in some task."""
+    return np.flatnonzero(np.any(W != 0, axis=0))
+
+
+def _refit_size_ok(support, mask, fit_intercept):
+    """Whether every task has as many observed rows as unknowns of its refit on ``support``."""
+    return support.size + int(fit_intercept) <= mask.sum(axis=0).min()
+
+
+def _support_least_squares(X, Y, mask, support, fit_intercept):
+    """Per-task unpenalised least squares on the columns ``support``: ``(W, b)``.
+
+    Task ``t`` is fitted on its observed rows only, with an intercept (by centring) if
+    ``fit_intercept``; the coefficients off the support are 0. :func:`numpy.linalg.lstsq`
+    gives the minimum-norm solution when a task's design is rank deficient.
+    """
+    n_tasks = mask.shape[1]
+    W, b = np.zeros((n_tasks, X.shape[1])), np.zeros(n_tasks)
+    columns = X[:, support]
+    columns = columns.toarray() if sp.issparse(columns) else np.asarray(columns)
+    for t in range(n_tasks):
+        rows = mask[:, t]
+        X_t, y_t = columns[rows], Y[rows, t]
+        if fit_intercept:
+            x_mean, y_mean = X_t.mean(axis=0), y_t.mean()
+            X_t, y_t = X_t - x_mean, y_t - y_mean
+        w = np.linalg.lstsq(X_t, y_t)[0] if support.size else np.zeros(0)
+        W[t, support] = w
+        if fit_intercept:
+            b[t] = y_mean - x_mean @ w
+    return W, b
+
+
+def _relaxed(gamma, fit, refit):
+    """glmnet's relaxed fit: ``gamma * fit + (1 - gamma) * refit``, coefficients and intercepts."""
+    return tuple(gamma * a + (1.0 - gamma) * r for a, r in zip(fit, refit))

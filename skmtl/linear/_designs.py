@@ -1,0 +1,570 @@
+"""Designs: X seen through the observed (row, task) pairs of each task.
+
+Both model families keep X once and each task's observed rows as indices into it; a
+per-observation vector (targets, residuals, linear predictors) has one entry per observed pair,
+never an ``(n_samples, n_tasks)`` array.
+
+- :class:`MaskedDesign` (block-sparse solvers): X dense (Fortran-ordered) or CSC sparse, never
+  densified, read one column at a time by numba kernels (block coordinate descent).
+- The mean-clustered designs (exact solvers), read with BLAS: all tasks on the same dense rows
+  (:class:`SharedDense`), tasks on their own dense rows stacked by size (:class:`GroupedDense`)
+  and sparse X with a column block per task (:class:`SparseDesign`).
+"""
+
+import numpy as np
+import scipy.sparse as sp
+from numba import njit, uint64
+
+from skmtl.linear._linalg import _SYRK_WORK, _mirror_lower, _syrk_lower
+
+__all__ = [
+    "GroupedDense",
+    "MaskedDesign",
+    "Problem",
+    "SharedDense",
+    "SparseDesign",
+    "check_no_empty_task",
+    "observed_pairs",
+    "predict_rows",
+]
+
+
+def observed_pairs(mask):
+    """The observed ``(rows, tasks)`` of a mask in task-major order (by task, then row)."""
+    tasks, rows = np.nonzero(mask.T)
+    return rows, tasks
+
+
+def check_no_empty_task(observed):
+    """Raise when a task (False in ``observed``, one entry per task) has no observed label."""
+    empty = np.flatnonzero(~observed)
+    if empty.size:
+        raise ValueError(f"Task(s) {empty[:5].tolist()} have no observed label.")
+
+
+class MaskedDesign:
+    """X with the observed (row, task) pairs of a label mask.
+
+    Parameters
+    ----------
+    X : ndarray or sparse matrix of shape (n_samples, n_features)
+        Design. Dense X is copied to a Fortran-ordered float64 array when it is not one already
+        (or when ``center`` asks for a shifted copy); sparse X is kept sparse (CSC).
+    mask : ndarray of bool of shape (n_samples, n_tasks)
+        Observed labels.
+    center : bool, default=False
+        Dense X only: subtract the mean of the observed rows from every column (``x_shift``).
+        Better conditioning for a model with intercepts, which absorb the shift.
+    """
+
+    def __init__(self, X, mask, *, center=False):
+        mask = np.asarray(mask, dtype=bool)
+        self.n_samples, self.n_tasks = mask.shape
+        self.n_features = X.shape[1]
+        self.sparse = sp.issparse(X)
+        counts = mask.sum(axis=1)
+        if self.sparse:
+            # row-major: a sparse column is read once, each entry feeds its row's observations
+            rows, tasks = np.nonzero(mask)
+        else:
+            # task-major: each task reads its own rows of a dense column (a gathered dot)
+            rows, tasks = observed_pairs(mask)
+        self.obs_row = rows.astype(np.int64)
+        self.obs_task = tasks.astype(np.int64)
+        self.n_obs = rows.shape[0]
+        self.obs_ptr = np.zeros(self.n_samples + 1, dtype=np.int64)
+        self.n_t = np.bincount(self.obs_task, minlength=self.n_tasks).astype(np.float64)
+        self.task_ptr = np.zeros(self.n_tasks + 1, dtype=np.int64)
+        np.cumsum(self.n_t.astype(np.int64), out=self.task_ptr[1:])
+        if self.sparse:
+            np.cumsum(counts, out=self.obs_ptr[1:])
+            self.contiguous = np.zeros(self.n_tasks, dtype=np.bool_)
+        else:
+            # tasks whose rows are consecutive rows of X (sorted long data): plain dot products
+            first, last = self.task_ptr[:-1], self.task_ptr[1:] - 1
+            n_last = max(self.n_obs - 1, 0)
+            span = self.obs_row[np.clip(last, 0, n_last)] - self.obs_row[np.clip(first, 0, n_last)]
+            self.contiguous = (last >= first) & (span == last - first)
+        self.x_shift = np.zeros(self.n_features)
+        if self.sparse:
+            X = sp.csc_matrix(X)
+            X.sum_duplicates()
+            index_dtype = np.int32 if X.nnz < 2**31 - 1 else np.int64
+            self.data = np.require(X.data, dtype=np.float64, requirements=["C", "W"])
+            self.indices = np.require(X.indices, dtype=index_dtype, requirements=["C", "W"])
+            self.indptr = np.require(X.indptr, dtype=index_dtype, requirements=["C", "W"])
+            self.X = np.zeros((0, 0), order="F")
+        else:
+            if center and self.n_obs:
+                weights = counts / self.n_obs
+                shift = weights @ np.asarray(X, dtype=np.float64)
+                self.X = np.empty(X.shape, dtype=np.float64, order="F")
+                np.subtract(X, shift, out=self.X)
+                self.x_shift = shift
+            else:
+                self.X = np.require(X, dtype=np.float64, requirements=["F", "W"])
+            self.data = np.zeros(0)
+            self.indices = np.zeros(0, dtype=np.int32)
+            self.indptr = np.zeros(1, dtype=np.int32)
+
+    def _args(self):
+        return (self.X, self.data, self.indices, self.indptr, self.sparse, self.obs_ptr,
+                self.obs_task, self.task_ptr, self.obs_row, self.contiguous)
+
+    def correlations(self, v, features=None):
+        """``C[t, k] = sum over task t's observations i of X[i, features[k]] * v_i``."""
+        if features is None:
+            features = np.arange(self.n_features)
+        out = np.zeros((self.n_tasks, len(features)))
+        _correlations(*self._args(), v, np.asarray(features, dtype=np.int64), out)
+        return out
+
+    def task_moments(self):
+        """Per-task sums of each column and of its squares over the observed rows, (T, d)."""
+        s1 = np.zeros((self.n_tasks, self.n_features))
+        s2 = np.zeros((self.n_tasks, self.n_features))
+        _masked_task_moments(*self._args(), s1, s2)
+        return s1, s2
+
+    def predict_obs(self, W):
+        """``x_i w_t`` of every observation (i, t) (the shifted X when centred)."""
+        out = np.zeros(self.n_obs)
+        nonzero = np.flatnonzero(np.any(W != 0, axis=0)).astype(np.int64)
+        _predict_obs(*self._args(), np.ascontiguousarray(W, dtype=np.float64), nonzero, out)
+        return out
+
+    def task_sums(self, v):
+        """Per-task sums of a per-observation vector, (T,)."""
+        return np.bincount(self.obs_task, weights=v, minlength=self.n_tasks)
+
+
+# -- numba kernels --------------------------------------------------------------------------
+# X is dense (Fortran-ordered) or CSC (data, indices, indptr). Sparse: observations in row-major
+# order, those of row i are obs_ptr[i] .. obs_ptr[i + 1] - 1 with tasks obs_task[k]. Dense:
+# task-major order, task t's are task_ptr[t] .. task_ptr[t + 1] - 1 with rows obs_row[k]
+# (consecutive rows when contiguous[t]).
+_FAST = {"reassoc", "contract", "nsz"}
+
+
+# Unsigned indices spare numba's negative-index wraparound, which blocks vectorisation.
+@njit(cache=True, fastmath=_FAST)
+def _dense_task_dot(X, j, obs_row, contiguous, v, t, start, stop):
+    acc = 0.0
+    jj = uint64(j)
+    if contiguous[t]:
+        shift = uint64(obs_row[start] - start)
+        for k in range(uint64(start), uint64(stop)):
+            acc += X[shift + k, jj] * v[k]
+    else:
+        for k in range(uint64(start), uint64(stop)):
+            acc += X[uint64(obs_row[k]), jj] * v[k]
+    return acc
+
+
+@njit(cache=True, fastmath=_FAST)
+def _dense_task_axpy(X, j, obs_row, contiguous, scale, v, t, start, stop):
+    """v[k] += scale * X[row_k, j] over task t's observations."""
+    jj = uint64(j)
+    if contiguous[t]:
+        shift = uint64(obs_row[start] - start)
+        for k in range(uint64(start), uint64(stop)):
+            v[k] += scale * X[shift + k, jj]
+    else:
+        for k in range(uint64(start), uint64(stop)):
+            v[k] += scale * X[uint64(obs_row[k]), jj]
+
+
+@njit(cache=True)
+def _column_corr(X, data, indices, indptr, sparse, obs_ptr, obs_task, task_ptr, obs_row,
+                 contiguous, v, j, out):
+    """out[t] = sum over task t's observations k of X[row_k, j] * v[k]."""
+    if sparse:
+        out[:] = 0.0
+        for p in range(indptr[j], indptr[j + 1]):
+            i = indices[p]
+            x = data[p]
+            for k in range(obs_ptr[i], obs_ptr[i + 1]):
+                out[obs_task[k]] += x * v[k]
+    else:
+        for t in range(out.shape[0]):
+            out[t] = _dense_task_dot(X, j, obs_row, contiguous, v, t, task_ptr[t],
+                                     task_ptr[t + 1])
+
+
+@njit(cache=True)
+def _correlations(X, data, indices, indptr, sparse, obs_ptr, obs_task, task_ptr, obs_row,
+                  contiguous, v, features, out):
+    tmp = np.zeros(out.shape[0])
+    for m in range(features.shape[0]):
+        _column_corr(X, data, indices, indptr, sparse, obs_ptr, obs_task, task_ptr, obs_row,
+                     contiguous, v, features[m], tmp)
+        out[:, m] = tmp
+
+
+@njit(cache=True, fastmath=_FAST)
+def _masked_task_moments(X, data, indices, indptr, sparse, obs_ptr, obs_task, task_ptr, obs_row,
+                  contiguous, s1, s2):
+    T, d = s1.shape
+    for j in range(d):
+        if sparse:
+            for p in range(indptr[j], indptr[j + 1]):
+                i = indices[p]
+                x = data[p]
+                for k in range(obs_ptr[i], obs_ptr[i + 1]):
+                    s1[obs_task[k], j] += x
+                    s2[obs_task[k], j] += x * x
+        else:
+            for t in range(T):
+                a1 = 0.0
+                a2 = 0.0
+                for k in range(uint64(task_ptr[t]), uint64(task_ptr[t + 1])):
+                    x = X[uint64(obs_row[k]), uint64(j)]
+                    a1 += x
+                    a2 += x * x
+                s1[t, j] = a1
+                s2[t, j] = a2
+
+
+@njit(cache=True)
+def _predict_obs(X, data, indices, indptr, sparse, obs_ptr, obs_task, task_ptr, obs_row,
+                 contiguous, W, features, out):
+    for m in range(features.shape[0]):
+        j = features[m]
+        if sparse:
+            for p in range(indptr[j], indptr[j + 1]):
+                i = indices[p]
+                x = data[p]
+                for k in range(obs_ptr[i], obs_ptr[i + 1]):
+                    out[k] += x * W[obs_task[k], j]
+        else:
+            for t in range(W.shape[0]):
+                if W[t, j] != 0.0:
+                    _dense_task_axpy(X, j, obs_row, contiguous, W[t, j], out, t, task_ptr[t],
+                                     task_ptr[t + 1])
+
+
+# == mean-clustered designs ==================================================================
+# -- inputs ------------------------------------------------------------------------------------
+# A problem is X with the observed rows of each task ("groups": one sorted index array per task)
+# and the targets of those rows. Wide data (Y, mask) gives its groups by one pass over the mask;
+# long data (y, task_index) by a stable sort of the task index, so no (n, n_tasks)
+# array is ever built for it. Everything downstream (designs, moments, solvers) works from the
+# groups and from the targets in observation order (task by task, rows increasing).
+def _as_X(X):
+    """float64 X, dense or CSR."""
+    if sp.issparse(X):
+        return sp.csr_matrix(X, dtype=np.float64)
+    X = np.asarray(X, dtype=np.float64)
+    if X.ndim != 2:
+        raise ValueError(f"X must be 2-D (n_samples, n_features); got shape {X.shape}.")
+    return X
+
+
+class Problem:
+    """X, the observed rows of each task and their targets, from wide or long data.
+
+    Wide: ``Y`` (n, T) and ``mask``; Y keeps its dtype, only its observed entries are read.
+    Long: ``y`` (n,) and ``task_index`` (n,), one observation per row; ``n_tasks`` defaults
+    to ``task_index.max() + 1``. Every task needs an observation.
+    """
+
+    def __init__(self, X, Y, mask=None, *, task_index=None, n_tasks=None):
+        self.X = X = _as_X(X)
+        Y = np.asarray(Y)
+        self.long = task_index is not None
+        if self.long:
+            self._init_long(X, Y, mask, np.asarray(task_index), n_tasks)
+        else:
+            self._init_wide(X, Y, mask)
+
+    def _init_wide(self, X, Y, mask):
+        if Y.ndim == 1:
+            Y = Y[:, None]
+        mask = np.ones(Y.shape, dtype=bool) if mask is None else np.asarray(mask, dtype=bool)
+        if mask.shape != Y.shape or Y.shape[0] != X.shape[0]:
+            raise ValueError(
+                f"Shapes do not match: X {X.shape}, Y {Y.shape}, mask {mask.shape}; expected "
+                "X (n_samples, n_features) and Y, mask (n_samples, n_tasks)."
+            )
+        check_no_empty_task(mask.any(axis=0))
+        self.n_tasks = Y.shape[1]
+        self._Y, self._mask, self._groups, self._flat = Y, mask, None, None
+        self.shared_rows = _shared_rows(mask)
+
+    def _init_long(self, X, y, mask, task_index, n_tasks):
+        if mask is not None:
+            raise ValueError("mask must be None with task_index (long format).")
+        if y.ndim != 1 or task_index.shape != y.shape or y.shape[0] != X.shape[0]:
+            raise ValueError(
+                f"Shapes do not match: X {X.shape}, y {y.shape}, task_index "
+                f"{task_index.shape}; expected X (n_samples, n_features) and y, task_index "
+                "(n_samples,)."
+            )
+        if task_index.dtype.kind not in "iu" or (task_index.size and task_index.min() < 0):
+            raise ValueError("task_index must hold non-negative integer task positions.")
+        if n_tasks is None:
+            n_tasks = int(task_index.max()) + 1 if task_index.size else 0
+        elif task_index.size and task_index.max() >= n_tasks:
+            raise ValueError(f"task_index holds positions >= n_tasks={n_tasks}.")
+        task_index = task_index.astype(np.intp, copy=False)
+        check_no_empty_task(np.bincount(task_index, minlength=n_tasks) > 0)
+        self.n_tasks = n_tasks
+        self._y = y
+        # the groups, flattened: rows sorted by task (stable), no list of T arrays
+        counts = np.bincount(task_index, minlength=n_tasks)
+        self._flat = (np.argsort(task_index, kind="stable"),
+                      np.repeat(np.arange(n_tasks), counts), counts)
+        self._groups = None
+        self.shared_rows = slice(None) if n_tasks == 1 else None  # one task: all the rows
+
+    @property
+    def groups(self):
+        """The observed rows of each task: a list of sorted index arrays."""
+        if self._groups is None:
+            if self._flat is None:
+                self._groups = _groups_from_mask(self._mask)
+            else:
+                rows, _, counts = self._flat
+                self._groups = np.split(rows, np.cumsum(counts)[:-1])
+        return self._groups
+
+    def flat_groups(self):
+        """The groups flattened, ``(rows, tasks, counts)``, as :func:`_flatten_groups` gives."""
+        if self._flat is None:
+            if self._groups is not None:
+                return _flatten_groups(self._groups)
+            rows, tasks = observed_pairs(self._mask)
+            self._flat = (rows, tasks, np.bincount(tasks, minlength=self.n_tasks))
+        return self._flat
+
+    def shared_targets(self):
+        """float64 targets (n_rows, T) of the shared rows (only when ``shared_rows``)."""
+        if self.long:
+            return self._y.astype(np.float64)[:, None]
+        return self._Y[self.shared_rows].astype(np.float64)
+
+    def design(self):
+        """The per-task view of X: shared dense rows, grouped dense rows or sparse."""
+        if self.shared_rows is not None and not sp.issparse(self.X):
+            return SharedDense(self.X[self.shared_rows], self.shared_rows, self.n_tasks)
+        if sp.issparse(self.X):
+            return SparseDesign(self.X, self.groups)
+        return GroupedDense.from_flat(self.X, *self.flat_groups())
+
+    def targets(self, design):
+        """float64 targets in the design's observation order."""
+        if isinstance(design, SharedDense):
+            return design.take(self.shared_targets())
+        if self.long:
+            return self._y[design.obs_rows].astype(np.float64)
+        return self._Y[design.obs_rows, design.obs_tasks].astype(np.float64)
+
+
+def _shared_rows(mask):
+    """The rows all tasks observe when every task observes the same rows, else None."""
+    n_samples, n_tasks = mask.shape
+    chunk = max(1, 2**20 // n_tasks)
+    for start in range(0, n_samples, chunk):  # a row seen by some tasks only: not shared
+        block = mask[start:start + chunk]
+        if not np.array_equal(block.all(axis=1), block.any(axis=1)):
+            return None
+    observed = mask[:, 0]
+    return slice(None) if observed.all() else np.flatnonzero(observed)
+
+
+def _groups_from_mask(mask):
+    """The observed rows of each task (sorted), as :func:`group_rows_by_task` gives them."""
+    rows, tasks = observed_pairs(mask)
+    counts = np.bincount(tasks, minlength=mask.shape[1])
+    return np.split(rows, np.cumsum(counts)[:-1])
+
+
+def _flatten_groups(groups):
+    """Observation order of the groups: ``(rows, tasks, counts)``, task by task."""
+    counts = np.fromiter((g.shape[0] for g in groups), dtype=np.intp, count=len(groups))
+    rows = np.concatenate(groups) if groups else np.zeros(0, dtype=np.intp)
+    return rows, np.repeat(np.arange(len(groups)), counts), counts
+
+
+
+# -- per-task views of X -----------------------------------------------------------------------
+# A design holds X restricted to each task's observed rows. Per-observation vectors (targets,
+# weights, linear predictors) have one entry per observed (row, task) pair, sorted by task then
+# row. Three layouts: all tasks on the same dense rows (BLAS on X itself), different dense rows
+# (tasks grouped by size into zero-padded (tasks, rows, features) stacks) and sparse X (one
+# sparse matrix with a column block per task, so that per-task Gram matrices come from one
+# product). The last two are built from the groups (the observed rows of each task).
+class _Design:
+    """The interface of a design (``matvec``, ``rmatvec``, ``gram``, ...).
+
+    ``gram(w)`` gives the per-task Gram matrices ``X_t^T diag(w_t) X_t`` (T, d, d) of
+    non-negative per-observation weights ``w`` (all ones when None).
+    """
+
+    def segment_sum(self, v):
+        """Per-task sums of a per-observation vector, shape (n_tasks,)."""
+        return np.bincount(self.obs_tasks, weights=v, minlength=self.n_tasks)
+
+    def centered(self, means):
+        """The design with each task's rows shifted by ``-means[t]``, or None (sparse)."""
+        return None
+
+
+class SharedDense(_Design):
+    """All tasks observe the rows ``rows`` of a dense X: observation ``t * n_rows + i``."""
+
+    def __init__(self, X_rows, rows, n_tasks):
+        self.X = X_rows
+        self.rows = rows
+        self.n_tasks = n_tasks
+        self.n_features = X_rows.shape[1]
+        n_rows = X_rows.shape[0]
+        self.counts = np.full(n_tasks, n_rows)
+        self.obs_tasks = np.repeat(np.arange(n_tasks), n_rows)
+
+    def take(self, Y_rows):
+        """Observation-ordered targets from the (n_rows, n_tasks) targets of the shared rows."""
+        return np.ascontiguousarray(Y_rows.T, dtype=np.float64).ravel()
+
+    def matvec(self, W):
+        return (self.X @ W.T).T.ravel()
+
+    def rmatvec(self, v):
+        return (self.X.T @ v.reshape(self.n_tasks, -1).T).T
+
+    def gram(self, w=None):
+        n_rows, d = self.X.shape
+        if w is None:
+            return np.broadcast_to(self.X.T @ self.X, (self.n_tasks, d, d)).copy()
+        root = np.sqrt(w).reshape(self.n_tasks, n_rows)
+        out = np.zeros((self.n_tasks, d, d))
+        rows = np.empty_like(self.X)  # X's layout (a Fortran X is not copied by dsyrk)
+        for t in range(self.n_tasks):  # X^T diag(w_t) X = Z^T Z, Z = diag(sqrt(w_t)) X
+            _syrk_lower(out[t], np.multiply(self.X, root[t][:, None], out=rows))
+        return _mirror_lower(out)
+
+    def centered(self, means):
+        return SharedDense(self.X - means[0], self.rows, self.n_tasks)
+
+
+class GroupedDense(_Design):
+    """Tasks with their own dense rows, as zero-padded stacks of tasks of similar size."""
+
+    def __init__(self, obs_rows, obs_tasks, n_tasks, n_features, blocks):
+        self.obs_rows = obs_rows
+        self.obs_tasks = obs_tasks
+        self.n_tasks = n_tasks
+        self.n_features = n_features
+        self.n_obs = obs_rows.shape[0]
+        self.counts = np.bincount(obs_tasks, minlength=n_tasks)
+        self.blocks = blocks  # (tasks, positions in the observations, valid slots, stack)
+
+    @classmethod
+    def from_groups(cls, X, groups):
+        """Stack the rows of each task, tasks grouped by size (padding wastes < half a stack).
+
+        When X is sorted by task (long data in task order), a stack of equally sized tasks is
+        a view of X, not a copy.
+        """
+        return cls.from_flat(X, *_flatten_groups(groups))
+
+    @classmethod
+    def from_flat(cls, X, obs_rows, obs_tasks, counts):
+        """:meth:`from_groups` from the flattened groups (see :func:`_flatten_groups`)."""
+        n_obs, n_tasks = obs_rows.shape[0], counts.shape[0]
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        in_order = n_obs == X.shape[0] and np.array_equal(obs_rows, np.arange(n_obs))
+        size_class = np.ceil(np.log2(counts)).astype(np.intp)
+        blocks = []
+        for size in np.unique(size_class):
+            tasks = np.flatnonzero(size_class == size)
+            width = counts[tasks].max()
+            slot = np.arange(width)
+            valid = slot < counts[tasks][:, None]
+            pos = np.where(valid, starts[tasks][:, None] + slot, n_obs)
+            if in_order and valid.all() and tasks[-1] - tasks[0] == tasks.shape[0] - 1:
+                first = starts[tasks[0]]  # consecutive tasks of one size: a view of X
+                stack = X[first:first + tasks.shape[0] * width].reshape(-1, width, X.shape[1])
+            else:
+                stack = X[np.where(valid, obs_rows[np.minimum(pos, n_obs - 1)], 0)]
+                if not valid.all():
+                    stack[~valid] = 0.0
+            blocks.append((tasks, pos, valid, stack))
+        return cls(obs_rows, obs_tasks, n_tasks, X.shape[1], blocks)
+
+    def matvec(self, W):
+        z = np.empty(self.n_obs)
+        for tasks, pos, valid, stack in self.blocks:
+            z[pos[valid]] = np.matmul(stack, W[tasks][:, :, None])[..., 0][valid]
+        return z
+
+    def rmatvec(self, v):
+        out = np.empty((self.n_tasks, self.n_features))
+        v = np.append(v, 0.0)
+        for tasks, pos, _, stack in self.blocks:
+            out[tasks] = np.matmul(v[pos][:, None, :], stack)[:, 0]
+        return out
+
+    def gram(self, w=None):
+        d = self.n_features
+        out = np.zeros((self.n_tasks, d, d))
+        w = None if w is None else np.append(w, 0.0)
+        for tasks, pos, _, stack in self.blocks:
+            if stack.shape[1] * d * d < _SYRK_WORK:  # small tasks: one batched product
+                weighted = stack if w is None else stack * w[pos][..., None]
+                out[tasks] = np.matmul(stack.transpose(0, 2, 1), weighted)
+                continue
+            root = None if w is None else np.sqrt(w[pos])
+            for k, t in enumerate(tasks):  # a rank-k update per task, its rows only
+                rows = stack[k, :self.counts[t]]
+                _syrk_lower(out[t], rows if w is None else rows * root[k, :rows.shape[0], None])
+            out[tasks] = _mirror_lower(out[tasks])
+        return out
+
+    def centered(self, means):
+        blocks = []
+        for tasks, pos, valid, stack in self.blocks:
+            shift = means[tasks][:, None, :]
+            blocks.append((tasks, pos, valid,
+                           stack - (shift if valid.all() else shift * valid[..., None])))
+        return GroupedDense(self.obs_rows, self.obs_tasks, self.n_tasks, self.n_features, blocks)
+
+
+class SparseDesign(_Design):
+    """Sparse X: one CSR matrix (n_obs, T * d), observation k's row in the block of its task."""
+
+    def __init__(self, X, groups):
+        self.obs_rows, self.obs_tasks, self.counts = _flatten_groups(groups)
+        self.n_tasks = n_tasks = len(groups)
+        self.n_features = d = X.shape[1]
+        X_obs = sp.csr_matrix(X)[self.obs_rows]
+        X_obs.sum_duplicates()
+        per_row = np.diff(X_obs.indptr)
+        columns = X_obs.indices.astype(np.int64) + d * np.repeat(
+            self.obs_tasks.astype(np.int64), per_row)
+        self.B = sp.csr_matrix((X_obs.data, columns, X_obs.indptr.astype(np.int64)),
+                               shape=(self.obs_rows.shape[0], n_tasks * d))
+
+    def matvec(self, W):
+        return self.B @ W.ravel()
+
+    def rmatvec(self, v):
+        return (self.B.T @ v).reshape(self.n_tasks, self.n_features)
+
+    def gram(self, w=None):
+        d = self.n_features
+        weighted = self.B if w is None else sp.diags(w) @ self.B
+        product = (self.B.T @ weighted).tocoo()
+        out = np.zeros((self.n_tasks, d, d))
+        out[product.row // d, product.row % d, product.col % d] = product.data
+        return out
+
+
+def predict_rows(X, W, b, task_index):
+    """``x_i . w_{t_i} + b_{t_i}`` for each row's own task (no (n, n_tasks) array)."""
+    coef = W[task_index]
+    if sp.issparse(X):
+        dot = np.asarray(X.multiply(coef).sum(axis=1)).ravel()
+    else:
+        dot = np.einsum("ij,ij->i", X, coef)
+    return dot + b[task_index]

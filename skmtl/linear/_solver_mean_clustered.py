@@ -1,0 +1,776 @@
+"""Solvers of mean-clustered multi-task learning: every task vector is pulled towards the mean.
+
+The penalty of Evgeniou & Pontil (2004), "Regularized multi-task learning",
+
+    alpha * (||w_bar||^2 + cluster_strength / T * sum_t ||w_t - w_bar||^2),
+    w_bar = (1 / T) * sum_t w_t,
+
+on top of the per-task mean loss of the observed rows (squared loss or binary logistic loss),
+with an unpenalised intercept per task. Writing ``c = cluster_strength``, the penalty is also
+
+    alpha * ((1 - c) ||w_bar||^2 + c / T * sum_t ||w_t||^2),
+
+a quadratic form in ``W`` whose eigenvalues are ``2 alpha / T`` (the common direction, all
+``w_t`` equal) and ``2 alpha c / T`` (the deviations, ``w_bar = 0``): it is positive definite,
+so the problem strictly convex, exactly when ``alpha > 0`` and ``c > 0``.
+
+Solvers (plain functions on wide ``(X, Y, mask)`` or long ``(X, y, task_index)`` data, reused
+by the estimators and by the CV variants). Their core works from the observed rows of each task:
+the mask gives them for wide data, sorting ``task_index`` for long data, so a long fit never
+builds an ``(n_samples, n_tasks)`` array.
+
+- :func:`solve_mean_clustered`: squared loss, exact. Every task's intercept is eliminated by
+  centring its observed rows; with ``A_t = X_t^T X_t / n_t`` and ``r_t = X_t^T y_t / n_t``
+  (centred), the normal equations are ``(A_t + lam I) w_t + mu w_bar = r_t`` with
+  ``lam = 2 alpha c / T`` and ``mu = 2 alpha (1 - c) / T``. Eliminating the ``w_t`` leaves one
+  d x d system for ``w_bar`` (see ``penalty.solve``); cost ``O(sum_t n_t d^2 + T d^3)``.
+  When all tasks observe the same rows (shared X), ``w_bar`` and the deviations ``w_t - w_bar``
+  are two ridge fits from one SVD of X.
+- :class:`MeanClusteredLeastSquares`: the same, with the decompositions cached so that a grid
+  of ``(alpha, cluster_strength)`` costs one factorisation.
+- :func:`solve_mean_clustered_logistic`: logistic loss, Newton's method whose every step solves
+  the same structured system (intercepts inside the per-task blocks) with a backtracking line
+  search; it stops on the Newton decrement.
+"""
+
+
+import warnings
+
+import numpy as np
+import scipy.linalg
+import scipy.sparse as sp
+from numba import njit
+from scipy.special import expit
+from sklearn.exceptions import ConvergenceWarning
+
+from skmtl.linear._designs import GroupedDense, Problem
+from skmtl.linear._linalg import _blas_threads_for
+from skmtl.linear._penalties import MeanClusteredPenalty
+from skmtl.utils._docstring import Substitution
+
+__all__ = ["MeanClusteredLeastSquares", "solve_mean_clustered", "solve_mean_clustered_logistic"]
+
+# The long-format parameters of the solvers, written once.
+_LONG_FORMAT = """
+    task_index : ndarray of int of shape (n_samples,), default=None
+        Long format: each row's task position; ``Y`` is then the 1-D target of each row and
+        ``mask`` must be None. The rows of each task are found by sorting ``task_index``
+        (no ``(n_samples, n_tasks)`` array is built).
+    n_tasks : int, default=None
+        Long format: the number of tasks, default ``task_index.max() + 1``. Every task needs
+        a row.
+    """
+
+
+def _task_moments(design, y, fit_intercept):
+    """Centred per-task moments ``A_t = X_t^T X_t / n_t``, ``r_t = X_t^T y_t / n_t``, means."""
+    inv_n = 1.0 / design.counts[design.obs_tasks]
+    scale = 1.0 / design.counts[:, None, None]
+    if not fit_intercept:
+        zeros = np.zeros((design.n_tasks, design.n_features))
+        A = design.gram() * scale
+        return A, design.rmatvec(y * inv_n), zeros, np.zeros(design.n_tasks)
+    x_mean = design.rmatvec(inv_n)
+    y_mean = design.segment_sum(y * inv_n)
+    y_centred = (y - y_mean[design.obs_tasks]) * inv_n
+    centred = design.centered(x_mean)
+    if centred is not None:  # dense: centre the rows, then multiply
+        A = centred.gram()
+        A *= scale
+        return A, centred.rmatvec(y_centred), x_mean, y_mean
+    A = design.gram() * scale - x_mean[:, :, None] * x_mean[:, None, :]
+    return A, design.rmatvec(y_centred), x_mean, y_mean
+
+
+# -- least squares -----------------------------------------------------------------------------
+@Substitution(long_format=_LONG_FORMAT)
+class MeanClusteredLeastSquares:
+    """Exact least-squares solutions for any ``(alpha, cluster_strength)`` from one decomposition.
+
+    Minimises, over ``W`` (n_tasks, n_features) and per-task intercepts ``b``,
+
+        sum_t 1 / (2 n_t) ||y_t - X_t w_t - b_t||^2
+        + alpha * (||w_bar||^2 + cluster_strength / T * sum_t ||w_t - w_bar||^2)
+
+    over the observed rows of each task. The data are reduced once to centred per-task moments
+    ``A_t = X_t^T X_t / n_t`` and ``r_t = X_t^T y_t / n_t``, eigendecomposed once, and every
+    :meth:`solve` is then a few matrix products:
+
+    - shared X (every task observes the same rows; e.g. a wide Y without missing labels): one
+      SVD of the centred X (dense) or eigendecomposition of its Gram matrix (sparse),
+      ``A = V diag(e) V^T``. With ``q_t = V^T r_t`` and ``q_bar`` their mean, the solution is
+      ``w_t = V (q_bar / (e + 2 alpha / T) + (q_t - q_bar) / (e + 2 alpha c / T))``: the
+      mean is a ridge fit of the mean target with penalty ``2 alpha / T`` and the deviations
+      are ridge fits with penalty ``2 alpha c / T``. Cost per solve ``O(d T min(n, d))``.
+    - otherwise: one eigendecomposition per task, ``A_t = V_t diag(e_t) V_t^T``, then the d x d
+      system of ``penalty.solve`` for ``w_bar``. Cost per solve ``O(T d^3)`` in matrix
+      products, no factorisation.
+
+    Parameters
+    ----------
+    X : {ndarray, sparse matrix} of shape (n_samples, n_features)
+        Design; sparse X is never densified (its d x d Gram matrices are).
+    Y : ndarray of shape (n_samples, n_tasks) or (n_samples,)
+        Targets; values where ``mask`` is False are never read. With ``task_index``, the
+        target of each row.
+    mask : ndarray of bool of shape (n_samples, n_tasks), default=None
+        Observed labels; None means all observed.
+    fit_intercept : bool, default=True
+        Fit an unpenalised intercept per task.
+    {long_format}
+
+    Attributes
+    ----------
+    shared_rows : bool
+        Whether every task observes the same rows (the single-decomposition path).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skmtl.linear._solver_mean_clustered import MeanClusteredLeastSquares
+    >>> X = np.array([[0.0], [1.0], [2.0], [3.0]])
+    >>> Y = np.column_stack([X[:, 0], 3 * X[:, 0]])
+    >>> path = MeanClusteredLeastSquares(X, Y)
+    >>> W, b = path.solve(alpha=0.1, cluster_strength=1.0)  # independent ridge fits
+    >>> W.round(2)
+    array([[0.93],
+           [2.78]])
+    >>> W, b = path.solve(alpha=0.1, cluster_strength=1e6)  # pooled: one shared slope
+    >>> W.round(2)
+    array([[1.85],
+           [1.85]])
+    """
+
+    def __init__(self, X, Y, mask=None, *, fit_intercept=True, task_index=None, n_tasks=None):
+        problem = Problem(X, Y, mask, task_index=task_index, n_tasks=n_tasks)
+        self.fit_intercept = fit_intercept
+        self.n_tasks = problem.n_tasks
+        self.n_features = problem.X.shape[1]
+        self.shared_rows = problem.shared_rows is not None
+        if self.shared_rows:
+            self._decompose_shared(problem.X[problem.shared_rows], problem.shared_targets())
+        else:
+            design = problem.design()
+            self._decompose_tasks(design, problem.targets(design))
+
+    def _decompose_shared(self, X, Y):
+        n_rows = X.shape[0]
+        if self.fit_intercept:
+            x_mean = np.asarray(X.mean(axis=0)).ravel()
+            y_mean = Y.mean(axis=0)
+            Y = Y - y_mean
+        else:
+            x_mean, y_mean = np.zeros(X.shape[1]), np.zeros(Y.shape[1])
+        if sp.issparse(X):
+            A = (X.T @ X).toarray() / n_rows - np.outer(x_mean, x_mean)
+            e, V = scipy.linalg.eigh(A, check_finite=False)
+            Q = V.T @ (np.asarray(X.T @ Y) / n_rows)
+        else:
+            U, s, Vt = _svd(X - x_mean)
+            V, e = Vt.T, s**2 / n_rows
+            Q = (s[:, None] * (U.T @ Y)) / n_rows
+        self._V, self._e, self._Q = V, np.maximum(e, 0.0), Q
+        self._x_mean, self._y_mean = x_mean, y_mean
+
+    def _decompose_tasks(self, design, y):
+        A, r, self._x_mean, self._y_mean = _task_moments(design, y, self.fit_intercept)
+        e, self._V = np.linalg.eigh(A)
+        self._e = np.maximum(e, 0.0)
+        self._q = np.matmul(r[:, None, :], self._V)[:, 0]  # V_t^T r_t
+
+    def solve(self, alpha, cluster_strength):
+        """Coefficients and intercepts for one ``(alpha, cluster_strength)``.
+
+        Parameters
+        ----------
+        alpha : float
+            Regularisation strength, > 0.
+        cluster_strength : float
+            Weight of the deviations from the mean task, > 0 (1: independent ridge per task;
+            large: one shared coefficient vector).
+
+        Returns
+        -------
+        W : ndarray of shape (n_tasks, n_features)
+            Task coefficients.
+        b : ndarray of shape (n_tasks,)
+            Task intercepts (zeros when ``fit_intercept=False``).
+        """
+        penalty = MeanClusteredPenalty(alpha, cluster_strength)
+        T = self.n_tasks
+        lam, _ = penalty.curvatures(T)
+        if self.shared_rows:
+            q_bar = self._Q.mean(axis=1, keepdims=True)
+            coef = (q_bar / (self._e + 2.0 * alpha / T)[:, None]
+                    + (self._Q - q_bar) / (self._e + lam)[:, None])
+            W = (self._V @ coef).T
+        else:
+            with _blas_threads_for(self.n_features):
+                W = self._solve_tasks(penalty)
+        x_mean = np.broadcast_to(self._x_mean, W.shape)
+        return W, self._y_mean - np.einsum("td,td->t", W, x_mean)
+
+    def _solve_tasks(self, penalty):
+        c = penalty.cluster_strength
+        lam, mu = penalty.curvatures(self.n_tasks)
+        V, e, q = self._V, self._e, self._q
+        g = 1.0 / (e + lam)
+        W = np.matmul(V, (q * g)[:, :, None])[..., 0]  # M_t r_t, M_t = (A_t + lam I)^-1
+        if c == 1.0:
+            return W
+        d = self.n_features
+        # C = sum_t A_t M_t = sum_t V_t diag(e_t g_t) V_t^T, one matrix product
+        C = np.tensordot(V * (e * g)[:, None, :], V, axes=([0, 2], [0, 2]))
+        system = (c - 1.0) * 0.5 * (C + C.T)
+        system[np.arange(d), np.arange(d)] += self.n_tasks
+        v = scipy.linalg.cho_solve(scipy.linalg.cho_factor(system), c * W.sum(axis=0))
+        Mv = np.matmul(V, (g * (v @ V))[:, :, None])[..., 0]  # M_t v
+        return W - mu * Mv
+
+
+def _svd(X):
+    try:
+        return scipy.linalg.svd(X, full_matrices=False, check_finite=False)
+    except np.linalg.LinAlgError:  # gesdd failed to converge: the slower, robust driver
+        return scipy.linalg.svd(X, full_matrices=False, check_finite=False,
+                                lapack_driver="gesvd")
+
+
+@Substitution(long_format=_LONG_FORMAT)
+def solve_mean_clustered(X, Y, mask, alpha, cluster_strength, *, fit_intercept=True,
+                         task_index=None, n_tasks=None):
+    """Exact solution of the mean-clustered least-squares problem.
+
+    Minimises over ``W`` (n_tasks, n_features) and ``b`` (n_tasks,)
+
+        sum_t 1 / (2 n_t) ||y_t - X_t w_t - b_t||^2
+        + alpha * (||w_bar||^2 + cluster_strength / T * sum_t ||w_t - w_bar||^2)
+
+    where ``X_t, y_t`` are the ``n_t`` observed rows of task t and ``w_bar`` the mean of the
+    ``w_t``. Shared X (all tasks observe the same rows): two ridge fits from one SVD (see
+    :class:`MeanClusteredLeastSquares`). Otherwise the per-task moments, one batch of T
+    d x d Cholesky inverses and one d x d system (``penalty.solve``):
+    ``O(sum_t n_t d^2 + T d^3)``. To solve for many parameter values, use
+    :class:`MeanClusteredLeastSquares`.
+
+    Parameters
+    ----------
+    X : {ndarray, sparse matrix} of shape (n_samples, n_features)
+        Design.
+    Y : ndarray of shape (n_samples, n_tasks) or (n_samples,)
+        Targets; values where ``mask`` is False are never read. With ``task_index``, the
+        target of each row.
+    mask : ndarray of bool of shape (n_samples, n_tasks) or None
+        Observed labels; None means all observed.
+    alpha : float
+        Regularisation strength, > 0.
+    cluster_strength : float
+        > 0; 1 is independent ridge per task, large values one shared coefficient vector.
+    fit_intercept : bool, default=True
+        Fit an unpenalised intercept per task.
+    {long_format}
+
+    Returns
+    -------
+    W : ndarray of shape (n_tasks, n_features)
+        Task coefficients.
+    b : ndarray of shape (n_tasks,)
+        Task intercepts.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skmtl.linear._solver_mean_clustered import solve_mean_clustered
+    >>> X = np.array([[0.0], [1.0], [2.0], [3.0]])
+    >>> Y = np.array([[0.0, np.nan], [1.0, 3.0], [2.0, np.nan], [3.0, 9.0]])
+    >>> W, b = solve_mean_clustered(X, Y, ~np.isnan(Y), 1e-6, 1.0)
+    >>> W.round(3), b.round(3)
+    (array([[1.],
+           [3.]]), array([0., 0.]))
+
+    The same observations in long format, one row per label with its task:
+
+    >>> rows, tasks = np.nonzero(~np.isnan(Y))
+    >>> W_long, b_long = solve_mean_clustered(X[rows], Y[rows, tasks], None, 1e-6, 1.0,
+    ...                                       task_index=tasks)
+    >>> bool(np.allclose(W_long, W) and np.allclose(b_long, b))
+    True
+    """
+    MeanClusteredPenalty(alpha, cluster_strength)  # validates them first
+    problem = Problem(X, Y, mask, task_index=task_index, n_tasks=n_tasks)
+    if problem.shared_rows is not None:  # two ridge fits from one SVD
+        return MeanClusteredLeastSquares(
+            problem.X, Y, mask, fit_intercept=fit_intercept, task_index=task_index,
+            n_tasks=n_tasks).solve(alpha, cluster_strength)
+    design = problem.design()
+    return _least_squares_tasks(design, problem.targets(design), alpha, cluster_strength,
+                                fit_intercept)
+
+
+def _least_squares_tasks(design, y, alpha, cluster_strength, fit_intercept):
+    """The general (per-task rows) least-squares path: moments, then one coupled solve.
+
+    ``y`` holds the targets in the design's observation order. Dense rows go through
+    :func:`_least_squares_stacks` (compiled loops over the tasks); sparse X, and the rare
+    dense problem whose factorisations break down numerically, through the per-task moments
+    and ``penalty.solve``.
+    """
+    if isinstance(design, GroupedDense):
+        solution = _least_squares_stacks(design, y, alpha, cluster_strength, fit_intercept)
+        if solution is not None:
+            return solution
+    A, r, x_mean, y_mean = _task_moments(design, y, fit_intercept)
+    W = MeanClusteredPenalty(alpha, cluster_strength).solve(A, r, A.shape[1])
+    return W, y_mean - np.einsum("td,td->t", W, x_mean)
+
+
+def _least_squares_stacks(design, y, alpha, cluster_strength, fit_intercept):
+    """Mean-clustered least squares on dense per-task rows, one compiled pass per stack.
+
+    Each task t is centred and scaled in turn, ``F_t = (X_t - mean(X_t)) / sqrt(n_t)`` and
+    ``u_t = (y_t - mean(y_t)) / sqrt(n_t)`` (so ``A_t = F_t^T F_t``, ``r_t = F_t^T u_t``), and
+    its ridge solution ``x_t = (A_t + lam I)^-1 r_t`` is computed in the cheaper of two forms:
+
+    - ``n_t < d`` (the kernel form): with ``P_t = F_t F_t^T + lam I = M_t M_t^T`` (n_t x n_t),
+      ``x_t = F_t^T P_t^-1 u_t`` and ``A_t G_t = Q_t^T Q_t`` with ``Q_t = M_t^-1 F_t``,
+      ``G_t = (A_t + lam I)^-1``; cost ``O(n_t^2 d)``;
+    - otherwise (the primal form): ``A_t + lam I = L_t L_t^T`` (d x d), ``x_t`` by two
+      triangular solves and ``A_t G_t = G_t A_t`` by ``d`` more; cost ``O(n_t d^2 + d^3)``.
+
+    The coupling through the mean then needs ``C = sum_t A_t G_t`` (a sum of Gram matrices,
+    so no cancellation) and ``G_t v`` for one vector ``v``, as in ``penalty.solve``.
+    No per-task Python loop, no inverse, no (T, d, d) array in the kernel form. Returns None
+    when a factorisation breaks down (``lam`` below rounding level): the caller then takes
+    the path with pseudo-inverse fallbacks.
+    """
+    n_tasks, d = design.n_tasks, design.n_features
+    lam, mu = MeanClusteredPenalty(alpha, cluster_strength).curvatures(n_tasks)
+    coupled = cluster_strength != 1.0
+    x = np.empty((n_tasks, d))
+    x_mean = np.zeros((n_tasks, d))
+    y_mean = np.zeros(n_tasks)
+    C = np.zeros((d, d))
+    y_slots = np.append(np.asarray(y, dtype=np.float64), 0.0)
+    factors = []
+    for tasks, pos, _, stack in design.blocks:
+        counts = design.counts[tasks].astype(np.int64)
+        targets = y_slots[pos]
+        n_block, width = pos.shape
+        out_x, out_xm, out_ym = np.empty((n_block, d)), np.zeros((n_block, d)), np.zeros(n_block)
+        kernel_form = width < d
+        if kernel_form:
+            factor = np.zeros((n_block, width, d) if coupled else (0, width, d))
+            ok = _ridge_stack_kernel(stack, targets, counts, fit_intercept, lam, coupled,
+                                     out_x, out_xm, out_ym, factor)
+            if ok and coupled:
+                flat = factor.reshape(-1, d)
+                C += flat.T @ flat
+        else:
+            factor = np.empty((n_block, d, d))
+            ok = _ridge_stack_primal(stack, targets, counts, fit_intercept, lam, coupled,
+                                     out_x, out_xm, out_ym, factor, C)
+        if not ok:
+            return None
+        x[tasks], x_mean[tasks], y_mean[tasks] = out_x, out_xm, out_ym
+        factors.append((tasks, kernel_form, factor))
+    if coupled:
+        c = cluster_strength
+        system = (c - 1.0) * 0.5 * (C + C.T)
+        system[np.arange(d), np.arange(d)] += n_tasks
+        v = scipy.linalg.cho_solve(scipy.linalg.cho_factor(system), c * x.sum(axis=0))
+        for tasks, kernel_form, factor in factors:
+            Gv = np.empty((factor.shape[0], d))
+            if kernel_form:
+                _kernel_solve_stack(factor, v, lam, Gv)
+            else:
+                _cholesky_solve_stack(factor, v, Gv)
+            x[tasks] -= mu * Gv
+    return x, y_mean - np.einsum("td,td->t", x, x_mean)
+
+
+# Compiled per-task loops of :func:`_least_squares_stacks` (row-major, contiguous inner loops).
+_FAST = {"reassoc", "contract", "nsz"}
+
+
+@njit(cache=True, fastmath=_FAST)
+def _center_task(X, y, n, center, F, u, x_mean):
+    """``F[:n] = (X[:n] - mean) / sqrt(n)``, ``u`` likewise; returns the mean of y."""
+    d = X.shape[1]
+    y_mean = 0.0
+    for j in range(d):
+        x_mean[j] = 0.0
+    if center:
+        for i in range(n):
+            y_mean += y[i]
+            for j in range(d):
+                x_mean[j] += X[i, j]
+        y_mean /= n
+        for j in range(d):
+            x_mean[j] /= n
+    scale = 1.0 / np.sqrt(n)
+    for i in range(n):
+        u[i] = (y[i] - y_mean) * scale
+        for j in range(d):
+            F[i, j] = (X[i, j] - x_mean[j]) * scale
+    return y_mean
+
+
+@njit(cache=True, fastmath=_FAST)
+def _cholesky_lower(P, n):
+    """Lower Cholesky factor of ``P[:n, :n]`` in place; False when not positive definite."""
+    for i in range(n):
+        for k in range(i + 1):
+            s = P[i, k]
+            for m in range(k):
+                s -= P[i, m] * P[k, m]
+            if i == k:
+                if not s > 0.0:
+                    return False
+                P[i, i] = np.sqrt(s)
+            else:
+                P[i, k] = s / P[k, k]
+    return True
+
+
+@njit(cache=True, fastmath=_FAST)
+def _cholesky_solve(L, b):
+    """``b <- (L L^T)^-1 b`` in place, ``L`` lower triangular."""
+    n = b.shape[0]
+    for i in range(n):
+        s = b[i]
+        for m in range(i):
+            s -= L[i, m] * b[m]
+        b[i] = s / L[i, i]
+    for i in range(n - 1, -1, -1):
+        b[i] /= L[i, i]
+        for m in range(i):
+            b[m] -= L[i, m] * b[i]
+
+
+@njit(cache=True, fastmath=_FAST)
+def _ridge_stack_kernel(stack, targets, counts, center, lam, coupled, x, x_mean, y_mean, Q):
+    """Kernel form for a stack of tasks with fewer rows than features (see the caller).
+
+    Writes ``x[k]``, the means and, when ``coupled``, ``Q[k] = M_k^-1 F_k`` (rows past
+    ``counts[k]`` left zero). Returns False when a Cholesky factorisation fails.
+    """
+    n_block, width, d = stack.shape
+    F = np.empty((width, d))
+    u = np.empty(width)
+    P = np.empty((width, width))
+    for k in range(n_block):
+        n = counts[k]
+        y_mean[k] = _center_task(stack[k], targets[k], n, center, F, u, x_mean[k])
+        for i in range(n):
+            for m in range(i + 1):
+                s = 0.0
+                for j in range(d):
+                    s += F[i, j] * F[m, j]
+                P[i, m] = s
+            P[i, i] += lam
+        if not _cholesky_lower(P, n):
+            return False
+        for i in range(n):  # u <- M^-1 u
+            s = u[i]
+            for m in range(i):
+                s -= P[i, m] * u[m]
+            u[i] = s / P[i, i]
+        if coupled:  # Q = M^-1 F row by row, then x = Q^T M^-1 u
+            Qk = Q[k]
+            for i in range(n):
+                for j in range(d):
+                    Qk[i, j] = F[i, j]
+                for m in range(i):
+                    coef = P[i, m]
+                    for j in range(d):
+                        Qk[i, j] -= coef * Qk[m, j]
+                inv = 1.0 / P[i, i]
+                for j in range(d):
+                    Qk[i, j] *= inv
+            rows = Qk
+        else:  # x = F^T M^-T M^-1 u
+            for i in range(n - 1, -1, -1):
+                u[i] /= P[i, i]
+                for m in range(i):
+                    u[m] -= P[i, m] * u[i]
+            rows = F
+        for j in range(d):
+            x[k, j] = 0.0
+        for i in range(n):
+            coef = u[i]
+            for j in range(d):
+                x[k, j] += coef * rows[i, j]
+    return True
+
+
+@njit(cache=True, fastmath=_FAST)
+def _ridge_stack_primal(stack, targets, counts, center, lam, coupled, x, x_mean, y_mean, L, C):
+    """Primal form for a stack of tasks (see the caller).
+
+    Writes ``x[k]``, the means and the Cholesky factor ``L[k]`` of ``A_k + lam I``, and adds
+    ``G_k A_k`` to ``C`` when ``coupled``. Returns False when a factorisation fails.
+    """
+    n_block, width, d = stack.shape
+    F = np.empty((width, d))
+    u = np.empty(width)
+    A = np.empty((d, d))
+    col = np.empty(d)
+    for k in range(n_block):
+        n = counts[k]
+        y_mean[k] = _center_task(stack[k], targets[k], n, center, F, u, x_mean[k])
+        Lk = L[k]
+        for j in range(d):
+            for m in range(d):
+                A[j, m] = 0.0
+            x[k, j] = 0.0
+        for i in range(n):  # A = F^T F (lower triangle), r = F^T u
+            for j in range(d):
+                f = F[i, j]
+                x[k, j] += f * u[i]
+                for m in range(j + 1):
+                    A[j, m] += f * F[i, m]
+        for j in range(d):
+            for m in range(j + 1):
+                Lk[j, m] = A[j, m]
+                A[m, j] = A[j, m]
+            for m in range(j + 1, d):
+                Lk[j, m] = 0.0
+            Lk[j, j] += lam
+        if not _cholesky_lower(Lk, d):
+            return False
+        _cholesky_solve(Lk, x[k])
+        if coupled:
+            for j in range(d):  # C += G A, one column (= row, A symmetric) at a time
+                for m in range(d):
+                    col[m] = A[j, m]
+                _cholesky_solve(Lk, col)
+                for m in range(d):
+                    C[m, j] += col[m]
+    return True
+
+
+@njit(cache=True, fastmath=_FAST)
+def _kernel_solve_stack(Q, v, lam, out):
+    """``out[k] = (A_k + lam I)^-1 v = (v - Q[k]^T Q[k] v) / lam`` (Woodbury, kernel form)."""
+    n_block, width, d = Q.shape
+    for k in range(n_block):
+        Qk = Q[k]
+        for j in range(d):
+            out[k, j] = v[j]
+        for i in range(width):
+            s = 0.0
+            for j in range(d):
+                s += Qk[i, j] * v[j]
+            for j in range(d):
+                out[k, j] -= s * Qk[i, j]
+        for j in range(d):
+            out[k, j] /= lam
+
+
+@njit(cache=True, fastmath=_FAST)
+def _cholesky_solve_stack(L, v, out):
+    """``out[k] = (L[k] L[k]^T)^-1 v`` for a stack of lower Cholesky factors."""
+    for k in range(L.shape[0]):
+        for j in range(v.shape[0]):
+            out[k, j] = v[j]
+        _cholesky_solve(L[k], out[k])
+
+
+@Substitution(long_format=_LONG_FORMAT)
+def solve_mean_clustered_logistic(X, Y, mask, alpha, cluster_strength, *, fit_intercept=True,
+                                  tol=1e-8, max_iter=50, coef_init=None, intercept_init=None,
+                                  task_index=None, n_tasks=None, pull_intercepts=True):
+    """Mean-clustered binary logistic regression by Newton's method.
+
+    Minimises over ``W`` (n_tasks, n_features) and ``b`` (n_tasks,)
+
+        sum_t 1 / n_t sum_{i in task t} log(1 + exp(-s_i (x_i w_t + b_t)))
+        + alpha * (||w_bar||^2 + cluster_strength / T * sum_t ||w_t - w_bar||^2)
+        + alpha * cluster_strength / T * sum_t (b_t - b_bar)^2
+
+    with ``s_i = 2 y_i - 1`` and ``b_bar`` the mean intercept (free). The last term (dropped
+    with ``pull_intercepts=False``) pulls the intercepts towards their mean as the
+    coefficients are pulled: it keeps the intercept of a task that saw one class finite.
+    Each Newton step solves the full Hessian system exactly with the structure of the
+    penalty: per task, the (d + 1) x (d + 1) block of ``[X_t, 1]^T D_t [X_t, 1] / n_t`` (the
+    intercept is its last coordinate) plus ``2 alpha c / T`` on the coefficients (and on the
+    pulled intercept), coupled through the mean only, and eliminated to one d x d (or
+    (d + 1) x (d + 1)) system (``penalty.solve``): ``O(sum_t n_t d^2 + T d^3)`` per step. A
+    backtracking (Armijo) line search on the objective guards the step; iterations stop when
+    half the squared Newton decrement, ``g^T H^-1 g / 2`` (the quadratic model's estimate of
+    the distance to the minimum), is at most ``tol``, after taking that last step.
+
+    Parameters
+    ----------
+    X : {ndarray, sparse matrix} of shape (n_samples, n_features)
+        Design.
+    Y : ndarray of shape (n_samples, n_tasks) or (n_samples,)
+        0 / 1 labels (1 the positive class); values where ``mask`` is False are never read.
+        With ``task_index``, the label of each row.
+    mask : ndarray of bool of shape (n_samples, n_tasks) or None
+        Observed labels; None means all observed.
+    alpha : float
+        Regularisation strength, > 0.
+    cluster_strength : float
+        > 0; 1 is independent l2-penalised logistic regression per task, large values one
+        shared coefficient vector.
+    fit_intercept : bool, default=True
+        Fit an intercept per task (pulled towards the mean intercept, see above).
+    tol : float, default=1e-8
+        Stop when half the squared Newton decrement is at most ``tol``.
+    max_iter : int, default=50
+        Maximum number of Newton steps; reaching it raises a ConvergenceWarning.
+    coef_init, intercept_init : ndarray, default=None
+        Starting point (e.g. the solution at a nearby alpha); default zero coefficients and
+        each task's log-odds as intercept.
+    {long_format}
+    pull_intercepts : bool, default=True
+        Pull the intercepts towards their mean (the last term above). Without it, a task
+        whose labels are all one class has no finite minimiser.
+
+    Returns
+    -------
+    W : ndarray of shape (n_tasks, n_features)
+        Task coefficients.
+    b : ndarray of shape (n_tasks,)
+        Task intercepts (zeros when ``fit_intercept=False``).
+    n_iter : int
+        Number of Newton steps taken.
+    """
+    penalty = MeanClusteredPenalty(alpha, cluster_strength)
+    problem = Problem(X, Y, mask, task_index=task_index, n_tasks=n_tasks)
+    design = problem.design()
+    y = problem.targets(design)
+    if not np.all((y == 0) | (y == 1)):
+        raise ValueError("Y must hold 0 / 1 labels on the observed entries.")
+    T, d = design.n_tasks, design.n_features
+    tasks = design.obs_tasks
+    inv_n = 1.0 / design.counts[tasks]
+    W = np.zeros((T, d)) if coef_init is None else np.array(coef_init, dtype=np.float64)
+    if intercept_init is not None:
+        b = np.array(intercept_init, dtype=np.float64)
+    elif fit_intercept:  # each task's log-odds, a half label of each class added
+        rate = (design.segment_sum(y) + 0.5) / (design.counts + 1.0)
+        b = np.log(rate / (1.0 - rate))
+    else:
+        b = np.zeros(T)
+    if not fit_intercept:
+        b = np.zeros(T)
+    lam, mu = penalty.curvatures(T)
+    pull = pull_intercepts and fit_intercept and T > 1
+
+    def loss(z):
+        return float(np.sum(inv_n * (np.logaddexp(0.0, z) - y * z)))
+
+    def objective(z, W, b):
+        return loss(z) + penalty.value(W, b if pull else None)
+
+    z = design.matvec(W) + b[tasks]
+    value = objective(z, W, b)
+    n_iter, converged, decrement = 0, False, np.inf
+    while n_iter < max_iter:
+        p = expit(z)
+        residual = (p - y) * inv_n
+        weight = p * (1.0 - p) * inv_n
+        grad = design.rmatvec(residual) + lam * W + mu * W.mean(axis=0)
+        H = design.gram(weight)
+        if fit_intercept:
+            grad_b = design.segment_sum(residual)
+            if pull:
+                grad_b = grad_b + lam * (b - b.mean())
+            grad = np.column_stack([grad, grad_b])
+            H = _with_intercept(H, design.rmatvec(weight), design.segment_sum(weight))
+        step = penalty.solve(H, -grad, d, pull_last=pull)
+        decrement = -float(np.vdot(grad, step))
+        dW = step[:, :d]
+        dz = design.matvec(dW)
+        if fit_intercept:
+            dz += step[tasks, d]
+        n_iter += 1
+        if 0.5 * decrement <= tol:  # the quadratic model is exact enough: full step, done
+            W, z = W + dW, z + dz
+            if fit_intercept:
+                b = b + step[:, d]
+            converged = True
+            break
+        size, slack = 1.0, 1e2 * np.finfo(float).eps * abs(value)
+        while True:
+            new_W = W + size * dW
+            new_b = b + size * step[:, d] if fit_intercept else b
+            new_value = objective(z + size * dz, new_W, new_b)
+            if new_value <= value - 1e-4 * size * decrement + slack:
+                break
+            size *= 0.5
+            if size < 1e-10:
+                warnings.warn(
+                    f"Line search failed after {n_iter} Newton steps (objective {value:.6g}, "
+                    f"Newton decrement^2 / 2 = {0.5 * decrement:.3g} > tol = {tol:g}); the "
+                    "coefficients may be inaccurate.",
+                    ConvergenceWarning,
+                )
+                return W, b, n_iter
+        W, z, value = new_W, z + size * dz, new_value
+        if fit_intercept:
+            b = b + size * step[:, d]
+    if not converged:
+        warnings.warn(
+            f"Newton's method did not converge in max_iter={max_iter} steps (last Newton "
+            f"decrement^2 / 2 = {0.5 * decrement:.3g} > tol = {tol:g}). Increase max_iter.",
+            ConvergenceWarning,
+        )
+    return W, b, n_iter
+
+
+def _with_intercept(H, cross, total):
+    """Per-task Hessian blocks with the intercept as the last coordinate."""
+    T, d, _ = H.shape
+    out = np.empty((T, d + 1, d + 1))
+    out[:, :d, :d] = H
+    out[:, :d, d] = cross
+    out[:, d, :d] = cross
+    out[:, d, d] = total
+    return out
+
+
+# -- paths and grids (the CV estimators) -----------------------------------------------------
+def _warm_start(alpha, path):
+    """The starting point ``(W, b)`` of a Newton fit at ``alpha`` from the last two solutions
+    ``(alpha, W, b)`` of its path (``(None, None)`` for the first fit of a path).
+
+    The last solution, moved along the secant through the last two in ``log(alpha)`` when
+    ``alpha`` continues a decreasing path (linear extrapolation, by at most the last step):
+    its error is second order in the step of ``log(alpha)`` instead of first order, which saves
+    about one Newton step per fit on a geometric grid. Otherwise the last solution as it is.
+    Only the starting point changes: every fit still stops at the same tolerance.
+    """
+    if not path:
+        return None, None
+    alpha_1, W_1, b_1 = path[-1]
+    if len(path) < 2 or not path[0][0] > alpha_1 > alpha:
+        return W_1, b_1
+    alpha_0, W_0, b_0 = path[0]
+    ratio = min(1.0, np.log(alpha_1 / alpha) / np.log(alpha_0 / alpha_1))
+    return W_1 + ratio * (W_1 - W_0), b_1 + ratio * (b_1 - b_0)
+
+
+def _largest_moment_eigenvalue(X, rows, tasks, n_tasks, fit_intercept):
+    """Largest eigenvalue of ``(1 / T) sum_t X_t^T X_t / n_t`` (columns centred per task).
+
+    From the observations ``(rows, tasks)`` in one pass over X: ``X^T diag(w) X`` with each
+    row's weight ``w_i = sum_{t observing i} 1 / n_t``, minus ``sum_t mean_t mean_t^T``. Only
+    a scale for the alpha grid, so the cancellation of this form does not matter.
+    """
+    counts = np.bincount(tasks, minlength=n_tasks)
+    weights = 1.0 / counts[tasks]
+    means_of = sp.csr_matrix((weights, (tasks, rows)), shape=(n_tasks, X.shape[0]))
+    row_weight = np.bincount(rows, weights=weights, minlength=X.shape[0])
+    if sp.issparse(X):
+        second = (X.T @ sp.diags(row_weight) @ X).toarray()
+        means = np.asarray((means_of @ X).todense())
+    else:
+        second = X.T @ (X * row_weight[:, None])
+        means = np.asarray(means_of @ X)
+    if fit_intercept:
+        second -= means.T @ means
+    e_max = float(np.linalg.eigvalsh(0.5 * (second + second.T) / n_tasks)[-1])
+    return e_max if e_max > 1e-12 * max(1.0, float(np.abs(second).max())) else 1.0

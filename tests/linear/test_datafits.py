@@ -1,0 +1,233 @@
+"""The datafit interface: Quadratic and Logistic against closed forms and finite differences,
+and a new datafit (Huber) written as one class, fitted by BlockSparseRegressor and checked
+against a brute-force minimisation and the optimality conditions."""
+
+import warnings
+
+import numpy as np
+import pytest
+from numba import njit
+from scipy.optimize import minimize
+
+from skmtl.linear import BlockSparseRegressor
+from skmtl.linear._datafits import (
+    Datafit,
+    Logistic,
+    Quadratic,
+    curvature_threshold,
+    neg_mean_correlation,
+    predictor_moving,
+)
+from skmtl.linear._designs import MaskedDesign
+
+
+def _data(n=40, d=5, T=3, seed=0, classification=False):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d)) + 0.5
+    Y = X @ rng.normal(size=(d, T)) + rng.normal(size=(n, T))
+    if classification:
+        Y = (Y > np.median(Y, axis=0)).astype(float)
+    mask = rng.uniform(size=(n, T)) > 0.3
+    mask[:4] = True
+    return X, Y, mask, rng
+
+
+def _build(cls, X, Y, mask, fit_intercept):
+    design = MaskedDesign(X, mask, center=cls.center_design(fit_intercept, mask.shape[1]))
+    return cls(design, Y[design.obs_row, design.obs_task], fit_intercept)
+
+
+# -- the toy Huber datafit: the whole of a new loss (its compiled half reuses two kernels) ----
+EPSILON = 1.0  # Huber's threshold (a numba global: frozen when the epoch compiles)
+
+
+@njit
+def _huber_refresh(state, start, stop):
+    v, z, y = state[0], state[1], state[2]
+    for k in range(start, stop):  # v = d loss / d z = -clip(y - z)
+        v[k] = -min(max(y[k] - z[k], -EPSILON), EPSILON)
+
+
+class Huber(Datafit):
+    """``sum_t 1 / n_t sum_i h(y_i - x_i w_t - b_t)``, h Huber's loss; state (v, z, y, b)."""
+
+    block_neg_gradient = staticmethod(neg_mean_correlation)  # -corr_t / n_t
+    moving = staticmethod(predictor_moving)  # the linear predictors z move
+    refresh = staticmethod(_huber_refresh)
+
+    def __init__(self, design, y_obs, fit_intercept):
+        super().__init__(design, y_obs, fit_intercept)
+        self.y = np.ascontiguousarray(y_obs, dtype=np.float64)
+        self.lipschitz = curvature_threshold(design.task_moments()[1] / design.n_t[:, None])
+
+    def init_state(self, W, b=None):
+        b = np.zeros(self.design.n_tasks) if b is None else b + W @ self.design.x_shift
+        z = self.design.predict_obs(W) + b[self.design.obs_task]
+        state = (np.empty_like(z), z, self.y, b)
+        _huber_refresh(state, 0, z.shape[0])
+        return state
+
+    def value(self, state):
+        r = np.abs(self.y - state[1])
+        h = np.where(r <= EPSILON, 0.5 * r**2, EPSILON * r - 0.5 * EPSILON**2)
+        return float(np.sum(self.design.task_sums(h) / self.design.n_t))
+
+    def update_intercepts(self, state):  # a gradient step (the curvature in b_t is <= 1)
+        if self.fit_intercept:
+            step = self.intercept_gradient(state)
+            state[3][:] -= step
+            state[1][:] -= step[self.design.obs_task]
+            _huber_refresh(state, 0, state[1].shape[0])
+
+    def intercept_gradient(self, state):
+        return self.design.task_sums(state[0]) / self.design.n_t if self.fit_intercept else None
+
+    def intercepts(self, W, state):
+        return state[3].copy()
+
+    def intercept_vector(self, state):
+        return state[3]
+
+    def extrapolated(self, state):
+        return [state[1], state[3]]
+
+    def set_extrapolated(self, state, arrays):
+        state[1][:], state[3][:] = arrays
+        _huber_refresh(state, 0, state[1].shape[0])
+
+
+class HuberBlockSparseRegressor(BlockSparseRegressor):
+    _datafit = Huber
+
+
+def _huber_objective(X, Y, mask, W, b, alpha):
+    total = 0.0
+    for t in range(Y.shape[1]):
+        r = np.abs(Y[mask[:, t], t] - X[mask[:, t]] @ W[t] - b[t])
+        total += np.mean(np.where(r <= EPSILON, 0.5 * r**2, EPSILON * r - 0.5 * EPSILON**2))
+    return total + alpha * np.sum(np.linalg.norm(W, axis=0))
+
+
+@pytest.mark.parametrize("fit_intercept", [True, False])
+def test_huber_datafit_fits_and_is_optimal(fit_intercept):
+    X, _, mask, rng = _data(n=60, d=6, T=3, seed=1)
+    Y = X[:, :2] @ rng.normal(size=(2, 3)) + 0.3 * rng.normal(size=(60, 3)) + fit_intercept
+    Y[:5] += 8.0 * rng.standard_t(2, size=(5, 3))  # outliers: Huber's loss is not least squares
+    alpha = 0.1
+    model = HuberBlockSparseRegressor(alpha=alpha, fit_intercept=fit_intercept, tol=1e-10,
+                                      max_iter=5000)
+    model.fit(X, np.where(mask, Y, np.nan))
+    W, b = model.coef_, model.intercept_
+    assert model.dual_gap_ <= 1e-10
+    assert np.any(W != 0) and np.any(np.all(W == 0, axis=0))  # a shared, proper support
+    if not fit_intercept:
+        assert np.all(b == 0)
+
+    # optimality: per-feature subgradient conditions and zero intercept gradients
+    G = np.zeros_like(W)
+    g_b = np.zeros(W.shape[0])
+    for t in range(W.shape[0]):
+        rows = mask[:, t]
+        psi = np.clip(Y[rows, t] - X[rows] @ W[t] - b[t], -EPSILON, EPSILON)
+        G[t] = X[rows].T @ psi / rows.sum()
+        g_b[t] = psi.mean()
+    norms = np.linalg.norm(W, axis=0)
+    active = norms > 0
+    np.testing.assert_allclose(G[:, active], alpha * W[:, active] / norms[active], atol=1e-7)
+    assert np.all(np.linalg.norm(G[:, ~active], axis=0) <= alpha * (1 + 1e-7))
+    if fit_intercept:
+        np.testing.assert_allclose(g_b, 0.0, atol=1e-8)
+
+    # brute force from several starts: never a lower objective
+    T, d = W.shape
+    ours = _huber_objective(X, Y, mask, W, b, alpha)
+
+    def objective(theta):
+        b_ = theta[T * d:] if fit_intercept else np.zeros(T)
+        return _huber_objective(X, Y, mask, theta[:T * d].reshape(T, d), b_, alpha)
+
+    size = T * d + (T if fit_intercept else 0)
+    for start in [np.zeros(size), *rng.normal(size=(2, size))]:
+        brute = minimize(objective, start, method="Powell",
+                         options={"xtol": 1e-10, "ftol": 1e-14, "maxfev": 200_000})
+        assert ours <= brute.fun + 1e-9
+
+
+# -- Quadratic and Logistic obey the same interface -------------------------------------------
+def _closed_form(cls, X, Y, mask, W, b, fit_intercept):
+    """Value and negative gradient in W, written out per task with numpy."""
+    value, G = 0.0, np.zeros_like(W)
+    for t in range(W.shape[0]):
+        Xt, yt = X[mask[:, t]], Y[mask[:, t], t]
+        if cls is Quadratic:
+            r = yt - Xt @ W[t]
+            r = r - r.mean() if fit_intercept else r  # the optimal intercept
+            value += 0.5 * np.mean(r**2)
+            G[t] = Xt.T @ r / len(yt)
+        else:
+            s = 2 * yt - 1
+            z = Xt @ W[t] + b[t]
+            value += np.mean(np.logaddexp(0, -s * z))
+            G[t] = Xt.T @ (s / (1 + np.exp(s * z))) / len(yt)
+    if cls is Logistic and fit_intercept and W.shape[0] > 1:  # the pull of the intercepts
+        kappa = 1 / (4 * mask.sum(axis=0))
+        value += 0.5 * kappa @ (b - kappa @ b / kappa.sum()) ** 2
+    return value, G
+
+
+@pytest.mark.parametrize("cls", [Quadratic, Logistic])
+@pytest.mark.parametrize("fit_intercept", [True, False])
+def test_value_and_gradient_match_closed_forms_and_finite_differences(cls, fit_intercept):
+    X, Y, mask, rng = _data(classification=cls is Logistic)
+    fit = _build(cls, X, Y, mask, fit_intercept)
+    T, d = mask.shape[1], X.shape[1]
+    W, b = 0.3 * rng.normal(size=(T, d)), 0.5 * rng.normal(size=T)
+    b = b if fit_intercept else np.zeros(T)
+
+    def value(W):
+        return fit.value(fit.init_state(W, b))
+
+    expected_value, expected_G = _closed_form(cls, X, Y, mask, W, b, fit_intercept)
+    state = fit.init_state(W, b)
+    assert fit.value(state) == pytest.approx(expected_value, rel=1e-12)
+    G = fit.neg_gradient(state)
+    np.testing.assert_allclose(G, expected_G, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(fit.neg_gradient(state, [3, 1]), G[:, [3, 1]], rtol=1e-12)
+    h = 1e-6
+    for t, j in [(0, 0), (1, 3), (T - 1, d - 1)]:
+        E = np.zeros_like(W)
+        E[t, j] = h
+        assert -(value(W + E) - value(W - E)) / (2 * h) == pytest.approx(G[t, j], abs=1e-7)
+    # the curvature bounds the gradient's change along each block
+    assert fit.lipschitz.shape == (T, d) and np.all(fit.lipschitz >= 0)
+
+
+@pytest.mark.parametrize("cls", [Quadratic, Logistic])
+def test_compiled_kernels_agree_with_the_python_half(cls):
+    X, Y, mask, rng = _data(classification=cls is Logistic)
+    fit = _build(cls, X, Y, mask, fit_intercept=False)
+    design = fit.design
+    T, d = mask.shape[1], X.shape[1]
+    W = 0.3 * rng.normal(size=(T, d))
+    state = fit.init_state(W)
+    G = fit.neg_gradient(state)
+    j = 2
+    corr = design.correlations(cls.gradient_vector(state), [j])[:, 0]
+    for t in range(T):
+        ng = cls.block_neg_gradient(state, corr[t], design.n_t[t], j, t)
+        assert ng == pytest.approx(G[t, j], rel=1e-12)
+    # a block step through the kernels lands on the state of the moved coefficients
+    delta = rng.normal(size=T)
+    moving, sign = cls.moving(state)
+    for k in range(design.n_obs):
+        t = design.obs_task[k]
+        moving[k] += sign * X[design.obs_row[k], j] * delta[t]
+    for t in range(T):
+        cls.block_step(state, j, t, delta[t])
+    cls.refresh(state, 0, design.n_obs)
+    W[:, j] += delta
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        moved = fit.init_state(W)
+    assert fit.value(state) == pytest.approx(fit.value(moved), rel=1e-12)
+    np.testing.assert_allclose(fit.neg_gradient(state), fit.neg_gradient(moved), atol=1e-12)
