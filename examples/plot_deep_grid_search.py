@@ -29,6 +29,7 @@ from sklearn.preprocessing import StandardScaler
 
 from skmtl.datasets import make_multitask_classification
 from skmtl.deep import SHARING, WEIGHTINGS, MultiTaskClassifier
+from skmtl.deep.weighting import FixedWeighting
 from skmtl.metrics import make_multitask_scorer, roc_auc_score
 from skmtl.model_selection import MultiTaskKFold
 
@@ -46,8 +47,9 @@ print(f"Y: {Y.shape}, {np.isnan(Y).mean():.0%} of the labels missing; "
 # %%
 # The search
 # ----------
-# ``"fixed"`` weighting needs its ``task_weights``, which mean nothing to the other
-# weightings, so the grid is a list of two grids. For illustration, the fixed weights double
+# ``"fixed"`` weighting needs its ``task_weights``: it enters the grid as a
+# ``FixedWeighting(task_weights=...)`` instance (a weighting is a small estimator, cloned at
+# fit), beside the names of the other weightings. For illustration, the fixed weights double
 # the weight of the last task. Every cell is a small network (one hidden layer of 16 units,
 # 15 epochs, no dropout and no early stopping: with about 40 training rows per task and fold,
 # the default 10 % validation split would hold four labels of a task) with the same
@@ -61,13 +63,11 @@ pipe = Pipeline([
                                   lr=1e-2, dropout=0.0, early_stopping=False,
                                   random_state=0)),
 ])
-fixed_weights = [1.0] * (n_tasks - 1) + [2.0]
-param_grid = [
-    {"model__sharing": list(SHARING),
-     "model__weighting": [w for w in WEIGHTINGS if w != "fixed"]},
-    {"model__sharing": list(SHARING), "model__weighting": ["fixed"],
-     "model__task_weights": [fixed_weights]},
-]
+fixed = FixedWeighting(task_weights=[1.0] * (n_tasks - 1) + [2.0])
+param_grid = {
+    "model__sharing": list(SHARING),
+    "model__weighting": [w if w != "fixed" else fixed for w in WEIGHTINGS],
+}
 search = GridSearchCV(
     pipe, param_grid, scoring=make_multitask_scorer("roc_auc"),
     cv=MultiTaskKFold(2, shuffle=True, random_state=0),
@@ -79,11 +79,16 @@ print(f"{len(search.cv_results_['params'])} cells; best: {search.best_params_}, 
 # The mean CV score of every cell
 # -------------------------------
 
+def name_of(weighting):
+    """The column of a weighting: its name, or "fixed" for the FixedWeighting instance."""
+    return weighting if isinstance(weighting, str) else "fixed"
+
+
 results = search.cv_results_
 scores = np.full((len(SHARING), len(WEIGHTINGS)), np.nan)
 for params, score in zip(results["params"], results["mean_test_score"]):
     scores[SHARING.index(params["model__sharing"]),
-           WEIGHTINGS.index(params["model__weighting"])] = score
+           WEIGHTINGS.index(name_of(params["model__weighting"]))] = score
 assert np.all(np.isfinite(scores))
 
 fig, ax = plt.subplots(figsize=(8, 4.5))

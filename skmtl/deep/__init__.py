@@ -7,7 +7,8 @@ Importing this subpackage imports torch and skorch (install them with
 - :class:`FocusedTaskRegressor`, :class:`FocusedTaskClassifier`: trained on all tasks, serving
   one focus task (single-task, multi-task, GradNorm, LBTW, fine-tuning, reinforced MTL).
 - :mod:`skmtl.deep.modules`: the sharing strategies (``SHARING``, :func:`build_module`).
-- :mod:`skmtl.deep.weighting`: the loss weightings (``WEIGHTINGS``, :class:`Weighting`).
+- :mod:`skmtl.deep.weighting`: the loss weightings (``WEIGHTINGS``, :class:`Weighting`,
+  :class:`RMTLWeighting`).
 """
 
 from skmtl.utils._optional import import_optional
@@ -18,7 +19,7 @@ import_optional("skorch", "deep", "the deep multi-task estimators")
 from skmtl.deep._estimators import MultiTaskClassifier, MultiTaskRegressor  # noqa: E402
 from skmtl.deep._focused import FocusedTaskClassifier, FocusedTaskRegressor  # noqa: E402
 from skmtl.deep.modules import SHARING, build_module  # noqa: E402
-from skmtl.deep.weighting import WEIGHTINGS, Weighting, get_weighting  # noqa: E402
+from skmtl.deep.weighting import WEIGHTINGS, RMTLWeighting, Weighting, get_weighting  # noqa: E402
 
 __all__ = [
     "SHARING",
@@ -27,6 +28,7 @@ __all__ = [
     "FocusedTaskRegressor",
     "MultiTaskClassifier",
     "MultiTaskRegressor",
+    "RMTLWeighting",
     "Weighting",
     "build_module",
     "get_weighting",

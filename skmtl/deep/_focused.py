@@ -3,32 +3,36 @@
 :class:`FocusedTaskRegressor` and :class:`FocusedTaskClassifier` reuse the training machinery of
 the deep multi-task estimators (hard sharing, the private skorch net, the weightings) and differ
 in what they are for: one *focus* task, with the other tasks as auxiliaries that may help it.
-``strategy`` picks how the auxiliary tasks are used; ``"rmtl"`` (reinforced multi-task learning)
-is a :class:`~skmtl.deep.weighting.Weighting` that reads, every batch, the Gram matrix of the
-per-task gradients the net already computes on the shared representation.
+``strategy`` picks how the auxiliary tasks are used: a weighting of the task losses
+(``"rmtl"``, reinforced multi-task learning, is :class:`~skmtl.deep.weighting.RMTLWeighting`,
+which reads every batch the Gram matrix of the per-task gradients the net already computes on the
+shared representation), or, for ``"finetune"``, a second training phase of the net on the focus
+task (:meth:`~skmtl.deep._net.MultiTaskNet.fine_tune`). The estimators are siblings of the
+multi-task ones over :class:`~skmtl.deep._base._BaseDeepEstimator`.
 """
 
-from numbers import Integral
+from numbers import Integral, Real
 
 import numpy as np
-import torch
 from sklearn.base import is_classifier
 from sklearn.utils import metadata_routing
 from sklearn.utils.validation import check_is_fitted
-from skorch.helper import predefined_split
 
 from skmtl.base import MultiTaskClassifierMixin, MultiTaskRegressorMixin
-from skmtl.deep._estimators import (
+from skmtl.deep._base import (
     DEFAULTS,
-    MultiTaskClassifier,
-    MultiTaskRegressor,
-    _DeepMultiTaskNetwork,
+    DEPRECATED,
+    _BaseDeepEstimator,
+    _DeepClassificationMixin,
+    _DeepRegressionMixin,
+    _deprecated,
     _task_proba,
     _weights_history,
 )
-from skmtl.deep._net import MultiTaskDataset
-from skmtl.deep.weighting import Weighting, get_weighting, weighted_sum
+from skmtl.deep._docstrings import FOCUSED_DOCS
+from skmtl.deep.weighting import RMTLWeighting, Weighting, get_weighting
 from skmtl.metrics import accuracy_score, r2_score
+from skmtl.utils._docstring import Substitution
 from skmtl.utils._sklearn_compat import Interval, StrOptions
 from skmtl.utils.validation import UnknownTaskError, _format_tasks, _hashable, _is_frame
 
@@ -44,18 +48,11 @@ _STRATEGY_WEIGHTING = {
     "lbtw": "lbtw",
 }
 
-# MultiTask* parameters a focused estimator does not have: it always uses hard sharing, joint
-# batches (rmtl needs the focus and the auxiliary tasks in the same batch) and its strategy.
-_MULTITASK_ONLY = (
-    "sharing",
-    "soft_penalty",
-    "conditioning",
-    "embedding_dim",
-    "weighting",
-    "task_weights",
-    "task_sampling",
-    "unknown_task",
-)
+# Deprecated flat parameters: (weighting name, parameter of that weighting, its class).
+_FLAT_WEIGHTING_PARAMS = {
+    "gradnorm_alpha": ("gradnorm", "alpha", "GradNormWeighting"),
+    "lbtw_alpha": ("lbtw", "alpha", "LBTWWeighting"),
+}
 
 
 # --------------------------------------------------------------------------------------------
@@ -146,108 +143,6 @@ def _policy_weight(weight, i):
     if not np.isfinite(value) or value < 0:
         raise ValueError(f"policies[{i}] has weight {weight!r}; weights must be finite and >= 0.")
     return value
-
-
-# --------------------------------------------------------------------------------------------
-# Reinforced multi-task learning as a weighting
-# --------------------------------------------------------------------------------------------
-
-
-class _RMTLWeighting(Weighting):
-    """Each batch, the auxiliary policy whose gradient points most along the focus gradient.
-
-    With ``G`` the Gram matrix of the per-task gradients ``g_t`` on the shared representation
-    (:meth:`observe_task_gram`), ``f`` the focus task and ``A`` the auxiliary tasks, for every
-    policy ``pi`` (a row of ``policies``, weights over ``A``)::
-
-        g_pi . g_f = pi @ G[A, f]        ||g_pi||^2 = pi @ G[A][:, A] @ pi
-        r(pi)      = max(cos(g_pi, g_f), 0)       (0 when either gradient is 0)
-        pi*        = argmax_pi r(pi)              (the first one if tied)
-        total      = L_f + r(pi*) * sum_{a in A observed} pi*_a L_a
-
-    A batch without a focus label has no focus gradient to align with: it keeps the weights
-    of the last batch that had one (the auxiliary weights are 0 until then).
-
-    Parameters
-    ----------
-    focus : int
-        Position of the focus task.
-    policies : ndarray of shape (n_policies, n_tasks - 1)
-        Non-negative weights over the auxiliary tasks (in task order, the focus left out).
-
-    Attributes
-    ----------
-    weights_ : torch.Tensor of shape (n_tasks,)
-        Mean over the last epoch's batches of the weights used (1 for the focus task).
-    batch_weights_ : torch.Tensor of shape (n_tasks,)
-        The weights of the last batch.
-    last_policy_, last_reward_ : torch.Tensor of shape ()
-        Index of the policy chosen at the last batch with a focus label (-1 before the first),
-        and its reward.
-    """
-
-    requires_task_gram = True
-
-    def __init__(self, focus, policies):
-        self.focus = focus
-        self.policies = policies
-
-    def reset(self, n_tasks, *, n_observed, task_type, device):
-        params = super().reset(n_tasks, n_observed=n_observed, task_type=task_type, device=device)
-        focus = self.focus
-        if not _is_int(focus) or not 0 <= focus < n_tasks:
-            raise ValueError(f"_RMTLWeighting: focus must be a task position, got {focus!r}.")
-        self._aux = torch.tensor(
-            [t for t in range(n_tasks) if t != focus], dtype=torch.long, device=self.device_
-        )
-        policies = torch.as_tensor(np.asarray(self.policies), dtype=torch.float32)
-        self._policies = policies.reshape(-1, n_tasks - 1).to(self.device_)
-        self.batch_weights_ = torch.zeros(n_tasks, device=self.device_)
-        self.batch_weights_[focus] = 1.0
-        self.weights_ = self.batch_weights_.clone()
-        self.last_policy_ = torch.tensor(-1, device=self.device_)
-        self.last_reward_ = torch.tensor(0.0, device=self.device_)
-        self._sum = torch.zeros(n_tasks, device=self.device_)
-        self._count = 0
-        return params
-
-    def observe_task_gram(self, gram, observed):
-        """Choose this batch's policy from the Gram matrix of the per-task gradients."""
-        if self._policies.shape[0] == 0:
-            return
-        focus, aux, policies = self.focus, self._aux, self._policies
-        gram = gram.detach().to(device=policies.device, dtype=policies.dtype)
-        to_aux = gram.index_select(0, aux)  # (n_aux, T)
-        dots = policies @ to_aux[:, focus]  # g_pi . g_f
-        squares = ((policies @ to_aux.index_select(1, aux)) * policies).sum(1)  # ||g_pi||^2
-        norms = (squares.clamp_min(0) * gram[focus, focus].clamp_min(0)).sqrt()
-        cosines = torch.where(norms > 0, dots / norms.clamp_min(1e-30), torch.zeros_like(dots))
-        rewards = cosines.clamp(0.0, 1.0)
-        best = torch.argmax(rewards)  # the first maximum
-        weights = torch.zeros_like(self.batch_weights_)
-        weights[focus] = 1.0
-        weights = weights.index_copy(0, aux, rewards[best] * policies[best])
-        has_focus = torch.as_tensor(observed, device=weights.device)[focus]
-        self.batch_weights_ = torch.where(has_focus, weights, self.batch_weights_)
-        self.last_policy_ = torch.where(has_focus, best, self.last_policy_)
-        self.last_reward_ = torch.where(has_focus, rewards[best], self.last_reward_)
-
-    def combine(self, losses, observed):
-        observed = self._check_batch(losses, observed)
-        weights = self.batch_weights_.to(device=losses.device, dtype=losses.dtype)
-        self._sum = self._sum + self.batch_weights_
-        self._count += 1
-        return weighted_sum(weights, losses, observed)
-
-    def on_epoch_end(self, epoch_losses):
-        if self._count:
-            self.weights_ = self._sum / self._count
-        self._sum = torch.zeros_like(self._sum)
-        self._count = 0
-
-    def current_weights(self):
-        """Mean weights over the last epoch's batches."""
-        return self.weights_.to("cpu", torch.float64).numpy()
 
 
 # --------------------------------------------------------------------------------------------
@@ -355,17 +250,15 @@ class _FocusedTaskMixin:
         return y, None
 
 
-class _FocusedTaskNetwork(_DeepMultiTaskNetwork):
+class _FocusedDeepEstimator(_BaseDeepEstimator):
     """Parameters and fit of the focused-task estimators (hard sharing, one focus task)."""
 
     _parameter_constraints = {
+        **_BaseDeepEstimator._parameter_constraints,
         "focus_task": "no_validation",
-        "strategy": [StrOptions(set(STRATEGIES))],
-        **{
-            name: constraint
-            for name, constraint in _DeepMultiTaskNetwork._parameter_constraints.items()
-            if name not in _MULTITASK_ONLY
-        },
+        "strategy": [StrOptions(set(STRATEGIES)), Weighting],
+        "gradnorm_alpha": _deprecated(Interval(Real, 0, None, closed="left")),
+        "lbtw_alpha": _deprecated(Interval(Real, 0, None, closed="left")),
         "finetune_epochs": [Interval(Integral, 0, None, closed="left")],
         "freeze_trunk": ["boolean"],
         "policies": [None, list],
@@ -382,8 +275,8 @@ class _FocusedTaskNetwork(_DeepMultiTaskNetwork):
         dropout=DEFAULTS["dropout"],
         module=None,
         module_params=None,
-        gradnorm_alpha=1.5,
-        lbtw_alpha=0.5,
+        gradnorm_alpha=DEPRECATED,
+        lbtw_alpha=DEPRECATED,
         finetune_epochs=10,
         freeze_trunk=False,
         policies=None,
@@ -400,31 +293,33 @@ class _FocusedTaskNetwork(_DeepMultiTaskNetwork):
         random_state=None,
         verbose=0,
     ):
+        super().__init__(
+            hidden_layer_sizes=hidden_layer_sizes,
+            head_layer_sizes=head_layer_sizes,
+            activation=activation,
+            dropout=dropout,
+            module=module,
+            module_params=module_params,
+            max_epochs=max_epochs,
+            batch_size=batch_size,
+            lr=lr,
+            weight_decay=weight_decay,
+            optimizer=optimizer,
+            early_stopping=early_stopping,
+            validation_fraction=validation_fraction,
+            n_iter_no_change=n_iter_no_change,
+            callbacks=callbacks,
+            device=device,
+            random_state=random_state,
+            verbose=verbose,
+        )
         self.focus_task = focus_task
         self.strategy = strategy
-        self.hidden_layer_sizes = hidden_layer_sizes
-        self.head_layer_sizes = head_layer_sizes
-        self.activation = activation
-        self.dropout = dropout
-        self.module = module
-        self.module_params = module_params
         self.gradnorm_alpha = gradnorm_alpha
         self.lbtw_alpha = lbtw_alpha
         self.finetune_epochs = finetune_epochs
         self.freeze_trunk = freeze_trunk
         self.policies = policies
-        self.max_epochs = max_epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.weight_decay = weight_decay
-        self.optimizer = optimizer
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.n_iter_no_change = n_iter_no_change
-        self.callbacks = callbacks
-        self.device = device
-        self.random_state = random_state
-        self.verbose = verbose
 
     # -- fit ------------------------------------------------------------------------------------
     def _fit_multitask(self, X, Y, mask):
@@ -432,12 +327,14 @@ class _FocusedTaskNetwork(_DeepMultiTaskNetwork):
         focus = self.focus_index_ = _resolve_focus(self.focus_task, tasks)
         aux = np.array([t for t in range(n_tasks) if t != focus], dtype=np.intp)
         self.aux_tasks_ = tasks[aux]
-        single = self.strategy == "single_task" or n_tasks == 1
-        rmtl = self.strategy == "rmtl" and not single
+        named = isinstance(self.strategy, str)
+        single = (named and self.strategy == "single_task") or n_tasks == 1
+        rmtl = named and self.strategy == "rmtl" and not single
         self.policies_ = _policy_matrix(self.policies, tasks, focus) if rmtl else None
         if is_classifier(self):
             self._set_task_classes()
         kinds, output_sizes, targets = self._encode_targets(Y, mask)
+        weighting = self._make_weighting(focus)
         if single:  # the focus task's labelled rows, one head
             rows = np.flatnonzero(mask[:, focus])
             if rows.shape[0] < X.shape[0]:
@@ -453,14 +350,17 @@ class _FocusedTaskNetwork(_DeepMultiTaskNetwork):
             affinity = np.full((n_tasks, n_tasks), np.nan)
             np.fill_diagonal(affinity, 1.0)
         else:
-            if rmtl:
-                weighting = _RMTLWeighting(focus, self.policies_)
-            else:
-                weighting = self._named_weighting(_STRATEGY_WEIGHTING[self.strategy])
-            finetune = self._finetune if self.strategy == "finetune" else None
+            finetune = None
+            if isinstance(self.strategy, str) and self.strategy == "finetune":
+                # then the focus task alone: a second phase of the net
+                def finetune(net, train, valid):
+                    net.fine_tune(
+                        train, valid, tasks=[focus], epochs=self.finetune_epochs,
+                        freeze_shared=self.freeze_trunk,
+                    )
             net = self._train_net(
-                X, targets, mask, kinds, output_sizes, tasks=tasks, weighting=weighting,
-                after_fit=finetune,
+                X, targets, mask, kinds, output_sizes, tasks=tasks,
+                weighting=weighting, after_fit=finetune,
             )
             self._head = focus
             n_iter, weights = _weights_history(net, n_tasks)
@@ -475,38 +375,17 @@ class _FocusedTaskNetwork(_DeepMultiTaskNetwork):
     def _sharing(self):
         return "hard", {}
 
-    def _finetune(self, net, train, valid):
-        """Second phase of "finetune": the focus task alone, optionally with a frozen trunk."""
-        focus, n_tasks = self.focus_index_, self.n_tasks_
-        focus_only = np.zeros_like(train.mask)
-        focus_only[:, focus] = train.mask[:, focus]
-        rows = train.rows_[focus_only[train.rows_, focus]]
-        if rows.shape[0] == 0:
-            raise ValueError(
-                f"The focus task {_hashable(self.tasks_[focus])!r} has no label among the "
-                "training rows left by validation_fraction; nothing to fine-tune on."
-            )
-        only_focus = np.zeros(n_tasks)
-        only_focus[focus] = 1.0
-        weighting = get_weighting("fixed", task_weights=only_focus)
-        weighting.reset(
-            n_tasks, n_observed=focus_only[rows].sum(0), task_type=self._task_type,
-            device=net.device,
-        )
-        net.weighting_ = weighting
-        if self.freeze_trunk:
-            for param in net.module_.trunk.parameters():
-                param.requires_grad_(False)
-                param.grad = None  # the optimizer skips parameters without a gradient
-        if valid is not None:
-            net.train_split = predefined_split(
-                MultiTaskDataset(valid.X, valid.targets, focus_only, valid.rows_)
-            )
-        if self.finetune_epochs:
-            net.partial_fit(
-                MultiTaskDataset(train.X, train.targets, focus_only, rows),
-                epochs=self.finetune_epochs,
-            )
+    def _make_weighting(self, focus):
+        """The weighting that trains every task (the first phase of ``"finetune"``).
+
+        Called by every fit, so that a deprecated flat parameter always warns.
+        """
+        strategy = self.strategy
+        name = _STRATEGY_WEIGHTING.get(strategy) if isinstance(strategy, str) else strategy
+        params = self._flat_weighting_params(name, _FLAT_WEIGHTING_PARAMS, "strategy")
+        if isinstance(strategy, str) and strategy == "rmtl":
+            return self._resolve_weighting(RMTLWeighting(focus, policies=self.policies_), {})
+        return self._resolve_weighting(name or "equal", params)
 
     def _focus_outputs(self, X):
         """Yield ``(rows, out)``: the focus head's output ``(B, K)`` for each batch."""
@@ -514,7 +393,10 @@ class _FocusedTaskNetwork(_DeepMultiTaskNetwork):
             yield rows, out[self._head]
 
 
-class FocusedTaskRegressor(_FocusedTaskMixin, MultiTaskRegressorMixin, _FocusedTaskNetwork):
+@Substitution(**FOCUSED_DOCS)
+class FocusedTaskRegressor(
+    _FocusedTaskMixin, MultiTaskRegressorMixin, _DeepRegressionMixin, _FocusedDeepEstimator
+):
     """Deep regressor for one focus task, trained with auxiliary tasks.
 
     A hard-sharing network (a trunk, then one head per task) is trained on every task of a
@@ -529,8 +411,11 @@ class FocusedTaskRegressor(_FocusedTaskMixin, MultiTaskRegressorMixin, _FocusedT
       (the deep single-task reference; equal to :class:`MultiTaskRegressor` fitted on those
       rows of the focus task alone, with the same parameters and ``random_state``);
     - ``"multi_task"``: ``L_f + sum_{a in A} L_a`` (equal weights);
-    - ``"gradnorm"`` / ``"lbtw"``: the task weights of GradNorm (``gradnorm_alpha``) or
-      loss-balanced weighting (``lbtw_alpha``), see :mod:`skmtl.deep.weighting`;
+    - ``"gradnorm"`` / ``"lbtw"``: the task weights of GradNorm or loss-balanced weighting
+      with their default parameters (``strategy=GradNormWeighting(alpha=...)`` or
+      ``LBTWWeighting(alpha=...)`` sets them; any other
+      :class:`~skmtl.deep.weighting.Weighting` instance works too), see
+      :mod:`skmtl.deep.weighting`;
     - ``"finetune"``: ``L_f + sum_{a in A} L_a`` for ``max_epochs`` epochs, then ``L_f`` alone
       for ``finetune_epochs`` more, on the focus task's labelled rows, with the trunk frozen if
       ``freeze_trunk``;
@@ -546,7 +431,9 @@ class FocusedTaskRegressor(_FocusedTaskMixin, MultiTaskRegressorMixin, _FocusedT
       The cosines come from the Gram matrix ``G = [<g_s, g_t>]`` (``g_pi . g_f = pi @ G[A, f]``,
       ``||g_pi||^2 = pi @ G[A, A] @ pi``), which costs no backward pass per task (see Notes
       of :class:`MultiTaskRegressor`). A batch without a focus label keeps the weights of the
-      last batch that had one (0 for the auxiliary tasks before the first such batch).
+      last batch that had one (0 for the auxiliary tasks before the first such batch). This is
+      :class:`~skmtl.deep.weighting.RMTLWeighting`, which a :class:`MultiTaskRegressor` can
+      use too.
 
     With a single task (1-D ``y``, or a one-column ``Y``) there is nothing auxiliary: every
     strategy is single-task learning on it for ``max_epochs`` (``finetune_epochs`` unused),
@@ -554,126 +441,14 @@ class FocusedTaskRegressor(_FocusedTaskMixin, MultiTaskRegressorMixin, _FocusedT
 
     Parameters
     ----------
-    focus_task : object, default=None
-        The task to serve: a task label (an entry of ``tasks_``: a column name of a DataFrame,
-        a task id of long data, a column position of an array) or, when no task label is an
-        integer, an integer position in ``tasks_``. Labels are looked up first, as pandas'
-        ``.loc`` does; an integer that is not a label is a position only if the labels are
-        not integers, so an integer task id is never taken for a position. None is allowed
-        for a single task only. An unknown focus task raises a ValueError
-        (:class:`~skmtl.UnknownTaskError`) at fit that names the known tasks.
-    strategy : {"rmtl", "single_task", "multi_task", "gradnorm", "lbtw", "finetune"}, \
-            default="rmtl"
-        How the auxiliary tasks are used (see above).
-    hidden_layer_sizes : array-like of int or int, default=(512,)
-        Hidden layers of the shared trunk. Ignored when ``module`` is given.
-    head_layer_sizes : array-like of int or int, default=()
-        Hidden layers of each task head before its output layer.
-    activation : {"relu", "gelu", "tanh", "logistic", "identity"}, default="relu"
-        Activation after every hidden layer.
-    dropout : float, default=0.5
-        Dropout probability after every hidden activation, in ``[0, 1)``.
-    module : torch.nn.Module subclass, default=None
-        A class to use as the trunk, built as ``module(**module_params)`` inside ``fit``.
-    module_params : dict, default=None
-        Keyword arguments of ``module``.
-    gradnorm_alpha : float, default=1.5
-        GradNorm's asymmetry; used by ``strategy="gradnorm"`` only.
-    lbtw_alpha : float, default=0.5
-        Loss-balanced weighting's exponent; used by ``strategy="lbtw"`` only.
-    finetune_epochs : int, default=10
-        Epochs of the fine-tuning phase of ``strategy="finetune"`` (after ``max_epochs`` of
-        pre-training on all tasks); 0 makes it ``"multi_task"``.
-    freeze_trunk : bool, default=False
-        Freeze the trunk's parameters during the fine-tuning phase (only the heads train);
-        used by ``strategy="finetune"`` only. Buffers of a custom trunk (batch-norm running
-        statistics) still update.
-    policies : list of dict or list of array-like, default=None
-        Candidate policies of ``strategy="rmtl"``. None: each auxiliary task alone and, with
-        two or more auxiliary tasks, all of them together, every task in a policy with weight
-        1 (so the "all" policy trains ``L_f + r * sum_a L_a``, equal weighting damped by the
-        reward). Otherwise a list whose entries are dicts ``{task label:
-        weight}`` (auxiliary tasks left out weigh 0) or arrays of shape ``(n_aux,)`` in
-        ``aux_tasks_`` order; weights are non-negative, used as given, and each policy needs
-        a positive one.
-    max_epochs : int, default=200
-        Maximum number of passes over the training data (of pre-training for ``"finetune"``;
-        fewer with early stopping).
-    batch_size : int, default=128
-        Rows per batch. Every batch is drawn from all rows, so it holds labels of every task.
-    lr : float, default=3e-4
-        Learning rate of the optimizer (both phases of ``"finetune"``).
-    weight_decay : float, default=0.01
-        Weight decay of the weight matrices (trunk, towers, heads, a user ``module``: the
-        parameters named ``*weight``; never biases, task embeddings, cross-stitch or sluice
-        units, or a weighting's parameters), given to the optimizer as that parameter group's
-        ``weight_decay``. With ``"adamw"`` it is decoupled: each step multiplies those weights
-        by ``1 - lr * weight_decay``. With ``"adam"`` and ``"sgd"`` it is an L2 penalty
-        ``weight_decay / 2 * ||W||^2`` in the loss. 0 disables it.
-    optimizer : {"adamw", "adam", "sgd"} or callable, default="adamw"
-        The optimizer: a name, or a :class:`torch.optim.Optimizer` class. The fine-tuning
-        phase of ``"finetune"`` continues with the same optimizer and its state.
-    early_stopping : bool, default=True
-        Hold out ``validation_fraction`` of the rows (a split stratified on every task and
-        class, see the user guide), stop when the validation loss (the mean over tasks of each
-        task's mean loss on its observed validation labels) has not improved by a relative
-        1e-4 for ``n_iter_no_change`` epochs, and restore the network of the best epoch
-        (skorch's :class:`~skorch.callbacks.EarlyStopping` with ``load_best=True``),
-        in each phase of ``"finetune"``; during fine-tuning the validation loss is the
-        focus task's.
-    validation_fraction : float or None, default=None
-        Fraction of the rows held out to compute validation losses each epoch. None: 0.1 with
-        early stopping, no validation data without it; 0 for none (not with early stopping).
-    n_iter_no_change : int, default=10
-        Epochs without improvement of the validation loss before early stopping stops.
-    callbacks : list of skorch callbacks, default=None
-        Extra skorch callbacks, copied at fit. With ``"finetune"`` they see two trainings
-        (``on_train_begin`` / ``on_train_end`` twice).
-    device : str, default="cpu"
-        ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"mps"`` or ``"auto"``.
-    random_state : int, RandomState instance or None, default=None
-        Seeds every torch random draw of the fit inside :func:`torch.random.fork_rng`; the
-        same integer gives the same model.
-    verbose : int, default=0
-        0: silent. 1: a progress bar per epoch. 2: also skorch's table of losses.
-    standardize_targets : bool, default=True
-        Standardise each task's targets on its observed labels for training (predictions are
-        mapped back).
+    {focused_parameters}
+    {standardize_targets}
 
     Attributes
     ----------
-    focus_index_ : int
-        Position of the focus task in ``tasks_``.
-    aux_tasks_ : ndarray of shape (n_tasks_ - 1,)
-        Labels of the auxiliary tasks, in ``tasks_`` order (the order of the columns of
-        ``aux_weights_history_`` and of array policies).
-    aux_weights_history_ : ndarray of shape (n_iter_, n_tasks_ - 1)
-        Per epoch, the weights of the auxiliary tasks: for ``"rmtl"`` the mean over the
-        epoch's batches of ``r(pi*) * pi*``; for the others the weighting's weights at the end
-        of the epoch (1 for ``"multi_task"`` and for pre-training epochs, 0 for fine-tuning
-        epochs and for ``"single_task"``).
-    task_weights_history_ : ndarray of shape (n_iter_, n_tasks_)
-        The same for every task, the focus task included (its weight is 1 except with
-        ``"gradnorm"`` and ``"lbtw"``).
-    policies_ : ndarray of shape (n_policies, n_tasks_ - 1) or None
-        The candidate policies of ``"rmtl"`` (None for the other strategies).
-    gradient_affinity_ : ndarray of shape (n_tasks_, n_tasks_)
-        Mean cosine between the tasks' gradients on the shared representation (see
-        :class:`MultiTaskRegressor`); NaN off the diagonal for ``"single_task"``.
-    net_ : skorch.NeuralNet
-        The trained skorch net; ``net_.history`` holds the per-task losses of every epoch.
-    n_iter_ : int
-        Number of epochs run (both phases of ``"finetune"``).
-    target_mean_, target_scale_ : ndarray of shape (n_tasks_,)
-        The per-task standardisation of the targets.
-    tasks_ : ndarray of shape (n_tasks_,)
-        Task labels.
-    n_tasks_ : int
-        Number of tasks, the focus task included.
-    n_features_in_ : int
-        Number of features seen during fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
-        Names of features seen during fit, when X has string column names.
+    {fit_attributes}
+    {target_attributes}
+    {task_attributes}
 
     See Also
     --------
@@ -705,11 +480,9 @@ class FocusedTaskRegressor(_FocusedTaskMixin, MultiTaskRegressorMixin, _FocusedT
     """
 
     _parameter_constraints = {
-        **_FocusedTaskNetwork._parameter_constraints,
-        "standardize_targets": ["boolean"],
+        **_FocusedDeepEstimator._parameter_constraints,
+        **_DeepRegressionMixin._parameter_constraints,
     }
-    _task_type = "regression"
-    _encode_targets = MultiTaskRegressor._encode_targets
 
     def __init__(
         self,
@@ -722,8 +495,8 @@ class FocusedTaskRegressor(_FocusedTaskMixin, MultiTaskRegressorMixin, _FocusedT
         dropout=DEFAULTS["dropout"],
         module=None,
         module_params=None,
-        gradnorm_alpha=1.5,
-        lbtw_alpha=0.5,
+        gradnorm_alpha=DEPRECATED,
+        lbtw_alpha=DEPRECATED,
         finetune_epochs=10,
         freeze_trunk=False,
         policies=None,
@@ -771,14 +544,17 @@ class FocusedTaskRegressor(_FocusedTaskMixin, MultiTaskRegressorMixin, _FocusedT
         self.standardize_targets = standardize_targets
 
     def _predict_focus(self, X):
-        focus = self.focus_index_
+        focus = [self.focus_index_]
         pred = np.empty(X.shape[0])
         for rows, out in self._focus_outputs(X):
-            pred[rows] = out[:, 0] * self.target_scale_[focus] + self.target_mean_[focus]
+            pred[rows] = self._decode(out[None], focus)[:, 0]
         return pred
 
 
-class FocusedTaskClassifier(_FocusedTaskMixin, MultiTaskClassifierMixin, _FocusedTaskNetwork):
+@Substitution(**FOCUSED_DOCS)
+class FocusedTaskClassifier(
+    _FocusedTaskMixin, MultiTaskClassifierMixin, _DeepClassificationMixin, _FocusedDeepEstimator
+):
     """Deep classifier for one focus task, trained with auxiliary tasks.
 
     The classification counterpart of :class:`FocusedTaskRegressor` (whose docstring
@@ -792,60 +568,7 @@ class FocusedTaskClassifier(_FocusedTaskMixin, MultiTaskClassifierMixin, _Focuse
 
     Parameters
     ----------
-    focus_task : object, default=None
-        The task to serve: a task label, or an integer position when no task label is an
-        integer (labels first; see :class:`FocusedTaskRegressor`). None for a single task
-        only.
-    strategy : {"rmtl", "single_task", "multi_task", "gradnorm", "lbtw", "finetune"}, \
-            default="rmtl"
-        How the auxiliary tasks are used (see :class:`FocusedTaskRegressor`).
-    hidden_layer_sizes : array-like of int or int, default=(512,)
-        Hidden layers of the shared trunk. Ignored when ``module`` is given.
-    head_layer_sizes : array-like of int or int, default=()
-        Hidden layers of each task head before its output layer.
-    activation : {"relu", "gelu", "tanh", "logistic", "identity"}, default="relu"
-        Activation after every hidden layer.
-    dropout : float, default=0.5
-        Dropout probability after every hidden activation, in ``[0, 1)``.
-    module : torch.nn.Module subclass, default=None
-        A class to use as the trunk, built as ``module(**module_params)`` inside ``fit``.
-    module_params : dict, default=None
-        Keyword arguments of ``module``.
-    gradnorm_alpha : float, default=1.5
-        GradNorm's asymmetry; used by ``strategy="gradnorm"`` only.
-    lbtw_alpha : float, default=0.5
-        Loss-balanced weighting's exponent; used by ``strategy="lbtw"`` only.
-    finetune_epochs : int, default=10
-        Epochs of the fine-tuning phase of ``strategy="finetune"``.
-    freeze_trunk : bool, default=False
-        Freeze the trunk during the fine-tuning phase of ``strategy="finetune"``.
-    policies : list of dict or list of array-like, default=None
-        Candidate policies of ``strategy="rmtl"`` (see :class:`FocusedTaskRegressor`).
-    max_epochs : int, default=200
-        Maximum number of passes over the training data (of pre-training for ``"finetune"``).
-    batch_size : int, default=128
-        Rows per batch.
-    lr : float, default=3e-4
-        Learning rate of the optimizer.
-    weight_decay : float, default=0.01
-        Weight decay of the weight matrices (see :class:`FocusedTaskRegressor`).
-    optimizer : {"adamw", "adam", "sgd"} or callable, default="adamw"
-        The optimizer: a name, or a :class:`torch.optim.Optimizer` class.
-    early_stopping : bool, default=True
-        Stop on a stalled validation loss and restore the best epoch (see
-        :class:`FocusedTaskRegressor`).
-    validation_fraction : float or None, default=None
-        Fraction of the rows held out for validation; None: 0.1 with early stopping, else 0.
-    n_iter_no_change : int, default=10
-        Patience of early stopping, in epochs.
-    callbacks : list of skorch callbacks, default=None
-        Extra skorch callbacks, copied at fit.
-    device : str, default="cpu"
-        ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"mps"`` or ``"auto"``.
-    random_state : int, RandomState instance or None, default=None
-        Seeds every torch random draw of the fit; the same integer gives the same model.
-    verbose : int, default=0
-        0: silent. 1: a progress bar per epoch. 2: also skorch's table of losses.
+    {focused_parameters}
 
     Attributes
     ----------
@@ -853,30 +576,8 @@ class FocusedTaskClassifier(_FocusedTaskMixin, MultiTaskClassifierMixin, _Focuse
         The focus task's classes (the columns of :meth:`predict_proba`).
     task_classes_ : list of ndarray
         The classes of every task, in ``tasks_`` order.
-    focus_index_ : int
-        Position of the focus task in ``tasks_``.
-    aux_tasks_ : ndarray of shape (n_tasks_ - 1,)
-        Labels of the auxiliary tasks, in ``tasks_`` order.
-    aux_weights_history_ : ndarray of shape (n_iter_, n_tasks_ - 1)
-        Per epoch, the weights of the auxiliary tasks (see :class:`FocusedTaskRegressor`).
-    task_weights_history_ : ndarray of shape (n_iter_, n_tasks_)
-        The same for every task, the focus task included.
-    policies_ : ndarray of shape (n_policies, n_tasks_ - 1) or None
-        The candidate policies of ``"rmtl"`` (None for the other strategies).
-    gradient_affinity_ : ndarray of shape (n_tasks_, n_tasks_)
-        Mean cosine between the tasks' gradients on the shared representation.
-    net_ : skorch.NeuralNet
-        The trained skorch net.
-    n_iter_ : int
-        Number of epochs run.
-    tasks_ : ndarray of shape (n_tasks_,)
-        Task labels.
-    n_tasks_ : int
-        Number of tasks, the focus task included.
-    n_features_in_ : int
-        Number of features seen during fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
-        Names of features seen during fit, when X has string column names.
+    {fit_attributes}
+    {task_attributes}
 
     See Also
     --------
@@ -902,9 +603,6 @@ class FocusedTaskClassifier(_FocusedTaskMixin, MultiTaskClassifierMixin, _Focuse
     >>> model.n_iter_, model.aux_weights_history_[:, 0].tolist()
     (5, [1.0, 1.0, 1.0, 0.0, 0.0])
     """
-
-    _task_type = "classification"
-    _encode_targets = MultiTaskClassifier._encode_targets
 
     def _set_task_classes(self):
         """Keep every task's classes; ``classes_`` becomes the focus task's."""

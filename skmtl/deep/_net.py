@@ -39,7 +39,10 @@ import torch.nn.functional as F
 from skorch import NeuralNet
 from skorch.callbacks import Callback
 from skorch.dataset import unpack_data
+from skorch.helper import predefined_split
 from skorch.utils import to_tensor
+
+from skmtl.deep.weighting import FixedWeighting
 
 __all__ = [
     "BatchLoader",
@@ -593,6 +596,62 @@ class MultiTaskNet(NeuralNet):
             "task_loss_sums": sums.detach(),
             "task_counts": counts.detach(),
         }
+
+    # -- training phases ------------------------------------------------------------------------
+    def fine_tune(self, train, valid=None, *, tasks, epochs, freeze_shared=False):
+        """A further training phase on ``tasks`` only, after :meth:`fit` (e.g. a focus task).
+
+        The labels of the other tasks are hidden from the loss, from the validation loss (so
+        early stopping watches ``tasks`` only) and from the history's per-task losses; the
+        weighting becomes fixed weights (1 on ``tasks``, 0 elsewhere); with ``freeze_shared``
+        the trunk's parameters stop training (its buffers, e.g. batch-norm statistics, still
+        update). The optimizer carries on with its state. Training runs ``epochs`` more epochs
+        (skorch's ``partial_fit``) on the rows of ``train`` that have a label of ``tasks``.
+
+        Parameters
+        ----------
+        train : MultiTaskDataset
+            The training part used by :meth:`fit`.
+        valid : MultiTaskDataset or None, default=None
+            The validation part, if any.
+        tasks : sequence of int
+            Positions of the tasks to keep training.
+        epochs : int
+            Epochs of the phase (0: the phase is set up but does not train).
+        freeze_shared : bool, default=False
+            Freeze the shared trunk (hard sharing).
+
+        Returns
+        -------
+        self : MultiTaskNet
+        """
+        keep = np.zeros(self.module_.n_tasks, dtype=bool)
+        keep[list(tasks)] = True
+        mask = train.mask & keep
+        rows = train.rows_[mask[train.rows_].any(axis=1)]
+        if rows.shape[0] == 0:
+            names = ", ".join(repr(_task_name(self, t)) for t in np.flatnonzero(keep))
+            raise ValueError(
+                f"Task {names} has no label among the training rows left by "
+                "validation_fraction; nothing to fine-tune on."
+            )
+        weighting = FixedWeighting(task_weights=keep.astype(np.float64))
+        weighting.reset(
+            len(keep), n_observed=mask[rows].sum(0), task_type=self.task_type,
+            device=self.device,
+        )
+        self.weighting_ = weighting
+        if freeze_shared:
+            for param in self.module_.trunk.parameters():
+                param.requires_grad_(False)
+                param.grad = None  # the optimizer skips parameters without a gradient
+        if valid is not None:
+            self.train_split = predefined_split(
+                MultiTaskDataset(valid.X, valid.targets, mask, valid.rows_)
+            )
+        if epochs:
+            self.partial_fit(MultiTaskDataset(train.X, train.targets, mask, rows), epochs=epochs)
+        return self
 
     # -- helpers --------------------------------------------------------------------------------
     def _check_finite(self, losses, observed):

@@ -42,6 +42,7 @@ import math
 import numbers
 from collections.abc import Mapping
 
+from skmtl.utils._docstring import Substitution
 from skmtl.utils._optional import import_optional
 
 torch = import_optional("torch", "deep", "the deep multi-task modules")
@@ -85,6 +86,25 @@ _ACTIVATION_CLASSES = {
     "tanh": nn.Tanh,
     "logistic": nn.Sigmoid,
     "identity": nn.Identity,
+}
+
+
+# Parameter documentation shared by the module classes (see skmtl.utils._docstring).
+_MODULE_DOCS = {
+    "module_inputs": """
+    n_features : int
+        Width of the input ``X``.
+    output_sizes : sequence of int
+        Output width of each task (1 for regression and binary, ``K_t`` for multiclass).
+    """,
+    "head_layers": """
+    head_layer_sizes : sequence of int, default=()
+        Hidden layers of each head.
+    activation : {"relu", "gelu", "tanh", "logistic", "identity"}, default="relu"
+        Activation after every hidden layer.
+    dropout : float, default=0.0
+        Dropout probability after every hidden activation.
+    """,
 }
 
 
@@ -615,6 +635,7 @@ class MultiTaskModule(nn.Module):
 # --------------------------------------------------------------------------------------------
 
 
+@Substitution(**_MODULE_DOCS)
 class HardSharingModule(MultiTaskModule):
     """Hard parameter sharing: one trunk shared by all tasks, one head per task.
 
@@ -633,18 +654,10 @@ class HardSharingModule(MultiTaskModule):
 
     Parameters
     ----------
-    n_features : int
-        Width of the input ``X``.
-    output_sizes : sequence of int
-        Output width of each task (1 for regression and binary, ``K_t`` for multiclass).
+    {module_inputs}
     hidden_layer_sizes : sequence of int, default=(64,)
         Hidden layers of the trunk (ignored when ``module`` is given).
-    head_layer_sizes : sequence of int, default=()
-        Hidden layers of each head.
-    activation : {"relu", "gelu", "tanh", "logistic", "identity"}, default="relu"
-        Activation after every hidden layer.
-    dropout : float, default=0.0
-        Dropout probability after every hidden activation.
+    {head_layers}
     module : nn.Module subclass, default=None
         A class to use as the trunk, built as ``module(**module_params)``. It receives ``X`` of
         shape ``(B, n_features)`` as given (reshaping it is its job, e.g. to images) and returns
@@ -708,6 +721,7 @@ class HardSharingModule(MultiTaskModule):
         return self.forward_padded(X)
 
 
+@Substitution(**_MODULE_DOCS)
 class IndependentModule(MultiTaskModule):
     """No sharing: one tower and one head per task (the deep single-task baseline).
 
@@ -726,18 +740,10 @@ class IndependentModule(MultiTaskModule):
 
     Parameters
     ----------
-    n_features : int
-        Width of the input ``X``.
-    output_sizes : sequence of int
-        Output width of each task (1 for regression and binary, ``K_t`` for multiclass).
+    {module_inputs}
     hidden_layer_sizes : sequence of int, default=(64,)
         Hidden layers of each tower (ignored when ``module`` is given).
-    head_layer_sizes : sequence of int, default=()
-        Hidden layers of each head.
-    activation : {"relu", "gelu", "tanh", "logistic", "identity"}, default="relu"
-        Activation after every hidden layer.
-    dropout : float, default=0.0
-        Dropout probability after every hidden activation.
+    {head_layers}
     module : nn.Module subclass, default=None
         A class used as the tower: ``T`` instances ``module(**module_params)``, evaluated in a
         Python loop (slower than the batched MLP towers). See :class:`HardSharingModule` for
@@ -804,6 +810,7 @@ class IndependentModule(MultiTaskModule):
         return self.towers(X)
 
 
+@Substitution(**_MODULE_DOCS)
 class SoftSharingModule(IndependentModule):
     """Soft parameter sharing: towers as in ``"independent"``, pulled together by a penalty.
 
@@ -830,18 +837,10 @@ class SoftSharingModule(IndependentModule):
 
     Parameters
     ----------
-    n_features : int
-        Width of the input ``X``.
-    output_sizes : sequence of int
-        Output width of each task (1 for regression and binary, ``K_t`` for multiclass).
+    {module_inputs}
     hidden_layer_sizes : sequence of int, default=(64,)
         Hidden layers of each tower; at least one (ignored when ``module`` is given).
-    head_layer_sizes : sequence of int, default=()
-        Hidden layers of each head.
-    activation : {"relu", "gelu", "tanh", "logistic", "identity"}, default="relu"
-        Activation after every hidden layer.
-    dropout : float, default=0.0
-        Dropout probability after every hidden activation.
+    {head_layers}
     soft_penalty : float, default=0.0
         Strength of the penalty, ``>= 0``.
     module : nn.Module subclass, default=None
@@ -905,6 +904,7 @@ class SoftSharingModule(IndependentModule):
         return self.soft_penalty * total
 
 
+@Substitution(**_MODULE_DOCS)
 class CrossStitchModule(MultiTaskModule):
     """Cross-stitch networks (Misra et al., 2016): towers mixed by learned ``T x T`` units.
 
@@ -925,10 +925,7 @@ class CrossStitchModule(MultiTaskModule):
 
     Parameters
     ----------
-    n_features : int
-        Width of the input ``X``.
-    output_sizes : sequence of int
-        Output width of each task (1 for regression and binary, ``K_t`` for multiclass).
+    {module_inputs}
     hidden_layer_sizes : sequence of int, default=(64,)
         Hidden layers of each tower; at least one.
     head_layer_sizes : sequence of int, default=()
@@ -991,6 +988,7 @@ class CrossStitchModule(MultiTaskModule):
         return self.towers(X, mix=self._mix)
 
 
+@Substitution(**_MODULE_DOCS)
 class SluiceModule(CrossStitchModule):
     """Sluice networks (Ruder et al., 2019): cross-stitch over subspaces, plus layer mixing.
 
@@ -1021,10 +1019,7 @@ class SluiceModule(CrossStitchModule):
 
     Parameters
     ----------
-    n_features : int
-        Width of the input ``X``.
-    output_sizes : sequence of int
-        Output width of each task (1 for regression and binary, ``K_t`` for multiclass).
+    {module_inputs}
     hidden_layer_sizes : sequence of int, default=(64,)
         Hidden layers of each tower; at least one, each divisible by ``n_subspaces``.
     head_layer_sizes : sequence of int, default=()
@@ -1113,6 +1108,7 @@ class SluiceModule(CrossStitchModule):
         return R
 
 
+@Substitution(**_MODULE_DOCS)
 class ConditionedModule(MultiTaskModule):
     """One network for all tasks, conditioned on a learned task embedding ``z_t``.
 
@@ -1143,18 +1139,10 @@ class ConditionedModule(MultiTaskModule):
 
     Parameters
     ----------
-    n_features : int
-        Width of the input ``X``.
-    output_sizes : sequence of int
-        Output width of each task (1 for regression and binary, ``K_t`` for multiclass).
+    {module_inputs}
     hidden_layer_sizes : sequence of int, default=(64,)
         Hidden layers of the network; at least one.
-    head_layer_sizes : sequence of int, default=()
-        Hidden layers of each head.
-    activation : {"relu", "gelu", "tanh", "logistic", "identity"}, default="relu"
-        Activation after every hidden layer.
-    dropout : float, default=0.0
-        Dropout probability after every hidden activation.
+    {head_layers}
     conditioning : {"concat", "sum", "multiplicative"}, default="concat"
         How the embedding enters the network.
     embedding_dim : int, default=None

@@ -14,8 +14,12 @@ weights are learnt and not normalised, and minimax puts weight 1 on a single tas
 label in the batch contributes exactly nothing, neither to the value nor to any gradient (its loss
 may even be NaN).
 
-The estimators resolve their ``weighting`` parameter with :func:`get_weighting`; a user passes their
-own scheme as an instance of a :class:`Weighting` subclass.
+Every weighting is a small scikit-learn estimator (:class:`Weighting` subclasses
+:class:`~sklearn.base.BaseEstimator`): its parameters are declared with constraints, an estimator's
+``weighting__alpha`` is searchable, and an instance given to an estimator is cloned and validated at
+fit. A name (``"gradnorm"``) resolves, through :func:`get_weighting`, to the weighting of that name
+with its default parameters; a user passes their own scheme, or a named one with other parameters,
+as an instance. :class:`RMTLWeighting` weighs auxiliary tasks for one focus task.
 """
 
 import copy
@@ -25,6 +29,9 @@ from numbers import Integral, Real
 
 import numpy as np
 import torch
+from sklearn.base import BaseEstimator
+
+from skmtl.utils._sklearn_compat import Interval, StrOptions
 
 __all__ = [
     "WEIGHTINGS",
@@ -37,6 +44,7 @@ __all__ = [
     "DWAWeighting",
     "LBTWWeighting",
     "MinimaxWeighting",
+    "RMTLWeighting",
     "get_weighting",
     "weighted_sum",
 ]
@@ -149,8 +157,14 @@ def _state_on(tensor, like):
 # base class
 
 
-class Weighting:
+class Weighting(BaseEstimator):
     """Base class of the task-loss weightings; subclass it to write your own.
+
+    A weighting is a small scikit-learn estimator: its ``__init__`` only stores its parameters,
+    declared with their constraints in ``_parameter_constraints``, so that ``get_params`` /
+    ``set_params`` and :func:`~sklearn.base.clone` work and an estimator's
+    ``weighting__<param>`` can be grid-searched. Everything a fit changes lives in attributes
+    ending with ``_``, set by :meth:`reset`.
 
     The deep estimators call the methods of a weighting in this order::
 
@@ -172,8 +186,9 @@ class Weighting:
     contributes nothing (use :func:`weighted_sum`), and it should override ``current_weights``
     too. An overriding ``reset`` must call ``super().reset(...)``.
 
-    The estimators deep-copy the weighting they are given (see :func:`get_weighting`), so its state
-    lives in the fitted copy and the instance passed as a parameter is never modified.
+    The estimators :func:`~sklearn.base.clone` the weighting they are given and validate the
+    clone's parameters at fit, so its state lives in the fitted copy (``net_.weighting_``) and
+    the instance passed as a parameter is never modified.
 
     Attributes
     ----------
@@ -234,6 +249,7 @@ class Weighting:
 
     requires_grad_norms = False
     requires_task_gram = False
+    _parameter_constraints: dict = {}
 
     def reset(self, n_tasks, *, n_observed, task_type, device):
         """Prepare for a new fit; called once at its start, before the first batch.
@@ -430,6 +446,8 @@ class FixedWeighting(Weighting):
     tensor(0.7000)
     """
 
+    _parameter_constraints = {"task_weights": [None, "array-like"]}
+
     def __init__(self, task_weights):
         self.task_weights = task_weights
 
@@ -437,7 +455,8 @@ class FixedWeighting(Weighting):
         params = super().reset(n_tasks, n_observed=n_observed, task_type=task_type, device=device)
         if self.task_weights is None:
             raise ValueError(
-                "weighting='fixed' needs task_weights: one non-negative weight per task."
+                "weighting='fixed' needs task_weights: one non-negative weight per task; pass "
+                "weighting=FixedWeighting(task_weights=[...])."
             )
         try:
             weights = np.asarray(self.task_weights, dtype=np.float64)
@@ -639,6 +658,11 @@ class GradNormWeighting(Weighting):
     """
 
     requires_grad_norms = True
+    _parameter_constraints = {
+        "alpha": [Interval(Real, 0, None, closed="left")],
+        "lr": [Interval(Real, 0, None, closed="neither")],
+        "optimizer": [StrOptions({"adam", "sgd"})],
+    }
 
     def __init__(self, alpha=1.5, *, lr=0.025, optimizer="adam"):
         self.alpha = alpha
@@ -648,20 +672,20 @@ class GradNormWeighting(Weighting):
     def reset(self, n_tasks, *, n_observed, task_type, device):
         params = super().reset(n_tasks, n_observed=n_observed, task_type=task_type, device=device)
         owner = type(self).__name__
-        self._alpha = _check_real(self.alpha, "alpha", owner, low=0.0, low_inclusive=True)
-        self._lr = _check_real(self.lr, "lr", owner, low=0.0, low_inclusive=False)
+        _check_real(self.alpha, "alpha", owner, low=0.0, low_inclusive=True)
+        _check_real(self.lr, "lr", owner, low=0.0, low_inclusive=False)
         if self.optimizer not in ("adam", "sgd"):
             raise ValueError(f"{owner}: optimizer must be 'adam' or 'sgd', got {self.optimizer!r}.")
         zeros = torch.zeros(n_tasks, device=self.device_)
         self.weights_ = torch.ones(n_tasks, device=self.device_)
         self.initial_losses_ = torch.full((n_tasks,), float("nan"), device=self.device_)
-        self._exp_avg = zeros.clone()
-        self._exp_avg_sq = zeros.clone()
-        self._steps = zeros.clone()
+        self.exp_avg_ = zeros.clone()
+        self.exp_avg_sq_ = zeros.clone()
+        self.steps_ = zeros.clone()
         return params
 
     def _move_state(self, like):
-        for name in ("weights_", "initial_losses_", "_exp_avg", "_exp_avg_sq", "_steps"):
+        for name in ("weights_", "initial_losses_", "exp_avg_", "exp_avg_sq_", "steps_"):
             setattr(self, name, _state_on(getattr(self, name), like))
 
     def combine(self, losses, observed):
@@ -692,24 +716,24 @@ class GradNormWeighting(Weighting):
         norms = torch.where(observed, grad_norms, zero)
         weighted_norms = weights * norms
         mean_norm = weighted_norms.sum() / n_observed
-        target = mean_norm * rate**self._alpha
+        target = mean_norm * rate ** float(self.alpha)
         grad = torch.where(observed, torch.sign(weighted_norms - target) * norms, zero)
 
         if self.optimizer == "sgd":
-            stepped = weights - self._lr * grad
+            stepped = weights - float(self.lr) * grad
         else:
             beta1, beta2 = _ADAM_BETAS
-            self._steps = torch.where(observed, self._steps + 1, self._steps)
-            self._exp_avg = torch.where(
-                observed, beta1 * self._exp_avg + (1 - beta1) * grad, self._exp_avg
+            self.steps_ = torch.where(observed, self.steps_ + 1, self.steps_)
+            self.exp_avg_ = torch.where(
+                observed, beta1 * self.exp_avg_ + (1 - beta1) * grad, self.exp_avg_
             )
-            self._exp_avg_sq = torch.where(
-                observed, beta2 * self._exp_avg_sq + (1 - beta2) * grad**2, self._exp_avg_sq
+            self.exp_avg_sq_ = torch.where(
+                observed, beta2 * self.exp_avg_sq_ + (1 - beta2) * grad**2, self.exp_avg_sq_
             )
-            steps = self._steps.clamp_min(1)
-            m_hat = self._exp_avg / (1 - beta1**steps)
-            v_hat = self._exp_avg_sq / (1 - beta2**steps)
-            stepped = weights - self._lr * m_hat / (v_hat.sqrt() + _ADAM_EPS)
+            steps = self.steps_.clamp_min(1)
+            m_hat = self.exp_avg_ / (1 - beta1**steps)
+            v_hat = self.exp_avg_sq_ / (1 - beta2**steps)
+            stepped = weights - float(self.lr) * m_hat / (v_hat.sqrt() + _ADAM_EPS)
         stepped = torch.where(observed, stepped.clamp_min(GRADNORM_MIN_WEIGHT), weights)
         budget = self.n_tasks_ - torch.where(observed, zero, weights).sum()
         observed_sum = torch.where(observed, stepped, zero).sum()
@@ -757,12 +781,14 @@ class DWAWeighting(Weighting):
     array([0.876, 1.124])
     """
 
+    _parameter_constraints = {"temperature": [Interval(Real, 0, None, closed="neither")]}
+
     def __init__(self, temperature=2.0):
         self.temperature = temperature
 
     def reset(self, n_tasks, *, n_observed, task_type, device):
         params = super().reset(n_tasks, n_observed=n_observed, task_type=task_type, device=device)
-        self._temperature = _check_real(
+        _check_real(
             self.temperature, "temperature", type(self).__name__, low=0.0, low_inclusive=False
         )
         self.epoch_losses_ = []
@@ -782,7 +808,7 @@ class DWAWeighting(Weighting):
         usable = np.isfinite(before) & np.isfinite(last) & (before > 0)
         rates = np.ones(self.n_tasks_)
         rates[usable] = last[usable] / before[usable]
-        logits = rates / self._temperature
+        logits = rates / float(self.temperature)
         exps = np.exp(logits - logits.max())
         self.weights_ = self.n_tasks_ * exps / exps.sum()
 
@@ -841,6 +867,12 @@ class LBTWWeighting(Weighting):
     array([0.5, 1. ])
     """
 
+    _parameter_constraints = {
+        "alpha": [Interval(Real, 0, None, closed="left")],
+        "normalize": ["boolean"],
+        "reset_each_epoch": ["boolean"],
+    }
+
     def __init__(self, alpha=0.5, *, normalize=True, reset_each_epoch=False):
         self.alpha = alpha
         self.normalize = normalize
@@ -848,7 +880,7 @@ class LBTWWeighting(Weighting):
 
     def reset(self, n_tasks, *, n_observed, task_type, device):
         params = super().reset(n_tasks, n_observed=n_observed, task_type=task_type, device=device)
-        self._alpha = _check_real(
+        _check_real(
             self.alpha, "alpha", type(self).__name__, low=0.0, low_inclusive=True
         )
         self.initial_losses_ = torch.full((n_tasks,), float("nan"), device=self.device_)
@@ -861,7 +893,7 @@ class LBTWWeighting(Weighting):
         self.initial_losses_ = _record_initial(
             _state_on(self.initial_losses_, losses), detached, observed
         )
-        weights = _loss_ratio(self.initial_losses_, detached, observed) ** self._alpha
+        weights = _loss_ratio(self.initial_losses_, detached, observed) ** float(self.alpha)
         weights = torch.where(observed, weights, torch.ones_like(weights))
         if self.normalize:
             zero = weights.new_zeros(())
@@ -924,6 +956,161 @@ class MinimaxWeighting(Weighting):
 
     def current_weights(self):
         """The weights of the last batch with an observed task (ones before the first batch)."""
+        return self.weights_.to("cpu", torch.float64).numpy()
+
+
+class RMTLWeighting(Weighting):
+    """Reinforced multi-task learning: each batch, the auxiliary policy best aligned with the focus.
+
+    One task is the *focus* ``f``, the others ``A`` are auxiliary. With ``G`` the Gram matrix of
+    the per-task gradients ``g_t`` on the shared representation (:meth:`observe_task_gram`; no
+    backward pass per task), for every candidate policy ``pi`` (a row of ``policies``, weights
+    over ``A``)::
+
+        g_pi . g_f = pi @ G[A, f]        ||g_pi||^2 = pi @ G[A][:, A] @ pi
+        r(pi)      = max(cos(g_pi, g_f), 0)       (0 when either gradient is 0)
+        pi*        = argmax_pi r(pi)              (the first one if tied)
+        total      = L_f + r(pi*) * sum_{a in A observed} pi*_a L_a
+
+    A batch without a focus label has no focus gradient to align with: it keeps the weights
+    of the last batch that had one (the auxiliary weights are 0 until then). The focus task's
+    weight is always 1. :class:`~skmtl.deep.FocusedTaskRegressor` and
+    :class:`~skmtl.deep.FocusedTaskClassifier` build it for ``strategy="rmtl"``; a multi-task
+    estimator takes it as ``weighting=RMTLWeighting(focus_task=...)``. Its weights are only
+    meaningful with a shared representation (``sharing="hard"``): without one the Gram matrix is
+    taken over each task's own slot.
+
+    Parameters
+    ----------
+    focus_task : int
+        Position of the focus task in the estimator's ``tasks_``.
+    policies : array-like of shape (n_policies, n_tasks - 1), default=None
+        Candidate policies: non-negative weights over the auxiliary tasks (in ``tasks_`` order,
+        the focus task left out), each with a positive weight. None: each auxiliary task alone
+        and, with two or more auxiliary tasks, all of them together (weight 1 each).
+
+    Attributes
+    ----------
+    policies_ : torch.Tensor of shape (n_policies, n_tasks - 1)
+        The candidate policies in use.
+    weights_ : torch.Tensor of shape (n_tasks,)
+        Mean over the last epoch's batches of the weights used (1 for the focus task).
+    batch_weights_ : torch.Tensor of shape (n_tasks,)
+        The weights of the last batch.
+    last_policy_, last_reward_ : torch.Tensor of shape ()
+        Index of the policy chosen at the last batch with a focus label (-1 before the first),
+        and its reward.
+
+    Notes
+    -----
+    Reinforced multi-task learning after S. Liu, Y. Liang and A. Gitter (negative transfer in
+    multi-task learning), with one reward per candidate policy.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import torch
+    >>> from skmtl.deep.weighting import RMTLWeighting
+    >>> weighting = RMTLWeighting(focus_task=0)
+    >>> weighting.reset(3, n_observed=np.array([5, 5, 5]), task_type="regression", device="cpu")
+    []
+    >>> weighting.policies_  # each auxiliary task alone, then both
+    tensor([[1., 0.],
+            [0., 1.],
+            [1., 1.]])
+    >>> gram = torch.tensor([[1.0, 0.5, -1.0], [0.5, 1.0, 0.0], [-1.0, 0.0, 1.0]])
+    >>> observed = torch.tensor([True, True, True])
+    >>> weighting.observe_task_gram(gram, observed)  # task 1 is aligned (cos 0.5), task 2 not
+    >>> weighting.combine(torch.tensor([1.0, 2.0, 4.0]), observed)  # 1 + 0.5 * 2
+    tensor(2.)
+    """
+
+    requires_task_gram = True
+    _parameter_constraints = {
+        "focus_task": [Interval(Integral, 0, None, closed="left")],
+        "policies": [None, "array-like"],
+    }
+
+    def __init__(self, focus_task, *, policies=None):
+        self.focus_task = focus_task
+        self.policies = policies
+
+    def reset(self, n_tasks, *, n_observed, task_type, device):
+        params = super().reset(n_tasks, n_observed=n_observed, task_type=task_type, device=device)
+        focus = self.focus_task
+        owner = type(self).__name__
+        if isinstance(focus, bool) or not isinstance(focus, Integral) or not 0 <= focus < n_tasks:
+            raise ValueError(
+                f"{owner}: focus_task must be a task position in 0..{n_tasks - 1}, got {focus!r}."
+            )
+        focus = int(focus)
+        n_aux = n_tasks - 1
+        if self.policies is None:
+            rows = list(np.eye(n_aux))
+            if n_aux > 1:
+                rows.append(np.ones(n_aux))
+            policies = np.array(rows, dtype=np.float64).reshape(len(rows), n_aux)
+        else:
+            policies = np.asarray(self.policies, dtype=np.float64)
+            if policies.ndim != 2 or policies.shape[1] != n_aux:
+                raise ValueError(
+                    f"{owner}: policies must have shape (n_policies, {n_aux}) (one weight per "
+                    f"auxiliary task), got {policies.shape}."
+                )
+            if not np.all(np.isfinite(policies)) or np.any(policies < 0):
+                raise ValueError(f"{owner}: policy weights must be finite and >= 0.")
+            if not np.all(policies.any(axis=1)):
+                raise ValueError(f"{owner}: every policy needs a positive weight.")
+        self.aux_ = torch.tensor(
+            [t for t in range(n_tasks) if t != focus], dtype=torch.long, device=self.device_
+        )
+        policies = torch.as_tensor(policies, dtype=torch.float32)
+        self.policies_ = policies.reshape(-1, n_aux).to(self.device_)
+        self.batch_weights_ = torch.zeros(n_tasks, device=self.device_)
+        self.batch_weights_[focus] = 1.0
+        self.weights_ = self.batch_weights_.clone()
+        self.last_policy_ = torch.tensor(-1, device=self.device_)
+        self.last_reward_ = torch.tensor(0.0, device=self.device_)
+        self.weight_sum_ = torch.zeros(n_tasks, device=self.device_)
+        self.n_batches_ = 0
+        return params
+
+    def observe_task_gram(self, gram, observed):
+        """Choose this batch's policy from the Gram matrix of the per-task gradients."""
+        if self.policies_.shape[0] == 0:
+            return
+        focus, aux, policies = int(self.focus_task), self.aux_, self.policies_
+        gram = gram.detach().to(device=policies.device, dtype=policies.dtype)
+        to_aux = gram.index_select(0, aux)  # (n_aux, T)
+        dots = policies @ to_aux[:, focus]  # g_pi . g_f
+        squares = ((policies @ to_aux.index_select(1, aux)) * policies).sum(1)  # ||g_pi||^2
+        norms = (squares.clamp_min(0) * gram[focus, focus].clamp_min(0)).sqrt()
+        cosines = torch.where(norms > 0, dots / norms.clamp_min(1e-30), torch.zeros_like(dots))
+        rewards = cosines.clamp(0.0, 1.0)
+        best = torch.argmax(rewards)  # the first maximum
+        weights = torch.zeros_like(self.batch_weights_)
+        weights[focus] = 1.0
+        weights = weights.index_copy(0, aux, rewards[best] * policies[best])
+        has_focus = torch.as_tensor(observed, device=weights.device)[focus]
+        self.batch_weights_ = torch.where(has_focus, weights, self.batch_weights_)
+        self.last_policy_ = torch.where(has_focus, best, self.last_policy_)
+        self.last_reward_ = torch.where(has_focus, rewards[best], self.last_reward_)
+
+    def combine(self, losses, observed):
+        observed = self._check_batch(losses, observed)
+        weights = self.batch_weights_.to(device=losses.device, dtype=losses.dtype)
+        self.weight_sum_ = self.weight_sum_ + self.batch_weights_
+        self.n_batches_ += 1
+        return weighted_sum(weights, losses, observed)
+
+    def on_epoch_end(self, epoch_losses):
+        if self.n_batches_:
+            self.weights_ = self.weight_sum_ / self.n_batches_
+        self.weight_sum_ = torch.zeros_like(self.weight_sum_)
+        self.n_batches_ = 0
+
+    def current_weights(self):
+        """Mean weights over the last epoch's batches."""
         return self.weights_.to("cpu", torch.float64).numpy()
 
 

@@ -12,7 +12,7 @@ from skorch.callbacks import Callback  # noqa: E402
 
 from skmtl import UnknownTaskError  # noqa: E402
 from skmtl.deep import FocusedTaskRegressor, MultiTaskClassifier, MultiTaskRegressor  # noqa: E402
-from skmtl.deep._estimators import stratified_validation_split  # noqa: E402
+from skmtl.deep._base import stratified_validation_split  # noqa: E402
 
 SMALL = dict(hidden_layer_sizes=(6,), max_epochs=3, batch_size=16, lr=1e-2)
 

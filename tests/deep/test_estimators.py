@@ -15,6 +15,7 @@ from torch import nn  # noqa: E402
 
 from skmtl.deep import MultiTaskClassifier, MultiTaskRegressor, Weighting  # noqa: E402
 from skmtl.deep._device import resolve_device  # noqa: E402
+from skmtl.deep.weighting import FixedWeighting  # noqa: E402
 
 # The training defaults these tests were written for (before early stopping and weight decay
 # became the defaults): no validation split, Adam without weight decay, no dropout.
@@ -186,7 +187,7 @@ def test_custom_weighting_instance_equals_the_same_fixed_weights():
     X, Y = regression_data()
     weighting = DoubleFirstTask()
     custom = MultiTaskRegressor(**SMALL, weighting=weighting, random_state=0).fit(X, Y)
-    fixed = MultiTaskRegressor(**SMALL, weighting="fixed", task_weights=[2.0, 1.0, 1.0],
+    fixed = MultiTaskRegressor(**SMALL, weighting=FixedWeighting(task_weights=[2.0, 1.0, 1.0]),
                                random_state=0).fit(X, Y)
     np.testing.assert_array_equal(custom.predict(X), fixed.predict(X))
     np.testing.assert_array_equal(custom.task_weights_history_, [[2.0, 1.0, 1.0]] * 3)
@@ -198,7 +199,7 @@ def test_fixed_weighting_errors_name_the_problem():
     with pytest.raises(ValueError, match="task_weights"):
         MultiTaskRegressor(**SMALL, weighting="fixed").fit(X, Y)
     with pytest.raises(ValueError, match="expected 3"):
-        MultiTaskRegressor(**SMALL, weighting="fixed", task_weights=[1.0, 2.0]).fit(X, Y)
+        MultiTaskRegressor(**SMALL, weighting=FixedWeighting([1.0, 2.0])).fit(X, Y)
 
 
 @pytest.mark.parametrize("optimizer", ["sgd", "adamw", torch.optim.RMSprop])

@@ -1,10 +1,11 @@
 """GridSearchCV over every sharing strategy, weighting and conditioning, inside a Pipeline.
 
-Every parameter of the deep estimators is a flat, grid-searchable parameter: a Pipeline with a
-scaler and a :class:`~skmtl.deep.MultiTaskClassifier` is searched over all six sharing
-strategies, all eight weightings (``"fixed"`` with its ``task_weights``, through a list of
-grids) and the three conditionings of ``"conditioned"``, on a wide Y with missing labels and
-the folds of :class:`~skmtl.model_selection.MultiTaskKFold`.
+Every parameter of the deep estimators is grid-searchable: a Pipeline with a scaler and a
+:class:`~skmtl.deep.MultiTaskClassifier` is searched over all six sharing strategies, all eight
+weightings (``"fixed"`` as a ``FixedWeighting`` with its ``task_weights``) and the three
+conditionings of ``"conditioned"``, on a wide Y with missing labels and the folds of
+:class:`~skmtl.model_selection.MultiTaskKFold`; a weighting's own parameters
+(``weighting__alpha``) are searched too.
 """
 
 import numpy as np
@@ -14,12 +15,13 @@ torch = pytest.importorskip("torch")
 
 from sklearn.base import clone  # noqa: E402
 from sklearn.model_selection import GridSearchCV  # noqa: E402
-from sklearn.pipeline import Pipeline  # noqa: E402
+from sklearn.pipeline import Pipeline, make_pipeline  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 
-from skmtl.datasets import make_multitask_classification  # noqa: E402
-from skmtl.deep import SHARING, WEIGHTINGS, MultiTaskClassifier  # noqa: E402
+from skmtl.datasets import make_multitask_classification, make_multitask_regression  # noqa: E402
+from skmtl.deep import SHARING, WEIGHTINGS, MultiTaskClassifier, MultiTaskRegressor  # noqa: E402
 from skmtl.deep.modules import CONDITIONING  # noqa: E402
+from skmtl.deep.weighting import FixedWeighting, GradNormWeighting  # noqa: E402
 from skmtl.metrics import make_multitask_scorer  # noqa: E402
 from skmtl.model_selection import MultiTaskKFold  # noqa: E402
 
@@ -51,14 +53,18 @@ def masked_accuracy(Y, pred):
 def param_grid():
     """Every sharing x every weighting, plus the other conditionings of "conditioned"."""
     unweighted = [w for w in WEIGHTINGS if w != "fixed"]
+    fixed = FixedWeighting(task_weights=TASK_WEIGHTS)
     return [
         {"model__sharing": list(SHARING), "model__weighting": unweighted},
-        {"model__sharing": list(SHARING), "model__weighting": ["fixed"],
-         "model__task_weights": [TASK_WEIGHTS]},
+        {"model__sharing": list(SHARING), "model__weighting": [fixed]},
         {"model__sharing": ["conditioned"],
          "model__conditioning": [c for c in CONDITIONING if c != "concat"],
-         "model__weighting": list(WEIGHTINGS), "model__task_weights": [TASK_WEIGHTS]},
+         "model__weighting": [*unweighted, fixed]},
     ]
+
+
+def _weighting_name(weighting):
+    return weighting if isinstance(weighting, str) else "fixed"
 
 
 def test_grid_search_over_every_sharing_weighting_and_conditioning():
@@ -72,7 +78,8 @@ def test_grid_search_over_every_sharing_weighting_and_conditioning():
 
     results = search.cv_results_
     cells = {
-        (p["model__sharing"], p["model__weighting"], p.get("model__conditioning", "concat"))
+        (p["model__sharing"], _weighting_name(p["model__weighting"]),
+         p.get("model__conditioning", "concat"))
         for p in results["params"]
     }
     expected = {(s, w, "concat") for s in SHARING for w in WEIGHTINGS} | {
@@ -104,3 +111,30 @@ def test_fixed_weighting_in_a_grid_needs_its_task_weights():
                           error_score="raise")
     with pytest.raises(ValueError, match="task_weights"):
         search.fit(X, Y)
+
+
+def test_grid_search_over_a_weightings_own_parameter():
+    """A weighting is a small estimator: weighting__alpha is searched like any parameter."""
+    X, Y = make_multitask_regression(
+        n_samples=60, n_features=5, n_tasks=N_TASKS, missing_rate=0.2, random_state=0
+    )
+    pipe = make_pipeline(
+        StandardScaler(),
+        MultiTaskRegressor(weighting=GradNormWeighting(), max_epochs=3,
+                           **{k: v for k, v in TINY.items() if k != "max_epochs"}),
+    )
+    assert "multitaskregressor__weighting__alpha" in pipe.get_params()
+    grid = {"multitaskregressor__weighting__alpha": [0.5, 1.5]}
+    search = GridSearchCV(
+        pipe, grid, cv=MultiTaskKFold(2, shuffle=True, random_state=0), error_score="raise"
+    ).fit(X, Y)
+    assert [p["multitaskregressor__weighting__alpha"] for p in search.cv_results_["params"]] \
+        == [0.5, 1.5]
+    assert np.all(np.isfinite(search.cv_results_["mean_test_score"]))
+    best = search.best_estimator_[-1]
+    assert best.weighting.alpha == search.best_params_["multitaskregressor__weighting__alpha"]
+    # the fitted weighting is a clone carrying that alpha; the parameter object is untouched
+    assert best.net_.weighting_ is not best.weighting
+    assert best.net_.weighting_.alpha == best.weighting.alpha
+    assert not hasattr(best.weighting, "weights_")
+    assert not hasattr(pipe[-1].weighting, "weights_")

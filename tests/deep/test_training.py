@@ -368,3 +368,32 @@ def test_affinity_of_many_tasks_is_measured_on_the_first_batch_of_each_epoch(mon
     first = MultiTaskRegressor(**fit).fit(X, Y)
     np.testing.assert_array_equal(first.net_.affinity_count_.numpy(), 2.0)  # 2 first batches
     assert np.all(np.isfinite(first.gradient_affinity_))
+
+
+def test_fine_tune_is_a_phase_of_the_net_on_the_given_tasks_only():
+    """net.fine_tune: fixed weights on the kept tasks, their rows only, the trunk frozen."""
+    X, Y = _regression_data(n=40)
+    est = MultiTaskRegressor(hidden_layer_sizes=(8,), max_epochs=2, batch_size=8, lr=1e-2,
+                             random_state=0, **OLD_TRAINING).fit(X, Y)
+    net = est.net_
+    mask = ~np.isnan(Y)
+    targets = np.where(mask, Y, 0.0).astype(np.float32)
+    train = MultiTaskDataset(X, targets, mask)
+    trunk = copy.deepcopy(net.module_.trunk.state_dict())
+    heads = copy.deepcopy(net.module_.task_heads.state_dict())
+    assert net.fine_tune(train, tasks=[1], epochs=3, freeze_shared=True) is net
+    assert len(net.history) == 5
+    np.testing.assert_array_equal(net.weighting_.current_weights(), [0.0, 1.0, 0.0])
+    for row in net.history[2:]:
+        assert row["task_weights"] == [0.0, 1.0, 0.0]
+        assert np.isnan(row["train_loss_task_0"]) and np.isnan(row["train_loss_task_2"])
+        assert np.isfinite(row["train_loss_task_1"])
+    for name, value in net.module_.trunk.state_dict().items():
+        torch.testing.assert_close(value, trunk[name], rtol=0, atol=0)
+    moved = net.module_.task_heads.state_dict()
+    assert any(not torch.equal(moved[name], heads[name]) for name in heads)
+    assert est.net_.weighting is not net.weighting_  # the fit's weighting is left as it was
+    no_label = np.zeros_like(mask)
+    no_label[:, 0] = mask[:, 0]
+    with pytest.raises(ValueError, match="Task 1 has no label .* nothing to fine-tune on"):
+        net.fine_tune(MultiTaskDataset(X, targets, no_label), tasks=[1], epochs=1)

@@ -1,0 +1,592 @@
+"""The private base of the deep estimators, and their regression and classification parts.
+
+:class:`_BaseDeepEstimator` owns what the multi-task estimators (``MultiTaskRegressor``,
+``MultiTaskClassifier``, in ``_estimators.py``) and the focused-task estimators
+(``FocusedTaskRegressor``, ``FocusedTaskClassifier``, in ``_focused.py``) share: the parameters of
+the network and of its training, their constraints, the construction and training of the skorch
+net (:class:`~skmtl.deep._net.MultiTaskNet`), the resolution of a weighting parameter, and the
+forward passes. The two families are siblings over it, as scikit-learn's ``MLPClassifier`` and
+``MLPRegressor`` are over ``BaseMultilayerPerceptron``; each declares its own parameters.
+:class:`_DeepRegressionMixin` and :class:`_DeepClassificationMixin` encode the targets for the
+net and decode its outputs.
+"""
+
+import copy
+import warnings
+from functools import partial
+from numbers import Integral, Real
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from sklearn.base import BaseEstimator, clone
+from sklearn.utils import check_random_state
+from skorch.callbacks import EarlyStopping, PrintLog, ProgressBar
+from skorch.helper import predefined_split
+
+from skmtl.deep._device import resolve_device, seeded_rng
+from skmtl.deep._net import BatchLoader, MultiTaskDataset, MultiTaskNet, TaskLoss, TaskLossRecorder
+from skmtl.deep.modules import ACTIVATIONS, build_module
+from skmtl.deep.weighting import get_weighting
+from skmtl.utils._sklearn_compat import Hidden, Interval, StrOptions
+from skmtl.utils.validation import _hashable
+
+OPTIMIZERS = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD, "adamw": torch.optim.AdamW}
+
+# Defaults of the training parameters, chosen on the packaged data (benchmarks/deep_defaults.py;
+# the grid and the table are in the "Defaults" section of docs/user_guide/deep.rst).
+DEFAULTS = {
+    "hidden_layer_sizes": (512,),
+    "dropout": 0.5,
+    "max_epochs": 200,
+    "batch_size": 128,
+    "lr": 3e-4,
+    "weight_decay": 1e-2,
+    "optimizer": "adamw",
+    "n_iter_no_change": 10,
+}
+
+# Fraction of the rows held out for early stopping when validation_fraction is None.
+_AUTO_VALIDATION_FRACTION = 0.1
+
+# The default of a deprecated parameter (scikit-learn's convention): not set by the user.
+DEPRECATED = "deprecated"
+
+
+def _deprecated(*constraints):
+    """The constraints of a deprecated parameter: its own, and the sentinel default."""
+    return [*constraints, Hidden(StrOptions({DEPRECATED}))]
+
+
+def _is_set(value):
+    """Whether a deprecated parameter was set by the user (is not the sentinel)."""
+    return not (isinstance(value, str) and value == DEPRECATED)
+
+
+def _weights_history(net, n_tasks):
+    """Epochs completed and the ``(n_epochs, n_tasks)`` task weights recorded at their ends."""
+    # epochs that completed (skorch ends training quietly on KeyboardInterrupt)
+    weights = [row["task_weights"] for row in net.history if "task_weights" in row]
+    return len(weights), np.asarray(weights, dtype=np.float64).reshape(len(weights), n_tasks)
+
+
+def stratified_validation_split(codes, mask, sizes, fraction, rng):
+    """Split the rows into training and validation rows, stratified on every task.
+
+    A stratum is one class of one classification task (``sizes[t]`` classes) or a whole
+    regression task (``sizes[t] == 1``). The strata are visited from the rarest (fewest
+    labels) to the most frequent, as in iterative stratification (Sechidis, Tsoumakas and
+    Vlahavas, 2011): the stratum's rows not yet placed, in a random order, go to validation
+    until it holds ``round(fraction * n_s)`` of the stratum's ``n_s`` labels (counting the rows
+    already placed by rarer strata), the rest to training; a stratum with 2 labels or more
+    always keeps one in training. Rows without any label then fill the validation part up
+    to ``ceil(fraction * n_samples)`` rows, and at least one row is held out.
+
+    Parameters
+    ----------
+    codes : ndarray of int, shape (n_samples, n_tasks)
+        Class codes (0 for regression tasks and missing labels).
+    mask : ndarray of bool, shape (n_samples, n_tasks)
+        Observed labels.
+    sizes : sequence of int
+        Number of strata of each task.
+    fraction : float
+        Fraction of the rows to hold out, in (0, 1).
+    rng : numpy.random.RandomState
+
+    Returns
+    -------
+    train, valid : ndarray of int
+        Sorted row indices.
+    """
+    n_samples, n_tasks = mask.shape
+    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.intp)
+    n_strata = int(offsets[-1])
+    order = rng.permutation(n_samples)
+    rank = np.empty(n_samples, dtype=np.intp)
+    rank[order] = np.arange(n_samples)
+    total = np.zeros(n_strata, dtype=np.intp)
+    members = {}
+    for t in range(n_tasks):
+        rows = np.flatnonzero(mask[:, t])
+        rows = rows[np.argsort(rank[rows], kind="stable")]  # random order
+        ids = offsets[t] + codes[rows, t]
+        np.add.at(total, ids, 1)
+        by_stratum = np.argsort(ids, kind="stable")
+        bounds = np.searchsorted(ids[by_stratum], np.arange(offsets[t], offsets[t + 1] + 1))
+        for k in range(sizes[t]):
+            members[offsets[t] + k] = (t, rows[by_stratum[bounds[k] : bounds[k + 1]]])
+    place = np.full(n_samples, -1, dtype=np.int8)  # -1 not placed, 0 training, 1 validation
+    counts = np.zeros((2, n_strata), dtype=np.intp)
+
+    def assign(rows, part):
+        place[rows] = part
+        sub = mask[rows]
+        ids = (offsets[:-1] + codes[rows])[sub]
+        np.add.at(counts[part], ids, 1)
+
+    for s in np.argsort(total, kind="stable"):
+        if total[s] == 0:
+            continue
+        t, rows = members[s]
+        rows = rows[place[rows] < 0]
+        k = int(np.clip(np.round(fraction * total[s] - counts[1, s]), 0, rows.shape[0]))
+        if total[s] >= 2 and counts[0, s] == 0:
+            k = min(k, rows.shape[0] - 1)
+        assign(rows[:k], 1)
+        assign(rows[k:], 0)
+    free = order[place[order] < 0]
+    n_valid = int(np.ceil(fraction * n_samples))
+    k = int(np.clip(n_valid - np.count_nonzero(place == 1), 0, free.shape[0]))
+    place[free[:k]] = 1
+    place[free[k:]] = 0
+    if not np.any(place == 1):
+        # hold out the first row (in the random order) whose labels all have a spare in training
+        spare = counts[0] >= 2
+        for row in order:
+            ids = (offsets[:-1] + codes[row])[mask[row]]
+            if np.all(spare[ids]):
+                break
+        place[row] = 1
+    if not np.any(place == 0):
+        place[order[0]] = 0
+    return np.flatnonzero(place == 0), np.flatnonzero(place == 1)
+
+
+def _standardize(values):
+    """``(mean, scale, (values - mean) / scale)`` of one task's targets, safely.
+
+    The values are divided by their largest magnitude ``m`` before the mean and the standard
+    deviation are taken, so that targets of any finite magnitude (1e154, 1e300) neither
+    overflow nor underflow. A constant task (standard deviation below ``1e-12 m``) gets
+    ``scale = m`` (1 when every value is 0): its standardised targets are 0 up to rounding.
+    """
+    magnitude = float(np.abs(values).max())
+    if magnitude == 0:
+        return 0.0, 1.0, np.zeros_like(values)
+    unit = values / magnitude
+    unit_mean = unit.mean()
+    unit_std = unit.std()
+    if unit_std <= 1e-12:
+        return unit_mean * magnitude, magnitude, unit - unit_mean
+    return unit_mean * magnitude, unit_std * magnitude, (unit - unit_mean) / unit_std
+
+
+def _task_proba(out, n_classes):
+    """Class probabilities ``(B, n_classes)`` of one task from its padded head output ``(B, K)``.
+
+    One logit for a binary task, ``n_classes`` logits otherwise; a one-class task is certain.
+    """
+    proba = np.empty((out.shape[0], n_classes))
+    if n_classes == 1:
+        proba[:] = 1.0
+    elif n_classes == 2:
+        proba[:, 1] = 1.0 / (1.0 + np.exp(-out[:, 0]))
+        proba[:, 0] = 1.0 - proba[:, 1]
+    else:
+        logits = out[:, :n_classes]
+        exp = np.exp(logits - logits.max(axis=1, keepdims=True))
+        proba[:] = exp / exp.sum(axis=1, keepdims=True)
+    return proba
+
+
+class _BaseDeepEstimator(BaseEstimator):
+    """Parameters, net construction, training and forward passes of the deep estimators.
+
+    Subclasses define ``_fit_multitask`` (the hook of :class:`~skmtl.base.MultiTaskMixin`),
+    ``_sharing()`` (the sharing strategy and its parameters for
+    :func:`~skmtl.deep.modules.build_module`) and, through a regression or classification mixin,
+    ``_task_type`` and ``_encode_targets``.
+    """
+
+    _parameter_constraints = {
+        "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
+        "head_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
+        "activation": [StrOptions(set(ACTIVATIONS))],
+        "dropout": [Interval(Real, 0, 1, closed="left")],
+        "module": [None, type],
+        "module_params": [None, dict],
+        "max_epochs": [Interval(Integral, 1, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "lr": [Interval(Real, 0, None, closed="neither")],
+        "weight_decay": [Interval(Real, 0, None, closed="left")],
+        "optimizer": [StrOptions(set(OPTIMIZERS)), callable],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [None, Interval(Real, 0, 1, closed="left")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "callbacks": [None, list],
+        "device": [str],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+    }
+
+    # X arrives float32 or float64 (other dtypes become float32); batches are float32.
+    _X_dtype = [np.float32, np.float64]
+
+    def __init__(
+        self,
+        *,
+        hidden_layer_sizes,
+        head_layer_sizes,
+        activation,
+        dropout,
+        module,
+        module_params,
+        max_epochs,
+        batch_size,
+        lr,
+        weight_decay,
+        optimizer,
+        early_stopping,
+        validation_fraction,
+        n_iter_no_change,
+        callbacks,
+        device,
+        random_state,
+        verbose,
+    ):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.head_layer_sizes = head_layer_sizes
+        self.activation = activation
+        self.dropout = dropout
+        self.module = module
+        self.module_params = module_params
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.optimizer = optimizer
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.callbacks = callbacks
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        return tags
+
+    # -- weighting --------------------------------------------------------------------------------
+    def _flat_weighting_params(self, weighting, flat, replacement):
+        """Warn for each deprecated flat parameter the user set; the ones ``weighting`` takes.
+
+        ``flat`` maps the deprecated flat parameters of the estimator to ``(weighting name,
+        weighting parameter, class name)``. A flat parameter that is set raises a FutureWarning
+        naming ``replacement=<class name>(<parameter>=...)`` and, when ``weighting`` is that
+        name, is returned as the weighting's parameter (its effect is kept).
+        """
+        params = {}
+        for attribute, (name, param, cls) in flat.items():
+            value = getattr(self, attribute)
+            if not _is_set(value):
+                continue
+            warnings.warn(
+                f"{attribute} is deprecated since skmtl 0.1 and will be removed in 0.2; use "
+                f"{replacement}={cls}({param}=...) instead.",
+                FutureWarning,
+                stacklevel=2,
+            )
+            if isinstance(weighting, str) and weighting == name:
+                params[param] = value
+        return params
+
+    @staticmethod
+    def _resolve_weighting(weighting, params):
+        """A fresh weighting for this fit from a name (with ``params``) or an instance.
+
+        An instance is cloned (the parameter is never modified); either way the weighting's
+        parameters are validated against its ``_parameter_constraints``.
+        """
+        if isinstance(weighting, str):
+            if weighting == "fixed":
+                params = {"task_weights": None, **params}
+            weighting = get_weighting(weighting, **params)
+        else:
+            weighting = clone(weighting)
+        weighting._validate_params()
+        return weighting
+
+    # -- training ---------------------------------------------------------------------------------
+    def _module_builder(self, n_features, output_sizes):
+        """The network factory handed to skorch (called without arguments)."""
+        sharing, sharing_params = self._sharing()
+        return partial(
+            build_module,
+            sharing,
+            n_features,
+            output_sizes,
+            hidden_layer_sizes=self.hidden_layer_sizes,
+            head_layer_sizes=self.head_layer_sizes,
+            activation=self.activation,
+            dropout=self.dropout,
+            module=self.module,
+            module_params=self.module_params,
+            **sharing_params,
+        )
+
+    def _train_net(
+        self, X, targets, mask, kinds, output_sizes, *, tasks, weighting, task_sampling="joint",
+        after_fit=None,
+    ):
+        """Build the skorch net on encoded targets (one column per task in ``tasks``), train it.
+
+        ``after_fit(net, train, valid)``, when given, runs right after ``net.fit`` in the same
+        seeded block (a further training phase); ``train`` and ``valid`` are the
+        :class:`MultiTaskDataset` parts (``valid`` None without validation data).
+        """
+        fraction = self._validation_fraction()
+        if self.early_stopping and fraction == 0:
+            raise ValueError(
+                "early_stopping=True monitors the validation loss and needs "
+                "validation_fraction > 0 (e.g. 0.1, or None for the default); got "
+                "validation_fraction=0."
+            )
+        device = resolve_device(self.device)
+        if sp.issparse(X) and X.format != "csr":
+            X = X.tocsr()  # rows are drawn per batch
+        rng = check_random_state(self.random_state)
+        seed = int(rng.randint(np.iinfo(np.int32).max))
+        train_rows, valid_rows = self._split_rows(
+            targets, mask, kinds, output_sizes, fraction, np.random.RandomState(seed)
+        )
+        train = MultiTaskDataset(X, targets, mask, train_rows)
+        valid = None if valid_rows is None else MultiTaskDataset(X, targets, mask, valid_rows)
+        n_observed = mask.sum(0) if train_rows is None else mask[train_rows].sum(0)
+        net = MultiTaskNet(
+            self._module_builder(X.shape[1], output_sizes),
+            criterion=TaskLoss(kinds, output_sizes),
+            weighting=weighting,
+            n_observed=n_observed,
+            task_type=self._task_type,
+            task_names=[_hashable(task) for task in tasks],
+            **self._optimizer_params(),
+            lr=self.lr,
+            max_epochs=self.max_epochs,
+            batch_size=self.batch_size,
+            iterator_train=BatchLoader,
+            iterator_train__shuffle=True,
+            iterator_train__task_sampling=task_sampling,
+            iterator_valid=BatchLoader,
+            train_split=None if valid is None else predefined_split(valid),
+            callbacks=self._make_callbacks(),
+            callbacks__valid_loss=TaskLossRecorder(),
+            callbacks__print_log=self._make_print_log(len(output_sizes)),
+            verbose=self.verbose,
+            device=device,
+        )
+        with seeded_rng(seed, device):
+            net.fit(train, None)
+            if after_fit is not None:
+                after_fit(net, train, valid)
+        net.affinity_sum_, net.affinity_count_ = net.affinity_sum_.cpu(), net.affinity_count_.cpu()
+        return net
+
+    def _optimizer_params(self):
+        """skorch's ``optimizer`` arguments: the class, and where weight decay applies.
+
+        Weight decay applies to the parameters whose name ends in ``weight`` (the weight
+        matrices of the trunk, towers and heads, and of a user module), never to biases, the
+        task embedding, the cross-stitch / sluice mixing units or a weighting's parameters.
+        """
+        if isinstance(self.optimizer, str):
+            optimizer = OPTIMIZERS[self.optimizer]
+            params = {"optimizer": optimizer, "optimizer__weight_decay": 0.0}
+        else:
+            params = {"optimizer": self.optimizer}
+        if self.weight_decay > 0:
+            params["optimizer__param_groups"] = [
+                ("*weight", {"weight_decay": float(self.weight_decay)})
+            ]
+        return params
+
+    def _validation_fraction(self):
+        if self.validation_fraction is None:
+            return _AUTO_VALIDATION_FRACTION if self.early_stopping else 0.0
+        return self.validation_fraction
+
+    def _make_callbacks(self):
+        callbacks = [copy.deepcopy(cb) for cb in (self.callbacks or [])]
+        if self.early_stopping:
+            stopper = EarlyStopping(
+                monitor="valid_loss", patience=self.n_iter_no_change, threshold=1e-4,
+                threshold_mode="rel", load_best=True,
+            )
+            callbacks.append(("early_stopping", stopper))
+        if self.verbose:
+            callbacks.append(("progress_bar", ProgressBar()))
+        return callbacks
+
+    def _make_print_log(self, n_tasks):
+        if not self.verbose or self.verbose < 2:
+            return None
+        ignored = ["task_weights"] + [
+            f"{phase}_loss_task_{t}" for phase in ("train", "valid") for t in range(n_tasks)
+        ]
+        return PrintLog(keys_ignored=ignored)
+
+    def _split_rows(self, targets, mask, kinds, output_sizes, fraction, rng):
+        """Training and validation rows (None, None without validation)."""
+        if fraction == 0:
+            return None, None
+        n_samples = mask.shape[0]
+        if n_samples < 2:
+            raise ValueError(
+                f"n_samples={n_samples}: a validation split (early_stopping=True or "
+                "validation_fraction > 0) needs at least 2 rows; set early_stopping=False."
+            )
+        if np.ceil(fraction * n_samples) >= n_samples:
+            raise ValueError(
+                f"validation_fraction={fraction} leaves no training rows out of {n_samples}; "
+                "lower it."
+            )
+        # strata: each class of a classification task, each regression task as a whole
+        sizes = [
+            1 if kind in ("regression", "constant") else max(size, 2)
+            for kind, size in zip(kinds, output_sizes, strict=True)
+        ]
+        codes = np.zeros(mask.shape, dtype=np.intp)
+        for t in range(len(kinds)):
+            if sizes[t] > 1:
+                codes[:, t] = np.where(mask[:, t], targets[:, t], 0)
+        return stratified_validation_split(codes, mask, sizes, fraction, rng)
+
+    # -- predictions ----------------------------------------------------------------------------
+    def _forward(self, X):
+        """Yield ``(rows, outputs)``: the padded head outputs (T, B, K_max) of each batch."""
+        dataset = MultiTaskDataset(X)
+        start = 0
+        for out in self.net_.forward_iter(dataset, training=False):
+            stop = start + out.shape[1]
+            yield slice(start, stop), self._check_outputs(out.to(torch.float64).numpy())
+            start = stop
+
+    def _forward_shared(self, X):
+        """Yield ``(rows, outputs)``: every head's padded output (T, B, K_max) on the shared
+        representation (the one an unseen task gets), batch by batch."""
+        net = self.net_
+        module = net.module_
+        if not module.has_shared_part:
+            raise ValueError(
+                f"unknown_task='shared' predicts a task not seen in fit from the part of the "
+                f"network shared by all tasks, but sharing={self._sharing()[0]!r} has none "
+                "(every tower belongs to one task). Use sharing='hard' or 'conditioned', or "
+                "unknown_task='error'."
+            )
+        loader = BatchLoader(MultiTaskDataset(X), net.batch_size)
+        was_training = module.training
+        module.train(False)
+        start = 0
+        try:
+            with torch.no_grad():
+                for Xi, _ in loader:
+                    out = module.forward_shared(Xi.to(net.device))
+                    stop = start + out.shape[1]
+                    out = out.to("cpu", torch.float64).numpy()
+                    yield slice(start, stop), self._check_outputs(out)
+                    start = stop
+        finally:
+            module.train(was_training)
+
+    def _check_outputs(self, out):
+        """Raise a FloatingPointError naming the task whose outputs are not finite."""
+        finite = np.isfinite(out).reshape(out.shape[0], -1).all(axis=1)
+        if not finite.all():
+            t = int(np.flatnonzero(~finite)[0])
+            raise FloatingPointError(
+                f"Task {_hashable(self.tasks_[t])!r}: the network's outputs are not finite "
+                f"for some rows (after epoch {self.n_iter_}, the last of training); the "
+                "network overflows on these inputs. Standardise X or refit with a smaller lr."
+            )
+        return out
+
+
+class _DeepRegressionMixin:
+    """Regression targets: standardised per task for training, mapped back for predictions."""
+
+    _parameter_constraints = {"standardize_targets": ["boolean"]}
+    _task_type = "regression"
+
+    def _encode_targets(self, Y, mask):
+        """``(kinds, output_sizes, targets)`` of the tasks for :class:`TaskLoss`."""
+        n_samples, n_tasks = mask.shape
+        targets = np.zeros((n_samples, n_tasks), dtype=np.float32)
+        self.target_mean_ = np.zeros(n_tasks)
+        self.target_scale_ = np.ones(n_tasks)
+        float32_max = float(np.finfo(np.float32).max)
+        for t in range(n_tasks):
+            rows = mask[:, t]
+            values = Y[rows, t]
+            if self.standardize_targets:
+                mean, scale, values = _standardize(values)
+                self.target_mean_[t], self.target_scale_[t] = mean, scale
+            elif np.abs(values).max() > float32_max:
+                raise ValueError(
+                    f"Task {_hashable(self.tasks_[t])!r} has targets of magnitude "
+                    f"{np.abs(values).max():.3g}, beyond float32 (the network's precision); "
+                    "use standardize_targets=True."
+                )
+            targets[rows, t] = values
+        return ["regression"] * n_tasks, [1] * n_tasks, targets
+
+    def _decode(self, out, tasks=slice(None)):
+        """Predictions ``(B, n)`` in user units from the outputs ``(n, B, 1)`` of ``tasks``."""
+        return out[:, :, 0].T * self.target_scale_[tasks] + self.target_mean_[tasks]
+
+    def _predict_raw(self, X):
+        pred = np.empty((X.shape[0], self.n_tasks_))
+        for rows, out in self._forward(X):
+            pred[rows] = self._decode(out)
+        return pred
+
+    def _predict_shared(self, X):
+        """The shared part's prediction for a task not seen in fit (``unknown_task="shared"``).
+
+        The mean over the tasks of their heads' predictions, in the user's units, on the
+        shared representation: ``mean_t (f_t(r(x)) * std_t + mean_t)``; with linear heads,
+        the prediction of the head whose weights and bias are the mean of the tasks' heads
+        (in the user's units).
+        """
+        pred = np.empty(X.shape[0])
+        for rows, out in self._forward_shared(X):
+            pred[rows] = self._decode(out).mean(axis=1)
+        return pred
+
+
+class _DeepClassificationMixin:
+    """Classification targets: class codes per task; probabilities from the logits."""
+
+    _task_type = "classification"
+
+    def _encode_targets(self, Y, mask):
+        """``(kinds, output_sizes, targets)`` of the tasks for :class:`TaskLoss`."""
+        n_samples, n_tasks = mask.shape
+        sizes = [len(classes) for classes in self._task_classes]
+        kinds = ["constant" if k == 1 else "binary" if k == 2 else "multiclass" for k in sizes]
+        output_sizes = [1 if k <= 2 else k for k in sizes]
+        targets = np.zeros((n_samples, n_tasks), dtype=np.float32)
+        np.copyto(targets, Y, where=mask, casting="unsafe")
+        return kinds, output_sizes, targets
+
+    def _predict_proba_raw(self, X):
+        sizes = [len(classes) for classes in self._task_classes]
+        proba = [np.empty((X.shape[0], k)) for k in sizes]
+        for rows, out in self._forward(X):
+            for t, k in enumerate(sizes):
+                proba[t][rows] = _task_proba(out[t], k)
+        return proba
+
+    def _predict_proba_shared(self, X):
+        """The shared part's probabilities for a task not seen in fit.
+
+        The heads' outputs (logits) on the shared representation are averaged over the tasks,
+        then mapped to probabilities as for one task: the logit of the mean head for linear
+        heads. Columns follow ``_shared_classes`` (every task has these classes).
+        """
+        n_classes = len(self._shared_classes)
+        proba = np.empty((X.shape[0], n_classes))
+        for rows, out in self._forward_shared(X):
+            proba[rows] = _task_proba(out.mean(axis=0), n_classes)
+        return proba

@@ -1,0 +1,393 @@
+"""The parameter and attribute documentation of the deep estimators, written once.
+
+Each parameter is documented in one block; the estimators' docstrings name groups of blocks with
+placeholders (``{multitask_parameters}``, ``{focused_parameters}``, ...) that
+:class:`~skmtl.utils._docstring.Substitution` fills. A parameter whose meaning differs between
+the multi-task and the focused-task estimators (the focused ones train in phases, on a hard-sharing
+trunk) has one block per family.
+"""
+
+import textwrap
+
+from skmtl.utils._docstring import SHARED_DOCS
+
+
+def _deprecated_alpha(through):
+    """The blocks of the deprecated ``gradnorm_alpha`` / ``lbtw_alpha``, set ``through`` a
+    ``weighting`` or a ``strategy`` parameter."""
+    blocks = {}
+    for name, what, default, cls in [
+        ("gradnorm", "GradNorm's asymmetry", 1.5, "GradNormWeighting"),
+        ("lbtw", "Loss-balanced weighting's exponent", 0.5, "LBTWWeighting"),
+    ]:
+        blocks[f"{name}_alpha"] = f"""
+    {name}_alpha : float, default="deprecated"
+        {what} ``alpha`` for ``{through}="{name}"`` ({default} when not set).
+
+        .. deprecated:: 0.1
+            Use ``{through}={cls}(alpha=...)``; removed in 0.2.
+    """
+    return blocks
+
+
+_PARAMETERS = {
+    "head_layer_sizes": """
+    head_layer_sizes : array-like of int or int, default=()
+        Hidden layers of each task head before its output layer. Linear heads (the default)
+        make per-task gradients nearly free (see the Notes of :class:`MultiTaskRegressor`).
+    """,
+    "activation": """
+    activation : {"relu", "gelu", "tanh", "logistic", "identity"}, default="relu"
+        Activation after every hidden layer.
+    """,
+    "dropout": """
+    dropout : float, default=0.5
+        Dropout probability after every hidden activation, in ``[0, 1)``.
+    """,
+    "module_params": """
+    module_params : dict, default=None
+        Keyword arguments of ``module``.
+    """,
+    "weight_decay": """
+    weight_decay : float, default=0.01
+        Weight decay of the weight matrices (trunk, towers, heads, a user ``module``: the
+        parameters named ``*weight``; never biases, task embeddings, cross-stitch or sluice
+        units, or a weighting's parameters), given to the optimizer as that parameter group's
+        ``weight_decay``. With ``"adamw"`` it is decoupled: each step multiplies those weights
+        by ``1 - lr * weight_decay``. With ``"adam"`` and ``"sgd"`` it is an L2 penalty
+        ``weight_decay / 2 * ||W||^2`` in the loss. 0 disables it.
+    """,
+    "validation_fraction": """
+    validation_fraction : float or None, default=None
+        Fraction of the rows held out to compute validation losses each epoch. None: 0.1 with
+        early stopping, no validation data without it; 0 for none (not with early stopping).
+    """,
+    "n_iter_no_change": """
+    n_iter_no_change : int, default=10
+        Epochs without improvement of the validation loss before early stopping stops.
+    """,
+    "device": """
+    device : str, default="cpu"
+        ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"mps"`` or ``"auto"`` (CUDA if available, else
+        MPS if available, else the CPU). An unavailable device raises a ValueError at fit.
+    """,
+    "random_state": """
+    random_state : int, RandomState instance or None, default=None
+        Seeds every torch random draw of the fit (initialisation, shuffling, dropout, task
+        sampling) and the validation split, inside :func:`torch.random.fork_rng`: torch's global
+        random state is left untouched, and the same integer gives the same model.
+    """,
+    "verbose": """
+    verbose : int, default=0
+        0: silent. 1: a progress bar per epoch (skorch's
+        :class:`~skorch.callbacks.ProgressBar`). 2: also skorch's table of losses per epoch.
+    """,
+    "standardize_targets": """
+    standardize_targets : bool, default=True
+        Standardise each task's targets on its observed labels for training: the loss is the
+        squared error on ``(y - target_mean_) / target_scale_``, and predictions are mapped
+        back to the user's units. Safe for targets of any finite magnitude (the statistics
+        are taken on the values divided by their largest magnitude). Without it, targets
+        beyond float32's range raise a ValueError.
+    """,
+    "sharing": """
+    sharing : {"hard", "independent", "soft", "cross_stitch", "sluice", "conditioned"}, \
+            default="hard"
+        How tasks share parameters: ``"hard"`` a shared trunk and one head per task;
+        ``"independent"`` one network per task (the deep single-task baseline); ``"soft"`` one
+        tower per task pulled together by ``soft_penalty``; ``"cross_stitch"`` towers mixed by
+        learned units; ``"sluice"`` cross-stitch over subspaces with layer mixing;
+        ``"conditioned"`` one network fed a learned task embedding. See
+        :mod:`skmtl.deep.modules`.
+    """,
+    "soft_penalty": """
+    soft_penalty : float, default=1e-3
+        Strength of the ``"soft"`` sharing penalty ``sum ||theta_s - theta_t||^2`` between
+        matching tower layers; used by ``"soft"`` only.
+    """,
+    "conditioning": """
+    conditioning : {"concat", "sum", "multiplicative"}, default="concat"
+        How ``"conditioned"`` sharing feeds the task embedding; used by ``"conditioned"`` only.
+    """,
+    "embedding_dim": """
+    embedding_dim : int, default=None
+        Width of the task embedding of ``"conditioned"`` sharing; None means ``min(8, T)``.
+    """,
+    "weighting": """
+    weighting : str or Weighting, default="equal"
+        How the task losses are combined: ``"equal"``, ``"fixed"``, ``"inverse_frequency"``,
+        ``"uncertainty"``, ``"gradnorm"``, ``"dwa"``, ``"lbtw"``, ``"minimax"`` (each the
+        weighting of that name with its default parameters), or an instance of a
+        :class:`~skmtl.deep.weighting.Weighting` subclass such as
+        ``GradNormWeighting(alpha=0.5)``, ``FixedWeighting(task_weights=[...])`` or
+        ``RMTLWeighting(focus_task=0)``. An instance is cloned at fit (never modified) and its
+        parameters are validated then; they are searchable as ``weighting__<param>``. See
+        :mod:`skmtl.deep.weighting`.
+    """,
+    "task_weights": """
+    task_weights : array-like of shape (n_tasks,), default="deprecated"
+        One weight per task (in ``tasks_`` order) for ``weighting="fixed"``.
+
+        .. deprecated:: 0.1
+            Use ``weighting=FixedWeighting(task_weights=...)``; removed in 0.2.
+    """,
+    **_deprecated_alpha("weighting"),
+    "task_sampling": """
+    task_sampling : {"joint", "uniform", "proportional"}, default="joint"
+        ``"joint"``: every batch is drawn from all rows and every task's observed labels count.
+        ``"uniform"`` / ``"proportional"``: naive multi-task SGD; each batch first draws one
+        task (uniformly, or with probability proportional to its number of observed labels),
+        then ``batch_size`` of that task's observed rows, and only that task's loss counts. An
+        epoch has ``ceil(n_samples / batch_size)`` batches in every mode.
+    """,
+    "unknown_task": """
+    unknown_task : {"error", "shared"}, default="error"
+        What ``task_ids`` naming a task not seen in fit gets: ``"error"`` raises
+        :class:`~skmtl.UnknownTaskError`; ``"shared"`` predicts it from the shared part, the
+        trunk read by the mean of the heads (``"hard"``) or the network fed the mean task
+        embedding (``"conditioned"``); the mean of the heads' outputs, in the user's units
+        for regression and as logits for classification. Other strategies have no shared part
+        and raise a ValueError when an unseen task has to be predicted.
+    """,
+}
+_MULTITASK_VARIANTS = {
+    "hidden_layer_sizes": """
+    hidden_layer_sizes : array-like of int or int, default=(512,)
+        Hidden layers of the trunk (``"hard"``), of each tower, or of the conditioned network.
+        Ignored when ``module`` is given.
+    """,
+    "module": """
+    module : torch.nn.Module subclass, default=None
+        A class to use as the trunk (``"hard"``) or as each tower (``"independent"``,
+        ``"soft"``), built as ``module(**module_params)`` inside ``fit``. It receives X of shape
+        ``(batch, n_features)`` in float32 and returns ``(batch, ...)``.
+    """,
+    "max_epochs": """
+    max_epochs : int, default=200
+        Maximum number of passes over the training data (fewer with early stopping).
+    """,
+    "batch_size": """
+    batch_size : int, default=128
+        Rows per batch.
+    """,
+    "lr": """
+    lr : float, default=3e-4
+        Learning rate of the optimizer.
+    """,
+    "optimizer": """
+    optimizer : {"adamw", "adam", "sgd"} or callable, default="adamw"
+        The optimizer: a name, or a :class:`torch.optim.Optimizer` class (or any callable
+        ``optimizer(param_groups, lr=lr)``).
+    """,
+    "early_stopping": """
+    early_stopping : bool, default=True
+        Hold out ``validation_fraction`` of the rows (a split stratified on every task and
+        class, see the user guide), stop when the validation loss (the mean over tasks of each
+        task's mean loss on its observed validation labels) has not improved by a relative
+        1e-4 for ``n_iter_no_change`` epochs, and restore the network of the best epoch
+        (skorch's :class:`~skorch.callbacks.EarlyStopping` with ``load_best=True``).
+    """,
+    "callbacks": """
+    callbacks : list of skorch callbacks, default=None
+        Extra skorch callbacks (instances or ``(name, callback)`` tuples); they are copied at
+        fit, and the fitted copies live in ``net_.callbacks_``.
+    """,
+}
+_FOCUSED_VARIANTS = {
+    "focus_task": """
+    focus_task : object, default=None
+        The task to serve: a task label (an entry of ``tasks_``: a column name of a DataFrame,
+        a task id of long data, a column position of an array) or, when no task label is an
+        integer, an integer position in ``tasks_``. Labels are looked up first, as pandas'
+        ``.loc`` does; an integer that is not a label is a position only if the labels are
+        not integers, so an integer task id is never taken for a position. None is allowed
+        for a single task only. An unknown focus task raises a ValueError
+        (:class:`~skmtl.UnknownTaskError`) at fit that names the known tasks.
+    """,
+    "strategy": """
+    strategy : {"rmtl", "single_task", "multi_task", "gradnorm", "lbtw", "finetune"} or \
+            Weighting, default="rmtl"
+        How the auxiliary tasks are used (see the description of
+        :class:`FocusedTaskRegressor`). An instance of a
+        :class:`~skmtl.deep.weighting.Weighting` subclass trains every task with that
+        weighting, as ``"multi_task"`` does with equal weights (cloned at fit; its parameters
+        are searchable as ``strategy__<param>``): ``"gradnorm"`` is
+        ``GradNormWeighting()``, ``"lbtw"`` is ``LBTWWeighting()``, and ``"rmtl"`` builds
+        :class:`~skmtl.deep.weighting.RMTLWeighting` on the focus task and ``policies``.
+    """,
+    "finetune_epochs": """
+    finetune_epochs : int, default=10
+        Epochs of the fine-tuning phase of ``strategy="finetune"`` (after ``max_epochs`` of
+        pre-training on all tasks); 0 makes it ``"multi_task"``.
+    """,
+    "freeze_trunk": """
+    freeze_trunk : bool, default=False
+        Freeze the trunk's parameters during the fine-tuning phase (only the heads train);
+        used by ``strategy="finetune"`` only. Buffers of a custom trunk (batch-norm running
+        statistics) still update.
+    """,
+    "policies": """
+    policies : list of dict or list of array-like, default=None
+        Candidate policies of ``strategy="rmtl"``. None: each auxiliary task alone and, with
+        two or more auxiliary tasks, all of them together, every task in a policy with weight
+        1 (so the "all" policy trains ``L_f + r * sum_a L_a``, equal weighting damped by the
+        reward). Otherwise a list whose entries are dicts ``{task label:
+        weight}`` (auxiliary tasks left out weigh 0) or arrays of shape ``(n_aux,)`` in
+        ``aux_tasks_`` order; weights are non-negative, used as given, and each policy needs
+        a positive one.
+    """,
+    "hidden_layer_sizes": """
+    hidden_layer_sizes : array-like of int or int, default=(512,)
+        Hidden layers of the shared trunk. Ignored when ``module`` is given.
+    """,
+    "module": """
+    module : torch.nn.Module subclass, default=None
+        A class to use as the trunk, built as ``module(**module_params)`` inside ``fit``.
+    """,
+    "max_epochs": """
+    max_epochs : int, default=200
+        Maximum number of passes over the training data (of pre-training for ``"finetune"``;
+        fewer with early stopping).
+    """,
+    "batch_size": """
+    batch_size : int, default=128
+        Rows per batch. Every batch is drawn from all rows, so it holds labels of every task.
+    """,
+    "lr": """
+    lr : float, default=3e-4
+        Learning rate of the optimizer (both phases of ``"finetune"``).
+    """,
+    "optimizer": """
+    optimizer : {"adamw", "adam", "sgd"} or callable, default="adamw"
+        The optimizer: a name, or a :class:`torch.optim.Optimizer` class. The fine-tuning
+        phase of ``"finetune"`` continues with the same optimizer and its state.
+    """,
+    "callbacks": """
+    callbacks : list of skorch callbacks, default=None
+        Extra skorch callbacks, copied at fit. With ``"finetune"`` they see two trainings
+        (``on_train_begin`` / ``on_train_end`` twice).
+    """,
+}
+_ATTRIBUTES = {
+    "net_": """
+    net_ : skorch.NeuralNet
+        The trained skorch net. ``net_.module_`` is the network; ``net_.history`` holds, per
+        epoch, ``train_loss`` (the weighted training objective), ``train_loss_task_<t>`` (task
+        ``t``'s unweighted mean loss on its observed training labels; ``t`` its position in
+        ``tasks_``), ``task_weights``, and with validation data ``valid_loss`` and
+        ``valid_loss_task_<t>``.
+    """,
+    "n_iter_": """
+    n_iter_ : int
+        Number of epochs run.
+    """,
+    "task_weights_history_": """
+    task_weights_history_ : ndarray of shape (n_iter_, n_tasks)
+        The weighting's ``current_weights()`` at the end of each epoch (after its end-of-epoch
+        update).
+    """,
+    "gradient_affinity_": """
+    gradient_affinity_ : ndarray of shape (n_tasks, n_tasks)
+        Mean cosine similarity between the tasks' loss gradients on the shared representation
+        (see the Notes of :class:`MultiTaskRegressor`); symmetric, 1 on the diagonal; NaN for a
+        pair never observed together, and off the diagonal for strategies without a shared
+        representation.
+    """,
+    "target_mean_": """
+    target_mean_ : ndarray of shape (n_tasks,)
+        Mean of each task's observed targets (0 without standardisation).
+    """,
+    "target_scale_": """
+    target_scale_ : ndarray of shape (n_tasks,)
+        Standard deviation of each task's observed targets (1 without standardisation; for
+        a constant task, its largest magnitude, or 1 if it is all zeros).
+    """,
+    "focused_focus_index_": """
+    focus_index_ : int
+        Position of the focus task in ``tasks_``.
+    """,
+    "focused_aux_tasks_": """
+    aux_tasks_ : ndarray of shape (n_tasks_ - 1,)
+        Labels of the auxiliary tasks, in ``tasks_`` order (the order of the columns of
+        ``aux_weights_history_`` and of array policies).
+    """,
+    "focused_aux_weights_history_": """
+    aux_weights_history_ : ndarray of shape (n_iter_, n_tasks_ - 1)
+        Per epoch, the weights of the auxiliary tasks: for ``"rmtl"`` the mean over the
+        epoch's batches of ``r(pi*) * pi*``; for the others the weighting's weights at the end
+        of the epoch (1 for ``"multi_task"`` and for pre-training epochs, 0 for fine-tuning
+        epochs and for ``"single_task"``).
+    """,
+    "focused_task_weights_history_": """
+    task_weights_history_ : ndarray of shape (n_iter_, n_tasks_)
+        The same for every task, the focus task included (its weight is 1 except with
+        ``"gradnorm"`` and ``"lbtw"``).
+    """,
+    "focused_policies_": """
+    policies_ : ndarray of shape (n_policies, n_tasks_ - 1) or None
+        The candidate policies of ``"rmtl"`` (None for the other strategies).
+    """,
+    "focused_gradient_affinity_": """
+    gradient_affinity_ : ndarray of shape (n_tasks_, n_tasks_)
+        Mean cosine between the tasks' gradients on the shared representation (see
+        :class:`MultiTaskRegressor`); NaN off the diagonal for ``"single_task"``.
+    """,
+    "focused_net_": """
+    net_ : skorch.NeuralNet
+        The trained skorch net; ``net_.history`` holds the per-task losses of every epoch.
+    """,
+    "focused_n_iter_": """
+    n_iter_ : int
+        Number of epochs run (both phases of ``"finetune"``).
+    """,
+}
+
+
+def _join(blocks, names):
+    return "\n".join(textwrap.dedent(blocks[name]).strip("\n") for name in names)
+
+
+_SHARED_NAMES = ("hidden_layer_sizes", "head_layer_sizes", "activation", "dropout", "module",
+                 "module_params")
+_TRAINING_NAMES = ("max_epochs", "batch_size", "lr", "weight_decay", "optimizer",
+                   "early_stopping", "validation_fraction", "n_iter_no_change")
+_RUN_NAMES = ("callbacks", "device", "random_state", "verbose")
+
+_multitask = {**_PARAMETERS, **_MULTITASK_VARIANTS}
+_focused = {
+    **_PARAMETERS,
+    **_FOCUSED_VARIANTS,
+    "early_stopping": _MULTITASK_VARIANTS["early_stopping"].rstrip() + """
+        Early stopping runs in each phase of ``"finetune"``; during fine-tuning the
+        validation loss is the focus task's.
+    """,
+    **_deprecated_alpha("strategy"),
+}
+
+MULTITASK_DOCS = {
+    **SHARED_DOCS,
+    "multitask_parameters": _join(_multitask, (
+        "sharing", *_SHARED_NAMES[:4], "soft_penalty", "conditioning", "embedding_dim",
+        *_SHARED_NAMES[4:], "weighting", "task_weights", "gradnorm_alpha", "lbtw_alpha",
+        "task_sampling", *_TRAINING_NAMES, "unknown_task", *_RUN_NAMES,
+    )),
+    "standardize_targets": _PARAMETERS["standardize_targets"],
+    "fit_attributes": _join(_ATTRIBUTES, (
+        "net_", "n_iter_", "task_weights_history_", "gradient_affinity_")),
+    "target_attributes": _join(_ATTRIBUTES, ("target_mean_", "target_scale_")),
+}
+
+FOCUSED_DOCS = {
+    **SHARED_DOCS,
+    "focused_parameters": _join(_focused, (
+        "focus_task", "strategy", *_SHARED_NAMES, "gradnorm_alpha", "lbtw_alpha",
+        "finetune_epochs", "freeze_trunk", "policies", *_TRAINING_NAMES, *_RUN_NAMES,
+    )),
+    "standardize_targets": _PARAMETERS["standardize_targets"],
+    "fit_attributes": _join(_ATTRIBUTES, tuple(
+        f"focused_{name}" for name in ("focus_index_", "aux_tasks_", "aux_weights_history_",
+                                       "task_weights_history_", "policies_",
+                                       "gradient_affinity_", "net_", "n_iter_")
+    )),
+    "target_attributes": _join(_ATTRIBUTES, ("target_mean_", "target_scale_")),
+}
