@@ -1,33 +1,34 @@
-"""The engine behind ``skmtl compare``: cross-validated, per-task comparison against STL.
+"""The models of ``skmtl compare`` and its comparison, a thin layer over ``transfer_report``.
 
 Models are registered by name in ``MODELS`` (later features add theirs with
-:func:`register_model`). Each model is cross-validated with the same
-:class:`~skmtl.model_selection.MultiTaskKFold` folds; every observed label gets an
-out-of-fold prediction, and per task:
+:func:`register_model`). The comparison itself is
+:func:`skmtl.model_selection.transfer_report`'s engine: every model and the single-task
+reference (``stl``, or the ``single_task`` strategy with ``--focus``) are cross-validated on
+the same shuffled :class:`~skmtl.model_selection.MultiTaskKFold` folds, in one joblib run
+(``n_jobs``), and per task:
 
-- ``score``: R^2 (regression) or accuracy (classification) of the out-of-fold predictions of
-  that task's observed labels;
-- ``gain``: the mean per-label loss decrease against single-task learning (``stl``), squared
-  error for regression and 0/1 loss for classification, with ``gain_se`` its standard error
-  (paired over the task's labels);
-- ``negative_transfer``: the gain is below zero by more than its standard error.
+- ``score``: the mean over the folds of the task's test score on its observed labels, minus
+  the mean squared error (regression) or accuracy (classification) unless another ``scoring``
+  is chosen. Not R^2 by default: a task with a dozen labels per test fold has a per-fold R^2
+  biased low and undefined on a fold of one label (on ``exam``, 65 schools, 5 folds, every
+  model's mean per-fold R^2 is below zero), while the squared error is defined on any fold;
+- ``gain``: ``score - reference_score`` (the mean per-fold score difference), in the same
+  units, with ``gain_se`` its standard error over the folds;
+- ``negative_transfer``: ``gain < -gain_se``.
+
+The definitions are written out once, in :func:`~skmtl.model_selection.transfer_report`.
 """
 
-import time
 from dataclasses import dataclass, field
 
 import numpy as np
-from sklearn import config_context
-from sklearn.base import clone
 from sklearn.linear_model import LogisticRegression, Ridge
-from sklearn.metrics import accuracy_score as sk_accuracy_score
-from sklearn.metrics import r2_score as sk_r2_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from skmtl.baselines import IndependentTasks, PooledTasks
-from skmtl.metrics import accuracy_score, r2_score
-from skmtl.model_selection._transfer import paired_gain
+from skmtl.model_selection import MultiTaskKFold
+from skmtl.model_selection._transfer import _cross_validate_against_reference
 from skmtl.utils.validation import check_multitask_target, encode_target_classes
 
 __all__ = ["MODELS", "ComparisonResult", "register_model", "run_comparison"]
@@ -184,6 +185,19 @@ register_model(
 )
 
 
+# the per-task fields of a model's comparison, from transfer_report's engine
+FIELDS = ("score", "reference_score", "gain", "gain_se", "negative_transfer", "n_folds")
+# the scorer names (skmtl.metrics.get_multitask_scorer) of each task type, the default first
+SCORINGS = {
+    "regression": ("neg_mean_squared_error", "r2", "neg_mean_absolute_error"),
+    "classification": ("accuracy", "roc_auc", "average_precision", "neg_log_loss"),
+}
+
+
+_PRINTED = {"r2": "R^2", "neg_mean_squared_error": "-MSE", "neg_mean_absolute_error": "-MAE",
+            "neg_log_loss": "-log loss"}
+
+
 @dataclass
 class ComparisonResult:
     """Per-task and summary results of a comparison.
@@ -195,16 +209,24 @@ class ComparisonResult:
     task_type : str
         ``"regression"`` or ``"classification"``.
     per_task : dict of str -> dict of str -> ndarray
-        ``per_task[model]`` has ``score``, ``gain``, ``gain_se``, ``negative_transfer`` and
-        ``n_observed`` arrays over tasks.
+        ``per_task[model]`` has ``score``, ``reference_score``, ``gain``, ``gain_se``,
+        ``negative_transfer`` and ``n_folds`` arrays over tasks, as defined in
+        :func:`~skmtl.model_selection.transfer_report`, and ``n_observed``.
     summary : list of dict
-        One row per model: ``model``, ``mean_score``, ``wins``, ``losses``,
-        ``negative_transfer``, ``fit_time``.
+        One row per model: ``model``, ``mean_score`` (over tasks with a defined score),
+        ``wins`` and ``losses`` (tasks with a gain above / below zero),
+        ``negative_transfer`` (tasks flagged), ``fit_time`` (seconds, summed over the folds).
     skipped : dict of str -> str
         Models left out because they cannot run on the data, with the reason.
     reference : str
         The model the gains are measured against (``"stl"``, or ``"single_task"`` for a
         focused comparison).
+    scoring : str, default=None
+        The per-task score, a name of :func:`~skmtl.metrics.get_multitask_scorer`; None means
+        ``"neg_mean_squared_error"`` (regression) or ``"accuracy"`` (classification). The gains
+        are in its units (:attr:`metric`).
+    n_splits : int
+        Number of folds.
     """
 
     tasks: np.ndarray
@@ -213,6 +235,20 @@ class ComparisonResult:
     summary: list = field(default_factory=list)
     skipped: dict = field(default_factory=dict)
     reference: str = REFERENCE
+    scoring: str = None
+    n_splits: int = 0
+
+    @property
+    def metric(self):
+        """The per-task score (a scorer name, ``"neg_mean_squared_error"`` by default for
+        regression, ``"accuracy"`` for classification); the gains are in its units."""
+        return self.scoring or SCORINGS[self.task_type][0]
+
+    @property
+    def metric_name(self):
+        """The metric as printed (``"R^2"`` for ``"r2"``, ``"-MSE"`` for
+        ``"neg_mean_squared_error"``)."""
+        return _PRINTED.get(self.metric, self.metric)
 
     def to_rows(self):
         """Per-(model, task) rows for scores.csv."""
@@ -222,18 +258,22 @@ class ComparisonResult:
                 rows.append({
                     "model": model,
                     "task": task.item() if hasattr(task, "item") else task,
+                    "metric": self.metric,
                     "score": values["score"][t],
-                    "n_observed": int(values["n_observed"][t]),
-                    f"gain_vs_{self.reference}": values["gain"][t],
+                    "reference": self.reference,
+                    "reference_score": values["reference_score"][t],
+                    "gain": values["gain"][t],
                     "gain_se": values["gain_se"][t],
                     "negative_transfer": bool(values["negative_transfer"][t]),
+                    "n_observed": int(values["n_observed"][t]),
+                    "n_folds": int(values["n_folds"][t]),
                 })
         return rows
 
     def format_table(self):
         """The summary as an aligned text table."""
-        metric = "R^2" if self.task_type == "regression" else "accuracy"
-        header = ["model", f"mean {metric}", "wins", "losses", "neg. transfer", "fit time (s)"]
+        header = ["model", f"mean {self.metric_name}", "wins", "losses", "neg. transfer",
+                  "fit time (s)"]
         lines = [[r["model"], f"{r['mean_score']:.4f}", str(r["wins"]), str(r["losses"]),
                   str(r["negative_transfer"]), f"{r['fit_time']:.2f}"] for r in self.summary]
         widths = [max(len(row[i]) for row in [header, *lines]) for i in range(len(header))]
@@ -245,57 +285,63 @@ class ComparisonResult:
         rule = "-" * len(fmt(header))
         return "\n".join([fmt(header), rule, *[fmt(row) for row in lines]])
 
+    def undefined_tasks(self):
+        """Tasks whose score is undefined in some folds (too few test labels), by model."""
+        return {model: self.tasks[values["n_folds"] < self.n_splits]
+                for model, values in self.per_task.items()
+                if np.any(values["n_folds"] < self.n_splits)}
 
-def _out_of_fold(estimator, X, y, task_ids, folds, progress, *, focus=False):
-    """Out-of-fold predictions of every row (each row's own task for long data), fit time.
 
-    ``focus=True``: a focused estimator, whose ``predict(X)`` gives its focus task for every
-    row (1-D) and takes no ``task_ids``.
+def _run(estimators, X, y, *, task_ids, task_type, reference, cv, random_state, n_jobs,
+         progress, result, keep=None):
+    """Cross-validate ``estimators`` (name -> estimator) against ``estimators[reference]``.
+
+    One call of transfer_report's engine on shared, shuffled MultiTaskKFold folds; fills
+    ``result`` with the per-task fields (restricted to the tasks ``keep``) and the summary.
     """
-    shape = y.shape[:1] if focus else y.shape
-    pred = np.empty(shape, dtype=np.float64 if y.dtype.kind in "biuf" else object)
-    fit_time = 0.0
-    # task_ids reaches a model inside a Pipeline only through metadata routing
-    with config_context(enable_metadata_routing=True):
-        for train, test in folds:
-            fit_params = {} if task_ids is None else {"task_ids": task_ids[train]}
-            predict_params = {} if task_ids is None or focus else {"task_ids": task_ids[test]}
-            model = clone(estimator)
-            start = time.perf_counter()
-            model.fit(X[train], y[train], **fit_params)
-            fit_time += time.perf_counter() - start
-            pred[test] = model.predict(X[test], **predict_params)
-            progress()
-    return pred, fit_time
-
-
-def _per_label_losses(target, pred, task_type):
-    """Loss of each observed label (squared error or 0/1), in ``target.observations()`` order."""
-    rows, tasks, labels = target.observations()
-    predicted = pred[rows] if target.layout == "long" else pred.reshape(
-        target.n_samples, target.n_tasks)[rows, tasks]
-    return _label_losses(labels, predicted, task_type)
-
-
-def _label_losses(labels, predicted, task_type):
-    """Squared error (regression) or 0/1 loss (classification) of each label."""
-    if task_type == "regression":
-        return (labels - predicted.astype(np.float64)) ** 2
-    return (labels != predicted).astype(np.float64)
-
-
-def _folds(X, y, task_ids, classification, cv, random_state):
-    """The comparison's shared folds: a shuffled :class:`MultiTaskKFold`."""
-    from skmtl.model_selection import MultiTaskKFold
-
+    classification = task_type == "classification"
     splitter = MultiTaskKFold(n_splits=cv, shuffle=True, random_state=random_state,
                               classification=classification)
-    return list(splitter.split(X, y, task_ids=task_ids))
+    _, n_observed, _, n_splits, runs = _cross_validate_against_reference(
+        estimators, X, y, reference=estimators[reference], cv=splitter,
+        scoring=result.metric, n_jobs=n_jobs, task_ids=task_ids, progress=progress)
+    keep = slice(None) if keep is None else keep
+    result.n_splits = n_splits
+    for name, run in runs.items():
+        values = {key: np.asarray(run[key])[keep] for key in FIELDS}
+        values["n_observed"] = n_observed[keep]
+        result.per_task[name] = values
+        result.summary.append({
+            "model": name,
+            "mean_score": float(np.nanmean(values["score"])) if np.any(
+                ~np.isnan(values["score"])) else np.nan,
+            "wins": int(np.sum(values["gain"] > 0)),
+            "losses": int(np.sum(values["gain"] < 0)),
+            "negative_transfer": int(values["negative_transfer"].sum()),
+            "fit_time": run["fit_time"],
+        })
+    return result
+
+
+def _prepare(X, y, task_ids, task_type, scoring):
+    """Float X, the target as an array (wide tasks named by position) and its parsed form."""
+    if scoring is not None and scoring not in SCORINGS[task_type]:
+        raise ValueError(f"scoring={scoring!r} does not score {task_type}; choose from "
+                         f"{list(SCORINGS[task_type])}.")
+    target = check_multitask_target(y, task_ids, y_numeric=task_type == "regression")
+    # task names, if y is a DataFrame, are kept in target.tasks
+    return np.asarray(X, dtype=np.float64), np.asarray(y), target
 
 
 def run_comparison(X, y, *, task_ids=None, task_type, models, cv, random_state=0,
-                   device="cpu", progress=None):
+                   device="cpu", scoring=None, n_jobs=None, progress=None):
     """Cross-validate registered models with shared folds and compare them per task.
+
+    All models run in one call of the engine of
+    :func:`~skmtl.model_selection.transfer_report`, with the registered ``stl`` model as the
+    reference of every model (fitted once per fold): ``transfer_report(model, X, y,
+    reference=stl, cv=MultiTaskKFold(cv, shuffle=True, random_state=random_state),
+    scoring=result.metric)`` gives the same per-task fields.
 
     Parameters
     ----------
@@ -306,16 +352,24 @@ def run_comparison(X, y, *, task_ids=None, task_type, models, cv, random_state=0
     task_ids : ndarray of shape (n_samples,), default=None
         Task of each row for long data.
     task_type : {"regression", "classification"}
-        What the targets are.
+        What the targets are; the score is minus the squared error or accuracy by default.
     models : list of str
         Registered model names; ``"stl"`` is always run first (the reference). A model whose
         ``applicable`` check fails is left out and listed in ``result.skipped``.
     cv : int
-        Number of :class:`~skmtl.model_selection.MultiTaskKFold` folds.
+        Number of :class:`~skmtl.model_selection.MultiTaskKFold` folds (shuffled).
     random_state : int, default=0
         Seed of the fold assignment.
     device : str, default="cpu"
         Passed to model factories (deep models train there).
+    scoring : str, default=None
+        The per-task score, one of ``SCORINGS[task_type]``: ``"r2"``,
+        ``"neg_mean_squared_error"``, ``"neg_mean_absolute_error"`` (regression; None means
+        ``"neg_mean_squared_error"``) or ``"accuracy"``, ``"roc_auc"``, ``"average_precision"``,
+        ``"neg_log_loss"`` (classification; None means ``"accuracy"``).
+    n_jobs : int, default=None
+        Number of (model, fold) fits run in parallel by joblib; ``None`` means 1 unless in a
+        :func:`joblib.parallel_config` context (any joblib backend, e.g. dask).
     progress : callable, default=None
         Called with no argument after every fitted fold.
 
@@ -327,47 +381,19 @@ def run_comparison(X, y, *, task_ids=None, task_type, models, cv, random_state=0
     if unknown:
         raise ValueError(f"Unknown model(s) {unknown}; choose from {sorted(MODELS)}.")
     models = [REFERENCE] + [m for m in models if m != REFERENCE]
-    X = np.asarray(X, dtype=np.float64)
-    classification = task_type == "classification"
-    target = check_multitask_target(y, task_ids, y_numeric=not classification)
-    y = np.asarray(y)  # task names, if y is a DataFrame, are kept in target.tasks
-    folds = _folds(X, y, task_ids, classification, cv, random_state)
-    progress = progress or (lambda: None)
-    result = ComparisonResult(tasks=target.tasks, task_type=task_type)
-    metric = accuracy_score if classification else r2_score
-    losses = {}
-    obs_tasks = target.observations()[1]
-    n_obs = np.bincount(obs_tasks, minlength=target.n_tasks)
+    X, y, target = _prepare(X, y, task_ids, task_type, scoring)
+    result = ComparisonResult(tasks=target.tasks, task_type=task_type, scoring=scoring)
+    estimators = {}
     for name in models:
         applicable = MODELS[name].applicable
         reason = None if applicable is None else applicable(task_type, target)
         if reason is not None:
             result.skipped[name] = reason
-            continue
-        estimator = MODELS[name].factory(task_type, device)
-        pred, fit_time = _out_of_fold(estimator, X, y, task_ids, folds, progress)
-        scores = metric(y, pred, task_ids=task_ids, multioutput="raw_values")
-        losses[name] = _per_label_losses(target, pred, task_type)
-        _record(result, name, scores, losses, obs_tasks, n_obs, fit_time)
-    return result
-
-
-def _record(result, name, scores, losses, obs_tasks, n_obs, fit_time):
-    """Add model ``name``'s per-task scores and its gain over ``result.reference``."""
-    reference = result.reference
-    gain, gain_se = paired_gain(losses[reference], losses[name], obs_tasks, len(n_obs))
-    negative = (gain < -np.nan_to_num(gain_se)) & (name != reference)
-    result.per_task[name] = {"score": scores, "gain": gain, "gain_se": gain_se,
-                             "negative_transfer": negative, "n_observed": n_obs}
-    reference_scores = result.per_task[reference]["score"]
-    result.summary.append({
-        "model": name,
-        "mean_score": float(np.nanmean(scores)),
-        "wins": int(np.sum(scores > reference_scores)),
-        "losses": int(np.sum(scores < reference_scores)),
-        "negative_transfer": int(negative.sum()),
-        "fit_time": fit_time,
-    })
+        else:
+            estimators[name] = MODELS[name].factory(task_type, device)
+    return _run(estimators, X, y, task_ids=task_ids, task_type=task_type, reference=REFERENCE,
+                cv=cv, random_state=random_state, n_jobs=n_jobs, progress=progress,
+                result=result)
 
 
 # The strategies of FocusedTaskRegressor / FocusedTaskClassifier; single_task is the reference.
@@ -384,18 +410,21 @@ def _focus_position(focus, tasks):
 
 
 def run_focus_comparison(X, y, *, task_ids=None, task_type, focus, strategies=FOCUS_STRATEGIES,
-                         cv, random_state=0, device="cpu", progress=None):
+                         cv, random_state=0, device="cpu", scoring=None, n_jobs=None,
+                         progress=None):
     """Cross-validate the focused-task strategies on one task, with shared folds.
 
     Every strategy is a :class:`~skmtl.deep.FocusedTaskRegressor` /
     :class:`~skmtl.deep.FocusedTaskClassifier` (after a
     :class:`~sklearn.preprocessing.StandardScaler`) trained on all tasks of each training
     fold and judged on the focus task's held-out labels; ``"single_task"``, run first, is the
-    reference of the gains.
+    reference of the gains. As :func:`run_comparison`, one call of
+    :func:`~skmtl.model_selection.transfer_report`'s engine (which scores a focused estimator
+    on its focus task).
 
     Parameters
     ----------
-    X, y, task_ids, task_type, cv, random_state, device, progress
+    X, y, task_ids, task_type, cv, random_state, device, scoring, n_jobs, progress
         As in :func:`run_comparison`.
     focus : str
         The focus task, matched against the task labels as strings.
@@ -413,31 +442,19 @@ def run_focus_comparison(X, y, *, task_ids=None, task_type, focus, strategies=FO
     if unknown:
         raise ValueError(f"Unknown strategy(ies) {unknown}; choose from {list(FOCUS_STRATEGIES)}.")
     strategies = ["single_task"] + [s for s in strategies if s != "single_task"]
-    X = np.asarray(X, dtype=np.float64)
-    classification = task_type == "classification"
-    target = check_multitask_target(y, task_ids, y_numeric=not classification)
+    X, y, target = _prepare(X, y, task_ids, task_type, scoring)
     f = _focus_position(focus, target.tasks)
     # the estimators see y as an array: wide tasks are then named by position
     focus_label = target.tasks[f] if target.layout == "long" else f
-    y = np.asarray(y)
-    folds = _folds(X, y, task_ids, classification, cv, random_state)
-    rows, tasks, labels = target.observations()
-    rows, labels = rows[tasks == f], labels[tasks == f]
-    result = ComparisonResult(tasks=target.tasks[f:f + 1], task_type=task_type,
-                              reference="single_task")
-    estimator_class = FocusedTaskClassifier if classification else FocusedTaskRegressor
-    metric = sk_accuracy_score if classification else sk_r2_score
-    obs_tasks, n_obs = np.zeros(len(rows), dtype=np.intp), np.array([len(rows)])
-    losses = {}
     if isinstance(focus_label, np.generic):
         focus_label = focus_label.item()
-    for strategy in strategies:
-        estimator = _deep_pipeline(estimator_class, device, focus_task=focus_label,
-                                   strategy=strategy)
-        pred, fit_time = _out_of_fold(estimator, X, y, task_ids, folds,
-                                      progress or (lambda: None), focus=True)
-        predicted = pred[rows]
-        losses[strategy] = _label_losses(labels, predicted, task_type)
-        scores = np.array([metric(labels, predicted)])
-        _record(result, strategy, scores, losses, obs_tasks, n_obs, fit_time)
-    return result
+    estimator_class = (FocusedTaskClassifier if task_type == "classification"
+                       else FocusedTaskRegressor)
+    estimators = {strategy: _deep_pipeline(estimator_class, device, focus_task=focus_label,
+                                           strategy=strategy)
+                  for strategy in strategies}
+    result = ComparisonResult(tasks=target.tasks[f:f + 1], task_type=task_type,
+                              reference="single_task", scoring=scoring)
+    return _run(estimators, X, y, task_ids=task_ids, task_type=task_type,
+                reference="single_task", cv=cv, random_state=random_state, n_jobs=n_jobs,
+                progress=progress, result=result, keep=slice(f, f + 1))

@@ -6,6 +6,11 @@ wins and losses against single-task learning, negative-transfer count, fit time)
 ``scores.csv`` (one row per model and task) and ``transfer.png`` (per-task gains, with the
 ``plot`` extra) to ``--out``. ``skmtl compare --focus TASK`` compares the focused-task
 strategies (single_task, multi_task, gradnorm, lbtw, finetune, rmtl) on that one task instead.
+
+The comparison is :func:`skmtl.model_selection.transfer_report`'s: the score of a task is its
+mean test score over the folds (minus the mean squared error, or accuracy, unless
+``--scoring`` says otherwise), and its gain the mean per-fold score
+difference against the reference, in the same units.
 """
 
 import argparse
@@ -16,7 +21,13 @@ import sys
 
 import numpy as np
 
-from skmtl._compare import FOCUS_STRATEGIES, MODELS, run_comparison, run_focus_comparison
+from skmtl._compare import (
+    FOCUS_STRATEGIES,
+    MODELS,
+    SCORINGS,
+    run_comparison,
+    run_focus_comparison,
+)
 
 __all__ = ["main"]
 
@@ -34,7 +45,15 @@ def _build_parser():
         "compare",
         help="cross-validate single-task and multi-task models on one data set",
         description="Cross-validate single-task and multi-task models with shared folds and "
-        "compare them per task against single-task learning (stl).",
+        "compare them per task against single-task learning (stl). Per task, a model's score is "
+        "its mean test score over the folds: minus the mean squared error (neg_mean_squared_error) "
+        "for regression, accuracy for classification, "
+        "or the --scoring (the metric column of scores.csv). Its gain is score - "
+        "reference_score, the mean per-fold score difference against stl, in the same units, "
+        "with "
+        "gain_se its standard error over the folds; negative transfer is gain < -gain_se; "
+        "wins / losses count the tasks with a gain above / below 0. The definition is "
+        "skmtl.model_selection.transfer_report's.",
     )
     source = compare.add_mutually_exclusive_group()
     source.add_argument("--dataset", help=f"packaged data set (default: {DEFAULT_DATASET}); "
@@ -64,6 +83,15 @@ def _build_parser():
     compare.add_argument("--device", default="cpu",
                          help="torch device for deep models (default: cpu)")
     compare.add_argument("--seed", type=int, default=0, help="seed of the folds (default: 0)")
+    compare.add_argument("--scoring", choices=[*SCORINGS["regression"],
+                                               *SCORINGS["classification"]],
+                         help="the per-task score, and so the units of the gains (default: "
+                         "neg_mean_squared_error for regression, accuracy for classification). "
+                         "r2 is computed per test fold: biased low and undefined (left out) on "
+                         "folds with few labels of a task")
+    compare.add_argument("--n-jobs", type=int, default=1, metavar="N",
+                         help="(model, fold) fits run in parallel by joblib (default: 1; -1: "
+                         "all cores)")
     compare.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
@@ -172,13 +200,13 @@ def _transfer_display(result):
     n_tasks = len(result.tasks)
     figure = Figure(figsize=(min(4 + 0.25 * n_tasks * len(models), 40), 4.5),
                     layout="constrained")
-    loss = "mean squared error" if result.task_type == "regression" else "error rate"
     display = StrategyComparisonDisplay(
         result.tasks, fields["gain"], models, gain_se=np.nan_to_num(fields["gain_se"]),
-        negative_transfer=fields["negative_transfer"], scoring=f"decrease of the {loss}")
+        negative_transfer=fields["negative_transfer"], scoring=result.metric)
     display.plot(ax=figure.add_subplot(),
                  xticks_rotation="vertical" if n_tasks > 10 else "horizontal")
-    display.ax_.set_title(f"Per-task gain over {result.reference}, out of fold")
+    display.ax_.set_title(f"Per-task gain in {result.metric} over {result.reference}, "
+                          f"mean over {result.n_splits} folds")
     return display
 
 
@@ -218,9 +246,24 @@ def _drop_unsplittable_tasks(X, y, task_ids, min_labels=2):
     return X, y, task_ids
 
 
+def _report_undefined(result):
+    """Say which tasks had folds without a defined score (left out of their means)."""
+    undefined = result.undefined_tasks()
+    if not undefined:
+        return
+    tasks = undefined.get(result.reference, next(iter(undefined.values())))
+    shown = ", ".join(str(t) for t in tasks[:10]) + (" ..." if len(tasks) > 10 else "")
+    print(f"{len(tasks)} task(s) have too few test labels in some folds for their "
+          f"{result.metric_name} there ({shown}); those folds are left out of their means "
+          "(n_folds in scores.csv).")
+
+
 def _compare(args):
     if args.cv < 2:
         raise ValueError(f"--cv must be at least 2; got {args.cv}.")
+    if args.n_jobs == 0:
+        raise ValueError("--n-jobs must be a positive number of jobs, or negative (-1: all "
+                         "cores); got 0.")
     if args.csv:
         X, y, task_ids, task_type, label = _load_csv(
             args.csv, args.targets, args.task_column, args.task_type)
@@ -238,7 +281,7 @@ def _compare(args):
             f"{'long' if task_ids is not None else 'wide'} format; {args.cv}-fold "
             "MultiTaskKFold;")
     common = dict(task_ids=task_ids, task_type=task_type, cv=args.cv, random_state=args.seed,
-                  device=args.device)
+                  device=args.device, scoring=args.scoring, n_jobs=args.n_jobs)
     if args.focus is not None:
         strategies = args.strategies or list(FOCUS_STRATEGIES)
         strategies = ["single_task"] + [s for s in strategies if s != "single_task"]
@@ -250,7 +293,8 @@ def _compare(args):
         finally:
             close()
         print(f"Focus task {args.focus}: {result.per_task['single_task']['n_observed'][0]} "
-              "labels. Gains are against single_task (the focus task alone).")
+              f"labels. Gains are in {result.metric_name}, against single_task (the focus "
+              "task alone).")
     else:
         models = args.models or [name for name, spec in MODELS.items() if spec.default]
         models = ["stl"] + [m for m in models if m != "stl"]
@@ -261,8 +305,10 @@ def _compare(args):
         finally:
             close()
         print(f"{len(result.tasks)} tasks. Wins / losses: tasks where a model's "
-              "cross-validated score beats / trails single-task learning (stl).")
+              f"cross-validated {result.metric_name} beats / trails single-task learning "
+              "(stl).")
     print(result.format_table())
+    _report_undefined(result)
     for name, reason in result.skipped.items():
         print(f"Left out {name}: {reason}.")
     print(f"Per-task scores written to {_write_scores(result, args.out)}")

@@ -10,7 +10,7 @@ from sklearn.linear_model import Ridge
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from skmtl import IndependentTasks
+from skmtl import IndependentTasks, PooledTasks
 from skmtl._compare import run_comparison
 from skmtl.cli import main
 from skmtl.datasets import make_multitask_regression
@@ -44,9 +44,12 @@ def test_compare_on_exam_prints_table_and_writes_per_task_scores(tmp_path, capsy
     assert len(rows) == 2 * 65
     assert {r["model"] for r in rows} == {"stl", "pooled"}
     stl = [r for r in rows if r["model"] == "stl"]
-    assert all(float(r["gain_vs_stl"]) == 0.0 for r in stl)
+    # the default score, minus the squared error, is defined on every test fold (school 48
+    # has 2 pupils: an R^2 would be NaN)
+    assert all(float(r["gain"]) == 0.0 for r in stl)
+    assert {(r["metric"], r["reference"]) for r in rows} == {("neg_mean_squared_error", "stl")}
     assert sum(int(r["n_observed"]) for r in stl) == 4059
-    mean_stl = np.mean([float(r["score"]) for r in stl])
+    mean_stl = np.nanmean([float(r["score"]) for r in stl])
     assert float(table[0][1]) == pytest.approx(mean_stl, abs=1e-4)
 
 
@@ -54,14 +57,22 @@ def test_compare_matches_a_manual_cross_validation():
     X, Y = make_multitask_regression(n_samples=60, n_features=5, n_tasks=3, missing_rate=0.2,
                                      random_state=0)
     result = run_comparison(X, Y, task_type="regression", models=["pooled"], cv=3,
-                            random_state=0)
+                            random_state=0, scoring="r2")
     folds = MultiTaskKFold(3, shuffle=True, random_state=0).split(X, Y)
-    pred = np.empty_like(Y)
+    fold_scores = {"stl": [], "pooled": []}
     for train, test in folds:
-        model = make_pipeline(StandardScaler(), IndependentTasks(Ridge())).fit(X[train], Y[train])
-        pred[test] = model.predict(X[test])
-    np.testing.assert_allclose(result.per_task["stl"]["score"],
-                               r2_score(Y, pred, multioutput="raw_values"))
+        for name, model in [("stl", IndependentTasks(Ridge())), ("pooled", PooledTasks(Ridge()))]:
+            model = make_pipeline(StandardScaler(), model).fit(X[train], Y[train])
+            fold_scores[name].append(
+                r2_score(Y[test], model.predict(X[test]), multioutput="raw_values"))
+    # the score is the mean test R^2 over the folds, the gain the mean per-fold difference
+    stl, pooled = (np.mean(fold_scores[name], axis=0) for name in ("stl", "pooled"))
+    np.testing.assert_allclose(result.per_task["stl"]["score"], stl)
+    np.testing.assert_allclose(result.per_task["pooled"]["score"], pooled)
+    np.testing.assert_allclose(result.per_task["pooled"]["gain"], pooled - stl)
+    diff = np.subtract(fold_scores["pooled"], fold_scores["stl"])
+    np.testing.assert_allclose(result.per_task["pooled"]["gain_se"],
+                               diff.std(axis=0, ddof=1) / np.sqrt(3))
     assert list(result.per_task) == ["stl", "pooled"]
 
 
@@ -128,6 +139,7 @@ def test_compare_on_a_wide_classification_csv(tmp_path, capsys):
         (["compare", "--dataset", "nope"], "Unknown data set"),
         (["compare", "--cv", "1"], "--cv must be at least 2"),
         (["compare", "--targets", "a"], "--targets and --task-column go with --csv"),
+        (["compare", "--scoring", "accuracy"], "scoring='accuracy' does not score regression"),
     ],
 )
 def test_compare_errors_are_reported_with_status_2(argv, message, capsys):
@@ -179,7 +191,7 @@ def test_linear_models_beat_stl_on_the_structure_they_model():
     X, Y = make_multitask_regression(n_samples=40, n_features=30, n_tasks=6, n_informative=4,
                                      task_std=0.05, noise=1.0, random_state=0)
     result = run_comparison(X, Y, task_type="regression",
-                            models=["mean_clustered", "block_sparse"], cv=3)
+                            models=["mean_clustered", "block_sparse"], cv=3, scoring="r2")
     summary = {row["model"]: row for row in result.summary}
     assert list(summary) == ["stl", "mean_clustered", "block_sparse"]
     for name in ("mean_clustered", "block_sparse"):
@@ -230,7 +242,8 @@ def test_deep_models_train_on_the_device_given(capsys, tmp_path):
                                      noise=0.1,
                                      random_state=0)
     result = run_comparison(X, Y, task_type="regression",
-                            models=["deep_hard", "deep_independent"], cv=2, device="cpu")
+                            models=["deep_hard", "deep_independent"], cv=2, device="cpu",
+                            scoring="r2")
     # a linear signal with little noise: both networks learn it
     for name in ("deep_hard", "deep_independent"):
         assert np.all(result.per_task[name]["score"] > 0.5)
@@ -283,7 +296,7 @@ def test_compare_plots_every_models_per_task_gain(tmp_path, capsys):
         expected = [r for r in rows if r["model"] == model]
         bars = display.bars_[model]
         np.testing.assert_allclose([b.get_height() for b in bars],
-                                   [float(r["gain_vs_stl"]) for r in expected])
+                                   [float(r["gain"]) for r in expected])
         assert [b.get_hatch() == "//" for b in bars] == [
             r["negative_transfer"] == "True" for r in expected]
     assert [t.get_text() for t in display.ax_.get_xticklabels()] == ["0", "1", "2"]
@@ -311,7 +324,8 @@ def test_focus_compares_the_strategies_on_one_task(tmp_path, capsys):
     rows = read_scores(tmp_path / "o")
     assert [(r["model"], r["task"]) for r in rows] == [
         ("single_task", "t1"), ("multi_task", "t1"), ("rmtl", "t1")]
-    assert float(rows[0]["gain_vs_single_task"]) == 0.0
+    assert float(rows[0]["gain"]) == 0.0
+    assert {r["reference"] for r in rows} == {"single_task"}
     assert int(rows[0]["n_observed"]) == int(np.sum(~np.isnan(Y[:, 1])))
     assert (tmp_path / "o" / "transfer.png").exists()
 
@@ -326,17 +340,19 @@ def test_focus_scores_equal_a_manual_cross_validation_of_the_focused_estimator()
     X, Y = make_multitask_regression(n_samples=80, n_features=4, n_tasks=3, n_informative=3,
                                      missing_rate=0.2, random_state=1)
     result = run_focus_comparison(X, Y, task_type="regression", focus="2",
-                                  strategies=["single_task", "lbtw"], cv=2, random_state=0)
-    observed = ~np.isnan(Y[:, 2])
+                                  strategies=["single_task", "lbtw"], cv=2, random_state=0,
+                                  scoring="r2")
     for strategy in ("single_task", "lbtw"):
-        pred = np.empty(len(Y))
+        fold_scores = []  # R^2 of the focus task's observed test labels, per fold
         for train, test in MultiTaskKFold(2, shuffle=True, random_state=0,
                                           classification=False).split(X, Y):
             model = make_pipeline(StandardScaler(), FocusedTaskRegressor(
                 focus_task=2, strategy=strategy, hidden_layer_sizes=(64,),
                 max_epochs=DEEP_EPOCHS, batch_size=64, lr=1e-3, random_state=0))
-            pred[test] = model.fit(X[train], Y[train]).predict(X[test])
-        expected = sk_r2(Y[observed, 2], pred[observed])
+            pred = model.fit(X[train], Y[train]).predict(X[test])
+            observed = ~np.isnan(Y[test, 2])
+            fold_scores.append(sk_r2(Y[test, 2][observed], pred[observed]))
+        expected = np.mean(fold_scores)
         assert result.per_task[strategy]["score"][0] == pytest.approx(expected, rel=1e-6)
 
 
@@ -356,3 +372,67 @@ def test_focus_errors_are_reported_with_status_2(tmp_path, capsys, extra, messag
             "--out", str(tmp_path / "o"), "--quiet", *extra]
     assert main(argv) == 2
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("layout", "scoring"),
+                         [("wide", None), ("long", None), ("wide", "r2")])
+def test_compare_gains_equal_transfer_report_on_the_same_folds(tmp_path, capsys, layout,
+                                                                scoring):
+    # one engine: the command line is transfer_report with stl as the reference, on
+    # MultiTaskKFold(--cv, shuffle=True, random_state=--seed)
+    from skmtl._compare import MODELS
+    from skmtl.model_selection import transfer_report
+
+    X, Y = make_multitask_regression(n_samples=90, n_features=4, n_tasks=3, n_informative=3,
+                                     n_conflicting=1, missing_rate=0.2, random_state=0)
+    path = tmp_path / "data.csv"
+    if layout == "wide":
+        _wide_csv(path, X, Y, ["t0", "t1", "t2"])
+        targets, y, task_ids = ["--targets", "t0,t1,t2"], Y, None
+    else:
+        rows, tasks = np.nonzero(~np.isnan(Y))
+        X, y, task_ids = X[rows], Y[rows, tasks], np.array(["t0", "t1", "t2"])[tasks]
+        with open(path, "w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["x0", "x1", "x2", "x3", "task", "y"])
+            writer.writerows([[*x, t, v] for x, t, v in zip(X, task_ids, y)])
+        targets = ["--targets", "y", "--task-column", "task"]
+    assert main(["compare", "--csv", str(path), *targets, "--models", "pooled",
+                 "mean_clustered", "--cv", "4", "--seed", "3", "--out", str(tmp_path / "o"),
+                 "--quiet", *(["--scoring", scoring] if scoring else [])]) == 0
+    capsys.readouterr()
+    rows = read_scores(tmp_path / "o")
+    cv = MultiTaskKFold(4, shuffle=True, random_state=3, classification=False)
+    stl = MODELS["stl"].factory("regression", "cpu")
+    for model in ("pooled", "mean_clustered"):
+        report = transfer_report(MODELS[model].factory("regression", "cpu"), X, y,
+                                 reference=stl, cv=cv, task_ids=task_ids,
+                                 scoring=scoring or "neg_mean_squared_error")
+        cli = [r for r in rows if r["model"] == model]
+        assert {r["metric"] for r in cli} == {scoring or "neg_mean_squared_error"}
+        assert [r["task"] for r in cli] == ["t0", "t1", "t2"]
+        for field in ("score", "reference_score", "gain", "gain_se"):
+            np.testing.assert_allclose([float(r[field]) for r in cli], report[field],
+                                       rtol=1e-6, atol=1e-10, err_msg=f"{model} {field}")
+        assert [r["negative_transfer"] == "True" for r in cli] == list(
+            report["negative_transfer"])
+        assert [int(r["n_observed"]) for r in cli] == list(report["n_observed"])
+    # the conflicting task: pooling hurts it, counted as negative transfer in either score
+    assert [r["negative_transfer"] for r in rows if r["model"] == "pooled"][2] == "True"
+
+
+def test_compare_runs_its_fits_in_parallel_with_the_same_scores(tmp_path, capsys):
+    X, Y = make_multitask_regression(n_samples=60, n_features=4, n_tasks=3, n_informative=3,
+                                     random_state=0)
+    _wide_csv(tmp_path / "w.csv", X, Y, ["t0", "t1", "t2"])
+    scores = {}
+    for n_jobs in ("1", "2"):
+        out = tmp_path / n_jobs
+        assert main(["compare", "--csv", str(tmp_path / "w.csv"), "--targets", "t0,t1,t2",
+                     "--models", "pooled", "--cv", "3", "--n-jobs", n_jobs,
+                     "--out", str(out), "--quiet"]) == 0
+        scores[n_jobs] = [{k: v for k, v in r.items()} for r in read_scores(out)]
+    capsys.readouterr()
+    assert scores["1"] == scores["2"]
+    assert main(["compare", "--n-jobs", "0", "--out", str(tmp_path / "o"), "--quiet"]) == 2
+    assert "--n-jobs must be a positive number" in capsys.readouterr().err

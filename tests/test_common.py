@@ -1,21 +1,23 @@
 """scikit-learn's and skmtl's estimator checks over every public estimator."""
 
 import pytest
-from sklearn.utils.estimator_checks import parametrize_with_checks
-
-from skmtl.utils._test_common import (
+from _instances import (
     INSTANCES,
     all_instances,
     multitask_expected_failures,
     sklearn_expected_failures,
 )
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
 from skmtl.utils.discovery import all_estimators
 from skmtl.utils.estimator_checks import parametrize_with_multitask_checks
 
 
 def test_every_public_estimator_has_test_instances():
     missing = [name for name, _ in all_estimators() if name not in INSTANCES]
-    assert not missing, f"add test instances to skmtl/utils/_test_common.py for {missing}"
+    assert not missing, (
+        f"add test instances (and any expected failures, each with a reason) to the INSTANCES "
+        f"table of tests/_instances.py for {missing}")
     assert {name for name, _ in all_estimators()} >= {"IndependentTasks", "PooledTasks"}
 
 

@@ -6,6 +6,7 @@ a negative-transfer flag. :func:`pairwise_transfer` measures the gain of every t
 trained together with every other single task.
 """
 
+import time
 import warnings
 from contextlib import nullcontext
 from inspect import signature
@@ -108,13 +109,37 @@ def _routing(task_ids):
 
 
 def _fit_and_score(estimator, X, y, task_ids, train, test, scorer, tasks):
-    """Fit a clone on the ``train`` rows, score every task on the ``test`` rows."""
+    """Fit a clone on the ``train`` rows, score every task on the ``test`` rows.
+
+    Returns the per-task scores and the fit time in seconds.
+    """
     model = clone(estimator)
     ids_train, ids_test = _take(task_ids, train), _take(task_ids, test)
     with _routing(task_ids):
         fit_params = {} if ids_train is None else {"task_ids": ids_train}
+        start = time.perf_counter()
         model.fit(_take(X, train), _take(y, train), **fit_params)
-        return scorer(model, _take(X, test), _take(y, test), ids_test, tasks)
+        fit_time = time.perf_counter() - start
+        return scorer(model, _take(X, test), _take(y, test), ids_test, tasks), fit_time
+
+
+def _run_parallel(jobs, n_jobs, progress=None):
+    """The results of joblib ``jobs`` in order; ``progress()`` is called as each one arrives.
+
+    Results stream back (``return_as="generator"``) when there is a ``progress`` to report to
+    and the joblib backend can stream (loky, threading, dask; not multiprocessing).
+    """
+    if progress is None:
+        return Parallel(n_jobs=n_jobs)(jobs)
+    try:
+        parallel = Parallel(n_jobs=n_jobs, return_as="generator")
+    except ValueError:  # a backend that cannot stream: progress at the end
+        parallel = Parallel(n_jobs=n_jobs)
+    results = []
+    for result in parallel(jobs):
+        results.append(result)
+        progress()
+    return results
 
 
 # -- scoring ------------------------------------------------------------------------------------
@@ -298,11 +323,32 @@ def _as_table(columns, attrs):
     return frame
 
 
-def _transfer_reports(estimators, X, Y, *, reference, cv, scoring, n_jobs, task_ids):
-    """:func:`transfer_report` of several estimators on the same folds, in one parallel run.
+def _cross_validate_against_reference(estimators, X, Y, *, reference, cv, scoring, n_jobs,
+                                      task_ids, progress=None):
+    """Cross-validate several estimators and their references on the same folds, in one run.
 
-    A shared ``reference`` is fitted once; without one, each estimator gets its default.
-    Returns a dict name -> report.
+    The engine of :func:`transfer_report`, :meth:`StrategyComparisonDisplay.from_estimators`
+    and ``skmtl compare``. Every distinct model (an estimator, or a ``reference`` shared by
+    several estimators, or an estimator that is also the reference) is fitted once per fold;
+    all (model, fold) fits run in one joblib call. Without ``reference``, each estimator gets
+    its default reference (:func:`_default_reference`).
+
+    Returns
+    -------
+    tasks : ndarray
+        The task labels (:func:`transfer_report`'s row order).
+    n_observed : ndarray of int
+        Observed labels per task.
+    scoring : str
+        The name of the per-task score.
+    n_splits : int
+        Number of folds.
+    runs : dict
+        ``runs[name]`` is a dict of per-task arrays, ``score``, ``reference_score``, ``gain``,
+        ``gain_se``, ``negative_transfer`` (as in :func:`transfer_report`) and ``n_folds``
+        (folds where both scores are defined), plus ``fit_time``, the seconds spent fitting
+        the estimator, summed over the folds, and ``focused``, whether it serves one focus
+        task (scored there only).
     """
     first = next(iter(estimators.values()))
     data = _Data(first, X, Y, task_ids)
@@ -310,35 +356,53 @@ def _transfer_reports(estimators, X, Y, *, reference, cv, scoring, n_jobs, task_
     scorer = _check_scoring(scoring, data.classification)
     references = {name: reference if reference is not None else _default_reference(est)
                   for name, est in estimators.items()}
-    models = [*estimators.values()]
-    model_index = {}
-    for ref in references.values():  # a shared reference is fitted once
-        if id(ref) not in model_index:
-            model_index[id(ref)] = len(models)
-            models.append(ref)
+    models, model_index = [], {}
+    for model in [*estimators.values(), *references.values()]:  # each distinct model once
+        if id(model) not in model_index:
+            model_index[id(model)] = len(models)
+            models.append(model)
     jobs = (delayed(_fit_and_score)(model, data.X, data.Y, data.task_ids, train, test, scorer,
                                     data.tasks)
             for model in models for train, test in folds)
-    results = Parallel(n_jobs=n_jobs)(jobs)
-    scores = np.asarray(results, dtype=np.float64).reshape(len(models), len(folds), -1)
-    reports = {}
-    for m, (name, ref) in enumerate(references.items()):
-        score, ref_score, gain, gain_se, n_folds = _fold_gain(
-            scores[m], scores[model_index[id(ref)]])
-        # a focused estimator is scored on its focus task only: one row
-        keep = n_folds > 0 if _is_focused(estimators[name]) else np.ones(len(gain), dtype=bool)
-        _warn_undefined(data.tasks[keep], n_folds[keep], len(folds), "transfer_report")
-        columns = {
-            "task": data.tasks,
+    results = _run_parallel(jobs, n_jobs, progress)
+    scores = np.asarray([values for values, _ in results], dtype=np.float64).reshape(
+        len(models), len(folds), -1)
+    fit_times = np.asarray([seconds for _, seconds in results]).reshape(len(models), len(folds))
+    runs = {}
+    for name, estimator in estimators.items():
+        m, r = model_index[id(estimator)], model_index[id(references[name])]
+        score, ref_score, gain, gain_se, n_folds = _fold_gain(scores[m], scores[r])
+        runs[name] = {
             "score": score,
             "reference_score": ref_score,
             "gain": gain,
             "gain_se": gain_se,
             "negative_transfer": gain < -gain_se,  # False where gain_se is NaN
-            "n_observed": data.n_observed.astype(np.int64),
+            "n_folds": n_folds,
+            "fit_time": float(fit_times[m].sum()),
+            "focused": _is_focused(estimator),
         }
+    return data.tasks, data.n_observed.astype(np.int64), scorer.name, len(folds), runs
+
+
+def _transfer_reports(estimators, X, Y, *, reference, cv, scoring, n_jobs, task_ids):
+    """:func:`transfer_report` of several estimators on the same folds, in one parallel run.
+
+    A shared ``reference`` is fitted once; without one, each estimator gets its default.
+    Returns a dict name -> report.
+    """
+    tasks, n_observed, scoring, n_splits, runs = _cross_validate_against_reference(
+        estimators, X, Y, reference=reference, cv=cv, scoring=scoring, n_jobs=n_jobs,
+        task_ids=task_ids)
+    reports = {}
+    for name, run in runs.items():
+        # a focused estimator is scored on its focus task only: one row
+        keep = run["n_folds"] > 0 if run["focused"] else np.ones(len(tasks), dtype=bool)
+        _warn_undefined(tasks[keep], run["n_folds"][keep], n_splits, "transfer_report")
+        columns = {"task": tasks, **{field: run[field] for field in REPORT_FIELDS[1:-1]},
+                   "n_observed": n_observed}
         columns = {key: values[keep] for key, values in columns.items()}
-        reports[name] = _as_table(columns, {"scoring": scorer.name, "n_splits": len(folds)})
+        reports[name] = _as_table(columns, {"scoring": scoring, "n_splits": n_splits})
     return reports
 
 
@@ -367,6 +431,10 @@ def transfer_report(estimator, X, Y, *, reference=None, cv=5, scoring=None, n_jo
     at a fixed level (with five folds, a true gain of zero is flagged about one time in five).
     Test folds overlap in no row, but the training folds do, so the standard error is an
     approximation, as for any cross-validated standard error.
+
+    This is skmtl's one definition of the gain, in the units of ``scoring``: the
+    ``skmtl compare`` command (its ``scores.csv`` has these fields and a ``metric`` column)
+    and :meth:`~skmtl.plotting.StrategyComparisonDisplay.from_estimators` run the same code.
 
     Parameters
     ----------
@@ -615,7 +683,7 @@ def pairwise_transfer(estimator, X, Y, *, tasks=None, cv=3, scoring=None, n_jobs
             jobs.append(delayed(_fit_and_score)(
                 estimator, data.X, y, ids, train_rows, test_rows, scorer,
                 data.tasks[chosen[list(columns)]]))
-    results = iter(Parallel(n_jobs=n_jobs)(jobs))
+    results = (values for values, _ in Parallel(n_jobs=n_jobs)(jobs))
     n_splits = len(folds)
     single = np.full((n_splits, n_chosen), np.nan)
     pair = np.full((n_splits, n_chosen, n_chosen), np.nan)  # pair[k, i, j]: i's score with j

@@ -18,7 +18,9 @@ def all_estimators():
 
     Walks the skmtl package (skipping private modules, tests and subpackages whose optional
     dependency is missing) and collects the public :class:`~sklearn.base.BaseEstimator`
-    subclasses defined in it.
+    subclasses defined in it that have ``fit``. Parts configured through ``get_params`` but
+    never fitted on data themselves (the loss weightings of :mod:`skmtl.deep.weighting`, like
+    scikit-learn's kernels) are not estimators of this table.
 
     Returns
     -------
@@ -49,6 +51,7 @@ def all_estimators():
                 and cls.__module__.startswith("skmtl.")
                 and not cls_name.startswith("_")
                 and not inspect.isabstract(cls)
+                and callable(getattr(cls, "fit", None))
             ):
                 found[cls_name] = cls
     return sorted(found.items())

@@ -3,6 +3,11 @@
 Every public estimator found by :func:`skmtl.utils.discovery.all_estimators` must have an entry
 in ``INSTANCES`` (``tests/test_common.py`` fails otherwise). An expected failure is listed with
 a one-line reason and runs as a strict xfail, so a check that starts passing is noticed.
+
+The table is test code, so it lives in ``tests/`` (not in the package, whose ``skmtl.utils`` is
+the ground floor and imports no estimator family). It imports estimators from the public
+packages only. ``tests/test_common.py`` imports it as ``_instances``: ``tests/`` is on
+``sys.path`` through ``pythonpath`` in pyproject.toml's pytest section.
 """
 
 import importlib.util
@@ -11,10 +16,16 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression, Ridge
 
 from skmtl.baselines import IndependentTasks, PooledTasks
-from skmtl.linear._block_sparse import BlockSparseClassifier, BlockSparseRegressor
-from skmtl.linear._block_sparse_cv import BlockSparseClassifierCV, BlockSparseRegressorCV
-from skmtl.linear._mean_clustered import MeanClusteredClassifier, MeanClusteredRegressor
-from skmtl.linear._mean_clustered_cv import MeanClusteredClassifierCV, MeanClusteredRegressorCV
+from skmtl.linear import (
+    BlockSparseClassifier,
+    BlockSparseClassifierCV,
+    BlockSparseRegressor,
+    BlockSparseRegressorCV,
+    MeanClusteredClassifier,
+    MeanClusteredClassifierCV,
+    MeanClusteredRegressor,
+    MeanClusteredRegressorCV,
+)
 
 # class name -> unfitted instances covering its regression and classification modes.
 INSTANCES = {
