@@ -163,26 +163,20 @@ register_model(
 
 # Deep models: an MLP (one hidden layer of 64) trained for DEEP_EPOCHS epochs, on --device.
 DEEP_EPOCHS = 30
-register_model(
-    "deep_hard",
-    lambda task_type, device: _deep_model(task_type, device, "hard"),
-    "deep MTL, hard sharing: MultiTaskRegressor / MultiTaskClassifier(sharing='hard'), "
-    "a shared trunk and one head per task",
-    applicable=_deep_installed,
+_DEEP_MODELS = (
+    # (sharing, description, run by default)
+    ("hard", "deep MTL, hard sharing: MultiTaskRegressor / MultiTaskClassifier(sharing='hard'), "
+     "a shared trunk and one head per task", True),
+    ("independent", "deep single-task networks: MultiTask*(sharing='independent'), the deep "
+     "reference", True),
+    ("cross_stitch", "deep MTL, one tower per task mixed by cross-stitch units (not run by "
+     "default)", False),
 )
-register_model(
-    "deep_independent",
-    lambda task_type, device: _deep_model(task_type, device, "independent"),
-    "deep single-task networks: MultiTask*(sharing='independent'), the deep reference",
-    applicable=_deep_installed,
-)
-register_model(
-    "deep_cross_stitch",
-    lambda task_type, device: _deep_model(task_type, device, "cross_stitch"),
-    "deep MTL, one tower per task mixed by cross-stitch units (not run by default)",
-    default=False,
-    applicable=_deep_installed,
-)
+for _sharing, _description, _default in _DEEP_MODELS:
+    register_model(
+        f"deep_{_sharing}",
+        lambda task_type, device, sharing=_sharing: _deep_model(task_type, device, sharing),
+        _description, default=_default, applicable=_deep_installed)
 
 
 # the per-task fields of a model's comparison, from transfer_report's engine

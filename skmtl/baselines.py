@@ -139,7 +139,11 @@ class IndependentTasks(_WrapperMixin, BaseEstimator):
         return np.column_stack([est.predict(X) for est in self.estimators_]).astype(np.float64)
 
     def _predict_tasks(self, X, task_index):
-        out = np.empty(X.shape[0], dtype=np.float64)
+        return self._own_task_predictions(X, task_index, np.float64)
+
+    def _own_task_predictions(self, X, task_index, dtype):
+        """Each row predicted by its own task's estimator."""
+        out = np.empty(X.shape[0], dtype=dtype)
         for t in np.unique(task_index):
             rows = np.flatnonzero(task_index == t)
             out[rows] = self.estimators_[t].predict(X[rows])
@@ -149,11 +153,7 @@ class IndependentTasks(_WrapperMixin, BaseEstimator):
         return np.column_stack([est.predict(X) for est in self.estimators_]).astype(np.intp)
 
     def _predict_task_codes(self, X, task_index):
-        codes = np.empty(X.shape[0], dtype=np.intp)
-        for t in np.unique(task_index):
-            rows = np.flatnonzero(task_index == t)
-            codes[rows] = self.estimators_[t].predict(X[rows])
-        return codes
+        return self._own_task_predictions(X, task_index, np.intp)
 
     def _predict_proba_raw(self, X):
         return [_proba_with_all_classes(est, X, len(c))

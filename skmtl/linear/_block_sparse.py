@@ -43,6 +43,17 @@ class _BlockSparseMixin:
     # "auto": scikit-learn's MultiTaskLasso where it solves exactly our problem; "bcd": ours.
     _solver = "auto"
 
+    # the regressor and the classifier have the same parameters: declared once, here
+    def __init__(self, alpha=1.0, *, q=2, fit_intercept=True, tol=1e-6, max_iter=1000,
+                 warm_start=False, standardize=False):
+        self.alpha = alpha
+        self.q = q
+        self.fit_intercept = fit_intercept
+        self.tol = tol
+        self.max_iter = max_iter
+        self.warm_start = warm_start
+        self.standardize = standardize
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
@@ -158,16 +169,6 @@ class BlockSparseRegressor(_BlockSparseMixin, MultiTaskRegressorMixin, BaseEstim
 
     _datafit = Quadratic
 
-    def __init__(self, alpha=1.0, *, q=2, fit_intercept=True, tol=1e-6, max_iter=1000,
-                 warm_start=False, standardize=False):
-        self.alpha = alpha
-        self.q = q
-        self.fit_intercept = fit_intercept
-        self.tol = tol
-        self.max_iter = max_iter
-        self.warm_start = warm_start
-        self.standardize = standardize
-
     def _fit_multitask(self, X, Y, mask):
         self._fit_linear(X, Y, mask)
 
@@ -274,16 +275,6 @@ class BlockSparseClassifier(_BlockSparseMixin, MultiTaskClassifierMixin, BaseEst
         tags = super().__sklearn_tags__()
         tags.classifier_tags.multi_class = False
         return tags
-
-    def __init__(self, alpha=1.0, *, q=2, fit_intercept=True, tol=1e-6, max_iter=1000,
-                 warm_start=False, standardize=False):
-        self.alpha = alpha
-        self.q = q
-        self.fit_intercept = fit_intercept
-        self.tol = tol
-        self.max_iter = max_iter
-        self.warm_start = warm_start
-        self.standardize = standardize
 
     def _check_n_classes(self, classes):
         super()._check_n_classes(classes)
