@@ -4,17 +4,16 @@ from numbers import Integral, Real
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.special import expit
 from sklearn.base import BaseEstimator
 
 from skmtl.base import MultiTaskClassifierMixin, MultiTaskRegressorMixin
+from skmtl.linear._binary import _BinaryLogisticMixin
 from skmtl.linear._datafits import Logistic, Quadratic
 from skmtl.linear._docs import LINEAR_DOCS
 from skmtl.linear._solver_bcd import solve_block_sparse
 from skmtl.linear._standardize import column_scales, scale_columns
 from skmtl.utils._docstring import Substitution
 from skmtl.utils._sklearn_compat import Interval
-from skmtl.utils.validation import _hashable
 
 __all__ = ["BlockSparseClassifier", "BlockSparseRegressor"]
 
@@ -184,7 +183,8 @@ class BlockSparseRegressor(_BlockSparseMixin, MultiTaskRegressorMixin, BaseEstim
 
 
 @Substitution(**LINEAR_DOCS)
-class BlockSparseClassifier(_BlockSparseMixin, MultiTaskClassifierMixin, BaseEstimator):
+class BlockSparseClassifier(_BinaryLogisticMixin, _BlockSparseMixin, MultiTaskClassifierMixin,
+                            BaseEstimator):
     """Multi-task binary logistic regression with an l1/lq block penalty: a shared support.
 
     The optimisation objective, over ``W = coef_`` of shape (n_tasks, n_features) and the
@@ -271,29 +271,5 @@ class BlockSparseClassifier(_BlockSparseMixin, MultiTaskClassifierMixin, BaseEst
     _datafit = Logistic
     _max_classes = 2
 
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.classifier_tags.multi_class = False
-        return tags
-
-    def _check_n_classes(self, classes):
-        super()._check_n_classes(classes)
-        for task, task_classes in zip(self.tasks_, classes):
-            if len(task_classes) < 2:
-                where = "y" if self._layout == "1d" else f"Task {_hashable(task)!r}"
-                raise ValueError(
-                    f"{where} has only one class ({_hashable(task_classes[0])!r}) and no "
-                    f"label set shared with the other tasks; {type(self).__name__} fits "
-                    "binary tasks: a task may see one class only when all tasks share two "
-                    "classes."
-                )
-
     def _fit_multitask(self, X, Y, mask):
         self._fit_linear(X, Y, mask)
-
-    def _predict_proba_raw(self, X):
-        p = expit(self._decision(X))
-        return [np.column_stack([1.0 - p[:, t], p[:, t]]) for t in range(p.shape[1])]
-
-    def _predict_codes(self, X):
-        return (self._decision(X) > 0).astype(np.intp)

@@ -8,18 +8,17 @@ The penalty (:class:`~skmtl.linear._penalties.MeanClusteredPenalty`) of Evgeniou
 from numbers import Integral, Real
 
 import numpy as np
-from scipy.special import expit
 from sklearn.base import BaseEstimator
 from sklearn.utils.extmath import safe_sparse_dot
 
 from skmtl.base import MultiTaskClassifierMixin, MultiTaskRegressorMixin
+from skmtl.linear._binary import _BinaryLogisticMixin
 from skmtl.linear._designs import predict_rows
 from skmtl.linear._docs import LINEAR_DOCS
 from skmtl.linear._solver_mean_clustered import solve_mean_clustered, solve_mean_clustered_logistic
 from skmtl.linear._standardize import column_scales, observation_weights, scale_columns
 from skmtl.utils._docstring import Substitution
 from skmtl.utils._sklearn_compat import Interval, StrOptions
-from skmtl.utils.validation import _hashable
 
 __all__ = ["MeanClusteredClassifier", "MeanClusteredRegressor"]
 
@@ -61,47 +60,6 @@ class _MeanClusteredMixin:
     def _shared_decision(self, X):
         return (np.asarray(safe_sparse_dot(X, self.shared_coef_, dense_output=True)).ravel()
                 + self.shared_intercept_)
-
-
-def _check_two_classes(estimator, classes):
-    """Raise for a task with one class that shares no two-class label set with the others."""
-    for task, task_classes in zip(estimator.tasks_, classes):
-        where = "y" if estimator._layout == "1d" else f"Task {_hashable(task)!r}"
-        if len(task_classes) < 2:
-            raise ValueError(
-                f"{where} has only one class ({_hashable(task_classes[0])!r}) and no "
-                "label set shared with the other tasks; "
-                f"{type(estimator).__name__} fits binary tasks: a task may see one class "
-                "only when all tasks share two classes."
-            )
-
-
-class _BinaryLogisticMixin:
-    """Binary tasks with a logistic link: the class checks and the predictions of the
-    fitted ``coef_`` / ``intercept_`` (shared by the fixed-parameter and the CV classifier)."""
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.classifier_tags.multi_class = False
-        return tags
-
-    def _check_n_classes(self, classes):
-        super()._check_n_classes(classes)
-        _check_two_classes(self, classes)
-
-    def _predict_proba_raw(self, X):
-        positive = expit(self._decision(X))
-        return [np.column_stack([1.0 - p, p]) for p in positive.T]
-
-    def _predict_proba_shared(self, X):
-        p = expit(self._shared_decision(X))
-        return np.column_stack([1.0 - p, p])
-
-    def _predict_codes(self, X):
-        return (self._decision(X) > 0).astype(np.intp)
-
-    def _predict_task_codes(self, X, task_index):
-        return (predict_rows(X, self.coef_, self.intercept_, task_index) > 0).astype(np.intp)
 
 
 @Substitution(**LINEAR_DOCS)

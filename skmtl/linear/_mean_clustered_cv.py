@@ -19,6 +19,7 @@ from joblib import Parallel, delayed
 from sklearn.base import BaseEstimator
 
 from skmtl.base import MultiTaskClassifierMixin, MultiTaskRegressorMixin
+from skmtl.linear._binary import _BinaryLogisticMixin
 from skmtl.linear._cv import (
     MAX_EXTENSIONS,
     _as_fitted,
@@ -40,7 +41,6 @@ from skmtl.linear._docs import LINEAR_DOCS
 from skmtl.linear._mean_clustered import (
     MeanClusteredClassifier,
     MeanClusteredRegressor,
-    _BinaryLogisticMixin,
     _MeanClusteredMixin,
 )
 from skmtl.linear._solver_mean_clustered import (
