@@ -264,12 +264,35 @@ class ComparisonResult:
                 })
         return rows
 
-    def format_table(self):
-        """The summary as an aligned text table."""
+    def per_task_rows(self):
+        """One row per task for per_task.csv: ``task``, ``n_observed``, then every model's
+        ``<model>_score_<metric>`` and, for the models other than the reference,
+        ``<model>_gain_<metric>`` (the values of :meth:`to_rows`, side by side)."""
+        rows = []
+        for t, task in enumerate(self.tasks):
+            first = next(iter(self.per_task.values()))
+            row = {"task": task.item() if hasattr(task, "item") else task,
+                   "n_observed": int(first["n_observed"][t])}
+            for model, values in self.per_task.items():
+                row[f"{model}_score_{self.metric}"] = values["score"][t]
+            for model, values in self.per_task.items():
+                if model != self.reference:
+                    row[f"{model}_gain_{self.metric}"] = values["gain"][t]
+            rows.append(row)
+        return rows
+
+    def table(self):
+        """The summary as text cells: the header and one row per model (printed by
+        :meth:`format_table`, and the table of report.html)."""
         header = ["model", f"mean {self.metric_name}", "wins", "losses", "neg. transfer",
                   "fit time (s)"]
         lines = [[r["model"], f"{r['mean_score']:.4f}", str(r["wins"]), str(r["losses"]),
                   str(r["negative_transfer"]), f"{r['fit_time']:.2f}"] for r in self.summary]
+        return header, lines
+
+    def format_table(self):
+        """The summary as an aligned text table."""
+        header, lines = self.table()
         widths = [max(len(row[i]) for row in [header, *lines]) for i in range(len(header))]
 
         def fmt(row):

@@ -3,9 +3,13 @@
 ``skmtl datasets`` lists the packaged data sets. ``skmtl compare`` cross-validates single-task,
 pooled and multi-task models on one data set, prints a per-model table (mean score, per-task
 wins and losses against single-task learning, negative-transfer count, fit time) and writes
-``scores.csv`` (one row per model and task) and ``transfer.png`` (per-task gains, with the
-``plot`` extra) to ``--out``. ``skmtl compare --focus TASK`` compares the focused-task
-strategies (single_task, multi_task, gradnorm, lbtw, finetune, rmtl) on that one task instead.
+``scores.csv`` (one row per model and task), ``per_task.csv`` (one row per task),
+``transfer.png`` (per-task gains, with the ``plot`` extra) and ``report.html`` (all of it on
+one offline page) to ``--out``. A ``--csv`` file is read by the rules of
+docs/user_guide/command_line.rst (regression or classification, id and date columns); a
+mistake in it is one line naming the column or path, and status 2.
+``skmtl compare --focus TASK`` compares the focused-task strategies (single_task,
+multi_task, gradnorm, lbtw, finetune, rmtl) on that one task instead.
 
 The comparison is :func:`skmtl.model_selection.transfer_report`'s: the score of a task is its
 mean test score over the folds (minus the mean squared error, or accuracy, unless
@@ -18,6 +22,8 @@ import csv
 import logging
 import os
 import sys
+import tempfile
+import warnings
 
 import numpy as np
 
@@ -34,6 +40,18 @@ __all__ = ["main"]
 logger = logging.getLogger("skmtl")
 
 DEFAULT_DATASET = "exam"
+
+# The --csv reader: every mistake in the user's file is a ValueError of one line naming the
+# column, line or path at fault (main prints it and exits 2).
+
+# at most this many distinct whole-number target values (over all tasks) are read as classes
+MAX_CLASSES = 10
+# a column is id-like when all its values differ, and there are at least this many
+MIN_ID_VALUES = 10
+# a text feature with more distinct values than this gets a note on its one-hot encoding
+MANY_CATEGORIES = 50
+# the transfer plot shows at most this many tasks per model (the worst and the best half)
+MAX_TASKS_SHOWN = 40
 
 
 def _build_parser():
@@ -66,7 +84,15 @@ def _build_parser():
                          help="with --csv: the column naming each row's task (long data)")
     compare.add_argument("--task-type", choices=["auto", "regression", "classification"],
                          default="auto", help="with --csv: what the targets are (default: "
-                         "auto, from the target values)")
+                         "auto: text, or whole numbers with at most "
+                         f"{MAX_CLASSES} distinct values, is classification; other numbers "
+                         "are regression)")
+    compare.add_argument("--drop", metavar="COLS",
+                         help="with --csv: comma-separated columns that are not features "
+                         "(ids, dates, free text)")
+    compare.add_argument("--keep", metavar="COLS",
+                         help="with --csv: comma-separated text columns to keep as features "
+                         "(one-hot encoded) although they look like ids or dates")
     models_help = "; ".join(f"{m.name}: {m.description}" for m in MODELS.values())
     compare.add_argument("--models", nargs="+", metavar="MODEL", choices=sorted(MODELS),
                          help=f"models to compare (default: all). {models_help}")
@@ -79,7 +105,8 @@ def _build_parser():
                          f"is the reference). Choices: {', '.join(FOCUS_STRATEGIES)}")
     compare.add_argument("--cv", type=int, default=5, help="number of folds (default: 5)")
     compare.add_argument("--out", default="skmtl-out", metavar="DIR",
-                         help="folder for scores.csv and transfer.png (default: ./skmtl-out)")
+                         help="folder for scores.csv, per_task.csv, transfer.png and report.html "
+                         "(default: ./skmtl-out)")
     compare.add_argument("--device", default="cpu",
                          help="torch device for deep models (default: cpu)")
     compare.add_argument("--seed", type=int, default=0, help="seed of the folds (default: 0)")
@@ -115,49 +142,225 @@ def _load_packaged(name):
     bunch = load_dataset(name)
     task_ids = bunch.get("task_ids") if bunch.format == "long" else None
     return (np.asarray(bunch.data, dtype=np.float64), np.asarray(bunch.target),
-            None if task_ids is None else np.asarray(task_ids), bunch.task_type, name)
+            None if task_ids is None else np.asarray(task_ids), bunch.task_type, name, [])
 
 
-def _load_csv(path, targets, task_column, task_type):
+def _column_list(text, option):
+    columns = [c.strip() for c in (text or "").split(",") if c.strip()]
+    if text is not None and not columns:
+        raise ValueError(f"{option} names no column.")
+    return columns
+
+
+def _read_frame(path, pd):
+    """The CSV at ``path`` as a DataFrame, or a ValueError saying why it cannot be read."""
+    if os.path.isdir(path):
+        raise ValueError(f"--csv {path} is a folder; give the path of a CSV file.")
+    if not os.path.exists(path):
+        raise ValueError(f"--csv {path}: no such file.")
+    try:
+        frame = pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        raise ValueError(f"--csv {path} is empty (no header, no rows).") from None
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+        raise ValueError(f"--csv {path} cannot be read as a CSV file: {exc}") from None
+    if frame.shape[0] == 0:
+        raise ValueError(f"--csv {path} has a header but no data rows.")
+    return frame
+
+
+def _lines(mask, limit=10):
+    """File line numbers (the header is line 1) of the True rows of ``mask``, for a message.
+
+    A boolean Series is read through its index, read_csv's row numbers, so that the lines stay
+    right after rows were left out."""
+    rows = mask.index[mask.to_numpy()] if hasattr(mask, "index") else np.flatnonzero(mask)
+    lines = np.asarray(rows) + 2
+    return ", ".join(str(n) for n in lines[:limit]) + (" ..." if lines.size > limit else "")
+
+
+def _text_cells(column, pd):
+    """Mask (a Series) of the non-empty cells of ``column`` that are not numbers."""
+    if pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column):
+        return pd.Series(False, index=column.index)
+    return column.notna() & pd.to_numeric(column, errors="coerce").isna()
+
+
+def _decide_task_type(targets, requested, pd):
+    """``(task_type, why)`` for the target columns ``targets`` (a DataFrame).
+
+    The rule (documented in docs/user_guide/command_line.rst): a target column holding text is
+    classification; numbers that are all whole and take at most ``MAX_CLASSES`` distinct
+    values over all tasks (0/1 labels, a 1-5 rating) are classification; any other numbers
+    (fractions, or counts and scores with many values) are regression. ``--task-type``
+    overrides it, except that regression needs numbers.
+    """
+    text = {c: _text_cells(targets[c], pd) for c in targets.columns}
+    text = {c: mask for c, mask in text.items() if mask.any()}
+    if requested == "regression" and text:
+        column, mask = next(iter(text.items()))
+        example = targets[column][mask].iloc[0]
+        raise ValueError(f"--task-type regression needs numeric targets, but column "
+                         f"{column!r} holds text ({example!r} on line(s) {_lines(mask, 5)}).")
+    if requested != "auto":
+        return requested, "as --task-type says"
+    if text:
+        column, mask = next(iter(text.items()))
+        example = targets[column][mask].iloc[0]
+        return "classification", f"target column {column!r} holds text ({example!r})"
+    values = targets.to_numpy(dtype=np.float64).ravel()
+    values = values[~np.isnan(values)]
+    if values.size == 0:
+        raise ValueError(f"Target column(s) {list(targets.columns)} have no value.")
+    distinct = np.unique(values).size
+    values_word = "value" if distinct == 1 else "values"
+    if np.all(values == np.round(values)):
+        if distinct <= MAX_CLASSES:
+            return "classification", (f"the targets are whole numbers with {distinct} "
+                                      f"distinct {values_word} (at most {MAX_CLASSES})")
+        return "regression", (f"the targets are whole numbers with {distinct} distinct "
+                              f"values (more than {MAX_CLASSES})")
+    return "regression", "the targets are numbers with fractions"
+
+
+def _odd_column(column, pd):
+    """``"date"`` for a text column of dates, ``"id"`` for a column whose values all differ
+    (text or whole numbers), else None."""
+    values = column.dropna()
+    if values.empty:
+        return None
+    text = not pd.api.types.is_numeric_dtype(values)
+    # a date has digits: month or day names alone ("Jan", "Mon") are honest categories
+    if text and values.astype(str).str.contains(r"\d").all():
+        with warnings.catch_warnings():
+            # pandas warns when it guesses a date format per value; a guess is all we need
+            warnings.simplefilter("ignore")
+            # a sample first: parsing value by value is slow on a long column of non-dates
+            if all(pd.to_datetime(part.astype(str), errors="coerce", format="mixed")
+                   .notna().all() for part in (values.head(50), values)):
+                return "date"
+    if values.size < MIN_ID_VALUES or values.nunique() != values.size:
+        return None
+    if text or pd.api.types.is_integer_dtype(values):
+        return "id"
+    if pd.api.types.is_float_dtype(values) and np.all(values == np.round(values)):
+        return "id"  # whole numbers read as floats (a column with an empty cell)
+    return None
+
+
+def _features(frame, path, excluded, keep, pd, notes):
+    """The feature matrix of ``frame`` without the columns ``excluded``.
+
+    Text columns are one-hot encoded, except id-like and date-like text columns, which are
+    dropped with a warning (one-hot encoding would make one feature per row or per date, which
+    no model can learn from) unless ``keep`` names them; whole-number id-like columns are kept
+    as numbers, with a warning.
+    """
+    features = frame.drop(columns=excluded)
+    dropped = []
+    for name in features.columns:
+        column = features[name]
+        text = not pd.api.types.is_numeric_dtype(column)
+        kind = None if name in keep else _odd_column(column, pd)
+        example = column.dropna().iloc[0] if kind else None
+        if kind == "date":
+            dropped.append(name)
+            _warn(f"column {name!r} looks like dates (e.g. {example!r}): dropped, as one-hot "
+                  "encoding would give one feature per date; turn it into numbers (e.g. day of "
+                  f"year) or keep it as categories with --keep {name}.", notes)
+        elif kind == "id" and text:
+            dropped.append(name)
+            _warn(f"column {name!r} looks like an id ({column.count()} distinct text values): "
+                  f"dropped, not one-hot encoded into {column.count() - 1} features; keep it "
+                  f"with --keep {name}.", notes)
+        elif kind == "id":
+            _warn(f"column {name!r} looks like an id ({column.count()} distinct whole "
+                  f"numbers): kept as a numeric feature; drop it with --drop {name}.", notes)
+        elif text and column.nunique() > MANY_CATEGORIES:
+            _warn(f"column {name!r} has {column.nunique()} distinct text values: one-hot "
+                  f"encoded into {column.nunique() - 1} features; drop it with --drop "
+                  f"{name}.", notes)
+    features = features.drop(columns=dropped)
+    if features.shape[1] == 0:
+        if dropped:
+            raise ValueError(f"No feature column left in {path}: {dropped} were dropped as id "
+                             "or date columns; keep them with --keep.")
+        raise ValueError(f"No feature column in {path}: every column is a target, the task "
+                         "column or in --drop.")
+    missing = features.isna().any()
+    if missing.any():
+        name = missing.index[missing.to_numpy()][0]
+        raise ValueError(f"Feature column {name!r} has empty cells (line(s) "
+                         f"{_lines(features[name].isna(), 5)}); fill them or drop it with "
+                         f"--drop {name}.")
+    return pd.get_dummies(features, drop_first=True, dtype=float)
+
+
+def _warn(message, notes):
+    """Print a warning on the data and keep it for report.html."""
+    print(f"skmtl: warning: {message}", file=sys.stderr)
+    notes.append(f"Warning: {message}")
+
+
+def _task_ids(column, name, path, pd):
+    """The task column as task ids: whole numbers stay numbers, anything else is text."""
+    empty = column.isna() | (column.astype(str).str.strip() == "")
+    if empty.any():
+        raise ValueError(f"Task column {name!r} is empty on line(s) {_lines(empty)} of {path} "
+                         "(line 1 is the header); fill those cells or remove the rows.")
+    if pd.api.types.is_integer_dtype(column):
+        return column.to_numpy(dtype=np.int64)
+    # a column mixing numbers and text ("7", "7b") is read as text throughout, so that "7"
+    # is one task whatever the cell looks like
+    return column.astype(str).str.strip().to_numpy()
+
+
+def _load_csv(args):
     from skmtl.utils._optional import import_optional
 
     pd = import_optional("pandas", "datasets", "reading --csv files")
-    if not targets:
+    path, task_column = args.csv, args.task_column
+    if not args.targets:
         raise ValueError("--csv needs --targets (the target column or columns).")
-    frame = pd.read_csv(path)
-    target_columns = [c.strip() for c in targets.split(",") if c.strip()]
-    needed = target_columns + ([task_column] if task_column else [])
-    absent = [c for c in needed if c not in frame.columns]
-    if absent:
-        raise ValueError(f"Column(s) {absent} are not in {path}; it has {list(frame.columns)}.")
+    target_columns = _column_list(args.targets, "--targets")
+    drop, keep = _column_list(args.drop, "--drop"), _column_list(args.keep, "--keep")
     if task_column and len(target_columns) != 1:
         raise ValueError("With --task-column (long data), --targets names exactly one column.")
-    features = pd.get_dummies(frame.drop(columns=needed), drop_first=True, dtype=float)
-    if features.shape[1] == 0:
-        raise ValueError(f"{path} has no feature column besides the targets.")
-    if features.isna().any().any():
-        bad = list(features.columns[features.isna().any()])
-        raise ValueError(f"Feature column(s) {bad[:5]} have missing values; impute them first.")
+    frame = _read_frame(path, pd)
+    needed = target_columns + ([task_column] if task_column else [])
+    for option, columns in [("--targets/--task-column", needed), ("--drop", drop),
+                            ("--keep", keep)]:
+        absent = [c for c in columns if c not in frame.columns]
+        if absent:
+            raise ValueError(f"Column(s) {absent} of {option} are not in {path}; it has "
+                             f"{list(frame.columns)}.")
+    clash = [c for c in drop if c in needed]
+    if clash:
+        raise ValueError(f"--drop {','.join(clash)}: a target or task column cannot be dropped.")
+    task_ids = None
+    if task_column:
+        task_ids = _task_ids(frame[task_column], task_column, path, pd)
+        unlabelled = frame[target_columns[0]].isna()
+        if unlabelled.any():
+            # long data has one row per label: a row without one carries nothing to learn
+            print(f"Left out {unlabelled.sum()} row(s) with an empty {target_columns[0]!r} "
+                  f"(line(s) {_lines(unlabelled)}).")
+            keep_rows = ~unlabelled.to_numpy()
+            frame, task_ids = frame[keep_rows], task_ids[keep_rows]
+            if frame.shape[0] == 0:
+                raise ValueError(f"Target column {target_columns[0]!r} of {path} is empty.")
+    task_type, why = _decide_task_type(frame[target_columns], args.task_type, pd)
+    other = "classification" if task_type == "regression" else "regression"
+    notes = [f"Task type: {task_type}, {why}"
+             + ("." if args.task_type != "auto" else f"; override with --task-type {other}.")]
+    print(notes[0])
+    X = _features(frame, path, needed + drop, keep, pd, notes)
     y = frame[target_columns[0]] if task_column else frame[target_columns]
-    task_ids = frame[task_column].to_numpy() if task_column else None
-    if task_type == "auto":
-        task_type = _guess_task_type(y.to_numpy(dtype=object))
     y = y.astype(np.float64 if task_type == "regression" else object)
     if task_column:
         y = y.to_numpy()
-    return features.to_numpy(dtype=np.float64), y, task_ids, task_type, os.path.basename(path)
-
-
-def _guess_task_type(y):
-    from sklearn.utils.multiclass import type_of_target
-
-    from skmtl.utils.validation import missing_mask
-
-    observed = y[~missing_mask(y)]
-    if not all(isinstance(v, (int, float, np.number)) for v in observed):
-        return "classification"
-    kind = type_of_target(observed.astype(np.float64))
-    return "regression" if kind.startswith("continuous") else "classification"
+    return (X.to_numpy(dtype=np.float64), y, task_ids, task_type, os.path.basename(path),
+            notes)
 
 
 def _progress(total, quiet):
@@ -177,10 +380,19 @@ def _progress(total, quiet):
     return lambda: bar.update(1), bar.close
 
 
-def _write_scores(result, out):
-    os.makedirs(out, exist_ok=True)
-    path = os.path.join(out, "scores.csv")
-    rows = result.to_rows()
+def _check_out(out):
+    """Create the --out folder, or say in one line why it cannot be created or written."""
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise ValueError(f"--out {out} is an existing file, not a folder; give a folder name.")
+    try:
+        os.makedirs(out, exist_ok=True)
+        tempfile.TemporaryFile(dir=out).close()
+    except OSError as exc:
+        raise ValueError(f"--out {out} cannot be created or written: "
+                         f"{exc.strerror or exc}.") from None
+
+
+def _write_csv(rows, path):
     with open(path, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
@@ -188,26 +400,54 @@ def _write_scores(result, out):
     return path
 
 
+def _write_scores(result, out):
+    """Write scores.csv (one row per model and task) and per_task.csv (one row per task, the
+    models side by side); return their paths."""
+    os.makedirs(out, exist_ok=True)
+    return (_write_csv(result.to_rows(), os.path.join(out, "scores.csv")),
+            _write_csv(result.per_task_rows(), os.path.join(out, "per_task.csv")))
+
+
 def _transfer_display(result):
-    """Every model's per-task gain over stl, drawn on a new (pyplot-free) figure."""
+    """Every model's per-task gain over the reference, one panel per model, on a new
+    (pyplot-free) figure; returns the :class:`~skmtl.plotting.TransferDisplay` of each model.
+
+    Each panel sorts the tasks by the model's gain (tasks without a gain left out). Beyond
+    ``MAX_TASKS_SHOWN`` tasks it shows the worst and the best half of that many, so that the
+    figure stays readable and its size bounded (at most 16 x 3.2 inches a panel) from 5 tasks
+    to thousands.
+    """
     from matplotlib.figure import Figure
 
-    from skmtl.plotting import StrategyComparisonDisplay
+    from skmtl.plotting import TransferDisplay
 
     models = [m for m in result.per_task if m != result.reference]
-    fields = {f: [result.per_task[m][f] for m in models]
-              for f in ("gain", "gain_se", "negative_transfer")}
     n_tasks = len(result.tasks)
-    figure = Figure(figsize=(min(4 + 0.25 * n_tasks * len(models), 40), 4.5),
+    shown = min(n_tasks, MAX_TASKS_SHOWN)
+    figure = Figure(figsize=(min(4 + 0.3 * shown, 16), 3.2 * len(models)),
                     layout="constrained")
-    display = StrategyComparisonDisplay(
-        result.tasks, fields["gain"], models, gain_se=np.nan_to_num(fields["gain_se"]),
-        negative_transfer=fields["negative_transfer"], scoring=result.metric)
-    display.plot(ax=figure.add_subplot(),
-                 xticks_rotation="vertical" if n_tasks > 10 else "horizontal")
-    display.ax_.set_title(f"Per-task gain in {result.metric} over {result.reference}, "
-                          f"mean over {result.n_splits} folds")
-    return display
+    axes = figure.subplots(len(models), 1, squeeze=False)[:, 0]
+    displays = {}
+    for ax, model in zip(axes, models):
+        values = result.per_task[model]
+        defined = np.flatnonzero(~np.isnan(values["gain"]))
+        order = defined[np.argsort(values["gain"][defined], kind="stable")]
+        title = f"{model}: per-task gain over {result.reference}, tasks sorted by gain"
+        if order.size > MAX_TASKS_SHOWN:
+            half = MAX_TASKS_SHOWN // 2
+            order = np.concatenate([order[:half], order[-half:]])
+            title += f"; the {half} worst and {half} best of {defined.size} tasks"
+            ax.axvline(half - 0.5, color="grey", linestyle=":")
+        display = TransferDisplay(
+            result.tasks[order], values["gain"][order],
+            gain_se=np.nan_to_num(values["gain_se"][order]),
+            negative_transfer=values["negative_transfer"][order], scoring=result.metric)
+        display.plot(ax=ax, xticks_rotation="vertical" if order.size > 10 else "horizontal")
+        ax.set_title(f"{title} (mean over {result.n_splits} folds)", fontsize="medium")
+        # the display's label names the scorer in full, too long for a panel 3 inches high
+        ax.set_ylabel(f"gain in {result.metric_name}")
+        displays[model] = display
+    return displays
 
 
 def _write_transfer_plot(result, out):
@@ -220,7 +460,64 @@ def _write_transfer_plot(result, out):
     if len(result.per_task) < 2:
         return f"transfer.png left out: no model besides {result.reference}."
     path = os.path.join(out, "transfer.png")
-    _transfer_display(result).figure_.savefig(path, dpi=100)
+    next(iter(_transfer_display(result).values())).figure_.savefig(path, dpi=100)
+    return path
+
+
+_REPORT_STYLE = """
+body { font-family: sans-serif; max-width: 70em; margin: 2em auto; color: #222; }
+table { border-collapse: collapse; margin: 1em 0; }
+th, td { border: 1px solid #bbb; padding: 0.3em 0.8em; }
+td:not(:first-child) { text-align: right; }
+th { background: #eee; }
+img { max-width: 100%; }
+"""
+
+
+def _write_report(result, out, title, notes, plot):
+    """Write out/report.html, a self-contained page (inline CSS, the plot embedded as a base64
+    PNG: it opens offline and survives being mailed): the notes on the data, the summary
+    table, the models left out and why, and the transfer plot (or why it is missing)."""
+    import base64
+    from html import escape
+
+    header, lines = result.table()
+    table = "\n".join(
+        ["<table>", "<tr>" + "".join(f"<th>{escape(c)}</th>" for c in header) + "</tr>",
+         *["<tr>" + "".join(f"<td>{escape(c)}</td>" for c in row) + "</tr>" for row in lines],
+         "</table>"])
+    skipped = "".join(f"<li><b>{escape(name)}</b>: {escape(reason)}</li>"
+                      for name, reason in result.skipped.items())
+    if plot.endswith(".png"):
+        with open(plot, "rb") as handle:
+            data = base64.b64encode(handle.read()).decode("ascii")
+        figure = (f'<img src="data:image/png;base64,{data}" alt="per-task gain of each model '
+                  f'over {escape(result.reference)}">')
+    else:
+        figure = f"<p>{escape(plot)}</p>"
+    body = [
+        f"<h1>skmtl compare: {escape(title)}</h1>",
+        "<ul>" + "".join(f"<li>{escape(note)}</li>" for note in notes) + "</ul>",
+        "<h2>Summary</h2>",
+        f"<p>Per task, a model's score is its mean test {escape(result.metric)} over "
+        f"{result.n_splits} folds; its gain is its score minus {escape(result.reference)}'s, "
+        "in the same units. Wins / losses: tasks with a gain above / below 0; negative "
+        "transfer: gain below minus its standard error. Fit time in seconds, summed over the "
+        "folds.</p>",
+        table,
+        "<h2>Models left out</h2>",
+        f"<ul>{skipped}</ul>" if skipped else "<p>None.</p>",
+        "<h2>Per-task gains</h2>",
+        figure,
+        "<p>Every number: <a href='scores.csv'>scores.csv</a> (one row per model and task), "
+        "<a href='per_task.csv'>per_task.csv</a> (one row per task).</p>",
+    ]
+    path = os.path.join(out, "report.html")
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write("<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
+                     f"<title>skmtl compare: {escape(title)}</title>"
+                     f"<style>{_REPORT_STYLE}</style></head>"
+                     "<body>\n" + "\n".join(body) + "\n</body></html>\n")
     return path
 
 
@@ -243,6 +540,10 @@ def _drop_unsplittable_tasks(X, y, task_ids, min_labels=2):
         shown = ", ".join(str(t) for t in list(few)[:10])
         print(f"Left out {len(few)} task(s) with fewer than {min_labels} labels, which "
               f"cross-validation cannot split: {shown}{' ...' if len(few) > 10 else ''}")
+    left = np.unique(task_ids).size if task_ids is not None else np.shape(y)[1]
+    if left == 0:
+        raise ValueError(f"No task has {min_labels} labels or more; cross-validation needs "
+                         f"{min_labels} per task.")
     return X, y, task_ids
 
 
@@ -265,18 +566,19 @@ def _compare(args):
         raise ValueError("--n-jobs must be a positive number of jobs, or negative (-1: all "
                          "cores); got 0.")
     if args.csv:
-        X, y, task_ids, task_type, label = _load_csv(
-            args.csv, args.targets, args.task_column, args.task_type)
+        X, y, task_ids, task_type, label, notes = _load_csv(args)
     else:
-        if args.targets or args.task_column:
-            raise ValueError("--targets and --task-column go with --csv.")
-        X, y, task_ids, task_type, label = _load_packaged(args.dataset or DEFAULT_DATASET)
+        if args.targets or args.task_column or args.drop or args.keep:
+            raise ValueError("--targets, --task-column, --drop and --keep go with --csv.")
+        X, y, task_ids, task_type, label, notes = _load_packaged(args.dataset or DEFAULT_DATASET)
     if args.focus is None and args.strategies:
         raise ValueError("--strategies goes with --focus.")
     if args.focus is not None and args.models:
         raise ValueError("--models does not go with --focus (it compares the focused-task "
                          "strategies); choose them with --strategies.")
     X, y, task_ids = _drop_unsplittable_tasks(X, y, task_ids)
+    # before any fitting: a run of minutes must not end on a folder it cannot write
+    _check_out(args.out)
     data = (f"Data set {label}: {X.shape[0]} rows, {X.shape[1]} features, {task_type}, "
             f"{'long' if task_ids is not None else 'wide'} format; {args.cv}-fold "
             "MultiTaskKFold;")
@@ -311,10 +613,14 @@ def _compare(args):
     _report_undefined(result)
     for name, reason in result.skipped.items():
         print(f"Left out {name}: {reason}.")
-    print(f"Per-task scores written to {_write_scores(result, args.out)}")
+    scores, per_task = _write_scores(result, args.out)
+    print(f"Per-task scores written to {scores} (one row per model and task) and {per_task} "
+          "(one row per task)")
     plot = _write_transfer_plot(result, args.out)
     print(f"Per-task gains over {result.reference} plotted in {plot}"
           if plot.endswith(".png") else plot)
+    report = _write_report(result, args.out, label, [data.rstrip(";") + ".", *notes], plot)
+    print(f"Report (table, models left out, plot) in {report}")
     return 0
 
 
@@ -334,6 +640,19 @@ def main(argv=None):
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     parser = _build_parser()
     args = parser.parse_args(argv)
+    with warnings.catch_warnings():
+        # a library warning (a grid edge, a convergence) reads as one line of the command's
+        # output, not as Python's file:line report with a source line
+        warnings.showwarning = _show_warning
+        return _run(parser, args)
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    print(f"skmtl: warning: {' '.join(str(message).split())} ({category.__name__})",
+          file=sys.stderr)
+
+
+def _run(parser, args):
     try:
         if args.command == "datasets":
             return _list_datasets()
@@ -341,7 +660,8 @@ def main(argv=None):
             if args.command is None:
                 args = parser.parse_args(["compare"])
             return _compare(args)
-    except (ValueError, ImportError, FileNotFoundError) as exc:
-        print(f"skmtl: error: {exc}", file=sys.stderr)
+    except (ValueError, ImportError, OSError) as exc:
+        # one line, whatever the message quotes (a parser's multi-line report, say)
+        print(f"skmtl: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
     return 0  # pragma: no cover

@@ -138,7 +138,8 @@ def test_compare_on_a_wide_classification_csv(tmp_path, capsys):
     [
         (["compare", "--dataset", "nope"], "Unknown data set"),
         (["compare", "--cv", "1"], "--cv must be at least 2"),
-        (["compare", "--targets", "a"], "--targets and --task-column go with --csv"),
+        (["compare", "--targets", "a"],
+         "--targets, --task-column, --drop and --keep go with --csv"),
         (["compare", "--scoring", "accuracy"], "scoring='accuracy' does not score regression"),
     ],
 )
@@ -151,7 +152,7 @@ def test_csv_errors_name_the_missing_column(tmp_path, capsys):
     path = tmp_path / "d.csv"
     path.write_text("a,b\n1,2\n3,4\n")
     assert main(["compare", "--csv", str(path), "--targets", "zz"]) == 2
-    assert "['zz'] are not in" in capsys.readouterr().err
+    assert "['zz'] of --targets/--task-column are not in" in capsys.readouterr().err
 
 
 def test_python_dash_m_runs_the_command():
@@ -288,18 +289,22 @@ def test_compare_plots_every_models_per_task_gain(tmp_path, capsys):
         capsys.readouterr().out)
     assert (tmp_path / "o" / "transfer.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
-    # the bars are the per-task gains of scores.csv, hatched where negative transfer is flagged
-    display = _transfer_display(run_comparison(X, Y, task_type="regression",
-                                               models=["pooled", "mean_clustered"], cv=3))
+    # one panel per model: its per-task gains of scores.csv sorted, red where negative
+    # transfer is flagged
+    displays = _transfer_display(run_comparison(X, Y, task_type="regression",
+                                                models=["pooled", "mean_clustered"], cv=3))
     rows = read_scores(tmp_path / "o")
-    for model in ("pooled", "mean_clustered"):
-        expected = [r for r in rows if r["model"] == model]
-        bars = display.bars_[model]
-        np.testing.assert_allclose([b.get_height() for b in bars],
+    assert list(displays) == ["pooled", "mean_clustered"]
+    for model, display in displays.items():
+        expected = sorted((r for r in rows if r["model"] == model),
+                          key=lambda r: float(r["gain"]))
+        np.testing.assert_allclose([b.get_height() for b in display.bars_],
                                    [float(r["gain"]) for r in expected])
-        assert [b.get_hatch() == "//" for b in bars] == [
+        assert list(display.negative_transfer) == [
             r["negative_transfer"] == "True" for r in expected]
-    assert [t.get_text() for t in display.ax_.get_xticklabels()] == ["0", "1", "2"]
+        # the array run names its tasks by position, the CSV by column (t0, t1, t2)
+        assert ["t" + t.get_text() for t in display.ax_.get_xticklabels()] == [
+            r["task"] for r in expected]
 
 
 def _wide_csv(path, X, Y, names):

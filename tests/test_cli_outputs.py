@@ -1,0 +1,119 @@
+"""`skmtl compare` outputs: per_task.csv, report.html and a transfer plot that stays readable
+and bounded in size from a few tasks to thousands."""
+
+import csv
+
+import numpy as np
+import pytest
+
+from skmtl._compare import ComparisonResult
+from skmtl.cli import MAX_TASKS_SHOWN, _transfer_display, main
+from skmtl.datasets import make_multitask_regression
+
+
+def read_csv(path):
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def fake_result(n_tasks, models=("stl", "pooled", "mean_clustered"), seed=0):
+    """A comparison result with random per-task fields, as the engine would give (no fit)."""
+    rng = np.random.RandomState(seed)
+    result = ComparisonResult(tasks=np.arange(n_tasks), task_type="regression", n_splits=5)
+    for model in models:
+        gain = np.zeros(n_tasks) if model == "stl" else rng.normal(size=n_tasks)
+        se = np.abs(rng.normal(scale=0.3, size=n_tasks))
+        result.per_task[model] = {
+            "score": rng.normal(size=n_tasks), "reference_score": rng.normal(size=n_tasks),
+            "gain": gain, "gain_se": se, "negative_transfer": gain < -se,
+            "n_folds": np.full(n_tasks, 5), "n_observed": rng.randint(2, 40, size=n_tasks)}
+        result.summary.append({"model": model, "mean_score": 0.0, "wins": 0, "losses": 0,
+                               "negative_transfer": 0, "fit_time": 0.0})
+    return result
+
+
+def test_per_task_csv_and_report_html(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    X, Y = make_multitask_regression(n_samples=60, n_features=4, n_tasks=3, n_informative=3,
+                                     random_state=0)
+    path = tmp_path / "w.csv"
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["a", "b", "c", "d", "t0", "t1", "t2"])
+        writer.writerows(np.column_stack([X, Y]))
+    out = tmp_path / "o"
+    assert main(["compare", "--csv", str(path), "--targets", "t0,t1,t2", "--models", "pooled",
+                 "--cv", "3", "--out", str(out), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+
+    # per_task.csv: the values of scores.csv, one row per task, models side by side
+    scores, per_task = read_csv(out / "scores.csv"), read_csv(out / "per_task.csv")
+    metric = "neg_mean_squared_error"
+    assert list(per_task[0]) == ["task", "n_observed", f"stl_score_{metric}",
+                                 f"pooled_score_{metric}", f"pooled_gain_{metric}"]
+    assert [r["task"] for r in per_task] == ["t0", "t1", "t2"]
+    for row in scores:
+        line = next(r for r in per_task if r["task"] == row["task"])
+        assert line["n_observed"] == row["n_observed"]
+        assert line[f"{row['model']}_score_{metric}"] == row["score"]
+        if row["model"] != "stl":
+            assert line[f"{row['model']}_gain_{metric}"] == row["gain"]
+
+    # report.html: self-contained (no http), with the printed table's values and the plot
+    html = (out / "report.html").read_text()
+    assert "http" not in html
+    assert '<img src="data:image/png;base64,' in html
+    for line in printed.splitlines():
+        if line.startswith(("stl ", "pooled ")):
+            for cell in line.split():
+                assert f"<td>{cell}</td>" in html
+    assert "<p>None.</p>" in html  # no model left out
+
+
+def test_report_lists_the_models_left_out_with_their_reason(tmp_path):
+    from skmtl.cli import _write_report
+
+    result = fake_result(5)
+    result.skipped["deep_hard"] = "torch not installed"
+    path = _write_report(result, str(tmp_path), "fake", ["a note"], "no plot: a reason")
+    html = open(path).read()
+    assert "<li><b>deep_hard</b>: torch not installed</li>" in html
+    assert "<li>a note</li>" in html and "no plot: a reason" in html
+
+
+@pytest.mark.parametrize("n_tasks", [5, 65, 2500])
+def test_transfer_plot_stays_readable_and_bounded(n_tasks):
+    pytest.importorskip("matplotlib")
+    result = fake_result(n_tasks)
+    displays = _transfer_display(result)
+    figure = displays["pooled"].figure_
+    width, height = figure.get_size_inches() * 100  # pixels at the saved dpi
+    assert width <= 1600 and height <= 2 * 3.2 * 100
+    for model, display in displays.items():
+        gain = result.per_task[model]["gain"]
+        shown = [b.get_height() for b in display.bars_]
+        if n_tasks <= MAX_TASKS_SHOWN:
+            np.testing.assert_allclose(shown, np.sort(gain))
+            assert "worst" not in display.ax_.get_title()
+        else:
+            half = MAX_TASKS_SHOWN // 2
+            np.testing.assert_allclose(shown, np.r_[np.sort(gain)[:half],
+                                                    np.sort(gain)[-half:]])
+            assert (f"the {half} worst and {half} best of {n_tasks} tasks"
+                    in display.ax_.get_title())
+
+
+def test_library_warnings_print_as_one_line(tmp_path, capsys, monkeypatch):
+    import warnings
+
+    import skmtl.cli as cli
+
+    def warn_and_fail(args):
+        warnings.warn("The best alpha (1)\n is the largest value tried.", UserWarning)
+        raise ValueError("stop here")
+
+    monkeypatch.setattr(cli, "_compare", warn_and_fail)
+    assert cli.main(["compare", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err == ["skmtl: warning: The best alpha (1) is the largest value tried. (UserWarning)",
+                   "skmtl: error: stop here"]
