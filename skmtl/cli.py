@@ -424,7 +424,8 @@ def _transfer_display(result):
     models = [m for m in result.per_task if m != result.reference]
     n_tasks = len(result.tasks)
     shown = min(n_tasks, MAX_TASKS_SHOWN)
-    figure = Figure(figsize=(min(4 + 0.3 * shown, 16), 3.2 * len(models)),
+    # at least 8 inches: the two-line panel titles fit
+    figure = Figure(figsize=(min(max(4 + 0.3 * shown, 8), 16), 3.2 * len(models)),
                     layout="constrained")
     axes = figure.subplots(len(models), 1, squeeze=False)[:, 0]
     displays = {}
@@ -432,7 +433,7 @@ def _transfer_display(result):
         values = result.per_task[model]
         defined = np.flatnonzero(~np.isnan(values["gain"]))
         order = defined[np.argsort(values["gain"][defined], kind="stable")]
-        title = f"{model}: per-task gain over {result.reference}, tasks sorted by gain"
+        title = f"{model}: per-task gain over {result.reference}\ntasks sorted by gain"
         if order.size > MAX_TASKS_SHOWN:
             half = MAX_TASKS_SHOWN // 2
             order = np.concatenate([order[:half], order[-half:]])
