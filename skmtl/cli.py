@@ -54,8 +54,15 @@ MANY_CATEGORIES = 50
 MAX_TASKS_SHOWN = 40
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line usage error, like every other mistake the command reports."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def _build_parser():
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="skmtl", description="Multi-task learning for the scikit-learn world.")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.add_parser("datasets", help="list the packaged data sets")

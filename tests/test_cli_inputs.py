@@ -243,3 +243,17 @@ def test_line_numbers_stay_right_after_unlabelled_rows_are_left_out(tmp_path, ca
     assert main(["compare", "--csv", str(path), "--targets", "y", "--task-column", "task",
                  "--out", str(tmp_path / "o")]) == 2
     assert_one_line_error(capsys, "Feature column 'x' has empty cells (line(s) 5)")
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["compare", "--csv", "a.csv", "--dataset", "exam"],
+     "skmtl compare: error: argument --dataset: not allowed with argument --csv "
+     "(see skmtl compare --help)"),
+    (["compare", "--cv", "x"],
+     "skmtl compare: error: argument --cv: invalid int value: 'x' (see skmtl compare --help)"),
+])
+def test_usage_errors_are_one_line(capsys, argv, message):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.splitlines() == [message]
