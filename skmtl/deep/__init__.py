@@ -8,7 +8,7 @@ Importing this subpackage imports torch and skorch (install them with
   one focus task (single-task, multi-task, GradNorm, LBTW, fine-tuning, reinforced MTL).
 - :mod:`skmtl.deep.modules`: the sharing strategies (``SHARING``, :func:`build_module`).
 - :mod:`skmtl.deep.weighting`: the loss weightings (``WEIGHTINGS``, :class:`Weighting`,
-  :class:`RMTLWeighting`).
+  :class:`RMTLWeighting`, :class:`DROWeighting`).
 """
 
 from skmtl.utils._optional import import_optional
@@ -19,11 +19,18 @@ import_optional("skorch", "deep", "the deep multi-task estimators")
 from skmtl.deep._estimators import MultiTaskClassifier, MultiTaskRegressor  # noqa: E402
 from skmtl.deep._focused import FocusedTaskClassifier, FocusedTaskRegressor  # noqa: E402
 from skmtl.deep.modules import SHARING, build_module  # noqa: E402
-from skmtl.deep.weighting import WEIGHTINGS, RMTLWeighting, Weighting, get_weighting  # noqa: E402
+from skmtl.deep.weighting import (  # noqa: E402
+    WEIGHTINGS,
+    DROWeighting,
+    RMTLWeighting,
+    Weighting,
+    get_weighting,
+)
 
 __all__ = [
     "SHARING",
     "WEIGHTINGS",
+    "DROWeighting",
     "FocusedTaskClassifier",
     "FocusedTaskRegressor",
     "MultiTaskClassifier",

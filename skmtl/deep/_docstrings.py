@@ -116,8 +116,8 @@ _PARAMETERS = {
     "weighting": """
     weighting : str or Weighting, default="equal"
         How the task losses are combined: ``"equal"``, ``"fixed"``, ``"inverse_frequency"``,
-        ``"uncertainty"``, ``"gradnorm"``, ``"dwa"``, ``"lbtw"``, ``"minimax"`` (each the
-        weighting of that name with its default parameters), or an instance of a
+        ``"uncertainty"``, ``"gradnorm"``, ``"dwa"``, ``"lbtw"``, ``"minimax"``, ``"dro"``
+        (each the weighting of that name with its default parameters), or an instance of a
         :class:`~skmtl.deep.weighting.Weighting` subclass such as
         ``GradNormWeighting(alpha=0.5)``, ``FixedWeighting(task_weights=[...])`` or
         ``RMTLWeighting(focus_task=0)``. An instance is cloned at fit (never modified) and its

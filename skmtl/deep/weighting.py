@@ -8,11 +8,11 @@ in the batch::
     total = sum_{t observed} w_t * L_t
 
 Weights are scaled like equal weighting (all ones): the normalised schemes (inverse frequency,
-GradNorm, DWA, LBTW) keep weights that sum to the number of tasks ``T``, so switching the weighting
-does not silently change the effective learning rate. Fixed weights are used as given, uncertainty
-weights are learnt and not normalised, and minimax puts weight 1 on a single task. A task with no
-label in the batch contributes exactly nothing, neither to the value nor to any gradient (its loss
-may even be NaN).
+GradNorm, DWA, LBTW, DRO) keep weights that sum to the number of tasks ``T``, so switching the
+weighting does not silently change the effective learning rate. Fixed weights are used as given,
+uncertainty weights are learnt and not normalised, and minimax puts weight 1 on a single task.
+A task with no label in the batch contributes exactly nothing, neither to the value nor to any
+gradient (its loss may even be NaN).
 
 Every weighting is a small scikit-learn estimator (:class:`Weighting` subclasses
 :class:`~sklearn.base.BaseEstimator`): its parameters are declared with constraints, an estimator's
@@ -44,6 +44,7 @@ __all__ = [
     "DWAWeighting",
     "LBTWWeighting",
     "MinimaxWeighting",
+    "DROWeighting",
     "RMTLWeighting",
     "get_weighting",
     "weighted_sum",
@@ -58,6 +59,7 @@ WEIGHTINGS = (
     "dwa",
     "lbtw",
     "minimax",
+    "dro",
 )
 """Names accepted by :func:`get_weighting` (and by the estimators' ``weighting`` parameter)."""
 
@@ -480,18 +482,38 @@ class FixedWeighting(Weighting):
 
 
 class InverseFrequencyWeighting(Weighting):
-    """Balance the tasks by their number of observed labels.
+    """Give every observed label the same weight, whatever its task's number of labels.
 
-    With ``n_t`` the number of observed labels of task ``t`` in the training set::
+    With ``n_t`` the number of observed labels of task ``t`` in the training set,
+    ``N = sum_s n_s`` and ``K`` the number of tasks with at least one label::
 
-        w_t = K * (1 / n_t) / sum_s (1 / n_s)
+        w_t = K * n_t / N
         total = sum_{t observed} w_t * L_t
 
-    where the sum over ``s`` and the count ``K`` run over the tasks with at least one label, so the
-    weights sum to ``T`` when every task has labels. A task without labels gets weight 0. As each
-    ``L_t`` is a mean over the task's labels in the batch, rare tasks would otherwise be fitted as
-    hard as frequent ones per label seen; this down-weights the frequent ones so that every task's
-    labels carry the same total weight over an epoch.
+    so the weights sum to ``T`` when every task has labels, and a task without labels gets
+    weight 0. The weight grows with the task's label count because ``L_t`` is already a *mean*
+    over the task's ``n_{t,b}`` labels in the batch ``b``: a label ``i`` of task ``t`` enters the
+    total with weight ``w_t / n_{t,b}``. Over the whole training set (one batch holding every
+    label) this is::
+
+        sum_t w_t * L_t = (K / N) * sum_{all labels i} loss_i
+
+    the same weight ``K / N`` for every label. With mini-batches, the labels of task ``t`` in a
+    batch share ``w_t`` between them, so over an epoch the task's labels receive in total
+    ``w_t`` times the number of batches in which the task is observed:
+
+    - a task observed in every batch gets a total proportional to ``n_t``, so the *average*
+      weight of its labels is the same as for any other such task;
+    - each batch holding the tasks' labels in proportion to ``n_t`` (``n_{t,b} = n_t N_b / N``)
+      gives every single label the same weight ``K / N_b``;
+    - a rare task that misses some batches loses their share: with about one label per batch
+      on average, shuffled batches leave its labels with about 0.65 of the weight of the others'
+      (some batches hold two or more of them, which share ``w_t``; others hold none).
+
+    (The name is historical: the per-task mean already weighs a label by ``1 / n_{t,b}``, and
+    earlier versions used ``w_t`` proportional to ``1 / n_t`` on top of it, which compensated
+    twice: with 1000, 300 and 20 labels the weights were 0.055, 0.18 and 2.76 instead of 2.27,
+    0.68 and 0.045.)
 
     Examples
     --------
@@ -501,7 +523,7 @@ class InverseFrequencyWeighting(Weighting):
     >>> weighting.reset(2, n_observed=np.array([10, 30]), task_type="regression", device="cpu")
     []
     >>> weighting.current_weights()
-    array([1.5, 0.5])
+    array([0.5, 1.5])
     """
 
     def reset(self, n_tasks, *, n_observed, task_type, device):
@@ -509,9 +531,7 @@ class InverseFrequencyWeighting(Weighting):
         labelled = self.n_observed_ > 0
         if not labelled.any():
             raise ValueError("InverseFrequencyWeighting: no task has an observed label.")
-        inverse = np.zeros(n_tasks)
-        inverse[labelled] = 1.0 / self.n_observed_[labelled]
-        self.weights_ = labelled.sum() * inverse / inverse.sum()
+        self.weights_ = labelled.sum() * self.n_observed_ / self.n_observed_.sum()
         return params
 
 
@@ -823,8 +843,10 @@ class LBTWWeighting(Weighting):
         total = sum_{t in O} w_t * L_t
 
     with ``O`` the tasks observed in the batch and ``L_t(0)`` the task's loss at its first observed
-    batch (the first with a finite, positive loss; until then ``v_t = 1``). Tasks that have
-    already learnt much, and could start to overfit or dominate, are down-weighted.
+    batch of the epoch (the first with a finite, positive loss; until then ``v_t = 1``), as in
+    the authors' algorithm, which takes the initial losses afresh at the first batch of every
+    epoch. Tasks that have already learnt much in the epoch, and could start to overfit or
+    dominate, are down-weighted.
 
     By default the weights are renormalised to average 1 over the observed tasks (sum ``T`` when
     every task is observed), as in the authors' code: the overall loss scale stays that of equal
@@ -836,9 +858,10 @@ class LBTWWeighting(Weighting):
         Exponent ``alpha >= 0``; 0 is equal weighting.
     normalize : bool, default=True
         Renormalise the weights of the observed tasks to average 1.
-    reset_each_epoch : bool, default=False
-        Take ``L_t(0)`` afresh at the task's first observed batch of every epoch, as the authors'
-        code does, instead of once for the whole fit.
+    reset_each_epoch : bool, default=True
+        Take ``L_t(0)`` afresh at the task's first observed batch of every epoch, as the authors
+        do; False (the former default) takes it once, at the task's first observed batch
+        of the fit.
 
     Attributes
     ----------
@@ -873,7 +896,7 @@ class LBTWWeighting(Weighting):
         "reset_each_epoch": ["boolean"],
     }
 
-    def __init__(self, alpha=0.5, *, normalize=True, reset_each_epoch=False):
+    def __init__(self, alpha=0.5, *, normalize=True, reset_each_epoch=True):
         self.alpha = alpha
         self.normalize = normalize
         self.reset_each_epoch = reset_each_epoch
@@ -956,6 +979,110 @@ class MinimaxWeighting(Weighting):
 
     def current_weights(self):
         """The weights of the last batch with an observed task (ones before the first batch)."""
+        return self.weights_.to("cpu", torch.float64).numpy()
+
+
+class DROWeighting(Weighting):
+    """Group DRO: exponentiated-gradient ascent on the task weights (Sagawa et al., 2020).
+
+    The tasks are the groups of group distributionally robust optimisation: a distribution ``q``
+    over the tasks (uniform at the start) moves towards the tasks with the largest smoothed loss,
+    and the network minimises the ``q``-weighted loss. Each batch, before the loss is formed::
+
+        Lbar_t <- L_t                                       (the task's first observed batch)
+        Lbar_t <- smoothing * Lbar_t + (1 - smoothing) * L_t    (later observed batches)
+        q_t    <- q_t * exp(step_size * Lbar_t)             (every task with an Lbar_t)
+        q      <- q / sum_s q_s
+        w_t    = T * q_t                                    (held constant: no gradient)
+        total  = sum_{t observed} w_t * L_t
+
+    A task without a label in the batch keeps its average ``Lbar_t``, so its weight keeps
+    growing if it is the worst task, but contributes nothing to the batch's loss; a task never
+    observed yet has no average and its ``q_t`` is not multiplied. The factor ``T`` scales the
+    weights like equal weighting (they sum to ``T``). ``step_size=0`` is equal weighting, and
+    ``smoothing=0`` is the paper's update on the batch losses themselves. A softer, per-batch
+    version of ``"minimax"`` (which puts all weight on the worst task of the batch); the losses
+    should be on comparable scales, as standardised regression targets and cross-entropies are.
+
+    Parameters
+    ----------
+    step_size : float, default=0.01
+        Step size ``eta >= 0`` of the exponentiated-gradient update of ``q`` (the paper's
+        default).
+    smoothing : float, default=0.9
+        Weight ``0 <= smoothing < 1`` of the past in the exponential moving average ``Lbar`` of
+        each task's batch loss; it steadies ``q`` against noisy, small batches of rare tasks.
+
+    Attributes
+    ----------
+    q_ : torch.Tensor of shape (n_tasks,)
+        The distribution over the tasks (sums to 1).
+    avg_losses_ : torch.Tensor of shape (n_tasks,)
+        ``Lbar_t``; NaN until the task has been observed.
+    weights_ : torch.Tensor of shape (n_tasks,)
+        ``T * q_``, the weights of the last batch.
+
+    References
+    ----------
+    S. Sagawa, P. W. Koh, T. B. Hashimoto and P. Liang. "Distributionally robust neural networks
+    for group shifts: On the importance of regularization for worst-case generalization".
+    ICLR 2020.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import torch
+    >>> from skmtl.deep.weighting import DROWeighting
+    >>> weighting = DROWeighting(step_size=1.0, smoothing=0.0)
+    >>> weighting.reset(2, n_observed=np.array([5, 5]), task_type="regression", device="cpu")
+    []
+    >>> total = weighting.combine(torch.tensor([1.0, 0.0]), torch.tensor([True, True]))
+    >>> weighting.current_weights().round(4)  # 2 * [e, 1] / (e + 1)
+    array([1.4621, 0.5379])
+    """
+
+    _parameter_constraints = {
+        "step_size": [Interval(Real, 0, None, closed="left")],
+        "smoothing": [Interval(Real, 0, 1, closed="left")],
+    }
+
+    def __init__(self, step_size=0.01, *, smoothing=0.9):
+        self.step_size = step_size
+        self.smoothing = smoothing
+
+    def reset(self, n_tasks, *, n_observed, task_type, device):
+        params = super().reset(n_tasks, n_observed=n_observed, task_type=task_type, device=device)
+        owner = type(self).__name__
+        _check_real(self.step_size, "step_size", owner, low=0.0, low_inclusive=True)
+        smoothing = _check_real(self.smoothing, "smoothing", owner, low=0.0, low_inclusive=True)
+        if smoothing >= 1.0:
+            raise ValueError(f"{owner}: smoothing must be < 1, got {self.smoothing!r}.")
+        self.log_q_ = torch.full((n_tasks,), -math.log(n_tasks), device=self.device_)
+        self.q_ = torch.full((n_tasks,), 1.0 / n_tasks, device=self.device_)
+        self.avg_losses_ = torch.full((n_tasks,), float("nan"), device=self.device_)
+        self.weights_ = torch.ones(n_tasks, device=self.device_)
+        return params
+
+    def combine(self, losses, observed):
+        observed = self._check_batch(losses, observed)
+        detached = losses.detach()
+        log_q = _state_on(self.log_q_, losses)
+        avg = _state_on(self.avg_losses_, losses)
+        batch = detached.to(avg.dtype)
+        smoothing = float(self.smoothing)
+        moved = torch.where(torch.isnan(avg), batch, smoothing * avg + (1 - smoothing) * batch)
+        avg = torch.where(observed, moved, avg)
+        step = torch.where(torch.isnan(avg), torch.zeros_like(avg), float(self.step_size) * avg)
+        log_q = log_q + step
+        log_q = log_q - torch.logsumexp(log_q, 0)  # q <- q / sum(q), in log space
+        self.log_q_, self.avg_losses_ = log_q, avg
+        self.q_ = log_q.exp()
+        self.weights_ = self.n_tasks_ * self.q_
+        weights = self.weights_.to(losses.dtype)
+        return weighted_sum(weights, losses, observed)
+
+    def current_weights(self):
+        """``T * q``: the weights of the last batch (ones before the first)."""
         return self.weights_.to("cpu", torch.float64).numpy()
 
 
@@ -1126,6 +1253,7 @@ _WEIGHTING_CLASSES = {
     "dwa": DWAWeighting,
     "lbtw": LBTWWeighting,
     "minimax": MinimaxWeighting,
+    "dro": DROWeighting,
 }
 
 
@@ -1136,9 +1264,9 @@ def get_weighting(name, /, **params):
     ----------
     name : str or Weighting
         One of ``WEIGHTINGS``: ``"equal"``, ``"fixed"``, ``"inverse_frequency"``,
-        ``"uncertainty"``, ``"gradnorm"``, ``"dwa"``, ``"lbtw"``, ``"minimax"``; or an instance
-        of a :class:`Weighting` subclass, which is returned as a deep copy (so fitting never
-        modifies the estimator's parameter).
+        ``"uncertainty"``, ``"gradnorm"``, ``"dwa"``, ``"lbtw"``, ``"minimax"``, ``"dro"``; or
+        an instance of a :class:`Weighting` subclass, which is returned as a deep copy (so
+        fitting never modifies the estimator's parameter).
     **params
         Constructor parameters of the named weighting, e.g. ``task_weights`` for ``"fixed"`` or
         ``alpha`` for ``"gradnorm"``; not allowed with an instance.

@@ -85,7 +85,7 @@ def test_grid_search_over_every_sharing_weighting_and_conditioning():
     expected = {(s, w, "concat") for s in SHARING for w in WEIGHTINGS} | {
         ("conditioned", w, c) for w in WEIGHTINGS for c in CONDITIONING
     }
-    assert cells == expected and len(results["params"]) == len(expected) == 64
+    assert cells == expected and len(results["params"]) == len(expected) == 72
     for key in ("split0_test_score", "split1_test_score", "mean_test_score"):
         scores = results[key]
         assert np.all(np.isfinite(scores)) and np.all((scores >= 0) & (scores <= 1)), key

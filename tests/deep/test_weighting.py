@@ -2,6 +2,7 @@
 
 import math
 import pickle
+from copy import deepcopy
 
 import numpy as np
 import pytest
@@ -10,6 +11,7 @@ torch = pytest.importorskip("torch")
 
 from skmtl.deep.weighting import (  # noqa: E402
     WEIGHTINGS,
+    DROWeighting,
     DWAWeighting,
     EqualWeighting,
     FixedWeighting,
@@ -102,11 +104,10 @@ def test_fixed_weights_errors(task_weights, message):
 
 def test_inverse_frequency_balances_observed_labels():
     counts = [10, 40, 50]
-    inverse = [1 / 10, 1 / 40, 1 / 50]
-    expected = [3 * v / _sum(inverse) for v in inverse]
+    expected = [3 * n / _sum(counts) for n in counts]  # [0.3, 1.2, 1.5]
     weighting = InverseFrequencyWeighting()
     _reset(weighting, n_observed=counts)
-    _assert_list(weighting.current_weights().tolist(), expected)
+    _assert_list(weighting.current_weights().tolist(), [0.3, 1.2, 1.5])
     assert weighting.current_weights().sum() == pytest.approx(3.0)
     total, (grad,) = _combine(weighting, [1.0, 2.0, 4.0])
     assert total == pytest.approx(expected[0] * 1.0 + expected[1] * 2.0 + expected[2] * 4.0)
@@ -116,11 +117,79 @@ def test_inverse_frequency_balances_observed_labels():
 def test_inverse_frequency_task_without_labels():
     weighting = InverseFrequencyWeighting()
     _reset(weighting, n_observed=[10, 0, 30])
-    inverse = [1 / 10, 1 / 30]
-    expected = [2 * inverse[0] / _sum(inverse), 0.0, 2 * inverse[1] / _sum(inverse)]
-    _assert_list(weighting.current_weights().tolist(), expected)
+    _assert_list(weighting.current_weights().tolist(), [2 * 10 / 40, 0.0, 2 * 30 / 40])
     with pytest.raises(ValueError, match="no task has an observed label"):
         _reset(weighting, n_observed=[0, 0, 0])
+
+
+def test_inverse_frequency_full_batch_weighs_every_label_alike():
+    # sum_t w_t * mean_t = K / N * sum of all label losses, by hand on 4 / 2 / 1 labels
+    label_losses = [[1.0, 2.0, 3.0, 6.0], [0.5, 1.5], [7.0]]
+    weighting = InverseFrequencyWeighting()
+    _reset(weighting, n_observed=[4, 2, 1])
+    _assert_list(weighting.current_weights().tolist(), [12 / 7, 6 / 7, 3 / 7])
+    means = [_sum(v) / len(v) for v in label_losses]  # [3.0, 1.0, 7.0]
+    total, _ = _combine(weighting, means)
+    assert total == pytest.approx(3 / 7 * (12.0 + 2.0 + 7.0))  # = 9.0
+    assert total == pytest.approx(12 / 7 * 3.0 + 6 / 7 * 1.0 + 3 / 7 * 7.0)
+
+
+def _epoch_label_weights(weights, mask, batches):
+    """Brute force: the weight each label gets over an epoch, w_t / (labels of t in its batch)."""
+    per_label = np.zeros(mask.shape)
+    for rows in batches:
+        in_batch = mask[rows].sum(0)
+        for t in np.flatnonzero(in_batch):
+            per_label[rows[mask[rows, t]], t] += weights[t] / in_batch[t]
+    return per_label
+
+
+def _mask_1000_300_20(layout):
+    mask = np.zeros((1000, 3), dtype=bool)
+    mask[:, 0] = True
+    if layout == "proportional":  # 50 rows per batch: 50, 15 and 1 labels in every batch
+        rows = np.arange(1000)
+        mask[:, 1] = rows % 10 < 3
+        mask[:, 2] = rows % 50 == 0
+    else:
+        rng = np.random.RandomState(0)
+        mask[rng.choice(1000, 300, replace=False), 1] = True
+        mask[rng.choice(1000, 20, replace=False), 2] = True
+    return mask
+
+
+def test_inverse_frequency_1000_300_20_proportional_batches_weigh_every_label_alike():
+    mask = _mask_1000_300_20("proportional")
+    weighting = InverseFrequencyWeighting()
+    _reset(weighting, n_observed=mask.sum(0))
+    weights = weighting.current_weights()
+    _assert_list(weights.tolist(), [3000 / 1320, 900 / 1320, 60 / 1320])
+    batches = [np.arange(b, b + 50) for b in range(0, 1000, 50)]
+    per_label = _epoch_label_weights(weights, mask, batches)
+    np.testing.assert_allclose(per_label[mask], 3 / 66)  # K / N_b for every label of every task
+    # the old 1 / n_t weights gave the 20 labels 2.76 each, the 1000 labels 0.0011 each
+    old = 3 * (1 / mask.sum(0)) / (1 / mask.sum(0)).sum()
+    old_per_label = _epoch_label_weights(old, mask, batches)
+    assert old_per_label[mask[:, 2], 2].mean() / old_per_label[:, 0].mean() > 2000
+
+
+def test_inverse_frequency_1000_300_20_shuffled_batches():
+    mask = _mask_1000_300_20("shuffled")
+    weighting = InverseFrequencyWeighting()
+    _reset(weighting, n_observed=mask.sum(0))
+    weights = weighting.current_weights()
+    rng = np.random.RandomState(1)
+    order = rng.permutation(1000)
+    batches = [order[b : b + 50] for b in range(0, 1000, 50)]
+    per_label = _epoch_label_weights(weights, mask, batches)
+    # a task's labels share w_t in each batch that has them
+    observed_batches = [sum(mask[rows, t].any() for rows in batches) for t in range(3)]
+    task_totals = [per_label[mask[:, t], t].sum() for t in range(3)]
+    _assert_list(task_totals, [weights[t] * observed_batches[t] for t in range(3)])
+    assert observed_batches[:2] == [20, 20]  # tasks 0 and 1 are in every batch:
+    mean_weight = [per_label[mask[:, t], t].mean() for t in range(3)]
+    assert mean_weight[1] == pytest.approx(mean_weight[0])  # the same weight per label
+    assert mean_weight[2] / mean_weight[0] == pytest.approx(observed_batches[2] / 20)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -386,6 +455,38 @@ def test_lbtw_initial_loss_at_first_observed_batch():
     _assert_list(grad, [1.0, 1.0])
 
 
+def test_lbtw_resets_each_epoch_by_default_and_sums_to_n_tasks():
+    # the authors' formula, by hand: w_t = (L_t / L_t(first batch of the epoch)) ** alpha,
+    # scaled so that sum_t w_t = T
+    alpha = 0.5
+    epochs = [
+        [[2.0, 1.0, 4.0], [1.0, 0.5, 1.0], [0.5, 0.4, 2.0]],
+        [[0.4, 0.2, 1.5], [0.2, 0.1, 1.2], [0.1, 0.15, 0.3]],
+    ]
+    weighting = LBTWWeighting(alpha=alpha)
+    assert weighting.reset_each_epoch is True and weighting.normalize is True
+    _reset(weighting)
+    for epoch in epochs:
+        first = epoch[0]
+        for losses in epoch:
+            raw = [(losses[t] / first[t]) ** alpha for t in range(3)]
+            expected = [3 * v / _sum(raw) for v in raw]
+            total, (grad,) = _combine(weighting, losses)
+            _assert_list(grad, expected)
+            assert _sum(grad) == pytest.approx(3.0)
+            assert total == pytest.approx(_sum(w * v for w, v in zip(expected, losses)))
+        weighting.on_epoch_end(np.array([_sum(b[t] for b in epoch) / 3 for t in range(3)]))
+    # without the reset, the second epoch is relative to the first batch of the fit
+    weighting = LBTWWeighting(alpha=alpha, reset_each_epoch=False)
+    _reset(weighting)
+    for losses in epochs[0]:
+        _combine(weighting, losses)
+    weighting.on_epoch_end(np.ones(3))
+    _, (grad,) = _combine(weighting, epochs[1][0])
+    raw = [(epochs[1][0][t] / epochs[0][0][t]) ** alpha for t in range(3)]
+    _assert_list(grad, [3 * v / _sum(raw) for v in raw])
+
+
 def test_lbtw_reset_each_epoch():
     weighting = LBTWWeighting(alpha=1.0, normalize=False, reset_each_epoch=True)
     _reset(weighting, n_tasks=2)
@@ -418,6 +519,70 @@ def test_minimax_trains_the_worst_observed_task():
 
 
 # ------------------------------------------------------------------------------------------------
+# group DRO
+
+
+def _dro_reference(batches, n_tasks, step_size, smoothing):
+    """Hand-written numpy group DRO: EMA of the batch losses, q <- q exp(eta Lbar), normalised."""
+    q = np.full(n_tasks, 1.0 / n_tasks)
+    avg = np.full(n_tasks, np.nan)
+    weights = []
+    for losses, observed in batches:
+        for t in range(n_tasks):
+            if observed[t]:
+                avg[t] = losses[t] if np.isnan(avg[t]) else (
+                    smoothing * avg[t] + (1 - smoothing) * losses[t]
+                )
+        q = q * np.exp(step_size * np.nan_to_num(avg, nan=0.0))
+        q = q / q.sum()
+        weights.append(n_tasks * q)
+    return weights
+
+
+def test_dro_matches_a_numpy_reference_with_missing_tasks():
+    batches = [
+        ([1.0, NAN, 2.0], [True, False, True]),  # task 1 not seen yet: q_1 not multiplied
+        ([0.5, 3.0, NAN], [True, True, False]),  # task 2 keeps its average
+        ([NAN, 2.5, NAN], [False, True, False]),
+        ([0.2, 1.0, 4.0], ALL),
+        ([NAN, NAN, NAN], [False, False, False]),  # q still moves on the averages
+        ([0.1, 0.5, 3.0], ALL),
+    ]
+    step_size, smoothing = 0.3, 0.6
+    expected = _dro_reference(batches, 3, step_size, smoothing)
+    weighting = DROWeighting(step_size=step_size, smoothing=smoothing)
+    _reset(weighting)
+    assert weighting.current_weights().tolist() == pytest.approx([1.0, 1.0, 1.0])
+    for (losses, observed), weights in zip(batches, expected):
+        total, (grad,) = _combine(weighting, losses, observed)
+        _assert_list(weighting.current_weights().tolist(), weights.tolist())
+        assert weighting.current_weights().sum() == pytest.approx(3.0)
+        _assert_list(grad, [w if o else 0.0 for w, o in zip(weights, observed)])
+        assert total == pytest.approx(
+            _sum(w * v for w, v, o in zip(weights, losses, observed) if o), rel=1e-5
+        )
+    assert weighting.q_.sum().item() == pytest.approx(1.0)
+    # the worst task (2, largest average loss) has gained the most weight
+    assert np.argmax(weighting.current_weights()) == 2
+
+
+def test_dro_first_batch_by_hand_and_limits():
+    weighting = DROWeighting(step_size=1.0, smoothing=0.0)
+    _reset(weighting, n_tasks=2)
+    _, (grad,) = _combine(weighting, [1.0, 0.0])
+    _assert_list(grad, [2 * math.e / (math.e + 1), 2 / (math.e + 1)])
+    equal = DROWeighting(step_size=0.0)  # no step: equal weighting
+    _reset(equal)
+    for losses in ([1.0, 5.0, 2.0], [3.0, 0.5, 9.0]):
+        _, (grad,) = _combine(equal, losses)
+        _assert_list(grad, [1.0, 1.0, 1.0])
+    with pytest.raises(ValueError, match="smoothing must be < 1"):
+        _reset(DROWeighting(smoothing=1.0))
+    with pytest.raises(ValueError, match="step_size must be >= 0"):
+        _reset(DROWeighting(step_size=-0.1))
+
+
+# ------------------------------------------------------------------------------------------------
 # properties shared by every weighting
 
 
@@ -431,6 +596,7 @@ def _all_weightings():
         DWAWeighting(),
         LBTWWeighting(),
         MinimaxWeighting(),
+        DROWeighting(step_size=0.5, smoothing=0.5),
     ]
 
 
@@ -454,9 +620,10 @@ def test_unobserved_task_contributes_nothing(weighting, task_type):
     _warm_up(weighting, params)
     observed = [True, False, True]
     results, weights = [], []
-    for hidden in (0.0, NAN, 1e6):
-        results.append(_combine(weighting, [1.5, hidden, 0.5], observed, params=params))
-        weights.append(weighting.current_weights())
+    for hidden in (0.0, NAN, 1e6):  # each from the same state (combine may move the weights)
+        copy, copy_params = deepcopy((weighting, params))
+        results.append(_combine(copy, [1.5, hidden, 0.5], observed, params=copy_params))
+        weights.append(copy.current_weights())
     for (total, grads), weights_now in zip(results, weights):
         assert total == results[0][0]
         assert grads == results[0][1]
@@ -563,6 +730,7 @@ def test_weighted_sum_ignores_unobserved_nan_and_inf():
         ("dwa", DWAWeighting),
         ("lbtw", LBTWWeighting),
         ("minimax", MinimaxWeighting),
+        ("dro", DROWeighting),
     ],
 )
 def test_get_weighting_by_name(name, cls):
@@ -573,7 +741,8 @@ def test_get_weighting_by_name(name, cls):
 
 def test_get_weighting_names_and_params():
     assert set(WEIGHTINGS) == {
-        "equal", "fixed", "inverse_frequency", "uncertainty", "gradnorm", "dwa", "lbtw", "minimax"
+        "equal", "fixed", "inverse_frequency", "uncertainty", "gradnorm", "dwa", "lbtw", "minimax",
+        "dro",
     }  # fmt: skip
     weighting = get_weighting("gradnorm", alpha=0.5, lr=0.01)
     assert (weighting.alpha, weighting.lr) == (0.5, 0.01)

@@ -18,6 +18,7 @@ from skmtl.deep import (  # noqa: E402
     RMTLWeighting,
 )
 from skmtl.deep.weighting import (  # noqa: E402
+    DROWeighting,
     DWAWeighting,
     EqualWeighting,
     FixedWeighting,
@@ -41,6 +42,7 @@ WEIGHTINGS = [
     DWAWeighting(temperature=3.0),
     LBTWWeighting(alpha=0.25, normalize=False, reset_each_epoch=True),
     MinimaxWeighting(),
+    DROWeighting(step_size=0.1, smoothing=0.5),
     RMTLWeighting(focus_task=1, policies=[[1.0, 0.0], [1.0, 1.0]]),
 ]
 
@@ -99,6 +101,8 @@ def test_set_params_reaches_the_weighting():
         (DWAWeighting(temperature=0), "'temperature' parameter of DWAWeighting"),
         (LBTWWeighting(normalize="yes"), "'normalize' parameter of LBTWWeighting"),
         (RMTLWeighting(focus_task=-1), "'focus_task' parameter of RMTLWeighting"),
+        (DROWeighting(step_size=-1.0), "'step_size' parameter of DROWeighting"),
+        (DROWeighting(smoothing=1.0), "'smoothing' parameter of DROWeighting"),
     ],
 )
 def test_weighting_parameters_are_validated_at_fit(weighting, message):
@@ -117,6 +121,45 @@ def test_the_weighting_is_cloned_at_fit_and_never_modified():
     assert hasattr(fitted, "weights_") and hasattr(fitted, "exp_avg_")
     refit = MultiTaskRegressor(**TINY, weighting=weighting).fit(X, Y)
     np.testing.assert_array_equal(refit.predict(X), est.predict(X))
+
+
+# -- group DRO ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("Estimator", [MultiTaskRegressor, MultiTaskClassifier])
+def test_the_estimators_fit_with_dro(Estimator):
+    X, Y = _data()
+    if Estimator is MultiTaskClassifier:
+        Y = _classes(Y)
+    est = Estimator(**{**TINY, "max_epochs": 2}, weighting="dro").fit(X, Y)
+    assert est.predict(X).shape == (60, 3)
+    fitted = est.net_.weighting_
+    assert type(fitted) is DROWeighting and fitted.get_params() == DROWeighting().get_params()
+    weights = est.task_weights_history_
+    assert weights.shape == (2, 3) and np.all(weights > 0)
+    np.testing.assert_allclose(weights.sum(1), 3.0, rtol=1e-5)
+    np.testing.assert_allclose(weights[-1], 3 * fitted.q_.numpy(), rtol=1e-6)
+    assert not np.allclose(weights[-1], 1.0)  # q moved towards the larger losses
+
+
+def test_dro_step_size_is_grid_searchable():
+    from sklearn.model_selection import GridSearchCV
+
+    from skmtl.model_selection import MultiTaskKFold
+
+    X, Y = _data()
+    est = MultiTaskRegressor(**{**TINY, "max_epochs": 2}, weighting=DROWeighting())
+    assert est.get_params()["weighting__step_size"] == 0.01
+    search = GridSearchCV(est, {"weighting__step_size": [0.0, 0.5]},
+                          cv=MultiTaskKFold(2, shuffle=True, random_state=0)).fit(X, Y)
+    assert [p["weighting__step_size"] for p in search.cv_results_["params"]] == [0.0, 0.5]
+    best = search.best_params_["weighting__step_size"]
+    assert search.best_estimator_.net_.weighting_.step_size == best
+    history = {step: MultiTaskRegressor(**{**TINY, "max_epochs": 2},
+                                        weighting=DROWeighting(step_size=step)).fit(X, Y)
+               .task_weights_history_ for step in (0.0, 0.5)}
+    np.testing.assert_allclose(history[0.0], 1.0, rtol=1e-6)  # step 0: equal weighting
+    assert not np.allclose(history[0.5], 1.0)
 
 
 # -- deprecated flat knobs: still work, warn, name the replacement ------------------------------
