@@ -35,6 +35,21 @@ def observed_pairs(mask):
     return rows, tasks
 
 
+def check_wide(X, Y, mask):
+    """Wide targets of a solver as 2-D ``Y`` and its boolean ``mask`` (all True when None),
+    checked against X; raises if a task has no observed label."""
+    if Y.ndim == 1:
+        Y = Y[:, None]
+    mask = np.ones(Y.shape, dtype=bool) if mask is None else np.asarray(mask, dtype=bool)
+    if mask.shape != Y.shape or Y.shape[0] != X.shape[0]:
+        raise ValueError(
+            f"X {X.shape}, Y {Y.shape} and mask {mask.shape} must have the same number of rows, "
+            "and Y and mask the same shape."
+        )
+    check_no_empty_task(mask.any(axis=0))
+    return Y, mask
+
+
 def check_no_empty_task(observed):
     """Raise when a task (False in ``observed``, one entry per task) has no observed label."""
     empty = np.flatnonzero(~observed)
@@ -278,15 +293,7 @@ class Problem:
             self._init_wide(X, Y, mask)
 
     def _init_wide(self, X, Y, mask):
-        if Y.ndim == 1:
-            Y = Y[:, None]
-        mask = np.ones(Y.shape, dtype=bool) if mask is None else np.asarray(mask, dtype=bool)
-        if mask.shape != Y.shape or Y.shape[0] != X.shape[0]:
-            raise ValueError(
-                f"Shapes do not match: X {X.shape}, Y {Y.shape}, mask {mask.shape}; expected "
-                "X (n_samples, n_features) and Y, mask (n_samples, n_tasks)."
-            )
-        check_no_empty_task(mask.any(axis=0))
+        Y, mask = check_wide(X, Y, mask)
         self.n_tasks = Y.shape[1]
         self._Y, self._mask, self._groups, self._flat = Y, mask, None, None
         self.shared_rows = _shared_rows(mask)

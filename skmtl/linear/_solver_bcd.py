@@ -49,7 +49,7 @@ from skmtl.linear._designs import (
     MaskedDesign,
     _column_corr,
     _dense_task_axpy,
-    check_no_empty_task,
+    check_wide,
 )
 from skmtl.linear._penalties import BlockPenalty, _prox_block, block_norms
 
@@ -67,16 +67,7 @@ def _check_inputs(X, Y, mask, q, datafit):
         if datafit not in _DATAFITS:
             raise ValueError(f"datafit must be one of {sorted(_DATAFITS)}; got {datafit!r}.")
         datafit = _DATAFITS[datafit]
-    Y = np.asarray(Y, dtype=np.float64)
-    if Y.ndim == 1:
-        Y = Y[:, None]
-    mask = np.ones(Y.shape, dtype=bool) if mask is None else np.asarray(mask, dtype=bool)
-    if mask.shape != Y.shape or X.shape[0] != Y.shape[0]:
-        raise ValueError(
-            f"X {X.shape}, Y {Y.shape} and mask {mask.shape} must have the same number of rows, "
-            "and Y and mask the same shape."
-        )
-    check_no_empty_task(mask.any(axis=0))
+    Y, mask = check_wide(X, np.asarray(Y, dtype=np.float64), mask)
     return Y, mask, datafit
 
 
