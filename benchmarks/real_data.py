@@ -745,9 +745,12 @@ def _escape(text):
     return text
 
 
-def write_between_markers(path, block, style):
-    """Replace the text between the ``style`` markers of ``path`` with ``block``."""
-    start, end = MARKERS[style]
+def write_between_markers(path, block, style, markers=None):
+    """Replace the text between the ``style`` markers of ``path`` with ``block``.
+
+    ``markers`` (a dict like :data:`MARKERS`) gives other markers: another script's block.
+    """
+    start, end = (markers or MARKERS)[style]
     with open(path) as handle:
         text = handle.read()
     pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), flags=re.S)

@@ -214,6 +214,7 @@ class _BaseDeepEstimator(BaseEstimator):
         "early_stopping": ["boolean"],
         "validation_fraction": [None, Interval(Real, 0, 1, closed="left")],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "affinity_on": [StrOptions({"representation", "last_shared_layer"})],
         "callbacks": [None, list],
         "device": [str],
         "random_state": ["random_state"],
@@ -240,6 +241,7 @@ class _BaseDeepEstimator(BaseEstimator):
         early_stopping,
         validation_fraction,
         n_iter_no_change,
+        affinity_on,
         callbacks,
         device,
         random_state,
@@ -259,6 +261,7 @@ class _BaseDeepEstimator(BaseEstimator):
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
+        self.affinity_on = affinity_on
         self.callbacks = callbacks
         self.device = device
         self.random_state = random_state
@@ -329,13 +332,17 @@ class _BaseDeepEstimator(BaseEstimator):
 
     def _train_net(
         self, X, targets, mask, kinds, output_sizes, *, tasks, weighting, task_sampling="joint",
-        after_fit=None,
+        tasks_per_batch=1, after_fit=None, first_tasks=None,
     ):
         """Build the skorch net on encoded targets (one column per task in ``tasks``), train it.
 
         ``after_fit(net, train, valid)``, when given, runs right after ``net.fit`` in the same
         seeded block (a further training phase); ``train`` and ``valid`` are the
-        :class:`MultiTaskDataset` parts (``valid`` None without validation data).
+        :class:`MultiTaskDataset` parts (``valid`` None without validation data). With
+        ``first_tasks`` (positions), ``net.fit`` sees the labels of those tasks only (the other
+        tasks' labels are hidden from its loss, validation loss and history, and rows without
+        such a label are left out); the split into training and validation rows is made on all
+        labels, and ``after_fit`` receives the parts with all labels.
         """
         fraction = self._validation_fraction()
         if self.early_stopping and fraction == 0:
@@ -354,7 +361,16 @@ class _BaseDeepEstimator(BaseEstimator):
         )
         train = MultiTaskDataset(X, targets, mask, train_rows)
         valid = None if valid_rows is None else MultiTaskDataset(X, targets, mask, valid_rows)
-        n_observed = mask.sum(0) if train_rows is None else mask[train_rows].sum(0)
+        first_train, first_valid = train, valid
+        if first_tasks is not None:
+            keep = np.zeros(mask.shape[1], dtype=bool)
+            keep[list(first_tasks)] = True
+            first_mask = mask & keep
+            rows = train.rows_[first_mask[train.rows_].any(axis=1)]
+            first_train = MultiTaskDataset(X, targets, first_mask, rows)
+            if valid is not None:
+                first_valid = MultiTaskDataset(X, targets, first_mask, valid.rows_)
+        n_observed = first_train.mask[first_train.rows_].sum(0)
         net = MultiTaskNet(
             self._module_builder(X.shape[1], output_sizes),
             criterion=TaskLoss(kinds, output_sizes),
@@ -362,6 +378,7 @@ class _BaseDeepEstimator(BaseEstimator):
             n_observed=n_observed,
             task_type=self._task_type,
             task_names=[_hashable(task) for task in tasks],
+            affinity_on=self.affinity_on,
             **self._optimizer_params(),
             lr=self.lr,
             max_epochs=self.max_epochs,
@@ -369,8 +386,9 @@ class _BaseDeepEstimator(BaseEstimator):
             iterator_train=BatchLoader,
             iterator_train__shuffle=True,
             iterator_train__task_sampling=task_sampling,
+            iterator_train__tasks_per_batch=tasks_per_batch,
             iterator_valid=BatchLoader,
-            train_split=None if valid is None else predefined_split(valid),
+            train_split=None if first_valid is None else predefined_split(first_valid),
             callbacks=self._make_callbacks(),
             callbacks__valid_loss=TaskLossRecorder(),
             callbacks__print_log=self._make_print_log(len(output_sizes)),
@@ -378,7 +396,7 @@ class _BaseDeepEstimator(BaseEstimator):
             device=device,
         )
         with seeded_rng(seed, device):
-            net.fit(train, None)
+            net.fit(first_train, None)
             if after_fit is not None:
                 after_fit(net, train, valid)
         net.affinity_sum_, net.affinity_count_ = net.affinity_sum_.cpu(), net.affinity_count_.cpu()

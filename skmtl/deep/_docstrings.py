@@ -66,6 +66,14 @@ _PARAMETERS = {
     n_iter_no_change : int, default=10
         Epochs without improvement of the validation loss before early stopping stops.
     """,
+    "affinity_on": """
+    affinity_on : {"representation", "last_shared_layer"}, default="representation"
+        Where ``gradient_affinity_`` compares the tasks' gradients: on the representation the
+        heads read (cheap: with linear heads, ``O(T^2 K^2 (B + h))`` per batch), or on the
+        weight of the last shared ``Linear`` layer (the parameters the tasks share, GradNorm's
+        quantity; ``O(T B^2 h + T^2 B h)`` per batch, see the user guide). A network without
+        a shared ``Linear`` layer uses the representation.
+    """,
     "device": """
     device : str, default="cpu"
         ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"mps"`` or ``"auto"`` (CUDA if available, else
@@ -97,13 +105,24 @@ _PARAMETERS = {
         ``"independent"`` one network per task (the deep single-task baseline); ``"soft"`` one
         tower per task pulled together by ``soft_penalty``; ``"cross_stitch"`` towers mixed by
         learned units; ``"sluice"`` cross-stitch over subspaces with layer mixing;
-        ``"conditioned"`` one network fed a learned task embedding. See
-        :mod:`skmtl.deep.modules`.
+        ``"conditioned"`` one network fed a learned task embedding (or the given
+        ``task_descriptors``). See :mod:`skmtl.deep.modules`.
     """,
     "soft_penalty": """
     soft_penalty : float, default=1e-3
         Strength of the ``"soft"`` sharing penalty ``sum ||theta_s - theta_t||^2`` between
         matching tower layers; used by ``"soft"`` only.
+    """,
+    "sluice_orthogonality": """
+    sluice_orthogonality : float, default=0.1
+        Weight ``lambda`` of the subspace orthogonality penalty of ``"sluice"`` sharing
+        (Ruder et al., 2019, "Latent multi-task architecture learning", AAAI): each hidden
+        layer ``l`` of each task's tower ``t`` is split into ``S`` subspaces, produced by the
+        column blocks ``W_{t,l,j}`` of the layer's weight, and the training loss gets
+        ``lambda * sum_t sum_l sum_{j<k} ||W_{t,l,j}^T W_{t,l,k}||_F^2``, which pushes the
+        subspaces of a layer to read different directions of its input. This is the authors'
+        code (sebastianruder/sluice-networks), whose README trains with weight 0.1; 0 gives the
+        sluice network without the penalty. Used by ``"sluice"`` only.
     """,
     "conditioning": """
     conditioning : {"concat", "sum", "multiplicative"}, default="concat"
@@ -112,6 +131,25 @@ _PARAMETERS = {
     "embedding_dim": """
     embedding_dim : int, default=None
         Width of the task embedding of ``"conditioned"`` sharing; None means ``min(8, T)``.
+        With ``task_descriptors`` it must be None (the width is that of the descriptors,
+        ``d``); another value raises a ValueError at fit.
+    """,
+    "task_descriptors": """
+    task_descriptors : array-like of shape (n_tasks, d) or DataFrame, default=None
+        Known descriptions ``z_t`` of the tasks for ``"conditioned"`` sharing, fed to the
+        network instead of a learned embedding (fixed, never trained): an array with one row
+        per task in ``tasks_`` order, or a DataFrame indexed by task label whose rows are the
+        descriptors. A DataFrame must hold a row for every task seen in fit and may hold rows
+        of other tasks: those (``zero_shot_tasks_``) can then be predicted with ``task_ids``
+        without having been seen in fit (zero-shot), by the rule of ``unknown_task="shared"``
+        with the task's own descriptor in place of the mean embedding: every head reads the
+        network fed ``z_new`` and their outputs are averaged,
+        ``mean_t (f_t(x; z_new) * std_t + mean_t)`` in the user's units for regression, the
+        probabilities of the mean logit ``mean_t f_t(x; z_new)`` for classification (every task
+        must then have the same classes). Descriptors are used as given (standardise them if
+        their scales differ). Validated at fit: a ValueError for another ``sharing``, a
+        training task without a row, an array without ``n_tasks`` rows, or non-finite values.
+        Kept as given by ``get_params`` and ``clone``.
     """,
     "weighting": """
     weighting : str or Weighting, default="equal"
@@ -138,7 +176,20 @@ _PARAMETERS = {
         ``"uniform"`` / ``"proportional"``: naive multi-task SGD; each batch first draws one
         task (uniformly, or with probability proportional to its number of observed labels),
         then ``batch_size`` of that task's observed rows, and only that task's loss counts. An
-        epoch has ``ceil(n_samples / batch_size)`` batches in every mode.
+        epoch has ``ceil(n_samples / batch_size)`` batches in every mode. See
+        ``tasks_per_batch`` for several tasks per batch.
+    """,
+    "tasks_per_batch": """
+    tasks_per_batch : int, default=1
+        Tasks per batch ``k`` of ``task_sampling="uniform"`` / ``"proportional"``. Each batch
+        draws ``k' = min(k, tasks with labels, batch_size)`` distinct tasks (larger values are
+        clipped), without replacement: the first with the sampling's probabilities, each next
+        among the tasks not drawn yet with the probabilities renormalised. The ``j``-th drawn
+        task (``j = 0, ..., k' - 1``) gets ``batch_size // k'`` of its observed rows, plus one if
+        ``j < batch_size % k'`` (all its rows if it has fewer). Each row keeps only the label of
+        the task it was drawn for, so a batch holds the losses of exactly the ``k'`` drawn
+        tasks, each the mean over its own rows. ``k = 1`` is one task per batch. With
+        ``task_sampling="joint"`` it must be 1 (ValueError otherwise).
     """,
     "unknown_task": """
     unknown_task : {"error", "shared"}, default="error"
@@ -147,7 +198,9 @@ _PARAMETERS = {
         trunk read by the mean of the heads (``"hard"``) or the network fed the mean task
         embedding (``"conditioned"``); the mean of the heads' outputs, in the user's units
         for regression and as logits for classification. Other strategies have no shared part
-        and raise a ValueError when an unseen task has to be predicted.
+        and raise a ValueError when an unseen task has to be predicted. Tasks described by
+        ``task_descriptors`` are not unknown: they are predicted from their descriptor
+        whatever ``unknown_task``.
     """,
 }
 _MULTITASK_VARIANTS = {
@@ -213,12 +266,24 @@ _FOCUSED_VARIANTS = {
         weighting, as ``"multi_task"`` does with equal weights (cloned at fit; its parameters
         are searchable as ``strategy__<param>``): ``"gradnorm"`` is
         ``GradNormWeighting()``, ``"lbtw"`` is ``LBTWWeighting()``, and ``"rmtl"`` builds
-        :class:`~skmtl.deep.weighting.RMTLWeighting` on the focus task and ``policies``.
+        :class:`~skmtl.deep.weighting.RMTLWeighting` on the focus task from ``rmtl_reward``,
+        ``rmtl_gradient_on`` and ``policies``.
     """,
     "finetune_epochs": """
-    finetune_epochs : int, default=10
-        Epochs of the fine-tuning phase of ``strategy="finetune"`` (after ``max_epochs`` of
-        pre-training on all tasks); 0 makes it ``"multi_task"``.
+    finetune_epochs : int or None, default=None
+        Epochs of the focus-task phase of ``strategy="finetune"``, early stopping included.
+        None: ``max_epochs`` after ``finetune_pretrain="auxiliary"`` (the phase is then the
+        focus task's whole training), 10 after ``"all"``. 0 with ``"all"`` makes it
+        ``"multi_task"``.
+    """,
+    "finetune_pretrain": """
+    finetune_pretrain : {"auxiliary", "all"}, default="auxiliary"
+        What ``strategy="finetune"`` pre-trains on. ``"auxiliary"`` (the protocol of Liu,
+        Liang & Gitter's code): ``max_epochs`` on the auxiliary tasks only (the focus task's
+        labels hidden from the loss and from early stopping), then the shared layers are kept,
+        the focus head is drawn afresh and a new optimizer trains the network on the focus
+        task. ``"all"``: ``max_epochs`` on every task with equal weights, then the focus task
+        alone with the same heads and optimizer state.
     """,
     "freeze_trunk": """
     freeze_trunk : bool, default=False
@@ -226,9 +291,29 @@ _FOCUSED_VARIANTS = {
         used by ``strategy="finetune"`` only. Buffers of a custom trunk (batch-norm running
         statistics) still update.
     """,
+    "rmtl_reward": """
+    rmtl_reward : {"per_task", "policy"}, default="policy"
+        The reward of ``strategy="rmtl"``
+        (:class:`~skmtl.deep.weighting.RMTLWeighting`). ``"per_task"``: every auxiliary task
+        its own weight ``max(cos(g_a, g_f), 0)`` each batch, all at once (the authors' code).
+        ``"policy"``: Algorithm 3 of the paper, the candidate policy (``policies``) whose
+        weighted auxiliary gradient is best aligned with the focus task's, one per batch.
+        ``"policy"`` is the default: the two are alike on MoleculeACE pairs, and only it tells
+        related from unrelated auxiliary tasks on generated data (see the transfer guide).
+    """,
+    "rmtl_gradient_on": """
+    rmtl_gradient_on : {"head_weights", "last_shared_layer", "representation"} or None, \
+            default=None
+        Where the rewards' gradients ``g_t`` are taken: each task's output-layer weight, the
+        weight of the last shared layer, or the representation the heads read. None: the
+        source's choice, ``"head_weights"`` for ``"per_task"`` (the authors' code) and
+        ``"last_shared_layer"`` for ``"policy"`` (the paper's Algorithm 3). None of them costs
+        a backward pass per task.
+    """,
     "policies": """
     policies : list of dict or list of array-like, default=None
-        Candidate policies of ``strategy="rmtl"``. None: each auxiliary task alone and, with
+        Candidate policies of ``strategy="rmtl"`` with ``rmtl_reward="policy"`` (must be None
+        with ``"per_task"``). None: each auxiliary task alone and, with
         two or more auxiliary tasks, all of them together, every task in a policy with weight
         1 (so the "all" policy trains ``L_f + r * sum_a L_a``, equal weighting damped by the
         reward). Otherwise a list whose entries are dicts ``{task label:
@@ -293,6 +378,17 @@ _ATTRIBUTES = {
         pair never observed together, and off the diagonal for strategies without a shared
         representation.
     """,
+    "task_descriptors_": """
+    task_descriptors_ : ndarray of shape (n_tasks, d) or None
+        The descriptors of the tasks seen in fit, in ``tasks_`` order (None without
+        ``task_descriptors``).
+    """,
+    "zero_shot_tasks_": """
+    zero_shot_tasks_ : ndarray of shape (n_zero_shot,)
+        Tasks not seen in fit that ``task_descriptors`` describes (rows of a DataFrame beyond
+        the training tasks); ``predict`` with ``task_ids`` predicts them zero-shot. Empty
+        without such rows.
+    """,
     "target_mean_": """
     target_mean_ : ndarray of shape (n_tasks,)
         Mean of each task's observed targets (0 without standardisation).
@@ -325,7 +421,7 @@ _ATTRIBUTES = {
     """,
     "focused_policies_": """
     policies_ : ndarray of shape (n_policies, n_tasks_ - 1) or None
-        The candidate policies of ``"rmtl"`` (None for the other strategies).
+        The candidate policies of ``"rmtl"`` with ``rmtl_reward="policy"`` (None otherwise).
     """,
     "focused_gradient_affinity_": """
     gradient_affinity_ : ndarray of shape (n_tasks_, n_tasks_)
@@ -350,7 +446,7 @@ def _join(blocks, names):
 _SHARED_NAMES = ("hidden_layer_sizes", "head_layer_sizes", "activation", "dropout", "module",
                  "module_params")
 _TRAINING_NAMES = ("max_epochs", "batch_size", "lr", "weight_decay", "optimizer",
-                   "early_stopping", "validation_fraction", "n_iter_no_change")
+                   "early_stopping", "validation_fraction", "n_iter_no_change", "affinity_on")
 _RUN_NAMES = ("callbacks", "device", "random_state", "verbose")
 
 _multitask = {**_PARAMETERS, **_MULTITASK_VARIANTS}
@@ -367,13 +463,15 @@ _focused = {
 MULTITASK_DOCS = {
     **SHARED_DOCS,
     "multitask_parameters": _join(_multitask, (
-        "sharing", *_SHARED_NAMES[:4], "soft_penalty", "conditioning", "embedding_dim",
-        *_SHARED_NAMES[4:], "weighting", "task_weights", "gradnorm_alpha", "lbtw_alpha",
-        "task_sampling", *_TRAINING_NAMES, "unknown_task", *_RUN_NAMES,
+        "sharing", *_SHARED_NAMES[:4], "soft_penalty", "sluice_orthogonality", "conditioning",
+        "embedding_dim", "task_descriptors", *_SHARED_NAMES[4:], "weighting", "task_weights",
+        "gradnorm_alpha", "lbtw_alpha", "task_sampling", "tasks_per_batch", *_TRAINING_NAMES,
+        "unknown_task", *_RUN_NAMES,
     )),
     "standardize_targets": _PARAMETERS["standardize_targets"],
     "fit_attributes": _join(_ATTRIBUTES, (
-        "net_", "n_iter_", "task_weights_history_", "gradient_affinity_")),
+        "net_", "n_iter_", "task_weights_history_", "gradient_affinity_", "task_descriptors_",
+        "zero_shot_tasks_")),
     "target_attributes": _join(_ATTRIBUTES, ("target_mean_", "target_scale_")),
 }
 
@@ -381,7 +479,8 @@ FOCUSED_DOCS = {
     **SHARED_DOCS,
     "focused_parameters": _join(_focused, (
         "focus_task", "strategy", *_SHARED_NAMES, "gradnorm_alpha", "lbtw_alpha",
-        "finetune_epochs", "freeze_trunk", "policies", *_TRAINING_NAMES, *_RUN_NAMES,
+        "finetune_epochs", "finetune_pretrain", "freeze_trunk", "rmtl_reward",
+        "rmtl_gradient_on", "policies", *_TRAINING_NAMES, *_RUN_NAMES,
     )),
     "standardize_targets": _PARAMETERS["standardize_targets"],
     "fit_attributes": _join(_ATTRIBUTES, tuple(

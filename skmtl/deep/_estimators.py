@@ -5,6 +5,13 @@ beyond the network and its training (which :class:`~skmtl.deep._base._BaseDeepEs
 the sharing strategy, the loss weighting, the task sampling and what an unseen task gets.
 """
 
+from collections import Counter
+
+import numpy as np
+import torch
+from sklearn.base import is_classifier
+from sklearn.utils.validation import check_is_fitted
+
 from skmtl.base import MultiTaskClassifierMixin, MultiTaskRegressorMixin
 from skmtl.deep._base import (
     DEFAULTS,
@@ -13,13 +20,16 @@ from skmtl.deep._base import (
     _DeepClassificationMixin,
     _DeepRegressionMixin,
     _deprecated,
+    _task_proba,
     _weights_history,
 )
 from skmtl.deep._docstrings import MULTITASK_DOCS
+from skmtl.deep._net import BatchLoader, MultiTaskDataset
 from skmtl.deep.modules import CONDITIONING, SHARING
 from skmtl.deep.weighting import WEIGHTINGS, Weighting
 from skmtl.utils._docstring import Substitution
 from skmtl.utils._sklearn_compat import Integral, Interval, Real, StrOptions
+from skmtl.utils.validation import _hashable, _is_frame, check_task_ids, encode_task_ids
 
 __all__ = ["MultiTaskClassifier", "MultiTaskRegressor"]
 
@@ -40,13 +50,16 @@ class _MultiTaskDeepEstimator(_BaseDeepEstimator):
         **_BaseDeepEstimator._parameter_constraints,
         "sharing": [StrOptions(set(SHARING))],
         "soft_penalty": [Interval(Real, 0, None, closed="left")],
+        "sluice_orthogonality": [Interval(Real, 0, None, closed="left")],
         "conditioning": [StrOptions(set(CONDITIONING))],
         "embedding_dim": [None, Interval(Integral, 1, None, closed="left")],
+        "task_descriptors": [None, "array-like"],
         "weighting": [StrOptions(set(WEIGHTINGS)), Weighting],
         "task_weights": _deprecated(None, "array-like"),
         "gradnorm_alpha": _deprecated(Interval(Real, 0, None, closed="left")),
         "lbtw_alpha": _deprecated(Interval(Real, 0, None, closed="left")),
         "task_sampling": [StrOptions(set(TASK_SAMPLING))],
+        "tasks_per_batch": [Interval(Integral, 1, None, closed="left")],
         "unknown_task": [StrOptions({"error", "shared"})],
     }
 
@@ -59,8 +72,10 @@ class _MultiTaskDeepEstimator(_BaseDeepEstimator):
         activation="relu",
         dropout=DEFAULTS["dropout"],
         soft_penalty=1e-3,
+        sluice_orthogonality=0.1,
         conditioning="concat",
         embedding_dim=None,
+        task_descriptors=None,
         module=None,
         module_params=None,
         weighting="equal",
@@ -68,6 +83,7 @@ class _MultiTaskDeepEstimator(_BaseDeepEstimator):
         gradnorm_alpha=DEPRECATED,
         lbtw_alpha=DEPRECATED,
         task_sampling="joint",
+        tasks_per_batch=1,
         max_epochs=DEFAULTS["max_epochs"],
         batch_size=DEFAULTS["batch_size"],
         lr=DEFAULTS["lr"],
@@ -76,6 +92,7 @@ class _MultiTaskDeepEstimator(_BaseDeepEstimator):
         early_stopping=True,
         validation_fraction=None,
         n_iter_no_change=DEFAULTS["n_iter_no_change"],
+        affinity_on="representation",
         unknown_task="error",
         callbacks=None,
         device="cpu",
@@ -97,6 +114,7 @@ class _MultiTaskDeepEstimator(_BaseDeepEstimator):
             early_stopping=early_stopping,
             validation_fraction=validation_fraction,
             n_iter_no_change=n_iter_no_change,
+            affinity_on=affinity_on,
             callbacks=callbacks,
             device=device,
             random_state=random_state,
@@ -104,20 +122,32 @@ class _MultiTaskDeepEstimator(_BaseDeepEstimator):
         )
         self.sharing = sharing
         self.soft_penalty = soft_penalty
+        self.sluice_orthogonality = sluice_orthogonality
         self.conditioning = conditioning
         self.embedding_dim = embedding_dim
+        self.task_descriptors = task_descriptors
         self.weighting = weighting
         self.task_weights = task_weights
         self.gradnorm_alpha = gradnorm_alpha
         self.lbtw_alpha = lbtw_alpha
         self.task_sampling = task_sampling
+        self.tasks_per_batch = tasks_per_batch
         self.unknown_task = unknown_task
 
     def _fit_multitask(self, X, Y, mask):
+        if self.task_sampling == "joint" and self.tasks_per_batch != 1:
+            raise ValueError(
+                f"tasks_per_batch={self.tasks_per_batch} draws tasks per batch, but "
+                "task_sampling='joint' draws rows from all tasks; use task_sampling='uniform' "
+                "or 'proportional', or tasks_per_batch=1."
+            )
+        (self.task_descriptors_, self.zero_shot_tasks_,
+         self._zero_shot_descriptors) = self._check_task_descriptors()
         kinds, output_sizes, targets = self._encode_targets(Y, mask)
         net = self._train_net(
             X, targets, mask, kinds, output_sizes, tasks=self.tasks_,
             weighting=self._make_weighting(), task_sampling=self.task_sampling,
+            tasks_per_batch=self.tasks_per_batch,
         )
         self.net_ = net
         self.n_iter_, self.task_weights_history_ = _weights_history(net, len(output_sizes))
@@ -128,17 +158,163 @@ class _MultiTaskDeepEstimator(_BaseDeepEstimator):
         """The sharing strategy and its own parameters, for :func:`build_module`."""
         return self.sharing, {
             "soft_penalty": self.soft_penalty,
+            "sluice_orthogonality": self.sluice_orthogonality,
             "conditioning": self.conditioning,
             "embedding_dim": self.embedding_dim,
+            "task_descriptors": getattr(self, "task_descriptors_", None),
         }
+
+    def _check_task_descriptors(self):
+        """``(descriptors of tasks_, labels of the other described tasks, their descriptors)``.
+
+        ``(None, empty, None)`` without descriptors. Raises a ValueError for descriptors with
+        another sharing than ``"conditioned"``, a training task without a row, an array whose
+        number of rows is not ``n_tasks_``, non-finite values, or an ``embedding_dim`` that is
+        not their width.
+        """
+        descriptors = self.task_descriptors
+        none = np.empty(0, dtype=object)
+        if descriptors is None:
+            return None, none, None
+        if self.sharing != "conditioned":
+            raise ValueError(
+                f"task_descriptors condition the network of sharing='conditioned' only; got "
+                f"sharing={self.sharing!r}. Set sharing='conditioned' or task_descriptors=None."
+            )
+        tasks = [_hashable(task) for task in self.tasks_]
+        frame = _is_frame(descriptors)
+        try:
+            values = np.asarray(descriptors.to_numpy() if frame else descriptors,
+                                dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"task_descriptors must hold numbers: {exc}") from None
+        if frame:
+            labels = [_hashable(label) for label in descriptors.index]
+            if len(set(labels)) != len(labels):
+                twice = sorted((label for label, n in Counter(labels).items() if n > 1), key=str)
+                raise ValueError(
+                    f"task_descriptors has several rows for task(s) {twice[:5]}; its index "
+                    "must name each task once."
+                )
+            position = {label: i for i, label in enumerate(labels)}
+            missing = [task for task in tasks if task not in position]
+            if missing:
+                raise ValueError(
+                    f"task_descriptors has no row for the training task(s) {missing[:5]}; its "
+                    f"index must hold every task seen in fit (it has {labels[:5]})."
+                )
+            train = [position[task] for task in tasks]
+            extra = np.setdiff1d(np.arange(len(labels)), train)
+        else:
+            labels, train, extra = tasks, np.arange(len(tasks)), np.empty(0, dtype=np.intp)
+            if values.ndim != 2 or values.shape[0] != len(tasks):
+                raise ValueError(
+                    f"task_descriptors must have shape (n_tasks, d) = ({len(tasks)}, d), one "
+                    f"row per task in tasks_ order, got shape {values.shape}. To describe "
+                    "tasks not seen in fit, pass a DataFrame indexed by task label."
+                )
+        if values.ndim != 2 or values.shape[1] == 0:
+            raise ValueError(
+                f"task_descriptors must have at least one column, got shape {values.shape}."
+            )
+        bad = [labels[i] for i in np.flatnonzero(~np.isfinite(values).all(axis=1))]
+        if bad:
+            raise ValueError(f"task_descriptors of task(s) {bad[:5]} have non-finite values.")
+        if self.embedding_dim is not None and self.embedding_dim != values.shape[1]:
+            raise ValueError(
+                f"embedding_dim={self.embedding_dim} but task_descriptors have "
+                f"{values.shape[1]} columns; with task descriptors, leave embedding_dim=None "
+                "(the embedding is the descriptor)."
+            )
+        extra_labels = np.empty(len(extra), dtype=object)
+        extra_labels[:] = [labels[i] for i in extra]
+        return values[train], extra_labels, values[extra]
 
     def _make_weighting(self):
         params = self._flat_weighting_params(self.weighting, _FLAT_WEIGHTING_PARAMS, "weighting")
         return self._resolve_weighting(self.weighting, params)
 
 
+class _ZeroShotMixin:
+    """Predictions for tasks not seen in fit whose descriptor was given (``task_descriptors``).
+
+    Such a task (``zero_shot_tasks_``) is encoded by :meth:`_task_index` after the seen tasks
+    (positions ``n_tasks_ + j``). Its prediction follows the rule of the shared prediction
+    (``unknown_task="shared"``) with its own descriptor in place of the mean embedding: every
+    head reads the network fed its descriptor, and the heads' outputs are averaged, in the
+    user's units for regression and as logits for classification.
+    """
+
+    def _zero_shot_known(self):
+        return len(getattr(self, "zero_shot_tasks_", ())) > 0
+
+    def _task_index(self, task_ids, n_samples):
+        if task_ids is None or not self._zero_shot_known() or self._layout == "1d":
+            return super()._task_index(task_ids, n_samples)
+        tasks = np.empty(self.n_tasks_ + len(self.zero_shot_tasks_), dtype=object)
+        tasks[:] = [*self.tasks_, *self.zero_shot_tasks_]
+        return encode_task_ids(check_task_ids(task_ids, n_samples), tasks,
+                               allow_unknown=self.unknown_task == "shared")
+
+    def _split_known(self, X, index, known_rows, shared_rows):
+        zero_shot = index >= self.n_tasks_
+        if not zero_shot.any():
+            return super()._split_known(X, index, known_rows, shared_rows)
+        parts = []
+        for j in np.unique(index[zero_shot]):
+            rows = index == j
+            parts.append((rows, self._predict_zero_shot(X[rows], j - self.n_tasks_)))
+        rest = np.flatnonzero(~zero_shot)
+        if rest.size:
+            parts += [
+                (rest[rows], part)
+                for rows, part in super()._split_known(X[rest], index[rest], known_rows,
+                                                       shared_rows)
+            ]
+        return parts
+
+    def _forward_zero_shot(self, X, j):
+        """Yield ``(rows, outputs)``: every head's padded output (T, B, K_max) on the network
+        fed the descriptor of zero-shot task ``j``, batch by batch."""
+        net = self.net_
+        module = net.module_
+        descriptor = torch.as_tensor(self._zero_shot_descriptors[j], dtype=torch.float32,
+                                     device=net.device)
+        was_training = module.training
+        module.train(False)
+        start = 0
+        try:
+            with torch.no_grad():
+                for Xi, _ in BatchLoader(MultiTaskDataset(X), net.batch_size):
+                    out = module.forward_embedding(Xi.to(net.device), descriptor)
+                    stop = start + out.shape[1]
+                    yield slice(start, stop), self._check_outputs(
+                        out.to("cpu", torch.float64).numpy())
+                    start = stop
+        finally:
+            module.train(was_training)
+
+    def _predict_proba_zero_shot(self, X, j):
+        n_classes = len(self._shared_classes)
+        proba = np.empty((X.shape[0], n_classes))
+        for rows, out in self._forward_zero_shot(X, j):
+            proba[rows] = _task_proba(out.mean(axis=0), n_classes)
+        return proba
+
+    def _predict_zero_shot(self, X, j):
+        """Predictions (values, or labels in ``_shared_classes``) of zero-shot task ``j``."""
+        if is_classifier(self):
+            return self._shared_classes[self._predict_proba_zero_shot(X, j).argmax(axis=1)]
+        pred = np.empty(X.shape[0])
+        for rows, out in self._forward_zero_shot(X, j):
+            pred[rows] = self._decode(out).mean(axis=1)
+        return pred
+
+
 @Substitution(**MULTITASK_DOCS)
-class MultiTaskRegressor(MultiTaskRegressorMixin, _DeepRegressionMixin, _MultiTaskDeepEstimator):
+class MultiTaskRegressor(
+    _ZeroShotMixin, MultiTaskRegressorMixin, _DeepRegressionMixin, _MultiTaskDeepEstimator
+):
     """Deep multi-task regressor: one network, one output per task, a choice of sharing.
 
     A PyTorch network (built by :func:`skmtl.deep.modules.build_module` with the ``sharing``
@@ -151,9 +327,10 @@ class MultiTaskRegressor(MultiTaskRegressorMixin, _DeepRegressionMixin, _MultiTa
         total(B) = weighting.combine(L(B), observed=|O_t(B)| > 0) + penalty(theta)
 
     where ``z_it = (y_it - mean_t) / std_t`` and ``penalty`` is the ``"soft"`` sharing penalty
-    (0 otherwise). With ``weighting="equal"``, ``total = sum_{t observed} L_t``. A task without a
-    label in the batch contributes nothing. Training runs in float32 on ``device``;
-    predictions are float64.
+    or the ``"sluice"`` subspace orthogonality penalty (0 otherwise). With
+    ``weighting="equal"``, ``total = sum_{t observed} L_t``. A task without a label in the
+    batch contributes nothing. Training runs in float32 on ``device``; predictions are
+    float64.
 
     Parameters
     ----------
@@ -224,8 +401,10 @@ class MultiTaskRegressor(MultiTaskRegressorMixin, _DeepRegressionMixin, _MultiTa
         activation="relu",
         dropout=DEFAULTS["dropout"],
         soft_penalty=1e-3,
+        sluice_orthogonality=0.1,
         conditioning="concat",
         embedding_dim=None,
+        task_descriptors=None,
         module=None,
         module_params=None,
         weighting="equal",
@@ -233,6 +412,7 @@ class MultiTaskRegressor(MultiTaskRegressorMixin, _DeepRegressionMixin, _MultiTa
         gradnorm_alpha=DEPRECATED,
         lbtw_alpha=DEPRECATED,
         task_sampling="joint",
+        tasks_per_batch=1,
         max_epochs=DEFAULTS["max_epochs"],
         batch_size=DEFAULTS["batch_size"],
         lr=DEFAULTS["lr"],
@@ -241,6 +421,7 @@ class MultiTaskRegressor(MultiTaskRegressorMixin, _DeepRegressionMixin, _MultiTa
         early_stopping=True,
         validation_fraction=None,
         n_iter_no_change=DEFAULTS["n_iter_no_change"],
+        affinity_on="representation",
         unknown_task="error",
         callbacks=None,
         device="cpu",
@@ -255,8 +436,10 @@ class MultiTaskRegressor(MultiTaskRegressorMixin, _DeepRegressionMixin, _MultiTa
             activation=activation,
             dropout=dropout,
             soft_penalty=soft_penalty,
+            sluice_orthogonality=sluice_orthogonality,
             conditioning=conditioning,
             embedding_dim=embedding_dim,
+            task_descriptors=task_descriptors,
             module=module,
             module_params=module_params,
             weighting=weighting,
@@ -264,6 +447,7 @@ class MultiTaskRegressor(MultiTaskRegressorMixin, _DeepRegressionMixin, _MultiTa
             gradnorm_alpha=gradnorm_alpha,
             lbtw_alpha=lbtw_alpha,
             task_sampling=task_sampling,
+            tasks_per_batch=tasks_per_batch,
             max_epochs=max_epochs,
             batch_size=batch_size,
             lr=lr,
@@ -272,6 +456,7 @@ class MultiTaskRegressor(MultiTaskRegressorMixin, _DeepRegressionMixin, _MultiTa
             early_stopping=early_stopping,
             validation_fraction=validation_fraction,
             n_iter_no_change=n_iter_no_change,
+            affinity_on=affinity_on,
             unknown_task=unknown_task,
             callbacks=callbacks,
             device=device,
@@ -283,7 +468,7 @@ class MultiTaskRegressor(MultiTaskRegressorMixin, _DeepRegressionMixin, _MultiTa
 
 @Substitution(**MULTITASK_DOCS)
 class MultiTaskClassifier(
-    MultiTaskClassifierMixin, _DeepClassificationMixin, _MultiTaskDeepEstimator
+    _ZeroShotMixin, MultiTaskClassifierMixin, _DeepClassificationMixin, _MultiTaskDeepEstimator
 ):
     """Deep multi-task classifier: one network, per-task classes, a choice of sharing.
 
@@ -297,7 +482,8 @@ class MultiTaskClassifier(
         L_t(B) = 1 / |O_t(B)| * sum_{i in O_t(B)} -log p_t(y_it | x_i)
         total(B) = weighting.combine(L(B), observed=|O_t(B)| > 0) + penalty(theta)
 
-    where ``penalty`` is the ``"soft"`` sharing penalty (0 otherwise). With
+    where ``penalty`` is the ``"soft"`` sharing penalty or the ``"sluice"`` subspace
+    orthogonality penalty (0 otherwise). With
     ``weighting="equal"``, ``total = sum_{t observed} L_t``. Training runs in float32 on
     ``device``; probabilities are float64.
 
@@ -336,3 +522,48 @@ class MultiTaskClassifier(
     >>> model.predict(X[:4]).shape
     (4, 2)
     """
+
+    def predict_proba(self, X, *, task_ids=None):
+        """Class probabilities of every task, or of each row's own task.
+
+        As :meth:`skmtl.base.MultiTaskMixin.predict_proba`; in addition, rows of a task of
+        ``zero_shot_tasks_`` (described by ``task_descriptors`` but not seen in fit) get the
+        probabilities of the mean of the heads' logits on the network fed its descriptor,
+        in ``classes_[0]`` order (every task must have the same classes).
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Samples.
+        task_ids : array-like of shape (n_samples,), default=None
+            The task of each row.
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes) or list of ndarray
+            ``(n_samples, n_classes)`` when fitted on a 1-D y or when ``task_ids`` is given;
+            otherwise a list with one ``(n_samples, n_classes_t)`` array per task.
+        """
+        check_is_fitted(self)
+        if task_ids is None or not self._zero_shot_known() or self._layout == "1d":
+            return super().predict_proba(X, task_ids=task_ids)
+        index = self._task_index(task_ids, np.shape(task_ids)[0])
+        if not (index >= self.n_tasks_).any():
+            return super().predict_proba(X, task_ids=task_ids)
+        X = self._validate_X(X, reset=False)
+        index = self._task_index(task_ids, X.shape[0])
+        out = np.empty((X.shape[0], len(self._shared_classes)))
+        zero_shot = index >= self.n_tasks_
+        for j in np.unique(index[zero_shot]):
+            rows = index == j
+            out[rows] = self._predict_proba_zero_shot(X[rows], j - self.n_tasks_)
+        unknown = index < 0
+        if unknown.any():
+            out[unknown] = self._predict_proba_shared(X[unknown])
+        seen = np.flatnonzero((index >= 0) & ~zero_shot)
+        if seen.size:
+            proba = self._predict_proba_raw(X[seen])
+            for t in np.unique(index[seen]):
+                rows = index[seen] == t
+                out[seen[rows]] = proba[t][rows]
+        return out

@@ -259,8 +259,13 @@ class _FocusedDeepEstimator(_BaseDeepEstimator):
         "strategy": [StrOptions(set(STRATEGIES)), Weighting],
         "gradnorm_alpha": _deprecated(Interval(Real, 0, None, closed="left")),
         "lbtw_alpha": _deprecated(Interval(Real, 0, None, closed="left")),
-        "finetune_epochs": [Interval(Integral, 0, None, closed="left")],
+        "finetune_epochs": [None, Interval(Integral, 0, None, closed="left")],
+        "finetune_pretrain": [StrOptions({"auxiliary", "all"})],
         "freeze_trunk": ["boolean"],
+        "rmtl_reward": [StrOptions({"per_task", "policy"})],
+        "rmtl_gradient_on": [
+            None, StrOptions({"head_weights", "last_shared_layer", "representation"})
+        ],
         "policies": [None, list],
     }
 
@@ -277,8 +282,11 @@ class _FocusedDeepEstimator(_BaseDeepEstimator):
         module_params=None,
         gradnorm_alpha=DEPRECATED,
         lbtw_alpha=DEPRECATED,
-        finetune_epochs=10,
+        finetune_epochs=None,
+        finetune_pretrain="auxiliary",
         freeze_trunk=False,
+        rmtl_reward="policy",
+        rmtl_gradient_on=None,
         policies=None,
         max_epochs=DEFAULTS["max_epochs"],
         batch_size=DEFAULTS["batch_size"],
@@ -288,6 +296,7 @@ class _FocusedDeepEstimator(_BaseDeepEstimator):
         early_stopping=True,
         validation_fraction=None,
         n_iter_no_change=DEFAULTS["n_iter_no_change"],
+        affinity_on="representation",
         callbacks=None,
         device="cpu",
         random_state=None,
@@ -308,6 +317,7 @@ class _FocusedDeepEstimator(_BaseDeepEstimator):
             early_stopping=early_stopping,
             validation_fraction=validation_fraction,
             n_iter_no_change=n_iter_no_change,
+            affinity_on=affinity_on,
             callbacks=callbacks,
             device=device,
             random_state=random_state,
@@ -318,7 +328,10 @@ class _FocusedDeepEstimator(_BaseDeepEstimator):
         self.gradnorm_alpha = gradnorm_alpha
         self.lbtw_alpha = lbtw_alpha
         self.finetune_epochs = finetune_epochs
+        self.finetune_pretrain = finetune_pretrain
         self.freeze_trunk = freeze_trunk
+        self.rmtl_reward = rmtl_reward
+        self.rmtl_gradient_on = rmtl_gradient_on
         self.policies = policies
 
     # -- fit ------------------------------------------------------------------------------------
@@ -330,7 +343,14 @@ class _FocusedDeepEstimator(_BaseDeepEstimator):
         named = isinstance(self.strategy, str)
         single = (named and self.strategy == "single_task") or n_tasks == 1
         rmtl = named and self.strategy == "rmtl" and not single
-        self.policies_ = _policy_matrix(self.policies, tasks, focus) if rmtl else None
+        if rmtl and self.rmtl_reward == "per_task" and self.policies is not None:
+            raise ValueError(
+                "policies are the candidate policies of rmtl_reward='policy'; with "
+                "rmtl_reward='per_task' every auxiliary task has its own reward. Set "
+                "rmtl_reward='policy' or policies=None."
+            )
+        policy = rmtl and self.rmtl_reward == "policy"
+        self.policies_ = _policy_matrix(self.policies, tasks, focus) if policy else None
         if is_classifier(self):
             self._set_task_classes()
         kinds, output_sizes, targets = self._encode_targets(Y, mask)
@@ -350,17 +370,24 @@ class _FocusedDeepEstimator(_BaseDeepEstimator):
             affinity = np.full((n_tasks, n_tasks), np.nan)
             np.fill_diagonal(affinity, 1.0)
         else:
-            finetune = None
-            if isinstance(self.strategy, str) and self.strategy == "finetune":
+            finetune = first_tasks = None
+            if named and self.strategy == "finetune":
                 # then the focus task alone: a second phase of the net
+                fresh = self.finetune_pretrain == "auxiliary"
+                if fresh:  # pre-training on the auxiliary tasks only
+                    first_tasks = aux
+                epochs = self.finetune_epochs
+                if epochs is None:
+                    epochs = self.max_epochs if fresh else 10
+
                 def finetune(net, train, valid):
                     net.fine_tune(
-                        train, valid, tasks=[focus], epochs=self.finetune_epochs,
-                        freeze_shared=self.freeze_trunk,
+                        train, valid, tasks=[focus], epochs=epochs,
+                        freeze_shared=self.freeze_trunk, reinitialize=fresh,
                     )
             net = self._train_net(
                 X, targets, mask, kinds, output_sizes, tasks=tasks,
-                weighting=weighting, after_fit=finetune,
+                weighting=weighting, after_fit=finetune, first_tasks=first_tasks,
             )
             self._head = focus
             n_iter, weights = _weights_history(net, n_tasks)
@@ -384,7 +411,16 @@ class _FocusedDeepEstimator(_BaseDeepEstimator):
         name = _STRATEGY_WEIGHTING.get(strategy) if isinstance(strategy, str) else strategy
         params = self._flat_weighting_params(name, _FLAT_WEIGHTING_PARAMS, "strategy")
         if isinstance(strategy, str) and strategy == "rmtl":
-            return self._resolve_weighting(RMTLWeighting(focus, policies=self.policies_), {})
+            weighting = RMTLWeighting(
+                focus, reward=self.rmtl_reward, policies=self.policies_,
+                gradient_on=self.rmtl_gradient_on,
+            )
+            return self._resolve_weighting(weighting, {})
+        if isinstance(strategy, str) and strategy == "finetune":
+            if self.finetune_pretrain == "auxiliary":  # the focus task waits for its phase
+                weights = np.ones(self.n_tasks_)
+                weights[focus] = 0.0
+                return self._resolve_weighting("fixed", {"task_weights": weights})
         return self._resolve_weighting(name or "equal", params)
 
     def _focus_outputs(self, X):
@@ -416,24 +452,31 @@ class FocusedTaskRegressor(
       ``LBTWWeighting(alpha=...)`` sets them; any other
       :class:`~skmtl.deep.weighting.Weighting` instance works too), see
       :mod:`skmtl.deep.weighting`;
-    - ``"finetune"``: ``L_f + sum_{a in A} L_a`` for ``max_epochs`` epochs, then ``L_f`` alone
-      for ``finetune_epochs`` more, on the focus task's labelled rows, with the trunk frozen if
+    - ``"finetune"``: with ``finetune_pretrain="auxiliary"`` (the authors' protocol),
+      ``sum_{a in A} L_a`` for up to ``max_epochs`` epochs (the focus labels hidden), then a
+      fresh focus head and a new optimizer train ``L_f`` alone for ``finetune_epochs``
+      (default ``max_epochs``) on the focus task's labelled rows; with ``"all"``,
+      ``L_f + sum_{a in A} L_a`` then ``L_f`` alone for ``finetune_epochs`` (default 10)
+      with the same heads and optimizer. The trunk is frozen in the second phase if
       ``freeze_trunk``;
-    - ``"rmtl"`` (reinforced multi-task learning): ``L_f + r(pi*) * sum_{a in A} pi*_a L_a``,
-      where, each batch, ``pi*`` is the candidate policy (a weighting of the auxiliary tasks)
-      whose weighted auxiliary gradient is best aligned with the focus task's gradient::
+    - ``"rmtl"`` (reinforced multi-task learning): ``L_f + sum_{a in A} w_a L_a`` with
+      weights read each batch from the per-task gradients ``g_t`` of the unweighted losses.
+      ``rmtl_reward="per_task"`` (the authors' code): ``w_a = max(cos(g_a, g_f), 0)`` for every
+      auxiliary task at once, with ``g_t`` the gradient on task ``t``'s output-layer weight.
+      ``rmtl_reward="policy"`` (Algorithm 3 of the paper): with ``g_t`` on the weight of the
+      last shared layer, for every candidate policy ``pi`` (a weighting of the auxiliary
+      tasks, ``policies``)::
 
-          g_t     = d L_t / d R   (R the trunk's output, the last shared representation)
           g_pi    = sum_a pi_a g_a
           r(pi)   = max(cos(g_pi, g_f), 0)
           pi*     = argmax_pi r(pi)   (the first candidate if tied)
+          w_a     = r(pi*) pi*_a
 
-      The cosines come from the Gram matrix ``G = [<g_s, g_t>]`` (``g_pi . g_f = pi @ G[A, f]``,
-      ``||g_pi||^2 = pi @ G[A, A] @ pi``), which costs no backward pass per task (see Notes
-      of :class:`MultiTaskRegressor`). A batch without a focus label keeps the weights of the
-      last batch that had one (0 for the auxiliary tasks before the first such batch). This is
-      :class:`~skmtl.deep.weighting.RMTLWeighting`, which a :class:`MultiTaskRegressor` can
-      use too.
+      ``rmtl_gradient_on`` moves either reward to another space. No reward costs a backward
+      pass per task (:mod:`skmtl.deep._task_gradients`). A batch without a focus label keeps
+      the weights of the last batch that had one (0 for the auxiliary tasks before the first
+      such batch). This is :class:`~skmtl.deep.weighting.RMTLWeighting`, which a
+      :class:`MultiTaskRegressor` can use too.
 
     With a single task (1-D ``y``, or a one-column ``Y``) there is nothing auxiliary: every
     strategy is single-task learning on it for ``max_epochs`` (``finetune_epochs`` unused),
@@ -497,8 +540,11 @@ class FocusedTaskRegressor(
         module_params=None,
         gradnorm_alpha=DEPRECATED,
         lbtw_alpha=DEPRECATED,
-        finetune_epochs=10,
+        finetune_epochs=None,
+        finetune_pretrain="auxiliary",
         freeze_trunk=False,
+        rmtl_reward="policy",
+        rmtl_gradient_on=None,
         policies=None,
         max_epochs=DEFAULTS["max_epochs"],
         batch_size=DEFAULTS["batch_size"],
@@ -508,6 +554,7 @@ class FocusedTaskRegressor(
         early_stopping=True,
         validation_fraction=None,
         n_iter_no_change=DEFAULTS["n_iter_no_change"],
+        affinity_on="representation",
         callbacks=None,
         device="cpu",
         random_state=None,
@@ -526,7 +573,10 @@ class FocusedTaskRegressor(
             gradnorm_alpha=gradnorm_alpha,
             lbtw_alpha=lbtw_alpha,
             finetune_epochs=finetune_epochs,
+            finetune_pretrain=finetune_pretrain,
             freeze_trunk=freeze_trunk,
+            rmtl_reward=rmtl_reward,
+            rmtl_gradient_on=rmtl_gradient_on,
             policies=policies,
             max_epochs=max_epochs,
             batch_size=batch_size,
@@ -536,6 +586,7 @@ class FocusedTaskRegressor(
             early_stopping=early_stopping,
             validation_fraction=validation_fraction,
             n_iter_no_change=n_iter_no_change,
+            affinity_on=affinity_on,
             callbacks=callbacks,
             device=device,
             random_state=random_state,

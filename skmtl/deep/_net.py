@@ -33,6 +33,8 @@ one backward through the heads gives every ``g_t`` in its slot, a second one (th
 gives the weighted gradient, which then continues into the trunk once.
 """
 
+import math
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -42,6 +44,14 @@ from skorch.dataset import unpack_data
 from skorch.helper import predefined_split
 from skorch.utils import to_tensor
 
+from skmtl.deep._task_gradients import (
+    GRADIENT_SPACES,
+    ExplicitGradients,
+    FactoredGradients,
+    LastLayerGradients,
+    gather_rows,
+    task_rows,
+)
 from skmtl.deep.weighting import FixedWeighting
 
 __all__ = [
@@ -66,7 +76,9 @@ class MultiTaskDataset(torch.utils.data.Dataset):
 
     ``dataset[(rows, task)]`` returns the batch of the given rows (positions into ``rows_``):
     ``X`` as a float32 tensor and ``y`` as one float32 tensor ``(B, 2 T)`` (targets, then the
-    mask). With ``task`` not None, only that task's labels are marked observed (task sampling).
+    mask). With ``task`` an int, only that task's labels are marked observed (task sampling);
+    with ``task`` an array of one task per row, row ``i`` keeps only the label of task
+    ``task[i]`` (several tasks per batch).
 
     Parameters
     ----------
@@ -113,7 +125,12 @@ class MultiTaskDataset(torch.utils.data.Dataset):
         mask = self._mask[index]
         if task is not None:
             only = torch.zeros_like(mask)
-            only[:, task] = mask[:, task]
+            if np.ndim(task) == 0:
+                only[:, task] = mask[:, task]
+            else:  # one task per row: each row keeps the label of its own task only
+                owner = torch.as_tensor(task, dtype=torch.long)
+                row = torch.arange(owner.shape[0])
+                only[row, owner] = mask[row, owner]
             mask = only
         return X, torch.cat([self._targets[index], mask.to(torch.float32)], dim=1)
 
@@ -131,13 +148,18 @@ def _tensor_view(X):
 
 
 class _BatchSampler:
-    """Yields ``(positions, task)`` items, one per batch; see :class:`BatchLoader`."""
+    """Yields ``(positions, task)`` items, one per batch; see :class:`BatchLoader`.
 
-    def __init__(self, dataset, batch_size, shuffle, task_sampling):
+    ``task`` is None (joint sampling), the drawn task (one task per batch), or an array giving
+    each row's task (several tasks per batch).
+    """
+
+    def __init__(self, dataset, batch_size, shuffle, task_sampling, tasks_per_batch=1):
         self.dataset = dataset
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.task_sampling = task_sampling
+        self.tasks_per_batch = 1
         if task_sampling != "joint":
             self._task_rows = dataset.observed_rows()
             counts = torch.tensor([len(r) for r in self._task_rows], dtype=torch.float64)
@@ -145,6 +167,8 @@ class _BatchSampler:
                 counts = (counts > 0).to(torch.float64)
             self._task_probs = counts / counts.sum()
             self._queues = [np.empty(0, dtype=np.intp) for _ in self._task_rows]
+            n_labelled = int((counts > 0).sum())
+            self.tasks_per_batch = max(1, min(tasks_per_batch, n_labelled, batch_size))
 
     def __len__(self):
         return -(-len(self.dataset) // self.batch_size)
@@ -156,15 +180,25 @@ class _BatchSampler:
             for start in range(0, n, self.batch_size):
                 yield order[start : start + self.batch_size], None
             return
-        tasks = torch.multinomial(self._task_probs, len(self), replacement=True).tolist()
-        for task in tasks:
-            yield self._draw(task), task
+        k = self.tasks_per_batch
+        if k == 1:
+            tasks = torch.multinomial(self._task_probs, len(self), replacement=True).tolist()
+            for task in tasks:
+                yield self._draw(task, self.batch_size), task
+            return
+        base, extra = divmod(self.batch_size, k)
+        sizes = [base + (j < extra) for j in range(k)]
+        for _ in range(len(self)):
+            tasks = torch.multinomial(self._task_probs, k, replacement=False).tolist()
+            parts = [self._draw(task, size) for task, size in zip(tasks, sizes, strict=True)]
+            owners = np.repeat(tasks, [part.shape[0] for part in parts])
+            yield np.concatenate(parts), owners
 
-    def _draw(self, task):
-        """The next ``batch_size`` observed rows of ``task``, cycling through its rows in a
-        fresh random order each time they run out (or all of them, if fewer)."""
+    def _draw(self, task, size):
+        """The next ``size`` observed rows of ``task``, cycling through its rows in a fresh
+        random order each time they run out (or all of them, if fewer)."""
         rows = self._task_rows[task]
-        size = min(self.batch_size, rows.shape[0])
+        size = min(size, rows.shape[0])
         queue = self._queues[task]
         while queue.shape[0] < size:
             queue = np.concatenate([queue, rows[torch.randperm(rows.shape[0]).numpy()]])
@@ -172,7 +206,9 @@ class _BatchSampler:
         return queue[:size]
 
 
-def BatchLoader(dataset, batch_size, shuffle=False, task_sampling="joint"):  # noqa: N802
+def BatchLoader(  # noqa: N802
+    dataset, batch_size, shuffle=False, task_sampling="joint", tasks_per_batch=1
+):
     """A DataLoader over whole batches of a :class:`MultiTaskDataset` (skorch's iterator).
 
     ``task_sampling="joint"``: the rows in a random order (if ``shuffle``), cut into
@@ -184,6 +220,16 @@ def BatchLoader(dataset, batch_size, shuffle=False, task_sampling="joint"):  # n
     labels count. Randomness comes from torch's global generator (seeded and isolated by the
     estimator).
 
+    With ``tasks_per_batch = k > 1`` (task sampling only), each batch draws
+    ``k' = min(k, number of tasks with labels, batch_size)`` distinct tasks, without replacement
+    (``torch.multinomial`` without replacement: the first with the probabilities above, each
+    next one among the tasks not drawn yet with their probabilities renormalised). The ``j``-th
+    drawn task (``j = 0, ..., k' - 1``) gets ``batch_size // k'`` rows, plus one if
+    ``j < batch_size % k'``, taken from its observed rows as above (all of them if fewer). Each
+    row keeps only the label of the task it was drawn for, even when it has labels of other
+    drawn tasks (a row drawn for two tasks appears twice, once per task). ``k = 1`` draws
+    exactly the batches of one task per batch.
+
     Parameters
     ----------
     dataset : MultiTaskDataset
@@ -194,12 +240,14 @@ def BatchLoader(dataset, batch_size, shuffle=False, task_sampling="joint"):  # n
         Shuffle the rows (``"joint"``); the task-sampled batches are always random.
     task_sampling : {"joint", "uniform", "proportional"}, default="joint"
         How batches are drawn.
+    tasks_per_batch : int, default=1
+        Tasks per batch of ``"uniform"`` / ``"proportional"``; ignored by ``"joint"``.
 
     Returns
     -------
     loader : torch.utils.data.DataLoader
     """
-    sampler = _BatchSampler(dataset, batch_size, shuffle, task_sampling)
+    sampler = _BatchSampler(dataset, batch_size, shuffle, task_sampling, tasks_per_batch)
     # The loader's own generator: iterating never draws from torch's global one (predict runs
     # outside the estimator's seeded block); the sampler draws from the global one (seeded).
     return torch.utils.data.DataLoader(
@@ -422,6 +470,60 @@ def check_finite_parameters(net):
 AFFINITY_EVERY_BATCH_MAX_TASKS = 256
 
 
+def _reset_heads(module, tasks):
+    """Draw the heads of ``tasks`` afresh, as :class:`~skmtl.deep.modules.BatchedLinear` does."""
+    heads = module.task_heads
+    with torch.no_grad():
+        for layer in [*heads.hidden, heads.output]:
+            bound = 1.0 / math.sqrt(layer.in_features)
+            for t in tasks:
+                layer.weight[t].uniform_(-bound, bound)
+                if layer.bias is not None:
+                    layer.bias[t].uniform_(-bound, bound)
+        heads.output.weight.mul_(heads.output_mask.unsqueeze(1))
+        heads.output.bias.mul_(heads.output_mask)
+
+
+_ELEMENTWISE = (
+    torch.nn.ReLU, torch.nn.Tanh, torch.nn.Sigmoid, torch.nn.GELU, torch.nn.ELU,
+    torch.nn.LeakyReLU, torch.nn.SiLU, torch.nn.Softplus, torch.nn.Dropout, torch.nn.Identity,
+)
+
+
+def _elementwise_tail(module):
+    """Whether the layers between the last shared layer and the representation act elementwise.
+
+    True for the library's own trunks (``"hard"`` without a user module, ``"conditioned"``):
+    a ``Sequential`` whose layers after the last shared ``Linear`` are activations and dropout.
+    """
+    layer = getattr(module, "last_shared_layer", None)
+    for name in ("trunk", "body"):
+        sequence = getattr(module, name, None)
+        if isinstance(sequence, torch.nn.Sequential) and any(m is layer for m in sequence):
+            position = next(i for i, m in enumerate(sequence) if m is layer)
+            return all(isinstance(m, _ELEMENTWISE) for m in list(sequence)[position + 1 :])
+    return False
+
+
+def resolve_gradient_space(space, module):
+    """The space the per-task gradients are taken in for ``module``.
+
+    ``"last_shared_layer"`` needs a ``torch.nn.Linear`` shared by all tasks
+    (``module.last_shared_layer``); a network without one (``"independent"``, ``"soft"``,
+    ``"cross_stitch"``, ``"sluice"``, a hard trunk without hidden layers, a user trunk ending
+    in another kind of layer) has no such quantity, and the gradients are taken on the
+    representation each head reads instead: the only place left where the tasks meet.
+    """
+    if space not in GRADIENT_SPACES:
+        raise ValueError(f"Unknown gradient space {space!r}; expected one of {GRADIENT_SPACES}.")
+    if space == "last_shared_layer":
+        layer = getattr(module, "last_shared_layer", None)
+        # a conditioned network's only hidden layer reads [x, z_t]: not one layer for all tasks
+        if not isinstance(layer, torch.nn.Linear) or layer is getattr(module, "input_layer", None):
+            return "representation"
+    return space
+
+
 def _linear_head_weight(module):
     """The (T, h, K_max) output weight of the heads when they are linear, else None."""
     heads = getattr(module, "task_heads", None)
@@ -449,6 +551,8 @@ class MultiTaskNet(NeuralNet):
         Task labels, to name a task whose loss is not finite; positions when None.
     affinity : bool, default=True
         Accumulate the gradient affinity of the tasks (see the module docstring for when).
+    affinity_on : {"representation", "last_shared_layer"}, default="representation"
+        Where the affinity compares the task gradients.
     **kwargs
         skorch's :class:`~skorch.net.NeuralNet` parameters.
 
@@ -473,6 +577,7 @@ class MultiTaskNet(NeuralNet):
         task_type,
         task_names=None,
         affinity=True,
+        affinity_on="representation",
         **kwargs,
     ):
         super().__init__(module, criterion, **kwargs)
@@ -481,6 +586,7 @@ class MultiTaskNet(NeuralNet):
         self.task_type = task_type
         self.task_names = task_names
         self.affinity = affinity
+        self.affinity_on = affinity_on
 
     # -- hooks ----------------------------------------------------------------------------------
     def initialize_module(self):
@@ -494,6 +600,10 @@ class MultiTaskNet(NeuralNet):
         )
         self.weighting_ = weighting
         self.weighting_params_ = torch.nn.ParameterList(params)
+        self.gradient_space_ = resolve_gradient_space(weighting.gradient_space(), self.module_)
+        self._elementwise_tail_ = _elementwise_tail(self.module_)
+        self.affinity_space_ = resolve_gradient_space(self.affinity_on, self.module_)
+        weighting.gradient_space_ = self.gradient_space_
         n_tasks = self.module_.n_tasks
         zeros = torch.zeros(n_tasks, n_tasks, dtype=torch.float32, device=self.device)
         self.affinity_sum_ = zeros
@@ -546,9 +656,23 @@ class MultiTaskNet(NeuralNet):
             or first_batch
         )
         want_gram = weighting.requires_task_gram
-        probe = weighting.requires_grad_norms or want_gram or want_affinity
+        want_norms = weighting.requires_grad_norms
+        probe = want_norms or want_gram or want_affinity
+        space = self.gradient_space_ if (want_norms or want_gram) else None
+        affinity_space = self.affinity_space_ if want_affinity else None
+        on_layer = "last_shared_layer" in (space, affinity_space)
 
-        rep = module.shared(Xi)
+        captured = {}
+        hook = None
+        if on_layer:
+            hook = module.last_shared_layer.register_forward_hook(
+                lambda layer, inputs, output: captured.update(a=inputs[0], z=output)
+            )
+        try:
+            rep = module.shared(Xi)
+        finally:
+            if hook is not None:
+                hook.remove()
         slots = None
         if probe and head_weight is None:
             if module.shares_representation:
@@ -562,12 +686,25 @@ class MultiTaskNet(NeuralNet):
         observed = counts > 0
         losses = sums / counts.clamp_min(1)
         self._check_finite(losses, observed)
-        gram = None
+        grads = affinity_grads = None
         if probe and losses.requires_grad:
-            gram = self._task_gram(losses, out, slots, head_weight, want_affinity or want_gram)
+            on_rep = self._representation_gradients(losses, out, slots, head_weight)
+            labelled = yi[:, n_tasks:] > 0.5
+            on_layer = self._last_layer_gradients(on_rep, rep, captured, labelled) if (
+                on_layer
+            ) else None
+            spaces = {"representation": on_rep, "last_shared_layer": on_layer}
+            if space == "head_weights":
+                grads = self._head_weight_gradients(losses, module)
+            elif space is not None:
+                grads = spaces[space]
+            if affinity_space is not None:
+                affinity_grads = spaces[affinity_space]
         if want_gram:
-            zeros = losses.new_zeros(n_tasks, n_tasks)
-            weighting.observe_task_gram(zeros if gram is None else gram, observed)
+            if grads is None:
+                weighting.observe_task_gram(losses.new_zeros(n_tasks, n_tasks), observed)
+            else:
+                weighting.observe_task_gradients(grads, observed)
         total = weighting.combine(losses, observed) + module.penalty()
         if not torch.isfinite(total):
             raise FloatingPointError(
@@ -578,17 +715,17 @@ class MultiTaskNet(NeuralNet):
 
         grad_norms = None
         if not losses.requires_grad:  # only single-class tasks: nothing to train
-            if weighting.requires_grad_norms:
+            if want_norms:
                 grad_norms = torch.zeros_like(losses)
         else:
             total.backward()
             if slots is not None and slots is not rep and module.shares_representation:
                 if rep.requires_grad:
                     rep.backward(slots.grad.sum(0))
-            if weighting.requires_grad_norms:
-                grad_norms = gram.diagonal().clamp_min(0).sqrt() if gram.dim() == 2 else gram
+            if want_norms:
+                grad_norms = grads.norms()
             if want_affinity:
-                self._accumulate_affinity(gram)
+                self._accumulate_affinity(affinity_grads.gram())
         weighting.after_backward(losses.detach(), observed, grad_norms)
         return {
             "loss": total.detach(),
@@ -598,15 +735,20 @@ class MultiTaskNet(NeuralNet):
         }
 
     # -- training phases ------------------------------------------------------------------------
-    def fine_tune(self, train, valid=None, *, tasks, epochs, freeze_shared=False):
+    def fine_tune(
+        self, train, valid=None, *, tasks, epochs, freeze_shared=False, reinitialize=False
+    ):
         """A further training phase on ``tasks`` only, after :meth:`fit` (e.g. a focus task).
 
         The labels of the other tasks are hidden from the loss, from the validation loss (so
         early stopping watches ``tasks`` only) and from the history's per-task losses; the
         weighting becomes fixed weights (1 on ``tasks``, 0 elsewhere); with ``freeze_shared``
         the trunk's parameters stop training (its buffers, e.g. batch-norm statistics, still
-        update). The optimizer carries on with its state. Training runs ``epochs`` more epochs
-        (skorch's ``partial_fit``) on the rows of ``train`` that have a label of ``tasks``.
+        update). The optimizer carries on with its state, unless ``reinitialize``: then the
+        heads of ``tasks`` are drawn afresh (as at construction) and a new optimizer is built,
+        so that only the shared layers carry over (fine-tuning a pre-trained trunk). Training
+        runs ``epochs`` more epochs (skorch's ``partial_fit``, early stopping included) on the
+        rows of ``train`` that have a label of ``tasks``.
 
         Parameters
         ----------
@@ -620,6 +762,8 @@ class MultiTaskNet(NeuralNet):
             Epochs of the phase (0: the phase is set up but does not train).
         freeze_shared : bool, default=False
             Freeze the shared trunk (hard sharing).
+        reinitialize : bool, default=False
+            New heads for ``tasks`` and a new optimizer.
 
         Returns
         -------
@@ -641,10 +785,14 @@ class MultiTaskNet(NeuralNet):
             device=self.device,
         )
         self.weighting_ = weighting
+        if reinitialize:
+            _reset_heads(self.module_, list(tasks))
         if freeze_shared:
             for param in self.module_.trunk.parameters():
                 param.requires_grad_(False)
                 param.grad = None  # the optimizer skips parameters without a gradient
+        if reinitialize:
+            self.initialize_optimizer()
         if valid is not None:
             self.train_split = predefined_split(
                 MultiTaskDataset(valid.X, valid.targets, mask, valid.rows_)
@@ -665,32 +813,55 @@ class MultiTaskNet(NeuralNet):
                 f"stopped. Lower lr, standardise X, or check that task's labels."
             )
 
-    def _task_gram(self, losses, out, slots, head_weight, full):
-        """Gram matrix (T, T) of the unweighted per-task gradients on the representation.
-
-        Returns the norms (T,) only when ``full`` is False and the gradients were formed.
-        """
+    def _representation_gradients(self, losses, out, slots, head_weight):
+        """The per-task gradients on the representation the heads read."""
         ones = torch.ones_like(losses)
         if head_weight is not None:
             (D,) = torch.autograd.grad(losses, out, grad_outputs=ones, retain_graph=True)
-            n_tasks, _, width = D.shape
-            if not full:  # the norms only: the diagonal, O(T K^2 (B + h))
-                dd = torch.einsum("tbk,tbl->tkl", D, D)
-                ww = torch.einsum("thk,thl->tkl", head_weight, head_weight)
-                return (dd * ww).sum((1, 2)).clamp_min(0).sqrt().detach()
-            if width == 1:
-                dd = D[:, :, 0] @ D[:, :, 0].T
-                ww = head_weight[:, :, 0] @ head_weight[:, :, 0].T
-                return (dd * ww).detach()
-            flat_d = D.permute(0, 2, 1).reshape(n_tasks * width, -1)
-            flat_w = head_weight.detach().permute(0, 2, 1).reshape(n_tasks * width, -1)
-            products = (flat_d @ flat_d.T) * (flat_w @ flat_w.T)
-            return products.view(n_tasks, width, n_tasks, width).sum((1, 3)).detach()
+            return FactoredGradients(D, head_weight)
         (G,) = torch.autograd.grad(losses, slots, grad_outputs=ones, retain_graph=True)
-        G = G.flatten(1)
-        if full:
-            return G @ G.T
-        return G.norm(dim=1)
+        return ExplicitGradients(G, "representation")
+
+    @staticmethod
+    def _head_weight_gradients(losses, module):
+        """The per-task gradients on each head's output weight: one gradient of ``sum_t L_t``."""
+        weight = module.task_heads.output.weight
+        (grad,) = torch.autograd.grad(losses.sum(), weight, retain_graph=True)
+        return ExplicitGradients(grad, "head_weights")
+
+    def _last_layer_gradients(self, on_rep, rep, captured, labelled):
+        """The per-task gradients on the last shared layer's weight (see _task_gradients)."""
+        a, z = captured["a"], captured["z"]
+        if rep.dim() == 3:  # one slot per task (conditioned): slot t of z only reaches slot t
+            g = on_rep.representation() if isinstance(on_rep, FactoredGradients) else on_rep.grads
+            delta = g if z is rep else torch.autograd.grad(rep, z, g, retain_graph=True)[0]
+            return ExplicitGradients(
+                torch.einsum("tbh,tbj->thj", delta.detach(), a.detach()), "last_shared_layer"
+            )
+        if a.dim() != 2:
+            raise ValueError(
+                "gradient_on='last_shared_layer' needs the last shared Linear layer to read a "
+                f"(batch, features) input, got shape {tuple(a.shape)}; use "
+                "gradient_on='representation'."
+            )
+        index, valid = task_rows(labelled)
+        if self._elementwise_tail_:
+            # z -> rep is elementwise (activation, dropout): delta_t = g_t * d rep / d z, on
+            # each task's labelled rows only
+            jacobian = rep.new_ones(()) if z is rep else torch.autograd.grad(
+                rep, z, torch.ones_like(rep), retain_graph=True
+            )[0]
+            if isinstance(on_rep, FactoredGradients):
+                g = gather_rows(on_rep.D, index, valid) @ on_rep.W.transpose(1, 2)
+            else:
+                g = gather_rows(on_rep.grads, index, valid)
+            delta = g if z is rep else g * jacobian[index]
+        else:  # any other tail: one batched vector-Jacobian product through it
+            g = on_rep.representation() if isinstance(on_rep, FactoredGradients) else on_rep.grads
+            if z is not rep:
+                (g,) = torch.autograd.grad(rep, z, g, retain_graph=True, is_grads_batched=True)
+            delta = gather_rows(g, index, valid)
+        return LastLayerGradients(delta.detach(), index, valid, a)
 
     def _accumulate_affinity(self, gram):
         norms = gram.diagonal().clamp_min(0).sqrt()

@@ -259,6 +259,17 @@ def _sum_of_pairwise_squared_distances(stacked):
     return _PairwiseSquaredDistances.apply(stacked)
 
 
+def _check_penalty_weight(name, value):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Real)
+        or not value >= 0
+        or math.isinf(value)
+    ):
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}.")
+    return float(value)
+
+
 def _stitch_init(size, diagonal=0.9):
     """``size x size`` mixing matrix: ``diagonal`` on the diagonal, the rest spread evenly."""
     if size == 1:
@@ -1014,8 +1025,23 @@ class SluiceModule(CrossStitchModule):
 
     Initialisation: ``alpha^(l)`` has 0.9 on the diagonal and ``0.1 / (T * n_subspaces - 1)``
     elsewhere (rows sum to 1, as in :class:`CrossStitchModule`); ``beta_logits = 0``, i.e. equal
-    weights ``1 / L`` on all layers. Not included: the paper's orthogonality penalty between the
-    subspaces of a layer.
+    weights ``1 / L`` on all layers.
+
+    Subspace orthogonality (Ruder et al., 2019): :meth:`penalty` returns
+
+    .. math::
+
+        \\lambda \\sum_{t=1}^{T} \\sum_{l=1}^{L} \\sum_{1 \\le j < k \\le S}
+        \\left\\| W_{t,l,j}^\\top W_{t,l,k} \\right\\|_F^2
+
+    with ``lambda = orthogonality``, ``S = n_subspaces`` and ``W_{t,l,j}`` the
+    ``(h_{l-1}, h_l / S)`` block of the weight of hidden layer ``l`` of tower ``t`` that
+    produces subspace ``j``. It pushes the subspaces of a layer to read different directions of
+    its input. This is the authors' code (GitHub sebastianruder/sluice-networks, the squared
+    Frobenius norm of the product of the two subspaces' weight matrices, summed over layers and
+    tasks; its README trains with weight 0.1, the default of the estimators'
+    ``sluice_orthogonality``), for any number of subspaces. The penalty depends on the
+    parameters only, so it is the same for every batch.
 
     Parameters
     ----------
@@ -1030,6 +1056,8 @@ class SluiceModule(CrossStitchModule):
         Dropout probability after every hidden activation (before the mixing).
     n_subspaces : int, default=2
         Number of subspaces each layer is split into.
+    orthogonality : float, default=0.0
+        Weight ``lambda >= 0`` of the subspace orthogonality penalty.
 
     Attributes
     ----------
@@ -1053,8 +1081,10 @@ class SluiceModule(CrossStitchModule):
         activation="relu",
         dropout=0.0,
         n_subspaces=2,
+        orthogonality=0.0,
     ):
         self.n_subspaces = _check_positive_int("n_subspaces", n_subspaces)
+        self.orthogonality = _check_penalty_weight("orthogonality", orthogonality)
         super().__init__(
             n_features,
             output_sizes,
@@ -1107,10 +1137,29 @@ class SluiceModule(CrossStitchModule):
             R = term if R is None else R + term
         return R
 
+    def subspace_orthogonality(self):
+        """``sum_t sum_l sum_{j<k} ||W_{t,l,j}^T W_{t,l,k}||_F^2`` (see the class docstring)."""
+        total = self.task_heads.output.weight.new_zeros(())
+        n_sub = self.n_subspaces
+        for layer in self.towers.layers:
+            n_tasks, n_in, width = layer.weight.shape
+            blocks = layer.weight.view(n_tasks, n_in, n_sub, width // n_sub)
+            # gram[t, j, :, k, :] = W_{t,j}^T W_{t,k}
+            gram = torch.einsum("tijp,tikq->tjpkq", blocks, blocks)
+            squares = gram.square().sum(dim=(0, 2, 4))  # (S, S), symmetric
+            total = total + (squares.sum() - squares.diagonal().sum()) / 2
+        return total
+
+    def penalty(self):
+        """``orthogonality * subspace_orthogonality()`` (0 with one subspace or weight 0)."""
+        if self.orthogonality == 0 or self.n_subspaces == 1:
+            return super().penalty()
+        return self.orthogonality * self.subspace_orthogonality()
+
 
 @Substitution(**_MODULE_DOCS)
 class ConditionedModule(MultiTaskModule):
-    """One network for all tasks, conditioned on a learned task embedding ``z_t``.
+    """One network for all tasks, conditioned on a learned (or given) task embedding ``z_t``.
 
     ::
 
@@ -1137,6 +1186,12 @@ class ConditionedModule(MultiTaskModule):
     ``(T, B, h)`` and costs ``T`` times a single network after the first layer. Each task has its
     own head. Dropout follows every hidden activation (after the FiLM scaling).
 
+    Task descriptors. With ``task_descriptors`` (a ``(T, d)`` array: row ``t`` describes task
+    ``t``), ``z_t`` is that row, fixed: ``embedding`` is a buffer (not a parameter, never
+    trained) and ``embedding_dim = d``. The network then maps any descriptor ``z`` to a
+    representation, so :meth:`forward_embedding` can feed the descriptor of a task not seen in
+    training (zero-shot prediction).
+
     Parameters
     ----------
     {module_inputs}
@@ -1147,12 +1202,16 @@ class ConditionedModule(MultiTaskModule):
         How the embedding enters the network.
     embedding_dim : int, default=None
         Width of ``z_t``; None means ``min(8, T)`` (``T`` dimensions are enough to give every task
-        an independent direction; 8 caps the cost for many tasks).
+        an independent direction; 8 caps the cost for many tasks), or ``d`` with
+        ``task_descriptors``. With ``task_descriptors`` it must be None or ``d``.
+    task_descriptors : array-like of shape (T, d), default=None
+        Fixed task embeddings (finite floats), used instead of learned ones.
 
     Attributes
     ----------
-    embedding : Parameter of shape (T, embedding_dim)
-        The task embeddings, initialised from N(0, 1) like ``nn.Embedding``.
+    embedding : Parameter or buffer of shape (T, embedding_dim)
+        The task embeddings: learned, initialised from N(0, 1) like ``nn.Embedding``; or, with
+        ``task_descriptors``, a float32 buffer holding them (``requires_grad`` False).
     input_layer : nn.Linear
         The first layer (reading ``[x, z]`` for ``"concat"``).
     embedding_projection : nn.Linear or None
@@ -1174,6 +1233,7 @@ class ConditionedModule(MultiTaskModule):
         dropout=0.0,
         conditioning="concat",
         embedding_dim=None,
+        task_descriptors=None,
     ):
         super().__init__(
             n_features,
@@ -1183,14 +1243,21 @@ class ConditionedModule(MultiTaskModule):
             dropout=dropout,
         )
         self.conditioning = _check_choice("conditioning", conditioning, CONDITIONING)
-        if embedding_dim is None:
+        descriptors = None
+        if task_descriptors is not None:
+            descriptors = _check_descriptors(task_descriptors, self.n_tasks, embedding_dim)
+            embedding_dim = descriptors.shape[1]
+        elif embedding_dim is None:
             embedding_dim = min(8, self.n_tasks)
         self.embedding_dim = _check_positive_int("embedding_dim", embedding_dim)
         self.hidden_layer_sizes = tuple(_check_hidden_required("conditioned", hidden_layer_sizes))
         first = self.hidden_layer_sizes[0]
-        self.embedding = nn.Parameter(
-            torch.randn(self.n_tasks, self.embedding_dim, dtype=torch.float32)
-        )
+        if descriptors is None:
+            self.embedding = nn.Parameter(
+                torch.randn(self.n_tasks, self.embedding_dim, dtype=torch.float32)
+            )
+        else:
+            self.register_buffer("embedding", descriptors)
         if self.conditioning == "concat":
             self.input_layer = nn.Linear(
                 self.n_features + self.embedding_dim, first, dtype=torch.float32
@@ -1234,10 +1301,46 @@ class ConditionedModule(MultiTaskModule):
                 H = self.input_activation(pre).unsqueeze(0) * (1.0 + task_term)
         return self.body(self.input_dropout(H))
 
+    def forward_embedding(self, X, embedding):
+        """Every head on the network fed one task embedding (e.g. a new task's descriptor).
+
+        Parameters
+        ----------
+        X : Tensor of shape (B, n_features), float32
+            The features of a batch.
+        embedding : Tensor of shape (embedding_dim,)
+            The ``z`` fed to the network in place of a task's embedding.
+
+        Returns
+        -------
+        out : Tensor of shape (T, B, max(output_sizes))
+            Head ``t``'s output on the representation of ``z``; padded columns are 0.
+        """
+        embedding = embedding.to(self.embedding)
+        return self.heads_padded(self.shared(X, embedding.reshape(1, -1))[0])
+
     def forward_shared(self, X):
         """Every head on the network fed the mean task embedding ``mean_t z_t``."""
-        rep = self.shared(X, self.embedding.mean(0, keepdim=True))[0]
-        return self.heads_padded(rep)
+        return self.forward_embedding(X, self.embedding.mean(0))
+
+
+def _check_descriptors(task_descriptors, n_tasks, embedding_dim):
+    """The ``(T, d)`` float32 tensor of the task descriptors, validated."""
+    values = torch.as_tensor(task_descriptors, dtype=torch.float32).detach().clone()
+    if values.dim() != 2 or values.shape[0] != n_tasks or values.shape[1] == 0:
+        raise ValueError(
+            f"task_descriptors must have shape ({n_tasks}, d) with d >= 1 (one row per task), "
+            f"got {tuple(values.shape)}."
+        )
+    bad = torch.nonzero(~torch.isfinite(values).all(dim=1)).flatten().tolist()
+    if bad:
+        raise ValueError(f"task_descriptors of task(s) {bad[:5]} are not finite.")
+    if embedding_dim is not None and embedding_dim != values.shape[1]:
+        raise ValueError(
+            f"embedding_dim={embedding_dim!r} but task_descriptors have {values.shape[1]} "
+            "columns; with task descriptors, embedding_dim must be None (it is their width)."
+        )
+    return values
 
 
 def _check_hidden_required(sharing, hidden_layer_sizes):
@@ -1264,8 +1367,10 @@ def build_module(
     activation="relu",
     dropout=0.0,
     soft_penalty=0.0,
+    sluice_orthogonality=0.0,
     conditioning="concat",
     embedding_dim=None,
+    task_descriptors=None,
     module=None,
     module_params=None,
 ):
@@ -1295,11 +1400,18 @@ def build_module(
     soft_penalty : float, default=0.0
         Strength of the ``"soft"`` penalty (see :class:`SoftSharingModule`); used by
         ``"soft"`` only.
+    sluice_orthogonality : float, default=0.0
+        Weight of the subspace orthogonality penalty of ``"sluice"`` (see
+        :class:`SluiceModule`); used by ``"sluice"`` only.
     conditioning : {"concat", "sum", "multiplicative"}, default="concat"
         How ``"conditioned"`` feeds the task embedding (see :class:`ConditionedModule`); used by
         ``"conditioned"`` only, but always validated.
     embedding_dim : int, default=None
-        Width of the task embedding of ``"conditioned"``; None means ``min(8, T)``.
+        Width of the task embedding of ``"conditioned"``; None means ``min(8, T)``, or the
+        width of ``task_descriptors``.
+    task_descriptors : array-like of shape (T, d), default=None
+        Fixed task embeddings of ``"conditioned"`` (see :class:`ConditionedModule`); any other
+        strategy raises a ValueError when they are given.
     module : nn.Module subclass, default=None
         A user module class (e.g. a CNN), built as ``module(**module_params)``: the shared trunk
         for ``"hard"``, one instance per task for ``"independent"`` and ``"soft"``. Other
@@ -1346,6 +1458,11 @@ def build_module(
         dropout=dropout,
     )
     custom = dict(module=module, module_params=module_params)
+    if task_descriptors is not None and sharing != "conditioned":
+        raise ValueError(
+            f"task_descriptors condition the network of sharing='conditioned' only; got "
+            f"sharing={sharing!r}."
+        )
     if sharing == "hard":
         return HardSharingModule(n_features, output_sizes, **common, **custom)
     if sharing == "independent":
@@ -1357,11 +1474,14 @@ def build_module(
     if sharing == "cross_stitch":
         return CrossStitchModule(n_features, output_sizes, **common)
     if sharing == "sluice":
-        return SluiceModule(n_features, output_sizes, **common)
+        return SluiceModule(
+            n_features, output_sizes, orthogonality=sluice_orthogonality, **common
+        )
     return ConditionedModule(
         n_features,
         output_sizes,
         conditioning=conditioning,
         embedding_dim=embedding_dim,
+        task_descriptors=task_descriptors,
         **common,
     )

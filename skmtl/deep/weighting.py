@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator
 
+from skmtl.deep._task_gradients import GramGradients
 from skmtl.utils._sklearn_compat import Interval, StrOptions
 
 __all__ = [
@@ -173,7 +174,7 @@ class Weighting(BaseEstimator):
         reset(n_tasks, n_observed=..., task_type=..., device=...)   # once, at the start of fit
         for each epoch:
             for each batch:
-                observe_task_gram(gram, observed)       # only if requires_task_gram is True
+                observe_task_gradients(grads, observed) # only if requires_task_gram is True
                 total = combine(losses, observed)                      # the loss to minimise
                 total.backward()
                 after_backward(losses, observed, grad_norms)
@@ -315,16 +316,50 @@ class Weighting(BaseEstimator):
         weights = torch.as_tensor(self.weights_, dtype=losses.dtype, device=losses.device)
         return weighted_sum(weights, losses, observed)
 
+    def gradient_space(self):
+        """Where the per-task gradients this weighting reads are taken.
+
+        Returns
+        -------
+        space : {"representation", "last_shared_layer", "head_weights"}
+            ``"representation"`` (the default): the gradient of each unweighted task loss on the
+            representation the heads read. ``"last_shared_layer"``: on the weight of the
+            network's last shared ``Linear`` layer (the representation where the network has
+            none: the space used is then the fitted weighting's ``gradient_space_``).
+            ``"head_weights"``: on each task's own output-layer weight. None of them costs a
+            backward pass per task; see :mod:`skmtl.deep._task_gradients`.
+        """
+        return "representation"
+
+    def observe_task_gradients(self, grads, observed):
+        """Receive the batch's per-task gradients before :meth:`combine`.
+
+        Called only when :attr:`requires_task_gram` is True. The default passes their Gram
+        matrix to :meth:`observe_task_gram`; override this method instead to read only the
+        quantities needed (norms, inner products with one task, norms of combinations), which
+        is cheaper than the whole Gram matrix with many tasks.
+
+        Parameters
+        ----------
+        grads : skmtl.deep._task_gradients.TaskGradients
+            The per-task gradients, in the space of :meth:`gradient_space`: ``grads.norms()``,
+            ``grads.dots(t)``, ``grads.combination_norms(P)``, ``grads.gram()``.
+        observed : torch.Tensor of shape (n_tasks,), dtype bool
+            Which tasks have at least one label in the batch.
+        """
+        self.observe_task_gram(grads.gram(), observed)
+
     def observe_task_gram(self, gram, observed):
         """Receive the batch's task-gradient Gram matrix before :meth:`combine` (no-op default).
 
-        Called only when :attr:`requires_task_gram` is True.
+        Called only when :attr:`requires_task_gram` is True (by the default
+        :meth:`observe_task_gradients`).
 
         Parameters
         ----------
         gram : torch.Tensor of shape (n_tasks, n_tasks)
             ``gram[s, t] = <g_s, g_t>``, with ``g_t`` the gradient of the unweighted loss ``L_t``
-            on the last shared representation (0 for a task without a label in the batch);
+            in the space of :meth:`gradient_space` (0 for a task without a label in the batch);
             detached, on the network's device. Cosines and norms of any combination of the
             ``g_t`` follow from it without forming the gradients.
         observed : torch.Tensor of shape (n_tasks,), dtype bool
@@ -341,8 +376,8 @@ class Weighting(BaseEstimator):
         observed : torch.Tensor of shape (n_tasks,), dtype bool
             The mask given to :meth:`combine`.
         grad_norms : torch.Tensor of shape (n_tasks,) or None
-            Norms of the gradients of the unweighted task losses on the last shared
-            representation, if :attr:`requires_grad_norms` is True; else None.
+            Norms of the gradients of the unweighted task losses in the space of
+            :meth:`gradient_space`, if :attr:`requires_grad_norms` is True; else None.
         """
 
     def on_epoch_end(self, epoch_losses):
@@ -619,8 +654,9 @@ class GradNormWeighting(Weighting):
 
     Weights ``w_t`` start at 1. The network is trained on ``total = sum_{t observed} w_t * L_t``
     with ``w`` held constant. After every backward pass, with ``g_t`` the norm of the gradient of
-    the *unweighted* loss ``L_t`` on the last shared representation and ``O`` the tasks observed
-    in the batch::
+    the *unweighted* loss ``L_t`` (``gradient_on``: on the weight ``W`` of the last shared layer,
+    ``g_t = ||dL_t / dW||_F``, as in the paper; or on the representation ``R`` the heads read,
+    ``g_t = ||dL_t / dR||_F``) and ``O`` the tasks observed in the batch::
 
         G_t     = w_t * g_t                                   (gradient norm of w_t * L_t)
         G_bar   = mean_{s in O} G_s
@@ -650,9 +686,25 @@ class GradNormWeighting(Weighting):
     optimizer : {"adam", "sgd"}, default="adam"
         Optimiser of the weights. Adam moves each weight by about ``lr`` per step whatever the
         scale of the gradient norms.
+    gradient_on : {"last_shared_layer", "representation"}, default="last_shared_layer"
+        Where ``g_t`` is measured. ``"last_shared_layer"`` is the paper's quantity, exact:
+        the Frobenius norm of the gradient on the weight of the network's last shared
+        ``Linear`` layer, computed from the per-sample factorisation of a linear layer's
+        gradient (``dL_t / dW = delta_t^T a``, ``delta_t`` the gradient on the layer's output,
+        ``a`` its input) over each task's labelled rows, without a backward pass per task.
+        ``"representation"`` is cheaper: the norm on the trunk's output, which bounds the
+        former up to the layer's Jacobian (the bound MGDA-UB, Sener & Koltun 2018, optimises
+        instead of the parameter gradients); relative norms differ between the two (on
+        MoleculeACE by a median factor 1.11, up to 1.98, see the user guide), so the weights
+        do too. A
+        network without a shared ``Linear`` layer (``"independent"``, ``"soft"``,
+        ``"cross_stitch"``, ``"sluice"``, a hard trunk without hidden layers) uses the
+        representation; ``gradient_space_`` says which was used.
 
     Attributes
     ----------
+    gradient_space_ : str
+        The space the norms were measured in (set by the net at fit).
     weights_ : torch.Tensor of shape (n_tasks,)
         The current weights, float32 on the network's device.
     initial_losses_ : torch.Tensor of shape (n_tasks,)
@@ -682,12 +734,18 @@ class GradNormWeighting(Weighting):
         "alpha": [Interval(Real, 0, None, closed="left")],
         "lr": [Interval(Real, 0, None, closed="neither")],
         "optimizer": [StrOptions({"adam", "sgd"})],
+        "gradient_on": [StrOptions({"last_shared_layer", "representation"})],
     }
 
-    def __init__(self, alpha=1.5, *, lr=0.025, optimizer="adam"):
+    def __init__(self, alpha=1.5, *, lr=0.025, optimizer="adam", gradient_on="last_shared_layer"):
         self.alpha = alpha
         self.lr = lr
         self.optimizer = optimizer
+        self.gradient_on = gradient_on
+
+    def gradient_space(self):
+        """``gradient_on``: where the norms ``g_t`` are measured."""
+        return self.gradient_on
 
     def reset(self, n_tasks, *, n_observed, task_type, device):
         params = super().reset(n_tasks, n_observed=n_observed, task_type=task_type, device=device)
@@ -1087,51 +1145,85 @@ class DROWeighting(Weighting):
 
 
 class RMTLWeighting(Weighting):
-    """Reinforced multi-task learning: each batch, the auxiliary policy best aligned with the focus.
+    """Reinforced multi-task learning: auxiliary tasks weighted by their alignment with a focus.
 
-    One task is the *focus* ``f``, the others ``A`` are auxiliary. With ``G`` the Gram matrix of
-    the per-task gradients ``g_t`` on the shared representation (:meth:`observe_task_gram`; no
-    backward pass per task), for every candidate policy ``pi`` (a row of ``policies``, weights
-    over ``A``)::
+    One task is the *focus* ``f``, the others ``A`` are auxiliary. Each batch, rewards are read
+    from the per-task gradients ``g_t`` of the unweighted losses (no backward pass per task, see
+    :meth:`Weighting.gradient_space`), clipped at 0, and the training loss is::
 
-        g_pi . g_f = pi @ G[A, f]        ||g_pi||^2 = pi @ G[A][:, A] @ pi
-        r(pi)      = max(cos(g_pi, g_f), 0)       (0 when either gradient is 0)
-        pi*        = argmax_pi r(pi)              (the first one if tied)
-        total      = L_f + r(pi*) * sum_{a in A observed} pi*_a L_a
+        total = L_f + sum_{a in A observed} w_a L_a
+
+    ``reward="per_task"`` (the authors' code, Liu, Liang & Gitter, GitHub
+    chao1224/Loss-Balanced-Task-Weighting, ``src/pcba_run.py``): every auxiliary task gets its
+    own reward, all at once, from the gradients on the tasks' own output-layer weights ``V_t``::
+
+        g_t = d L_t / d V_t        w_a = max(cos(g_a, g_f), 0)
+
+    These gradients are ``D_t^T h`` (``D_t`` the gradient on task ``t``'s outputs, ``h`` what its
+    output layer reads): they compare how the two tasks' errors load on the representation, and
+    not how their randomly initialised heads happen to be aligned, so no auxiliary task locks in.
+
+    ``reward="policy"`` (Algorithm 3 of the paper): for every candidate policy ``pi`` (a row of
+    ``policies``, weights over ``A``), with ``g_t`` on the weight of the last shared layer::
+
+        g_pi  = sum_a pi_a g_a
+        r(pi) = max(cos(g_pi, g_f), 0)       (0 when either gradient is 0)
+        pi*   = argmax_pi r(pi)              (the first one if tied)
+        w_a   = r(pi*) * pi*_a
+
+    One policy is chosen per batch; which policy wins can depend on the heads' initial
+    alignment (see the user guide), which ``"per_task"`` avoids.
 
     A batch without a focus label has no focus gradient to align with: it keeps the weights
-    of the last batch that had one (the auxiliary weights are 0 until then). The focus task's
-    weight is always 1. :class:`~skmtl.deep.FocusedTaskRegressor` and
-    :class:`~skmtl.deep.FocusedTaskClassifier` build it for ``strategy="rmtl"``; a multi-task
-    estimator takes it as ``weighting=RMTLWeighting(focus_task=...)``. Its weights are only
-    meaningful with a shared representation (``sharing="hard"``): without one the Gram matrix is
-    taken over each task's own slot.
+    of the last batch that had one (the auxiliary weights are 0 until then); an auxiliary task
+    without a label in the batch keeps its last weight too (it contributes nothing to that
+    batch's loss either way). The focus task's weight is always 1.
+    :class:`~skmtl.deep.FocusedTaskRegressor` and :class:`~skmtl.deep.FocusedTaskClassifier`
+    build it for ``strategy="rmtl"``; a multi-task estimator takes it as
+    ``weighting=RMTLWeighting(focus_task=...)``. Its rewards are only meaningful with a shared
+    part (``sharing="hard"``).
 
     Parameters
     ----------
     focus_task : int
         Position of the focus task in the estimator's ``tasks_``.
+    reward : {"per_task", "policy"}, default="policy"
+        The reward, see above. ``"policy"`` is the default: on MoleculeACE pairs the two are
+        alike (the negative-transfer study of the user guide), and on generated data only it
+        tells related from unrelated auxiliary tasks (:ref:`transfer`).
     policies : array-like of shape (n_policies, n_tasks - 1), default=None
-        Candidate policies: non-negative weights over the auxiliary tasks (in ``tasks_`` order,
-        the focus task left out), each with a positive weight. None: each auxiliary task alone
-        and, with two or more auxiliary tasks, all of them together (weight 1 each).
+        Candidate policies of ``reward="policy"``: non-negative weights over the auxiliary
+        tasks (in ``tasks_`` order, the focus task left out), each with a positive weight. None:
+        each auxiliary task alone and, with two or more auxiliary tasks, all of them together
+        (weight 1 each). Must be None with ``reward="per_task"``.
+    gradient_on : {"head_weights", "last_shared_layer", "representation"} or None, \
+            default=None
+        Where the gradients ``g_t`` are taken (:meth:`Weighting.gradient_space`). None: the
+        reward's source, ``"head_weights"`` for ``"per_task"`` and ``"last_shared_layer"`` for
+        ``"policy"``.
 
     Attributes
     ----------
     policies_ : torch.Tensor of shape (n_policies, n_tasks - 1)
-        The candidate policies in use.
+        The candidate policies in use (empty for ``reward="per_task"``).
     weights_ : torch.Tensor of shape (n_tasks,)
         Mean over the last epoch's batches of the weights used (1 for the focus task).
     batch_weights_ : torch.Tensor of shape (n_tasks,)
         The weights of the last batch.
+    rewards_ : torch.Tensor of shape (n_tasks,)
+        The rewards of the last batch with a focus label (``"per_task"``: each task's; 1 for
+        the focus task).
     last_policy_, last_reward_ : torch.Tensor of shape ()
-        Index of the policy chosen at the last batch with a focus label (-1 before the first),
-        and its reward.
+        ``reward="policy"``: index of the policy chosen at the last batch with a focus label
+        (-1 before the first), and its reward.
+    gradient_space_ : str
+        The space the gradients were taken in (set by the net at fit).
 
-    Notes
-    -----
-    Reinforced multi-task learning after S. Liu, Y. Liang and A. Gitter (negative transfer in
-    multi-task learning), with one reward per candidate policy.
+    References
+    ----------
+    S. Liu, Y. Liang and A. Gitter. "Loss-balanced task weighting to reduce negative transfer in
+    multi-task learning". AAAI 2019 (student abstract); and the slides in the project's
+    references ("Negative transfer in deep multi-task learning", Algorithm 3).
 
     Examples
     --------
@@ -1150,17 +1242,34 @@ class RMTLWeighting(Weighting):
     >>> weighting.observe_task_gram(gram, observed)  # task 1 is aligned (cos 0.5), task 2 not
     >>> weighting.combine(torch.tensor([1.0, 2.0, 4.0]), observed)  # 1 + 0.5 * 2
     tensor(2.)
+    >>> per_task = RMTLWeighting(focus_task=0, reward="per_task")
+    >>> per_task.reset(3, n_observed=np.array([5, 5, 5]), task_type="regression", device="cpu")
+    []
+    >>> per_task.observe_task_gram(torch.tensor([[1.0, 0.5, 0.3], [0.5, 1.0, 0.0],
+    ...                                          [0.3, 0.0, 1.0]]), observed)
+    >>> per_task.batch_weights_  # each auxiliary task its own cosine with the focus task
+    tensor([1.0000, 0.5000, 0.3000])
     """
 
     requires_task_gram = True
     _parameter_constraints = {
         "focus_task": [Interval(Integral, 0, None, closed="left")],
+        "reward": [StrOptions({"per_task", "policy"})],
         "policies": [None, "array-like"],
+        "gradient_on": [None, StrOptions({"head_weights", "last_shared_layer", "representation"})],
     }
 
-    def __init__(self, focus_task, *, policies=None):
+    def __init__(self, focus_task, *, reward="policy", policies=None, gradient_on=None):
         self.focus_task = focus_task
+        self.reward = reward
         self.policies = policies
+        self.gradient_on = gradient_on
+
+    def gradient_space(self):
+        """``gradient_on``; by default the space of the reward's source."""
+        if self.gradient_on is not None:
+            return self.gradient_on
+        return "head_weights" if self.reward == "per_task" else "last_shared_layer"
 
     def reset(self, n_tasks, *, n_observed, task_type, device):
         params = super().reset(n_tasks, n_observed=n_observed, task_type=task_type, device=device)
@@ -1170,9 +1279,21 @@ class RMTLWeighting(Weighting):
             raise ValueError(
                 f"{owner}: focus_task must be a task position in 0..{n_tasks - 1}, got {focus!r}."
             )
+        if self.reward not in ("per_task", "policy"):
+            raise ValueError(
+                f"{owner}: reward must be 'per_task' or 'policy', got {self.reward!r}."
+            )
         focus = int(focus)
         n_aux = n_tasks - 1
-        if self.policies is None:
+        if self.reward == "per_task":
+            if self.policies is not None:
+                raise ValueError(
+                    f"{owner}: policies are the candidates of reward='policy'; with "
+                    "reward='per_task' every auxiliary task has its own reward, so leave "
+                    "policies=None."
+                )
+            policies = np.zeros((0, n_aux))
+        elif self.policies is None:
             rows = list(np.eye(n_aux))
             if n_aux > 1:
                 rows.append(np.ones(n_aux))
@@ -1196,6 +1317,7 @@ class RMTLWeighting(Weighting):
         self.batch_weights_ = torch.zeros(n_tasks, device=self.device_)
         self.batch_weights_[focus] = 1.0
         self.weights_ = self.batch_weights_.clone()
+        self.rewards_ = self.batch_weights_.clone()
         self.last_policy_ = torch.tensor(-1, device=self.device_)
         self.last_reward_ = torch.tensor(0.0, device=self.device_)
         self.weight_sum_ = torch.zeros(n_tasks, device=self.device_)
@@ -1203,25 +1325,43 @@ class RMTLWeighting(Weighting):
         return params
 
     def observe_task_gram(self, gram, observed):
-        """Choose this batch's policy from the Gram matrix of the per-task gradients."""
-        if self.policies_.shape[0] == 0:
+        """Choose this batch's weights from the Gram matrix of the per-task gradients."""
+        self.observe_task_gradients(GramGradients(gram), observed)
+
+    def observe_task_gradients(self, grads, observed):
+        """Choose this batch's weights from the per-task gradients (see the class docstring)."""
+        focus, aux = int(self.focus_task), self.aux_
+        if aux.numel() == 0:
             return
-        focus, aux, policies = int(self.focus_task), self.aux_, self.policies_
-        gram = gram.detach().to(device=policies.device, dtype=policies.dtype)
-        to_aux = gram.index_select(0, aux)  # (n_aux, T)
-        dots = policies @ to_aux[:, focus]  # g_pi . g_f
-        squares = ((policies @ to_aux.index_select(1, aux)) * policies).sum(1)  # ||g_pi||^2
-        norms = (squares.clamp_min(0) * gram[focus, focus].clamp_min(0)).sqrt()
-        cosines = torch.where(norms > 0, dots / norms.clamp_min(1e-30), torch.zeros_like(dots))
-        rewards = cosines.clamp(0.0, 1.0)
-        best = torch.argmax(rewards)  # the first maximum
-        weights = torch.zeros_like(self.batch_weights_)
+        dtype, device = self.batch_weights_.dtype, self.batch_weights_.device
+        observed = torch.as_tensor(observed, device=device)
+        has_focus = observed[focus]
+        to_focus = grads.dots(focus).to(device=device, dtype=dtype)
+        norms = grads.norms().to(device=device, dtype=dtype)
+        weights = self.batch_weights_.clone()
+        if self.reward == "per_task":
+            cosines = _cosines(to_focus, norms * norms[focus])
+            rewards = cosines.clamp(0.0, 1.0)
+            rewards[focus] = 1.0
+            fresh = has_focus & observed
+            self.rewards_ = torch.where(has_focus, rewards, self.rewards_)
+            weights = torch.where(fresh, rewards, weights)
+        else:
+            policies = self.policies_
+            if policies.shape[0] == 0:
+                return
+            dots = policies @ to_focus[aux]  # g_pi . g_f
+            full = policies.new_zeros(policies.shape[0], norms.shape[0])
+            full[:, aux] = policies
+            pi_norms = grads.combination_norms(full).to(device=device, dtype=dtype)
+            rewards = _cosines(dots, pi_norms * norms[focus]).clamp(0.0, 1.0)
+            best = torch.argmax(rewards)  # the first maximum
+            chosen = weights.index_copy(0, aux, rewards[best] * policies[best])
+            weights = torch.where(has_focus, chosen, weights)
+            self.last_policy_ = torch.where(has_focus, best, self.last_policy_)
+            self.last_reward_ = torch.where(has_focus, rewards[best], self.last_reward_)
         weights[focus] = 1.0
-        weights = weights.index_copy(0, aux, rewards[best] * policies[best])
-        has_focus = torch.as_tensor(observed, device=weights.device)[focus]
-        self.batch_weights_ = torch.where(has_focus, weights, self.batch_weights_)
-        self.last_policy_ = torch.where(has_focus, best, self.last_policy_)
-        self.last_reward_ = torch.where(has_focus, rewards[best], self.last_reward_)
+        self.batch_weights_ = weights
 
     def combine(self, losses, observed):
         observed = self._check_batch(losses, observed)
@@ -1239,6 +1379,13 @@ class RMTLWeighting(Weighting):
     def current_weights(self):
         """Mean weights over the last epoch's batches."""
         return self.weights_.to("cpu", torch.float64).numpy()
+
+
+def _cosines(dots, norm_products):
+    """``dots / norm_products``, 0 where a norm is 0."""
+    return torch.where(
+        norm_products > 0, dots / norm_products.clamp_min(1e-30), torch.zeros_like(dots)
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -1287,7 +1434,7 @@ def get_weighting(name, /, **params):
     --------
     >>> from skmtl.deep.weighting import get_weighting
     >>> get_weighting("gradnorm", alpha=0.5)
-    GradNormWeighting(alpha=0.5, lr=0.025, optimizer='adam')
+    GradNormWeighting(alpha=0.5, lr=0.025, optimizer='adam', gradient_on='last_shared_layer')
     >>> get_weighting("fixed", task_weights=[1.0, 0.5])
     FixedWeighting(task_weights=[1.0, 0.5])
     """

@@ -20,6 +20,7 @@ from skmtl.deep import (  # noqa: E402
     build_module,
 )
 from skmtl.deep._focused import STRATEGIES  # noqa: E402
+from skmtl.deep.weighting import RMTLWeighting  # noqa: E402
 from skmtl.metrics import r2_score  # noqa: E402
 
 # The training defaults these tests were written for (before early stopping and weight decay
@@ -176,12 +177,14 @@ class BatchRecorder(Callback):
                                   weighting.batch_weights_.numpy().copy()))
 
 
-def _brute_force_policy(module, criterion, X, y, focus, policies):
-    """Per-task gradients on the representation, one autograd call per task; the best policy."""
+def _brute_force_policy(module, criterion, X, y, focus, policies, on):
+    """Per-task gradients (on the representation or on the last shared layer's weight), one
+    autograd call per task; the best policy."""
     rep = module.shared(X)
     sums, counts = criterion(module.heads_padded(rep), y)
     losses = sums / counts.clamp_min(1)
-    grads = [torch.autograd.grad(losses[t], rep, retain_graph=True)[0].flatten().double()
+    wrt = rep if on == "representation" else module.last_shared_layer.weight
+    grads = [torch.autograd.grad(losses[t], wrt, retain_graph=True)[0].flatten().double()
              for t in range(len(losses))]
     aux = [t for t in range(len(losses)) if t != focus]
     rewards = []
@@ -193,18 +196,28 @@ def _brute_force_policy(module, criterion, X, y, focus, policies):
     return bool(counts[focus] > 0), int(np.argmax(rewards)), max(rewards)
 
 
+@pytest.mark.parametrize("on", ["last_shared_layer", "representation"])
 @pytest.mark.parametrize("head_layer_sizes", [(), (3,)])
-def test_rmtl_chooses_the_policy_of_a_brute_force_over_per_task_gradients(head_layer_sizes):
+def test_rmtl_chooses_the_policy_of_a_brute_force_over_per_task_gradients(head_layer_sizes, on):
     X, Y = _regression_data(n=24, n_tasks=4, missing=0.0)
     Y[np.arange(24) % 3 != 0, 1] = np.nan  # the focus task: some batches have no label
     policies = [{0: 1.0}, {2: 1.0}, {3: 1.0}, {0: 0.2, 2: 0.3, 3: 0.5}]
+    matrix = [[1, 0, 0], [0, 1, 0], [0, 0, 1], [0.2, 0.3, 0.5]]
+    if on == "last_shared_layer":  # Algorithm 3 of the paper: rmtl_reward="policy"
+        strategy = dict(rmtl_reward="policy", policies=policies)
+    else:
+        strategy = dict(strategy=RMTLWeighting(1, reward="policy", policies=matrix,
+                                               gradient_on="representation"))
     est = FocusedTaskRegressor(
         focus_task=1, hidden_layer_sizes=(5,), head_layer_sizes=head_layer_sizes,
-        max_epochs=3, batch_size=4, lr=0.05, policies=policies, random_state=0,
-        callbacks=[BatchRecorder()], **OLD_TRAINING,
+        max_epochs=3, batch_size=4, lr=0.05, random_state=0,
+        callbacks=[BatchRecorder()], **strategy, **OLD_TRAINING,
     ).fit(X, Y)
-    np.testing.assert_array_equal(est.policies_, [[1, 0, 0], [0, 1, 0], [0, 0, 1],
-                                                  [0.2, 0.3, 0.5]])
+    assert est.net_.weighting_.gradient_space_ == on
+    policies = est.net_.weighting_.policies_.numpy().astype(np.float64)
+    np.testing.assert_allclose(policies, matrix, rtol=1e-7)
+    if on == "last_shared_layer":
+        np.testing.assert_array_equal(est.policies_, matrix)
     recorder = next(cb for _, cb in est.net_.callbacks_ if isinstance(cb, BatchRecorder))
     module = build_module("hard", 5, [1] * 4, hidden_layer_sizes=(5,),
                           head_layer_sizes=head_layer_sizes)
@@ -213,12 +226,12 @@ def test_rmtl_chooses_the_policy_of_a_brute_force_over_per_task_gradients(head_l
     for state, (Xb, yb), policy, reward, weights in recorder.records_:
         module.load_state_dict(state)
         has_focus, best, best_reward = _brute_force_policy(
-            module, est.net_.criterion_, Xb, yb, 1, est.policies_)
+            module, est.net_.criterion_, Xb, yb, 1, policies, on)
         seen.add(has_focus)
         if has_focus:
             assert policy == best
             assert reward == pytest.approx(best_reward, abs=1e-5)
-            expected_weights = np.insert(best_reward * est.policies_[best], 1, 1.0)
+            expected_weights = np.insert(best_reward * policies[best], 1, 1.0)
         # the loss of the batch is L_f + r(pi*) sum_a pi*_a L_a (the last one without focus)
         np.testing.assert_allclose(weights, expected_weights, atol=1e-5)
     assert seen == {True, False}
@@ -230,9 +243,10 @@ def test_rmtl_chooses_the_policy_of_a_brute_force_over_per_task_gradients(head_l
 
 def test_rmtl_default_policies_and_policies_as_arrays():
     X, Y = _regression_data()
-    est = FocusedTaskRegressor(**TINY, focus_task=0).fit(X, Y)
+    est = FocusedTaskRegressor(**TINY, focus_task=0, rmtl_reward="policy").fit(X, Y)
     np.testing.assert_array_equal(est.policies_, np.vstack([np.eye(3), np.ones(3)]))
-    as_arrays = FocusedTaskRegressor(**TINY, focus_task=0, policies=list(est.policies_))
+    as_arrays = FocusedTaskRegressor(**TINY, focus_task=0, rmtl_reward="policy",
+                                     policies=list(est.policies_))
     np.testing.assert_array_equal(as_arrays.fit(X, Y).predict(X), est.predict(X))
     assert FocusedTaskRegressor(**TINY, focus_task=0, strategy="lbtw").fit(X, Y).policies_ is None
 
@@ -251,7 +265,17 @@ def test_rmtl_default_policies_and_policies_as_arrays():
 def test_bad_policies_raise_naming_the_problem(policies, message):
     X, Y = _regression_data()
     with pytest.raises(ValueError, match=message):
-        FocusedTaskRegressor(**TINY, focus_task=0, policies=policies).fit(X, Y)
+        FocusedTaskRegressor(**TINY, focus_task=0, rmtl_reward="policy",
+                             policies=policies).fit(X, Y)
+
+
+def test_policies_belong_to_the_policy_reward():
+    X, Y = _regression_data()
+    with pytest.raises(ValueError, match="rmtl_reward='policy'"):
+        FocusedTaskRegressor(**TINY, focus_task=0, rmtl_reward="per_task",
+                             policies=[{1: 1.0}]).fit(X, Y)
+    per_task = FocusedTaskRegressor(**TINY, focus_task=0, rmtl_reward="per_task").fit(X, Y)
+    assert per_task.policies_ is None
 
 
 # -- finetune -----------------------------------------------------------------------------------
@@ -297,6 +321,71 @@ def test_finetune_validation_loss_is_the_focus_tasks():
     last = est.net_.history[-1]
     assert last["valid_loss"] == pytest.approx(last["valid_loss_task_0"])
     assert np.isnan(last["valid_loss_task_1"])
+
+
+class PhaseStart(Callback):
+    """Module and optimizer state at the start of every training phase (fit, then fine_tune)."""
+
+    def initialize(self):
+        self.phases_ = []
+        return self
+
+    def on_train_begin(self, net, **kwargs):
+        self.phases_.append((copy.deepcopy(net.module_.state_dict()),
+                             len(net.optimizer_.state)))
+
+
+def test_finetune_pretrains_on_the_auxiliary_tasks_then_a_new_head_and_optimizer():
+    # the authors' protocol: pre-train on the auxiliary tasks only, copy the shared layers into
+    # a model with a fresh focus head and a new optimizer, train it on the focus task
+    X, Y = _regression_data(n=80)
+    est = FocusedTaskRegressor(
+        **dict(TINY, max_epochs=3), focus_task=0, strategy="finetune", finetune_epochs=2,
+        validation_fraction=0.25, callbacks=[TrunkAfterPretraining(3), PhaseStart()],
+    ).fit(X, Y)
+    history = est.net_.history
+    assert len(history) == 5
+    for epoch in range(3):  # pre-training: the focus task's labels are hidden
+        assert np.isnan(history[epoch, "train_loss_task_0"])
+        assert np.isnan(history[epoch, "valid_loss_task_0"])
+        aux = [history[epoch, f"valid_loss_task_{t}"] for t in (1, 2, 3)]
+        assert history[epoch, "valid_loss"] == pytest.approx(np.mean(aux))
+    assert np.isfinite(history[-1, "train_loss_task_0"])
+    np.testing.assert_array_equal(est.task_weights_history_[:, 0], [0, 0, 0, 1, 1])
+    snapshot = next(cb for _, cb in est.net_.callbacks_ if isinstance(cb, TrunkAfterPretraining))
+    phases = next(cb for _, cb in est.net_.callbacks_ if isinstance(cb, PhaseStart)).phases_
+    (init, _), (finetune_start, optimizer_entries) = phases
+    assert optimizer_entries == 0  # a new optimizer, no Adam moments carried over
+    for name, value in snapshot.trunk_.items():  # the shared layers carry over
+        torch.testing.assert_close(finetune_start[f"trunk.{name}"], value)
+    # the focus head never trained in pre-training, and is drawn afresh for its phase
+    torch.testing.assert_close(snapshot.heads_["output.weight"][0],
+                               init["task_heads.output.weight"][0])
+    assert not torch.equal(finetune_start["task_heads.output.weight"][0],
+                           init["task_heads.output.weight"][0])
+    torch.testing.assert_close(finetune_start["task_heads.output.weight"][1],
+                               snapshot.heads_["output.weight"][1])
+
+
+def test_finetune_pretrain_all_is_multi_task_training_then_focus_epochs():
+    X, Y = _regression_data(n=80)
+    est = FocusedTaskRegressor(**TINY, focus_task=0, strategy="finetune",
+                               finetune_pretrain="all", callbacks=[PhaseStart()]).fit(X, Y)
+    history = est.net_.history
+    assert len(history) == TINY["max_epochs"] + 10  # finetune_epochs=None: 10 with "all"
+    assert np.isfinite(history[0, "train_loss_task_0"])  # the focus task trains with the others
+    phases = next(cb for _, cb in est.net_.callbacks_ if isinstance(cb, PhaseStart)).phases_
+    assert phases[1][1] > 0  # the optimizer carries on
+    multi = FocusedTaskRegressor(**TINY, focus_task=0, strategy="multi_task").fit(X, Y)
+    zero = FocusedTaskRegressor(**TINY, focus_task=0, strategy="finetune",
+                                finetune_pretrain="all", finetune_epochs=0).fit(X, Y)
+    np.testing.assert_allclose(zero.predict(X), multi.predict(X), rtol=1e-6)
+
+
+def test_finetune_epochs_default_to_max_epochs_after_auxiliary_pretraining():
+    X, Y = _regression_data(n=80)
+    est = FocusedTaskRegressor(**TINY, focus_task=0, strategy="finetune").fit(X, Y)
+    assert len(est.net_.history) == 2 * TINY["max_epochs"]
 
 
 # -- scikit-learn integration -------------------------------------------------------------------
@@ -348,7 +437,7 @@ def test_rmtl_cannot_tell_a_task_from_its_negation():
     X, Y = _regression_data(n=48, n_tasks=4, missing=0.0)
     flipped = Y.copy()
     flipped[:, [2, 3]] *= -1
-    params = dict(TINY, max_epochs=6, focus_task=0)
+    params = dict(TINY, max_epochs=6, focus_task=0, rmtl_reward="policy")
     est = FocusedTaskRegressor(**params).fit(X, Y)
     mirrored = FocusedTaskRegressor(**params, callbacks=[MirrorHeads([2, 3])]).fit(X, flipped)
     assert est.aux_weights_history_[:, 1:].any()
@@ -371,35 +460,57 @@ def test_rmtl_cannot_tell_a_task_from_its_negation():
 #   0.37); lbtw >= multi_task on 15 of 20;
 # - noise 0.5: ratio below 1/5 on 20 of 20 (at most 0.091); rmtl >= multi_task on 15 of 20,
 #   lbtw on 12 of 20.
-# The tests run noise 1.0 on seeds 0, 1, 2 (the first three, not picked) and assert the claims
-# on the mean over the three seeds, which is steadier than any one seed.
+# Those figures are of the rmtl before issue 11 (the policy reward on the representation), which
+# locked on to one related task. The default now (rmtl_reward="policy", on the last shared
+# layer), offline, seeds 0-9: noise 1.0: ratio below 1/5 on 4 of 10 (mean 0.26), rmtl >=
+# multi_task on 10 of 10; noise 0.5: ratio below 1/5 on 9 of 10 (mean 0.09); the smallest share
+# of a related task in the related weight 0.15 (no lock-in). The authors' per-task reward on the
+# head weights does not separate the groups (mean ratio 0.95 and 0.86).
+# The tests run seeds 0, 1, 2 (the first three, not picked): the scores at noise 1.0, issue 11's
+# lock-in criteria at noise 0.5, on the mean over the three seeds.
 DONE_MEANS = dict(focus_task=0, hidden_layer_sizes=(32,), max_epochs=100, batch_size=32, lr=1e-2,
                   **OLD_TRAINING)
 DONE_MEANS_SEEDS = (0, 1, 2)
 
 
+def _unrelated_data(seed, noise):
+    return make_multitask_regression(n_samples=1100, n_features=30, n_tasks=7, n_conflicting=3,
+                                     conflict="unrelated", noise=noise, random_state=seed)
+
+
 @pytest.fixture(scope="module")
 def done_means():
     scores = {s: [] for s in ("multi_task", "lbtw", "rmtl")}
-    ratios = []
     for seed in DONE_MEANS_SEEDS:
-        X, Y = make_multitask_regression(n_samples=1100, n_features=30, n_tasks=7,
-                                         n_conflicting=3, conflict="unrelated", noise=1.0,
-                                         random_state=seed)
+        X, Y = _unrelated_data(seed, noise=1.0)
         for strategy in scores:
             model = FocusedTaskRegressor(**DONE_MEANS, strategy=strategy, random_state=seed)
             scores[strategy].append(model.fit(X[:100], Y[:100]).score(X[100:], Y[100:]))
-        weights = model.aux_weights_history_  # rmtl, fitted last
-        ratios.append(weights[:, 3:].mean() / weights[:, :3].mean())
-    return {s: np.mean(v) for s, v in scores.items()}, np.array(ratios)
+    return {s: np.mean(v) for s, v in scores.items()}
+
+
+@pytest.fixture(scope="module")
+def default_rmtl_weights():
+    """Mean auxiliary weights of the default rmtl: (seeds, 6), related tasks first."""
+    weights = []
+    for seed in DONE_MEANS_SEEDS:
+        X, Y = _unrelated_data(seed, noise=0.5)
+        model = FocusedTaskRegressor(**DONE_MEANS, random_state=seed).fit(X[:100], Y[:100])
+        weights.append(model.aux_weights_history_.mean(0))
+    return np.array(weights)
 
 
 @pytest.mark.parametrize("strategy", ["lbtw", "rmtl"])
 def test_lbtw_and_rmtl_score_at_least_as_well_as_multi_task(done_means, strategy):
-    scores, _ = done_means
-    assert scores[strategy] >= scores["multi_task"]
+    assert done_means[strategy] >= done_means["multi_task"]
 
 
-def test_rmtl_weighs_conflicting_tasks_below_a_fifth_of_related_ones(done_means):
-    _, ratios = done_means
-    assert ratios.mean() < 1 / 5
+def test_rmtl_weighs_unrelated_tasks_below_a_fifth_of_related_ones(default_rmtl_weights):
+    related, unrelated = default_rmtl_weights[:, :3], default_rmtl_weights[:, 3:]
+    assert (unrelated.mean(1) / related.mean(1)).mean() < 1 / 5
+
+
+def test_rmtl_does_not_lock_on_to_one_related_task(default_rmtl_weights):
+    related = default_rmtl_weights[:, :3]
+    shares = related / related.sum(1, keepdims=True)
+    assert shares.min() >= 0.1  # every related task, on every seed

@@ -352,10 +352,18 @@ def test_norms_only_equal_the_diagonal_of_the_full_gram(n_classes):
     sums, counts = net.criterion_(out, yi)
     losses = sums / counts.clamp_min(1)
     weight = _linear_head_weight(module)
-    gram = net._task_gram(losses, out, None, weight, True)
-    norms = net._task_gram(losses, out, None, weight, False)
+    grads = net._representation_gradients(losses, out, None, weight)
+    gram, norms = grads.gram(), grads.norms()
     assert norms.shape == (5,)
     np.testing.assert_allclose(norms.numpy(), gram.diagonal().sqrt().numpy(), rtol=1e-5)
+    # and both equal autograd's per-task gradients on the representation
+    rep = module.shared(Xi)
+    out = module.heads_padded(rep)
+    sums, counts = net.criterion_(out, yi)
+    losses = sums / counts.clamp_min(1)
+    G = torch.stack([torch.autograd.grad(losses[t], rep, retain_graph=True)[0].flatten()
+                     for t in range(5)])
+    np.testing.assert_allclose(gram.numpy(), (G @ G.T).detach().numpy(), rtol=1e-4, atol=1e-8)
 
 
 def test_affinity_of_many_tasks_is_measured_on_the_first_batch_of_each_epoch(monkeypatch):

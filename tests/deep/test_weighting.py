@@ -746,7 +746,9 @@ def test_get_weighting_names_and_params():
     }  # fmt: skip
     weighting = get_weighting("gradnorm", alpha=0.5, lr=0.01)
     assert (weighting.alpha, weighting.lr) == (0.5, 0.01)
-    assert repr(weighting) == "GradNormWeighting(alpha=0.5, lr=0.01, optimizer='adam')"
+    assert repr(weighting) == (
+        "GradNormWeighting(alpha=0.5, lr=0.01, optimizer='adam', gradient_on='last_shared_layer')"
+    )
     assert get_weighting("fixed", task_weights=[1, 2]).task_weights == [1, 2]
     assert repr(get_weighting("equal")) == "EqualWeighting()"
 

@@ -242,19 +242,25 @@ def test_a_named_strategy_is_its_weighting_with_default_parameters(name, weighti
 # -- RMTLWeighting ------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("reward", ["per_task", "policy"])
 @pytest.mark.parametrize("Estimator", [MultiTaskRegressor, MultiTaskClassifier])
-def test_a_multitask_estimator_fits_with_rmtl_weighting(Estimator):
+def test_a_multitask_estimator_fits_with_rmtl_weighting(Estimator, reward):
     X, Y = _data()
     if Estimator is MultiTaskClassifier:
         Y = _classes(Y)
-    est = Estimator(**TINY, weighting=RMTLWeighting(focus_task=2)).fit(X, Y)
+    est = Estimator(**TINY, weighting=RMTLWeighting(focus_task=2, reward=reward)).fit(X, Y)
     assert est.predict(X).shape == (60, 3)
     weights = est.task_weights_history_
     assert weights.shape == (3, 3)
     np.testing.assert_array_equal(weights[:, 2], 1.0)  # the focus task
     assert np.all((weights[:, :2] >= 0) & (weights[:, :2] <= 1))  # r(pi*) * pi*, default pi
     fitted = est.net_.weighting_
-    np.testing.assert_array_equal(fitted.policies_.numpy(), [[1, 0], [0, 1], [1, 1]])
+    if reward == "policy":
+        np.testing.assert_array_equal(fitted.policies_.numpy(), [[1, 0], [0, 1], [1, 1]])
+        assert fitted.gradient_space_ == "last_shared_layer"
+    else:  # every auxiliary task its own reward
+        assert fitted.policies_.shape == (0, 2)
+        assert fitted.gradient_space_ == "head_weights"
 
 
 @pytest.mark.parametrize("Focused, Multi", [(FocusedTaskRegressor, MultiTaskRegressor),
@@ -264,8 +270,14 @@ def test_focused_rmtl_is_a_hard_sharing_multitask_estimator_with_rmtl_weighting(
     if Focused is FocusedTaskClassifier:
         Y = _classes(Y)
     policies = [{0: 1.0}, {0: 0.5, 2: 1.0}]
-    focused = Focused(**TINY, focus_task=1, strategy="rmtl", policies=policies).fit(X, Y)
-    multi = Multi(**TINY, weighting=RMTLWeighting(1, policies=focused.policies_)).fit(X, Y)
+    focused = Focused(**TINY, focus_task=1, strategy="rmtl", rmtl_reward="policy",
+                      policies=policies).fit(X, Y)
+    multi = Multi(**TINY, weighting=RMTLWeighting(1, reward="policy",
+                                                  policies=focused.policies_)).fit(X, Y)
+    np.testing.assert_array_equal(focused.predict(X), multi.predict(X)[:, 1])
+    np.testing.assert_array_equal(focused.task_weights_history_, multi.task_weights_history_)
+    focused = Focused(**TINY, focus_task=1, strategy="rmtl").fit(X, Y)
+    multi = Multi(**TINY, weighting=RMTLWeighting(1)).fit(X, Y)
     np.testing.assert_array_equal(focused.predict(X), multi.predict(X)[:, 1])
     np.testing.assert_array_equal(focused.task_weights_history_, multi.task_weights_history_)
 
@@ -276,13 +288,20 @@ def test_rmtl_weighting_checks_its_policies():
                               ([[1.0, -1.0]], "finite and >= 0"),
                               ([[0.0, 0.0]], "positive weight")]:
         with pytest.raises(ValueError, match=message):
-            MultiTaskRegressor(**TINY, weighting=RMTLWeighting(0, policies=policies)).fit(X, Y)
+            MultiTaskRegressor(
+                **TINY, weighting=RMTLWeighting(0, reward="policy", policies=policies)
+            ).fit(X, Y)
+    with pytest.raises(ValueError, match="leave policies=None"):
+        MultiTaskRegressor(
+            **TINY, weighting=RMTLWeighting(0, reward="per_task", policies=[[1.0, 1.0]])
+        ).fit(X, Y)
     with pytest.raises(ValueError, match=r"focus_task must be a task position in 0\.\.2"):
         MultiTaskRegressor(**TINY, weighting=RMTLWeighting(focus_task=3)).fit(X, Y)
 
 
 # The predictions of FocusedTask*(strategy="rmtl") before RMTLWeighting moved to
-# skmtl.deep.weighting and the estimators moved onto one base (same data, same seed).
+# skmtl.deep.weighting and the estimators moved onto one base (same data, same seed). That
+# rmtl was the policy reward on the representation, which the options still give.
 RMTL_REGRESSOR = [-0.42576319044935934, -0.00925969239461795, -0.35156328101666245,
                   -0.48901451989013983, 0.5890627960951316]
 RMTL_REGRESSOR_AUX = [[0.0, 0.0], [0.0, 0.0], [0.010494600050151348, 0.0017053104238584638],
@@ -297,12 +316,13 @@ RMTL_CLASSIFIER_AUX = [[0.04054756835103035, 0.04054756835103035],
 
 def test_focused_rmtl_predictions_are_those_from_before_the_move():
     X, Y = _data()
-    kw = dict(hidden_layer_sizes=(8,), max_epochs=4, batch_size=16, lr=1e-2, random_state=0)
-    reg = FocusedTaskRegressor(focus_task=0, strategy="rmtl", **kw).fit(X, Y)
+    kw = dict(hidden_layer_sizes=(8,), max_epochs=4, batch_size=16, lr=1e-2, random_state=0,
+              strategy="rmtl", rmtl_reward="policy", rmtl_gradient_on="representation")
+    reg = FocusedTaskRegressor(focus_task=0, **kw).fit(X, Y)
     np.testing.assert_allclose(reg.predict(X[:5]), RMTL_REGRESSOR, rtol=1e-5, atol=1e-7)
     np.testing.assert_allclose(reg.aux_weights_history_, RMTL_REGRESSOR_AUX, rtol=1e-4,
                                atol=1e-7)
-    clf = FocusedTaskClassifier(focus_task=1, strategy="rmtl", **kw).fit(X, _classes(Y))
+    clf = FocusedTaskClassifier(focus_task=1, **kw).fit(X, _classes(Y))
     np.testing.assert_allclose(clf.predict_proba(X[:5])[:, 1], RMTL_CLASSIFIER, rtol=1e-5,
                                atol=1e-7)
     np.testing.assert_allclose(clf.aux_weights_history_, RMTL_CLASSIFIER_AUX, rtol=1e-4,
