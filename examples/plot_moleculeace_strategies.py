@@ -84,10 +84,12 @@ print(shared.round(2).to_string())
 #
 # - ``"multi_task"``: the focus loss plus the auxiliary losses, equal weights;
 # - ``"gradnorm"`` and ``"lbtw"``: adaptive task weights (GradNorm, loss-balanced);
-# - ``"finetune"``: 15 epochs of ``"multi_task"``, then 5 on D4 alone;
+# - ``"finetune"``: up to 15 epochs on the auxiliary targets alone, then the shared layer is
+#   kept, D4 gets a fresh head and a new optimizer, and up to 15 epochs train it on D4 (the
+#   authors' protocol, ``finetune_pretrain="auxiliary"``);
 # - ``"rmtl"``: the D4 loss plus, each batch, the auxiliary policy (one auxiliary target, or
-#   all of them) whose gradient on the shared representation points most along D4's,
-#   weighted by that cosine (0 when none points its way).
+#   all of them) whose gradient on the last shared layer points most along D4's, weighted by
+#   that cosine (0 when none points its way; ``rmtl_reward="policy"``, the default).
 #
 # The reference is ``strategy="single_task"``: the same network trained on the D4 molecules
 # only. The three folds of :class:`~skmtl.model_selection.MultiTaskKFold` split the
@@ -98,7 +100,7 @@ print(shared.round(2).to_string())
 # standard error (negative transfer).
 
 params = dict(focus_task=focus, hidden_layer_sizes=(64,), max_epochs=15, batch_size=128,
-              lr=1e-3, finetune_epochs=5, random_state=0)
+              lr=1e-3, random_state=0)
 strategies = ["multi_task", "gradnorm", "lbtw", "finetune", "rmtl"]
 reference = FocusedTaskRegressor(strategy="single_task", **params)
 folds = list(MultiTaskKFold(3, shuffle=True, random_state=0).split(X, Y))
@@ -131,16 +133,16 @@ print(f"single_task R^2 per fold: {np.round(reference_r2, 3).tolist()}")
 print(table.round(3).to_string(index=False))
 
 # %%
-# In this run no strategy beats the single-task network on D4: with these targets and
-# settings the auxiliary data do not help it. Training on all of them (``"multi_task"``, and
-# ``"lbtw"``, which rebalances the same losses) loses more than a standard error (hatched):
-# negative transfer. ``"gradnorm"`` and fine-tuning on D4 afterwards (``"finetune"``) lose
-# about as much as ``"multi_task"``, within their standard errors. ``"rmtl"``, which admits an
-# auxiliary target only when its gradient agrees with D4's, ties with the reference. The
-# network's defaults (dropout, weight decay, early stopping on a validation split) keep every
-# strategy close to the reference. Three folds make for rough standard errors, of the size of
-# the differences between the strategies: read the ranking as a tendency of this run, not a
-# verdict on the methods.
+# In this run no strategy beats the single-task network on D4 by more than a standard
+# error: with these targets and settings the auxiliary data hardly help it. Training on all
+# of them (``"multi_task"``, and ``"lbtw"``, which rebalances the same losses) loses more than
+# a standard error (hatched): negative transfer. ``"gradnorm"`` loses a little less.
+# ``"rmtl"``, which admits an auxiliary target only when its gradient agrees with D4's, ties
+# with the reference, and so does ``"finetune"``, which trains D4 only after pre-training
+# on the auxiliary targets. The network's defaults (dropout, weight decay, early stopping on
+# a validation split) keep every strategy close to the reference. Three folds make for rough
+# standard errors, of the size of the differences between the strategies: read the ranking
+# as a tendency of this run, not a verdict on the methods.
 
 gains = dict(zip(comparison.strategy_names, comparison.gains[:, 0]))
 assert np.all(comparison.gains[:, 0] < comparison.gain_se[:, 0])  # none beats single-task
@@ -152,14 +154,13 @@ assert gains["rmtl"] > gains["multi_task"]
 # --------------------------------
 # On all the molecules, ``aux_weights_history_`` holds, per epoch, the mean weight that
 # ``"rmtl"`` gave each auxiliary target's loss (the focus loss has weight 1). The weights are
-# tiny, a few thousandths at most: the gradients are taken on the representation of each
-# molecule of the batch, and a batch of 128 holds about 25 D4 molecules, fewer still also
-# measured on an auxiliary target; on the other molecules the two gradients do not overlap,
-# so the cosines stay close to 0. rmtl leans most on D3.
-# JAK2 alone is never rewarded (its molecules are never D4's, so its gradient is orthogonal
-# to D4's in every batch): it gets weight only in the batches where the policy of all
-# auxiliary targets together wins, which weights every auxiliary target alike, so its weight
-# is never above another target's.
+# small, a few hundredths at most: a batch of 128 holds about 25 D4 molecules, and the
+# auxiliary gradients on the last shared layer are mostly unaligned with D4's. rmtl leans
+# most on D3, then 5-HT1A. JAK2's molecules are never D4's, yet on the last shared layer
+# its gradient is not orthogonal to D4's (the layer's weight gradient couples molecules through
+# their shared hidden features), so it gets about as much weight as the transporter; on the
+# representation, where each molecule's gradient stays its own, it would get weight only
+# through the policy of all targets together.
 
 rmtl = FocusedTaskRegressor(strategy="rmtl", **params).fit(X, Y)
 history = pd.DataFrame(rmtl.aux_weights_history_, columns=rmtl.aux_tasks_,
@@ -177,6 +178,6 @@ ax.legend()
 fig.tight_layout()
 plt.show()
 
-others = history.drop(columns="JAK2")
-assert (history["JAK2"] <= others.min(axis=1) + 1e-12).all()
-assert history.mean().idxmax() == "D3"
+mean_weights = history.mean()
+assert mean_weights["JAK2"] < mean_weights[["D3", "5-HT1A"]].min()
+assert mean_weights.idxmax() == "D3"
