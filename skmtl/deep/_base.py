@@ -493,14 +493,20 @@ class _BaseDeepEstimator(BaseEstimator):
                 "(every tower belongs to one task). Use sharing='hard' or 'conditioned', or "
                 "unknown_task='error'."
             )
-        loader = BatchLoader(MultiTaskDataset(X), net.batch_size)
+        yield from self._forward_through(X, module.forward_shared)
+
+    def _forward_through(self, X, forward):
+        """Yield ``(rows, outputs)``: ``forward(X_batch)``, a ``(T, B, K_max)`` tensor computed
+        by the fitted module in eval mode without gradients, for each batch of X."""
+        net = self.net_
+        module = net.module_
         was_training = module.training
         module.train(False)
         start = 0
         try:
             with torch.no_grad():
-                for Xi, _ in loader:
-                    out = module.forward_shared(Xi.to(net.device))
+                for Xi, _ in BatchLoader(MultiTaskDataset(X), net.batch_size):
+                    out = forward(Xi.to(net.device))
                     stop = start + out.shape[1]
                     out = out.to("cpu", torch.float64).numpy()
                     yield slice(start, stop), self._check_outputs(out)

@@ -24,7 +24,6 @@ from skmtl.deep._base import (
     _weights_history,
 )
 from skmtl.deep._docstrings import MULTITASK_DOCS
-from skmtl.deep._net import BatchLoader, MultiTaskDataset
 from skmtl.deep.modules import CONDITIONING, SHARING
 from skmtl.deep.weighting import WEIGHTINGS, Weighting
 from skmtl.utils._docstring import Substitution
@@ -276,23 +275,10 @@ class _ZeroShotMixin:
     def _forward_zero_shot(self, X, j):
         """Yield ``(rows, outputs)``: every head's padded output (T, B, K_max) on the network
         fed the descriptor of zero-shot task ``j``, batch by batch."""
-        net = self.net_
-        module = net.module_
+        module = self.net_.module_
         descriptor = torch.as_tensor(self._zero_shot_descriptors[j], dtype=torch.float32,
-                                     device=net.device)
-        was_training = module.training
-        module.train(False)
-        start = 0
-        try:
-            with torch.no_grad():
-                for Xi, _ in BatchLoader(MultiTaskDataset(X), net.batch_size):
-                    out = module.forward_embedding(Xi.to(net.device), descriptor)
-                    stop = start + out.shape[1]
-                    yield slice(start, stop), self._check_outputs(
-                        out.to("cpu", torch.float64).numpy())
-                    start = stop
-        finally:
-            module.train(was_training)
+                                     device=self.net_.device)
+        yield from self._forward_through(X, lambda Xi: module.forward_embedding(Xi, descriptor))
 
     def _predict_proba_zero_shot(self, X, j):
         n_classes = len(self._shared_classes)

@@ -30,7 +30,7 @@ from skmtl.deep._base import (
     _weights_history,
 )
 from skmtl.deep._docstrings import FOCUSED_DOCS
-from skmtl.deep.weighting import RMTLWeighting, Weighting, get_weighting
+from skmtl.deep.weighting import RMTLWeighting, Weighting, default_policies, get_weighting
 from skmtl.metrics import accuracy_score, r2_score
 from skmtl.utils._docstring import Substitution
 from skmtl.utils._sklearn_compat import Interval, StrOptions
@@ -103,10 +103,7 @@ def _policy_matrix(policies, tasks, focus):
     aux = [t for t in range(len(tasks)) if t != focus]
     n_aux = len(aux)
     if policies is None:
-        rows = list(np.eye(n_aux))
-        if n_aux > 1:
-            rows.append(np.ones(n_aux))
-        return np.array(rows, dtype=np.float64).reshape(len(rows), n_aux)
+        return default_policies(n_aux)
     if len(policies) == 0:
         raise ValueError("policies is an empty list; pass None for the default policies.")
     position = {_hashable(tasks[t]): a for a, t in enumerate(aux)}

@@ -833,7 +833,7 @@ class MultiTaskNet(NeuralNet):
         """The per-task gradients on the last shared layer's weight (see _task_gradients)."""
         a, z = captured["a"], captured["z"]
         if rep.dim() == 3:  # one slot per task (conditioned): slot t of z only reaches slot t
-            g = on_rep.representation() if isinstance(on_rep, FactoredGradients) else on_rep.grads
+            g = on_rep.representation()
             delta = g if z is rep else torch.autograd.grad(rep, z, g, retain_graph=True)[0]
             return ExplicitGradients(
                 torch.einsum("tbh,tbj->thj", delta.detach(), a.detach()), "last_shared_layer"
@@ -845,21 +845,17 @@ class MultiTaskNet(NeuralNet):
                 "gradient_on='representation'."
             )
         index, valid = task_rows(labelled)
-        if self._elementwise_tail_:
+        if z is rep:
+            delta = on_rep.rows(index, valid)
+        elif self._elementwise_tail_:
             # z -> rep is elementwise (activation, dropout): delta_t = g_t * d rep / d z, on
             # each task's labelled rows only
-            jacobian = rep.new_ones(()) if z is rep else torch.autograd.grad(
-                rep, z, torch.ones_like(rep), retain_graph=True
-            )[0]
-            if isinstance(on_rep, FactoredGradients):
-                g = gather_rows(on_rep.D, index, valid) @ on_rep.W.transpose(1, 2)
-            else:
-                g = gather_rows(on_rep.grads, index, valid)
-            delta = g if z is rep else g * jacobian[index]
+            (jacobian,) = torch.autograd.grad(rep, z, torch.ones_like(rep), retain_graph=True)
+            delta = on_rep.rows(index, valid) * jacobian[index]
         else:  # any other tail: one batched vector-Jacobian product through it
-            g = on_rep.representation() if isinstance(on_rep, FactoredGradients) else on_rep.grads
-            if z is not rep:
-                (g,) = torch.autograd.grad(rep, z, g, retain_graph=True, is_grads_batched=True)
+            (g,) = torch.autograd.grad(
+                rep, z, on_rep.representation(), retain_graph=True, is_grads_batched=True
+            )
             delta = gather_rows(g, index, valid)
         return LastLayerGradients(delta.detach(), index, valid, a)
 

@@ -131,6 +131,14 @@ class ExplicitGradients(TaskGradients):
     def _mixed_norms(self, P):
         return (P @ self.flat).norm(dim=1)
 
+    def representation(self):
+        """The gradients themselves, ``(T, B, h)`` (on the representation)."""
+        return self.grads
+
+    def rows(self, index, valid):
+        """The gradients on each task's rows (:func:`task_rows`), ``(T, n, h)``."""
+        return gather_rows(self.grads, index, valid)
+
 
 class GramGradients(TaskGradients):
     """Gradients known through their Gram matrix only (``(T, T)``)."""
@@ -188,6 +196,11 @@ class FactoredGradients(TaskGradients):
     def representation(self):
         """The gradients themselves, ``(T, B, h)``."""
         return torch.einsum("tbk,thk->tbh", self.D, self.W)
+
+    def rows(self, index, valid):
+        """The gradients on each task's rows (:func:`task_rows`), ``(T, n, h)``, formed there
+        only: ``D_t`` gathered, times ``W_t^T``."""
+        return gather_rows(self.D, index, valid) @ self.W.transpose(1, 2)
 
 
 def task_rows(labelled):

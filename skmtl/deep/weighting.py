@@ -1294,10 +1294,7 @@ class RMTLWeighting(Weighting):
                 )
             policies = np.zeros((0, n_aux))
         elif self.policies is None:
-            rows = list(np.eye(n_aux))
-            if n_aux > 1:
-                rows.append(np.ones(n_aux))
-            policies = np.array(rows, dtype=np.float64).reshape(len(rows), n_aux)
+            policies = default_policies(n_aux)
         else:
             policies = np.asarray(self.policies, dtype=np.float64)
             if policies.ndim != 2 or policies.shape[1] != n_aux:
@@ -1379,6 +1376,15 @@ class RMTLWeighting(Weighting):
     def current_weights(self):
         """Mean weights over the last epoch's batches."""
         return self.weights_.to("cpu", torch.float64).numpy()
+
+
+def default_policies(n_aux):
+    """RMTL's default candidate policies over ``n_aux`` auxiliary tasks, ``(n_policies, n_aux)``:
+    each auxiliary task alone and, with two or more, all of them together (weight 1 each)."""
+    rows = list(np.eye(n_aux))
+    if n_aux > 1:
+        rows.append(np.ones(n_aux))
+    return np.array(rows, dtype=np.float64).reshape(len(rows), n_aux)
 
 
 def _cosines(dots, norm_products):

@@ -7,7 +7,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from skorch.callbacks import Callback  # noqa: E402
+from test_training import BatchMasks  # noqa: E402  (the batches' label masks)
 
 from skmtl.deep import MultiTaskRegressor  # noqa: E402
 from skmtl.deep._net import MultiTaskDataset, _BatchSampler  # noqa: E402
@@ -123,16 +123,6 @@ def _regression_data(n=50, seed=0):
     Y = X @ rng.normal(size=(3, 4))
     Y[rng.uniform(size=Y.shape) < 0.3] = np.nan
     return X, Y
-
-
-class BatchMasks(Callback):
-    def on_train_begin(self, net, **kwargs):
-        self.masks_ = []
-
-    def on_batch_begin(self, net, batch=None, training=False, **kwargs):
-        if training:
-            T = net.module_.n_tasks
-            self.masks_.append(batch[1][:, T:].numpy().astype(bool))
 
 
 def _masks(est):
