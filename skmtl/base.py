@@ -46,6 +46,7 @@ from skmtl.utils.validation import (
     _hashable,
     _is_frame,
     check_multitask_target,
+    check_task_columns,
     check_task_ids,
     common_label_dtype,
     encode_target_classes,
@@ -320,12 +321,7 @@ class MultiTaskMixin:
                 "sklearn.set_config(enable_metadata_routing=True)."
             )
         if _is_frame(y) and self._layout == "wide":
-            columns = np.asarray(list(y.columns), dtype=object)
-            if columns.shape != self.tasks_.shape or np.any(columns != self.tasks_):
-                raise ValueError(
-                    f"Y's columns {columns.tolist()[:5]} do not match the tasks seen in fit "
-                    f"{self.tasks_.tolist()[:5]} (same names, same order)."
-                )
+            check_task_columns(y, self.tasks_)
 
     def score(self, X, y, *, task_ids=None, sample_weight=None):
         """Mean over tasks of R^2 (regression) or accuracy (classification), observed labels only.

@@ -4,9 +4,9 @@ import copy
 from numbers import Integral
 
 import numpy as np
-from joblib import Parallel, delayed
 from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone, is_classifier
 from sklearn.utils import get_tags
+from sklearn.utils.parallel import Parallel, delayed
 
 from skmtl.base import MultiTaskMixin
 from skmtl.utils._docstring import SHARED_DOCS, Substitution
@@ -16,11 +16,15 @@ from skmtl.utils.validation import _hashable, common_label_dtype, group_rows_by_
 __all__ = ["IndependentTasks", "PooledTasks"]
 
 
-def _fit_task(estimator, X, y, task, name_task, classes=None):
-    """Fit one task's clone; a ValueError names the task (and a missing class, if that is it).
+def _fit_task(estimator, X, y, rows, task, name_task, classes=None):
+    """Fit one task's clone on its rows; a ValueError names the task (and a missing class, if
+    that is it).
 
-    ``classes`` (classifiers) are the task's classes, ``y`` holds codes into them.
+    ``X[rows]`` and ``y[rows]`` are taken here, inside the parallel loop, so that only the
+    tasks being fitted hold a copy of their rows. ``classes`` (classifiers) are the task's
+    classes, ``y`` holds codes into them.
     """
+    X, y = X[rows], y[rows]
     try:
         return estimator.fit(X, y)
     except ValueError as exc:
@@ -121,18 +125,22 @@ class IndependentTasks(_WrapperMixin, BaseEstimator):
         self.n_jobs = n_jobs
 
     def _fit_multitask(self, X, Y, mask):
-        rows = [_observed_rows(mask, t) for t in range(self.n_tasks_)]
-        self._fit_tasks(X, rows, [Y[r, t] for t, r in enumerate(rows)])
+        self._fit_tasks(X, ((Y[:, t], _observed_rows(mask, t)) for t in range(self.n_tasks_)))
 
     def _fit_long(self, X, y, task_index):
-        rows = group_rows_by_task(task_index, self.n_tasks_)
-        self._fit_tasks(X, rows, [y[r] for r in rows])
+        self._fit_tasks(X, ((y, r) for r in group_rows_by_task(task_index, self.n_tasks_)))
 
-    def _fit_tasks(self, X, rows, targets):
+    def _fit_tasks(self, X, task_rows):
+        """Fit a clone per task; ``task_rows`` yields each task's ``(targets, rows)``.
+
+        The delayed calls are generated as joblib dispatches them and each slices its task's
+        rows of X when it runs: with ``n_jobs=1`` one task's copy is alive at a time, never
+        every task's at once.
+        """
         name_task = self._layout != "1d"
         classes = self._task_classes if is_classifier(self) else [None] * self.n_tasks_
-        jobs = [delayed(_fit_task)(clone(self.estimator), X[r], y, task, name_task, c)
-                for r, y, task, c in zip(rows, targets, self.tasks_, classes)]
+        jobs = (delayed(_fit_task)(clone(self.estimator), X, y, rows, task, name_task, c)
+                for (y, rows), task, c in zip(task_rows, self.tasks_, classes))
         self.estimators_ = Parallel(n_jobs=self.n_jobs)(jobs)
 
     def _predict_raw(self, X):

@@ -10,6 +10,8 @@ docs/user_guide/command_line.rst (regression or classification, id and date colu
 mistake in it is one line naming the column or path, and status 2.
 ``skmtl compare --focus TASK`` compares the focused-task strategies (single_task,
 multi_task, gradnorm, lbtw, finetune, rmtl) on that one task instead.
+``--n-jobs`` runs the (model, fold) fits in parallel through joblib, ``--scheduler ADDRESS``
+on a dask.distributed cluster (docs/user_guide/scaling.rst).
 
 The comparison is :func:`skmtl.model_selection.transfer_report`'s: the score of a task is its
 mean test score over the folds (minus the mean squared error, or accuracy, unless
@@ -18,6 +20,7 @@ difference against the reference, in the same units.
 """
 
 import argparse
+import contextlib
 import csv
 import logging
 import os
@@ -126,6 +129,11 @@ def _build_parser():
     compare.add_argument("--n-jobs", type=int, default=1, metavar="N",
                          help="(model, fold) fits run in parallel by joblib (default: 1; -1: "
                          "all cores)")
+    compare.add_argument("--scheduler", metavar="ADDRESS",
+                         help="run the (model, fold) fits on the dask.distributed scheduler at "
+                         "ADDRESS (e.g. tcp://10.0.0.5:8786), through joblib's dask backend; "
+                         "every worker thread of the cluster is then used, whatever --n-jobs. "
+                         "Needs the dask extra")
     compare.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
@@ -387,6 +395,25 @@ def _progress(total, quiet):
     return lambda: bar.update(1), bar.close
 
 
+@contextlib.contextmanager
+def _parallel_backend(address):
+    """Run joblib on the dask scheduler at ``address`` inside the block; yields the line that
+    says so. None: joblib's own backend, or the one active around :func:`main`, yields None."""
+    if address is None:
+        yield None
+        return
+    try:
+        from distributed import Client
+    except ImportError:
+        raise ImportError("--scheduler needs dask.distributed; install the dask extra: "
+                          "pip install 'skmtl[dask]'") from None
+    import joblib
+
+    with Client(address) as client, joblib.parallel_config(backend="dask"):
+        threads = sum(client.ncores().values())
+        yield f"Fits run on the dask scheduler at {address} ({threads} worker threads)."
+
+
 def _check_out(out):
     """Create the --out folder, or say in one line why it cannot be created or written."""
     if os.path.exists(out) and not os.path.isdir(out):
@@ -592,31 +619,34 @@ def _compare(args):
             "MultiTaskKFold;")
     common = dict(task_ids=task_ids, task_type=task_type, cv=args.cv, random_state=args.seed,
                   device=args.device, scoring=args.scoring, n_jobs=args.n_jobs)
-    if args.focus is not None:
-        strategies = args.strategies or list(FOCUS_STRATEGIES)
-        strategies = ["single_task"] + [s for s in strategies if s != "single_task"]
-        print(f"{data} focus task {args.focus}; strategies: {', '.join(strategies)}")
-        step, close = _progress(len(strategies) * args.cv, args.quiet)
-        try:
-            result = run_focus_comparison(X, y, focus=args.focus, strategies=strategies,
-                                          progress=step, **common)
-        finally:
-            close()
-        print(f"Focus task {args.focus}: {result.per_task['single_task']['n_observed'][0]} "
-              f"labels. Gains are in {result.metric_name}, against single_task (the focus "
-              "task alone).")
-    else:
-        models = args.models or [name for name, spec in MODELS.items() if spec.default]
-        models = ["stl"] + [m for m in models if m != "stl"]
-        print(f"{data} models: {', '.join(models)}")
-        step, close = _progress(len(models) * args.cv, args.quiet)
-        try:
-            result = run_comparison(X, y, models=models, progress=step, **common)
-        finally:
-            close()
-        print(f"{len(result.tasks)} tasks. Wins / losses: tasks where a model's "
-              f"cross-validated {result.metric_name} beats / trails single-task learning "
-              "(stl).")
+    with _parallel_backend(args.scheduler) as where:
+        if where is not None:
+            print(where)
+        if args.focus is not None:
+            strategies = args.strategies or list(FOCUS_STRATEGIES)
+            strategies = ["single_task"] + [s for s in strategies if s != "single_task"]
+            print(f"{data} focus task {args.focus}; strategies: {', '.join(strategies)}")
+            step, close = _progress(len(strategies) * args.cv, args.quiet)
+            try:
+                result = run_focus_comparison(X, y, focus=args.focus, strategies=strategies,
+                                              progress=step, **common)
+            finally:
+                close()
+            print(f"Focus task {args.focus}: {result.per_task['single_task']['n_observed'][0]} "
+                  f"labels. Gains are in {result.metric_name}, against single_task (the focus "
+                  "task alone).")
+        else:
+            models = args.models or [name for name, spec in MODELS.items() if spec.default]
+            models = ["stl"] + [m for m in models if m != "stl"]
+            print(f"{data} models: {', '.join(models)}")
+            step, close = _progress(len(models) * args.cv, args.quiet)
+            try:
+                result = run_comparison(X, y, models=models, progress=step, **common)
+            finally:
+                close()
+            print(f"{len(result.tasks)} tasks. Wins / losses: tasks where a model's "
+                  f"cross-validated {result.metric_name} beats / trails single-task learning "
+                  "(stl).")
     print(result.format_table())
     _report_undefined(result)
     for name, reason in result.skipped.items():

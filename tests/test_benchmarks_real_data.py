@@ -1,26 +1,14 @@
 """benchmarks/real_data.py: the mixed-model predictor against statsmodels, and a --quick run."""
 
-import importlib.util
-import os
-import sys
-
 import numpy as np
 import pytest
-
-PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                    "benchmarks", "real_data.py")
+from _benchmarks import benchmark_module
 
 
 @pytest.fixture(scope="module")
 def real_data():
-    spec = importlib.util.spec_from_file_location("real_data", PATH)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["real_data"] = module  # dataclasses look their module up
-    try:
-        spec.loader.exec_module(module)
+    with benchmark_module("real_data") as module:
         yield module
-    finally:
-        sys.modules.pop("real_data", None)
 
 
 def _random_slope_data(seed=0, n_groups=8, n_per_group=15):

@@ -1,27 +1,18 @@
 """benchmarks/negative_transfer.py: pair rules, the summary by hand, a --quick run."""
 
 import importlib.util
-import os
-import sys
 
 import numpy as np
 import pytest
+from _benchmarks import benchmark_module
 
-PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                    "benchmarks", "negative_transfer.py")
 nan = np.nan
 
 
 @pytest.fixture(scope="module")
 def study():
-    spec = importlib.util.spec_from_file_location("negative_transfer", PATH)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["negative_transfer"] = module
-    try:
-        spec.loader.exec_module(module)
+    with benchmark_module("negative_transfer") as module:
         yield module
-    finally:
-        sys.modules.pop("negative_transfer", None)
 
 
 def _labels(measured):

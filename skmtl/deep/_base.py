@@ -25,6 +25,7 @@ from skorch.callbacks import EarlyStopping, PrintLog, ProgressBar
 from skorch.helper import predefined_split
 
 from skmtl.deep._device import resolve_device, seeded_rng
+from skmtl.deep._labels import TaskLabels
 from skmtl.deep._net import BatchLoader, MultiTaskDataset, MultiTaskNet, TaskLoss, TaskLossRecorder
 from skmtl.deep.modules import ACTIVATIONS, build_module
 from skmtl.deep.weighting import get_weighting
@@ -70,7 +71,7 @@ def _weights_history(net, n_tasks):
     return len(weights), np.asarray(weights, dtype=np.float64).reshape(len(weights), n_tasks)
 
 
-def stratified_validation_split(codes, mask, sizes, fraction, rng):
+def stratified_validation_split(labels, sizes, fraction, rng):
     """Split the rows into training and validation rows, stratified on every task.
 
     A stratum is one class of one classification task (``sizes[t]`` classes) or a whole
@@ -84,10 +85,8 @@ def stratified_validation_split(codes, mask, sizes, fraction, rng):
 
     Parameters
     ----------
-    codes : ndarray of int, shape (n_samples, n_tasks)
-        Class codes (0 for regression tasks and missing labels).
-    mask : ndarray of bool, shape (n_samples, n_tasks)
-        Observed labels.
+    labels : TaskLabels
+        The observed labels; their values are the class codes (0 for regression tasks).
     sizes : sequence of int
         Number of strata of each task.
     fraction : float
@@ -99,36 +98,29 @@ def stratified_validation_split(codes, mask, sizes, fraction, rng):
     train, valid : ndarray of int
         Sorted row indices.
     """
-    n_samples, n_tasks = mask.shape
+    n_samples = labels.n_samples
     offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.intp)
     n_strata = int(offsets[-1])
     order = rng.permutation(n_samples)
     rank = np.empty(n_samples, dtype=np.intp)
     rank[order] = np.arange(n_samples)
-    total = np.zeros(n_strata, dtype=np.intp)
-    members = {}
-    for t in range(n_tasks):
-        rows = np.flatnonzero(mask[:, t])
-        rows = rows[np.argsort(rank[rows], kind="stable")]  # random order
-        ids = offsets[t] + codes[rows, t]
-        np.add.at(total, ids, 1)
-        by_stratum = np.argsort(ids, kind="stable")
-        bounds = np.searchsorted(ids[by_stratum], np.arange(offsets[t], offsets[t + 1] + 1))
-        for k in range(sizes[t]):
-            members[offsets[t] + k] = (t, rows[by_stratum[bounds[k] : bounds[k + 1]]])
+    # each label's stratum and row; the strata's members in a random order
+    stratum = offsets[labels.task] + labels.value.astype(np.intp)
+    label_row = np.repeat(np.arange(n_samples), np.diff(labels.indptr))
+    by_stratum = np.lexsort((rank[label_row], stratum))
+    bounds = np.searchsorted(stratum[by_stratum], np.arange(n_strata + 1))
+    total = np.diff(bounds)
     place = np.full(n_samples, -1, dtype=np.int8)  # -1 not placed, 0 training, 1 validation
     counts = np.zeros((2, n_strata), dtype=np.intp)
 
     def assign(rows, part):
         place[rows] = part
-        sub = mask[rows]
-        ids = (offsets[:-1] + codes[rows])[sub]
-        np.add.at(counts[part], ids, 1)
+        np.add.at(counts[part], stratum[labels.positions(rows)[0]], 1)
 
     for s in np.argsort(total, kind="stable"):
         if total[s] == 0:
             continue
-        t, rows = members[s]
+        rows = label_row[by_stratum[bounds[s] : bounds[s + 1]]]
         rows = rows[place[rows] < 0]
         k = int(np.clip(np.round(fraction * total[s] - counts[1, s]), 0, rows.shape[0]))
         if total[s] >= 2 and counts[0, s] == 0:
@@ -144,8 +136,7 @@ def stratified_validation_split(codes, mask, sizes, fraction, rng):
         # hold out the first row (in the random order) whose labels all have a spare in training
         spare = counts[0] >= 2
         for row in order:
-            ids = (offsets[:-1] + codes[row])[mask[row]]
-            if np.all(spare[ids]):
+            if np.all(spare[stratum[labels.indptr[row] : labels.indptr[row + 1]]]):
                 break
         place[row] = 1
     if not np.any(place == 0):
@@ -193,7 +184,10 @@ def _task_proba(out, n_classes):
 class _BaseDeepEstimator(BaseEstimator):
     """Parameters, net construction, training and forward passes of the deep estimators.
 
-    Subclasses define ``_fit_multitask`` (the hook of :class:`~skmtl.base.MultiTaskMixin`),
+    Wide targets (``_fit_multitask``) and long data (``_fit_long``, the hooks of
+    :class:`~skmtl.base.MultiTaskMixin`) both become :class:`TaskLabels` triples, so that no
+    ``(n_samples, n_tasks)`` array is built for long data. Subclasses define
+    ``_fit_labels(X, labels)``,
     ``_sharing()`` (the sharing strategy and its parameters for
     :func:`~skmtl.deep.modules.build_module`) and, through a regression or classification mixin,
     ``_task_type`` and ``_encode_targets``.
@@ -272,6 +266,26 @@ class _BaseDeepEstimator(BaseEstimator):
         tags.input_tags.sparse = True
         return tags
 
+    # -- the data contract's hooks: both layouts become label triples -----------------------
+    def _fit_multitask(self, X, Y, mask):
+        return self._fit_labels(X, TaskLabels.from_wide(Y, mask))
+
+    def _fit_long(self, X, y, task_index):
+        return self._fit_labels(X, TaskLabels.from_long(y, task_index, self.n_tasks_))
+
+    @property
+    def gradient_affinity_(self):
+        """The ``(n_tasks_, n_tasks_)`` mean cosines of the task gradients (see the class).
+
+        Computed from the net's running sums when read, not stored: with thousands of tasks
+        (2,410 schools) the float64 matrix alone would weigh 30 times the training data.
+        """
+        if not self._affinity_of_net:
+            affinity = np.full((self.n_tasks_, self.n_tasks_), np.nan)
+            np.fill_diagonal(affinity, 1.0)
+            return affinity
+        return self.net_.gradient_affinity()
+
     # -- weighting --------------------------------------------------------------------------------
     def _flat_weighting_params(self, weighting, flat, replacement):
         """Warn for each deprecated flat parameter the user set; the ones ``weighting`` takes.
@@ -331,10 +345,10 @@ class _BaseDeepEstimator(BaseEstimator):
         )
 
     def _train_net(
-        self, X, targets, mask, kinds, output_sizes, *, tasks, weighting, task_sampling="joint",
+        self, X, labels, kinds, output_sizes, *, tasks, weighting, task_sampling="joint",
         tasks_per_batch=1, after_fit=None, first_tasks=None,
     ):
-        """Build the skorch net on encoded targets (one column per task in ``tasks``), train it.
+        """Build the skorch net on encoded labels (:class:`TaskLabels` of ``tasks``), train it.
 
         ``after_fit(net, train, valid)``, when given, runs right after ``net.fit`` in the same
         seeded block (a further training phase); ``train`` and ``valid`` are the
@@ -357,20 +371,19 @@ class _BaseDeepEstimator(BaseEstimator):
         rng = check_random_state(self.random_state)
         seed = int(rng.randint(np.iinfo(np.int32).max))
         train_rows, valid_rows = self._split_rows(
-            targets, mask, kinds, output_sizes, fraction, np.random.RandomState(seed)
+            labels, kinds, output_sizes, fraction, np.random.RandomState(seed)
         )
-        train = MultiTaskDataset(X, targets, mask, train_rows)
-        valid = None if valid_rows is None else MultiTaskDataset(X, targets, mask, valid_rows)
+        train = MultiTaskDataset(X, labels, train_rows)
+        valid = None if valid_rows is None else MultiTaskDataset(X, labels, valid_rows)
         first_train, first_valid = train, valid
         if first_tasks is not None:
-            keep = np.zeros(mask.shape[1], dtype=bool)
+            keep = np.zeros(labels.n_tasks, dtype=bool)
             keep[list(first_tasks)] = True
-            first_mask = mask & keep
-            rows = train.rows_[first_mask[train.rows_].any(axis=1)]
-            first_train = MultiTaskDataset(X, targets, first_mask, rows)
+            first_labels = labels.keep_tasks(keep)
+            first_train = MultiTaskDataset(X, first_labels, first_labels.labelled(train.rows_))
             if valid is not None:
-                first_valid = MultiTaskDataset(X, targets, first_mask, valid.rows_)
-        n_observed = first_train.mask[first_train.rows_].sum(0)
+                first_valid = MultiTaskDataset(X, first_labels, valid.rows_)
+        n_observed = first_train.labels.counts(first_train.rows_)
         net = MultiTaskNet(
             self._module_builder(X.shape[1], output_sizes),
             criterion=TaskLoss(kinds, output_sizes),
@@ -445,11 +458,11 @@ class _BaseDeepEstimator(BaseEstimator):
         ]
         return PrintLog(keys_ignored=ignored)
 
-    def _split_rows(self, targets, mask, kinds, output_sizes, fraction, rng):
+    def _split_rows(self, labels, kinds, output_sizes, fraction, rng):
         """Training and validation rows (None, None without validation)."""
         if fraction == 0:
             return None, None
-        n_samples = mask.shape[0]
+        n_samples = labels.n_samples
         if n_samples < 2:
             raise ValueError(
                 f"n_samples={n_samples}: a validation split (early_stopping=True or "
@@ -461,15 +474,12 @@ class _BaseDeepEstimator(BaseEstimator):
                 "lower it."
             )
         # strata: each class of a classification task, each regression task as a whole
-        sizes = [
+        sizes = np.array([
             1 if kind in ("regression", "constant") else max(size, 2)
             for kind, size in zip(kinds, output_sizes, strict=True)
-        ]
-        codes = np.zeros(mask.shape, dtype=np.intp)
-        for t in range(len(kinds)):
-            if sizes[t] > 1:
-                codes[:, t] = np.where(mask[:, t], targets[:, t], 0)
-        return stratified_validation_split(codes, mask, sizes, fraction, rng)
+        ])
+        codes = np.where(sizes[labels.task] > 1, labels.value, 0).astype(np.intp)
+        return stratified_validation_split(labels.with_values(codes), sizes, fraction, rng)
 
     # -- predictions ----------------------------------------------------------------------------
     def _forward(self, X):
@@ -533,16 +543,18 @@ class _DeepRegressionMixin:
     _parameter_constraints = {"standardize_targets": ["boolean"]}
     _task_type = "regression"
 
-    def _encode_targets(self, Y, mask):
-        """``(kinds, output_sizes, targets)`` of the tasks for :class:`TaskLoss`."""
-        n_samples, n_tasks = mask.shape
-        targets = np.zeros((n_samples, n_tasks), dtype=np.float32)
+    def _encode_targets(self, labels):
+        """``(kinds, output_sizes, labels)``: the tasks for :class:`TaskLoss` and the labels
+        with their targets encoded (standardised per task, float32)."""
+        n_tasks = labels.n_tasks
+        encoded = np.empty(labels.value.shape[0], dtype=np.float32)
         self.target_mean_ = np.zeros(n_tasks)
         self.target_scale_ = np.ones(n_tasks)
         float32_max = float(np.finfo(np.float32).max)
+        order, bounds = labels.task_values()
         for t in range(n_tasks):
-            rows = mask[:, t]
-            values = Y[rows, t]
+            entries = order[bounds[t] : bounds[t + 1]]
+            values = labels.value[entries]
             if self.standardize_targets:
                 mean, scale, values = _standardize(values)
                 self.target_mean_[t], self.target_scale_[t] = mean, scale
@@ -552,8 +564,8 @@ class _DeepRegressionMixin:
                     f"{np.abs(values).max():.3g}, beyond float32 (the network's precision); "
                     "use standardize_targets=True."
                 )
-            targets[rows, t] = values
-        return ["regression"] * n_tasks, [1] * n_tasks, targets
+            encoded[entries] = values
+        return ["regression"] * n_tasks, [1] * n_tasks, labels.with_values(encoded)
 
     def _decode(self, out, tasks=slice(None)):
         """Predictions ``(B, n)`` in user units from the outputs ``(n, B, 1)`` of ``tasks``."""
@@ -563,6 +575,15 @@ class _DeepRegressionMixin:
         pred = np.empty((X.shape[0], self.n_tasks_))
         for rows, out in self._forward(X):
             pred[rows] = self._decode(out)
+        return pred
+
+    def _predict_tasks(self, X, task_index):
+        """Each row's prediction for its own task, batch by batch (no ``(n, T)`` array)."""
+        pred = np.empty(X.shape[0])
+        for rows, out in self._forward(X):
+            t = task_index[rows]
+            pred[rows] = out[t, np.arange(t.shape[0]), 0] * self.target_scale_[t]
+            pred[rows] += self.target_mean_[t]
         return pred
 
     def _predict_shared(self, X):
@@ -584,15 +605,13 @@ class _DeepClassificationMixin:
 
     _task_type = "classification"
 
-    def _encode_targets(self, Y, mask):
-        """``(kinds, output_sizes, targets)`` of the tasks for :class:`TaskLoss`."""
-        n_samples, n_tasks = mask.shape
+    def _encode_targets(self, labels):
+        """``(kinds, output_sizes, labels)``: the tasks for :class:`TaskLoss` and the labels
+        with their class codes as float32."""
         sizes = [len(classes) for classes in self._task_classes]
         kinds = ["constant" if k == 1 else "binary" if k == 2 else "multiclass" for k in sizes]
         output_sizes = [1 if k <= 2 else k for k in sizes]
-        targets = np.zeros((n_samples, n_tasks), dtype=np.float32)
-        np.copyto(targets, Y, where=mask, casting="unsafe")
-        return kinds, output_sizes, targets
+        return kinds, output_sizes, labels.with_values(labels.value.astype(np.float32))
 
     def _predict_proba_raw(self, X):
         sizes = [len(classes) for classes in self._task_classes]
@@ -601,6 +620,19 @@ class _DeepClassificationMixin:
             for t, k in enumerate(sizes):
                 proba[t][rows] = _task_proba(out[t], k)
         return proba
+
+    def _predict_task_codes(self, X, task_index):
+        """Each row's class code for its own task, batch by batch (no ``(n, T)`` array)."""
+        sizes = [len(classes) for classes in self._task_classes]
+        codes = np.empty(X.shape[0], dtype=np.intp)
+        for rows, out in self._forward(X):
+            own = task_index[rows]
+            part = np.empty(own.shape[0], dtype=np.intp)
+            for t in np.unique(own):
+                select = own == t
+                part[select] = _task_proba(out[t, select], sizes[t]).argmax(axis=1)
+            codes[rows] = part
+        return codes
 
     def _predict_proba_shared(self, X):
         """The shared part's probabilities for a task not seen in fit.

@@ -133,7 +133,7 @@ class _MultiTaskDeepEstimator(_BaseDeepEstimator):
         self.tasks_per_batch = tasks_per_batch
         self.unknown_task = unknown_task
 
-    def _fit_multitask(self, X, Y, mask):
+    def _fit_labels(self, X, labels):
         if self.task_sampling == "joint" and self.tasks_per_batch != 1:
             raise ValueError(
                 f"tasks_per_batch={self.tasks_per_batch} draws tasks per batch, but "
@@ -142,15 +142,15 @@ class _MultiTaskDeepEstimator(_BaseDeepEstimator):
             )
         (self.task_descriptors_, self.zero_shot_tasks_,
          self._zero_shot_descriptors) = self._check_task_descriptors()
-        kinds, output_sizes, targets = self._encode_targets(Y, mask)
+        kinds, output_sizes, labels = self._encode_targets(labels)
         net = self._train_net(
-            X, targets, mask, kinds, output_sizes, tasks=self.tasks_,
+            X, labels, kinds, output_sizes, tasks=self.tasks_,
             weighting=self._make_weighting(), task_sampling=self.task_sampling,
             tasks_per_batch=self.tasks_per_batch,
         )
         self.net_ = net
         self.n_iter_, self.task_weights_history_ = _weights_history(net, len(output_sizes))
-        self.gradient_affinity_ = net.gradient_affinity()
+        self._affinity_of_net = True
         return self
 
     def _sharing(self):

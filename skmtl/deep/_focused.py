@@ -332,7 +332,7 @@ class _FocusedDeepEstimator(_BaseDeepEstimator):
         self.policies = policies
 
     # -- fit ------------------------------------------------------------------------------------
-    def _fit_multitask(self, X, Y, mask):
+    def _fit_labels(self, X, labels):
         tasks, n_tasks = self.tasks_, self.n_tasks_
         focus = self.focus_index_ = _resolve_focus(self.focus_task, tasks)
         aux = np.array([t for t in range(n_tasks) if t != focus], dtype=np.intp)
@@ -350,22 +350,22 @@ class _FocusedDeepEstimator(_BaseDeepEstimator):
         self.policies_ = _policy_matrix(self.policies, tasks, focus) if policy else None
         if is_classifier(self):
             self._set_task_classes()
-        kinds, output_sizes, targets = self._encode_targets(Y, mask)
+        kinds, output_sizes, labels = self._encode_targets(labels)
         weighting = self._make_weighting(focus)
         if single:  # the focus task's labelled rows, one head
-            rows = np.flatnonzero(mask[:, focus])
+            only = np.zeros(n_tasks, dtype=bool)
+            only[focus] = True
+            rows = labels.keep_tasks(only).labelled(np.arange(X.shape[0]))
             if rows.shape[0] < X.shape[0]:
-                X, targets, mask = X[rows], targets[rows], mask[rows]
+                X = X[rows]
             net = self._train_net(
-                X, targets[:, [focus]], mask[:, [focus]], [kinds[focus]], [output_sizes[focus]],
+                X, labels.take(rows, [focus]), [kinds[focus]], [output_sizes[focus]],
                 tasks=tasks[[focus]], weighting=get_weighting("equal"),
             )
             self._head = 0
             n_iter, focus_weights = _weights_history(net, 1)
             weights = np.zeros((n_iter, n_tasks))
             weights[:, focus] = focus_weights[:, 0]
-            affinity = np.full((n_tasks, n_tasks), np.nan)
-            np.fill_diagonal(affinity, 1.0)
         else:
             finetune = first_tasks = None
             if named and self.strategy == "finetune":
@@ -383,17 +383,16 @@ class _FocusedDeepEstimator(_BaseDeepEstimator):
                         freeze_shared=self.freeze_trunk, reinitialize=fresh,
                     )
             net = self._train_net(
-                X, targets, mask, kinds, output_sizes, tasks=tasks,
+                X, labels, kinds, output_sizes, tasks=tasks,
                 weighting=weighting, after_fit=finetune, first_tasks=first_tasks,
             )
             self._head = focus
             n_iter, weights = _weights_history(net, n_tasks)
-            affinity = net.gradient_affinity()
+        self._affinity_of_net = not single  # one head: no pair of tasks was ever compared
         self.net_ = net
         self.n_iter_ = n_iter
         self.task_weights_history_ = weights
         self.aux_weights_history_ = weights[:, aux]
-        self.gradient_affinity_ = affinity
         return self
 
     def _sharing(self):

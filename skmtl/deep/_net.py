@@ -5,10 +5,11 @@ through skorch's hooks (``initialize_module``, ``train_step_single``, ``infer``,
 and callbacks. The estimators build it in ``fit``; users meet it as ``estimator.net_``.
 
 Data. A batch is ``(X, y)``: ``X`` a float32 tensor ``(B, n_features)`` (densified from a
-sparse X one batch at a time), ``y`` one float32 tensor ``(B, 2 T)`` holding the targets of the
-``T`` tasks (standardised values or class codes; 0 where missing) followed by the 0 / 1 mask of
-observed labels. Batches are drawn by :class:`BatchLoader` from :class:`MultiTaskDataset`, which
-keeps X as given and a float32 copy of the targets with a boolean mask.
+sparse X one batch at a time), ``y`` the batch's observed labels as ``(row, task, value)``
+triples (a dict of three tensors; ``skmtl/deep/_labels.py``). Nothing holds an
+``(n_samples, n_tasks)`` array: the dataset keeps X as given and the labels as triples grouped
+by row, wide targets with missing labels and long data alike. Batches are drawn by
+:class:`BatchLoader` from :class:`MultiTaskDataset`, one index operation per batch.
 
 The training step (one batch)::
 
@@ -44,13 +45,14 @@ from skorch.dataset import unpack_data
 from skorch.helper import predefined_split
 from skorch.utils import to_tensor
 
+from skmtl.deep._labels import batch_labels, label_rows
+from skmtl.deep._persistence import NetStateMixin
 from skmtl.deep._task_gradients import (
     GRADIENT_SPACES,
     ExplicitGradients,
     FactoredGradients,
     LastLayerGradients,
     gather_rows,
-    task_rows,
 )
 from skmtl.deep.weighting import FixedWeighting
 
@@ -72,43 +74,39 @@ TASK_KINDS = ("regression", "binary", "multiclass", "constant")
 
 
 class MultiTaskDataset(torch.utils.data.Dataset):
-    """Rows of X with their multi-task targets, fetched a whole batch at a time.
+    """Rows of X with their observed labels, fetched a whole batch at a time.
 
     ``dataset[(rows, task)]`` returns the batch of the given rows (positions into ``rows_``):
-    ``X`` as a float32 tensor and ``y`` as one float32 tensor ``(B, 2 T)`` (targets, then the
-    mask). With ``task`` an int, only that task's labels are marked observed (task sampling);
-    with ``task`` an array of one task per row, row ``i`` keeps only the label of task
-    ``task[i]`` (several tasks per batch).
+    ``X`` as a float32 tensor ``(B, n_features)`` and ``y`` the batch's labels as a dict of
+    tensors (:func:`~skmtl.deep._labels.batch_labels`: ``"row"``, ``"task"``, ``"value"``).
+    With ``task`` an int, only that task's labels are kept (task sampling); with ``task`` an
+    array of one task per row, row ``i`` keeps only the label of task ``task[i]`` (several
+    tasks per batch). One index operation fetches the rows of X (and of a sparse X, densified
+    one batch at a time) and one the labels: no per-row ``__getitem__``, no collate.
 
     Parameters
     ----------
     X : ndarray or scipy.sparse CSR matrix of shape (n_samples, n_features)
         Kept as given (no copy); each batch is converted to dense float32.
-    targets : ndarray of float32, shape (n_samples, n_tasks), or None
-        Targets (standardised values or class codes), 0 where missing. None for prediction.
-    mask : ndarray of bool, shape (n_samples, n_tasks), or None
-        Observed labels.
+    labels : TaskLabels or None, default=None
+        The observed labels (encoded targets or class codes). None for prediction.
     rows : ndarray of int, default=None
         The rows of X this dataset covers (a train or validation part); None means all.
     """
 
-    def __init__(self, X, targets=None, mask=None, rows=None):
+    def __init__(self, X, labels=None, rows=None):
         self.X = X
-        self.targets = targets
-        self.mask = mask
+        self.labels = labels
         self.rows_ = np.arange(X.shape[0]) if rows is None else np.asarray(rows)
-        # zero-copy tensor views: torch gathers the rows of a batch faster than numpy
+        # a zero-copy tensor view: torch gathers the rows of a batch faster than numpy
         self._X = _tensor_view(X)
-        self._targets = None if targets is None else torch.from_numpy(targets)
-        self._mask = None if mask is None else torch.from_numpy(mask)
 
     def __len__(self):
         return self.rows_.shape[0]
 
     def observed_rows(self):
         """Per task, the positions (into ``rows_``) of the rows with an observed label."""
-        mask = self.mask[self.rows_]
-        return [np.flatnonzero(mask[:, t]) for t in range(mask.shape[1])]
+        return self.labels.task_positions(self.rows_)
 
     def __getitem__(self, item):
         positions, task = item
@@ -119,20 +117,9 @@ class MultiTaskDataset(torch.utils.data.Dataset):
             X = self.X[rows]
             X = X.toarray() if hasattr(X, "toarray") else X
             X = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32))
-        if self._targets is None:
+        if self.labels is None:
             return X, torch.empty(0)
-        index = torch.from_numpy(rows)
-        mask = self._mask[index]
-        if task is not None:
-            only = torch.zeros_like(mask)
-            if np.ndim(task) == 0:
-                only[:, task] = mask[:, task]
-            else:  # one task per row: each row keeps the label of its own task only
-                owner = torch.as_tensor(task, dtype=torch.long)
-                row = torch.arange(owner.shape[0])
-                only[row, owner] = mask[row, owner]
-            mask = only
-        return X, torch.cat([self._targets[index], mask.to(torch.float32)], dim=1)
+        return X, batch_labels(self.labels, rows, task)
 
 
 def _tensor_view(X):
@@ -266,6 +253,8 @@ class TaskLoss(torch.nn.Module):
     Element losses: squared error (``"regression"``, on standardised targets), binary
     cross-entropy on one logit (``"binary"``), cross-entropy over the task's ``K_t`` logits
     (``"multiclass"``). A ``"constant"`` task (one class) has no loss and counts no label.
+    Each label's loss reads its own task's output on its own row only (a gather from the
+    ``(T, B, K_max)`` outputs): the cost is that of the labels, not of ``T x B``.
 
     Parameters
     ----------
@@ -281,18 +270,17 @@ class TaskLoss(torch.nn.Module):
         self.output_sizes = list(output_sizes)
         n_tasks = len(self.kinds)
         self.n_tasks = n_tasks
-        self._groups = []
-        for kind in ("regression", "binary", "multiclass"):
-            index = [t for t in range(n_tasks) if self.kinds[t] == kind]
-            if index:
-                self._groups.append((kind, index))
+        codes = {kind: code for code, kind in enumerate(TASK_KINDS)}
+        self._groups = [
+            (kind, codes[kind]) for kind in ("regression", "binary", "multiclass")
+            if kind in self.kinds
+        ]
+        self._all_trainable = "constant" not in self.kinds
         width = max(self.output_sizes)
         valid = torch.arange(width) < torch.tensor(self.output_sizes).unsqueeze(1)
         self.register_buffer("_valid_logits", valid, persistent=False)
-        trainable = torch.tensor([kind != "constant" for kind in self.kinds])
-        self.register_buffer("_trainable", trainable, persistent=False)
-        for kind, index in self._groups:
-            self.register_buffer(f"_index_{kind}", torch.tensor(index), persistent=False)
+        kind_codes = torch.tensor([codes[kind] for kind in self.kinds])
+        self.register_buffer("_kind_codes", kind_codes, persistent=False)
 
     def forward(self, out, y):
         """Loss sums and label counts per task.
@@ -301,8 +289,9 @@ class TaskLoss(torch.nn.Module):
         ----------
         out : Tensor of shape (T, B, K_max)
             Padded outputs of the heads.
-        y : Tensor of shape (B, 2 T)
-            Targets, then the 0 / 1 mask.
+        y : dict of Tensor
+            The batch's labels: ``"row"`` (position in the batch), ``"task"``, ``"value"``
+            (standardised target or class code), one entry per label.
 
         Returns
         -------
@@ -311,33 +300,35 @@ class TaskLoss(torch.nn.Module):
         counts : Tensor of shape (T,)
             Number of observed labels of each task (float).
         """
-        n_tasks = self.n_tasks
-        values, mask = y[:, :n_tasks], (y[:, n_tasks:] > 0.5) & self._trainable
-        counts = mask.sum(0).to(out.dtype)
-        sums = out.new_zeros(n_tasks)
-        for kind, index in self._groups:
-            select = getattr(self, f"_index_{kind}")
-            whole = len(index) == n_tasks
-            part_out = out if whole else out.index_select(0, select)
-            part_values = values if whole else values.index_select(1, select)
-            part_mask = mask if whole else mask.index_select(1, select)
-            element = self._element_loss(kind, part_out, part_values, select)
-            part_sums = torch.where(part_mask, element, element.new_zeros(())).sum(0)
-            sums = part_sums if whole else sums.index_copy(0, select, part_sums)
+        row, task, value = y["row"], y["task"], y["value"].to(out.dtype)
+        if not self._all_trainable:
+            keep = self._kind_codes[task] != TASK_KINDS.index("constant")
+            row, task, value = row[keep], task[keep], value[keep]
+        counts = torch.bincount(task, minlength=self.n_tasks).to(out.dtype)
+        picked = out[task, row]  # (m, K_max): each label's own task output
+        if len(self._groups) == 1:
+            element = self._element_loss(self._groups[0][0], picked, task, value)
+        else:
+            kind = self._kind_codes[task]
+            element = out.new_zeros(task.shape[0])
+            for name, code in self._groups:
+                select = torch.nonzero(kind == code).squeeze(1)
+                part = self._element_loss(name, picked[select], task[select], value[select])
+                element = element.index_put((select,), part)
+        sums = out.new_zeros(self.n_tasks).index_add(0, task, element)
         return sums, counts
 
-    def _element_loss(self, kind, out, values, select):
-        """(B, T_group) element losses."""
+    def _element_loss(self, kind, picked, task, value):
+        """(m,) element losses of labels of one kind."""
         if kind == "regression":
-            return (out[:, :, 0].T - values).square()
+            return (picked[:, 0] - value).square()
         if kind == "binary":
-            return F.binary_cross_entropy_with_logits(out[:, :, 0].T, values, reduction="none")
-        valid = self._valid_logits.index_select(0, select)  # (Tg, K_max)
-        logits = out.masked_fill(~valid.unsqueeze(1), float("-inf"))
-        log_proba = torch.log_softmax(logits, dim=-1)  # (Tg, B, K_max)
-        top = valid.sum(1, keepdim=True) - 1  # garbage codes behind the mask stay in range
-        codes = torch.minimum(values.T.long().clamp_min(0), top).unsqueeze(-1)
-        return -log_proba.gather(-1, codes).squeeze(-1).T
+            return F.binary_cross_entropy_with_logits(picked[:, 0], value, reduction="none")
+        valid = self._valid_logits[task]  # (m, K_max)
+        log_proba = torch.log_softmax(picked.masked_fill(~valid, float("-inf")), dim=-1)
+        top = valid.sum(1) - 1
+        codes = torch.minimum(value.long().clamp_min(0), top).unsqueeze(-1)
+        return -log_proba.gather(-1, codes).squeeze(-1)
 
 
 # --------------------------------------------------------------------------------------------
@@ -532,7 +523,7 @@ def _linear_head_weight(module):
     return heads.output.weight
 
 
-class MultiTaskNet(NeuralNet):
+class MultiTaskNet(NetStateMixin, NeuralNet):
     """skorch net training a :class:`~skmtl.deep.modules.MultiTaskModule` on masked task losses.
 
     Parameters
@@ -630,8 +621,8 @@ class MultiTaskNet(NeuralNet):
         ----------
         y_pred : Tensor of shape (T, B, K_max)
             Output of :meth:`infer`.
-        y_true : Tensor of shape (B, 2 T)
-            Targets then mask, as the batches carry them.
+        y_true : dict of Tensor
+            The batch's labels (``"row"``, ``"task"``, ``"value"``), as batches carry them.
 
         Returns
         -------
@@ -689,8 +680,7 @@ class MultiTaskNet(NeuralNet):
         grads = affinity_grads = None
         if probe and losses.requires_grad:
             on_rep = self._representation_gradients(losses, out, slots, head_weight)
-            labelled = yi[:, n_tasks:] > 0.5
-            on_layer = self._last_layer_gradients(on_rep, rep, captured, labelled) if (
+            on_layer = self._last_layer_gradients(on_rep, rep, captured, yi) if (
                 on_layer
             ) else None
             spaces = {"representation": on_rep, "last_shared_layer": on_layer}
@@ -771,8 +761,8 @@ class MultiTaskNet(NeuralNet):
         """
         keep = np.zeros(self.module_.n_tasks, dtype=bool)
         keep[list(tasks)] = True
-        mask = train.mask & keep
-        rows = train.rows_[mask[train.rows_].any(axis=1)]
+        labels = train.labels.keep_tasks(keep)
+        rows = labels.labelled(train.rows_)
         if rows.shape[0] == 0:
             names = ", ".join(repr(_task_name(self, t)) for t in np.flatnonzero(keep))
             raise ValueError(
@@ -781,7 +771,7 @@ class MultiTaskNet(NeuralNet):
             )
         weighting = FixedWeighting(task_weights=keep.astype(np.float64))
         weighting.reset(
-            len(keep), n_observed=mask[rows].sum(0), task_type=self.task_type,
+            len(keep), n_observed=labels.counts(rows), task_type=self.task_type,
             device=self.device,
         )
         self.weighting_ = weighting
@@ -795,10 +785,10 @@ class MultiTaskNet(NeuralNet):
             self.initialize_optimizer()
         if valid is not None:
             self.train_split = predefined_split(
-                MultiTaskDataset(valid.X, valid.targets, mask, valid.rows_)
+                MultiTaskDataset(valid.X, valid.labels.keep_tasks(keep), valid.rows_)
             )
         if epochs:
-            self.partial_fit(MultiTaskDataset(train.X, train.targets, mask, rows), epochs=epochs)
+            self.partial_fit(MultiTaskDataset(train.X, labels, rows), epochs=epochs)
         return self
 
     # -- helpers --------------------------------------------------------------------------------
@@ -829,7 +819,7 @@ class MultiTaskNet(NeuralNet):
         (grad,) = torch.autograd.grad(losses.sum(), weight, retain_graph=True)
         return ExplicitGradients(grad, "head_weights")
 
-    def _last_layer_gradients(self, on_rep, rep, captured, labelled):
+    def _last_layer_gradients(self, on_rep, rep, captured, labels):
         """The per-task gradients on the last shared layer's weight (see _task_gradients)."""
         a, z = captured["a"], captured["z"]
         if rep.dim() == 3:  # one slot per task (conditioned): slot t of z only reaches slot t
@@ -844,7 +834,7 @@ class MultiTaskNet(NeuralNet):
                 f"(batch, features) input, got shape {tuple(a.shape)}; use "
                 "gradient_on='representation'."
             )
-        index, valid = task_rows(labelled)
+        index, valid = label_rows(labels["row"], labels["task"], self.module_.n_tasks)
         if z is rep:
             delta = on_rep.rows(index, valid)
         elif self._elementwise_tail_:

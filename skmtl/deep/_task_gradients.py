@@ -45,7 +45,6 @@ __all__ = [
     "LastLayerGradients",
     "TaskGradients",
     "gather_rows",
-    "task_rows",
 ]
 
 GRADIENT_SPACES = ("representation", "last_shared_layer", "head_weights")
@@ -136,7 +135,8 @@ class ExplicitGradients(TaskGradients):
         return self.grads
 
     def rows(self, index, valid):
-        """The gradients on each task's rows (:func:`task_rows`), ``(T, n, h)``."""
+        """The gradients on each task's rows (:func:`~skmtl.deep._labels.label_rows`),
+        ``(T, n, h)``."""
         return gather_rows(self.grads, index, valid)
 
 
@@ -198,21 +198,10 @@ class FactoredGradients(TaskGradients):
         return torch.einsum("tbk,thk->tbh", self.D, self.W)
 
     def rows(self, index, valid):
-        """The gradients on each task's rows (:func:`task_rows`), ``(T, n, h)``, formed there
+        """The gradients on each task's rows (:func:`~skmtl.deep._labels.label_rows`),
+        ``(T, n, h)``, formed there
         only: ``D_t`` gathered, times ``W_t^T``."""
         return gather_rows(self.D, index, valid) @ self.W.transpose(1, 2)
-
-
-def task_rows(labelled):
-    """Each task's labelled rows, padded: indices and validity, both ``(T, n)``.
-
-    ``labelled`` is the ``(B, T)`` mask of a batch; ``n`` is the largest number of labelled
-    rows of a task (at least 1). Rows are in batch order; padding repeats row 0, marked invalid.
-    """
-    labelled = labelled.T
-    n = max(int(labelled.sum(1).max()) if labelled.numel() else 0, 1)
-    order = torch.argsort((~labelled).to(torch.int8), dim=1, stable=True)[:, :n]
-    return order, labelled.gather(1, order)
 
 
 def gather_rows(values, index, valid):
@@ -236,7 +225,7 @@ class LastLayerGradients(TaskGradients):
     delta : Tensor of shape (T, n, h)
         ``delta_t`` on task ``t``'s labelled rows (:func:`gather_rows`).
     index, valid : Tensor of shape (T, n)
-        Those rows (:func:`task_rows`).
+        Those rows (:func:`~skmtl.deep._labels.label_rows`).
     a : Tensor of shape (B, h_prev)
         The layer's input.
     """

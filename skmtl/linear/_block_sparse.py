@@ -4,7 +4,7 @@ from numbers import Integral, Real
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.base import BaseEstimator
+from sklearn.base import BaseEstimator, is_classifier
 
 from skmtl.base import MultiTaskClassifierMixin, MultiTaskRegressorMixin
 from skmtl.linear._binary import _BinaryLogisticMixin
@@ -14,6 +14,7 @@ from skmtl.linear._solver_bcd import solve_block_sparse
 from skmtl.linear._standardize import column_scales, scale_columns
 from skmtl.utils._docstring import Substitution
 from skmtl.utils._sklearn_compat import Interval
+from skmtl.utils.validation import check_finite_squares
 
 __all__ = ["BlockSparseClassifier", "BlockSparseRegressor"]
 
@@ -70,6 +71,7 @@ class _BlockSparseMixin:
         _check_q(self.q)
         n_tasks, n_features = mask.shape[1], X.shape[1]
         X, scale = self._scaled(X, mask)
+        check_finite_squares(X, None if is_classifier(self) else Y, mask=mask, tasks=self.tasks_)
         W0 = b0 = None
         if (self.warm_start and hasattr(self, "coef_")
                 and self.coef_.shape == (n_tasks, n_features)):

@@ -12,8 +12,8 @@ from functools import partial
 from numbers import Integral, Real
 
 import numpy as np
-from joblib import Parallel, delayed
 from sklearn.base import is_classifier
+from sklearn.utils.parallel import Parallel, delayed
 
 from skmtl.linear._block_sparse import BlockSparseClassifier, BlockSparseRegressor, _check_q
 from skmtl.linear._cv import (
@@ -95,6 +95,7 @@ class _BlockSparseCVMixin:
         _check_q(self.q)
         data = _WideData(X, Y, mask, self._layout)
         X_all, scale = self._scaled(X, mask)
+        data.check_finite_squares(X_all, self.tasks_, targets=not is_classifier(self))
         alpha_max = self._alpha_max(X_all, Y, mask)
         default = self.alphas is None
         alphas = (self._default_alphas(alpha_max) if default
@@ -288,11 +289,6 @@ _DOCS = {
     max_iter : int, default=1000
         Maximum number of epochs of every fit.
     """),
-    "n_jobs": """
-    n_jobs : int, default=None
-        Number of folds whose paths are computed in parallel with joblib. ``None`` means 1
-        unless in a :func:`joblib.parallel_config` context; ``-1`` uses all processors.
-    """,
 }
 
 
@@ -363,7 +359,7 @@ class BlockSparseRegressorCV(_BlockSparseCVMixin, BlockSparseRegressor):
         ``scoring(estimator, X_test, Y_test)`` with a fitted :class:`BlockSparseRegressor`
         and a wide ``Y_test`` (NaN where unobserved), like a scorer in a search object (with
         ``relax=True``, holding the relaxed coefficients); greater is better.
-    {n_jobs}
+    {cv_n_jobs}
 
     Attributes
     ----------
@@ -510,7 +506,7 @@ class BlockSparseClassifierCV(_BlockSparseCVMixin, BlockSparseClassifier):
         ``"accuracy"`` or ``"roc_auc"``. A callable is called as
         ``scoring(estimator, X_test, Y_test)`` with a fitted :class:`BlockSparseClassifier`
         and a wide ``Y_test`` of labels (NaN where unobserved); greater is better.
-    {n_jobs}
+    {cv_n_jobs}
 
     Attributes
     ----------

@@ -21,7 +21,7 @@ from sklearn.model_selection import check_cv
 from skmtl.linear._designs import predict_rows
 from skmtl.metrics import get_multitask_scorer
 from skmtl.model_selection import MultiTaskKFold
-from skmtl.utils.validation import _format_tasks
+from skmtl.utils.validation import _format_tasks, check_finite_squares
 
 
 # -- the two data layouts -----------------------------------------------------------------------
@@ -48,6 +48,11 @@ class _WideData:
 
     def rows_of(self, tasks):
         return np.flatnonzero(self.mask[:, tasks].any(axis=1))
+
+    def check_finite_squares(self, X, tasks, *, targets):
+        """:func:`~skmtl.utils.validation.check_finite_squares` on ``X`` (the features the
+        solver sees) and, when ``targets``, the regression targets."""
+        check_finite_squares(X, self.Y if targets else None, mask=self.mask, tasks=tasks)
 
     def fit_args(self, rows=None):
         """``(args, kwargs)`` of a solver ``solve(X, Y, mask, ..., **kwargs)`` on these rows."""
@@ -82,6 +87,11 @@ class _LongData:
 
     def rows_of(self, tasks):
         return np.flatnonzero(np.isin(self.task_index, tasks))
+
+    def check_finite_squares(self, X, tasks, *, targets):
+        """As :meth:`_WideData.check_finite_squares`, one label a row."""
+        check_finite_squares(X, self.y if targets else None, task_index=self.task_index,
+                             tasks=tasks)
 
     def fit_args(self, rows=None):
         """``(args, kwargs)`` of a solver ``solve(X, y, None, ..., task_index=, n_tasks=)``."""

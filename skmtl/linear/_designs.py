@@ -455,34 +455,45 @@ class SharedDense(_Design):
 
 
 class GroupedDense(_Design):
-    """Tasks with their own dense rows, as zero-padded stacks of tasks of similar size."""
+    """Tasks with their own dense rows, as zero-padded stacks of tasks of similar size.
 
-    def __init__(self, obs_rows, obs_tasks, n_tasks, n_features, blocks):
+    The stacks are the tasks' rows of X gathered through row indices. When they hold at most
+    two copies of X (long data: every row belongs to one task) they are gathered once and
+    kept; otherwise (wide data, where every row belongs to many tasks) each method gathers
+    them again, a chunk of at most a quarter of X at a time (and at least one task), so that a
+    fit never holds every task's rows at once. A stack of consecutive tasks whose rows are
+    consecutive rows of X (long data sorted by task) is a view of X, never a copy.
+    """
+
+    def __init__(self, X, obs_rows, obs_tasks, n_tasks, chunks, shift=None):
+        self.X = X
         self.obs_rows = obs_rows
         self.obs_tasks = obs_tasks
         self.n_tasks = n_tasks
-        self.n_features = n_features
+        self.n_features = X.shape[1]
         self.n_obs = obs_rows.shape[0]
         self.counts = np.bincount(obs_tasks, minlength=n_tasks)
-        self.blocks = blocks  # (tasks, positions in the observations, valid slots, stack)
+        self.chunks = chunks  # (tasks, positions in the observations, valid slots, stack|None)
+        self.shift = shift  # per-task row shift (T, d) of a centred design, or None
 
     @classmethod
     def from_groups(cls, X, groups):
-        """Stack the rows of each task, tasks grouped by size (padding wastes < half a stack).
-
-        When X is sorted by task (long data in task order), a stack of equally sized tasks is
-        a view of X, not a copy.
-        """
+        """The design of the observed rows ``groups`` (one sorted index array per task) of X."""
         return cls.from_flat(X, *_flatten_groups(groups))
 
     @classmethod
     def from_flat(cls, X, obs_rows, obs_tasks, counts):
-        """:meth:`from_groups` from the flattened groups (see :func:`_flatten_groups`)."""
-        n_obs, n_tasks = obs_rows.shape[0], counts.shape[0]
+        """:meth:`from_groups` from the flattened groups (see :func:`_flatten_groups`).
+
+        Tasks are grouped by size (padding wastes < half a stack); a group is split into
+        chunks of tasks of at most ``max(X.size // 4, _MIN_CHUNK)`` stacked entries.
+        """
+        n_obs, n_tasks, d = obs_rows.shape[0], counts.shape[0], X.shape[1]
         starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
         in_order = n_obs == X.shape[0] and np.array_equal(obs_rows, np.arange(n_obs))
         size_class = np.ceil(np.log2(counts)).astype(np.intp)
-        blocks = []
+        budget = max(X.size // 4, _MIN_CHUNK)
+        chunks, n_gathered = [], 0
         for size in np.unique(size_class):
             tasks = np.flatnonzero(size_class == size)
             width = counts[tasks].max()
@@ -491,24 +502,44 @@ class GroupedDense(_Design):
             pos = np.where(valid, starts[tasks][:, None] + slot, n_obs)
             if in_order and valid.all() and tasks[-1] - tasks[0] == tasks.shape[0] - 1:
                 first = starts[tasks[0]]  # consecutive tasks of one size: a view of X
-                stack = X[first:first + tasks.shape[0] * width].reshape(-1, width, X.shape[1])
-            else:
-                stack = X[np.where(valid, obs_rows[np.minimum(pos, n_obs - 1)], 0)]
+                view = X[first:first + tasks.shape[0] * width].reshape(-1, width, d)
+                chunks.append((tasks, pos, valid, view))
+                continue
+            step = max(1, budget // (width * d))
+            chunks.extend((tasks[k:k + step], pos[k:k + step], valid[k:k + step], None)
+                          for k in range(0, tasks.shape[0], step))
+            n_gathered += tasks.shape[0] * width * d
+        design = cls(X, obs_rows, obs_tasks, n_tasks, chunks)
+        if n_gathered <= 2 * X.size:  # at most two copies of X: gather once, keep them
+            design.chunks = list(design._gathered())
+        return design
+
+    def stacks(self):
+        """The stacks as ``(tasks, positions, valid slots, stack)``, gathered (and centred)
+        chunk by chunk as they are read: iterate, do not keep them all."""
+        return self._gathered(self.shift)
+
+    def _gathered(self, shift=None):
+        last = max(self.n_obs - 1, 0)
+        for tasks, pos, valid, stack in self.chunks:
+            if stack is None:
+                stack = self.X[np.where(valid, self.obs_rows[np.minimum(pos, last)], 0)]
                 if not valid.all():
                     stack[~valid] = 0.0
-            blocks.append((tasks, pos, valid, stack))
-        return cls(obs_rows, obs_tasks, n_tasks, X.shape[1], blocks)
+            if shift is not None:
+                stack = stack - (shift[tasks][:, None, :] * valid[..., None])
+            yield tasks, pos, valid, stack
 
     def matvec(self, W):
         z = np.empty(self.n_obs)
-        for tasks, pos, valid, stack in self.blocks:
+        for tasks, pos, valid, stack in self.stacks():
             z[pos[valid]] = np.matmul(stack, W[tasks][:, :, None])[..., 0][valid]
         return z
 
     def rmatvec(self, v):
         out = np.empty((self.n_tasks, self.n_features))
         v = np.append(v, 0.0)
-        for tasks, pos, _, stack in self.blocks:
+        for tasks, pos, _, stack in self.stacks():
             out[tasks] = np.matmul(v[pos][:, None, :], stack)[:, 0]
         return out
 
@@ -516,7 +547,7 @@ class GroupedDense(_Design):
         d = self.n_features
         out = np.zeros((self.n_tasks, d, d))
         w = None if w is None else np.append(w, 0.0)
-        for tasks, pos, _, stack in self.blocks:
+        for tasks, pos, _, stack in self.stacks():
             if stack.shape[1] * d * d < _SYRK_WORK:  # small tasks: one batched product
                 weighted = stack if w is None else stack * w[pos][..., None]
                 out[tasks] = np.matmul(stack.transpose(0, 2, 1), weighted)
@@ -529,12 +560,17 @@ class GroupedDense(_Design):
         return out
 
     def centered(self, means):
-        blocks = []
-        for tasks, pos, valid, stack in self.blocks:
-            shift = means[tasks][:, None, :]
-            blocks.append((tasks, pos, valid,
-                           stack - (shift if valid.all() else shift * valid[..., None])))
-        return GroupedDense(self.obs_rows, self.obs_tasks, self.n_tasks, self.n_features, blocks)
+        if self.shift is not None:
+            means = self.shift + means
+        if all(stack is not None for *_, stack in self.chunks):  # kept stacks: centre them once
+            return GroupedDense(self.X, self.obs_rows, self.obs_tasks, self.n_tasks,
+                                list(self._gathered(means)))
+        return GroupedDense(self.X, self.obs_rows, self.obs_tasks, self.n_tasks, self.chunks,
+                            shift=means)
+
+
+# Fewest stacked entries (512 KiB) in a gathered chunk of tasks: small problems stay batched.
+_MIN_CHUNK = 2**16
 
 
 class SparseDesign(_Design):

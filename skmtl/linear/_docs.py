@@ -15,6 +15,13 @@ LINEAR_DOCS = {
     fit_intercept : bool, default=True
         Fit one unpenalised intercept per task.
     """,
+    "cv_n_jobs": """
+    n_jobs : int, default=None
+        Number of folds fitted in parallel by joblib. ``None`` means 1 unless in a
+        :func:`joblib.parallel_config` context; ``-1`` uses all processors. Any joblib backend
+        runs them, e.g. a dask cluster under ``joblib.parallel_config(backend="dask")`` (see
+        :ref:`scaling`); the workers see scikit-learn's configuration as set in the caller.
+    """,
     "block_sparse_q": """
     q : {2, np.inf}, default=2
         Norm of each feature's block of coefficients across tasks: ``2`` (group lasso,

@@ -19,6 +19,7 @@ from skmtl.linear._solver_mean_clustered import solve_mean_clustered, solve_mean
 from skmtl.linear._standardize import column_scales, observation_weights, scale_columns
 from skmtl.utils._docstring import Substitution
 from skmtl.utils._sklearn_compat import Interval, StrOptions
+from skmtl.utils.validation import check_finite_squares
 
 __all__ = ["MeanClusteredClassifier", "MeanClusteredRegressor"]
 
@@ -170,12 +171,14 @@ class MeanClusteredRegressor(_MeanClusteredMixin, MultiTaskRegressorMixin, BaseE
 
     def _fit_multitask(self, X, Y, mask):
         X, scale = self._scaled(X, observation_weights(mask))
+        check_finite_squares(X, Y, mask=mask, tasks=self.tasks_)
         self._set_coef(*solve_mean_clustered(
             X, Y, mask, self.alpha, self.cluster_strength, fit_intercept=self.fit_intercept),
             scale)
 
     def _fit_long(self, X, y, task_index):
         X, scale = self._scaled(X, observation_weights(None, X.shape[0]))
+        check_finite_squares(X, y, task_index=task_index, tasks=self.tasks_)
         self._set_coef(*solve_mean_clustered(
             X, y, None, self.alpha, self.cluster_strength, fit_intercept=self.fit_intercept,
             task_index=task_index, n_tasks=self.n_tasks_), scale)
@@ -311,6 +314,7 @@ class MeanClusteredClassifier(_BinaryLogisticMixin, _MeanClusteredMixin, MultiTa
 
     def _fit_multitask(self, X, Y, mask):
         X, scale = self._scaled(X, observation_weights(mask))
+        check_finite_squares(X, mask=mask)
         W, b, self.n_iter_ = solve_mean_clustered_logistic(
             X, Y, mask, self.alpha, self.cluster_strength, fit_intercept=self.fit_intercept,
             tol=self.tol, max_iter=self.max_iter)
@@ -318,6 +322,7 @@ class MeanClusteredClassifier(_BinaryLogisticMixin, _MeanClusteredMixin, MultiTa
 
     def _fit_long(self, X, y, task_index):
         X, scale = self._scaled(X, observation_weights(None, X.shape[0]))
+        check_finite_squares(X)
         W, b, self.n_iter_ = solve_mean_clustered_logistic(
             X, y, None, self.alpha, self.cluster_strength, fit_intercept=self.fit_intercept,
             tol=self.tol, max_iter=self.max_iter, task_index=task_index,

@@ -15,8 +15,8 @@ from functools import partial
 from numbers import Integral, Real
 
 import numpy as np
-from joblib import Parallel, delayed
 from sklearn.base import BaseEstimator
+from sklearn.utils.parallel import Parallel, delayed
 
 from skmtl.base import MultiTaskClassifierMixin, MultiTaskRegressorMixin
 from skmtl.linear._binary import _BinaryLogisticMixin
@@ -150,6 +150,7 @@ class _MeanClusteredCVMixin(_MeanClusteredMixin):
             _DEFAULT_CLUSTER_STRENGTHS if default_strengths else self.cluster_strengths,
             "cluster_strengths"))
         X_all, scale = self._scaled(X, data.row_weight())
+        data.check_finite_squares(X_all, self.tasks_, targets=not self._classifier)
         alphas = (self._default_alphas(data, X_all, strengths) if default_alphas
                   else np.unique(_positive(self.alphas, "alphas"))[::-1])
         scorer = _check_scoring(self.scoring)
@@ -226,7 +227,7 @@ def _cv_docs(model, stratified, criterion, split, curvature, target):
 
     The arguments are the few words by which the regressor's and the classifier's differ.
     """
-    parameters = """
+    parameters = join_blocks("""
     alphas : array-like of shape (n_alphas,), default=None
         Regularisation strengths to try, all > 0 (used in decreasing order, never extended).
         None: a grid of ``n_alphas`` values log-spaced from ``alpha_max`` down to
@@ -269,15 +270,12 @@ def _cv_docs(model, stratified, criterion, split, curvature, target):
 """ + f"""\
         fitted :class:`{model}`, like a scorer in a search object; greater is better. With a
         scorer, ``mean_test_score`` is the plain mean over the folds.
-""" + """\
-    n_jobs : int, default=None
-        Number of folds evaluated in parallel with joblib. ``None`` means 1 unless in a
-        :func:`joblib.parallel_config` context; ``-1`` uses all processors.
+""", LINEAR_DOCS["cv_n_jobs"], """
     unknown_task : {"error", "shared"}, default="error"
         A task id not seen in fit, at predict time: raise
         :class:`~skmtl.UnknownTaskError`, or (``"shared"``) predict it with the mean model
         ``shared_coef_``, ``shared_intercept_``.
-    """
+    """)
     attributes = """
     alpha_ : float
         The chosen alpha.

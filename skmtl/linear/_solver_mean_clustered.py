@@ -352,7 +352,7 @@ def _least_squares_stacks(design, y, alpha, cluster_strength, fit_intercept):
     C = np.zeros((d, d))
     y_slots = np.append(np.asarray(y, dtype=np.float64), 0.0)
     factors = []
-    for tasks, pos, _, stack in design.blocks:
+    for tasks, pos, _, stack in design.stacks():
         counts = design.counts[tasks].astype(np.int64)
         targets = y_slots[pos]
         n_block, width = pos.shape
@@ -372,7 +372,8 @@ def _least_squares_stacks(design, y, alpha, cluster_strength, fit_intercept):
         if not ok:
             return None
         x[tasks], x_mean[tasks], y_mean[tasks] = out_x, out_xm, out_ym
-        factors.append((tasks, kernel_form, factor))
+        if coupled:  # kept for the second pass (G_t v) only
+            factors.append((tasks, kernel_form, factor))
     if coupled:
         c = cluster_strength
         system = (c - 1.0) * 0.5 * (C + C.T)

@@ -11,6 +11,8 @@ spread around the origin the model sees.
 import numpy as np
 import scipy.sparse as sp
 
+from skmtl.utils.validation import _column_magnitudes
+
 __all__ = []
 
 
@@ -29,13 +31,28 @@ def column_scales(X, row_weight, center):
     -------
     scale : ndarray of shape (n_features,)
         Positive scales; a column with no spread (constant, or all zero) gets 1, so that it
-        is left as it is and never divided by zero.
+        is left as it is and never divided by zero (or, if its entries are too large to
+        square, the power of two that brings them near 1).
     """
     w = np.asarray(row_weight, dtype=np.float64)
     total = w.sum()
     if total <= 0:
         return np.ones(X.shape[1])
     w = w / total
+    # Columns whose squares would overflow are first divided by a power of two near their
+    # largest magnitude (exact in floating point), so that X of any finite size is scaled
+    # without inf, NaN or numpy warnings; the scale is multiplied back at the end.
+    magnitude = _column_magnitudes(X)
+    shift = np.ones(X.shape[1])
+    large = magnitude > np.sqrt(np.finfo(np.float64).max) / 4  # (2 |x|)^2 stays finite
+    if large.any():
+        shift[large] = 2.0 ** np.ceil(np.log2(magnitude[large]))
+        X = scale_columns(X, shift)
+    return shift * _unshifted_scales(X, w, center)
+
+
+def _unshifted_scales(X, w, center):
+    """:func:`column_scales` for entries whose squares are finite, ``w`` summing to 1."""
     if sp.issparse(X):
         X = sp.csr_matrix(X)
         mean = np.asarray(X.T @ w).ravel()

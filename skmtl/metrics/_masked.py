@@ -7,7 +7,13 @@ from sklearn import metrics as skm
 from sklearn.exceptions import UndefinedMetricWarning
 
 from skmtl.utils._docstring import Substitution, join_blocks
-from skmtl.utils.validation import _format_tasks, _tighten, check_multitask_target
+from skmtl.utils.validation import (
+    _format_tasks,
+    _hashable,
+    _task_error,
+    _tighten,
+    check_multitask_target,
+)
 
 __all__ = [
     "accuracy_score",
@@ -72,7 +78,7 @@ def _task_predictions(y_pred, target, *, probabilistic):
                     f"y_pred is a list of {len(y_pred)} arrays but y_true has "
                     f"{target.n_tasks} tasks."
                 )
-            parts = [np.asarray(p) for p in y_pred]
+            parts = [np.atleast_1d(p) for p in y_pred]
         else:
             y_pred = np.asarray(y_pred)
             if y_pred.ndim != 2 or y_pred.shape[1] != target.n_tasks:
@@ -87,7 +93,7 @@ def _task_predictions(y_pred, target, *, probabilistic):
         return parts
     if isinstance(y_pred, (list, tuple)) and not probabilistic:
         y_pred = np.asarray(y_pred)
-    y_pred = np.asarray(y_pred)
+    y_pred = np.atleast_1d(y_pred)
     if probabilistic and (y_pred.ndim not in (1, 2) or y_pred.shape[0] != n):
         raise ValueError(
             f"y_score must have shape ({n},) or ({n}, n_classes) like y_true's {n} rows; "
@@ -147,6 +153,12 @@ def per_task_scores(
     scores : ndarray of shape (n_tasks,)
         The metric per task; NaN for a task with no observed label (or too few samples or
         classes), with an :class:`~sklearn.exceptions.UndefinedMetricWarning`.
+
+    Raises
+    ------
+    ValueError
+        For an empty ``y_true`` (0 rows), predictions whose shape does not match it, or a
+        ValueError of ``metric`` on a task, re-raised with the task's label in front.
     """
     target = check_multitask_target(y_true, task_ids, y_numeric=y_numeric, require_all_tasks=False)
     preds = _task_predictions(y_pred, target, probabilistic=probabilistic)
@@ -165,7 +177,12 @@ def per_task_scores(
             undefined.append(target.tasks[t])
             continue
         sw = None if sample_weight is None else sample_weight[rows]
-        scores[t] = metric(y_t, _tighten(preds[t][rows]), sample_weight=sw, task=t)
+        try:
+            scores[t] = metric(y_t, _tighten(preds[t][rows]), sample_weight=sw, task=t)
+        except ValueError as exc:
+            if target.layout == "1d":
+                raise
+            raise _task_error(target.tasks[t], exc) from exc
     if undefined:
         warnings.warn(
             f"The metric is undefined for task(s) {_format_tasks(undefined)} (too few observed "
@@ -339,10 +356,10 @@ def _check_labels(labels, y_true, task_ids):
         labels = [np.asarray(labels)]
     labels = [np.asarray(c) for c in labels]
     for task, task_labels in enumerate(labels):
-        if task_labels.ndim != 1:
+        if task_labels.ndim != 1 or task_labels.shape[0] == 0:
             raise ValueError(
-                f"labels must hold one 1-D array of classes per task; entry {task} has shape "
-                f"{task_labels.shape}."
+                "labels must hold one non-empty 1-D array of classes per task; entry "
+                f"{task} has shape {task_labels.shape}."
             )
     n_tasks = _n_tasks_of(y_true, task_ids)
     if n_tasks is not None and len(labels) != n_tasks:
@@ -353,23 +370,42 @@ def _check_labels(labels, y_true, task_ids):
     return labels
 
 
+def _check_known_classes(y_t, task_labels):
+    """Raise for a true label outside the task's classes (the model has no score for it)."""
+    known = {_hashable(c) for c in task_labels}
+    unseen = [c for c in np.unique(y_t) if _hashable(c) not in known]
+    if unseen:
+        raise ValueError(
+            f"y_true holds class(es) {_format_tasks(unseen)} that are not among the task's "
+            f"classes {task_labels.tolist()} (labels, e.g. the estimator's classes_): the "
+            "model never saw them and has no score for them."
+        )
+
+
 def _score_metric(func, labels, *, positive_only, **fixed):
-    """Wrap a metric on scores: binary tasks get the positive-class column."""
+    """Wrap a metric on scores: binary tasks get the positive-class column.
+
+    With ``labels`` (the model's classes), a true label outside a task's classes raises, for
+    every metric on scores alike (roc_auc, average_precision, log_loss); per_task_scores puts
+    the task's name in front of the message.
+    """
 
     def metric(y_t, s_t, *, sample_weight, task):
-        task_labels = None if labels is None else labels[task]
-        if task_labels is None:
+        if labels is None:
             task_labels = np.unique(y_t)
+        else:
+            task_labels = labels[task]
+            _check_known_classes(y_t, task_labels)
         s_t = np.asarray(s_t, dtype=np.float64)
         if s_t.ndim == 1 and task_labels.shape[0] > 2:
             raise ValueError(
-                f"Task {task}: y_score is 1-D but the task has {task_labels.shape[0]} classes "
+                f"y_score is 1-D but the task has {task_labels.shape[0]} classes "
                 f"{task_labels.tolist()}; pass one score column per class (predict_proba)."
             )
         if s_t.ndim == 2:
             if s_t.shape[1] != task_labels.shape[0]:
                 raise ValueError(
-                    f"Task {task}: y_score has {s_t.shape[1]} columns but the task has "
+                    f"y_score has {s_t.shape[1]} columns but the task has "
                     f"{task_labels.shape[0]} classes {task_labels.tolist()}; pass labels= "
                     "(e.g. estimator.classes_) when a class is absent from y_true."
                 )

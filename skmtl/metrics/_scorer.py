@@ -17,7 +17,12 @@ from skmtl.metrics._masked import (
     roc_auc_score,
 )
 from skmtl.utils._sklearn_compat import _MetadataRequester
-from skmtl.utils.validation import _is_frame, check_task_ids, encode_task_ids
+from skmtl.utils.validation import (
+    _is_frame,
+    check_task_columns,
+    check_task_ids,
+    encode_task_ids,
+)
 
 __all__ = ["get_multitask_scorer", "make_multitask_scorer"]
 
@@ -188,12 +193,7 @@ class _MultiTaskScorer(_MetadataRequester):
             return
         tasks = _final_step_attr(estimator, "tasks_")
         if _is_frame(y_true) and tasks is not None:
-            columns = np.asarray(list(y_true.columns), dtype=object)
-            if columns.shape != np.shape(tasks) or np.any(columns != np.asarray(tasks, object)):
-                raise ValueError(
-                    f"Y's columns {columns.tolist()[:5]} do not match the tasks seen in fit "
-                    f"{np.asarray(tasks).tolist()[:5]} (same names, same order)."
-                )
+            check_task_columns(y_true, tasks)
 
     # -- metadata routing ----------------------------------------------------------------------
     def _accept_sample_weight(self):

@@ -14,13 +14,16 @@ observed entries. Values behind the mask are filled with 0 and must never be rea
 import sys
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn.utils import assert_all_finite
 from sklearn.utils.multiclass import check_classification_targets
 
 __all__ = [
     "UnknownTaskError",
     "MultiTaskTarget",
+    "check_finite_squares",
     "check_multitask_target",
+    "check_task_columns",
     "check_task_ids",
     "encode_task_ids",
     "common_label_dtype",
@@ -197,6 +200,47 @@ def _format_tasks(tasks, limit=5):
     return shown + (f", ... ({len(tasks)} in all)" if len(tasks) > limit else "")
 
 
+def _task_error(task, exc):
+    """``exc`` as a ValueError whose message starts with the task at fault."""
+    return ValueError(f"Task {_hashable(task)!r}: {exc}")
+
+
+def _frame_tasks(y):
+    """The task labels a DataFrame's columns name; a ValueError names any duplicated column."""
+    columns = y.columns
+    if not columns.is_unique:
+        duplicated = list(dict.fromkeys(columns[columns.duplicated()]))
+        raise ValueError(
+            f"Y has duplicated column name(s) {_format_tasks(duplicated)}; each column is a "
+            "task and needs a name of its own."
+        )
+    return np.asarray(list(columns), dtype=object)
+
+
+def check_task_columns(y, tasks):
+    """Check that a DataFrame's columns are the tasks seen in fit (same names, same order).
+
+    Parameters
+    ----------
+    y : DataFrame of shape (n_samples, n_tasks)
+        A wide target at predict or score time.
+    tasks : ndarray of shape (n_tasks,)
+        The tasks seen in fit (``estimator.tasks_``).
+
+    Raises
+    ------
+    ValueError
+        If a column name is duplicated (the message names it) or the columns differ from
+        ``tasks``.
+    """
+    columns = _frame_tasks(y)
+    if columns.shape != np.shape(tasks) or np.any(columns != np.asarray(tasks, dtype=object)):
+        raise ValueError(
+            f"Y's columns {columns.tolist()[:5]} do not match the tasks seen in fit "
+            f"{np.asarray(tasks).tolist()[:5]} (same names, same order)."
+        )
+
+
 def check_task_ids(task_ids, n_samples):
     """Validate a ``task_ids`` vector: 1-D, one entry per row, no missing value.
 
@@ -330,9 +374,10 @@ def check_multitask_target(y, task_ids=None, *, y_numeric, require_all_tasks=Tru
     Raises
     ------
     ValueError
-        For an infinite label, a missing label in 1-D or long data, a task without any observed
-        label, non-numeric regression targets, non-class classification targets, a 2-D y with
-        ``task_ids``, or a y of more than two dimensions. The message names the task at fault.
+        For an empty target (0 rows), duplicated DataFrame column names, an infinite label, a
+        missing label in 1-D or long data, a task without any observed label, non-numeric
+        regression targets, non-class classification targets, a 2-D y with ``task_ids``, or
+        a y of more than two dimensions. The message names the task (or column) at fault.
 
     Examples
     --------
@@ -351,10 +396,15 @@ def check_multitask_target(y, task_ids=None, *, y_numeric, require_all_tasks=Tru
     """
     if y is None:
         raise ValueError("y is None; a target is required.")
-    columns = list(y.columns) if _is_frame(y) else None
+    tasks = _frame_tasks(y) if _is_frame(y) else None
     values = _to_array(y)
     if values.ndim == 0 or values.ndim > 2:
         raise ValueError(f"y must be 1-D or 2-D; got an array of shape {values.shape}.")
+    if values.shape[0] == 0:
+        raise ValueError(
+            f"The target is empty (0 rows, shape {values.shape}); at least one labelled row "
+            "is needed."
+        )
     if task_ids is not None:
         if values.ndim != 1:
             raise ValueError(
@@ -369,7 +419,8 @@ def check_multitask_target(y, task_ids=None, *, y_numeric, require_all_tasks=Tru
         values = values.reshape(-1, 1)
         return MultiTaskTarget(np.arange(1), "1d", values=values,
                                mask=np.ones(values.shape, dtype=bool))
-    tasks = np.asarray(columns, dtype=object) if columns is not None else np.arange(values.shape[1])
+    if tasks is None:
+        tasks = np.arange(values.shape[1])
     if values.shape[1] == 0:
         raise ValueError("Y has 0 columns; at least one task is required.")
     mask = ~missing_mask(values)
@@ -400,7 +451,7 @@ def _check_task_classes(labels, task):
     try:
         check_classification_targets(_tighten(labels))
     except ValueError as exc:
-        raise ValueError(f"Task {_hashable(task)!r}: {exc}") from None
+        raise _task_error(task, exc) from None
 
 
 def _check_long_target(values, task_ids, y_numeric):
@@ -557,3 +608,92 @@ def _tighten(labels):
     if all(isinstance(v, (int, float, np.number)) for v in labels):
         return labels.astype(np.float64)
     return labels
+
+
+def _column_magnitudes(A):
+    """The largest absolute entry of each column of a dense or sparse 2-D array (no copy)."""
+    if sp.issparse(A):
+        high, low = A.max(axis=0).toarray().ravel(), A.min(axis=0).toarray().ravel()
+    else:
+        high, low = A.max(axis=0), A.min(axis=0)
+    return np.maximum(high, -low)
+
+
+def check_finite_squares(X, y=None, *, mask=None, task_index=None, tasks=None,
+                         dtype=np.float64):
+    """Raise if X or a task's targets are too large for the squares a solver forms.
+
+    A least-squares or logistic solver sums products of two entries over the observed labels
+    (the Gram matrix ``X_t^T X_t`` pooled over the tasks, ``X^T y``, ``||y||^2``, squared
+    residuals) and multiplies two such sums with each other (duality gaps, Newton and
+    Cholesky steps). All of them stay finite in ``dtype`` when every such sum is at most
+    ``sqrt(max)``, ``max`` the largest finite number of ``dtype``; that holds when every
+    entry satisfies::
+
+        |entry| <= max ** (1 / 4) / sqrt(n_obs)
+
+    ``n_obs`` the number of observed labels (a row of X counts once per task that observes
+    it): ``1.16e77 / sqrt(n_obs)`` in float64. Larger entries would give inf or NaN
+    coefficients, predictions and numpy overflow warnings; this raises instead, naming X or
+    the tasks at fault and the remedy (standardise).
+
+    Parameters
+    ----------
+    X : {ndarray, sparse matrix} of shape (n_samples, n_features)
+        The features the solver sees (after any scaling of the estimator's own).
+    y : ndarray of shape (n_samples,) or (n_samples, n_tasks), default=None
+        Regression targets: wide (entries behind ``mask`` hold 0) or long (with
+        ``task_index``). None for class codes, which are small by construction.
+    mask : ndarray of bool, shape (n_samples, n_tasks), default=None
+        The observed labels of a wide target; None for 1-D or long data (one label a row).
+    task_index : ndarray of int, shape (n_samples,), default=None
+        Long data: each row's task position.
+    tasks : ndarray of shape (n_tasks,), default=None
+        Task labels for the message (``estimator.tasks_``); default: positions.
+    dtype : numpy dtype, default=np.float64
+        The precision the solver computes in.
+
+    Raises
+    ------
+    ValueError
+        If an entry of X, or of a task's targets, exceeds the bound above.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skmtl.utils.validation import check_finite_squares
+    >>> check_finite_squares(np.ones((4, 2)), np.ones(4))
+    >>> check_finite_squares(np.full((4, 2), 1e200))
+    Traceback (most recent call last):
+    ...
+    ValueError: X has entries up to 1e+200 in magnitude (feature 0): ...
+    """
+    n_obs = X.shape[0] if mask is None else int(np.count_nonzero(mask))
+    limit = np.finfo(dtype).max ** 0.25 / np.sqrt(max(n_obs, 1))
+    advice = (f"with {n_obs} observed labels their squares and products overflow "
+              f"{np.dtype(dtype).name} (the solver needs magnitudes up to {limit:.3g}).")
+    magnitude = _column_magnitudes(X)
+    if magnitude.size and not magnitude.max() <= limit:
+        j = int(np.argmax(magnitude))
+        raise ValueError(
+            f"X has entries up to {magnitude[j]:.3g} in magnitude (feature {j}): {advice} "
+            "Standardise the features: standardize=True on the linear estimators, or a "
+            "MaxAbsScaler before the estimator in a Pipeline (it divides each column by its "
+            "largest magnitude without squaring it)."
+        )
+    if y is None:
+        return
+    if task_index is not None:
+        magnitude = np.zeros(int(task_index.max()) + 1 if tasks is None else len(tasks))
+        np.maximum.at(magnitude, task_index, np.abs(y))
+    else:
+        magnitude = _column_magnitudes(y.reshape(y.shape[0], -1))
+    large = ~(magnitude <= limit)
+    if large.any():
+        names = np.arange(magnitude.size) if tasks is None else np.asarray(tasks)
+        raise ValueError(
+            f"The targets of task(s) {_format_tasks(names[large])} reach "
+            f"{magnitude[large].max():.3g} in magnitude: {advice} Standardise the targets: "
+            "divide each task's y by its standard deviation (and multiply the predictions "
+            "back)."
+        )

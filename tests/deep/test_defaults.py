@@ -13,6 +13,7 @@ from skorch.callbacks import Callback  # noqa: E402
 from skmtl import UnknownTaskError  # noqa: E402
 from skmtl.deep import FocusedTaskRegressor, MultiTaskClassifier, MultiTaskRegressor  # noqa: E402
 from skmtl.deep._base import stratified_validation_split  # noqa: E402
+from skmtl.deep._labels import TaskLabels  # noqa: E402
 
 SMALL = dict(hidden_layer_sizes=(6,), max_epochs=3, batch_size=16, lr=1e-2)
 
@@ -138,8 +139,8 @@ def test_validation_fraction_none_holds_out_rows_only_with_early_stopping():
 
 
 def _placements(codes, mask, sizes, fraction, seed):
-    train, valid = stratified_validation_split(codes, mask, sizes, fraction,
-                                               np.random.RandomState(seed))
+    train, valid = stratified_validation_split(TaskLabels.from_wide(codes, mask), sizes,
+                                               fraction, np.random.RandomState(seed))
     assert np.intersect1d(train, valid).size == 0
     np.testing.assert_array_equal(np.union1d(train, valid), np.arange(mask.shape[0]))
     return train, valid
@@ -177,6 +178,62 @@ def test_validation_split_of_regression_tasks_and_unlabelled_rows():
     assert mask[valid, 0].sum() == 50
     assert mask[valid, 1].sum() in (2, 3)
     assert mask[train, 2].sum() >= 1
+
+
+def _dense_split(codes, mask, sizes, fraction, rng):
+    """The split on (n, T) arrays of codes and mask, as it was computed before the labels
+    became triples: the reference the triples must reproduce row for row."""
+    n_samples, n_tasks = mask.shape
+    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.intp)
+    order = rng.permutation(n_samples)
+    rank = np.empty(n_samples, dtype=np.intp)
+    rank[order] = np.arange(n_samples)
+    total = np.zeros(offsets[-1], dtype=np.intp)
+    members = {}
+    for t in range(n_tasks):
+        rows = np.flatnonzero(mask[:, t])
+        rows = rows[np.argsort(rank[rows], kind="stable")]
+        ids = offsets[t] + codes[rows, t]
+        np.add.at(total, ids, 1)
+        for k in range(sizes[t]):
+            members[offsets[t] + k] = rows[ids == offsets[t] + k]
+    place = np.full(n_samples, -1)
+    counts = np.zeros((2, offsets[-1]), dtype=np.intp)
+    for s in np.argsort(total, kind="stable"):
+        if total[s] == 0:
+            continue
+        rows = members[s][place[members[s]] < 0]
+        k = int(np.clip(np.round(fraction * total[s] - counts[1, s]), 0, rows.shape[0]))
+        if total[s] >= 2 and counts[0, s] == 0:
+            k = min(k, rows.shape[0] - 1)
+        for part, chosen in ((1, rows[:k]), (0, rows[k:])):
+            place[chosen] = part
+            np.add.at(counts[part], (offsets[:-1] + codes[chosen])[mask[chosen]], 1)
+    free = order[place[order] < 0]
+    k = int(np.clip(np.ceil(fraction * n_samples) - np.sum(place == 1), 0, free.shape[0]))
+    place[free[:k]], place[free[k:]] = 1, 0
+    if not np.any(place == 1):
+        spare = counts[0] >= 2
+        row = next(r for r in order if np.all(spare[(offsets[:-1] + codes[r])[mask[r]]]))
+        place[row] = 1
+    if not np.any(place == 0):
+        place[order[0]] = 0
+    return np.flatnonzero(place == 0), np.flatnonzero(place == 1)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_validation_split_on_triples_equals_the_split_on_dense_arrays(seed):
+    rng = np.random.RandomState(seed)
+    n, n_tasks = int(rng.choice([7, 60, 500])), int(rng.choice([1, 3, 12]))
+    sizes = rng.choice([1, 2, 4], size=n_tasks)
+    mask = rng.uniform(size=(n, n_tasks)) < rng.uniform(0.02, 0.9, size=n_tasks)
+    codes = np.where(mask, rng.randint(4, size=(n, n_tasks)) % sizes, 0)
+    fraction = float(rng.choice([0.05, 0.1, 0.3]))
+    expected = _dense_split(codes, mask, sizes, fraction, np.random.RandomState(seed))
+    got = stratified_validation_split(TaskLabels.from_wide(codes, mask), sizes, fraction,
+                                      np.random.RandomState(seed))
+    for a, b in zip(got, expected, strict=True):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_validation_split_reaches_the_estimator():

@@ -8,6 +8,7 @@ import torch
 from skorch.callbacks import Callback
 
 from skmtl.deep import FocusedTaskRegressor, MultiTaskClassifier, MultiTaskRegressor, build_module
+from skmtl.deep._labels import TaskLabels, label_rows
 from skmtl.deep._net import MultiTaskDataset, TaskLoss, resolve_gradient_space
 from skmtl.deep._task_gradients import (
     ExplicitGradients,
@@ -15,7 +16,6 @@ from skmtl.deep._task_gradients import (
     GramGradients,
     LastLayerGradients,
     gather_rows,
-    task_rows,
 )
 from skmtl.deep.weighting import GradNormWeighting, RMTLWeighting
 
@@ -32,7 +32,7 @@ def _batch(n=24, n_features=5, n_tasks=4, missing=0.5, seed=0, n_classes=None):
     Y[rng.uniform(size=Y.shape) < missing] = np.nan
     Y[0] = 0.0  # every task has a label
     mask = ~np.isnan(Y)
-    dataset = MultiTaskDataset(X, np.nan_to_num(Y).astype(np.float32), mask)
+    dataset = MultiTaskDataset(X, TaskLabels.from_wide(np.nan_to_num(Y).astype(np.float32), mask))
     return dataset[(np.arange(n), None)]
 
 
@@ -83,8 +83,8 @@ class Snapshots(Callback):
             self.states_.append((copy.deepcopy(net.module_.state_dict()), batch))
 
 
-def _last_layer(delta, a, labelled):
-    index, valid = task_rows(labelled)
+def _last_layer(delta, a, labels):
+    index, valid = label_rows(labels["row"], labels["task"], delta.shape[0])
     return LastLayerGradients(gather_rows(delta, index, valid), index, valid, a)
 
 
@@ -113,7 +113,7 @@ def test_last_shared_layer_gradients_equal_autograd_per_task(missing, hidden):
     g = FactoredGradients(D, module.task_heads.output.weight).representation()
     (delta,) = torch.autograd.grad(rep, captured["z"], g, retain_graph=True,
                                    is_grads_batched=True)
-    _check_against(_last_layer(delta, captured["a"], yi[:, 4:] > 0.5), reference)
+    _check_against(_last_layer(delta, captured["a"], yi), reference)
 
 
 def test_last_shared_layer_gradients_of_many_rows_per_task_take_the_other_branch():
@@ -128,7 +128,7 @@ def test_last_shared_layer_gradients_of_many_rows_per_task_take_the_other_branch
     (delta,) = torch.autograd.grad(
         rep, captured["z"], _autograd(losses, rep).float().view(4, *rep.shape),
         retain_graph=True, is_grads_batched=True)
-    _check_against(_last_layer(delta, captured["a"], yi[:, 4:] > 0.5), reference)
+    _check_against(_last_layer(delta, captured["a"], yi), reference)
 
 
 def test_the_net_hands_gradnorm_the_norms_of_autograd_on_the_last_shared_layer():
@@ -254,8 +254,8 @@ def test_rmtl_per_task_tells_a_task_from_its_negation_where_the_policy_reward_ca
             module.task_heads.output.weight[2] = -module.task_heads.output.weight[0]
             module.task_heads.output.bias[2] = -module.task_heads.output.bias[0]
         mask = ~np.isnan(Y)
-        Xi, yi = MultiTaskDataset(X.astype(np.float32), np.nan_to_num(Y).astype(np.float32),
-                                  mask)[(np.arange(48), None)]
+        labels = TaskLabels.from_wide(np.nan_to_num(Y).astype(np.float32), mask)
+        Xi, yi = MultiTaskDataset(X.astype(np.float32), labels)[(np.arange(48), None)]
         rep, out, losses, captured = _forward(module, Xi, yi, ["regression"] * 3, [1] * 3)
         if reward == "per_task":
             (grad,) = torch.autograd.grad(losses.sum(), module.task_heads.output.weight,
@@ -266,7 +266,7 @@ def test_rmtl_per_task_tells_a_task_from_its_negation_where_the_policy_reward_ca
             g = FactoredGradients(D, module.task_heads.output.weight).representation()
             (delta,) = torch.autograd.grad(rep, captured["z"], g, retain_graph=True,
                                            is_grads_batched=True)
-            grads = _last_layer(delta, captured["a"], yi[:, 3:] > 0.5)
+            grads = _last_layer(delta, captured["a"], yi)
         # task 0 and its negation 2 against focus 1
         to_focus = grads.dots(1).double()
         norms = grads.norms().double()

@@ -7,9 +7,10 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from test_training import BatchMasks  # noqa: E402  (the batches' label masks)
+from test_training import BatchMasks, label_mask  # noqa: E402  (the batches' label masks)
 
 from skmtl.deep import MultiTaskRegressor  # noqa: E402
+from skmtl.deep._labels import TaskLabels  # noqa: E402
 from skmtl.deep._net import MultiTaskDataset, _BatchSampler  # noqa: E402
 
 TRAINING = dict(hidden_layer_sizes=(4,), max_epochs=2, optimizer="adam", weight_decay=0.0,
@@ -23,7 +24,7 @@ def _dataset(counts, n=200, seed=0):
     for t, count in enumerate(counts):
         mask[rng.choice(n, count, replace=False), t] = True
     targets = np.where(mask, rng.normal(size=mask.shape), 0).astype(np.float32)
-    return MultiTaskDataset(rng.normal(size=(n, 3)), targets, mask)
+    return MultiTaskDataset(rng.normal(size=(n, 3)), TaskLabels.from_wide(targets, mask))
 
 
 def _batches(dataset, batch_size, sampling, k, epochs):
@@ -44,9 +45,9 @@ def test_every_batch_holds_k_tasks_and_their_observed_rows(sampling):
         expected = [min(n, 120 if t == 0 else (60, 30, 15)[t - 1] if t else n)
                     for t, n in zip(tasks, [4, 3, 3], strict=True)]
         assert sizes == expected  # batch_size // k each, the remainder to the first drawn
-        assert dataset.mask[positions, owners].all()  # each row observed for its task
-        _, y = dataset[(positions, owners)]
-        observed = y[:, 5:].numpy().astype(bool)
+        every = label_mask(dataset[(positions, None)], 5)
+        assert every[np.arange(len(owners)), owners].all()  # each row observed for its task
+        observed = label_mask(dataset[(positions, owners)], 5)
         assert observed.sum(axis=1).tolist() == [1] * len(positions)  # one label per row
         assert observed[np.arange(len(owners)), owners].all()  # the label of its own task
         assert sorted(np.flatnonzero(observed.any(axis=0))) == sorted(tasks)

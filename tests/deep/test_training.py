@@ -11,6 +11,7 @@ from skorch.callbacks import Callback  # noqa: E402
 
 import skmtl.deep._net  # noqa: E402
 from skmtl.deep import MultiTaskClassifier, MultiTaskRegressor, build_module  # noqa: E402
+from skmtl.deep._labels import TaskLabels  # noqa: E402
 from skmtl.deep._net import MultiTaskDataset, TaskLoss, _linear_head_weight  # noqa: E402
 from skmtl.deep.weighting import Weighting  # noqa: E402
 
@@ -72,8 +73,9 @@ def test_task_losses_equal_a_hand_computation():
     )
     values = np.array([[1.0, 1, 1, 0], [1.5, 0, 2, 0], [7.0, 1, 0, 0]])
     mask = np.array([[1, 1, 1, 1], [1, 1, 0, 1], [0, 0, 1, 1]], dtype=float)
-    values_garbage = values + 100 * (1 - mask)  # garbage behind the mask
-    y = torch.tensor(np.hstack([values_garbage, mask]), dtype=torch.float32)
+    values_garbage = values + 100 * (1 - mask)  # the labels are the triples, never the garbage
+    y = MultiTaskDataset(np.zeros((3, 1)), TaskLabels.from_wide(values_garbage, mask > 0))[
+        (np.arange(3), None)][1]
     sums, counts = loss(out, y)
 
     def bce(logit, label):
@@ -99,7 +101,7 @@ def test_net_task_losses_are_means_over_observed_labels():
     net = est.net_
     mask = ~np.isnan(Y)
     targets = (np.nan_to_num(Y) - est.target_mean_) / est.target_scale_ * mask
-    y = torch.tensor(np.hstack([targets, mask]), dtype=torch.float32)
+    y = MultiTaskDataset(X, TaskLabels.from_wide(targets, mask))[(np.arange(len(X)), None)][1]
     with torch.no_grad():
         out = net.infer(torch.tensor(X, dtype=torch.float32))
         losses, observed = net.task_losses(out, y)
@@ -294,14 +296,21 @@ def test_uncertainty_log_variances_are_trained_with_the_network():
 # -- task sampling --------------------------------------------------------------------------------
 
 
+def label_mask(batch, n_tasks):
+    """The (B, T) mask of the labels a batch carries as triples."""
+    X, y = batch
+    mask = np.zeros((X.shape[0], n_tasks), dtype=bool)
+    mask[y["row"].numpy(), y["task"].numpy()] = True
+    return mask
+
+
 class BatchMasks(Callback):
     def on_train_begin(self, net, **kwargs):
         self.masks_ = []
 
     def on_batch_begin(self, net, batch=None, training=False, **kwargs):
         if training:
-            T = net.module_.n_tasks
-            self.masks_.append(batch[1][:, T:].numpy().astype(bool))
+            self.masks_.append(label_mask(batch, net.module_.n_tasks))
 
 
 @pytest.mark.parametrize("sampling", ["uniform", "proportional"])
@@ -346,7 +355,7 @@ def test_norms_only_equal_the_diagonal_of_the_full_gram(n_classes):
                               **OLD_TRAINING).fit(X, Y)
     net, module = est.net_, est.net_.module_
     targets = np.nan_to_num(Y).astype(np.float32)
-    dataset = MultiTaskDataset(X, targets, ~np.isnan(Y))
+    dataset = MultiTaskDataset(X, TaskLabels.from_wide(targets, ~np.isnan(Y)))
     Xi, yi = dataset[(np.arange(30), None)]
     out = module.heads_padded(module.shared(Xi))
     sums, counts = net.criterion_(out, yi)
@@ -386,7 +395,7 @@ def test_fine_tune_is_a_phase_of_the_net_on_the_given_tasks_only():
     net = est.net_
     mask = ~np.isnan(Y)
     targets = np.where(mask, Y, 0.0).astype(np.float32)
-    train = MultiTaskDataset(X, targets, mask)
+    train = MultiTaskDataset(X, TaskLabels.from_wide(targets, mask))
     trunk = copy.deepcopy(net.module_.trunk.state_dict())
     heads = copy.deepcopy(net.module_.task_heads.state_dict())
     assert net.fine_tune(train, tasks=[1], epochs=3, freeze_shared=True) is net
@@ -404,4 +413,5 @@ def test_fine_tune_is_a_phase_of_the_net_on_the_given_tasks_only():
     no_label = np.zeros_like(mask)
     no_label[:, 0] = mask[:, 0]
     with pytest.raises(ValueError, match="Task 1 has no label .* nothing to fine-tune on"):
-        net.fine_tune(MultiTaskDataset(X, targets, no_label), tasks=[1], epochs=1)
+        net.fine_tune(MultiTaskDataset(X, TaskLabels.from_wide(targets, no_label)), tasks=[1],
+                      epochs=1)

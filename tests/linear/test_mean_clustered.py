@@ -444,10 +444,10 @@ def test_task_sorted_long_data_is_stacked_without_copying_X():
     rng = np.random.default_rng(0)
     X = rng.normal(size=(60, 3))
     groups = [np.arange(0, 20), np.arange(20, 40), np.arange(40, 60)]
-    design = GroupedDense.from_groups(X, groups)
-    assert len(design.blocks) == 1 and np.shares_memory(design.blocks[0][3], X)
-    shuffled = GroupedDense.from_groups(X, [groups[1], groups[0], groups[2]])
-    assert not np.shares_memory(shuffled.blocks[0][3], X)
+    stacks = list(GroupedDense.from_groups(X, groups).stacks())
+    assert len(stacks) == 1 and np.shares_memory(stacks[0][3], X)
+    shuffled = list(GroupedDense.from_groups(X, [groups[1], groups[0], groups[2]]).stacks())
+    assert not np.shares_memory(shuffled[0][3], X)
 
 
 @pytest.mark.parametrize("order", ["C", "F"])
@@ -462,7 +462,7 @@ def test_every_design_gives_the_weighted_gram_matrices(order):
     sizes = [400, 150, 10, 5]  # one stack each; the first two above _SYRK_WORK
     groups = [np.sort(rng.permutation(n)[:size]) for size in sizes]
     grouped = GroupedDense.from_groups(X, groups)
-    assert [stack.shape[1] * d * d >= _SYRK_WORK for *_, stack in grouped.blocks] == [
+    assert [stack.shape[1] * d * d >= _SYRK_WORK for *_, stack in grouped.stacks()] == [
         False, False, True, True]  # blocks in increasing size
     shared = SharedDense(X, slice(None), 3)
     for design, rows in ((grouped, groups), (SparseDesign(sp.csr_matrix(X), groups), groups),

@@ -1,6 +1,7 @@
 """Masked per-task metrics against scikit-learn's metrics on each task's observed labels."""
 
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn import metrics as skm
 from sklearn.exceptions import UndefinedMetricWarning
@@ -412,3 +413,51 @@ def test_shape_errors_name_the_problem(regression, mixed_proba):
         mtm.log_loss(Yc, proba, labels=[[0, 1], [0, 1, 2]])
     with pytest.raises(ValueError, match="y_score must have shape \\(40,\\) or \\(40, n_"):
         mtm.log_loss(Yc[:, 0], proba[:1])
+
+
+PUBLIC_METRICS = [mtm.r2_score, mtm.mean_squared_error, mtm.mean_absolute_error,
+                  mtm.accuracy_score, mtm.roc_auc_score, mtm.average_precision_score,
+                  mtm.log_loss]
+
+
+@pytest.mark.parametrize("metric", PUBLIC_METRICS, ids=lambda f: f.__name__)
+@pytest.mark.parametrize("layout", ["1d", "wide", "long"])
+def test_empty_input_raises_a_value_error_saying_so(metric, layout):
+    y = np.zeros((0, 2)) if layout == "wide" else np.zeros(0)
+    task_ids = np.zeros(0) if layout == "long" else None
+    with pytest.raises(ValueError, match="The target is empty \\(0 rows"):
+        metric(y, y, task_ids=task_ids)
+    if layout == "1d":
+        with pytest.raises(ValueError, match="The target is empty"):
+            mtm.per_task_scores(skm.r2_score, y, y)
+
+
+@pytest.mark.parametrize("metric", PUBLIC_METRICS[4:], ids=lambda f: f.__name__)
+def test_labels_with_an_empty_task_entry_raise_instead_of_indexing(metric):
+    with pytest.raises(ValueError, match="non-empty 1-D array of classes per task; entry 1"):
+        metric(np.array([[0, 1], [1, 0]]), np.array([[0.2, 0.8], [0.6, 0.4]]),
+               labels=[[0, 1], []])
+
+
+def test_scalar_predictions_raise_a_shape_error_not_an_index_error():
+    with pytest.raises(ValueError, match="y_pred has 1 rows but y_true has 2"):
+        mtm.r2_score(np.array([[1.0, 2.0], [2.0, 3.0]]), [0.5, 0.3])
+    with pytest.raises(ValueError, match="y_pred must have shape \\(2,\\)"):
+        mtm.mean_squared_error([1.0, 2.0], 0.5)
+
+
+@pytest.mark.parametrize("metric", PUBLIC_METRICS[4:], ids=lambda f: f.__name__)
+def test_a_class_the_model_never_saw_raises_naming_the_task(metric):
+    """roc_auc and average_precision refuse a true class outside labels, as log_loss does."""
+    y = np.array([0, 1, 2, 0, 1, 1])  # class 2 is not among the model's classes [0, 1]
+    scores = np.array([0.1, 0.8, 0.7, 0.3, 0.6, 0.9])
+    proba = np.column_stack([1 - scores, scores])
+    Y = pd.DataFrame({"a": [0, 1, 0, 0, 1, 1], "b": y})
+    for y_score in ([proba, proba], np.column_stack([scores, scores])):
+        with pytest.raises(ValueError, match="Task 'b': y_true holds class\\(es\\) 2 that are "
+                                             "not among the task's classes \\[0, 1\\]"):
+            metric(Y, y_score, labels=[[0, 1], [0, 1]])
+    with pytest.raises(ValueError, match="^Task 'y': y_true holds class\\(es\\) 2"):
+        metric(y, scores, task_ids=["y"] * 6, labels=[[0, 1]])
+    with pytest.raises(ValueError, match="^y_true holds class\\(es\\) 2"):
+        metric(y, proba, labels=[0, 1])

@@ -1,6 +1,7 @@
 """make_multitask_scorer in search objects, with and without metadata routing."""
 
 import numpy as np
+import pandas as pd
 import pytest
 import sklearn
 from sklearn import metrics as skm
@@ -313,3 +314,22 @@ def test_repr():
                                        response_method="predict_proba"))
             == "make_multitask_scorer(log_loss, greater_is_better=False, "
                "response_method='predict_proba')")
+
+
+@pytest.mark.parametrize("name", ["roc_auc", "average_precision", "neg_log_loss"])
+def test_probabilistic_scorers_name_the_task_with_a_class_the_model_never_saw(wide_binary, name):
+    X, Y = wide_binary
+    frame = pd.DataFrame(Y, columns=["a", "b", "c"])
+    model = IndependentTasks(LogisticRegression()).fit(X, frame)
+    test = frame.copy()
+    test.loc[test["b"] == 1.0, "b"] = 2.0  # task b: a class outside its classes_ [0, 1]
+    with pytest.raises(ValueError, match="Task 'b': y_true holds class\\(es\\) 2.0 that are "
+                                         "not among the task's classes \\[0.0, 1.0\\]"):
+        make_multitask_scorer(name)(model, X, test)
+
+
+def test_scorer_names_duplicated_task_columns(wide):
+    X, Y = wide
+    model = IndependentTasks(Ridge()).fit(X, pd.DataFrame(Y, columns=["a", "b", "c"]))
+    with pytest.raises(ValueError, match="duplicated column name\\(s\\) 'a'; each column"):
+        make_multitask_scorer("r2")(model, X, pd.DataFrame(Y, columns=["a", "a", "c"]))

@@ -183,3 +183,30 @@ def test_encode_task_ids_marks_unknown_tasks_when_allowed():
     tasks = np.array(["a", "b"])
     index = encode_task_ids(np.array(["b", "zz", "a"]), tasks, allow_unknown=True)
     assert index.tolist() == [1, -1, 0]
+
+
+def test_duplicated_task_columns_raise_naming_them_in_fit_and_score():
+    from sklearn.linear_model import Ridge
+
+    from skmtl import IndependentTasks
+
+    rng = np.random.RandomState(0)
+    X, values = rng.normal(size=(8, 2)), rng.normal(size=(8, 4))
+    duplicated = pd.DataFrame(values, columns=["a", "b", "a", "b"])
+    message = "Y has duplicated column name\\(s\\) 'a', 'b'; each column is a task"
+    with pytest.raises(ValueError, match=message):
+        check_multitask_target(duplicated, y_numeric=True)
+    with pytest.raises(ValueError, match=message):
+        IndependentTasks(Ridge()).fit(X, duplicated)
+    model = IndependentTasks(Ridge()).fit(X, pd.DataFrame(values, columns=list("abcd")))
+    with pytest.raises(ValueError, match=message):
+        model.score(X, duplicated)
+    with pytest.raises(ValueError, match="do not match the tasks seen in fit"):
+        model.score(X, pd.DataFrame(values, columns=list("abdc")))
+
+
+@pytest.mark.parametrize("y, task_ids", [(np.zeros(0), None), (np.zeros((0, 3)), None),
+                                          (np.zeros(0), np.zeros(0))])
+def test_an_empty_target_raises_saying_so(y, task_ids):
+    with pytest.raises(ValueError, match="The target is empty \\(0 rows"):
+        check_multitask_target(y, task_ids, y_numeric=True)
