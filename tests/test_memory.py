@@ -37,3 +37,28 @@ def test_mean_clustered_reads_each_task_through_row_indices(memory):
     ratio = memory.peak_ratio(lambda X, Y: MeanClusteredRegressor().fit(X, Y),
                               *memory.wide_data(*WIDE))
     assert ratio <= 2.0
+
+
+# -- the deep estimators: labels as (row, task, label) triples, X as given -------------------
+
+
+def test_deep_fit_on_long_data_builds_no_n_by_tasks_array(memory):
+    pytest.importorskip("torch")
+    from skmtl.deep import MultiTaskRegressor
+
+    # 500 tasks: the dense targets, mask and encoded copy of the old path were 500 columns
+    # each (200x the input here); the triples are a few vectors of n_samples
+    data = memory.long_data(5_000, 4, 500)
+    ratio = memory.peak_ratio(memory._fit_long(MultiTaskRegressor(**memory.DEEP_EPOCH)), *data)
+    assert ratio <= 3.0
+
+
+def test_deep_fit_keeps_sparse_X_sparse(memory):
+    pytest.importorskip("torch")
+    from skmtl.deep import MultiTaskClassifier
+
+    data = memory.fingerprint_data(5_000, 1_024, 128, 0.9)
+    estimator = MultiTaskClassifier(hidden_layer_sizes=(64,), batch_size=256,
+                                    **memory.DEEP_EPOCH)
+    # a dense float32 copy of X alone would be 3.4x the CSR bytes
+    assert memory.peak_ratio(estimator.fit, *data) <= 2.0

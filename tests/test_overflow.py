@@ -194,3 +194,22 @@ def test_wrappers_leave_overflow_to_the_wrapped_estimator(data, model, scale):
     ours = [w for w in caught if "/skmtl/" in w.filename.replace("\\", "/")
             and issubclass(w.category, RuntimeWarning)]
     assert not ours, [str(w.message) for w in ours]
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+def test_deep_estimators_name_features_beyond_float32(sparse):
+    pytest.importorskip("torch")
+    from skmtl.deep import MultiTaskClassifier, MultiTaskRegressor
+
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(40, 3))
+    Y = X @ rng.normal(size=(3, 2))
+    X[7, 2] = -1e200  # inf in float32: every loss would be NaN
+    X = sp.csr_matrix(X) if sparse else X
+    for model, target in ((MultiTaskRegressor(max_epochs=1), Y),
+                          (MultiTaskClassifier(max_epochs=1), (Y > 0).astype(float))):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            with pytest.raises(ValueError, match=r"X has entries up to 1e\+200 in magnitude "
+                               r"\(feature 2\), beyond float32's range .* MaxAbsScaler"):
+                model.fit(X, target)

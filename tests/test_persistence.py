@@ -253,3 +253,22 @@ def test_a_saved_model_predicts_identically_in_a_fresh_process(tmp_path):
     out = np.load(tmp_path / "out.npz")
     np.testing.assert_array_equal(out["predict"], fitted.predict(X))
     np.testing.assert_array_equal(out["proba"], fitted.predict_proba(X)[0])
+
+
+def test_skops_file_of_many_tasks_stays_the_size_of_the_pickle():
+    # the history of 300 tasks (two losses per task and epoch, the task weights) is saved as
+    # tables: skops writes every Python float as an entry of its own (6.4x the pickle as lists)
+    from skmtl.deep import MultiTaskRegressor
+
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(3000, 4))
+    task_ids = rng.randint(300, size=3000)
+    y = X[:, 0] + rng.normal(size=3000)
+    model = MultiTaskRegressor(hidden_layer_sizes=(8,), max_epochs=10, random_state=0).fit(
+        X, y, task_ids=task_ids)
+    data = sio.dumps(model)
+    assert len(data) < 3 * len(pickle.dumps(model))
+    restored = sio.loads(data, trusted=sio.get_untrusted_types(data=data))
+    np.testing.assert_equal(list(restored.net_.history), list(model.net_.history))
+    np.testing.assert_array_equal(restored.predict(X, task_ids=task_ids),
+                                  model.predict(X, task_ids=task_ids))

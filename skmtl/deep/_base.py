@@ -29,7 +29,7 @@ from skmtl.deep._labels import TaskLabels
 from skmtl.deep._net import BatchLoader, MultiTaskDataset, MultiTaskNet, TaskLoss, TaskLossRecorder
 from skmtl.deep.modules import ACTIVATIONS, build_module
 from skmtl.deep.weighting import get_weighting
-from skmtl.utils._sklearn_compat import Hidden, Interval, StrOptions
+from skmtl.utils._sklearn_compat import HasMethods, Hidden, Interval, StrOptions
 from skmtl.utils.validation import _hashable
 
 OPTIMIZERS = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD, "adamw": torch.optim.AdamW}
@@ -163,6 +163,28 @@ def _standardize(values):
     return unit_mean * magnitude, unit_std * magnitude, (unit - unit_mean) / unit_std
 
 
+def _check_float32_range(X):
+    """Raise a ValueError if X holds values beyond float32, the precision the network runs in.
+
+    Such a value becomes inf in the batch, and every loss NaN. The largest magnitude is read
+    from the array's (or the sparse matrix's stored values') maximum and minimum: no copy.
+    """
+    values = X.data if sp.issparse(X) else X
+    if values.size == 0 or values.dtype == np.float32:
+        return
+    magnitude = max(float(values.max()), -float(values.min()))
+    limit = float(np.finfo(np.float32).max)
+    if magnitude > limit:
+        column = np.unravel_index(np.argmax(np.abs(values)), values.shape)[-1] if (
+            not sp.issparse(X)) else X.indices[np.argmax(np.abs(values))]
+        raise ValueError(
+            f"X has entries up to {magnitude:.3g} in magnitude (feature {column}), beyond "
+            f"float32's range ({limit:.3g}), the precision the network computes in. "
+            "Standardise the features: a MaxAbsScaler before the estimator in a Pipeline "
+            "divides each column by its largest magnitude without squaring it."
+        )
+
+
 def _task_proba(out, n_classes):
     """Class probabilities ``(B, n_classes)`` of one task from its padded head output ``(B, K)``.
 
@@ -211,6 +233,7 @@ class _BaseDeepEstimator(BaseEstimator):
         "affinity_on": [StrOptions({"representation", "last_shared_layer"})],
         "callbacks": [None, list],
         "device": [str],
+        "accelerator": [None, HasMethods(["reduce", "backward", "prepare"])],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
     }
@@ -238,6 +261,7 @@ class _BaseDeepEstimator(BaseEstimator):
         affinity_on,
         callbacks,
         device,
+        accelerator,
         random_state,
         verbose,
     ):
@@ -258,6 +282,7 @@ class _BaseDeepEstimator(BaseEstimator):
         self.affinity_on = affinity_on
         self.callbacks = callbacks
         self.device = device
+        self.accelerator = accelerator
         self.random_state = random_state
         self.verbose = verbose
 
@@ -365,11 +390,20 @@ class _BaseDeepEstimator(BaseEstimator):
                 "validation_fraction > 0 (e.g. 0.1, or None for the default); got "
                 "validation_fraction=0."
             )
-        device = resolve_device(self.device)
+        accelerated = self.accelerator is not None
+        if accelerated:
+            from skmtl.deep._accelerate import AcceleratedMultiTaskNet, release, shared_seed
+
+            device = self.accelerator.device
+        else:
+            device = resolve_device(self.device)
         if sp.issparse(X) and X.format != "csr":
             X = X.tocsr()  # rows are drawn per batch
+        _check_float32_range(X)
         rng = check_random_state(self.random_state)
         seed = int(rng.randint(np.iinfo(np.int32).max))
+        if accelerated:  # one seed (split, initialisation, batches) for all the processes
+            seed = shared_seed(self.accelerator, seed)
         train_rows, valid_rows = self._split_rows(
             labels, kinds, output_sizes, fraction, np.random.RandomState(seed)
         )
@@ -384,7 +418,10 @@ class _BaseDeepEstimator(BaseEstimator):
             if valid is not None:
                 first_valid = MultiTaskDataset(X, first_labels, valid.rows_)
         n_observed = first_train.labels.counts(first_train.rows_)
-        net = MultiTaskNet(
+        net_class, run = MultiTaskNet, {"device": device}
+        if accelerated:
+            net_class, run = AcceleratedMultiTaskNet, {"accelerator": self.accelerator}
+        net = net_class(
             self._module_builder(X.shape[1], output_sizes),
             criterion=TaskLoss(kinds, output_sizes),
             weighting=weighting,
@@ -406,12 +443,14 @@ class _BaseDeepEstimator(BaseEstimator):
             callbacks__valid_loss=TaskLossRecorder(),
             callbacks__print_log=self._make_print_log(len(output_sizes)),
             verbose=self.verbose,
-            device=device,
+            **run,
         )
         with seeded_rng(seed, device):
             net.fit(first_train, None)
             if after_fit is not None:
                 after_fit(net, train, valid)
+        if accelerated:
+            net = release(net)
         net.affinity_sum_, net.affinity_count_ = net.affinity_sum_.cpu(), net.affinity_count_.cpu()
         return net
 

@@ -79,6 +79,19 @@ _PARAMETERS = {
         ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"mps"`` or ``"auto"`` (CUDA if available, else
         MPS if available, else the CPU). An unavailable device raises a ValueError at fit.
     """,
+    "accelerator": """
+    accelerator : accelerate.Accelerator or None, default=None
+        Data-parallel training on several processes (CPU) or GPUs, through skorch's
+        :class:`~skorch.hf.AccelerateMixin`: start the script with ``accelerate launch`` or
+        ``torchrun`` and pass ``Accelerator()``. Each process trains on its share of every
+        epoch's batches (an epoch's batches are drawn once, the same in every process, and
+        dealt round-robin); after the one backward pass of a step, the gradients are averaged
+        over the processes, so every process takes the same optimizer step and ends with the
+        same network (the initial weights and the seed come from process 0). Validation runs
+        on the whole validation part in every process. The device is the accelerator's
+        (``device`` is then ignored). None: one process on ``device``. See the user guide,
+        "Scaling up".
+    """,
     "random_state": """
     random_state : int, RandomState instance or None, default=None
         Seeds every torch random draw of the fit (initialisation, shuffling, dropout, task
@@ -447,7 +460,7 @@ _SHARED_NAMES = ("hidden_layer_sizes", "head_layer_sizes", "activation", "dropou
                  "module_params")
 _TRAINING_NAMES = ("max_epochs", "batch_size", "lr", "weight_decay", "optimizer",
                    "early_stopping", "validation_fraction", "n_iter_no_change", "affinity_on")
-_RUN_NAMES = ("callbacks", "device", "random_state", "verbose")
+_RUN_NAMES = ("callbacks", "device", "accelerator", "random_state", "verbose")
 
 _multitask = {**_PARAMETERS, **_MULTITASK_VARIANTS}
 _focused = {

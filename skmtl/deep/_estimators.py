@@ -95,6 +95,7 @@ class _MultiTaskDeepEstimator(_BaseDeepEstimator):
         unknown_task="error",
         callbacks=None,
         device="cpu",
+        accelerator=None,
         random_state=None,
         verbose=0,
     ):
@@ -116,6 +117,7 @@ class _MultiTaskDeepEstimator(_BaseDeepEstimator):
             affinity_on=affinity_on,
             callbacks=callbacks,
             device=device,
+            accelerator=accelerator,
             random_state=random_state,
             verbose=verbose,
         )
@@ -411,6 +413,7 @@ class MultiTaskRegressor(
         unknown_task="error",
         callbacks=None,
         device="cpu",
+        accelerator=None,
         random_state=None,
         verbose=0,
         standardize_targets=True,
@@ -446,6 +449,7 @@ class MultiTaskRegressor(
             unknown_task=unknown_task,
             callbacks=callbacks,
             device=device,
+            accelerator=accelerator,
             random_state=random_state,
             verbose=verbose,
         )

@@ -296,6 +296,7 @@ class _FocusedDeepEstimator(_BaseDeepEstimator):
         affinity_on="representation",
         callbacks=None,
         device="cpu",
+        accelerator=None,
         random_state=None,
         verbose=0,
     ):
@@ -317,6 +318,7 @@ class _FocusedDeepEstimator(_BaseDeepEstimator):
             affinity_on=affinity_on,
             callbacks=callbacks,
             device=device,
+            accelerator=accelerator,
             random_state=random_state,
             verbose=verbose,
         )
@@ -553,6 +555,7 @@ class FocusedTaskRegressor(
         affinity_on="representation",
         callbacks=None,
         device="cpu",
+        accelerator=None,
         random_state=None,
         verbose=0,
         standardize_targets=True,
@@ -585,6 +588,7 @@ class FocusedTaskRegressor(
             affinity_on=affinity_on,
             callbacks=callbacks,
             device=device,
+            accelerator=accelerator,
             random_state=random_state,
             verbose=verbose,
         )

@@ -138,14 +138,21 @@ class _BatchSampler:
     """Yields ``(positions, task)`` items, one per batch; see :class:`BatchLoader`.
 
     ``task`` is None (joint sampling), the drawn task (one task per batch), or an array giving
-    each row's task (several tasks per batch).
+    each row's task (several tasks per batch). Draws come from ``generator`` (torch's global
+    generator when None). With ``shard = (rank, world)``, the epoch's batches are dealt
+    round-robin and this sampler yields the ``rank``-th share, ``ceil(n_batches / world)``
+    batches, starting again from the first batches when its share runs out (every process
+    then takes as many steps).
     """
 
-    def __init__(self, dataset, batch_size, shuffle, task_sampling, tasks_per_batch=1):
+    def __init__(self, dataset, batch_size, shuffle, task_sampling, tasks_per_batch=1,
+                 generator=None, shard=None):
         self.dataset = dataset
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.task_sampling = task_sampling
+        self.generator = generator
+        self.shard = shard
         self.tasks_per_batch = 1
         if task_sampling != "joint":
             self._task_rows = dataset.observed_rows()
@@ -157,26 +164,44 @@ class _BatchSampler:
             n_labelled = int((counts > 0).sum())
             self.tasks_per_batch = max(1, min(tasks_per_batch, n_labelled, batch_size))
 
-    def __len__(self):
+    def _n_batches(self):
         return -(-len(self.dataset) // self.batch_size)
 
+    def __len__(self):
+        if self.shard is None:
+            return self._n_batches()
+        return -(-self._n_batches() // self.shard[1])
+
     def __iter__(self):
+        if self.shard is None:
+            yield from self._batches()
+            return
+        rank, world = self.shard
+        batches = list(self._batches())
+        for step in range(len(self)):
+            yield batches[(rank + step * world) % len(batches)]
+
+    def _batches(self):
         n = len(self.dataset)
+        generator = self.generator
         if self.task_sampling == "joint":
-            order = torch.randperm(n).numpy() if self.shuffle else np.arange(n)
+            order = torch.randperm(n, generator=generator).numpy() if self.shuffle else (
+                np.arange(n))
             for start in range(0, n, self.batch_size):
                 yield order[start : start + self.batch_size], None
             return
         k = self.tasks_per_batch
         if k == 1:
-            tasks = torch.multinomial(self._task_probs, len(self), replacement=True).tolist()
+            tasks = torch.multinomial(self._task_probs, self._n_batches(), replacement=True,
+                                      generator=generator).tolist()
             for task in tasks:
                 yield self._draw(task, self.batch_size), task
             return
         base, extra = divmod(self.batch_size, k)
         sizes = [base + (j < extra) for j in range(k)]
-        for _ in range(len(self)):
-            tasks = torch.multinomial(self._task_probs, k, replacement=False).tolist()
+        for _ in range(self._n_batches()):
+            tasks = torch.multinomial(self._task_probs, k, replacement=False,
+                                      generator=generator).tolist()
             parts = [self._draw(task, size) for task, size in zip(tasks, sizes, strict=True)]
             owners = np.repeat(tasks, [part.shape[0] for part in parts])
             yield np.concatenate(parts), owners
@@ -188,13 +213,15 @@ class _BatchSampler:
         size = min(size, rows.shape[0])
         queue = self._queues[task]
         while queue.shape[0] < size:
-            queue = np.concatenate([queue, rows[torch.randperm(rows.shape[0]).numpy()]])
+            order = torch.randperm(rows.shape[0], generator=self.generator).numpy()
+            queue = np.concatenate([queue, rows[order]])
         self._queues[task] = queue[size:]
         return queue[:size]
 
 
 def BatchLoader(  # noqa: N802
-    dataset, batch_size, shuffle=False, task_sampling="joint", tasks_per_batch=1
+    dataset, batch_size, shuffle=False, task_sampling="joint", tasks_per_batch=1,
+    generator=None, shard=None,
 ):
     """A DataLoader over whole batches of a :class:`MultiTaskDataset` (skorch's iterator).
 
@@ -229,12 +256,18 @@ def BatchLoader(  # noqa: N802
         How batches are drawn.
     tasks_per_batch : int, default=1
         Tasks per batch of ``"uniform"`` / ``"proportional"``; ignored by ``"joint"``.
+    generator : torch.Generator, default=None
+        The sampler's random draws; None: torch's global generator.
+    shard : tuple of int, default=None
+        ``(rank, world)``: only this process's share of the epoch's batches (data-parallel
+        training; see :class:`AcceleratedMultiTaskNet`).
 
     Returns
     -------
     loader : torch.utils.data.DataLoader
     """
-    sampler = _BatchSampler(dataset, batch_size, shuffle, task_sampling, tasks_per_batch)
+    sampler = _BatchSampler(dataset, batch_size, shuffle, task_sampling, tasks_per_batch,
+                            generator=generator, shard=shard)
     # The loader's own generator: iterating never draws from torch's global one (predict runs
     # outside the estimator's seeded block); the sampler draws from the global one (seeded).
     return torch.utils.data.DataLoader(
@@ -708,7 +741,7 @@ class MultiTaskNet(NetStateMixin, NeuralNet):
             if want_norms:
                 grad_norms = torch.zeros_like(losses)
         else:
-            total.backward()
+            self._backward(total)
             if slots is not None and slots is not rep and module.shares_representation:
                 if rep.requires_grad:
                     rep.backward(slots.grad.sum(0))
@@ -792,6 +825,10 @@ class MultiTaskNet(NetStateMixin, NeuralNet):
         return self
 
     # -- helpers --------------------------------------------------------------------------------
+    def _backward(self, total):
+        """The step's one backward pass (a hook for :class:`AcceleratedMultiTaskNet`)."""
+        total.backward()
+
     def _check_finite(self, losses, observed):
         bad = observed & ~torch.isfinite(losses)
         if bool(bad.any()):

@@ -16,7 +16,8 @@ directly construct TensorBase``). The state made here holds:
   weighting's learned parameters) as numpy arrays, and the names of its frozen parameters.
 - ``attributes``: the other fitted attributes (the weighting, the gradient affinity sums,
   the gradient spaces).
-- ``history``: skorch's history as plain lists and dicts.
+- ``history``: skorch's history as tables (:func:`_pack_history`): its numbers in float64
+  arrays, its other values as plain lists and dicts.
 
 In ``params``, ``attributes`` and ``history``, a tensor is replaced by a reference into the
 table ``tensors`` (numpy arrays, with dtype, device kind and owner), and an object of a skmtl
@@ -43,6 +44,7 @@ import functools
 import inspect
 import warnings
 
+import numpy as np
 import torch
 from skorch.history import History
 
@@ -51,7 +53,7 @@ from skmtl import __version__
 __all__ = ["NetStateMixin"]
 
 # Version of the layout of the state; bumped when it changes incompatibly.
-STATE_FORMAT = 1
+STATE_FORMAT = 2
 
 # Attributes that the constructor and ``initialize()`` rebuild: never saved.
 _REBUILT = frozenset({
@@ -262,6 +264,99 @@ def _decode_params(params):
     return params
 
 
+def _numbers(values):
+    """Whether every value is a number (not a bool)."""
+    return all(
+        isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+        for v in values
+    )
+
+
+def _pack_rows(rows):
+    """A list of dicts as columns: numbers in one float64 table, lists of numbers of one length
+    in a table per key, anything else kept as it is.
+
+    skops writes every Python float as an entry of its own; a history of 200 epochs of 2,410
+    tasks (their training and validation losses, their weights) has a million. As tables it
+    is a few arrays.
+    """
+    keys = list(dict.fromkeys(key for row in rows for key in row))
+    present = np.array([[key in row for key in keys] for row in rows], dtype=bool).reshape(
+        len(rows), len(keys))
+    scalars, vectors = [], {}
+    for j, key in enumerate(keys):
+        values = [row[key] for row in rows if key in row]
+        if _numbers(values):
+            scalars.append(j)
+        elif all(isinstance(v, list) and _numbers(v) for v in values) and (
+                len({len(v) for v in values}) == 1):
+            table = np.full((len(rows), len(values[0])), np.nan)
+            table[present[:, j]] = values
+            vectors[key] = table
+    table = np.full((len(rows), len(scalars)), np.nan)
+    for column, j in enumerate(scalars):
+        table[present[:, j], column] = [row[keys[j]] for row in rows if keys[j] in row]
+    packed = {keys[j] for j in scalars} | set(vectors)
+    return {
+        "keys": keys,
+        "present": present,
+        "scalars": [keys[j] for j in scalars],
+        "integers": [keys[j] for j in scalars
+                     if all(isinstance(row[keys[j]], (int, np.integer))
+                            for row in rows if keys[j] in row)],
+        "table": table,
+        "vectors": vectors,
+        # the other values, of the rows that have some: [row number, {key: value}] pairs
+        "rest": [[i, rest] for i, rest in enumerate(
+            {k: v for k, v in row.items() if k not in packed} for row in rows) if rest],
+    }
+
+
+def _unpack_rows(packed):
+    """The list of dicts of :func:`_pack_rows`."""
+    keys, present, table = packed["keys"], packed["present"], packed["table"]
+    column = {key: j for j, key in enumerate(packed["scalars"])}
+    integers = set(packed["integers"])
+    others = dict((i, rest) for i, rest in packed["rest"])
+    rows = []
+    for i in range(present.shape[0]):
+        rest, row = others.get(i, {}), {}
+        for j, key in enumerate(keys):
+            if not present[i, j]:
+                continue
+            if key in column:
+                value = table[i, column[key]]
+                row[key] = int(value) if key in integers else float(value)
+            elif key in packed["vectors"]:
+                row[key] = packed["vectors"][key][i].tolist()
+            else:
+                row[key] = rest[key]
+        rows.append(row)
+    return rows
+
+
+def _pack_history(history):
+    """skorch's history (epochs, each with its list of batches) as tables: one for the
+    epochs, one for the batches of all epochs (with each epoch's number of batches, -1 for
+    an epoch without the key)."""
+    epochs = [dict(row) for row in history]
+    batches = [row.pop("batches") if "batches" in row else None for row in epochs]
+    return {
+        "epochs": _pack_rows(epochs),
+        "batches": _pack_rows([batch for rows in batches if rows for batch in rows]),
+        "n_batches": [-1 if rows is None else len(rows) for rows in batches],
+    }
+
+
+def _unpack_history(packed):
+    epochs = _unpack_rows(packed["epochs"])
+    batches = iter(_unpack_rows(packed["batches"]))
+    for row, n in zip(epochs, packed["n_batches"], strict=True):
+        if n >= 0:
+            row["batches"] = [next(batches) for _ in range(n)]
+    return History(epochs)
+
+
 class NetStateMixin:
     """``__getstate__`` / ``__setstate__`` of a skorch net as arrays and plain values.
 
@@ -292,7 +387,7 @@ class NetStateMixin:
                 if key.endswith("_") and key not in _REBUILT and key not in modules
             }
             state["attributes"] = encode(attributes)
-            state["history"] = encode(list(self.history_))
+            state["history"] = encode(_pack_history(self.history_))
             state["modules"] = {
                 attribute: {name: _array(tensor) for name, tensor in module.state_dict().items()}
                 for attribute, module in modules.items()
@@ -362,7 +457,7 @@ class NetStateMixin:
             if isinstance(value, dict) and list(value) == [_OBJECT]
         })
         vars(self).update(decode(state["attributes"]))
-        self.history_ = History(decode(state["history"]))
+        self.history_ = _unpack_history(decode(state["history"]))
 
     def __copy__(self):
         new = type(self).__new__(type(self))
