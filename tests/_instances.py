@@ -21,10 +21,19 @@ from skmtl.linear import (
     BlockSparseClassifierCV,
     BlockSparseRegressor,
     BlockSparseRegressorCV,
+    ClusteredTasksClassifier,
+    ClusteredTasksRegressor,
+    ClusteredTasksRegressorCV,
+    LowRankClassifier,
+    LowRankClassifierCV,
+    LowRankRegressor,
+    LowRankRegressorCV,
     MeanClusteredClassifier,
     MeanClusteredClassifierCV,
     MeanClusteredRegressor,
     MeanClusteredRegressorCV,
+    TaskRelationClassifier,
+    TaskRelationRegressor,
 )
 
 # class name -> unfitted instances covering its regression and classification modes.
@@ -37,6 +46,12 @@ INSTANCES = {
     "BlockSparseRegressor": [BlockSparseRegressor(alpha=0.01, tol=1e-10),
                              BlockSparseRegressor(alpha=0.01, q=np.inf, tol=1e-10)],
     "BlockSparseClassifier": [BlockSparseClassifier(alpha=0.01, tol=1e-10)],
+    "LowRankRegressor": [LowRankRegressor(alpha=0.01, tol=1e-10)],
+    "LowRankClassifier": [LowRankClassifier(alpha=0.01, tol=1e-10)],
+    "TaskRelationRegressor": [TaskRelationRegressor(alpha=0.1, tol=1e-13, max_iter=5000)],
+    "TaskRelationClassifier": [TaskRelationClassifier(alpha=0.1, tol=1e-13, max_iter=5000)],
+    "ClusteredTasksRegressor": [ClusteredTasksRegressor(random_state=0)],
+    "ClusteredTasksClassifier": [ClusteredTasksClassifier(random_state=0)],
 }
 
 # small grids passed by hand and 3 folds: the checks fit often, and compare fits whose folds
@@ -54,6 +69,10 @@ INSTANCES["BlockSparseRegressorCV"] = [
     # (one alpha: a larger grid picks other points from the folds of long rows and of wide rows)
     BlockSparseRegressorCV(alphas=(0.01,), q=np.inf, cv=3, tol=1e-10),
     BlockSparseRegressorCV(alphas=(0.01,), cv=3, tol=1e-10, relax=True)]
+INSTANCES["LowRankRegressorCV"] = [LowRankRegressorCV(alphas=(1.0, 0.1, 0.01), cv=3, tol=1e-10)]
+INSTANCES["LowRankClassifierCV"] = [LowRankClassifierCV(alphas=(0.1,), cv=3, tol=1e-10)]
+INSTANCES["ClusteredTasksRegressorCV"] = [
+    ClusteredTasksRegressorCV(alphas=(10.0, 0.1, 1e-3), cv=3, random_state=0)]
 # alphas down to 0.01 only: near-separable check data make the logistic path slow below
 INSTANCES["BlockSparseClassifierCV"] = [
     BlockSparseClassifierCV(alphas=(1.0, 0.1, 0.03, 0.01), cv=3, tol=1e-10)]

@@ -641,7 +641,44 @@ def solve_mean_clustered_logistic(X, Y, mask, alpha, cluster_strength, *, fit_in
     penalty = MeanClusteredPenalty(alpha, cluster_strength)
     problem = Problem(X, Y, mask, task_index=task_index, n_tasks=n_tasks)
     design = problem.design()
-    y = problem.targets(design)
+    pull = pull_intercepts and fit_intercept and design.n_tasks > 1
+    return newton_logistic(design, problem.targets(design), _MeanPull(penalty, design.n_tasks),
+                           fit_intercept=fit_intercept, pull=pull, tol=tol, max_iter=max_iter,
+                           coef_init=coef_init, intercept_init=intercept_init)
+
+
+class _MeanPull:
+    """The mean-clustered penalty as :func:`newton_logistic` asks for it: value, gradient
+    (added to the data's), and the structured Newton system."""
+
+    def __init__(self, penalty, n_tasks):
+        self.penalty = penalty
+        self.lam, self.mu = penalty.curvatures(n_tasks)
+
+    def value(self, W, b=None):
+        return self.penalty.value(W, b)
+
+    def add_gradient(self, grad, W):
+        return grad + self.lam * W + self.mu * W.mean(axis=0)
+
+    def add_intercept_gradient(self, grad, b):
+        return grad + self.lam * (b - b.mean())
+
+    def solve(self, H, rhs, n_penalised, *, pull_last=False):
+        return self.penalty.solve(H, rhs, n_penalised, pull_last=pull_last)
+
+
+def newton_logistic(design, y, penalty, *, fit_intercept, pull, tol, max_iter, coef_init=None,
+                    intercept_init=None):
+    """Binary logistic loss (per-task mean over the observed rows) plus a quadratic penalty
+    with per-task blocks coupled across tasks, by Newton's method (see
+    :func:`solve_mean_clustered_logistic`).
+
+    ``penalty`` gives ``value(W, b)`` (``b`` None unless the intercepts are pulled),
+    ``add_gradient(grad, W)``, ``add_intercept_gradient(grad, b)`` and
+    ``solve(H, rhs, d, pull_last=...)``, the Newton system with per-task data blocks ``H``.
+    Returns ``(W, b, n_iter)``.
+    """
     if not np.all((y == 0) | (y == 1)):
         raise ValueError("Y must hold 0 / 1 labels on the observed entries.")
     T, d = design.n_tasks, design.n_features
@@ -657,8 +694,6 @@ def solve_mean_clustered_logistic(X, Y, mask, alpha, cluster_strength, *, fit_in
         b = np.zeros(T)
     if not fit_intercept:
         b = np.zeros(T)
-    lam, mu = penalty.curvatures(T)
-    pull = pull_intercepts and fit_intercept and T > 1
 
     def loss(z):
         return float(np.sum(inv_n * (np.logaddexp(0.0, z) - y * z)))
@@ -673,12 +708,12 @@ def solve_mean_clustered_logistic(X, Y, mask, alpha, cluster_strength, *, fit_in
         p = expit(z)
         residual = (p - y) * inv_n
         weight = p * (1.0 - p) * inv_n
-        grad = design.rmatvec(residual) + lam * W + mu * W.mean(axis=0)
+        grad = penalty.add_gradient(design.rmatvec(residual), W)
         H = design.gram(weight)
         if fit_intercept:
             grad_b = design.segment_sum(residual)
             if pull:
-                grad_b = grad_b + lam * (b - b.mean())
+                grad_b = penalty.add_intercept_gradient(grad_b, b)
             grad = np.column_stack([grad, grad_b])
             H = _with_intercept(H, design.rmatvec(weight), design.segment_sum(weight))
         step = penalty.solve(H, -grad, d, pull_last=pull)

@@ -185,16 +185,18 @@ class AffinityDisplay:
     def from_estimator(cls, estimator, *, ax=None, cluster=True, cmap="RdBu_r", colorbar=True,
                        include_values=True, values_format=".2f", xticks_rotation="vertical",
                        im_kw=None):
-        """Plot a fitted deep estimator's ``gradient_affinity_``.
+        """Plot a fitted deep estimator's ``gradient_affinity_`` (or the ``task_correlation_``
+        of a :class:`~skmtl.linear.TaskRelationRegressor` / ``TaskRelationClassifier``).
 
-        The colour scale spans ``[-1, 1]`` (cosines). Strategies without a shared
+        The colour scale spans ``[-1, 1]`` (cosines, correlations). Strategies without a shared
         representation have NaN off the diagonal (blank cells).
 
         Parameters
         ----------
         estimator : estimator object
             A fitted :class:`~skmtl.deep.MultiTaskRegressor` /
-            :class:`~skmtl.deep.MultiTaskClassifier`, or a Pipeline ending in one.
+            :class:`~skmtl.deep.MultiTaskClassifier` / :class:`~skmtl.linear.TaskRelationRegressor`
+            / ``TaskRelationClassifier``, or a Pipeline ending in one.
         ax : matplotlib Axes, default=None
             Axes to draw on; None creates a figure.
         cluster, cmap, colorbar, include_values, values_format, xticks_rotation, im_kw
@@ -207,14 +209,19 @@ class AffinityDisplay:
         from skmtl.metrics._scorer import _final_step_attr
 
         affinity = _final_step_attr(estimator, "gradient_affinity_")
+        label = "gradient cosine similarity"
+        if affinity is None:  # a linear model that learns the tasks' correlation
+            affinity = _final_step_attr(estimator, "task_correlation_")
+            label = "learned task correlation"
         if affinity is None:
             raise ValueError(
-                f"{type(estimator).__name__} has no gradient_affinity_: pass a fitted deep "
-                "multi-task estimator (MultiTaskRegressor / MultiTaskClassifier), or use "
-                "AffinityDisplay.from_matrix."
+                f"{type(estimator).__name__} has no gradient_affinity_ or task_correlation_: "
+                "pass a fitted deep multi-task estimator (MultiTaskRegressor / "
+                "MultiTaskClassifier) or TaskRelationRegressor / TaskRelationClassifier, or "
+                "use AffinityDisplay.from_matrix."
             )
         display = cls(affinity, task_names=_final_step_attr(estimator, "tasks_"),
-                      colorbar_label="gradient cosine similarity")
+                      colorbar_label=label)
         return display.plot(ax=ax, cluster=cluster, cmap=cmap, vmax=1.0, colorbar=colorbar,
                             include_values=include_values, values_format=values_format,
                             xticks_rotation=xticks_rotation, im_kw=im_kw)

@@ -1,0 +1,752 @@
+"""Trace-norm (low-rank) multi-task linear models: the task vectors span a few directions.
+
+The penalty ``alpha * ||W||_*`` (the sum of the singular values of the (n_tasks, n_features)
+coefficient matrix; Ji & Ye 2009, Pong et al. 2010) on the per-task mean loss of the observed
+rows (:mod:`._datafits`: squared or binary logistic loss), solved by accelerated proximal
+gradient (FISTA) with singular value thresholding as the proximal step.
+
+Solver (:func:`solve_low_rank`). The smooth part is the datafit, a function of ``W`` and of
+the free intercepts (least squares eliminates its intercepts exactly, so its variable is
+``W`` alone; the logistic intercepts are a second block of variables with an identity
+proximal step). Each iteration takes a gradient step from the extrapolated point and
+thresholds the singular values of ``W`` by ``alpha / L``; ``L`` starts at the largest
+per-feature curvature of the datafit (a lower bound of the gradient's Lipschitz constant) and
+is doubled until the sufficient-decrease condition of Beck & Teboulle's backtracking holds.
+The momentum is restarted whenever the step goes against it (O'Donoghue & Candes' gradient
+restart), which keeps the objective from oscillating.
+
+Stopping rule. Least squares: the relative duality gap ``(primal - dual) / primal``. The dual
+norm of the trace norm is the spectral norm, so the residuals rescaled by
+``max(1, ||G||_2 / alpha)`` (``G`` the negative gradient) are a feasible dual point, and the
+datafit's :meth:`~skmtl.linear._datafits.Quadratic.dual_value` gives its dual objective. The
+logistic datafit has no dual in skmtl's interface: its criterion is the relative KKT
+violation, the Frobenius distance of the negative gradient to ``alpha`` times the trace
+norm's subdifferential at ``W`` (computed exactly from ``W``'s thin SVD) together with the
+intercept gradient, divided by ``alpha_max``.
+"""
+
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+from sklearn.base import BaseEstimator, is_classifier
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils.extmath import safe_sparse_dot
+from sklearn.utils.parallel import Parallel, delayed
+
+from skmtl.base import MultiTaskClassifierMixin, MultiTaskRegressorMixin
+from skmtl.linear import _cv
+from skmtl.linear._binary import _BinaryLogisticMixin
+from skmtl.linear._datafits import Logistic, Quadratic
+from skmtl.linear._designs import predict_rows
+from skmtl.linear._docs import LINEAR_DOCS
+from skmtl.linear._solver_bcd import _check_inputs, _gradient_at_zero, _setup
+from skmtl.linear._standardize import column_scales, scale_columns
+from skmtl.utils._docstring import Substitution, join_blocks
+from skmtl.utils._sklearn_compat import Interval, StrOptions
+from skmtl.utils.validation import check_finite_squares
+
+__all__ = [
+    "LowRankClassifier",
+    "LowRankClassifierCV",
+    "LowRankRegressor",
+    "LowRankRegressorCV",
+    "low_rank_alpha_max",
+    "solve_low_rank",
+]
+
+
+# -- maths --------------------------------------------------------------------------------------
+def _svt(W, threshold):
+    """Singular value thresholding: ``(U_r, s_r, Vt_r, s)``, the prox of ``threshold * ||.||_*``
+    at ``W`` as its thin factors (``s`` all thresholded singular values, zeros included)."""
+    U, s, Vt = np.linalg.svd(W, full_matrices=False)
+    s = np.maximum(s - threshold, 0.0)
+    r = int(np.count_nonzero(s))
+    return U[:, :r], s[:r], Vt[:r], s
+
+
+def _nuclear_subdiff_distance(U, Vt, G, alpha):
+    """Frobenius distance of ``G`` to ``alpha * d||W||_*`` for ``W = U diag(s) Vt`` (s > 0).
+
+    The subdifferential is ``{U Vt + Z : U^T Z = 0, Z Vt^T = 0, ||Z||_2 <= 1}``; ``G`` splits
+    orthogonally into ``U A Vt`` (compared with ``alpha I``), two cross blocks (compared with 0)
+    and its part ``P`` orthogonal to both spaces (whose singular values beyond ``alpha`` count).
+    """
+    A = U.T @ G @ Vt.T
+    UG, GV = U.T @ G, G @ Vt.T
+    P = G - U @ UG - GV @ Vt + U @ A @ Vt
+    excess = np.maximum(np.linalg.svd(P, compute_uv=False) - alpha, 0.0)
+    return float(np.sqrt(np.sum((A - alpha * np.eye(A.shape[0])) ** 2)
+                         + np.sum((UG - A @ Vt) ** 2) + np.sum((GV - U @ A) ** 2)
+                         + np.sum(excess**2)))
+
+
+class _Iterate:
+    """A point ``(W, b)`` of the solver with its datafit state and value (``b`` the free
+    intercepts of the design, empty when the datafit has none)."""
+
+    def __init__(self, problem, W, b):
+        self.W, self.b = W, b
+        design = problem.design
+        b_user = b - W @ design.x_shift if b.size else None
+        self.state = problem.fit.init_state(W, b_user)
+        self.loss = problem.fit.value(self.state)
+
+    def gradient(self, problem):
+        g_b = problem.fit.intercept_gradient(self.state)
+        return -problem.fit.neg_gradient(self.state), (np.zeros(0) if g_b is None else g_b)
+
+
+class _LowRankProblem:
+    """The design, the datafit and the criterion of one solve."""
+
+    def __init__(self, X, Y, mask, alpha, datafit, fit_intercept):
+        Y, mask, datafit = _check_inputs(X, Y, mask, 2, datafit)
+        self.design, self.fit = _setup(X, Y, mask, datafit, fit_intercept)
+        self.alpha = alpha
+        self._scale = None
+
+    def start(self, W0, b0):
+        T, d = self.design.n_tasks, self.design.n_features
+        W = np.zeros((T, d)) if W0 is None else np.array(W0, dtype=np.float64)
+        state = self.fit.init_state(W, b0)
+        free = self.fit.intercept_gradient(state) is not None
+        b = self.fit.intercept_vector(state).copy() if free else np.zeros(0)
+        return _Iterate(self, W, b)
+
+    def intercepts(self, point):
+        return self.fit.intercepts(point.W, point.state) - point.W @ self.design.x_shift
+
+    def criterion(self, point, factors):
+        """Relative duality gap (least squares, alpha > 0) or relative KKT violation."""
+        U, s, Vt = factors
+        primal = point.loss + self.alpha * float(s.sum())
+        G = self.fit.neg_gradient(point.state)
+        if self.fit.has_dual and self.alpha > 0:
+            if primal <= 0.0:
+                return 0.0
+            scale = max(1.0, np.linalg.norm(G, 2) / self.alpha)
+            return max(primal - self.fit.dual_value(point.state, scale), 0.0) / primal
+        g_b = self.fit.intercept_gradient(point.state)
+        dist = _nuclear_subdiff_distance(U, Vt, G, self.alpha)
+        if g_b is not None:
+            dist = float(np.hypot(dist, np.linalg.norm(g_b)))
+        if self._scale is None:
+            scale = np.linalg.norm(_gradient_at_zero(self.fit), 2)
+            self._scale = scale if scale > 0 else 1.0
+        return dist / self._scale
+
+
+def solve_low_rank(X, Y, mask, alpha, *, datafit="quadratic", fit_intercept=True, W0=None,
+                   b0=None, tol=1e-6, max_iter=1000):
+    """Solve the trace-norm multi-task problem by FISTA with singular value thresholding.
+
+    Minimises ``sum_t loss_t(y_t, X_t w_t + b_t) + alpha * ||W||_*`` (the per-task mean loss
+    of the datafit on its observed rows; intercepts unpenalised). See :mod:`._low_rank`.
+
+    Parameters
+    ----------
+    X : {ndarray, sparse matrix} of shape (n_samples, n_features)
+    Y : ndarray of shape (n_samples, n_tasks)
+        Targets, or labels in {0, 1} for ``datafit="logistic"``; entries behind the mask are
+        ignored.
+    mask : ndarray of bool of shape (n_samples, n_tasks) or None
+        Observed labels (None: all).
+    alpha : float
+        Penalty strength, >= 0.
+    datafit : {"quadratic", "logistic"} or Datafit subclass, default="quadratic"
+    fit_intercept : bool, default=True
+    W0, b0 : ndarray, default=None
+        Warm start: coefficients (n_tasks, n_features) and intercepts (n_tasks,) of X.
+    tol : float, default=1e-6
+        Stop when the criterion (relative duality gap, or relative KKT violation for a
+        datafit without a dual) is at most ``tol``.
+    max_iter : int, default=1000
+        Maximum number of proximal gradient steps; reaching it warns (ConvergenceWarning).
+
+    Returns
+    -------
+    W : ndarray of shape (n_tasks, n_features)
+    b : ndarray of shape (n_tasks,)
+        Intercepts of the given X.
+    singular_values : ndarray of shape (min(n_tasks, n_features),)
+        The singular values of ``W``, decreasing (exact zeros beyond its rank).
+    criterion : float
+    n_iter : int
+    """
+    pb = _LowRankProblem(X, Y, mask, alpha, datafit, fit_intercept)
+    x = pb.start(W0, b0)
+    U, s, Vt, sv = _svt(x.W, 0.0)
+    crit = pb.criterion(x, (U, s, Vt))
+    L = max(float(np.max(pb.fit.lipschitz, initial=0.0)), 1e-12)
+    x_prev, momentum, n_iter = x, 1.0, 0
+    while crit > tol and n_iter < max_iter:
+        n_iter += 1
+        next_momentum = (1.0 + np.sqrt(1.0 + 4.0 * momentum**2)) / 2.0
+        beta = (momentum - 1.0) / next_momentum
+        y = x if beta == 0.0 else _Iterate(pb, x.W + beta * (x.W - x_prev.W),
+                                            x.b + beta * (x.b - x_prev.b))
+        g_W, g_b = y.gradient(pb)
+        while True:
+            U, s, Vt, sv = _svt(y.W - g_W / L, alpha / L)
+            new = _Iterate(pb, (U * s) @ Vt, y.b - g_b / L)
+            dW, db = new.W - y.W, new.b - y.b
+            step = float(np.sum(dW * dW) + db @ db)
+            bound = y.loss + float(np.sum(g_W * dW) + g_b @ db) + 0.5 * L * step
+            if new.loss <= bound + 1e-14 * abs(y.loss) or step == 0.0:
+                break
+            L *= 2.0
+        # gradient restart: the gradient mapping -L (new - y) points along the momentum
+        if float(np.sum(dW * (new.W - x.W)) + db @ (new.b - x.b)) < 0.0:
+            next_momentum = 1.0
+        x_prev, x, momentum = x, new, next_momentum
+        crit = pb.criterion(x, (U, s, Vt))
+    if crit > tol:
+        warnings.warn(
+            f"The trace-norm solver did not converge in {max_iter} iterations (criterion "
+            f"{crit:.3g} > tol {tol:.3g}); increase max_iter or tol.", ConvergenceWarning,
+            stacklevel=3)
+    return np.ascontiguousarray(x.W), pb.intercepts(x), sv, float(crit), n_iter
+
+
+def low_rank_alpha_max(X, Y, mask=None, fit_intercept=True, datafit="quadratic"):
+    """Smallest ``alpha`` for which the trace-norm solution is ``W = 0``.
+
+    ``alpha_max = ||G||_2``, the spectral norm (the trace norm's dual norm) of the negative
+    gradient ``G`` of the datafit at ``W = 0`` (with the optimal intercepts there).
+
+    Parameters
+    ----------
+    X, Y, mask, fit_intercept, datafit
+        The data, the labels observed (``mask=None``: all) and the model, as for
+        :func:`solve_low_rank`.
+
+    Returns
+    -------
+    alpha_max : float
+        ``||G||_2``; 0 when the intercepts alone fit every label.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skmtl.linear._low_rank import low_rank_alpha_max, solve_low_rank
+    >>> rng = np.random.RandomState(0)
+    >>> X, Y = rng.normal(size=(20, 3)), rng.normal(size=(20, 4))
+    >>> alpha_max = low_rank_alpha_max(X, Y)
+    >>> W, *_ = solve_low_rank(X, Y, None, alpha_max)
+    >>> bool(np.all(W == 0))
+    True
+    """
+    pb = _LowRankProblem(X, Y, mask, 1.0, datafit, fit_intercept)
+    return float(np.linalg.norm(_gradient_at_zero(pb.fit), 2))
+
+
+# -- estimators ---------------------------------------------------------------------------------
+class _LowRankMixin:
+    """Scaling, the solve, the shared (mean) model and the linear predictions."""
+
+    _parameter_constraints = {
+        "alpha": [Interval(Real, 0, None, closed="left")],
+        "fit_intercept": ["boolean"],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "warm_start": ["boolean"],
+        "standardize": ["boolean"],
+        "unknown_task": [StrOptions({"error", "shared"})],
+    }
+    _X_dtype = np.float64
+    _datafit = None  # a skmtl.linear._datafits.Datafit subclass
+
+    def __init__(self, alpha=1.0, *, fit_intercept=True, tol=1e-6, max_iter=1000,
+                 warm_start=False, standardize=False, unknown_task="error"):
+        self.alpha = alpha
+        self.fit_intercept = fit_intercept
+        self.tol = tol
+        self.max_iter = max_iter
+        self.warm_start = warm_start
+        self.standardize = standardize
+        self.unknown_task = unknown_task
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        return tags
+
+    def _scaled(self, X, mask):
+        """``(X / scale, scale)`` with ``standardize`` (rows weigh their labels), else
+        ``(X, None)``."""
+        scale = column_scales(X, mask.sum(axis=1), self.fit_intercept) if self.standardize else None
+        return (X, None) if scale is None else (scale_columns(X, scale), scale)
+
+    def _solve(self, X, Y, mask, alpha, W0=None, b0=None):
+        return solve_low_rank(X, Y, mask, alpha, datafit=self._datafit,
+                              fit_intercept=self.fit_intercept, W0=W0, b0=b0, tol=self.tol,
+                              max_iter=self.max_iter)
+
+    def _store(self, W, b, sv, scale):
+        """``coef_`` in the user's units from ``W`` fitted on ``X / scale``, and the rest."""
+        self.coef_ = W / (1.0 if scale is None else scale)
+        self.intercept_ = np.asarray(b, dtype=np.float64)
+        self.singular_values_ = sv
+        self.rank_ = int(np.count_nonzero(sv))
+        self.shared_coef_ = self.coef_.mean(axis=0)
+        self.shared_intercept_ = float(self.intercept_.mean())
+
+    def _fit_multitask(self, X, Y, mask):
+        X, scale = self._scaled(X, mask)
+        check_finite_squares(X, None if is_classifier(self) else Y, mask=mask, tasks=self.tasks_)
+        W0 = b0 = None
+        if self.warm_start and getattr(self, "coef_", np.zeros(0)).shape == (mask.shape[1],
+                                                                            X.shape[1]):
+            W0, b0 = self.coef_ * (1.0 if scale is None else scale), self.intercept_
+        W, b, sv, self.criterion_, self.n_iter_ = self._solve(X, Y, mask, self.alpha, W0, b0)
+        self._store(W, b, sv, scale)
+
+    def _decision(self, X):
+        return np.asarray(safe_sparse_dot(X, self.coef_.T, dense_output=True)) + self.intercept_
+
+    def _shared_decision(self, X):
+        shared = safe_sparse_dot(X, self.shared_coef_[:, None], dense_output=True)
+        return np.asarray(shared).ravel() + self.shared_intercept_
+
+    _predict_raw = _decision
+    _predict_shared = _shared_decision
+
+    def _predict_tasks(self, X, task_index):
+        return predict_rows(X, self.coef_, self.intercept_, task_index)
+
+
+_LOW_RANK_DOCS = {
+    **LINEAR_DOCS,
+    "low_rank_fit": join_blocks("""
+    alpha : float, default=1.0
+        Strength of the trace-norm penalty, >= 0.
+    """, LINEAR_DOCS["fit_intercept"], """
+    tol : float, default=1e-6
+        Stopping tolerance on ``criterion_`` (see Attributes).
+    max_iter : int, default=1000
+        Maximum number of proximal gradient steps (a ConvergenceWarning when reached).
+    warm_start : bool, default=False
+        Start from the previous ``coef_`` and ``intercept_`` (when the shapes match).
+    standardize : bool, default=False
+        Fit on the features divided by their standard deviation over the observed rows of
+        all tasks pooled (a row counts once per task that observes it; the root mean square
+        without intercepts), glmnet's convention, with ``coef_`` reported in the user's
+        units. One scale for all tasks: the penalty couples the tasks' coefficients. The
+        columns are not centred (sparse X stays sparse).
+    unknown_task : {"error", "shared"}, default="error"
+        A task id not seen in fit: raise :class:`~skmtl.UnknownTaskError`, or
+        (``"shared"``) predict it with the mean task, ``X @ shared_coef_ +
+        shared_intercept_`` (the mean of the task vectors, a point of their low-rank span).
+    """),
+    "low_rank_attributes": """
+    coef_ : ndarray of shape (n_tasks, n_features)
+        ``W`` in the user's units; row ``t`` is task ``t``'s coefficients (also for a 1-D y).
+    intercept_ : ndarray of shape (n_tasks,)
+        Per-task intercepts (zeros when ``fit_intercept=False``).
+    singular_values_ : ndarray of shape (min(n_tasks, n_features),)
+        Singular values of the penalised ``W``, decreasing, exact zeros beyond its rank:
+        those of ``coef_`` when ``standardize=False``, else of ``coef_ * scale`` (the
+        coefficients of the scaled features, which the penalty sees).
+    rank_ : int
+        Number of non-zero singular values: the rank of ``coef_`` (scaling the columns does
+        not change it).
+    shared_coef_ : ndarray of shape (n_features,)
+        The mean task ``coef_.mean(axis=0)``: the prediction for a task not seen in fit.
+    shared_intercept_ : float
+        The mean intercept.
+    n_iter_ : int
+        Number of proximal gradient (FISTA) steps.
+    """,
+    "low_rank_solver": """
+    Solver: accelerated proximal gradient (FISTA, Beck & Teboulle 2009) with backtracking on
+    the step size and gradient-based restart of the momentum; the proximal step is singular
+    value thresholding, ``W -> U max(S - alpha / L, 0) V^T``, whose zeros give ``rank_``
+    exactly. Each step costs two products with X restricted to the tasks' observed rows and
+    one thin SVD of a (n_tasks, n_features) matrix. Dense or sparse X (never densified),
+    wide Y with missing labels or long data (one row per label).
+    """,
+    "classes": """
+    classes_ : ndarray or list of ndarray
+        The two classes of a 1-D y, else one array of two classes per task (binary tasks).
+    """,
+    "low_rank_references": """
+    References
+    ----------
+    Ji, S. and Ye, J. (2009). An accelerated gradient method for trace norm minimization.
+    ICML 2009.
+
+    Pong, T. K., Tseng, P., Ji, S. and Ye, J. (2010). Trace norm regularization:
+    reformulations, algorithms, and multi-task learning. SIAM J. Optim. 20(6).
+    """,
+}
+
+
+@Substitution(**_LOW_RANK_DOCS)
+class LowRankRegressor(_LowRankMixin, MultiTaskRegressorMixin, BaseEstimator):
+    """Multi-task least squares with a trace-norm penalty: the tasks share a low-rank span.
+
+    The optimisation objective, over ``W = coef_`` of shape (n_tasks, n_features) and the
+    unpenalised intercepts ``b = intercept_`` of shape (n_tasks,), is::
+
+        sum_t 1 / (2 n_t) * ||y_t - X_t w_t - b_t||^2_2  +  alpha * ||W||_*
+
+    where task ``t`` is fitted on its ``n_t`` observed rows ``(X_t, y_t)`` only (missing labels
+    of a wide Y, or the task's rows in long data), ``w_t = W[t]`` and ``||W||_*`` is the trace
+    (nuclear) norm, the sum of W's singular values: the convex surrogate of its rank, so the
+    task vectors are pulled into a subspace of a few directions learned from all tasks.
+    ``alpha`` at or above :func:`low_rank_alpha_max` gives ``W = 0``. With one task the trace
+    norm is the l2 norm of ``w``: a group lasso with one group.
+
+    Parameters
+    ----------
+    {low_rank_fit}
+
+    Attributes
+    ----------
+    criterion_ : float
+        The relative duality gap ``(primal - dual) / primal`` at the solution (the residuals
+        rescaled into the dual feasible set, whose constraint is ``||X^T theta||_2 <= alpha``
+        in the spectral norm, the trace norm's dual).
+    {low_rank_attributes}
+    {task_attributes}
+
+    See Also
+    --------
+    LowRankClassifier : The same penalty with the logistic loss.
+    LowRankRegressorCV : ``alpha`` chosen by cross-validation.
+    skmtl.linear.BlockSparseRegressor : Tasks share a sparse support instead.
+
+    Notes
+    -----
+    {low_rank_solver}
+    Stopping rule: the relative duality gap at most ``tol``.
+
+    {low_rank_references}
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skmtl.linear import LowRankRegressor
+    >>> rng = np.random.RandomState(0)
+    >>> X = rng.normal(size=(60, 5))
+    >>> W = np.outer(rng.normal(size=6), rng.normal(size=5))  # 6 tasks, rank 1
+    >>> Y = X @ W.T + 0.1 * rng.normal(size=(60, 6))
+    >>> Y[:20, 0] = np.nan  # missing labels are left out of task 0's loss
+    >>> model = LowRankRegressor(alpha=0.1).fit(X, Y)
+    >>> model.rank_
+    1
+    >>> model.predict(X[:2]).shape
+    (2, 6)
+    """
+
+    _datafit = Quadratic
+
+
+@Substitution(**_LOW_RANK_DOCS)
+class LowRankClassifier(_BinaryLogisticMixin, _LowRankMixin, MultiTaskClassifierMixin,
+                        BaseEstimator):
+    """Multi-task binary logistic regression with a trace-norm penalty: a low-rank span.
+
+    The optimisation objective, over ``W = coef_`` of shape (n_tasks, n_features) and the
+    unpenalised intercepts ``b = intercept_`` of shape (n_tasks,), is::
+
+        sum_t 1 / n_t * sum_{i in task t} log(1 + exp(-s_i (x_i w_t + b_t)))
+            +  alpha * ||W||_*
+            +  sum_t kappa_t / 2 * (b_t - b_bar)^2
+
+    where task ``t`` sees its ``n_t`` observed rows only, ``s_i = +1`` for the task's second
+    class (``classes_[t][1]``) and ``-1`` for its first, and ``||W||_*`` is the trace norm
+    (the sum of W's singular values). Every task must be binary. The last term (two tasks or
+    more) is the datafit's pull of the intercepts towards their precision-weighted mean
+    ``b_bar`` with ``kappa_t = 1 / (4 n_t)``, which keeps the intercept of a task that saw one
+    class finite (see :class:`~skmtl.linear.BlockSparseClassifier`); it does not depend on
+    ``alpha`` and vanishes for one task.
+
+    Parameters
+    ----------
+    {low_rank_fit}
+
+    Attributes
+    ----------
+    {low_rank_attributes}
+    criterion_ : float
+        The relative KKT violation at the solution: the Frobenius distance of the negative
+        gradient to ``alpha`` times the trace norm's subdifferential at ``W`` together with
+        the intercepts' gradient, divided by ``alpha_max`` (0 exactly at the optimum).
+    {classes}
+    {task_attributes}
+
+    See Also
+    --------
+    LowRankRegressor : The same penalty with the squared loss.
+
+    Notes
+    -----
+    {low_rank_solver}
+    Stopping rule: the relative KKT violation at most ``tol`` (skmtl's logistic datafit has
+    no dual objective, so no duality gap).
+
+    {low_rank_references}
+
+    Examples
+    --------
+    >>> from skmtl.linear import LowRankClassifier
+    >>> import numpy as np
+    >>> X = np.random.RandomState(0).normal(size=(100, 4))
+    >>> Y = np.column_stack([X[:, 0] > 0, X[:, 0] + X[:, 1] > 0, -X[:, 0] > 0]).astype(int)
+    >>> model = LowRankClassifier(alpha=0.05).fit(X, Y)
+    >>> model.rank_ <= 2
+    True
+    >>> [p.shape for p in model.predict_proba(X[:3])]
+    [(3, 2), (3, 2), (3, 2)]
+    """
+
+    _datafit = Logistic
+    _max_classes = 2
+
+
+# -- cross-validation -----------------------------------------------------------------------------
+class _LowRankCVMixin:
+    """The relative alpha grid, warm-started paths per fold, the choice and the refit.
+
+    Left of the fixed-alpha model (``_model``), whose datafit, tags and predictions it keeps.
+    """
+
+    _parameter_constraints = {
+        "alphas": ["array-like", None],
+        "n_alphas": [Interval(Integral, 1, None, closed="left")],
+        "eps": [Interval(Real, 0, 1, closed="right")],
+        "fit_intercept": ["boolean"],
+        "standardize": ["boolean"],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "cv": ["cv_object"],
+        "scoring": [None, str, callable],
+        "n_jobs": [None, Integral],
+        "unknown_task": [StrOptions({"error", "shared"})],
+    }
+    _model = None
+    _default_score = None
+
+    def __init__(self, *, alphas=None, n_alphas=100, eps=1e-3, fit_intercept=True,
+                 standardize=True, tol=1e-6, max_iter=1000, cv=5, scoring=None, n_jobs=None,
+                 unknown_task="error"):
+        self.alphas = alphas
+        self.n_alphas = n_alphas
+        self.eps = eps
+        self.fit_intercept = fit_intercept
+        self.standardize = standardize
+        self.tol = tol
+        self.max_iter = max_iter
+        self.cv = cv
+        self.scoring = scoring
+        self.unknown_task = unknown_task
+        self.n_jobs = n_jobs
+
+    def _fit_multitask(self, X, Y, mask):
+        X_all, scale = self._scaled(X, mask)
+        data = _cv._WideData(X, Y, mask, self._layout)
+        data.check_finite_squares(X_all, self.tasks_, targets=not is_classifier(self))
+        alpha_max = low_rank_alpha_max(X_all, Y, mask, fit_intercept=self.fit_intercept,
+                                       datafit=self._datafit)
+        user_grid = self.alphas is not None
+        if user_grid:
+            alphas = np.unique(_cv._positive(self.alphas, "alphas"))[::-1]
+        else:
+            tiny = np.finfo(np.float64).resolution
+            top = max(alpha_max, tiny)
+            alphas = np.geomspace(top, self.eps * top, self.n_alphas)
+        scorer = _cv._check_scoring(self.scoring)
+        splits = _cv._cv_splits(self.cv, X, data, self.tasks_, classification=is_classifier(self))
+        paths = [(None, None, np.zeros((0, 2)))] * len(splits)  # (W, b, values) per fold
+        for extension in range(_cv.MAX_EXTENSIONS + 1):
+            paths = Parallel(n_jobs=self.n_jobs)(
+                delayed(self._fold_path)(data, train, test, scorer, alphas, path)
+                for (train, test), path in zip(splits, paths))
+            values = np.stack([path[2] for path in paths])  # (n_splits, n_alphas, 2)
+            self.cv_results_, best = _cv._cv_results(values[..., 0] / values[..., 1],
+                                                 {"alpha": alphas}, values[..., 1])
+            means = np.nan_to_num(self.cv_results_["mean_test_score"], nan=-np.inf)
+            edge = _cv.edge_of(means, best, 0, alphas.size)
+            if edge == "first" and alphas[0] >= alpha_max:
+                edge = None  # W = 0 there and beyond
+            if user_grid or edge != "last" or extension == _cv.MAX_EXTENSIONS:
+                break
+            alphas = _cv.extend_geometric(alphas, "last")
+        self.alpha_ = float(alphas[best])
+        self.best_score_ = float(self.cv_results_["mean_test_score"][best])
+        self.alphas_ = alphas
+        if edge is not None:
+            _cv.warn_edge("alpha", self.alpha_, alphas, extended=not user_grid)
+        W, b, sv, self.criterion_, self.n_iter_ = self._solve(X_all, Y, mask, self.alpha_)
+        self._store(W, b, sv, scale)
+
+    def _fold_path(self, data, train, test, scorer, alphas, path):
+        """The fold's path continued over the alphas it has not fitted yet: ``(W, b,
+        values)``, the last solution (scaled units) and the (value, weight) of every alpha."""
+        W, b, values = path
+        (X, Y, mask), _ = data.fit_args(train)
+        X_scaled, scale = self._scaled(X, mask)
+        fold = data.test_fold(test)
+        new = []
+        for alpha in alphas[values.shape[0]:]:
+            W, b, *_ = self._solve(X_scaled, Y, mask, alpha, W0=W, b0=b)
+            W_user = W if scale is None else W / scale
+            estimator = self._model(alpha, fit_intercept=self.fit_intercept)
+            new.append(_cv._fold_score(fold, W_user, b, data.n_tasks, scorer, self._default_score,
+                                   lambda W_, b_, est=estimator: _cv._as_fitted(est, self, W_, b_)))
+        return W, b, np.concatenate([values, np.reshape(new, (-1, 2))])
+
+
+def _cv_see_also(model):
+    return f"""
+    See Also
+    --------
+    {model} : The model, for a fixed alpha.
+    skmtl.linear.BlockSparse{model[7:]}CV : Tasks sharing a sparse support instead.
+    """
+
+
+def _cv_doc(model, loss):
+    return f"""
+    Fits :class:`{model}` (objective in its docstring, the {loss}) along a geometric grid of
+    alphas from ``alpha_max`` (:func:`low_rank_alpha_max` on all the scaled data: the
+    smallest alpha giving ``W = 0``) down to ``eps * alpha_max``, so that the grid does not
+    depend on the data's units. On each training fold of ``cv`` the path is warm-started
+    (each alpha starts from the previous alpha's solution); held-out scores come from the
+    coefficients; the best alpha is refitted on all the data. A best alpha at the small end
+    of the default grid extends it by a decade (at most 3 times), then raises a
+    :class:`~skmtl.linear.GridEdgeWarning`.
+    """
+
+
+_CV_DOCS = {
+    **_LOW_RANK_DOCS,
+    "low_rank_cv_parameters": """
+    alphas : array-like of shape (n_alphas,), default=None
+        Values of ``alpha`` to try, all > 0 (decreasing order, never extended). None: the
+        default relative grid.
+    n_alphas : int, default=100
+        Number of alphas of the default grid.
+    eps : float, default=1e-3
+        ``alpha_min / alpha_max`` of the default grid, in (0, 1].
+    fit_intercept : bool, default=True
+        Fit one unpenalised intercept per task.
+    standardize : bool, default=True
+        Scale the features by their pooled standard deviation inside (see the fixed-alpha
+        model); ``coef_`` is in the user's units.
+    tol : float, default=1e-6
+        Tolerance of every fit of the path and of the refit.
+    max_iter : int, default=1000
+        Maximum number of FISTA steps of every fit.
+    cv : int, cross-validation generator, iterable or None, default=5
+        An int (None: 5) is the number of folds of a
+        :class:`~skmtl.model_selection.MultiTaskKFold` (every task in every training fold);
+        any other splitter is used as given.
+    scoring : str, callable or None, default=None
+        None: minus the held-out loss over all test labels (squared error, or log loss for
+        the classifier), every label weighing the same. A str names a multi-task scorer
+        (``"r2"`` is computed from the coefficients); a callable is called as
+        ``scoring(estimator, X_test, Y_test)`` with the fitted fixed-alpha model.
+    """,
+    "low_rank_cv_attributes": join_blocks("""
+    alpha_ : float
+        The chosen alpha (the first, i.e. largest, of the best mean test score).
+    alphas_ : ndarray of shape (n_alphas,)
+        The alphas tried, decreasing.
+    cv_results_ : dict of ndarray
+        As :class:`~sklearn.model_selection.GridSearchCV`'s: ``param_alpha``, ``params``,
+        ``split{k}_test_score``, ``mean_test_score``, ``std_test_score``,
+        ``rank_test_score``.
+    best_score_ : float
+        Mean test score of ``alpha_``.
+    criterion_ : float
+        The stopping criterion of the refit (see the fixed-alpha model).
+    """, _LOW_RANK_DOCS["low_rank_attributes"], LINEAR_DOCS["task_attributes"]),
+}
+
+
+@Substitution(**_CV_DOCS, cv_intro=_cv_doc("LowRankRegressor", "squared loss"),
+              cv_see_also=_cv_see_also("LowRankRegressor"))
+class LowRankRegressorCV(_LowRankCVMixin, LowRankRegressor):
+    """Trace-norm multi-task least squares with ``alpha`` chosen by cross-validation.
+
+    Minimises, over ``W = coef_`` and the unpenalised intercepts ``b = intercept_``::
+
+        sum_t 1 / (2 n_t) * ||y_t - X_t w_t - b_t||^2_2  +  alpha * ||W||_*
+
+    {cv_intro}
+
+    Parameters
+    ----------
+    {low_rank_cv_parameters}
+    {cv_n_jobs}
+    unknown_task : {"error", "shared"}, default="error"
+        A task not seen in fit: raise, or predict it with the mean task.
+
+    Attributes
+    ----------
+    {low_rank_cv_attributes}
+
+    {cv_see_also}
+
+    Examples
+    --------
+    >>> from skmtl.linear import LowRankRegressorCV
+    >>> import numpy as np
+    >>> rng = np.random.RandomState(0)
+    >>> X = rng.normal(size=(80, 8))
+    >>> W = rng.normal(size=(10, 2)) @ rng.normal(size=(2, 8))  # 10 tasks, rank 2
+    >>> Y = X @ W.T + 0.5 * rng.normal(size=(80, 10))
+    >>> model = LowRankRegressorCV(n_alphas=10, eps=1e-2, cv=3).fit(X, Y)
+    >>> model.coef_.shape, bool(model.alpha_ < model.alphas_[0])
+    ((10, 8), True)
+    >>> bool(model.singular_values_[1] > 5 * model.singular_values_[2])  # two directions
+    True
+    """
+
+    _model = LowRankRegressor
+    _default_score = staticmethod(_cv._pooled_squared_error)
+
+
+@Substitution(**_CV_DOCS, cv_intro=_cv_doc("LowRankClassifier", "logistic loss"),
+              cv_see_also=_cv_see_also("LowRankClassifier"))
+class LowRankClassifierCV(_LowRankCVMixin, LowRankClassifier):
+    """Trace-norm multi-task logistic regression with ``alpha`` chosen by cross-validation.
+
+    Minimises, over ``W = coef_`` and the intercepts ``b = intercept_``::
+
+        sum_t 1 / n_t * sum_{i in task t} log(1 + exp(-s_i (x_i w_t + b_t)))
+            +  alpha * ||W||_*  +  sum_t kappa_t / 2 * (b_t - b_bar)^2
+
+    {cv_intro}
+
+    Parameters
+    ----------
+    {low_rank_cv_parameters}
+    unknown_task : {"error", "shared"}, default="error"
+        A task not seen in fit: raise, or give it the mean task's probabilities.
+    {cv_n_jobs}
+
+    Attributes
+    ----------
+    {classes}
+    {low_rank_cv_attributes}
+
+    {cv_see_also}
+
+    Examples
+    --------
+    >>> from skmtl.datasets import make_multitask_classification
+    >>> from skmtl.linear import LowRankClassifierCV
+    >>> X, Y = make_multitask_classification(
+    ...     n_samples=120, n_features=4, n_tasks=3, n_informative=2, random_state=0)
+    >>> model = LowRankClassifierCV(alphas=[0.1, 0.03, 0.01], cv=3).fit(X, Y)
+    >>> model.coef_.shape, len(model.classes_)
+    ((3, 4), 3)
+    """
+
+    _model = LowRankClassifier
+    _default_score = staticmethod(_cv._pooled_log_loss)

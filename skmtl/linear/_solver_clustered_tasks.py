@@ -1,0 +1,305 @@
+"""Solvers of clustered multi-task learning: tasks fall into groups, each pulled to its mean.
+
+For a partition of the T tasks into clusters c (``n_c`` tasks, mean ``w_bar_c``) the penalty
+of Jacob, Bach & Vert (2008),
+
+    alpha * (||w_bar||^2 + between / T * sum_c n_c ||w_bar_c - w_bar||^2
+             + within / T * sum_t ||w_t - w_bar_{c(t)}||^2),
+
+is ``alpha / T * tr(W^T M W)`` with the T x T matrix
+``M = P_0 + between (P_C - P_0) + within (I - P_C)``, ``P_0 = 1 1^T / T`` and ``P_C`` the
+projection onto the cluster indicators (``P_C W`` puts each task's cluster mean in its row).
+With one cluster ``P_C = P_0`` and it is the mean-clustered penalty with
+``cluster_strength = within``; with one task per cluster, the mean-clustered penalty with
+``cluster_strength = between``.
+
+Alternating minimisation (Zhou, Chen & Ye 2011): for a fixed partition the problem is the
+mean-clustered one with a block-structured coupling, solved exactly (squared loss) or by
+Newton's method (logistic loss, :func:`~._solver_mean_clustered.newton_logistic`); for fixed
+``W`` the penalty is ``alpha / T * (between * sum_t ||w_t - w_bar||^2 + (within - between) *
+sum_t ||w_t - w_bar_{c(t)}||^2)``, so with ``within >= between`` the best partition is the
+k-means partition of the rows of ``W``, improved by Lloyd steps from the current one.
+Neither step increases the objective.
+"""
+
+import numpy as np
+from sklearn.cluster import kmeans_plusplus
+from sklearn.utils import check_random_state
+
+from skmtl.linear._linalg import _blas_threads_for, _spd_inverse
+from skmtl.linear._penalties import _ridged
+from skmtl.linear._solver_mean_clustered import _task_moments, newton_logistic
+
+__all__ = []
+
+
+class ClusteredTasksPenalty:
+    """The clustered penalty for one partition ``labels`` (see the module docstring).
+
+    Also, when the intercepts are pulled (the classifier), ``alpha / T * b^T (M - P_0) b``:
+    the same pull with the overall mean intercept free.
+
+    Parameters
+    ----------
+    alpha, between, within : float
+        > 0.
+    labels : ndarray of int of shape (n_tasks,)
+        Cluster of each task; the clusters are the distinct labels (none is empty).
+    """
+
+    def __init__(self, alpha, between, within, labels):
+        self.alpha, self.between, self.within = alpha, between, within
+        _, self.labels = np.unique(labels, return_inverse=True)
+        self.counts = np.bincount(self.labels).astype(np.float64)
+        self.n_tasks = len(self.labels)
+
+    def _cluster_means(self, W):
+        if W.ndim == 1:
+            return cluster_means(W[:, None], self.labels, len(self.counts))[:, 0]
+        return cluster_means(W, self.labels, len(self.counts))
+
+    def _spread(self, W):
+        """``(||w_bar||^2, sum_c n_c ||w_bar_c - w_bar||^2, sum_t ||w_t - w_bar_c(t)||^2)``."""
+        mean, means = W.mean(axis=0), self._cluster_means(W)
+        return (np.sum(mean**2), float(np.sum(self.counts @ ((means - mean) ** 2).reshape(
+            len(self.counts), -1))), np.sum((W - means[self.labels]) ** 2))
+
+    def value(self, W, b=None):
+        """The penalty of ``W``, plus the pull of the intercepts ``b`` if given."""
+        T = self.n_tasks
+        common, between, within = self._spread(W)
+        value = self.alpha * (common + self.between / T * between + self.within / T * within)
+        if b is not None:
+            _, between, within = self._spread(b)
+            value += self.alpha / T * (self.between * between + self.within * within)
+        return value
+
+    def _hessian_times(self, W, common):
+        """``M W / T`` (``common=True``) or ``(M - P_0) W / T``, times ``2 alpha``."""
+        mean, means = W.mean(axis=0), self._cluster_means(W)[self.labels]
+        out = (self.within * W + (self.between - self.within) * means
+               + ((1.0 - self.between) if common else -self.between) * mean)
+        return 2.0 * self.alpha / self.n_tasks * out
+
+    def add_gradient(self, grad, W):
+        return grad + self._hessian_times(W, True)
+
+    def add_intercept_gradient(self, grad, b):
+        return grad + self._hessian_times(b, False)
+
+    def solve(self, H, rhs, n_penalised, *, pull_last=False):
+        """Solve ``(blockdiag(H_t) + penalty Hessian) x = rhs`` (see :class:`CoupledBlocks`)."""
+        return CoupledBlocks(H, self.alpha, self.within, n_penalised,
+                             pull_last=pull_last).solve(rhs, self)
+
+
+class CoupledBlocks:
+    """Per-task blocks ``H_t`` (T, p, p) plus the clustered penalty's Hessian, for any partition.
+
+    The penalty's Hessian is ``lam`` (``lam = 2 alpha within / T``) on the penalised
+    coordinates of every task, plus the coupling ``(2 alpha / T) (Z (x) I) B (Z (x) I)^T``
+    through the cluster sums (``Z`` the T x K cluster indicators), ``B = sum_j C_j (x) e_j
+    e_j^T`` with ``C = (between - within) N^-1 + (1 - between) 1 1^T / T`` on the coefficients
+    (``N = diag(n_c)``) and ``(between - within) N^-1 - between 1 1^T / T`` on a pulled
+    intercept (the last coordinate). With ``G_t = (H_t + lam E)^-1``, ``x_t = G_t (rhs_t -
+    u_c(t))``, ``u = (2 alpha / T) B v`` and ``v_k`` the sum of the ``x_t`` of cluster k, the
+    cluster sums solve a Kp x Kp system. Since ``lam G_t E = I - G_t H_t``, it is written as
+    ``(J - blockdiag(D_k) B) v = within * s``, ``D_k = sum_{t in k} G_t H_t``,
+    ``s_k = sum_{t in k} G_t rhs_t`` and ``J = within I + (N (x) I) B`` in closed form
+    (``between I + n (1 - between) / T 1^T`` on the coefficients): as for one cluster in
+    :func:`~._penalties._coupled_solve`, no cancellation as ``within`` grows. The blocks are
+    factorised once (``O(T p^3)``); each partition then costs ``O(T p^2 + (K p)^3)``.
+    """
+
+    def __init__(self, H, alpha, within, n_penalised, *, pull_last=False):
+        self.n_tasks, self.p, _ = H.shape
+        self.scale = 2.0 * alpha / self.n_tasks
+        self.lam = self.scale * within
+        self.n_penalised, self.pull_last = n_penalised, pull_last
+        with _blas_threads_for(self.p):
+            K, rebuild = _ridged(H, self.lam, self.p if pull_last else n_penalised)
+            self.G = _spd_inverse(K, rebuild=rebuild)
+            self.GH = np.matmul(self.G, H)
+
+    def solve(self, rhs, penalty):
+        """The solution ``x`` (T, p) for the right-hand side ``rhs`` and the penalty's partition."""
+        labels, n = penalty.labels, penalty.counts
+        K, p, d, T = len(n), self.p, self.n_penalised, self.n_tasks
+        beta, omega = penalty.between, penalty.within
+        x = np.matmul(self.G, rhs[:, :, None])[..., 0]
+        B = np.zeros((K, p, K, p))
+        J = np.zeros((K, p, K, p))
+        eye = np.eye(K)
+        coef = (beta - omega) * eye / n[:, None] + (1.0 - beta) / T
+        coef_J = beta * eye + n[:, None] * (1.0 - beta) / T
+        for j in range(p):
+            if j < d:
+                B[:, j, :, j], J[:, j, :, j] = coef, coef_J
+            elif self.pull_last:
+                B[:, j, :, j] = (beta - omega) * eye / n[:, None] - beta / T
+                J[:, j, :, j] = beta * eye - n[:, None] * beta / T
+            else:  # unpenalised
+                J[:, j, :, j] = omega * eye
+        D = np.zeros((K, p, p))
+        np.add.at(D, labels, self.GH)
+        s = np.zeros((K, p))
+        np.add.at(s, labels, x)
+        system = (J - np.einsum("kab,kbld->kald", D, B)).reshape(K * p, K * p)
+        v = np.linalg.solve(system, omega * s.ravel())
+        u = self.scale * (B.reshape(K * p, K * p) @ v).reshape(K, p)
+        return x - np.matmul(self.G, u[labels][:, :, None])[..., 0]
+
+
+# -- the W step for a fixed partition ------------------------------------------------------------
+class _LeastSquaresStep:
+    """Least-squares W step: the moments once, the block factorisations once per ``within``
+    (they do not depend on the partition), then any partition."""
+
+    pull = False
+
+    def __init__(self, design, y, fit_intercept):
+        self._A, self._r, self._x_mean, self._y_mean = _task_moments(design, y, fit_intercept)
+        self._blocks = {}
+
+    def __call__(self, penalty, W=None, b=None):
+        key = (penalty.alpha, penalty.within)
+        if key not in self._blocks:
+            self._blocks[key] = CoupledBlocks(self._A, penalty.alpha, penalty.within,
+                                              self._A.shape[1])
+        W = self._blocks[key].solve(self._r, penalty)
+        return W, self._y_mean - np.einsum("td,td->t", W, self._x_mean), 0
+
+
+class _LogisticStep:
+    """Logistic W step: Newton's method, warm-started from the previous ``(W, b)``."""
+
+    def __init__(self, design, y, fit_intercept, tol, max_iter):
+        self._design, self._y = design, y
+        self.pull = fit_intercept and design.n_tasks > 1
+        self._options = dict(fit_intercept=fit_intercept, tol=tol, max_iter=max_iter,
+                             pull=self.pull)
+
+    def __call__(self, penalty, W=None, b=None):
+        return newton_logistic(self._design, self._y, penalty, coef_init=W, intercept_init=b,
+                               **self._options)
+
+
+def _least_squares_loss(z, y, inv_n):
+    return 0.5 * float(np.sum(inv_n * (y - z) ** 2))
+
+
+def _logistic_loss(z, y, inv_n):
+    return float(np.sum(inv_n * (np.logaddexp(0.0, z) - y * z)))
+
+
+def clustered_objective(design, y, W, b, penalty, loss, pull=False):
+    """The objective at ``(W, b)``: per-task mean loss plus the penalty (and pull of ``b``)."""
+    z = design.matvec(W) + b[design.obs_tasks]
+    inv_n = 1.0 / design.counts[design.obs_tasks]
+    return loss(z, y, inv_n) + penalty.value(W, b if pull else None)
+
+
+def make_step(design, y, *, logistic, fit_intercept, tol=1e-8, max_iter=50):
+    """The W step and the loss for one data set: ``step(penalty, W, b) -> (W, b, n_iter)``."""
+    if logistic:
+        return _LogisticStep(design, y, fit_intercept, tol, max_iter), _logistic_loss
+    return _LeastSquaresStep(design, y, fit_intercept), _least_squares_loss
+
+
+# -- the assignment step -------------------------------------------------------------------------
+def _lloyd(W, labels, n_clusters, max_iter=100):
+    """Lloyd steps on the rows of ``W`` from the partition ``labels``: the within-cluster sum
+    of squares never increases (a task changes cluster only when strictly closer to another
+    mean; an empty cluster takes the task farthest from its mean among clusters of two or more).
+    """
+    labels = labels.copy()
+    for _ in range(max_iter):
+        counts = np.bincount(labels, minlength=n_clusters)
+        for k in np.flatnonzero(counts == 0):
+            means = cluster_means(W, labels, n_clusters)
+            far = np.sum((W - means[labels]) ** 2, axis=1)
+            far[np.bincount(labels, minlength=n_clusters)[labels] < 2] = -1.0
+            labels[np.argmax(far)] = k
+        means = cluster_means(W, labels, n_clusters)
+        dist = np.sum((W[:, None, :] - means[None]) ** 2, axis=2)
+        current = dist[np.arange(len(W)), labels]
+        best = np.argmin(dist, axis=1)
+        move = dist[np.arange(len(W)), best] < current * (1.0 - 1e-12) - 1e-300
+        if not move.any():
+            break
+        labels[move] = best[move]
+    return labels
+
+
+def cluster_means(W, labels, n_clusters):
+    """Mean row of ``W`` per cluster (an empty cluster's: zeros)."""
+    sums = np.zeros((n_clusters, W.shape[1]))
+    np.add.at(sums, labels, W)
+    return sums / np.maximum(np.bincount(labels, minlength=n_clusters), 1)[:, None]
+
+
+def _initial_labels(W, n_clusters, restart, random_state):
+    """First restart: farthest-point seeds (deterministic); the others: k-means++ seeds drawn
+    with ``random_state``; then Lloyd steps. Both are equivariant under a permutation of the
+    tasks (barring ties), so that the fit does not depend on the order of the tasks."""
+    if restart == 0:
+        seeds = [int(np.argmax(np.sum((W - W.mean(axis=0)) ** 2, axis=1)))]
+        dist = np.sum((W - W[seeds[0]]) ** 2, axis=1)
+        for _ in range(1, n_clusters):
+            seeds.append(int(np.argmax(dist)))
+            dist = np.minimum(dist, np.sum((W - W[seeds[-1]]) ** 2, axis=1))
+        centres = W[seeds]
+    else:  # drawn over the tasks in a canonical order: equivariant under their permutation
+        order = np.argsort(np.sum((W - W.mean(axis=0)) ** 2, axis=1), kind="stable")
+        centres, _ = kmeans_plusplus(W[order], n_clusters, random_state=random_state)
+    labels = np.argmin(np.sum((W[:, None, :] - centres[None]) ** 2, axis=2), axis=1)
+    return _lloyd(labels=labels, W=W, n_clusters=n_clusters)
+
+
+def fit_clustered(step, loss, design, y, *, alpha, between, within, n_clusters, n_init,
+                  max_iter, random_state, tol=1e-10, init_labels=None):
+    """Alternating minimisation with restarts (see the module docstring).
+
+    ``init_labels``, if given, is the partition the first restart starts from.
+
+    Returns ``(W, b, labels, n_iter, history)`` of the restart with the lowest objective;
+    ``history`` is its objective after each W step (non-increasing).
+    """
+    T, pull = design.n_tasks, step.pull
+    n_clusters = min(n_clusters, T)
+    # start: the penalty of one task per cluster (= one cluster with within = between)
+    W0, b0, _ = step(ClusteredTasksPenalty(alpha, between, between, np.zeros(T, dtype=int)))
+    if n_clusters == 1 or n_clusters == T:
+        labels = np.zeros(T, dtype=int) if n_clusters == 1 else np.arange(T)
+        penalty = ClusteredTasksPenalty(alpha, between, within, labels)
+        W, b, _ = step(penalty, W0, b0)
+        value = clustered_objective(design, y, W, b, penalty, loss, pull)
+        return W, b, labels, 1, [value]
+    rng = check_random_state(random_state)
+    best = None
+    for restart in range(n_init):
+        if restart == 0 and init_labels is not None:
+            labels = np.asarray(init_labels)
+        else:
+            labels = _initial_labels(W0, n_clusters, restart, rng)
+        W, b, history = W0, b0, []
+        for _ in range(max_iter):
+            penalty = ClusteredTasksPenalty(alpha, between, within, labels)
+            W, b, _ = step(penalty, W, b)
+            history.append(clustered_objective(design, y, W, b, penalty, loss, pull))
+            if len(history) > 1 and history[-2] - history[-1] <= tol * abs(history[-1]):
+                break
+            new_labels = _lloyd(W, labels, n_clusters)
+            if np.array_equal(new_labels, labels):
+                break
+            labels = new_labels
+        if best is None or history[-1] < best[4][-1]:
+            best = (W, b, _canonical(labels), len(history), history)
+    return best
+
+
+def _canonical(labels):
+    """Cluster labels numbered by their first task (a partition has one such labelling)."""
+    _, first, inverse = np.unique(labels, return_index=True, return_inverse=True)
+    order = np.argsort(np.argsort(first))
+    return order[inverse]

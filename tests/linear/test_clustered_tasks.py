@@ -1,0 +1,240 @@
+"""ClusteredTasksRegressor / ClusteredTasksClassifier: references, planted clusters, checks."""
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from sklearn.linear_model import RidgeCV
+from sklearn.metrics import adjusted_rand_score, explained_variance_score
+
+from skmtl import UnknownTaskError
+from skmtl.baselines import IndependentTasks
+from skmtl.linear import MeanClusteredClassifier, MeanClusteredRegressor
+from skmtl.linear._clustered_tasks import ClusteredTasksClassifier, ClusteredTasksRegressor
+from skmtl.linear._clustered_tasks_cv import ClusteredTasksRegressorCV
+from skmtl.linear._designs import Problem
+from skmtl.linear._solver_clustered_tasks import (
+    ClusteredTasksPenalty,
+    clustered_objective,
+    fit_clustered,
+    make_step,
+)
+
+
+def _wide(seed=0, n=30, d=4, T=6, missing=0.3, classify=False):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d))
+    Y = X @ rng.normal(size=(d, T)) + rng.normal(size=(n, T)) + 0.5
+    if classify:
+        Y = (Y > 0.5).astype(float)
+    Y[rng.random(Y.shape) < missing] = np.nan
+    return X, Y
+
+
+def _planted(seed, n_rows=25, d=8, n_clusters=3, per_cluster=10, noise=2.0):
+    """3 clusters of 10 tasks, 25 rows each (long format), far-apart cluster means."""
+    rng = np.random.default_rng(seed)
+    centres = 2.0 * rng.normal(size=(n_clusters, d))
+    truth = np.repeat(np.arange(n_clusters), per_cluster)
+    W = centres[truth] + 0.2 * rng.normal(size=(len(truth), d))
+    tasks = np.repeat(np.arange(len(truth)), n_rows)
+    X = rng.normal(size=(len(tasks), d))
+    y = np.einsum("nd,nd->n", X, W[tasks]) + noise * rng.normal(size=len(tasks))
+    return X, y, tasks, truth, W
+
+
+# -- limits: one cluster, one task per cluster -----------------------------------------------
+@pytest.mark.parametrize("fit_intercept", [True, False])
+def test_one_cluster_equals_mean_clustered(fit_intercept):
+    X, Y = _wide()
+    ours = ClusteredTasksRegressor(alpha=0.3, n_clusters=1, within=4.0,
+                                   fit_intercept=fit_intercept).fit(X, Y)
+    ref = MeanClusteredRegressor(alpha=0.3, cluster_strength=4.0,
+                                 fit_intercept=fit_intercept).fit(X, Y)
+    np.testing.assert_allclose(ours.coef_, ref.coef_, rtol=0, atol=1e-8)
+    np.testing.assert_allclose(ours.intercept_, ref.intercept_, rtol=0, atol=1e-8)
+    assert np.array_equal(ours.task_clusters_, np.zeros(6, dtype=int))
+    np.testing.assert_allclose(ours.cluster_coef_, ref.coef_.mean(axis=0, keepdims=True))
+
+    X, Y = _wide(classify=True)
+    ours = ClusteredTasksClassifier(alpha=0.1, n_clusters=1, within=4.0, tol=1e-14,
+                                    fit_intercept=fit_intercept).fit(X, Y)
+    ref = MeanClusteredClassifier(alpha=0.1, cluster_strength=4.0, tol=1e-14,
+                                  fit_intercept=fit_intercept).fit(X, Y)
+    np.testing.assert_allclose(ours.coef_, ref.coef_, rtol=0, atol=1e-8)
+    np.testing.assert_allclose(ours.intercept_, ref.intercept_, rtol=0, atol=1e-8)
+
+
+def test_one_task_per_cluster_equals_mean_clustered_with_between():
+    X, Y = _wide()
+    ours = ClusteredTasksRegressor(alpha=0.3, n_clusters=6, between=0.5).fit(X, Y)
+    ref = MeanClusteredRegressor(alpha=0.3, cluster_strength=0.5).fit(X, Y)
+    np.testing.assert_allclose(ours.coef_, ref.coef_, rtol=0, atol=1e-8)
+    np.testing.assert_allclose(ours.intercept_, ref.intercept_, rtol=0, atol=1e-8)
+    assert np.array_equal(ours.task_clusters_, np.arange(6))
+    np.testing.assert_allclose(ours.cluster_coef_, ours.coef_)
+
+    X, Y = _wide(classify=True)
+    ours = ClusteredTasksClassifier(alpha=0.1, n_clusters=6, between=0.5, tol=1e-14).fit(X, Y)
+    ref = MeanClusteredClassifier(alpha=0.1, cluster_strength=0.5, tol=1e-14).fit(X, Y)
+    np.testing.assert_allclose(ours.coef_, ref.coef_, rtol=0, atol=1e-8)
+    np.testing.assert_allclose(ours.intercept_, ref.intercept_, rtol=0, atol=1e-8)
+
+
+# -- a fixed partition against cvxpy ---------------------------------------------------------
+def _cvxpy_value(X, Y, labels, alpha, between, within, logistic):
+    cp = pytest.importorskip("cvxpy")
+    n, T = Y.shape
+    d = X.shape[1]
+    W, b = cp.Variable((T, d)), cp.Variable(T)
+    loss = 0
+    for t in range(T):
+        rows = ~np.isnan(Y[:, t])
+        z = X[rows] @ W[t] + b[t]
+        if logistic:
+            loss += cp.sum(cp.logistic(z) - cp.multiply(Y[rows, t], z)) / rows.sum()
+        else:
+            loss += cp.sum_squares(Y[rows, t] - z) / (2 * rows.sum())
+
+    def spread(V):
+        mean = cp.sum(V, axis=0) / T
+        between_part, within_part = 0, 0
+        for c in np.unique(labels):
+            members = np.flatnonzero(labels == c)
+            mean_c = cp.sum(V[members], axis=0) / len(members)
+            between_part += len(members) * cp.sum_squares(mean_c - mean)
+            for t in members:
+                within_part += cp.sum_squares(V[t] - mean_c)
+        return mean, between_part, within_part
+
+    mean, between_w, within_w = spread(W)
+    penalty = alpha * (cp.sum_squares(mean) + between / T * between_w + within / T * within_w)
+    if logistic:  # the intercepts' pull (their overall mean free)
+        _, between_b, within_b = spread(cp.reshape(b, (T, 1), order="C"))
+        penalty += alpha / T * (between * between_b + within * within_b)
+    problem = cp.Problem(cp.Minimize(loss + penalty))
+    problem.solve(solver=cp.CLARABEL, tol_gap_abs=1e-12, tol_gap_rel=1e-12, tol_feas=1e-12)
+    return problem.value
+
+
+@pytest.mark.parametrize("logistic", [False, True])
+def test_fixed_partition_objective_against_cvxpy(logistic):
+    X, Y = _wide(seed=3, classify=logistic)
+    labels = np.array([0, 1, 0, 2, 1, 2])
+    alpha, between, within = 0.2, 0.5, 5.0
+    problem = Problem(X, Y, ~np.isnan(Y))
+    design = problem.design()
+    y = problem.targets(design)
+    step, loss = make_step(design, y, logistic=logistic, fit_intercept=True, tol=1e-14)
+    penalty = ClusteredTasksPenalty(alpha, between, within, labels)
+    W, b, _ = step(penalty)
+    ours = clustered_objective(design, y, W, b, penalty, loss, pull=step.pull)
+    reference = _cvxpy_value(X, Y, labels, alpha, between, within, logistic)
+    assert ours == pytest.approx(reference, rel=1e-6)
+    assert ours <= reference * (1 + 1e-9)  # ours is the exact minimiser
+
+    # one step serves several penalties: one cluster with within = between is one task per
+    # cluster (the start of the alternation)
+    single = step(ClusteredTasksPenalty(alpha, between, between, np.zeros(6, dtype=int)))
+    own = step(ClusteredTasksPenalty(alpha, between, within, np.arange(6)))
+    np.testing.assert_allclose(single[0], own[0], rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(single[1], own[1], rtol=1e-7, atol=1e-9)
+
+
+@pytest.mark.parametrize("logistic", [False, True])
+def test_alternation_never_increases_the_objective(logistic):
+    X, y, tasks, *_ = _planted(1, n_rows=8, noise=3.0)
+    if logistic:
+        y = (y > 0).astype(float)
+    problem = Problem(X, y, task_index=tasks, n_tasks=30)
+    design = problem.design()
+    targets = problem.targets(design)
+    step, loss = make_step(design, targets, logistic=logistic, fit_intercept=True)
+    rng = np.random.default_rng(0)
+    lengths = []
+    for seed in range(4):  # from random partitions, so that the alternation has work to do
+        init = rng.permutation(np.arange(30) % 4)
+        *_, n_iter, history = fit_clustered(
+            step, loss, design, targets, alpha=0.05, between=0.5, within=20.0, n_clusters=4,
+            n_init=1, max_iter=50, random_state=seed, init_labels=init)
+        assert n_iter == len(history)
+        assert np.all(np.diff(history) <= 1e-12 * abs(history[0]))
+        lengths.append(n_iter)
+    assert max(lengths) >= 2  # at least one reassignment
+
+
+def _held_out_gain(model, X, y, tasks, W):
+    """Held-out explained variance of ``model`` minus IndependentTasks(RidgeCV())'s, on 40
+    new rows of each planted task."""
+    rng = np.random.default_rng(7)
+    tasks_test = np.repeat(np.arange(len(W)), 40)
+    X_test = rng.normal(size=(len(tasks_test), X.shape[1]))
+    y_test = (np.einsum("nd,nd->n", X_test, W[tasks_test])
+              + 2.0 * rng.normal(size=len(tasks_test)))
+    independent = IndependentTasks(RidgeCV()).fit(X, y, task_ids=tasks)
+    return (explained_variance_score(y_test, model.predict(X_test, task_ids=tasks_test))
+            - explained_variance_score(y_test, independent.predict(X_test, task_ids=tasks_test)))
+
+
+# -- planted clusters --------------------------------------------------------------------------
+@pytest.mark.parametrize("model", [
+    ClusteredTasksRegressor(alpha=0.1, n_clusters=3, within=100.0, random_state=0),
+    ClusteredTasksRegressorCV(n_clusters=3, within=100.0, n_alphas=5, cv=3, random_state=0),
+], ids=["fixed-alpha", "cv"])
+def test_planted_clusters_are_recovered_and_help(model):
+    X, y, tasks, truth, W = _planted(0)
+    model.fit(X, y, task_ids=tasks)
+    assert adjusted_rand_score(truth, model.task_clusters_) >= 0.9
+    assert _held_out_gain(model, X, y, tasks, W) > 0
+
+
+# -- data layouts, unknown tasks ---------------------------------------------------------------
+@pytest.mark.parametrize("Estimator", [ClusteredTasksRegressor, ClusteredTasksClassifier])
+def test_long_equals_wide_and_sparse_equals_dense(Estimator):
+    classify = Estimator is ClusteredTasksClassifier
+    X, Y = _wide(seed=5, n=40, T=8, classify=classify)
+    params = dict(alpha=0.1, n_clusters=3, random_state=0, standardize=True)
+    if classify:
+        params["tol"] = 1e-14
+    wide = Estimator(**params).fit(X, Y)
+    rows, tasks = np.nonzero(~np.isnan(Y))
+    long = Estimator(**params).fit(X[rows], Y[rows, tasks], task_ids=tasks)
+    sparse = Estimator(**params).fit(sp.csr_matrix(X), Y)
+    for other in (long, sparse):
+        np.testing.assert_array_equal(other.task_clusters_, wide.task_clusters_)
+        np.testing.assert_allclose(other.coef_, wide.coef_, rtol=1e-7, atol=1e-9)
+        np.testing.assert_allclose(other.intercept_, wide.intercept_, rtol=1e-7, atol=1e-9)
+        np.testing.assert_allclose(other.cluster_coef_, wide.cluster_coef_, rtol=1e-7,
+                                   atol=1e-9)
+
+
+def test_unknown_task_shared_uses_the_overall_mean():
+    X, y, tasks, *_ = _planted(2, n_rows=10)
+    model = ClusteredTasksRegressor(alpha=0.1, n_clusters=3, unknown_task="shared",
+                                    random_state=0).fit(X, y, task_ids=tasks)
+    np.testing.assert_allclose(model.shared_coef_, model.coef_.mean(axis=0))
+    expected = X[:5] @ model.coef_.mean(axis=0) + model.intercept_.mean()
+    np.testing.assert_allclose(model.predict(X[:5], task_ids=[99] * 5), expected)
+    with pytest.raises(UnknownTaskError):
+        model.set_params(unknown_task="error").predict(X[:5], task_ids=[99] * 5)
+
+
+def test_within_below_between_raises():
+    X, Y = _wide()
+    with pytest.raises(ValueError, match="within must be >= between"):
+        ClusteredTasksRegressor(between=2.0, within=1.0).fit(X, Y)
+
+
+# -- ClusteredTasksRegressorCV -----------------------------------------------------------------
+def test_cv_refits_the_best_alpha_on_a_units_free_grid():
+    X, Y = _wide(seed=4, n=60, T=6, missing=0.2)
+    model = ClusteredTasksRegressorCV(n_alphas=6, cv=3, random_state=0).fit(X, Y)
+    assert model.alpha_ in model.alphas_
+    assert model.best_score_ == np.max(model.cv_results_["mean_test_score"])
+    fixed = ClusteredTasksRegressor(alpha=model.alpha_, standardize=True,
+                                    random_state=0).fit(X, Y)
+    np.testing.assert_allclose(model.coef_, fixed.coef_, rtol=1e-10, atol=1e-12)
+    np.testing.assert_array_equal(model.task_clusters_, fixed.task_clusters_)
+    # the default grid does not depend on the units of the features
+    scaled = ClusteredTasksRegressorCV(n_alphas=6, cv=3, random_state=0).fit(1e3 * X, Y)
+    np.testing.assert_allclose(scaled.alphas_, model.alphas_, rtol=1e-8)
+    np.testing.assert_allclose(1e3 * scaled.coef_, model.coef_, rtol=1e-6, atol=1e-9)

@@ -1,0 +1,233 @@
+"""Multi-task relationship learning (TaskRelationRegressor / TaskRelationClassifier)."""
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from sklearn.linear_model import Ridge
+
+from skmtl.linear._solver_task_relation import (
+    _Coupling,
+    _solve_coupled,
+    relation_weights,
+)
+from skmtl.linear._task_relation import TaskRelationClassifier, TaskRelationRegressor
+
+cp = pytest.importorskip("cvxpy")
+
+
+def _data(seed=0, n=30, d=4, T=3, missing=0.3):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d))
+    Y = X @ rng.standard_normal((T, d)).T + 0.3 * rng.standard_normal((n, T)) + 1.0
+    mask = rng.random((n, T)) > missing
+    return X, Y, mask
+
+
+def _trace_norm(W):
+    return np.linalg.svd(W, compute_uv=False).sum()
+
+
+def _objective(model, X, Y, mask, logistic):
+    """The documented objective at the fitted model, with the optimal (eps = 0) Omega."""
+    W, b = model.coef_, model.intercept_
+    T = W.shape[0]
+    lam_1, lam_2 = relation_weights(model.alpha, model.relation_ratio, T)
+    value = 0.0
+    for t in range(T):
+        m = mask[:, t]
+        z = X[m] @ W[t] + b[t]
+        if logistic:
+            value += np.mean(np.logaddexp(0, z) - Y[m, t] * z)
+        else:
+            value += 0.5 * np.mean((Y[m, t] - z) ** 2)
+    value += lam_1 / 2 * np.sum(W**2) + lam_2 / 2 * _trace_norm(W) ** 2
+    if logistic and T > 1:
+        value += model.alpha / 2 * np.sum((b - b.mean()) ** 2)
+    return value
+
+
+def _cvxpy_value(X, Y, mask, alpha, ratio, logistic):
+    T, d = Y.shape[1], X.shape[1]
+    lam_1, lam_2 = relation_weights(alpha, ratio, T)
+    W, b = cp.Variable((T, d)), cp.Variable(T)
+    omega = cp.Variable((T, T), PSD=True)
+    loss = 0
+    for t in range(T):
+        m = mask[:, t]
+        z = X[m] @ W[t] + b[t]
+        if logistic:
+            loss += cp.sum(cp.logistic(z) - cp.multiply(Y[m, t], z)) / m.sum()
+        else:
+            loss += cp.sum_squares(Y[m, t] - z) / (2 * m.sum())
+    # W has one row per task: tr(W^T Omega^-1 W) = matrix_frac(W, Omega)
+    penalty = lam_1 / 2 * cp.sum_squares(W) + lam_2 / 2 * cp.matrix_frac(W, omega)
+    if logistic:
+        penalty += alpha / 2 * cp.sum_squares(b - cp.sum(b) / T)
+    problem = cp.Problem(cp.Minimize(loss + penalty), [cp.trace(omega) == 1])
+    problem.solve(solver="CLARABEL")
+    return problem.value, omega.value
+
+
+@pytest.mark.parametrize("alpha, ratio", [(0.3, 0.7), (0.05, 0.5), (1.0, 0.2)])
+def test_regressor_objective_matches_cvxpy(alpha, ratio):
+    X, Y, mask = _data()
+    model = TaskRelationRegressor(alpha=alpha, relation_ratio=ratio, tol=1e-13).fit(
+        X, np.where(mask, Y, np.nan))
+    reference, omega = _cvxpy_value(X, Y, mask, alpha, ratio, logistic=False)
+    value = _objective(model, X, Y, mask, logistic=False)
+    assert value == pytest.approx(reference, rel=1e-6)
+    assert value >= reference - 1e-7 * abs(reference)
+    np.testing.assert_allclose(model.task_covariance_, omega, atol=1e-4)
+    assert np.trace(model.task_covariance_) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("alpha, ratio", [(0.05, 0.5), (0.1, 0.3), (0.3, 0.9)])
+def test_classifier_objective_matches_cvxpy(alpha, ratio):
+    X, Y, mask = _data(seed=1, n=40)
+    labels = (Y > 1).astype(float)
+    model = TaskRelationClassifier(alpha=alpha, relation_ratio=ratio, tol=1e-10).fit(
+        X, np.where(mask, labels, np.nan))
+    reference, _ = _cvxpy_value(X, labels, mask, alpha, ratio, logistic=True)
+    assert _objective(model, X, labels, mask, logistic=True) == pytest.approx(reference,
+                                                                              rel=1e-6)
+
+
+def test_w_step_matches_closed_form():
+    # for a fixed Omega, the W step is the linear system (blockdiag(A_t) + P (x) I) w = r
+    rng = np.random.default_rng(3)
+    T, d = 3, 4
+    A = np.array([(lambda F: F.T @ F / 10)(rng.standard_normal((10, d))) for _ in range(T)])
+    R = rng.standard_normal((T, d))
+    coupling = _Coupling(rng.standard_normal((T, d)), 0.2, 0.1, 1e-12)
+    W, _, _ = _solve_coupled(A, coupling, R, np.zeros((T, d)))
+    P = coupling.U @ np.diag(coupling.p) @ coupling.U.T
+    P_expected = 0.2 * np.eye(T) + 0.1 * np.linalg.inv(coupling.omega)
+    np.testing.assert_allclose(P, P_expected, rtol=1e-8)
+    system = np.kron(P, np.eye(d))
+    for t in range(T):
+        system[t * d:(t + 1) * d, t * d:(t + 1) * d] += A[t]
+    np.testing.assert_allclose(W.ravel(), np.linalg.solve(system, R.ravel()), rtol=1e-9)
+
+
+def test_w_step_with_intercepts_matches_dense_solve():
+    rng = np.random.default_rng(1)
+    T, d, kappa = 3, 4, 0.3
+    G = np.array([(lambda a: a @ a.T)(rng.standard_normal((d, d))) for _ in range(T)])
+    c, h = rng.standard_normal((T, d)), rng.random(T) + 5
+    coupling = _Coupling(rng.standard_normal((T, d)), 0.2, 0.1, 1e-12)
+    R, r_b = rng.standard_normal((T, d)), rng.standard_normal(T)
+    dW, db, _ = _solve_coupled(G, coupling, R, np.zeros((T, d)), c=c, h=h, kappa=kappa,
+                               r_b=r_b)
+    P = coupling.U @ np.diag(coupling.p) @ coupling.U.T
+    H = np.zeros((T * d + T, T * d + T))
+    H[:T * d, :T * d] = np.kron(P, np.eye(d))
+    H[T * d:, T * d:] = kappa * (np.eye(T) - 1 / T)
+    for t in range(T):
+        block = slice(t * d, (t + 1) * d)
+        H[block, block] += G[t]
+        H[block, T * d + t] = H[T * d + t, block] = c[t]
+        H[T * d + t, T * d + t] += h[t]
+    x = np.linalg.solve(H, np.concatenate([R.ravel(), r_b]))
+    np.testing.assert_allclose(np.concatenate([dW.ravel(), db]), x, atol=1e-10)
+
+
+def test_one_task_is_ridge():
+    X, Y, _ = _data(T=1, missing=0.0)
+    y = Y[:, 0]
+    model = TaskRelationRegressor(alpha=0.2, relation_ratio=0.6).fit(X, y)
+    # lambda_1 + lambda_2 = alpha on the mean loss: Ridge(alpha=n * alpha) on the sum
+    ridge = Ridge(alpha=X.shape[0] * 0.2).fit(X, y)
+    np.testing.assert_allclose(model.coef_[0], ridge.coef_, rtol=1e-8)
+    np.testing.assert_allclose(model.intercept_[0], ridge.intercept_, rtol=1e-8)
+    np.testing.assert_allclose(model.task_covariance_, [[1.0]])
+
+
+def test_identical_tasks_share_one_model():
+    X, Y, _ = _data(T=1, missing=0.0)
+    Y3 = np.repeat(Y, 3, axis=1)
+    model = TaskRelationRegressor(alpha=0.2, relation_ratio=0.6, tol=1e-13).fit(X, Y3)
+    np.testing.assert_allclose(model.coef_, np.repeat(model.coef_[:1], 3, axis=0), rtol=1e-7)
+    np.testing.assert_allclose(model.task_correlation_, np.ones((3, 3)), atol=1e-6)
+    # identical tasks: the penalty is alpha / 2 ((1 - r) + r / T) ||W||_F^2, a ridge per task
+    strength = 0.2 * ((1 - 0.6) + 0.6 / 3)
+    ridge = Ridge(alpha=X.shape[0] * strength).fit(X, Y[:, 0])
+    np.testing.assert_allclose(model.coef_[0], ridge.coef_, rtol=1e-6)
+
+
+def test_planted_opposite_groups():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((60, 5))
+    w = rng.standard_normal(5)
+    signs = np.array([1, 1, 1, -1, -1, -1])
+    Y = X @ (signs[:, None] * w).T + 0.1 * rng.standard_normal((60, 6))
+    corr = TaskRelationRegressor(alpha=0.1).fit(X, Y).task_correlation_
+    expected = np.sign(np.outer(signs, signs))
+    assert np.array_equal(np.sign(corr), expected)
+    assert np.all(np.abs(corr) > 0.9)
+
+
+@pytest.mark.parametrize("Est", [TaskRelationRegressor, TaskRelationClassifier])
+def test_long_equals_wide_and_sparse_equals_dense(Est):
+    X, Y, mask = _data(seed=2)
+    if Est is TaskRelationClassifier:
+        Y = (Y > 1).astype(float)
+    Y_wide = np.where(mask, Y, np.nan)
+    wide = Est(alpha=0.1, tol=1e-11).fit(X, Y_wide)
+    rows, tasks = np.nonzero(mask)
+    long = Est(alpha=0.1, tol=1e-11).fit(X[rows], Y[rows, tasks], task_ids=tasks)
+    sparse = Est(alpha=0.1, tol=1e-11).fit(sp.csr_matrix(X), Y_wide)
+    # the logistic fits stop on the objective (1e-11 relative), which fixes W to about 1e-5
+    rtol = 1e-4 if Est is TaskRelationClassifier else 1e-6
+    for other in (long, sparse):
+        np.testing.assert_allclose(other.coef_, wide.coef_, rtol=rtol, atol=1e-8)
+        np.testing.assert_allclose(other.intercept_, wide.intercept_, rtol=rtol, atol=1e-8)
+        np.testing.assert_allclose(other.task_covariance_, wide.task_covariance_,
+                                   atol=100 * rtol)
+
+
+def test_standardize_reports_user_units():
+    X, Y, mask = _data(seed=4)
+    Y = np.where(mask, Y, np.nan)
+    scale = np.array([1.0, 10.0, 0.1, 3.0])
+    a = TaskRelationRegressor(alpha=0.1, standardize=True, tol=1e-13).fit(X, Y)
+    b = TaskRelationRegressor(alpha=0.1, standardize=True, tol=1e-13).fit(X * scale, Y)
+    np.testing.assert_allclose(b.coef_ * scale, a.coef_, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(b.predict(X * scale), a.predict(X), rtol=1e-6)
+
+
+def test_unknown_task_shared():
+    X, Y, mask = _data(seed=5)
+    rows, tasks = np.nonzero(mask)
+    model = TaskRelationRegressor(alpha=0.1, unknown_task="shared").fit(
+        X[rows], Y[rows, tasks], task_ids=tasks)
+    pred = model.predict(X[:4], task_ids=[0, 99, 1, 99])
+    expected_shared = X[[1, 3]] @ model.coef_.mean(axis=0) + model.intercept_.mean()
+    np.testing.assert_allclose(pred[[1, 3]], expected_shared)
+    np.testing.assert_allclose(pred[0], X[0] @ model.coef_[0] + model.intercept_[0])
+
+
+def test_classifier_one_class_task_has_finite_intercept():
+    X, Y, _ = _data(seed=6)
+    labels = (Y > 1).astype(int)
+    labels[:, 2] = 1
+    model = TaskRelationClassifier(alpha=0.1).fit(X, labels)
+    assert np.all(np.isfinite(model.intercept_))
+    assert model.predict_proba(X)[2][:, 1].min() > 0.5
+
+
+def test_affinity_display_draws_task_correlation():
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    from skmtl.plotting import AffinityDisplay
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((40, 3))
+    w = np.array([1.0, -2.0, 0.5])
+    Y = np.column_stack([X @ w, -X @ w, X @ w]) + 0.1 * rng.standard_normal((40, 3))
+    model = TaskRelationRegressor(alpha=0.1).fit(X, Y)
+    display = AffinityDisplay.from_estimator(model, include_values=False)
+    order = display.order_
+    np.testing.assert_allclose(display.im_.get_array(),
+                               model.task_correlation_[order][:, order])
+    assert display.colorbar_.ax.get_ylabel() == "learned task correlation"
+    matplotlib.pyplot.close(display.figure_)
