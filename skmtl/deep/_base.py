@@ -30,7 +30,7 @@ from skmtl.deep._net import BatchLoader, MultiTaskDataset, MultiTaskNet, TaskLos
 from skmtl.deep.modules import ACTIVATIONS, build_module
 from skmtl.deep.weighting import get_weighting
 from skmtl.utils._sklearn_compat import HasMethods, Hidden, Interval, StrOptions
-from skmtl.utils.validation import _hashable
+from skmtl.utils.validation import _hashable, group_rows_by_task
 
 OPTIMIZERS = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD, "adamw": torch.optim.AdamW}
 
@@ -590,9 +590,7 @@ class _DeepRegressionMixin:
         self.target_mean_ = np.zeros(n_tasks)
         self.target_scale_ = np.ones(n_tasks)
         float32_max = float(np.finfo(np.float32).max)
-        order, bounds = labels.task_values()
-        for t in range(n_tasks):
-            entries = order[bounds[t] : bounds[t + 1]]
+        for t, entries in enumerate(group_rows_by_task(labels.task, n_tasks)):
             values = labels.value[entries]
             if self.standardize_targets:
                 mean, scale, values = _standardize(values)

@@ -15,6 +15,8 @@ label's own task output from the heads' outputs.
 import numpy as np
 import torch
 
+from skmtl.utils.validation import group_rows_by_task
+
 __all__ = ["TaskLabels", "batch_labels", "label_rows"]
 
 
@@ -44,9 +46,8 @@ class TaskLabels:
         """The observed entries of a wide ``(n_samples, n_tasks)`` target, row by row."""
         n_samples, n_tasks = mask.shape
         rows, tasks = np.nonzero(mask)  # row-major: by row, then by task
-        indptr = np.zeros(n_samples + 1, dtype=np.int64)
-        np.cumsum(np.bincount(rows, minlength=n_samples), out=indptr[1:])
-        return cls(indptr, tasks.astype(_task_dtype(n_tasks)), values[rows, tasks], n_tasks)
+        return cls(_indptr(rows, n_samples), tasks.astype(_task_dtype(n_tasks)),
+                   values[rows, tasks], n_tasks)
 
     @classmethod
     def from_long(cls, values, task_index, n_tasks):
@@ -87,11 +88,8 @@ class TaskLabels:
     def task_positions(self, rows):
         """Per task, the positions (into ``rows``) of the rows with a label of that task."""
         entries, local = self.positions(rows)
-        task = self.task[entries]
-        order = np.argsort(task, kind="stable")  # positions stay increasing within a task
-        bounds = np.searchsorted(task[order], np.arange(self.n_tasks + 1))
-        local = local[order]
-        return [local[bounds[t] : bounds[t + 1]] for t in range(self.n_tasks)]
+        # local increases along the entries, so each task's positions stay in increasing order
+        return [local[group] for group in group_rows_by_task(self.task[entries], self.n_tasks)]
 
     def keep_tasks(self, keep):
         """The labels of the tasks where ``keep`` (bool, ``(n_tasks,)``) is True; the task
@@ -111,19 +109,18 @@ class TaskLabels:
         entries, local = self.positions(rows)
         task = new[self.task[entries]]
         selected = task >= 0
-        indptr = np.zeros(rows.shape[0] + 1, dtype=np.int64)
-        np.cumsum(np.bincount(local[selected], minlength=rows.shape[0]), out=indptr[1:])
         return TaskLabels(
-            indptr, task[selected].astype(_task_dtype(tasks.shape[0])),
+            _indptr(local[selected], rows.shape[0]),
+            task[selected].astype(_task_dtype(tasks.shape[0])),
             self.value[entries[selected]], tasks.shape[0],
         )
 
-    def task_values(self):
-        """``(order, bounds)``: the labels sorted by task (stable), task ``t``'s being
-        ``order[bounds[t]:bounds[t + 1]]``."""
-        order = np.argsort(self.task, kind="stable")
-        bounds = np.searchsorted(self.task[order], np.arange(self.n_tasks + 1))
-        return order, bounds
+
+def _indptr(label_rows, n_rows):
+    """The ``indptr`` of labels sorted by row, from each label's row."""
+    indptr = np.zeros(n_rows + 1, dtype=np.int64)
+    np.cumsum(np.bincount(label_rows, minlength=n_rows), out=indptr[1:])
+    return indptr
 
 
 def _task_dtype(n_tasks):
