@@ -161,6 +161,42 @@ register_model(
     applicable=_binary_tasks_only,
 )
 
+
+def _relation_model(task_type, family, params):
+    """A scaler and the learned-relationship linear model of ``family`` for the task type:
+    its ``*CV`` estimator with ``params`` (inner folds), or the estimator when there are none."""
+    from skmtl import linear
+
+    kind = "Regressor" if task_type == "regression" else "Classifier"
+    name = family + kind + ("CV" if params else "")
+    return make_pipeline(StandardScaler(), getattr(linear, name)(**params))
+
+
+# the models of learned task relationships: slower (and, for hierarchical, costlier in the
+# number of features), so run when named
+_RELATION_MODELS = (
+    ("clustered_tasks", "ClusteredTasks", dict(cv=3),
+     "linear MTL, tasks in clusters each pulled to its mean: ClusteredTasksRegressorCV / "
+     "ClusteredTasksClassifierCV (n_clusters=2, alpha by inner 3-fold CV; not run by default)"),
+    ("low_rank", "LowRank", dict(cv=3),
+     "linear MTL, task coefficients of low rank (trace norm): LowRankRegressorCV / "
+     "LowRankClassifierCV (alpha by inner 3-fold CV; not run by default)"),
+    ("task_relation", "TaskRelation", dict(cv=3),
+     "linear MTL, a learned task covariance (Zhang & Yeung): TaskRelationRegressorCV / "
+     "TaskRelationClassifierCV (alpha by inner 3-fold CV; not run by default)"),
+    ("hierarchical", "Hierarchical", {},
+     "linear MTL, task coefficients drawn around a learned mean with a learned covariance "
+     "(a mixed model fitted by empirical Bayes, no grid search): HierarchicalRegressor / "
+     "HierarchicalClassifier, every slope random (its cost grows with the cube of the number "
+     "of features; not run by default)"),
+)
+for _name, _family, _params, _description in _RELATION_MODELS:
+    register_model(
+        _name,
+        lambda task_type, device, family=_family, params=_params: _relation_model(
+            task_type, family, params),
+        _description, default=False, applicable=_binary_tasks_only)
+
 # Deep models: an MLP (one hidden layer of 64) trained for DEEP_EPOCHS epochs, on --device.
 DEEP_EPOCHS = 30
 _DEEP_MODELS = (

@@ -22,8 +22,11 @@ from skmtl.linear import (
     BlockSparseRegressor,
     BlockSparseRegressorCV,
     ClusteredTasksClassifier,
+    ClusteredTasksClassifierCV,
     ClusteredTasksRegressor,
     ClusteredTasksRegressorCV,
+    HierarchicalClassifier,
+    HierarchicalRegressor,
     LowRankClassifier,
     LowRankClassifierCV,
     LowRankRegressor,
@@ -33,7 +36,9 @@ from skmtl.linear import (
     MeanClusteredRegressor,
     MeanClusteredRegressorCV,
     TaskRelationClassifier,
+    TaskRelationClassifierCV,
     TaskRelationRegressor,
+    TaskRelationRegressorCV,
 )
 
 # class name -> unfitted instances covering its regression and classification modes.
@@ -52,6 +57,10 @@ INSTANCES = {
     "TaskRelationClassifier": [TaskRelationClassifier(alpha=0.1, tol=1e-13, max_iter=5000)],
     "ClusteredTasksRegressor": [ClusteredTasksRegressor(random_state=0)],
     "ClusteredTasksClassifier": [ClusteredTasksClassifier(random_state=0)],
+    # one random slope: the checks' 3 or 4 tasks identify its 2 x 2 covariance (the default,
+    # all 5 slopes, is checked in tests/linear/test_hierarchical.py)
+    "HierarchicalRegressor": [HierarchicalRegressor(random_slopes=[0], tol=1e-12)],
+    "HierarchicalClassifier": [HierarchicalClassifier(tol=1e-12)],
 }
 
 # small grids passed by hand and 3 folds: the checks fit often, and compare fits whose folds
@@ -73,6 +82,17 @@ INSTANCES["LowRankRegressorCV"] = [LowRankRegressorCV(alphas=(1.0, 0.1, 0.01), c
 INSTANCES["LowRankClassifierCV"] = [LowRankClassifierCV(alphas=(0.1,), cv=3, tol=1e-10)]
 INSTANCES["ClusteredTasksRegressorCV"] = [
     ClusteredTasksRegressorCV(alphas=(10.0, 0.1, 1e-3), cv=3, random_state=0)]
+INSTANCES["ClusteredTasksClassifierCV"] = [
+    ClusteredTasksClassifierCV(alphas=(1.0, 0.1, 0.01), cv=3, random_state=0)]
+# the tight tolerance and the unscaled features of the fixed-alpha instances (the checks
+# compare fits to rtol 1e-6): the solver stops on the objective's relative decrease per sweep
+# (1e-13 here), which leaves the coefficients about its square root apart, and the scaled
+# problem (standardize=True) puts permuted-task fits' near-zero predictions 1e-7 apart
+INSTANCES["TaskRelationRegressorCV"] = [
+    TaskRelationRegressorCV(alphas=(10.0, 0.1, 1e-3), cv=3, tol=1e-13, max_iter=5000,
+                            standardize=False)]
+INSTANCES["TaskRelationClassifierCV"] = [
+    TaskRelationClassifierCV(alphas=(1.0, 0.1, 0.01), cv=3, tol=1e-13, max_iter=5000)]
 # alphas down to 0.01 only: near-separable check data make the logistic path slow below
 INSTANCES["BlockSparseClassifierCV"] = [
     BlockSparseClassifierCV(alphas=(1.0, 0.1, 0.03, 0.01), cv=3, tol=1e-10)]

@@ -3,8 +3,9 @@
 from skmtl.linear._block_sparse import BlockSparseClassifier, BlockSparseRegressor
 from skmtl.linear._block_sparse_cv import BlockSparseClassifierCV, BlockSparseRegressorCV
 from skmtl.linear._clustered_tasks import ClusteredTasksClassifier, ClusteredTasksRegressor
-from skmtl.linear._clustered_tasks_cv import ClusteredTasksRegressorCV
+from skmtl.linear._clustered_tasks_cv import ClusteredTasksClassifierCV, ClusteredTasksRegressorCV
 from skmtl.linear._cv import GridEdgeWarning
+from skmtl.linear._hierarchical import HierarchicalClassifier, HierarchicalRegressor
 from skmtl.linear._low_rank import (
     LowRankClassifier,
     LowRankClassifierCV,
@@ -14,6 +15,7 @@ from skmtl.linear._low_rank import (
 from skmtl.linear._mean_clustered import MeanClusteredClassifier, MeanClusteredRegressor
 from skmtl.linear._mean_clustered_cv import MeanClusteredClassifierCV, MeanClusteredRegressorCV
 from skmtl.linear._task_relation import TaskRelationClassifier, TaskRelationRegressor
+from skmtl.linear._task_relation_cv import TaskRelationClassifierCV, TaskRelationRegressorCV
 
 __all__ = [
     "BlockSparseClassifier",
@@ -21,9 +23,12 @@ __all__ = [
     "BlockSparseRegressor",
     "BlockSparseRegressorCV",
     "ClusteredTasksClassifier",
+    "ClusteredTasksClassifierCV",
     "ClusteredTasksRegressor",
     "ClusteredTasksRegressorCV",
     "GridEdgeWarning",
+    "HierarchicalClassifier",
+    "HierarchicalRegressor",
     "LowRankClassifier",
     "LowRankClassifierCV",
     "LowRankRegressor",
@@ -33,5 +38,7 @@ __all__ = [
     "MeanClusteredRegressor",
     "MeanClusteredRegressorCV",
     "TaskRelationClassifier",
+    "TaskRelationClassifierCV",
     "TaskRelationRegressor",
+    "TaskRelationRegressorCV",
 ]

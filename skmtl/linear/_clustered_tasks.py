@@ -24,10 +24,20 @@ from skmtl.utils.validation import check_finite_squares
 __all__ = ["ClusteredTasksClassifier", "ClusteredTasksRegressor"]
 
 _DOCS = {
+    "clustered_regressor_objective": """
+        sum_t 1 / (2 n_t) * ||y_t - X_t w_t - b_t||^2_2
+        + alpha * (||w_bar||^2_2 + between / T * sum_c n_c ||w_bar_c - w_bar||^2_2
+                   + within / T * sum_t ||w_t - w_bar_c(t)||^2_2)
+    """,
+    "clustered_classifier_objective": """
+        sum_t 1 / n_t * sum_{i in task t} log(1 + exp(-s_i (x_i w_t + b_t)))
+        + alpha * (||w_bar||^2_2 + between / T * sum_c n_c ||w_bar_c - w_bar||^2_2
+                   + within / T * sum_t ||w_t - w_bar_c(t)||^2_2)
+        + alpha * (between / T * sum_c n_c (b_bar_c - b_bar)^2
+                   + within / T * sum_t (b_t - b_bar_c(t))^2)
+    """,
     **LINEAR_DOCS,
     "clustered_parameters": """
-    alpha : float, default=1.0
-        Regularisation strength, > 0.
     n_clusters : int, default=2
         Number of clusters of tasks (at most the number of tasks is used).
     between : float, default=1.0
@@ -148,13 +158,18 @@ class _ClusteredTasksMixin(_MeanClusteredMixin):
             raise ValueError(f"within must be >= between; got within={self.within!r} < "
                              f"between={self.between!r}.")
 
-    def _fit_problem(self, problem, scale, alpha):
-        self._check_strengths()
+    def _steps(self, problem):
+        """The alternation at any alpha on one data set: ``alpha -> (W, b, labels, n_iter)``
+        (the W step's moments or design built once)."""
         design = problem.design()
         y = problem.targets(design)
         step, loss = make_step(design, y, logistic=self._logistic,
                                fit_intercept=self.fit_intercept, **self._newton())
-        W, b, labels, self.n_iter_ = self._alternate(step, loss, design, y, alpha)
+        return lambda alpha: self._alternate(step, loss, design, y, alpha)
+
+    def _fit_problem(self, problem, scale, alpha):
+        self._check_strengths()
+        W, b, labels, self.n_iter_ = self._steps(problem)(alpha)
         self._set_coef(W, b, scale)
         self.task_clusters_ = labels
         self.cluster_coef_ = cluster_means(self.coef_, labels, labels.max() + 1)
@@ -182,9 +197,7 @@ class ClusteredTasksRegressor(_ClusteredTasksMixin, MultiTaskRegressorMixin, Bas
     Minimises over the task coefficients ``W = [w_1, ..., w_T]``, the intercepts ``b`` and a
     partition of the tasks into at most ``n_clusters`` clusters::
 
-        sum_t 1 / (2 n_t) * ||y_t - X_t w_t - b_t||^2_2
-        + alpha * (||w_bar||^2_2 + between / T * sum_c n_c ||w_bar_c - w_bar||^2_2
-                   + within / T * sum_t ||w_t - w_bar_c(t)||^2_2)
+        {clustered_regressor_objective}
 
     where ``X_t, y_t`` are the ``n_t`` observed rows of task ``t``, ``T`` the number of tasks,
     ``c(t)`` the cluster of task ``t``, ``n_c`` the number of tasks in cluster ``c``,
@@ -193,6 +206,7 @@ class ClusteredTasksRegressor(_ClusteredTasksMixin, MultiTaskRegressorMixin, Bas
 
     Parameters
     ----------
+    {mean_clustered_alpha}
     {clustered_parameters}
     {fit_intercept}
     standardize : bool, default=False
@@ -250,11 +264,7 @@ class ClusteredTasksClassifier(_BinaryLogisticMixin, _ClusteredTasksMixin,
     Minimises over the task coefficients ``W = [w_1, ..., w_T]``, the intercepts ``b`` and a
     partition of the tasks into at most ``n_clusters`` clusters::
 
-        sum_t 1 / n_t * sum_{i in task t} log(1 + exp(-s_i (x_i w_t + b_t)))
-        + alpha * (||w_bar||^2_2 + between / T * sum_c n_c ||w_bar_c - w_bar||^2_2
-                   + within / T * sum_t ||w_t - w_bar_c(t)||^2_2)
-        + alpha * (between / T * sum_c n_c (b_bar_c - b_bar)^2
-                   + within / T * sum_t (b_t - b_bar_c(t))^2)
+        {clustered_classifier_objective}
 
     where task ``t`` has ``n_t`` observed labels, ``s_i = +1`` for the task's second class and
     ``-1`` for its first, ``c(t)`` is the cluster of task ``t``, ``n_c`` the number of tasks in
@@ -265,6 +275,7 @@ class ClusteredTasksClassifier(_BinaryLogisticMixin, _ClusteredTasksMixin,
 
     Parameters
     ----------
+    {mean_clustered_alpha}
     {clustered_parameters}
     fit_intercept : bool, default=True
         Fit an intercept per task (pulled as above).

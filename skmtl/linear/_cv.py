@@ -10,17 +10,21 @@ best grid point.
 
 import warnings
 from inspect import signature
-from numbers import Integral
+from numbers import Integral, Real
 
 import numpy as np
 import scipy.sparse as sp
 from scipy.stats import rankdata
+from sklearn.base import is_classifier
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import check_cv
+from sklearn.utils.parallel import Parallel, delayed
 
 from skmtl.linear._designs import predict_rows
+from skmtl.linear._solver_mean_clustered import _largest_moment_eigenvalue
 from skmtl.metrics import get_multitask_scorer
 from skmtl.model_selection import MultiTaskKFold
+from skmtl.utils._sklearn_compat import Interval
 from skmtl.utils.validation import _format_tasks, check_finite_squares
 
 
@@ -386,3 +390,131 @@ def extend_geometric(alphas, edge):
     if edge == "first":
         return np.concatenate([(alphas[0] * steps)[::-1], alphas])
     return np.concatenate([alphas, alphas[-1] / steps])
+
+
+# -- the units-free default grid ------------------------------------------------------------------
+# At the largest default alpha, the weakest curvature of the penalty is this many times the
+# largest curvature of the average task's loss.
+ALPHA_MAX_RATIO = 10.0
+
+
+def curvature_alphas(estimator, data, X, weakest):
+    """The default grid of alphas of a quadratic-like penalty, from the scaled data ``X``.
+
+    ``n_alphas`` values log-spaced from ``alpha_max`` down to ``eps * alpha_max``: at
+    ``alpha_max`` the penalty's weakest curvature, ``weakest * alpha``, is
+    :data:`ALPHA_MAX_RATIO` times the largest curvature of the average task's loss,
+    ``estimator._curvature`` (1 for least squares, 1 / 4 for the logistic loss) times the
+    largest eigenvalue of the tasks' mean (per-task centred when ``fit_intercept``) second
+    moments.
+    """
+    e_max = _largest_moment_eigenvalue(X, *data.observations(), data.n_tasks,
+                                       estimator.fit_intercept)
+    alpha_max = ALPHA_MAX_RATIO * estimator._curvature * e_max / weakest
+    return np.geomspace(alpha_max, estimator.eps * alpha_max, estimator.n_alphas)
+
+
+# -- one alpha along a path ---------------------------------------------------------------------
+def _alpha_path_scores(estimator, data, train, test, alphas, scorer):
+    """``(n_alphas, 2)`` of (value, weight): one training fold's test scores along ``alphas``."""
+    (X, Y, mask), kwargs = data.fit_args(train)
+    X, scale = estimator._scaled(X, data.row_weight(train))
+    solve = estimator._path(X, Y, mask, kwargs)
+    fold = data.test_fold(test)
+    out = np.empty((len(alphas), 2))
+    for k, alpha in enumerate(alphas):
+        W, b = solve(alpha)
+        W = W if scale is None else W / scale
+        out[k] = _fold_score(fold, W, b, data.n_tasks, scorer, estimator._default_score,
+                             lambda W, b, alpha=alpha: estimator._fitted(alpha, W, b))
+    return out
+
+
+def alpha_cv_constraints(model_constraints):
+    """The ``_parameter_constraints`` of a model's alpha search: the model's without ``alpha``,
+    with those of the grid and of the search."""
+    return {
+        **{name: constraint for name, constraint in model_constraints.items()
+           if name != "alpha"},
+        "alphas": ["array-like", None],
+        "n_alphas": [Interval(Integral, 1, None, closed="left")],
+        "eps": [Interval(Real, 0, 1, closed="right")],
+        "cv": ["cv_object"],
+        "scoring": [None, str, callable],
+        "n_jobs": [None, Integral],
+    }
+
+
+class _AlphaPathCVMixin:
+    """``alpha`` chosen by cross-validation, the model's other parameters fixed.
+
+    Wide or long data are wrapped for the folds; the grid is the given one or the units-free
+    default (:func:`curvature_alphas`), extended by a decade while its optimum is at an edge
+    (at most :data:`MAX_EXTENSIONS` times); each training fold fits the grid in decreasing
+    order; ``cv_results_``, ``alpha_``, ``best_score_`` and ``alphas_`` are set and the best
+    alpha is refitted on all the data. Left of the fixed-alpha model's mixin (``_scaled``).
+    Each estimator defines (and may define ``_check_fixed``):
+
+    - ``_model``: the fixed-alpha estimator (a scorer's fitted model);
+    - ``_default_score``: the pooled criterion, (value, weight) per fold;
+    - ``_curvature``: the loss's largest curvature per unit of ``x w``;
+    - ``_weakest_curvature(n_tasks)``: the penalty's weakest curvature per unit of alpha;
+    - ``_path(X, Y, mask, kwargs)``: ``alpha -> (W, b)`` on one (scaled) training set, fitted
+      in decreasing order of alpha (so it may warm-start);
+    - ``_refit(args, kwargs, scale)``: the fit at ``alpha_`` on all the (scaled) data.
+    """
+
+    _model = None
+    _default_score = None
+    _curvature = 1.0
+
+    def _fit_multitask(self, X, Y, mask):
+        self._fit_cv(X, _WideData(X, Y, mask, self._layout))
+
+    def _fit_long(self, X, y, task_index):
+        self._fit_cv(X, _LongData(X, y, task_index, self.tasks_))
+
+    def _check_fixed(self):
+        """Checks of the fixed parameters beyond ``_parameter_constraints`` (none by default)."""
+
+    def _fit_cv(self, X, data):
+        self._check_fixed()
+        classification = is_classifier(self)
+        X_all, scale = self._scaled(X, data.row_weight())
+        data.check_finite_squares(X_all, self.tasks_, targets=not classification)
+        default = self.alphas is None
+        alphas = (curvature_alphas(self, data, X_all, self._weakest_curvature(data.n_tasks))
+                  if default else np.unique(_positive(self.alphas, "alphas"))[::-1])
+        scorer = _check_scoring(self.scoring)
+        splits = _cv_splits(self.cv, X, data, self.tasks_, classification=classification)
+        cache = {}  # alpha -> (n_splits, 2) of (value, weight)
+        for extension in range(MAX_EXTENSIONS + 1):
+            new = [alpha for alpha in alphas if alpha not in cache]
+            if new:
+                results = Parallel(n_jobs=self.n_jobs)(
+                    delayed(_alpha_path_scores)(self, data, train, test, new, scorer)
+                    for train, test in splits)
+                for k, alpha in enumerate(new):
+                    cache[alpha] = np.array([out[k] for out in results])
+            values = np.stack([cache[alpha] for alpha in alphas], axis=1)
+            self.cv_results_, best = _cv_results(values[..., 0] / values[..., 1],
+                                                 {"alpha": alphas}, values[..., 1])
+            means = self.cv_results_["mean_test_score"]
+            edge = edge_of(np.where(np.isnan(means), -np.inf, means), best, 0, alphas.size)
+            if edge is None or not default or extension == MAX_EXTENSIONS:
+                break
+            alphas = extend_geometric(alphas, edge)
+        self.alpha_ = float(alphas[best])
+        self.best_score_ = float(self.cv_results_["mean_test_score"][best])
+        self.alphas_ = alphas
+        if edge is not None:
+            warn_edge("alpha", self.alpha_, alphas, extended=default)
+        args, kwargs = data.fit_args()
+        self._refit((X_all,) + args[1:], kwargs, scale)
+
+    def _fitted(self, alpha, W, b):
+        """A fitted fixed-alpha model with these coefficients, for a scorer."""
+        model = self._model()
+        shared = {name: value for name, value in self.get_params(deep=False).items()
+                  if name in model.get_params(deep=False)}
+        return _as_fitted(model.set_params(**shared, alpha=alpha), self, W, b)

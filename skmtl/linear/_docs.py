@@ -2,12 +2,13 @@
 
 A docstring names a block by a placeholder alone on its line, ``{name}``; the estimators apply
 ``Substitution(**LINEAR_DOCS)``. Blocks that differ between two estimators by a few words are
-built by the small functions of the CV modules.
+built by the small functions of the CV modules (and :func:`alpha_cv_docs`, shared by the
+estimators that search ``alpha`` alone).
 """
 
-from skmtl.utils._docstring import SHARED_DOCS
+from skmtl.utils._docstring import SHARED_DOCS, join_blocks
 
-__all__ = ["LINEAR_DOCS"]
+__all__ = ["ALPHA_CV_EDGES", "LINEAR_DOCS", "alpha_cv_docs"]
 
 LINEAR_DOCS = {
     **SHARED_DOCS,
@@ -75,3 +76,70 @@ LINEAR_DOCS = {
     T. Evgeniou and M. Pontil, "Regularized multi-task learning", KDD 2004.
     """,
 }
+
+# The Notes paragraph on the grid's edges of the alpha-only CV estimators (indented as a
+# docstring's body, for their f-string tails).
+ALPHA_CV_EDGES = """\
+    **Edges.** An optimum at the largest or smallest alpha of the default grid (beating the
+    rest of the grid by more than a relative 1e-4) extends the grid by a decade, scored on
+    the same folds; at most 3 times. An optimum still at an edge, or at an edge of a grid
+    the user passed, raises a :class:`~skmtl.linear.GridEdgeWarning`."""
+
+
+def alpha_cv_docs(model, stratified, criterion):
+    """The parameter and attribute blocks of an estimator whose ``alpha`` alone is searched
+    (``ClusteredTasks*CV``, ``TaskRelation*CV``; ``skmtl.linear._cv._AlphaPathCVMixin``).
+
+    ``model`` is the fixed-alpha estimator, ``stratified`` the words on the folds' classes and
+    ``criterion`` the held-out loss of the default criterion: the few words by which a
+    regressor's and a classifier's blocks differ.
+    """
+    return {
+        "alpha_cv_grid": """
+    alphas : array-like of float, default=None
+        Values of ``alpha`` to try, all > 0 (used in decreasing order, never extended).
+        None: ``n_alphas`` values log-spaced from ``alpha_max`` down to ``eps * alpha_max``,
+        computed on the (scaled) data (see Notes), and extended by a decade while the
+        optimum is at an edge (at most 3 times).
+    n_alphas : int, default=10
+        Number of alphas of the default grid.
+    eps : float, default=1e-3
+        ``alpha_min / alpha_max`` of the default grid, in (0, 1].
+    """,
+        "alpha_cv_search": join_blocks(f"""
+    cv : int, cross-validation generator, iterable or None, default=5
+        An int (None: 5) is the number of folds of a
+        :class:`~skmtl.model_selection.MultiTaskKFold` (every task keeps labels in every
+        training fold{stratified}); any other splitter is used as given, with
+        ``task_ids`` for long data when its ``split`` accepts them. Every training fold must
+        hold a label of every task.
+    fit_intercept : bool, default=True
+        Fit one intercept per task.
+    standardize : bool, default=True
+        Fit on the features divided by their standard deviation over the observed rows of
+        all tasks pooled (see :class:`{model}`),
+        in every training fold and in the refit, so that the grid and the choice do not
+        depend on the features' units; ``coef_`` is reported in the user's units.
+    scoring : str, callable or None, default=None
+        None: minus the held-out {criterion} over all test labels, every label weighing the
+        same. A str names a multi-task scorer (:func:`skmtl.metrics.get_multitask_scorer`;
+        ``"r2"`` is computed from the coefficients); a callable is called as
+        ``scoring(estimator, X_test, y_test)`` (and ``task_ids=`` for long data) with a
+        fitted :class:`{model}`, like a scorer in a search object;
+        greater is better.
+    """, LINEAR_DOCS["cv_n_jobs"]),
+        "alpha_cv_attributes": f"""
+    alpha_ : float
+        The chosen alpha (the largest of the best mean test score).
+    alphas_ : ndarray of shape (n_alphas,)
+        The alphas tried, decreasing (the default grid with its extensions).
+    cv_results_ : dict of ndarray
+        As :class:`~sklearn.model_selection.GridSearchCV`'s over ``{{"alpha": alphas_}}``:
+        ``param_alpha``, ``params``, ``split{{k}}_test_score``, ``mean_test_score``,
+        ``std_test_score`` and ``rank_test_score``. With the default criterion a split's
+        score is minus the mean {criterion} of its test labels, and ``mean_test_score`` the
+        same over the test labels of all folds together.
+    best_score_ : float
+        Mean test score of ``alpha_``.
+    """,
+    }

@@ -32,6 +32,7 @@ from skmtl.linear._cv import (
     _pooled_squared_error,
     _positive,
     _WideData,
+    curvature_alphas,
     edge_of,
     extend_geometric,
     warn_edge,
@@ -45,7 +46,6 @@ from skmtl.linear._mean_clustered import (
 )
 from skmtl.linear._solver_mean_clustered import (
     MeanClusteredLeastSquares,
-    _largest_moment_eigenvalue,
     _warm_start,
     solve_mean_clustered,
     solve_mean_clustered_logistic,
@@ -55,9 +55,6 @@ from skmtl.utils._sklearn_compat import Interval, StrOptions
 
 __all__ = ["MeanClusteredClassifierCV", "MeanClusteredRegressorCV"]
 
-# At the largest default alpha, the weakest curvature of the penalty, 2 alpha min(1, c) / T,
-# is this many times the largest curvature of the average task's loss.
-_ALPHA_MAX_RATIO = 10.0
 _DEFAULT_CLUSTER_STRENGTHS = (0.5, 1.0, 2.0, 5.0, 10.0, 100.0, 1000.0)
 # A default cluster_strength grid at its edge grows by this factor per extension.
 _CLUSTER_STEP = 10.0
@@ -194,11 +191,8 @@ class _MeanClusteredCVMixin(_MeanClusteredMixin):
         self._refit((X_all,) + args[1:], kwargs, scale)
 
     def _default_alphas(self, data, X, strengths):
-        e_max = _largest_moment_eigenvalue(X, *data.observations(), data.n_tasks,
-                                           self.fit_intercept)
-        alpha_max = (_ALPHA_MAX_RATIO * data.n_tasks * self._curvature * e_max
-                     / (2.0 * min(1.0, strengths.min())))
-        return np.geomspace(alpha_max, self.eps * alpha_max, self.n_alphas)
+        # the penalty's weakest curvature: 2 alpha min(1, c) / T
+        return curvature_alphas(self, data, X, 2.0 * min(1.0, strengths.min()) / data.n_tasks)
 
     def _fitted(self, alpha, cluster_strength, W, b):
         """A fitted fixed-parameter model with these coefficients, for a scorer."""

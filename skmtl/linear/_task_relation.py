@@ -18,21 +18,32 @@ from skmtl.linear._docs import LINEAR_DOCS
 from skmtl.linear._mean_clustered import _MeanClusteredMixin
 from skmtl.linear._solver_task_relation import solve_task_relation, solve_task_relation_logistic
 from skmtl.linear._standardize import observation_weights
-from skmtl.utils._docstring import Substitution
+from skmtl.utils._docstring import Substitution, join_blocks
 from skmtl.utils._sklearn_compat import Interval, StrOptions
 from skmtl.utils.validation import check_finite_squares
 
 __all__ = ["TaskRelationClassifier", "TaskRelationRegressor"]
 
 _DOCS = {
-    "relation_params": """
-    alpha : float, default=1.0
-        Overall regularisation strength, > 0.
+    "relation_regressor_objective": """
+        sum_t 1 / (2 n_t) * ||y_t - X_t w_t - b_t||^2_2
+        + lambda_1 / 2 * ||W||_F^2 + lambda_2 / 2 * tr(W^T Omega^-1 W)
+        subject to Omega positive semi-definite, tr(Omega) = 1
+    """,
+    "relation_classifier_objective": """
+        sum_t 1 / n_t * sum_{i in task t} log(1 + exp(-s_i (x_i w_t + b_t)))
+        + lambda_1 / 2 * ||W||_F^2 + lambda_2 / 2 * tr(W^T Omega^-1 W)
+        + alpha / 2 * sum_t (b_t - b_bar)^2
+        subject to Omega positive semi-definite, tr(Omega) = 1
+    """,
+    "relation_ratio": """
     relation_ratio : float, default=0.5
         Share of ``alpha`` given to the task-covariance term, in [0, 1]:
         ``lambda_1 = alpha * (1 - relation_ratio)``,
         ``lambda_2 = alpha * relation_ratio / T``. 0 fits independent ridge models
         (penalty ``alpha / 2 ||w_t||^2`` each); larger values let related tasks share more.
+    """,
+    "relation_fit": """
     fit_intercept : bool, default=True
         Fit one intercept per task (not penalised; see the classifier's pull).
     standardize : bool, default=False
@@ -40,11 +51,17 @@ _DOCS = {
         all tasks pooled (see :class:`~skmtl.linear.MeanClusteredRegressor`); ``coef_`` is
         reported in the user's units, ``task_covariance_`` is the one learned on the scaled
         features.
+    """,
+    "relation_solver": """
     tol : float, default=1e-10
         Stop when a sweep (W step, then Omega step) decreases the objective by at most
         ``tol`` times its value.
     max_iter : int, default=1000
         Maximum number of sweeps; reaching it raises a ConvergenceWarning.
+    """,
+    "relation_alpha": """
+    alpha : float, default=1.0
+        Overall regularisation strength, > 0.
     """,
     "relation_attributes": """
     coef_ : ndarray of shape (n_tasks, n_features)
@@ -90,6 +107,9 @@ _DOCS = {
     """,
 }
 
+_DOCS["relation_params"] = join_blocks(*(_DOCS[name] for name in (
+    "relation_alpha", "relation_ratio", "relation_fit", "relation_solver")))
+
 
 class _TaskRelationMixin(_MeanClusteredMixin):
     """Parameters, scaling and predictions of the task-relation estimators."""
@@ -118,10 +138,20 @@ class _TaskRelationMixin(_MeanClusteredMixin):
         weights = observation_weights(mask, X.shape[0])
         X, scale = self._scaled(X, weights)
         self._check_scaled(X, Y, mask, task_index)
-        W, b, omega, self.n_iter_ = self._solver(
-            X, Y, mask, self.alpha, self.relation_ratio, fit_intercept=self.fit_intercept,
-            tol=self.tol, max_iter=self.max_iter, task_index=task_index,
-            n_tasks=None if task_index is None else self.n_tasks_)
+        kwargs = {} if task_index is None else {"task_index": task_index,
+                                                "n_tasks": self.n_tasks_}
+        self._fit_scaled(X, Y, mask, kwargs, scale, self.alpha)
+
+    def _solve(self, X, Y, mask, kwargs, alpha):
+        """``(W, b, omega, n_iter)`` at ``alpha`` on wide (``kwargs`` empty) or long data
+        (``task_index``, ``n_tasks`` in ``kwargs``)."""
+        return self._solver(X, Y, mask, alpha, self.relation_ratio,
+                            fit_intercept=self.fit_intercept, tol=self.tol,
+                            max_iter=self.max_iter, **kwargs)
+
+    def _fit_scaled(self, X, Y, mask, kwargs, scale, alpha):
+        """Fit at ``alpha`` on the features ``X`` (divided by ``scale``) and store the model."""
+        W, b, omega, self.n_iter_ = self._solve(X, Y, mask, kwargs, alpha)
         self._set_coef(W, b, scale)
         self.task_covariance_ = omega
         root = np.sqrt(np.diag(omega))
@@ -133,6 +163,13 @@ class _TaskRelationMixin(_MeanClusteredMixin):
     def _fit_long(self, X, y, task_index):
         self._fit(X, y, None, task_index)
 
+    # the predictions of the regressor (the classifier's come from _BinaryLogisticMixin)
+    _predict_raw = _MeanClusteredMixin._decision
+    _predict_shared = _MeanClusteredMixin._shared_decision
+
+    def _predict_tasks(self, X, task_index):
+        return predict_rows(X, self.coef_, self.intercept_, task_index)
+
 
 @Substitution(**LINEAR_DOCS, **_DOCS)
 class TaskRelationRegressor(_TaskRelationMixin, MultiTaskRegressorMixin, BaseEstimator):
@@ -141,9 +178,7 @@ class TaskRelationRegressor(_TaskRelationMixin, MultiTaskRegressorMixin, BaseEst
     Minimises over the task coefficients ``W`` (one row ``w_t`` per task), the intercepts
     ``b`` and the task covariance ``Omega`` (T x T)::
 
-        sum_t 1 / (2 n_t) * ||y_t - X_t w_t - b_t||^2_2
-        + lambda_1 / 2 * ||W||_F^2 + lambda_2 / 2 * tr(W^T Omega^-1 W)
-        subject to Omega positive semi-definite, tr(Omega) = 1
+        {relation_regressor_objective}
 
     with ``lambda_1 = alpha * (1 - relation_ratio)``, ``lambda_2 = alpha * relation_ratio / T``,
     where ``X_t, y_t`` are the ``n_t`` observed rows of task ``t`` and ``T`` the number of
@@ -190,15 +225,6 @@ class TaskRelationRegressor(_TaskRelationMixin, MultiTaskRegressorMixin, BaseEst
     def _check_scaled(self, X, Y, mask, task_index):
         check_finite_squares(X, Y, mask=mask, task_index=task_index, tasks=self.tasks_)
 
-    def _predict_raw(self, X):
-        return self._decision(X)
-
-    def _predict_shared(self, X):
-        return self._shared_decision(X)
-
-    def _predict_tasks(self, X, task_index):
-        return predict_rows(X, self.coef_, self.intercept_, task_index)
-
 
 @Substitution(**LINEAR_DOCS, **_DOCS)
 class TaskRelationClassifier(_BinaryLogisticMixin, _TaskRelationMixin, MultiTaskClassifierMixin,
@@ -207,10 +233,7 @@ class TaskRelationClassifier(_BinaryLogisticMixin, _TaskRelationMixin, MultiTask
 
     Minimises over ``W``, ``b`` and ``Omega`` (T x T)::
 
-        sum_t 1 / n_t * sum_{i in task t} log(1 + exp(-s_i (x_i w_t + b_t)))
-        + lambda_1 / 2 * ||W||_F^2 + lambda_2 / 2 * tr(W^T Omega^-1 W)
-        + alpha / 2 * sum_t (b_t - b_bar)^2
-        subject to Omega positive semi-definite, tr(Omega) = 1
+        {relation_classifier_objective}
 
     with ``lambda_1 = alpha * (1 - relation_ratio)``, ``lambda_2 = alpha * relation_ratio / T``,
     ``s_i = +1`` for the task's second class and ``-1`` for its first, and ``b_bar`` the mean

@@ -1,16 +1,25 @@
 """ClusteredTasksRegressor / ClusteredTasksClassifier: references, planted clusters, checks."""
 
+import warnings
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
 from sklearn.linear_model import RidgeCV
 from sklearn.metrics import adjusted_rand_score, explained_variance_score
+from sklearn.model_selection import KFold
 
 from skmtl import UnknownTaskError
 from skmtl.baselines import IndependentTasks
-from skmtl.linear import MeanClusteredClassifier, MeanClusteredRegressor
+from skmtl.linear import (
+    GridEdgeWarning,
+    MeanClusteredClassifier,
+    MeanClusteredClassifierCV,
+    MeanClusteredRegressor,
+    MeanClusteredRegressorCV,
+)
 from skmtl.linear._clustered_tasks import ClusteredTasksClassifier, ClusteredTasksRegressor
-from skmtl.linear._clustered_tasks_cv import ClusteredTasksRegressorCV
+from skmtl.linear._clustered_tasks_cv import ClusteredTasksClassifierCV, ClusteredTasksRegressorCV
 from skmtl.linear._designs import Problem
 from skmtl.linear._solver_clustered_tasks import (
     ClusteredTasksPenalty,
@@ -238,3 +247,41 @@ def test_cv_refits_the_best_alpha_on_a_units_free_grid():
     scaled = ClusteredTasksRegressorCV(n_alphas=6, cv=3, random_state=0).fit(1e3 * X, Y)
     np.testing.assert_allclose(scaled.alphas_, model.alphas_, rtol=1e-8)
     np.testing.assert_allclose(1e3 * scaled.coef_, model.coef_, rtol=1e-6, atol=1e-9)
+
+
+# -- ClusteredTasksClassifierCV, and both CVs against MeanClustered*CV ---------------------------
+def test_classifier_cv_finds_planted_clusters_and_refits_the_fixed_model():
+    X, y, tasks, truth, _ = _planted(3, n_rows=30, d=3, per_cluster=3, noise=0.0)
+    y = (y + np.random.default_rng(0).logistic(size=y.size) > 0).astype(int)
+    model = ClusteredTasksClassifierCV(n_clusters=3, within=100.0, n_alphas=4, n_init=2, cv=3,
+                                       random_state=0).fit(X, y, task_ids=tasks)
+    assert adjusted_rand_score(truth, model.task_clusters_) == 1.0
+    fixed = ClusteredTasksClassifier(alpha=model.alpha_, n_clusters=3, within=100.0, n_init=2,
+                                     standardize=True, random_state=0).fit(X, y, task_ids=tasks)
+    np.testing.assert_array_equal(model.task_clusters_, fixed.task_clusters_)
+    np.testing.assert_allclose(model.coef_, fixed.coef_, rtol=0, atol=1e-8)
+    np.testing.assert_array_equal(model.predict(X, task_ids=tasks),
+                                  fixed.predict(X, task_ids=tasks))
+    assert model.best_score_ < 0  # minus a log loss
+
+
+@pytest.mark.parametrize("classify", [False, True], ids=["regressor", "classifier"])
+def test_one_cluster_cv_equals_mean_clustered_cv(classify):
+    # one cluster is MeanClustered* with cluster_strength = within; with between = 1 both
+    # default grids start at 10 T h e_max / 2: the same grid, folds, scores and choice
+    X, Y = _wide(seed=6, n=45, T=4, classify=classify)
+    splits = list(KFold(3, shuffle=True, random_state=0).split(X))
+    CV, Reference = ((ClusteredTasksClassifierCV, MeanClusteredClassifierCV) if classify
+                     else (ClusteredTasksRegressorCV, MeanClusteredRegressorCV))
+    tight = {"tol": 1e-12} if classify else {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", GridEdgeWarning)
+        ours = CV(n_clusters=1, between=1.0, within=4.0, n_alphas=4, cv=splits,
+                  **tight).fit(X, Y)
+        ref = Reference(cluster_strengths=(4.0,), n_alphas=4, cv=splits, **tight).fit(X, Y)
+    np.testing.assert_allclose(ours.alphas_, ref.alphas_, rtol=1e-12)
+    np.testing.assert_allclose(ours.cv_results_["mean_test_score"],
+                               ref.cv_results_["mean_test_score"], rtol=1e-8)
+    assert ours.alpha_ == ref.alpha_
+    np.testing.assert_allclose(ours.coef_, ref.coef_, rtol=0, atol=1e-8)
+    np.testing.assert_allclose(ours.intercept_, ref.intercept_, rtol=0, atol=1e-8)

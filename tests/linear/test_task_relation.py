@@ -2,9 +2,12 @@
 
 import numpy as np
 import pytest
+import scipy.linalg
 import scipy.sparse as sp
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import Ridge
 
+from skmtl.linear import _solver_task_relation as solver
 from skmtl.linear._solver_task_relation import (
     _Coupling,
     _solve_coupled,
@@ -109,6 +112,21 @@ def test_w_step_matches_closed_form():
     np.testing.assert_allclose(W.ravel(), np.linalg.solve(system, R.ravel()), rtol=1e-9)
 
 
+def _intercept_system(curvature, G, c, h, kappa):
+    """The dense Newton system in ``(W, b)``: ``curvature`` (Td, Td) plus the blocks ``G_t``,
+    the intercept column ``c_t`` and ``H_bb = diag(h) + kappa (I - 1 1^T / T)``."""
+    T, d = c.shape
+    H = np.zeros((T * d + T, T * d + T))
+    H[:T * d, :T * d] = curvature
+    H[T * d:, T * d:] = kappa * (np.eye(T) - 1 / T)
+    for t in range(T):
+        block = slice(t * d, (t + 1) * d)
+        H[block, block] += G[t]
+        H[block, T * d + t] = H[T * d + t, block] = c[t]
+        H[T * d + t, T * d + t] += h[t]
+    return H
+
+
 def test_w_step_with_intercepts_matches_dense_solve():
     rng = np.random.default_rng(1)
     T, d, kappa = 3, 4, 0.3
@@ -119,14 +137,7 @@ def test_w_step_with_intercepts_matches_dense_solve():
     dW, db, _ = _solve_coupled(G, coupling, R, np.zeros((T, d)), c=c, h=h, kappa=kappa,
                                r_b=r_b)
     P = coupling.U @ np.diag(coupling.p) @ coupling.U.T
-    H = np.zeros((T * d + T, T * d + T))
-    H[:T * d, :T * d] = np.kron(P, np.eye(d))
-    H[T * d:, T * d:] = kappa * (np.eye(T) - 1 / T)
-    for t in range(T):
-        block = slice(t * d, (t + 1) * d)
-        H[block, block] += G[t]
-        H[block, T * d + t] = H[T * d + t, block] = c[t]
-        H[T * d + t, T * d + t] += h[t]
+    H = _intercept_system(np.kron(P, np.eye(d)), G, c, h, kappa)
     x = np.linalg.solve(H, np.concatenate([R.ravel(), r_b]))
     np.testing.assert_allclose(np.concatenate([dW.ravel(), db]), x, atol=1e-10)
 
@@ -231,3 +242,109 @@ def test_affinity_display_draws_task_correlation():
                                model.task_correlation_[order][:, order])
     assert display.colorbar_.ax.get_ylabel() == "learned task correlation"
     matplotlib.pyplot.close(display.figure_)
+
+
+def _dense_task_eigen(W):
+    """The thin path's eigenvectors from dense eigendecompositions: of the T x T ``W W^T``
+    (its top ``k = min(T, d)`` eigenpairs) and of the d x d ``W^T W`` (the right singular
+    vectors, in the same ascending order)."""
+    k = min(W.shape)
+    sigma, U = np.linalg.eigh(W @ W.T)
+    V = np.linalg.eigh(W.T @ W)[1]
+    return U[:, -k:], sigma[-k:], V[:, -k:]
+
+
+@pytest.mark.parametrize("Est", [TaskRelationRegressor, TaskRelationClassifier])
+def test_thin_coupling_equals_dense(Est, monkeypatch):
+    # d < T: W W^T has rank <= d; the thin path works on its range from the thin SVD of W and
+    # forms no T x T matrix but the final Omega. The reference takes the same eigenvectors
+    # from the dense T x T eigendecomposition of W W^T.
+    X, Y, mask = _data(seed=7, n=60, d=3, T=12)
+    if Est is TaskRelationClassifier:
+        Y = (Y > 1).astype(float)
+    Y = np.where(mask, Y, np.nan)
+
+    def fits(max_iter, tol):
+        with monkeypatch.context() as patch:
+            thin = Est(alpha=0.1, max_iter=max_iter, tol=tol).fit(X, Y)
+            patch.setattr(solver, "_task_eigen", _dense_task_eigen)
+            dense = Est(alpha=0.1, max_iter=max_iter, tol=tol).fit(X, Y)
+        return thin, dense
+
+    with pytest.warns(ConvergenceWarning):  # 4 sweeps, the same iterates up to rounding
+        thin, dense = fits(4, 1e-10)
+    assert thin.task_covariance_.shape == (12, 12)
+    for attribute in ("coef_", "intercept_", "task_covariance_"):
+        np.testing.assert_allclose(getattr(thin, attribute), getattr(dense, attribute),
+                                   rtol=0, atol=1e-10)
+    thin, dense = fits(1000, 1e-13)  # to convergence
+    assert thin.n_iter_ == pytest.approx(dense.n_iter_, abs=1)
+    for attribute in ("coef_", "intercept_", "task_covariance_"):
+        np.testing.assert_allclose(getattr(thin, attribute), getattr(dense, attribute),
+                                   rtol=0, atol=1e-8)
+
+
+def test_thin_coupling_operators_match_dense():
+    rng = np.random.default_rng(8)
+    T, d, lam_1, lam_2, eps = 9, 3, 0.2, 0.1, 1e-6
+    W, V = rng.standard_normal((T, d)), rng.standard_normal((T, d))
+    coupling = _Coupling(W, lam_1, lam_2, eps)
+    assert coupling.U.shape == (T, d)
+    root = np.real(scipy.linalg.sqrtm(W @ W.T + eps * np.eye(T)))
+    omega = root / np.trace(root)
+    np.testing.assert_allclose(coupling.omega, omega, atol=1e-12)
+    assert coupling.relation_value == pytest.approx(0.5 * lam_2 * np.trace(root) ** 2,
+                                                    rel=1e-12)
+    # the majoriser: P = lam_1 I + lam_2 Omega^-1, and the W step's quadratic at Omega
+    P = lam_1 * np.eye(T) + lam_2 * np.linalg.inv(omega)
+    majorizer = coupling.majorizer()
+    # the reference inverts Omega (condition number about 1e4): compare relative to ||P||
+    np.testing.assert_allclose(majorizer.apply(V), P @ V, rtol=0,
+                               atol=1e-9 * np.linalg.norm(P, 2) * np.abs(V).max())
+    quadratic = 0.5 * np.sum(V * (P @ V)) + 0.5 * lam_2 * eps * np.trace(np.linalg.inv(omega))
+    assert majorizer.quadratic(V) == pytest.approx(quadratic, rel=1e-10)
+    # the default: P on the range of W, lam_1 I + lam_2 tr(root) (W^T W + eps I)^(-1/2) on
+    # the features of the part outside it
+    Q = np.eye(T) - coupling.U @ coupling.U.T
+    np.testing.assert_allclose(Q @ W, 0, atol=1e-12)
+    M_0 = lam_1 * np.eye(d) + lam_2 * np.trace(root) * np.linalg.inv(
+        np.real(scipy.linalg.sqrtm(W.T @ W + eps * np.eye(d))))
+    np.testing.assert_allclose(coupling.apply(V), (P @ (np.eye(T) - Q)) @ V + Q @ V @ M_0,
+                               atol=1e-9 * np.linalg.norm(P, 2) * np.abs(V).max())
+    # ... which is the curvature of the objective along that part
+    E = Q @ V
+
+    def penalty(t):
+        W_t = W + t * E
+        return 0.5 * lam_1 * np.sum(W_t**2) + _Coupling(W_t, lam_1, lam_2, eps).relation_value
+
+    h = 1e-3
+    curvature = (penalty(h) - 2 * penalty(0.0) + penalty(-h)) / h**2
+    assert curvature == pytest.approx(np.sum(E * coupling.apply(E)), rel=1e-5)
+    assert coupling.quadratic(E) - majorizer.quadratic(0 * E) == pytest.approx(
+        0.5 * curvature, rel=1e-5)
+
+
+@pytest.mark.parametrize("strict", [False, True])
+def test_w_step_outside_the_range_matches_dense_solve(strict):
+    # T > d: the W step's curvature is U diag(p) U^T on the range of W and (Q Z) M_0 outside
+    # it, M_0 = V diag(p) V^T (default) or p_0 I (the majoriser); CG solves it exactly
+    rng = np.random.default_rng(2)
+    T, d, kappa = 7, 3, 0.3
+    G = np.array([(lambda a: a @ a.T)(rng.standard_normal((d, d))) for _ in range(T)])
+    c, h = rng.standard_normal((T, d)), rng.random(T) + 5
+    W = rng.standard_normal((T, d))
+    coupling = _Coupling(W, 0.2, 0.1, 1e-4)
+    if strict:
+        coupling = coupling.majorizer()
+    U = coupling.U
+    M_0 = coupling.complement
+    curvature = np.kron((U * coupling.p) @ U.T, np.eye(d)) + np.kron(np.eye(T) - U @ U.T, M_0)
+    R, r_b = rng.standard_normal((T, d)), rng.standard_normal(T)
+    dW, db, _ = _solve_coupled(G, coupling, R, np.zeros((T, d)), c=c, h=h, kappa=kappa,
+                               r_b=r_b)
+    H = _intercept_system(curvature, G, c, h, kappa)
+    x = np.linalg.solve(H, np.concatenate([R.ravel(), r_b]))
+    np.testing.assert_allclose(np.concatenate([dW.ravel(), db]), x, atol=1e-10)
+    if strict:
+        np.testing.assert_allclose(M_0, coupling.p_0 * np.eye(d))

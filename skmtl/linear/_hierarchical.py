@@ -1,0 +1,494 @@
+"""Hierarchical Bayesian multi-task models (Bakker & Heskes, 2003), fitted by empirical Bayes.
+
+Every task's coefficients are drawn around a learned mean with a learned covariance; the mean,
+the covariance (and the noise variance) maximise the marginal likelihood, the task coefficients
+integrated out, and each task then gets its posterior mean. It is the multi-task reading of a
+mixed model with a random intercept and random slopes per task: the regressor fits the same
+model as statsmodels' ``MixedLM`` (``tests/linear/test_hierarchical.py`` checks that the two
+agree), by the profiled likelihood of :mod:`._solver_hierarchical`.
+"""
+
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.base import BaseEstimator
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils.extmath import safe_sparse_dot
+
+from skmtl.base import MultiTaskClassifierMixin, MultiTaskRegressorMixin
+from skmtl.linear._binary import _BinaryLogisticMixin
+from skmtl.linear._designs import predict_rows
+from skmtl.linear._docs import LINEAR_DOCS
+from skmtl.linear._solver_hierarchical import MixedModel, task_moments
+from skmtl.linear._solver_hierarchical_logistic import BOUND, LaplaceMixedModel
+from skmtl.utils._docstring import Substitution
+from skmtl.utils._sklearn_compat import Interval, StrOptions
+from skmtl.utils.validation import check_finite_squares, group_rows_by_task
+
+__all__ = ["HierarchicalClassifier", "HierarchicalRegressor"]
+
+
+def _within_task_variation(sums, squares, n):
+    """``(n_features,)`` bool: the features that vary within at least one task, from each
+    task's sums ``(T, d)`` and sums of squares ``(T, d)`` over its ``n`` ``(T,)`` rows."""
+    n = np.maximum(n, 1.0)[:, None]
+    within = squares - sums**2 / n
+    return np.any(within > 1e-10 * np.maximum(squares, np.finfo(float).tiny), axis=0)
+
+
+def _random_columns(random_slopes, n_features, fit_intercept, varying):
+    """Columns of ``[X, 1]`` with a random effect: the slopes asked for, then the intercept.
+
+    ``"all"`` with an intercept means the features that vary within a task (``varying``): a
+    feature constant within every task (a school's type) would get a random slope identical
+    to a random intercept, aliased with it.
+    """
+    if isinstance(random_slopes, str):  # "all" (the constraints allow no other string)
+        slopes = np.flatnonzero(varying) if fit_intercept else np.arange(n_features)
+    elif random_slopes is None:
+        slopes = np.array([], dtype=np.intp)
+    else:
+        slopes = np.asarray(random_slopes)
+        if slopes.dtype == bool:
+            if slopes.shape != (n_features,):
+                raise ValueError(
+                    f"random_slopes as a boolean mask must have one entry per feature "
+                    f"({n_features}); got shape {slopes.shape}.")
+            slopes = np.flatnonzero(slopes)
+        elif slopes.ndim != 1 or (slopes.size and not np.issubdtype(slopes.dtype, np.integer)):
+            raise ValueError(
+                f"random_slopes must be 'all', None, or a list of feature indices or a boolean "
+                f"mask; got {random_slopes!r}.")
+        bad = slopes[(slopes < 0) | (slopes >= n_features)]
+        if bad.size:
+            raise ValueError(f"random_slopes has feature index {int(bad[0])}, out of range for "
+                             f"{n_features} features.")
+        if np.unique(slopes).size != slopes.size:
+            raise ValueError(f"random_slopes repeats a feature index: {slopes.tolist()}.")
+        slopes = np.sort(slopes)
+    columns = np.append(slopes, n_features) if fit_intercept else slopes
+    if columns.size == 0:
+        raise ValueError("The model has no random effect: with fit_intercept=False, give "
+                         "random_slopes at least one feature.")
+    return columns.astype(np.intp)
+
+
+def _dense(a):
+    return a.toarray() if sp.issparse(a) else np.asarray(a)
+
+
+def _standardizer(sums, squares, n, fit_intercept):
+    """``J`` with ``[X_std, 1] = [X, 1] J``: the features centred (with an intercept) and
+    scaled to unit variance over the ``n`` observations of all tasks, from the features' sums
+    and sums of squares over them."""
+    d = len(sums)
+    mean = sums / n if fit_intercept else np.zeros(d)
+    scale = np.sqrt(np.maximum(squares / n - mean**2, 0.0))
+    scale[scale <= np.finfo(float).eps * np.maximum(1.0, np.abs(mean))] = 1.0
+    J = np.eye(d + fit_intercept)
+    J[np.arange(d), np.arange(d)] = 1.0 / scale
+    if fit_intercept:
+        J[d, :d] = -mean / scale
+    return J
+
+
+_DOCS = {
+    **LINEAR_DOCS,
+    "hierarchical_references": """
+    References
+    ----------
+    Bakker, B. and Heskes, T., "Task clustering and gating for Bayesian multitask learning",
+    JMLR 4, 2003.
+    Bates, D., Maechler, M., Bolker, B. and Walker, S., "Fitting linear mixed-effects models
+    using lme4", Journal of Statistical Software 67(1), 2015.
+    """,
+}
+
+
+class _HierarchicalMixin:
+    """Parameters, the moments of wide or long data, the fitted attributes, predictions."""
+
+    _parameter_constraints = {
+        "random_slopes": [StrOptions({"all"}), None, "array-like"],
+        "fit_intercept": ["boolean"],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "unknown_task": [StrOptions({"error", "shared"})],
+    }
+    _X_dtype = np.float64
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        return tags
+
+    def _fit_multitask(self, X, Y, mask):
+        self._check_finite(X, Y, mask=mask)
+        self._fit_tasks(X, ((Y[rows, t], rows) for t, rows in enumerate(
+            np.flatnonzero(mask[:, t]) for t in range(mask.shape[1]))))
+
+    def _fit_long(self, X, y, task_index):
+        self._check_finite(X, y, task_index=task_index)
+        self._fit_tasks(X, ((y[rows], rows) for rows in group_rows_by_task(
+            task_index, self.n_tasks_)))
+
+    def _check_finite(self, X, y, **kwargs):
+        check_finite_squares(X, y, tasks=self.tasks_, **kwargs)
+
+    def _warn_unconverged(self, n_iter):
+        if n_iter >= self.max_iter:
+            warnings.warn(
+                f"The likelihood's optimiser stopped after max_iter={self.max_iter} "
+                f"iterations before its gradient fell below tol={self.tol}; raise max_iter.",
+                ConvergenceWarning, stacklevel=4)
+
+    def _set_fitted(self, beta, U, Sigma, random, J):
+        """Store the fit made in the standardized coordinates ``[X, 1] J`` in the user's."""
+        d = self.n_features_in_
+        beta = J @ beta
+        J_random = J[np.ix_(random, random)]
+        U = U @ J_random.T
+        coef = np.tile(beta, (U.shape[0], 1))
+        coef[:, random] += U
+        self.coef_ = coef[:, :d]
+        self.intercept_ = coef[:, d] if self.fit_intercept else np.zeros(len(coef))
+        self.shared_coef_ = beta[:d]
+        self.shared_intercept_ = float(beta[d]) if self.fit_intercept else 0.0
+        self.task_covariance_ = J_random @ Sigma @ J_random.T
+        self.random_columns_ = random
+
+    def _decision(self, X):
+        return np.asarray(safe_sparse_dot(X, self.coef_.T, dense_output=True)) + self.intercept_
+
+    def _shared_decision(self, X):
+        return (np.asarray(safe_sparse_dot(X, self.shared_coef_, dense_output=True)).ravel()
+                + self.shared_intercept_)
+
+    def _predict_tasks(self, X, task_index):
+        return predict_rows(X, self.coef_, self.intercept_, task_index)
+
+
+@Substitution(**_DOCS)
+class HierarchicalRegressor(_HierarchicalMixin, MultiTaskRegressorMixin, BaseEstimator):
+    r"""Hierarchical Bayesian multi-task regression: task coefficients drawn around a mean.
+
+    The model (Bakker & Heskes, 2003; the linear mixed model with a random intercept and
+    random slopes per task)::
+
+        y_ti = x_ti^T (beta + u_t) + b + v_t + e_ti,
+        (u_t, v_t) ~ N(0, Sigma),   e_ti ~ N(0, sigma^2)
+
+    over the observed rows ``x_ti`` of each task ``t``: ``beta`` and ``b`` are the mean task
+    (the fixed effects), ``(u_t, v_t)`` the task's deviation (its random effects; only the
+    ``random_slopes`` features and the intercept deviate, the other entries of ``u_t`` are 0).
+    ``beta``, ``b``, the covariance ``Sigma`` of the deviations and the noise variance
+    ``sigma^2`` maximise the likelihood of the data with the deviations integrated out
+    (empirical Bayes: no penalty to choose, no grid search)::
+
+        max  sum_t log N(y_t ; X_t beta + b, sigma^2 I + Z_t Sigma Z_t^T)
+
+    (``Z_t`` the task's rows of the random columns and a column of ones), or its restricted
+    (REML) version, which corrects the variances for the fixed effects estimated
+    (``method``). Each task's coefficients are then its posterior mean, ``beta + E[u_t |
+    y_t]`` (the BLUP of the mixed model): a task with few rows stays near the mean task, a task
+    with many follows its own data, by as much as the data say the tasks differ.
+
+    Parameters
+    ----------
+    random_slopes : "all", None or array-like of int or bool, default="all"
+        Features whose coefficient varies between tasks (indices, or a mask of
+        ``n_features``): ``"all"``, None (a random intercept only), or a list. The other
+        features have one coefficient shared by all tasks.
+    method : {"reml", "ml"}, default="reml"
+        Maximise the restricted likelihood (REML, statsmodels' and lme4's default; unbiased
+        variances when the fixed effects are estimated) or the likelihood (ML).
+    fit_intercept : bool, default=True
+        Fit a mean intercept and a random intercept per task. Without it there is no
+        intercept at all (the data should be centred) and ``random_slopes`` must be
+        non-empty.
+    max_iter : int, default=1000
+        Maximum number of iterations of the optimiser (L-BFGS-B); reaching it raises a
+        ConvergenceWarning.
+    tol : float, default=1e-8
+        The optimiser stops when its projected gradient is at most ``tol`` times
+        ``max(1, |deviance|)``.
+    unknown_task : {"error", "shared"}, default="error"
+        A task id not seen in fit: raise :class:`~skmtl.UnknownTaskError`, or (``"shared"``)
+        predict it with the mean task, ``X @ shared_coef_ + shared_intercept_`` (the prior mean
+        of a new task, its deviation unknown).
+
+    Attributes
+    ----------
+    coef_ : ndarray of shape (n_tasks, n_features)
+        Each task's coefficients, ``beta + E[u_t | y_t]``.
+    intercept_ : ndarray of shape (n_tasks,)
+        Each task's intercept, ``b + E[v_t | y_t]`` (zeros without ``fit_intercept``).
+    shared_coef_ : ndarray of shape (n_features,)
+        The mean task ``beta`` (the fixed effects).
+    shared_intercept_ : float
+        The mean intercept ``b``.
+    task_covariance_ : ndarray of shape (n_random, n_random)
+        ``Sigma``, the covariance of the tasks' deviations over ``random_columns_``: the
+        random slopes' features, then the intercept.
+    random_columns_ : ndarray of int
+        Indices of the random effects' columns in ``[X, 1]`` (``n_features`` is the
+        intercept).
+    noise_variance_ : float
+        ``sigma^2``.
+    log_likelihood_ : float
+        The maximised log-likelihood (restricted with ``method="reml"``), constants included:
+        statsmodels' ``MixedLMResults.llf`` of the same model.
+    n_iter_ : int
+        Iterations of the optimiser (1 when its start is already optimal).
+    {task_attributes}
+
+    See Also
+    --------
+    MeanClusteredRegressor : Every task pulled to the mean by a fixed ridge penalty, chosen
+        by cross-validation in :class:`MeanClusteredRegressorCV`; this model learns the pull
+        (per feature and correlated) from the data.
+
+    Notes
+    -----
+    Solver: the likelihood is profiled, as in lme4 (Bates et al., 2015): with ``Sigma =
+    sigma^2 L L^T``, ``L`` lower triangular, ``beta``, ``b`` and ``sigma^2`` have closed forms
+    given ``L``, and the profiled deviance and its exact gradient are minimised over the
+    entries of ``L`` by L-BFGS-B, the diagonal of ``L`` bounded below by 0 (a variance at 0,
+    frequent on real data, is then reached in a few iterations; expectation-maximisation
+    creeps towards it). Everything is computed from each task's moments ``[X_t, 1]^T [X_t,
+    1]`` and ``[X_t, 1]^T y_t``, in standardised coordinates (the model is equivariant to
+    them): ``O(n d^2)`` once, then ``O(T q^2 (q + d))`` per iteration for ``q`` random
+    effects. Suited to up to a few dozen random slopes; ``Sigma`` has ``q (q + 1) / 2``
+    entries to estimate, so give many features a fixed slope (``random_slopes``). A
+    rank-deficient X (collinear columns) is fitted in a basis of its range.
+
+    {hierarchical_references}
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skmtl.linear import HierarchicalRegressor
+    >>> rng = np.random.RandomState(0)
+    >>> task_ids = np.repeat(np.arange(20), 15)
+    >>> X = rng.normal(size=(300, 2))
+    >>> slopes = np.array([1.0, -2.0]) + 0.5 * rng.normal(size=(20, 2))
+    >>> y = np.einsum("ij,ij->i", X, slopes[task_ids]) + 0.1 * rng.normal(size=300)
+    >>> model = HierarchicalRegressor().fit(X, y, task_ids=task_ids)
+    >>> model.shared_coef_.round(1)  # the mean of the tasks' slopes: 0.89, -2.05
+    array([ 0.9, -2.1])
+    >>> float(np.abs(model.coef_ - slopes).max()) < 0.1
+    True
+    """
+
+    _parameter_constraints = {
+        **_HierarchicalMixin._parameter_constraints,
+        "method": [StrOptions({"reml", "ml"})],
+    }
+
+    def __init__(self, *, random_slopes="all", method="reml", fit_intercept=True, max_iter=1000,
+                 tol=1e-8, unknown_task="error"):
+        self.random_slopes = random_slopes
+        self.method = method
+        self.fit_intercept = fit_intercept
+        self.max_iter = max_iter
+        self.tol = tol
+        self.unknown_task = unknown_task
+
+    def _fit_tasks(self, X, y_rows):
+        A, c, s, n = task_moments(X, y_rows, self.fit_intercept)
+        total, d = A.sum(axis=0), X.shape[1]
+        varying = self.fit_intercept and _within_task_variation(
+            A[:, :d, d], A[:, np.arange(d), np.arange(d)], n)
+        random = _random_columns(self.random_slopes, d, self.fit_intercept, varying)
+        J = _standardizer(total[:d, d] if self.fit_intercept else np.zeros(d),
+                          np.diag(total)[:d], n.sum(), self.fit_intercept)
+        A = J.T @ A @ J
+        c = c @ J
+        model = MixedModel(A, c, s, n, random, reml=self.method == "reml")
+        if model.n <= model.rank:
+            raise ValueError(
+                f"{type(self).__name__} needs more observed labels than independent "
+                f"fixed-effect columns (features and intercept); got {int(model.n)} "
+                f"label(s) for {model.rank} column(s) (n_samples = {int(model.n)}).")
+        q = len(random)
+        theta, n_iter = model.fit(np.eye(q)[np.tril_indices(q)], max_iter=self.max_iter,
+                                  tol=self.tol)
+        self._warn_unconverged(n_iter)
+        beta, sigma2, Sigma, U = model.estimates(theta)
+        self._set_fitted(beta, U, Sigma, random, J)
+        self.noise_variance_ = float(sigma2)
+        value = model.log_likelihood(theta)
+        if model.reml:  # log |X^T V^-1 X| in the user's coordinates, not the standardised
+            value += np.linalg.slogdet(J)[1]
+        self.log_likelihood_ = float(value)
+        self.n_iter_ = max(int(n_iter), 1)  # (the start counts, when it is optimal)
+        return self
+
+    def _predict_raw(self, X):
+        return self._decision(X)
+
+    def _predict_shared(self, X):
+        return self._shared_decision(X)
+
+
+@Substitution(**_DOCS)
+class HierarchicalClassifier(_BinaryLogisticMixin, _HierarchicalMixin, MultiTaskClassifierMixin,
+                             BaseEstimator):
+    r"""Hierarchical Bayesian multi-task logistic regression (a binomial mixed model).
+
+    The model (the logistic counterpart of :class:`HierarchicalRegressor`; a generalised
+    linear mixed model with a random intercept and random slopes per task)::
+
+        P(y_ti = 1) = sigmoid(x_ti^T (beta + u_t) + b + v_t),   (u_t, v_t) ~ N(0, Sigma)
+
+    over each task's observed labels, ``y_ti = 1`` for the task's second class. ``beta``,
+    ``b`` and ``Sigma`` maximise the likelihood with the deviations integrated out, in its
+    Laplace approximation (lme4's ``glmer`` default: each task's integral replaced by the
+    Gaussian integral around the mode of its integrand)::
+
+        max  sum_t [ l_t(beta, b, u_t*) - u_t*^T Sigma^+ u_t* / 2
+                     - log |I + Sigma^(1/2) Z_t^T W_t Z_t Sigma^(1/2)| / 2 ]
+
+    with ``l_t`` the task's Bernoulli log-likelihood, ``u_t*`` (with ``v_t*``) its mode (the
+    task's deviation given its labels), ``Z_t`` the task's rows of the random columns and a
+    column of ones, and ``W_t = diag(p (1 - p))`` at the mode. Each task then predicts with
+    ``beta + u_t*`` (the conditional mode); a new task with the mean task.
+
+    Parameters
+    ----------
+    random_slopes : "all", None or array-like of int or bool, default="all"
+        Features whose coefficient varies between tasks (see
+        :class:`HierarchicalRegressor`).
+    fit_intercept : bool, default=True
+        Fit a mean intercept and a random intercept per task.
+    max_iter : int, default=1000
+        Maximum number of iterations of the optimiser (L-BFGS-B); reaching it raises a
+        ConvergenceWarning.
+    tol : float, default=1e-8
+        The optimiser stops when its projected gradient is at most ``tol`` times
+        ``max(1, |objective|)`` at the start.
+    unknown_task : {"error", "shared"}, default="error"
+        A task id not seen in fit: raise :class:`~skmtl.UnknownTaskError`, or (``"shared"``)
+        give it the mean task's probabilities, ``sigmoid(X @ shared_coef_ +
+        shared_intercept_)``.
+
+    Attributes
+    ----------
+    coef_ : ndarray of shape (n_tasks, n_features)
+        Each task's coefficients, ``beta + u_t*``.
+    intercept_ : ndarray of shape (n_tasks,)
+        Each task's intercept, ``b + v_t*``.
+    shared_coef_ : ndarray of shape (n_features,)
+        The mean task ``beta`` (the fixed effects).
+    shared_intercept_ : float
+        The mean intercept ``b``.
+    task_covariance_ : ndarray of shape (n_random, n_random)
+        ``Sigma`` over ``random_columns_`` (the random slopes' features, then the intercept),
+        on the logit scale.
+    random_columns_ : ndarray of int
+        Indices of the random effects' columns in ``[X, 1]``.
+    log_likelihood_ : float
+        The Laplace approximation of the log-likelihood at the fit.
+    n_iter_ : int
+        Iterations of the optimiser (1 when its start is already optimal).
+    classes_ : ndarray or list of ndarray
+        The two classes of a 1-D y, else the two classes of each task.
+    {task_attributes}
+
+    See Also
+    --------
+    HierarchicalRegressor : The Gaussian model, fitted exactly.
+    MeanClusteredClassifier : Every task pulled to the mean by a fixed ridge penalty.
+
+    Notes
+    -----
+    Solver: the approximate likelihood is maximised over ``beta``, ``b`` and the Cholesky
+    factor of ``Sigma`` jointly, by L-BFGS-B with its exact gradient (through the modes, by
+    implicit differentiation; the formulas are in
+    ``skmtl/linear/_solver_hierarchical_logistic.py``), the diagonal of the factor bounded
+    below by 0, with the same check as :class:`HierarchicalRegressor` that no variance left
+    at zero should grow. Each evaluation finds every task's mode by Newton's method (a ``q x
+    q`` system per task, warm-started). Cost per evaluation ``O(n_obs q^2 + T q^3)`` plus a
+    product with X, for ``q`` random effects; the random columns are copied once per
+    observed label (``n_obs x q``). The Laplace approximation is accurate when each task has
+    a fair number of labels of each class; with very few, the variances are underestimated
+    (as glmer's are).
+
+    {hierarchical_references}
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skmtl.linear import HierarchicalClassifier
+    >>> rng = np.random.RandomState(0)
+    >>> task_ids = np.repeat(np.arange(30), 40)
+    >>> X = rng.normal(size=(1200, 2))
+    >>> intercepts = rng.normal(size=30)  # tasks differ by their intercept only
+    >>> y = (X @ [2.0, -1.0] + intercepts[task_ids] + rng.logistic(size=1200) > 0).astype(int)
+    >>> model = HierarchicalClassifier(random_slopes=None).fit(X, y, task_ids=task_ids)
+    >>> model.shared_coef_.round(1)
+    array([ 1.9, -1.1])
+    >>> float(np.corrcoef(model.intercept_, intercepts)[0, 1]) > 0.9
+    True
+    """
+
+    _max_classes = 2
+
+    _parameter_constraints = {
+        **_HierarchicalMixin._parameter_constraints,
+        "prior_scale": [Interval(Real, 0, None, closed="neither"), None],
+    }
+
+    def __init__(self, *, random_slopes="all", prior_scale=10.0, fit_intercept=True,
+                 max_iter=1000, tol=1e-8, unknown_task="error"):
+        self.random_slopes = random_slopes
+        self.prior_scale = prior_scale
+        self.fit_intercept = fit_intercept
+        self.max_iter = max_iter
+        self.tol = tol
+        self.unknown_task = unknown_task
+
+    def _check_finite(self, X, y, **kwargs):
+        check_finite_squares(X, mask=kwargs.get("mask"))
+
+    def _fit_tasks(self, X, y_rows):
+        labels, rows = zip(*y_rows)
+        counts = np.array([len(r) for r in rows])
+        labels = np.concatenate(labels).astype(np.float64)
+        rows = np.concatenate(rows).astype(np.intp)
+        n = float(len(rows))
+        # each task's sums and sums of squares of the features: an indicator matrix product
+        tasks = sp.csr_matrix((np.ones(len(rows)), (np.repeat(np.arange(len(counts)), counts),
+                                                    rows)), shape=(len(counts), X.shape[0]))
+        squares = X.multiply(X) if sp.issparse(X) else X * X
+        varying = self.fit_intercept and _within_task_variation(
+            _dense(tasks @ X), _dense(tasks @ squares), counts.astype(np.float64))
+        random = _random_columns(self.random_slopes, X.shape[1], self.fit_intercept, varying)
+        if n <= X.shape[1] + self.fit_intercept:
+            raise ValueError(
+                f"{type(self).__name__} needs more observed labels than fixed-effect columns "
+                f"(features and intercept); got {int(n)} label(s) for "
+                f"{X.shape[1] + self.fit_intercept} column(s) (n_samples = {int(n)}).")
+        weight = np.bincount(rows, minlength=X.shape[0]).astype(np.float64)
+        sums = np.asarray(safe_sparse_dot(weight, X, dense_output=True)).ravel()
+        squares = np.asarray(safe_sparse_dot(weight, squares, dense_output=True)).ravel()
+        J = _standardizer(sums, squares, n, self.fit_intercept)
+        model = LaplaceMixedModel(X, labels, rows, counts, random, J, self.fit_intercept,
+                                  self.prior_scale)
+        x, n_iter = model.fit(max_iter=self.max_iter, tol=self.tol)
+        self._warn_unconverged(n_iter)
+        if model.at_bound(x):
+            warnings.warn(
+                f"The labels look separable: a coefficient or a standard deviation of the "
+                f"tasks' deviations reached the bound of {BOUND:g} (log-odds per standard "
+                f"deviation of a feature), where the fit stopped; the likelihood has no finite "
+                f"maximum. Fewer random slopes or a penalised model "
+                f"(MeanClusteredClassifierCV) may suit these data.",
+                ConvergenceWarning, stacklevel=3)
+        beta, Sigma, U, value = model.estimates(x)
+        self._set_fitted(beta, U, Sigma, random, np.eye(len(beta)))
+        self.log_likelihood_ = -float(value)
+        self.n_iter_ = max(int(n_iter), 1)  # (the start counts, when it is optimal)
+        return self
