@@ -441,3 +441,30 @@ def test_compare_runs_its_fits_in_parallel_with_the_same_scores(tmp_path, capsys
     assert scores["1"] == scores["2"]
     assert main(["compare", "--n-jobs", "0", "--out", str(tmp_path / "o"), "--quiet"]) == 2
     assert "--n-jobs must be a positive number" in capsys.readouterr().err
+
+
+def test_relationship_models_run_by_name_only_and_match_their_estimators():
+    """clustered_tasks, low_rank, task_relation and hierarchical are not run by default; named,
+    each scores as its estimator (in a StandardScaler pipeline) cross-validated by hand."""
+    from skmtl import linear
+    from skmtl._compare import MODELS
+
+    names = ["clustered_tasks", "low_rank", "task_relation", "hierarchical"]
+    assert not any(MODELS[name].default for name in names)
+    X, Y = make_multitask_regression(n_samples=60, n_features=3, n_tasks=3, n_informative=3,
+                                     missing_rate=0.2, random_state=0)
+    result = run_comparison(X, Y, task_type="regression", models=names, cv=3, random_state=0,
+                            scoring="r2")
+    estimators = {
+        "clustered_tasks": linear.ClusteredTasksRegressorCV(cv=3),
+        "low_rank": linear.LowRankRegressorCV(cv=3),
+        "task_relation": linear.TaskRelationRegressorCV(cv=3),
+        "hierarchical": linear.HierarchicalRegressor(),
+    }
+    folds = list(MultiTaskKFold(3, shuffle=True, random_state=0).split(X, Y))
+    for name, estimator in estimators.items():
+        scores = [r2_score(Y[test], make_pipeline(StandardScaler(), estimator).fit(
+            X[train], Y[train]).predict(X[test]), multioutput="raw_values")
+            for train, test in folds]
+        np.testing.assert_allclose(result.per_task[name]["score"], np.mean(scores, axis=0),
+                                   rtol=1e-6)

@@ -11,7 +11,7 @@ from skmtl.linear._binary import _BinaryLogisticMixin
 from skmtl.linear._datafits import Logistic, Quadratic
 from skmtl.linear._docs import LINEAR_DOCS
 from skmtl.linear._solver_bcd import solve_block_sparse
-from skmtl.linear._standardize import column_scales, scale_columns
+from skmtl.linear._standardize import column_scales, observation_weights, scale_columns
 from skmtl.utils._docstring import Substitution
 from skmtl.utils._sklearn_compat import Interval
 from skmtl.utils.validation import check_finite_squares
@@ -61,17 +61,23 @@ class _BlockSparseMixin:
 
     def _scaled(self, X, mask):
         """``(X / scale, scale)`` with ``standardize`` (see :mod:`._standardize`), else
-        ``(X, None)``; a row weighs its number of observed labels."""
+        ``(X, None)``; a row weighs its number of observed labels (one: ``mask`` None, long
+        data)."""
         if not self.standardize:
             return X, None
-        scale = column_scales(X, mask.sum(axis=1), self.fit_intercept)
+        scale = column_scales(X, observation_weights(mask, X.shape[0]), self.fit_intercept)
         return scale_columns(X, scale), scale
 
-    def _fit_linear(self, X, Y, mask):
+    def _fit_long(self, X, y, task_index):
+        # long data straight to the design's observations: no (n_samples, n_tasks) array
+        self._fit_linear(X, y, None, task_index=task_index, n_tasks=self.n_tasks_)
+
+    def _fit_linear(self, X, Y, mask, **long):
         _check_q(self.q)
-        n_tasks, n_features = mask.shape[1], X.shape[1]
+        n_tasks, n_features = self.n_tasks_, X.shape[1]
         X, scale = self._scaled(X, mask)
-        check_finite_squares(X, None if is_classifier(self) else Y, mask=mask, tasks=self.tasks_)
+        check_finite_squares(X, None if is_classifier(self) else Y, mask=mask,
+                             task_index=long.get("task_index"), tasks=self.tasks_)
         W0 = b0 = None
         if (self.warm_start and hasattr(self, "coef_")
                 and self.coef_.shape == (n_tasks, n_features)):
@@ -79,7 +85,7 @@ class _BlockSparseMixin:
         W, b, gap, n_iter = solve_block_sparse(
             X, Y, mask, self.alpha, q=self.q, datafit=self._datafit,
             fit_intercept=self.fit_intercept, W0=W0, b0=b0, tol=self.tol,
-            max_iter=self.max_iter, solver=self._solver,
+            max_iter=self.max_iter, solver=self._solver, **long,
         )
         self.coef_, self.intercept_ = (W if scale is None else W / scale), b
         self.dual_gap_, self.n_iter_ = gap, n_iter

@@ -27,6 +27,7 @@ from skmtl.linear._cv import (
     _pooled_squared_error,
     _positive,
     _WideData,
+    _WideFoldsMixin,
     edge_of,
     extend_geometric,
     warn_edge,
@@ -46,7 +47,7 @@ from skmtl.utils._sklearn_compat import Interval
 __all__ = ["BlockSparseClassifierCV", "BlockSparseRegressorCV"]
 
 
-class _BlockSparseCVMixin:
+class _BlockSparseCVMixin(_WideFoldsMixin):
     """The alpha grid, the per-fold warm-started paths, the choice and the refit.
 
     Placed left of the fixed-alpha model (:class:`BlockSparseRegressor` or

@@ -445,6 +445,19 @@ def alpha_cv_constraints(model_constraints):
     }
 
 
+class _WideFoldsMixin:
+    """Left of a CV estimator whose search works on wide folds while its fixed-alpha model
+    (a parent class) reads long data directly: the search spreads long data to
+    ``(n_samples, n_tasks)`` targets and mask, as the base class would."""
+
+    def _fit_long(self, X, y, task_index):
+        rows = np.arange(len(y))
+        Y = np.zeros((len(y), self.n_tasks_))
+        mask = np.zeros(Y.shape, dtype=bool)
+        Y[rows, task_index], mask[rows, task_index] = y, True
+        self._fit_multitask(X, Y, mask)
+
+
 class _AlphaPathCVMixin:
     """``alpha`` chosen by cross-validation, the model's other parameters fixed.
 

@@ -74,16 +74,31 @@ class MaskedDesign:
 
     def __init__(self, X, mask, *, center=False):
         mask = np.asarray(mask, dtype=bool)
-        self.n_samples, self.n_tasks = mask.shape
-        self.n_features = X.shape[1]
-        self.sparse = sp.issparse(X)
-        counts = mask.sum(axis=1)
-        if self.sparse:
+        if sp.issparse(X):
             # row-major: a sparse column is read once, each entry feeds its row's observations
             rows, tasks = np.nonzero(mask)
         else:
             # task-major: each task reads its own rows of a dense column (a gathered dot)
             rows, tasks = observed_pairs(mask)
+        self._build(X, rows, tasks, mask.shape[1], mask.sum(axis=1), center)
+
+    @classmethod
+    def from_long(cls, X, task_index, n_tasks, *, center=False):
+        """The design of long data, one observation per row (row ``i`` of task
+        ``task_index[i]``), without forming an ``(n_samples, n_tasks)`` mask."""
+        self = cls.__new__(cls)
+        task_index = np.asarray(task_index, dtype=np.intp)
+        rows = (np.arange(X.shape[0]) if sp.issparse(X)
+                else np.argsort(task_index, kind="stable"))  # the two orders of __init__
+        self._build(X, rows, task_index[rows], n_tasks, np.ones(X.shape[0]), center)
+        return self
+
+    def _build(self, X, rows, tasks, n_tasks, counts, center):
+        """The design from the observed pairs (row-major for sparse X, task-major for dense)
+        and each row's number of observations."""
+        self.n_samples, self.n_tasks = X.shape[0], n_tasks
+        self.n_features = X.shape[1]
+        self.sparse = sp.issparse(X)
         self.obs_row = rows.astype(np.int64)
         self.obs_task = tasks.astype(np.int64)
         self.n_obs = rows.shape[0]

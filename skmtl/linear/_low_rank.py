@@ -40,8 +40,8 @@ from skmtl.linear._binary import _BinaryLogisticMixin
 from skmtl.linear._datafits import Logistic, Quadratic
 from skmtl.linear._designs import predict_rows
 from skmtl.linear._docs import LINEAR_DOCS
-from skmtl.linear._solver_bcd import _check_inputs, _gradient_at_zero, _setup
-from skmtl.linear._standardize import column_scales, scale_columns
+from skmtl.linear._solver_bcd import _check_inputs, _datafit_class, _gradient_at_zero, _setup
+from skmtl.linear._standardize import column_scales, observation_weights, scale_columns
 from skmtl.utils._docstring import Substitution, join_blocks
 from skmtl.utils._sklearn_compat import Interval, StrOptions
 from skmtl.utils.validation import check_finite_squares
@@ -101,9 +101,13 @@ class _Iterate:
 class _LowRankProblem:
     """The design, the datafit and the criterion of one solve."""
 
-    def __init__(self, X, Y, mask, alpha, datafit, fit_intercept):
-        Y, mask, datafit = _check_inputs(X, Y, mask, 2, datafit)
-        self.design, self.fit = _setup(X, Y, mask, datafit, fit_intercept)
+    def __init__(self, X, Y, mask, alpha, datafit, fit_intercept, task_index=None,
+                 n_tasks=None):
+        if task_index is None:
+            Y, mask, datafit = _check_inputs(X, Y, mask, 2, datafit)
+        else:
+            datafit = _datafit_class(datafit)
+        self.design, self.fit = _setup(X, Y, mask, datafit, fit_intercept, task_index, n_tasks)
         self.alpha = alpha
         self._scale = None
 
@@ -139,7 +143,7 @@ class _LowRankProblem:
 
 
 def solve_low_rank(X, Y, mask, alpha, *, datafit="quadratic", fit_intercept=True, W0=None,
-                   b0=None, tol=1e-6, max_iter=1000):
+                   b0=None, tol=1e-6, max_iter=1000, task_index=None, n_tasks=None):
     """Solve the trace-norm multi-task problem by FISTA with singular value thresholding.
 
     Minimises ``sum_t loss_t(y_t, X_t w_t + b_t) + alpha * ||W||_*`` (the per-task mean loss
@@ -164,6 +168,9 @@ def solve_low_rank(X, Y, mask, alpha, *, datafit="quadratic", fit_intercept=True
         datafit without a dual) is at most ``tol``.
     max_iter : int, default=1000
         Maximum number of proximal gradient steps; reaching it warns (ConvergenceWarning).
+    task_index, n_tasks : ndarray of int of shape (n_samples,) and int, default=None
+        Long data: ``Y`` is then 1-D (one label per row, of task ``task_index[i]``) and
+        ``mask`` None; no ``(n_samples, n_tasks)`` array is formed.
 
     Returns
     -------
@@ -175,7 +182,7 @@ def solve_low_rank(X, Y, mask, alpha, *, datafit="quadratic", fit_intercept=True
     criterion : float
     n_iter : int
     """
-    pb = _LowRankProblem(X, Y, mask, alpha, datafit, fit_intercept)
+    pb = _LowRankProblem(X, Y, mask, alpha, datafit, fit_intercept, task_index, n_tasks)
     x = pb.start(W0, b0)
     U, s, Vt, sv = _svt(x.W, 0.0)
     crit = pb.criterion(x, (U, s, Vt))
@@ -274,15 +281,16 @@ class _LowRankMixin:
         return tags
 
     def _scaled(self, X, mask):
-        """``(X / scale, scale)`` with ``standardize`` (rows weigh their labels), else
-        ``(X, None)``."""
-        scale = column_scales(X, mask.sum(axis=1), self.fit_intercept) if self.standardize else None
+        """``(X / scale, scale)`` with ``standardize`` (rows weigh their labels; ``mask`` None:
+        long data, one label per row), else ``(X, None)``."""
+        weight = observation_weights(mask, X.shape[0])
+        scale = column_scales(X, weight, self.fit_intercept) if self.standardize else None
         return (X, None) if scale is None else (scale_columns(X, scale), scale)
 
-    def _solve(self, X, Y, mask, alpha, W0=None, b0=None):
+    def _solve(self, X, Y, mask, alpha, W0=None, b0=None, **long):
         return solve_low_rank(X, Y, mask, alpha, datafit=self._datafit,
                               fit_intercept=self.fit_intercept, W0=W0, b0=b0, tol=self.tol,
-                              max_iter=self.max_iter)
+                              max_iter=self.max_iter, **long)
 
     def _store(self, W, b, sv, scale):
         """``coef_`` in the user's units from ``W`` fitted on ``X / scale``, and the rest."""
@@ -296,11 +304,22 @@ class _LowRankMixin:
     def _fit_multitask(self, X, Y, mask):
         X, scale = self._scaled(X, mask)
         check_finite_squares(X, None if is_classifier(self) else Y, mask=mask, tasks=self.tasks_)
+        self._fit_scaled(X, Y, mask, scale)
+
+    def _fit_long(self, X, y, task_index):
+        # long data straight to the design's observations: no (n_samples, n_tasks) array
+        X, scale = self._scaled(X, None)
+        check_finite_squares(X, None if is_classifier(self) else y, task_index=task_index,
+                             tasks=self.tasks_)
+        self._fit_scaled(X, y, None, scale, task_index=task_index, n_tasks=self.n_tasks_)
+
+    def _fit_scaled(self, X, Y, mask, scale, **long):
         W0 = b0 = None
-        if self.warm_start and getattr(self, "coef_", np.zeros(0)).shape == (mask.shape[1],
+        if self.warm_start and getattr(self, "coef_", np.zeros(0)).shape == (self.n_tasks_,
                                                                             X.shape[1]):
             W0, b0 = self.coef_ * (1.0 if scale is None else scale), self.intercept_
-        W, b, sv, self.criterion_, self.n_iter_ = self._solve(X, Y, mask, self.alpha, W0, b0)
+        W, b, sv, self.criterion_, self.n_iter_ = self._solve(X, Y, mask, self.alpha, W0, b0,
+                                                              **long)
         self._store(W, b, sv, scale)
 
     def _decision(self, X):
@@ -508,7 +527,7 @@ class LowRankClassifier(_BinaryLogisticMixin, _LowRankMixin, MultiTaskClassifier
 
 
 # -- cross-validation -----------------------------------------------------------------------------
-class _LowRankCVMixin:
+class _LowRankCVMixin(_cv._WideFoldsMixin):
     """The relative alpha grid, warm-started paths per fold, the choice and the refit.
 
     Left of the fixed-alpha model (``_model``), whose datafit, tags and predictions it keeps.

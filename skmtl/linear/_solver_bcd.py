@@ -60,23 +60,34 @@ _ANDERSON_K = 5
 _CHECK_EVERY = 5
 
 
-def _check_inputs(X, Y, mask, q, datafit):
-    if q not in (2, np.inf):
-        raise ValueError(f"q must be 2 or np.inf; got {q!r}.")
+def _datafit_class(datafit):
+    """The :class:`~skmtl.linear._datafits.Datafit` subclass of a name (or the class)."""
     if not (isinstance(datafit, type) and issubclass(datafit, Datafit)):
         if datafit not in _DATAFITS:
             raise ValueError(f"datafit must be one of {sorted(_DATAFITS)}; got {datafit!r}.")
         datafit = _DATAFITS[datafit]
+    return datafit
+
+
+def _check_inputs(X, Y, mask, q, datafit):
+    if q not in (2, np.inf):
+        raise ValueError(f"q must be 2 or np.inf; got {q!r}.")
+    datafit = _datafit_class(datafit)
     Y, mask = check_wide(X, np.asarray(Y, dtype=np.float64), mask)
     return Y, mask, datafit
 
 
-def _setup(X, Y, mask, datafit, fit_intercept):
-    """The design and the datafit (a :class:`~skmtl.linear._datafits.Datafit` subclass)."""
-    center = datafit.center_design(fit_intercept, mask.shape[1])
-    design = MaskedDesign(X, mask, center=center)
-    y_obs = Y[design.obs_row, design.obs_task]
-    return design, datafit(design, y_obs, fit_intercept)
+def _setup(X, Y, mask, datafit, fit_intercept, task_index=None, n_tasks=None):
+    """The design and the datafit (a :class:`~skmtl.linear._datafits.Datafit` subclass), of
+    wide ``Y`` and ``mask``, or (``task_index`` given, ``mask`` None) of long ``Y`` (n,)."""
+    if task_index is None:
+        center = datafit.center_design(fit_intercept, mask.shape[1])
+        design = MaskedDesign(X, mask, center=center)
+        return design, datafit(design, Y[design.obs_row, design.obs_task], fit_intercept)
+    center = datafit.center_design(fit_intercept, n_tasks)
+    design = MaskedDesign.from_long(X, task_index, n_tasks, center=center)
+    return design, datafit(design, np.asarray(Y, dtype=np.float64)[design.obs_row],
+                           fit_intercept)
 
 
 def block_sparse_alpha_max(X, Y, mask=None, q=2, fit_intercept=True, datafit="quadratic"):
@@ -130,7 +141,8 @@ def _gradient_at_zero(datafit):
 
 
 def solve_block_sparse(X, Y, mask, alpha, *, q=2, datafit="quadratic", fit_intercept=True,
-                       W0=None, b0=None, tol=1e-6, max_iter=1000, solver="auto"):
+                       W0=None, b0=None, tol=1e-6, max_iter=1000, solver="auto",
+                       task_index=None, n_tasks=None):
     """Solve the block-sparse multi-task problem; warm-startable.
 
     Minimises over ``W`` (n_tasks, n_features) and ``b`` (n_tasks,)::
@@ -174,6 +186,9 @@ def solve_block_sparse(X, Y, mask, alpha, *, q=2, datafit="quadratic", fit_inter
         ``"auto"`` calls scikit-learn's MultiTaskLasso where it solves exactly this problem
         (least squares, q = 2, dense X, every label observed, alpha > 0) and block coordinate
         descent otherwise; ``"sklearn"`` requires that case; ``"bcd"`` always uses ours.
+    task_index, n_tasks : ndarray of int of shape (n_samples,) and int, default=None
+        Long data: ``Y`` is then 1-D (one label per row, of task ``task_index[i]``) and
+        ``mask`` None; no ``(n_samples, n_tasks)`` array is formed (block coordinate descent).
 
     Returns
     -------
@@ -192,8 +207,13 @@ def solve_block_sparse(X, Y, mask, alpha, *, q=2, datafit="quadratic", fit_inter
     ConvergenceWarning
         When ``gap > tol`` after ``max_iter`` epochs.
     """
-    Y, mask, datafit = _check_inputs(X, Y, mask, q, datafit)
-    n_tasks, n_features = Y.shape[1], X.shape[1]
+    if task_index is None:
+        Y, mask, datafit = _check_inputs(X, Y, mask, q, datafit)
+        n_tasks = Y.shape[1]
+    else:
+        _check_inputs(X, np.zeros((X.shape[0], 1)), None, q, datafit)  # q and datafit only
+        datafit = _datafit_class(datafit)
+    n_features = X.shape[1]
     W0 = np.zeros((n_tasks, n_features)) if W0 is None else np.array(W0, dtype=np.float64)
     b0 = None if b0 is None else np.array(b0, dtype=np.float64)
     if W0.shape != (n_tasks, n_features) or (b0 is not None and b0.shape != (n_tasks,)):
@@ -201,8 +221,8 @@ def solve_block_sparse(X, Y, mask, alpha, *, q=2, datafit="quadratic", fit_inter
             f"W0 must have shape {(n_tasks, n_features)} and b0 {(n_tasks,)}; got {W0.shape} "
             f"and {None if b0 is None else b0.shape}."
         )
-    sklearn_case = (datafit is Quadratic and q == 2 and not sp.issparse(X) and mask.all()
-                    and alpha > 0)
+    sklearn_case = (task_index is None and datafit is Quadratic and q == 2
+                    and not sp.issparse(X) and mask.all() and alpha > 0)
     if solver not in ("auto", "bcd", "sklearn"):
         raise ValueError(f"solver must be 'auto', 'bcd' or 'sklearn'; got {solver!r}.")
     if solver == "sklearn" and not sklearn_case:
@@ -214,7 +234,7 @@ def solve_block_sparse(X, Y, mask, alpha, *, q=2, datafit="quadratic", fit_inter
         W, b, gap, n_iter = _solve_sklearn(X, Y, alpha, fit_intercept, W0, tol, max_iter)
     else:
         W, b, gap, n_iter = _solve_bcd(X, Y, mask, alpha, q, datafit, fit_intercept, W0, b0,
-                                       tol, max_iter)
+                                       tol, max_iter, task_index, n_tasks)
     if not gap <= tol:
         warnings.warn(
             f"Block-sparse solver did not converge: gap {gap:.3e} > tol {tol:.1e} after "
@@ -481,8 +501,9 @@ class _BCDProblem:
         return self.datafit.intercepts(self.W, self.state) - self.W @ self.design.x_shift
 
 
-def _solve_bcd(X, Y, mask, alpha, q, datafit, fit_intercept, W0, b0, tol, max_iter):
-    design, fit = _setup(X, Y, mask, datafit, fit_intercept)
+def _solve_bcd(X, Y, mask, alpha, q, datafit, fit_intercept, W0, b0, tol, max_iter,
+               task_index=None, n_tasks=None):
+    design, fit = _setup(X, Y, mask, datafit, fit_intercept, task_index, n_tasks)
     penalty = BlockPenalty(alpha, q)
     pb = _BCDProblem(design, fit, penalty, W0, b0)
     n_features = design.n_features

@@ -251,3 +251,22 @@ def test_invalid_q():
         BlockSparseRegressor(q=3).fit(X, Y)
     with pytest.raises(ValueError, match="q"):
         BlockSparseRegressor(q=1).fit(X, Y)
+
+
+@pytest.mark.parametrize("Estimator", [BlockSparseRegressor, BlockSparseClassifier])
+@pytest.mark.parametrize("sparse", [False, True])
+def test_long_data_read_directly_equals_the_wide_fit(Estimator, sparse):
+    """The fixed-alpha models read long data without an (n_samples, n_tasks) mask (their
+    ``_fit_long``): the same fit as the wide data, dense or sparse X."""
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(60, 5))
+    Y = X[:, :2] @ rng.normal(size=(2, 3)) + 0.3 * rng.normal(size=(60, 3))
+    if Estimator is BlockSparseClassifier:
+        Y = (Y > 0).astype(float)
+    Y[rng.rand(60, 3) < 0.3] = np.nan
+    rows, tasks = np.nonzero(~np.isnan(Y))
+    X_long = sp.csr_matrix(X[rows]) if sparse else X[rows]
+    long = Estimator(alpha=0.02, tol=1e-10).fit(X_long, Y[rows, tasks], task_ids=tasks)
+    wide = Estimator(alpha=0.02, tol=1e-10).fit(X, Y)
+    np.testing.assert_allclose(long.coef_, wide.coef_, atol=1e-7)
+    np.testing.assert_allclose(long.intercept_, wide.intercept_, atol=1e-7)

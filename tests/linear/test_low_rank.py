@@ -268,3 +268,18 @@ def test_classifier_cv_fits():
     assert model.cv_results_["mean_test_score"].shape == (model.alphas_.size,)
     assert np.all(np.isfinite(model.cv_results_["mean_test_score"]))
     assert model.best_score_ < 0  # minus a log loss
+
+
+@pytest.mark.parametrize("Estimator", [LowRankRegressor, LowRankClassifier])
+@pytest.mark.parametrize("sparse", [False, True])
+def test_long_data_read_directly_equals_the_wide_fit(Estimator, sparse):
+    """The fixed-alpha models read long data without an (n_samples, n_tasks) mask: the same
+    fit as the wide data, dense or sparse X (the CV models spread long data to wide folds)."""
+    X, Y = (_regression if Estimator is LowRankRegressor else _classification)()
+    rows, tasks = np.nonzero(~np.isnan(Y))
+    X_long = sp.csr_matrix(X[rows]) if sparse else X[rows]
+    model = Estimator(alpha=0.05, tol=TIGHT)
+    long = model.fit(X_long, Y[rows, tasks], task_ids=tasks)
+    wide = Estimator(alpha=0.05, tol=TIGHT).fit(X, Y)
+    np.testing.assert_allclose(long.coef_, wide.coef_, atol=1e-7)
+    np.testing.assert_allclose(long.intercept_, wide.intercept_, atol=1e-7)
