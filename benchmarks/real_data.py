@@ -262,7 +262,7 @@ _SLOW_LOW_RANK = ("time budget: LowRankRegressorCV / LowRankClassifierCV did not
                   "training fold in 5 minutes (measured December 2026)")
 _SLOW_TASK_RELATION_CLF = ("time budget: TaskRelationClassifierCV takes about 3 minutes per "
                            "training fold on yeast (measured December 2026)")
-_WIDE_RELATIONS = ("not run: 2,048 features; the relationship models' solves grow with the "
+_WIDE_RELATIONS = ("2,048 features: the relationship models' solves grow with the "
                    "square (moments) or cube (per-task systems) of the number of features")
 _MACE = dict(rows=10_000, folds=3,
              skip={"mean_clustered": _SLOW_LINEAR, "block_sparse": _SLOW_LINEAR,
@@ -711,7 +711,8 @@ def findings(all_results, datasets):
     ``stl``. Differences are paired over the folds (mean ± standard error).
     """
     sentences = []
-    mtl = ["mean_clustered", "block_sparse", "deep_hard"]
+    mtl = ["mean_clustered", "block_sparse", "clustered_tasks", "low_rank", "task_relation",
+           "hierarchical", "deep_hard"]
     for d in datasets:
         results = {m: r for m, r in all_results[d.name].items() if r.error is None}
         parts = []

@@ -140,10 +140,8 @@ class CoupledBlocks:
                 J[:, j, :, j] = beta * eye - n[:, None] * beta / T
             else:  # unpenalised
                 J[:, j, :, j] = omega * eye
-        D = np.zeros((K, p, p))
-        np.add.at(D, labels, self.GH)
-        s = np.zeros((K, p))
-        np.add.at(s, labels, x)
+        D = cluster_sums(self.GH, labels, K)
+        s = cluster_sums(x, labels, K)
         system = (J - np.einsum("kab,kbld->kald", D, B)).reshape(K * p, K * p)
         v = np.linalg.solve(system, omega * s.ravel())
         u = self.scale * (B.reshape(K * p, K * p) @ v).reshape(K, p)
@@ -231,10 +229,18 @@ def _lloyd(W, labels, n_clusters, max_iter=100):
     return labels
 
 
+def cluster_sums(values, labels, n_clusters):
+    """Sum of the entries ``values[t]`` (arrays of any shape) per cluster, as one product with
+    the (n_clusters, T) indicator matrix (``np.add.at`` took most of a fit's time)."""
+    indicator = np.zeros((n_clusters, len(labels)))
+    indicator[labels, np.arange(len(labels))] = 1.0
+    flat = indicator @ values.reshape(len(labels), -1)
+    return flat.reshape((n_clusters,) + values.shape[1:])
+
+
 def cluster_means(W, labels, n_clusters):
     """Mean row of ``W`` per cluster (an empty cluster's: zeros)."""
-    sums = np.zeros((n_clusters, W.shape[1]))
-    np.add.at(sums, labels, W)
+    sums = cluster_sums(W, labels, n_clusters)
     return sums / np.maximum(np.bincount(labels, minlength=n_clusters), 1)[:, None]
 
 
