@@ -350,6 +350,7 @@ class HierarchicalClassifier(_BinaryLogisticMixin, _HierarchicalMixin, MultiTask
 
         max  sum_t [ l_t(beta, b, u_t*) - u_t*^T Sigma^+ u_t* / 2
                      - log |I + Sigma^(1/2) Z_t^T W_t Z_t Sigma^(1/2)| / 2 ]
+             - (|beta_std|^2 + tr(Sigma_std)) / (2 prior_scale^2)
 
     with ``l_t`` the task's Bernoulli log-likelihood, ``u_t*`` (with ``v_t*``) its mode (the
     task's deviation given its labels), ``Z_t`` the task's rows of the random columns and a
@@ -361,6 +362,15 @@ class HierarchicalClassifier(_BinaryLogisticMixin, _HierarchicalMixin, MultiTask
     random_slopes : "all", None or array-like of int or bool, default="all"
         Features whose coefficient varies between tasks (see
         :class:`HierarchicalRegressor`).
+    prior_scale : float or None, default=10.0
+        ``s``: a weak Gaussian prior of standard deviation ``s`` on the slopes of the mean
+        task and on the entries of the covariance's Cholesky factor, both in units of the
+        features' standard deviations (the objective gains ``(|beta_std|^2 + tr(Sigma_std))
+        / (2 s^2)``). It keeps the fit finite when a task's labels are separable (the
+        likelihood then has no maximum) and barely moves it otherwise (10: a change of the
+        log-odds by 10 per standard deviation of a feature). None: the plain Laplace
+        likelihood, as glmer; the fit then stops on a bound of 100 with a ConvergenceWarning
+        where the labels are separable.
     fit_intercept : bool, default=True
         Fit a mean intercept and a random intercept per task.
     max_iter : int, default=1000
