@@ -25,7 +25,7 @@ from skmtl.linear._solver_mean_clustered import _largest_moment_eigenvalue
 from skmtl.metrics import get_multitask_scorer
 from skmtl.model_selection import MultiTaskKFold
 from skmtl.utils._sklearn_compat import Interval
-from skmtl.utils.validation import _format_tasks, check_finite_squares
+from skmtl.utils.validation import MultiTaskTarget, _format_tasks, check_finite_squares
 
 
 # -- the two data layouts -----------------------------------------------------------------------
@@ -451,11 +451,8 @@ class _WideFoldsMixin:
     ``(n_samples, n_tasks)`` targets and mask, as the base class would."""
 
     def _fit_long(self, X, y, task_index):
-        rows = np.arange(len(y))
-        Y = np.zeros((len(y), self.n_tasks_))
-        mask = np.zeros(Y.shape, dtype=bool)
-        Y[rows, task_index], mask[rows, task_index] = y, True
-        self._fit_multitask(X, Y, mask)
+        target = MultiTaskTarget(self.tasks_, "long", labels=y, task_index=task_index)
+        self._fit_multitask(X, target.values, target.mask)
 
 
 class _AlphaPathCVMixin:

@@ -359,6 +359,11 @@ class Problem:
             self._flat = (rows, tasks, np.bincount(tasks, minlength=self.n_tasks))
         return self._flat
 
+    def flat_targets(self):
+        """float64 targets in the order of :meth:`flat_groups` (task by task)."""
+        rows, tasks, _ = self.flat_groups()
+        return (self._y[rows] if self.long else self._Y[rows, tasks]).astype(np.float64)
+
     def shared_targets(self):
         """float64 targets (n_rows, T) of the shared rows (only when ``shared_rows``)."""
         if self.long:

@@ -15,17 +15,17 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils.extmath import safe_sparse_dot
 
 from skmtl.base import MultiTaskClassifierMixin, MultiTaskRegressorMixin
 from skmtl.linear._binary import _BinaryLogisticMixin
-from skmtl.linear._designs import predict_rows
+from skmtl.linear._designs import Problem, predict_rows
 from skmtl.linear._docs import LINEAR_DOCS
+from skmtl.linear._mean_clustered import _MeanClusteredMixin
 from skmtl.linear._solver_hierarchical import MixedModel, task_moments
 from skmtl.linear._solver_hierarchical_logistic import BOUND, LaplaceMixedModel
 from skmtl.utils._docstring import Substitution
 from skmtl.utils._sklearn_compat import Interval, StrOptions
-from skmtl.utils.validation import check_finite_squares, group_rows_by_task
+from skmtl.utils.validation import check_finite_squares
 
 __all__ = ["HierarchicalClassifier", "HierarchicalRegressor"]
 
@@ -126,16 +126,21 @@ class _HierarchicalMixin:
 
     def _fit_multitask(self, X, Y, mask):
         self._check_finite(X, Y, mask=mask)
-        self._fit_tasks(X, ((Y[rows, t], rows) for t, rows in enumerate(
-            np.flatnonzero(mask[:, t]) for t in range(mask.shape[1]))))
+        self._fit_tasks(X, Problem(X, Y, mask))
 
     def _fit_long(self, X, y, task_index):
         self._check_finite(X, y, task_index=task_index)
-        self._fit_tasks(X, ((y[rows], rows) for rows in group_rows_by_task(
-            task_index, self.n_tasks_)))
+        self._fit_tasks(X, Problem(X, y, task_index=task_index, n_tasks=self.n_tasks_))
 
     def _check_finite(self, X, y, **kwargs):
         check_finite_squares(X, y, tasks=self.tasks_, **kwargs)
+
+    def _check_enough_labels(self, n_labels, n_columns, kind):
+        if n_labels <= n_columns:
+            raise ValueError(
+                f"{type(self).__name__} needs more observed labels than {kind} columns "
+                f"(features and intercept); got {int(n_labels)} label(s) for {n_columns} "
+                f"column(s) (n_samples = {int(n_labels)}).")
 
     def _warn_unconverged(self, n_iter):
         if n_iter >= self.max_iter:
@@ -159,12 +164,9 @@ class _HierarchicalMixin:
         self.task_covariance_ = J_random @ Sigma @ J_random.T
         self.random_columns_ = random
 
-    def _decision(self, X):
-        return np.asarray(safe_sparse_dot(X, self.coef_.T, dense_output=True)) + self.intercept_
-
-    def _shared_decision(self, X):
-        return (np.asarray(safe_sparse_dot(X, self.shared_coef_, dense_output=True)).ravel()
-                + self.shared_intercept_)
+    # the predictions of coef_ / intercept_ and of the mean task, as the mean-clustered models
+    _decision = _MeanClusteredMixin._decision
+    _shared_decision = _MeanClusteredMixin._shared_decision
 
     def _predict_tasks(self, X, task_index):
         return predict_rows(X, self.coef_, self.intercept_, task_index)
@@ -296,8 +298,8 @@ class HierarchicalRegressor(_HierarchicalMixin, MultiTaskRegressorMixin, BaseEst
         self.tol = tol
         self.unknown_task = unknown_task
 
-    def _fit_tasks(self, X, y_rows):
-        A, c, s, n = task_moments(X, y_rows, self.fit_intercept)
+    def _fit_tasks(self, X, problem):
+        A, c, s, n = task_moments(problem, self.fit_intercept)
         total, d = A.sum(axis=0), X.shape[1]
         varying = self.fit_intercept and _within_task_variation(
             A[:, :d, d], A[:, np.arange(d), np.arange(d)], n)
@@ -307,11 +309,7 @@ class HierarchicalRegressor(_HierarchicalMixin, MultiTaskRegressorMixin, BaseEst
         A = J.T @ A @ J
         c = c @ J
         model = MixedModel(A, c, s, n, random, reml=self.method == "reml")
-        if model.n <= model.rank:
-            raise ValueError(
-                f"{type(self).__name__} needs more observed labels than independent "
-                f"fixed-effect columns (features and intercept); got {int(model.n)} "
-                f"label(s) for {model.rank} column(s) (n_samples = {int(model.n)}).")
+        self._check_enough_labels(model.n, model.rank, "independent fixed-effect")
         q = len(random)
         theta, n_iter = model.fit(np.eye(q)[np.tril_indices(q)], max_iter=self.max_iter,
                                   tol=self.tol)
@@ -326,11 +324,8 @@ class HierarchicalRegressor(_HierarchicalMixin, MultiTaskRegressorMixin, BaseEst
         self.n_iter_ = max(int(n_iter), 1)  # (the start counts, when it is optimal)
         return self
 
-    def _predict_raw(self, X):
-        return self._decision(X)
-
-    def _predict_shared(self, X):
-        return self._shared_decision(X)
+    _predict_raw = _MeanClusteredMixin._decision
+    _predict_shared = _MeanClusteredMixin._shared_decision
 
 
 @Substitution(**_DOCS)
@@ -463,28 +458,22 @@ class HierarchicalClassifier(_BinaryLogisticMixin, _HierarchicalMixin, MultiTask
     def _check_finite(self, X, y, **kwargs):
         check_finite_squares(X, mask=kwargs.get("mask"))
 
-    def _fit_tasks(self, X, y_rows):
-        labels, rows = zip(*y_rows)
-        counts = np.array([len(r) for r in rows])
-        labels = np.concatenate(labels).astype(np.float64)
-        rows = np.concatenate(rows).astype(np.intp)
+    def _fit_tasks(self, X, problem):
+        rows, tasks, counts = problem.flat_groups()
+        rows = rows.astype(np.intp)
+        labels = problem.flat_targets()
         n = float(len(rows))
         # each task's sums and sums of squares of the features: an indicator matrix product
-        tasks = sp.csr_matrix((np.ones(len(rows)), (np.repeat(np.arange(len(counts)), counts),
-                                                    rows)), shape=(len(counts), X.shape[0]))
-        squares = X.multiply(X) if sp.issparse(X) else X * X
+        indicator = sp.csr_matrix((np.ones(len(rows)), (tasks, rows)),
+                                  shape=(len(counts), X.shape[0]))
+        task_sums = _dense(indicator @ X)
+        task_squares = _dense(indicator @ (X.multiply(X) if sp.issparse(X) else X * X))
         varying = self.fit_intercept and _within_task_variation(
-            _dense(tasks @ X), _dense(tasks @ squares), counts.astype(np.float64))
+            task_sums, task_squares, counts.astype(np.float64))
         random = _random_columns(self.random_slopes, X.shape[1], self.fit_intercept, varying)
-        if n <= X.shape[1] + self.fit_intercept:
-            raise ValueError(
-                f"{type(self).__name__} needs more observed labels than fixed-effect columns "
-                f"(features and intercept); got {int(n)} label(s) for "
-                f"{X.shape[1] + self.fit_intercept} column(s) (n_samples = {int(n)}).")
-        weight = np.bincount(rows, minlength=X.shape[0]).astype(np.float64)
-        sums = np.asarray(safe_sparse_dot(weight, X, dense_output=True)).ravel()
-        squares = np.asarray(safe_sparse_dot(weight, squares, dense_output=True)).ravel()
-        J = _standardizer(sums, squares, n, self.fit_intercept)
+        self._check_enough_labels(n, X.shape[1] + self.fit_intercept, "fixed-effect")
+        J = _standardizer(task_sums.sum(axis=0), task_squares.sum(axis=0), n,
+                          self.fit_intercept)
         model = LaplaceMixedModel(X, labels, rows, counts, random, J, self.fit_intercept,
                                   self.prior_scale)
         x, n_iter = model.fit(max_iter=self.max_iter, tol=self.tol)

@@ -35,36 +35,30 @@ Everything is computed from per-task moments of ``[X, 1, y]``, once: a deviance 
 """
 
 import numpy as np
-import scipy.sparse as sp
+from scipy.linalg import cho_solve
 from scipy.optimize import minimize
-from sklearn.utils.extmath import safe_sparse_dot
 
 __all__ = ["MixedModel", "minimize_covariance", "task_moments"]
 
 _BOUND = 1e4
 
 
-def task_moments(X, y_rows, fit_intercept):
+def task_moments(problem, fit_intercept):
     """Per-task moments ``(A, c, s, n)`` of ``D_t = [X_t, 1]`` (the ones only with
     ``fit_intercept``): ``D_t^T D_t`` (T, p, p), ``D_t^T y_t`` (T, p), ``y_t^T y_t`` and the
-    row counts (T,). ``y_rows`` yields each task's ``(targets, rows)``; X may be sparse.
+    row counts (T,), from the per-task design of a :class:`~._designs.Problem` (wide or long
+    data, dense or sparse X; no per-task copy of X).
     """
-    A, c, s, n = [], [], [], []
-    for y, rows in y_rows:
-        Xt = X[rows]
-        gram = safe_sparse_dot(Xt.T, Xt, dense_output=True)
-        gram = gram.toarray() if sp.issparse(gram) else np.asarray(gram)
-        cross = np.asarray(safe_sparse_dot(Xt.T, y, dense_output=True)).ravel()
-        if fit_intercept:
-            sums = np.asarray(Xt.sum(axis=0)).ravel()
-            gram = np.block([[gram, sums[:, None]], [sums[None, :], np.array([[len(rows)]])]])
-            cross = np.append(cross, y.sum())
-        A.append(gram)
-        c.append(cross)
-        s.append(float(y @ y))
-        n.append(len(rows))
-    return (np.array(A, dtype=np.float64), np.array(c, dtype=np.float64),
-            np.array(s), np.array(n, dtype=np.float64))
+    design = problem.design()
+    y = problem.targets(design)
+    A, c = design.gram(), design.rmatvec(y)
+    n = design.counts.astype(np.float64)
+    if fit_intercept:
+        sums = design.rmatvec(np.ones_like(y))
+        A = np.concatenate([np.concatenate([A, sums[:, :, None]], axis=2),
+                            np.concatenate([sums, n[:, None]], axis=1)[:, None, :]], axis=1)
+        c = np.column_stack([c, design.segment_sum(y)])
+    return A, c, design.segment_sum(y * y), n
 
 
 class MixedModel:
@@ -259,6 +253,4 @@ def _cholesky(S):
 
 
 def _cho_solve(chol, b):
-    from scipy.linalg import cho_solve
-
     return cho_solve((chol, True), b)

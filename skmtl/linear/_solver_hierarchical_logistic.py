@@ -123,11 +123,14 @@ class LaplaceMixedModel:
             loss = _softplus(eta) - self.y * eta
             return eta, self._task_sums(loss) + 0.5 * np.einsum("ti,ti->t", V, V)
 
-        eta, value = state(V)
-        for _ in range(max_iter):
+        def curvature(eta):
             mu = expit(eta)
             H = self._hessians(mu * (1.0 - mu))
-            M = np.eye(self.q) + L.T @ H @ L
+            return mu, H, np.eye(self.q) + L.T @ H @ L
+
+        eta, value = state(V)
+        mu, H, M = curvature(eta)
+        for _ in range(max_iter):
             grad = V - self._task_sums(ZL * (self.y - mu)[:, None])
             step = np.linalg.solve(M, grad[..., None])[..., 0]
             decrement = np.einsum("ti,ti->t", grad, step)
@@ -142,9 +145,7 @@ class LaplaceMixedModel:
                     break
                 scale[worse] *= 0.5
             V, eta, value = trial, trial_eta, trial_value
-        mu = expit(eta)
-        H = self._hessians(mu * (1.0 - mu))
-        M = np.eye(self.q) + L.T @ H @ L
+            mu, H, M = curvature(eta)
         self.V = V
         return V, eta, mu, H, M
 

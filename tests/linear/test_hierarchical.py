@@ -10,6 +10,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LinearRegression
 
 from skmtl.linear import HierarchicalRegressor
+from skmtl.linear._designs import Problem
 from skmtl.linear._solver_hierarchical import MixedModel, task_moments
 
 
@@ -28,7 +29,7 @@ def _long(T=30, d=2, seed=0, noise=0.7, rows=(10, 40)):
 
 def _moments(X, y, task_ids):
     rows = [np.flatnonzero(task_ids == t) for t in np.unique(task_ids)]
-    return rows, task_moments(X, ((y[r], r) for r in rows), True)
+    return rows, task_moments(Problem(X, y, task_index=task_ids), True)
 
 
 @pytest.mark.parametrize("random", [[2], [0, 2], [0, 1, 2]])
