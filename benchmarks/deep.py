@@ -21,6 +21,13 @@ Measured, as the median epoch time over every epoch of several interleaved runs:
     (which densifies each batch of the CSR X the same way), and the peak traced memory of one
     fit (one epoch) over the bytes of X.
 
+(e) with ``--cases sharing``: the epoch time of every sharing strategy (``SHARING``) against
+    ``"hard"`` on the same data (4,000 rows, 256 features, trunk / towers (128, 64), linear
+    heads, batch 256), at 16 and at 128 tasks (``--sharing-tasks``); ``"relationship"`` and
+    ``"adaptive"`` include their end-of-epoch steps, and each strategy is also timed with
+    ``auxiliary="reconstruction"`` and ``"adversarial"`` (no target: the ratios document the
+    cost of each architecture).
+
 Run ``python benchmarks/deep.py`` (``--help`` for smaller settings). On a machine whose cores
 are busy with other work, pass ``--threads 1``: spinning OpenMP workers then distort timings.
 """
@@ -35,7 +42,7 @@ import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 
-from skmtl.deep import FocusedTaskClassifier, MultiTaskClassifier, build_module
+from skmtl.deep import SHARING, FocusedTaskClassifier, MultiTaskClassifier, build_module
 from skmtl.deep.weighting import GradNormWeighting
 
 WEIGHTINGS = {
@@ -145,8 +152,11 @@ def main():
     parser.add_argument("--epochs", type=int, default=3, help="epochs per run")
     parser.add_argument("--repeats", type=int, default=3, help="interleaved runs per setting")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
-    parser.add_argument("--cases", choices=("all", "weightings", "focused"), default="all",
-                        help="(a) and (b), (c), or all of them")
+    parser.add_argument("--cases", choices=("all", "weightings", "focused", "sharing"),
+                        default="all",
+                        help="(a) and (b), (c), all of them, or (e) the sharing strategies")
+    parser.add_argument("--sharing-tasks", type=int, nargs="+", default=[16, 128],
+                        help="(e): the numbers of tasks")
     parser.add_argument("--pcba", action="store_true",
                         help="(d) only: PCBA-sized sparse X (--n-samples 440000 by default)")
     args = parser.parse_args()
@@ -154,6 +164,9 @@ def main():
         torch.set_num_threads(args.threads)
     if args.pcba:
         pcba(args)
+        return
+    if args.cases == "sharing":
+        sharing_epochs(args)
         return
 
     X, Y = make_data(args.n_samples, args.n_features, args.n_tasks, args.missing)
@@ -193,6 +206,32 @@ def main():
             ratio = median[strategy] / median["multi_task"]
             print(f"{'focused ' + strategy:<34}{median[strategy]:>10.3f}{ratio:>8.2f}"
                   f"{target:>8.2f}  vs multi_task")
+
+
+def sharing_epochs(args):
+    """(e): every sharing strategy's median epoch time over "hard"'s, at each task count."""
+    network = dict(hidden_layer_sizes=(128, 64), max_epochs=args.epochs, batch_size=256,
+                   lr=1e-3, optimizer="adam", weight_decay=0.0, dropout=0.0,
+                   early_stopping=False, random_state=0)
+    settings = [(sharing, None) for sharing in SHARING] + [
+        (sharing, auxiliary) for sharing in ("hard", "independent")
+        for auxiliary in ("reconstruction", "adversarial")
+    ]
+    for n_tasks in args.sharing_tasks:
+        X, Y = make_data(4_000, 256, n_tasks, args.missing)
+        times = {setting: [] for setting in settings}
+        for _ in range(args.repeats):  # interleaved
+            for sharing, auxiliary in settings:
+                model = MultiTaskClassifier(sharing=sharing, auxiliary=auxiliary, **network)
+                times[(sharing, auxiliary)] += list(model.fit(X, Y).net_.history[:, "dur"])
+        median = {setting: statistics.median(values) for setting, values in times.items()}
+        reference = median[("hard", None)]
+        print(f"\n{n_tasks} tasks: 4,000 rows, 256 features, {args.missing:.0%} missing, "
+              f"{torch.get_num_threads()} thread(s), {args.repeats} x {args.epochs} epochs")
+        print(f"{'sharing':<36}{'epoch (s)':>10}{'vs hard':>9}")
+        for (sharing, auxiliary), value in median.items():
+            name = sharing if auxiliary is None else f"{sharing} + {auxiliary}"
+            print(f"{name:<36}{value:>10.3f}{value / reference:>9.2f}")
 
 
 def pcba(args):

@@ -58,6 +58,11 @@ CASES = (
     ("MultiTaskRegressor", dict(sharing="conditioned")),
     ("MultiTaskClassifier", dict(sharing="hard", weighting="gradnorm")),
     ("MultiTaskClassifier", dict(sharing="independent")),
+    ("MultiTaskRegressor", dict(sharing="tensor_factorisation", auxiliary="reconstruction")),
+    ("MultiTaskRegressor", dict(sharing="relationship", auxiliary="adversarial")),
+    ("MultiTaskClassifier", dict(sharing="adaptive", max_branches=2)),
+    ("MultiTaskClassifier", dict(sharing="low_supervision", task_depths=[1, 2, 2, 1])),
+    ("MultiTaskRegressor", dict(sharing="stacked")),
     ("FocusedTaskRegressor", dict(focus_task=0, strategy="rmtl")),
     ("FocusedTaskClassifier", dict(focus_task=0, strategy="finetune")),
 )

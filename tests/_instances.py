@@ -118,10 +118,16 @@ if importlib.util.find_spec("torch") and importlib.util.find_spec("skorch"):
         MultiTaskRegressor(**_DEEP),
         MultiTaskRegressor(**_DEEP, sharing="cross_stitch", head_layer_sizes=(4,),
                            weighting="gradnorm"),
+        MultiTaskRegressor(**_DEEP, sharing="relationship", auxiliary="reconstruction"),
+        MultiTaskRegressor(**_DEEP, sharing="tensor_factorisation", tensor_rank=1,
+                           auxiliary="adversarial"),
     ]
     INSTANCES["MultiTaskClassifier"] = [
         MultiTaskClassifier(**_DEEP),
         MultiTaskClassifier(**_DEEP, sharing="conditioned", weighting="uncertainty"),
+        MultiTaskClassifier(**_DEEP, sharing="stacked", auxiliary="adversarial"),
+        MultiTaskClassifier(**{**_DEEP, "hidden_layer_sizes": (8, 4)}, sharing="adaptive",
+                            weighting="gradnorm"),
     ]
     _DEEP_SGD = {
         "check_long_equals_wide": "SGD on long rows (one per label) sees other batches than on "

@@ -352,7 +352,16 @@ class _BaseDeepEstimator(BaseEstimator):
         return weighting
 
     # -- training ---------------------------------------------------------------------------------
-    def _module_builder(self, n_features, output_sizes):
+    def _affinity_on(self):
+        """Where the net measures the gradient affinity (``affinity_on``, by default)."""
+        return self.affinity_on
+
+    def _auxiliary(self, X):
+        """The auxiliary-loss arguments of :func:`build_module`, and the loss's weight (none
+        by default)."""
+        return {}, 0.0
+
+    def _module_builder(self, n_features, output_sizes, auxiliary=None):
         """The network factory handed to skorch (called without arguments)."""
         sharing, sharing_params = self._sharing()
         return partial(
@@ -360,6 +369,7 @@ class _BaseDeepEstimator(BaseEstimator):
             sharing,
             n_features,
             output_sizes,
+            **(auxiliary or {}),
             hidden_layer_sizes=self.hidden_layer_sizes,
             head_layer_sizes=self.head_layer_sizes,
             activation=self.activation,
@@ -371,7 +381,7 @@ class _BaseDeepEstimator(BaseEstimator):
 
     def _train_net(
         self, X, labels, kinds, output_sizes, *, tasks, weighting, task_sampling="joint",
-        tasks_per_batch=1, after_fit=None, first_tasks=None,
+        tasks_per_batch=1, after_fit=None, first_tasks=None, max_epochs=None,
     ):
         """Build the skorch net on encoded labels (:class:`TaskLabels` of ``tasks``), train it.
 
@@ -381,7 +391,8 @@ class _BaseDeepEstimator(BaseEstimator):
         ``first_tasks`` (positions), ``net.fit`` sees the labels of those tasks only (the other
         tasks' labels are hidden from its loss, validation loss and history, and rows without
         such a label are left out); the split into training and validation rows is made on all
-        labels, and ``after_fit`` receives the parts with all labels.
+        labels, and ``after_fit`` receives the parts with all labels. ``max_epochs``, when
+        given, replaces the estimator's for ``net.fit`` (a first phase).
         """
         fraction = self._validation_fraction()
         if self.early_stopping and fraction == 0:
@@ -421,17 +432,19 @@ class _BaseDeepEstimator(BaseEstimator):
         net_class, run = MultiTaskNet, {"device": device}
         if accelerated:
             net_class, run = AcceleratedMultiTaskNet, {"accelerator": self.accelerator}
+        auxiliary, auxiliary_weight = self._auxiliary(X)
         net = net_class(
-            self._module_builder(X.shape[1], output_sizes),
+            self._module_builder(X.shape[1], output_sizes, auxiliary),
+            auxiliary_weight=auxiliary_weight,
             criterion=TaskLoss(kinds, output_sizes),
             weighting=weighting,
             n_observed=n_observed,
             task_type=self._task_type,
             task_names=[_hashable(task) for task in tasks],
-            affinity_on=self.affinity_on,
+            affinity_on=self._affinity_on(),
             **self._optimizer_params(),
             lr=self.lr,
-            max_epochs=self.max_epochs,
+            max_epochs=self.max_epochs if max_epochs is None else max_epochs,
             batch_size=self.batch_size,
             iterator_train=BatchLoader,
             iterator_train__shuffle=True,
@@ -555,7 +568,7 @@ class _BaseDeepEstimator(BaseEstimator):
         try:
             with torch.no_grad():
                 for Xi, _ in BatchLoader(MultiTaskDataset(X), net.batch_size):
-                    out = forward(Xi.to(net.device))
+                    out = forward(net.network_input(Xi.to(net.device))[0])
                     stop = start + out.shape[1]
                     out = out.to("cpu", torch.float64).numpy()
                     yield slice(start, stop), self._check_outputs(out)

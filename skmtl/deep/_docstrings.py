@@ -112,14 +112,24 @@ _PARAMETERS = {
         beyond float32's range raise a ValueError.
     """,
     "sharing": """
-    sharing : {"hard", "independent", "soft", "cross_stitch", "sluice", "conditioned"}, \
-            default="hard"
+    sharing : {"hard", "independent", "soft", "cross_stitch", "sluice", "conditioned", \
+            "tensor_factorisation", "relationship", "adaptive", "low_supervision", \
+            "stacked"}, default="hard"
         How tasks share parameters: ``"hard"`` a shared trunk and one head per task;
         ``"independent"`` one network per task (the deep single-task baseline); ``"soft"`` one
         tower per task pulled together by ``soft_penalty``; ``"cross_stitch"`` towers mixed by
         learned units; ``"sluice"`` cross-stitch over subspaces with layer mixing;
         ``"conditioned"`` one network fed a learned task embedding (or the given
-        ``task_descriptors``). See :mod:`skmtl.deep.modules`.
+        ``task_descriptors``); ``"tensor_factorisation"`` towers whose stacked weights are a
+        Tucker tensor of task rank ``tensor_rank`` (Yang & Hospedales, 2017);
+        ``"relationship"`` a shared trunk and heads tied by a matrix-normal prior with a learned
+        task covariance, ``task_covariance_`` (Long et al., 2017); ``"adaptive"`` a thin shared
+        network widened into branches of tasks with aligned gradients, ``branches_`` (Lu et
+        al., 2017); ``"low_supervision"`` a shared trunk whose depth ``task_depths[t]`` task
+        ``t``'s head reads (Søgaard & Goldberg, 2016); ``"stacked"`` one level per task in
+        ``task_order``, each reading the input, the level below and its prediction, with
+        successive regularisation (Hashimoto et al., 2017). See :mod:`skmtl.deep.modules` and
+        the user guide's page on sharing strategies.
     """,
     "soft_penalty": """
     soft_penalty : float, default=1e-3
@@ -163,6 +173,65 @@ _PARAMETERS = {
         their scales differ). Validated at fit: a ValueError for another ``sharing``, a
         training task without a row, an array without ``n_tasks`` rows, or non-finite values.
         Kept as given by ``get_params`` and ``clone``.
+    """,
+    "tensor_rank": """
+    tensor_rank : int, default=None
+        Rank ``r`` of the task mode of ``"tensor_factorisation"``: each tower layer's weight
+        is ``W_t = sum_k A[t, k] S_k``, a mix of ``r`` shared weights; None means
+        ``min(ceil(T / 2), 8)``; ``r = T`` can represent any independent towers. Used by
+        ``"tensor_factorisation"`` only.
+    """,
+    "task_depths": """
+    task_depths : array-like of int or dict, default=None
+        For ``"low_supervision"``: the hidden layer (1 = the first) whose output each task's
+        head reads, one per task in ``tasks_`` order, or a dict ``{task: depth}`` (tasks it does
+        not name read the top layer). None: every task reads the top layer, which is
+        ``"hard"`` sharing. Any other ``sharing`` raises a ValueError at fit when it is set.
+    """,
+    "task_order": """
+    task_order : array-like of task labels, default=None
+        For ``"stacked"``: the order of the task levels, from the bottom (every task once).
+        None: ``tasks_`` order. Any other ``sharing`` raises a ValueError at fit when it is set.
+    """,
+    "max_branches": """
+    max_branches : int, default=None
+        For ``"adaptive"``: the most branches the top layer splits into (None: as many as
+        tasks). The split happens once, at the end of epoch
+        ``max(1, min(max_epochs // 4, n_iter_no_change))`` (before early stopping can stop).
+    """,
+    "relationship_penalty": """
+    relationship_penalty : float, default=0.1
+        For ``"relationship"``: strength ``lambda`` of the matrix-normal prior on the heads'
+        weights ``W`` (``T x D``), ``lambda / 2 * tr(W^T Sigma^-1 W)``, with the task
+        covariance ``Sigma`` re-estimated in closed form at the end of every epoch.
+    """,
+    "successive_penalty": """
+    successive_penalty : float, default=1e-2
+        For ``"stacked"``: strength ``delta`` of the successive regularisation
+        ``delta * sum_k ||theta_k - theta_k^prev||^2`` that keeps every level below the top (and
+        its task's head) near its values at the end of the previous epoch.
+    """,
+    "auxiliary": """
+    auxiliary : {None, "reconstruction", "adversarial"}, default=None
+        An auxiliary loss on the representation common to all tasks (the trunk's output, or
+        the mean of the task representations for the strategies where each head reads its own):
+        ``"reconstruction"`` a linear decoder reconstructs X (every row counts, unlabelled rows
+        too); ``"adversarial"`` a task discriminator, trained through gradient reversal (Ganin &
+        Lempitsky, 2015; Liu, Qiu & Huang, 2017), so that the representation does not encode
+        which task a row is labelled for. Added to the training loss with weight
+        ``auxiliary_weight``.
+    """,
+    "auxiliary_weight": """
+    auxiliary_weight : float, default=0.1
+        Weight of the auxiliary losses (``auxiliary`` and the hints) in the training loss.
+    """,
+    "hint_columns": """
+    hint_columns : array-like of int or str, default=None
+        Columns of X (positions, or names for a DataFrame X) that the network does not read but
+        predicts from the shared representation, as auxiliary "hint" targets (squared error on
+        the columns standardised over the rows of fit, weight ``auxiliary_weight``): features
+        known at training time that should shape the representation. ``predict`` still takes
+        all the columns of X and ignores these.
     """,
     "weighting": """
     weighting : str or Weighting, default="equal"
@@ -396,6 +465,24 @@ _ATTRIBUTES = {
         The descriptors of the tasks seen in fit, in ``tasks_`` order (None without
         ``task_descriptors``).
     """,
+    "task_covariance_": """
+    task_covariance_ : ndarray of shape (n_tasks_, n_tasks_)
+        ``sharing="relationship"`` only: the task covariance ``Sigma`` of the heads' prior at
+        the end of training (``W W^T / D + eps I``, see
+        :class:`~skmtl.deep.modules.RelationshipModule`); draw it with
+        :class:`~skmtl.plotting.AffinityDisplay`.
+    """,
+    "task_correlation_": """
+    task_correlation_ : ndarray of shape (n_tasks_, n_tasks_)
+        ``sharing="relationship"`` only: ``task_covariance_`` scaled to a unit diagonal.
+    """,
+    "branches_": """
+    branches_ : list of list of list
+        ``sharing="adaptive"`` only: the branch tree, one entry per hidden layer from the input
+        side, each a list of branches, each the list of the task labels it serves (one branch
+        holding every task: the layer is shared). Drawn by
+        :class:`~skmtl.plotting.BranchTreeDisplay`.
+    """,
     "zero_shot_tasks_": """
     zero_shot_tasks_ : ndarray of shape (n_zero_shot,)
         Tasks not seen in fit that ``task_descriptors`` describes (rows of a DataFrame beyond
@@ -477,14 +564,16 @@ MULTITASK_DOCS = {
     **SHARED_DOCS,
     "multitask_parameters": _join(_multitask, (
         "sharing", *_SHARED_NAMES[:4], "soft_penalty", "sluice_orthogonality", "conditioning",
-        "embedding_dim", "task_descriptors", *_SHARED_NAMES[4:], "weighting", "task_weights",
+        "embedding_dim", "task_descriptors", "tensor_rank", "task_depths", "task_order",
+        "max_branches", "relationship_penalty", "successive_penalty", *_SHARED_NAMES[4:],
+        "auxiliary", "auxiliary_weight", "hint_columns", "weighting", "task_weights",
         "gradnorm_alpha", "lbtw_alpha", "task_sampling", "tasks_per_batch", *_TRAINING_NAMES,
         "unknown_task", *_RUN_NAMES,
     )),
     "standardize_targets": _PARAMETERS["standardize_targets"],
     "fit_attributes": _join(_ATTRIBUTES, (
         "net_", "n_iter_", "task_weights_history_", "gradient_affinity_", "task_descriptors_",
-        "zero_shot_tasks_")),
+        "zero_shot_tasks_", "task_covariance_", "task_correlation_", "branches_")),
     "target_attributes": _join(_ATTRIBUTES, ("target_mean_", "target_scale_")),
 }
 

@@ -13,6 +13,7 @@ from sklearn.base import is_classifier
 from sklearn.utils.validation import check_is_fitted
 
 from skmtl.base import MultiTaskClassifierMixin, MultiTaskRegressorMixin
+from skmtl.deep._auxiliary import AUXILIARY
 from skmtl.deep._base import (
     DEFAULTS,
     DEPRECATED,
@@ -53,6 +54,15 @@ class _MultiTaskDeepEstimator(_BaseDeepEstimator):
         "conditioning": [StrOptions(set(CONDITIONING))],
         "embedding_dim": [None, Interval(Integral, 1, None, closed="left")],
         "task_descriptors": [None, "array-like"],
+        "tensor_rank": [None, Interval(Integral, 1, None, closed="left")],
+        "task_depths": [None, "array-like", dict],
+        "task_order": [None, "array-like"],
+        "max_branches": [None, Interval(Integral, 1, None, closed="left")],
+        "relationship_penalty": [Interval(Real, 0, None, closed="left")],
+        "successive_penalty": [Interval(Real, 0, None, closed="left")],
+        "auxiliary": [None, StrOptions(set(AUXILIARY))],
+        "auxiliary_weight": [Interval(Real, 0, None, closed="left")],
+        "hint_columns": [None, "array-like"],
         "weighting": [StrOptions(set(WEIGHTINGS)), Weighting],
         "task_weights": _deprecated(None, "array-like"),
         "gradnorm_alpha": _deprecated(Interval(Real, 0, None, closed="left")),
@@ -75,8 +85,17 @@ class _MultiTaskDeepEstimator(_BaseDeepEstimator):
         conditioning="concat",
         embedding_dim=None,
         task_descriptors=None,
+        tensor_rank=None,
+        task_depths=None,
+        task_order=None,
+        max_branches=None,
+        relationship_penalty=0.1,
+        successive_penalty=1e-2,
         module=None,
         module_params=None,
+        auxiliary=None,
+        auxiliary_weight=0.1,
+        hint_columns=None,
         weighting="equal",
         task_weights=DEPRECATED,
         gradnorm_alpha=DEPRECATED,
@@ -127,6 +146,15 @@ class _MultiTaskDeepEstimator(_BaseDeepEstimator):
         self.conditioning = conditioning
         self.embedding_dim = embedding_dim
         self.task_descriptors = task_descriptors
+        self.tensor_rank = tensor_rank
+        self.task_depths = task_depths
+        self.task_order = task_order
+        self.max_branches = max_branches
+        self.relationship_penalty = relationship_penalty
+        self.successive_penalty = successive_penalty
+        self.auxiliary = auxiliary
+        self.auxiliary_weight = auxiliary_weight
+        self.hint_columns = hint_columns
         self.weighting = weighting
         self.task_weights = task_weights
         self.gradnorm_alpha = gradnorm_alpha
@@ -145,15 +173,36 @@ class _MultiTaskDeepEstimator(_BaseDeepEstimator):
         (self.task_descriptors_, self.zero_shot_tasks_,
          self._zero_shot_descriptors) = self._check_task_descriptors()
         kinds, output_sizes, labels = self._encode_targets(labels)
+        phases = {}
+        if self.sharing == "adaptive":
+            phases = dict(max_epochs=max(1, self.max_epochs // 2), after_fit=self._branch)
         net = self._train_net(
             X, labels, kinds, output_sizes, tasks=self.tasks_,
             weighting=self._make_weighting(), task_sampling=self.task_sampling,
-            tasks_per_batch=self.tasks_per_batch,
+            tasks_per_batch=self.tasks_per_batch, **phases,
         )
         self.net_ = net
         self.n_iter_, self.task_weights_history_ = _weights_history(net, len(output_sizes))
         self._affinity_of_net = True
+        self._set_sharing_attributes()
         return self
+
+    def _set_sharing_attributes(self):
+        """``task_covariance_`` / ``task_correlation_`` (``"relationship"``) and ``branches_``
+        (``"adaptive"``), read from the trained network; removed when another sharing is fit."""
+        for name in ("task_covariance_", "task_correlation_", "branches_"):
+            vars(self).pop(name, None)
+        module = self.net_.module_
+        if self.sharing == "relationship":
+            covariance = module.task_covariance.detach().to("cpu", torch.float64).numpy()
+            scale = np.sqrt(np.diag(covariance))
+            self.task_covariance_ = covariance
+            self.task_correlation_ = covariance / np.outer(scale, scale)
+        elif self.sharing == "adaptive":
+            tasks = [_hashable(task) for task in self.tasks_]
+            self.branches_ = [
+                [[tasks[t] for t in group] for group in layer] for layer in module.branches()
+            ]
 
     def _sharing(self):
         """The sharing strategy and its own parameters, for :func:`build_module`."""
@@ -163,7 +212,142 @@ class _MultiTaskDeepEstimator(_BaseDeepEstimator):
             "conditioning": self.conditioning,
             "embedding_dim": self.embedding_dim,
             "task_descriptors": getattr(self, "task_descriptors_", None),
+            "tensor_rank": self.tensor_rank,
+            "task_depths": self._task_depths(),
+            "task_order": self._task_order(),
+            "max_branches": self.max_branches,
+            "split_after": None,
+            "relationship_penalty": self.relationship_penalty,
+            "successive_penalty": self.successive_penalty,
         }
+
+    def _task_positions(self, labels, name):
+        """Positions in ``tasks_`` of the task labels ``labels`` (a ValueError names an unknown
+        label)."""
+        position = {_hashable(task): t for t, task in enumerate(self.tasks_)}
+        unknown = [label for label in labels if _hashable(label) not in position]
+        if unknown:
+            raise ValueError(
+                f"{name} names task(s) {unknown[:5]} not seen in fit; the tasks are "
+                f"{[_hashable(task) for task in self.tasks_][:10]}."
+            )
+        return [position[_hashable(label)] for label in labels]
+
+    def _check_used_by(self, name, what, sharing):
+        """A ValueError when ``name`` (which sets ``what`` ``sharing``) is set for another."""
+        if self.sharing != sharing:
+            raise ValueError(
+                f"{name} sets {what} sharing={sharing!r}; got sharing={self.sharing!r}."
+            )
+
+    def _task_depths(self):
+        """``task_depths`` as one depth per task in ``tasks_`` order (None: all at the top)."""
+        depths = self.task_depths
+        if depths is None:
+            return None
+        self._check_used_by("task_depths", "the depth each task's head reads in",
+                            "low_supervision")
+        n_layers = len(self._hidden_sizes())
+        if isinstance(depths, dict):
+            positions = self._task_positions(list(depths), "task_depths")
+            resolved = [n_layers] * self.n_tasks_
+            for t, depth in zip(positions, depths.values(), strict=True):
+                resolved[t] = depth
+            return resolved
+        depths = list(np.asarray(depths).ravel())
+        if len(depths) != self.n_tasks_:
+            raise ValueError(
+                f"task_depths must give one depth per task ({self.n_tasks_}, in tasks_ order) "
+                f"or be a dict {{task: depth}}; got {len(depths)} values."
+            )
+        return depths
+
+    def _task_order(self):
+        """``task_order`` (task labels) as positions in ``tasks_`` (None: ``tasks_`` order)."""
+        order = self.task_order
+        if order is None:
+            return None
+        self._check_used_by("task_order", "the order of the task levels of", "stacked")
+        positions = self._task_positions(list(np.asarray(order, dtype=object).ravel()),
+                                         "task_order")
+        if sorted(positions) != list(range(self.n_tasks_)):
+            missing = [self.tasks_[t] for t in range(self.n_tasks_) if t not in positions]
+            raise ValueError(
+                "task_order must name every task once (a permutation of tasks_); "
+                f"missing or repeated: {[_hashable(task) for task in missing][:5]}."
+            )
+        return positions
+
+    def _branch(self, net, train, valid):
+        """``"adaptive"``'s second phase: branch the trained thin network by its task affinity,
+        then train the branched network, with a fresh optimizer, for the remaining epochs."""
+        with torch.no_grad():
+            net.module_.split(net.gradient_affinity())
+        remaining = self.max_epochs - len(net.history)
+        if remaining > 0:
+            net.initialize_optimizer()
+            net.partial_fit(train, epochs=remaining)
+
+    def _affinity_on(self):
+        """``"adaptive"`` groups its tasks by their affinity on the thin network's top layer
+        (``AdaptiveModule.last_shared_layer``), whatever ``affinity_on``."""
+        return "last_shared_layer" if self.sharing == "adaptive" else self.affinity_on
+
+    def _hidden_sizes(self):
+        sizes = self.hidden_layer_sizes
+        return [sizes] if isinstance(sizes, Integral) else list(sizes)
+
+    def _auxiliary(self, X):
+        """The auxiliary-loss arguments of :func:`build_module`, and the loss's weight."""
+        hints = self._hint_columns(X)
+        if self.auxiliary is None and not hints:
+            return {}, 0.0
+        params = {"auxiliary": self.auxiliary}
+        if hints:
+            values = X[:, hints]
+            values = values.toarray() if hasattr(values, "toarray") else np.asarray(values)
+            values = values.astype(np.float64)
+            mean = values.mean(axis=0)
+            scale = values.std(axis=0)
+            scale[scale == 0] = 1.0
+            params.update(hint_columns=hints, hint_mean=mean.tolist(),
+                          hint_scale=scale.tolist())
+        return params, float(self.auxiliary_weight)
+
+    def _hint_columns(self, X):
+        """``hint_columns`` as sorted column positions of X (names need a DataFrame's X)."""
+        if self.hint_columns is None:
+            return []
+        columns = list(np.asarray(self.hint_columns, dtype=object).ravel())
+        names = getattr(self, "feature_names_in_", None)
+        positions = []
+        for column in columns:
+            if isinstance(column, str):
+                if names is None or column not in list(names):
+                    raise ValueError(
+                        f"hint_columns names column {column!r}, but X has "
+                        + ("no column names (pass a DataFrame, or give positions)."
+                           if names is None else f"no such column; it has {list(names)[:10]}.")
+                    )
+                positions.append(list(names).index(column))
+            elif isinstance(column, (Integral, np.integer)) and not isinstance(column, bool):
+                if not 0 <= column < X.shape[1]:
+                    raise ValueError(
+                        f"hint_columns holds column {column}, outside X's {X.shape[1]} columns."
+                    )
+                positions.append(int(column))
+            else:
+                raise ValueError(
+                    f"hint_columns must hold column positions or names, got {column!r}."
+                )
+        if len(set(positions)) != len(positions):
+            raise ValueError(f"hint_columns names a column twice: {columns}.")
+        if len(positions) >= X.shape[1]:
+            raise ValueError(
+                f"hint_columns takes all {X.shape[1]} columns of X; the network needs at least "
+                "one column to read."
+            )
+        return sorted(positions)
 
     def _check_task_descriptors(self):
         """``(descriptors of tasks_, labels of the other described tasks, their descriptors)``.
@@ -393,8 +577,17 @@ class MultiTaskRegressor(
         conditioning="concat",
         embedding_dim=None,
         task_descriptors=None,
+        tensor_rank=None,
+        task_depths=None,
+        task_order=None,
+        max_branches=None,
+        relationship_penalty=0.1,
+        successive_penalty=1e-2,
         module=None,
         module_params=None,
+        auxiliary=None,
+        auxiliary_weight=0.1,
+        hint_columns=None,
         weighting="equal",
         task_weights=DEPRECATED,
         gradnorm_alpha=DEPRECATED,
@@ -429,8 +622,17 @@ class MultiTaskRegressor(
             conditioning=conditioning,
             embedding_dim=embedding_dim,
             task_descriptors=task_descriptors,
+            tensor_rank=tensor_rank,
+            task_depths=task_depths,
+            task_order=task_order,
+            max_branches=max_branches,
+            relationship_penalty=relationship_penalty,
+            successive_penalty=successive_penalty,
             module=module,
             module_params=module_params,
+            auxiliary=auxiliary,
+            auxiliary_weight=auxiliary_weight,
+            hint_columns=hint_columns,
             weighting=weighting,
             task_weights=task_weights,
             gradnorm_alpha=gradnorm_alpha,

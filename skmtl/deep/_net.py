@@ -376,7 +376,9 @@ class TaskLossRecorder(Callback):
     ``train_loss_task_<t>`` (the mean loss of task ``t`` over its observed training labels of the
     epoch, unweighted; NaN if none); with validation data ``valid_loss_task_<t>``,
     ``valid_loss`` (the mean of the per-task validation losses over the tasks with validation
-    labels, the quantity early stopping monitors) and ``valid_loss_best``. It then calls the
+    labels, the quantity early stopping monitors) and ``valid_loss_best``; with auxiliary
+    heads, ``train_auxiliary_loss`` (the mean over the epoch's batches of their unweighted
+    loss). It then calls the
     weighting's ``on_epoch_end`` with the per-task training losses and records
     ``task_weights`` (its ``current_weights()``).
     ``t`` is the task's position in ``tasks_``.
@@ -390,11 +392,14 @@ class TaskLossRecorder(Callback):
     def on_epoch_begin(self, net, **kwargs):
         self._sums = {"train": 0.0, "valid": 0.0}
         self._counts = {"train": 0.0, "valid": 0.0}
+        self._auxiliary = []
 
     def on_batch_end(self, net, batch=None, training=False, **step):
         phase = "train" if training else "valid"
         if training:
             sums, counts = step["task_loss_sums"], step["task_counts"]
+            if step.get("auxiliary_loss") is not None:
+                self._auxiliary.append(step["auxiliary_loss"])
         else:
             _, yi = unpack_data(batch)
             sums, counts = net.criterion_(step["y_pred"], to_tensor(yi, device=net.device))
@@ -413,9 +418,13 @@ class TaskLossRecorder(Callback):
     def on_epoch_end(self, net, dataset_train=None, dataset_valid=None, **kwargs):
         history = net.history
         n_tasks = net.criterion_.n_tasks
+        with torch.no_grad():
+            net.module_.end_epoch(len(history), net.gradient_affinity)
         train = self._means("train", n_tasks)
         for t, value in enumerate(train):
             history.record(f"train_loss_task_{t}", float(value))
+        if self._auxiliary:
+            history.record("train_auxiliary_loss", float(torch.stack(self._auxiliary).mean()))
         check_finite_parameters(net)
         if dataset_valid is not None:
             valid = self._means("valid", n_tasks)
@@ -520,6 +529,8 @@ def _elementwise_tail(module):
     True for the library's own trunks (``"hard"`` without a user module, ``"conditioned"``):
     a ``Sequential`` whose layers after the last shared ``Linear`` are activations and dropout.
     """
+    if getattr(module, "last_layer_tail_is_elementwise", False):
+        return True
     layer = getattr(module, "last_shared_layer", None)
     for name in ("trunk", "body"):
         sequence = getattr(module, name, None)
@@ -577,6 +588,9 @@ class MultiTaskNet(NetStateMixin, NeuralNet):
         Accumulate the gradient affinity of the tasks (see the module docstring for when).
     affinity_on : {"representation", "last_shared_layer"}, default="representation"
         Where the affinity compares the task gradients.
+    auxiliary_weight : float, default=0.0
+        Weight of the module's auxiliary loss (``module.auxiliary_heads``, when it has one) in
+        the training loss.
     **kwargs
         skorch's :class:`~skorch.net.NeuralNet` parameters.
 
@@ -602,6 +616,7 @@ class MultiTaskNet(NetStateMixin, NeuralNet):
         task_names=None,
         affinity=True,
         affinity_on="representation",
+        auxiliary_weight=0.0,
         **kwargs,
     ):
         super().__init__(module, criterion, **kwargs)
@@ -611,6 +626,7 @@ class MultiTaskNet(NetStateMixin, NeuralNet):
         self.task_names = task_names
         self.affinity = affinity
         self.affinity_on = affinity_on
+        self.auxiliary_weight = auxiliary_weight
 
     # -- hooks ----------------------------------------------------------------------------------
     def initialize_module(self):
@@ -637,7 +653,18 @@ class MultiTaskNet(NetStateMixin, NeuralNet):
     def infer(self, x, **fit_params):
         """Padded outputs of all heads, ``(T, B, K_max)``."""
         x = to_tensor(x, device=self.device)
-        return self.module_.forward_padded(x)
+        return self.module_.forward_padded(self.network_input(x)[0])
+
+    def network_input(self, X):
+        """``(X_in, hints)``: the columns the network reads, and the standardised hint columns.
+
+        Without ``hint_columns`` (no auxiliary heads, or heads without hints) ``X_in`` is ``X``
+        and ``hints`` is None.
+        """
+        auxiliary = getattr(self.module_, "auxiliary_heads", None)
+        if auxiliary is None:
+            return X, None
+        return auxiliary.split_input(X)
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
         """Mean over the tasks with a label in the batch of their mean loss (validation loss)."""
@@ -669,9 +696,10 @@ class MultiTaskNet(NetStateMixin, NeuralNet):
     def train_step_single(self, batch, **fit_params):
         self._set_training(True)
         Xi, yi = unpack_data(batch)
-        Xi = to_tensor(Xi, device=self.device)
+        Xi, hints = self.network_input(to_tensor(Xi, device=self.device))
         yi = to_tensor(yi, device=self.device)
         module, weighting = self.module_, self.weighting_
+        auxiliary = getattr(module, "auxiliary_heads", None)
         n_tasks = module.n_tasks
         head_weight = _linear_head_weight(module)
         first_batch = len(self.history[-1, "batches"]) == 1
@@ -684,6 +712,10 @@ class MultiTaskNet(NetStateMixin, NeuralNet):
         probe = want_norms or want_gram or want_affinity
         space = self.gradient_space_ if (want_norms or want_gram) else None
         affinity_space = self.affinity_space_ if want_affinity else None
+        if module.last_shared_layer is None:  # a network that branched ("adaptive") has none
+            space = "representation" if space == "last_shared_layer" else space
+            if affinity_space == "last_shared_layer":
+                affinity_space = "representation"
         on_layer = "last_shared_layer" in (space, affinity_space)
 
         captured = {}
@@ -729,6 +761,15 @@ class MultiTaskNet(NetStateMixin, NeuralNet):
             else:
                 weighting.observe_task_gradients(grads, observed)
         total = weighting.combine(losses, observed) + module.penalty()
+        aux_leaf = aux_loss = None
+        if auxiliary is not None:
+            aux_rep = rep
+            if slots is not None and slots is not rep:
+                # the heads read a detached copy of rep: so does the auxiliary loss, and its
+                # gradient joins the heads' one in the single backward pass through the trunk
+                aux_rep = aux_leaf = rep.detach().requires_grad_(rep.requires_grad)
+            aux_loss = auxiliary(aux_rep, Xi, hints, yi)
+            total = total + self.auxiliary_weight * aux_loss
         if not torch.isfinite(total):
             raise FloatingPointError(
                 f"The combined training loss is not finite ({total.item()}) at epoch "
@@ -744,7 +785,10 @@ class MultiTaskNet(NetStateMixin, NeuralNet):
             self._backward(total)
             if slots is not None and slots is not rep and module.shares_representation:
                 if rep.requires_grad:
-                    rep.backward(slots.grad.sum(0))
+                    grad = slots.grad.sum(0)
+                    if aux_leaf is not None and aux_leaf.grad is not None:
+                        grad = grad + aux_leaf.grad
+                    rep.backward(grad)
             if want_norms:
                 grad_norms = grads.norms()
             if want_affinity:
@@ -755,6 +799,7 @@ class MultiTaskNet(NetStateMixin, NeuralNet):
             "y_pred": out.detach(),
             "task_loss_sums": sums.detach(),
             "task_counts": counts.detach(),
+            "auxiliary_loss": None if aux_loss is None else aux_loss.detach(),
         }
 
     # -- training phases ------------------------------------------------------------------------
@@ -896,15 +941,15 @@ class MultiTaskNet(NetStateMixin, NeuralNet):
     def gradient_affinity(self):
         """Mean cosine of the task gradients, NaN where never measured, 1 on the diagonal.
 
+        Measured only while the tasks share a representation: NaN off the diagonal for the
+        strategies without one; for ``"adaptive"``, the affinity of the thin network (before
+        it branched).
+
         Returns
         -------
         affinity : ndarray of shape (T, T)
         """
         n_tasks = self.module_.n_tasks
-        if not self.module_.shares_representation:
-            affinity = np.full((n_tasks, n_tasks), np.nan)
-            np.fill_diagonal(affinity, 1.0)
-            return affinity
         count = self.affinity_count_.to("cpu", torch.float64).numpy()
         total = self.affinity_sum_.to("cpu", torch.float64).numpy()
         affinity = np.full((n_tasks, n_tasks), np.nan)

@@ -35,7 +35,19 @@ Strategies (``SHARING``):
 ``"cross_stitch"``  towers whose activations are mixed by a learned ``T x T`` matrix per layer
 ``"sluice"``        cross-stitch over subspaces of each layer, plus a learned mixing of the layers
 ``"conditioned"``   one network for all tasks, fed a learned embedding of the task
+``"tensor_factorisation"``
+                    towers whose stacked weights are a low-rank (Tucker) tensor
+``"relationship"``  a shared trunk, heads tied by a matrix-normal prior with a learned task
+                    covariance
+``"adaptive"``      a thin shared network widened top-down into branches of related tasks
+``"low_supervision"``
+                    a shared trunk, each task's head reading it at its own depth
+``"stacked"``       one level per task, in order, each reading the level and the prediction
+                    below
 ==================  =============================================================================
+
+The last five live in private modules (``_sharing_factorised``, ``_sharing_relational``,
+``_sharing_adaptive``) and are exported here.
 """
 
 import math
@@ -53,18 +65,35 @@ __all__ = [
     "ACTIVATIONS",
     "CONDITIONING",
     "SHARING",
+    "AdaptiveModule",
     "BatchedLinear",
     "ConditionedModule",
     "CrossStitchModule",
     "HardSharingModule",
     "IndependentModule",
+    "LowSupervisionModule",
     "MultiTaskModule",
+    "RelationshipModule",
     "SluiceModule",
     "SoftSharingModule",
+    "StackedModule",
+    "TensorFactorisationModule",
     "build_module",
 ]
 
-SHARING = ("independent", "hard", "soft", "cross_stitch", "sluice", "conditioned")
+SHARING = (
+    "independent",
+    "hard",
+    "soft",
+    "cross_stitch",
+    "sluice",
+    "conditioned",
+    "tensor_factorisation",
+    "relationship",
+    "adaptive",
+    "low_supervision",
+    "stacked",
+)
 """Names of the sharing strategies accepted by :func:`build_module`."""
 
 ACTIVATIONS = ("relu", "gelu", "tanh", "logistic", "identity")
@@ -639,6 +668,23 @@ class MultiTaskModule(nn.Module):
         penalty : 0-dim Tensor
         """
         return self.task_heads.output.weight.new_zeros(())
+
+    def end_epoch(self, epoch, task_affinity):
+        """Hook called once at the end of every training epoch (nothing by default).
+
+        The net calls it under ``torch.no_grad()`` after the epoch's last optimizer step and
+        before early stopping looks at the epoch. Strategies with a state updated once per epoch
+        use it: the task covariance of ``"relationship"``, the previous-epoch snapshot of
+        ``"stacked"``, the branching of ``"adaptive"``.
+
+        Parameters
+        ----------
+        epoch : int
+            Number of training epochs done so far (1 after the first).
+        task_affinity : callable
+            Called without arguments, returns the ``(T, T)`` ndarray of the mean cosines of the
+            task gradients measured so far (NaN where never measured, 1 on the diagonal).
+        """
 
 
 # --------------------------------------------------------------------------------------------
@@ -1371,17 +1417,30 @@ def build_module(
     conditioning="concat",
     embedding_dim=None,
     task_descriptors=None,
+    tensor_rank=None,
+    task_depths=None,
+    task_order=None,
+    max_branches=None,
+    split_after=1,
+    relationship_penalty=0.1,
+    successive_penalty=1e-2,
     module=None,
     module_params=None,
+    auxiliary=None,
+    hint_columns=None,
+    hint_mean=None,
+    hint_scale=None,
 ):
     """Build the multi-task network of a sharing strategy.
 
     Parameters
     ----------
-    sharing : {"independent", "hard", "soft", "cross_stitch", "sluice", "conditioned"}
-        The sharing strategy: :class:`IndependentModule`, :class:`HardSharingModule`,
-        :class:`SoftSharingModule`, :class:`CrossStitchModule`, :class:`SluiceModule` or
-        :class:`ConditionedModule`.
+    sharing : str
+        The sharing strategy, one of ``SHARING``: :class:`IndependentModule`,
+        :class:`HardSharingModule`, :class:`SoftSharingModule`, :class:`CrossStitchModule`,
+        :class:`SluiceModule`, :class:`ConditionedModule`,
+        :class:`TensorFactorisationModule`, :class:`RelationshipModule`,
+        :class:`AdaptiveModule`, :class:`LowSupervisionModule` or :class:`StackedModule`.
     n_features : int
         Width of the input ``X``.
     output_sizes : sequence of int
@@ -1412,17 +1471,47 @@ def build_module(
     task_descriptors : array-like of shape (T, d), default=None
         Fixed task embeddings of ``"conditioned"`` (see :class:`ConditionedModule`); any other
         strategy raises a ValueError when they are given.
+    tensor_rank : int, default=None
+        Rank of the task mode of ``"tensor_factorisation"``; None means
+        ``min(ceil(T / 2), 8)``.
+    task_depths : sequence of int, default=None
+        Depth (1-based hidden layer) each task's head reads in ``"low_supervision"``; None
+        means the top layer for every task (hard sharing).
+    task_order : sequence of int, default=None
+        Order of the task levels of ``"stacked"`` (a permutation of ``range(T)``); None means
+        ``0, ..., T - 1``.
+    max_branches : int, default=None
+        Most branches of a layer of ``"adaptive"``; None means ``T``.
+    split_after : int, default=1
+        Epoch at whose end ``"adaptive"`` widens its thin network into branches.
+    relationship_penalty : float, default=0.1
+        Strength of the matrix-normal prior of ``"relationship"``.
+    successive_penalty : float, default=1e-2
+        Strength of the successive regularisation of ``"stacked"``.
     module : nn.Module subclass, default=None
         A user module class (e.g. a CNN), built as ``module(**module_params)``: the shared trunk
         for ``"hard"``, one instance per task for ``"independent"`` and ``"soft"``. Other
         strategies raise a ValueError.
     module_params : dict, default=None
         Keyword arguments of ``module``.
+    auxiliary : {None, "reconstruction", "adversarial"}, default=None
+        An auxiliary loss on the shared representation (see
+        :class:`~skmtl.deep._auxiliary.AuxiliaryHeads`), attached as
+        ``module.auxiliary_heads``.
+    hint_columns : sequence of int, default=None
+        Columns of X that the network does not read but predicts as auxiliary hint targets:
+        the strategy is built on the other ``n_features - len(hint_columns)`` columns, and
+        ``module.auxiliary_heads.split_input(X)`` separates them.
+    hint_mean, hint_scale : sequence of float, default=None
+        The hint columns are standardised with these before they are predicted (0 and 1 when
+        None).
 
     Returns
     -------
     module : MultiTaskModule
-        A float32 module on the CPU, initialised from torch's global random generator.
+        A float32 module on the CPU, initialised from torch's global random generator. With
+        ``auxiliary`` or ``hint_columns`` it has an ``auxiliary_heads`` submodule (built after
+        the strategy, so the strategy's initial weights do not depend on it).
 
     Raises
     ------
@@ -1441,6 +1530,35 @@ def build_module(
     >>> [out.shape for out in net(torch.zeros(4, 5))]
     [torch.Size([4, 1]), torch.Size([4, 3])]
     """
+    hints = [] if hint_columns is None else [int(c) for c in hint_columns]
+    network = _build_strategy(
+        sharing, n_features - len(hints), output_sizes,
+        hidden_layer_sizes=hidden_layer_sizes, head_layer_sizes=head_layer_sizes,
+        activation=activation, dropout=dropout, soft_penalty=soft_penalty,
+        sluice_orthogonality=sluice_orthogonality, conditioning=conditioning,
+        embedding_dim=embedding_dim, task_descriptors=task_descriptors, tensor_rank=tensor_rank,
+        task_depths=task_depths, task_order=task_order, max_branches=max_branches,
+        split_after=split_after, relationship_penalty=relationship_penalty,
+        successive_penalty=successive_penalty, module=module, module_params=module_params,
+    )
+    if auxiliary is not None or hints:
+        from skmtl.deep._auxiliary import AuxiliaryHeads
+
+        network.auxiliary_heads = AuxiliaryHeads(
+            network.representation_size, n_features - len(hints), network.n_tasks,
+            auxiliary=auxiliary, activation=network.activation, n_features=n_features,
+            hint_columns=hints, hint_mean=hint_mean, hint_scale=hint_scale,
+        )
+    return network
+
+
+def _build_strategy(
+    sharing, n_features, output_sizes, *, hidden_layer_sizes, head_layer_sizes, activation,
+    dropout, soft_penalty, sluice_orthogonality, conditioning, embedding_dim, task_descriptors,
+    tensor_rank, task_depths, task_order, max_branches, split_after, relationship_penalty,
+    successive_penalty, module, module_params,
+):
+    """The strategy's module of :func:`build_module` (without auxiliary heads)."""
     sharing = _check_choice("sharing", sharing, SHARING)
     _check_choice("activation", activation, ACTIVATIONS)
     _check_choice("conditioning", conditioning, CONDITIONING)
@@ -1463,6 +1581,15 @@ def build_module(
             f"task_descriptors condition the network of sharing='conditioned' only; got "
             f"sharing={sharing!r}."
         )
+    own = {
+        "tensor_factorisation": dict(tensor_rank=tensor_rank),
+        "low_supervision": dict(task_depths=task_depths),
+        "relationship": dict(relationship_penalty=relationship_penalty),
+        "stacked": dict(task_order=task_order, successive_penalty=successive_penalty),
+        "adaptive": dict(max_branches=max_branches, split_after=split_after),
+    }
+    if sharing in own:
+        return _NEW_SHARING[sharing](n_features, output_sizes, **own[sharing], **common)
     if sharing == "hard":
         return HardSharingModule(n_features, output_sizes, **common, **custom)
     if sharing == "independent":
@@ -1485,3 +1612,22 @@ def build_module(
         task_descriptors=task_descriptors,
         **common,
     )
+
+
+
+
+# The strategies of the private modules build on the blocks above: imported last.
+from skmtl.deep._sharing_adaptive import AdaptiveModule  # noqa: E402
+from skmtl.deep._sharing_factorised import (  # noqa: E402
+    LowSupervisionModule,
+    TensorFactorisationModule,
+)
+from skmtl.deep._sharing_relational import RelationshipModule, StackedModule  # noqa: E402
+
+_NEW_SHARING = {
+    "tensor_factorisation": TensorFactorisationModule,
+    "relationship": RelationshipModule,
+    "adaptive": AdaptiveModule,
+    "low_supervision": LowSupervisionModule,
+    "stacked": StackedModule,
+}

@@ -10,14 +10,21 @@ draws with ``plot(ax=None, ...)`` and keeps the matplotlib objects it drew (``ax
 - :class:`AffinityDisplay`: a task x task matrix (gradient affinity, pairwise transfer) as a
   heatmap, tasks ordered by hierarchical clustering.
 - :class:`TrainingCurvesDisplay`: per-task training losses and task weights of a deep model.
+- :class:`BranchTreeDisplay`: the branch tree of a deep model with ``sharing="adaptive"``.
+- :class:`SharingDisplay`: which parameters of a deep network serve which tasks (the sharing
+  map, computed by autograd from the network).
 """
 
 from skmtl.plotting._affinity import AffinityDisplay
+from skmtl.plotting._branches import BranchTreeDisplay
+from skmtl.plotting._sharing import SharingDisplay
 from skmtl.plotting._training import TrainingCurvesDisplay
 from skmtl.plotting._transfer import StrategyComparisonDisplay, TransferDisplay
 
 __all__ = [
     "AffinityDisplay",
+    "BranchTreeDisplay",
+    "SharingDisplay",
     "StrategyComparisonDisplay",
     "TrainingCurvesDisplay",
     "TransferDisplay",

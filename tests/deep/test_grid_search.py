@@ -1,7 +1,7 @@
 """GridSearchCV over every sharing strategy, weighting and conditioning, inside a Pipeline.
 
 Every parameter of the deep estimators is grid-searchable: a Pipeline with a scaler and a
-:class:`~skmtl.deep.MultiTaskClassifier` is searched over all six sharing strategies, all eight
+:class:`~skmtl.deep.MultiTaskClassifier` is searched over all eleven sharing strategies, all eight
 weightings (``"fixed"`` as a ``FixedWeighting`` with its ``task_weights``) and the three
 conditionings of ``"conditioned"``, on a wide Y with missing labels and the folds of
 :class:`~skmtl.model_selection.MultiTaskKFold`; a weighting's own parameters
@@ -85,7 +85,7 @@ def test_grid_search_over_every_sharing_weighting_and_conditioning():
     expected = {(s, w, "concat") for s in SHARING for w in WEIGHTINGS} | {
         ("conditioned", w, c) for w in WEIGHTINGS for c in CONDITIONING
     }
-    assert cells == expected and len(results["params"]) == len(expected) == 72
+    assert cells == expected and len(results["params"]) == len(expected) == 117
     for key in ("split0_test_score", "split1_test_score", "mean_test_score"):
         scores = results[key]
         assert np.all(np.isfinite(scores)) and np.all((scores >= 0) & (scores <= 1)), key
