@@ -552,8 +552,8 @@ class _BaseDeepEstimator(BaseEstimator):
             raise ValueError(
                 f"unknown_task='shared' predicts a task not seen in fit from the part of the "
                 f"network shared by all tasks, but sharing={self._sharing()[0]!r} has none "
-                "(every tower belongs to one task). Use sharing='hard' or 'conditioned', or "
-                "unknown_task='error'."
+                "(every tower belongs to one task). Use sharing='hard', 'conditioned', "
+                "'relationship', 'adaptive' or 'low_supervision', or unknown_task='error'."
             )
         yield from self._forward_through(X, module.forward_shared)
 

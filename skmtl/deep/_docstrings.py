@@ -277,10 +277,12 @@ _PARAMETERS = {
     unknown_task : {"error", "shared"}, default="error"
         What ``task_ids`` naming a task not seen in fit gets: ``"error"`` raises
         :class:`~skmtl.UnknownTaskError`; ``"shared"`` predicts it from the shared part, the
-        trunk read by the mean of the heads (``"hard"``) or the network fed the mean task
-        embedding (``"conditioned"``); the mean of the heads' outputs, in the user's units
-        for regression and as logits for classification. Other strategies have no shared part
-        and raise a ValueError when an unseen task has to be predicted. Tasks described by
+        trunk read by the mean of the heads (``"hard"``, ``"relationship"``), each head on its
+        own depth of the trunk (``"low_supervision"``), the branch of the first task at every
+        layer (``"adaptive"``) or the network fed the mean task embedding
+        (``"conditioned"``); the mean of the heads' outputs, in the user's units for
+        regression and as logits for classification. Other strategies have no shared part and
+        raise a ValueError when an unseen task has to be predicted. Tasks described by
         ``task_descriptors`` are not unknown: they are predicted from their descriptor
         whatever ``unknown_task``.
     """,

@@ -25,6 +25,7 @@ from skmtl.deep._base import (
     _weights_history,
 )
 from skmtl.deep._docstrings import MULTITASK_DOCS
+from skmtl.deep._net import AffinityWindow
 from skmtl.deep.modules import CONDITIONING, SHARING
 from skmtl.deep.weighting import WEIGHTINGS, Weighting
 from skmtl.utils._docstring import Substitution
@@ -175,7 +176,7 @@ class _MultiTaskDeepEstimator(_BaseDeepEstimator):
         kinds, output_sizes, labels = self._encode_targets(labels)
         phases = {}
         if self.sharing == "adaptive":
-            phases = dict(max_epochs=max(1, self.max_epochs // 2), after_fit=self._branch)
+            phases = dict(max_epochs=self._thin_epochs(), after_fit=self._branch)
         net = self._train_net(
             X, labels, kinds, output_sizes, tasks=self.tasks_,
             weighting=self._make_weighting(), task_sampling=self.task_sampling,
@@ -277,6 +278,17 @@ class _MultiTaskDeepEstimator(_BaseDeepEstimator):
                 f"missing or repeated: {[_hashable(task) for task in missing][:5]}."
             )
         return positions
+
+    def _thin_epochs(self):
+        """``"adaptive"``: the most epochs of the thin network, half of ``max_epochs``."""
+        return max(1, self.max_epochs // 2)
+
+    def _make_callbacks(self):
+        callbacks = super()._make_callbacks()
+        if self.sharing == "adaptive" and self._thin_epochs() >= 2:
+            # the split reads the affinity of the second half of the thin phase
+            callbacks.append(("affinity_window", AffinityWindow(self._thin_epochs() // 2)))
+        return callbacks
 
     def _branch(self, net, train, valid):
         """``"adaptive"``'s second phase: branch the trained thin network by its task affinity,

@@ -57,6 +57,7 @@ from skmtl.deep._task_gradients import (
 from skmtl.deep.weighting import FixedWeighting
 
 __all__ = [
+    "AffinityWindow",
     "BatchLoader",
     "check_finite_parameters",
     "MultiTaskDataset",
@@ -446,6 +447,24 @@ class TaskLossRecorder(Callback):
         net.weighting_.on_epoch_end(train)
         weights = np.asarray(net.weighting_.current_weights(), dtype=np.float64)
         history.record("task_weights", weights.tolist())
+
+
+class AffinityWindow(Callback):
+    """Restarts the gradient affinity's running sums at the end of epoch ``start``.
+
+    The affinity is then the mean over the batches of the epochs after ``start`` only: in the
+    first epochs the heads are near their random initialisation, and the gradients they send
+    into the shared layers point in directions set by those random heads, not by the tasks.
+    ``"adaptive"`` sharing branches on the affinity of the second half of its thin phase.
+    """
+
+    def __init__(self, start):
+        self.start = start
+
+    def on_epoch_end(self, net, **kwargs):
+        if len(net.history) == self.start:
+            net.affinity_sum_.zero_()
+            net.affinity_count_.zero_()
 
 
 # --------------------------------------------------------------------------------------------
@@ -942,8 +961,8 @@ class MultiTaskNet(NetStateMixin, NeuralNet):
         """Mean cosine of the task gradients, NaN where never measured, 1 on the diagonal.
 
         Measured only while the tasks share a representation: NaN off the diagonal for the
-        strategies without one; for ``"adaptive"``, the affinity of the thin network (before
-        it branched).
+        strategies without one; for ``"adaptive"``, the affinity of the thin network over the
+        second half of its phase (see :class:`AffinityWindow`), the one its branches follow.
 
         Returns
         -------

@@ -32,7 +32,7 @@ def wide_data(n_samples=60, missing_rate=0.3, seed=0):
         n_samples=n_samples, n_features=5, n_tasks=N_TASKS, missing_rate=missing_rate,
         random_state=seed,
     )
-    assert np.isnan(Y).any(axis=0).all()
+    assert missing_rate == 0 or np.isnan(Y).any(axis=0).all()
     return X, Y
 
 
@@ -169,3 +169,40 @@ def test_relationship_and_adaptive_expose_their_structure():
     for layer in tree:
         assert sorted(t for branch in layer for t in branch) == [0, 1, 2]
     assert len(tree[-1]) <= 2
+
+
+def test_adaptive_reads_the_affinity_of_the_second_half_of_its_thin_phase():
+    X, Y = wide_data(missing_rate=0.0)
+    params = {**TINY, "max_epochs": 8, "batch_size": 60}  # one batch per epoch
+    model = MultiTaskRegressor(sharing="adaptive", **params).fit(X, Y)
+    net = model.net_
+    # thin for 4 epochs (half of max_epochs), the affinity restarted after epoch 2: it counts
+    # the batches of epochs 3 and 4, then nothing once the network has branched
+    names = [name for name, _ in net.callbacks_]
+    assert "affinity_window" in names
+    assert len(net.history) == 8
+    count = net.affinity_count_.numpy()
+    # branched: measured in epochs 3 and 4 only; one branch: still shared, epochs 3 to 8
+    measured = 2.0 if model.branches_[-1] != [[0, 1, 2]] else 6.0
+    np.testing.assert_array_equal(count, np.full((N_TASKS, N_TASKS), measured))
+    hard = MultiTaskRegressor(**params).fit(X, Y)
+    assert "affinity_window" not in [name for name, _ in hard.net_.callbacks_]
+    np.testing.assert_array_equal(hard.net_.affinity_count_.numpy(),
+                                  np.full((N_TASKS, N_TASKS), 8.0))
+
+
+def test_unseen_task_is_predicted_by_the_strategies_with_a_shared_part():
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(60, 4))
+    task = np.repeat(["a", "b", "c"], 20)
+    y = X[:, 0] + rng.normal(scale=0.1, size=60)
+    model = MultiTaskRegressor(sharing="relationship", unknown_task="shared", **TINY)
+    model.fit(X, y, task_ids=task)
+    new = model.predict(X[:5], task_ids=["new"] * 5)
+    # the mean over the heads of their outputs on the trunk, in the user's units
+    every_task = model.predict(X[:5])
+    np.testing.assert_allclose(new, every_task.mean(axis=1), rtol=1e-6)
+    stacked = MultiTaskRegressor(sharing="stacked", unknown_task="shared", **TINY)
+    stacked.fit(X, y, task_ids=task)
+    with pytest.raises(ValueError, match="sharing='stacked' has none"):
+        stacked.predict(X[:5], task_ids=["new"] * 5)
