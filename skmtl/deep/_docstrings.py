@@ -295,9 +295,10 @@ _MULTITASK_VARIANTS = {
     """,
     "module": """
     module : torch.nn.Module subclass, default=None
-        A class to use as the trunk (``"hard"``) or as each tower (``"independent"``,
-        ``"soft"``), built as ``module(**module_params)`` inside ``fit``. It receives X of shape
-        ``(batch, n_features)`` in float32 and returns ``(batch, ...)``.
+        A class to use as the trunk (``"hard"``, ``"relationship"``) or as each tower
+        (``"independent"``, ``"soft"``), built as ``module(**module_params)`` inside ``fit``.
+        It receives X of shape ``(batch, n_features)`` in float32 and returns
+        ``(batch, ...)``.
     """,
     "max_epochs": """
     max_epochs : int, default=200

@@ -159,6 +159,11 @@ class RelationshipModule(HardSharingModule):
     relationship_penalty : float, default=0.1
         ``lambda >= 0``, the strength of the prior. 0 trains without the prior; the covariance
         is still estimated (see :meth:`task_correlation`).
+    module : nn.Module subclass, default=None
+        A class to use as the shared trunk, as in
+        :class:`~skmtl.deep.modules.HardSharingModule` (the prior is on the heads only).
+    module_params : dict, default=None
+        Keyword arguments of ``module``.
 
     Attributes
     ----------
@@ -184,6 +189,8 @@ class RelationshipModule(HardSharingModule):
         activation="relu",
         dropout=0.0,
         relationship_penalty=0.1,
+        module=None,
+        module_params=None,
     ):
         penalty_weight = _check_penalty_weight("relationship_penalty", relationship_penalty)
         super().__init__(
@@ -193,6 +200,8 @@ class RelationshipModule(HardSharingModule):
             head_layer_sizes=head_layer_sizes,
             activation=activation,
             dropout=dropout,
+            module=module,
+            module_params=module_params,
         )
         self.relationship_penalty = penalty_weight
         heads = self.task_heads

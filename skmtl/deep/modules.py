@@ -105,6 +105,7 @@ CONDITIONING = ("concat", "sum", "multiplicative")
 # Strategies that accept a user ``module`` class, and what they do with it.
 _CUSTOM_MODULE_USE = {
     "hard": "the shared trunk",
+    "relationship": "the shared trunk",
     "independent": "one tower per task",
     "soft": "one tower per task",
 }
@@ -1490,8 +1491,8 @@ def build_module(
         Strength of the successive regularisation of ``"stacked"``.
     module : nn.Module subclass, default=None
         A user module class (e.g. a CNN), built as ``module(**module_params)``: the shared trunk
-        for ``"hard"``, one instance per task for ``"independent"`` and ``"soft"``. Other
-        strategies raise a ValueError.
+        for ``"hard"`` and ``"relationship"``, one instance per task for ``"independent"`` and
+        ``"soft"``. Other strategies raise a ValueError.
     module_params : dict, default=None
         Keyword arguments of ``module``.
     auxiliary : {None, "reconstruction", "adversarial"}, default=None
@@ -1584,7 +1585,8 @@ def _build_strategy(
     own = {
         "tensor_factorisation": dict(tensor_rank=tensor_rank),
         "low_supervision": dict(task_depths=task_depths),
-        "relationship": dict(relationship_penalty=relationship_penalty),
+        "relationship": dict(relationship_penalty=relationship_penalty, module=module,
+                             module_params=module_params),
         "stacked": dict(task_order=task_order, successive_penalty=successive_penalty),
         "adaptive": dict(max_branches=max_branches, split_after=split_after),
     }

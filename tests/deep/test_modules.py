@@ -445,8 +445,9 @@ def test_conditioned_default_embedding_dim_is_capped_at_eight():
 # --------------------------------------------------------------------------------------------
 
 
-def test_custom_cnn_trunk_for_hard_sharing():
-    module = make("hard", n_features=16, module=TinyCNN, module_params={"channels": 3})
+@pytest.mark.parametrize("sharing", ["hard", "relationship"])
+def test_custom_cnn_trunk_for_hard_sharing(sharing):
+    module = make(sharing, n_features=16, module=TinyCNN, module_params={"channels": 3})
     assert isinstance(module.trunk, TinyCNN) and module.trunk.conv.out_channels == 3
     assert module.representation_size == 12  # 3 channels x 2 x 2, flattened
     assert module.last_shared_layer is module.trunk.conv
