@@ -98,19 +98,29 @@ specific = {
 base = MultiTaskClassifier(hidden_layer_sizes=(64, 32), dropout=0.0, lr=3e-3, batch_size=64,
                            max_epochs=40, early_stopping=True, n_iter_no_change=4)
 seeds = [0, 1, 2]
+
+
+def split(seed):
+    """The seed's 70 / 30 split, stratified on the rarest label."""
+    return train_test_split(X, Y, test_size=0.3, random_state=seed,
+                            stratify=Y[:, np.argmin(Y.mean(axis=0))])
+
+
+def fitted(sharing, seed, X_train, Y_train, **params):
+    """The scaler and ``base`` with ``sharing``, fitted on the training part."""
+    return Pipeline([
+        ("scale", StandardScaler()),
+        ("model", clone(base).set_params(sharing=sharing, random_state=seed, **params)),
+    ]).fit(X_train, Y_train)
+
+
 scores = np.empty((len(seeds), len(SHARING)))  # (seed, strategy)
 epoch_time = np.empty((len(seeds), len(SHARING)))  # mean seconds per epoch
 epochs_run = np.empty((len(seeds), len(SHARING)), dtype=int)
 for i, seed in enumerate(seeds):
-    X_train, X_test, Y_train, Y_test = train_test_split(
-        X, Y, test_size=0.3, random_state=seed, stratify=Y[:, np.argmin(Y.mean(axis=0))])
+    X_train, X_test, Y_train, Y_test = split(seed)
     for j, sharing in enumerate(SHARING):
-        model = Pipeline([
-            ("scale", StandardScaler()),
-            ("model", clone(base).set_params(sharing=sharing, random_state=seed,
-                                             **specific.get(sharing, {}))),
-        ])
-        model.fit(X_train, Y_train)
+        model = fitted(sharing, seed, X_train, Y_train, **specific.get(sharing, {}))
         scores[i, j] = roc_auc_score(Y_test, model.predict_proba(X_test))
         net = model["model"]
         epoch_time[i, j] = np.mean(net.net_.history[:, "dur"])
@@ -219,14 +229,9 @@ fixed_budget = {"early_stopping": False, "max_epochs": 12}
 compared = ["hard", "independent", "stacked"]
 fixed_scores = np.empty((len(seeds), len(compared)))
 for i, seed in enumerate(seeds):
-    X_train, X_test, Y_train, Y_test = train_test_split(
-        X, Y, test_size=0.3, random_state=seed, stratify=Y[:, np.argmin(Y.mean(axis=0))])
+    X_train, X_test, Y_train, Y_test = split(seed)
     for k, sharing in enumerate(compared):
-        model = Pipeline([
-            ("scale", StandardScaler()),
-            ("model", clone(base).set_params(sharing=sharing, random_state=seed,
-                                             **fixed_budget)),
-        ]).fit(X_train, Y_train)
+        model = fitted(sharing, seed, X_train, Y_train, **fixed_budget)
         fixed_scores[i, k] = roc_auc_score(Y_test, model.predict_proba(X_test))
 for k, sharing in enumerate(compared):
     print(f"{sharing:>12}, 12 epochs: mean {fixed_scores[:, k].mean():.3f}, per split "

@@ -26,7 +26,7 @@ from skmtl.deep._base import (
 )
 from skmtl.deep._docstrings import MULTITASK_DOCS
 from skmtl.deep._net import AffinityWindow
-from skmtl.deep.modules import CONDITIONING, SHARING
+from skmtl.deep.modules import CONDITIONING, SHARING, _check_sizes
 from skmtl.deep.weighting import WEIGHTINGS, Weighting
 from skmtl.utils._docstring import Substitution
 from skmtl.utils._sklearn_compat import Integral, Interval, Real, StrOptions
@@ -225,14 +225,15 @@ class _MultiTaskDeepEstimator(_BaseDeepEstimator):
     def _task_positions(self, labels, name):
         """Positions in ``tasks_`` of the task labels ``labels`` (a ValueError names an unknown
         label)."""
-        position = {_hashable(task): t for t, task in enumerate(self.tasks_)}
-        unknown = [label for label in labels if _hashable(label) not in position]
+        labels = list(labels)
+        positions = encode_task_ids(labels, self.tasks_, allow_unknown=True)
+        unknown = [label for label, t in zip(labels, positions, strict=True) if t < 0]
         if unknown:
             raise ValueError(
                 f"{name} names task(s) {unknown[:5]} not seen in fit; the tasks are "
                 f"{[_hashable(task) for task in self.tasks_][:10]}."
             )
-        return [position[_hashable(label)] for label in labels]
+        return positions.tolist()
 
     def _check_used_by(self, name, what, sharing):
         """A ValueError when ``name`` (which sets ``what`` ``sharing``) is set for another."""
@@ -248,7 +249,7 @@ class _MultiTaskDeepEstimator(_BaseDeepEstimator):
             return None
         self._check_used_by("task_depths", "the depth each task's head reads in",
                             "low_supervision")
-        n_layers = len(self._hidden_sizes())
+        n_layers = len(_check_sizes("hidden_layer_sizes", self.hidden_layer_sizes))
         if isinstance(depths, dict):
             positions = self._task_positions(list(depths), "task_depths")
             resolved = [n_layers] * self.n_tasks_
@@ -304,10 +305,6 @@ class _MultiTaskDeepEstimator(_BaseDeepEstimator):
         """``"adaptive"`` groups its tasks by their affinity on the thin network's top layer
         (``AdaptiveModule.last_shared_layer``), whatever ``affinity_on``."""
         return "last_shared_layer" if self.sharing == "adaptive" else self.affinity_on
-
-    def _hidden_sizes(self):
-        sizes = self.hidden_layer_sizes
-        return [sizes] if isinstance(sizes, Integral) else list(sizes)
 
     def _auxiliary(self, X):
         """The auxiliary-loss arguments of :func:`build_module`, and the loss's weight."""

@@ -731,11 +731,13 @@ class MultiTaskNet(NetStateMixin, NeuralNet):
         probe = want_norms or want_gram or want_affinity
         space = self.gradient_space_ if (want_norms or want_gram) else None
         affinity_space = self.affinity_space_ if want_affinity else None
-        if module.last_shared_layer is None:  # a network that branched ("adaptive") has none
+        on_layer = "last_shared_layer" in (space, affinity_space)
+        if on_layer and module.last_shared_layer is None:
+            # a network that branched ("adaptive") has no shared layer any more
             space = "representation" if space == "last_shared_layer" else space
             if affinity_space == "last_shared_layer":
                 affinity_space = "representation"
-        on_layer = "last_shared_layer" in (space, affinity_space)
+            on_layer = False
 
         captured = {}
         hook = None
