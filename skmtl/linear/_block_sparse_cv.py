@@ -23,11 +23,11 @@ from skmtl.linear._cv import (
     _cv_results,
     _cv_splits,
     _fold_score,
+    _LongData,
     _pooled_log_loss,
     _pooled_squared_error,
     _positive,
     _WideData,
-    _WideFoldsMixin,
     edge_of,
     extend_geometric,
     warn_edge,
@@ -38,6 +38,7 @@ from skmtl.linear._solver_bcd import (
     _relaxed,
     _support,
     _support_least_squares,
+    _task_rows,
     block_sparse_alpha_max,
     solve_block_sparse,
 )
@@ -47,8 +48,12 @@ from skmtl.utils._sklearn_compat import Interval
 __all__ = ["BlockSparseClassifierCV", "BlockSparseRegressorCV"]
 
 
-class _BlockSparseCVMixin(_WideFoldsMixin):
+class _BlockSparseCVMixin:
     """The alpha grid, the per-fold warm-started paths, the choice and the refit.
+
+    Wide or long data are wrapped for the folds (:class:`~._cv._WideData`,
+    :class:`~._cv._LongData`): long data reach the solver as observations, no (n_samples,
+    n_tasks) array is built.
 
     Placed left of the fixed-alpha model (:class:`BlockSparseRegressor` or
     :class:`BlockSparseClassifier`, ``_model``), whose tags, datafit and predictions it keeps,
@@ -93,11 +98,17 @@ class _BlockSparseCVMixin(_WideFoldsMixin):
         self.n_jobs = n_jobs
 
     def _fit_multitask(self, X, Y, mask):
+        self._fit_cv(X, _WideData(X, Y, mask, self._layout))
+
+    def _fit_long(self, X, y, task_index):
+        self._fit_cv(X, _LongData(X, y, task_index, self.tasks_))
+
+    def _fit_cv(self, X, data):
         _check_q(self.q)
-        data = _WideData(X, Y, mask, self._layout)
+        (_, Y, mask), long = data.fit_args()
         X_all, scale = self._scaled(X, mask)
         data.check_finite_squares(X_all, self.tasks_, targets=not is_classifier(self))
-        alpha_max = self._alpha_max(X_all, Y, mask)
+        alpha_max = self._alpha_max(X_all, Y, mask, **long)
         default = self.alphas is None
         alphas = (self._default_alphas(alpha_max) if default
                   else np.unique(_positive(self.alphas, "alphas"))[::-1])
@@ -127,13 +138,13 @@ class _BlockSparseCVMixin(_WideFoldsMixin):
             warn_edge("alpha", self.alpha_, alphas, extended=default)
         self.alphas_ = alphas
         # a cold refit: the model BlockSparse*(alpha=alpha_) with the same settings fits
-        W, b, self.dual_gap_, self.n_iter_ = self._solve(X_all, Y, mask, self.alpha_)
+        W, b, self.dual_gap_, self.n_iter_ = self._solve(X_all, Y, mask, self.alpha_, **long)
         self.coef_, self.intercept_ = (W if scale is None else W / scale), b
         if self._relaxable:
             self.gammas_ = gammas
             if self.gamma_ < 1.0:  # on all the data, whatever the support's size
-                refit = _support_least_squares(X, Y, mask, _support(self.coef_),
-                                               self.fit_intercept)
+                refit = _support_least_squares(X, Y, _task_rows(mask, **long),
+                                               _support(self.coef_), self.fit_intercept)
                 lasso = (self.coef_, self.intercept_)
                 self.coef_, self.intercept_ = _relaxed(self.gamma_, lasso, refit)
 
@@ -160,16 +171,16 @@ class _BlockSparseCVMixin(_WideFoldsMixin):
             self.gamma_ = float(gammas[best % gammas.size])
         return best
 
-    def _solve(self, X, Y, mask, alpha, W0=None, b0=None):
+    def _solve(self, X, Y, mask, alpha, W0=None, b0=None, **long):
         return solve_block_sparse(
             X, Y, mask, alpha, q=self.q, datafit=self._datafit,
             fit_intercept=self.fit_intercept, W0=W0, b0=b0, tol=self.tol,
-            max_iter=self.max_iter, solver=self._solver,
+            max_iter=self.max_iter, solver=self._solver, **long,
         )
 
-    def _alpha_max(self, X, Y, mask):
+    def _alpha_max(self, X, Y, mask, **long):
         return block_sparse_alpha_max(X, Y, mask, q=self.q, fit_intercept=self.fit_intercept,
-                                      datafit=self._datafit)
+                                      datafit=self._datafit, **long)
 
     def _default_alphas(self, alpha_max):
         tiny = np.finfo(np.float64).resolution
@@ -190,8 +201,9 @@ class _BlockSparseCVMixin(_WideFoldsMixin):
         point (gamma < 1) whose support on this fold cannot be refitted without a penalty
         (``_refit_size_ok``) scores NaN.
         """
-        (X, Y, mask), _ = data.fit_args(train)
+        (X, Y, mask), long = data.fit_args(train)
         X_scaled, scale = self._scaled(X, mask)
+        rows = _task_rows(mask, **long) if np.any(gammas < 1.0) else None
         fold = data.test_fold(test)
         values = np.full((alphas.shape[0], gammas.size, 2), np.nan)
         values[..., 1] = 1.0
@@ -199,14 +211,14 @@ class _BlockSparseCVMixin(_WideFoldsMixin):
         W, b = start if start is not None else (None, None)
         support = refit = None  # the last support refitted, and its refit
         for i, alpha in enumerate(alphas):
-            W, b, _, _ = self._solve(X_scaled, Y, mask, alpha, W0=W, b0=b)
+            W, b, _, _ = self._solve(X_scaled, Y, mask, alpha, W0=W, b0=b, **long)
             W_user = W if scale is None else W / scale
             if relaxing:
                 new = _support(W)
                 if support is None or not np.array_equal(new, support):  # refit once per support
                     support = new
-                    refit = (_support_least_squares(X, Y, mask, support, self.fit_intercept)
-                             if _refit_size_ok(support, mask, self.fit_intercept) else None)
+                    refit = (_support_least_squares(X, Y, rows, support, self.fit_intercept)
+                             if _refit_size_ok(support, rows, self.fit_intercept) else None)
             for g, gamma in enumerate(gammas):
                 if gamma == 1.0:  # the group lasso itself, not a sum with zero weight
                     W_g, b_g = W_user, b

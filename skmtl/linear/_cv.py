@@ -25,7 +25,7 @@ from skmtl.linear._solver_mean_clustered import _largest_moment_eigenvalue
 from skmtl.metrics import get_multitask_scorer
 from skmtl.model_selection import MultiTaskKFold
 from skmtl.utils._sklearn_compat import Interval
-from skmtl.utils.validation import MultiTaskTarget, _format_tasks, check_finite_squares
+from skmtl.utils.validation import _format_tasks, check_finite_squares
 
 
 # -- the two data layouts -----------------------------------------------------------------------
@@ -443,16 +443,6 @@ def alpha_cv_constraints(model_constraints):
         "scoring": [None, str, callable],
         "n_jobs": [None, Integral],
     }
-
-
-class _WideFoldsMixin:
-    """Left of a CV estimator whose search works on wide folds while its fixed-alpha model
-    (a parent class) reads long data directly: the search spreads long data to
-    ``(n_samples, n_tasks)`` targets and mask, as the base class would."""
-
-    def _fit_long(self, X, y, task_index):
-        target = MultiTaskTarget(self.tasks_, "long", labels=y, task_index=task_index)
-        self._fit_multitask(X, target.values, target.mask)
 
 
 class _AlphaPathCVMixin:

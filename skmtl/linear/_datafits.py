@@ -66,6 +66,10 @@ class Datafit:
     has_dual : bool
         Whether :meth:`dual_value` exists (the solver then stops on the duality gap, else on
         the KKT violation).
+    affine_gradient : bool
+        Whether :meth:`neg_gradient` (and the intercept gradient) is an affine function of
+        the coefficients (least squares): the gradient at an extrapolated point is then the
+        same extrapolation of the gradients.
     cache_kernels : bool
         Whether the epoch compiled for this class is cached on disk (next to skmtl's files,
         named after a checksum of the datafit's module): True for skmtl's datafits; False
@@ -87,6 +91,7 @@ class Datafit:
     """
 
     has_dual = False
+    affine_gradient = False
     cache_kernels = False
     gradient_vector = staticmethod(_first)
     block_step = staticmethod(_no_block_step)
@@ -109,6 +114,11 @@ class Datafit:
     def value(self, state):
         """The datafit's value."""
         raise NotImplementedError
+
+    def state_and_neg_gradient(self, W, b=None):
+        """:meth:`init_state` and :meth:`neg_gradient` (all features) at ``(W, b)``."""
+        state = self.init_state(W, b)
+        return state, self.neg_gradient(state)
 
     def neg_gradient(self, state, features=None):
         """``-d loss / d W[:, features]``, shape (n_tasks, len(features))."""
@@ -169,6 +179,7 @@ class Quadratic(Datafit):
     """
 
     has_dual = True
+    affine_gradient = True
     cache_kernels = True
     block_neg_gradient = staticmethod(_quadratic_block_neg_gradient)
     block_step = staticmethod(_quadratic_block_step)
@@ -194,6 +205,12 @@ class Quadratic(Datafit):
         v = self.y_centered - self.design.predict_obs(W)
         c = np.einsum("tj,tj->t", self.mu, W)
         return v, c, self._mut
+
+    def state_and_neg_gradient(self, W, b=None):
+        # the residuals and their correlations in one pass over a dense X
+        v, corr = self.design.residual_correlations(W, self.y_centered)
+        c = np.einsum("tj,tj->t", self.mu, W)
+        return (v, c, self._mut), corr / self.design.n_t[:, None] + c[:, None] * self.mu
 
     def residuals(self, state):
         return state[0] + state[1][self.design.obs_task]

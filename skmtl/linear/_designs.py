@@ -163,6 +163,18 @@ class MaskedDesign:
         _predict_obs(*self._args(), np.ascontiguousarray(W, dtype=np.float64), nonzero, out)
         return out
 
+    def residual_correlations(self, W, y):
+        """``(v, C)``: the residuals ``v_i = y_i - x_i w_t`` of every observation (i, t) and
+        their correlations ``C = correlations(v)``, in one pass over a dense X (each task's
+        rows are read once, while in cache: X is read from memory once, not twice)."""
+        if self.sparse:
+            v = y - self.predict_obs(W)
+            return v, self.correlations(v)
+        v, out = np.empty(self.n_obs), np.empty((self.n_tasks, self.n_features))
+        _dense_residual_correlations(self.X, self.task_ptr, self.obs_row, self.contiguous,
+                                     np.ascontiguousarray(W, dtype=np.float64), y, v, out)
+        return v, out
+
     def task_sums(self, v):
         """Per-task sums of a per-observation vector, (T,)."""
         return np.bincount(self.obs_task, weights=v, minlength=self.n_tasks)
@@ -224,11 +236,14 @@ def _column_corr(X, data, indices, indptr, sparse, obs_ptr, obs_task, task_ptr, 
 @njit(cache=True)
 def _correlations(X, data, indices, indptr, sparse, obs_ptr, obs_task, task_ptr, obs_row,
                   contiguous, v, features, out):
-    tmp = np.zeros(out.shape[0])
-    for m in range(features.shape[0]):
-        _column_corr(X, data, indices, indptr, sparse, obs_ptr, obs_task, task_ptr, obs_row,
-                     contiguous, v, features[m], tmp)
-        out[:, m] = tmp
+    if sparse:
+        tmp = np.zeros(out.shape[0])
+        for m in range(features.shape[0]):
+            _column_corr(X, data, indices, indptr, sparse, obs_ptr, obs_task, task_ptr,
+                         obs_row, contiguous, v, features[m], tmp)
+            out[:, m] = tmp
+    else:
+        _dense_correlations(X, task_ptr, obs_row, contiguous, v, features, out)
 
 
 @njit(cache=True, fastmath=_FAST)
@@ -258,19 +273,81 @@ def _masked_task_moments(X, data, indices, indptr, sparse, obs_ptr, obs_task, ta
 @njit(cache=True)
 def _predict_obs(X, data, indices, indptr, sparse, obs_ptr, obs_task, task_ptr, obs_row,
                  contiguous, W, features, out):
-    for m in range(features.shape[0]):
-        j = features[m]
-        if sparse:
+    if sparse:
+        for m in range(features.shape[0]):
+            j = features[m]
             for p in range(indptr[j], indptr[j + 1]):
                 i = indices[p]
                 x = data[p]
                 for k in range(obs_ptr[i], obs_ptr[i + 1]):
                     out[k] += x * W[obs_task[k], j]
+    else:
+        _dense_predict_obs(X, task_ptr, obs_row, contiguous, W, features, out)
+
+
+# Dense X, task by task: a task's rows of every column are read while in cache, and the loops
+# are written out (a call per (task, column) pair cost more than its 20-row dot product). 3 to
+# 4 times faster than column by column on 1,000 tasks of 20 rows; the same sums, the
+# correlations' rounded differently (the compiler groups a reduction's terms as it vectorises).
+@njit(cache=True, fastmath=_FAST)
+def _task_correlate(X, obs_row, contiguous, v, features, out, t, start, stop):
+    """``out[t, m] = sum over task t's observations k of X[row_k, features[m]] * v[k]``."""
+    shift = uint64(obs_row[start] - start) if stop > start else uint64(0)
+    for m in range(features.shape[0]):
+        j = uint64(features[m])
+        acc = 0.0
+        if contiguous[t]:
+            for k in range(start, stop):
+                acc += X[shift + k, j] * v[k]
         else:
-            for t in range(W.shape[0]):
-                if W[t, j] != 0.0:
-                    _dense_task_axpy(X, j, obs_row, contiguous, W[t, j], out, t, task_ptr[t],
-                                     task_ptr[t + 1])
+            for k in range(start, stop):
+                acc += X[uint64(obs_row[k]), j] * v[k]
+        out[t, m] = acc
+
+
+@njit(cache=True, fastmath=_FAST)
+def _task_predict(X, obs_row, contiguous, W, features, out, t, start, stop):
+    """``out[k] += X[row_k, features] @ W[t, features]`` over task t's observations k."""
+    shift = uint64(obs_row[start] - start) if stop > start else uint64(0)
+    for m in range(features.shape[0]):
+        j = uint64(features[m])
+        w = W[t, j]
+        if w == 0.0:
+            continue
+        if contiguous[t]:
+            for k in range(start, stop):
+                out[k] += X[shift + k, j] * w
+        else:
+            for k in range(start, stop):
+                out[k] += X[uint64(obs_row[k]), j] * w
+
+
+@njit(cache=True, fastmath=_FAST)
+def _dense_correlations(X, task_ptr, obs_row, contiguous, v, features, out):
+    for t in range(out.shape[0]):
+        _task_correlate(X, obs_row, contiguous, v, features, out, t, uint64(task_ptr[t]),
+                        uint64(task_ptr[t + 1]))
+
+
+@njit(cache=True, fastmath=_FAST)
+def _dense_predict_obs(X, task_ptr, obs_row, contiguous, W, features, out):
+    for t in range(W.shape[0]):
+        _task_predict(X, obs_row, contiguous, W, features, out, t, uint64(task_ptr[t]),
+                      uint64(task_ptr[t + 1]))
+
+
+@njit(cache=True, fastmath=_FAST)
+def _dense_residual_correlations(X, task_ptr, obs_row, contiguous, W, y, v, out):
+    """Task by task: ``v = y - X_t w_t`` on its observations, then their correlations."""
+    features = np.arange(W.shape[1])
+    for t in range(W.shape[0]):
+        start, stop = uint64(task_ptr[t]), uint64(task_ptr[t + 1])
+        for k in range(start, stop):
+            v[k] = 0.0
+        _task_predict(X, obs_row, contiguous, W, features, v, t, start, stop)
+        for k in range(start, stop):
+            v[k] = y[k] - v[k]
+        _task_correlate(X, obs_row, contiguous, v, features, out, t, start, stop)
 
 
 # == mean-clustered designs ==================================================================

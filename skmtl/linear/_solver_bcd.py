@@ -90,7 +90,8 @@ def _setup(X, Y, mask, datafit, fit_intercept, task_index=None, n_tasks=None):
                            fit_intercept)
 
 
-def block_sparse_alpha_max(X, Y, mask=None, q=2, fit_intercept=True, datafit="quadratic"):
+def block_sparse_alpha_max(X, Y, mask=None, q=2, fit_intercept=True, datafit="quadratic", *,
+                           task_index=None, n_tasks=None):
     """Smallest ``alpha`` for which the block-sparse solution is ``W = 0``.
 
     ``alpha_max = max_j ||G[:, j]||_{q*}`` where ``G`` is the negative gradient of the datafit
@@ -112,6 +113,9 @@ def block_sparse_alpha_max(X, Y, mask=None, q=2, fit_intercept=True, datafit="qu
         Whether the model has per-task intercepts.
     datafit : {"quadratic", "logistic"}, default="quadratic"
         Loss of each task.
+    task_index, n_tasks : ndarray of int of shape (n_samples,) and int, default=None
+        Long data: ``Y`` is then 1-D (one label per row, of task ``task_index[i]``) and
+        ``mask`` None, as for :func:`solve_block_sparse`.
 
     Returns
     -------
@@ -128,8 +132,12 @@ def block_sparse_alpha_max(X, Y, mask=None, q=2, fit_intercept=True, datafit="qu
     >>> bool(np.all(W == 0))
     True
     """
-    Y, mask, datafit = _check_inputs(X, Y, mask, q, datafit)
-    _, fit = _setup(X, Y, mask, datafit, fit_intercept)
+    if task_index is None:
+        Y, mask, datafit = _check_inputs(X, Y, mask, q, datafit)
+    else:
+        _check_inputs(X, np.zeros((X.shape[0], 1)), None, q, datafit)  # q and datafit only
+        datafit = _datafit_class(datafit)
+    _, fit = _setup(X, Y, mask, datafit, fit_intercept, task_index, n_tasks)
     G = _gradient_at_zero(fit)
     return float(np.max(BlockPenalty(1.0, q).dual_norms(G), initial=0.0))
 
@@ -554,25 +562,36 @@ def _support(W):
     return np.flatnonzero(np.any(W != 0, axis=0))
 
 
-def _refit_size_ok(support, mask, fit_intercept):
-    """Whether every task has as many observed rows as unknowns of its refit on ``support``."""
-    return support.size + int(fit_intercept) <= mask.sum(axis=0).min()
+def _task_rows(mask, task_index=None, n_tasks=None):
+    """The observed rows of each task: of a wide ``mask``, or of long data's ``task_index``
+    (one sort, no (n_samples, n_tasks) array)."""
+    if task_index is None:
+        return [np.flatnonzero(mask[:, t]) for t in range(mask.shape[1])]
+    order = np.argsort(task_index, kind="stable")
+    ends = np.cumsum(np.bincount(task_index, minlength=n_tasks))
+    return np.split(order, ends[:-1])
 
 
-def _support_least_squares(X, Y, mask, support, fit_intercept):
+def _refit_size_ok(support, rows, fit_intercept):
+    """Whether every task has as many observed rows (``rows``, :func:`_task_rows`) as
+    unknowns of its refit on ``support``."""
+    return support.size + int(fit_intercept) <= min(len(r) for r in rows)
+
+
+def _support_least_squares(X, Y, rows, support, fit_intercept):
     """Per-task unpenalised least squares on the columns ``support``: ``(W, b)``.
 
-    Task ``t`` is fitted on its observed rows only, with an intercept (by centring) if
-    ``fit_intercept``; the coefficients off the support are 0. :func:`numpy.linalg.lstsq`
-    gives the minimum-norm solution when a task's design is rank deficient.
+    Task ``t`` is fitted on its observed rows ``rows[t]`` (:func:`_task_rows`; ``Y`` wide, or
+    long data's 1-D targets) only, with an intercept (by centring) if ``fit_intercept``; the
+    coefficients off the support are 0. :func:`numpy.linalg.lstsq` gives the minimum-norm
+    solution when a task's design is rank deficient.
     """
-    n_tasks = mask.shape[1]
+    n_tasks = len(rows)
     W, b = np.zeros((n_tasks, X.shape[1])), np.zeros(n_tasks)
     columns = X[:, support]
     columns = columns.toarray() if sp.issparse(columns) else np.asarray(columns)
-    for t in range(n_tasks):
-        rows = mask[:, t]
-        X_t, y_t = columns[rows], Y[rows, t]
+    for t, rows_t in enumerate(rows):
+        X_t, y_t = columns[rows_t], (Y[rows_t] if Y.ndim == 1 else Y[rows_t, t])
         if fit_intercept:
             x_mean, y_mean = X_t.mean(axis=0), y_t.mean()
             X_t, y_t = X_t - x_mean, y_t - y_mean

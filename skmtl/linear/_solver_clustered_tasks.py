@@ -23,12 +23,18 @@ Neither step increases the objective.
 """
 
 import numpy as np
+from numba import njit
 from sklearn.cluster import kmeans_plusplus
 from sklearn.utils import check_random_state
 
 from skmtl.linear._linalg import _blas_threads_for, _spd_inverse
 from skmtl.linear._penalties import _ridged
-from skmtl.linear._solver_mean_clustered import _task_moments, newton_logistic
+from skmtl.linear._solver_mean_clustered import (
+    _FAST,
+    _least_squares_tasks,
+    _task_moments,
+    newton_logistic,
+)
 
 __all__ = []
 
@@ -156,10 +162,16 @@ class _LeastSquaresStep:
     pull = False
 
     def __init__(self, design, y, fit_intercept):
+        self._data = design, y, fit_intercept
         self._A, self._r, self._x_mean, self._y_mean = _task_moments(design, y, fit_intercept)
         self._blocks = {}
 
     def __call__(self, penalty, W=None, b=None):
+        if len(penalty.counts) == 1:  # the mean-clustered problem (the start, n_clusters=1):
+            # its solver's compiled per-task loops, without a factorisation kept for later
+            W, b = _least_squares_tasks(*self._data[:2], penalty.alpha, penalty.within,
+                                        self._data[2])
+            return W, b, 0
         key = (penalty.alpha, penalty.within)
         if key not in self._blocks:
             self._blocks[key] = CoupledBlocks(self._A, penalty.alpha, penalty.within,
@@ -218,15 +230,47 @@ def _lloyd(W, labels, n_clusters, max_iter=100):
             far = np.sum((W - means[labels]) ** 2, axis=1)
             far[np.bincount(labels, minlength=n_clusters)[labels] < 2] = -1.0
             labels[np.argmax(far)] = k
-        means = cluster_means(W, labels, n_clusters)
-        dist = np.sum((W[:, None, :] - means[None]) ** 2, axis=2)
-        current = dist[np.arange(len(W)), labels]
-        best = np.argmin(dist, axis=1)
-        move = dist[np.arange(len(W)), best] < current * (1.0 - 1e-12) - 1e-300
-        if not move.any():
+        if not _lloyd_step(W, labels, n_clusters):
             break
-        labels[move] = best[move]
     return labels
+
+
+@njit(cache=True, fastmath=_FAST)
+def _lloyd_step(W, labels, n_clusters):
+    """One Lloyd step on ``labels`` (no empty cluster), in place: the cluster means, then every
+    task strictly closer (by a relative 1e-12) to another mean moves to the closest one.
+    Returns whether one moved. Compiled: the (T, K, d) differences of the same step in numpy
+    took a third of a fit on 1,000 tasks."""
+    T, d = W.shape
+    means = np.zeros((n_clusters, d))
+    counts = np.zeros(n_clusters)
+    for t in range(T):
+        counts[labels[t]] += 1.0
+        for j in range(d):
+            means[labels[t], j] += W[t, j]
+    for k in range(n_clusters):
+        for j in range(d):
+            means[k, j] /= max(counts[k], 1.0)
+    best = labels.copy()
+    moved = False
+    for t in range(T):
+        current = 0.0
+        for j in range(d):
+            diff = W[t, j] - means[labels[t], j]
+            current += diff * diff
+        closest, closest_dist = labels[t], current
+        for k in range(n_clusters):
+            dist = 0.0
+            for j in range(d):
+                diff = W[t, j] - means[k, j]
+                dist += diff * diff
+            if dist < closest_dist:
+                closest, closest_dist = k, dist
+        if closest_dist < current * (1.0 - 1e-12) - 1e-300:
+            best[t] = closest
+            moved = True
+    labels[:] = best
+    return moved
 
 
 def cluster_sums(values, labels, n_clusters):

@@ -25,17 +25,32 @@ the deviances, up to constants, are::
     REML:  (N - p) log r^2 + sum_t log |M_t| + log |S_XX|
 
 with ``sigma^2 = r^2 / N`` (ML) or ``r^2 / (N - p)`` (REML). Their gradient with respect to
-``L`` is ``2 sum_t [A_t - (I - A_t K_t) G_t] L M_t^-1``, with ``G_t = (N' / r^2) c_t c_t^T``
+``L`` is ``2 sum_t [A_t - (I - A_t K_t) G_t] L M_t^-1 = 2 H L`` with::
+
+    H = sum_t A_t R_t - R_t^T G_t R_t,   R_t = (I + L L^T A_t)^-1,   R_t^T = I - A_t K_t
+
+(``L M_t^-1 = R_t L``; ``H`` is the gradient in ``Psi = L L^T``), ``G_t = (N' / r^2) c_t c_t^T``
 (plus ``C_t S_XX^-1 C_t^T`` for REML), ``c_t = Z_t^T (y_t - X_t beta)``, ``C_t = Z_t^T X_t``
 and ``N' = N`` or ``N - p``. Each task's random effects are then the posterior means (BLUPs)
 ``u_t = K_t c_t``.
 
-Everything is computed from per-task moments of ``[X, 1, y]``, once: a deviance costs
-``O(T q^2 (q + p))``, whatever the number of rows.
+Everything is computed from per-task moments of ``[X, 1, y]``, once. Per evaluation, with
+``N_t = Z_t^T [X_t y_t]`` (q x (p + 1), ``A_t`` its first columns) and ``M_t = Q_t Q_t^T``
+(Cholesky), one triangular solve per task, ``W_t = Q_t^-1 L^T N_t``, gives everything else by
+products over the stack of all tasks, no ``(T, q, q)`` inverse and no per-task ``G_t``::
+
+    sum_t N_t^T K_t N_t = sum_t W_t^T W_t                 (S, and sum_t A_t K_t A_t)
+    R_t^T N_t = N_t - A_t K_t N_t = N_t - W_t[:, :q]^T W_t
+    sum_t R_t^T G_t R_t = sum_t P_t P_t^T,   P_t = R_t^T N_t F
+
+with ``F F^T = (N' / r^2) w w^T (+ B S_XX^-1 B^T)``, ``w = [-beta, 1]`` (``N_t w = c_t``) and
+``B`` the basis of the fixed effects padded with a zero row (``N_t B = C_t``). A deviance
+costs ``O(T q^2 (q + p))``, whatever the number of rows.
 """
 
 import numpy as np
-from scipy.linalg import cho_solve
+from numba import njit, uint64
+from scipy.linalg import cho_solve, solve_triangular
 from scipy.optimize import minimize
 
 __all__ = ["MixedModel", "minimize_covariance", "task_moments"]
@@ -86,14 +101,19 @@ class MixedModel:
         keep = values > values.max() * A.shape[1] * np.finfo(float).eps
         self.basis = vectors[:, keep]
         self.rank = int(keep.sum())
-        self.Azz = A[:, self.random][:, :, self.random]  # (T, q, q)
-        self.Czx = A[:, self.random] @ self.basis  # (T, q, r)
-        self.czy = c[:, self.random]  # (T, q)
+        self.p = A.shape[1]
+        self.q = len(self.random)
+        # N_t = Z_t^T [D_t, y_t] (T, q, p + 1), the columns of D permuted to put Z's first
+        order = np.concatenate([self.random, np.setdiff1d(np.arange(self.p), self.random)])
+        self.N = np.ascontiguousarray(np.concatenate(
+            [A[:, self.random][:, :, order], c[:, self.random, None]], axis=2), dtype=np.float64)
+        self._basis_ordered = self.basis[order]
+        self.Azz = total[np.ix_(self.random, self.random)]  # sum_t A_t, q x q
         self.Gxx = self.basis.T @ total @ self.basis
         self.Gxy = self.basis.T @ c.sum(axis=0)
         self.Gyy = float(s.sum())
-        self.q = len(self.random)
         self._tril = np.tril_indices(self.q)
+        self._last = None  # (theta, value, H) of the last gradient, for covariance_gradient
 
     def factor(self, theta):
         """The lower-triangular ``L`` of a parameter vector (its lower triangle, row-major)."""
@@ -101,61 +121,73 @@ class MixedModel:
         L[self._tril] = theta
         return L
 
-    def _solve(self, theta):
-        """Everything the deviance and its gradient need at ``theta``."""
+    def _dof(self):
+        return self.n - self.rank if self.reml else self.n
+
+    def _evaluate(self, theta, gradient):
+        """``(value, H, gamma, r2)`` at ``theta``: the deviance, its gradient ``H`` in ``Psi``
+        (None unless ``gradient``), the fixed effects in the basis and ``r^2``."""
         L = self.factor(theta)
-        M = np.eye(self.q) + L.T @ self.Azz @ L
-        chol = np.linalg.cholesky(M)
-        # M^-1 L^T, batched; K = L M^-1 L^T
-        MinvLt = np.linalg.solve(M, np.broadcast_to(L.T, M.shape))
-        K = L @ MinvLt
-        KC = K @ self.Czx  # (T, q, r)
-        Kc = np.einsum("tij,tj->ti", K, self.czy)
-        Sxx = self.Gxx - np.einsum("tir,tis->rs", self.Czx, KC)
-        Sxy = self.Gxy - np.einsum("tir,ti->r", self.Czx, Kc)
-        Syy = self.Gyy - float(np.einsum("ti,ti->", self.czy, Kc))
+        p, q, basis = self.p, self.q, self._basis_ordered
+        W = L.T @ self.N  # L^T N_t, (T, q, p + 1)
+        M = (W[:, :, :q].reshape(-1, q) @ L).reshape(-1, q, q)  # L^T A_t L (one product)
+        M[:, np.arange(q), np.arange(q)] += 1.0
+        logdet = _factor_solve(M, W)  # W_t <- Q_t^-1 L^T N_t
+        if not np.isfinite(logdet):
+            raise np.linalg.LinAlgError("I + L^T A_t L is not positive definite")
+        flat = W.reshape(-1, p + 1)
+        S = flat.T @ flat  # sum_t N_t^T K_t N_t
+        Sxx = self.Gxx - basis.T @ S[:p, :p] @ basis
+        Sxy = self.Gxy - basis.T @ S[:p, p]
+        Syy = self.Gyy - float(S[p, p])
         Sxx_chol = _cholesky(0.5 * (Sxx + Sxx.T))
         gamma = _cho_solve(Sxx_chol, Sxy)
         # floored at rounding level: data the fixed effects fit exactly keep a finite deviance
         r2 = max(Syy - float(Sxy @ gamma), np.finfo(float).eps * max(self.Gyy, 1.0))
-        logdet = 2.0 * np.log(np.diagonal(chol, axis1=1, axis2=2)).sum()
-        return L, MinvLt, K, gamma, r2, logdet, Sxx_chol
-
-    def _dof(self):
-        return self.n - self.rank if self.reml else self.n
-
-    def _gradient_terms(self, theta):
-        """``(value, K, G)``: the deviance and the ``K_t``, ``G_t`` of its gradient."""
-        L, MinvLt, K, gamma, r2, logdet, Sxx_chol = self._solve(theta)
         dof = self._dof()
         value = dof * np.log(r2) + logdet
-        resid = self.czy - self.Czx @ gamma  # c_t = Z_t^T (y_t - X_t beta)
-        G = (dof / r2) * np.einsum("ti,tj->tij", resid, resid)
         if self.reml:
             value += 2.0 * np.log(np.diag(Sxx_chol)).sum()
-            inverse = _cho_solve(Sxx_chol, np.eye(len(Sxx_chol)))  # S_XX^-1, r x r
-            G += self.Czx @ inverse @ self.Czx.transpose(0, 2, 1)
-        return float(value), L, MinvLt, K, G
+        if not gradient:
+            return float(value), None, gamma, r2
+        # sum_t R_t^T G_t R_t = sum_t P_t P_t^T, P_t = R_t^T N_t F with F F^T = (N' / r^2) w w^T
+        # (+ basis S_XX^-1 basis^T, REML), w = [-beta, 1] (N_t w = c_t, N_t basis = C_t), and
+        # R_t^T N_t = N_t - A_t K_t N_t, A_t K_t N_t = W_t[:, :q]^T W_t
+        F = np.append(-basis @ gamma, 1.0)[:, None] * np.sqrt(dof / r2)
+        if self.reml:
+            F = np.column_stack([np.vstack([solve_triangular(
+                Sxx_chol, basis.T, lower=True).T, np.zeros(self.rank)]), F])
+        k = F.shape[1]
+        P = (self.N.reshape(-1, p + 1) @ F).reshape(-1, q, k)
+        P -= W[:, :, :q].transpose(0, 2, 1) @ (flat @ F).reshape(-1, q, k)
+        P = P.transpose(1, 0, 2).reshape(q, -1)
+        H = self.Azz - S[:q, :q] - P @ P.T
+        H = 0.5 * (H + H.T)
+        self._last = (np.array(theta, dtype=np.float64), float(value), H)
+        return float(value), H, gamma, r2
+
+    def value(self, theta):
+        """The profiled deviance (up to a constant), without its gradient."""
+        return self._evaluate(theta, False)[0]
 
     def deviance(self, theta):
-        """The profiled deviance (up to a constant) and its gradient in ``theta``."""
-        value, L, MinvLt, K, G = self._gradient_terms(theta)
-        IAK = np.eye(self.q) - self.Azz @ K
-        grad = 2.0 * np.einsum("tij,tjk->ik", self.Azz - IAK @ G, MinvLt.transpose(0, 2, 1))
-        return value, grad[self._tril]
+        """The profiled deviance (up to a constant) and its gradient in ``theta``: the lower
+        triangle of ``2 H L``."""
+        value, H, _, _ = self._evaluate(theta, True)
+        return value, (2.0 * H @ self.factor(theta))[self._tril]
 
     def covariance_gradient(self, theta):
         """The gradient of the deviance in the relative covariance ``Psi = L L^T``.
 
-        ``sum_t A_t R_t - R_t^T G_t R_t`` with ``R_t = (I + Psi A_t)^-1`` (``R_t^T = I - A_t
-        K_t``); the gradient in ``L`` is twice this times ``L``, so it vanishes wherever a
+        ``H = sum_t A_t R_t - R_t^T G_t R_t`` with ``R_t = (I + Psi A_t)^-1`` (``R_t^T = I -
+        A_t K_t``); the gradient in ``L`` is twice this times ``L``, so it vanishes wherever a
         column of ``L`` is zero whether or not that variance should grow: this one tells.
         """
-        value, L, MinvLt, K, G = self._gradient_terms(theta)
-        Rt = np.eye(self.q) - self.Azz @ K
-        grad = np.einsum("tij,tjk->ik", self.Azz, Rt.transpose(0, 2, 1)) - np.einsum(
-            "tij,tjk,tlk->il", Rt, G, Rt)
-        return value, 0.5 * (grad + grad.T)
+        last = self._last
+        if last is not None and np.array_equal(last[0], theta):
+            return last[1], last[2]
+        value, H, _, _ = self._evaluate(theta, True)
+        return value, H
 
     def fit(self, theta0, *, max_iter, tol):
         """Minimise the deviance from ``theta0``: ``(theta, n_iter)``.
@@ -163,49 +195,98 @@ class MixedModel:
         See :func:`minimize_covariance`.
         """
         return minimize_covariance(self.deviance, self.covariance_gradient, theta0, 0, self.q,
-                                   max_iter=max_iter, tol=tol)
+                                   max_iter=max_iter, tol=tol, value=self.value)
 
     def estimates(self, theta):
-        """``(beta, sigma2, Sigma, U, deviance)`` at ``theta``: fixed effects (in the coordinates
+        """``(beta, sigma2, Sigma, U)`` at ``theta``: fixed effects (in the coordinates
         of ``D``), noise variance, covariance of the random effects, the BLUPs ``U`` (T, q)."""
-        L, MinvLt, K, gamma, r2, logdet, Sxx_chol = self._solve(theta)
+        _, _, gamma, r2 = self._evaluate(theta, False)
         sigma2 = r2 / self._dof()
-        resid = self.czy - self.Czx @ gamma
-        U = np.einsum("tij,tj->ti", K, resid)
-        return self.basis @ gamma, sigma2, sigma2 * (L @ L.T), U
+        L = self.factor(theta)
+        beta = self.basis @ gamma
+        LtN = L.T @ self.N
+        M = LtN[:, :, :self.q] @ L + np.eye(self.q)
+        Ltc = LtN @ np.append(-self._basis_ordered @ gamma, 1.0)  # L^T c_t
+        U = np.linalg.solve(M, Ltc[:, :, None])[:, :, 0] @ L.T  # u_t = L M_t^-1 L^T c_t
+        return beta, sigma2, sigma2 * (L @ L.T), U
 
     def log_likelihood(self, theta):
         """The maximised (restricted) log-likelihood at ``theta``, constants included."""
-        value, _ = self.deviance(theta)
+        value = self.value(theta)
         dof = self._dof()
         return -0.5 * (value + dof * (1.0 + np.log(2.0 * np.pi / dof)))
 
 
-def _escape(fun, covariance_gradient, x, n_free, q):
+# unsigned indices spare numba's negative-index wraparound, which blocks vectorisation
+@njit(cache=True)
+def _factor_solve(M, W):
+    """In place, per task: ``M_t`` (symmetric positive definite) to ``Q_t^T`` in its upper
+    triangle, ``M_t = Q_t Q_t^T`` (Cholesky), and ``W_t <- Q_t^-1 W_t``. Returns ``sum_t log
+    |M_t|``, NaN if some ``M_t`` is not numerically positive definite."""
+    n_tasks, q, m = W.shape
+    n_tasks, q, m = uint64(n_tasks), uint64(q), uint64(m)
+    logdet = 0.0
+    for t in range(n_tasks):
+        U, B = M[t], W[t]
+        for j in range(q):  # row j of U = Q^T, then eliminate it from the rows below
+            pivot = U[j, j]
+            if not pivot > 0.0:
+                return np.nan
+            logdet += np.log(pivot)
+            inverse = 1.0 / np.sqrt(pivot)
+            for k in range(j, q):
+                U[j, k] *= inverse
+            for k in range(m):
+                B[j, k] *= inverse
+            for i in range(j + uint64(1), q):
+                a = U[j, i]
+                for k in range(i, q):
+                    U[i, k] -= a * U[j, k]
+                for k in range(m):
+                    B[i, k] -= a * B[j, k]
+    return logdet
+
+
+def _escape(value_of, covariance_gradient, x, n_free, q):
     """A better starting point than ``x`` if it stopped where a variance at zero should grow
-    (the gradient in the covariance has a negative eigenvalue), else None."""
+    (the gradient ``H`` in the covariance has a negative eigenvalue), else None.
+
+    Returns ``(x', f(x'))`` or None. The search is along ``Psi(s) = Psi + s v v^T``, ``v`` the
+    eigenvector of the smallest eigenvalue ``lambda`` of ``H`` (the slope of the deviance at
+    ``s = 0``): from ``s = max(1, tr Psi)``, each step that does not lower the deviance is
+    replaced by the minimiser of the quadratic through ``f(0)``, the slope ``lambda`` and
+    ``f(s)``, kept within ``[s / 10, s / 2]``, until the decrease it promises, ``-lambda s``,
+    is below the deviance's rounding level.
+    """
     value, grad = covariance_gradient(x)
     eigenvalues, vectors = np.linalg.eigh(grad)
-    if eigenvalues[0] >= -1e-8 * max(1.0, abs(value)):
+    slope = eigenvalues[0]
+    if slope >= -1e-8 * max(1.0, abs(value)):
         return None
     tril = np.tril_indices(q)
     L = np.zeros((q, q))
     L[tril] = x[n_free:]
     psi = L @ L.T
     direction = np.outer(vectors[:, 0], vectors[:, 0])
+    rounding = 1e-12 * max(1.0, abs(value))
     step = max(1.0, np.trace(psi))
     for _ in range(40):
         trial = psi + step * direction
         factor = np.linalg.cholesky(trial + 1e-10 * np.trace(trial) * np.eye(q))
         candidate = np.concatenate([x[:n_free], factor[tril]])
-        if fun(candidate)[0] < value:
-            return candidate
-        step *= 0.5
+        trial_value = value_of(candidate)
+        if trial_value < value:
+            return candidate, trial_value
+        # f(s) ~ f(0) + lambda s + c s^2 / 2 through f(step): minimiser -lambda / c <= step / 2
+        curvature = 2.0 * (trial_value - value - slope * step) / step**2
+        step = max(-slope / curvature, 0.1 * step) if np.isfinite(curvature) else 0.1 * step
+        if -slope * step < rounding:
+            return None
     return None
 
 
 def minimize_covariance(fun, covariance_gradient, x0, n_free, q, *, max_iter, tol,
-                        bound=_BOUND, free_bound=None):
+                        bound=_BOUND, free_bound=None, value=None):
     """Minimise ``fun`` over ``x = [free parameters (n_free), lower triangle of L (q x q)]``.
 
     L-BFGS-B with the exact gradient, the diagonal of ``L`` in ``[0, bound]`` and its other
@@ -217,26 +298,31 @@ def minimize_covariance(fun, covariance_gradient, x0, n_free, q, *, max_iter, to
     ``covariance_gradient(x)`` (the gradient in ``Psi = L L^T``, with the value) is checked:
     a negative eigenvalue restarts it from a point along its eigenvector (at most ``q``
     times). ``tol`` is L-BFGS-B's projected-gradient tolerance on ``fun / max(1, |fun(x0)|)``.
-    Returns ``(x, n_iter)``.
+    ``value`` is ``fun``'s value alone, where cheaper (None: ``fun(x)[0]``), for the search
+    along the eigenvector. Returns ``(x, n_iter)``.
     """
+    if value is None:
+        def value(x):
+            return fun(x)[0]
     tril = np.tril_indices(q)
     diagonal = tril[0] == tril[1]
     free = None if free_bound is None else -free_bound
     bounds = [(free, free_bound)] * n_free + [
         (0.0, bound) if on else (-bound, bound) for on in diagonal]
     x, n_iter = np.asarray(x0, dtype=np.float64), 0
+    start = value(x)
     for _ in range(q + 1):
-        scale = max(1.0, abs(fun(x)[0]))
+        scale = max(1.0, abs(start))
         result = minimize(
             lambda x, scale=scale: tuple(v / scale for v in fun(x)), x, jac=True,
             method="L-BFGS-B",
             bounds=bounds, options={"maxiter": max(max_iter - n_iter, 1), "gtol": tol,
                                     "ftol": 0.0, "maxcor": 50})
         x, n_iter = result.x, n_iter + result.nit
-        restart = _escape(fun, covariance_gradient, x, n_free, q) if n_iter < max_iter else None
+        restart = _escape(value, covariance_gradient, x, n_free, q) if n_iter < max_iter else None
         if restart is None:
             break
-        x = restart
+        x, start = restart
     return x, n_iter
 
 

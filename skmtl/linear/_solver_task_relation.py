@@ -25,12 +25,21 @@ The problem is jointly convex in ``(W, b, Omega)`` and solved by block coordinat
 - the ``W`` step, for a fixed ``Omega``, is the mean-clustered problem with a general T x T
   coupling ``P = lam_1 I + lam_2 Omega^-1``: ``A_t w_t + (P W)_t = r_t`` (squared loss,
   intercepts eliminated by centring each task's rows) or one such system per Newton step
-  (logistic loss). The ``T d`` system is solved by conjugate gradients preconditioned by the
-  Kronecker sum ``P (x) I + I (x) A_bar`` (``A_bar`` the mean of the ``A_t``), applied exactly
-  through the eigendecompositions of ``P`` (factored as above) and ``A_bar``, to a relative
-  residual that follows ``tol`` (:func:`_cg_rtol`; ``1e-12`` for the logistic Newton
-  systems). When all tasks observe the same rows,
-  the preconditioner is the system itself (one iteration, an exact solve); otherwise it
+  (logistic loss). The ``T d`` system is solved by conjugate gradients (:func:`_pcg`, which
+  carries the coordinates ``U^T`` of its search directions) to a relative residual that
+  follows ``tol`` (:func:`_cg_rtol`; ``1e-12`` for the logistic Newton systems), with one of
+  two preconditioners (:func:`_solve_coupled`). When the tasks' blocks differ and no
+  intercept coordinate is eliminated: block Jacobi, the exact d x d diagonal blocks
+  ``A_t + C_tt`` of the system (``C`` the coupling's curvature, :meth:`_Coupling.apply`),
+  factored by Cholesky (:func:`_factor_blocks`; the squared loss keeps the factors for a
+  whole ``eps`` stage, a stale but still positive definite preconditioner), so each task's
+  own moments are inverted exactly and the iterations only resolve the coupling between
+  tasks (benchmark case (d), 1,000 tasks x 20 rows x 30 features: 21 iterations for the
+  whole fit, against 144 with the Kronecker sum); for the first W step (``Omega = I / T``, ridge)
+  the blocks are the whole system, solved exactly without iterating. Otherwise the Kronecker
+  sum ``P (x) I + I (x) A_bar`` (``A_bar`` the mean of the blocks), applied exactly through
+  the eigendecompositions of ``P`` (factored as above) and ``A_bar``: when all tasks observe
+  the same rows it is the system itself (one iteration, an exact solve); otherwise it
   captures the whole coupling and only the differences between the tasks' moments are left
   to the iterations. On the complement of the range of W (``T > d``), where ``P`` is
   ``lam_1 + lam_2 total / sqrt(eps)``, a curvature that all but freezes the task subspace,
@@ -45,18 +54,19 @@ The iterations stop when the objective falls by less than ``tol`` times its valu
 import warnings
 
 import numpy as np
-from scipy.sparse.linalg import LinearOperator, cg
+from numba import njit
 from scipy.special import expit
 from sklearn.exceptions import ConvergenceWarning
 
 from skmtl.linear._designs import Problem
 from skmtl.linear._linalg import _blas_threads_for
-from skmtl.linear._solver_mean_clustered import _task_moments
+from skmtl.linear._solver_mean_clustered import _FAST, _task_moments
 
 __all__ = ["relation_weights", "solve_task_relation", "solve_task_relation_logistic"]
 
 _EPS_SCALE = 1e-14  # the final eps, times the mean squared norm of the first task vectors
 _CG_RTOL = 1e-12  # the tightest CG tolerance (see _cg_rtol)
+_BLOCK_JACOBI_BUDGET = 20  # CG iterations with block Jacobi before the Kronecker sum takes over
 
 
 def relation_weights(alpha, relation_ratio, n_tasks):
@@ -102,8 +112,9 @@ class _Coupling:
     ``O(T d k)``.
     """
 
-    def __init__(self, W, lam_1, lam_2, eps):
-        U, sigma, V = _task_eigen(W)
+    def __init__(self, W, lam_1, lam_2, eps, eigen=None):
+        self.eigen = _task_eigen(W) if eigen is None else eigen  # reused for another eps
+        U, sigma, V = self.eigen
         root = np.sqrt(np.maximum(sigma, 0.0) + eps)
         root_0 = np.sqrt(eps)  # on the complement of U
         n_0 = W.shape[0] - U.shape[1]
@@ -129,6 +140,7 @@ class _Coupling:
         self.p_0 = lam_1 + lam_2 / omega_0 if self._n_0 else 0.0
         self._inv_omega_trace = float(np.sum(1.0 / omega)) + self._n_0 / omega_0
         self.lam_2, self.eps = lam_2, eps
+        self.strict = False  # M_0 = p_0 I (:meth:`majorizer`)
 
     def majorizer(self):
         """The same coupling with ``M_0 = p_0 I``: the W step then minimises the objective."""
@@ -137,6 +149,7 @@ class _Coupling:
         other = object.__new__(type(self))
         other.__dict__.update(self.__dict__)
         other.complement = self.p_0 * np.eye(self.complement.shape[0])
+        other.strict = True
         return other
 
     def split(self, V):
@@ -152,12 +165,16 @@ class _Coupling:
 
     @property
     def omega(self):
-        """The T x T task covariance (formed on request)."""
-        UI, rest = self.split(np.eye(self.U.shape[0]))
-        omega = self.U @ (self._omega[:, None] * UI)
-        if rest is not None:
-            omega += self._omega_0 * rest
-        return 0.5 * (omega + omega.T)
+        """The T x T task covariance (formed on request).
+
+        ``omega_0 I + B B^T`` with ``B = U diag(omega - omega_0)^(1/2)`` (``omega >= omega_0``):
+        one symmetric rank-k product.
+        """
+        omega_0 = self._omega_0 if self._n_0 else 0.0
+        B = self.U * np.sqrt(np.maximum(self._omega - omega_0, 0.0))
+        omega = B @ B.T
+        omega.flat[:: omega.shape[0] + 1] += omega_0
+        return omega
 
     def quadratic(self, W):
         """``1 / 2 tr(W^T C W)`` plus the constant ``lam_2 / 2 eps tr(Omega^-1)``.
@@ -183,15 +200,49 @@ def _cg_rtol(tol):
     return max(1e-3 * np.sqrt(tol), _CG_RTOL)
 
 
-def _solve_coupled(G, coupling, R, W0, c=None, h=None, kappa=0.0, r_b=None, rtol=_CG_RTOL):
+def _solve_coupled(G, coupling, R, W0, c=None, h=None, kappa=0.0, r_b=None, rtol=_CG_RTOL,
+                   shared=None, mean_eigen=None, cache=None, GW0=None):
     """Solve ``G_t w_t + (P W)_t + c_t db_t = R_t``, ``c_t . w_t + (H_bb db)_t = r_b`` by CG.
 
     ``G`` (T, d, d) per-task blocks; with ``c`` (T, d), ``h`` (T,) the intercept coordinate
     of each task, whose block ``H_bb = diag(h) + kappa (I - 1 1^T / T)`` is eliminated exactly
     (Sherman-Morrison): CG runs on the Schur complement in ``W``, from ``W0`` to a relative
-    residual ``rtol``. Returns ``(W, db, n_cg)``.
+    residual ``rtol`` (:func:`_pcg`).
+
+    The preconditioner: without ``c``, when the blocks differ (``shared`` False; None:
+    checked), the exact diagonal blocks of the system, ``G_t + C_tt``, each factored by
+    Cholesky (block Jacobi: the tasks' own moments, which the iterations would otherwise
+    have to recover); else the Kronecker sum with the mean block (see the module docstring;
+    exact for shared blocks), from ``mean_eigen`` (:func:`_mean_eigen` of ``G``) when given.
+    With ``Omega = I / T`` (no subspace ``U`` yet) and no ``c`` the tasks decouple and the
+    block solve is exact: ``n_cg = 0``. ``cache`` (a dict, kept by the caller across W steps)
+    reuses the block factors for the same ``G`` and the same ``eps`` (and kind of
+    :class:`_Coupling`): a stale preconditioner, still positive definite, so CG reaches the
+    same tolerance; on benchmark case (d) it costs no extra iteration in the whole fit and
+    spares 6 of the 11 factorisations. ``GW0``: the products ``G_t w0_t``, when known.
+    Returns ``(W, db, n_cg)``.
     """
     T, d = R.shape
+    U, complement = coupling.U, coupling.complement
+    factors = None
+    block_jacobi = not U.shape[1] or (
+        cache is not None and not cache.get("kronecker")
+        and not (_all_equal(G) if shared is None else shared))
+    if c is None and block_jacobi:
+        # C_tt = (U diag(p) U^T)_tt I + (1 - (U U^T)_tt) M_0
+        M_0 = np.zeros((d, d)) if complement is None else complement
+        key = (coupling.eps, coupling.strict)
+        if U.shape[1] and cache.get("G") is G and cache.get("key") == key:
+            factors = cache["factors"]
+        else:
+            factors, factored = _factor_blocks(G, M_0, np.einsum("tk,tk->t", U, U),
+                                               (U * U) @ coupling.p)
+            if not factored:
+                factors = None
+            elif not U.shape[1]:
+                return _solve_factored(factors, R), None, 0
+            elif cache is not None:
+                cache.update(G=G, key=key, factors=factors)
     if c is not None:
         E = h + kappa
         denom = 1.0 - kappa / T * np.sum(1.0 / E)
@@ -200,43 +251,179 @@ def _solve_coupled(G, coupling, R, W0, c=None, h=None, kappa=0.0, r_b=None, rtol
             u = v / E
             return u + (kappa / T) * np.sum(u) / denom / E if kappa else u
         rhs = R - c * hinv(r_b)[:, None]
-        G_bar = np.mean(G - c[:, :, None] * c[:, None, :] / h[:, None, None], axis=0)
+        a, V = _mean_eigen(G - c[:, :, None] * c[:, None, :] / h[:, None, None])
     else:
         rhs = R
-        G_bar = G.mean(axis=0)
+        a, V = mean_eigen if mean_eigen is not None else (None, None)
 
-    def matvec(v):
-        W = v.reshape(T, d)
-        out = (G @ W[:, :, None])[:, :, 0] + coupling.apply(W)
+    # C Z = U (p * U^T Z - (U^T Z) M_0) + Z M_0 (:meth:`_Coupling.apply`)
+    p_U = coupling.p[:, None]
+
+    def matvec(W, UW, GW=None):
+        """The system applied to ``W``, given ``UW = U^T W`` (None: computed), ``G_t w_t``
+        when known."""
+        if UW is None:
+            UW = U.T @ W
+        out = (G @ W[:, :, None])[:, :, 0] if GW is None else GW.copy()
+        if complement is None:
+            out += U @ (p_U * UW)
+        else:
+            out += U @ (p_U * UW - UW @ complement) + W @ complement
         if c is not None:
             out -= c * hinv(np.einsum("td,td->t", c, W))[:, None]
-        return out.ravel()
+        return out
 
-    a, V = np.linalg.eigh(0.5 * (G_bar + G_bar.T))
-    a = np.maximum(a, 0.0)
+    if factors is not None:
+        def precondition(Z):
+            """Block Jacobi applied to ``Z``, and ``U^T`` of the result."""
+            out = _solve_factored(factors, Z)
+            return out, U.T @ out
+
+        W0, n_block = _pcg(matvec, precondition, rhs, W0, rtol, maxiter=_BLOCK_JACOBI_BUDGET,
+                           product=None if GW0 is None else matvec(W0, None, GW0))
+        if n_block < _BLOCK_JACOBI_BUDGET:
+            return W0, None, n_block
+        cache["kronecker"] = True  # the coupling dominates: the Kronecker sum from now on
+    else:
+        n_block = 0
+    if a is None:
+        a, V = _mean_eigen(G)
     denominators = coupling.p[:, None] + a[None, :]
-    if coupling.complement is not None:  # outside U: (I (x) (M_0 + A_bar))^-1
-        inverse_0 = np.linalg.inv(coupling.complement + (V * a) @ V.T)
+    if complement is not None:  # outside U: (I (x) (M_0 + A_bar))^-1
+        inverse_0 = np.linalg.inv(complement + (V * a) @ V.T)
 
-    def precondition(v):
-        UZ, rest = coupling.split(v.reshape(T, d))
-        out = coupling.U @ (((UZ @ V) / denominators) @ V.T)
-        if rest is not None:
-            out += rest @ inverse_0
-        return out.ravel()
+    def precondition(Z):
+        """The Kronecker preconditioner applied to ``Z``, and ``U^T`` of the result."""
+        UZ = U.T @ Z
+        inner = ((UZ @ V) / denominators) @ V.T  # U^T of the result
+        if complement is None:
+            return U @ inner, inner
+        return U @ (inner - UZ @ inverse_0) + Z @ inverse_0, inner
 
-    n_cg = [0]
-
-    def count(_):
-        n_cg[0] += 1
-
-    op = LinearOperator((T * d, T * d), matvec=matvec, dtype=np.float64)
-    M = LinearOperator((T * d, T * d), matvec=precondition, dtype=np.float64)
-    x, info = cg(op, rhs.ravel(), x0=W0.ravel(), rtol=rtol, atol=0.0,
-              maxiter=10 * T * d + 20, M=M, callback=count)
-    W = x.reshape(T, d)
+    W, n_cg = _pcg(matvec, precondition, rhs, W0, rtol, maxiter=10 * T * d + 20)
     db = None if c is None else hinv(r_b - np.einsum("td,td->t", c, W))
-    return W, db, n_cg[0]
+    return W, db, n_block + n_cg
+
+
+def _mean_eigen(G):
+    """``(a, V)``: eigenvalues (clipped at 0) and eigenvectors of the mean of the blocks."""
+    G_bar = G.mean(axis=0)
+    a, V = np.linalg.eigh(0.5 * (G_bar + G_bar.T))
+    return np.maximum(a, 0.0), V
+
+
+def _pcg(matvec, precondition, b, x0, rtol, maxiter, product=None):
+    """Preconditioned conjugate gradients on (T, d) arrays, as :func:`scipy.sparse.linalg.cg`.
+
+    Stops when the residual norm falls below ``rtol ||b||`` (``atol = 0``), with the same
+    iterates. ``precondition(r)`` returns ``(z, U^T z)`` and ``matvec(p, U^T p)`` takes the
+    coordinates ``U^T`` of its vector on the coupling's subspace (None: computed): those of
+    each search direction ``p = z + beta p_old`` follow by the same recurrence, sparing a
+    product with ``U`` per iteration. ``product``: ``matvec`` of ``x0``, when known. Returns
+    ``(x, n_iter)``.
+    """
+    b_norm = np.linalg.norm(b)
+    if b_norm == 0.0:
+        return np.zeros_like(b), 0
+    threshold = rtol * b_norm
+    x = x0.copy()
+    if product is not None:
+        r = b - product
+    else:
+        r = b - matvec(x, None) if x.any() else b.copy()
+    rho_prev = None
+    for iteration in range(maxiter):
+        if np.linalg.norm(r) < threshold:
+            return x, iteration
+        z, Uz = precondition(r)
+        rho = float(np.vdot(r, z))
+        if rho_prev is None:
+            p, Up = z, Uz
+        else:
+            beta = rho / rho_prev
+            p *= beta
+            p += z
+            Up = Uz + beta * Up
+        q = matvec(p, Up)
+        step = rho / float(np.vdot(p, q))
+        x += step * p
+        r -= step * q
+        rho_prev = rho
+    return x, maxiter
+
+
+def _all_equal(G):
+    """Whether all the blocks ``G_t`` are equal (tasks observing the same rows)."""
+    return bool(np.all(G == G[:1]))
+
+
+# Block Jacobi kernels. The factors are stored task-last, (d, d, T), so that every step of
+# the factorisation and of the triangular solves is one contiguous loop over the T tasks.
+@njit(cache=True, fastmath=_FAST)
+def _factor_blocks(G, M, weight, shift):
+    """Cholesky factors of ``G_t + (1 - weight_t) M + shift_t I``, all tasks at once.
+
+    Returns ``(L, factored)``: ``L[i, j, t]`` (``j < i``) the lower factor of task t and
+    ``L[i, i, t]`` the inverse of its diagonal; ``factored`` False when a block is not
+    positive definite.
+    """
+    T, d = G.shape[0], G.shape[1]
+    L = np.empty((d, d, T))
+    for t in range(T):
+        scale = 1.0 - weight[t]
+        for i in range(d):
+            for j in range(i + 1):
+                L[i, j, t] = G[t, i, j] + scale * M[i, j]
+            L[i, i, t] += shift[t]
+    for i in range(d):
+        for k in range(i + 1):
+            row = L[i, k]
+            for m in range(k):
+                left, right = L[i, m], L[k, m]
+                for t in range(T):
+                    row[t] -= left[t] * right[t]
+            if i == k:
+                for t in range(T):
+                    if not row[t] > 0.0:
+                        return L, False
+                for t in range(T):
+                    row[t] = 1.0 / np.sqrt(row[t])
+            else:
+                inverse = L[k, k]
+                for t in range(T):
+                    row[t] *= inverse[t]
+    return L, True
+
+
+@njit(cache=True, fastmath=_FAST)
+def _solve_factored(L, R):
+    """``(L_t L_t^T)^-1 R_t`` for each task t, from :func:`_factor_blocks`."""
+    T, d = R.shape
+    Z = np.empty((d, T))
+    for t in range(T):
+        for i in range(d):
+            Z[i, t] = R[t, i]
+    for i in range(d):  # L z = r
+        z_i, inverse = Z[i], L[i, i]
+        for m in range(i):
+            factor, z_m = L[i, m], Z[m]
+            for t in range(T):
+                z_i[t] -= factor[t] * z_m[t]
+        for t in range(T):
+            z_i[t] *= inverse[t]
+    for i in range(d - 1, -1, -1):  # L^T x = z
+        z_i, inverse = Z[i], L[i, i]
+        for t in range(T):
+            z_i[t] *= inverse[t]
+        for m in range(i):
+            factor, z_m = L[i, m], Z[m]
+            for t in range(T):
+                z_m[t] -= factor[t] * z_i[t]
+    out = np.empty((T, d))
+    for t in range(T):
+        for i in range(d):
+            out[t, i] = Z[i, t]
+    return out
 
 
 def _epsilon(W):
@@ -259,8 +446,11 @@ def _alternate(w_step, loss, W, b, lam_1, lam_2, tol, max_iter):
     curvature outside the range of W (:class:`_Coupling`) and is redone with the majoriser
     when it does not lower the objective. After each sweep the step from the previous point
     is stretched by ``size`` > 1 when that lowers the objective further (adaptive
-    over-relaxation), so the descent stays monotone for each ``eps``. Stops when a sweep at the
-    final ``eps`` lowers the objective by at most ``tol`` times its value.
+    over-relaxation; the stretched point is first screened with the eigenvalues of the d x d
+    ``W^T W``, its SVD computed only when it passes), so the descent stays monotone for
+    each ``eps``. Stops
+    when a sweep at the final ``eps`` lowers the objective by at most ``tol`` times its
+    value. When ``eps`` changes, the SVD and the data term of the current W carry over.
     """
     with _blas_threads_for(min(W.shape)):  # T x min(T, d) products: threads only stall
         return _descend(w_step, loss, W, b, lam_1, lam_2, tol, max_iter)
@@ -269,40 +459,49 @@ def _alternate(w_step, loss, W, b, lam_1, lam_2, tol, max_iter):
 def _descend(w_step, loss, W, b, lam_1, lam_2, tol, max_iter):
     W, b = w_step(W, b, _Coupling.initial(*W.shape, lam_1, lam_2))
     scale = _epsilon(W) / _EPS_SCALE
-    stages = iter(scale * 10.0 ** np.arange(-2, -14.5, -3))
-    eps = next(stages)
+    stages = list(scale * 10.0 ** np.arange(-2, -14.5, -3))
+    eps = stages.pop(0)
 
-    def value_of(W, b):
-        coupling = _Coupling(W, lam_1, lam_2, eps)
-        value = loss(W, b) + 0.5 * lam_1 * float(np.sum(W * W)) + coupling.relation_value
-        return value, coupling
+    def value_of(W, b, eigen=None, base=None):
+        """The objective at ``(W, b)``, its coupling and its part outside the relation term."""
+        coupling = _Coupling(W, lam_1, lam_2, eps, eigen)
+        if base is None:
+            base = loss(W, b) + 0.5 * lam_1 * float(np.sum(W * W))
+        return base + coupling.relation_value, coupling, base
 
-    value, coupling = value_of(W, b)
+    def trial_value(W, b):  # about the same value, from the eigenvalues of the d x d W^T W
+        gram = W.T @ W if W.shape[0] >= W.shape[1] else W @ W.T
+        root = np.sqrt(np.maximum(np.linalg.eigvalsh(gram), 0.0) + eps)
+        total = root.sum() + (W.shape[0] - root.size) * np.sqrt(eps)
+        return loss(W, b) + 0.5 * lam_1 * float(np.sum(W * W)) + 0.5 * lam_2 * total**2
+
+    value, coupling, base = value_of(W, b)
     n_iter, change, size = 1, np.inf, 2.0
     while n_iter < max_iter:
         new_W, new_b = w_step(W, b, coupling)
-        new_value, new_coupling = value_of(new_W, new_b)
+        new_value, new_coupling, new_base = value_of(new_W, new_b)
         if new_value > value and coupling.complement is not None:  # the majoriser descends
             new_W, new_b = w_step(W, b, coupling.majorizer())
-            new_value, new_coupling = value_of(new_W, new_b)
+            new_value, new_coupling, new_base = value_of(new_W, new_b)
         if size > 1.0:
             far_W = W + size * (new_W - W)
             far_b = None if b is None else b + size * (new_b - b)
-            far_value, far_coupling = value_of(far_W, far_b)
-            if far_value < new_value:
-                new_W, new_b, new_value, new_coupling = far_W, far_b, far_value, far_coupling
+            far = value_of(far_W, far_b) if trial_value(far_W, far_b) < new_value else None
+            if far is not None and far[0] < new_value:  # checked on the exact value
+                new_W, new_b = far_W, far_b
+                new_value, new_coupling, new_base = far
                 size *= 1.5
             else:
                 size = 2.0
         n_iter += 1
         change = (value - new_value) / max(abs(new_value), np.finfo(np.float64).tiny)
         if change >= 0:
-            W, b, value, coupling = new_W, new_b, new_value, new_coupling
+            W, b, value, coupling, base = new_W, new_b, new_value, new_coupling, new_base
         if change <= tol:  # converged for this eps (a negative change: rounding)
-            eps = next(stages, None)
-            if eps is None:
+            if not stages:
                 break
-            value, coupling = value_of(W, b)
+            eps = stages.pop(0)  # same W: its SVD and loss carry over
+            value, coupling, base = value_of(W, b, coupling.eigen, base)
     else:
         _not_converged(max_iter, change, tol)
     return W, b, coupling.omega, n_iter
@@ -348,12 +547,25 @@ def solve_task_relation(X, Y, mask, alpha, relation_ratio, *, fit_intercept=True
     constant = 0.5 * design.segment_sum(residual**2 / design.counts[design.obs_tasks]).sum()
     lam_1, lam_2 = relation_weights(alpha, relation_ratio, T)
 
-    def loss(W):
-        quad = float(np.sum(W * (A @ W[:, :, None])[:, :, 0]))
-        return 0.5 * quad - float(np.sum(r * W)) + constant
+    products = {}  # id -> (W, A W) of the last two W evaluated: the next W step starts there
+
+    def loss(W):  # 1 / 2 w_t . A_t w_t - r_t . w_t, summed, plus the constant
+        AW = (A @ W[:, :, None])[:, :, 0]
+        if len(products) > 1:
+            del products[next(iter(products))]
+        products[id(W)] = (W, AW)
+        return float(np.vdot(W, 0.5 * AW - r)) + constant
+
+    shared = _all_equal(A)
+    mean_eigen = _mean_eigen(A) if shared else None
+
+    cache = {}
 
     def w_step(W, b, coupling):
-        return _solve_coupled(A, coupling, r, W, rtol=_cg_rtol(tol))[0], b
+        known = products.get(id(W), (None, None))
+        return _solve_coupled(A, coupling, r, W, rtol=_cg_rtol(tol), shared=shared,
+                              mean_eigen=mean_eigen, cache=cache,
+                              GW0=known[1] if known[0] is W else None)[0], b
 
     W, _, omega, n_iter = _alternate(w_step, lambda W, b: loss(W), np.zeros_like(r), None,
                                      lam_1, lam_2, tol, max_iter)

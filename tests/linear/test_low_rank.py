@@ -274,12 +274,35 @@ def test_classifier_cv_fits():
 @pytest.mark.parametrize("sparse", [False, True])
 def test_long_data_read_directly_equals_the_wide_fit(Estimator, sparse):
     """The fixed-alpha models read long data without an (n_samples, n_tasks) mask: the same
-    fit as the wide data, dense or sparse X (the CV models spread long data to wide folds)."""
+    fit as the wide data, dense or sparse X."""
     X, Y = (_regression if Estimator is LowRankRegressor else _classification)()
     rows, tasks = np.nonzero(~np.isnan(Y))
     X_long = sp.csr_matrix(X[rows]) if sparse else X[rows]
     model = Estimator(alpha=0.05, tol=TIGHT)
     long = model.fit(X_long, Y[rows, tasks], task_ids=tasks)
     wide = Estimator(alpha=0.05, tol=TIGHT).fit(X, Y)
+    np.testing.assert_allclose(long.coef_, wide.coef_, atol=1e-7)
+    np.testing.assert_allclose(long.intercept_, wide.intercept_, atol=1e-7)
+
+
+@pytest.mark.parametrize("Estimator", [LowRankRegressorCV, LowRankClassifierCV])
+@pytest.mark.parametrize("sparse", [False, True])
+def test_cv_on_long_data_equals_the_wide_search(Estimator, sparse):
+    """The CV models read long folds directly: the same folds, grid, scores and refit as the
+    wide data holding the same observations (one label per row)."""
+    X, Y = (_regression if Estimator is LowRankRegressorCV else _classification)()
+    rows, tasks = np.nonzero(~np.isnan(Y))
+    X_long = sp.csr_matrix(X[rows]) if sparse else X[rows]
+    Y_wide = np.full((rows.size, Y.shape[1]), np.nan)
+    Y_wide[np.arange(rows.size), tasks] = Y[rows, tasks]
+    params = dict(n_alphas=5, eps=1e-2, cv=3, tol=TIGHT)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", GridEdgeWarning)
+        long = Estimator(**params).fit(X_long, Y[rows, tasks], task_ids=tasks)
+        wide = Estimator(**params).fit(X_long, Y_wide)
+    np.testing.assert_allclose(long.alphas_, wide.alphas_, rtol=1e-12)
+    assert long.alpha_ == pytest.approx(wide.alpha_, rel=1e-12)
+    np.testing.assert_allclose(long.cv_results_["mean_test_score"],
+                               wide.cv_results_["mean_test_score"], rtol=1e-7)
     np.testing.assert_allclose(long.coef_, wide.coef_, atol=1e-7)
     np.testing.assert_allclose(long.intercept_, wide.intercept_, atol=1e-7)
