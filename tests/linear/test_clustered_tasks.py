@@ -23,6 +23,7 @@ from skmtl.linear._clustered_tasks_cv import ClusteredTasksClassifierCV, Cluster
 from skmtl.linear._designs import Problem
 from skmtl.linear._solver_clustered_tasks import (
     ClusteredTasksPenalty,
+    CoupledBlocks,
     clustered_objective,
     fit_clustered,
     make_step,
@@ -71,6 +72,21 @@ def test_one_cluster_equals_mean_clustered(fit_intercept):
                                   fit_intercept=fit_intercept).fit(X, Y)
     np.testing.assert_allclose(ours.coef_, ref.coef_, rtol=0, atol=1e-8)
     np.testing.assert_allclose(ours.intercept_, ref.intercept_, rtol=0, atol=1e-8)
+
+
+@pytest.mark.parametrize("fit_intercept", [True, False])
+def test_block_elimination_with_one_cluster_equals_the_mean_clustered_solve(fit_intercept):
+    # the least-squares step hands one cluster (the start, n_clusters=1) to the mean-clustered
+    # solver; the block elimination of the other partitions must agree with it at K = 1
+    X, Y = _wide(seed=3)
+    problem = Problem(X, Y, ~np.isnan(Y))
+    design = problem.design()
+    step, _ = make_step(design, problem.targets(design), logistic=False,
+                        fit_intercept=fit_intercept)
+    penalty = ClusteredTasksPenalty(0.3, 1.0, 4.0, np.zeros(Y.shape[1], dtype=int))
+    W, _, _ = step(penalty)
+    blocks = CoupledBlocks(step._A, penalty.alpha, penalty.within, X.shape[1])
+    np.testing.assert_allclose(blocks.solve(step._r, penalty), W, rtol=0, atol=1e-10)
 
 
 def test_one_task_per_cluster_equals_mean_clustered_with_between():

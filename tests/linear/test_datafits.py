@@ -6,6 +6,7 @@ import warnings
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 from numba import njit
 from scipy.optimize import minimize
 
@@ -193,6 +194,12 @@ def test_value_and_gradient_match_closed_forms_and_finite_differences(cls, fit_i
     G = fit.neg_gradient(state)
     np.testing.assert_allclose(G, expected_G, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(fit.neg_gradient(state, [3, 1]), G[:, [3, 1]], rtol=1e-12)
+    # both at once (least squares: one pass over X), as the two calls
+    for sparse in (False, True):
+        other = _build(cls, sp.csr_matrix(X) if sparse else X, Y, mask, fit_intercept)
+        state_2, G_2 = other.state_and_neg_gradient(W, b)
+        assert other.value(state_2) == pytest.approx(expected_value, rel=1e-12)
+        np.testing.assert_allclose(G_2, expected_G, rtol=1e-10, atol=1e-12)
     h = 1e-6
     for t, j in [(0, 0), (1, 3), (T - 1, d - 1)]:
         E = np.zeros_like(W)

@@ -12,6 +12,7 @@ from skmtl.linear._low_rank import (
     LowRankClassifierCV,
     LowRankRegressor,
     LowRankRegressorCV,
+    _svt,
     low_rank_alpha_max,
 )
 
@@ -306,3 +307,23 @@ def test_cv_on_long_data_equals_the_wide_search(Estimator, sparse):
                                wide.cv_results_["mean_test_score"], rtol=1e-7)
     np.testing.assert_allclose(long.coef_, wide.coef_, atol=1e-7)
     np.testing.assert_allclose(long.intercept_, wide.intercept_, atol=1e-7)
+
+
+@pytest.mark.parametrize("shape", [(200, 6), (6, 200), (12, 10)])
+@pytest.mark.parametrize("spread", [1.0, 1e-6])
+def test_singular_value_thresholding_equals_the_svd_prox(shape, spread):
+    """The prox through the small Gram matrix (tall or wide W) equals the SVD's, and a kept
+    singular value far below the largest (``spread``) takes the SVD instead."""
+    rng = np.random.default_rng(0)
+    k = min(shape)
+    U = np.linalg.qr(rng.normal(size=(shape[0], k)))[0]
+    V = np.linalg.qr(rng.normal(size=(shape[1], k)))[0]
+    sigma = np.geomspace(10.0, 10.0 * spread, k)
+    W = (U * sigma) @ V.T
+    threshold = 0.5 * sigma[k // 2]
+    U_r, s_r, Vt_r, s = _svt(W, threshold)
+    expected = np.maximum(sigma - threshold, 0.0)
+    np.testing.assert_allclose(s, expected, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose((U_r * s_r) @ Vt_r, (U * expected) @ V.T, atol=1e-10)
+    np.testing.assert_allclose(U_r.T @ U_r, np.eye(s_r.size), atol=1e-10)
+    np.testing.assert_allclose(Vt_r @ Vt_r.T, np.eye(s_r.size), atol=1e-10)
