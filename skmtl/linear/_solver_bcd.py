@@ -49,9 +49,11 @@ from skmtl.linear._designs import (
     MaskedDesign,
     _column_corr,
     _dense_task_axpy,
+    _groups_from_mask,
     check_wide,
 )
 from skmtl.linear._penalties import BlockPenalty, _prox_block, block_norms
+from skmtl.utils.validation import group_rows_by_task
 
 __all__ = ["bcd_epoch", "block_sparse_alpha_max", "solve_block_sparse"]
 
@@ -566,10 +568,8 @@ def _task_rows(mask, task_index=None, n_tasks=None):
     """The observed rows of each task: of a wide ``mask``, or of long data's ``task_index``
     (one sort, no (n_samples, n_tasks) array)."""
     if task_index is None:
-        return [np.flatnonzero(mask[:, t]) for t in range(mask.shape[1])]
-    order = np.argsort(task_index, kind="stable")
-    ends = np.cumsum(np.bincount(task_index, minlength=n_tasks))
-    return np.split(order, ends[:-1])
+        return _groups_from_mask(mask)
+    return group_rows_by_task(task_index, n_tasks)
 
 
 def _refit_size_ok(support, rows, fit_intercept):
