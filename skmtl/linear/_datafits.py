@@ -139,6 +139,9 @@ class Datafit:
         """The free intercepts, extrapolated with the coefficients (Anderson)."""
         return np.zeros(0)
 
+    #: positions of the state's parts that no step changes (shared, never copied)
+    constant_state = ()
+
     def extrapolated(self, state):
         """The state's arrays that are affine in (coefficients, intercepts)."""
         raise NotImplementedError
@@ -168,6 +171,37 @@ def _quadratic_moving(state):
     return state[0], -1.0
 
 
+@njit(cache=True)
+def _quadratic_residual_sums(v, c, obs_task, y, squares, products):
+    """``squares[t] += r_i^2`` (and ``products[t] += r_i y_i`` when it is not empty) over the
+    observations, ``r_i = v_i + c_t``."""
+    cross = products.shape[0] > 0
+    for k in range(v.shape[0]):
+        t = obs_task[k]
+        r = v[k] + c[t]
+        squares[t] += r * r
+        if cross:
+            products[t] += r * y[k]
+
+
+@njit(cache=True)
+def _quadratic_residual_segment_sums(v, c, task_ptr, y, squares, products):
+    """:func:`_quadratic_residual_sums` of observations in task-major order."""
+    cross = products.shape[0] > 0
+    for t in range(squares.shape[0]):
+        ct = c[t]
+        acc_squares = 0.0
+        acc_products = 0.0
+        for k in range(task_ptr[t], task_ptr[t + 1]):
+            r = v[k] + ct
+            acc_squares += r * r
+            if cross:
+                acc_products += r * y[k]
+        squares[t] = acc_squares
+        if cross:
+            products[t] = acc_products
+
+
 class Quadratic(Datafit):
     """Least squares ``sum_t 1 / (2 n_t) ||y_t - X_t w_t - b_t||^2`` on observed rows.
 
@@ -181,6 +215,7 @@ class Quadratic(Datafit):
     has_dual = True
     affine_gradient = True
     cache_kernels = True
+    constant_state = (2,)  # mu^T
     block_neg_gradient = staticmethod(_quadratic_block_neg_gradient)
     block_step = staticmethod(_quadratic_block_step)
     moving = staticmethod(_quadratic_moving)
@@ -215,9 +250,23 @@ class Quadratic(Datafit):
     def residuals(self, state):
         return state[0] + state[1][self.design.obs_task]
 
+    def _residual_sums(self, state, cross):
+        """Per-task sums of ``r_i^2`` and (``cross``) of ``r_i y_i``, y centred: the
+        residuals are not formed (the same sums, in the same order, as ``task_sums``)."""
+        design = self.design
+        T = design.n_tasks
+        squares, products = np.zeros(T), np.zeros(T if cross else 0)
+        if design.sparse:  # observations in row-major order
+            _quadratic_residual_sums(state[0], state[1], design.obs_task, self.y_centered,
+                                     squares, products)
+        else:  # task-major order: each task's observations are a contiguous range
+            _quadratic_residual_segment_sums(state[0], state[1], design.task_ptr,
+                                             self.y_centered, squares, products)
+        return squares, products
+
     def value(self, state):
-        r = self.residuals(state)
-        return 0.5 * float(np.sum(self.design.task_sums(r * r) / self.design.n_t))
+        squares, _ = self._residual_sums(state, False)
+        return 0.5 * float(np.sum(squares / self.design.n_t))
 
     def neg_gradient(self, state, features=None):
         v, c, _ = state
@@ -239,10 +288,9 @@ class Quadratic(Datafit):
 
     def dual_value(self, state, scale):
         """Dual objective at ``theta_t = r_t / (n_t * scale)``."""
-        r = self.residuals(state)
-        design = self.design
-        first = design.task_sums(r * self.y_centered) / design.n_t
-        second = design.task_sums(r * r) / design.n_t
+        squares, products = self._residual_sums(state, True)
+        first = products / self.design.n_t
+        second = squares / self.design.n_t
         return float(np.sum(first / scale - 0.5 * second / scale**2))
 
 
@@ -296,6 +344,7 @@ class Logistic(Datafit):
     """
 
     cache_kernels = True
+    constant_state = (2,)  # the signs
     block_neg_gradient = staticmethod(neg_mean_correlation)
     moving = staticmethod(predictor_moving)
     refresh = staticmethod(_logistic_refresh)

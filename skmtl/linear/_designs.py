@@ -4,8 +4,10 @@ Both model families keep X once and each task's observed rows as indices into it
 per-observation vector (targets, residuals, linear predictors) has one entry per observed pair,
 never an ``(n_samples, n_tasks)`` array.
 
-- :class:`MaskedDesign` (block-sparse solvers): X dense (Fortran-ordered) or CSC sparse, never
-  densified, read one column at a time by numba kernels (block coordinate descent).
+- :class:`MaskedDesign` (block-sparse and trace-norm solvers): X dense (Fortran-ordered) or
+  CSC sparse, never densified, read one column at a time by numba kernels (block coordinate
+  descent); or, for a solver that reads whole tasks, the observed rows as a row-major copy in
+  task order (``row_major=True``).
 - The mean-clustered designs (exact solvers), read with BLAS: all tasks on the same dense rows
   (:class:`SharedDense`), tasks on their own dense rows stacked by size (:class:`GroupedDense`)
   and sparse X with a column block per task (:class:`SparseDesign`).
@@ -70,9 +72,16 @@ class MaskedDesign:
     center : bool, default=False
         Dense X only: subtract the mean of the observed rows from every column (``x_shift``).
         Better conditioning for a model with intercepts, which absorb the shift.
+    row_major : bool, default=False
+        Dense X only, and only when there are no more observations than rows (long data,
+        or one task per row): keep the observed rows, in observation order, as a row-major
+        copy (``row_major`` then True), for solvers that only read whole tasks (a task's
+        rows are one contiguous block, read row by row: 2 to 3 times faster than the
+        Fortran-ordered columns of 1,000 tasks of 20 rows). The column-wise kernels (block
+        coordinate descent) read a Fortran-ordered X and do not ask for it.
     """
 
-    def __init__(self, X, mask, *, center=False):
+    def __init__(self, X, mask, *, center=False, row_major=False):
         mask = np.asarray(mask, dtype=bool)
         if sp.issparse(X):
             # row-major: a sparse column is read once, each entry feeds its row's observations
@@ -80,20 +89,20 @@ class MaskedDesign:
         else:
             # task-major: each task reads its own rows of a dense column (a gathered dot)
             rows, tasks = observed_pairs(mask)
-        self._build(X, rows, tasks, mask.shape[1], mask.sum(axis=1), center)
+        self._build(X, rows, tasks, mask.shape[1], mask.sum(axis=1), center, row_major)
 
     @classmethod
-    def from_long(cls, X, task_index, n_tasks, *, center=False):
+    def from_long(cls, X, task_index, n_tasks, *, center=False, row_major=False):
         """The design of long data, one observation per row (row ``i`` of task
         ``task_index[i]``), without forming an ``(n_samples, n_tasks)`` mask."""
         self = cls.__new__(cls)
         task_index = np.asarray(task_index, dtype=np.intp)
         rows = (np.arange(X.shape[0]) if sp.issparse(X)
                 else np.argsort(task_index, kind="stable"))  # the two orders of __init__
-        self._build(X, rows, task_index[rows], n_tasks, np.ones(X.shape[0]), center)
+        self._build(X, rows, task_index[rows], n_tasks, np.ones(X.shape[0]), center, row_major)
         return self
 
-    def _build(self, X, rows, tasks, n_tasks, counts, center):
+    def _build(self, X, rows, tasks, n_tasks, counts, center, row_major=False):
         """The design from the observed pairs (row-major for sparse X, task-major for dense)
         and each row's number of observations."""
         self.n_samples, self.n_tasks = X.shape[0], n_tasks
@@ -109,11 +118,15 @@ class MaskedDesign:
         if self.sparse:
             np.cumsum(counts, out=self.obs_ptr[1:])
             self.contiguous = np.zeros(self.n_tasks, dtype=np.bool_)
-        else:
+        self.row_major = (row_major and not self.sparse and self.n_obs <= self.n_samples
+                           and self.n_features > 0)
+        # the rows the kernels read: observation k is row k of the row-major copy
+        self._rows = np.arange(self.n_obs, dtype=np.int64) if self.row_major else self.obs_row
+        if not self.sparse:
             # tasks whose rows are consecutive rows of X (sorted long data): plain dot products
             first, last = self.task_ptr[:-1], self.task_ptr[1:] - 1
             n_last = max(self.n_obs - 1, 0)
-            span = self.obs_row[np.clip(last, 0, n_last)] - self.obs_row[np.clip(first, 0, n_last)]
+            span = self._rows[np.clip(last, 0, n_last)] - self._rows[np.clip(first, 0, n_last)]
             self.contiguous = (last >= first) & (span == last - first)
         self.x_shift = np.zeros(self.n_features)
         if self.sparse:
@@ -127,10 +140,13 @@ class MaskedDesign:
         else:
             if center and self.n_obs:
                 weights = counts / self.n_obs
-                shift = weights @ np.asarray(X, dtype=np.float64)
+                self.x_shift = weights @ np.asarray(X, dtype=np.float64)
+            if self.row_major:
+                self.X = np.ascontiguousarray(np.asarray(X, dtype=np.float64)[self.obs_row])
+                self.X -= self.x_shift
+            elif center and self.n_obs:
                 self.X = np.empty(X.shape, dtype=np.float64, order="F")
-                np.subtract(X, shift, out=self.X)
-                self.x_shift = shift
+                np.subtract(X, self.x_shift, out=self.X)
             else:
                 self.X = np.require(X, dtype=np.float64, requirements=["F", "W"])
             self.data = np.zeros(0)
@@ -139,11 +155,15 @@ class MaskedDesign:
 
     def _args(self):
         return (self.X, self.data, self.indices, self.indptr, self.sparse, self.obs_ptr,
-                self.obs_task, self.task_ptr, self.obs_row, self.contiguous)
+                self.obs_task, self.task_ptr, self._rows, self.contiguous)
 
     def correlations(self, v, features=None):
         """``C[t, k] = sum over task t's observations i of X[i, features[k]] * v_i``."""
         if features is None:
+            if self.row_major:
+                out = np.empty((self.n_tasks, self.n_features))
+                _rowwise_correlations(self.X, self.task_ptr, v, out)
+                return out
             features = np.arange(self.n_features)
         out = np.zeros((self.n_tasks, len(features)))
         _correlations(*self._args(), v, np.asarray(features, dtype=np.int64), out)
@@ -158,6 +178,11 @@ class MaskedDesign:
 
     def predict_obs(self, W):
         """``x_i w_t`` of every observation (i, t) (the shifted X when centred)."""
+        W = np.ascontiguousarray(W, dtype=np.float64)
+        if self.row_major:
+            out = np.empty(self.n_obs)
+            _rowwise_predict(self.X, self.task_ptr, W, out)
+            return out
         out = np.zeros(self.n_obs)
         nonzero = np.flatnonzero(np.any(W != 0, axis=0)).astype(np.int64)
         _predict_obs(*self._args(), np.ascontiguousarray(W, dtype=np.float64), nonzero, out)
@@ -171,13 +196,21 @@ class MaskedDesign:
             v = y - self.predict_obs(W)
             return v, self.correlations(v)
         v, out = np.empty(self.n_obs), np.empty((self.n_tasks, self.n_features))
-        _dense_residual_correlations(self.X, self.task_ptr, self.obs_row, self.contiguous,
-                                     np.ascontiguousarray(W, dtype=np.float64), y, v, out)
+        W = np.ascontiguousarray(W, dtype=np.float64)
+        if self.row_major:
+            _rowwise_residual_correlations(self.X, self.task_ptr, W, y, v, out)
+        else:
+            _dense_residual_correlations(self.X, self.task_ptr, self._rows, self.contiguous, W,
+                                         y, v, out)
         return v, out
 
     def task_sums(self, v):
         """Per-task sums of a per-observation vector, (T,)."""
-        return np.bincount(self.obs_task, weights=v, minlength=self.n_tasks)
+        if self.sparse:
+            return np.bincount(self.obs_task, weights=v, minlength=self.n_tasks)
+        out = np.empty(self.n_tasks)
+        _segment_sums(self.task_ptr, np.asarray(v, dtype=np.float64), out)
+        return out
 
 
 # -- numba kernels --------------------------------------------------------------------------
@@ -348,6 +381,62 @@ def _dense_residual_correlations(X, task_ptr, obs_row, contiguous, W, y, v, out)
         for k in range(start, stop):
             v[k] = y[k] - v[k]
         _task_correlate(X, obs_row, contiguous, v, features, out, t, start, stop)
+
+
+# Row-major X in observation order (``MaskedDesign(row_major=True)``): task t's observations
+# are rows task_ptr[t] .. task_ptr[t + 1] - 1, one contiguous block read row by row.
+@njit(cache=True, fastmath=_FAST, inline="always")
+def _row_dot(X, k, W, t):
+    """``X[k] . W[t]``."""
+    acc = 0.0
+    for j in range(uint64(X.shape[1])):
+        acc += X[k, j] * W[t, j]
+    return acc
+
+
+@njit(cache=True, fastmath=_FAST, inline="always")
+def _row_accumulate(X, k, r, out, t):
+    """``out[t] += r * X[k]``."""
+    for j in range(uint64(X.shape[1])):
+        out[t, j] += X[k, j] * r
+
+
+@njit(cache=True, fastmath=_FAST)
+def _rowwise_residual_correlations(X, task_ptr, W, y, v, out):
+    """``v = y - X_t w_t`` on each task's rows and ``out[t] = X_t^T v_t``, one pass per row
+    (its residual only needs that row)."""
+    out[:] = 0.0
+    for t in range(uint64(W.shape[0])):
+        for k in range(uint64(task_ptr[t]), uint64(task_ptr[t + 1])):
+            r = y[k] - _row_dot(X, k, W, t)
+            v[k] = r
+            _row_accumulate(X, k, r, out, t)
+
+
+@njit(cache=True, fastmath=_FAST)
+def _rowwise_correlations(X, task_ptr, v, out):
+    out[:] = 0.0
+    for t in range(uint64(out.shape[0])):
+        for k in range(uint64(task_ptr[t]), uint64(task_ptr[t + 1])):
+            _row_accumulate(X, k, v[k], out, t)
+
+
+@njit(cache=True, fastmath=_FAST)
+def _rowwise_predict(X, task_ptr, W, out):
+    for t in range(uint64(W.shape[0])):
+        for k in range(uint64(task_ptr[t]), uint64(task_ptr[t + 1])):
+            out[k] = _row_dot(X, k, W, t)
+
+
+@njit(cache=True)
+def _segment_sums(task_ptr, v, out):
+    """``out[t] = sum of v[task_ptr[t] : task_ptr[t + 1]]`` (observations in task-major
+    order)."""
+    for t in range(out.shape[0]):
+        acc = 0.0
+        for k in range(task_ptr[t], task_ptr[t + 1]):
+            acc += v[k]
+        out[t] = acc
 
 
 # == mean-clustered designs ==================================================================

@@ -17,10 +17,13 @@ restart), which keeps the objective from oscillating.
 
 Cost of an iteration: one pass over X for the predictions of the new point and its gradient
 (also the stopping rule's; least squares on a dense X reads each task's rows once for both,
-:meth:`~._designs.MaskedDesign.residual_correlations`). The extrapolated point's predictions
-are the same combination of the last two points' (no pass over X), and so is its gradient
-when the datafit's is affine (least squares). The thresholding decomposes the small
-``k x k`` Gram matrix of ``W`` (``k = min(T, d)``) when that is accurate (:func:`_svt`).
+:meth:`~._designs.MaskedDesign.residual_correlations`). With no more observations than rows
+(long data) the design keeps a dense X as a row-major copy in task order, so that pass reads
+each row once and contiguously (``MaskedDesign(row_major=True)``). The extrapolated point's
+predictions are the same combination of the last two points' (no pass over X), and so is its
+gradient when the datafit's is affine (least squares). The thresholding decomposes the small
+``k x k`` Gram matrix of ``W`` (``k = min(T, d)``) when that is accurate (:func:`_svt`),
+and the thresholded ``W`` is one product of ``W`` with a ``k x k`` matrix.
 
 Stopping rule. Least squares: the relative duality gap ``(primal - dual) / primal``. The dual
 norm of the trace norm is the spectral norm, so the residuals rescaled by
@@ -47,6 +50,7 @@ from skmtl.linear._binary import _BinaryLogisticMixin
 from skmtl.linear._datafits import Logistic, Quadratic
 from skmtl.linear._designs import predict_rows
 from skmtl.linear._docs import LINEAR_DOCS
+from skmtl.linear._linalg import _gram_singular
 from skmtl.linear._solver_bcd import _check_inputs, _datafit_class, _gradient_at_zero, _setup
 from skmtl.linear._standardize import column_scales, observation_weights, scale_columns
 from skmtl.utils._docstring import Substitution, join_blocks
@@ -79,23 +83,37 @@ def _svt(W, threshold):
     singular values' precision (absolute error ``eps * sigma_max^2 / sigma``), so when a kept
     one is below ``_GRAM_RANGE * sigma_max`` the SVD is taken instead.
     """
+    _, s, factors = _prox_nuclear(W, threshold)
+    return (*factors(), s)
+
+
+def _prox_nuclear(W, threshold):
+    """:func:`_svt` as ``(P, s, factors)``: the prox ``P`` itself, the thresholded singular
+    values and a function giving the thin factors ``(U_r, s_r, Vt_r)`` when asked (the
+    solver's least squares criterion does not need them). On the Gram path ``P = W V
+    diag(s_r / sigma_r) V^T`` (tall; ``U U^T``-side for wide): one product with a ``k x k``
+    matrix, no ``U``."""
     T, d = W.shape
     k = min(T, d)
     if k and max(T, d) >= 4 * k:
-        tall = T >= d
-        values, vectors = np.linalg.eigh(W.T @ W if tall else W @ W.T)
-        sigma = np.sqrt(np.maximum(values[::-1], 0.0))
+        sigma, vectors, tall = _gram_singular(W)
         s = np.maximum(sigma - threshold, 0.0)
         r = int(np.count_nonzero(s))
         if r == 0 or sigma[r - 1] >= _GRAM_RANGE * sigma[0]:
-            V = vectors[:, ::-1][:, :r]
-            other = (W @ V if tall else W.T @ V) / sigma[:r]
-            U, Vt = (other, V.T) if tall else (V, other.T)
-            return U, s[:r], Vt, s
+            V = vectors[:, :r]
+            shrink = (V * (s[:r] / sigma[:r])) @ V.T
+            P = W @ shrink if tall else shrink @ W
+
+            def factors():
+                other = (W @ V if tall else W.T @ V) / sigma[:r]
+                return (other, s[:r], V.T) if tall else (V, s[:r], other.T)
+
+            return P, s, factors
     U, s, Vt = np.linalg.svd(W, full_matrices=False)
     s = np.maximum(s - threshold, 0.0)
     r = int(np.count_nonzero(s))
-    return U[:, :r], s[:r], Vt[:r], s
+    U, Vt = U[:, :r], Vt[:r]
+    return (U * s[:r]) @ Vt, s, lambda: (U, s[:r], Vt)
 
 
 def _spectral_norm(G):
@@ -141,7 +159,8 @@ class _Iterate:
         """The point ``x + beta (x - x_prev)``; its state by the same combination of the two
         states' affine parts (the predictions, :meth:`Datafit.extrapolated`), no pass over X."""
         fit = problem.fit
-        state = tuple(np.array(part, copy=True) for part in x.state)
+        state = tuple(part if i in fit.constant_state else np.array(part, copy=True)
+                      for i, part in enumerate(x.state))
         fit.set_extrapolated(state, [a + beta * (a - a_prev) for a, a_prev in zip(
             fit.extrapolated(x.state), fit.extrapolated(x_prev.state))])
         y = cls(problem, x.W + beta * (x.W - x_prev.W), x.b + beta * (x.b - x_prev.b), state)
@@ -149,11 +168,12 @@ class _Iterate:
             y.neg_grad = x.neg_grad + beta * (x.neg_grad - x_prev.neg_grad)
         return y
 
-    def gradient(self, problem):
+    def neg_gradient(self, problem):
+        """The datafit's negative gradient in W and its gradient in the free intercepts."""
         if self.neg_grad is None:
             self.neg_grad = problem.fit.neg_gradient(self.state)
         g_b = problem.fit.intercept_gradient(self.state)
-        return -self.neg_grad, (np.zeros(0) if g_b is None else g_b)
+        return self.neg_grad, (np.zeros(0) if g_b is None else g_b)
 
 
 class _LowRankProblem:
@@ -165,7 +185,8 @@ class _LowRankProblem:
             Y, mask, datafit = _check_inputs(X, Y, mask, 2, datafit)
         else:
             datafit = _datafit_class(datafit)
-        self.design, self.fit = _setup(X, Y, mask, datafit, fit_intercept, task_index, n_tasks)
+        self.design, self.fit = _setup(X, Y, mask, datafit, fit_intercept, task_index, n_tasks,
+                                       row_major=True)
         self.alpha = alpha
         self._scale = None
 
@@ -180,10 +201,10 @@ class _LowRankProblem:
     def intercepts(self, point):
         return self.fit.intercepts(point.W, point.state) - point.W @ self.design.x_shift
 
-    def criterion(self, point, factors):
-        """Relative duality gap (least squares, alpha > 0) or relative KKT violation."""
-        U, s, Vt = factors
-        primal = point.loss + self.alpha * float(s.sum())
+    def criterion(self, point, sv, factors):
+        """Relative duality gap (least squares, alpha > 0) or relative KKT violation, at the
+        point of singular values ``sv`` and thin factors ``factors()``."""
+        primal = point.loss + self.alpha * float(sv.sum())
         if point.neg_grad is None:
             point.neg_grad = self.fit.neg_gradient(point.state)
         G = point.neg_grad
@@ -193,6 +214,7 @@ class _LowRankProblem:
             scale = max(1.0, _spectral_norm(G) / self.alpha)
             return max(primal - self.fit.dual_value(point.state, scale), 0.0) / primal
         g_b = self.fit.intercept_gradient(point.state)
+        U, _, Vt = factors()
         dist = _nuclear_subdiff_distance(U, Vt, G, self.alpha)
         if g_b is not None:
             dist = float(np.hypot(dist, np.linalg.norm(g_b)))
@@ -244,8 +266,8 @@ def solve_low_rank(X, Y, mask, alpha, *, datafit="quadratic", fit_intercept=True
     """
     pb = _LowRankProblem(X, Y, mask, alpha, datafit, fit_intercept, task_index, n_tasks)
     x = pb.start(W0, b0)
-    U, s, Vt, sv = _svt(x.W, 0.0)
-    crit = pb.criterion(x, (U, s, Vt))
+    _, sv, factors = _prox_nuclear(x.W, 0.0)
+    crit = pb.criterion(x, sv, factors)
     L = max(float(np.max(pb.fit.lipschitz, initial=0.0)), 1e-12)
     x_prev, momentum, n_iter = x, 1.0, 0
     while crit > tol and n_iter < max_iter:
@@ -253,21 +275,21 @@ def solve_low_rank(X, Y, mask, alpha, *, datafit="quadratic", fit_intercept=True
         next_momentum = (1.0 + np.sqrt(1.0 + 4.0 * momentum**2)) / 2.0
         beta = (momentum - 1.0) / next_momentum
         y = x if beta == 0.0 else _Iterate.extrapolate(pb, x, x_prev, beta)
-        g_W, g_b = y.gradient(pb)
+        neg_g_W, g_b = y.neg_gradient(pb)
         while True:
-            U, s, Vt, sv = _svt(y.W - g_W / L, alpha / L)
-            new = _Iterate(pb, (U * s) @ Vt, y.b - g_b / L)
+            W_new, sv, factors = _prox_nuclear(y.W + neg_g_W / L, alpha / L)
+            new = _Iterate(pb, W_new, y.b - g_b / L)
             dW, db = new.W - y.W, new.b - y.b
-            step = float(np.sum(dW * dW) + db @ db)
-            bound = y.loss + float(np.sum(g_W * dW) + g_b @ db) + 0.5 * L * step
+            step = float(np.vdot(dW, dW) + db @ db)
+            bound = y.loss - float(np.vdot(neg_g_W, dW) - g_b @ db) + 0.5 * L * step
             if new.loss <= bound + 1e-14 * abs(y.loss) or step == 0.0:
                 break
             L *= 2.0
         # gradient restart: the gradient mapping -L (new - y) points along the momentum
-        if float(np.sum(dW * (new.W - x.W)) + db @ (new.b - x.b)) < 0.0:
+        if float(np.vdot(dW, new.W) - np.vdot(dW, x.W) + db @ (new.b - x.b)) < 0.0:
             next_momentum = 1.0
         x_prev, x, momentum = x, new, next_momentum
-        crit = pb.criterion(x, (U, s, Vt))
+        crit = pb.criterion(x, sv, factors)
     if crit > tol:
         warnings.warn(
             f"The trace-norm solver did not converge in {max_iter} iterations (criterion "

@@ -79,15 +79,16 @@ def _check_inputs(X, Y, mask, q, datafit):
     return Y, mask, datafit
 
 
-def _setup(X, Y, mask, datafit, fit_intercept, task_index=None, n_tasks=None):
+def _setup(X, Y, mask, datafit, fit_intercept, task_index=None, n_tasks=None, row_major=False):
     """The design and the datafit (a :class:`~skmtl.linear._datafits.Datafit` subclass), of
-    wide ``Y`` and ``mask``, or (``task_index`` given, ``mask`` None) of long ``Y`` (n,)."""
+    wide ``Y`` and ``mask``, or (``task_index`` given, ``mask`` None) of long ``Y`` (n,);
+    ``row_major`` for a solver that reads whole tasks only (see ``MaskedDesign``)."""
     if task_index is None:
         center = datafit.center_design(fit_intercept, mask.shape[1])
-        design = MaskedDesign(X, mask, center=center)
+        design = MaskedDesign(X, mask, center=center, row_major=row_major)
         return design, datafit(design, Y[design.obs_row, design.obs_task], fit_intercept)
     center = datafit.center_design(fit_intercept, n_tasks)
-    design = MaskedDesign.from_long(X, task_index, n_tasks, center=center)
+    design = MaskedDesign.from_long(X, task_index, n_tasks, center=center, row_major=row_major)
     return design, datafit(design, np.asarray(Y, dtype=np.float64)[design.obs_row],
                            fit_intercept)
 

@@ -125,14 +125,41 @@ class CoupledBlocks:
         with _blas_threads_for(self.p):
             K, rebuild = _ridged(H, self.lam, self.p if pull_last else n_penalised)
             self.G = _spd_inverse(K, rebuild=rebuild)
-            self.GH = np.matmul(self.G, H)
+            if n_penalised == self.p:  # every coordinate ridged: G_t H_t = I - lam G_t
+                self.GH = -self.lam * self.G
+                diag = np.arange(self.p)
+                self.GH[:, diag, diag] += 1.0
+            else:
+                self.GH = np.matmul(self.G, H)
+        self._rhs = self._x = None  # the last right-hand side and its G_t rhs_t
+        self._labels = self._D = None  # the last partition and its cluster sums of G_t H_t
+
+    def _cluster_sums_GH(self, labels, n_clusters):
+        """``D_k = sum_{t in k} G_t H_t``: updated by the tasks that changed cluster since the
+        last partition (Lloyd's alternations move a few), else summed afresh."""
+        last = self._labels
+        if last is not None and self._D.shape[0] == n_clusters:
+            moved = np.flatnonzero(labels != last)
+            if moved.size <= self.n_tasks // 4:
+                signs = np.zeros((n_clusters, moved.size))
+                signs[labels[moved], np.arange(moved.size)] = 1.0
+                signs[last[moved], np.arange(moved.size)] = -1.0
+                self._D = self._D + (signs @ self.GH[moved].reshape(
+                    moved.size, self.p * self.p)).reshape(self._D.shape)
+                self._labels = labels.copy()
+                return self._D
+        self._D = cluster_sums(self.GH, labels, n_clusters)
+        self._labels = labels.copy()
+        return self._D
 
     def solve(self, rhs, penalty):
         """The solution ``x`` (T, p) for the right-hand side ``rhs`` and the penalty's partition."""
         labels, n = penalty.labels, penalty.counts
         K, p, d, T = len(n), self.p, self.n_penalised, self.n_tasks
         beta, omega = penalty.between, penalty.within
-        x = np.matmul(self.G, rhs[:, :, None])[..., 0]
+        if rhs is not self._rhs:  # the least-squares step solves for one rhs, many partitions
+            self._rhs, self._x = rhs, np.matmul(self.G, rhs[:, :, None])[..., 0]
+        x = self._x
         B = np.zeros((K, p, K, p))
         J = np.zeros((K, p, K, p))
         eye = np.eye(K)
@@ -146,7 +173,7 @@ class CoupledBlocks:
                 J[:, j, :, j] = beta * eye - n[:, None] * beta / T
             else:  # unpenalised
                 J[:, j, :, j] = omega * eye
-        D = cluster_sums(self.GH, labels, K)
+        D = self._cluster_sums_GH(labels, K)
         s = cluster_sums(x, labels, K)
         system = (J - np.einsum("kab,kbld->kald", D, B)).reshape(K * p, K * p)
         v = np.linalg.solve(system, omega * s.ravel())

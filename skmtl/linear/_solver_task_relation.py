@@ -59,11 +59,14 @@ from scipy.special import expit
 from sklearn.exceptions import ConvergenceWarning
 
 from skmtl.linear._designs import Problem
-from skmtl.linear._linalg import _blas_threads_for
+from skmtl.linear._linalg import _blas_threads_for, _gram_singular
 from skmtl.linear._solver_mean_clustered import _FAST, _task_moments
 
 __all__ = ["relation_weights", "solve_task_relation", "solve_task_relation_logistic"]
 
+# The smallest singular value of W, relative to the largest, for which the task eigenvectors
+# come from the Gram matrix of W (orthonormal to eps / _GRAM_RANGE^2), not from its SVD.
+_GRAM_RANGE = 1e-2
 _EPS_SCALE = 1e-14  # the final eps, times the mean squared norm of the first task vectors
 _CG_RTOL = 1e-12  # the tightest CG tolerance (see _cg_rtol)
 _BLOCK_JACOBI_BUDGET = 20  # CG iterations with block Jacobi before the Kronecker sum takes over
@@ -80,7 +83,18 @@ def _task_eigen(W):
     ``U`` (T, k) orthonormal eigenvectors of ``W W^T``, ``sigma`` (k,) their eigenvalues and
     ``V`` (d, k) the matching right singular vectors of ``W``, ``k = min(T, d)``, in
     ``O(T d k)``; ``W W^T`` is zero on the orthogonal complement of ``U`` (dimension T - k).
+    A ``W`` at least 4 times longer than broad whose singular values all lie within
+    ``_GRAM_RANGE`` of the largest is decomposed through its small Gram matrix
+    (:func:`~._linalg._gram_singular`; ``U`` then orthonormal to ``1e-12``), else by the SVD.
     """
+    T, d = W.shape
+    k = min(T, d)
+    if k and max(T, d) >= 4 * k:
+        s, vectors, tall = _gram_singular(W)
+        if s[-1] >= _GRAM_RANGE * s[0] > 0.0:
+            other = (W @ vectors if tall else W.T @ vectors) / s
+            U, V = (other, vectors) if tall else (vectors, other)
+            return U, s * s, V
     U, s, Vt = np.linalg.svd(W, full_matrices=False)
     return U, s * s, Vt.T
 

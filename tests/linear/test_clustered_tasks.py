@@ -89,6 +89,30 @@ def test_block_elimination_with_one_cluster_equals_the_mean_clustered_solve(fit_
     np.testing.assert_allclose(blocks.solve(step._r, penalty), W, rtol=0, atol=1e-10)
 
 
+def test_block_solves_reused_across_partitions_equal_fresh_ones():
+    # one CoupledBlocks serves every partition of a fit: G_t rhs_t is kept for the same rhs,
+    # and the cluster sums of G_t H_t (= I - lam G_t, every coordinate ridged) follow the
+    # tasks that moved. Each solve equals that of new blocks, and the product form G_t H_t.
+    X, Y = _wide(seed=4, T=24)
+    problem = Problem(X, Y, ~np.isnan(Y))
+    design = problem.design()
+    step, _ = make_step(design, problem.targets(design), logistic=False, fit_intercept=True)
+    kept = CoupledBlocks(step._A, 0.3, 4.0, X.shape[1])
+    np.testing.assert_allclose(kept.GH, np.matmul(kept.G, step._A), rtol=0, atol=1e-12)
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, size=24)
+    partitions = [labels]
+    for n_moved in (1, 0, 3, 24, 2):  # a few tasks move (updated), or all (summed afresh)
+        labels = labels.copy()
+        labels[rng.choice(24, n_moved, replace=False)] = rng.integers(0, 3, size=n_moved)
+        partitions.append(labels)
+    partitions.append(rng.integers(0, 2, size=24))  # fewer clusters: summed afresh
+    for labels in partitions:
+        penalty = ClusteredTasksPenalty(0.3, 1.0, 4.0, labels)
+        fresh = CoupledBlocks(step._A, 0.3, 4.0, X.shape[1]).solve(step._r, penalty)
+        np.testing.assert_allclose(kept.solve(step._r, penalty), fresh, rtol=0, atol=1e-12)
+
+
 def test_one_task_per_cluster_equals_mean_clustered_with_between():
     X, Y = _wide()
     ours = ClusteredTasksRegressor(alpha=0.3, n_clusters=6, between=0.5).fit(X, Y)

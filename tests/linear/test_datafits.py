@@ -210,6 +210,58 @@ def test_value_and_gradient_match_closed_forms_and_finite_differences(cls, fit_i
 
 
 @pytest.mark.parametrize("cls", [Quadratic, Logistic])
+@pytest.mark.parametrize("fit_intercept", [True, False])
+def test_row_major_design_gives_the_closed_forms(cls, fit_intercept):
+    """One task per row (long data, or a wide mask with one label per row): the row-major copy
+    (``row_major=True``, read by the row-wise kernels) gives the values and gradients of the
+    closed form, of the Fortran-ordered design, and the same per-observation vectors."""
+    X, Y, _, rng = _data(n=60, classification=cls is Logistic)
+    T, d = Y.shape[1], X.shape[1]
+    task_index = rng.permutation(np.arange(60) % T)  # unsorted: each task's rows scattered
+    mask = np.zeros(Y.shape, dtype=bool)
+    mask[np.arange(60), task_index] = True
+    W, b = 0.3 * rng.normal(size=(T, d)), 0.5 * rng.normal(size=T)
+    b = b if fit_intercept else np.zeros(T)
+    expected_value, expected_G = _closed_form(cls, X, Y, mask, W, b, fit_intercept)
+    center = cls.center_design(fit_intercept, T)
+    column = MaskedDesign(X, mask, center=center)
+    wide = MaskedDesign(X, mask, center=center, row_major=True)
+    long = MaskedDesign.from_long(X, task_index, T, center=center, row_major=True)
+    assert not column.row_major and wide.row_major and long.row_major
+    assert wide.X.flags.c_contiguous and wide.X.shape == (60, d)
+    # observation k is row k of the copy, in the order of the Fortran design
+    np.testing.assert_array_equal(long.obs_row, column.obs_row)
+    np.testing.assert_allclose(wide.X, column.X[column.obs_row], rtol=0, atol=1e-15)
+    v = rng.normal(size=60)
+    for design in (wide, long):
+        fit = cls(design, Y[design.obs_row, design.obs_task], fit_intercept)
+        state = fit.init_state(W, b)
+        assert fit.value(state) == pytest.approx(expected_value, rel=1e-12)
+        np.testing.assert_allclose(fit.neg_gradient(state), expected_G, rtol=1e-10, atol=1e-12)
+        state_2, G_2 = fit.state_and_neg_gradient(W, b)
+        assert fit.value(state_2) == pytest.approx(expected_value, rel=1e-12)
+        np.testing.assert_allclose(G_2, expected_G, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(design.predict_obs(W), column.predict_obs(W), atol=1e-12)
+        np.testing.assert_allclose(design.correlations(v), column.correlations(v), atol=1e-12)
+        np.testing.assert_allclose(design.correlations(v, [3, 0]),
+                                   column.correlations(v, [3, 0]), atol=1e-12)
+        np.testing.assert_array_equal(design.task_sums(v),
+                                      np.bincount(design.obs_task, v, minlength=T))
+    if cls is Quadratic and fit_intercept:  # the dual objective of the same residuals
+        fits = [cls(design, Y[design.obs_row, design.obs_task], True) for design in (column, wide)]
+        duals = [fit.dual_value(fit.init_state(W), 1.7) for fit in fits]
+        r = np.concatenate([(Y[mask[:, t], t] - X[mask[:, t]] @ W[t])
+                            - (Y[mask[:, t], t] - X[mask[:, t]] @ W[t]).mean() for t in range(T)])
+        yc = np.concatenate([Y[mask[:, t], t] - Y[mask[:, t], t].mean() for t in range(T)])
+        n_t = np.repeat(mask.sum(axis=0), mask.sum(axis=0))
+        expected_dual = np.sum((r * yc / 1.7 - 0.5 * r**2 / 1.7**2) / n_t)
+        assert duals == pytest.approx([expected_dual] * 2, rel=1e-12)
+    # more observations than rows (two labels on a row): the Fortran-ordered X is kept
+    mask[0] = True
+    assert not MaskedDesign(X, mask, center=center, row_major=True).row_major
+
+
+@pytest.mark.parametrize("cls", [Quadratic, Logistic])
 def test_compiled_kernels_agree_with_the_python_half(cls):
     X, Y, mask, rng = _data(classification=cls is Logistic)
     fit = _build(cls, X, Y, mask, fit_intercept=False)

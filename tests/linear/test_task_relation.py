@@ -254,6 +254,25 @@ def _dense_task_eigen(W):
     return U[:, -k:], sigma[-k:], V[:, -k:]
 
 
+@pytest.mark.parametrize("shape", [(200, 6), (6, 200), (12, 10)])
+@pytest.mark.parametrize("spread", [1.0, 1e-3])
+def test_task_eigenvectors_from_the_gram_matrix_equal_the_svd(shape, spread):
+    """A tall or wide W: the eigenpairs of W W^T through its small Gram matrix equal the
+    SVD's; a singular value far below the largest (``spread``) takes the SVD itself."""
+    rng = np.random.default_rng(1)
+    k = min(shape)
+    U = np.linalg.qr(rng.normal(size=(shape[0], k)))[0]
+    V = np.linalg.qr(rng.normal(size=(shape[1], k)))[0]
+    s = np.geomspace(10.0, 10.0 * spread, k)
+    W = (U * s) @ V.T
+    U_t, sigma, V_t = solver._task_eigen(W)
+    np.testing.assert_allclose(sigma, s**2, rtol=1e-10)
+    np.testing.assert_allclose(U_t.T @ U_t, np.eye(k), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(V_t.T @ V_t, np.eye(k), rtol=0, atol=1e-12)
+    np.testing.assert_allclose((U_t * np.sqrt(sigma)) @ V_t.T, W, rtol=0, atol=1e-11)
+    np.testing.assert_allclose(W @ W.T @ U_t, U_t * sigma, rtol=0, atol=1e-10)
+
+
 @pytest.mark.parametrize("Est", [TaskRelationRegressor, TaskRelationClassifier])
 def test_thin_coupling_equals_dense(Est, monkeypatch):
     # d < T: W W^T has rank <= d; the thin path works on its range from the thin SVD of W and
