@@ -5,6 +5,7 @@ from contextlib import nullcontext
 from functools import cache
 
 import numpy as np
+from numba import njit
 from scipy.linalg import blas, lapack
 from threadpoolctl import ThreadpoolController
 
@@ -58,6 +59,7 @@ def _blas_threads_for(block_size):
 
 
 _TINY_BLOCK, _SMALL_BLOCK = 8, 512
+_FAST = {"reassoc", "contract", "nsz"}  # as the solvers' kernels
 
 
 def _gram_singular(W):
@@ -85,11 +87,28 @@ def _spd_inverse(K, *, rebuild=None):
             return np.linalg.pinv(K, hermitian=True)
     # For larger blocks this loop beats numpy's batched inverse (one gufunc call, LU), whose
     # per-block overhead is larger than these two LAPACK calls (5,000 blocks of 30 x 30: 60 ms
-    # against 90 ms); so do numpy's batched Cholesky and solve against the loops below.
+    # against 90 ms); so do numpy's batched Cholesky and solve against the loops below. Many
+    # blocks (at least twice their size) go to a compiled kernel vectorised over the blocks:
+    # 1,000 of 30 x 30 1.6x faster than the loop, 100 of 30 x 30 2x (14 of 103: the loop).
     in_place = rebuild is not None and K.flags.c_contiguous and K.dtype == np.float64
-    out = K if in_place else np.array(K, dtype=np.float64, order="C", copy=True)
+    if n_blocks >= 2 * p:
+        source = K if K.dtype == np.float64 else K.astype(np.float64)
+        out = K if in_place else np.empty(K.shape)
+        is_failed = np.zeros(n_blocks, dtype=np.bool_)
+        _spd_inverse_blocks(source, out, is_failed)  # reads all of K before writing out
+        failed = np.flatnonzero(is_failed)
+    else:
+        out = K if in_place else np.array(K, dtype=np.float64, order="C", copy=True)
+        failed = _spd_inverse_loop(out, p)
+    for t in failed:  # numerically singular block (e.g. saturated logistic weights)
+        out[t] = np.linalg.pinv(rebuild(t) if in_place else K[t], hermitian=True)
+    return out
+
+
+def _spd_inverse_loop(out, p):
+    """:func:`_spd_inverse` by LAPACK, block by block, in place; the blocks that failed."""
     failed = []
-    for t in range(n_blocks):
+    for t in range(out.shape[0]):
         # out[t].T is a Fortran view of the symmetric block: Cholesky, then inverse, in place
         # (LAPACK fills its upper triangle, i.e. the lower triangle of out[t]).
         factor, info = _POTRF(out[t].T, lower=0, clean=0, overwrite_a=1)
@@ -99,9 +118,62 @@ def _spd_inverse(K, *, rebuild=None):
             failed.append(t)
     upper, lower = np.triu_indices(p, 1)
     out[:, upper, lower] = out[:, lower, upper]
-    for t in failed:  # numerically singular block (e.g. saturated logistic weights)
-        out[t] = np.linalg.pinv(rebuild(t) if in_place else K[t], hermitian=True)
-    return out
+    return failed
+
+
+@njit(cache=True, fastmath=_FAST)
+def _spd_inverse_blocks(K, out, failed):
+    """``out[t] = K[t]^-1`` for a stack of SPD blocks (``out`` may be ``K``), by Cholesky
+    ``K_t = L_t L_t^T``, ``N_t = L_t^-1`` and ``K_t^-1 = N_t^T N_t``. The work arrays are
+    task-last, (p, p, T), so that every inner loop runs over the blocks, contiguous and
+    vectorised. A block that is not numerically positive definite is flagged in ``failed``
+    (its ``out`` is then meaningless)."""
+    T, p = K.shape[0], K.shape[1]
+    L = np.empty((p, p, T))
+    for t in range(T):
+        for i in range(p):
+            for j in range(i + 1):
+                L[i, j, t] = K[t, i, j]
+    for i in range(p):  # Cholesky; the diagonal holds 1 / L_ii
+        for k in range(i + 1):
+            row = L[i, k]
+            for m in range(k):
+                left, right = L[i, m], L[k, m]
+                for t in range(T):
+                    row[t] -= left[t] * right[t]
+            if i == k:
+                for t in range(T):
+                    if not row[t] > 0.0:
+                        failed[t] = True
+                        row[t] = 1.0
+                    row[t] = 1.0 / np.sqrt(row[t])
+            else:
+                inverse = L[k, k]
+                for t in range(T):
+                    row[t] *= inverse[t]
+    N = np.zeros((p, p, T))  # L^-1: N_ij = -(1 / L_ii) sum_{j <= k < i} L_ik N_kj
+    for i in range(p):
+        inverse = L[i, i]
+        for j in range(i):
+            acc = N[i, j]
+            for k in range(j, i):
+                left, right = L[i, k], N[k, j]
+                for t in range(T):
+                    acc[t] -= left[t] * right[t]
+            for t in range(T):
+                acc[t] *= inverse[t]
+        N[i, i] = inverse
+    acc = np.empty(T)
+    for i in range(p):  # (N^T N)_ij = sum_{k >= i} N_ki N_kj, j <= i
+        for j in range(i + 1):
+            acc[:] = 0.0
+            for k in range(i, p):
+                left, right = N[k, i], N[k, j]
+                for t in range(T):
+                    acc[t] += left[t] * right[t]
+            for t in range(T):
+                out[t, i, j] = acc[t]
+                out[t, j, i] = acc[t]
 
 
 def _spd_solve(K, rhs):

@@ -1,0 +1,48 @@
+"""The stacked linear algebra shared by the solvers, against numpy's one-block routines."""
+
+import numpy as np
+import pytest
+
+from skmtl.linear._linalg import _spd_inverse
+
+
+def _spd_stack(n_blocks, p, seed=0):
+    rng = np.random.default_rng(seed)
+    Z = rng.normal(size=(n_blocks, p + 3, p))
+    return np.einsum("tni,tnj->tij", Z, Z) + 0.1 * np.eye(p)
+
+
+@pytest.mark.parametrize("n_blocks, p", [(5, 30), (100, 30), (40, 12), (3, 4)])
+def test_spd_inverse_equals_numpy(n_blocks, p):
+    # 100 x 30 and 40 x 12 take the compiled kernel (many blocks), 5 x 30 the LAPACK loop,
+    # 3 x 4 numpy's batched inverse
+    K = _spd_stack(n_blocks, p)
+    expected = np.linalg.inv(K)
+    np.testing.assert_allclose(_spd_inverse(K), expected, rtol=1e-10, atol=1e-12)
+    # a non-contiguous view gives the same inverses, K untouched; a float32 stack is
+    # inverted in float64 (numpy's batched inverse of tiny blocks keeps float32)
+    view = np.swapaxes(np.swapaxes(K, 0, 2).copy(), 0, 2)
+    kept = view.copy()
+    np.testing.assert_allclose(_spd_inverse(view), expected, rtol=1e-10, atol=1e-12)
+    np.testing.assert_array_equal(view, kept)
+    if p > 8:
+        np.testing.assert_allclose(_spd_inverse(K.astype(np.float32)),
+                                   np.linalg.inv(K.astype(np.float32).astype(np.float64)),
+                                   rtol=1e-8, atol=1e-10)
+
+
+@pytest.mark.parametrize("n_blocks", [5, 100])
+def test_spd_inverse_in_place_and_a_singular_block(n_blocks):
+    """With ``rebuild`` the stack is overwritten by its inverses; a block that is not
+    positive definite gets the pseudo-inverse of its original, from ``rebuild``."""
+    K = _spd_stack(n_blocks, 30, seed=1)
+    v = np.arange(1.0, 31.0)
+    K[3] = np.outer(v, v)  # rank one
+    original = K.copy()
+    out = _spd_inverse(K, rebuild=lambda t: original[t])
+    assert out is K
+    np.testing.assert_allclose(out[3], np.linalg.pinv(original[3], hermitian=True),
+                               rtol=1e-8, atol=1e-14)
+    others = np.delete(np.arange(n_blocks), 3)
+    np.testing.assert_allclose(out[others], np.linalg.inv(original[others]), rtol=1e-10,
+                               atol=1e-12)
