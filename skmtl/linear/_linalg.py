@@ -122,19 +122,14 @@ def _spd_inverse_loop(out, p):
 
 
 @njit(cache=True, fastmath=_FAST)
-def _spd_inverse_blocks(K, out, failed):
-    """``out[t] = K[t]^-1`` for a stack of SPD blocks (``out`` may be ``K``), by Cholesky
-    ``K_t = L_t L_t^T``, ``N_t = L_t^-1`` and ``K_t^-1 = N_t^T N_t``. The work arrays are
-    task-last, (p, p, T), so that every inner loop runs over the blocks, contiguous and
-    vectorised. A block that is not numerically positive definite is flagged in ``failed``
-    (its ``out`` is then meaningless)."""
-    T, p = K.shape[0], K.shape[1]
-    L = np.empty((p, p, T))
-    for t in range(T):
-        for i in range(p):
-            for j in range(i + 1):
-                L[i, j, t] = K[t, i, j]
-    for i in range(p):  # Cholesky; the diagonal holds 1 / L_ii
+def _cholesky_task_last(L, failed):
+    """In place, the Cholesky factors of a task-last stack of SPD blocks: ``L[i, j, t]``
+    (``j <= i``, the lower triangles given) becomes the lower factor of block t, its diagonal
+    holding ``1 / L_ii``. Every inner loop runs over the blocks (contiguous, vectorised). A
+    block that is not numerically positive definite is flagged in ``failed`` (its factor is
+    then meaningless)."""
+    p, T = L.shape[0], L.shape[2]
+    for i in range(p):
         for k in range(i + 1):
             row = L[i, k]
             for m in range(k):
@@ -151,6 +146,22 @@ def _spd_inverse_blocks(K, out, failed):
                 inverse = L[k, k]
                 for t in range(T):
                     row[t] *= inverse[t]
+
+
+@njit(cache=True, fastmath=_FAST)
+def _spd_inverse_blocks(K, out, failed):
+    """``out[t] = K[t]^-1`` for a stack of SPD blocks (``out`` may be ``K``), by Cholesky
+    ``K_t = L_t L_t^T``, ``N_t = L_t^-1`` and ``K_t^-1 = N_t^T N_t``. The work arrays are
+    task-last, (p, p, T), so that every inner loop runs over the blocks, contiguous and
+    vectorised. A block that is not numerically positive definite is flagged in ``failed``
+    (its ``out`` is then meaningless)."""
+    T, p = K.shape[0], K.shape[1]
+    L = np.empty((p, p, T))
+    for t in range(T):
+        for i in range(p):
+            for j in range(i + 1):
+                L[i, j, t] = K[t, i, j]
+    _cholesky_task_last(L, failed)
     N = np.zeros((p, p, T))  # L^-1: N_ij = -(1 / L_ii) sum_{j <= k < i} L_ik N_kj
     for i in range(p):
         inverse = L[i, i]

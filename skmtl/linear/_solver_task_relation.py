@@ -59,7 +59,7 @@ from scipy.special import expit
 from sklearn.exceptions import ConvergenceWarning
 
 from skmtl.linear._designs import Problem
-from skmtl.linear._linalg import _blas_threads_for, _gram_singular
+from skmtl.linear._linalg import _blas_threads_for, _cholesky_task_last, _gram_singular
 from skmtl.linear._solver_mean_clustered import _FAST, _task_moments
 
 __all__ = ["relation_weights", "solve_task_relation", "solve_task_relation_logistic"]
@@ -230,13 +230,13 @@ def _solve_coupled(G, coupling, R, W0, c=None, h=None, kappa=0.0, r_b=None, rtol
     exact for shared blocks), from ``mean_eigen`` (:func:`_mean_eigen` of ``G``) when given.
     With ``Omega = I / T`` (no subspace ``U`` yet) and no ``c`` the tasks decouple and the
     block solve is exact: ``n_cg = 0``. ``cache`` (a dict, kept by the caller across W steps)
-    reuses the block factors for the same ``G`` and the same kind of :class:`_Coupling`
-    (default or majoriser), across the sweeps and the ``eps`` stages: a stale
-    preconditioner, still positive definite, so CG reaches the same tolerance; on benchmark
-    case (d) it costs one CG iteration in the whole fit (22 against 21 when refactored at
-    each ``eps``) and spares 9 of the 11 factorisations (6 when it kept one per ``eps``: 10%
-    more time in all on the school data sets, 3 alphas each). ``GW0``: the products
-    ``G_t w0_t``, when known.
+    reuses the block factors for the same ``G`` and the same ``eps`` (and kind of
+    :class:`_Coupling`): a stale preconditioner, still positive definite, so CG reaches the
+    same tolerance; on benchmark case (d) it costs no extra iteration in the whole fit and
+    spares 6 of the 11 factorisations. Keeping them across the ``eps`` stages too (2
+    factorisations) was 10% faster on the school data sets, but the permuted tasks' fit
+    then ended 5e-8 away from the fit (tol=1e-13; ``check_task_permutation_equivariance``).
+    ``GW0``: the products ``G_t w0_t``, when known.
     Returns ``(W, db, n_cg)``.
     """
     T, d = R.shape
@@ -248,7 +248,7 @@ def _solve_coupled(G, coupling, R, W0, c=None, h=None, kappa=0.0, r_b=None, rtol
     if c is None and block_jacobi:
         # C_tt = (U diag(p) U^T)_tt I + (1 - (U U^T)_tt) M_0
         M_0 = np.zeros((d, d)) if complement is None else complement
-        key = (coupling.strict,)
+        key = (coupling.eps, coupling.strict)
         if U.shape[1] and cache.get("G") is G and cache.get("key") == key:
             factors = cache["factors"]
         else:
@@ -392,24 +392,9 @@ def _factor_blocks(G, M, weight, shift):
             for j in range(i + 1):
                 L[i, j, t] = G[t, i, j] + scale * M[i, j]
             L[i, i, t] += shift[t]
-    for i in range(d):
-        for k in range(i + 1):
-            row = L[i, k]
-            for m in range(k):
-                left, right = L[i, m], L[k, m]
-                for t in range(T):
-                    row[t] -= left[t] * right[t]
-            if i == k:
-                for t in range(T):
-                    if not row[t] > 0.0:
-                        return L, False
-                for t in range(T):
-                    row[t] = 1.0 / np.sqrt(row[t])
-            else:
-                inverse = L[k, k]
-                for t in range(T):
-                    row[t] *= inverse[t]
-    return L, True
+    failed = np.zeros(T, dtype=np.bool_)
+    _cholesky_task_last(L, failed)
+    return L, not failed.any()
 
 
 @njit(cache=True, fastmath=_FAST)
