@@ -260,7 +260,7 @@ _SLOW_LINEAR = ("time budget: MeanClusteredRegressorCV did not finish one traini
                 "MoleculeACE (2,048 features) in 12 minutes; BlockSparse*CV neither")
 _SLOW_LOW_RANK = ("time budget: LowRankClassifierCV did not finish one training fold in 5 "
                   "minutes (measured December 2026; LowRankRegressorCV on chem97 now takes "
-                  "about 2.5 minutes a fold)")
+                  "about 1 minute a fold)")
 _SLOW_TASK_RELATION_CLF = ("time budget: TaskRelationClassifierCV takes about 3 minutes per "
                            "training fold on yeast (measured December 2026)")
 _WIDE_RELATIONS = ("2,048 features: the relationship models' solves grow with the "
