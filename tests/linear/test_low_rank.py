@@ -12,6 +12,7 @@ from skmtl.linear._low_rank import (
     LowRankClassifierCV,
     LowRankRegressor,
     LowRankRegressorCV,
+    _prox_nuclear,
     _svt,
     low_rank_alpha_max,
 )
@@ -325,5 +326,9 @@ def test_singular_value_thresholding_equals_the_svd_prox(shape, spread):
     expected = np.maximum(sigma - threshold, 0.0)
     np.testing.assert_allclose(s, expected, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose((U_r * s_r) @ Vt_r, (U * expected) @ V.T, atol=1e-10)
+    # the solver's form: the prox itself, one product with a k x k matrix on the Gram path
+    P, s_all, _ = _prox_nuclear(W, threshold)
+    np.testing.assert_allclose(P, (U * expected) @ V.T, atol=1e-10)
+    np.testing.assert_array_equal(s_all, s)
     np.testing.assert_allclose(U_r.T @ U_r, np.eye(s_r.size), atol=1e-10)
     np.testing.assert_allclose(Vt_r @ Vt_r.T, np.eye(s_r.size), atol=1e-10)
