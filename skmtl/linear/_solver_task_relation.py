@@ -433,7 +433,7 @@ def _epsilon(W):
     return max(_EPS_SCALE * scale, np.finfo(np.float64).tiny)
 
 
-def _alternate(w_step, loss, W, b, lam_1, lam_2, tol, max_iter):
+def _alternate(w_step, loss, W, b, lam_1, lam_2, tol, max_iter, stretched_loss=None):
     """Block coordinate descent on ``(W, b)`` and ``Omega``, with safeguarded extrapolation.
 
     ``w_step(W, b, coupling)`` minimises over ``(W, b)`` for a fixed Omega; ``loss(W, b)`` is
@@ -455,10 +455,10 @@ def _alternate(w_step, loss, W, b, lam_1, lam_2, tol, max_iter):
     value. When ``eps`` changes, the SVD and the data term of the current W carry over.
     """
     with _blas_threads_for(min(W.shape)):  # T x min(T, d) products: threads only stall
-        return _descend(w_step, loss, W, b, lam_1, lam_2, tol, max_iter)
+        return _descend(w_step, loss, W, b, lam_1, lam_2, tol, max_iter, stretched_loss)
 
 
-def _descend(w_step, loss, W, b, lam_1, lam_2, tol, max_iter):
+def _descend(w_step, loss, W, b, lam_1, lam_2, tol, max_iter, stretched_loss=None):
     W, b = w_step(W, b, _Coupling.initial(*W.shape, lam_1, lam_2))
     scale = _epsilon(W) / _EPS_SCALE
     stages = list(scale * 10.0 ** np.arange(-2, -14.5, -3))
@@ -471,11 +471,16 @@ def _descend(w_step, loss, W, b, lam_1, lam_2, tol, max_iter):
             base = loss(W, b) + 0.5 * lam_1 * float(np.sum(W * W))
         return base + coupling.relation_value, coupling, base
 
-    def trial_value(W, b):  # about the same value, from the eigenvalues of the d x d W^T W
-        gram = W.T @ W if W.shape[0] >= W.shape[1] else W @ W.T
+    def trial_value(far_W, far_b, W, b, new_W, new_b, size):
+        """About the value at the stretched point, from the eigenvalues of the d x d
+        ``W^T W`` (and its loss combined from the last two points', where the datafit
+        allows: ``stretched_loss``)."""
+        gram = far_W.T @ far_W if far_W.shape[0] >= far_W.shape[1] else far_W @ far_W.T
         root = np.sqrt(np.maximum(np.linalg.eigvalsh(gram), 0.0) + eps)
-        total = root.sum() + (W.shape[0] - root.size) * np.sqrt(eps)
-        return loss(W, b) + 0.5 * lam_1 * float(np.sum(W * W)) + 0.5 * lam_2 * total**2
+        total = root.sum() + (far_W.shape[0] - root.size) * np.sqrt(eps)
+        data = (loss(far_W, far_b) if stretched_loss is None
+                else stretched_loss(far_W, far_b, W, b, new_W, new_b, size))
+        return data + 0.5 * lam_1 * float(np.sum(far_W * far_W)) + 0.5 * lam_2 * total**2
 
     value, coupling, base = value_of(W, b)
     n_iter, change, size = 1, np.inf, 2.0
@@ -488,7 +493,8 @@ def _descend(w_step, loss, W, b, lam_1, lam_2, tol, max_iter):
         if size > 1.0:
             far_W = W + size * (new_W - W)
             far_b = None if b is None else b + size * (new_b - b)
-            far = value_of(far_W, far_b) if trial_value(far_W, far_b) < new_value else None
+            trial = trial_value(far_W, far_b, W, b, new_W, new_b, size)
+            far = value_of(far_W, far_b) if trial < new_value else None
             if far is not None and far[0] < new_value:  # checked on the exact value
                 new_W, new_b = far_W, far_b
                 new_value, new_coupling, new_base = far
@@ -549,14 +555,26 @@ def solve_task_relation(X, Y, mask, alpha, relation_ratio, *, fit_intercept=True
     constant = 0.5 * design.segment_sum(residual**2 / design.counts[design.obs_tasks]).sum()
     lam_1, lam_2 = relation_weights(alpha, relation_ratio, T)
 
-    products = {}  # id -> (W, A W) of the last two W evaluated: the next W step starts there
+    # id -> (W, A W) of the last three W evaluated: the next W step starts from one of them,
+    # and a stretched point combines those of the current and the new point
+    products = {}
 
-    def loss(W):  # 1 / 2 w_t . A_t w_t - r_t . w_t, summed, plus the constant
-        AW = (A @ W[:, :, None])[:, :, 0]
-        if len(products) > 1:
+    def loss_of(W, AW):  # 1 / 2 w_t . A_t w_t - r_t . w_t, summed, plus the constant
+        if len(products) > 2:
             del products[next(iter(products))]
         products[id(W)] = (W, AW)
         return float(np.vdot(W, 0.5 * AW - r)) + constant
+
+    def loss(W):
+        return loss_of(W, (A @ W[:, :, None])[:, :, 0])
+
+    def stretched_loss(far_W, W, new_W, size):
+        """The loss at ``far_W = W + size (new_W - W)``: its products with the blocks are
+        those of W and new_W combined, when both are known (no pass over the blocks)."""
+        known, new = products.get(id(W)), products.get(id(new_W))
+        if known is None or new is None or known[0] is not W or new[0] is not new_W:
+            return loss(far_W)
+        return loss_of(far_W, known[1] + size * (new[1] - known[1]))
 
     shared = _all_equal(A)
     mean_eigen = _mean_eigen(A) if shared else None
@@ -569,8 +587,10 @@ def solve_task_relation(X, Y, mask, alpha, relation_ratio, *, fit_intercept=True
                               mean_eigen=mean_eigen, cache=cache,
                               GW0=known[1] if known[0] is W else None)[0], b
 
-    W, _, omega, n_iter = _alternate(w_step, lambda W, b: loss(W), np.zeros_like(r), None,
-                                     lam_1, lam_2, tol, max_iter)
+    W, _, omega, n_iter = _alternate(
+        w_step, lambda W, b: loss(W), np.zeros_like(r), None, lam_1, lam_2, tol, max_iter,
+        stretched_loss=lambda far_W, far_b, W, b, new_W, new_b, size: stretched_loss(
+            far_W, W, new_W, size))
     b = y_mean - np.einsum("td,td->t", W, x_mean)
     return W, b, omega, n_iter
 
