@@ -26,11 +26,12 @@ demo: install
 lint: install
 	$(VENV)/bin/ruff check .
 
+# one worker per core (pytest-xdist, in the dev extra); `pytest` alone runs in one process
 test: lint
-	$(PY) -m pytest
+	$(PY) -m pytest -n auto
 
 test-all: lint
-	$(PY) -m pytest -m ""
+	$(PY) -m pytest -m "" -n auto
 
 docs: install
 	$(VENV)/bin/sphinx-build -b html -W --keep-going docs docs/_build/html
