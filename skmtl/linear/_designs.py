@@ -141,9 +141,10 @@ class MaskedDesign:
             if center and self.n_obs:
                 weights = counts / self.n_obs
                 self.x_shift = weights @ np.asarray(X, dtype=np.float64)
-            if self.row_major:
-                self.X = np.ascontiguousarray(np.asarray(X, dtype=np.float64)[self.obs_row])
-                self.X -= self.x_shift
+            if self.row_major:  # one copy of the observed rows (X is C-ordered afterwards)
+                self.X = np.ascontiguousarray(np.asarray(X)[self.obs_row], dtype=np.float64)
+                if center and self.n_obs:
+                    self.X -= self.x_shift
             elif center and self.n_obs:
                 self.X = np.empty(X.shape, dtype=np.float64, order="F")
                 np.subtract(X, self.x_shift, out=self.X)
@@ -185,7 +186,7 @@ class MaskedDesign:
             return out
         out = np.zeros(self.n_obs)
         nonzero = np.flatnonzero(np.any(W != 0, axis=0)).astype(np.int64)
-        _predict_obs(*self._args(), np.ascontiguousarray(W, dtype=np.float64), nonzero, out)
+        _predict_obs(*self._args(), W, nonzero, out)
         return out
 
     def residual_correlations(self, W, y):

@@ -286,7 +286,7 @@ def solve_low_rank(X, Y, mask, alpha, *, datafit="quadratic", fit_intercept=True
                 break
             L *= 2.0
         # gradient restart: the gradient mapping -L (new - y) points along the momentum
-        if float(np.vdot(dW, new.W) - np.vdot(dW, x.W) + db @ (new.b - x.b)) < 0.0:
+        if float(np.vdot(dW, new.W - x.W) + db @ (new.b - x.b)) < 0.0:
             next_momentum = 1.0
         x_prev, x, momentum = x, new, next_momentum
         crit = pb.criterion(x, sv, factors)
