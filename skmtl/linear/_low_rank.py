@@ -22,7 +22,7 @@ Cost of an iteration: one pass over X for the predictions of the new point and i
 each row once and contiguously (``MaskedDesign(row_major=True)``). The extrapolated point's
 predictions are the same combination of the last two points' (no pass over X), and so is its
 gradient when the datafit's is affine (least squares). The thresholding decomposes the small
-``k x k`` Gram matrix of ``W`` (``k = min(T, d)``) when that is accurate (:func:`_svt`),
+``k x k`` Gram matrix of ``W`` (``k = min(T, d)``) when that is accurate (:func:`_prox_nuclear`),
 and the thresholded ``W`` is one product of ``W`` with a ``k x k`` matrix.
 
 Stopping rule. Least squares: the relative duality gap ``(primal - dual) / primal``. The dual
@@ -73,26 +73,20 @@ __all__ = [
 _GRAM_RANGE = 1e-3
 
 
-def _svt(W, threshold):
-    """Singular value thresholding: ``(U_r, s_r, Vt_r, s)``, the prox of ``threshold * ||.||_*``
-    at ``W`` as its thin factors (``s`` all thresholded singular values, zeros included).
+def _prox_nuclear(W, threshold):
+    """Singular value thresholding, the prox of ``threshold * ||.||_*`` at ``W``, as
+    ``(P, s, factors)``: the prox ``P`` itself, all thresholded singular values ``s`` (zeros
+    included) and a function giving the thin factors ``(U_r, s_r, Vt_r)`` of ``P`` when asked
+    (the solver's least squares criterion does not need them).
 
     A tall (or wide) ``W``, at least 4 times longer than broad, is decomposed through its
-    ``k x k`` Gram matrix (``k = min(T, d)``): ``W^T W = V diag(sigma^2) V^T``, ``U = W V /
-    sigma``, three times faster than LAPACK's SVD on 1,000 x 30. Squaring loses the small
-    singular values' precision (absolute error ``eps * sigma_max^2 / sigma``), so when a kept
-    one is below ``_GRAM_RANGE * sigma_max`` the SVD is taken instead.
+    ``k x k`` Gram matrix (``k = min(T, d)``): ``W^T W = V diag(sigma^2) V^T``, three times
+    faster than LAPACK's SVD on 1,000 x 30, and ``P = W V diag(s_r / sigma_r) V^T`` (tall;
+    ``U U^T``-side for wide) is one product with a ``k x k`` matrix, no ``U = W V / sigma``.
+    Squaring loses the small singular values' precision (absolute error ``eps * sigma_max^2 /
+    sigma``), so when a kept one is below ``_GRAM_RANGE * sigma_max`` the SVD is taken
+    instead.
     """
-    _, s, factors = _prox_nuclear(W, threshold)
-    return (*factors(), s)
-
-
-def _prox_nuclear(W, threshold):
-    """:func:`_svt` as ``(P, s, factors)``: the prox ``P`` itself, the thresholded singular
-    values and a function giving the thin factors ``(U_r, s_r, Vt_r)`` when asked (the
-    solver's least squares criterion does not need them). On the Gram path ``P = W V
-    diag(s_r / sigma_r) V^T`` (tall; ``U U^T``-side for wide): one product with a ``k x k``
-    matrix, no ``U``."""
     T, d = W.shape
     k = min(T, d)
     if k and max(T, d) >= 4 * k:

@@ -5,6 +5,7 @@ import warnings
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from _matrices import with_singular_values
 
 from skmtl.linear import GridEdgeWarning
 from skmtl.linear._low_rank import (
@@ -13,7 +14,6 @@ from skmtl.linear._low_rank import (
     LowRankRegressor,
     LowRankRegressorCV,
     _prox_nuclear,
-    _svt,
     low_rank_alpha_max,
 )
 
@@ -315,20 +315,15 @@ def test_cv_on_long_data_equals_the_wide_search(Estimator, sparse):
 def test_singular_value_thresholding_equals_the_svd_prox(shape, spread):
     """The prox through the small Gram matrix (tall or wide W) equals the SVD's, and a kept
     singular value far below the largest (``spread``) takes the SVD instead."""
-    rng = np.random.default_rng(0)
+    U, sigma, V, W = with_singular_values(shape, spread, seed=0)
     k = min(shape)
-    U = np.linalg.qr(rng.normal(size=(shape[0], k)))[0]
-    V = np.linalg.qr(rng.normal(size=(shape[1], k)))[0]
-    sigma = np.geomspace(10.0, 10.0 * spread, k)
-    W = (U * sigma) @ V.T
     threshold = 0.5 * sigma[k // 2]
-    U_r, s_r, Vt_r, s = _svt(W, threshold)
+    P, s, factors = _prox_nuclear(W, threshold)
+    U_r, s_r, Vt_r = factors()
     expected = np.maximum(sigma - threshold, 0.0)
     np.testing.assert_allclose(s, expected, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose((U_r * s_r) @ Vt_r, (U * expected) @ V.T, atol=1e-10)
-    # the solver's form: the prox itself, one product with a k x k matrix on the Gram path
-    P, s_all, _ = _prox_nuclear(W, threshold)
+    # the prox itself (one product with a k x k matrix on the Gram path), and its factors
     np.testing.assert_allclose(P, (U * expected) @ V.T, atol=1e-10)
-    np.testing.assert_array_equal(s_all, s)
     np.testing.assert_allclose(U_r.T @ U_r, np.eye(s_r.size), atol=1e-10)
     np.testing.assert_allclose(Vt_r @ Vt_r.T, np.eye(s_r.size), atol=1e-10)

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import scipy.linalg
 import scipy.sparse as sp
+from _matrices import with_singular_values
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import Ridge
 
@@ -259,12 +260,8 @@ def _dense_task_eigen(W):
 def test_task_eigenvectors_from_the_gram_matrix_equal_the_svd(shape, spread):
     """A tall or wide W: the eigenpairs of W W^T through its small Gram matrix equal the
     SVD's; a singular value far below the largest (``spread``) takes the SVD itself."""
-    rng = np.random.default_rng(1)
+    _, s, _, W = with_singular_values(shape, spread, seed=1)
     k = min(shape)
-    U = np.linalg.qr(rng.normal(size=(shape[0], k)))[0]
-    V = np.linalg.qr(rng.normal(size=(shape[1], k)))[0]
-    s = np.geomspace(10.0, 10.0 * spread, k)
-    W = (U * s) @ V.T
     U_t, sigma, V_t = solver._task_eigen(W)
     np.testing.assert_allclose(sigma, s**2, rtol=1e-10)
     np.testing.assert_allclose(U_t.T @ U_t, np.eye(k), rtol=0, atol=1e-12)
