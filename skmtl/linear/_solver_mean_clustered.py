@@ -63,7 +63,14 @@ _LONG_FORMAT = """
 
 
 def _task_moments(design, y, fit_intercept):
-    """Centred per-task moments ``A_t = X_t^T X_t / n_t``, ``r_t = X_t^T y_t / n_t``, means."""
+    """Centred per-task moments ``A_t = X_t^T X_t / n_t``, ``r_t = X_t^T y_t / n_t``, means.
+
+    Dense per-task rows (:class:`~._designs.GroupedDense`) in one compiled pass over each
+    stack of tasks, no centred copy of the rows (:func:`_moments_stack`); otherwise through
+    the design's products.
+    """
+    if isinstance(design, GroupedDense):
+        return _stack_moments(design, y, fit_intercept)
     inv_n = 1.0 / design.counts[design.obs_tasks]
     scale = 1.0 / design.counts[:, None, None]
     if not fit_intercept:
@@ -80,6 +87,17 @@ def _task_moments(design, y, fit_intercept):
         return A, centred.rmatvec(y_centred), x_mean, y_mean
     A = design.gram() * scale - x_mean[:, :, None] * x_mean[:, None, :]
     return A, design.rmatvec(y_centred), x_mean, y_mean
+
+
+def _stack_moments(design, y, fit_intercept):
+    """:func:`_task_moments` of a :class:`~._designs.GroupedDense` design, stack by stack."""
+    T, d = design.n_tasks, design.n_features
+    out = np.empty((T, d, d)), np.empty((T, d)), np.empty((T, d)), np.empty(T)
+    y_slots = np.append(np.asarray(y, dtype=np.float64), 0.0)
+    counts = design.counts.astype(np.int64)
+    for tasks, pos, _, stack in design.stacks():  # every task is in one stack
+        _moments_stack(stack, y_slots[pos], tasks.astype(np.int64), counts, fit_intercept, *out)
+    return out
 
 
 # -- least squares -----------------------------------------------------------------------------
@@ -520,20 +538,10 @@ def _ridge_stack_primal(stack, targets, counts, center, lam, coupled, x, x_mean,
         n = counts[k]
         y_mean[k] = _center_task(stack[k], targets[k], n, center, F, u, x_mean[k])
         Lk = L[k]
-        for j in range(d):
-            for m in range(d):
-                A[j, m] = 0.0
-            x[k, j] = 0.0
-        for i in range(n):  # A = F^T F (lower triangle), r = F^T u
-            for j in range(d):
-                f = F[i, j]
-                x[k, j] += f * u[i]
-                for m in range(j + 1):
-                    A[j, m] += f * F[i, m]
+        _stack_gram(F, u, n, A, x[k])  # A = F^T F, r = F^T u (in x[k])
         for j in range(d):
             for m in range(j + 1):
                 Lk[j, m] = A[j, m]
-                A[m, j] = A[j, m]
             for m in range(j + 1, d):
                 Lk[j, m] = 0.0
             Lk[j, j] += lam
@@ -548,6 +556,40 @@ def _ridge_stack_primal(stack, targets, counts, center, lam, coupled, x, x_mean,
                 for m in range(d):
                     C[m, j] += col[m]
     return True
+
+
+@njit(cache=True, fastmath=_FAST)
+def _stack_gram(F, u, n, A, r):
+    """``A = F[:n]^T F[:n]`` (both triangles, the lower one summed) and ``r = F[:n]^T u``."""
+    d = F.shape[1]
+    for j in range(d):
+        for m in range(d):
+            A[j, m] = 0.0
+        r[j] = 0.0
+    for i in range(n):
+        for j in range(d):
+            f = F[i, j]
+            r[j] += f * u[i]
+            for m in range(j + 1):
+                A[j, m] += f * F[i, m]
+    for j in range(d):
+        for m in range(j):
+            A[m, j] = A[j, m]
+
+
+@njit(cache=True, fastmath=_FAST)
+def _moments_stack(stack, targets, tasks, counts, center, A, r, x_mean, y_mean):
+    """Per-task moments of a stack of tasks ``tasks``: ``A[t] = F_k^T F_k`` and ``r[t] = F_k^T
+    u_k`` for ``t = tasks[k]``, with ``F_k``, ``u_k`` the stack's rows and targets of task t
+    (``counts[t]`` of them), centred when ``center``, over ``sqrt(n_t)``
+    (:func:`_center_task`), and their means."""
+    width, d = stack.shape[1], stack.shape[2]
+    F = np.empty((width, d))
+    u = np.empty(width)
+    for k in range(tasks.shape[0]):
+        t = tasks[k]
+        y_mean[t] = _center_task(stack[k], targets[k], counts[t], center, F, u, x_mean[t])
+        _stack_gram(F, u, counts[t], A[t], r[t])
 
 
 @njit(cache=True, fastmath=_FAST)

@@ -6,6 +6,7 @@ solved by alternating the W step and the closed-form Omega step
 (:mod:`._solver_task_relation`).
 """
 
+from functools import cached_property
 from numbers import Integral, Real
 
 import numpy as np
@@ -69,10 +70,13 @@ _DOCS = {
     intercept_ : ndarray of shape (n_tasks,)
         Task intercepts (zeros when ``fit_intercept=False``).
     task_covariance_ : ndarray of shape (n_tasks, n_tasks)
-        The learned ``Omega`` (positive definite, unit trace).
+        The learned ``Omega`` (positive definite, unit trace). Formed when first read: the
+        fit keeps it as a rank-``min(n_tasks, n_features)`` factor plus a multiple of the
+        identity, so a fit of many tasks builds no ``n_tasks x n_tasks`` matrix.
     task_correlation_ : ndarray of shape (n_tasks, n_tasks)
         ``Omega`` scaled to a unit diagonal: the learned correlation of the tasks (negative
-        for tasks whose coefficients point in opposite directions).
+        for tasks whose coefficients point in opposite directions). Formed when first
+        read.
     shared_coef_ : ndarray of shape (n_features,)
         The mean task ``coef_.mean(axis=0)``, the prediction for a task not seen in fit.
     shared_intercept_ : float
@@ -151,11 +155,27 @@ class _TaskRelationMixin(_MeanClusteredMixin):
 
     def _fit_scaled(self, X, Y, mask, kwargs, scale, alpha):
         """Fit at ``alpha`` on the features ``X`` (divided by ``scale``) and store the model."""
-        W, b, omega, self.n_iter_ = self._solve(X, Y, mask, kwargs, alpha)
+        W, b, self._relation, self.n_iter_ = self._solve(X, Y, mask, kwargs, alpha)
         self._set_coef(W, b, scale)
-        self.task_covariance_ = omega
+        for name in ("task_covariance_", "task_correlation_"):  # those of an earlier fit
+            self.__dict__.pop(name, None)
+
+    # The T x T outputs are formed when first read, from the solver's factor (a fit that
+    # never reads them, such as each fit of a grid search, forms no T x T matrix)
+    @cached_property
+    def task_covariance_(self):
+        """The learned task covariance Omega, T x T (see the class docstring)."""
+        if "_relation" not in self.__dict__:
+            raise AttributeError(f"This {type(self).__name__} instance is not fitted yet: "
+                                 "task_covariance_ is set by fit.")
+        return self._relation.dense()
+
+    @cached_property
+    def task_correlation_(self):
+        """Omega scaled to a unit diagonal (see the class docstring)."""
+        omega = self.task_covariance_
         root = np.sqrt(np.diag(omega))
-        self.task_correlation_ = omega / np.outer(root, root)
+        return omega / np.outer(root, root)
 
     def _fit_multitask(self, X, Y, mask):
         self._fit(X, Y, mask, None)

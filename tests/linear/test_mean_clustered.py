@@ -20,6 +20,7 @@ from skmtl.linear._linalg import _SYRK_WORK
 from skmtl.linear._solver_mean_clustered import (
     MeanClusteredLeastSquares,
     _least_squares_tasks,
+    _task_moments,
     solve_mean_clustered,
     solve_mean_clustered_logistic,
 )
@@ -474,6 +475,47 @@ def test_every_design_gives_the_weighted_gram_matrices(order):
                 w_t = np.ones(task_rows.size) if weights is None else w[design.obs_tasks == t]
                 expected = X[task_rows].T @ (w_t[:, None] * X[task_rows])
                 np.testing.assert_allclose(gram[t], expected, rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("fit_intercept", [True, False])
+def test_every_design_gives_the_centred_task_moments(fit_intercept, dtype):
+    """``_task_moments``: ``A_t = F_t^T F_t``, ``r_t = F_t^T u_t`` with ``F_t``, ``u_t`` task t's
+    rows and targets (centred with an intercept) over ``sqrt(n_t)``, and the means: from one
+    compiled pass per stack for dense rows (tasks of several sizes, rows in task order or
+    scattered), from the design's products for sparse X and shared rows."""
+    rng = np.random.default_rng(1)
+    n, d = 300, 6
+    X = (rng.normal(size=(n, d)) * 3.0 + 5.0).astype(dtype)  # off-centre
+    y = rng.normal(size=n)
+    sizes = [120, 90, 40, 7, 3]  # several stacks, padded
+    groups = [np.sort(rng.permutation(n)[:size]) for size in sizes]
+    order = np.concatenate([np.arange(0, 120), np.arange(120, 210), np.arange(210, 250),
+                            np.arange(250, 257), np.arange(257, 260)])
+    in_order = [order[a:b] for a, b in ((0, 120), (120, 210), (210, 250), (250, 257),
+                                        (257, 260))]
+    designs = [(GroupedDense.from_groups(X, groups), groups),
+               (GroupedDense.from_groups(X, in_order), in_order),
+               (SharedDense(X, slice(None), 3), [np.arange(n)] * 3),
+               (SparseDesign(sp.csr_matrix(X), groups), groups)]
+    if dtype == np.float32:  # the products of sparse and shared rows keep X's dtype
+        designs = designs[:2 + fit_intercept]  # (shared rows centred: float64)
+    for design, rows in designs:
+        targets = y[design.obs_rows] if hasattr(design, "obs_rows") else np.tile(y, 3)
+        A, r, x_mean, y_mean = _task_moments(design, targets, fit_intercept)
+        for t, task_rows in enumerate(rows):
+            X_t, y_t = X[task_rows].astype(np.float64), y[task_rows]
+            mean_x = X_t.mean(axis=0) if fit_intercept else np.zeros(d)
+            mean_y = y_t.mean() if fit_intercept else 0.0
+            F, u = X_t - mean_x, y_t - mean_y
+            scale = np.abs(X_t).max() ** 2
+            np.testing.assert_allclose(A[t], F.T @ F / len(task_rows), rtol=0,
+                                       atol=1e-13 * scale)
+            np.testing.assert_allclose(r[t], F.T @ u / len(task_rows), rtol=0,
+                                       atol=1e-13 * scale)
+            np.testing.assert_allclose(x_mean[t], mean_x, rtol=1e-14)
+            assert y_mean[t] == pytest.approx(mean_y, rel=1e-14, abs=1e-15)
+            np.testing.assert_array_equal(A[t], A[t].T)
 
 
 def test_long_fits_never_build_the_dense_target(monkeypatch):

@@ -451,3 +451,106 @@ def test_block_jacobi_w_step_matches_dense_solve(budget, monkeypatch):
         np.testing.assert_allclose(W.ravel(), np.linalg.solve(system, R.ravel()), rtol=1e-9)
     assert cache["G"] is G
     assert cache.get("kronecker", False) == (budget == 1)
+
+
+def test_block_factors_are_kept_across_stages_while_the_blocks_barely_change():
+    # the blocks add (1 - weight_t) M_0 + shift_t I to each task's moments; the factors of one
+    # eps stage serve the next when these moved by at most _STALE (relative to their largest
+    # entry; weight absolutely), always within a stage, never for the other kind of coupling
+    rng = np.random.default_rng(0)
+    M_0, weight, shift = rng.standard_normal((3, 3)), rng.uniform(size=5), rng.uniform(size=5)
+    cache = {"key": (1e-2, False), "blocks": (M_0, weight, shift)}
+    step = solver._STALE
+
+    def moved(size, which):
+        blocks = [M_0.copy(), weight.copy(), shift.copy()]
+        blocks[which][0] += size * (1.0 if which == 1 else np.abs(blocks[which]).max())
+        return tuple(blocks)
+
+    for which in range(3):
+        assert solver._fresh_enough(cache, (1e-5, False), moved(0.9 * step, which))
+        assert not solver._fresh_enough(cache, (1e-5, False), moved(1.1 * step, which))
+        assert solver._fresh_enough(cache, (1e-2, False), moved(100 * step, which))
+    assert not solver._fresh_enough(cache, (1e-2, True), moved(0.0, 0))
+    assert not solver._fresh_enough({}, (1e-2, False), moved(0.0, 0))
+
+
+def test_kept_block_factors_give_the_fit_of_fresh_ones(monkeypatch):
+    # T > d with rows of their own (block Jacobi): the last eps stages' blocks are within
+    # _STALE of each other, so their factors are kept; the fit is the one that factors the
+    # blocks at every stage (_STALE = 0), with fewer factorisations
+    rng = np.random.default_rng(3)
+    T, n_t, d = 150, 8, 6
+    X = rng.standard_normal((T * n_t, d))
+    task_ids = np.repeat(np.arange(T), n_t)
+    W = rng.standard_normal(d) + 0.3 * rng.standard_normal((T, d))
+    y = np.einsum("ij,ij->i", X, W[task_ids]) + rng.standard_normal(T * n_t)
+    factored = []
+    factor_blocks = solver._factor_blocks
+    monkeypatch.setattr(solver, "_factor_blocks",
+                        lambda *args: factored.append(1) or factor_blocks(*args))
+
+    def fit(stale):
+        factored.clear()
+        with monkeypatch.context() as patch:
+            patch.setattr(solver, "_STALE", stale)
+            model = TaskRelationRegressor(alpha=1.0).fit(X, y, task_ids=task_ids)
+        return model, len(factored)
+
+    (kept, n_kept), (fresh, n_fresh) = fit(solver._STALE), fit(0.0)
+    assert n_kept < n_fresh
+    assert kept.n_iter_ == fresh.n_iter_
+    np.testing.assert_allclose(kept.coef_, fresh.coef_, rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(kept.intercept_, fresh.intercept_, rtol=1e-7, atol=1e-9)
+
+
+@pytest.mark.parametrize("Est", [TaskRelationRegressor, TaskRelationClassifier])
+def test_task_covariance_is_formed_when_first_read(Est):
+    # a fit keeps Omega factored (no T x T matrix); reading task_covariance_ forms it once,
+    # a refit forgets the last fit's, and an unfitted model has none
+    X, Y, mask = _data(seed=4, n=60, d=3, T=8)
+    if Est is TaskRelationClassifier:
+        Y = (Y > 1).astype(float)
+    Y = np.where(mask, Y, np.nan)
+    model = Est(alpha=0.1)
+    with pytest.raises(AttributeError, match="not fitted"):
+        _ = model.task_covariance_
+    assert not hasattr(Est(alpha=0.1), "task_correlation_")
+    model.fit(X, Y)
+    assert "task_covariance_" not in vars(model) and "task_correlation_" not in vars(model)
+    omega = model.task_covariance_
+    assert model.task_covariance_ is omega  # formed once
+    B, floor = model._relation.B, model._relation.floor
+    np.testing.assert_allclose(omega, B @ B.T + floor * np.eye(8), rtol=0, atol=1e-15)
+    np.testing.assert_allclose(omega, omega.T, rtol=0, atol=0)
+    assert np.trace(omega) == pytest.approx(1.0)
+    assert np.linalg.eigvalsh(omega).min() > 0
+    root = np.sqrt(np.diag(omega))
+    np.testing.assert_allclose(model.task_correlation_, omega / np.outer(root, root))
+    other = np.where(mask, Y[::-1], np.nan)  # other targets: another Omega
+    refit = Est(alpha=0.1).fit(X, other).task_covariance_
+    model.fit(X, other)
+    assert "task_covariance_" not in vars(model)
+    np.testing.assert_array_equal(model.task_covariance_, refit)
+    assert not np.allclose(refit, omega)
+
+
+def test_a_fit_of_many_tasks_forms_no_task_by_task_matrix():
+    # 2,000 tasks of 5 rows and 3 features: the T x T Omega would be 32 MB, 130 times X
+    import tracemalloc
+
+    rng = np.random.default_rng(0)
+    T, n_t, d = 2000, 5, 3
+    X = rng.standard_normal((T * n_t, d))
+    task_ids = np.repeat(np.arange(T), n_t)
+    y = X @ rng.standard_normal(d) + rng.standard_normal(T * n_t)
+    model = TaskRelationRegressor(alpha=1.0)
+    model.fit(X, y, task_ids=task_ids)  # warm-up (compilation)
+    tracemalloc.start()
+    try:
+        model.fit(X, y, task_ids=task_ids)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 0.25 * T * T * 8
+    assert model.task_covariance_.shape == (T, T)
