@@ -155,10 +155,10 @@ class _TaskRelationMixin(_MeanClusteredMixin):
 
     def _fit_scaled(self, X, Y, mask, kwargs, scale, alpha):
         """Fit at ``alpha`` on the features ``X`` (divided by ``scale``) and store the model."""
-        W, b, self._relation, self.n_iter_ = self._solve(X, Y, mask, kwargs, alpha)
-        self._set_coef(W, b, scale)
         for name in ("task_covariance_", "task_correlation_"):  # those of an earlier fit
             self.__dict__.pop(name, None)
+        W, b, self._relation, self.n_iter_ = self._solve(X, Y, mask, kwargs, alpha)
+        self._set_coef(W, b, scale)
 
     # The T x T outputs are formed when first read, from the solver's factor (a fit that
     # never reads them, such as each fit of a grid search, forms no T x T matrix)
