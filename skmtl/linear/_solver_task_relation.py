@@ -21,7 +21,7 @@ The problem is jointly convex in ``(W, b, Omega)`` and solved by block coordinat
   ``k = min(T, d)``: its eigenvectors on its range come from the thin SVD of ``W`` and its
   eigenvalue on their orthogonal complement is 0, so Omega and ``Omega^-1`` are a scalar times
   the identity plus a rank-k term (:class:`_Coupling`). A sweep costs ``O(T d k)`` and forms
-  no T x T matrix; only the returned Omega is formed, once;
+  no T x T matrix; the returned Omega stays factored (:class:`TaskCovariance`);
 - the ``W`` step, for a fixed ``Omega``, is the mean-clustered problem with a general T x T
   coupling ``P = lam_1 I + lam_2 Omega^-1``: ``A_t w_t + (P W)_t = r_t`` (squared loss,
   intercepts eliminated by centring each task's rows) or one such system per Newton step
@@ -185,11 +185,6 @@ class _Coupling:
         with ``B = U diag(omega - omega_0)^(1/2)`` (``omega >= omega_0``)."""
         omega_0 = self._omega_0 if self._n_0 else 0.0
         return TaskCovariance(self.U * np.sqrt(np.maximum(self._omega - omega_0, 0.0)), omega_0)
-
-    @property
-    def omega(self):
-        """The T x T task covariance (formed on request)."""
-        return self.covariance().dense()
 
     def quadratic(self, W):
         """``1 / 2 tr(W^T C W)`` plus the constant ``lam_2 / 2 eps tr(Omega^-1)``.
