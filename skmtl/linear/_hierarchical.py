@@ -211,11 +211,11 @@ class HierarchicalRegressor(_HierarchicalMixin, MultiTaskRegressorMixin, BaseEst
         intercept at all (the data should be centred) and ``random_slopes`` must be
         non-empty.
     max_iter : int, default=1000
-        Maximum number of iterations of the optimiser (L-BFGS-B); reaching it raises a
-        ConvergenceWarning.
+        Maximum number of iterations of the optimisers (Newton's method, then L-BFGS-B;
+        see Notes), together; reaching it raises a ConvergenceWarning.
     tol : float, default=1e-8
-        The optimiser stops when its projected gradient is at most ``tol`` times
-        ``max(1, |deviance|)``.
+        The optimisers stop when the (projected) gradient of the profiled deviance in the
+        Cholesky factor of ``Sigma`` is at most ``tol`` times ``max(1, |deviance|)``.
     unknown_task : {"error", "shared"}, default="error"
         A task id not seen in fit: raise :class:`~skmtl.UnknownTaskError`, or (``"shared"``)
         predict it with the mean task, ``X @ shared_coef_ + shared_intercept_`` (the prior mean
@@ -256,15 +256,20 @@ class HierarchicalRegressor(_HierarchicalMixin, MultiTaskRegressorMixin, BaseEst
     -----
     Solver: the likelihood is profiled, as in lme4 (Bates et al., 2015): with ``Sigma =
     sigma^2 L L^T``, ``L`` lower triangular, ``beta``, ``b`` and ``sigma^2`` have closed forms
-    given ``L``, and the profiled deviance and its exact gradient are minimised over the
-    entries of ``L`` by L-BFGS-B, the diagonal of ``L`` bounded below by 0 (a variance at 0,
-    frequent on real data, is then reached in a few iterations; expectation-maximisation
-    creeps towards it). Everything is computed from each task's moments ``[X_t, 1]^T [X_t,
-    1]`` and ``[X_t, 1]^T y_t``, in standardised coordinates (the model is equivariant to
-    them): ``O(n d^2)`` once, then ``O(T q^2 (q + d))`` per iteration for ``q`` random
-    effects. Suited to up to a few dozen random slopes; ``Sigma`` has ``q (q + 1) / 2``
-    entries to estimate, so give many features a fixed slope (``random_slopes``). A
-    rank-deficient X (collinear columns) is fitted in a basis of its range.
+    given ``L``. The profiled deviance is minimised by Newton's method on ``Psi = L L^T``
+    with its exact Hessian (the expected information far from the optimum), which reaches an
+    optimum inside the positive definite covariances in a few iterations (7 on 1,000 tasks
+    with 31 random effects). Where its steps head for a variance at 0 instead (frequent on
+    real data), L-BFGS-B takes over on the entries of ``L`` with the exact gradient, the
+    diagonal of ``L`` bounded below by 0, and reaches that boundary in a few dozen
+    iterations (expectation-maximisation creeps towards it). Everything is
+    computed from each task's moments ``[X_t, 1]^T [X_t, 1]`` and ``[X_t, 1]^T y_t``, in
+    standardised coordinates (the model is equivariant to them): ``O(n d^2)`` once, then
+    ``O(T q^2 (q + d))`` per evaluation and ``O(T q^4)`` per Hessian for ``q`` random effects
+    (Newton up to ``q = 44``, L-BFGS-B alone above). Suited to up to a few dozen random
+    slopes; ``Sigma`` has ``q (q + 1) / 2`` entries to estimate, so give many features a
+    fixed slope (``random_slopes``). A rank-deficient X (collinear columns) is fitted in a
+    basis of its range.
 
     {hierarchical_references}
 

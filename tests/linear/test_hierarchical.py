@@ -46,6 +46,102 @@ def test_deviance_gradient_against_finite_differences(random, reml):
     np.testing.assert_allclose(grad, numeric, rtol=1e-5, atol=1e-6 * np.abs(grad).max())
 
 
+def _pair_gradient(model, Psi):
+    """The deviance's gradient in the coordinates of :meth:`MixedModel.symmetric`."""
+    _, H = model.covariance_gradient(np.linalg.cholesky(Psi)[model._tril])
+    rows, cols = model._tril
+    return np.where(rows == cols, 1.0, 2.0) * H[rows, cols]
+
+
+def _positive_definite(q, seed):
+    rng = np.random.RandomState(seed)
+    L = np.tril(rng.normal(size=(q, q)))
+    np.fill_diagonal(L, np.abs(np.diag(L)) + 0.5)
+    return L @ L.T
+
+
+@pytest.mark.parametrize("random", [[2], [0, 2], [0, 1, 2]])
+@pytest.mark.parametrize("reml", [False, True])
+def test_hessian_against_finite_differences(random, reml):
+    """The Hessian in Psi (beta and sigma^2 profiled, REML's log |S_XX| included) against
+    central differences of the exact gradient; the expected information is positive
+    semi-definite."""
+    X, y, task_ids = _long(T=8)
+    _, (A, c, s, n) = _moments(X, y, task_ids)
+    model = MixedModel(A, c, s, n, random, reml)
+    Psi = _positive_definite(len(random), 1)
+    gradient = _pair_gradient(model, Psi)  # (also the state hessian() reads)
+    hessian, expected = model.hessian(), model.hessian(expected=True)
+    h = 1e-5
+    numeric = np.column_stack([
+        (_pair_gradient(model, Psi + h * model.symmetric(e))
+         - _pair_gradient(model, Psi - h * model.symmetric(e))) / (2 * h)
+        for e in np.eye(len(gradient))])
+    np.testing.assert_allclose(hessian, numeric, rtol=1e-6, atol=1e-7 * np.abs(numeric).max())
+    assert np.linalg.eigvalsh(expected)[0] > -1e-10 * np.abs(expected).max()
+
+
+def test_deviance_through_the_inverse_covariance():
+    """Through Psi^-1 + A_t (used while Psi is well conditioned) the deviance and its
+    gradient are those through L."""
+    X, y, task_ids = _long(T=8)
+    _, (A, c, s, n) = _moments(X, y, task_ids)
+    for reml in (False, True):
+        model = MixedModel(A, c, s, n, [0, 1, 2], reml)
+        theta = np.linalg.cholesky(_positive_definite(3, 2))[model._tril]
+        value, H, gamma, r2 = model._evaluate(theta, True)
+        value_inv, H_inv, gamma_inv, r2_inv = model._evaluate(theta, True, inverse=True)
+        assert value_inv == pytest.approx(value, rel=1e-13)
+        np.testing.assert_allclose(H_inv, H, rtol=1e-10, atol=1e-12 * np.abs(H).max())
+        np.testing.assert_allclose(gamma_inv, gamma, rtol=1e-11)
+
+
+def test_newton_reaches_the_lbfgs_optimum_in_few_iterations():
+    """Newton's method on Psi and L-BFGS-B alone stop at the same optimum (an interior one,
+    3 random effects); Newton in fewer than 10 iterations, where L-BFGS-B needs several
+    times as many."""
+    from skmtl.linear._solver_hierarchical import minimize_covariance
+
+    X, y, task_ids = _long(T=60, seed=3)
+    _, (A, c, s, n) = _moments(X, y, task_ids)
+    for reml in (False, True):
+        model = MixedModel(A, c, s, n, [0, 1, 2], reml)
+        start = np.eye(3)[model._tril]
+        theta, n_iter, converged = model.newton(start, max_iter=100, tol=1e-10)
+        reference, n_lbfgs = minimize_covariance(
+            model.deviance, model.covariance_gradient, start, 0, 3, max_iter=1000, tol=1e-10,
+            value=model.value)
+        assert converged and n_iter < 10 and n_lbfgs > 2 * n_iter
+        assert model.value(theta) <= model.value(reference) + 1e-9 * abs(model.value(theta))
+        for ours, theirs in zip(model.estimates(theta), model.estimates(reference)):
+            np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-7)
+        assert model.fit(start, max_iter=100, tol=1e-10)[1] == n_iter
+
+
+def test_newton_hands_a_boundary_optimum_to_lbfgs():
+    """On Exam (5 random effects) the covariance at the optimum has rank 3: Newton's steps are
+    cut to keep Psi positive definite, it hands over to L-BFGS-B, and the fit reaches the
+    optimum L-BFGS-B alone reaches from the same start."""
+    from skmtl.datasets import load_exam
+    from skmtl.linear._solver_hierarchical import minimize_covariance
+
+    exam = load_exam()
+    codes = np.unique(exam.task_ids, return_inverse=True)[1]
+    A, c, s, n = task_moments(Problem(exam.data, exam.target, task_index=codes), True)
+    for reml in (False, True):
+        model = MixedModel(A, c, s, n, [0, 6, 7, 8, 10], reml)
+        start = np.eye(5)[model._tril]
+        assert not model.newton(start, max_iter=100, tol=1e-8)[2]
+        theta, _ = model.fit(start, max_iter=1000, tol=1e-8)
+        reference, _ = minimize_covariance(
+            model.deviance, model.covariance_gradient, start, 0, 5, max_iter=1000, tol=1e-8,
+            value=model.value)
+        assert model.value(theta) <= model.value(reference) + 1e-12 * model.value(reference)
+        assert np.linalg.eigvalsh(model.estimates(theta)[2])[1] < 1e-10
+        for ours, theirs in zip(model.estimates(theta), model.estimates(reference)):
+            np.testing.assert_allclose(ours, theirs, atol=1e-5)
+
+
 def test_log_likelihood_against_dense_marginal_density():
     """At any L, the profiled ML log-likelihood is the Gaussian density of each task's rows
     with the dense marginal covariance sigma^2 (I + Z L L^T Z^T), at the profiled beta and
