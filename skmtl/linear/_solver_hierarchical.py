@@ -195,14 +195,18 @@ class MixedModel:
         if self.reml:
             F = np.column_stack([np.vstack([solve_triangular(
                 Sxx_chol, basis.T, lower=True).T, np.zeros(self.rank)]), F])
-        k = F.shape[1]
-        P = (self.N.reshape(-1, p + 1) @ F).reshape(-1, q, k)
-        P -= W[:, :, :q].transpose(0, 2, 1) @ (flat @ F).reshape(-1, q, k)
-        P = P.transpose(1, 0, 2).reshape(q, -1)
-        H = self.Azz - S[:q, :q] - P @ P.T
+        if self.reml:  # F has rank + 1 columns: through (R_t^T N_t)^T, kept for the Hessian
+            RtNT = _transposed_rtn(self.N, W)
+            P = np.matmul(F.T, RtNT).reshape(-1, q)  # the P_t^T stacked, (T (rank + 1), q)
+        else:  # one column: P_t = N_t F - W_t[:, :q]^T (W_t F), (T, q)
+            RtNT = None
+            P = self.N.reshape(-1, p + 1) @ F[:, 0]
+            P = P.reshape(-1, q) - (W[:, :, :q].transpose(0, 2, 1)
+                                    @ (flat @ F).reshape(-1, q, 1)).reshape(-1, q)
+        H = self.Azz - S[:q, :q] - P.T @ P
         H = 0.5 * (H + H.T)
         self._last = (np.array(theta, dtype=np.float64), float(value), H)
-        self._parts = (W, gamma, r2, Sxx_chol)  # for the Hessian at the same theta
+        self._parts = (W, gamma, r2, Sxx_chol, RtNT)  # for the Hessian at the same theta
         return float(value), H, gamma, r2
 
     def hessian(self, expected=False):
@@ -223,22 +227,24 @@ class MixedModel:
         instead, ``c_t c_t^T`` replaced by its mean ``s2 B_t`` (positive semi-definite where
         the exact Hessian is not).
         """
-        W, gamma, r2, Sxx_chol = self._parts
+        W, gamma, r2, Sxx_chol, RtNT = self._parts
         p, q = self.p, self.q
         rows, cols = self._tril
         s2 = r2 / self._dof()
-        RtN = self.N - W[:, :, :q].transpose(0, 2, 1) @ W  # R_t^T N_t, (T, q, p + 1)
-        B = RtN[:, :, :q]
+        if RtNT is None:
+            RtNT = _transposed_rtn(self.N, W)
+        B = RtNT[:, :q]  # R_t^T A_t, symmetric
         # Z_t^T V_t^-1 X_t basis Q^-T (T, q, rank), S_XX = Q Q^T
-        F = RtN[:, :, :p] @ (self._basis_ordered @ solve_triangular(
-            Sxx_chol, np.eye(self.rank), lower=True).T)
+        F = np.matmul((self._basis_ordered @ solve_triangular(
+            Sxx_chol, np.eye(self.rank), lower=True).T).T, RtNT[:, :p])
+        F = np.ascontiguousarray(F.transpose(0, 2, 1))
         # sum_t tr(X_t E_a Y_t E_b) over the pairs a = (i, j), b = (k, m), from
         # G = sum_t vec(X_t) vec(Y_t)^T over the lower triangles
         Y = B[:, rows, cols]
         if expected:
             X, c = Y.copy(), None
         else:
-            c = RtN @ np.append(-self._basis_ordered @ gamma, 1.0)  # (T, q)
+            c = np.matmul(np.append(-self._basis_ordered @ gamma, 1.0), RtNT)  # (T, q)
             X = (2.0 / s2) * c[:, rows] * c[:, cols] - Y
         if self.reml:  # log |S_XX|: 2 sum_t tr(Z^T V^-1 X S_XX^-1 X^T V^-1 Z E B_t E'), ...
             _add_pair_products(X, F, rows, cols, 2.0)
@@ -419,6 +425,11 @@ def _factor_solve(M, W):
                 for k in range(m):
                     B[i, k] -= a * B[j, k]
     return logdet
+
+
+def _transposed_rtn(N, W):
+    """``(R_t^T N_t)^T = N_t^T - W_t^T W_t[:, :q]``, (T, p + 1, q)."""
+    return N.transpose(0, 2, 1) - W.transpose(0, 2, 1) @ W[:, :, :N.shape[1]]
 
 
 @njit(cache=True, fastmath=_FAST)
