@@ -332,9 +332,10 @@ def case_d(n_tasks, args, rows):
         "TaskRelation": "tol=1e-10 (default) on the relative decrease of the objective per "
                         "sweep, not a gap: kept, 1e-6 would also stop its eps continuation "
                         "early",
-        "Hierarchical": "tol=1e-8 (default) on L-BFGS-B's projected gradient of the profiled "
-                        "deviance; every slope random: 31 random effects, 496 covariance "
-                        "entries",
+        "Hierarchical": "tol=1e-8 (default) on the gradient of the profiled deviance in the "
+                        "covariance's Cholesky factor (Newton's method on the covariance, "
+                        "L-BFGS-B where a variance goes to 0); every slope random: 31 random "
+                        "effects, 496 covariance entries",
         "Hierarchical(random_slopes=None)": "the same stop; a random intercept only",
     }
     fits = {name: (lambda m: lambda: m.fit(X, y, task_ids=task_ids))(model)

@@ -429,7 +429,8 @@ def _factor_solve(M, W):
 
 def _transposed_rtn(N, W):
     """``(R_t^T N_t)^T = N_t^T - W_t^T W_t[:, :q]``, (T, p + 1, q)."""
-    return N.transpose(0, 2, 1) - W.transpose(0, 2, 1) @ W[:, :, :N.shape[1]]
+    out = W.transpose(0, 2, 1) @ W[:, :, :N.shape[1]]
+    return np.subtract(N.transpose(0, 2, 1), out, out=out)
 
 
 @njit(cache=True, fastmath=_FAST)
