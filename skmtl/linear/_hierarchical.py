@@ -243,7 +243,8 @@ class HierarchicalRegressor(_HierarchicalMixin, MultiTaskRegressorMixin, BaseEst
         The maximised log-likelihood (restricted with ``method="reml"``), constants included:
         statsmodels' ``MixedLMResults.llf`` of the same model.
     n_iter_ : int
-        Iterations of the optimiser (1 when its start is already optimal).
+        Iterations of the optimisers, Newton's and L-BFGS-B's together (1 when the start is
+        already optimal).
     {task_attributes}
 
     See Also

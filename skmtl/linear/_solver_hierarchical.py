@@ -141,6 +141,9 @@ class MixedModel:
         self.Gxy = self.basis.T @ c.sum(axis=0)
         self.Gyy = float(s.sum())
         self._tril = np.tril_indices(self.q)
+        # E_a = e_i e_j^T + e_j e_i^T for the pair a = (i, j) of the lower triangle, half of
+        # that on the diagonal
+        self._half = np.where(self._tril[0] == self._tril[1], 0.5, 1.0)
         self._last = None  # (theta, value, H) of the last gradient, for covariance_gradient
 
     def factor(self, theta):
@@ -162,8 +165,8 @@ class MixedModel:
         diagonal = np.abs(np.diag(L))
         if inverse and diagonal.min() > _WELL_CONDITIONED * diagonal.max():
             # K_t = (Psi^-1 + A_t)^-1 and |M_t| = |Psi| |Psi^-1 + A_t|: no product with L
-            inverse = solve_triangular(L, np.eye(q), lower=True)
-            M = self.N[:, :, :q] + inverse.T @ inverse
+            L_inverse = solve_triangular(L, np.eye(q), lower=True)
+            M = self.N[:, :, :q] + L_inverse.T @ L_inverse
             W = self.N.copy()  # to W_t <- Q_t^-1 N_t
             logdet = _factor_solve(M, W) + 2.0 * len(M) * np.log(diagonal).sum()
         else:
@@ -222,10 +225,13 @@ class MixedModel:
         with ``B_t = Z_t^T V_t^-1 Z_t = R_t^T A_t``, ``c_t = R_t^T Z_t^T r_t`` (``V_t = I + Z_t
         Psi Z_t^T``), ``s2 = r^2 / N'``, ``C = sum_t c_t c_t^T`` and ``m(E) = sum_t c_t^T E
         Z_t^T V_t^-1 X_t`` (the second term profiles ``sigma^2``, the third ``beta``). REML's
-        ``log |S_XX|`` adds a curvature of relative order ``p / N``, left out (the Newton steps
-        then converge linearly at that rate). ``expected``: the expected (Fisher) information
-        instead, ``c_t c_t^T`` replaced by its mean ``s2 B_t`` (positive semi-definite where
-        the exact Hessian is not).
+        ``log |S_XX|`` adds ``2 sum_t tr(F_t F_t^T E B_t E') - tr(S_XX^-1 D(E) S_XX^-1
+        D(E'))`` with ``F_t = Z_t^T V_t^-1 X_t`` (times ``S_XX^-1/2``) and ``D(E) = sum_t
+        X_t^T V_t^-1 Z_t E Z_t^T V_t^-1 X_t``; the second part costs ``T (q rank)^2`` and is
+        left out above ``_REML_CURVATURE`` (it is then of relative order ``rank / T``, and
+        Newton's steps converge linearly at about that rate). ``expected``: ``c_t c_t^T``
+        replaced by its mean ``s2 B_t`` (the expected information of the ML part, positive
+        semi-definite where the exact Hessian is not; the REML part kept).
         """
         W, gamma, r2, Sxx_chol, RtNT = self._parts
         p, q = self.p, self.q
@@ -265,18 +271,8 @@ class MixedModel:
             D = (D.T @ D).reshape(q, self.rank, q, self.rank).transpose(0, 2, 1, 3)
             D = (D[rows, cols] + D[cols, rows]).reshape(len(rows), -1)
             hess -= D @ D.T
-        half = self._pairs()[1]
-        hess *= np.outer(half, half)
+        hess *= np.outer(self._half, self._half)
         return 0.5 * (hess + hess.T)
-
-    def _pairs(self):
-        """``(pair, half)``: the index of pair ``(max(i, j), min(i, j))`` in the lower
-        triangle, (q, q), and ``1/2`` on the diagonal pairs, 1 elsewhere (``E_a = e_i e_j^T +
-        e_j e_i^T``, ``e_i e_i^T`` on the diagonal)."""
-        rows, cols = self._tril
-        pair = np.empty((self.q, self.q), dtype=np.intp)
-        pair[rows, cols] = pair[cols, rows] = np.arange(len(rows))
-        return pair, np.where(rows == cols, 0.5, 1.0)
 
     def symmetric(self, delta):
         """The symmetric ``sum_a delta_a E_a`` of coordinates over the lower triangle."""
@@ -327,17 +323,20 @@ class MixedModel:
 
     def newton(self, theta, *, max_iter, tol):
         """Newton's method on the deviance in ``Psi = L L^T`` from ``theta``, while ``Psi``
-        stays positive definite: ``(theta, n_iter)``.
+        stays positive definite: ``(theta, n_iter, converged)``.
 
         Each step solves ``hess delta = -grad`` in the coordinates of :meth:`hessian` (the
-        expected information where the Hessian is not positive definite), then halves
-        ``Psi + s Delta`` from ``s = 1`` until the deviance falls by at least ``1e-4 s`` times
-        the decrease the model predicts and ``Psi`` stays positive definite. It stops when
-        the gradient in ``theta`` is at most ``tol`` times ``max(1, |deviance at the start|)``
-        (L-BFGS-B's criterion), or when a step cannot be taken (after 20 halvings: ``Psi``
-        near singular, the optimum on the boundary).
+        expected information first, and wherever the Hessian is not positive definite; the
+        exact Hessian first once a step with the expected one was taken whole), then halves
+        ``Psi + s Delta`` from ``s = 1`` until ``Psi`` is positive definite and the deviance
+        falls by at least ``1e-4 s`` times the decrease the model predicts. ``converged``:
+        the gradient in ``theta`` is at most ``tol`` times ``max(1, |deviance at the
+        start|)`` (L-BFGS-B's criterion). It stops unconverged when a step is cut to keep
+        ``Psi`` positive definite and leaves its smallest eigenvalue below
+        ``_NEAR_SINGULAR`` times its largest (a variance heading for 0), when neither matrix
+        is positive definite, or when 20 halvings find no step.
         """
-        half = self._pairs()[1]
+        half = self._half
         value, H, _, _ = self._evaluate(theta, True, inverse=True)
         scale = max(1.0, abs(value))
         order = (True, False)  # the expected information first, from a start far off
