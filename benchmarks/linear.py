@@ -20,12 +20,16 @@
     number of Newton steps of ``MeanClusteredClassifier`` on 1,000 tasks (target < 10).
 (d) The learned task relationships on 1,000 tasks of the data of (c) (200 with ``--quick``):
     fit time of ``ClusteredTasksRegressor(random_state=0)``, ``LowRankRegressor(alpha=0.1 *
-    low_rank_alpha_max, tol=1e-6)`` and ``TaskRelationRegressor(alpha=1.0)`` over that of
-    ``MeanClusteredRegressor()`` (target <= 10x), with ``n_iter_`` and, where exposed, the
+    low_rank_alpha_max, tol=1e-6)``, ``TaskRelationRegressor(alpha=1.0)``,
+    ``HierarchicalRegressor()`` and ``HierarchicalRegressor(random_slopes=None)`` over that
+    of ``MeanClusteredRegressor()`` (target <= 10x), with ``n_iter_`` and, where exposed, the
     final stopping criterion: LowRank's ``tol`` and ``criterion_`` are the relative duality
     gap; TaskRelation's ``tol`` (default 1e-10, kept) bounds the relative decrease of the
     objective per sweep, no gap; ClusteredTasks has no ``tol`` (it stops when the partition
     is unchanged). A fit whose first run takes over 2 minutes is timed by that run alone.
+    For information, one fit of ``HierarchicalRegressor()`` on the same X with half the
+    slopes constant across tasks (variances at 0 at the optimum: the covariance on the
+    boundary of the cone), with its iterations and any ConvergenceWarning.
 
 Times are medians of ``--repeats`` runs, ours and the reference's interleaved so that load
 changes hit both alike; the first (compiling) run of every solver is not timed. Run
@@ -361,6 +365,28 @@ def case_d(n_tasks, args, rows):
         rows.append((f"(d) {label} / MeanClustered", times[name] / reference, "<=",
                      10.0, f"{times[name]:.3f} s ({runs}) / {reference:.3f} s, n_iter_ "
                            f"{model.n_iter_}{stop}"))
+
+    # the hierarchical model where half the slopes do not vary between tasks: variances at 0
+    # at the optimum (the boundary of the covariances), information only, one run
+    rng = np.random.default_rng(3)
+    spread = np.where(np.arange(d) < d // 2, 0.3, 0.0)
+    W = rng.normal(size=d) + spread * rng.normal(size=(n_tasks, d))
+    y_flat = (np.einsum("ij,ij->i", X, W[task_ids]) + rng.normal(size=n_tasks)[task_ids]
+              + rng.normal(size=len(task_ids)))
+    model = HierarchicalRegressor()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        start = time.perf_counter()
+        model.fit(X, y_flat, task_ids=task_ids)
+        elapsed = time.perf_counter() - start
+    zeros = int(np.sum(np.linalg.eigvalsh(model.task_covariance_)
+                       < 1e-8 * np.trace(model.task_covariance_)))
+    note = (f"{elapsed:.2f} s (1 run) / {reference:.3f} s, n_iter_ {model.n_iter_}, {zeros} "
+            f"variances at 0, log-likelihood {model.log_likelihood_:.6f}"
+            + (", ConvergenceWarning" if caught else ""))
+    print(f"  Hierarchical, {d - d // 2} slopes constant across tasks: {note}")
+    rows.append(("(d) HierarchicalRegressor, boundary optimum / MC", elapsed / reference,
+                 "", None, note))
 
 
 # -- driver -----------------------------------------------------------------------------------

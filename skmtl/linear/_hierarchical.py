@@ -261,9 +261,11 @@ class HierarchicalRegressor(_HierarchicalMixin, MultiTaskRegressorMixin, BaseEst
     with its exact Hessian (the expected information far from the optimum), which reaches an
     optimum inside the positive definite covariances in a few iterations (7 on 1,000 tasks
     with 31 random effects). Where its steps head for a variance at 0 instead (frequent on
-    real data), L-BFGS-B takes over on the entries of ``L`` with the exact gradient, the
-    diagonal of ``L`` bounded below by 0, and reaches that boundary in a few dozen
-    iterations (expectation-maximisation creeps towards it). Everything is
+    real data), it follows the central path of the barrier ``- mu log |Sigma|`` with ``mu``
+    decreasing to 0 (61 iterations on 1,000 tasks with 15 of 31 slopes constant); L-BFGS-B
+    on the entries of ``L``, the diagonal of ``L`` bounded below by 0, finishes and checks
+    that no variance left at 0 should grow (expectation-maximisation creeps towards such a
+    boundary for thousands of iterations). Everything is
     computed from each task's moments ``[X_t, 1]^T [X_t, 1]`` and ``[X_t, 1]^T y_t``, in
     standardised coordinates (the model is equivariant to them): ``O(n d^2)`` once, then
     ``O(T q^2 (q + d))`` per evaluation and ``O(T q^4)`` per Hessian for ``q`` random effects

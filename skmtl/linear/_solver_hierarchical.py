@@ -17,12 +17,17 @@ deviance). Two optimisers share the work:
   definite ``Psi``: 7 iterations on 1,000 tasks with 31 random effects, where L-BFGS-B took
   44. The Hessian costs one product of two ``T x q (q + 1) / 2`` matrices, ``T q^4 / 4``
   multiply-adds, so it runs up to ``q = 44`` (``_NEWTON_PAIRS``).
+- A variance that is zero at the optimum (frequent on real data) puts ``Psi`` on the boundary
+  of the cone, where Newton's steps are cut to keep it positive definite. When a cut step
+  leaves ``Psi``'s smallest eigenvalue below 1e-3 of its largest, Newton goes on along the
+  central path of the barrier ``- mu log |Psi|`` (``mu`` divided by 10 per stage, from ``tr(H
+  Psi) / q``) until the deviance's own gradient meets the tolerance: on 1,000 tasks with 15
+  of 31 slopes constant, 61 iterations (5 s), where L-BFGS-B had not converged after 1,000.
 - L-BFGS-B on the entries of ``L`` with its exact gradient and the diagonal of ``L`` bounded
-  below by 0, from where Newton stopped: a variance that is zero at the optimum (frequent on
-  real data) sits on a bound, which L-BFGS-B reaches in a few steps, while Newton's steps are
-  cut to keep ``Psi`` positive definite (Newton hands over when a cut step leaves ``Psi``'s
-  smallest eigenvalue below 1e-3 of its largest). Expectation-maximisation creeps towards such
-  a boundary for thousands of iterations.
+  below by 0 finishes from where Newton stopped (at once, when Newton reached the tolerance)
+  and checks that no variance left at zero should grow; it does the whole fit above
+  ``_NEWTON_PAIRS`` or where neither Hessian is positive definite (collinear random
+  effects). Expectation-maximisation creeps towards a boundary for thousands of iterations.
 
 With ``M_t = I + L^T A_t L``, ``A_t = Z_t^T Z_t``, ``K_t = L M_t^-1 L^T`` and the Gram matrix
 of ``[X, y]`` weighted by the inverse marginal covariances (Woodbury)::
@@ -84,6 +89,9 @@ _WELL_CONDITIONED = 1e-4
 # Newton hands over to L-BFGS-B when a step is cut to keep Psi positive definite and leaves
 # its smallest eigenvalue below this fraction of its largest
 _NEAR_SINGULAR = 1e-3
+# then the barrier mu log |Psi| is divided by 10 at each stage, until the deviance's own
+# gradient meets tol
+_BARRIER_STEP = 0.1
 
 
 def task_moments(problem, fit_intercept):
@@ -307,21 +315,40 @@ class MixedModel:
         """Minimise the deviance from ``theta0``: ``(theta, n_iter)``.
 
         Newton's method in ``Psi`` first (:meth:`newton`, up to ``_NEWTON_PAIRS`` covariance
-        entries), then :func:`minimize_covariance` from where it stopped: at once done when
-        Newton converged inside the positive definite cone, else on to a covariance on its
-        boundary (a variance at zero), where Newton's steps stall.
+        entries): done when it converges inside the positive definite cone. Where its steps
+        head for the boundary (``boundary_``), Newton on the deviance minus ``mu log |Psi|``,
+        ``mu`` divided by 10 per stage from ``tr(H Psi) / q`` (the barrier's own gradient
+        there), until the deviance's gradient in ``theta`` meets ``tol`` or a stage stalls
+        at rounding level. Then :func:`minimize_covariance` from where it stopped.
         """
         theta, n_iter = np.asarray(theta0, dtype=np.float64), 0
         if len(theta) <= _NEWTON_PAIRS:
-            theta, n_iter, converged = self.newton(theta, max_iter=max_iter, tol=tol)
+            scale = max(1.0, abs(self.value(theta)))
+            theta, n_iter, converged = self.newton(theta, max_iter=max_iter, tol=tol,
+                                                   scale=scale)
             if converged:
                 return theta, n_iter
+            if self.boundary_:  # towards the boundary along the central path
+                value, H = self.covariance_gradient(theta)
+                L = self.factor(theta)
+                mu = max(abs(np.trace(H @ L @ L.T)) / self.q, np.finfo(float).eps * scale)
+                while n_iter < max_iter:
+                    mu *= _BARRIER_STEP
+                    theta, more, settled = self.newton(
+                        theta, max_iter=max_iter - n_iter, tol=tol, mu=mu, scale=scale)
+                    n_iter += more
+                    H = self.covariance_gradient(theta)[1]
+                    gradient = 2.0 * (H @ self.factor(theta))[self._tril]
+                    # done, or stalled at rounding level: L-BFGS-B finishes
+                    if (np.abs(gradient).max() <= tol * scale or not (settled or more)
+                            or mu < np.finfo(float).eps * scale):
+                        break
         theta, more = minimize_covariance(
             self.deviance, self.covariance_gradient, theta, 0, self.q,
             max_iter=max(max_iter - n_iter, 1), tol=tol, value=self.value)
         return theta, n_iter + more
 
-    def newton(self, theta, *, max_iter, tol):
+    def newton(self, theta, *, max_iter, tol, mu=0.0, scale=None):
         """Newton's method on the deviance in ``Psi = L L^T`` from ``theta``, while ``Psi``
         stays positive definite: ``(theta, n_iter, converged)``.
 
@@ -330,15 +357,18 @@ class MixedModel:
         exact Hessian first once a step with the expected one was taken whole), then halves
         ``Psi + s Delta`` from ``s = 1`` until ``Psi`` is positive definite and the deviance
         falls by at least ``1e-4 s`` times the decrease the model predicts. ``converged``:
-        the gradient in ``theta`` is at most ``tol`` times ``max(1, |deviance at the
-        start|)`` (L-BFGS-B's criterion). It stops unconverged when a step is cut to keep
-        ``Psi`` positive definite and leaves its smallest eigenvalue below
-        ``_NEAR_SINGULAR`` times its largest (a variance heading for 0), when neither matrix
-        is positive definite, or when 20 halvings find no step.
+        the gradient in ``theta`` is at most ``tol`` times ``scale`` (default ``max(1,
+        |deviance at the start|)``, L-BFGS-B's criterion). ``mu > 0``: the deviance minus
+        ``mu log |Psi|`` (a barrier that keeps ``Psi`` inside the cone). Without it, it stops
+        unconverged when a step is cut to keep ``Psi`` positive definite and leaves its
+        smallest eigenvalue below ``_NEAR_SINGULAR`` times its largest (a variance heading
+        for 0; ``self.boundary_`` is then True), when neither matrix is positive definite, or
+        when 20 halvings find no step.
         """
         half = self._half
-        value, H, _, _ = self._evaluate(theta, True, inverse=True)
-        scale = max(1.0, abs(value))
+        self.boundary_ = False
+        value, H = self._objective(theta, mu)
+        scale = max(1.0, abs(value)) if scale is None else scale
         order = (True, False)  # the expected information first, from a start far off
         for n_iter in range(max_iter):
             L = self.factor(theta)
@@ -347,7 +377,13 @@ class MixedModel:
             grad = 2.0 * half * H[self._tril]  # tr(H E_a)
             for expected in order:
                 try:
-                    chol = np.linalg.cholesky(self.hessian(expected))
+                    hess = self.hessian(expected)
+                    if mu:  # + mu tr(Psi^-1 E_a Psi^-1 E_b)
+                        inverse = _inverse_lower(L)
+                        P = (inverse.T @ inverse)[self._tril]
+                        hess += mu * _gather_pairs(np.outer(P, P), *self._tril) * np.outer(
+                            half, half)
+                    chol = np.linalg.cholesky(hess)
                     break
                 except np.linalg.LinAlgError:
                     continue
@@ -359,7 +395,7 @@ class MixedModel:
             for _ in range(20):
                 try:
                     trial = np.linalg.cholesky(Psi + step * direction)[self._tril]
-                    new_value, new_H, _, _ = self._evaluate(trial, True, inverse=True)
+                    new_value, new_H = self._objective(trial, mu)
                     if new_value <= value + 1e-4 * step * decrease:
                         break
                 except np.linalg.LinAlgError:  # not positive definite
@@ -367,14 +403,26 @@ class MixedModel:
                 step *= 0.5
             else:
                 return theta, n_iter, False
-            if cut:  # a variance heading for zero? L-BFGS-B's bound reaches it directly
+            if cut and not mu:  # a variance heading for zero?
                 eigenvalues = np.linalg.eigvalsh(Psi + step * direction)
                 if eigenvalues[0] < _NEAR_SINGULAR * eigenvalues[-1]:
+                    self.boundary_ = True
                     return trial, n_iter + 1, False
             theta, value, H = trial, new_value, new_H
             # the exact Hessian first once the expected one takes full steps
             order = (False, True) if step == 1.0 or not expected else (True, False)
         return theta, max_iter, False
+
+    def _objective(self, theta, mu):
+        """The deviance minus ``mu log |Psi|`` and its gradient in ``Psi``, through ``Psi^-1
+        + A_t`` (the Hessian then at the same ``theta``)."""
+        value, H, _, _ = self._evaluate(theta, True, inverse=True)
+        if mu:
+            L = self.factor(theta)
+            inverse = _inverse_lower(L)
+            value -= 2.0 * mu * np.log(np.abs(np.diag(L))).sum()
+            H = H - mu * (inverse.T @ inverse)
+        return value, H
 
     def estimates(self, theta):
         """``(beta, sigma2, Sigma, U)`` at ``theta``: fixed effects (in the coordinates
@@ -424,6 +472,10 @@ def _factor_solve(M, W):
                 for k in range(m):
                     B[i, k] -= a * B[j, k]
     return logdet
+
+
+def _inverse_lower(L):
+    return solve_triangular(L, np.eye(len(L)), lower=True)
 
 
 def _transposed_rtn(N, W):
