@@ -316,19 +316,18 @@ class MixedModel:
 
         Newton's method in ``Psi`` first (:meth:`newton`, up to ``_NEWTON_PAIRS`` covariance
         entries): done when it converges inside the positive definite cone. Where its steps
-        head for the boundary (``boundary_``), Newton on the deviance minus ``mu log |Psi|``,
+        head for the boundary (``_boundary``), Newton on the deviance minus ``mu log |Psi|``,
         ``mu`` divided by 10 per stage from ``tr(H Psi) / q`` (the barrier's own gradient
         there), until the deviance's gradient in ``theta`` meets ``tol`` or a stage stalls
         at rounding level. Then :func:`minimize_covariance` from where it stopped.
         """
         theta, n_iter = np.asarray(theta0, dtype=np.float64), 0
         if len(theta) <= _NEWTON_PAIRS:
-            scale = max(1.0, abs(self.value(theta)))
-            theta, n_iter, converged = self.newton(theta, max_iter=max_iter, tol=tol,
-                                                   scale=scale)
+            theta, n_iter, converged = self.newton(theta, max_iter=max_iter, tol=tol)
             if converged:
                 return theta, n_iter
-            if self.boundary_:  # towards the boundary along the central path
+            scale = self._scale
+            if self._boundary:  # towards the boundary along the central path
                 value, H = self.covariance_gradient(theta)
                 L = self.factor(theta)
                 mu = max(abs(np.trace(H @ L @ L.T)) / self.q, np.finfo(float).eps * scale)
@@ -362,13 +361,14 @@ class MixedModel:
         ``mu log |Psi|`` (a barrier that keeps ``Psi`` inside the cone). Without it, it stops
         unconverged when a step is cut to keep ``Psi`` positive definite and leaves its
         smallest eigenvalue below ``_NEAR_SINGULAR`` times its largest (a variance heading
-        for 0; ``self.boundary_`` is then True), when neither matrix is positive definite, or
+        for 0; ``self._boundary`` is then True), when neither matrix is positive definite, or
         when 20 halvings find no step.
         """
         half = self._half
-        self.boundary_ = False
+        self._boundary = False
         value, H = self._objective(theta, mu)
         scale = max(1.0, abs(value)) if scale is None else scale
+        self._scale = scale
         order = (True, False)  # the expected information first, from a start far off
         for n_iter in range(max_iter):
             L = self.factor(theta)
@@ -406,7 +406,7 @@ class MixedModel:
             if cut and not mu:  # a variance heading for zero?
                 eigenvalues = np.linalg.eigvalsh(Psi + step * direction)
                 if eigenvalues[0] < _NEAR_SINGULAR * eigenvalues[-1]:
-                    self.boundary_ = True
+                    self._boundary = True
                     return trial, n_iter + 1, False
             theta, value, H = trial, new_value, new_H
             # the exact Hessian first once the expected one takes full steps
