@@ -122,10 +122,10 @@ def test_newton_reaches_the_lbfgs_optimum_in_few_iterations(reml_curvature, monk
         assert model.fit(start, max_iter=100, tol=1e-10)[1] == n_iter
 
 
-def test_newton_hands_a_boundary_optimum_to_lbfgs():
+def test_a_boundary_optimum_matches_lbfgs_alone():
     """On Exam (5 random effects) the covariance at the optimum has rank 3: Newton's steps are
-    cut to keep Psi positive definite, it hands over to L-BFGS-B, and the fit reaches the
-    optimum L-BFGS-B alone reaches from the same start."""
+    cut to keep Psi positive definite and it stops short, the barrier's stages take the fit
+    to the boundary, and it ends at the optimum L-BFGS-B alone reaches from the same start."""
     from skmtl.datasets import load_exam
     from skmtl.linear._solver_hierarchical import minimize_covariance
 
