@@ -86,8 +86,8 @@ _NEWTON_PAIRS = 990
 # the deviance through Psi^-1 + A_t (two products fewer per task) where the diagonal of L
 # spans less than this ratio: Psi's condition number below about 1e8
 _WELL_CONDITIONED = 1e-4
-# Newton hands over to L-BFGS-B when a step is cut to keep Psi positive definite and leaves
-# its smallest eigenvalue below this fraction of its largest
+# Newton goes on to the barrier's stages when a step is cut to keep Psi positive definite
+# and leaves its smallest eigenvalue below this fraction of its largest
 _NEAR_SINGULAR = 1e-3
 # then the barrier mu log |Psi| is divided by 10 at each stage, until the deviance's own
 # gradient meets tol
@@ -173,7 +173,7 @@ class MixedModel:
         diagonal = np.abs(np.diag(L))
         if inverse and diagonal.min() > _WELL_CONDITIONED * diagonal.max():
             # K_t = (Psi^-1 + A_t)^-1 and |M_t| = |Psi| |Psi^-1 + A_t|: no product with L
-            L_inverse = solve_triangular(L, np.eye(q), lower=True)
+            L_inverse = _inverse_lower(L)
             M = self.N[:, :, :q] + L_inverse.T @ L_inverse
             W = self.N.copy()  # to W_t <- Q_t^-1 N_t
             logdet = _factor_solve(M, W) + 2.0 * len(M) * np.log(diagonal).sum()
@@ -328,7 +328,7 @@ class MixedModel:
                 return theta, n_iter
             scale = self._scale
             if self._boundary:  # towards the boundary along the central path
-                value, H = self.covariance_gradient(theta)
+                H = self.covariance_gradient(theta)[1]
                 L = self.factor(theta)
                 mu = max(abs(np.trace(H @ L @ L.T)) / self.q, np.finfo(float).eps * scale)
                 while n_iter < max_iter:
@@ -375,15 +375,14 @@ class MixedModel:
             if np.abs(2.0 * (H @ L)[self._tril]).max() <= tol * scale:
                 return theta, n_iter, True
             grad = 2.0 * half * H[self._tril]  # tr(H E_a)
+            barrier = 0.0
+            if mu:  # its Hessian, mu tr(Psi^-1 E_a Psi^-1 E_b)
+                inverse = _inverse_lower(L)
+                P = (inverse.T @ inverse)[self._tril]
+                barrier = mu * _gather_pairs(np.outer(P, P), *self._tril) * np.outer(half, half)
             for expected in order:
                 try:
-                    hess = self.hessian(expected)
-                    if mu:  # + mu tr(Psi^-1 E_a Psi^-1 E_b)
-                        inverse = _inverse_lower(L)
-                        P = (inverse.T @ inverse)[self._tril]
-                        hess += mu * _gather_pairs(np.outer(P, P), *self._tril) * np.outer(
-                            half, half)
-                    chol = np.linalg.cholesky(hess)
+                    chol = np.linalg.cholesky(self.hessian(expected) + barrier)
                     break
                 except np.linalg.LinAlgError:
                     continue
