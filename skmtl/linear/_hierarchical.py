@@ -21,7 +21,7 @@ from skmtl.linear._binary import _BinaryLogisticMixin
 from skmtl.linear._designs import Problem, predict_rows
 from skmtl.linear._docs import LINEAR_DOCS
 from skmtl.linear._mean_clustered import _MeanClusteredMixin
-from skmtl.linear._solver_hierarchical import MixedModel, task_moments
+from skmtl.linear._solver_hierarchical import MixedModel, standardized_moments, task_moments
 from skmtl.linear._solver_hierarchical_logistic import BOUND, LaplaceMixedModel
 from skmtl.utils._docstring import Substitution
 from skmtl.utils._sklearn_compat import Interval, StrOptions
@@ -314,7 +314,7 @@ class HierarchicalRegressor(_HierarchicalMixin, MultiTaskRegressorMixin, BaseEst
         random = _random_columns(self.random_slopes, d, self.fit_intercept, varying)
         J = _standardizer(total[:d, d] if self.fit_intercept else np.zeros(d),
                           np.diag(total)[:d], n.sum(), self.fit_intercept)
-        A = J.T @ A @ J
+        A = standardized_moments(A, J)
         c = c @ J
         model = MixedModel(A, c, s, n, random, reml=self.method == "reml")
         self._check_enough_labels(model.n, model.rank, "independent fixed-effect")

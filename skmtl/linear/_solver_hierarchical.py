@@ -13,10 +13,11 @@ deviance). Two optimisers share the work:
 
 - Newton's method on ``Psi = L L^T`` (:meth:`MixedModel.newton`), with the exact Hessian of
   the profiled deviance (:meth:`MixedModel.hessian`; the expected information while the
-  Hessian is indefinite, far from the optimum), for an optimum inside the cone of positive
-  definite ``Psi``: 7 iterations on 1,000 tasks with 31 random effects, where L-BFGS-B took
-  44. The Hessian costs one product of two ``T x q (q + 1) / 2`` matrices, ``T q^4 / 4``
-  multiply-adds, so it runs up to ``q = 44`` (``_NEWTON_PAIRS``).
+  Hessian is indefinite, far from the optimum, summed over a systematic sample of 256 tasks
+  or more), for an optimum inside the cone of positive definite ``Psi``: 7 iterations on
+  1,000 tasks with 31 random effects, where L-BFGS-B took 44. The Hessian costs one
+  product of two ``T x q (q + 1) / 2`` matrices, ``T q^4 / 4`` multiply-adds, so it runs up
+  to ``q = 44`` (``_NEWTON_PAIRS``).
 - A variance that is zero at the optimum (frequent on real data) puts ``Psi`` on the boundary
   of the cone, where Newton's steps are cut to keep it positive definite. When a cut step
   leaves ``Psi``'s smallest eigenvalue below 1e-3 of its largest, Newton goes on along the
@@ -74,7 +75,7 @@ from scipy.optimize import minimize
 
 from skmtl.linear._linalg import _FAST
 
-__all__ = ["MixedModel", "minimize_covariance", "task_moments"]
+__all__ = ["MixedModel", "minimize_covariance", "standardized_moments", "task_moments"]
 
 _BOUND = 1e4
 # REML's second curvature term costs T (q rank)^2: exact up to this, left out above (it is of
@@ -86,6 +87,10 @@ _NEWTON_PAIRS = 990
 # the deviance through Psi^-1 + A_t (two products fewer per task) where the diagonal of L
 # spans less than this ratio: Psi's condition number below about 1e8
 _WELL_CONDITIONED = 1e-4
+# the expected information (Newton's direction far from the optimum) from a systematic sample
+# of at least this many tasks, where there are twice as many: its relative sampling error is
+# then about 1 / sqrt(256) = 6%; the exact Hessian, which finishes, uses every task
+_INFORMATION_TASKS = 256
 # Newton goes on to the barrier's stages when a step is cut to keep Psi positive definite
 # and leaves its smallest eigenvalue below this fraction of its largest
 _NEAR_SINGULAR = 1e-3
@@ -104,12 +109,42 @@ def task_moments(problem, fit_intercept):
     y = problem.targets(design)
     A, c = design.gram(), design.rmatvec(y)
     n = design.counts.astype(np.float64)
-    if fit_intercept:
-        sums = design.rmatvec(np.ones_like(y))
-        A = np.concatenate([np.concatenate([A, sums[:, :, None]], axis=2),
-                            np.concatenate([sums, n[:, None]], axis=1)[:, None, :]], axis=1)
+    if fit_intercept:  # bordered by the column of ones: its sums and the row counts
+        sums, (n_tasks, d) = design.rmatvec(np.ones_like(y)), c.shape
+        bordered = np.empty((n_tasks, d + 1, d + 1))
+        bordered[:, :d, :d] = A
+        bordered[:, :d, d] = bordered[:, d, :d] = sums
+        bordered[:, d, d] = n
+        A = bordered
         c = np.column_stack([c, design.segment_sum(y)])
     return A, c, design.segment_sum(y * y), n
+
+
+def standardized_moments(A, J):
+    """``J^T A_t J`` for every task, for ``J`` diagonal but for its last row (the
+    standardising map of the features, the intercept last): ``O(T p^2)``, where a product per
+    task would be two per task."""
+    g, h = np.diag(J).copy(), J[-1].copy()
+    h[-1] = 0.0
+    if not np.array_equal(J, np.diag(g) + np.outer(np.eye(len(g))[-1], h)):
+        raise ValueError("J must be diagonal but for its last row.")
+    return _congruent(A, g, h)
+
+
+@njit(cache=True)
+def _congruent(A, g, h):
+    """``(J^T A_t J)_ij = g_i g_j A_ij + g_i h_j A_iL + h_i g_j A_Lj + h_i h_j A_LL`` for ``J =
+    diag(g) + e_L h^T`` (``L`` the last index, ``h_L = 0``)."""
+    n_tasks, p, _ = A.shape
+    out = np.empty_like(A)
+    last = p - 1
+    for t in range(n_tasks):
+        a = A[t]
+        for i in range(p):
+            for j in range(p):
+                out[t, i, j] = (g[i] * (g[j] * a[i, j] + h[j] * a[i, last])
+                                + h[i] * (g[j] * a[last, j] + h[j] * a[last, last]))
+    return out
 
 
 class MixedModel:
@@ -141,8 +176,9 @@ class MixedModel:
         self.q = len(self.random)
         # N_t = Z_t^T [D_t, y_t] (T, q, p + 1), the columns of D permuted to put Z's first
         order = np.concatenate([self.random, np.setdiff1d(np.arange(self.p), self.random)])
-        self.N = np.ascontiguousarray(np.concatenate(
-            [A[:, self.random][:, :, order], c[:, self.random, None]], axis=2), dtype=np.float64)
+        self.N = np.empty((len(A), self.q, self.p + 1))
+        self.N[:, :, :-1] = A[:, self.random[:, None], order]
+        self.N[:, :, -1] = c[:, self.random]
         self._basis_ordered = self.basis[order]
         self.Azz = total[np.ix_(self.random, self.random)]  # sum_t A_t, q x q
         self.Gxx = self.basis.T @ total @ self.basis
@@ -171,6 +207,7 @@ class MixedModel:
         L = self.factor(theta)
         p, q, basis = self.p, self.q, self._basis_ordered
         diagonal = np.abs(np.diag(L))
+        L_inverse = None
         if inverse and diagonal.min() > _WELL_CONDITIONED * diagonal.max():
             # K_t = (Psi^-1 + A_t)^-1 and |M_t| = |Psi| |Psi^-1 + A_t|: no product with L
             L_inverse = _inverse_lower(L)
@@ -197,6 +234,10 @@ class MixedModel:
         value = dof * np.log(r2) + logdet
         if self.reml:
             value += 2.0 * np.log(np.diag(Sxx_chol)).sum()
+        # for the estimates at the same theta: W_t, Q_t^T (M's upper triangles) and L, which
+        # the BLUPs K_t c_t = [L] Q_t^-T W_t w multiply by (None through Psi^-1 + A_t)
+        self._state = (np.array(theta, dtype=np.float64), float(value), W, M,
+                       L if L_inverse is None else None, gamma, r2)
         if not gradient:
             return float(value), None, gamma, r2
         # sum_t R_t^T G_t R_t = sum_t P_t P_t^T, P_t = R_t^T N_t F with F F^T = (N' / r^2) w w^T
@@ -239,7 +280,10 @@ class MixedModel:
         left out above ``_REML_CURVATURE`` (it is then of relative order ``rank / T``, and
         Newton's steps converge linearly at about that rate). ``expected``: ``c_t c_t^T``
         replaced by its mean ``s2 B_t`` (the expected information of the ML part, positive
-        semi-definite where the exact Hessian is not; the REML part kept).
+        semi-definite where the exact Hessian is not; the REML part kept), its sums over
+        tasks taken over every k-th task and scaled by ``T`` over the tasks kept, ``k = T //
+        _INFORMATION_TASKS`` (it only gives Newton's directions far from the optimum: on
+        1,000 tasks with 31 random effects, the fit's first 4 of 7 steps, each as long).
         """
         W, gamma, r2, Sxx_chol, RtNT = self._parts
         p, q = self.p, self.q
@@ -247,11 +291,15 @@ class MixedModel:
         s2 = r2 / self._dof()
         if RtNT is None:
             RtNT = _transposed_rtn(self.N, W)
+        # the expected information from every k-th task, k = T // _INFORMATION_TASKS, its
+        # sums over tasks scaled by T / (tasks kept): a direction far from the optimum
+        stride = max(len(RtNT) // _INFORMATION_TASKS, 1) if expected else 1
+        weight = len(RtNT) / len(range(0, len(RtNT), stride))
+        RtNT = RtNT[::stride]
         B = RtNT[:, :q]  # R_t^T A_t, symmetric
         # Z_t^T V_t^-1 X_t basis Q^-T (T, q, rank), S_XX = Q Q^T
-        F = np.matmul((self._basis_ordered @ solve_triangular(
-            Sxx_chol, np.eye(self.rank), lower=True).T).T, RtNT[:, :p])
-        F = np.ascontiguousarray(F.transpose(0, 2, 1))
+        F = np.matmul(RtNT[:, :p].transpose(0, 2, 1), self._basis_ordered @ solve_triangular(
+            Sxx_chol, np.eye(self.rank), lower=True).T)
         # sum_t tr(X_t E_a Y_t E_b) over the pairs a = (i, j), b = (k, m), from
         # G = sum_t vec(X_t) vec(Y_t)^T over the lower triangles
         Y = B[:, rows, cols]
@@ -262,9 +310,9 @@ class MixedModel:
             X = (2.0 / s2) * c[:, rows] * c[:, cols] - Y
         if self.reml:  # log |S_XX|: 2 sum_t tr(Z^T V^-1 X S_XX^-1 X^T V^-1 Z E B_t E'), ...
             _add_pair_products(X, F, rows, cols, 2.0)
-        hess = _gather_pairs(X.T @ Y, rows, cols)
+        hess = weight * _gather_pairs(X.T @ Y, rows, cols)
         if expected:
-            C = s2 * B.sum(axis=0)
+            C = weight * s2 * B.sum(axis=0)
         else:
             C = c.T @ c
             # beta profiled: m(E_a) S_XX^-1 m(E_b), m(E_a) = sum_t c_t^T E_a Z_t^T V_t^-1 X_t
@@ -276,7 +324,7 @@ class MixedModel:
         if self.reml and F.size * q * self.rank <= _REML_CURVATURE:
             # ... - tr(S_XX^-1 D(E) S_XX^-1 D(E')), D(E) = sum_t X_t^T V_t^-1 Z_t E Z_t^T V_t^-1 X_t
             D = F.reshape(len(F), -1)
-            D = (D.T @ D).reshape(q, self.rank, q, self.rank).transpose(0, 2, 1, 3)
+            D = (weight * (D.T @ D)).reshape(q, self.rank, q, self.rank).transpose(0, 2, 1, 3)
             D = (D[rows, cols] + D[cols, rows]).reshape(len(rows), -1)
             hess -= D @ D.T
         hess *= np.outer(self._half, self._half)
@@ -423,22 +471,31 @@ class MixedModel:
             H = H - mu * (inverse.T @ inverse)
         return value, H
 
+    def _at(self, theta):
+        """The evaluation at ``theta`` (:attr:`_state`), from the last one when it was there."""
+        theta = np.asarray(theta, dtype=np.float64)
+        state = getattr(self, "_state", None)
+        if state is None or not np.array_equal(state[0], theta):
+            self._evaluate(theta, False)
+        return self._state
+
     def estimates(self, theta):
         """``(beta, sigma2, Sigma, U)`` at ``theta``: fixed effects (in the coordinates
-        of ``D``), noise variance, covariance of the random effects, the BLUPs ``U`` (T, q)."""
-        _, _, gamma, r2 = self._evaluate(theta, False)
+        of ``D``), noise variance, covariance of the random effects, the BLUPs ``U`` (T, q),
+        ``u_t = K_t c_t`` from the evaluation's factors (that of the optimiser's last step)."""
+        _, _, W, M, L_mode, gamma, r2 = self._at(theta)
         sigma2 = r2 / self._dof()
         L = self.factor(theta)
         beta = self.basis @ gamma
-        LtN = L.T @ self.N
-        M = LtN[:, :, :self.q] @ L + np.eye(self.q)
-        Ltc = LtN @ np.append(-self._basis_ordered @ gamma, 1.0)  # L^T c_t
-        U = np.linalg.solve(M, Ltc[:, :, None])[:, :, 0] @ L.T  # u_t = L M_t^-1 L^T c_t
+        # K_t c_t = [L] Q_t^-T (W_t w), W_t w = Q_t^-1 [L^T] c_t, w = [-beta, 1]
+        U = _back_solve(M, W @ np.append(-self._basis_ordered @ gamma, 1.0))
+        if L_mode is not None:
+            U = U @ L.T
         return beta, sigma2, sigma2 * (L @ L.T), U
 
     def log_likelihood(self, theta):
         """The maximised (restricted) log-likelihood at ``theta``, constants included."""
-        value = self.value(theta)
+        value = self._at(theta)[1]
         dof = self._dof()
         return -0.5 * (value + dof * (1.0 + np.log(2.0 * np.pi / dof)))
 
@@ -471,6 +528,24 @@ def _factor_solve(M, W):
                 for k in range(m):
                     B[i, k] -= a * B[j, k]
     return logdet
+
+
+@njit(cache=True)
+def _back_solve(M, V):
+    """Per task, ``x_t = Q_t^-T v_t`` with ``Q_t^T`` in the upper triangle of ``M_t``
+    (:func:`_factor_solve`): ``(T, q)``."""
+    n_tasks, q = V.shape
+    n_tasks, q = uint64(n_tasks), uint64(q)
+    out = np.empty((n_tasks, q))
+    for t in range(n_tasks):
+        U, x = M[t], out[t]
+        for step in range(q):
+            i = q - uint64(1) - step
+            total = V[t, i]
+            for k in range(i + uint64(1), q):
+                total -= U[i, k] * x[k]
+            x[i] = total / U[i, i]
+    return out
 
 
 def _inverse_lower(L):
