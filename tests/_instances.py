@@ -85,8 +85,8 @@ INSTANCES["ClusteredTasksRegressorCV"] = [
 INSTANCES["ClusteredTasksClassifierCV"] = [
     ClusteredTasksClassifierCV(alphas=(1.0, 0.1, 0.01), cv=3, random_state=0)]
 # the tight tolerance and the unscaled features of the fixed-alpha instances (the checks
-# compare fits to rtol 1e-6): the solver stops on the objective's relative decrease per sweep
-# (1e-13 here), which leaves the coefficients about its square root apart, and the scaled
+# compare fits to rtol 1e-6): the solver stops on the relative duality gap (1e-13 here), which
+# bounds the coefficients' distance to the optimum by sqrt(2 tol P / lambda_1), and the scaled
 # problem (standardize=True) puts permuted-task fits' near-zero predictions 1e-7 apart
 INSTANCES["TaskRelationRegressorCV"] = [
     TaskRelationRegressorCV(alphas=(10.0, 0.1, 1e-3), cv=3, tol=1e-13, max_iter=5000,

@@ -54,11 +54,13 @@ _DOCS = {
         features.
     """,
     "relation_solver": """
-    tol : float, default=1e-10
-        Stop when a sweep (W step, then Omega step) decreases the objective by at most
-        ``tol`` times its value.
+    tol : float, default=1e-12
+        Stopping tolerance on ``criterion_``, the relative duality gap ``(P - D) / P`` of
+        the objective minimised over Omega (see Notes): the fit stops as soon as it is at
+        most ``tol``, which certifies ``P - P_opt <= tol * P``.
     max_iter : int, default=1000
-        Maximum number of sweeps; reaching it raises a ConvergenceWarning.
+        Maximum number of iterations, sweeps (W step, then Omega step) and proximal gradient
+        steps together; reaching it raises a ConvergenceWarning.
     """,
     "relation_alpha": """
     alpha : float, default=1.0
@@ -81,8 +83,14 @@ _DOCS = {
         The mean task ``coef_.mean(axis=0)``, the prediction for a task not seen in fit.
     shared_intercept_ : float
         ``intercept_.mean()``.
+    criterion_ : float
+        The relative duality gap ``(P - D) / P`` at ``coef_`` and ``intercept_`` (of the
+        final fit: the refit at ``alpha_`` for the ``*CV`` estimators), with ``P`` the
+        objective minimised over Omega and ``D`` the dual value of the residuals (see
+        Notes); at most ``tol`` unless a ConvergenceWarning was raised. It is that of the
+        scaled problem with ``standardize=True``.
     n_iter_ : int
-        Number of sweeps run.
+        Number of iterations run: sweeps plus proximal gradient steps.
     """,
     "relation_notes": """
     With ``tr(Omega) = 1``, ``min_Omega tr(W^T Omega^-1 W) = ||W||_*^2`` (the squared trace
@@ -92,17 +100,35 @@ _DOCS = {
     (identical tasks: ``alpha / 2 ((1 - r) + r / T) ||W||_F^2``). With one task ``Omega = [[1]]``
     and the model is ridge with ``lambda_1 + lambda_2 = alpha``.
 
+    So the objective over ``W`` (and ``b``) alone is ``P = sum_t L_t + lambda_1 / 2
+    ||W||_F^2 + lambda_2 / 2 ||W||_*^2`` (plus the classifier's pull of the intercepts).
+
     Solver: block coordinate descent from ``Omega = I / T`` (independent ridge fits). The
     Omega step is closed form with ``W W^T + eps I`` in place of ``W W^T``, so that ``Omega``
     stays invertible; ``eps`` is lowered from ``1e-2`` to ``1e-14`` times the mean squared
-    norm of the first task vectors as the sweeps converge (continuation: a tiny ``eps`` from
-    the start stalls the alternation when the optimal ``W`` is rank-deficient). The W step
-    solves the ``T d`` normal equations (Newton systems for the logistic loss, intercepts
-    eliminated exactly) by conjugate gradients preconditioned by ``P (x) I + I (x) A_bar``,
-    ``P = lambda_1 I + lambda_2 Omega^-1`` and ``A_bar`` the mean of the tasks' second
-    moments: exact in one iteration when all tasks observe the same rows. Each sweep's step is
-    stretched when that lowers the objective (adaptive over-relaxation); the objective
-    decreases at every sweep.
+    norm of the first task vectors each time a sweep lowers the objective by at most
+    ``1e-10`` of its value (continuation: a tiny ``eps`` from the start stalls the alternation
+    when the optimal ``W`` is rank-deficient). The W step solves the ``T d`` normal equations
+    (Newton systems for the logistic loss, intercepts eliminated exactly) by conjugate
+    gradients preconditioned by ``C (x) I + I (x) A_bar``, ``C = lambda_1 I + lambda_2
+    Omega^-1`` and ``A_bar`` the mean of the tasks' second moments: exact in one iteration
+    when all tasks observe the same rows. Each sweep's step is stretched when that lowers the
+    objective (adaptive over-relaxation); the objective decreases at every sweep. If the last
+    ``eps`` stage stalls before the stopping rule is met (a rank-deficient optimal ``W``, a
+    small ``lambda_1``), accelerated proximal gradient on ``P`` itself finishes (FISTA; the
+    proximal step of the penalty is closed form on the singular values of ``W``).
+
+    Stopping rule: after every iteration, the relative duality gap ``(P - D) / P`` of ``P``
+    (not of the ``eps`` problem), with ``D`` the Fenchel dual value of the negative gradient
+    of the loss (the residuals over ``n_t`` for least squares); the dual of the penalty is
+    closed form on the singular values of ``V_t = X_t^T theta_t``. The classifier's dual is
+    taken after shifting all its intercepts by a common amount, which the pull does not
+    penalise. The fit stops when the gap is at most ``tol`` (``criterion_``): ``P`` is then
+    within ``tol * P`` of its minimum and, for ``lambda_1 > 0``, ``||W - W_opt||_F^2 <= 2 *
+    tol * P / lambda_1``. At the default ``1e-12`` the coefficients of the Exam data
+    (:func:`~skmtl.datasets.load_exam`) at ``alpha=0.01`` (``lambda_1 = 0.005``) are within
+    4e-5 of the optimum (the largest is 1.7). With ``relation_ratio=1`` (``lambda_1 = 0``)
+    the last digits come slowly: increase ``max_iter``.
 
     References
     ----------
@@ -129,7 +155,7 @@ class _TaskRelationMixin(_MeanClusteredMixin):
     }
 
     def __init__(self, alpha=1.0, *, relation_ratio=0.5, fit_intercept=True, standardize=False,
-                 tol=1e-10, max_iter=1000, unknown_task="error"):
+                 tol=1e-12, max_iter=1000, unknown_task="error"):
         self.alpha = alpha
         self.relation_ratio = relation_ratio
         self.fit_intercept = fit_intercept
@@ -147,8 +173,8 @@ class _TaskRelationMixin(_MeanClusteredMixin):
         self._fit_scaled(X, Y, mask, kwargs, scale, self.alpha)
 
     def _solve(self, X, Y, mask, kwargs, alpha):
-        """``(W, b, omega, n_iter)`` at ``alpha`` on wide (``kwargs`` empty) or long data
-        (``task_index``, ``n_tasks`` in ``kwargs``)."""
+        """``(W, b, omega, criterion, n_iter)`` at ``alpha`` on wide (``kwargs`` empty) or
+        long data (``task_index``, ``n_tasks`` in ``kwargs``)."""
         return self._solver(X, Y, mask, alpha, self.relation_ratio,
                             fit_intercept=self.fit_intercept, tol=self.tol,
                             max_iter=self.max_iter, **kwargs)
@@ -157,7 +183,8 @@ class _TaskRelationMixin(_MeanClusteredMixin):
         """Fit at ``alpha`` on the features ``X`` (divided by ``scale``) and store the model."""
         for name in ("task_covariance_", "task_correlation_"):  # those of an earlier fit
             self.__dict__.pop(name, None)
-        W, b, self._relation, self.n_iter_ = self._solve(X, Y, mask, kwargs, alpha)
+        W, b, self._relation, self.criterion_, self.n_iter_ = self._solve(X, Y, mask, kwargs,
+                                                                          alpha)
         self._set_coef(W, b, scale)
 
     # The T x T outputs are formed when first read, from the solver's factor (a fit that

@@ -7,7 +7,13 @@ import numpy as np
 import pytest
 from sklearn.model_selection import GridSearchCV, KFold
 
-from skmtl.linear import GridEdgeWarning, MeanClusteredClassifierCV, MeanClusteredRegressorCV
+from skmtl.linear import (
+    GridEdgeWarning,
+    MeanClusteredClassifierCV,
+    MeanClusteredRegressorCV,
+    TaskRelationClassifier,
+    TaskRelationRegressor,
+)
 from skmtl.linear._task_relation_cv import TaskRelationClassifierCV, TaskRelationRegressorCV
 
 
@@ -71,3 +77,18 @@ def test_relation_ratio_is_searched_by_grid_search_over_the_cv():
     assert search.best_params_ == {"relation_ratio": 0.9}
     assert search.best_estimator_.relation_ratio == 0.9
     assert search.best_estimator_.alpha_ in search.best_estimator_.alphas_
+
+
+@pytest.mark.parametrize("classify", [False, True], ids=["regressor", "classifier"])
+def test_refit_exposes_its_duality_gap(classify):
+    # criterion_ is the refit's relative duality gap: that of the fixed-alpha model at alpha_
+    X, Y, _ = _opposite_groups(classify, n=60, seed=3)
+    CV, Model = ((TaskRelationClassifierCV, TaskRelationClassifier) if classify
+                 else (TaskRelationRegressorCV, TaskRelationRegressor))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", GridEdgeWarning)
+        model = CV(n_alphas=3, cv=3).fit(X, Y)
+    refit = Model(alpha=model.alpha_, standardize=True).fit(X, Y)
+    assert 0.0 <= model.criterion_ <= 1e-12
+    assert model.criterion_ == refit.criterion_
+    np.testing.assert_array_equal(model.coef_, refit.coef_)
