@@ -283,7 +283,8 @@ class MixedModel:
         semi-definite where the exact Hessian is not; the REML part kept), its sums over
         tasks taken over every k-th task and scaled by ``T`` over the tasks kept, ``k = T //
         _INFORMATION_TASKS`` (it only gives Newton's directions far from the optimum: on
-        1,000 tasks with 31 random effects, the fit's first 4 of 7 steps, each as long).
+        1,000 tasks with 31 random effects, the first 4 of the 7 steps, which the sample
+        leaves as many).
         """
         W, gamma, r2, Sxx_chol, RtNT = self._parts
         p, q = self.p, self.q
