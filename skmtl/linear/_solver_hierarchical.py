@@ -189,6 +189,7 @@ class MixedModel:
         # that on the diagonal
         self._half = np.where(self._tril[0] == self._tril[1], 0.5, 1.0)
         self._last = None  # (theta, value, H) of the last gradient, for covariance_gradient
+        self._state = None  # the last evaluation's factors, for the estimates (_evaluate)
 
     def factor(self, theta):
         """The lower-triangular ``L`` of a parameter vector (its lower triangle, row-major)."""
@@ -475,8 +476,7 @@ class MixedModel:
     def _at(self, theta):
         """The evaluation at ``theta`` (:attr:`_state`), from the last one when it was there."""
         theta = np.asarray(theta, dtype=np.float64)
-        state = getattr(self, "_state", None)
-        if state is None or not np.array_equal(state[0], theta):
+        if self._state is None or not np.array_equal(self._state[0], theta):
             self._evaluate(theta, False)
         return self._state
 
