@@ -68,6 +68,8 @@ costs ``O(T q^2 (q + p))``, whatever the number of rows. Where ``Psi`` is well c
 W_t`` and gradient without the two products with ``L`` per task.
 """
 
+from typing import NamedTuple
+
 import numpy as np
 from numba import njit, uint64
 from scipy.linalg import cho_solve, solve_triangular
@@ -147,6 +149,24 @@ def _congruent(A, g, h):
     return out
 
 
+class _Evaluation(NamedTuple):
+    """What :meth:`MixedModel._evaluate` leaves for the Hessian and the estimates at the same
+    ``theta``: ``W_t`` and ``Q_t^T`` (``M``'s upper triangles) of the per-task factorisation,
+    ``L`` when it went through ``I + L^T A_t L`` (None through ``Psi^-1 + A_t``; the BLUPs
+    ``K_t c_t = [L] Q_t^-T W_t w`` multiply by it), the fixed effects, ``r^2``, the Cholesky
+    factor of ``S_XX`` and the ``(R_t^T N_t)^T`` stack when the gradient formed it."""
+
+    theta: np.ndarray
+    value: float
+    W: np.ndarray
+    M: np.ndarray
+    L: np.ndarray | None
+    gamma: np.ndarray
+    r2: float
+    Sxx_chol: np.ndarray
+    RtNT: np.ndarray | None
+
+
 class MixedModel:
     """The profiled deviance of the model above, from per-task moments.
 
@@ -189,7 +209,7 @@ class MixedModel:
         # that on the diagonal
         self._half = np.where(self._tril[0] == self._tril[1], 0.5, 1.0)
         self._last = None  # (theta, value, H) of the last gradient, for covariance_gradient
-        self._state = None  # the last evaluation's factors, for the estimates (_evaluate)
+        self._state = None  # the last evaluation (_Evaluation), for the Hessian and estimates
 
     def factor(self, theta):
         """The lower-triangular ``L`` of a parameter vector (its lower triangle, row-major)."""
@@ -235,10 +255,8 @@ class MixedModel:
         value = dof * np.log(r2) + logdet
         if self.reml:
             value += 2.0 * np.log(np.diag(Sxx_chol)).sum()
-        # for the estimates at the same theta: W_t, Q_t^T (M's upper triangles) and L, which
-        # the BLUPs K_t c_t = [L] Q_t^-T W_t w multiply by (None through Psi^-1 + A_t)
-        self._state = (np.array(theta, dtype=np.float64), float(value), W, M,
-                       L if L_inverse is None else None, gamma, r2)
+        self._state = _Evaluation(np.array(theta, dtype=np.float64), float(value), W, M,
+                                  L if L_inverse is None else None, gamma, r2, Sxx_chol, None)
         if not gradient:
             return float(value), None, gamma, r2
         # sum_t R_t^T G_t R_t = sum_t P_t P_t^T, P_t = R_t^T N_t F with F F^T = (N' / r^2) w w^T
@@ -258,14 +276,14 @@ class MixedModel:
                                     @ (flat @ F).reshape(-1, q, 1)).reshape(-1, q)
         H = self.Azz - S[:q, :q] - P.T @ P
         H = 0.5 * (H + H.T)
-        self._last = (np.array(theta, dtype=np.float64), float(value), H)
-        self._parts = (W, gamma, r2, Sxx_chol, RtNT)  # for the Hessian at the same theta
+        self._last = (self._state.theta, float(value), H)
+        self._state = self._state._replace(RtNT=RtNT)
         return float(value), H, gamma, r2
 
     def hessian(self, expected=False):
-        """The Hessian of the deviance in ``Psi``, at the last ``theta`` whose gradient was
-        evaluated, in the coordinates ``Psi = sum_a delta_a E_a`` of the lower triangle
-        (:meth:`symmetric`): ``(n_pairs, n_pairs)``.
+        """The Hessian of the deviance in ``Psi``, at the last ``theta`` evaluated, in the
+        coordinates ``Psi = sum_a delta_a E_a`` of the lower triangle (:meth:`symmetric`):
+        ``(n_pairs, n_pairs)``.
 
         The ML deviance, ``beta`` and ``sigma^2`` profiled, is exact::
 
@@ -287,7 +305,8 @@ class MixedModel:
         1,000 tasks with 31 random effects, the first 4 of the 7 steps, which the sample
         leaves as many).
         """
-        W, gamma, r2, Sxx_chol, RtNT = self._parts
+        state = self._state
+        W, gamma, r2, Sxx_chol, RtNT = state.W, state.gamma, state.r2, state.Sxx_chol, state.RtNT
         p, q = self.p, self.q
         rows, cols = self._tril
         s2 = r2 / self._dof()
@@ -476,7 +495,7 @@ class MixedModel:
     def _at(self, theta):
         """The evaluation at ``theta`` (:attr:`_state`), from the last one when it was there."""
         theta = np.asarray(theta, dtype=np.float64)
-        if self._state is None or not np.array_equal(self._state[0], theta):
+        if self._state is None or not np.array_equal(self._state.theta, theta):
             self._evaluate(theta, False)
         return self._state
 
@@ -484,19 +503,19 @@ class MixedModel:
         """``(beta, sigma2, Sigma, U)`` at ``theta``: fixed effects (in the coordinates
         of ``D``), noise variance, covariance of the random effects, the BLUPs ``U`` (T, q),
         ``u_t = K_t c_t`` from the evaluation's factors (that of the optimiser's last step)."""
-        _, _, W, M, L_mode, gamma, r2 = self._at(theta)
-        sigma2 = r2 / self._dof()
+        state = self._at(theta)
+        sigma2 = state.r2 / self._dof()
         L = self.factor(theta)
-        beta = self.basis @ gamma
+        beta = self.basis @ state.gamma
         # K_t c_t = [L] Q_t^-T (W_t w), W_t w = Q_t^-1 [L^T] c_t, w = [-beta, 1]
-        U = _back_solve(M, W @ np.append(-self._basis_ordered @ gamma, 1.0))
-        if L_mode is not None:
+        U = _back_solve(state.M, state.W @ np.append(-self._basis_ordered @ state.gamma, 1.0))
+        if state.L is not None:
             U = U @ L.T
         return beta, sigma2, sigma2 * (L @ L.T), U
 
     def log_likelihood(self, theta):
         """The maximised (restricted) log-likelihood at ``theta``, constants included."""
-        value = self._at(theta)[1]
+        value = self._at(theta).value
         dof = self._dof()
         return -0.5 * (value + dof * (1.0 + np.log(2.0 * np.pi / dof)))
 
