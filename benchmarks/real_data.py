@@ -258,11 +258,6 @@ _SLOW_BLOCK_SPARSE_CLF = ("time budget: BlockSparseClassifierCV's path on yeast 
                           "epochs of coordinate descent, 8.6 s)")
 _SLOW_LINEAR = ("time budget: MeanClusteredRegressorCV did not finish one training fold of "
                 "MoleculeACE (2,048 features) in 12 minutes; BlockSparse*CV neither")
-_SLOW_LOW_RANK = ("time budget: LowRankClassifierCV did not finish one training fold in 5 "
-                  "minutes (measured December 2026; LowRankRegressorCV on chem97 now takes "
-                  "about 1 minute a fold)")
-_SLOW_TASK_RELATION_CLF = ("time budget: TaskRelationClassifierCV takes about 3 minutes per "
-                           "training fold on yeast (measured December 2026)")
 _WIDE_RELATIONS = ("2,048 features: the relationship models' solves grow with the "
                    "square (moments) or cube (per-task systems) of the number of features")
 _MACE = dict(rows=10_000, folds=3,
@@ -272,8 +267,7 @@ _MACE = dict(rows=10_000, folds=3,
 BUDGET = {
     "chem97": dict(skip={**dict.fromkeys(DEEP, _SLOW_DEEP),
                          "block_sparse": "time budget: about 6 minutes per fold"}),
-    "yeast": dict(skip={"block_sparse": _SLOW_BLOCK_SPARSE_CLF, "low_rank": _SLOW_LOW_RANK,
-                        "task_relation": _SLOW_TASK_RELATION_CLF}),
+    "yeast": dict(skip={"block_sparse": _SLOW_BLOCK_SPARSE_CLF}),
     "moleculeace": _MACE,
     "moleculeace_active": _MACE,
 }

@@ -78,7 +78,10 @@ class MaskedDesign:
         copy (``row_major`` then True), for solvers that only read whole tasks (a task's
         rows are one contiguous block, read row by row: 2 to 3 times faster than the
         Fortran-ordered columns of 1,000 tasks of 20 rows). The column-wise kernels (block
-        coordinate descent) read a Fortran-ordered X and do not ask for it.
+        coordinate descent) read a Fortran-ordered X and do not ask for it. Asked for on wide
+        data with labels on a quarter of its (row, task) pairs or more, X is not copied and
+        ``shared`` is True instead: :meth:`predict_obs` and :meth:`correlations` (all
+        features) are then BLAS products of X with ``(n_tasks, n_samples)`` arrays.
     """
 
     def __init__(self, X, mask, *, center=False, row_major=False):
@@ -90,6 +93,13 @@ class MaskedDesign:
             # task-major: each task reads its own rows of a dense column (a gathered dot)
             rows, tasks = observed_pairs(mask)
         self._build(X, rows, tasks, mask.shape[1], mask.sum(axis=1), center, row_major)
+        # wide data whose labels cover a quarter of its (row, task) pairs or more, for a solver
+        # that reads whole tasks: predictions and correlations as two BLAS products of the
+        # shared X with (T, n_samples) arrays, the size of the Y given, 3 to 4 times faster
+        # than the kernels' dot products task by task (yeast, 14 tasks on the same rows)
+        self.shared = (row_major and not self.sparse and not self.row_major
+                       and self.n_features > 0
+                       and 4 * self.n_obs >= self.n_samples * self.n_tasks)
 
     @classmethod
     def from_long(cls, X, task_index, n_tasks, *, center=False, row_major=False):
@@ -108,6 +118,7 @@ class MaskedDesign:
         self.n_samples, self.n_tasks = X.shape[0], n_tasks
         self.n_features = X.shape[1]
         self.sparse = sp.issparse(X)
+        self.shared = False  # (set by __init__ for wide data)
         self.obs_row = rows.astype(np.int64)
         self.obs_task = tasks.astype(np.int64)
         self.n_obs = rows.shape[0]
@@ -158,9 +169,19 @@ class MaskedDesign:
         return (self.X, self.data, self.indices, self.indptr, self.sparse, self.obs_ptr,
                 self.obs_task, self.task_ptr, self._rows, self.contiguous)
 
+    def _task_rows(self, v):
+        """A per-observation vector as a ``(T, n_samples)`` array, zero where unobserved."""
+        if self.n_obs == self.n_samples * self.n_tasks:  # every pair, in task-major order
+            return np.reshape(v, (self.n_tasks, self.n_samples))
+        out = np.zeros((self.n_tasks, self.n_samples))
+        out[self.obs_task, self.obs_row] = v
+        return out
+
     def correlations(self, v, features=None):
         """``C[t, k] = sum over task t's observations i of X[i, features[k]] * v_i``."""
         if features is None:
+            if self.shared:
+                return self._task_rows(v) @ self.X
             if self.row_major:
                 out = np.empty((self.n_tasks, self.n_features))
                 _rowwise_correlations(self.X, self.task_ptr, v, out)
@@ -180,6 +201,9 @@ class MaskedDesign:
     def predict_obs(self, W):
         """``x_i w_t`` of every observation (i, t) (the shifted X when centred)."""
         W = np.ascontiguousarray(W, dtype=np.float64)
+        if self.shared:
+            Z = W @ self.X.T  # (T, n_samples)
+            return Z.ravel() if Z.size == self.n_obs else Z[self.obs_task, self.obs_row]
         if self.row_major:
             out = np.empty(self.n_obs)
             _rowwise_predict(self.X, self.task_ptr, W, out)
@@ -193,7 +217,7 @@ class MaskedDesign:
         """``(v, C)``: the residuals ``v_i = y_i - x_i w_t`` of every observation (i, t) and
         their correlations ``C = correlations(v)``, in one pass over a dense X (each task's
         rows are read once, while in cache: X is read from memory once, not twice)."""
-        if self.sparse:
+        if self.sparse or self.shared:
             v = y - self.predict_obs(W)
             return v, self.correlations(v)
         v, out = np.empty(self.n_obs), np.empty((self.n_tasks, self.n_features))

@@ -117,15 +117,25 @@ takes 5 steps to 5e-14). It also converges slowly when ``lam_1`` is small (Exam,
 0.01``, ``lam_1 = 0.005``: about 50 sweeps per decade of the gap; 37 sweeps and 57 steps to
 9e-13). ``lam_1 = 0`` (``relation_ratio = 1``) is not strongly convex and the polish is
 slower still (Exam: 1,586 iterations in all to 1e-12).
+
+**Stalled stages.** With ``lam_1 > 0`` (the objective strongly convex, where the polish
+converges linearly) the polish also takes over at any ``eps``, as soon as the gap has not
+halved over ``_STALL_SWEEPS = 5`` sweeps: the gap then sits at its stage's floor while the
+sweeps converge the ``eps`` problem to ``_STAGE_TOL``, which took most of the sweeps (yeast,
+features standardised, 14 logistic tasks, ``alpha = 1``: 95 sweeps, each a Newton W step, 4.4
+s; now 28 sweeps and steps, 0.7 s, to the same gap; ``TaskRelationClassifierCV`` on yeast 172
+s to 43 s). A polish step costs two passes over the rows, far less than a sweep. With ``lam_1
+= 0`` (``relation_ratio = 1``) the polish is sublinear and the sweeps go on as before (handing
+over early left gaps up to 1e5 times wider at ``max_iter`` on Chem97).
 """
 
 import warnings
 
 import numpy as np
 from numba import njit
-from scipy.special import expit
 from sklearn.exceptions import ConvergenceWarning
 
+from skmtl.linear._datafits import _expit, _log1pexp
 from skmtl.linear._designs import Problem
 from skmtl.linear._linalg import _blas_threads_for, _cholesky_task_last, _gram_singular
 from skmtl.linear._solver_mean_clustered import _FAST, _task_moments
@@ -139,6 +149,9 @@ _GRAM_RANGE = 1e-2
 _EPS_SCALE = 1e-14  # the final eps, times the mean squared norm of the first task vectors
 _CG_RTOL = 1e-12  # the tightest CG tolerance (see _cg_rtol)
 _STAGE_TOL = 1e-10  # relative decrease of the objective per sweep that ends an eps stage
+# with lam_1 > 0, the sweeps hand over to the polish when the gap has not halved over this
+# many of them (stalled at its eps stage's floor)
+_STALL_SWEEPS = 5
 _STALE = 1e-2  # relative change of the diagonal blocks up to which their factors are kept
 _BLOCK_JACOBI_BUDGET = 20  # CG iterations with block Jacobi before the Kronecker sum takes over
 
@@ -245,7 +258,7 @@ def _common_shift(z, y, weight):
         return None
     c, low, high = 0.0, -np.inf, np.inf
     for _ in range(100):
-        p = expit(z + c)
+        p = _expit(z + c)
         excess = target - float(weight @ p)
         if excess == 0.0:
             break
@@ -660,8 +673,10 @@ def _alternate(w_step, loss, smooth, W, b, lam_1, lam_2, tol, max_iter, stretche
     certificate for the returned point. When a sweep at the final ``eps`` lowers the
     objective by at most ``_STAGE_TOL`` and the gap is still above ``tol``, the alternation
     has stalled (rank-deficient optima: see the module docstring) and :func:`_polish`
-    finishes. ``max_iter`` bounds the sweeps and the polish's steps together. Returns ``(W,
-    b, omega, criterion, n_iter)``, Omega the closed form at the final ``eps``.
+    finishes; with ``lam_1 > 0`` it also finishes, at any ``eps``, once the gap has not
+    halved over ``_STALL_SWEEPS`` sweeps (stuck at the stage's floor). ``max_iter`` bounds
+    the sweeps and the polish's steps together. Returns ``(W, b, omega, criterion,
+    n_iter)``, Omega the closed form at the final ``eps``.
     """
     with _blas_threads_for(min(W.shape)):  # T x min(T, d) products: threads only stall
         return _descend(w_step, loss, smooth, W, b, lam_1, lam_2, tol, max_iter,
@@ -694,7 +709,7 @@ def _descend(w_step, loss, smooth, W, b, lam_1, lam_2, tol, max_iter, stretched_
 
     value, coupling, base = value_of(W, b)
     criterion = smooth.gap(W, b, coupling.eigen[1])
-    n_iter, size = 1, 2.0
+    n_iter, size, gaps = 1, 2.0, [criterion]
     while criterion > tol and n_iter < max_iter:
         new_W, new_b = w_step(W, b, coupling)
         new_value, new_coupling, new_base = value_of(new_W, new_b)
@@ -717,13 +732,17 @@ def _descend(w_step, loss, smooth, W, b, lam_1, lam_2, tol, max_iter, stretched_
         if change >= 0:
             W, b, value, coupling, base = new_W, new_b, new_value, new_coupling, new_base
             criterion = smooth.gap(W, b, coupling.eigen[1])
+        gaps.append(criterion)
+        if (lam_1 > 0.0 and len(gaps) > _STALL_SWEEPS
+                and criterion > 0.5 * gaps[-1 - _STALL_SWEEPS]):
+            break  # stalled at this eps's floor: the polish finishes
         if change <= _STAGE_TOL:  # converged for this eps (a negative change: rounding)
             if not stages:
                 break
             eps = stages.pop(0)  # same W: its SVD and loss carry over
             value, coupling, base = value_of(W, b, coupling.eigen, base)
     eigen = coupling.eigen
-    if criterion > tol and n_iter < max_iter:  # stalled at the final eps
+    if criterion > tol and n_iter < max_iter:  # stalled (at the final eps, or lam_1 > 0)
         W, b, criterion, steps = _polish(smooth, W, b, lam_1, lam_2, tol, max_iter - n_iter)
         n_iter, eigen = n_iter + steps, None
     if criterion > tol:
@@ -946,14 +965,14 @@ def solve_task_relation_logistic(X, Y, mask, alpha, relation_ratio, *, fit_inter
         b = np.zeros(T)
 
     def objective(z, W, b, coupling):
-        value = float(np.sum(inv_n * (np.logaddexp(0.0, z) - y * z))) + coupling.quadratic(W)
+        value = float(np.sum(inv_n * (_log1pexp(z) - y * z))) + coupling.quadratic(W)
         return value + 0.5 * kappa * float(np.sum((b - b.mean()) ** 2))
 
     def newton(W, b, coupling):
         z = design.matvec(W) + b[tasks]
         value = objective(z, W, b, coupling)
         for _ in range(newton_max_iter):
-            p = expit(z)
+            p = _expit(z)
             res = (p - y) * inv_n
             weight = p * (1.0 - p) * inv_n
             grad_W = design.rmatvec(res) + coupling.apply(W)
@@ -990,11 +1009,11 @@ def solve_task_relation_logistic(X, Y, mask, alpha, relation_ratio, *, fit_inter
         return design.matvec(W) + b[tasks]
 
     def value(W, b, z):
-        value = float(np.sum(inv_n * (np.logaddexp(0.0, z) - y * z)))
+        value = float(np.sum(inv_n * (_log1pexp(z) - y * z)))
         return value + 0.5 * kappa * float(np.sum((b - b.mean()) ** 2))
 
     def gradient(W, b, z):
-        res = (expit(z) - y) * inv_n
+        res = (_expit(z) - y) * inv_n
         G_b = design.segment_sum(res) + kappa * (b - b.mean()) if fit_intercept else None
         return design.rmatvec(res), G_b
 
@@ -1010,7 +1029,7 @@ def solve_task_relation_logistic(X, Y, mask, alpha, relation_ratio, *, fit_inter
         if shift:
             z = z + shift
             excess = primal_loss - value(W, b, z)  # the pull of b is the same at b + c
-        theta = (y - expit(z)) * inv_n
+        theta = (y - _expit(z)) * inv_n
         if kappa:  # the pull's Fenchel-Young gap, ||kappa (b - b_bar) - u||^2 / (2 kappa)
             u = design.segment_sum(theta)
             excess += 0.5 * float(np.sum((kappa * (b - b.mean()) - (u - u.mean())) ** 2)) / kappa

@@ -7,6 +7,7 @@ import warnings
 import numpy as np
 import pytest
 import scipy.sparse as sp
+import scipy.special
 from numba import njit
 from scipy.optimize import minimize
 
@@ -15,6 +16,8 @@ from skmtl.linear._datafits import (
     Datafit,
     Logistic,
     Quadratic,
+    _expit,
+    _log1pexp,
     curvature_threshold,
     neg_mean_correlation,
     predictor_moving,
@@ -259,6 +262,51 @@ def test_row_major_design_gives_the_closed_forms(cls, fit_intercept):
     # more observations than rows (two labels on a row): the Fortran-ordered X is kept
     mask[0] = True
     assert not MaskedDesign(X, mask, center=center, row_major=True).row_major
+
+
+def test_logistic_functions_match_the_references():
+    # the sigmoid and log(1 + exp(x)) of the logistic loss, to relative rounding from the far
+    # tails to 0 (below -745 the sigmoid underflows to 0, as scipy's does to a denormal)
+    x = np.concatenate([np.linspace(-800.0, 800.0, 4001), [-1e-300, 0.0, 1e-300, 37.0, -37.0]])
+    np.testing.assert_allclose(_expit(x), scipy.special.expit(x), rtol=4e-16, atol=1e-300)
+    np.testing.assert_allclose(_log1pexp(x), np.logaddexp(0.0, x), rtol=4e-16, atol=0)
+    assert _expit(np.array([-800.0]))[0] == 0.0 and _expit(np.array([800.0]))[0] == 1.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no overflow warning in the tails
+        _expit(np.array([-1e4, 1e4]))
+
+
+@pytest.mark.parametrize("cls", [Quadratic, Logistic])
+@pytest.mark.parametrize("missing", [0.0, 0.5])
+def test_shared_rows_design_gives_the_closed_forms(cls, missing):
+    """Wide data with labels on a quarter of its (row, task) pairs or more, for a solver that
+    reads whole tasks (``row_major=True``): the BLAS products with the shared X give the
+    values and gradients of the closed form and the Fortran-ordered design's vectors; fewer
+    labels, or ``row_major=False``, keep the kernels."""
+    X, Y, _, rng = _data(n=60, classification=cls is Logistic)
+    T, d = Y.shape[1], X.shape[1]
+    mask = rng.random(Y.shape) >= missing
+    mask[:T, :] = True  # the first rows labelled in every task
+    W, b = 0.3 * rng.normal(size=(T, d)), 0.5 * rng.normal(size=T)
+    expected_value, expected_G = _closed_form(cls, X, Y, mask, W, b, True)
+    center = cls.center_design(True, T)
+    column = MaskedDesign(X, mask, center=center)
+    shared = MaskedDesign(X, mask, center=center, row_major=True)
+    assert shared.shared and not shared.row_major and not column.shared
+    fit = cls(shared, Y[shared.obs_row, shared.obs_task], True)
+    state = fit.init_state(W, b)
+    assert fit.value(state) == pytest.approx(expected_value, rel=1e-12)
+    np.testing.assert_allclose(fit.neg_gradient(state), expected_G, rtol=1e-10, atol=1e-12)
+    v, y = rng.normal(size=shared.n_obs), rng.normal(size=shared.n_obs)
+    np.testing.assert_allclose(shared.predict_obs(W), column.predict_obs(W), atol=1e-12)
+    np.testing.assert_allclose(shared.correlations(v), column.correlations(v), atol=1e-12)
+    np.testing.assert_allclose(shared.correlations(v, [3, 0]), column.correlations(v, [3, 0]),
+                               atol=1e-12)
+    for a, b_ in zip(shared.residual_correlations(W, y), column.residual_correlations(W, y)):
+        np.testing.assert_allclose(a, b_, atol=1e-12)
+    sparse_mask = np.zeros(Y.shape, dtype=bool)  # one label per row: under a quarter
+    sparse_mask[np.arange(60), np.arange(60) % T] = True
+    assert not MaskedDesign(X, sparse_mask, center=center, row_major=True).shared
 
 
 @pytest.mark.parametrize("cls", [Quadratic, Logistic])

@@ -250,6 +250,19 @@ def test_criterion_is_at_most_tol(Est, tol):
     assert Est().tol == 1e-12
 
 
+def _count_polish_steps(monkeypatch):
+    """The steps of every call to the solver's polish, appended to the list returned."""
+    steps, polish = [], solver._polish
+
+    def counted(*args):
+        out = polish(*args)
+        steps.append(out[3])
+        return out
+
+    monkeypatch.setattr(solver, "_polish", counted)
+    return steps
+
+
 def test_rank_deficient_optimum_is_certified(monkeypatch):
     # six tasks along one direction: the optimal W has rank 1, where the alternation stalls
     # (a vanishing singular direction weighs 1 / sqrt(eps) in Omega^-1; measured: the gap
@@ -259,14 +272,7 @@ def test_rank_deficient_optimum_is_certified(monkeypatch):
     X = rng.standard_normal((60, 5))
     signs = np.array([1, 1, 1, -1, -1, -1])
     Y = X @ (signs[:, None] * rng.standard_normal(5)).T + 0.1 * rng.standard_normal((60, 6))
-    steps, polish = [], solver._polish
-
-    def counted(*args):
-        out = polish(*args)
-        steps.append(out[3])
-        return out
-
-    monkeypatch.setattr(solver, "_polish", counted)
+    steps = _count_polish_steps(monkeypatch)
     model = TaskRelationRegressor(alpha=0.1).fit(X, Y)
     assert model.criterion_ <= 1e-12
     assert steps and steps[0] <= 20
@@ -275,6 +281,24 @@ def test_rank_deficient_optimum_is_certified(monkeypatch):
     reference, _ = _cvxpy_value(X, Y, np.ones(Y.shape, dtype=bool), 0.1, 0.5, logistic=False)
     value = _objective(model, X, Y, np.ones(Y.shape, dtype=bool), logistic=False)
     assert value == pytest.approx(reference, rel=1e-7)
+
+
+def test_stalled_sweeps_hand_over_to_the_polish(monkeypatch):
+    # six logistic tasks, alpha = 1: the gap sits at each eps stage's floor while the sweeps
+    # converge the eps problem to a relative decrease of 1e-10 (measured: 131 sweeps, each a
+    # Newton W step, then 5 polish steps); with lambda_1 > 0 the sweeps hand over to the
+    # polish once the gap has not halved over 5 of them (8 sweeps, then 10 steps)
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((120, 8))
+    W = rng.standard_normal(8) + 0.7 * rng.standard_normal((6, 8))
+    Y = (X @ W.T + rng.standard_normal((120, 6)) > 0).astype(float)
+    steps = _count_polish_steps(monkeypatch)
+    model = TaskRelationClassifier(alpha=1.0).fit(X, Y)
+    assert model.criterion_ <= 1e-12
+    assert len(steps) == 1 and model.n_iter_ - steps[0] <= 12  # sweeps
+    mask = np.ones(Y.shape, dtype=bool)
+    reference, _ = _cvxpy_value(X, Y, mask, 1.0, 0.5, logistic=True)
+    assert _objective(model, X, Y, mask, logistic=True) == pytest.approx(reference, rel=1e-7)
 
 
 def test_small_lambda_1_coefficients_match_a_tight_fit():
