@@ -118,15 +118,19 @@ takes 5 steps to 5e-14). It also converges slowly when ``lam_1`` is small (Exam,
 9e-13). ``lam_1 = 0`` (``relation_ratio = 1``) is not strongly convex and the polish is
 slower still (Exam: 1,586 iterations in all to 1e-12).
 
-**Stalled stages.** With ``lam_1 > 0`` (the objective strongly convex, where the polish
-converges linearly) the polish also takes over at any ``eps``, as soon as the gap has not
-halved over ``_STALL_SWEEPS = 5`` sweeps: the gap then sits at its stage's floor while the
-sweeps converge the ``eps`` problem to ``_STAGE_TOL``, which took most of the sweeps (yeast,
-features standardised, 14 logistic tasks, ``alpha = 1``: 95 sweeps, each a Newton W step, 4.4
-s; now 28 sweeps and steps, 0.7 s, to the same gap; ``TaskRelationClassifierCV`` on yeast 172
-s to 43 s). A polish step costs two passes over the rows, far less than a sweep. With ``lam_1
-= 0`` (``relation_ratio = 1``) the polish is sublinear and the sweeps go on as before (handing
-over early left gaps up to 1e5 times wider at ``max_iter`` on Chem97).
+**Stalled stages.** Where the polish converges fast, it also takes over at any ``eps`` as soon
+as the gap has not halved over ``_STALL_SWEEPS = 5`` sweeps: the gap then sits at its stage's
+floor while the sweeps converge the ``eps`` problem to ``_STAGE_TOL``, which took most of the
+sweeps (yeast, features standardised, 14 logistic tasks, ``alpha = 1``: 95 sweeps, each a
+Newton W step, 4.4 s; now 28 sweeps and steps, 0.7 s, to the same gap;
+``TaskRelationClassifierCV`` on yeast 172 s to 43 s). A polish step costs two passes over the
+rows, far less than a sweep. "Fast" is ``lam_1 > 0`` (strong convexity: a linear rate of
+about ``1 - sqrt(lam_1 / L)`` per step) with the datafit's curvature ``L``
+(``smooth.curvature()``) at most ``_STALL_CONDITION = 1e3`` times ``lam_1``. Otherwise the
+sweeps go on as before: with ``lam_1 = 0`` (``relation_ratio = 1``) handing over early left
+gaps up to 1e5 times wider at ``max_iter`` on Chem97, and with ``relation_ratio = 0.99`` and
+``alpha = 0.01`` (``L / lam_1`` of 2e4 to 6e4) it hit ``max_iter`` on Exam and Chem97
+where the sweeps converge.
 """
 
 import warnings
@@ -150,8 +154,11 @@ _EPS_SCALE = 1e-14  # the final eps, times the mean squared norm of the first ta
 _CG_RTOL = 1e-12  # the tightest CG tolerance (see _cg_rtol)
 _STAGE_TOL = 1e-10  # relative decrease of the objective per sweep that ends an eps stage
 # with lam_1 > 0, the sweeps hand over to the polish when the gap has not halved over this
-# many of them (stalled at its eps stage's floor)
+# many of them (stalled at its eps stage's floor), if the datafit's curvature is at most
+# _STALL_CONDITION times lam_1: the polish converges at about 1 - sqrt(lam_1 / L) per step,
+# some 70 steps a decade of the gap at that bound
 _STALL_SWEEPS = 5
+_STALL_CONDITION = 1e3
 _STALE = 1e-2  # relative change of the diagonal blocks up to which their factors are kept
 _BLOCK_JACOBI_BUDGET = 20  # CG iterations with block Jacobi before the Kronecker sum takes over
 
@@ -673,8 +680,9 @@ def _alternate(w_step, loss, smooth, W, b, lam_1, lam_2, tol, max_iter, stretche
     certificate for the returned point. When a sweep at the final ``eps`` lowers the
     objective by at most ``_STAGE_TOL`` and the gap is still above ``tol``, the alternation
     has stalled (rank-deficient optima: see the module docstring) and :func:`_polish`
-    finishes; with ``lam_1 > 0`` it also finishes, at any ``eps``, once the gap has not
-    halved over ``_STALL_SWEEPS`` sweeps (stuck at the stage's floor). ``max_iter`` bounds
+    finishes; with ``lam_1 > 0`` and ``smooth.curvature() <= _STALL_CONDITION lam_1`` it
+    also finishes, at any ``eps``, once the gap has not halved over ``_STALL_SWEEPS`` sweeps
+    (stuck at the stage's floor). ``max_iter`` bounds
     the sweeps and the polish's steps together. Returns ``(W, b, omega, criterion,
     n_iter)``, Omega the closed form at the final ``eps``.
     """
@@ -710,6 +718,7 @@ def _descend(w_step, loss, smooth, W, b, lam_1, lam_2, tol, max_iter, stretched_
     value, coupling, base = value_of(W, b)
     criterion = smooth.gap(W, b, coupling.eigen[1])
     n_iter, size, gaps = 1, 2.0, [criterion]
+    fast_polish = None  # whether the polish may take over a stall (decided at the first)
     while criterion > tol and n_iter < max_iter:
         new_W, new_b = w_step(W, b, coupling)
         new_value, new_coupling, new_base = value_of(new_W, new_b)
@@ -735,7 +744,10 @@ def _descend(w_step, loss, smooth, W, b, lam_1, lam_2, tol, max_iter, stretched_
         gaps.append(criterion)
         if (lam_1 > 0.0 and len(gaps) > _STALL_SWEEPS
                 and criterion > 0.5 * gaps[-1 - _STALL_SWEEPS]):
-            break  # stalled at this eps's floor: the polish finishes
+            if fast_polish is None:
+                fast_polish = smooth.curvature() <= _STALL_CONDITION * lam_1
+            if fast_polish:
+                break  # stalled at this eps's floor: the polish finishes
         if change <= _STAGE_TOL:  # converged for this eps (a negative change: rounding)
             if not stages:
                 break
@@ -1036,11 +1048,16 @@ def solve_task_relation_logistic(X, Y, mask, alpha, relation_ratio, *, fit_inter
         return _relative_gap(primal_loss, excess, W, design.rmatvec(theta), sigma, lam_1,
                              lam_2)
 
+    known_curvature = []
+
     def curvature():
         """A quarter of the largest diagonal entry of the tasks' second moments, and of the
-        intercepts' block (``1 / 4 + kappa``): a lower bound of the Lipschitz constant."""
-        top = 0.25 * float(np.max(np.einsum("tii->ti", design.gram(inv_n)), initial=0.0))
-        return max(top, 0.25 + kappa) if fit_intercept else top
+        intercepts' block (``1 / 4 + kappa``): a lower bound of the Lipschitz constant
+        (computed once: the stall test and the polish both ask)."""
+        if not known_curvature:
+            top = 0.25 * float(np.max(np.einsum("tii->ti", design.gram(inv_n)), initial=0.0))
+            known_curvature.append(max(top, 0.25 + kappa) if fit_intercept else top)
+        return known_curvature[0]
 
     def majorized(y, new, G_W, G_b, L):
         """The sufficient-decrease test on the values (sums of positive terms: their rounding
