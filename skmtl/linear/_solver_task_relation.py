@@ -123,7 +123,7 @@ as the gap has not halved over ``_STALL_SWEEPS = 5`` sweeps: the gap then sits a
 floor while the sweeps converge the ``eps`` problem to ``_STAGE_TOL``, which took most of the
 sweeps (yeast, features standardised, 14 logistic tasks, ``alpha = 1``: 95 sweeps, each a
 Newton W step, 4.4 s; now 28 sweeps and steps, 0.7 s, to the same gap;
-``TaskRelationClassifierCV`` on yeast 172 s to 43 s). A polish step costs two passes over the
+``TaskRelationClassifierCV`` on yeast 172 s to 40 s). A polish step costs two passes over the
 rows, far less than a sweep. "Fast" is ``lam_1 > 0`` (strong convexity: a linear rate of
 about ``1 - sqrt(lam_1 / L)`` per step) with the datafit's curvature ``L``
 (``smooth.curvature()``) at most ``_STALL_CONDITION = 1e3`` times ``lam_1``. Otherwise the
@@ -682,9 +682,9 @@ def _alternate(w_step, loss, smooth, W, b, lam_1, lam_2, tol, max_iter, stretche
     has stalled (rank-deficient optima: see the module docstring) and :func:`_polish`
     finishes; with ``lam_1 > 0`` and ``smooth.curvature() <= _STALL_CONDITION lam_1`` it
     also finishes, at any ``eps``, once the gap has not halved over ``_STALL_SWEEPS`` sweeps
-    (stuck at the stage's floor). ``max_iter`` bounds
-    the sweeps and the polish's steps together. Returns ``(W, b, omega, criterion,
-    n_iter)``, Omega the closed form at the final ``eps``.
+    (stuck at the stage's floor). ``max_iter`` bounds the sweeps and the polish's steps
+    together. Returns ``(W, b, omega, criterion, n_iter)``, Omega the closed form at the
+    final ``eps``.
     """
     with _blas_threads_for(min(W.shape)):  # T x min(T, d) products: threads only stall
         return _descend(w_step, loss, smooth, W, b, lam_1, lam_2, tol, max_iter,
@@ -754,7 +754,7 @@ def _descend(w_step, loss, smooth, W, b, lam_1, lam_2, tol, max_iter, stretched_
             eps = stages.pop(0)  # same W: its SVD and loss carry over
             value, coupling, base = value_of(W, b, coupling.eigen, base)
     eigen = coupling.eigen
-    if criterion > tol and n_iter < max_iter:  # stalled (at the final eps, or lam_1 > 0)
+    if criterion > tol and n_iter < max_iter:  # stalled (at the final eps, or handed over)
         W, b, criterion, steps = _polish(smooth, W, b, lam_1, lam_2, tol, max_iter - n_iter)
         n_iter, eigen = n_iter + steps, None
     if criterion > tol:
