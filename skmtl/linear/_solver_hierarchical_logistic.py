@@ -30,15 +30,12 @@ import numpy as np
 from scipy.special import expit
 from sklearn.utils.extmath import safe_sparse_dot
 
+from skmtl.linear._datafits import _log1pexp
 from skmtl.linear._solver_hierarchical import minimize_covariance
 
 __all__ = ["BOUND", "LaplaceMixedModel"]
 
 BOUND = 100.0
-
-
-def _softplus(eta):
-    return np.logaddexp(0.0, eta)
 
 
 class LaplaceMixedModel:
@@ -120,7 +117,7 @@ class LaplaceMixedModel:
 
         def state(V):
             eta = fixed + np.einsum("ij,ij->i", ZL, V[self.task])
-            loss = _softplus(eta) - self.y * eta
+            loss = _log1pexp(eta) - self.y * eta
             return eta, self._task_sums(loss) + 0.5 * np.einsum("ti,ti->t", V, V)
 
         def curvature(eta):
@@ -154,7 +151,7 @@ class LaplaceMixedModel:
         gradient in ``L``, not only its lower triangle)."""
         beta, L = self._coordinates(x)
         V, eta, mu, H, M = self._modes(self._fixed(beta), L)
-        value = float(np.sum(_softplus(eta) - self.y * eta) + 0.5 * np.sum(V * V)
+        value = float(np.sum(_log1pexp(eta) - self.y * eta) + 0.5 * np.sum(V * V)
                       + 0.5 * np.linalg.slogdet(M)[1].sum())
         w = mu * (1.0 - mu)
         r = self.y - mu
