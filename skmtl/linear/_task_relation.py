@@ -116,7 +116,9 @@ _DOCS = {
     objective (adaptive over-relaxation); the objective decreases at every sweep. If the last
     ``eps`` stage stalls before the stopping rule is met (a rank-deficient optimal ``W``, a
     small ``lambda_1``), accelerated proximal gradient on ``P`` itself finishes (FISTA; the
-    proximal step of the penalty is closed form on the singular values of ``W``).
+    proximal step of the penalty is closed form on the singular values of ``W``). Where that
+    converges fast (``lambda_1 > 0`` and the loss's curvature at most ``1e3 lambda_1``) it
+    also takes over in an earlier stage, as soon as the gap has not halved over 5 sweeps.
 
     Stopping rule: after every iteration, the relative duality gap ``(P - D) / P`` of ``P``
     (not of the ``eps`` problem), with ``D`` the Fenchel dual value of the negative gradient
