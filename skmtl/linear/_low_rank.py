@@ -13,7 +13,9 @@ thresholds the singular values of ``W`` by ``alpha / L``; ``L`` starts at the la
 per-feature curvature of the datafit (a lower bound of the gradient's Lipschitz constant) and
 is doubled until the sufficient-decrease condition of Beck & Teboulle's backtracking holds.
 The momentum is restarted whenever the step goes against it (O'Donoghue & Candes' gradient
-restart), which keeps the objective from oscillating.
+restart), which keeps the objective from oscillating. The loop is
+:func:`~._proximal.accelerated_proximal_gradient`, which the task-relation solver's polish
+shares.
 
 Cost of an iteration: one pass over X for the predictions of the new point and its gradient
 (also the stopping rule's; least squares on a dense X reads each task's rows once for both,
@@ -51,6 +53,7 @@ from skmtl.linear._datafits import Logistic, Quadratic
 from skmtl.linear._designs import predict_rows
 from skmtl.linear._docs import LINEAR_DOCS
 from skmtl.linear._linalg import _gram_singular
+from skmtl.linear._proximal import accelerated_proximal_gradient
 from skmtl.linear._solver_bcd import _check_inputs, _datafit_class, _gradient_at_zero, _setup
 from skmtl.linear._standardize import column_scales, observation_weights, scale_columns
 from skmtl.utils._docstring import Substitution, join_blocks
@@ -171,7 +174,8 @@ class _Iterate:
 
 
 class _LowRankProblem:
-    """The design, the datafit and the criterion of one solve."""
+    """The design, the datafit and the criterion of one solve, and the steps of
+    :func:`~._proximal.accelerated_proximal_gradient` on it (points: :class:`_Iterate`)."""
 
     def __init__(self, X, Y, mask, alpha, datafit, fit_intercept, task_index=None,
                  n_tasks=None):
@@ -195,9 +199,31 @@ class _LowRankProblem:
     def intercepts(self, point):
         return self.fit.intercepts(point.W, point.state) - point.W @ self.design.x_shift
 
-    def criterion(self, point, sv, factors):
+    def extrapolate(self, x, x_prev, beta):
+        return _Iterate.extrapolate(self, x, x_prev, beta)
+
+    def gradient(self, point):
+        return point.neg_gradient(self)
+
+    def prox(self, y, grad, L):
+        """The proximal gradient step from ``y`` (singular value thresholding); its ``info``
+        is the singular values and thin factors of the new ``W``."""
+        neg_g_W, g_b = grad
+        W, sv, factors = _prox_nuclear(y.W + neg_g_W / L, self.alpha / L)
+        return _Iterate(self, W, y.b - g_b / L), (sv, factors)
+
+    def majorized(self, y, new, grad, L):
+        """The datafit at ``new`` below its quadratic model around ``y`` (to rounding)."""
+        neg_g_W, g_b = grad
+        dW, db = new.W - y.W, new.b - y.b
+        step = float(np.vdot(dW, dW) + db @ db)
+        bound = y.loss - float(np.vdot(neg_g_W, dW) - g_b @ db) + 0.5 * L * step
+        return new.loss <= bound + 1e-14 * abs(y.loss) or step == 0.0
+
+    def criterion(self, point, info):
         """Relative duality gap (least squares, alpha > 0) or relative KKT violation, at the
-        point of singular values ``sv`` and thin factors ``factors()``."""
+        point of ``info = (singular values, thin factors())``."""
+        sv, factors = info
         primal = point.loss + self.alpha * float(sv.sum())
         if point.neg_grad is None:
             point.neg_grad = self.fit.neg_gradient(point.state)
@@ -260,30 +286,12 @@ def solve_low_rank(X, Y, mask, alpha, *, datafit="quadratic", fit_intercept=True
     """
     pb = _LowRankProblem(X, Y, mask, alpha, datafit, fit_intercept, task_index, n_tasks)
     x = pb.start(W0, b0)
-    _, sv, factors = _prox_nuclear(x.W, 0.0)
-    crit = pb.criterion(x, sv, factors)
+    info = _prox_nuclear(x.W, 0.0)[1:]
     L = max(float(np.max(pb.fit.lipschitz, initial=0.0)), 1e-12)
-    x_prev, momentum, n_iter = x, 1.0, 0
-    while crit > tol and n_iter < max_iter:
-        n_iter += 1
-        next_momentum = (1.0 + np.sqrt(1.0 + 4.0 * momentum**2)) / 2.0
-        beta = (momentum - 1.0) / next_momentum
-        y = x if beta == 0.0 else _Iterate.extrapolate(pb, x, x_prev, beta)
-        neg_g_W, g_b = y.neg_gradient(pb)
-        while True:
-            W_new, sv, factors = _prox_nuclear(y.W + neg_g_W / L, alpha / L)
-            new = _Iterate(pb, W_new, y.b - g_b / L)
-            dW, db = new.W - y.W, new.b - y.b
-            step = float(np.vdot(dW, dW) + db @ db)
-            bound = y.loss - float(np.vdot(neg_g_W, dW) - g_b @ db) + 0.5 * L * step
-            if new.loss <= bound + 1e-14 * abs(y.loss) or step == 0.0:
-                break
-            L *= 2.0
-        # gradient restart: the gradient mapping -L (new - y) points along the momentum
-        if float(np.vdot(dW, new.W - x.W) + db @ (new.b - x.b)) < 0.0:
-            next_momentum = 1.0
-        x_prev, x, momentum = x, new, next_momentum
-        crit = pb.criterion(x, sv, factors)
+    x, (sv, _), crit, n_iter = accelerated_proximal_gradient(
+        x, L, extrapolate=pb.extrapolate, gradient=pb.gradient, prox=pb.prox,
+        majorized=pb.majorized, criterion=pb.criterion, tol=tol, max_steps=max_iter,
+        start=pb.criterion(x, info), info=info)
     if crit > tol:
         warnings.warn(
             f"The trace-norm solver did not converge in {max_iter} iterations (criterion "

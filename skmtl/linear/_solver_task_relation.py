@@ -134,6 +134,7 @@ where the sweeps converge.
 """
 
 import warnings
+from typing import NamedTuple
 
 import numpy as np
 from numba import njit
@@ -142,6 +143,7 @@ from sklearn.exceptions import ConvergenceWarning
 from skmtl.linear._datafits import _expit, _log1pexp
 from skmtl.linear._designs import Problem
 from skmtl.linear._linalg import _blas_threads_for, _cholesky_task_last, _gram_singular
+from skmtl.linear._proximal import accelerated_proximal_gradient
 from skmtl.linear._solver_mean_clustered import _FAST, _task_moments
 
 __all__ = ["TaskCovariance", "relation_weights", "solve_task_relation",
@@ -789,12 +791,22 @@ class _SmoothPart:
         self.curvature, self.majorized = curvature, majorized
 
 
+class _Point(NamedTuple):
+    """A point of :func:`_polish`: ``W``, ``b`` (None when not a variable) and the datafit's
+    state there."""
+
+    W: np.ndarray
+    b: np.ndarray | None
+    state: object
+
+
 def _polish(smooth, W, b, lam_1, lam_2, tol, max_steps):
     """Accelerated proximal gradient on the ``eps = 0`` objective, from ``(W, b)``.
 
     FISTA (Beck & Teboulle, 2009) with backtracking on the step ``1 / L`` (from
     ``smooth.curvature()``, doubled until the datafit lies below its quadratic model,
-    ``smooth.majorized``) and O'Donoghue & Candes' gradient restart, as
+    ``smooth.majorized``) and O'Donoghue & Candes' gradient restart: the loop of
+    :func:`~._proximal.accelerated_proximal_gradient`, as in
     :func:`~._low_rank.solve_low_rank`. The proximal step of ``g`` is spectral, ``W -> U
     diag(sigma) V^T`` with ``sigma`` the :func:`_shrink` of the singular values of the
     gradient step (``a = 1 + lam_1 / L``, ``b = lam_2 / L``), exact zeros included; the
@@ -802,39 +814,24 @@ def _polish(smooth, W, b, lam_1, lam_2, tol, max_steps):
     gap is at most ``tol``, or after ``max_steps`` steps. Returns ``(W, b, criterion,
     n_steps)``.
     """
-    def combine(x, x_prev, beta):
-        return tuple(None if u is None else u + beta * (u - v) for u, v in zip(x, x_prev))
+    def extrapolate(x, x_prev, beta):
+        return _Point(*(None if u is None else u + beta * (u - v) for u, v in zip(x, x_prev)))
 
-    x = (W, b, smooth.state(W, b))
-    x_prev, momentum = x, 1.0
-    L = max(smooth.curvature(), np.finfo(float).tiny)
-    criterion, step = np.inf, 0
-    while step < max_steps:
-        step += 1
-        next_momentum = (1.0 + np.sqrt(1.0 + 4.0 * momentum**2)) / 2.0
-        beta = (momentum - 1.0) / next_momentum
-        y = x if beta == 0.0 else combine(x, x_prev, beta)
-        G_W, G_b = smooth.gradient(*y)
-        while True:
-            U, s, Vt = np.linalg.svd(y[0] - G_W / L, full_matrices=False)
-            sigma = _shrink(s, 1.0 + lam_1 / L, lam_2 / L)
-            new_W = (U * sigma) @ Vt
-            new_b = y[1] if G_b is None else y[1] - G_b / L
-            new = (new_W, new_b, smooth.state(new_W, new_b))
-            if smooth.majorized(y, new, G_W, G_b, L):
-                break
-            L *= 2.0
-        # gradient restart: the gradient mapping -L (new - y) points along the momentum
-        turn = float(np.vdot(new_W - y[0], new_W - x[0]))
-        if G_b is not None:
-            turn += float(np.vdot(new_b - y[1], new_b - x[1]))
-        if turn < 0.0:
-            next_momentum = 1.0
-        x_prev, x, momentum = x, new, next_momentum
-        criterion = smooth.gap(new_W, new_b, sigma**2, new[2])
-        if criterion <= tol:
-            break
-    return x[0], x[1], criterion, step
+    def prox(y, grad, L):
+        G_W, G_b = grad
+        U, s, Vt = np.linalg.svd(y.W - G_W / L, full_matrices=False)
+        sigma = _shrink(s, 1.0 + lam_1 / L, lam_2 / L)
+        new_W = (U * sigma) @ Vt
+        new_b = y.b if G_b is None else y.b - G_b / L
+        return _Point(new_W, new_b, smooth.state(new_W, new_b)), sigma
+
+    x, _, criterion, steps = accelerated_proximal_gradient(
+        _Point(W, b, smooth.state(W, b)), max(smooth.curvature(), np.finfo(float).tiny),
+        extrapolate=extrapolate, gradient=lambda y: smooth.gradient(*y), prox=prox,
+        majorized=lambda y, new, grad, L: smooth.majorized(y, new, *grad, L),
+        criterion=lambda new, sigma: smooth.gap(new.W, new.b, sigma**2, new.state), tol=tol,
+        max_steps=max_steps)
+    return x.W, x.b, criterion, steps
 
 
 def solve_task_relation(X, Y, mask, alpha, relation_ratio, *, fit_intercept=True, tol=1e-12,
