@@ -215,7 +215,9 @@ class HierarchicalRegressor(_HierarchicalMixin, MultiTaskRegressorMixin, BaseEst
         see Notes), together; reaching it raises a ConvergenceWarning.
     tol : float, default=1e-8
         The optimisers stop when the (projected) gradient of the profiled deviance in the
-        Cholesky factor of ``Sigma`` is at most ``tol`` times ``max(1, |deviance|)``.
+        Cholesky factor of ``Sigma`` is at most ``tol`` times ``max(1, |deviance|)``. A
+        variance that is zero at the optimum is set to exactly zero once the optimiser has
+        taken it to rounding level (below 1e-12 of the largest, in standardised units).
     unknown_task : {"error", "shared"}, default="error"
         A task id not seen in fit: raise :class:`~skmtl.UnknownTaskError`, or (``"shared"``)
         predict it with the mean task, ``X @ shared_coef_ + shared_intercept_`` (the prior mean

@@ -23,7 +23,13 @@ deviance). Two optimisers share the work:
   leaves ``Psi``'s smallest eigenvalue below 1e-3 of its largest, Newton goes on along the
   central path of the barrier ``- mu log |Psi|`` (``mu`` divided by 10 per stage, from ``tr(H
   Psi) / q``) until the deviance's own gradient meets the tolerance: on 1,000 tasks with 15
-  of 30 slopes constant, 59 iterations (3.6 s), where L-BFGS-B took 923 (27.9 s).
+  of 30 slopes constant, 59 iterations (3.6 s), where L-BFGS-B took 923 (27.9 s). Near a
+  variance at zero that gradient shrinks only as ``sqrt(mu)`` (in the factor's column for
+  it), so the stages usually end at rounding level instead (a Newton step that lowers the
+  objective by at most 1e-13 of its scale without going all the way or halving the
+  gradient, ``_ROUNDING``): the eigenvalues of ``Psi`` then below 1e-12 of its largest are
+  set to exactly 0 (``_ZERO_VARIANCE``, kept only if the deviance agrees to rounding), where
+  the gradient in those columns of ``L`` vanishes and the rest meets the tolerance.
 - L-BFGS-B on the entries of ``L`` with its exact gradient and the diagonal of ``L`` bounded
   below by 0 finishes from where Newton stopped (at once, when Newton reached the tolerance)
   and checks that no variance left at zero should grow; it does the whole fit above
@@ -99,6 +105,13 @@ _NEAR_SINGULAR = 1e-3
 # then the barrier mu log |Psi| is divided by 10 at each stage, until the deviance's own
 # gradient meets tol
 _BARRIER_STEP = 0.1
+# the barrier's last stages leave a variance at zero about mu / (its slope) in standardised
+# units: an eigenvalue of Psi below this times the largest is set to 0 (if the deviance agrees)
+_ZERO_VARIANCE = 1e-12
+# a Newton step that lowers the objective by at most this times its scale has reached the
+# rounding level of the deviance (a sum of T log-determinants): Newton stops there, where the
+# gradient cannot meet a tolerance below its own rounding (near a variance at zero)
+_ROUNDING = 1e-13
 
 
 def task_moments(problem, fit_intercept):
@@ -387,8 +400,10 @@ class MixedModel:
         entries): done when it converges inside the positive definite cone. Where its steps
         head for the boundary (``_boundary``), Newton on the deviance minus ``mu log |Psi|``,
         ``mu`` divided by 10 per stage from ``tr(H Psi) / q`` (the barrier's own gradient
-        there), until the deviance's gradient in ``theta`` meets ``tol`` or a stage stalls
-        at rounding level. Then :func:`minimize_covariance` from where it stopped.
+        there), until the deviance's gradient in ``theta`` meets ``tol`` or the stages reach
+        rounding level; then the variances at rounding level are set to 0 (:meth:`_snap`).
+        Then :func:`minimize_covariance` from where it stopped, within what is left of
+        ``max_iter`` (``n_iter <= max_iter``).
         """
         theta, n_iter = np.asarray(theta0, dtype=np.float64), 0
         if len(theta) <= _NEWTON_PAIRS:
@@ -411,10 +426,30 @@ class MixedModel:
                     if (np.abs(gradient).max() <= tol * scale or not (settled or more)
                             or mu < np.finfo(float).eps * scale):
                         break
+                theta = self._snap(theta)
+        if n_iter >= max_iter:
+            return theta, n_iter
         theta, more = minimize_covariance(
             self.deviance, self.covariance_gradient, theta, 0, self.q,
-            max_iter=max(max_iter - n_iter, 1), tol=tol, value=self.value)
+            max_iter=max_iter - n_iter, tol=tol, value=self.value)
         return theta, n_iter + more
+
+    def _snap(self, theta):
+        """``theta`` with the eigenvalues of ``Psi`` below ``_ZERO_VARIANCE`` times its largest
+        set to 0 (the variances the barrier's stages took to rounding level; the factor from
+        :func:`_semidefinite_cholesky`, its columns for them exactly 0), where that raises the
+        deviance by at most its rounding level. Near a variance at zero, the gradient in the
+        factor's columns for it shrinks only as ``sqrt(mu)``; at exactly zero it vanishes."""
+        L = self.factor(theta)
+        values, vectors = np.linalg.eigh(L @ L.T)
+        kept = values >= _ZERO_VARIANCE * values[-1]
+        if kept.all():
+            return theta
+        snapped = _semidefinite_cholesky((vectors[:, kept] * values[kept]) @ vectors[:, kept].T)
+        snapped = snapped[self._tril]
+        if self.value(snapped) <= self.value(theta) + _ROUNDING * self._scale:
+            return snapped
+        return theta
 
     def newton(self, theta, *, max_iter, tol, mu=0.0, scale=None):
         """Newton's method on the deviance in ``Psi = L L^T`` from ``theta``, while ``Psi``
@@ -431,7 +466,9 @@ class MixedModel:
         unconverged when a step is cut to keep ``Psi`` positive definite and leaves its
         smallest eigenvalue below ``_NEAR_SINGULAR`` times its largest (a variance heading
         for 0; ``self._boundary`` is then True), when neither matrix is positive definite, or
-        when 20 halvings find no step.
+        at rounding level (``self._stalled`` is then True): when 20 halvings find no step, or
+        when a step lowered the objective by at most ``_ROUNDING`` times ``scale`` and was
+        cut or did not halve the gradient.
         """
         half = self._half
         self._boundary = False
@@ -439,10 +476,18 @@ class MixedModel:
         scale = max(1.0, abs(value)) if scale is None else scale
         self._scale = scale
         order = (True, False)  # the expected information first, from a start far off
+        self._stalled = flat = False
+        gradient_size, step = np.inf, 1.0
         for n_iter in range(max_iter):
             L = self.factor(theta)
-            if np.abs(2.0 * (H @ L)[self._tril]).max() <= tol * scale:
+            last_size, gradient_size = gradient_size, np.abs(2.0 * (H @ L)[self._tril]).max()
+            if gradient_size <= tol * scale:
                 return theta, n_iter, True
+            # the last step lowered the objective by rounding only, and neither went all the
+            # way nor halved the gradient: at rounding level
+            if flat and (step < 1.0 or gradient_size > 0.5 * last_size):
+                self._stalled = True
+                return theta, n_iter, False
             grad = 2.0 * half * H[self._tril]  # tr(H E_a)
             barrier = 0.0
             if mu:  # its Hessian, mu tr(Psi^-1 E_a Psi^-1 E_b)
@@ -469,13 +514,15 @@ class MixedModel:
                 except np.linalg.LinAlgError:  # not positive definite
                     cut = True
                 step *= 0.5
-            else:
+            else:  # no step lowers the objective: at rounding level
+                self._stalled = True
                 return theta, n_iter, False
             if cut and not mu:  # a variance heading for zero?
                 eigenvalues = np.linalg.eigvalsh(Psi + step * direction)
                 if eigenvalues[0] < _NEAR_SINGULAR * eigenvalues[-1]:
                     self._boundary = True
                     return trial, n_iter + 1, False
+            flat = value - new_value <= _ROUNDING * scale
             theta, value, H = trial, new_value, new_H
             # the exact Hessian first once the expected one takes full steps
             order = (False, True) if step == 1.0 or not expected else (True, False)
@@ -694,6 +741,21 @@ def minimize_covariance(fun, covariance_gradient, x0, n_free, q, *, max_iter, to
             break
         x, start = restart
     return x, n_iter
+
+
+def _semidefinite_cholesky(P):
+    """A lower-triangular ``L`` with ``L L^T = P`` for a positive semi-definite ``P``: a pivot
+    at most ``q eps`` times the largest diagonal entry (rounding) leaves its column of ``L``
+    zero, where the plain Cholesky factorisation would fail."""
+    q = len(P)
+    L = np.zeros_like(P)
+    floor = q * np.finfo(float).eps * max(float(np.max(np.diag(P))), np.finfo(float).tiny)
+    for j in range(q):
+        pivot = P[j, j] - L[j, :j] @ L[j, :j]
+        if pivot > floor:
+            L[j, j] = np.sqrt(pivot)
+            L[j + 1:, j] = (P[j + 1:, j] - L[j + 1:, :j] @ L[j, :j]) / L[j, j]
+    return L
 
 
 def _cholesky(S):
