@@ -322,6 +322,12 @@ class MultiTaskMixin:
             )
         if _is_frame(y) and self._layout == "wide":
             check_task_columns(y, self.tasks_)
+        elif (self._layout == "wide" and task_ids is None and np.ndim(y) == 2
+              and np.shape(y)[1] != self.n_tasks_):
+            raise ValueError(
+                f"y has {np.shape(y)[1]} task column(s); {type(self).__name__} was fitted on "
+                f"{self.n_tasks_} tasks (one column each, in the order of tasks_)."
+            )
 
     def score(self, X, y, *, task_ids=None, sample_weight=None):
         """Mean over tasks of R^2 (regression) or accuracy (classification), observed labels only.

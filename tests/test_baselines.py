@@ -149,6 +149,18 @@ def test_dataframe_target_names_tasks_and_score_checks_columns(wide_data):
         model.score(X, frame[["art", "maths", "reading"]])
 
 
+@pytest.mark.parametrize("Model", [IndependentTasks, PooledTasks])
+def test_score_names_a_wrong_number_of_task_columns(wide_data, Model):
+    """A wide Y with more or fewer task columns than in fit: the error is about the user's Y
+    (it said that y_pred must have the shape of y_true)."""
+    X, Y = wide_data
+    model = Model(Ridge()).fit(X, Y)
+    for columns in (2, 4):
+        Y_other = np.resize(Y, (Y.shape[0], columns))
+        with pytest.raises(ValueError, match=f"y has {columns} task column.*fitted on 3 tasks"):
+            model.score(X, Y_other)
+
+
 def test_wrong_number_of_features_and_nan_in_x_raise(wide_data):
     X, Y = wide_data
     model = IndependentTasks(Ridge()).fit(X, Y)
