@@ -19,6 +19,7 @@ the same shuffled :class:`~skmtl.model_selection.MultiTaskKFold` folds, in one j
 The definitions are written out once, in :func:`~skmtl.model_selection.transfer_report`.
 """
 
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -29,7 +30,12 @@ from sklearn.preprocessing import StandardScaler
 from skmtl.baselines import IndependentTasks, PooledTasks
 from skmtl.model_selection import MultiTaskKFold
 from skmtl.model_selection._transfer import _cross_validate_against_reference
-from skmtl.utils.validation import check_multitask_target, encode_target_classes
+from skmtl.utils.validation import (
+    _hashable,
+    _tighten,
+    check_multitask_target,
+    encode_target_classes,
+)
 
 __all__ = ["MODELS", "ComparisonResult", "register_model", "run_comparison"]
 
@@ -345,19 +351,66 @@ class ComparisonResult:
                 if np.any(values["n_folds"] < self.n_splits)}
 
 
+# IndependentTasks' error for a task that saw one class in a training fold (skmtl.baselines)
+_ONE_CLASS = re.compile(r"Task (?P<task>.+?): only the class\(es\) (?P<seen>\[.*?\]) among its "
+                        r"(?P<n>\d+) training labels, of the problem's classes "
+                        r"(?P<classes>\[.*?\]); IndependentTasks fits each task alone")
+
+
+def _one_class_error(exc, target):
+    """IndependentTasks' one-class error ``exc`` in the terms of ``skmtl compare``, or None.
+
+    The estimators see a wide target as an array, so the error names a task by its position:
+    the message names it by its column (long data: by its task id), says that ``stl`` is the
+    model that cannot fit it, and what to do on the command line.
+    """
+    match = _ONE_CLASS.match(str(exc))
+    if match is None:
+        return None
+    seen_as = range(target.n_tasks) if target.layout == "wide" else target.tasks
+    names = [repr(_hashable(t)) for t in seen_as]
+    if match["task"] not in names:
+        return None
+    t = names.index(match["task"])
+    name = _hashable(target.tasks[t])
+    labels = target.task_labels(t, target.task_rows()[t])
+    if target.layout == "wide":
+        where, leave_out = f"Target column {name!r}", "leave it out of --targets"
+    else:
+        where, leave_out = f"Task {name!r}", "remove its rows"
+    if np.unique(_tighten(labels)).size < 2:
+        advice = (f"All {labels.shape[0]} labels of {name!r} are that class: {leave_out}, or "
+                  "add labels of another class")
+    else:
+        advice = (f"Its other class(es) are too rare to be in every training fold: use fewer "
+                  f"folds (--cv) or more labels, or {leave_out}")
+    return ValueError(
+        f"{where} has only the class(es) {match['seen']} among its {match['n']} training "
+        f"labels in a fold (the classes are {match['classes']}): stl, the single-task "
+        "reference that every model (pooled, mean_clustered, ...) is compared with, fits each "
+        f"task alone and cannot learn from one class. {advice}.")
+
+
 def _run(estimators, X, y, *, task_ids, task_type, reference, cv, random_state, n_jobs,
-         progress, result, keep=None):
+         progress, result, target, keep=None):
     """Cross-validate ``estimators`` (name -> estimator) against ``estimators[reference]``.
 
     One call of transfer_report's engine on shared, shuffled MultiTaskKFold folds; fills
     ``result`` with the per-task fields (restricted to the tasks ``keep``) and the summary.
+    ``target`` is the parsed target, which names the tasks in a fit error.
     """
     classification = task_type == "classification"
     splitter = MultiTaskKFold(n_splits=cv, shuffle=True, random_state=random_state,
                               classification=classification)
-    _, n_observed, _, n_splits, runs = _cross_validate_against_reference(
-        estimators, X, y, reference=estimators[reference], cv=splitter,
-        scoring=result.metric, n_jobs=n_jobs, task_ids=task_ids, progress=progress)
+    try:
+        _, n_observed, _, n_splits, runs = _cross_validate_against_reference(
+            estimators, X, y, reference=estimators[reference], cv=splitter,
+            scoring=result.metric, n_jobs=n_jobs, task_ids=task_ids, progress=progress)
+    except ValueError as exc:
+        translated = _one_class_error(exc, target) if classification else None
+        if translated is None:
+            raise
+        raise translated from exc
     keep = slice(None) if keep is None else keep
     result.n_splits = n_splits
     for name, run in runs.items():
@@ -446,7 +499,7 @@ def run_comparison(X, y, *, task_ids=None, task_type, models, cv, random_state=0
             estimators[name] = MODELS[name].factory(task_type, device)
     return _run(estimators, X, y, task_ids=task_ids, task_type=task_type, reference=REFERENCE,
                 cv=cv, random_state=random_state, n_jobs=n_jobs, progress=progress,
-                result=result)
+                result=result, target=target)
 
 
 # The strategies of FocusedTaskRegressor / FocusedTaskClassifier; single_task is the reference.
@@ -510,4 +563,4 @@ def run_focus_comparison(X, y, *, task_ids=None, task_type, focus, strategies=FO
                               reference="single_task", scoring=scoring)
     return _run(estimators, X, y, task_ids=task_ids, task_type=task_type,
                 reference="single_task", cv=cv, random_state=random_state, n_jobs=n_jobs,
-                progress=progress, result=result, keep=slice(f, f + 1))
+                progress=progress, result=result, target=target, keep=slice(f, f + 1))

@@ -24,6 +24,7 @@ import contextlib
 import csv
 import logging
 import os
+import re
 import sys
 import tempfile
 import warnings
@@ -53,6 +54,9 @@ MAX_CLASSES = 10
 MIN_ID_VALUES = 10
 # a text feature with more distinct values than this gets a note on its one-hot encoding
 MANY_CATEGORIES = 50
+# a column whose non-empty cells are numbers except for at most this share of them (or except
+# for one cell) is a column of numbers with stray text, an error (docs: "Numbers with stray text")
+STRAY_TEXT_SHARE = 0.1
 # the transfer plot shows at most this many tasks per model (the worst and the best half)
 MAX_TASKS_SHOWN = 40
 
@@ -96,13 +100,18 @@ def _build_parser():
                          default="auto", help="with --csv: what the targets are (default: "
                          "auto: text, or whole numbers with at most "
                          f"{MAX_CLASSES} distinct values, is classification; other numbers "
-                         "are regression)")
+                         "are regression; a column of numbers with a few cells that are not, "
+                         "as defined under --keep, is an error naming them)")
     compare.add_argument("--drop", metavar="COLS",
                          help="with --csv: comma-separated columns that are not features "
                          "(ids, dates, free text)")
     compare.add_argument("--keep", metavar="COLS",
                          help="with --csv: comma-separated text columns to keep as features "
-                         "(one-hot encoded) although they look like ids or dates")
+                         "(one-hot encoded) although they look like ids or dates, or like "
+                         "numbers with a few cells that are not (which is otherwise an error: "
+                         "a column whose non-empty cells are numbers but for one cell, or but "
+                         # argparse formats help with %: a literal % is %%
+                         f"for at most {STRAY_TEXT_SHARE:.0%}% of them)")
     models_help = "; ".join(f"{m.name}: {m.description}" for m in MODELS.values())
     compare.add_argument("--models", nargs="+", metavar="MODEL", choices=sorted(MODELS),
                          help=f"models to compare (default: all). {models_help}")
@@ -201,6 +210,63 @@ def _text_cells(column, pd):
     return column.notna() & pd.to_numeric(column, errors="coerce").isna()
 
 
+def _stray_text(column, pd):
+    """Mask (a Series) of the text cells of a column of numbers with a few stray text cells,
+    or None when ``column`` is not one.
+
+    The rule (docs/user_guide/command_line.rst): at least two of the non-empty cells are
+    numbers and the others, the text cells, are at most ``STRAY_TEXT_SHARE`` of the non-empty
+    cells, or only one cell. Such cells are typos, a ``?`` or ``unknown`` written for a missing
+    value, a decimal comma (``1,5``): one-hot encoding the column would turn every distinct
+    number into a feature of its own.
+    """
+    text = _text_cells(column, pd)
+    n_text = int(text.sum())
+    if n_text == 0:
+        return None
+    n_cells = int(column.notna().sum())
+    if n_cells - n_text < 2 or (n_text > 1 and n_text > STRAY_TEXT_SHARE * n_cells):
+        return None
+    return text
+
+
+def _cells(column, mask, limit=3):
+    """The values of the True cells of ``mask`` with their file lines, for a message:
+    ``'?' on line(s) 5, 9; 'abc' on line(s) 12``, at most ``limit`` distinct values."""
+    values = column[mask].astype(str)
+    distinct = list(dict.fromkeys(values))
+    parts = [f"{value!r} on line(s) {_lines(mask & (column.astype(str) == value), 5)}"
+             for value in distinct[:limit]]
+    more = len(distinct) - limit
+    text = "; ".join(parts) + (f"; and {more} other value(s)" if more > 0 else "")
+    if any(re.fullmatch(r"\s*[-+]?\d*,\d+\s*", value) for value in distinct):
+        text += " (write numbers with a decimal point and no thousands separator)"
+    return text
+
+
+def _stray_text_error(kind, name, mask, column, remedy):
+    """The error for the ``kind`` ("Feature", "Target") column ``name`` of numbers with the
+    stray text cells ``mask``; ``remedy`` ends the message."""
+    n = int(mask.sum())
+    cells = "1 of its cells is" if n == 1 else f"{n} of its cells are"
+    return ValueError(f"{kind} column {name!r} holds numbers, but {cells} not a number: "
+                      f"{_cells(column, mask)}; {remedy}")
+
+
+def _infinite_cells(frame, kind, remedy):
+    """Raise a ValueError naming the first numeric column of ``frame`` with an infinite cell
+    (``inf``, ``-inf``, or a number too large for a float) and its lines; ``remedy`` ends the
+    message (``{name}`` is the column)."""
+    numeric = frame.select_dtypes(include="number")
+    infinite = np.isinf(numeric.to_numpy(dtype=np.float64))
+    if infinite.any():
+        j = int(np.flatnonzero(infinite.any(axis=0))[0])
+        name = numeric.columns[j]
+        mask = np.isinf(numeric[name].astype(np.float64))
+        raise ValueError(f"{kind} column {name!r} has infinite values (line(s) {_lines(mask, 5)}: "
+                         f"inf, or a number too large for a float); {remedy.format(name=name)}")
+
+
 def _decide_task_type(targets, requested, pd):
     """``(task_type, why)`` for the target columns ``targets`` (a DataFrame).
 
@@ -208,8 +274,21 @@ def _decide_task_type(targets, requested, pd):
     classification; numbers that are all whole and take at most ``MAX_CLASSES`` distinct
     values over all tasks (0/1 labels, a 1-5 rating) are classification; any other numbers
     (fractions, or counts and scores with many values) are regression. ``--task-type``
-    overrides it, except that regression needs numbers.
+    overrides it, except that regression needs numbers. Before the rule: an infinite value is
+    an error, and so, with ``auto``, is a column of numbers with a few text cells (see
+    :func:`_stray_text`), which would otherwise turn a regression into a classification.
     """
+    _infinite_cells(targets, "Target", "labels must be finite: fix those cells, or empty "
+                    "them (an empty target cell is a missing label).")
+    if requested == "auto":
+        for column in targets.columns:
+            stray = _stray_text(targets[column], pd)
+            if stray is not None:
+                raise _stray_text_error(
+                    "Target", column, stray, targets[column],
+                    "fix those cells, or empty them (an empty target cell is a missing "
+                    "label); if its values are class labels, say so with --task-type "
+                    "classification.")
     text = {c: _text_cells(targets[c], pd) for c in targets.columns}
     text = {c: mask for c, mask in text.items() if mask.any()}
     if requested == "regression" and text:
@@ -266,12 +345,26 @@ def _odd_column(column, pd):
 def _features(frame, path, excluded, keep, pd, notes):
     """The feature matrix of ``frame`` without the columns ``excluded``.
 
-    Text columns are one-hot encoded, except id-like and date-like text columns, which are
-    dropped with a warning (one-hot encoding would make one feature per row or per date, which
-    no model can learn from) unless ``keep`` names them; whole-number id-like columns are kept
-    as numbers, with a warning.
+    A text column of numbers with a few stray text cells (:func:`_stray_text`) is an error
+    unless ``keep`` names it; so is an infinite value. Text columns are one-hot encoded,
+    except id-like and date-like text columns, which are dropped with a warning (one-hot
+    encoding would make one feature per row or per date, which no model can learn from) unless
+    ``keep`` names them; whole-number id-like columns are kept as numbers, with a warning.
     """
     features = frame.drop(columns=excluded)
+    stray = {}
+    for name in features.columns:
+        mask = None if name in keep else _stray_text(features[name], pd)
+        if mask is not None:
+            stray[name] = mask
+    if stray:
+        name, mask = next(iter(stray.items()))
+        others = [c for c in stray if c != name]
+        also = f" Column(s) {others} have such cells too." if others else ""
+        raise _stray_text_error(
+            "Feature", name, mask, features[name],
+            f"fix those cells, drop the column with --drop {name}, or one-hot encode its "
+            f"values as categories with --keep {name}.{also}")
     dropped = []
     for name in features.columns:
         column = features[name]
@@ -308,6 +401,7 @@ def _features(frame, path, excluded, keep, pd, notes):
         raise ValueError(f"Feature column {name!r} has empty cells (line(s) "
                          f"{_lines(features[name].isna(), 5)}); fill them or drop it with "
                          f"--drop {name}.")
+    _infinite_cells(features, "Feature", "fix those cells, or drop the column with --drop {name}.")
     return pd.get_dummies(features, drop_first=True, dtype=float)
 
 

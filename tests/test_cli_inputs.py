@@ -257,3 +257,225 @@ def test_usage_errors_are_one_line(capsys, argv, message):
         main(argv)
     assert exit_info.value.code == 2
     assert capsys.readouterr().err.splitlines() == [message]
+
+
+# -- numbers with stray text, infinite values (features and targets) --------------------------
+def numeric_rows(n=30, seed=0):
+    """Rows of a wide regression file: x (fractions), visits (whole numbers 0-11), sales_a and
+    sales_b (fractions)."""
+    rng = np.random.RandomState(seed)
+    x = rng.normal(size=n).round(3)
+    visits = rng.randint(0, 12, size=n)
+    return [[x[i], visits[i], round(2 * x[i] + rng.normal(), 3),
+             round(x[i] - visits[i] / 10 + rng.normal(), 3)] for i in range(n)]
+
+
+def numeric_csv(path, cells):
+    """A wide regression CSV with ``cells`` ({(row, column): value}) overwritten; row 0 is
+    on line 2 of the file."""
+    header = ["x", "visits", "sales_a", "sales_b"]
+    rows = numeric_rows()
+    for (row, column), value in cells.items():
+        rows[row][header.index(column)] = value
+    return write_csv(path, header, rows)
+
+
+def run_numeric(tmp_path, *extra, targets="sales_a,sales_b"):
+    return main(["compare", "--csv", str(tmp_path / "d.csv"), "--targets", targets,
+                 "--models", "pooled", "--cv", "2", "--out", str(tmp_path / "o"), "--quiet",
+                 *extra])
+
+
+@pytest.mark.parametrize(
+    ("cells", "message"),
+    [
+        # the audit's cases: a word in a whole-number column, a typo and a decimal comma in a
+        # column of fractions; each was one-hot encoded without an error
+        ({(15, "visits"): "unknown"},
+         "Feature column 'visits' holds numbers, but 1 of its cells is not a number: "
+         "'unknown' on line(s) 17; fix those cells, drop the column with --drop visits, or "
+         "one-hot encode its values as categories with --keep visits."),
+        ({(10, "x"): "abc"},
+         "Feature column 'x' holds numbers, but 1 of its cells is not a number: 'abc' on "
+         "line(s) 12; fix those cells, drop the column with --drop x"),
+        ({(10, "x"): "1,5"},
+         "'1,5' on line(s) 12 (write numbers with a decimal point and no thousands "
+         "separator)"),
+        # 3 cells of 30 (10 %), two values, and a second column at fault
+        ({(3, "x"): "?", (7, "x"): "missing", (20, "x"): "?", (4, "visits"): "many"},
+         "Feature column 'x' holds numbers, but 3 of its cells are not a number: '?' on "
+         "line(s) 5, 22; 'missing' on line(s) 9; fix those cells, drop the column with --drop x, "
+         "or one-hot encode its values as categories with --keep x. Column(s) ['visits'] "
+         "have such cells too."),
+        # a blank (a space) is a cell that is not a number, not an empty cell
+        ({(2, "visits"): " "}, "1 of its cells is not a number: ' ' on line(s) 4"),
+    ],
+)
+def test_numbers_with_stray_text_in_a_feature_are_an_error(tmp_path, capsys, cells, message):
+    numeric_csv(tmp_path / "d.csv", cells)
+    assert run_numeric(tmp_path) == 2
+    assert_one_line_error(capsys, message)
+
+
+def test_keep_or_drop_a_column_of_numbers_with_stray_text(tmp_path, capsys):
+    numeric_csv(tmp_path / "d.csv", {(15, "visits"): "unknown"})
+    visits = [str(r[1]) for r in numeric_rows()]
+    visits[15] = "unknown"
+    # --keep: its values one-hot encoded, deliberately: x and (distinct values - 1) columns
+    assert run_numeric(tmp_path, "--keep", "visits") == 0
+    assert f"30 rows, {len(set(visits))} features" in capsys.readouterr().out
+    assert run_numeric(tmp_path, "--drop", "visits") == 0
+    assert "30 rows, 1 features" in capsys.readouterr().out
+
+
+def test_text_columns_that_are_not_numbers_are_still_one_hot_encoded(tmp_path, capsys):
+    # categories among which numbers are few, or more than 10 % of the cells are text: a
+    # genuine text column, one-hot encoded as before
+    rows = numeric_rows()
+    grades = (["K", "1", "2", "3", "4", "5", "6", "7", "8"] * 4)[:30]  # K on 4 of 30 rows
+    sizes = (["S", "M", "L", "10"] * 8)[:30]
+    write_csv(tmp_path / "d.csv", ["x", "grade", "size", "sales_a", "sales_b"],
+              [[r[0], g, s, r[2], r[3]] for r, g, s in zip(rows, grades, sizes)])
+    assert run_numeric(tmp_path) == 0
+    captured = capsys.readouterr()
+    assert "30 rows, 12 features" in captured.out  # x, 9 - 1 grades, 4 - 1 sizes
+    assert "warning" not in captured.err
+
+
+@pytest.mark.parametrize(
+    ("values", "stray"),
+    [
+        (["1", "2", "x"], [2]),  # all but one cell
+        ([str(i) for i in range(18)] + ["?", "?"], [18, 19]),  # 2 of 20: 10 %
+        ([str(i) for i in range(17)] + ["?", "?", "?"], None),  # 3 of 20: 15 %
+        (["1", "x"], None),  # fewer than 2 numbers
+        (["a", "b", "1"], None),
+        (["1.5", None, "2", "abc"], [3]),  # empty cells are not counted
+        ([1.0, 2.0, 3.0], None),  # a numeric column
+    ],
+)
+def test_the_stray_text_rule(values, stray):
+    import pandas as pd
+
+    from skmtl.cli import _stray_text
+
+    mask = _stray_text(pd.Series(values), pd)
+    assert (None if mask is None else np.flatnonzero(mask).tolist()) == stray
+
+
+def test_stray_text_in_a_regression_target_names_its_cell(tmp_path, capsys):
+    # the audit's case: a ? in sales_b made the targets classification, then the error
+    # blamed sales_a ("Unknown label type: continuous")
+    numeric_csv(tmp_path / "d.csv", {(20, "sales_b"): "?"})
+    assert run_numeric(tmp_path) == 2
+    assert_one_line_error(
+        capsys, "Target column 'sales_b' holds numbers, but 1 of its cells is not a number: "
+        "'?' on line(s) 22; fix those cells, or empty them (an empty target cell is a missing "
+        "label); if its values are class labels, say so with --task-type classification.")
+    # said so: the ? is a class like the others (and the numbers with fractions are not
+    # classes, which the check of class labels reports for that column)
+    assert run_numeric(tmp_path, "--task-type", "classification") == 2
+    assert_one_line_error(capsys, "Task 'sales_a': Unknown label type: continuous")
+
+
+@pytest.mark.parametrize(
+    ("cells", "message"),
+    [
+        ({(4, "x"): "inf"},
+         "Feature column 'x' has infinite values (line(s) 6: inf, or a number too large for a "
+         "float); fix those cells, or drop the column with --drop x."),
+        ({(4, "visits"): "-inf", (9, "visits"): "1e400"},
+         "Feature column 'visits' has infinite values (line(s) 6, 11: inf"),
+        ({(7, "sales_b"): "inf"},
+         "Target column 'sales_b' has infinite values (line(s) 9: inf, or a number too large "
+         "for a float); labels must be finite: fix those cells, or empty them (an empty target "
+         "cell is a missing label)."),
+    ],
+)
+def test_infinite_values_name_their_column_and_lines(tmp_path, capsys, cells, message):
+    numeric_csv(tmp_path / "d.csv", cells)
+    assert run_numeric(tmp_path) == 2
+    assert_one_line_error(capsys, message)
+
+
+def test_help_states_the_stray_text_rule(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["compare", "--help"])
+    assert exit_info.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert ("numbers with a few cells that are not (which is otherwise an error: a column whose "
+            "non-empty cells are numbers but for one cell, or but for at most 10% of them)"
+            ) in text.replace("non- empty", "non-empty")
+
+
+# -- classification: numeric labels with --focus, a task of one class --------------------------
+def classification_rows(n=60, seed=0):
+    """x1, x2 and three 0/1 labels that depend on them."""
+    rng = np.random.RandomState(seed)
+    X = rng.normal(size=(n, 2))
+    labels = (X @ [[1.0, 0.5, -1.0], [0.5, -1.0, 1.0]] + 0.5 * rng.normal(size=(n, 3)) > 0)
+    return X.round(3), labels.astype(int)
+
+
+@pytest.mark.parametrize("layout", ["long", "wide"])
+@pytest.mark.parametrize("labels", ["numbers", "text"])
+def test_focus_on_classification_with_numeric_or_text_labels(tmp_path, capsys, layout, labels):
+    # the audit's case: 0/1 labels failed every --focus run ("Unknown label type: unknown")
+    pytest.importorskip("skorch")
+    X, Y = classification_rows()
+    names = {0: "no", 1: "yes"} if labels == "text" else {0: 0, 1: 1}
+    path = tmp_path / "d.csv"
+    if layout == "long":
+        school = np.repeat(["a", "b", "c"], 20)
+        write_csv(path, ["school", "x1", "x2", "passed"],
+                  [[s, *x, names[y]] for s, x, y in zip(school, X, Y[:, 0])])
+        data, focus, n_focus = ["--targets", "passed", "--task-column", "school"], "b", 20
+    else:
+        # a missing label on every third row of t1, so the focus column is read with NaN
+        rows = [[*x, names[y[0]], "" if i % 3 == 0 else names[y[1]], names[y[2]]]
+                for i, (x, y) in enumerate(zip(X, Y))]
+        write_csv(path, ["x1", "x2", "t0", "t1", "t2"], rows)
+        data, focus, n_focus = ["--targets", "t0,t1,t2"], "t1", 40
+    assert main(["compare", "--csv", str(path), *data, "--focus", focus, "--strategies",
+                 "single_task", "--cv", "2", "--out", str(tmp_path / "o"), "--quiet"]) == 0
+    assert f"Focus task {focus}: {n_focus} labels." in capsys.readouterr().out
+    [row] = read_scores(tmp_path / "o")
+    assert (row["model"], row["task"], row["metric"]) == ("single_task", focus, "accuracy")
+    assert 0.5 < float(row["score"]) <= 1.0 and int(row["n_observed"]) == n_focus
+
+
+def test_a_task_of_one_class_is_named_by_its_column(tmp_path, capsys):
+    # the audit's case: "Task 3: only the class(es) [0.0] among its 142 training labels ...
+    # A model with a shared part (PooledTasks, MeanClusteredClassifier, ...)"
+    X, Y = classification_rows()
+    rows = [[*x, *y, "" if i % 4 == 0 else 0] for i, (x, y) in enumerate(zip(X, Y))]
+    path = write_csv(tmp_path / "d.csv", ["x1", "x2", "churn", "upgrade", "complain",
+                                          "refund"], rows)
+    assert main(["compare", "--csv", str(path), "--targets", "churn,upgrade,complain,refund",
+                 "--models", "pooled", "--cv", "3", "--out", str(tmp_path / "o"),
+                 "--quiet"]) == 2
+    assert_one_line_error(
+        capsys, "Target column 'refund' has only the class(es) [0.0] among its 30 training "
+        "labels in a fold (the classes are [0.0, 1.0]): stl, the single-task reference that "
+        "every model (pooled, mean_clustered, ...) is compared with, fits each task alone and "
+        "cannot learn from one class. All 45 labels of 'refund' are that class: leave it out "
+        "of --targets, or add labels of another class.")
+
+
+def test_a_long_task_with_a_rare_class_is_named_with_the_advice_for_folds(tmp_path, capsys):
+    X, Y = classification_rows()
+    school = np.repeat(["a", "b", "c"], 20)
+    passed = Y[:, 0].copy()
+    passed[school == "c"] = 1
+    passed[np.flatnonzero(school == "c")[0]] = 0  # one 0 among 20: a fold trains without it
+    path = write_csv(tmp_path / "d.csv", ["school", "x1", "x2", "passed"],
+                     [[s, *x, y] for s, x, y in zip(school, X, passed)])
+    assert main(["compare", "--csv", str(path), "--targets", "passed", "--task-column",
+                 "school", "--models", "pooled", "--cv", "2", "--out", str(tmp_path / "o"),
+                 "--quiet"]) == 2
+    assert_one_line_error(
+        capsys, "Task 'c' has only the class(es) [1] among its 10 training labels in a fold "
+        "(the classes are [0, 1]): stl, the single-task reference that every model (pooled, "
+        "mean_clustered, ...) is compared with, fits each task alone and cannot learn from "
+        "one class. Its other class(es) are too rare to be in every training fold: use fewer "
+        "folds (--cv) or more labels, or remove its rows.")

@@ -28,6 +28,7 @@ from skmtl.utils._sklearn_compat import HasMethods, validate_params
 from skmtl.utils.validation import (
     _format_tasks,
     _hashable,
+    _tighten,
     check_multitask_target,
     check_task_ids,
     encode_task_ids,
@@ -180,8 +181,10 @@ class _PerTaskScorer:
             y_focus = y_focus[rows]
         else:
             rows, y_focus = np.arange(len(y)), np.asarray(y)
+        # the focus column of an object target (labels 0 / 1 read as Python objects, say) is
+        # scored as a 1-D target, which must have the labels' own dtype to pass as classes
         out = np.full(len(tasks), np.nan)
-        out[position] = self._scores(model, _take(X, rows), y_focus, None)[0]
+        out[position] = self._scores(model, _take(X, rows), _tighten(y_focus), None)[0]
         return out
 
     def _scores(self, model, X, y, task_ids):
