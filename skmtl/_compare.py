@@ -351,20 +351,23 @@ class ComparisonResult:
                 if np.any(values["n_folds"] < self.n_splits)}
 
 
-# IndependentTasks' error for a task that saw one class in a training fold (skmtl.baselines)
-_ONE_CLASS = re.compile(r"Task (?P<task>.+?): only the class\(es\) (?P<seen>\[.*?\]) among its "
-                        r"(?P<n>\d+) training labels, of the problem's classes "
-                        r"(?P<classes>\[.*?\]); IndependentTasks fits each task alone")
+# a per-task fit error names its task first (skmtl.baselines), by position for a wide target
+_TASK_ERROR = re.compile(r"Task (?P<task>.+?): (?P<rest>.*)", re.DOTALL)
+# IndependentTasks' error for a task that saw one class in a training fold
+_ONE_CLASS = re.compile(r"only the class\(es\) (?P<seen>\[.*?\]) among its (?P<n>\d+) "
+                        r"training labels, of the problem's classes (?P<classes>\[.*?\]); "
+                        r"IndependentTasks fits each task alone")
 
 
-def _one_class_error(exc, target):
-    """IndependentTasks' one-class error ``exc`` in the terms of ``skmtl compare``, or None.
+def _task_error(exc, target, classification):
+    """A per-task fit error ``exc`` in the terms of ``skmtl compare``, or None to keep it.
 
-    The estimators see a wide target as an array, so the error names a task by its position:
-    the message names it by its column (long data: by its task id), says that ``stl`` is the
-    model that cannot fit it, and what to do on the command line.
+    The estimators see a wide target as an array, so their errors name a task by its
+    position: the message names it by its column. A classification task with one class, in
+    a training fold or in all its labels, gets the command line's advice (long data too):
+    ``stl``, the reference, fits each task alone and cannot learn from one class.
     """
-    match = _ONE_CLASS.match(str(exc))
+    match = _TASK_ERROR.match(str(exc))
     if match is None:
         return None
     seen_as = range(target.n_tasks) if target.layout == "wide" else target.tasks
@@ -373,22 +376,29 @@ def _one_class_error(exc, target):
         return None
     t = names.index(match["task"])
     name = _hashable(target.tasks[t])
-    labels = target.task_labels(t, target.task_rows()[t])
     if target.layout == "wide":
         where, leave_out = f"Target column {name!r}", "leave it out of --targets"
     else:
         where, leave_out = f"Task {name!r}", "remove its rows"
-    if np.unique(_tighten(labels)).size < 2:
-        advice = (f"All {labels.shape[0]} labels of {name!r} are that class: {leave_out}, or "
-                  "add labels of another class")
-    else:
-        advice = (f"Its other class(es) are too rare to be in every training fold: use fewer "
-                  f"folds (--cv) or more labels, or {leave_out}")
-    return ValueError(
-        f"{where} has only the class(es) {match['seen']} among its {match['n']} training "
-        f"labels in a fold (the classes are {match['classes']}): stl, the single-task "
-        "reference that every model (pooled, mean_clustered, ...) is compared with, fits each "
-        f"task alone and cannot learn from one class. {advice}.")
+    labels = _tighten(target.task_labels(t, target.task_rows()[t]))
+    classes = np.unique(labels)
+    one_class = _ONE_CLASS.match(match["rest"])
+    cannot = ("stl, the single-task reference that every model (pooled, mean_clustered, ...) "
+              "is compared with, fits each task alone and cannot learn from one class")
+    if classification and classes.size < 2:
+        return ValueError(
+            f"{where} has one class only, {_hashable(classes[0])!r}, among its "
+            f"{labels.shape[0]} labels: {cannot}. {leave_out[0].upper()}{leave_out[1:]}, or "
+            "add labels of another class.")
+    if classification and one_class is not None:
+        return ValueError(
+            f"{where} has only the class(es) {one_class['seen']} among its {one_class['n']} "
+            f"training labels in a fold (the classes are {one_class['classes']}): {cannot}. "
+            f"Its other class(es) are too rare to be in every training fold: use fewer folds "
+            f"(--cv) or more labels, or {leave_out}.")
+    if target.layout == "wide":
+        return ValueError(f"{where}: {match['rest']}")
+    return None
 
 
 def _run(estimators, X, y, *, task_ids, task_type, reference, cv, random_state, n_jobs,
@@ -407,7 +417,7 @@ def _run(estimators, X, y, *, task_ids, task_type, reference, cv, random_state, 
             estimators, X, y, reference=estimators[reference], cv=splitter,
             scoring=result.metric, n_jobs=n_jobs, task_ids=task_ids, progress=progress)
     except ValueError as exc:
-        translated = _one_class_error(exc, target) if classification else None
+        translated = _task_error(exc, target, classification)
         if translated is None:
             raise
         raise translated from exc

@@ -193,6 +193,24 @@ def _read_frame(path, pd):
     return frame
 
 
+def _missing_markers(frame, path, pd):
+    """``(column, {marker: count})`` for the columns of ``frame`` (read by pandas' defaults)
+    where pandas read cells that are not empty as missing: ``NA``, ``N/A``, ``None``,
+    ``null``, ``NaN``, ... (a class named ``None`` then vanishes). Only the columns with a
+    missing cell are read again, as text."""
+    positions = [j for j in range(frame.shape[1]) if frame.iloc[:, j].isna().any()]
+    if not positions:
+        return []
+    raw = pd.read_csv(path, usecols=positions, dtype=str, keep_default_na=False)
+    found = []
+    for j, column in zip(positions, raw.columns):
+        cells = raw[column].str.strip()
+        marked = frame.iloc[:, j].isna().to_numpy() & (cells != "").to_numpy()
+        if marked.any():
+            found.append((frame.columns[j], cells[marked].value_counts().to_dict()))
+    return found
+
+
 def _lines(mask, limit=10):
     """File line numbers (the header is line 1) of the True rows of ``mask``, for a message.
 
@@ -411,6 +429,12 @@ def _warn(message, notes):
     notes.append(f"Warning: {message}")
 
 
+def _note(message, notes):
+    """Print a note on the data and keep it for report.html."""
+    print(message)
+    notes.append(message)
+
+
 def _task_ids(column, name, path, pd):
     """The task column as task ids: whole numbers stay numbers, anything else is text."""
     empty = column.isna() | (column.astype(str).str.strip() == "")
@@ -446,23 +470,31 @@ def _load_csv(args):
     clash = [c for c in drop if c in needed]
     if clash:
         raise ValueError(f"--drop {','.join(clash)}: a target or task column cannot be dropped.")
+    notes = []
+    for name, markers in _missing_markers(frame, path, pd):
+        if name in drop:
+            continue
+        shown = ", ".join(f"{n} x {marker!r}" for marker, n in markers.items())
+        _warn(f"column {name!r} has cells read as empty, as pandas reads CSV files ({shown}); "
+              "if a marker is a value (a class or category called 'None' or 'NA'), rename it "
+              "in the file.", notes)
     task_ids = None
     if task_column:
         task_ids = _task_ids(frame[task_column], task_column, path, pd)
         unlabelled = frame[target_columns[0]].isna()
         if unlabelled.any():
             # long data has one row per label: a row without one carries nothing to learn
-            print(f"Left out {unlabelled.sum()} row(s) with an empty {target_columns[0]!r} "
-                  f"(line(s) {_lines(unlabelled)}).")
+            _note(f"Left out {unlabelled.sum()} row(s) with an empty {target_columns[0]!r} "
+                  f"(line(s) {_lines(unlabelled)}).", notes)
             keep_rows = ~unlabelled.to_numpy()
             frame, task_ids = frame[keep_rows], task_ids[keep_rows]
             if frame.shape[0] == 0:
                 raise ValueError(f"Target column {target_columns[0]!r} of {path} is empty.")
     task_type, why = _decide_task_type(frame[target_columns], args.task_type, pd)
     other = "classification" if task_type == "regression" else "regression"
-    notes = [f"Task type: {task_type}, {why}"
-             + ("." if args.task_type != "auto" else f"; override with --task-type {other}.")]
-    print(notes[0])
+    _note(f"Task type: {task_type}, {why}"
+          + ("." if args.task_type != "auto" else f"; override with --task-type {other}."),
+          notes)
     X = _features(frame, path, needed + drop, keep, pd, notes)
     y = frame[target_columns[0]] if task_column else frame[target_columns]
     y = y.astype(np.float64 if task_type == "regression" else object)
@@ -650,7 +682,7 @@ def _write_report(result, out, title, notes, plot):
     return path
 
 
-def _drop_unsplittable_tasks(X, y, task_ids, min_labels=2):
+def _drop_unsplittable_tasks(X, y, task_ids, notes, min_labels=2):
     """Remove tasks with fewer than ``min_labels`` labels (cross-validation needs 2), loudly."""
     from skmtl.utils.validation import missing_mask
 
@@ -667,8 +699,9 @@ def _drop_unsplittable_tasks(X, y, task_ids, min_labels=2):
             y = y.drop(columns=few) if hasattr(y, "drop") else np.delete(y, few, axis=1)
     if len(few):
         shown = ", ".join(str(t) for t in list(few)[:10])
-        print(f"Left out {len(few)} task(s) with fewer than {min_labels} labels, which "
-              f"cross-validation cannot split: {shown}{' ...' if len(few) > 10 else ''}")
+        _note(f"Left out {len(few)} task(s) with fewer than {min_labels} labels, which "
+              f"cross-validation cannot split: {shown}{' ...' if len(few) > 10 else ''}.",
+              notes)
     left = np.unique(task_ids).size if task_ids is not None else np.shape(y)[1]
     if left == 0:
         raise ValueError(f"No task has {min_labels} labels or more; cross-validation needs "
@@ -705,7 +738,7 @@ def _compare(args):
     if args.focus is not None and args.models:
         raise ValueError("--models does not go with --focus (it compares the focused-task "
                          "strategies); choose them with --strategies.")
-    X, y, task_ids = _drop_unsplittable_tasks(X, y, task_ids)
+    X, y, task_ids = _drop_unsplittable_tasks(X, y, task_ids, notes)
     # before any fitting: a run of minutes must not end on a folder it cannot write
     _check_out(args.out)
     data = (f"Data set {label}: {X.shape[0]} rows, {X.shape[1]} features, {task_type}, "

@@ -455,11 +455,56 @@ def test_a_task_of_one_class_is_named_by_its_column(tmp_path, capsys):
                  "--models", "pooled", "--cv", "3", "--out", str(tmp_path / "o"),
                  "--quiet"]) == 2
     assert_one_line_error(
-        capsys, "Target column 'refund' has only the class(es) [0.0] among its 30 training "
-        "labels in a fold (the classes are [0.0, 1.0]): stl, the single-task reference that "
-        "every model (pooled, mean_clustered, ...) is compared with, fits each task alone and "
-        "cannot learn from one class. All 45 labels of 'refund' are that class: leave it out "
-        "of --targets, or add labels of another class.")
+        capsys, "Target column 'refund' has one class only, 0.0, among its 45 labels: stl, the "
+        "single-task reference that every model (pooled, mean_clustered, ...) is compared "
+        "with, fits each task alone and cannot learn from one class. Leave it out of "
+        "--targets, or add labels of another class.")
+
+
+def test_a_class_read_as_missing_is_reported(tmp_path, capsys):
+    """A text class called 'None' is read as empty by pandas: a warning names the column and
+    the marker, and the task, left with one class, is named by its column (it said "Task 2:
+    This solver needs samples of at least 2 classes")."""
+    X, Y = classification_rows()
+    rows = [[*x, *y[:2], "Some" if i % 3 else "None"] for i, (x, y) in enumerate(zip(X, Y))]
+    path = write_csv(tmp_path / "d.csv", ["x1", "x2", "churn", "upgrade", "complain"], rows)
+    assert main(["compare", "--csv", str(path), "--targets", "churn,upgrade,complain",
+                 "--models", "pooled", "--cv", "3", "--quiet"]) == 2
+    captured = capsys.readouterr()
+    assert ("skmtl: warning: column 'complain' has cells read as empty, as pandas reads CSV "
+            "files (20 x 'None'); if a marker is a value (a class or category called 'None' "
+            "or 'NA'), rename it in the file.") in captured.err
+    assert ("skmtl: error: Target column 'complain' has one class only, 'Some', among its 40 "
+            "labels") in captured.err
+    # renamed, the class is a class: the run goes through, and the report keeps the notes
+    path.write_text(path.read_text().replace("None", "Nothing"))
+    out = tmp_path / "o"
+    assert main(["compare", "--csv", str(path), "--targets", "churn,upgrade,complain",
+                 "--models", "pooled", "--cv", "3", "--quiet", "--out", str(out)]) == 0
+    assert "read as empty" not in capsys.readouterr().err
+
+
+def test_left_out_rows_and_tasks_are_in_the_report(tmp_path, capsys):
+    """Rows without a label (long data) and tasks too small to split are said on stdout and
+    kept in report.html's notes."""
+    X, Y = classification_rows()
+    school = np.repeat(["a", "b", "c"], 20)
+    score = X[:, 0] + 0.1 * np.arange(len(X))
+    cells = [[s, *x, "" if i in (3, 7) else v]
+             for i, (s, x, v) in enumerate(zip(school, X, score))]
+    cells += [["lonely", 0.5, 0.5, 1.0]]
+    path = write_csv(tmp_path / "d.csv", ["school", "x1", "x2", "score"], cells)
+    out = tmp_path / "o"
+    assert main(["compare", "--csv", str(path), "--targets", "score", "--task-column",
+                 "school", "--models", "pooled", "--cv", "2", "--out", str(out),
+                 "--quiet"]) == 0
+    stdout = capsys.readouterr().out
+    report = (out / "report.html").read_text()
+    for note in ("Left out 2 row(s) with an empty &#x27;score&#x27; (line(s) 5, 9).",
+                 "Left out 1 task(s) with fewer than 2 labels, which cross-validation cannot "
+                 "split: lonely."):
+        assert f"<li>{note}</li>" in report
+        assert note.replace("&#x27;", "'") in stdout
 
 
 def test_a_long_task_with_a_rare_class_is_named_with_the_advice_for_folds(tmp_path, capsys):
