@@ -29,7 +29,7 @@ deviance). Two optimisers share the work:
   objective by at most 1e-13 of its scale without going all the way or halving the
   gradient, ``_ROUNDING``): the eigenvalues of ``Psi`` then below 1e-12 of its largest are
   set to exactly 0 (``_ZERO_VARIANCE``, kept only if the deviance agrees to rounding), where
-  the gradient in those columns of ``L`` vanishes and the rest meets the tolerance.
+  the gradient in ``L`` meets the tolerance.
 - L-BFGS-B on the entries of ``L`` with its exact gradient and the diagonal of ``L`` bounded
   below by 0 finishes from where Newton stopped (at once, when Newton reached the tolerance)
   and checks that no variance left at zero should grow; it does the whole fit above
@@ -437,16 +437,16 @@ class MixedModel:
     def _snap(self, theta):
         """``theta`` with the eigenvalues of ``Psi`` below ``_ZERO_VARIANCE`` times its largest
         set to 0 (the variances the barrier's stages took to rounding level; the factor from
-        :func:`_semidefinite_cholesky`, its columns for them exactly 0), where that raises the
-        deviance by at most its rounding level. Near a variance at zero, the gradient in the
-        factor's columns for it shrinks only as ``sqrt(mu)``; at exactly zero it vanishes."""
+        :func:`_lower_factor`, a column exactly 0 per eigenvalue set to 0), where that raises
+        the deviance by at most its rounding level. Near a variance at zero, the gradient in
+        the factor's columns for it shrinks only as ``sqrt(mu)``; on the face where it is
+        exactly zero, ``H L = 0`` at the optimum (``H Psi = 0``) whatever factor of ``Psi``."""
         L = self.factor(theta)
         values, vectors = np.linalg.eigh(L @ L.T)
         kept = values >= _ZERO_VARIANCE * values[-1]
         if kept.all():
             return theta
-        snapped = _semidefinite_cholesky((vectors[:, kept] * values[kept]) @ vectors[:, kept].T)
-        snapped = snapped[self._tril]
+        snapped = _lower_factor(vectors[:, kept] * np.sqrt(values[kept]))[self._tril]
         if self.value(snapped) <= self.value(theta) + _ROUNDING * self._scale:
             return snapped
         return theta
@@ -743,18 +743,15 @@ def minimize_covariance(fun, covariance_gradient, x0, n_free, q, *, max_iter, to
     return x, n_iter
 
 
-def _semidefinite_cholesky(P):
-    """A lower-triangular ``L`` with ``L L^T = P`` for a positive semi-definite ``P``: a pivot
-    at most ``q eps`` times the largest diagonal entry (rounding) leaves its column of ``L``
-    zero, where the plain Cholesky factorisation would fail."""
-    q = len(P)
-    L = np.zeros_like(P)
-    floor = q * np.finfo(float).eps * max(float(np.max(np.diag(P))), np.finfo(float).tiny)
-    for j in range(q):
-        pivot = P[j, j] - L[j, :j] @ L[j, :j]
-        if pivot > floor:
-            L[j, j] = np.sqrt(pivot)
-            L[j + 1:, j] = (P[j + 1:, j] - L[j + 1:, :j] @ L[j, :j]) / L[j, j]
+def _lower_factor(B):
+    """A lower-triangular ``L`` (q x q) with ``L L^T = B B^T`` for ``B`` (q x r), ``r <= q``:
+    the transposed ``R`` of the QR factorisation of ``B^T`` (Householder: exact to rounding,
+    where a Cholesky factorisation of the singular ``B B^T`` is not), its last ``q - r``
+    columns zero, its diagonal made non-negative by column signs."""
+    q, r = B.shape
+    L = np.zeros((q, q))
+    L[:, :r] = np.linalg.qr(B.T, mode="r").T
+    L[:, :r] *= np.where(np.diag(L)[:r] < 0.0, -1.0, 1.0)
     return L
 
 

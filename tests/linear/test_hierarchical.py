@@ -456,24 +456,27 @@ def test_few_tasks_stop_at_a_zero_variance_without_a_warning(n_tasks, seed, meth
         np.testing.assert_allclose(ours, theirs, rtol=rtol, atol=rtol * np.abs(theirs).max())
 
 
-def test_semidefinite_cholesky():
-    """``L L^T = P`` with ``L`` lower triangular: numpy's factor where ``P`` is positive
-    definite, and where it is singular (ranks 2 and 1 of 4, the dependent columns anywhere)
-    a zero column of ``L`` per missing rank, where numpy's fails."""
-    from skmtl.linear._solver_hierarchical import _semidefinite_cholesky
+def test_lower_factor():
+    """``L L^T = B B^T`` to rounding with ``L`` lower triangular, its diagonal non-negative:
+    numpy's Cholesky factor for a full-rank ``B``, and for ``B`` of rank 1 and 2 of 4 (with a
+    variable of variance 0, or dependent on the others), one zero column per missing rank,
+    where numpy's Cholesky factorisation fails."""
+    from skmtl.linear._solver_hierarchical import _lower_factor
 
     rng = np.random.RandomState(0)
-    P = _positive_definite(4, seed=2)
-    np.testing.assert_allclose(_semidefinite_cholesky(P), np.linalg.cholesky(P), rtol=1e-12)
+    B = rng.normal(size=(4, 4))
+    np.testing.assert_allclose(_lower_factor(B), np.linalg.cholesky(B @ B.T), rtol=1e-12,
+                               atol=1e-14)
     for rank in (2, 1):
         B = rng.normal(size=(4, rank))
-        B[0] = B[1:].sum(axis=0) if rank == 2 else 0.0  # the first variable dependent / zero
+        B[0] = B[1:].sum(axis=0) if rank == 2 else 0.0
         P = B @ B.T
         with pytest.raises(np.linalg.LinAlgError):
             np.linalg.cholesky(P)
-        L = _semidefinite_cholesky(P)
+        L = _lower_factor(B)
         np.testing.assert_array_equal(L, np.tril(L))
-        np.testing.assert_allclose(L @ L.T, P, atol=1e-12 * np.abs(P).max())
+        assert np.all(np.diag(L) >= 0.0)
+        np.testing.assert_allclose(L @ L.T, P, atol=1e-14 * np.abs(P).max())
         assert np.sum(np.all(L == 0.0, axis=0)) == 4 - rank
 
 
