@@ -257,24 +257,24 @@ class HierarchicalRegressor(_HierarchicalMixin, MultiTaskRegressorMixin, BaseEst
 
     Notes
     -----
-    Solver: the likelihood is profiled, as in lme4 (Bates et al., 2015): with ``Sigma =
-    sigma^2 L L^T``, ``L`` lower triangular, ``beta``, ``b`` and ``sigma^2`` have closed forms
-    given ``L``. The profiled deviance is minimised by Newton's method on ``Psi = L L^T``
-    with its exact Hessian (the expected information far from the optimum), which reaches an
-    optimum inside the positive definite covariances in a few iterations (7 on 1,000 tasks
-    with 31 random effects). Where its steps head for a variance at 0 instead (frequent on
-    real data), it follows the central path of the barrier ``- mu log |Sigma|`` with ``mu``
-    decreasing to 0 (59 iterations on 1,000 tasks with 15 of 30 slopes constant); L-BFGS-B
-    on the entries of ``L``, the diagonal of ``L`` bounded below by 0, finishes and checks
-    that no variance left at 0 should grow (expectation-maximisation creeps towards such a
-    boundary for thousands of iterations). Everything is
-    computed from each task's moments ``[X_t, 1]^T [X_t, 1]`` and ``[X_t, 1]^T y_t``, in
-    standardised coordinates (the model is equivariant to them): ``O(n d^2)`` once, then
-    ``O(T q^2 (q + d))`` per evaluation and ``O(T q^4)`` per Hessian for ``q`` random effects
-    (Newton up to ``q = 44``, L-BFGS-B alone above). Suited to up to a few dozen random
-    slopes; ``Sigma`` has ``q (q + 1) / 2`` entries to estimate, so give many features a
-    fixed slope (``random_slopes``). A rank-deficient X (collinear columns) is fitted in a
-    basis of its range.
+    Solver: the likelihood is profiled, as in lme4 (Bates et al., 2015): with ``Sigma = sigma^2
+    L L^T``, ``L`` lower triangular, ``beta``, ``b`` and ``sigma^2`` have closed forms given
+    ``L``. The profiled deviance is minimised by Newton's method on ``Psi = L L^T`` with its
+    exact Hessian (the expected information far from the optimum), which reaches an optimum
+    inside the positive definite covariances in a few iterations (7 on 1,000 tasks with 31
+    random effects). Where its steps head for a variance at 0 instead (frequent on real data),
+    it follows the central path of the barrier ``- mu log |Sigma|`` with ``mu`` decreasing to 0
+    (56 iterations on 1,000 tasks with 15 of 30 slopes constant) until its steps change the
+    deviance by rounding only, and sets the variances it took to rounding level to exactly 0;
+    L-BFGS-B on the entries of ``L``, the diagonal of ``L`` bounded below by 0, finishes and
+    checks that no variance left at 0 should grow (expectation-maximisation creeps towards such
+    a boundary for thousands of iterations). Everything is computed from each task's moments
+    ``[X_t, 1]^T [X_t, 1]`` and ``[X_t, 1]^T y_t``, in standardised coordinates (the model is
+    equivariant to them): ``O(n d^2)`` once, then ``O(T q^2 (q + d))`` per evaluation and ``O(T
+    q^4)`` per Hessian for ``q`` random effects (Newton up to ``q = 44``, L-BFGS-B alone above).
+    Suited to up to a few dozen random slopes; ``Sigma`` has ``q (q + 1) / 2`` entries to
+    estimate, so give many features a fixed slope (``random_slopes``). A rank-deficient X
+    (collinear columns) is fitted in a basis of its range.
 
     {hierarchical_references}
 

@@ -23,7 +23,7 @@ deviance). Two optimisers share the work:
   leaves ``Psi``'s smallest eigenvalue below 1e-3 of its largest, Newton goes on along the
   central path of the barrier ``- mu log |Psi|`` (``mu`` divided by 10 per stage, from ``tr(H
   Psi) / q``) until the deviance's own gradient meets the tolerance: on 1,000 tasks with 15
-  of 30 slopes constant, 59 iterations (3.6 s), where L-BFGS-B took 923 (27.9 s). Near a
+  of 30 slopes constant, 56 iterations, where L-BFGS-B took 923. Near a
   variance at zero that gradient shrinks only as ``sqrt(mu)`` (in the factor's column for
   it), so the stages usually end at rounding level instead (a Newton step that lowers the
   objective by at most 1e-13 of its scale without going all the way or halving the
