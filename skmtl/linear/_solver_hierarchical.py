@@ -466,9 +466,9 @@ class MixedModel:
         unconverged when a step is cut to keep ``Psi`` positive definite and leaves its
         smallest eigenvalue below ``_NEAR_SINGULAR`` times its largest (a variance heading
         for 0; ``self._boundary`` is then True), when neither matrix is positive definite, or
-        at rounding level (``self._stalled`` is then True): when 20 halvings find no step, or
-        when a step lowered the objective by at most ``_ROUNDING`` times ``scale`` and was
-        cut or did not halve the gradient.
+        at rounding level: when 20 halvings find no step, or when a step lowered the
+        objective by at most ``_ROUNDING`` times ``scale`` and was cut or did not halve the
+        gradient (the barrier's stages then go on with a smaller ``mu``).
         """
         half = self._half
         self._boundary = False
@@ -476,8 +476,7 @@ class MixedModel:
         scale = max(1.0, abs(value)) if scale is None else scale
         self._scale = scale
         order = (True, False)  # the expected information first, from a start far off
-        self._stalled = flat = False
-        gradient_size, step = np.inf, 1.0
+        flat, gradient_size, step = False, np.inf, 1.0
         for n_iter in range(max_iter):
             L = self.factor(theta)
             last_size, gradient_size = gradient_size, np.abs(2.0 * (H @ L)[self._tril]).max()
@@ -486,7 +485,6 @@ class MixedModel:
             # the last step lowered the objective by rounding only, and neither went all the
             # way nor halved the gradient: at rounding level
             if flat and (step < 1.0 or gradient_size > 0.5 * last_size):
-                self._stalled = True
                 return theta, n_iter, False
             grad = 2.0 * half * H[self._tril]  # tr(H E_a)
             barrier = 0.0
@@ -515,7 +513,6 @@ class MixedModel:
                     cut = True
                 step *= 0.5
             else:  # no step lowers the objective: at rounding level
-                self._stalled = True
                 return theta, n_iter, False
             if cut and not mu:  # a variance heading for zero?
                 eigenvalues = np.linalg.eigvalsh(Psi + step * direction)
