@@ -137,7 +137,7 @@ class ClusteredTasksRegressorCV(_ClusteredTasksCVMixin, MultiTaskRegressorMixin,
     _model = ClusteredTasksRegressor
     _default_score = staticmethod(_cv._pooled_squared_error)
 
-    def __init__(self, *, alphas=None, n_alphas=10, eps=1e-3, n_clusters=2, between=1.0,
+    def __init__(self, *, alphas=None, n_alphas=20, eps=1e-3, n_clusters=2, between=1.0,
                  within=10.0, n_init=5, max_iter=100, cv=5, fit_intercept=True,
                  standardize=True, scoring=None, n_jobs=None, random_state=None,
                  unknown_task="error"):
@@ -222,7 +222,7 @@ class ClusteredTasksClassifierCV(_BinaryLogisticMixin, _ClusteredTasksCVMixin,
     _parameter_constraints = _cv.alpha_cv_constraints(
         ClusteredTasksClassifier._parameter_constraints)
 
-    def __init__(self, *, alphas=None, n_alphas=10, eps=1e-3, n_clusters=2, between=1.0,
+    def __init__(self, *, alphas=None, n_alphas=20, eps=1e-3, n_clusters=2, between=1.0,
                  within=10.0, n_init=5, max_iter=100, cv=5, fit_intercept=True,
                  standardize=True, scoring=None, n_jobs=None, tol=1e-8, max_newton_iter=50,
                  random_state=None, unknown_task="error"):

@@ -101,8 +101,10 @@ def alpha_cv_docs(model, stratified, criterion):
         None: ``n_alphas`` values log-spaced from ``alpha_max`` down to ``eps * alpha_max``,
         computed on the (scaled) data (see Notes), and extended by a decade while the
         optimum is at an edge (at most 3 times).
-    n_alphas : int, default=10
-        Number of alphas of the default grid.
+    n_alphas : int, default=20
+        Number of alphas of the default grid (about 7 per decade: the held-out score is
+        peaked in ``alpha``, and with 10 values the choice on Chem97 lost 0.55% of the
+        squared error, 10 standard errors, to the best fixed ``alpha``; 0.1% with 20).
     eps : float, default=1e-3
         ``alpha_min / alpha_max`` of the default grid, in (0, 1].
     """,

@@ -30,7 +30,7 @@ class _TaskRelationCVMixin(_cv._AlphaPathCVMixin, _TaskRelationMixin):
 
     _parameter_constraints = _cv.alpha_cv_constraints(_TaskRelationMixin._parameter_constraints)
 
-    def __init__(self, *, alphas=None, n_alphas=10, eps=1e-3, relation_ratio=0.5, cv=5,
+    def __init__(self, *, alphas=None, n_alphas=20, eps=1e-3, relation_ratio=0.5, cv=5,
                  fit_intercept=True, standardize=True, scoring=None, n_jobs=None, tol=1e-12,
                  max_iter=1000, unknown_task="error"):
         self.alphas = alphas
