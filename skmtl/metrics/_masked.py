@@ -236,7 +236,9 @@ def r2_score(y_true, y_pred, *, task_ids=None, sample_weight=None,
 
     For each task, :func:`sklearn.metrics.r2_score` on the rows where that task's label is
     observed. A task with fewer than two observed labels has no R^2 (NaN, left out of the
-    average).
+    average). A task whose observed labels are all equal gets scikit-learn's convention
+    (``force_finite``): 1.0 when the predictions equal them exactly, else 0.0, so rounding
+    errors of 1e-15 decide between the two; score such data with the squared error.
 
     Parameters
     ----------
