@@ -385,7 +385,7 @@ def _task_error(exc, target, classification):
     one_class = _ONE_CLASS.match(match["rest"])
     cannot = ("stl, the single-task reference that every model (pooled, mean_clustered, ...) "
               "is compared with, fits each task alone and cannot learn from one class")
-    if classification and classes.size < 2:
+    if classification and classes.size == 1:
         return ValueError(
             f"{where} has one class only, {_hashable(classes[0])!r}, among its "
             f"{labels.shape[0]} labels: {cannot}. {leave_out[0].upper()}{leave_out[1:]}, or "
