@@ -19,7 +19,6 @@ the same shuffled :class:`~skmtl.model_selection.MultiTaskKFold` folds, in one j
 The definitions are written out once, in :func:`~skmtl.model_selection.transfer_report`.
 """
 
-import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -27,7 +26,7 @@ from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from skmtl.baselines import IndependentTasks, PooledTasks
+from skmtl.baselines import IndependentTasks, PooledTasks, _TaskFitError
 from skmtl.model_selection import MultiTaskKFold
 from skmtl.model_selection._transfer import _cross_validate_against_reference
 from skmtl.utils.validation import (
@@ -351,14 +350,6 @@ class ComparisonResult:
                 if np.any(values["n_folds"] < self.n_splits)}
 
 
-# a per-task fit error names its task first (skmtl.baselines), by position for a wide target
-_TASK_ERROR = re.compile(r"Task (?P<task>.+?): (?P<rest>.*)", re.DOTALL)
-# IndependentTasks' error for a task that saw one class in a training fold
-_ONE_CLASS = re.compile(r"only the class\(es\) (?P<seen>\[.*?\]) among its (?P<n>\d+) "
-                        r"training labels, of the problem's classes (?P<classes>\[.*?\]); "
-                        r"IndependentTasks fits each task alone")
-
-
 def _task_error(exc, target, classification):
     """A per-task fit error ``exc`` in the terms of ``skmtl compare``, or None to keep it.
 
@@ -367,14 +358,13 @@ def _task_error(exc, target, classification):
     a training fold or in all its labels, gets the command line's advice (long data too):
     ``stl``, the reference, fits each task alone and cannot learn from one class.
     """
-    match = _TASK_ERROR.match(str(exc))
-    if match is None:
+    if not isinstance(exc, _TaskFitError):
         return None
-    seen_as = range(target.n_tasks) if target.layout == "wide" else target.tasks
-    names = [repr(_hashable(t)) for t in seen_as]
-    if match["task"] not in names:
+    seen_as = [_hashable(t) for t in (range(target.n_tasks) if target.layout == "wide"
+                                      else target.tasks)]
+    if _hashable(exc.task) not in seen_as:
         return None
-    t = names.index(match["task"])
+    t = seen_as.index(_hashable(exc.task))
     name = _hashable(target.tasks[t])
     if target.layout == "wide":
         where, leave_out = f"Target column {name!r}", "leave it out of --targets"
@@ -382,7 +372,6 @@ def _task_error(exc, target, classification):
         where, leave_out = f"Task {name!r}", "remove its rows"
     labels = _tighten(target.task_labels(t, target.task_rows()[t]))
     classes = np.unique(labels)
-    one_class = _ONE_CLASS.match(match["rest"])
     cannot = ("stl, the single-task reference that every model (pooled, mean_clustered, ...) "
               "is compared with, fits each task alone and cannot learn from one class")
     if classification and classes.size == 1:
@@ -390,14 +379,14 @@ def _task_error(exc, target, classification):
             f"{where} has one class only, {_hashable(classes[0])!r}, among its "
             f"{labels.shape[0]} labels: {cannot}. {leave_out[0].upper()}{leave_out[1:]}, or "
             "add labels of another class.")
-    if classification and one_class is not None:
+    if classification and exc.seen is not None:
         return ValueError(
-            f"{where} has only the class(es) {one_class['seen']} among its {one_class['n']} "
-            f"training labels in a fold (the classes are {one_class['classes']}): {cannot}. "
+            f"{where} has only the class(es) {exc.seen} among its {exc.n_labels} training "
+            f"labels in a fold (the classes are {exc.classes}): {cannot}. "
             f"Its other class(es) are too rare to be in every training fold: use fewer folds "
             f"(--cv) or more labels, or {leave_out}.")
     if target.layout == "wide":
-        return ValueError(f"{where}: {match['rest']}")
+        return ValueError(f"{where}: {exc.detail}")
     return None
 
 

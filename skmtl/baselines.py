@@ -16,6 +16,24 @@ from skmtl.utils.validation import _hashable, common_label_dtype, group_rows_by_
 __all__ = ["IndependentTasks", "PooledTasks"]
 
 
+class _TaskFitError(ValueError):
+    """A task's fit failed: the message names the task; ``task`` (the task as the estimator
+    knows it: a wide target's column position or name, or a long target's task id),
+    ``detail`` (the estimator's own message) and, where a class is missing from the task's
+    training labels, ``seen`` / ``classes`` (the labels seen, the problem's classes) and
+    ``n_labels`` say what, for callers that name the task in their own terms (``skmtl
+    compare``). Set as attributes, they survive the pickling of a parallel backend."""
+
+
+def _task_fit_error(message, exc, task, **fields):
+    error = _TaskFitError(message)
+    error.task, error.detail = task, str(exc)
+    error.seen = error.classes = error.n_labels = None
+    for name, value in fields.items():
+        setattr(error, name, value)
+    return error
+
+
 def _fit_task(estimator, X, y, rows, task, name_task, classes=None):
     """Fit one task's clone on its rows; a ValueError names the task (and a missing class, if
     that is it).
@@ -32,14 +50,14 @@ def _fit_task(estimator, X, y, rows, task, name_task, classes=None):
             raise
         seen = None if classes is None else np.unique(y)
         if seen is not None and seen.shape[0] < len(classes):
-            raise ValueError(
-                f"Task {_hashable(task)!r}: only the class(es) "
-                f"{[_hashable(c) for c in classes[seen]]} among its {len(y)} training labels, "
-                f"of the problem's classes {[_hashable(c) for c in classes]}; "
-                f"IndependentTasks fits each task alone ({exc}). A model with a shared part "
-                "(PooledTasks, MeanClusteredClassifier, MultiTaskClassifier) fits such a task."
-            ) from exc
-        raise ValueError(f"Task {_hashable(task)!r}: {exc}") from exc
+            seen, known = [_hashable(c) for c in classes[seen]], [_hashable(c) for c in classes]
+            raise _task_fit_error(
+                f"Task {_hashable(task)!r}: only the class(es) {seen} among its {len(y)} "
+                f"training labels, of the problem's classes {known}; IndependentTasks fits "
+                f"each task alone ({exc}). A model with a shared part (PooledTasks, "
+                "MeanClusteredClassifier, MultiTaskClassifier) fits such a task.",
+                exc, task, seen=seen, classes=known, n_labels=len(y)) from exc
+        raise _task_fit_error(f"Task {_hashable(task)!r}: {exc}", exc, task) from exc
 
 
 def _observed_rows(mask, t):

@@ -149,6 +149,23 @@ def test_dataframe_target_names_tasks_and_score_checks_columns(wide_data):
         model.score(X, frame[["art", "maths", "reading"]])
 
 
+@pytest.mark.parametrize("n_jobs", [1, 2])
+def test_a_task_fit_error_carries_its_task_and_classes(n_jobs):
+    """The error of a task that misses a class names it and keeps the task, the classes seen
+    and the problem's as attributes (skmtl compare names the task from them), also through
+    the pickling of joblib's worker processes."""
+    from skmtl.baselines import _TaskFitError
+
+    X = np.random.RandomState(0).normal(size=(8, 2))
+    Y = np.array([[0, 1], [1, 1], [0, 1], [1, 1], [0, 0], [1, 1], [0, 1], [1, 1]], float)
+    Y[4, 1] = np.nan  # task 1 keeps class 1 only, of the problem's classes 0 and 1
+    with pytest.raises(_TaskFitError, match="Task 1: only the class") as caught:
+        IndependentTasks(LogisticRegression(), n_jobs=n_jobs).fit(X, Y)
+    error = caught.value
+    assert (error.task, error.seen, error.classes, error.n_labels) == (1, [1.0], [0.0, 1.0], 7)
+    assert "2 classes" in error.detail
+
+
 @pytest.mark.parametrize("Model", [IndependentTasks, PooledTasks])
 def test_score_names_a_wrong_number_of_task_columns(wide_data, Model):
     """A wide Y with more or fewer task columns than in fit: the error is about the user's Y
