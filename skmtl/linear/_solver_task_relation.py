@@ -134,6 +134,7 @@ where the sweeps converge.
 """
 
 import warnings
+from functools import cache
 from typing import NamedTuple
 
 import numpy as np
@@ -1045,16 +1046,12 @@ def solve_task_relation_logistic(X, Y, mask, alpha, relation_ratio, *, fit_inter
         return _relative_gap(primal_loss, excess, W, design.rmatvec(theta), sigma, lam_1,
                              lam_2)
 
-    known_curvature = []
-
+    @cache  # the stall test and the polish both ask
     def curvature():
         """A quarter of the largest diagonal entry of the tasks' second moments, and of the
-        intercepts' block (``1 / 4 + kappa``): a lower bound of the Lipschitz constant
-        (computed once: the stall test and the polish both ask)."""
-        if not known_curvature:
-            top = 0.25 * float(np.max(np.einsum("tii->ti", design.gram(inv_n)), initial=0.0))
-            known_curvature.append(max(top, 0.25 + kappa) if fit_intercept else top)
-        return known_curvature[0]
+        intercepts' block (``1 / 4 + kappa``): a lower bound of the Lipschitz constant."""
+        top = 0.25 * float(np.max(np.einsum("tii->ti", design.gram(inv_n)), initial=0.0))
+        return max(top, 0.25 + kappa) if fit_intercept else top
 
     def majorized(y, new, G_W, G_b, L):
         """The sufficient-decrease test on the values (sums of positive terms: their rounding
