@@ -78,10 +78,9 @@ from typing import NamedTuple
 
 import numpy as np
 from numba import njit, uint64
-from scipy.linalg import cho_solve, solve_triangular
 from scipy.optimize import minimize
 
-from skmtl.linear._linalg import _FAST
+from skmtl.linear._linalg import _FAST, _solve_cholesky, _solve_lower
 
 __all__ = ["MixedModel", "minimize_covariance", "standardized_moments", "task_moments"]
 
@@ -277,8 +276,8 @@ class MixedModel:
         # R_t^T N_t = N_t - A_t K_t N_t, A_t K_t N_t = W_t[:, :q]^T W_t
         F = np.append(-basis @ gamma, 1.0)[:, None] * np.sqrt(dof / r2)
         if self.reml:
-            F = np.column_stack([np.vstack([solve_triangular(
-                Sxx_chol, basis.T, lower=True).T, np.zeros(self.rank)]), F])
+            F = np.column_stack([np.vstack([_solve_lower(Sxx_chol, basis.T).T,
+                                            np.zeros(self.rank)]), F])
         if self.reml:  # F has rank + 1 columns: through (R_t^T N_t)^T, kept for the Hessian
             RtNT = _transposed_rtn(self.N, W)
             P = np.matmul(F.T, RtNT).reshape(-1, q)  # the P_t^T stacked, (T (rank + 1), q)
@@ -332,8 +331,8 @@ class MixedModel:
         RtNT = RtNT[::stride]
         B = RtNT[:, :q]  # R_t^T A_t, symmetric
         # Z_t^T V_t^-1 X_t basis Q^-T (T, q, rank), S_XX = Q Q^T
-        F = np.matmul(RtNT[:, :p].transpose(0, 2, 1), self._basis_ordered @ solve_triangular(
-            Sxx_chol, np.eye(self.rank), lower=True).T)
+        F = np.matmul(RtNT[:, :p].transpose(0, 2, 1), self._basis_ordered @ _solve_lower(
+            Sxx_chol, np.eye(self.rank)).T)
         # sum_t tr(X_t E_a Y_t E_b) over the pairs a = (i, j), b = (k, m), from
         # G = sum_t vec(X_t) vec(Y_t)^T over the lower triangles
         Y = B[:, rows, cols]
@@ -613,7 +612,7 @@ def _back_solve(M, V):
 
 
 def _inverse_lower(L):
-    return solve_triangular(L, np.eye(len(L)), lower=True)
+    return _solve_lower(L, np.eye(len(L)))
 
 
 def _transposed_rtn(N, W):
@@ -765,4 +764,4 @@ def _cholesky(S):
 
 
 def _cho_solve(chol, b):
-    return cho_solve((chol, True), b)
+    return _solve_cholesky(chol, b)

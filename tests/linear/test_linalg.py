@@ -2,8 +2,9 @@
 
 import numpy as np
 import pytest
+from scipy.linalg import cho_solve, solve_triangular
 
-from skmtl.linear._linalg import _spd_inverse
+from skmtl.linear._linalg import _solve_cholesky, _solve_lower, _spd_inverse
 
 
 def _spd_stack(n_blocks, p, seed=0):
@@ -46,3 +47,23 @@ def test_spd_inverse_in_place_and_a_singular_block(n_blocks):
     others = np.delete(np.arange(n_blocks), 3)
     np.testing.assert_allclose(out[others], np.linalg.inv(original[others]), rtol=1e-10,
                                atol=1e-12)
+
+
+@pytest.mark.parametrize("k", [1, 4, 31, 200])
+@pytest.mark.parametrize("shape", [(), (3,), "square"])
+def test_triangular_solves_equal_scipy(k, shape):
+    """The compiled substitutions the hierarchical solver uses instead of scipy's (one BLAS
+    thread pool): ``L^-1 B``, ``L^-T B`` and ``(L L^T)^-1 B``, B a vector, a matrix or the
+    identity (the inverse), against scipy's ``solve_triangular`` and ``cho_solve``; B is
+    left as it was."""
+    L = np.linalg.cholesky(_spd_stack(1, k, seed=k)[0])
+    B = np.eye(k) if shape == "square" else np.random.default_rng(1).normal(size=(k, *shape))
+    kept = B.copy()
+    for transposed in (False, True):
+        np.testing.assert_allclose(
+            _solve_lower(L, B, transposed=transposed),
+            solve_triangular(L, B, lower=True, trans=int(transposed)), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(_solve_cholesky(L, B), cho_solve((L, True), B),
+                               rtol=1e-10, atol=1e-14)
+    assert _solve_lower(L, B).shape == B.shape
+    np.testing.assert_array_equal(B, kept)
