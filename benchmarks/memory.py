@@ -12,6 +12,10 @@ Python-visible allocations (numpy buffers included), not BLAS workspaces.
   bytes of its data and index arrays: target <= 2 (X is sliced, never densified).
 - ``mean_clustered``: ``MeanClusteredRegressor()`` on the same data: target <= 2 (the solver
   reads each task's rows through row indices into X, a bounded chunk of tasks at a time).
+- ``hierarchical_classifier``: ``HierarchicalClassifier(max_iter=5)`` (every slope random: 21
+  random effects) on long binary data, 20,000 rows x 20 features, 50 tasks: target <= 6 (the
+  random columns are copied once per label, the per-label products of an evaluation are
+  ``n_obs x q``; 22x before, when every label got its task's ``q x q`` matrix).
 - ``deep_long``: ``skmtl.deep.MultiTaskRegressor`` (default network, 1 epoch) on the packaged
   Chem97 data in long format (31,022 pupils x 4 features, 2,410 schools), against the bytes of
   X, y and task_ids: target <= 3 (the net trains on (row, task, label) triples; no
@@ -27,9 +31,11 @@ table, ``(name, ratio, target, note)``. Run ``python benchmarks/memory.py`` (abo
 
 import argparse
 import tracemalloc
+import warnings
 
 import numpy as np
 import scipy.sparse as sp
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import Ridge
 
 from skmtl import IndependentTasks
@@ -133,6 +139,19 @@ def _fit_long(estimator):
     return lambda X, y, task_ids: estimator.fit(X, y, task_ids=task_ids)
 
 
+def case_hierarchical_classifier(args):
+    from skmtl.linear import HierarchicalClassifier
+
+    n_samples = 4_000 if args.quick else 20_000
+    X, y, task_ids = long_data(n_samples, 20, 50)
+    labels = (y > np.median(y)).astype(int)
+    with warnings.catch_warnings():  # 5 iterations: the memory of an evaluation, not a fit
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ratio = peak_ratio(_fit_long(HierarchicalClassifier(max_iter=5)), X, labels, task_ids)
+    note = f"long, generated: {n_samples:,} rows x 20, 50 tasks, 21 random effects"
+    return [("HierarchicalClassifier, 5 iterations", ratio, 6.0, note)]
+
+
 def case_deep_long(args):
     from skmtl.deep import MultiTaskRegressor
 
@@ -164,6 +183,7 @@ CASES = {
     "independent": case_independent,
     "independent_sparse": case_independent_sparse,
     "mean_clustered": case_mean_clustered,
+    "hierarchical_classifier": case_hierarchical_classifier,
     "deep_long": case_deep_long,
     "deep_sparse": case_deep_sparse,
 }

@@ -559,6 +559,68 @@ def test_laplace_gradient_against_finite_differences(random, prior_scale):
     np.testing.assert_allclose(grad, numeric, rtol=1e-6, atol=1e-6 * np.abs(grad).max())
 
 
+def test_laplace_per_task_kernels():
+    """The compiled per-task sums: ``Z_t^T W_t Z_t`` and ``z_i^T K_t z_i`` against numpy,
+    with tasks of unequal sizes and an empty one."""
+    from skmtl.linear._solver_hierarchical_logistic import _task_grams, _task_quadratics
+
+    rng = np.random.default_rng(0)
+    counts = np.array([3, 0, 7, 1])
+    starts = np.concatenate([[0], np.cumsum(counts)])
+    Z, w = rng.normal(size=(counts.sum(), 4)), rng.uniform(size=counts.sum())
+    K = rng.normal(size=(4, 4, 4))
+    grams, quadratics = _task_grams(Z, w, starts), _task_quadratics(Z, K, starts)
+    for t in range(4):
+        rows = slice(starts[t], starts[t + 1])
+        np.testing.assert_allclose(grams[t], Z[rows].T @ (w[rows, None] * Z[rows]),
+                                   rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(quadratics[rows],
+                                   np.einsum("ij,jk,ik->i", Z[rows], K[t], Z[rows]),
+                                   rtol=1e-12, atol=1e-14)
+
+
+def test_laplace_modes_stop_in_few_steps():
+    """The modes' Newton iterations reach their stationarity equation ``v = L^T Z^T (y -
+    mu)`` to rounding level and stop there: 50 tasks of 20 labels, 31 random effects, at the
+    fit's start ``L = I``, 7 steps from a cold start and none from the warm start at the
+    same parameters (with a bound at eps itself, both calls ran into the 50-step limit)."""
+    X, y, task_ids, counts = _binary(T=50, d=30, rows=(20, 21), sd=0.3)
+    model = _laplace(X, y, task_ids, counts, list(range(31)), prior_scale=2.5)
+    x = np.concatenate([np.zeros(31), np.eye(31)[model._tril]])
+    model.objective(x)
+    assert model.mode_steps <= 10
+    beta, L = model._coordinates(x)
+    V, _, mu, _, _ = model._modes(model._fixed(beta), L)
+    assert model.mode_steps <= 1
+    residual = V - model._task_sums((model.Z @ L) * (model.y - mu)[:, None])
+    assert np.abs(residual).max() < 1e-11 * max(1.0, np.abs(V).max())
+
+
+def test_classifier_peak_memory_is_a_small_multiple_of_x():
+    """No (n_obs, q, q) array: 6,000 labels, 16 random effects, peak traced memory of the
+    fit about 5 times X's size (20 times when each observation got its task's q x q
+    matrix)."""
+    import tracemalloc
+
+    from skmtl.linear import HierarchicalClassifier
+
+    rng = np.random.default_rng(0)
+    T, n_t, d = 20, 300, 15
+    X, task_ids = rng.normal(size=(T * n_t, d)), np.repeat(np.arange(T), n_t)
+    coef = rng.normal(size=d) + 0.3 * rng.normal(size=(T, d))
+    y = (np.einsum("ij,ij->i", X, coef[task_ids]) + rng.logistic(size=len(X)) > 0).astype(int)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        HierarchicalClassifier(max_iter=2).fit(X[:600], y[:600], task_ids=task_ids[:600])
+        tracemalloc.start()
+        try:
+            HierarchicalClassifier(max_iter=3).fit(X, y, task_ids=task_ids)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    assert peak < 8 * X.nbytes
+
+
 def test_laplace_objective_against_a_direct_computation():
     """F at any parameters: each task's mode found by a generic optimiser, the Hessian of the
     integrand there formed by hand."""
