@@ -111,7 +111,8 @@ def _build_parser():
                          "numbers with a few cells that are not (which is otherwise an error: "
                          "a column whose non-empty cells are numbers but for one cell, or but "
                          # argparse formats help with %: a literal % is %%
-                         f"for at most {STRAY_TEXT_SHARE:.0%}% of them)")
+                         f"for at most {STRAY_TEXT_SHARE:.0%}% of them, or numbers written "
+                         "with a decimal comma or thousands separators: 1,5 or 1,250)")
     models_help = "; ".join(f"{m.name}: {m.description}" for m in MODELS.values())
     compare.add_argument("--models", nargs="+", metavar="MODEL", choices=sorted(MODELS),
                          help=f"models to compare (default: all). {models_help}")
@@ -190,6 +191,13 @@ def _read_frame(path, pd):
         raise ValueError(f"--csv {path} cannot be read as a CSV file: {exc}") from None
     if frame.shape[0] == 0:
         raise ValueError(f"--csv {path} has a header but no data rows.")
+    header = str(frame.columns[0])
+    separator = next((sep for sep in (";", "\t", "|") if sep in header), None)
+    if frame.shape[1] == 1 and separator:
+        raise ValueError(
+            f"--csv {path} was read as one column, {header!r}: skmtl compare reads "
+            f"comma-separated files, and this one looks separated by {separator!r}. Save it "
+            "with commas between the columns (and decimal points in the numbers).")
     return frame
 
 
@@ -228,20 +236,27 @@ def _text_cells(column, pd):
     return column.notna() & pd.to_numeric(column, errors="coerce").isna()
 
 
+# a number written with a decimal comma or thousands separators: 1,5  -0,25  1,250  12,000.5
+_FORMATTED_NUMBER = r"\s*[-+]?(?:\d*,\d+|\d{1,3}(?:,\d{3})+(?:\.\d+)?)\s*"
+
+
 def _stray_text(column, pd):
     """Mask (a Series) of the text cells of a column of numbers with a few stray text cells,
     or None when ``column`` is not one.
 
     The rule (docs/user_guide/command_line.rst): at least two of the non-empty cells are
     numbers and the others, the text cells, are at most ``STRAY_TEXT_SHARE`` of the non-empty
-    cells, or only one cell. Such cells are typos, a ``?`` or ``unknown`` written for a missing
-    value, a decimal comma (``1,5``): one-hot encoding the column would turn every distinct
-    number into a feature of its own.
+    cells, or only one cell; or every text cell is a number written with a decimal comma or
+    thousands separators (``1,5``, ``1,250``), however many. Such cells are typos, a ``?`` or
+    ``unknown`` written for a missing value, a decimal comma: one-hot encoding the column
+    would turn every distinct number into a feature of its own.
     """
     text = _text_cells(column, pd)
     n_text = int(text.sum())
     if n_text == 0:
         return None
+    if column[text].astype(str).str.fullmatch(_FORMATTED_NUMBER).all():
+        return text
     n_cells = int(column.notna().sum())
     if n_cells - n_text < 2 or (n_text > 1 and n_text > STRAY_TEXT_SHARE * n_cells):
         return None
@@ -257,7 +272,7 @@ def _cells(column, mask, limit=3):
              for value in distinct[:limit]]
     more = len(distinct) - limit
     text = "; ".join(parts) + (f"; and {more} other value(s)" if more > 0 else "")
-    if any(re.fullmatch(r"\s*[-+]?\d*,\d+\s*", value) for value in distinct):
+    if any(re.fullmatch(_FORMATTED_NUMBER, value) for value in distinct):
         text += " (write numbers with a decimal point and no thousands separator)"
     return text
 

@@ -352,6 +352,11 @@ def test_text_columns_that_are_not_numbers_are_still_one_hot_encoded(tmp_path, c
         (["a", "b", "1"], None),
         (["1.5", None, "2", "abc"], [3]),  # empty cells are not counted
         ([1.0, 2.0, 3.0], None),  # a numeric column
+        # numbers written with a decimal comma or thousands separators, however many
+        (["1,5", "2,25", "-0,5", None], [0, 1, 2]),
+        (["1,250", "12,000.5", "3", "4"], [0, 1]),
+        (["1,5", "abc", "2,5"], None),  # categories, some of which look like numbers
+        (["a,b", "1,2,3"], None),
     ],
 )
 def test_the_stray_text_rule(values, stray):
@@ -404,7 +409,8 @@ def test_help_states_the_stray_text_rule(capsys):
     assert exit_info.value.code == 0
     text = " ".join(capsys.readouterr().out.split())
     assert ("numbers with a few cells that are not (which is otherwise an error: a column whose "
-            "non-empty cells are numbers but for one cell, or but for at most 10% of them)"
+            "non-empty cells are numbers but for one cell, or but for at most 10% of them, or "
+            "numbers written with a decimal comma or thousands separators: 1,5 or 1,250)"
             ) in text.replace("non- empty", "non-empty")
 
 
@@ -524,3 +530,30 @@ def test_a_long_task_with_a_rare_class_is_named_with_the_advice_for_folds(tmp_pa
         "mean_clustered, ...) is compared with, fits each task alone and cannot learn from "
         "one class. Its other class(es) are too rare to be in every training fold: use fewer "
         "folds (--cv) or more labels, or remove its rows.")
+
+
+def test_numbers_with_decimal_commas_are_an_error(tmp_path, capsys):
+    # a quoted decimal comma in every cell: the column was one-hot encoded, each distinct
+    # number a feature of its own
+    rows = numeric_rows()
+    write_csv(tmp_path / "d.csv", ["x", "visits", "sales_a", "sales_b"],
+              [[f"{r[0]:.2f}".replace(".", ","), *r[1:]] for r in rows])
+    assert run_numeric(tmp_path) == 2
+    first = [f"{r[0]:.2f}".replace(".", ",") for r in rows[:3]]
+    assert_one_line_error(
+        capsys, f"Feature column 'x' holds numbers, but {len(rows)} of its cells are not a "
+        f"number: {first[0]!r} on line(s) 2; {first[1]!r} on line(s) 3; {first[2]!r} on "
+        f"line(s) 4; and {len(rows) - 3} other value(s) (write numbers with a decimal point "
+        "and no thousands separator); fix those cells, drop the column with --drop x, or "
+        "one-hot encode its values as categories with --keep x.")
+
+
+def test_a_file_separated_by_semicolons_is_named(tmp_path, capsys):
+    path = tmp_path / "d.csv"
+    path.write_text("school;score;hours\nA;1,5;3\nA;2,5;4\nB;3,1;5\nB;4,0;6\n")
+    assert main(["compare", "--csv", str(path), "--targets", "score", "--task-column",
+                 "school", "--out", str(tmp_path / "o"), "--quiet"]) == 2
+    assert_one_line_error(
+        capsys, f"--csv {path} was read as one column, 'school;score;hours': skmtl compare "
+        "reads comma-separated files, and this one looks separated by ';'. Save it with "
+        "commas between the columns (and decimal points in the numbers).")
