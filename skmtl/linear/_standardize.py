@@ -62,8 +62,15 @@ def _unshifted_scales(X, w, center):
         var[var <= 1e-12 * square] = 0.0
     else:
         X = np.asarray(X, dtype=np.float64)
-        mean = w @ X if center else np.zeros(X.shape[1])
-        var = w @ (X - mean) ** 2
+        if center:
+            # the corrected two-pass variance: its second term removes the rounding error of
+            # the mean itself, which w @ (X - mean)^2 kept as spread (a column of 300 ones
+            # got a scale of 3.9e-15 instead of 1, and was multiplied by 2.6e14)
+            mean = w @ X
+            centred = X - mean
+            var = np.maximum(w @ centred**2 - (w @ centred) ** 2, 0.0)
+        else:
+            mean, var = np.zeros(X.shape[1]), w @ X**2
     scale = np.sqrt(var)
     magnitude = np.abs(mean) if center else scale
     scale[~(scale > 10 * np.finfo(np.float64).eps * np.maximum(magnitude, 1e-300))] = 1.0
