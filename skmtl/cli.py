@@ -401,6 +401,15 @@ def _features(frame, path, excluded, keep, pd, notes):
     dropped = []
     for name in features.columns:
         column = features[name]
+        if len(column) > 1 and column.notna().all() and column.nunique() == 1 and name not in keep:
+            # collinear with the intercepts; in a classifier whose intercepts are pulled
+            # together a large constant (a year) took the penalty's whole grid
+            dropped.append(name)
+            value = column.iloc[0]
+            value = value.item() if hasattr(value, "item") else value  # 2023, not np.int64
+            _warn(f"column {name!r} has the same value on every row ({value!r}): dropped, as "
+                  "it carries no information.", notes)
+            continue
         text = not pd.api.types.is_numeric_dtype(column)
         kind = None if name in keep else _odd_column(column, pd)
         example = column.dropna().iloc[0] if kind else None
@@ -424,8 +433,8 @@ def _features(frame, path, excluded, keep, pd, notes):
     features = features.drop(columns=dropped)
     if features.shape[1] == 0:
         if dropped:
-            raise ValueError(f"No feature column left in {path}: {dropped} were dropped as id "
-                             "or date columns; keep them with --keep.")
+            raise ValueError(f"No feature column left in {path}: {dropped} were dropped as "
+                             "constant, id or date columns; keep them with --keep.")
         raise ValueError(f"No feature column in {path}: every column is a target, the task "
                          "column or in --drop.")
     missing = features.isna().any()

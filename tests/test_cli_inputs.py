@@ -557,3 +557,21 @@ def test_a_file_separated_by_semicolons_is_named(tmp_path, capsys):
         capsys, f"--csv {path} was read as one column, 'school;score;hours': skmtl compare "
         "reads comma-separated files, and this one looks separated by ';'. Save it with "
         "commas between the columns (and decimal points in the numbers).")
+
+
+def test_a_constant_feature_column_is_dropped_with_a_warning(tmp_path, capsys):
+    # a column of 2023 beside the intercepts: the pulled intercepts of LowRank / BlockSparse
+    # classifiers escaped through it and their whole alpha grid gave all-zero models
+    rows = numeric_rows()
+    write_csv(tmp_path / "d.csv", ["x", "year", "visits", "sales_a", "sales_b"],
+              [[r[0], 2023, *r[1:]] for r in rows])
+    assert run_numeric(tmp_path) == 0
+    captured = capsys.readouterr()
+    assert ("skmtl: warning: column 'year' has the same value on every row (2023): dropped, "
+            "as it carries no information.") in captured.err
+    assert "30 rows, 2 features" in captured.out
+    assert "has the same value on every row (2023): dropped" in (
+        tmp_path / "o" / "report.html").read_text()
+    # deliberately kept
+    assert run_numeric(tmp_path, "--keep", "year") == 0
+    assert "30 rows, 3 features" in capsys.readouterr().out

@@ -836,7 +836,11 @@ def _largest_moment_eigenvalue(X, rows, tasks, n_tasks, fit_intercept):
 
     From the observations ``(rows, tasks)`` in one pass over X: ``X^T diag(w) X`` with each
     row's weight ``w_i = sum_{t observing i} 1 / n_t``, minus ``sum_t mean_t mean_t^T``. Only
-    a scale for the alpha grid, so the cancellation of this form does not matter.
+    a scale for the alpha grid, but the subtraction cancels: a column whose centred second
+    moment is below 1e-8 of its raw one (a spread below 1e-4 of its mean, such as ``1 +
+    1e-12 noise``) keeps only rounding of it (a column of 1.1e12 +- 1 gave an eigenvalue of
+    3.6e8 where the others were 1.4, and a grid of all-zero models), so its row and column are
+    left out of the scale.
     """
     counts = np.bincount(tasks, minlength=n_tasks)
     weights = 1.0 / counts[tasks]
@@ -848,7 +852,12 @@ def _largest_moment_eigenvalue(X, rows, tasks, n_tasks, fit_intercept):
     else:
         second = X.T @ (X * row_weight[:, None])
         means = np.asarray(means_of @ X)
+    raw = np.diag(second).copy()
     if fit_intercept:
         second -= means.T @ means
+        unmeasured = ~(np.diag(second) > 1e-8 * raw)
+        second[unmeasured, :] = 0.0
+        second[:, unmeasured] = 0.0
+        raw[unmeasured] = 0.0
     e_max = float(np.linalg.eigvalsh(0.5 * (second + second.T) / n_tasks)[-1])
-    return e_max if e_max > 1e-12 * max(1.0, float(np.abs(second).max())) else 1.0
+    return e_max if e_max > 1e-12 * max(1.0, float(raw.max(initial=0.0))) else 1.0

@@ -469,7 +469,10 @@ def _solve_coupled(G, coupling, R, W0, c=None, h=None, kappa=0.0, r_b=None, rtol
             u = v / E
             return u + (kappa / T) * np.sum(u) / denom / E if kappa else u
         rhs = R - c * hinv(r_b)[:, None]
-        a, V = _mean_eigen(G - c[:, :, None] * c[:, None, :] / h[:, None, None])
+        # (a task whose probabilities all saturated has h = 0 and c = 0: no Schur term, where
+        # 0 / 0 put NaN into the preconditioner's eigendecomposition)
+        a, V = _mean_eigen(G - np.divide(c[:, :, None] * c[:, None, :], h[:, None, None],
+                                         out=np.zeros_like(G), where=h[:, None, None] > 0))
     else:
         rhs = R
         a, V = mean_eigen if mean_eigen is not None else (None, None)

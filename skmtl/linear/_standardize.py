@@ -69,6 +69,10 @@ def _unshifted_scales(X, w, center):
             mean = w @ X
             centred = X - mean
             var = np.maximum(w @ centred**2 - (w @ centred) ** 2, 0.0)
+            # as for sparse X: a spread below 1e-6 of the mean is no spread (1 + 1e-12 noise
+            # got a scale of 9e-13, the column then 1.1e12 +- 1, as the columns are not
+            # centred; a sparse X of the same values got 1)
+            var[var <= 1e-12 * (mean**2 + var)] = 0.0
         else:
             mean, var = np.zeros(X.shape[1]), w @ X**2
     scale = np.sqrt(var)

@@ -327,3 +327,40 @@ def test_a_column_of_ones_leaves_the_classifier_cv_unchanged(estimator):
     assert fits[1][0] == pytest.approx(fits[0][0], rel=1e-6)
     assert fits[1][1] == pytest.approx(fits[0][1], abs=0.02)
     assert fits[0][1] > 0.8  # (chance: 0.5)
+
+
+def test_near_constant_columns_scale_alike_dense_and_sparse():
+    """A spread below 1e-6 of the mean is no spread, for dense X as for sparse: ``1 + 1e-12
+    noise`` got 9e-13 dense (the uncentred column then 1.1e12 +- 1) and 1 sparse."""
+    import scipy.sparse as sp
+
+    from skmtl.linear._standardize import column_scales
+
+    rng = np.random.default_rng(0)
+    X = np.column_stack([rng.normal(size=300), 1 + 1e-12 * rng.normal(size=300),
+                         1e3 + 1e-2 * rng.normal(size=300)])  # 1e-5 of the mean: a spread
+    weight = rng.integers(1, 3, size=300).astype(float)
+    dense, sparse = column_scales(X, weight, True), column_scales(sp.csr_matrix(X), weight, True)
+    assert dense[1] == sparse[1] == 1.0
+    np.testing.assert_allclose(dense, sparse, rtol=1e-4)  # sparse: one pass, (1e5)^2 eps
+    assert 0.005 < dense[2] < 0.02
+
+
+def test_the_moment_scale_of_the_grid_ignores_a_column_it_cannot_measure():
+    """The largest eigenvalue behind the default grids, against a two-pass computation, with a
+    column 1e12 + N(0, 0.5^2) (the one-pass form kept 1e8 of rounding as its spread, and the
+    grid of MeanClustered, ClusteredTasks and TaskRelation RegressorCV held only zero models)."""
+    from skmtl.linear._solver_mean_clustered import _largest_moment_eigenvalue
+
+    rng = np.random.default_rng(1)
+    T, n = 6, 300
+    X = np.column_stack([rng.normal(size=(n, 8)), 1e12 + 0.5 * rng.normal(size=n)])
+    tasks = rng.integers(T, size=n)
+    reference = np.zeros((9, 9))
+    for t in range(T):
+        Z = X[tasks == t] - X[tasks == t].mean(axis=0)
+        reference += Z.T @ Z / len(Z)
+    e_max = _largest_moment_eigenvalue(X, np.arange(n), tasks, T, True)
+    # exactly the other columns' (the unmeasured one left out), within 0.1 % of all columns'
+    assert e_max == pytest.approx(np.linalg.eigvalsh(reference[:8, :8] / T)[-1], rel=1e-10)
+    assert e_max == pytest.approx(np.linalg.eigvalsh(reference / T)[-1], rel=1e-3)

@@ -130,11 +130,18 @@ def _intercept_system(curvature, G, c, h, kappa):
     return H
 
 
-def test_w_step_with_intercepts_matches_dense_solve():
-    rng = np.random.default_rng(1)
+@pytest.mark.parametrize("saturated", [False, True])
+def test_w_step_with_intercepts_matches_dense_solve(saturated):
+    """The W step with the intercepts eliminated against the dense system. ``saturated``: a
+    task whose probabilities all saturated (``h_t = 0``, ``c_t = 0``, its intercept held by
+    the pull ``kappa`` alone), where ``c c^T / h`` put 0 / 0 into the preconditioner
+    ("Eigenvalues did not converge")."""
+    rng = np.random.default_rng(2 if saturated else 1)
     T, d, kappa = 3, 4, 0.3
     G = np.array([(lambda a: a @ a.T)(rng.standard_normal((d, d))) for _ in range(T)])
     c, h = rng.standard_normal((T, d)), rng.random(T) + 5
+    if saturated:
+        c[1], h[1] = 0.0, 0.0
     coupling = _Coupling(rng.standard_normal((T, d)), 0.2, 0.1, 1e-12)
     R, r_b = rng.standard_normal((T, d)), rng.standard_normal(T)
     dW, db, _ = _solve_coupled(G, coupling, R, np.zeros((T, d)), c=c, h=h, kappa=kappa,
