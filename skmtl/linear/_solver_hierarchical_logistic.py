@@ -41,9 +41,9 @@ BOUND = 100.0
 # the modes' Newton iterations stop when every task's Newton decrement is at most (this times
 # eps times its objective)^2: modes exact to about 1e-13 relative. The decrement's own
 # rounding floor is about (eps times the objective)^2, which a bound at eps itself straddles
-# (on 200 tasks of 20 labels, 31 random effects, the modes ran into their 50-step limit at
-# every evaluation, where 3 to 5 steps reach 1e-26); Newton's quadratic convergence takes a
-# decrement of 1e-13 below either bound in one step.
+# (with 31 random effects, on 50 to 200 tasks of 20 labels, the modes ran into their 50-step
+# limit at every evaluation, where 4 to 8 steps reach 1e-26); Newton's quadratic convergence
+# takes a decrement of 1e-13 below either bound in one step.
 _MODE_ROUNDING = 1e3
 
 
