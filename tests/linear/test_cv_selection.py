@@ -364,3 +364,31 @@ def test_the_moment_scale_of_the_grid_ignores_a_column_it_cannot_measure():
     # exactly the other columns' (the unmeasured one left out), within 0.1 % of all columns'
     assert e_max == pytest.approx(np.linalg.eigvalsh(reference[:8, :8] / T)[-1], rel=1e-10)
     assert e_max == pytest.approx(np.linalg.eigvalsh(reference / T)[-1], rel=1e-3)
+
+
+def test_a_standard_scaler_first_keeps_a_large_constant_from_the_classifier():
+    """The user guide's advice for classifiers (their intercepts are pulled together, so a
+    large constant column escapes the pull): ``StandardScaler()`` first in a Pipeline gives
+    the same held-out accuracy as without the column."""
+    import sklearn
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from skmtl.linear import LowRankClassifierCV
+
+    rng = np.random.default_rng(0)
+    T, n_t, d = 6, 100, 8
+    X, task_ids = rng.normal(size=(T * n_t, d)), np.repeat(np.arange(T), n_t)
+    coef = rng.normal(size=d) + 0.5 * rng.normal(size=(T, d))
+    y = (np.einsum("ij,ij->i", X, coef[task_ids]) + rng.logistic(size=len(X)) > 0).astype(int)
+    train = rng.uniform(size=len(X)) < 0.6
+    scores = []
+    with sklearn.config_context(enable_metadata_routing=True):
+        for design in (X, np.column_stack([X, np.full(len(X), 1e6)])):
+            model = make_pipeline(StandardScaler(), LowRankClassifierCV(n_alphas=8, cv=3)
+                                  .set_fit_request(task_ids=True)
+                                  .set_score_request(task_ids=True))
+            model.fit(design[train], y[train], task_ids=task_ids[train])
+            scores.append(model.score(design[~train], y[~train], task_ids=task_ids[~train]))
+    assert scores[1] == pytest.approx(scores[0], abs=1e-9)
+    assert scores[0] > 0.7  # (chance: 0.5)
