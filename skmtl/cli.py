@@ -192,8 +192,8 @@ def _read_frame(path, pd):
     if frame.shape[0] == 0:
         raise ValueError(f"--csv {path} has a header but no data rows.")
     header = str(frame.columns[0])
-    separator = next((sep for sep in (";", "\t", "|") if sep in header), None)
-    if frame.shape[1] == 1 and separator:
+    separator = frame.shape[1] == 1 and next((s for s in (";", "\t", "|") if s in header), None)
+    if separator:
         raise ValueError(
             f"--csv {path} was read as one column, {header!r}: skmtl compare reads "
             f"comma-separated files, and this one looks separated by {separator!r}. Save it "

@@ -22,14 +22,14 @@ deviance). Two optimisers share the work:
   of the cone, where Newton's steps are cut to keep it positive definite. When a cut step
   leaves ``Psi``'s smallest eigenvalue below 1e-3 of its largest, Newton goes on along the
   central path of the barrier ``- mu log |Psi|`` (``mu`` divided by 10 per stage, from ``tr(H
-  Psi) / q``) until the deviance's own gradient meets the tolerance: on 1,000 tasks with 15
-  of 30 slopes constant, 56 iterations, where L-BFGS-B took 923. Near a
-  variance at zero that gradient shrinks only as ``sqrt(mu)`` (in the factor's column for
-  it), so the stages usually end at rounding level instead (a Newton step that lowers the
-  objective by at most 1e-13 of its scale without going all the way or halving the
-  gradient, ``_ROUNDING``): the eigenvalues of ``Psi`` then below 1e-12 of its largest are
-  set to exactly 0 (``_ZERO_VARIANCE``, kept only if the deviance agrees to rounding), where
-  the gradient in ``L`` meets the tolerance.
+  Psi) / q``) until the deviance's own gradient meets the tolerance: on 1,000 tasks with 15 of
+  30 slopes constant, 56 to 59 iterations (rounding-level differences of the path), where
+  L-BFGS-B took 923. Near a variance at zero that gradient shrinks only as ``sqrt(mu)`` (in
+  the factor's column for it), so the stages usually end at rounding level instead (a Newton
+  step that lowers the objective by at most 1e-13 of its scale without going all the way or
+  halving the gradient, ``_ROUNDING``): the eigenvalues of ``Psi`` then below 1e-12 of its
+  largest are set to exactly 0 (``_ZERO_VARIANCE``, kept only if the deviance agrees to
+  rounding), where the gradient in ``L`` meets the tolerance.
 - L-BFGS-B on the entries of ``L`` with its exact gradient and the diagonal of ``L`` bounded
   below by 0 finishes from where Newton stopped (at once, when Newton reached the tolerance)
   and checks that no variance left at zero should grow; it does the whole fit above
@@ -260,7 +260,7 @@ class MixedModel:
         Sxy = self.Gxy - basis.T @ S[:p, p]
         Syy = self.Gyy - float(S[p, p])
         Sxx_chol = _cholesky(0.5 * (Sxx + Sxx.T))
-        gamma = _cho_solve(Sxx_chol, Sxy)
+        gamma = _solve_cholesky(Sxx_chol, Sxy)
         # floored at rounding level: data the fixed effects fit exactly keep a finite deviance
         r2 = max(Syy - float(Sxy @ gamma), np.finfo(float).eps * max(self.Gyy, 1.0))
         dof = self._dof()
@@ -499,7 +499,7 @@ class MixedModel:
                     continue
             else:
                 return theta, n_iter, False
-            delta = -_cho_solve(chol, grad)
+            delta = -_solve_cholesky(chol, grad)
             decrease, Psi, direction = float(grad @ delta), L @ L.T, self.symmetric(delta)
             step, cut = 1.0, False
             for _ in range(20):
@@ -762,6 +762,3 @@ def _cholesky(S):
         floor = max(values.max(), np.finfo(float).tiny) * S.shape[0] * np.finfo(float).eps
         return np.linalg.cholesky((vectors * np.maximum(values, floor)) @ vectors.T)
 
-
-def _cho_solve(chol, b):
-    return _solve_cholesky(chol, b)

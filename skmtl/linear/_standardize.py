@@ -58,8 +58,6 @@ def _unshifted_scales(X, w, center):
         mean = np.asarray(X.T @ w).ravel()
         square = np.asarray(X.multiply(X).T @ w).ravel()
         var = np.maximum(square - mean**2, 0.0) if center else square
-        # cancellation: a spread below rounding of the mean square is no spread
-        var[var <= 1e-12 * square] = 0.0
     else:
         X = np.asarray(X, dtype=np.float64)
         if center:
@@ -69,12 +67,12 @@ def _unshifted_scales(X, w, center):
             mean = w @ X
             centred = X - mean
             var = np.maximum(w @ centred**2 - (w @ centred) ** 2, 0.0)
-            # as for sparse X: a spread below 1e-6 of the mean is no spread (1 + 1e-12 noise
-            # got a scale of 9e-13, the column then 1.1e12 +- 1, as the columns are not
-            # centred; a sparse X of the same values got 1)
-            var[var <= 1e-12 * (mean**2 + var)] = 0.0
         else:
             mean, var = np.zeros(X.shape[1]), w @ X**2
+    # a spread below 1e-6 of the mean is no spread, dense or sparse: below the rounding of
+    # the sparse one-pass form, and the columns are not centred (dense, 1 + 1e-12 noise got
+    # a scale of 9e-13 and became 1.1e12 +- 1, where sparse X of the same values got 1)
+    var[var <= 1e-12 * (mean**2 + var)] = 0.0
     scale = np.sqrt(var)
     magnitude = np.abs(mean) if center else scale
     scale[~(scale > 10 * np.finfo(np.float64).eps * np.maximum(magnitude, 1e-300))] = 1.0
