@@ -560,8 +560,8 @@ def test_a_file_separated_by_semicolons_is_named(tmp_path, capsys):
 
 
 def test_a_constant_feature_column_is_dropped_with_a_warning(tmp_path, capsys):
-    # a column of 2023 beside the intercepts: the pulled intercepts of LowRank / BlockSparse
-    # classifiers escaped through it and their whole alpha grid gave all-zero models
+    # a column of 2023 beside the intercepts carries no information (the classifiers pull
+    # their intercepts at the mean of X, so it would change no prediction; it is dropped)
     rows = numeric_rows()
     write_csv(tmp_path / "d.csv", ["x", "year", "visits", "sales_a", "sales_b"],
               [[r[0], 2023, *r[1:]] for r in rows])

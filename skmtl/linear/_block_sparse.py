@@ -200,7 +200,7 @@ class BlockSparseClassifier(_BinaryLogisticMixin, _BlockSparseMixin, MultiTaskCl
 
         sum_t 1 / n_t * sum_{i in task t} log(1 + exp(-s_i (x_i w_t + b_t)))
             +  alpha * sum_j ||W[:, j]||_q
-            +  sum_t kappa_t / 2 * (b_t - b_bar)^2
+            +  sum_t kappa_t / 2 * (c_t - c_bar)^2,   c_t = b_t + x_bar w_t
 
     where task ``t`` sees its ``n_t`` observed rows only, ``s_i = +1`` for the task's second
     class (``classes_[t][1]``) and ``-1`` for its first, and ``||W[:, j]||_q`` (``q=2`` or
@@ -208,7 +208,7 @@ class BlockSparseClassifier(_BinaryLogisticMixin, _BlockSparseMixin, MultiTaskCl
     binary: a task with more classes raises a ValueError naming it.
 
     The last term (with two tasks or more) pulls the intercepts towards their mean,
-    ``b_bar = sum_t kappa_t b_t / sum_t kappa_t``, with ``kappa_t = 1 / (4 n_t)``: a
+    ``c_bar = sum_t kappa_t c_t / sum_t kappa_t``, with ``kappa_t = 1 / (4 n_t)``: a
     Gaussian prior on each intercept worth one label of its task (1 / 4 is the curvature of
     one label's log loss at probability 1 / 2, and each label weighs ``1 / n_t``). In a
     binary multi-task problem a task may have seen one class only; without the pull its
@@ -216,8 +216,13 @@ class BlockSparseClassifier(_BinaryLogisticMixin, _BlockSparseMixin, MultiTaskCl
     finite (its distance ``d`` to the mean, for a task like the others but for its labels,
     solves ``exp(-d) = d / (4 n_t)``: 3.6 log-odds for 35 labels). Its weight fades as a
     task's labels grow, it does not depend on ``alpha`` (so ``alpha_max``, the all-zero
-    model, is still a closed form), and it vanishes for one task. The intercepts are those
-    of the user's X (the origin of its columns).
+    model, is still a closed form), and it vanishes for one task. The pulled intercepts
+    ``c_t`` are those at the mean of X, ``x_bar`` (over the observed labels, a row counted
+    once per task that observes it): each task's log-odds for a typical row. So adding a
+    constant to a column, or a constant column, changes ``intercept_`` only. (Pulled at
+    ``x = 0``, the intercepts let a column of years or of a large constant escape the pull:
+    its coefficients acted as free intercepts, and it set the CV variant's grid and slowed
+    the solver.) ``intercept_`` is the intercept ``b_t`` of the user's X.
 
     For one task and any q this is l1-penalised logistic regression: scikit-learn's
     ``LogisticRegression(l1_ratio=1, C=1 / (n_samples * alpha))``.

@@ -33,8 +33,8 @@ _DOCS = {
         sum_t 1 / n_t * sum_{i in task t} log(1 + exp(-s_i (x_i w_t + b_t)))
         + alpha * (||w_bar||^2_2 + between / T * sum_c n_c ||w_bar_c - w_bar||^2_2
                    + within / T * sum_t ||w_t - w_bar_c(t)||^2_2)
-        + alpha * (between / T * sum_c n_c (b_bar_c - b_bar)^2
-                   + within / T * sum_t (b_t - b_bar_c(t))^2)
+        + alpha * (between / T * sum_c n_c (c_bar_c - c_bar)^2
+                   + within / T * sum_t (c_t - c_bar_c(t))^2),   c_t = b_t + x_bar w_t
     """,
     **LINEAR_DOCS,
     "clustered_parameters": """
@@ -161,11 +161,18 @@ class _ClusteredTasksMixin(_MeanClusteredMixin):
     def _steps(self, problem):
         """The alternation at any alpha on one data set: ``alpha -> (W, b, labels, n_iter)``
         (the W step's moments or design built once)."""
-        design = problem.design()
+        # the classifier pulls the intercepts at the mean of X: its rows are centred there
+        pulled = self._logistic and self.fit_intercept and problem.n_tasks > 1
+        design = problem.design(at_mean=pulled)
         y = problem.targets(design)
         step, loss = make_step(design, y, logistic=self._logistic,
                                fit_intercept=self.fit_intercept, **self._newton())
-        return lambda alpha: self._alternate(step, loss, design, y, alpha)
+
+        def fit(alpha):
+            W, b, labels, n_iter = self._alternate(step, loss, design, y, alpha)
+            return W, b - W @ design.x_origin, labels, n_iter
+
+        return fit
 
     def _fit_problem(self, problem, scale, alpha):
         self._check_strengths()
@@ -268,10 +275,12 @@ class ClusteredTasksClassifier(_BinaryLogisticMixin, _ClusteredTasksMixin,
 
     where task ``t`` has ``n_t`` observed labels, ``s_i = +1`` for the task's second class and
     ``-1`` for its first, ``c(t)`` is the cluster of task ``t``, ``n_c`` the number of tasks in
-    cluster ``c``, ``w_bar_c`` / ``b_bar_c`` their mean coefficients / intercept and ``w_bar`` /
-    ``b_bar`` the means over all tasks (``b_bar`` is free, unpenalised). The last term pulls
+    cluster ``c``, ``w_bar_c`` / ``c_bar_c`` their mean coefficients / intercept and ``w_bar`` /
+    ``c_bar`` the means over all tasks (``c_bar`` is free, unpenalised). The last term pulls
     the intercepts as the coefficients are pulled, which keeps the intercept of a task that saw
-    one class finite (as :class:`MeanClusteredClassifier` does); it vanishes with one task.
+    one class finite (as :class:`MeanClusteredClassifier` does); it vanishes with one task. It
+    pulls the intercepts at the mean of X, ``c_t`` (``x_bar`` the mean of the rows over the
+    observed labels), so that a constant added to a column changes ``intercept_`` only.
 
     Parameters
     ----------

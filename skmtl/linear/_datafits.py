@@ -100,6 +100,9 @@ class Datafit:
     def __init__(self, design, y_obs, fit_intercept):
         self.design = design
         self.fit_intercept = fit_intercept
+        # the mean subtracted from X implicitly, beyond the design's x_shift (its free
+        # intercepts are those at x = x_shift + x_mean)
+        self.x_mean = np.zeros(design.n_features)
 
     @classmethod
     def center_design(cls, fit_intercept, n_tasks):
@@ -319,6 +322,23 @@ def neg_mean_correlation(state, corr, n_t, j, t):
 
 
 @njit(cache=True)
+def _logistic_block_neg_gradient(state, corr, n_t, j, t):
+    # the derivative in W[t, j] with the intercepts of X fixed: the pulled intercept
+    # b'_t = b_t + w_t . mu moves with it (mu is zero unless X is centred implicitly)
+    mu, kappa, sums = state[4], state[5], state[6]
+    pull = kappa[t] * (state[3][t] - sums[0] / sums[1]) if mu[j] != 0.0 else 0.0
+    return -corr / n_t - mu[j] * pull
+
+
+@njit(cache=True)
+def _logistic_block_step(state, j, t, delta):
+    shift = state[4][j] * delta
+    if shift != 0.0:
+        state[3][t] += shift
+        state[6][0] += state[5][t] * shift
+
+
+@njit(cache=True)
 def predictor_moving(state):
     return state[1], 1.0
 
@@ -333,19 +353,38 @@ def _logistic_refresh(state, start, stop):
 class Logistic(Datafit):
     """Binary logistic loss ``sum_t 1 / n_t sum_i log(1 + exp(-s_i (x_i w_t + b_t)))``.
 
-    ``s_i = 2 y_i - 1`` for labels ``y_i`` in {0, 1}. The state is ``(v, z, s, b)``: the loss
-    derivatives ``v = -s sigmoid(-s z)`` of the linear predictors ``z`` (n_obs,), the signs and
-    the intercepts. Lipschitz constants ``||X_t[:, j]||^2 / (4 n_t)`` (the centred ones when X
-    is centred).
+    ``s_i = 2 y_i - 1`` for labels ``y_i`` in {0, 1}.
 
     With intercepts and two tasks or more, the intercepts get the pull
-    ``sum_t kappa_t / 2 * (b_t - b_bar)^2`` (see :func:`_pull_value`), and X is not centred
-    (the pulled intercepts are those of the given X).
+    ``sum_t kappa_t / 2 * (b'_t - b'_bar)^2`` (see :func:`_pull_value`) on the intercepts at
+    the mean of X, ``b'_t = b_t + mu w_t`` (``mu`` the mean of the observed rows, each row
+    counted once per task that observes it, as the design centres a dense X). Pulling the
+    intercepts of the given X instead would make the model depend on where each column's zero
+    is: a column of years, or a constant of 1e6, escaped the pull (its coefficients acting as
+    free intercepts) and dominated the penalty path and the solvers' step sizes. With this
+    pull, adding a constant to a column changes the intercepts only.
+
+    A dense X is centred (``design.x_shift``), so the pulled intercepts are the free ones; a
+    sparse X is centred implicitly (``x_mean``), the linear predictors being
+    ``z = x w_t - mu w_t + b'_t``, but for its columns whose mean exceeds their spread,
+    which the design centres (``center_design`` is ``"columns"``: such a column, a near copy
+    of the intercepts, would leave coordinate descent crawling).
+    The state is ``(v, z, s, b', mu, kappa, sums)``: the loss derivatives
+    ``v = -s sigmoid(-s z)`` of the linear predictors (n_obs,), the signs, the pulled
+    intercepts, the implicit mean ``mu`` (zero unless X is sparse and pulled), ``kappa`` and
+    ``sums = (kappa . b', sum(kappa))``. A block step of coordinate descent keeps the
+    intercepts of X fixed, so ``b'`` moves with ``W`` (``b'_t += mu_j delta``): ``z`` then
+    changes on the column's nonzero entries only. Lipschitz constants
+    ``||X_t[:, j]||^2 / (4 n_t) + mu_j^2 kappa_t`` (the centred ones when X is centred).
+
+    :meth:`neg_gradient` is the gradient in ``W`` with ``b'`` fixed, that of the centred X:
+    the coordinates of a solver that steps all of ``W`` at once (trace norm).
     """
 
     cache_kernels = True
-    constant_state = (2,)  # the signs
-    block_neg_gradient = staticmethod(neg_mean_correlation)
+    constant_state = (2, 4, 5)  # the signs, mu and kappa
+    block_neg_gradient = staticmethod(_logistic_block_neg_gradient)
+    block_step = staticmethod(_logistic_block_step)
     moving = staticmethod(predictor_moving)
     refresh = staticmethod(_logistic_refresh)
 
@@ -355,14 +394,21 @@ class Logistic(Datafit):
         if not np.all(np.isin(labels, (0.0, 1.0))):
             raise ValueError(f"logistic labels must be 0 or 1; got {labels[:5].tolist()}.")
         self.signs = np.where(np.asarray(y_obs) > 0, 1.0, -1.0)
-        _, s2 = design.task_moments()
-        self.lipschitz = curvature_threshold(s2 / (4.0 * design.n_t[:, None]))
+        s1, s2 = design.task_moments()
+        n_t = design.n_t
         pull = fit_intercept and design.n_tasks > 1
-        self.pull = 1.0 / (4.0 * design.n_t) if pull else None
+        self.pull = 1.0 / (4.0 * n_t) if pull else None
+        self.kappa = self.pull if pull else np.zeros(design.n_tasks)
+        # the implicit centring of a sparse X (a dense one is centred by the design)
+        if pull and design.sparse and design.n_obs:
+            self.x_mean = s1.sum(axis=0) / design.n_obs
+            self.x_mean[design.x_shift != 0] = 0.0  # columns the design centred
+        L = s2 / (4.0 * n_t[:, None]) + self.kappa[:, None] * self.x_mean**2
+        self.lipschitz = curvature_threshold(L)
 
     @classmethod
     def center_design(cls, fit_intercept, n_tasks):
-        return fit_intercept and n_tasks < 2
+        return "columns" if fit_intercept else False
 
     def derivative(self, z):
         s = self.signs
@@ -370,17 +416,20 @@ class Logistic(Datafit):
 
     def init_state(self, W, b=None):
         design = self.design
+        z = design.predict_obs(W)
+        if self.x_mean.any():  # the implicit centring, -mu w_t
+            z -= (W @ self.x_mean)[design.obs_task]
         if not self.fit_intercept:
             b = np.zeros(design.n_tasks)
-        elif self.pull is not None:  # W's optimal intercepts, or b (no shift)
-            b = (_pulled_intercepts(design, self.signs, design.predict_obs(W), self.pull)
-                 if b is None else b.copy())
-        elif b is None:  # the intercept-only optimum, exact when W = 0
+        elif b is not None:  # the intercepts of X, at the mean of X
+            b = b + W @ (design.x_shift + self.x_mean)
+        elif self.pull is not None:  # W's optimal intercepts
+            b = _pulled_intercepts(design, self.signs, z, self.pull)
+        else:  # the intercept-only optimum, exact when W = 0
             b = _logit_of_task_means(design, self.signs) + W @ design.x_shift
-        else:
-            b = b + W @ design.x_shift
-        z = design.predict_obs(W) + b[design.obs_task]
-        return self.derivative(z), z, self.signs, b
+        z += b[design.obs_task]
+        sums = np.array([self.kappa @ b, self.kappa.sum()])
+        return self.derivative(z), z, self.signs, b, self.x_mean, self.kappa, sums
 
     def value(self, state):
         z, b = state[1], state[3]
@@ -390,11 +439,19 @@ class Logistic(Datafit):
             loss += _pull_value(b, self.pull)
         return loss
 
+    def neg_gradient(self, state, features=None):
+        G = super().neg_gradient(state, features)
+        if self.x_mean.any():
+            mean = self.x_mean if features is None else self.x_mean[features]
+            G += np.outer(self.design.task_sums(state[0]) / self.design.n_t, mean)
+        return G
+
     def update_intercepts(self, state):
-        v, z, signs, b = state
+        v, z, signs, b = state[:4]
         design = self.design
         if self.pull is not None:
             v[:] = _pulled_intercept_newton(design, signs, z, b, self.pull)
+            state[6][0] = self.kappa @ b
         elif self.fit_intercept:
             _logistic_intercept_step(design.obs_task, design.n_t, z, v, signs, b)
 
@@ -409,7 +466,7 @@ class Logistic(Datafit):
     def intercepts(self, W, state):
         if not self.fit_intercept:
             return np.zeros(self.design.n_tasks)
-        return state[3].copy()
+        return state[3] - W @ self.x_mean
 
     def intercept_vector(self, state):
         return state[3]
@@ -418,10 +475,11 @@ class Logistic(Datafit):
         return [state[1], state[3]]
 
     def set_extrapolated(self, state, arrays):
-        v, z, _, b = state
+        v, z, _, b = state[:4]
         z[:] = arrays[0]
         b[:] = arrays[1]
         v[:] = self.derivative(z)
+        state[6][0] = self.kappa @ b
 
 
 def _expit(x):
@@ -481,7 +539,8 @@ def _logistic_intercept_step(obs_task, n_t, z, v, signs, b):
 
 
 # -- pulled intercepts (logistic) ---------------------------------------------------------------
-# With several tasks, the logistic intercepts get the penalty
+# With several tasks, the logistic intercepts at the mean of X (those of the centred X, ``b'``
+# in :class:`Logistic`, written b here) get the penalty
 #     sum_t kappa_t / 2 * (b_t - b_bar)^2,  kappa_t = 1 / (4 n_t),
 #     b_bar = sum_t kappa_t b_t / sum_t kappa_t,
 # a Gaussian prior on each intercept around the (precision-weighted) mean intercept worth one

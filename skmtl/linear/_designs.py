@@ -59,6 +59,45 @@ def check_no_empty_task(observed):
         raise ValueError(f"Task(s) {empty[:5].tolist()} have no observed label.")
 
 
+@njit(cache=True)
+def _sparse_column_moments(data, indices, indptr, by_column, weights, mean, square):
+    """Weighted sums of each column of a CSC (``by_column``) or CSR matrix and of its squares,
+    without a copy of the matrix."""
+    for major in range(indptr.shape[0] - 1):
+        for p in range(indptr[major], indptr[major + 1]):
+            column, row = (major, indices[p]) if by_column else (indices[p], major)
+            x = data[p] * weights[row]
+            mean[column] += x
+            square[column] += x * data[p]
+
+
+def _center_large_mean_columns(X, weights):
+    """Sparse ``X`` (CSR or CSC) with its columns whose weighted mean exceeds their weighted
+    standard deviation centred (dense columns of a sparse matrix: a column of years, a
+    constant), and the mean of every column. Such a column is a near copy of the
+    intercepts, which a solver that steps one column at a time resolves very slowly. X is
+    returned as it is (not copied) when no column is centred; otherwise as a CSC copy."""
+    if X.format not in ("csr", "csc") or not X.has_canonical_format:
+        X = sp.csr_matrix(X, copy=True)  # (duplicates summed: the squares need them)
+        X.sum_duplicates()
+    mean, square = np.zeros(X.shape[1]), np.zeros(X.shape[1])
+    _sparse_column_moments(X.data, X.indices, X.indptr, X.format == "csc",
+                           np.asarray(weights, dtype=np.float64), mean, square)
+    large = mean**2 > np.maximum(square - mean**2, 0.0)
+    if not large.any():
+        return X, mean, large
+    X = sp.csc_matrix(X)
+    columns = np.flatnonzero(large)
+    centred = sp.csc_matrix(X[:, columns].toarray() - mean[columns])
+    kept = X @ sp.diags((~large).astype(np.float64))  # the other columns, unchanged
+    placed = centred @ sp.csr_matrix((np.ones(columns.size), (np.arange(columns.size),
+                                                              columns)),
+                                     shape=(columns.size, X.shape[1]))
+    out = sp.csc_matrix(kept + placed)
+    out.sum_duplicates()
+    return out, mean, large
+
+
 class MaskedDesign:
     """X with the observed (row, task) pairs of a label mask.
 
@@ -69,9 +108,12 @@ class MaskedDesign:
         (or when ``center`` asks for a shifted copy); sparse X is kept sparse (CSC).
     mask : ndarray of bool of shape (n_samples, n_tasks)
         Observed labels.
-    center : bool, default=False
-        Dense X only: subtract the mean of the observed rows from every column (``x_shift``).
-        Better conditioning for a model with intercepts, which absorb the shift.
+    center : {False, True, "columns"}, default=False
+        Dense X: subtract the mean of the observed rows from every column (``x_shift``).
+        Better conditioning for a model with intercepts, which absorb the shift. Sparse X:
+        ``"columns"`` subtracts it from the columns whose mean exceeds their standard
+        deviation (at least half of their entries are nonzero, so centring them at most
+        doubles their storage; other columns stay as they are).
     row_major : bool, default=False
         Dense X only, and only when there are no more observations than rows (long data,
         or one task per row): keep the observed rows, in observation order, as a row-major
@@ -143,6 +185,10 @@ class MaskedDesign:
         if self.sparse:
             X = sp.csc_matrix(X)
             X.sum_duplicates()
+            if center == "columns" and self.n_obs:
+                X, mean, large = _center_large_mean_columns(X, counts / self.n_obs)
+                X = sp.csc_matrix(X)
+                self.x_shift = np.where(large, mean, 0.0)
             index_dtype = np.int32 if X.nnz < 2**31 - 1 else np.int64
             self.data = np.require(X.data, dtype=np.float64, requirements=["C", "W"])
             self.indices = np.require(X.indices, dtype=index_dtype, requirements=["C", "W"])
@@ -561,13 +607,41 @@ class Problem:
             return self._y.astype(np.float64)[:, None]
         return self._Y[self.shared_rows].astype(np.float64)
 
-    def design(self):
-        """The per-task view of X: shared dense rows, grouped dense rows or sparse."""
-        if self.shared_rows is not None and not sp.issparse(self.X):
-            return SharedDense(self.X[self.shared_rows], self.shared_rows, self.n_tasks)
-        if sp.issparse(self.X):
-            return SparseDesign(self.X, self.groups)
-        return GroupedDense.from_flat(self.X, *self.flat_groups())
+    def design(self, at_mean=False):
+        """The per-task view of X: shared dense rows, grouped dense rows or sparse.
+
+        ``at_mean``: the rows shifted by the mean of the observed rows, ``x_origin`` (each
+        row counted once per task that observes it), so that the intercepts of the design
+        are those at the mean of X, where the classifiers pull them together; ``b - W @
+        x_origin`` are those of X. Dense rows are centred; a sparse X is centred
+        implicitly (:class:`ShiftedSparse`), but for its columns whose mean exceeds their
+        spread, which are centred in a copy (see :func:`_center_large_mean_columns`).
+        """
+        X, x_origin = self.X, np.zeros(self.X.shape[1])
+        if at_mean:
+            rows, _, _ = self.flat_groups()
+            weights = np.bincount(rows, minlength=X.shape[0]) / max(rows.shape[0], 1)
+            if sp.issparse(X):
+                X, x_origin, large = _center_large_mean_columns(X, weights)
+                design = ShiftedSparse(SparseDesign(X, self.groups),
+                                       np.where(large, 0.0, x_origin))
+                design.x_origin = x_origin
+                return design
+            x_origin = weights @ X
+        if self.shared_rows is not None and not sp.issparse(X):
+            X_rows = X[self.shared_rows]
+            if at_mean:  # (a copy of the rows when they are X itself, else in place)
+                X_rows = _shifted(X_rows, x_origin, own=not np.shares_memory(X_rows, X))
+            design = SharedDense(X_rows, self.shared_rows, self.n_tasks)
+        elif sp.issparse(X):
+            design = SparseDesign(X, self.groups)
+        else:
+            design = GroupedDense.from_flat(X, *self.flat_groups())
+            if at_mean:
+                design = design.centered(np.broadcast_to(x_origin, (self.n_tasks, X.shape[1])),
+                                         own=True)
+        design.x_origin = x_origin
+        return design
 
     def targets(self, design):
         """float64 targets in the design's observation order."""
@@ -623,7 +697,7 @@ class _Design:
         """Per-task sums of a per-observation vector, shape (n_tasks,)."""
         return np.bincount(self.obs_tasks, weights=v, minlength=self.n_tasks)
 
-    def centered(self, means):
+    def centered(self, means, own=False):
         """The design with each task's rows shifted by ``-means[t]``, or None (sparse)."""
         return None
 
@@ -661,7 +735,7 @@ class SharedDense(_Design):
             _syrk_lower(out[t], np.multiply(self.X, root[t][:, None], out=rows))
         return _mirror_lower(out)
 
-    def centered(self, means):
+    def centered(self, means, own=False):
         return SharedDense(self.X - means[0], self.rows, self.n_tasks)
 
 
@@ -730,15 +804,20 @@ class GroupedDense(_Design):
         chunk by chunk as they are read: iterate, do not keep them all."""
         return self._gathered(self.shift)
 
-    def _gathered(self, shift=None):
+    def _gathered(self, shift=None, own=False):
+        """The chunks' stacks, gathered from X when not kept, centred by ``shift`` (T, d):
+        in place when the stack was just gathered, or is kept and ``own`` (the caller owns
+        the kept stacks), except a stack that is a view of X."""
         last = max(self.n_obs - 1, 0)
         for tasks, pos, valid, stack in self.chunks:
-            if stack is None:
+            fresh = stack is None
+            if fresh:
                 stack = self.X[np.where(valid, self.obs_rows[np.minimum(pos, last)], 0)]
-                if not valid.all():
-                    stack[~valid] = 0.0
             if shift is not None:
-                stack = stack - (shift[tasks][:, None, :] * valid[..., None])
+                stack = _shifted(stack, shift[tasks][:, None, :],
+                                 own=fresh or (own and not np.shares_memory(stack, self.X)))
+            if (fresh or shift is not None) and not valid.all():
+                stack[~valid] = 0.0
             yield tasks, pos, valid, stack
 
     def matvec(self, W):
@@ -770,14 +849,24 @@ class GroupedDense(_Design):
             out[tasks] = _mirror_lower(out[tasks])
         return out
 
-    def centered(self, means):
+    def centered(self, means, own=False):
+        """The design centred by ``means`` (T, d); ``own``: its kept stacks (not views of X)
+        may be centred in place, this design is not used afterwards."""
         if self.shift is not None:
             means = self.shift + means
         if all(stack is not None for *_, stack in self.chunks):  # kept stacks: centre them once
             return GroupedDense(self.X, self.obs_rows, self.obs_tasks, self.n_tasks,
-                                list(self._gathered(means)))
+                                list(self._gathered(means, own=own)))
         return GroupedDense(self.X, self.obs_rows, self.obs_tasks, self.n_tasks, self.chunks,
                             shift=means)
+
+
+def _shifted(A, shift, own):
+    """``A - shift``: in place when the caller owns ``A``, else a new array."""
+    if own:
+        A -= shift
+        return A
+    return A - shift
 
 
 # Fewest stacked entries (512 KiB) in a gathered chunk of tasks: small problems stay batched.
@@ -811,6 +900,38 @@ class SparseDesign(_Design):
         product = (self.B.T @ weighted).tocoo()
         out = np.zeros((self.n_tasks, d, d))
         out[product.row // d, product.row % d, product.col % d] = product.data
+        return out
+
+
+class ShiftedSparse(_Design):
+    """A :class:`SparseDesign` with every row shifted by ``-shift`` (the same for all tasks),
+    never formed: products and Gram matrices from those of the sparse rows. Meant for a
+    shift no larger than each column's spread (``Problem.design(at_mean=True)`` centres the
+    other columns in the sparse matrix), so that the Gram matrices' corrections cancel
+    nothing larger than the result."""
+
+    def __init__(self, base, shift):
+        self.base, self.shift = base, np.asarray(shift, dtype=np.float64)
+        self.obs_rows, self.obs_tasks, self.counts = base.obs_rows, base.obs_tasks, base.counts
+        self.n_tasks, self.n_features = base.n_tasks, base.n_features
+
+    def matvec(self, W):
+        return self.base.matvec(W) - (W @ self.shift)[self.obs_tasks]
+
+    def rmatvec(self, v):
+        return self.base.rmatvec(v) - np.outer(self.segment_sum(v), self.shift)
+
+    def gram(self, w=None):
+        """``(X_t - shift)^T diag(w_t) (X_t - shift) = G_t - s_t m^T - m s_t^T + c_t m m^T``
+        with ``s_t = X_t^T w_t`` and ``c_t`` the sum of ``w_t``."""
+        w_obs = np.ones(self.obs_tasks.shape[0]) if w is None else w
+        s, c = self.base.rmatvec(w_obs), self.segment_sum(w_obs)
+        m = self.shift
+        out = self.base.gram(w)
+        work = np.multiply(s[:, :, None], m[None, None, :])  # one (T, d, d) array, reused
+        out -= work
+        out -= work.transpose(0, 2, 1)
+        out += np.multiply(c[:, None, None], np.outer(m, m), out=work)
         return out
 
 

@@ -146,7 +146,7 @@ class _Iterate:
         self.W, self.b = W, b
         self.neg_grad = None  # the datafit's negative gradient in W, once computed
         if state is None:  # a new point: its gradient is needed (step or stopping rule)
-            b_user = b - W @ problem.design.x_shift if b.size else None
+            b_user = b - W @ problem.shift if b.size else None
             state, self.neg_grad = problem.fit.state_and_neg_gradient(W, b_user)
         self.state = state
         self.loss = problem.fit.value(self.state)
@@ -187,6 +187,8 @@ class _LowRankProblem:
                                        row_major=True)
         self.alpha = alpha
         self._scale = None
+        # the free intercepts are those at this point of X's space (centred X)
+        self.shift = self.design.x_shift + self.fit.x_mean
 
     def start(self, W0, b0):
         T, d = self.design.n_tasks, self.design.n_features
@@ -559,15 +561,17 @@ class LowRankClassifier(_BinaryLogisticMixin, _LowRankMixin, MultiTaskClassifier
 
         sum_t 1 / n_t * sum_{i in task t} log(1 + exp(-s_i (x_i w_t + b_t)))
             +  alpha * ||W||_*
-            +  sum_t kappa_t / 2 * (b_t - b_bar)^2
+            +  sum_t kappa_t / 2 * (c_t - c_bar)^2,   c_t = b_t + x_bar w_t
 
     where task ``t`` sees its ``n_t`` observed rows only, ``s_i = +1`` for the task's second
     class (``classes_[t][1]``) and ``-1`` for its first, and ``||W||_*`` is the trace norm
     (the sum of W's singular values). Every task must be binary. The last term (two tasks or
-    more) is the datafit's pull of the intercepts towards their precision-weighted mean
-    ``b_bar`` with ``kappa_t = 1 / (4 n_t)``, which keeps the intercept of a task that saw one
-    class finite (see :class:`~skmtl.linear.BlockSparseClassifier`); it does not depend on
-    ``alpha`` and vanishes for one task.
+    more) is the datafit's pull of the intercepts at the mean of X (``x_bar``, over the
+    observed labels) towards their precision-weighted mean ``c_bar`` with
+    ``kappa_t = 1 / (4 n_t)``, which keeps the intercept of a task that saw one class finite
+    (see :class:`~skmtl.linear.BlockSparseClassifier`); it does not depend on ``alpha``,
+    vanishes for one task, and makes the model independent of where each column's zero is
+    (a constant added to a column changes ``intercept_`` only).
 
     Parameters
     ----------
@@ -834,7 +838,7 @@ class LowRankClassifierCV(_LowRankCVMixin, LowRankClassifier):
     Minimises, over ``W = coef_`` and the intercepts ``b = intercept_``::
 
         sum_t 1 / n_t * sum_{i in task t} log(1 + exp(-s_i (x_i w_t + b_t)))
-            +  alpha * ||W||_*  +  sum_t kappa_t / 2 * (b_t - b_bar)^2
+            +  alpha * ||W||_*  +  sum_t kappa_t / 2 * (c_t - c_bar)^2
 
     {cv_intro}
 

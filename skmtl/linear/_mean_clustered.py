@@ -202,16 +202,19 @@ class MeanClusteredClassifier(_BinaryLogisticMixin, _MeanClusteredMixin, MultiTa
 
         sum_t 1 / n_t * sum_{i in task t} log(1 + exp(-s_i (x_i w_t + b_t)))
         + alpha * (||w_bar||^2_2 + cluster_strength / T * sum_t ||w_t - w_bar||^2_2)
-        + alpha * cluster_strength / T * sum_t (b_t - b_bar)^2
+        + alpha * cluster_strength / T * sum_t (c_t - c_bar)^2,   c_t = b_t + x_bar w_t
 
     where task ``t`` has ``n_t`` observed labels, ``s_i = +1`` for the task's second class
     (``classes_[t][1]``) and ``-1`` for its first, ``T`` is the number of tasks,
-    ``w_bar = (1 / T) * sum_t w_t`` is the mean task and ``b_bar`` the mean intercept (free,
-    unpenalised). Every task must be binary. In a binary multi-task problem (all tasks share
-    two classes) a task may have seen one class only: the last term, which pulls the
+    ``w_bar = (1 / T) * sum_t w_t`` is the mean task, ``c_t`` task t's intercept at the mean
+    of X (``x_bar``, the mean of the rows over the observed labels) and ``c_bar`` their mean
+    (free, unpenalised). Every task must be binary. In a binary multi-task problem (all tasks
+    share two classes) a task may have seen one class only: the last term, which pulls the
     intercepts towards their mean as the coefficients are pulled, keeps its intercept finite
     (without it, the loss of a one-class task falls towards 0 as its intercept runs off to
-    infinity). With one task it vanishes.
+    infinity). With one task it vanishes. Taken at the mean of X, the pull does not depend
+    on where each column's zero is: a constant added to a column changes ``intercept_``
+    (the intercepts ``b_t`` of the user's X) only.
 
     Parameters
     ----------

@@ -448,7 +448,7 @@ class MeanClusteredClassifierCV(_BinaryLogisticMixin, _MeanClusteredCVMixin,
 
         sum_t 1 / n_t * sum_{i in task t} log(1 + exp(-s_i (x_i w_t + b_t)))
         + alpha * (||w_bar||^2_2 + cluster_strength / T * sum_t ||w_t - w_bar||^2_2)
-        + alpha * cluster_strength / T * sum_t (b_t - b_bar)^2
+        + alpha * cluster_strength / T * sum_t (c_t - c_bar)^2,   c_t = b_t + x_bar w_t
 
     (on the scaled features with ``standardize=True``) over the grid
     ``alphas x cluster_strengths``: per training fold and cluster strength, a path of Newton

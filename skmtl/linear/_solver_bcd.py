@@ -163,11 +163,13 @@ def solve_block_sparse(X, Y, mask, alpha, *, q=2, datafit="quadratic", fit_inter
 
     with ``loss(y, z) = (y - z)^2 / 2`` (``"quadratic"``) or ``log(1 + exp(-s z))``,
     ``s = 2 y - 1`` (``"logistic"``, y in {0, 1}); ``n_t`` is task t's number of observed rows.
-    The logistic loss with intercepts and two tasks or more adds the pull of the intercepts,
-    ``sum_t kappa_t / 2 (b_t - b_bar)^2`` with ``kappa_t = 1 / (4 n_t)`` and ``b_bar`` their
+    The logistic loss with intercepts and two tasks or more adds the pull of the intercepts
+    at the mean of X, ``sum_t kappa_t / 2 (c_t - c_bar)^2`` with ``c_t = b_t + x_bar w_t``
+    (``x_bar`` the mean of the observed rows), ``kappa_t = 1 / (4 n_t)`` and ``c_bar`` their
     kappa-weighted mean (see :class:`~skmtl.linear.BlockSparseClassifier`): it keeps the
-    intercept of a task whose labels are all one class finite. The design is then not
-    centred (the pulled intercepts are those of the given X).
+    intercept of a task whose labels are all one class finite. A dense X is centred, a sparse
+    one implicitly (:class:`~skmtl.linear._datafits.Logistic`); ``b`` is returned for the
+    given X.
 
     Parameters
     ----------

@@ -629,11 +629,14 @@ def solve_mean_clustered_logistic(X, Y, mask, alpha, cluster_strength, *, fit_in
 
         sum_t 1 / n_t sum_{i in task t} log(1 + exp(-s_i (x_i w_t + b_t)))
         + alpha * (||w_bar||^2 + cluster_strength / T * sum_t ||w_t - w_bar||^2)
-        + alpha * cluster_strength / T * sum_t (b_t - b_bar)^2
+        + alpha * cluster_strength / T * sum_t (c_t - c_bar)^2,   c_t = b_t + x_bar w_t
 
-    with ``s_i = 2 y_i - 1`` and ``b_bar`` the mean intercept (free). The last term (dropped
-    with ``pull_intercepts=False``) pulls the intercepts towards their mean as the
-    coefficients are pulled: it keeps the intercept of a task that saw one class finite.
+    with ``s_i = 2 y_i - 1`` and ``c_bar`` the mean of the intercepts at the mean of X
+    (``x_bar``, over the observed labels; free). The last term (dropped with
+    ``pull_intercepts=False``) pulls those intercepts towards their mean as the coefficients
+    are pulled: it keeps the intercept of a task that saw one class finite. Taken at the
+    mean of X, it does not depend on where each column's zero is (the rows are centred, a
+    sparse X implicitly, and ``b`` is returned for X).
     Each Newton step solves the full Hessian system exactly with the structure of the
     penalty: per task, the (d + 1) x (d + 1) block of ``[X_t, 1]^T D_t [X_t, 1] / n_t`` (the
     intercept is its last coordinate) plus ``2 alpha c / T`` on the coefficients (and on the
@@ -682,11 +685,16 @@ def solve_mean_clustered_logistic(X, Y, mask, alpha, cluster_strength, *, fit_in
     """
     penalty = MeanClusteredPenalty(alpha, cluster_strength)
     problem = Problem(X, Y, mask, task_index=task_index, n_tasks=n_tasks)
-    design = problem.design()
-    pull = pull_intercepts and fit_intercept and design.n_tasks > 1
-    return newton_logistic(design, problem.targets(design), _MeanPull(penalty, design.n_tasks),
-                           fit_intercept=fit_intercept, pull=pull, tol=tol, max_iter=max_iter,
-                           coef_init=coef_init, intercept_init=intercept_init)
+    pull = pull_intercepts and fit_intercept and problem.n_tasks > 1
+    design = problem.design(at_mean=pull)  # the pulled intercepts: those at the mean of X
+    origin = design.x_origin
+    if intercept_init is not None and coef_init is not None:
+        intercept_init = np.asarray(intercept_init) + np.asarray(coef_init) @ origin
+    W, b, n_iter = newton_logistic(
+        design, problem.targets(design), _MeanPull(penalty, design.n_tasks),
+        fit_intercept=fit_intercept, pull=pull, tol=tol, max_iter=max_iter, coef_init=coef_init,
+        intercept_init=intercept_init)
+    return W, b - W @ origin, n_iter
 
 
 class _MeanPull:

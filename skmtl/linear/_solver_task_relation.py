@@ -79,7 +79,8 @@ V; ``lam_2 = 0``, ``||s||^2 / (2 lam_1)``.
   the centred moments, and the gap ``g(W) + g^*(V) - <W, V>`` costs ``O(T d)`` given the
   products ``A_t w_t`` the solver keeps, plus the eigenvalues of the d x d ``V^T V``: no
   pass over the rows.
-- Logistic: ``k(b) = alpha / 2 ||b - b_bar||^2`` pulls the intercepts' spread, not their
+- Logistic: ``k(b) = alpha / 2 ||b - b_bar||^2`` (``b`` the intercepts of the rows centred at
+  the mean of X, :meth:`~._designs.Problem.design`) pulls the intercepts' spread, not their
   mean, so ``k^*(u) = ||u||^2 / (2 alpha)`` if ``sum_t u_t = 0`` and ``+inf`` otherwise:
   away from the optimum the dual point of ``(W, b)`` is infeasible. It is taken at ``(W, b +
   c)`` instead, ``c`` the common shift of the intercepts that zeroes ``sum_i theta_i`` (a
@@ -943,16 +944,19 @@ def solve_task_relation_logistic(X, Y, mask, alpha, relation_ratio, *, fit_inter
 
         sum_t 1 / n_t sum_{i in task t} log(1 + exp(-s_i (x_i w_t + b_t)))
         + lam_1 / 2 ||W||_F^2 + lam_2 / 2 tr(W^T Omega^-1 W)
-        + alpha / 2 sum_t (b_t - b_bar)^2
+        + alpha / 2 sum_t (c_t - c_bar)^2,   c_t = b_t + x_bar w_t
 
     with ``s_i = 2 y_i - 1``, ``lam_1 = alpha (1 - relation_ratio)``,
-    ``lam_2 = alpha relation_ratio / T`` and ``b_bar`` the mean intercept (the last term, only
-    with intercepts and more than one task, keeps the intercept of a task that saw one class
-    finite). The W step (for a fixed Omega) runs Newton's method with a backtracking line
-    search to a Newton decrement below ``1e-3 min(tol, 1e-10)`` times the objective; each
-    Newton system is solved as the regressor's W step, with the intercepts eliminated
-    exactly. Stops on the relative duality gap, as :func:`solve_task_relation` (the dual point
-    of the common intercept shift, see the module docstring).
+    ``lam_2 = alpha relation_ratio / T``, ``c_t`` the intercepts at the mean of X (``x_bar``,
+    over the observed labels) and ``c_bar`` their mean (the last term, only with intercepts
+    and more than one task, keeps the intercept of a task that saw one class finite; taken at
+    the mean of X, it does not depend on where each column's zero is; the rows are centred
+    there, a sparse X implicitly, and ``b`` is returned for X). The W step (for a fixed
+    Omega) runs Newton's method with a backtracking line search to a Newton decrement below
+    ``1e-3 min(tol, 1e-10)`` times the objective; each Newton system is solved as the
+    regressor's W step, with the intercepts eliminated exactly. Stops on the relative
+    duality gap, as :func:`solve_task_relation` (the dual point of the common intercept
+    shift, see the module docstring).
 
     Returns
     -------
@@ -960,7 +964,8 @@ def solve_task_relation_logistic(X, Y, mask, alpha, relation_ratio, *, fit_inter
         As :func:`solve_task_relation`.
     """
     problem = Problem(X, Y, mask, task_index=task_index, n_tasks=n_tasks)
-    design = problem.design()
+    # the pulled intercepts are those at the mean of X (``b`` is returned for X)
+    design = problem.design(at_mean=fit_intercept and problem.n_tasks > 1)
     y = problem.targets(design)
     if not np.all((y == 0) | (y == 1)):
         raise ValueError("Y must hold 0 / 1 labels on the observed entries.")
@@ -1066,5 +1071,6 @@ def solve_task_relation_logistic(X, Y, mask, alpha, relation_ratio, *, fit_inter
         return value(*new) <= model + 1e-14 * abs(current)
 
     smooth = _SmoothPart(state, gradient, gap, curvature, majorized)
-    return _alternate(w_step, lambda W, b: value(W, b, state(W, b)), smooth, W, b, lam_1, lam_2,
-                      tol, max_iter)
+    W, b, *rest = _alternate(w_step, lambda W, b: value(W, b, state(W, b)), smooth, W, b,
+                             lam_1, lam_2, tol, max_iter)
+    return (W, b - W @ design.x_origin, *rest)

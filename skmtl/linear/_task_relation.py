@@ -34,7 +34,7 @@ _DOCS = {
     "relation_classifier_objective": """
         sum_t 1 / n_t * sum_{i in task t} log(1 + exp(-s_i (x_i w_t + b_t)))
         + lambda_1 / 2 * ||W||_F^2 + lambda_2 / 2 * tr(W^T Omega^-1 W)
-        + alpha / 2 * sum_t (b_t - b_bar)^2
+        + alpha / 2 * sum_t (c_t - c_bar)^2,   c_t = b_t + x_bar w_t
         subject to Omega positive semi-definite, tr(Omega) = 1
     """,
     "relation_ratio": """
@@ -285,10 +285,12 @@ class TaskRelationClassifier(_BinaryLogisticMixin, _TaskRelationMixin, MultiTask
         {relation_classifier_objective}
 
     with ``lambda_1 = alpha * (1 - relation_ratio)``, ``lambda_2 = alpha * relation_ratio / T``,
-    ``s_i = +1`` for the task's second class and ``-1`` for its first, and ``b_bar`` the mean
-    intercept. The last term (only with intercepts and more than one task) pulls the
-    intercepts towards their mean, as in :class:`MeanClusteredClassifier`: it keeps the
-    intercept of a task that saw one class finite. Every task must be binary.
+    ``s_i = +1`` for the task's second class and ``-1`` for its first, ``c_t`` task t's
+    intercept at the mean of X (``x_bar``, the mean of the rows over the observed labels) and
+    ``c_bar`` their mean. The last term (only with intercepts and more than one task) pulls
+    the intercepts towards their mean, as in :class:`MeanClusteredClassifier`: it keeps the
+    intercept of a task that saw one class finite, and, taken at the mean of X, does not
+    depend on where each column's zero is. Every task must be binary.
 
     Parameters
     ----------

@@ -172,8 +172,9 @@ class TaskRelationClassifierCV(_BinaryLogisticMixin, _TaskRelationCVMixin,
         {relation_classifier_objective}
 
     with ``lambda_1 = alpha * (1 - relation_ratio)``, ``lambda_2 = alpha * relation_ratio / T``,
-    ``s_i = +1`` for the task's second class and ``-1`` for its first, and ``b_bar`` the mean
-    intercept (the last term keeps the intercept of a task that saw one class finite),
+    ``s_i = +1`` for the task's second class and ``-1`` for its first, and ``c_bar`` the mean
+    of the intercepts at the mean of X, ``c_t`` (the last term keeps the intercept of a task
+    that saw one class finite),
     minimised over ``W``, ``b`` and ``Omega`` (on the scaled features with
     ``standardize=True``) at each ``alpha`` of a grid; every alpha is scored on the test folds
     of ``cv`` by the held-out log loss of all test labels, and the best alpha is refitted on

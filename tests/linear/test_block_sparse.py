@@ -159,8 +159,9 @@ def test_classifier_rejects_non_binary_tasks():
 
 def pulled_objective(theta, X, Y, mask, alpha, q):
     """The classifier's objective, written out: mean logistic loss of each task, the block
-    penalty, and the pull of the intercepts, sum_t kappa_t / 2 (b_t - b_bar)^2 with
-    kappa_t = 1 / (4 n_t) and b_bar their kappa-weighted mean."""
+    penalty, and the pull of the intercepts at the mean of X, sum_t kappa_t / 2 (b'_t -
+    b'_bar)^2 with b'_t = b_t + x_mean w_t (x_mean over the observed (row, task) pairs),
+    kappa_t = 1 / (4 n_t) and b'_bar their kappa-weighted mean."""
     T, d = Y.shape[1], X.shape[1]
     W, b = theta[:T * d].reshape(T, d), theta[T * d:]
     value = 0.0
@@ -169,8 +170,9 @@ def pulled_objective(theta, X, Y, mask, alpha, q):
         z = X[rows] @ W[t] + b[t]
         value += np.mean(np.logaddexp(0.0, z) - Y[rows, t] * z)
     kappa = 1.0 / (4.0 * mask.sum(axis=0))
-    centre = kappa @ b / kappa.sum()
-    value += 0.5 * kappa @ (b - centre) ** 2
+    x_mean = sum(X[mask[:, t]].sum(axis=0) for t in range(T)) / mask.sum()
+    pulled = b + W @ x_mean
+    value += 0.5 * kappa @ (pulled - kappa @ pulled / kappa.sum()) ** 2
     norms = np.sqrt(np.sum(W**2, axis=0)) if q == 2 else np.abs(W).max(axis=0)
     return value + alpha * norms.sum()
 

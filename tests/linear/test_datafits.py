@@ -158,9 +158,22 @@ def test_huber_datafit_fits_and_is_optimal(fit_intercept):
 
 
 # -- Quadratic and Logistic obey the same interface -------------------------------------------
+def _pulled(cls, fit_intercept, T):
+    """Whether the datafit pulls its intercepts (logistic, with intercepts, several tasks)."""
+    return cls is Logistic and fit_intercept and T > 1
+
+
+def _observed_mean(X, mask):
+    """The mean of X over the observed (row, task) pairs: the pulled intercepts' origin."""
+    return sum(X[mask[:, t]].sum(axis=0) for t in range(mask.shape[1])) / mask.sum()
+
+
 def _closed_form(cls, X, Y, mask, W, b, fit_intercept):
-    """Value and negative gradient in W, written out per task with numpy."""
+    """Value and negative gradient in W, written out per task with numpy (logistic with the
+    pull: the gradient with the intercepts at the mean of X fixed, that of the centred X)."""
     value, G = 0.0, np.zeros_like(W)
+    pulled = _pulled(cls, fit_intercept, W.shape[0])
+    x_mean = _observed_mean(X, mask) if pulled else np.zeros(X.shape[1])
     for t in range(W.shape[0]):
         Xt, yt = X[mask[:, t]], Y[mask[:, t], t]
         if cls is Quadratic:
@@ -172,10 +185,11 @@ def _closed_form(cls, X, Y, mask, W, b, fit_intercept):
             s = 2 * yt - 1
             z = Xt @ W[t] + b[t]
             value += np.mean(np.logaddexp(0, -s * z))
-            G[t] = Xt.T @ (s / (1 + np.exp(s * z))) / len(yt)
-    if cls is Logistic and fit_intercept and W.shape[0] > 1:  # the pull of the intercepts
+            G[t] = (Xt - x_mean).T @ (s / (1 + np.exp(s * z))) / len(yt)
+    if pulled:  # the pull of the intercepts at the mean of X
         kappa = 1 / (4 * mask.sum(axis=0))
-        value += 0.5 * kappa @ (b - kappa @ b / kappa.sum()) ** 2
+        pulled_b = b + W @ x_mean
+        value += 0.5 * kappa @ (pulled_b - kappa @ pulled_b / kappa.sum()) ** 2
     return value, G
 
 
@@ -187,9 +201,12 @@ def test_value_and_gradient_match_closed_forms_and_finite_differences(cls, fit_i
     T, d = mask.shape[1], X.shape[1]
     W, b = 0.3 * rng.normal(size=(T, d)), 0.5 * rng.normal(size=T)
     b = b if fit_intercept else np.zeros(T)
+    # the gradient is taken with the free intercepts fixed: those at the mean of X when pulled
+    x_mean = _observed_mean(X, mask) if _pulled(cls, fit_intercept, T) else np.zeros(d)
+    pulled_b = b + W @ x_mean
 
     def value(W):
-        return fit.value(fit.init_state(W, b))
+        return fit.value(fit.init_state(W, pulled_b - W @ x_mean))
 
     expected_value, expected_G = _closed_form(cls, X, Y, mask, W, b, fit_intercept)
     state = fit.init_state(W, b)
@@ -338,3 +355,55 @@ def test_compiled_kernels_agree_with_the_python_half(cls):
         moved = fit.init_state(W)
     assert fit.value(state) == pytest.approx(fit.value(moved), rel=1e-12)
     np.testing.assert_allclose(fit.neg_gradient(state), fit.neg_gradient(moved), atol=1e-12)
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+def test_pulled_logistic_kernels_step_with_the_intercepts_of_the_design_fixed(sparse):
+    """Coordinate descent on a pulled logistic datafit (several tasks, intercepts): a block
+    step keeps the intercepts of the design's X fixed, those of the centred X when X is dense
+    and those of X itself when it is sparse (centred implicitly: a step moves only the nonzero
+    entries' predictions, and the pulled intercepts). The kernels' block gradient is the
+    derivative in those coordinates (finite differences), and a step lands on the state of
+    the moved coefficients."""
+    X, Y, mask, rng = _data(classification=True)
+    X[:, 2] += 1e3  # a column far from its zero: the pull at the mean of X is what matters
+    fit = _build(Logistic, sp.csc_matrix(X) if sparse else X, Y, mask, fit_intercept=True)
+    design = fit.design
+    x_mean = _observed_mean(X, mask)
+    np.testing.assert_allclose(design.x_shift + fit.x_mean, x_mean, rtol=1e-12)
+    # sparse: the column far from its zero (mean above its spread) is centred by the design,
+    # the others implicitly
+    assert np.flatnonzero(fit.x_mean == 0).tolist() == ([2] if sparse else list(range(5)))
+    stored = (sp.csc_matrix((design.data, design.indices, design.indptr), shape=X.shape)
+              .toarray() if sparse else design.X)
+    np.testing.assert_allclose(stored, X - design.x_shift, rtol=1e-12, atol=1e-9)
+    origin = design.x_shift  # where the intercepts a block step keeps fixed are taken
+    T, d = mask.shape[1], X.shape[1]
+    W, b = 0.01 * rng.normal(size=(T, d)), 0.5 * rng.normal(size=T)
+    fixed = b + W @ origin
+
+    def state_at(W):
+        return fit.init_state(W, fixed - W @ origin)
+
+    state, h = state_at(W), 1e-7
+    for j in (0, 2):
+        corr = design.correlations(Logistic.gradient_vector(state), [j])[:, 0]
+        for t in range(T):
+            ng = Logistic.block_neg_gradient(state, corr[t], design.n_t[t], j, t)
+            E = np.zeros_like(W)
+            E[t, j] = h
+            finite = (fit.value(state_at(W - E)) - fit.value(state_at(W + E))) / (2 * h)
+            assert ng == pytest.approx(finite, rel=1e-5, abs=1e-8)
+    for j in (0, 2):
+        delta = 1e-3 * rng.normal(size=T)
+        moving, sign = Logistic.moving(state)
+        for k in range(design.n_obs):
+            moving[k] += sign * stored[design.obs_row[k], j] * delta[design.obs_task[k]]
+        for t in range(T):
+            Logistic.block_step(state, j, t, delta[t])
+        Logistic.refresh(state, 0, design.n_obs)
+        W[:, j] += delta
+        moved = state_at(W)
+        assert fit.value(state) == pytest.approx(fit.value(moved), rel=1e-12)
+        for part in (0, 1, 3, 6):  # derivatives, predictions, pulled intercepts, their sums
+            np.testing.assert_allclose(state[part], moved[part], rtol=1e-10, atol=1e-13)

@@ -49,6 +49,12 @@ def _tasks(Y):
             for t in range(Y.shape[1])]
 
 
+def _observed_mean(X, Y):
+    """The mean of X over the observed (row, task) pairs: the logistic intercepts are pulled
+    there (those of the centred X)."""
+    return np.concatenate([X[rows] for rows, _ in _tasks(Y)]).mean(axis=0)
+
+
 def _objective(X, Y, W, b, alpha, logistic):
     """The documented objective, in numpy (W, b in the user's units)."""
     value = alpha * np.linalg.svd(W, compute_uv=False).sum()
@@ -61,8 +67,8 @@ def _objective(X, Y, W, b, alpha, logistic):
         else:
             value += 0.5 * np.mean((y - z) ** 2)
     if logistic and Y.shape[1] > 1 and np.any(b != 0):
-        kappa = np.asarray(kappa)
-        value += 0.5 * kappa @ (b - kappa @ b / kappa.sum()) ** 2
+        kappa, pulled = np.asarray(kappa), b + W @ _observed_mean(X, Y)
+        value += 0.5 * kappa @ (pulled - kappa @ pulled / kappa.sum()) ** 2
     return value
 
 
@@ -79,8 +85,9 @@ def _cvxpy_optimum(X, Y, alpha, logistic, fit_intercept):
             terms.append(cp.sum_squares(y - z) / (2 * rows.size))
     objective = cp.sum(terms) + alpha * cp.normNuc(W)
     if logistic and fit_intercept and T > 1:
-        kappa = np.asarray(kappa)
-        objective += 0.5 * cp.sum(cp.multiply(kappa, cp.square(b - kappa @ b / kappa.sum())))
+        kappa, pulled = np.asarray(kappa), b + W @ _observed_mean(X, Y)
+        objective += 0.5 * cp.sum(cp.multiply(kappa, cp.square(pulled - kappa @ pulled
+                                                             / kappa.sum())))
     problem = cp.Problem(cp.Minimize(objective))
     problem.solve(solver="CLARABEL", tol_gap_abs=1e-11, tol_gap_rel=1e-11, tol_feas=1e-11)
     return problem.value

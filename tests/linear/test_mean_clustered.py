@@ -15,7 +15,13 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression, Ridge
 
 from skmtl.linear import MeanClusteredClassifier, MeanClusteredRegressor
-from skmtl.linear._designs import GroupedDense, SharedDense, SparseDesign, _groups_from_mask
+from skmtl.linear._designs import (
+    GroupedDense,
+    Problem,
+    SharedDense,
+    SparseDesign,
+    _groups_from_mask,
+)
 from skmtl.linear._linalg import _SYRK_WORK
 from skmtl.linear._solver_mean_clustered import (
     MeanClusteredLeastSquares,
@@ -72,9 +78,11 @@ def normal_equations_solution(X, Y, mask, alpha, c, fit_intercept=True):
 
 def logistic_objective(theta, X, Y, mask, alpha, c, pull=True):
     """Value and gradient of the mean-clustered logistic objective, task by task, with the
-    intercepts pulled towards their mean by ``alpha * c / T * sum_t (b_t - b_bar)^2``."""
+    intercepts at the mean of X, ``c_t = b_t + x_bar w_t`` (``x_bar`` over the observed
+    labels), pulled towards their mean by ``alpha * c / T * sum_t (c_t - c_bar)^2``."""
     T, d = Y.shape[1], X.shape[1]
     W, b = theta[:T * d].reshape(T, d), theta[T * d:]
+    x_bar = sum(X[mask[:, t]].sum(axis=0) for t in range(T)) / mask.sum()
     value, grad_W, grad_b = 0.0, np.zeros((T, d)), np.zeros(T)
     for t in range(T):
         rows = mask[:, t]
@@ -87,8 +95,11 @@ def logistic_objective(theta, X, Y, mask, alpha, c, pull=True):
     value += alpha * (w_bar @ w_bar + c / T * np.sum((W - w_bar) ** 2))
     grad_W += alpha * (2 * w_bar / T + 2 * c / T * (W - w_bar))
     if pull:
-        value += alpha * c / T * np.sum((b - b.mean()) ** 2)
-        grad_b += 2 * alpha * c / T * (b - b.mean())
+        pulled = b + W @ x_bar
+        value += alpha * c / T * np.sum((pulled - pulled.mean()) ** 2)
+        grad_pulled = 2 * alpha * c / T * (pulled - pulled.mean())
+        grad_b += grad_pulled
+        grad_W += np.outer(grad_pulled, x_bar)
     return value, np.concatenate([grad_W.ravel(), grad_b])
 
 
@@ -475,6 +486,45 @@ def test_every_design_gives_the_weighted_gram_matrices(order):
                 w_t = np.ones(task_rows.size) if weights is None else w[design.obs_tasks == t]
                 expected = X[task_rows].T @ (w_t[:, None] * X[task_rows])
                 np.testing.assert_allclose(gram[t], expected, rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("layout", ["shared", "grouped", "long", "sparse"])
+def test_designs_at_the_mean_of_x_are_the_centred_rows(layout):
+    """``Problem.design(at_mean=True)`` (the classifiers' pulled intercepts): the rows shifted
+    by the mean of the observed rows (a row counted once per task that observes it), as
+    products and weighted Gram matrices of the explicitly centred rows. A sparse X keeps
+    columns whose mean is below their spread sparse (centred implicitly) and centres the
+    others (a column of years) in its copy: the Gram matrices stay exact to rounding where
+    the implicit correction would cancel terms 1e8 times larger."""
+    rng = np.random.default_rng(1)
+    n, d, T = 90, 5, 3
+    X = rng.normal(size=(n, d)) * (rng.uniform(size=(n, d)) < 0.4)  # mostly zeros
+    X[:, 1] = 2000.0 + rng.integers(0, 20, size=n)  # a year: mean far above its spread
+    mask = rng.uniform(size=(n, T)) < 0.6 if layout != "shared" else np.ones((n, T), bool)
+    mask[:3] = True
+    if layout == "long":
+        rows, tasks = np.nonzero(mask)
+        problem = Problem(X[rows], np.zeros(rows.size), task_index=tasks, n_tasks=T)
+        X_rows, groups = X[rows], [np.flatnonzero(tasks == t) for t in range(T)]
+    else:
+        problem = Problem(sp.csr_matrix(X) if layout == "sparse" else X, np.zeros((n, T)), mask)
+        X_rows, groups = X, [np.flatnonzero(mask[:, t]) for t in range(T)]
+    design = problem.design(at_mean=True)
+    assert type(design).__name__ == {"shared": "SharedDense", "grouped": "GroupedDense",
+                                     "long": "GroupedDense", "sparse": "ShiftedSparse"}[layout]
+    mean = np.concatenate([X_rows[g] for g in groups]).mean(axis=0)
+    np.testing.assert_allclose(design.x_origin, mean, rtol=1e-13)
+    if layout == "sparse":  # the year column is centred in the copy, the others implicitly
+        np.testing.assert_array_equal(design.shift != 0, np.arange(d) != 1)
+    W = rng.normal(size=(T, d))
+    v, w = rng.normal(size=design.obs_tasks.size), rng.uniform(size=design.obs_tasks.size)
+    z, corr, gram = design.matvec(W), design.rmatvec(v), design.gram(w)
+    for t, g in enumerate(groups):
+        centred, own = X_rows[g] - mean, design.obs_tasks == t
+        np.testing.assert_allclose(z[own], centred @ W[t], rtol=1e-9, atol=1e-9)
+        np.testing.assert_allclose(corr[t], centred.T @ v[own], rtol=1e-9, atol=1e-9)
+        expected = centred.T @ (w[own][:, None] * centred)
+        np.testing.assert_allclose(gram[t], expected, rtol=1e-9, atol=1e-9 * np.abs(expected).max())
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])

@@ -28,6 +28,11 @@ def _data(n=60, d=8, T=3, missing=0.3, seed=0, classification=False, offset=1.0)
     return X, Y, mask
 
 
+def _observed_mean(X, mask):
+    """The mean of X over the observed (row, task) pairs, where the intercepts are pulled."""
+    return sum(X[mask[:, t]].sum(axis=0) for t in range(mask.shape[1])) / mask.sum()
+
+
 def _objective(X, Y, mask, W, b, alpha, q, datafit):
     total = 0.0
     for t in range(Y.shape[1]):
@@ -38,9 +43,10 @@ def _objective(X, Y, mask, W, b, alpha, q, datafit):
         else:
             s = 2 * Y[rows, t] - 1
             total += np.mean(np.logaddexp(0, -s * z))
-    if datafit == "logistic" and Y.shape[1] > 1:  # the pull of the intercepts
+    if datafit == "logistic" and Y.shape[1] > 1:  # the pull of the intercepts at the mean
         kappa = 1.0 / (4.0 * mask.sum(axis=0))
-        total += 0.5 * kappa @ (b - kappa @ b / kappa.sum()) ** 2
+        pulled = b + W @ _observed_mean(X, mask)
+        total += 0.5 * kappa @ (pulled - kappa @ pulled / kappa.sum()) ** 2
     norms = np.abs(W).max(axis=0) if q == np.inf else np.linalg.norm(W, axis=0)
     return total + alpha * norms.sum()
 
@@ -73,8 +79,9 @@ def _reference(X, Y, mask, alpha, q, datafit, n_iter=20000):
     lip = max(np.linalg.norm(Xa[mask[:, t]], 2) ** 2 / n_t[t] for t in range(T))
     pull = datafit == "logistic" and T > 1
     kappa = 1.0 / (4.0 * n_t)
+    x_mean = _observed_mean(X, mask)
     if datafit == "logistic":
-        lip = lip / 4 + (kappa.max() if pull else 0.0)
+        lip = lip / 4 + (kappa.max() * (1.0 + x_mean @ x_mean) if pull else 0.0)
     step = 1.0 / lip
 
     def grad(V):
@@ -88,9 +95,11 @@ def _reference(X, Y, mask, alpha, q, datafit, n_iter=20000):
                 s = 2 * Y[rows, t] - 1
                 resid = -s / (1 + np.exp(s * z))
             G[t] = Xa[rows].T @ resid / n_t[t]
-        if pull:  # kappa_t (b_t - b_bar), b_bar the kappa-weighted mean
-            b = V[:, d]
-            G[:, d] += kappa * (b - kappa @ b / kappa.sum())
+        if pull:  # kappa_t (b'_t - b'_bar) at b' = b + W x_mean, the kappa-weighted mean
+            b = V[:, d] + V[:, :d] @ x_mean
+            g = kappa * (b - kappa @ b / kappa.sum())
+            G[:, d] += g
+            G[:, :d] += np.outer(g, x_mean)
         return G
 
     def prox(V):

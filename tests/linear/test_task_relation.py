@@ -47,9 +47,15 @@ def _objective(model, X, Y, mask, logistic):
         else:
             value += 0.5 * np.mean((Y[m, t] - z) ** 2)
     value += lam_1 / 2 * np.sum(W**2) + lam_2 / 2 * _trace_norm(W) ** 2
-    if logistic and T > 1:
-        value += model.alpha / 2 * np.sum((b - b.mean()) ** 2)
+    if logistic and T > 1:  # the pull of the intercepts at the mean of X
+        pulled = b + W @ _observed_mean(X, mask)
+        value += model.alpha / 2 * np.sum((pulled - pulled.mean()) ** 2)
     return value
+
+
+def _observed_mean(X, mask):
+    """The mean of X over the observed (row, task) pairs."""
+    return sum(X[mask[:, t]].sum(axis=0) for t in range(mask.shape[1])) / mask.sum()
 
 
 def _cvxpy_value(X, Y, mask, alpha, ratio, logistic):
@@ -68,7 +74,8 @@ def _cvxpy_value(X, Y, mask, alpha, ratio, logistic):
     # W has one row per task: tr(W^T Omega^-1 W) = matrix_frac(W, Omega)
     penalty = lam_1 / 2 * cp.sum_squares(W) + lam_2 / 2 * cp.matrix_frac(W, omega)
     if logistic:
-        penalty += alpha / 2 * cp.sum_squares(b - cp.sum(b) / T)
+        pulled = b + W @ _observed_mean(X, mask)
+        penalty += alpha / 2 * cp.sum_squares(pulled - cp.sum(pulled) / T)
     problem = cp.Problem(cp.Minimize(loss + penalty), [cp.trace(omega) == 1])
     problem.solve(solver="CLARABEL")
     return problem.value, omega.value
