@@ -7,7 +7,7 @@ __all__ = ["accelerated_proximal_gradient"]
 
 
 def accelerated_proximal_gradient(x, L, *, extrapolate, gradient, prox, majorized, criterion,
-                                  tol, max_steps, start=np.inf, info=None):
+                                  tol, max_steps, start=np.inf, info=None, check_every=1):
     """FISTA with backtracking and gradient restart, on ``f(x) + g(x)`` (``f`` smooth).
 
     Each step extrapolates ``y = x_k + beta_k (x_k - x_{k-1})`` (Beck & Teboulle, 2009:
@@ -43,6 +43,9 @@ def accelerated_proximal_gradient(x, L, *, extrapolate, gradient, prox, majorize
         The criterion at ``x`` (inf: not known, at least one step is taken).
     info : object, default=None
         ``x``'s ``info``, returned when no step is taken.
+    check_every : int, default=1
+        Evaluate the criterion after every ``check_every`` steps (and after the last one):
+        for a criterion that costs a pass over the data the step itself does not need.
 
     Returns
     -------
@@ -69,7 +72,8 @@ def accelerated_proximal_gradient(x, L, *, extrapolate, gradient, prox, majorize
         if _turn(y, new, x) < 0.0:  # gradient restart
             next_momentum = 1.0
         x_prev, x, momentum = x, new, next_momentum
-        value = criterion(x, info)
+        if n_steps % check_every == 0 or n_steps == max_steps:
+            value = criterion(x, info)
     return x, info, value, n_steps
 
 

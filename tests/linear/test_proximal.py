@@ -15,7 +15,8 @@ class _Point(NamedTuple):
     b: np.ndarray | None
 
 
-def _lasso(X, y, alpha, *, intercept, L0, tol=1e-13, max_steps=20000, start=None):
+def _lasso(X, y, alpha, *, intercept, L0, tol=1e-13, max_steps=20000, start=None,
+           check_every=1, checked=None):
     """``1 / (2 n) ||y - X w - b||^2 + alpha ||w||_1`` through the loop: ``(point, n_steps,
     criterion)``. The criterion is the norm of the gradient mapping at the new point."""
     n, d = X.shape
@@ -44,6 +45,8 @@ def _lasso(X, y, alpha, *, intercept, L0, tol=1e-13, max_steps=20000, start=None
         return loss(new) <= model + 1e-14 * loss(p)
 
     def criterion(p, _):
+        if checked is not None:
+            checked.append(p)
         moved, _ = prox(p, gradient(p), 1.0)
         size = np.abs(moved.W - p.W).max()
         return size if moved.b is None else max(size, np.abs(moved.b - p.b).max())
@@ -54,7 +57,7 @@ def _lasso(X, y, alpha, *, intercept, L0, tol=1e-13, max_steps=20000, start=None
         x0, L0, extrapolate=lambda x, x_prev, beta: _Point(*(
             None if u is None else u + beta * (u - v) for u, v in zip(x, x_prev))),
         gradient=gradient, prox=prox, majorized=majorized, criterion=criterion, tol=tol,
-        max_steps=max_steps, **kwargs)
+        max_steps=max_steps, check_every=check_every, **kwargs)
     return x, info, crit, n_steps
 
 
@@ -99,3 +102,25 @@ def test_max_steps_bounds_the_steps():
     X, y = _data()
     _, _, crit, n_steps = _lasso(X, y, 0.01, intercept=True, L0=1.0, max_steps=3)
     assert n_steps == 3 and crit > 1e-13
+
+
+@pytest.mark.parametrize("max_steps", [20000, 13])
+def test_check_every_evaluates_the_criterion_every_few_steps_and_at_the_last(max_steps):
+    """``check_every=5``: the criterion is evaluated after steps 5, 10, ... and after the last
+    step, on the returned point; the run takes the steps of ``check_every=1`` rounded up to a
+    multiple of 5 (the iterates are the same), and reaches the same minimiser."""
+    X, y = _data()
+    every, checked = [], []
+    x_1, _, crit_1, n_1 = _lasso(X, y, 0.05, intercept=True, L0=1.0, max_steps=max_steps,
+                                 checked=every)
+    x_5, _, crit_5, n_5 = _lasso(X, y, 0.05, intercept=True, L0=1.0, max_steps=max_steps,
+                                 check_every=5, checked=checked)
+    assert len(every) == n_1
+    if max_steps == 13:  # stopped by the limit: checks after steps 5, 10 and 13
+        assert n_1 == n_5 == 13 and len(checked) == 3 and crit_5 == crit_1 > 1e-13
+        np.testing.assert_array_equal(x_5.W, x_1.W)
+    else:
+        assert n_5 == 5 * -(-n_1 // 5) and len(checked) == n_5 // 5
+        assert crit_5 <= 1e-13
+        np.testing.assert_allclose(x_5.W, x_1.W, atol=1e-9)
+    assert checked[-1] is x_5  # the returned criterion is the returned point's
