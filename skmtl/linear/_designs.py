@@ -28,6 +28,7 @@ __all__ = [
     "check_no_empty_task",
     "observed_pairs",
     "predict_rows",
+    "sparse_column_moments",
 ]
 
 
@@ -71,18 +72,27 @@ def _sparse_column_moments(data, indices, indptr, by_column, weights, mean, squa
             square[column] += x * data[p]
 
 
+def sparse_column_moments(X, weights):
+    """``(X, mean, square)``: the ``weights``-weighted sums of each column of a sparse ``X``
+    and of its squares, in one pass without a copy of X (which is returned as a canonical
+    CSR or CSC matrix: it is copied only when it has another format or duplicate entries,
+    whose squares must be summed first)."""
+    if X.format not in ("csr", "csc") or not X.has_canonical_format:
+        X = sp.csr_matrix(X, copy=True)
+        X.sum_duplicates()
+    mean, square = np.zeros(X.shape[1]), np.zeros(X.shape[1])
+    _sparse_column_moments(X.data, X.indices, X.indptr, X.format == "csc",
+                           np.asarray(weights, dtype=np.float64), mean, square)
+    return X, mean, square
+
+
 def _center_large_mean_columns(X, weights):
     """Sparse ``X`` (CSR or CSC) with its columns whose weighted mean exceeds their weighted
     standard deviation centred (dense columns of a sparse matrix: a column of years, a
     constant), and the mean of every column. Such a column is a near copy of the
     intercepts, which a solver that steps one column at a time resolves very slowly. X is
     returned as it is (not copied) when no column is centred; otherwise as a CSC copy."""
-    if X.format not in ("csr", "csc") or not X.has_canonical_format:
-        X = sp.csr_matrix(X, copy=True)  # (duplicates summed: the squares need them)
-        X.sum_duplicates()
-    mean, square = np.zeros(X.shape[1]), np.zeros(X.shape[1])
-    _sparse_column_moments(X.data, X.indices, X.indptr, X.format == "csc",
-                           np.asarray(weights, dtype=np.float64), mean, square)
+    X, mean, square = sparse_column_moments(X, weights)
     large = mean**2 > np.maximum(square - mean**2, 0.0)
     if not large.any():
         return X, mean, large
@@ -187,7 +197,6 @@ class MaskedDesign:
             X.sum_duplicates()
             if center == "columns" and self.n_obs:
                 X, mean, large = _center_large_mean_columns(X, counts / self.n_obs)
-                X = sp.csc_matrix(X)
                 self.x_shift = np.where(large, mean, 0.0)
             index_dtype = np.int32 if X.nnz < 2**31 - 1 else np.int64
             self.data = np.require(X.data, dtype=np.float64, requirements=["C", "W"])
@@ -629,17 +638,15 @@ class Problem:
                 return design
             x_origin = weights @ X
         if self.shared_rows is not None and not sp.issparse(X):
-            X_rows = X[self.shared_rows]
-            if at_mean:  # (a copy of the rows when they are X itself, else in place)
-                X_rows = _shifted(X_rows, x_origin, own=not np.shares_memory(X_rows, X))
-            design = SharedDense(X_rows, self.shared_rows, self.n_tasks)
+            design = SharedDense(X[self.shared_rows], self.shared_rows, self.n_tasks)
+            own = not np.shares_memory(design.X, X)  # the rows are X itself, or a copy
         elif sp.issparse(X):
             design = SparseDesign(X, self.groups)
-        else:
-            design = GroupedDense.from_flat(X, *self.flat_groups())
-            if at_mean:
-                design = design.centered(np.broadcast_to(x_origin, (self.n_tasks, X.shape[1])),
-                                         own=True)
+        else:  # (GroupedDense.centered leaves the stacks that are views of X alone)
+            design, own = GroupedDense.from_flat(X, *self.flat_groups()), True
+        if at_mean:
+            design = design.centered(np.broadcast_to(x_origin, (self.n_tasks, X.shape[1])),
+                                     own=own)
         design.x_origin = x_origin
         return design
 
@@ -698,7 +705,8 @@ class _Design:
         return np.bincount(self.obs_tasks, weights=v, minlength=self.n_tasks)
 
     def centered(self, means, own=False):
-        """The design with each task's rows shifted by ``-means[t]``, or None (sparse)."""
+        """The design with each task's rows shifted by ``-means[t]``, or None (sparse);
+        ``own``: the caller owns this design's rows, which may be shifted in place."""
         return None
 
 
@@ -736,7 +744,9 @@ class SharedDense(_Design):
         return _mirror_lower(out)
 
     def centered(self, means, own=False):
-        return SharedDense(self.X - means[0], self.rows, self.n_tasks)
+        """The design centred by ``means[0]``; ``own``: in place (this design is not used
+        afterwards, and its rows are not the user's X)."""
+        return SharedDense(_shifted(self.X, means[0], own), self.rows, self.n_tasks)
 
 
 class GroupedDense(_Design):

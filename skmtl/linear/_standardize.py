@@ -11,6 +11,7 @@ spread around the origin the model sees.
 import numpy as np
 import scipy.sparse as sp
 
+from skmtl.linear._designs import sparse_column_moments
 from skmtl.utils.validation import _column_magnitudes
 
 __all__ = []
@@ -54,9 +55,7 @@ def column_scales(X, row_weight, center):
 def _unshifted_scales(X, w, center):
     """:func:`column_scales` for entries whose squares are finite, ``w`` summing to 1."""
     if sp.issparse(X):
-        X = sp.csr_matrix(X)
-        mean = np.asarray(X.T @ w).ravel()
-        square = np.asarray(X.multiply(X).T @ w).ravel()
+        _, mean, square = sparse_column_moments(X, w)  # (one pass, no copy of X)
         var = np.maximum(square - mean**2, 0.0) if center else square
     else:
         X = np.asarray(X, dtype=np.float64)
