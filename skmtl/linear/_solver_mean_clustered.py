@@ -839,16 +839,23 @@ def _warm_start(alpha, path):
     return W_1 + ratio * (W_1 - W_0), b_1 + ratio * (b_1 - b_0)
 
 
+# rows per block of the shifted X in _largest_moment_eigenvalue
+_ROW_BLOCK = 4096
+
+
 def _largest_moment_eigenvalue(X, rows, tasks, n_tasks, fit_intercept):
     """Largest eigenvalue of ``(1 / T) sum_t X_t^T X_t / n_t`` (columns centred per task).
 
-    From the observations ``(rows, tasks)`` in one pass over X: ``X^T diag(w) X`` with each
-    row's weight ``w_i = sum_{t observing i} 1 / n_t``, minus ``sum_t mean_t mean_t^T``. Only
-    a scale for the alpha grid, but the subtraction cancels: a column whose centred second
-    moment is below 1e-8 of its raw one (a spread below 1e-4 of its mean, such as ``1 +
-    1e-12 noise``) keeps only rounding of it (a column of 1.1e12 +- 1 gave an eigenvalue of
-    3.6e8 where the others were 1.4, and a grid of all-zero models), so its row and column are
-    left out of the scale.
+    From the observations ``(rows, tasks)``: ``X^T diag(w) X`` with each row's weight ``w_i =
+    sum_{t observing i} 1 / n_t``, minus ``sum_t mean_t mean_t^T``. The subtraction cancels
+    where a column's spread is small against its mean, so a dense X is first shifted by its
+    weighted column means (in blocks of rows, no copy of X; the weights of each task sum to 1,
+    so the shift leaves the result unchanged): a column of 3e4 + N(0, 1) then keeps its spread
+    exactly, as standardising does (it was left out of the scale, and the grid moved with
+    where the column starts). What rounding still hides, a column whose per-task centred
+    second moment is below 1e-8 of its raw one (sparse X, which is not shifted: a spread
+    below 1e-4 of its mean; a column of 1.1e12 +- 1 gave an eigenvalue of 3.6e8 where the
+    others were 1.4, and a grid of all-zero models), is left out of the scale.
     """
     counts = np.bincount(tasks, minlength=n_tasks)
     weights = 1.0 / counts[tasks]
@@ -858,8 +865,12 @@ def _largest_moment_eigenvalue(X, rows, tasks, n_tasks, fit_intercept):
         second = (X.T @ sp.diags(row_weight) @ X).toarray()
         means = np.asarray((means_of @ X).todense())
     else:
-        second = X.T @ (X * row_weight[:, None])
-        means = np.asarray(means_of @ X)
+        shift = (row_weight @ X) / row_weight.sum() if fit_intercept else 0.0
+        second = np.zeros((X.shape[1], X.shape[1]))
+        for start in range(0, X.shape[0], _ROW_BLOCK):
+            block = X[start:start + _ROW_BLOCK] - shift
+            second += block.T @ (block * row_weight[start:start + _ROW_BLOCK, None])
+        means = np.asarray(means_of @ X) - shift
     raw = np.diag(second).copy()
     if fit_intercept:
         second -= means.T @ means

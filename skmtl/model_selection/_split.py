@@ -79,7 +79,10 @@ class MultiTaskKFold(BaseCrossValidator):
        every training fold, so every training fold holds at least two classes of a task with
        at least two classes of two or more labels. A training fold that would hold a single
        class of some task (a class with only one label) triggers a ``UserWarning`` naming the
-       task.
+       task by its label in ``y`` (its ``task_ids`` value, or its column: a DataFrame's
+       column name, else its position). skmtl's linear and deep multi-task classifiers fit
+       a task of one class; a single-task classifier that needs two classes, fitted on each
+       task alone (``IndependentTasks(LogisticRegression())``), fails on it.
     4. Test folds: each task's (and each class's) label counts in the test folds differ by at
        most one, so a task with ``n_t >= K`` has labels in every test fold.
 
@@ -360,7 +363,10 @@ class MultiTaskKFold(BaseCrossValidator):
                 f"MultiTaskKFold: some training folds hold a single class of task(s) "
                 f"{_format_tasks(target.tasks[single])}, because fewer than two of their "
                 "classes have 2 or more observed labels (or, in wide data, no split spreads "
-                "them). A classifier fitted on those folds may fail.",
+                "them). skmtl's linear and deep multi-task classifiers fit such folds; a "
+                "classifier fitted on each task alone that needs two classes, such as "
+                "IndependentTasks(LogisticRegression()), fails on them. Use fewer folds, or more "
+                "labels of the rare class.",
                 UserWarning,
                 stacklevel=4,
             )

@@ -236,6 +236,38 @@ def test_an_optimum_beyond_every_extension_warns():
     assert block.alphas_.size > 4
 
 
+@pytest.mark.parametrize("name", ["MeanClusteredRegressorCV", "ClusteredTasksRegressorCV",
+                                  "TaskRelationRegressorCV", "LowRankRegressorCV"])
+def test_targets_in_small_units_extend_the_grid_and_warn_alike(name):
+    """The edge test of the grids is relative: y times 1e-6 (held-out MSE near 1e-14) extends
+    the default grid as y does and chooses the same alpha (LowRank's, whose grid follows y,
+    times 1e-6), and warns alike at the edge of a grid passed by hand. (An absolute floor of
+    1e-12 on the gain hid every edge: MeanClusteredRegressorCV stopped at the default grid's
+    smallest alpha, 3.2e-2 instead of 2.0e-4, without a warning.)"""
+    import skmtl.linear
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 4))
+    Y = X @ rng.normal(size=(3, 4)).T + 0.1 * rng.normal(size=(200, 3))  # a small alpha wins
+    Estimator = getattr(skmtl.linear, name)
+    params = dict(n_alphas=8, cv=3)
+    if name.startswith("ClusteredTasks"):
+        params["random_state"] = 0
+    unit = 1e-6 if name.startswith("LowRank") else 1.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", GridEdgeWarning)
+        fits = [Estimator(**params).fit(X, Y * scale) for scale in (1.0, 1e-6)]
+    assert fits[0].alphas_.size > 8  # extended by the edge test
+    np.testing.assert_allclose(fits[1].alphas_, fits[0].alphas_ * unit, rtol=1e-6)
+    assert fits[1].alpha_ == pytest.approx(fits[0].alpha_ * unit, rel=1e-6)
+    np.testing.assert_allclose(fits[1].predict(X), 1e-6 * fits[0].predict(X), rtol=1e-6,
+                               atol=1e-12)
+    grid = fits[0].alphas_[:3]  # the default grid's largest: the optimum below, an edge
+    for scale, factor in ((1.0, 1.0), (1e-6, unit)):
+        with pytest.warns(GridEdgeWarning, match="smallest value tried"):
+            Estimator(**{**params, "alphas": grid * factor}).fit(X, Y * scale)
+
+
 def test_block_sparse_default_grid_is_extended_below_eps():
     (X, y, task_ids), _ = many_tasks(n_tasks=10, n_features=8, seed=8)
     Y = np.full((y.size, 10), np.nan)
@@ -363,9 +395,44 @@ def test_the_moment_scale_of_the_grid_ignores_a_column_it_cannot_measure():
         Z = X[tasks == t] - X[tasks == t].mean(axis=0)
         reference += Z.T @ Z / len(Z)
     e_max = _largest_moment_eigenvalue(X, np.arange(n), tasks, T, True)
-    # exactly the other columns' (the unmeasured one left out), within 0.1 % of all columns'
-    assert e_max == pytest.approx(np.linalg.eigvalsh(reference[:8, :8] / T)[-1], rel=1e-10)
-    assert e_max == pytest.approx(np.linalg.eigvalsh(reference / T)[-1], rel=1e-3)
+    # dense X is shifted by its column means first: the column is measured, e_max is all
+    # the columns' (before: the other columns' only, the large one left out)
+    assert e_max == pytest.approx(np.linalg.eigvalsh(reference / T)[-1], rel=1e-6)
+    # sparse X is not shifted: the column it cannot measure is left out
+    e_sparse = _largest_moment_eigenvalue(sp.csr_matrix(X), np.arange(n), tasks, T, True)
+    assert e_sparse == pytest.approx(np.linalg.eigvalsh(reference[:8, :8] / T)[-1], rel=1e-10)
+    assert e_sparse == pytest.approx(e_max, rel=1e-3)
+
+
+@pytest.mark.parametrize("name", ["MeanClusteredRegressorCV", "ClusteredTasksRegressorCV",
+                                  "TaskRelationRegressorCV", "MeanClusteredClassifierCV",
+                                  "ClusteredTasksClassifierCV", "TaskRelationClassifierCV"])
+def test_the_default_grid_ignores_where_a_column_starts(name):
+    """A column shifted by 3e4 (its spread 3e-5 of its mean) leaves the default grid, the
+    chosen alpha and the predictions unchanged. (The moment scale of the grid dropped the
+    column as unmeasurable: TaskRelationClassifierCV's grid top went from 10.5 to 7.2, its
+    alpha from 0.0039 to 0.0072 and its probabilities moved by up to 0.08.)"""
+    import skmtl.linear
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 1)) + 0.3 * rng.normal(size=(60, 3))
+    Y = X @ rng.normal(size=(3, 3)).T + 0.5 * rng.normal(size=(60, 3))
+    if "Classifier" in name:
+        Y = (Y > np.median(Y, axis=0)).astype(float)
+    shifted = X.copy()
+    shifted[:, 0] += 3e4
+    params = dict(n_alphas=8, cv=3)
+    if name.startswith("ClusteredTasks"):
+        params["random_state"] = 0
+    Estimator = getattr(skmtl.linear, name)
+    base, moved = Estimator(**params).fit(X, Y), Estimator(**params).fit(shifted, Y)
+    np.testing.assert_allclose(moved.alphas_, base.alphas_, rtol=1e-6)
+    assert moved.alpha_ == pytest.approx(base.alpha_, rel=1e-6)
+    if "Classifier" in name:
+        for p, q in zip(moved.predict_proba(shifted), base.predict_proba(X)):
+            np.testing.assert_allclose(p, q, atol=1e-6)
+    else:
+        np.testing.assert_allclose(moved.predict(shifted), base.predict(X), rtol=1e-6)
 
 
 def _binary_tasks(T=6, n_t=100, d=8, seed=0):

@@ -282,6 +282,25 @@ def test_warns_when_a_training_fold_has_a_single_class():
         list(MultiTaskKFold(2).split(Y, Y))
 
 
+def test_single_class_warning_names_tasks_by_label_and_says_who_fails():
+    # long data: task "s5" has one label of class 1, at position 2 of the sorted tasks
+    task_ids = np.repeat(["s0", "s1", "s5"], 6)
+    y = np.array([0, 1] * 3 + [1, 0] * 3 + [0] * 5 + [1])
+    with pytest.warns(UserWarning) as record:
+        list(MultiTaskKFold(2).split(y[:, None], y, task_ids=task_ids))
+    message = " ".join(str(w.message) for w in record)
+    assert "single class of task(s) 's5'," in message
+    # the advice is true: skmtl's classifiers fit a one-class fold, IndependentTasks of a
+    # two-class scikit-learn classifier does not
+    assert "skmtl's linear and deep multi-task classifiers fit such folds" in message
+    assert "IndependentTasks(LogisticRegression()), fails on them" in message
+    assert "may fail" not in message
+    # a wide DataFrame: the column name
+    Y = pd.DataFrame({"refund": y[12:], "upgrade": y[:6]})
+    with pytest.warns(UserWarning, match=r"single class of task\(s\) 'refund',"):
+        list(MultiTaskKFold(2).split(Y, Y))
+
+
 def test_task_with_two_labels_and_more_folds_than_labels():
     # 2 <= n_t < n_splits: the two labels go to two different test folds
     y = np.array([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2])
