@@ -81,7 +81,7 @@ def test_the_bound_is_the_fourth_root_of_the_largest_float_over_root_n():
 
 def test_targets_name_their_task_wide_and_long():
     X, y = np.ones((4, 1)), np.array([1.0, -HUGE_Y, 2.0, 3.0])
-    message = "The targets of task\\(s\\) {} reach 1e\\+300 in magnitude: .* Standardise"
+    message = "The targets of task\\(s\\) {} reach 1e\\+300 in magnitude: .* Rescale the targets"
     with pytest.raises(ValueError, match=message.format("'b'")):
         check_finite_squares(X, y, task_index=np.array([0, 1, 0, 1]),
                              tasks=np.array(["a", "b"]))
@@ -123,7 +123,8 @@ def test_targets_too_large_to_square_raise_naming_the_task(data, model):
     X, Y = data
     Y = Y.assign(south=Y["south"] * HUGE_Y)
     with pytest.raises(ValueError, match="The targets of task\\(s\\) 'south' reach .* "
-                                         "overflow float64 .* Standardise the targets"):
+                                         "overflow float64 .* Rescale the targets: divide y "
+                                         "by one number for all tasks"):
         fit_strictly(model, X, Y)
 
 

@@ -79,13 +79,41 @@ def _dense(a):
     return a.toarray() if sp.issparse(a) else np.asarray(a)
 
 
-def _standardizer(sums, squares, n, fit_intercept):
+# rows of X per block in _shifted_task_moments
+_ROW_BLOCK = 4096
+
+
+def _shifted_task_moments(X, rows, tasks, n_tasks):
+    """Each task's sums and sums of squares ``(T, d)`` of the features over its observations
+    ``(rows, tasks)``, of ``X - shift`` with ``shift`` the features' mean over all observations
+    (returned too): from the mean, not from zero, so that a feature far from its zero (a year,
+    1e6 + noise) keeps its spread in ``squares - sums^2 / n`` (1e6 + N(0, 1) was taken for
+    constant within tasks, and its random slope dropped). In blocks of rows of X, dense or
+    sparse: no copy of X."""
+    indicator = sp.csr_matrix((np.ones(len(rows)), (tasks, rows)), shape=(n_tasks, X.shape[0]))
+    weights = np.bincount(rows, minlength=X.shape[0]) / max(len(rows), 1)
+    shift = np.asarray(X.T @ weights).ravel()
+    sums = np.zeros((n_tasks, X.shape[1]))
+    squares = np.zeros((n_tasks, X.shape[1]))
+    for start in range(0, X.shape[0], _ROW_BLOCK):
+        block = _dense(X[start:start + _ROW_BLOCK]) - shift
+        part = indicator[:, start:start + _ROW_BLOCK]
+        sums += part @ block
+        squares += part @ (block * block)
+    return sums, squares, shift
+
+
+def _standardizer(sums, squares, n, fit_intercept, shift=None):
     """``J`` with ``[X_std, 1] = [X, 1] J``: the features centred (with an intercept) and
-    scaled to unit variance over the ``n`` observations of all tasks, from the features' sums
-    and sums of squares over them."""
+    scaled to unit variance over the ``n`` observations of all tasks, from the sums and sums of
+    squares over them of the features minus ``shift`` (None: 0)."""
     d = len(sums)
-    mean = sums / n if fit_intercept else np.zeros(d)
-    scale = np.sqrt(np.maximum(squares / n - mean**2, 0.0))
+    shift = np.zeros(d) if shift is None else shift
+    variance = np.maximum(squares / n - (sums / n) ** 2, 0.0)  # about the features' mean
+    mean = shift + sums / n
+    if not fit_intercept:  # scaled to a unit second moment about 0, not centred
+        variance, mean = variance + mean**2, np.zeros(d)
+    scale = np.sqrt(variance)
     scale[scale <= np.finfo(float).eps * np.maximum(1.0, np.abs(mean))] = 1.0
     J = np.eye(d + fit_intercept)
     J[np.arange(d), np.arange(d)] = 1.0 / scale
@@ -149,10 +177,13 @@ class _HierarchicalMixin:
                 f"iterations before its gradient fell below tol={self.tol}; raise max_iter.",
                 ConvergenceWarning, stacklevel=4)
 
-    def _set_fitted(self, beta, U, Sigma, random, J):
-        """Store the fit made in the standardized coordinates ``[X, 1] J`` in the user's."""
+    def _set_fitted(self, beta, U, Sigma, random, J, y_origin=0.0):
+        """Store the fit made in the standardized coordinates ``[X, 1] J`` (of the targets
+        minus ``y_origin``) in the user's."""
         d = self.n_features_in_
         beta = J @ beta
+        if self.fit_intercept:
+            beta[d] += y_origin
         J_random = J[np.ix_(random, random)]
         U = U @ J_random.T
         coef = np.tile(beta, (U.shape[0], 1))
@@ -309,7 +340,7 @@ class HierarchicalRegressor(_HierarchicalMixin, MultiTaskRegressorMixin, BaseEst
         self.unknown_task = unknown_task
 
     def _fit_tasks(self, X, problem):
-        A, c, s, n = task_moments(problem, self.fit_intercept)
+        A, c, s, n, (x_origin, y_origin) = task_moments(problem, self.fit_intercept)
         total, d = A.sum(axis=0), X.shape[1]
         varying = self.fit_intercept and _within_task_variation(
             A[:, :d, d], A[:, np.arange(d), np.arange(d)], n)
@@ -325,7 +356,11 @@ class HierarchicalRegressor(_HierarchicalMixin, MultiTaskRegressorMixin, BaseEst
                                   tol=self.tol)
         self._warn_unconverged(n_iter)
         beta, sigma2, Sigma, U = model.estimates(theta)
-        self._set_fitted(beta, U, Sigma, random, J)
+        # from the moments' origin to the user's: [X - x_origin, 1] = [X, 1] C
+        origin = np.eye(len(J))
+        if self.fit_intercept:
+            origin[d, :d] = -x_origin
+        self._set_fitted(beta, U, Sigma, random, origin @ J, y_origin)
         self.noise_variance_ = float(sigma2)
         value = model.log_likelihood(theta)
         if model.reml:  # log |X^T V^-1 X| in the user's coordinates, not the standardised
@@ -410,7 +445,10 @@ class HierarchicalClassifier(_BinaryLogisticMixin, _HierarchicalMixin, MultiTask
     random_columns_ : ndarray of int
         Indices of the random effects' columns in ``[X, 1]``.
     log_likelihood_ : float
-        The Laplace approximation of the log-likelihood at the fit.
+        The maximised objective above: the Laplace approximation of the log-likelihood
+        minus the prior's penalty ``(|beta_std|^2 + tr(Sigma_std)) / (2 prior_scale^2)``
+        (the Laplace log-likelihood itself with ``prior_scale=None``). Compare fits by it
+        at the same ``prior_scale`` only.
     n_iter_ : int
         Iterations of the optimiser (1 when its start is already optimal).
     classes_ : ndarray or list of ndarray
@@ -478,17 +516,13 @@ class HierarchicalClassifier(_BinaryLogisticMixin, _HierarchicalMixin, MultiTask
         rows = rows.astype(np.intp)
         labels = problem.flat_targets()
         n = float(len(rows))
-        # each task's sums and sums of squares of the features: an indicator matrix product
-        indicator = sp.csr_matrix((np.ones(len(rows)), (tasks, rows)),
-                                  shape=(len(counts), X.shape[0]))
-        task_sums = _dense(indicator @ X)
-        task_squares = _dense(indicator @ (X.multiply(X) if sp.issparse(X) else X * X))
+        task_sums, task_squares, shift = _shifted_task_moments(X, rows, tasks, len(counts))
         varying = self.fit_intercept and _within_task_variation(
             task_sums, task_squares, counts.astype(np.float64))
         random = _random_columns(self.random_slopes, X.shape[1], self.fit_intercept, varying)
         self._check_enough_labels(n, X.shape[1] + self.fit_intercept, "fixed-effect")
         J = _standardizer(task_sums.sum(axis=0), task_squares.sum(axis=0), n,
-                          self.fit_intercept)
+                          self.fit_intercept, shift)
         model = LaplaceMixedModel(X, labels, rows, counts, random, J, self.fit_intercept,
                                   self.prior_scale)
         x, n_iter = model.fit(max_iter=self.max_iter, tol=self.tol)

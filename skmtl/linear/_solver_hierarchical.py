@@ -117,10 +117,21 @@ def task_moments(problem, fit_intercept):
     """Per-task moments ``(A, c, s, n)`` of ``D_t = [X_t, 1]`` (the ones only with
     ``fit_intercept``): ``D_t^T D_t`` (T, p, p), ``D_t^T y_t`` (T, p), ``y_t^T y_t`` and the
     row counts (T,), from the per-task design of a :class:`~._designs.Problem` (wide or long
-    data, dense or sparse X; no per-task copy of X).
+    data, dense or sparse X; no per-task copy of X), and ``(x_origin, y_origin)``.
+
+    With ``fit_intercept`` the moments are those of ``X - x_origin`` and ``y - y_origin``, the
+    means over the observed labels (``Problem.design(at_mean=True)``): a model with an
+    intercept is the same fitted from any origin, and raw moments of a column or a target far
+    from its zero cancel in the congruence that standardises them (y shifted by 1e7 moved the
+    predictions by 0.15 and the log-likelihood by 36). ``[X - x_origin, 1] = [X, 1] C`` with
+    ``C`` the identity but for its last row, ``[-x_origin, 1]``.
     """
-    design = problem.design()
+    design = problem.design(at_mean=fit_intercept)
     y = problem.targets(design)
+    x_origin, y_origin = design.x_origin, 0.0
+    if fit_intercept and y.size:
+        y_origin = float(y.mean())
+        y = y - y_origin
     A, c = design.gram(), design.rmatvec(y)
     n = design.counts.astype(np.float64)
     if fit_intercept:  # bordered by the column of ones: its sums and the row counts
@@ -131,7 +142,7 @@ def task_moments(problem, fit_intercept):
         bordered[:, d, d] = n
         A = bordered
         c = np.column_stack([c, design.segment_sum(y)])
-    return A, c, design.segment_sum(y * y), n
+    return A, c, design.segment_sum(y * y), n, (x_origin, y_origin)
 
 
 def standardized_moments(A, J):

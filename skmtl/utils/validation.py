@@ -677,9 +677,9 @@ def check_finite_squares(X, y=None, *, mask=None, task_index=None, tasks=None,
         j = int(np.argmax(magnitude))
         raise ValueError(
             f"X has entries up to {magnitude[j]:.3g} in magnitude (feature {j}): {advice} "
-            "Standardise the features: standardize=True on the linear estimators, or a "
-            "MaxAbsScaler before the estimator in a Pipeline (it divides each column by its "
-            "largest magnitude without squaring it)."
+            "Standardise the features: standardize=True on the linear estimators that have "
+            "it, or a MaxAbsScaler before the estimator in a Pipeline (it divides each column "
+            "by its largest magnitude without squaring it)."
         )
     if y is None:
         return
@@ -693,7 +693,8 @@ def check_finite_squares(X, y=None, *, mask=None, task_index=None, tasks=None,
         names = np.arange(magnitude.size) if tasks is None else np.asarray(tasks)
         raise ValueError(
             f"The targets of task(s) {_format_tasks(names[large])} reach "
-            f"{magnitude[large].max():.3g} in magnitude: {advice} Standardise the targets: "
-            "divide each task's y by its standard deviation (and multiply the predictions "
-            "back)."
+            f"{magnitude[large].max():.3g} in magnitude: {advice} Rescale the targets: "
+            "divide y by one number for all tasks, such as its standard deviation, and "
+            "multiply the predictions back (one scale keeps the tasks comparable, as the "
+            "models that share between tasks need; a scale per task would change them)."
         )

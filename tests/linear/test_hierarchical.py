@@ -29,7 +29,7 @@ def _long(T=30, d=2, seed=0, noise=0.7, rows=(10, 40)):
 
 def _moments(X, y, task_ids):
     rows = [np.flatnonzero(task_ids == t) for t in np.unique(task_ids)]
-    return rows, task_moments(Problem(X, y, task_index=task_ids), True)
+    return rows, task_moments(Problem(X, y, task_index=task_ids), True)[:4]
 
 
 @pytest.mark.parametrize("random", [[2], [0, 2], [0, 1, 2]])
@@ -182,7 +182,7 @@ def test_a_boundary_optimum_matches_lbfgs_alone():
 
     exam = load_exam()
     codes = np.unique(exam.task_ids, return_inverse=True)[1]
-    A, c, s, n = task_moments(Problem(exam.data, exam.target, task_index=codes), True)
+    A, c, s, n = task_moments(Problem(exam.data, exam.target, task_index=codes), True)[:4]
     for reml in (False, True):
         model = MixedModel(A, c, s, n, [0, 6, 7, 8, 10], reml)
         start = np.eye(5)[model._tril]
@@ -234,7 +234,12 @@ def test_log_likelihood_against_dense_marginal_density():
     with the dense marginal covariance sigma^2 (I + Z L L^T Z^T), at the profiled beta and
     sigma^2."""
     X, y, task_ids = _long(T=6, rows=(4, 9))
-    rows, (A, c, s, n) = _moments(X, y, task_ids)
+    rows = [np.flatnonzero(task_ids == t) for t in np.unique(task_ids)]
+    A, c, s, n, (x_origin, y_origin) = task_moments(Problem(X, y, task_index=task_ids), True)
+    # the moments are those of X and y from their means over the labels
+    np.testing.assert_allclose(x_origin, X.mean(axis=0), rtol=1e-12)
+    assert y_origin == pytest.approx(y.mean(), rel=1e-12)
+    X, y = X - x_origin, y - y_origin
     model = MixedModel(A, c, s, n, [0, 2], reml=False)
     theta = np.array([0.7, -0.4, 1.3])
     beta, sigma2, Sigma, U = model.estimates(theta)
@@ -808,3 +813,46 @@ def test_task_level_features_get_no_random_slope(Estimator):
     # asked for by name, it gets one
     chosen = getattr(skmtl.linear, Estimator)(random_slopes=[1]).fit(X, y, task_ids=task_ids)
     np.testing.assert_array_equal(chosen.random_columns_, [1, 3])
+
+
+def test_targets_far_from_zero_give_the_same_regressor():
+    """The moments are taken from the targets' mean: y + 1e7 gives the predictions of y plus
+    1e7, the same variances and log-likelihood. (From zero, y'y and y's sums cancelled in
+    the profiled deviance: predictions off by 0.15, the noise variance 0.425 for 0.463 and
+    the log-likelihood 36 too high.)"""
+    X, y, task_ids = _long(T=30, seed=0)
+    base = HierarchicalRegressor(method="ml").fit(X, y, task_ids=task_ids)
+    for shift in (1e5, 1e7):
+        moved = HierarchicalRegressor(method="ml").fit(X, y + shift, task_ids=task_ids)
+        np.testing.assert_allclose(moved.predict(X, task_ids=task_ids) - shift,
+                                   base.predict(X, task_ids=task_ids), atol=1e-7)
+        assert moved.noise_variance_ == pytest.approx(base.noise_variance_, rel=1e-6)
+        np.testing.assert_allclose(moved.task_covariance_, base.task_covariance_, rtol=1e-5)
+        assert moved.log_likelihood_ == pytest.approx(base.log_likelihood_, abs=1e-6)
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+@pytest.mark.parametrize("Estimator", ["HierarchicalRegressor", "HierarchicalClassifier"])
+def test_a_feature_far_from_zero_keeps_its_random_slope(Estimator, sparse):
+    """A feature of 1e6 + N(0, 1) varies within the tasks: "all" gives it a random slope, and
+    the model is the one of the feature from 0. (Its within-task variation was measured from
+    raw sums of squares, where 1e12 swamped it: the slope was dropped and the predictions
+    moved by 2.1, the classifier's probabilities by 0.68.)"""
+    import skmtl.linear
+
+    X, y, task_ids = _long(T=30, seed=0)
+    if Estimator == "HierarchicalClassifier":
+        y = (y > np.median(y)).astype(int)
+    shifted = X + [1e6, 0.0]
+    base = getattr(skmtl.linear, Estimator)().fit(X, y, task_ids=task_ids)
+    moved = getattr(skmtl.linear, Estimator)().fit(
+        sp.csr_matrix(shifted) if sparse else shifted, y, task_ids=task_ids)
+    np.testing.assert_array_equal(moved.random_columns_, [0, 1, 2])
+    if Estimator == "HierarchicalRegressor":
+        np.testing.assert_allclose(moved.predict(shifted, task_ids=task_ids),
+                                   base.predict(X, task_ids=task_ids), atol=1e-6)
+        np.testing.assert_allclose(moved.coef_, base.coef_, atol=1e-6)
+    else:  # to the optimiser's tolerance, on a likelihood 1e-5 flat
+        np.testing.assert_allclose(moved.predict_proba(shifted, task_ids=task_ids),
+                                   base.predict_proba(X, task_ids=task_ids), atol=1e-2)
+        assert moved.log_likelihood_ == pytest.approx(base.log_likelihood_, abs=1e-2)
