@@ -40,6 +40,9 @@ from sklearn.exceptions import ConvergenceWarning, UndefinedMetricWarning
 from sklearn.linear_model import LogisticRegression, RidgeCV
 from sklearn.preprocessing import StandardScaler
 
+# above HIERARCHICAL_SLOPES features the hierarchical model gets a random intercept only, as in
+# `skmtl compare`: its cost grows with the cube of the number of random effects
+from skmtl._compare import HIERARCHICAL_SLOPES
 from skmtl.baselines import IndependentTasks, PooledTasks
 from skmtl.metrics import r2_score, roc_auc_score
 from skmtl.model_selection import MultiTaskKFold
@@ -386,12 +389,6 @@ def _linear(family, task_type, cv=True):
     if "random_state" in model.get_params():  # the clusters' k-means++ seeds: one table per run
         model.set_params(random_state=0)  # a seed, not a tuning choice
     return model
-
-
-# above this many features the hierarchical model gets a random intercept only: its cost grows
-# with the cube of the number of random effects (yeast's 103 slopes did not fit one fold in 5
-# minutes)
-HIERARCHICAL_SLOPES = 20
 
 
 def _hierarchical(data):

@@ -6,6 +6,7 @@ import sys
 
 import numpy as np
 import pytest
+from sklearn import config_context
 from sklearn.linear_model import Ridge
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -13,7 +14,7 @@ from sklearn.preprocessing import StandardScaler
 from skmtl import IndependentTasks, PooledTasks
 from skmtl._compare import run_comparison
 from skmtl.cli import main
-from skmtl.datasets import make_multitask_regression
+from skmtl.datasets import make_multitask_classification, make_multitask_regression
 from skmtl.metrics import r2_score
 from skmtl.model_selection import MultiTaskKFold
 from skmtl.model_selection._transfer import paired_gain
@@ -468,3 +469,76 @@ def test_relationship_models_run_by_name_only_and_match_their_estimators():
             for train, test in folds]
         np.testing.assert_allclose(result.per_task[name]["score"], np.mean(scores, axis=0),
                                    rtol=1e-6)
+
+
+def _fitted_hierarchical(model):
+    """The fitted HierarchicalRegressor / -Classifier at the end of a compare model."""
+    final = model[-1]
+    return getattr(final, "estimator_", final)
+
+
+@pytest.mark.parametrize("task_type", ["regression", "classification"])
+def test_hierarchical_model_has_random_slopes_up_to_20_features_an_intercept_only_above(
+        task_type):
+    """`skmtl compare --models hierarchical` on yeast (103 features) gave every slope a random
+    effect and ran for about an hour; benchmarks/real_data.py's rule is now the command's."""
+    from skmtl import _compare
+    from skmtl._compare import MODELS
+
+    make = (make_multitask_regression if task_type == "regression"
+            else make_multitask_classification)
+    rng = np.random.RandomState(0)
+    for n_features, random_columns in [(21, [21]), (20, list(range(21))), (3, [0, 1, 2, 3])]:
+        X, Y = make(n_samples=90, n_features=n_features, n_tasks=3, n_informative=3,
+                    random_state=0)
+        task_ids = None
+        if task_type == "classification":  # long data, with task_ids routed to the model
+            rows, tasks = np.nonzero(~np.isnan(Y))
+            X, Y, task_ids = X[rows], Y[rows, tasks], np.array(["a", "b", "c"])[tasks]
+        X = X + 0.01 * rng.randn(*X.shape)  # every feature varies within every task
+        model = MODELS["hierarchical"].factory(task_type, "cpu")
+        with config_context(enable_metadata_routing=True):
+            model.fit(X, Y, **({} if task_ids is None else {"task_ids": task_ids}))
+        fitted = _fitted_hierarchical(model)
+        # the columns of [X, 1] with a random effect: the intercept is column n_features
+        np.testing.assert_array_equal(fitted.random_columns_, random_columns,
+                                      err_msg=f"{n_features} features")
+    description = MODELS["hierarchical"].description
+    assert "every slope random up to 20 features, a random intercept only above" in description
+    assert _compare.HIERARCHICAL_SLOPES == 20  # one constant, for benchmarks/real_data.py too
+
+
+def test_hierarchical_model_runs_in_a_comparison_on_many_features():
+    X, Y = make_multitask_classification(n_samples=90, n_features=25, n_tasks=3,
+                                         n_informative=3, random_state=0)
+    rows, tasks = np.nonzero(~np.isnan(Y))
+    result = run_comparison(X[rows], Y[rows, tasks], task_ids=np.array(["a", "b", "c"])[tasks],
+                            task_type="classification", models=["hierarchical"], cv=3,
+                            scoring="roc_auc")
+    assert result.per_task["hierarchical"]["score"].shape == (3,)
+    assert np.all(result.per_task["hierarchical"]["score"] > 0.5)
+
+
+def test_inner_cv_single_class_warning_names_the_task_by_its_label(tmp_path, capsys):
+    """Task 's5' has 2 labels of class 1 in 33: an outer training fold holds one of them, so
+    mean_clustered's inner folds warn; the task is named as in the CSV, not by position 7."""
+    rng = np.random.RandomState(0)
+    ids = np.repeat([f"s{i}" for i in range(12)], 33)
+    X = rng.randn(ids.size, 3)
+    y = (X[:, 0] + rng.randn(ids.size) > 0).astype(int)
+    y[ids == "s5"] = 0
+    y[np.flatnonzero(ids == "s5")[[3, 20]]] = 1
+    path = tmp_path / "long.csv"
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["x0", "x1", "x2", "school", "label"])
+        writer.writerows([[*x, t, v] for x, t, v in zip(X, ids, y)])
+    assert main(["compare", "--csv", str(path), "--targets", "label", "--task-column",
+                 "school", "--models", "mean_clustered", "--cv", "3", "--out",
+                 str(tmp_path / "o"), "--quiet"]) == 0
+    warned = [line for line in capsys.readouterr().err.splitlines()
+              if "single class of task(s)" in line]
+    assert warned
+    for line in warned:
+        assert "single class of task(s) 's5'," in line
+        assert "fails on them" in line and "may fail" not in line
