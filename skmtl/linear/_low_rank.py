@@ -517,8 +517,9 @@ class LowRankRegressor(_LowRankMixin, MultiTaskRegressorMixin, BaseEstimator):
     of a wide Y, or the task's rows in long data), ``w_t = W[t]`` and ``||W||_*`` is the trace
     (nuclear) norm, the sum of W's singular values: the convex surrogate of its rank, so the
     task vectors are pulled into a subspace of a few directions learned from all tasks.
-    ``alpha`` at or above :func:`low_rank_alpha_max` gives ``W = 0``. With one task the trace
-    norm is the l2 norm of ``w``: a group lasso with one group.
+    ``alpha`` at or above ``alpha_max = ||G||_2``, the spectral norm of the negative gradient
+    ``G`` of the datafit at ``W = 0`` (with the optimal intercepts there), gives ``W = 0``.
+    With one task the trace norm is the l2 norm of ``w``: a group lasso with one group.
 
     Parameters
     ----------
@@ -745,9 +746,10 @@ def _cv_see_also(model):
 def _cv_doc(model, loss):
     return f"""
     Fits :class:`{model}` (objective in its docstring, the {loss}) along a geometric grid of
-    alphas from ``alpha_max`` (:func:`low_rank_alpha_max` on all the scaled data: the
-    smallest alpha giving ``W = 0``) down to ``eps * alpha_max``, so that the grid does not
-    depend on the data's units. On each training fold of ``cv`` the path is warm-started
+    alphas from ``alpha_max`` (the smallest alpha giving ``W = 0``: ``||G||_2``, the spectral
+    norm of the negative gradient ``G`` of the datafit at ``W = 0``, with the optimal
+    intercepts there, on all the scaled data) down to ``eps * alpha_max``, so that the grid
+    does not depend on the data's units. On each training fold of ``cv`` the path is warm-started
     (each alpha starts from the previous alpha's solution); held-out scores come from the
     coefficients; the best alpha is refitted on all the data. A best alpha at the small end
     of the default grid extends it by a decade (at most 3 times), then raises a
@@ -876,9 +878,11 @@ class LowRankClassifierCV(_LowRankCVMixin, LowRankClassifier):
     >>> from skmtl.linear import LowRankClassifierCV
     >>> X, Y = make_multitask_classification(
     ...     n_samples=120, n_features=4, n_tasks=3, n_informative=2, random_state=0)
-    >>> model = LowRankClassifierCV(alphas=[0.1, 0.03, 0.01], cv=3).fit(X, Y)
+    >>> model = LowRankClassifierCV(alphas=[0.003, 0.001, 0.0003], cv=3).fit(X, Y)
     >>> model.coef_.shape, len(model.classes_)
     ((3, 4), 3)
+    >>> float(model.alpha_)  # inside the grid: no GridEdgeWarning
+    0.001
     """
 
     _model = LowRankClassifier
