@@ -79,8 +79,8 @@ def _dense(a):
     return a.toarray() if sp.issparse(a) else np.asarray(a)
 
 
-# rows of X per block in _shifted_task_moments
-_ROW_BLOCK = 4096
+# entries of X per block of rows in _shifted_task_moments (8 MiB of float64)
+_BLOCK_ENTRIES = 2**20
 
 
 def _shifted_task_moments(X, rows, tasks, n_tasks):
@@ -95,9 +95,10 @@ def _shifted_task_moments(X, rows, tasks, n_tasks):
     shift = np.asarray(X.T @ weights).ravel()
     sums = np.zeros((n_tasks, X.shape[1]))
     squares = np.zeros((n_tasks, X.shape[1]))
-    for start in range(0, X.shape[0], _ROW_BLOCK):
-        block = _dense(X[start:start + _ROW_BLOCK]) - shift
-        part = indicator[:, start:start + _ROW_BLOCK]
+    step = max(1, _BLOCK_ENTRIES // max(X.shape[1], 1))
+    for start in range(0, X.shape[0], step):
+        block = _dense(X[start:start + step]) - shift
+        part = indicator[:, start:start + step]
         sums += part @ block
         squares += part @ (block * block)
     return sums, squares, shift

@@ -839,8 +839,8 @@ def _warm_start(alpha, path):
     return W_1 + ratio * (W_1 - W_0), b_1 + ratio * (b_1 - b_0)
 
 
-# rows per block of the shifted X in _largest_moment_eigenvalue
-_ROW_BLOCK = 4096
+# entries per block of rows of the shifted X in _largest_moment_eigenvalue (8 MiB of float64)
+_BLOCK_ENTRIES = 2**20
 
 
 def _largest_moment_eigenvalue(X, rows, tasks, n_tasks, fit_intercept):
@@ -849,8 +849,8 @@ def _largest_moment_eigenvalue(X, rows, tasks, n_tasks, fit_intercept):
     From the observations ``(rows, tasks)``: ``X^T diag(w) X`` with each row's weight ``w_i =
     sum_{t observing i} 1 / n_t``, minus ``sum_t mean_t mean_t^T``. The subtraction cancels
     where a column's spread is small against its mean, so a dense X is first shifted by its
-    weighted column means (in blocks of rows, no copy of X; the weights of each task sum to 1,
-    so the shift leaves the result unchanged): a column of 3e4 + N(0, 1) then keeps its spread
+    weighted column means (in blocks of rows of 8 MiB, no copy of X; the weights of each task
+    sum to 1, so the shift leaves the result unchanged): a column of 3e4 + N(0, 1) keeps its spread
     exactly, as standardising does (it was left out of the scale, and the grid moved with
     where the column starts). What rounding still hides, a column whose per-task centred
     second moment is below 1e-8 of its raw one (sparse X, which is not shifted: a spread
@@ -867,9 +867,10 @@ def _largest_moment_eigenvalue(X, rows, tasks, n_tasks, fit_intercept):
     else:
         shift = (row_weight @ X) / row_weight.sum() if fit_intercept else 0.0
         second = np.zeros((X.shape[1], X.shape[1]))
-        for start in range(0, X.shape[0], _ROW_BLOCK):
-            block = X[start:start + _ROW_BLOCK] - shift
-            second += block.T @ (block * row_weight[start:start + _ROW_BLOCK, None])
+        step = max(1, _BLOCK_ENTRIES // max(X.shape[1], 1))
+        for start in range(0, X.shape[0], step):
+            block = X[start:start + step] - shift
+            second += block.T @ (block * row_weight[start:start + step, None])
         means = np.asarray(means_of @ X) - shift
     raw = np.diag(second).copy()
     if fit_intercept:
