@@ -275,7 +275,11 @@ class HierarchicalRegressor(_HierarchicalMixin, MultiTaskRegressorMixin, BaseEst
         ``sigma^2``.
     log_likelihood_ : float
         The maximised log-likelihood (restricted with ``method="reml"``), constants included:
-        statsmodels' ``MixedLMResults.llf`` of the same model.
+        statsmodels' ``MixedLMResults.llf`` of the same model. The restricted likelihood is
+        defined for a fixed design of full rank: with aliased columns (a one-hot block beside
+        the intercept) its value depends on how they are coded (0.2 apart with and without
+        the block's first column on 600 labels; the fit and the ML value do not), so drop
+        them before comparing it with statsmodels or lme4, which drop them.
     n_iter_ : int
         Iterations of the optimisers, Newton's and L-BFGS-B's together (1 when the start is
         already optimal).

@@ -603,6 +603,10 @@ def _tighten(labels):
         return labels
     if all(isinstance(v, str) for v in labels):
         return labels.astype(str)
+    # booleans stay booleans (an object column of True / False / None, a pandas "boolean"
+    # one with pd.NA): as numbers they came back as the classes 0.0 and 1.0
+    if all(isinstance(v, (bool, np.bool_)) for v in labels):
+        return labels.astype(bool)
     if all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in labels):
         return labels.astype(np.int64)
     if all(isinstance(v, (int, float, np.number)) for v in labels):

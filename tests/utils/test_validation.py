@@ -58,6 +58,27 @@ def test_string_labels_with_none_keep_per_task_classes():
     assert codes[target.mask].tolist() == [0, 1, 1, 0]
 
 
+@pytest.mark.parametrize("kind", ["object", "pandas"])
+def test_boolean_labels_with_missing_ones_stay_booleans(kind):
+    """True / False with None (or a pandas "boolean" column with pd.NA) are the classes
+    False and True, as without missing labels; they were the numbers 0.0 and 1.0, and a
+    classifier predicted floats."""
+    from skmtl.linear import MeanClusteredClassifier
+
+    values = [[True, False], [None, True], [False, None], [True, True], [False, False]]
+    Y = np.array(values, dtype=object)
+    if kind == "pandas":
+        Y = pd.DataFrame(Y).astype("boolean")
+    target = check_multitask_target(Y, y_numeric=False)
+    codes, classes = encode_task_classes(target.values, target.mask)
+    assert [c.tolist() for c in classes] == [[False, True], [False, True]]
+    assert all(c.dtype == bool for c in classes)
+    assert codes[target.mask].tolist() == [1, 0, 1, 0, 1, 1, 0, 0]
+    X = np.arange(10.0).reshape(5, 2)
+    prediction = MeanClusteredClassifier().fit(X, Y).predict(X)
+    assert prediction.dtype == bool
+
+
 def test_long_target_becomes_wide_with_one_observed_entry_per_row():
     target = check_multitask_target([5.0, 6.0, 7.0], task_ids=["b", "a", "b"], y_numeric=True)
     assert target.layout == "long"
