@@ -28,6 +28,7 @@ __all__ = [
     "check_no_empty_task",
     "observed_pairs",
     "predict_rows",
+    "shifted_row_blocks",
     "sparse_column_moments",
 ]
 
@@ -84,6 +85,22 @@ def sparse_column_moments(X, weights):
     _sparse_column_moments(X.data, X.indices, X.indptr, X.format == "csc",
                            np.asarray(weights, dtype=np.float64), mean, square)
     return X, mean, square
+
+
+# entries of X per block of rows in shifted_row_blocks (8 MiB of float64)
+_BLOCK_ENTRIES = 2**20
+
+
+def shifted_row_blocks(X, shift):
+    """``(rows, X[rows] - shift)`` over consecutive blocks of rows of a dense or sparse X, each
+    a dense array of at most about ``_BLOCK_ENTRIES`` entries (at least one row): moments of X
+    from a shift (its column means) without a copy of X, where raw moments of a column far
+    from its zero would cancel."""
+    step = max(1, _BLOCK_ENTRIES // max(X.shape[1], 1))
+    for start in range(0, X.shape[0], step):
+        rows = slice(start, start + step)
+        block = X[rows]
+        yield rows, (block.toarray() if sp.issparse(block) else block) - shift
 
 
 def _center_large_mean_columns(X, weights):

@@ -18,7 +18,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 from skmtl.base import MultiTaskClassifierMixin, MultiTaskRegressorMixin
 from skmtl.linear._binary import _BinaryLogisticMixin
-from skmtl.linear._designs import Problem, predict_rows
+from skmtl.linear._designs import Problem, predict_rows, shifted_row_blocks
 from skmtl.linear._docs import LINEAR_DOCS
 from skmtl.linear._mean_clustered import _MeanClusteredMixin
 from skmtl.linear._solver_hierarchical import MixedModel, standardized_moments, task_moments
@@ -75,14 +75,6 @@ def _random_columns(random_slopes, n_features, fit_intercept, varying):
     return columns.astype(np.intp)
 
 
-def _dense(a):
-    return a.toarray() if sp.issparse(a) else np.asarray(a)
-
-
-# entries of X per block of rows in _shifted_task_moments (8 MiB of float64)
-_BLOCK_ENTRIES = 2**20
-
-
 def _shifted_task_moments(X, rows, tasks, n_tasks):
     """Each task's sums and sums of squares ``(T, d)`` of the features over its observations
     ``(rows, tasks)``, of ``X - shift`` with ``shift`` the features' mean over all observations
@@ -95,10 +87,8 @@ def _shifted_task_moments(X, rows, tasks, n_tasks):
     shift = np.asarray(X.T @ weights).ravel()
     sums = np.zeros((n_tasks, X.shape[1]))
     squares = np.zeros((n_tasks, X.shape[1]))
-    step = max(1, _BLOCK_ENTRIES // max(X.shape[1], 1))
-    for start in range(0, X.shape[0], step):
-        block = _dense(X[start:start + step]) - shift
-        part = indicator[:, start:start + step]
+    for rows_block, block in shifted_row_blocks(X, shift):
+        part = indicator[:, rows_block]
         sums += part @ block
         squares += part @ (block * block)
     return sums, squares, shift

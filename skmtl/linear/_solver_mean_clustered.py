@@ -43,7 +43,7 @@ from numba import njit
 from scipy.special import expit
 from sklearn.exceptions import ConvergenceWarning
 
-from skmtl.linear._designs import GroupedDense, Problem
+from skmtl.linear._designs import GroupedDense, Problem, shifted_row_blocks
 from skmtl.linear._linalg import _blas_threads_for
 from skmtl.linear._penalties import MeanClusteredPenalty
 from skmtl.utils._docstring import Substitution
@@ -839,10 +839,6 @@ def _warm_start(alpha, path):
     return W_1 + ratio * (W_1 - W_0), b_1 + ratio * (b_1 - b_0)
 
 
-# entries per block of rows of the shifted X in _largest_moment_eigenvalue (8 MiB of float64)
-_BLOCK_ENTRIES = 2**20
-
-
 def _largest_moment_eigenvalue(X, rows, tasks, n_tasks, fit_intercept):
     """Largest eigenvalue of ``(1 / T) sum_t X_t^T X_t / n_t`` (columns centred per task).
 
@@ -867,10 +863,8 @@ def _largest_moment_eigenvalue(X, rows, tasks, n_tasks, fit_intercept):
     else:
         shift = (row_weight @ X) / row_weight.sum() if fit_intercept else 0.0
         second = np.zeros((X.shape[1], X.shape[1]))
-        step = max(1, _BLOCK_ENTRIES // max(X.shape[1], 1))
-        for start in range(0, X.shape[0], step):
-            block = X[start:start + step] - shift
-            second += block.T @ (block * row_weight[start:start + step, None])
+        for rows_block, block in shifted_row_blocks(X, shift):
+            second += block.T @ (block * row_weight[rows_block, None])
         means = np.asarray(means_of @ X) - shift
     raw = np.diag(second).copy()
     if fit_intercept:
