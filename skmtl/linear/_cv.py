@@ -32,16 +32,25 @@ from skmtl.utils.validation import _format_tasks, check_finite_squares
 class _WideData:
     """Wide data ``(X, Y, mask)``: fold subsets, the splitter's target, test observations."""
 
-    def __init__(self, X, Y, mask, layout):
+    def __init__(self, X, Y, mask, layout, tasks):
         self.X, self.Y, self.mask, self.layout = X, Y, mask, layout
         self.n_tasks = mask.shape[1]
+        self.tasks = tasks
+
+    def _kept(self, rows):
+        """The tasks the splitter sees: two labels or more on ``rows``."""
+        return self.mask[rows].sum(axis=0) >= 2
 
     def split_args(self, rows=slice(None)):
         if self.layout == "1d":
             return self.Y[rows, 0], {}
         mask = self.mask[rows]
-        keep = mask.sum(axis=0) >= 2  # the splitter needs two labels per task it sees
-        return np.where(mask, self.Y[rows], np.nan)[:, keep], {}
+        return np.where(mask, self.Y[rows], np.nan)[:, self._kept(rows)], {}
+
+    def split_tasks(self, rows=slice(None)):
+        """The names of the columns of :meth:`split_args`' target, for the splitter's
+        messages (the user's, not their positions among the columns kept)."""
+        return self.tasks[:1] if self.layout == "1d" else self.tasks[self._kept(rows)]
 
     def train_counts(self, train):
         return self.mask[train].sum(axis=0)
@@ -83,6 +92,10 @@ class _LongData:
         # the user's task labels (sorted as the positions are: the same folds), so that the
         # splitter's warnings name the tasks as the user does
         return self.y[rows], {"task_ids": self.tasks[self.task_index[rows]]}
+
+    def split_tasks(self, rows=slice(None)):
+        """None: :meth:`split_args` passes the user's task labels."""
+        return None
 
     def train_counts(self, train):
         return np.bincount(self.task_index[train], minlength=self.n_tasks)
@@ -241,9 +254,10 @@ def _multitask_kfold_splits(X, data, splitter):
     a task (common in the training part of an outer cross-validation) is only trained on.
     """
     single = np.flatnonzero(data.train_counts(slice(None)) < 2)
+    # (splitter._split: split, naming wide data's tasks as the user does)
     if single.size == 0:
         y_split, params = data.split_args()
-        return list(splitter.split(X, y_split, **params))
+        return list(splitter._split(X, y_split, tasks=data.split_tasks(), **params))
     always = data.rows_of(single)
     rest = np.setdiff1d(np.arange(X.shape[0]), always)
     if rest.size < splitter.n_splits:
@@ -254,7 +268,8 @@ def _multitask_kfold_splits(X, data, splitter):
         )
     y_split, params = data.split_args(rest)
     return [(np.sort(np.concatenate([rest[train], always])), rest[test])
-            for train, test in splitter.split(X[rest], y_split, **params)]
+            for train, test in splitter._split(X[rest], y_split, tasks=data.split_tasks(rest),
+                                               **params)]
 
 
 def _accepts_task_ids(splitter):
@@ -475,7 +490,7 @@ class _AlphaPathCVMixin:
     _curvature = 1.0
 
     def _fit_multitask(self, X, Y, mask):
-        self._fit_cv(X, _WideData(X, Y, mask, self._layout))
+        self._fit_cv(X, _WideData(X, Y, mask, self._layout, self.tasks_))
 
     def _fit_long(self, X, y, task_index):
         self._fit_cv(X, _LongData(X, y, task_index, self.tasks_))

@@ -300,7 +300,9 @@ class HierarchicalRegressor(_HierarchicalMixin, MultiTaskRegressorMixin, BaseEst
     q^4)`` per Hessian for ``q`` random effects (Newton up to ``q = 44``, L-BFGS-B alone above).
     Suited to up to a few dozen random slopes; ``Sigma`` has ``q (q + 1) / 2`` entries to
     estimate, so give many features a fixed slope (``random_slopes``). A rank-deficient X
-    (collinear columns) is fitted in a basis of its range.
+    (collinear columns) is fitted in a basis of its range. Data in which every task has one
+    label raise a ValueError: the random intercept's variance and ``sigma^2`` then enter the
+    likelihood only through their sum (lme4 stops too).
 
     {hierarchical_references}
 
@@ -346,6 +348,15 @@ class HierarchicalRegressor(_HierarchicalMixin, MultiTaskRegressorMixin, BaseEst
         c = c @ J
         model = MixedModel(A, c, s, n, random, reml=self.method == "reml")
         self._check_enough_labels(model.n, model.rank, "independent fixed-effect")
+        if self.fit_intercept and n.max() <= 1:
+            # y_t = x_t beta + b + x_t u_t + v_t + e_t on one row: var(v_t) and sigma^2 enter
+            # the likelihood only through their sum (lme4 stops: nobs <= number of levels)
+            raise ValueError(
+                f"{type(self).__name__} needs a task with two labels or more: every task has "
+                f"one label, so the noise variance and the variance of the tasks' random "
+                f"intercepts enter the likelihood only through their sum and cannot be told "
+                f"apart. Check task_ids (one task per row?), or fit a model without random "
+                f"effects (MeanClusteredRegressorCV).")
         q = len(random)
         theta, n_iter = model.fit(np.eye(q)[np.tril_indices(q)], max_iter=self.max_iter,
                                   tol=self.tol)

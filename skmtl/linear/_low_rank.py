@@ -673,7 +673,7 @@ class _LowRankCVMixin:
         self.n_jobs = n_jobs
 
     def _fit_multitask(self, X, Y, mask):
-        self._fit_cv(X, _cv._WideData(X, Y, mask, self._layout))
+        self._fit_cv(X, _cv._WideData(X, Y, mask, self._layout, self.tasks_))
 
     def _fit_long(self, X, y, task_index):
         self._fit_cv(X, _cv._LongData(X, y, task_index, self.tasks_))

@@ -136,7 +136,7 @@ class _MeanClusteredCVMixin(_MeanClusteredMixin):
     _model = None
 
     def _fit_multitask(self, X, Y, mask):
-        self._fit_cv(X, _WideData(X, Y, mask, self._layout))
+        self._fit_cv(X, _WideData(X, Y, mask, self._layout, self.tasks_))
 
     def _fit_long(self, X, y, task_index):
         self._fit_cv(X, _LongData(X, y, task_index, self.tasks_))

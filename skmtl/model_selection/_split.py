@@ -240,7 +240,13 @@ class MultiTaskKFold(BaseCrossValidator):
             labels (the message names it), if the target is invalid, or if no split keeps
             every task in every training fold (wide data only; the message names the tasks).
         """
-        folds = self._test_folds(X, y, task_ids)
+        return self._split(X, y, task_ids)
+
+    def _split(self, X, y, task_ids=None, tasks=None):
+        """:meth:`split`; ``tasks``: the names of the wide ``y``'s columns in the messages (the
+        linear ``*CV`` estimators pass the user's, where ``y`` is the array of the columns
+        they kept)."""
+        folds = self._test_folds(X, y, task_ids, tasks)
         indices = np.arange(folds.shape[0])
         for k in range(self.n_splits):
             is_test = folds == k
@@ -289,9 +295,12 @@ class MultiTaskKFold(BaseCrossValidator):
             codes = codes if codes.ndim == 1 else codes[rows, tasks]
         return rows, tasks, np.where(is_class[tasks], codes, 0), is_class
 
-    def _test_folds(self, X, y, task_ids):
-        """Validate the data and return the test fold of each row."""
+    def _test_folds(self, X, y, task_ids, tasks=None):
+        """Validate the data and return the test fold of each row (``tasks``: the names of
+        the columns of a wide ``y``, or None)."""
         target = self._check_target(y, task_ids)
+        if tasks is not None:
+            target.tasks = np.asarray(tasks)
         n_samples, n_tasks = target.n_samples, target.n_tasks
         if X is not None:
             check_consistent_length(X, np.empty(n_samples))

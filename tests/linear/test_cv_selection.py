@@ -316,6 +316,36 @@ def test_classifier_cv_fits_tasks_with_one_class():
     assert np.all(np.isfinite(proba)) and np.all(proba[:, 0] > 0.5)
 
 
+@pytest.mark.parametrize("frame", [False, True])
+@pytest.mark.parametrize("name", ["MeanClusteredClassifierCV", "BlockSparseClassifierCV",
+                                  "LowRankClassifierCV", "ClusteredTasksClassifierCV",
+                                  "TaskRelationClassifierCV"])
+def test_the_inner_folds_warning_names_the_wide_task_as_the_user_does(name, frame):
+    # wide Y: column 0 has one label (only trained on: the splitter does not see it), column 2
+    # one label of class 1. The warning named "task(s) 1", its position among the columns the
+    # splitter saw; it names column 2 (or "rare" in a DataFrame)
+    import skmtl.linear
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 3))
+    Y = np.full((40, 3), np.nan)
+    Y[0, 0] = 1.0
+    Y[:, 1] = rng.integers(0, 2, 40)
+    Y[:, 2] = 0.0
+    Y[5, 2] = 1.0
+    expected = "2"
+    if frame:
+        pd = pytest.importorskip("pandas")
+        Y = pd.DataFrame(Y, columns=["single", "common", "rare"])
+        expected = "'rare'"
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        getattr(skmtl.linear, name)(cv=3).fit(X, Y)
+    messages = [str(w.message) for w in record if "MultiTaskKFold" in str(w.message)]
+    assert messages
+    assert all(f"single class of task(s) {expected}," in m for m in messages), messages
+
+
 @pytest.mark.parametrize("n_rows", [7, 300, 10_007])
 @pytest.mark.parametrize("value", [1.0, 0.1, 5.0, -3.7, 1e5])
 def test_a_constant_column_has_scale_one(n_rows, value):

@@ -405,6 +405,28 @@ def test_bad_random_slopes(random_slopes, fit_intercept, message):
             X, y, task_ids=task_ids)
 
 
+@pytest.mark.parametrize("random_slopes", ["all", None])
+def test_one_label_per_task_is_refused(random_slopes):
+    """One label per task: the random intercept's variance and the noise variance enter the
+    likelihood only through their sum (the fit returned an arbitrary split, 1.22 and 1.22,
+    without a warning); lme4 stops on such data too. One task with a second label is
+    enough."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(50, 2))
+    y = X @ [1.0, 2.0] + rng.normal(size=50) + rng.normal(size=50)
+    model = HierarchicalRegressor(random_slopes=random_slopes)
+    message = "needs a task with two labels or more: every task has one label"
+    with pytest.raises(ValueError, match=message):
+        model.fit(X, y, task_ids=np.arange(50))
+    Y = np.full((50, 50), np.nan)  # wide: one label per column
+    Y[np.arange(50), np.arange(50)] = y
+    with pytest.raises(ValueError, match=message):
+        model.fit(X, Y)
+    task_ids = np.append(np.arange(49), 0)  # task 0 has two labels
+    fitted = model.fit(X, y, task_ids=task_ids)
+    assert fitted.noise_variance_ > 0 and np.all(np.isfinite(fitted.coef_))
+
+
 def test_stops_at_a_zero_variance_in_few_iterations():
     """Slopes that do not vary between tasks: their variances are near 0 at the optimum (on
     the bound, or as near as the sample says), reached in a few dozen iterations (EM needs

@@ -230,7 +230,7 @@ def test_a_task_with_one_label_stays_in_every_training_fold(long):
         Y = np.full((y.size, 4), np.nan)
         Y[np.arange(y.size), task_ids] = y
         Y[:5, 0] = y[:5]  # the wide rows may carry several labels
-        data = _WideData(X, np.nan_to_num(Y), ~np.isnan(Y), "wide")
+        data = _WideData(X, np.nan_to_num(Y), ~np.isnan(Y), "wide", np.arange(4))
         model = MeanClusteredRegressorCV(n_alphas=3, cv=4).fit(X, Y)
     row = np.flatnonzero(task_ids == 2)[0]
     splits = _multitask_kfold_splits(X, data, MultiTaskKFold(4, classification=False))

@@ -7,6 +7,8 @@ import scipy.optimize
 import scipy.sparse as sp
 import scipy.special
 from _matrices import with_singular_values
+from _relation import observed_mean as _observed_mean
+from _relation import relation_objective as _objective
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import Ridge
 
@@ -31,31 +33,6 @@ def _data(seed=0, n=30, d=4, T=3, missing=0.3):
 
 def _trace_norm(W):
     return np.linalg.svd(W, compute_uv=False).sum()
-
-
-def _objective(model, X, Y, mask, logistic):
-    """The documented objective at the fitted model, with the optimal (eps = 0) Omega."""
-    W, b = model.coef_, model.intercept_
-    T = W.shape[0]
-    lam_1, lam_2 = relation_weights(model.alpha, model.relation_ratio, T)
-    value = 0.0
-    for t in range(T):
-        m = mask[:, t]
-        z = X[m] @ W[t] + b[t]
-        if logistic:
-            value += np.mean(np.logaddexp(0, z) - Y[m, t] * z)
-        else:
-            value += 0.5 * np.mean((Y[m, t] - z) ** 2)
-    value += lam_1 / 2 * np.sum(W**2) + lam_2 / 2 * _trace_norm(W) ** 2
-    if logistic and T > 1:  # the pull of the intercepts at the mean of X
-        pulled = b + W @ _observed_mean(X, mask)
-        value += model.alpha / 2 * np.sum((pulled - pulled.mean()) ** 2)
-    return value
-
-
-def _observed_mean(X, mask):
-    """The mean of X over the observed (row, task) pairs."""
-    return sum(X[mask[:, t]].sum(axis=0) for t in range(mask.shape[1])) / mask.sum()
 
 
 def _cvxpy_value(X, Y, mask, alpha, ratio, logistic):
