@@ -264,6 +264,13 @@ def _penalty_conjugate(s, lam_1, lam_2):
     return float(s @ sigma) - 0.5 * lam_1 * float(sigma @ sigma) - 0.5 * lam_2 * total**2
 
 
+def _penalty_value(W, sigma, lam_1, lam_2):
+    """``(||W||_*, g(W))``, ``g(W) = lam_1 / 2 ||W||_F^2 + lam_2 / 2 ||W||_*^2``, from
+    ``sigma``, the squared singular values of ``W``."""
+    trace = float(np.sqrt(np.maximum(sigma, 0.0)).sum())
+    return trace, 0.5 * lam_1 * float(np.vdot(W, W)) + 0.5 * lam_2 * trace**2
+
+
 def _relative_gap(loss, excess, W, V, sigma, lam_1, lam_2):
     """``(P - D) / P`` with ``P = loss + g(W)`` (``sigma`` the squared singular values of
     ``W``), from the Fenchel-Young gap of the penalty, ``g(W) + g^*(V) - <W, V>`` (see the
@@ -271,8 +278,7 @@ def _relative_gap(loss, excess, W, V, sigma, lam_1, lam_2):
     so, without the datafit's primal and dual values, the gap carries no cancellation of the
     large terms of either (``V`` enters to second order only near the optimum). 0 when
     ``P <= 0``."""
-    trace = float(np.sqrt(np.maximum(sigma, 0.0)).sum())
-    penalty = 0.5 * lam_1 * float(np.vdot(W, W)) + 0.5 * lam_2 * trace**2
+    penalty = _penalty_value(W, sigma, lam_1, lam_2)[1]
     primal = loss + penalty
     if primal <= 0.0:
         return 0.0
@@ -300,8 +306,8 @@ def _rounding_floor(loss, W, sigma, lam_1, lam_2, change):
     lam_1) change``, plus ``change^2 / (2 lam_1)``: a gap within both is at most ``(1 +
     sqrt(2))^2 change^2 / (2 lam_1)``, the smaller bound then.
     """
-    trace = float(np.sqrt(np.maximum(sigma, 0.0)).sum())
-    primal = loss + 0.5 * lam_1 * float(np.vdot(W, W)) + 0.5 * lam_2 * trace**2
+    trace, penalty = _penalty_value(W, sigma, lam_1, lam_2)
+    primal = loss + penalty
     if primal <= 0.0:
         return 0.0
     floor = 2.0 * trace * change
