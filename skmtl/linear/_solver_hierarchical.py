@@ -255,9 +255,9 @@ class MixedModel:
         if inverse and diagonal.min() > _WELL_CONDITIONED * diagonal.max():
             # K_t = (Psi^-1 + A_t)^-1 and |M_t| = |Psi| |Psi^-1 + A_t|: no product with L
             L_inverse = _inverse_lower(L)
-            M = self.N[:, :, :q] + L_inverse.T @ L_inverse
-            W = self.N.copy()  # to W_t <- Q_t^-1 N_t
-            logdet = _factor_solve(M, W) + 2.0 * len(M) * np.log(diagonal).sum()
+            M, W = np.empty((len(self.N), q, q)), np.empty_like(self.N)  # W_t = Q_t^-1 N_t
+            logdet = _shifted_factor_solve(self.N, M, W, L_inverse.T @ L_inverse)
+            logdet += 2.0 * len(M) * np.log(diagonal).sum()
         else:
             W = L.T @ self.N  # L^T N_t, (T, q, p + 1)
             M = (W[:, :, :q].reshape(-1, q) @ L).reshape(-1, q, q)  # L^T A_t L (one product)
@@ -577,30 +577,61 @@ class MixedModel:
 # unsigned indices spare numba's negative-index wraparound, which blocks vectorisation
 @njit(cache=True)
 def _factor_solve(M, W):
-    """In place, per task: ``M_t`` (symmetric positive definite) to ``Q_t^T`` in its upper
-    triangle, ``M_t = Q_t Q_t^T`` (Cholesky), and ``W_t <- Q_t^-1 W_t``. Returns ``sum_t log
-    |M_t|``, NaN if some ``M_t`` is not numerically positive definite."""
+    """In place, per task: ``M_t`` (symmetric positive definite; its upper triangle is read)
+    to ``Q_t^T`` in its upper triangle, ``M_t = Q_t Q_t^T`` (Cholesky), and ``W_t <- Q_t^-1
+    W_t``. Returns ``sum_t log |M_t|``, NaN if some ``M_t`` is not numerically positive
+    definite."""
+    logdet = 0.0
+    for t in range(M.shape[0]):
+        logdet += _factor_solve_task(M[t], W[t])
+        if not np.isfinite(logdet):
+            return np.nan
+    return logdet
+
+
+@njit(cache=True)
+def _shifted_factor_solve(N, M, W, shift):
+    """:func:`_factor_solve` of ``M_t = N_t[:, :q] + shift`` and ``W_t = N_t``, written into
+    ``M`` (its upper triangle) and ``W``: the inputs formed task by task, while in cache,
+    rather than by two passes over the stack."""
     n_tasks, q, m = W.shape
     n_tasks, q, m = uint64(n_tasks), uint64(q), uint64(m)
     logdet = 0.0
     for t in range(n_tasks):
-        U, B = M[t], W[t]
-        for j in range(q):  # row j of U = Q^T, then eliminate it from the rows below
-            pivot = U[j, j]
-            if not pivot > 0.0:
-                return np.nan
-            logdet += np.log(pivot)
-            inverse = 1.0 / np.sqrt(pivot)
-            for k in range(j, q):
-                U[j, k] *= inverse
+        U, B, source = M[t], W[t], N[t]
+        for i in range(q):
+            for k in range(i, q):
+                U[i, k] = source[i, k] + shift[i, k]
             for k in range(m):
-                B[j, k] *= inverse
-            for i in range(j + uint64(1), q):
-                a = U[j, i]
-                for k in range(i, q):
-                    U[i, k] -= a * U[j, k]
-                for k in range(m):
-                    B[i, k] -= a * B[j, k]
+                B[i, k] = source[i, k]
+        logdet += _factor_solve_task(U, B)
+        if not np.isfinite(logdet):
+            return np.nan
+    return logdet
+
+
+@njit(cache=True, inline="always")
+def _factor_solve_task(U, B):
+    """One task of :func:`_factor_solve`: ``log |M|``, NaN at a pivot that is not positive."""
+    q, m = B.shape
+    q, m = uint64(q), uint64(m)
+    logdet = 0.0
+    for j in range(q):  # row j of U = Q^T, then eliminate it from the rows below
+        pivot = U[j, j]
+        if not pivot > 0.0:
+            return np.nan
+        logdet += np.log(pivot)
+        inverse = 1.0 / np.sqrt(pivot)
+        for k in range(j, q):
+            U[j, k] *= inverse
+        for k in range(m):
+            B[j, k] *= inverse
+        for i in range(j + uint64(1), q):
+            a = U[j, i]
+            for k in range(i, q):
+                U[i, k] -= a * U[j, k]
+            for k in range(m):
+                B[i, k] -= a * B[j, k]
     return logdet
 
 

@@ -11,7 +11,13 @@ from sklearn.linear_model import LinearRegression
 
 from skmtl.linear import HierarchicalRegressor
 from skmtl.linear._designs import Problem
-from skmtl.linear._solver_hierarchical import MixedModel, standardized_moments, task_moments
+from skmtl.linear._solver_hierarchical import (
+    MixedModel,
+    _factor_solve,
+    _shifted_factor_solve,
+    standardized_moments,
+    task_moments,
+)
 
 
 def _long(T=30, d=2, seed=0, noise=0.7, rows=(10, 40)):
@@ -105,6 +111,33 @@ def test_deviance_through_the_inverse_covariance():
             for ours, theirs in zip(from_inverse[0], other[0]):
                 np.testing.assert_allclose(ours, theirs, rtol=1e-10, atol=1e-13)
             assert from_inverse[1] == pytest.approx(other[1], rel=1e-13)
+
+
+def test_per_task_factor_and_solve_against_numpy():
+    """The per-task kernels: log |M_t|, Q_t^T in the upper triangle and Q_t^-1 W_t, with M_t
+    formed from N_t and the shift (the inverse path) or given (only its upper triangle
+    read); NaN for a matrix that is not positive definite."""
+    rng = np.random.default_rng(0)
+    N = rng.normal(size=(6, 4, 7))
+    N[:, :, :4] = N[:, :, :4] @ N[:, :, :4].transpose(0, 2, 1)  # A_t, symmetric
+    shift = _positive_definite(4, 1)
+    expected = N[:, :, :4] + shift
+    Q = np.linalg.cholesky(expected)
+    upper = np.triu_indices(4)
+    M, W = np.empty((6, 4, 4)), np.empty_like(N)
+    logdet = _shifted_factor_solve(N, M, W, shift)
+    assert logdet == pytest.approx(np.linalg.slogdet(expected)[1].sum(), rel=1e-13)
+    np.testing.assert_allclose(M[:, upper[0], upper[1]],
+                               Q.transpose(0, 2, 1)[:, upper[0], upper[1]], rtol=1e-12)
+    np.testing.assert_allclose(W, np.linalg.solve(Q, N), rtol=1e-10, atol=1e-12)
+    lower_garbage = np.triu(expected) + np.tril(np.full((4, 4), np.nan), -1)
+    W_given = N.copy()
+    assert _factor_solve(lower_garbage, W_given) == pytest.approx(logdet, rel=1e-13)
+    np.testing.assert_allclose(W_given, W, rtol=1e-13)
+    indefinite = expected.copy()
+    indefinite[3] -= 2.0 * np.linalg.eigvalsh(expected[3])[-1] * np.eye(4)
+    assert np.isnan(_factor_solve(indefinite, N.copy()))
+    assert np.isnan(_shifted_factor_solve(N, M, W, shift - 1e3 * np.eye(4)))
 
 
 def test_standardized_moments():
