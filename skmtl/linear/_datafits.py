@@ -557,6 +557,11 @@ def _pull_gradient(b, kappa):
     return kappa * (b - kappa @ b / kappa.sum())
 
 
+# Newton's decrement on the intercepts, relative to the loss, below which a step is taken
+# whole: a value can show a decrease of about 1e-16 of itself, per term summed
+_SEARCHED_DECREASE = 1e-12
+
+
 def _pulled_intercept_newton(design, signs, z, b, kappa):
     """One Newton step on the intercepts (W fixed), with a backtracking line search.
 
@@ -582,8 +587,14 @@ def _pulled_intercept_newton(design, signs, z, b, kappa):
 
     before, size = value(np.zeros_like(b)), 1.0
     slope = float(g @ step)
-    while size > 1e-10 and value(size * step) > before + 1e-4 * size * slope:
-        size *= 0.5
+    # a decrease the loss cannot show (at its rounding level) is not searched: the full
+    # step is then Newton's, well inside its quadratic region. Searched, every halving
+    # failed on rounding, and the intercepts stalled with gradients of about 1e-9 (X in
+    # small units then left BlockSparseClassifier's criterion, relative to alpha_max,
+    # above tol for max_iter epochs)
+    if -slope > _SEARCHED_DECREASE * max(abs(before), 1.0):
+        while size > 1e-10 and value(size * step) > before + 1e-4 * size * slope:
+            size *= 0.5
     if size > 1e-10:
         b += size * step
         z += size * step[tasks]

@@ -125,6 +125,29 @@ def test_alpha_max_zeroes_coef(Estimator):
     assert np.any(Estimator(0.98 * alpha_max, q=np.inf, tol=1e-10).fit(X, Y).coef_ != 0)
 
 
+@pytest.mark.parametrize("scale", [1e-4, 1e-6])
+def test_classifier_above_alpha_max_in_small_units_stops_at_its_start(scale):
+    """All coefficients zero (alpha above alpha_max): the start, the pulled intercepts, is
+    optimal in any units of X. Their Newton steps searched a decrease the loss cannot show
+    and stalled with gradients of about 1e-9, which the criterion (relative to alpha_max,
+    small with X) kept above tol: 1000 epochs and a ConvergenceWarning at X * 1e-4."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 3))
+    Y = (X @ rng.normal(size=(3, 2)) + 0.1 * rng.normal(size=(40, 2)) > 0).astype(int)
+    reference = BlockSparseClassifier(alpha=1.0).fit(X, Y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        model = BlockSparseClassifier(alpha=1.0).fit(X * scale, Y)
+    assert reference.n_iter_ == model.n_iter_ == 0
+    assert np.all(model.coef_ == 0) and np.all(reference.coef_ == 0)
+    np.testing.assert_allclose(model.intercept_, reference.intercept_, rtol=1e-13)
+    # the intercepts' gradient: each task's mean residual and the pull, kappa_t = 1 / (4 n_t)
+    p, n_t = 1.0 / (1.0 + np.exp(-model.intercept_)), len(Y)
+    kappa = np.full(Y.shape[1], 1.0 / (4.0 * n_t))
+    pull = kappa * (model.intercept_ - kappa @ model.intercept_ / kappa.sum())
+    np.testing.assert_allclose(p - Y.mean(axis=0) + pull, 0.0, atol=1e-15)
+
+
 @pytest.mark.parametrize("Estimator", [BlockSparseRegressor, BlockSparseClassifier])
 def test_warm_start_uses_fewer_iterations(Estimator):
     X, Y = _regression(d=30) if Estimator is BlockSparseRegressor else _classification(d=30)
