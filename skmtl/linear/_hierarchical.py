@@ -224,7 +224,11 @@ class HierarchicalRegressor(_HierarchicalMixin, MultiTaskRegressorMixin, BaseEst
     random_slopes : "all", None or array-like of int or bool, default="all"
         Features whose coefficient varies between tasks (indices, or a mask of
         ``n_features``): ``"all"``, None (a random intercept only), or a list. The other
-        features have one coefficient shared by all tasks.
+        features have one coefficient shared by all tasks. ``Sigma`` has ``q (q + 1) / 2``
+        entries for ``q`` random effects: with more entries than tasks its estimate is
+        noisy and the tasks' coefficients overfit (on 300 generated tasks of 20 rows with
+        60 features, ``"all"`` scored a held-out R^2 of 0.41 per task, a random intercept
+        only 0.67; see the user guide), so give fewer features a random slope there.
     method : {"reml", "ml"}, default="reml"
         Maximise the restricted likelihood (REML, statsmodels' and lme4's default; unbiased
         variances when the fixed effects are estimated) or the likelihood (ML).
