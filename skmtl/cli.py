@@ -20,6 +20,7 @@ difference against the reference, in the same units.
 """
 
 import argparse
+import codecs
 import contextlib
 import csv
 import logging
@@ -102,6 +103,10 @@ def _build_parser():
                          f"{MAX_CLASSES} distinct values, is classification; other numbers "
                          "are regression; a column of numbers with a few cells that are not, "
                          "as defined under --keep, is an error naming them)")
+    compare.add_argument("--encoding", metavar="ENC",
+                         help="with --csv: the file's text encoding (default: utf-8, with or "
+                         "without a byte-order mark; a file saved by Excel as plain CSV on "
+                         "Windows is usually cp1252)")
     compare.add_argument("--drop", metavar="COLS",
                          help="with --csv: comma-separated columns that are not features "
                          "(ids, dates, free text)")
@@ -177,18 +182,26 @@ def _column_list(text, option):
     return columns
 
 
-def _read_frame(path, pd):
+def _read_frame(path, pd, encoding="utf-8"):
     """The CSV at ``path`` as a DataFrame, or a ValueError saying why it cannot be read."""
     if os.path.isdir(path):
         raise ValueError(f"--csv {path} is a folder; give the path of a CSV file.")
     if not os.path.exists(path):
         raise ValueError(f"--csv {path}: no such file.")
     try:
-        frame = pd.read_csv(path)
+        codecs.lookup(encoding)
+    except LookupError:
+        raise ValueError(f"--encoding {encoding} is not a text encoding Python knows (e.g. "
+                         "utf-8, cp1252, latin-1).") from None
+    try:
+        frame = pd.read_csv(path, encoding=encoding)
     except pd.errors.EmptyDataError:
         raise ValueError(f"--csv {path} is empty (no header, no rows).") from None
-    except (OSError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+    except UnicodeDecodeError as exc:
+        raise ValueError(_undecodable(path, encoding, exc)) from None
+    except (OSError, pd.errors.ParserError) as exc:
         raise ValueError(f"--csv {path} cannot be read as a CSV file: {exc}") from None
+    _check_unique_header(path, encoding)
     if frame.shape[0] == 0:
         raise ValueError(f"--csv {path} has a header but no data rows.")
     header = str(frame.columns[0])
@@ -201,7 +214,42 @@ def _read_frame(path, pd):
     return frame
 
 
-def _missing_markers(frame, path, pd):
+def _undecodable(path, encoding, error):
+    """The message for a file that ``encoding`` cannot decode: the first such line (the
+    bytes, and the line as that encoding reads it) where the encoding decodes line by line,
+    and how to fix it."""
+    where = f"({error.reason})"
+    with open(path, "rb") as handle:
+        for number, line in enumerate(handle, 1):
+            try:
+                line.decode(encoding)
+            except UnicodeDecodeError as exc:
+                text = line.decode(encoding, errors="replace").strip()
+                where = (f"line {number} has the byte(s) {line[exc.start:exc.end]!r} in "
+                         f"{text[:60]!r}")
+                break
+    return (f"--csv {path} is not {encoding} text: {where}. Save it as UTF-8 (Excel: CSV "
+            "UTF-8), or give its encoding with --encoding (a file saved by Excel as plain CSV "
+            "on Windows is usually cp1252).")
+
+
+def _check_unique_header(path, encoding):
+    """A ValueError naming a column name the header repeats: pandas would read the second
+    one as ``name.1``, a column the user never named."""
+    if codecs.lookup(encoding).name == "utf-8":
+        encoding = "utf-8-sig"  # as pandas, the byte-order mark is not part of the first name
+    with open(path, encoding=encoding, newline="") as handle:
+        header = next((row for row in csv.reader(handle) if row), [])
+    seen = {}
+    for position, name in enumerate(header, 1):
+        if name in seen:
+            raise ValueError(
+                f"--csv {path} has two columns named {name!r} (columns {seen[name]} and "
+                f"{position} of its header): give every column its own name.")
+        seen[name] = position
+
+
+def _missing_markers(frame, path, pd, encoding="utf-8"):
     """``(column, {marker: count})`` for the columns of ``frame`` (read by pandas' defaults)
     where pandas read cells that are not empty as missing: ``NA``, ``N/A``, ``None``,
     ``null``, ``NaN``, ... (a class named ``None`` then vanishes). Only the columns with a
@@ -209,7 +257,8 @@ def _missing_markers(frame, path, pd):
     positions = [j for j in range(frame.shape[1]) if frame.iloc[:, j].isna().any()]
     if not positions:
         return []
-    raw = pd.read_csv(path, usecols=positions, dtype=str, keep_default_na=False)
+    raw = pd.read_csv(path, usecols=positions, dtype=str, keep_default_na=False,
+                      encoding=encoding)
     found = []
     for j, column in zip(positions, raw.columns):
         cells = raw[column].str.strip()
@@ -483,7 +532,8 @@ def _load_csv(args):
     drop, keep = _column_list(args.drop, "--drop"), _column_list(args.keep, "--keep")
     if task_column and len(target_columns) != 1:
         raise ValueError("With --task-column (long data), --targets names exactly one column.")
-    frame = _read_frame(path, pd)
+    encoding = args.encoding or "utf-8"
+    frame = _read_frame(path, pd, encoding)
     needed = target_columns + ([task_column] if task_column else [])
     for option, columns in [("--targets/--task-column", needed), ("--drop", drop),
                             ("--keep", keep)]:
@@ -495,7 +545,7 @@ def _load_csv(args):
     if clash:
         raise ValueError(f"--drop {','.join(clash)}: a target or task column cannot be dropped.")
     notes = []
-    for name, markers in _missing_markers(frame, path, pd):
+    for name, markers in _missing_markers(frame, path, pd, encoding):
         if name in drop:
             continue
         shown = ", ".join(f"{n} x {marker!r}" for marker, n in markers.items())
@@ -754,8 +804,9 @@ def _compare(args):
     if args.csv:
         X, y, task_ids, task_type, label, notes = _load_csv(args)
     else:
-        if args.targets or args.task_column or args.drop or args.keep:
-            raise ValueError("--targets, --task-column, --drop and --keep go with --csv.")
+        if args.targets or args.task_column or args.drop or args.keep or args.encoding:
+            raise ValueError("--targets, --task-column, --drop, --keep and --encoding go "
+                             "with --csv.")
         X, y, task_ids, task_type, label, notes = _load_packaged(args.dataset or DEFAULT_DATASET)
     if args.focus is None and args.strategies:
         raise ValueError("--strategies goes with --focus.")

@@ -137,7 +137,8 @@ def test_mixed_task_ids_are_read_as_text(tmp_path, capsys):
          "Feature column 'x' has empty cells (line(s) 3)"),
         ("x,y\n1,2\n", [], "--csv needs --targets"),
         ("x,y\n1,2\n", ["--targets", "y"], "No task has 2 labels or more"),
-        (b"x,y\n\xff\xfe,\x81\n", ["--targets", "y"], "cannot be read as a CSV file: 'utf-8'"),
+        (b"x,y\n\xff\xfe,\x81\n", ["--targets", "y"],
+         "is not utf-8 text: line 2 has the byte(s) b'\\xff' in '\ufffd\ufffd,\ufffd'."),
     ],
 )
 def test_file_errors_are_one_line_with_status_2(tmp_path, capsys, content, args, message):
@@ -557,6 +558,58 @@ def test_a_file_separated_by_semicolons_is_named(tmp_path, capsys):
         capsys, f"--csv {path} was read as one column, 'school;score;hours': skmtl compare "
         "reads comma-separated files, and this one looks separated by ';'. Save it with "
         "commas between the columns (and decimal points in the numbers).")
+
+
+def _city_rows():
+    """A header and 30 rows of x, a city (Bern, Genève, Zürich in turn) and y."""
+    rng = np.random.RandomState(0)
+    x, noise = rng.normal(size=30), rng.normal(size=30)
+    cities = ["Bern", "Genève", "Zürich"] * 10
+    return [["x", "city", "y"]] + [[f"{a:.6f}", c, f"{2 * a + 0.1 * e:.6f}"]
+                                   for a, c, e in zip(x, cities, noise)]
+
+
+def _write_text(path, rows, encoding):
+    path.write_bytes("\n".join(",".join(row) for row in rows).encode(encoding) + b"\n")
+    return path
+
+
+def test_a_file_in_another_encoding_names_its_line_and_reads_with_encoding(tmp_path, capsys):
+    """A plain CSV saved by Excel on Windows (cp1252): an error naming the first line UTF-8
+    cannot read and the fix (it was a bare "'utf-8' codec can't decode byte 0xe8 in position
+    3"); with --encoding cp1252 it gives the scores of the same file in UTF-8 (with a
+    byte-order mark, as Excel's CSV UTF-8)."""
+    rows = _city_rows()
+    path = _write_text(tmp_path / "d.csv", rows, "cp1252")
+    utf8 = _write_text(tmp_path / "u.csv", rows, "utf-8-sig")
+
+    def run(csv_path, out, *more):
+        return main(["compare", "--csv", str(csv_path), "--targets", "y", "--models", "stl",
+                     "pooled", "--cv", "3", "--out", str(tmp_path / out), "--quiet", *more])
+
+    assert run(path, "o") == 2
+    line = ",".join(rows[2]).replace("è", "\ufffd")  # line 3: the first Genève
+    assert_one_line_error(
+        capsys, f"--csv {path} is not utf-8 text: line 3 has the byte(s) b'\\xe8' in "
+        f"{line[:60]!r}. Save it as UTF-8 (Excel: CSV UTF-8), or give its encoding with "
+        "--encoding (a file saved by Excel as plain CSV on Windows is usually cp1252).")
+    assert run(path, "o", "--encoding", "cp1252") == 0
+    assert run(utf8, "u") == 0
+    assert read_scores(tmp_path / "o") == read_scores(tmp_path / "u")
+    assert run(path, "o", "--encoding", "klingon") == 2
+    assert_one_line_error(capsys, "--encoding klingon is not a text encoding Python knows "
+                          "(e.g. utf-8, cp1252, latin-1).")
+
+
+def test_a_repeated_column_name_is_an_error(tmp_path, capsys):
+    """pandas reads a second 'x' as 'x.1', a column the user never named: an error."""
+    rows = numeric_rows()
+    path = write_csv(tmp_path / "d.csv", ["x", "visits", "x", "sales_a", "sales_b"],
+                     [[r[0], r[1], r[0] + 1, *r[2:]] for r in rows])
+    assert main(["compare", "--csv", str(path), "--targets", "sales_a,sales_b",
+                 "--out", str(tmp_path / "o"), "--quiet"]) == 2
+    assert_one_line_error(capsys, f"--csv {path} has two columns named 'x' (columns 1 and 3 "
+                          "of its header): give every column its own name.")
 
 
 def test_a_constant_feature_column_is_dropped_with_a_warning(tmp_path, capsys):
