@@ -183,7 +183,8 @@ def _column_list(text, option):
 
 
 def _read_frame(path, pd, encoding="utf-8"):
-    """The CSV at ``path`` as a DataFrame, or a ValueError saying why it cannot be read."""
+    """The CSV at ``path`` as a DataFrame and its header's names as written (:func:`_header`),
+    or a ValueError saying why it cannot be read."""
     if os.path.isdir(path):
         raise ValueError(f"--csv {path} is a folder; give the path of a CSV file.")
     if not os.path.exists(path):
@@ -201,7 +202,7 @@ def _read_frame(path, pd, encoding="utf-8"):
         raise ValueError(_undecodable(path, encoding, exc)) from None
     except (OSError, pd.errors.ParserError) as exc:
         raise ValueError(f"--csv {path} cannot be read as a CSV file: {exc}") from None
-    _check_unique_header(path, encoding)
+    names = _header(path, encoding)
     if frame.shape[0] == 0:
         raise ValueError(f"--csv {path} has a header but no data rows.")
     header = str(frame.columns[0])
@@ -211,7 +212,7 @@ def _read_frame(path, pd, encoding="utf-8"):
             f"--csv {path} was read as one column, {header!r}: skmtl compare reads "
             f"comma-separated files, and this one looks separated by {separator!r}. Save it "
             "with commas between the columns (and decimal points in the numbers).")
-    return frame
+    return frame, names
 
 
 def _undecodable(path, encoding, error):
@@ -233,9 +234,10 @@ def _undecodable(path, encoding, error):
             "on Windows is usually cp1252).")
 
 
-def _check_unique_header(path, encoding):
-    """A ValueError naming a column name the header repeats: pandas would read the second
-    one as ``name.1``, a column the user never named."""
+def _header(path, encoding):
+    """The names of the header row, as written; a ValueError naming a name it repeats (pandas
+    would read the second as ``name.1``, a column the user never named). Empty names are not
+    compared: pandas names them ``Unnamed: j``."""
     if codecs.lookup(encoding).name == "utf-8":
         encoding = "utf-8-sig"  # as pandas, the byte-order mark is not part of the first name
     with open(path, encoding=encoding, newline="") as handle:
@@ -246,7 +248,9 @@ def _check_unique_header(path, encoding):
             raise ValueError(
                 f"--csv {path} has two columns named {name!r} (columns {seen[name]} and "
                 f"{position} of its header): give every column its own name.")
-        seen[name] = position
+        if name.strip():
+            seen[name] = position
+    return header
 
 
 def _missing_markers(frame, path, pd, encoding="utf-8"):
@@ -533,7 +537,15 @@ def _load_csv(args):
     if task_column and len(target_columns) != 1:
         raise ValueError("With --task-column (long data), --targets names exactly one column.")
     encoding = args.encoding or "utf-8"
-    frame = _read_frame(path, pd, encoding)
+    frame, header = _read_frame(path, pd, encoding)
+    notes = []
+    # a column with no name and no value: a comma ending every line, as spreadsheets export
+    blank = [j for j, name in enumerate(header[:frame.shape[1]])
+             if not name.strip() and frame.iloc[:, j].isna().all()]
+    if blank:
+        _warn(f"column(s) {', '.join(str(j + 1) for j in blank)} of {path} have no name and "
+              "no value (a comma at the end of every line?): left out.", notes)
+        frame = frame.drop(columns=frame.columns[blank])
     needed = target_columns + ([task_column] if task_column else [])
     for option, columns in [("--targets/--task-column", needed), ("--drop", drop),
                             ("--keep", keep)]:
@@ -544,7 +556,6 @@ def _load_csv(args):
     clash = [c for c in drop if c in needed]
     if clash:
         raise ValueError(f"--drop {','.join(clash)}: a target or task column cannot be dropped.")
-    notes = []
     for name, markers in _missing_markers(frame, path, pd, encoding):
         if name in drop:
             continue

@@ -612,6 +612,36 @@ def test_a_repeated_column_name_is_an_error(tmp_path, capsys):
                           "of its header): give every column its own name.")
 
 
+@pytest.mark.parametrize("commas", [1, 2])
+def test_columns_without_name_or_value_are_left_out_with_a_warning(tmp_path, capsys, commas):
+    """A comma ending every line (a spreadsheet's export) made an unnamed column of empty
+    cells, an error ("Feature column 'Unnamed: 5' has empty cells"); two made two empty
+    names, which are no repeated name. They are left out, with a warning: the scores of the
+    file without them. An unnamed column with values stays (pandas' index column)."""
+    header = ["x", "visits", "sales_a", "sales_b"]
+    plain = write_csv(tmp_path / "plain.csv", header, numeric_rows())
+    lines = plain.read_text().splitlines()
+    trailing = tmp_path / "trailing.csv"
+    trailing.write_text("\n".join(line + "," * commas for line in lines) + "\n")
+    for path, out in [(plain, "p"), (trailing, "t")]:
+        assert main(["compare", "--csv", str(path), "--targets", "sales_a,sales_b", "--models",
+                     "stl", "pooled", "--cv", "3", "--out", str(tmp_path / out),
+                     "--quiet"]) == 0
+    err = capsys.readouterr().err
+    columns = ", ".join(str(5 + k) for k in range(commas))
+    assert (f"skmtl: warning: column(s) {columns} of {trailing} have no name and no value (a "
+            "comma at the end of every line?): left out.") in err
+    assert read_scores(tmp_path / "p") == read_scores(tmp_path / "t")
+    indexed = tmp_path / "indexed.csv"
+    indexed.write_text("\n".join(f"{',' if i == 0 else i - 1},{line}"
+                                 for i, line in enumerate(lines)) + "\n")
+    assert main(["compare", "--csv", str(indexed), "--targets", "sales_a,sales_b", "--models",
+                 "stl", "--cv", "3", "--out", str(tmp_path / "i")]) == 0
+    captured = capsys.readouterr()
+    assert "no name and no value" not in captured.err
+    assert "column 'Unnamed: 0' looks like an id" in captured.err
+
+
 def test_a_constant_feature_column_is_dropped_with_a_warning(tmp_path, capsys):
     # a column of 2023 beside the intercepts carries no information (the classifiers pull
     # their intercepts at the mean of X, so it would change no prediction; it is dropped)
