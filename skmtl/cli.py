@@ -388,6 +388,9 @@ def _decide_task_type(targets, requested, pd):
         column, mask = next(iter(text.items()))
         example = targets[column][mask].iloc[0]
         return "classification", f"target column {column!r} holds text ({example!r})"
+    booleans = [c for c in targets.columns if targets[c].dtype == bool]
+    if booleans:  # pandas reads TRUE / FALSE (True, true, ...) as booleans
+        return "classification", f"target column {booleans[0]!r} holds true / false values"
     values = targets.to_numpy(dtype=np.float64).ravel()
     values = values[~np.isnan(values)]
     if values.size == 0:

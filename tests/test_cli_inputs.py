@@ -65,6 +65,8 @@ def test_whole_number_counts_with_many_values_are_regression(tmp_path, capsys):
         (list(range(25, 37)), "regression", "whole numbers with 12 distinct values"),
         ([0.5, 1.0, 2.0, 1.0], "regression", "numbers with fractions"),
         (["yes", "no", "yes", "no"], "classification", "holds text ('yes')"),
+        # pandas reads TRUE / FALSE as booleans: they were "whole numbers with 2 values"
+        ([True, False, False, True], "classification", "holds true / false values"),
     ],
 )
 def test_the_task_type_rule(values, expected, why):
