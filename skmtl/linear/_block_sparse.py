@@ -143,7 +143,10 @@ class BlockSparseRegressor(_BlockSparseMixin, MultiTaskRegressorMixin, BaseEstim
     {block_sparse_coef}
     dual_gap_ : float
         The relative duality gap ``(primal - dual) / primal`` at the solution, >= 0 (a dual
-        point is made from the residuals rescaled to satisfy the dual-norm constraint).
+        point is made from the residuals rescaled to satisfy the dual-norm constraint). For
+        ``alpha`` at most 1e-10 ``alpha_max`` (the gradient's dual norm at ``W = 0``), whose
+        gap rounding keeps near 1, the relative KKT violation of
+        :class:`BlockSparseClassifier`, as for ``alpha = 0``.
     {block_sparse_n_iter}
     {task_attributes}
 

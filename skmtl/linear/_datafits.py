@@ -294,7 +294,9 @@ class Quadratic(Datafit):
         squares, products = self._residual_sums(state, True)
         first = products / self.design.n_t
         second = squares / self.design.n_t
-        return float(np.sum(first / scale - 0.5 * second / scale**2))
+        # divided twice: scale is up to dual_norm / alpha, whose square overflows at tiny
+        # alpha (1e-200: an OverflowError)
+        return float(np.sum(first / scale - 0.5 * second / scale / scale))
 
 
 # -- logistic ---------------------------------------------------------------------------------

@@ -60,7 +60,13 @@ from skmtl.linear._designs import predict_rows
 from skmtl.linear._docs import LINEAR_DOCS
 from skmtl.linear._linalg import _gram_singular
 from skmtl.linear._proximal import accelerated_proximal_gradient
-from skmtl.linear._solver_bcd import _check_inputs, _datafit_class, _gradient_at_zero, _setup
+from skmtl.linear._solver_bcd import (
+    GAP_ALPHA,
+    _check_inputs,
+    _datafit_class,
+    _gradient_at_zero,
+    _setup,
+)
 from skmtl.linear._standardize import column_scales, observation_weights, scale_columns
 from skmtl.utils._docstring import Substitution, join_blocks
 from skmtl.utils._sklearn_compat import Interval, StrOptions
@@ -255,14 +261,18 @@ class _LowRankProblem:
         return new.loss <= bound + 1e-14 * abs(y.loss) or step == 0.0
 
     def criterion(self, point, info):
-        """Relative duality gap (least squares, alpha > 0) or relative KKT violation, at the
-        point of ``info = (singular values, thin factors())``."""
+        """Relative duality gap (least squares, alpha above ``GAP_ALPHA`` times the spectral
+        norm of the gradient at zero) or relative KKT violation, at the point of ``info =
+        (singular values, thin factors())``."""
         sv, factors = info
         primal = point.loss + self.alpha * float(sv.sum())
         if point.neg_grad is None:
             point.neg_grad = self.fit.neg_gradient(point.state)
         G = point.neg_grad
-        if self.fit.has_dual and self.alpha > 0:
+        if self._scale is None:
+            scale = np.linalg.norm(_gradient_at_zero(self.fit), 2)
+            self._scale = scale if scale > 0 else 1.0
+        if self.fit.has_dual and self.alpha > GAP_ALPHA * self._scale:
             if primal <= 0.0:
                 return 0.0
             scale = max(1.0, _spectral_norm(G) / self.alpha)
@@ -272,9 +282,6 @@ class _LowRankProblem:
         dist = _nuclear_subdiff_distance(U, Vt, G, self.alpha)
         if g_b is not None:
             dist = float(np.hypot(dist, np.linalg.norm(g_b)))
-        if self._scale is None:
-            scale = np.linalg.norm(_gradient_at_zero(self.fit), 2)
-            self._scale = scale if scale > 0 else 1.0
         return dist / self._scale
 
 
@@ -549,7 +556,9 @@ class LowRankRegressor(_LowRankMixin, MultiTaskRegressorMixin, BaseEstimator):
     criterion_ : float
         The relative duality gap ``(primal - dual) / primal`` at the solution (the residuals
         rescaled into the dual feasible set, whose constraint is ``||X^T theta||_2 <= alpha``
-        in the spectral norm, the trace norm's dual).
+        in the spectral norm, the trace norm's dual). For ``alpha`` at most 1e-10
+        ``alpha_max``, whose gap rounding keeps near 1, the relative KKT violation of
+        :class:`LowRankClassifier`, as for ``alpha = 0``.
     {low_rank_attributes}
     {task_attributes}
 

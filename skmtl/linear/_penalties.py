@@ -106,7 +106,13 @@ def _prox_block_l2(a, L, alpha, out):
         for t in range(T):
             out[t] = 0.0
         return
-    s = 0.0
+    # from a lower bound of the root, ||p(s)|| >= ||a|| / (L_max s + alpha) (Newton then
+    # climbs to it as from 0): from s = 0 itself, alpha^2 underflowed at tiny alpha (1e-200,
+    # a ZeroDivisionError)
+    L_max = 0.0
+    for t in range(T):
+        L_max = max(L_max, L[t])
+    s = max((np.sqrt(norm2) - alpha) / L_max, 0.0)
     for _ in range(100):
         phi = 0.0
         dphi = 0.0

@@ -145,6 +145,14 @@ def block_sparse_alpha_max(X, Y, mask=None, q=2, fit_intercept=True, datafit="qu
     return float(np.max(BlockPenalty(1.0, q).dual_norms(G), initial=0.0))
 
 
+# the relative duality gap certifies a fit where alpha exceeds this times the dual norm of the
+# gradient at zero (alpha_max): below, the gradient's rounding, about eps alpha_max, is above
+# tol * alpha, the dual point is scaled to nothing and the gap stays near 1 (alpha = 1e-16
+# alpha_max ran max_iter with a ConvergenceWarning at the alpha = 0 solution); the relative
+# KKT violation, alpha = 0's criterion, is used there
+GAP_ALPHA = 1e-10
+
+
 def _gradient_at_zero(datafit):
     """The negative gradient at ``W = 0`` and the intercept-only optimum."""
     design = datafit.design
@@ -236,6 +244,13 @@ def solve_block_sparse(X, Y, mask, alpha, *, q=2, datafit="quadratic", fit_inter
         )
     sklearn_case = (task_index is None and datafit is Quadratic and q == 2
                     and not sp.issparse(X) and mask.all() and alpha > 0)
+    if sklearn_case and solver != "sklearn":
+        # MultiTaskLasso is stopped by the duality gap, which cannot certify alpha below
+        # GAP_ALPHA alpha_max: our solver's KKT criterion does. alpha_max from X^T Y_c (Y_c
+        # centred: X needs no centring, nor a copy)
+        Yc = Y - Y.mean(axis=0) if fit_intercept else Y
+        G0 = (np.asarray(X, dtype=np.float64).T @ Yc).T / X.shape[0]
+        sklearn_case = alpha > GAP_ALPHA * float(np.max(block_norms(G0, 2), initial=0.0))
     if solver not in ("auto", "bcd", "sklearn"):
         raise ValueError(f"solver must be 'auto', 'bcd' or 'sklearn'; got {solver!r}.")
     if solver == "sklearn" and not sklearn_case:
@@ -274,8 +289,7 @@ def _dense_gap(X, Y, W, b, alpha, fit_intercept):
     if primal <= 0.0:
         return 0.0
     scale = max(1.0, float(np.max(block_norms(G, 2), initial=0.0)) / alpha)
-    dual = float(np.sum(R * Yc)) / (n * scale) - 0.5 * float(np.sum(R * R)) / (
-        n * scale**2)
+    dual = float(np.sum(R * Yc)) / (n * scale) - 0.5 * float(np.sum(R * R)) / n / scale / scale
     return max(primal - dual, 0.0) / primal
 
 
@@ -485,11 +499,14 @@ class _BCDProblem:
 
     # -- stopping criteria --------------------------------------------------------------------
     def criterion(self, features=None):
-        """Relative duality gap (datafits with a dual, alpha > 0) or relative KKT violation."""
+        """Relative duality gap (datafits with a dual, alpha above ``GAP_ALPHA alpha_max``)
+        or relative KKT violation."""
         G = self.datafit.neg_gradient(self.state, features)
         W = self.W if features is None else self.W[:, features]
         alpha = self.penalty.alpha
-        if self.datafit.has_dual and alpha > 0:
+        if self.kkt_scale is None:
+            self.kkt_scale = self._kkt_scale()
+        if self.datafit.has_dual and alpha > GAP_ALPHA * self.kkt_scale:
             primal = self.objective()
             if primal <= 0.0:
                 return 0.0, G
@@ -501,8 +518,6 @@ class _BCDProblem:
         g_b = self.datafit.intercept_gradient(self.state)
         if g_b is not None:
             kkt = max(kkt, float(np.max(np.abs(g_b))))
-        if self.kkt_scale is None:
-            self.kkt_scale = self._kkt_scale()
         return kkt / self.kkt_scale, G
 
     def _kkt_scale(self):

@@ -8,7 +8,7 @@ import scipy.optimize
 import scipy.sparse as sp
 from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.linear_model import Lasso, LogisticRegression, MultiTaskLasso
+from sklearn.linear_model import Lasso, LinearRegression, LogisticRegression, MultiTaskLasso
 
 from skmtl.linear import BlockSparseClassifier, BlockSparseRegressor
 from skmtl.linear._solver_bcd import block_sparse_alpha_max
@@ -146,6 +146,36 @@ def test_classifier_above_alpha_max_in_small_units_stops_at_its_start(scale):
     kappa = np.full(Y.shape[1], 1.0 / (4.0 * n_t))
     pull = kappa * (model.intercept_ - kappa @ model.intercept_ / kappa.sum())
     np.testing.assert_allclose(p - Y.mean(axis=0) + pull, 0.0, atol=1e-15)
+
+
+@pytest.mark.parametrize("alpha", [1e-16, 1e-200, 1e-320])
+@pytest.mark.parametrize("missing", [False, True])
+def test_a_tiny_alpha_is_the_unpenalised_fit_without_a_warning(alpha, missing):
+    """Below 1e-10 alpha_max the duality gap cannot certify a fit: alpha = 1e-16 ran max_iter
+    with a ConvergenceWarning (MultiTaskLasso's route, complete Y, and ours), 1e-200 raised an
+    OverflowError (the dual's scale squared), and the classifier a ZeroDivisionError (the
+    prox's Newton started at s = 0, where alpha^2 underflows). The KKT criterion stops them
+    at the alpha = 0 fit: least squares per task, and the classifier's alpha = 0 fit."""
+    X, Y = _regression()
+    Y = Y.astype(float)
+    if missing:
+        Y[::7, 0] = np.nan  # our solver, not MultiTaskLasso
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model = BlockSparseRegressor(alpha, tol=1e-10).fit(X, Y)
+    assert model.n_iter_ < 100 and model.dual_gap_ <= 1e-10
+    for t in range(Y.shape[1]):
+        rows = ~np.isnan(Y[:, t])
+        ols = LinearRegression().fit(X[rows], Y[rows, t])
+        np.testing.assert_allclose(model.coef_[t], ols.coef_, rtol=1e-8, atol=1e-9)
+        assert model.intercept_[t] == pytest.approx(ols.intercept_, rel=1e-8, abs=1e-9)
+    Xc, Yc = _classification(n=200, d=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        tiny = BlockSparseClassifier(alpha, tol=1e-10).fit(Xc, Yc)
+        zero = BlockSparseClassifier(0.0, tol=1e-10).fit(Xc, Yc)
+    np.testing.assert_allclose(tiny.coef_, zero.coef_, rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(tiny.intercept_, zero.intercept_, rtol=1e-7, atol=1e-9)
 
 
 @pytest.mark.parametrize("Estimator", [BlockSparseRegressor, BlockSparseClassifier])

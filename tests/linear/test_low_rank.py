@@ -237,6 +237,24 @@ def test_unknown_task_shared_is_the_mean_task(Model):
         np.testing.assert_allclose(proba[:, 1], 1 / (1 + np.exp(-decision)))
 
 
+@pytest.mark.parametrize("alpha", [1e-16, 1e-200, 1e-320])
+def test_a_tiny_alpha_is_the_least_squares_fit_without_a_warning(alpha):
+    """Below 1e-10 alpha_max the duality gap cannot certify a fit (rounding keeps it near 1):
+    alpha = 1e-16 ran max_iter=2000 with a ConvergenceWarning, and 1e-200 raised an
+    OverflowError (the dual's scale squared). The KKT criterion stops it at each task's
+    least-squares fit."""
+    X, Y = _regression()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model = LowRankRegressor(alpha, tol=1e-10).fit(X, Y)
+    assert model.n_iter_ < 100 and model.criterion_ <= 1e-10
+    for t, (rows, y) in enumerate(_tasks(Y)):
+        D = np.column_stack([X[rows], np.ones(len(rows))])
+        ols = np.linalg.lstsq(D, y, rcond=None)[0]
+        np.testing.assert_allclose(model.coef_[t], ols[:-1], rtol=1e-8, atol=1e-9)
+        assert model.intercept_[t] == pytest.approx(ols[-1], rel=1e-8, abs=1e-9)
+
+
 def test_convergence_warning():
     X, Y = _regression()
     with pytest.warns(Warning, match="did not converge"):
