@@ -7,8 +7,8 @@ standard deviation about 0.2, ``b_t ~ N(0, 1)``), each setting fits ``Hierarchic
 and ``MeanClusteredRegressorCV()``, and prints their R^2 on 10 new rows per task (the mean over
 tasks, as ``score``), their fit times and whether a ConvergenceWarning was raised. The user
 guide's table of the hierarchical models (docs/user_guide/linear.rst) comes from this script;
-``--truth diagonal`` draws uncorrelated deviations instead. About 3 minutes on 2 cores, most of
-it the last setting's first fit.
+``--truth diagonal`` draws uncorrelated deviations instead. About 2 minutes on 2 cores, half
+of it the last setting's fit with every slope random.
 """
 
 import argparse
