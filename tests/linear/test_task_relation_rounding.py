@@ -167,3 +167,24 @@ def test_rounding_floor_does_not_stop_a_converging_fit(Est, monkeypatch):
     assert default.criterion_ <= 1e-12 and checked.criterion_ <= 1e-12
     np.testing.assert_array_equal(checked.coef_, default.coef_)
     assert checked.n_iter_ == default.n_iter_
+
+
+@pytest.mark.parametrize("relation_ratio", [0.5, 1.0])
+@pytest.mark.parametrize("alpha", [1e-20, 1e-100])
+def test_a_tiny_alpha_stops_at_the_rounding_floor_at_least_squares(alpha, relation_ratio):
+    # the optimum's dual point (about lam W) lies below the rounding of A W, which g^*
+    # magnifies by 1 / lam: the gap sits near 2.6e-10 at alpha = 1e-20 (2.6e+70 at 1e-100).
+    # The floor missed that second-order term (2.7e-13): the polish ran max_iter and warned,
+    # the coefficients least squares' to 7e-16. Now the fit stops at the floor, no warning
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 3))
+    Y = X @ rng.normal(size=(3, 2)) + 0.1 * rng.normal(size=(40, 2))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model = TaskRelationRegressor(alpha=alpha, relation_ratio=relation_ratio).fit(X, Y)
+    assert model.n_iter_ < 100
+    for t in range(Y.shape[1]):
+        D = np.column_stack([X, np.ones(len(X))])
+        ols = np.linalg.lstsq(D, Y[:, t], rcond=None)[0]
+        np.testing.assert_allclose(model.coef_[t], ols[:-1], rtol=1e-10, atol=1e-12)
+        assert model.intercept_[t] == pytest.approx(ols[-1], rel=1e-10, abs=1e-12)
