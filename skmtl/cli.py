@@ -548,7 +548,6 @@ def _load_csv(args):
     if blank:
         _warn(f"column(s) {', '.join(str(j + 1) for j in blank)} of {path} have no name and "
               "no value (a comma at the end of every line?): left out.", notes)
-        frame = frame.drop(columns=frame.columns[blank])
     needed = target_columns + ([task_column] if task_column else [])
     for option, columns in [("--targets/--task-column", needed), ("--drop", drop),
                             ("--keep", keep)]:
@@ -566,6 +565,8 @@ def _load_csv(args):
         _warn(f"column {name!r} has cells read as empty, as pandas reads CSV files ({shown}); "
               "if a marker is a value (a class or category called 'None' or 'NA'), rename it "
               "in the file.", notes)
+    # dropped after _missing_markers, which reads the file again by the frame's positions
+    frame = frame.drop(columns=frame.columns[blank])
     task_ids = None
     if task_column:
         task_ids = _task_ids(frame[task_column], task_column, path, pd)

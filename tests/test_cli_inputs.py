@@ -634,6 +634,24 @@ def test_columns_without_name_or_value_are_left_out_with_a_warning(tmp_path, cap
     assert (f"skmtl: warning: column(s) {columns} of {trailing} have no name and no value (a "
             "comma at the end of every line?): left out.") in err
     assert read_scores(tmp_path / "p") == read_scores(tmp_path / "t")
+    # an empty column between others (a spreadsheet's spacer): the columns after it keep
+    # their own cells, here a missing marker reported on the right column
+    spaced = tmp_path / "spaced.csv"
+    rows = [line.split(",") for line in lines]
+    rows[3][1] = "NA"
+    spaced.write_text("\n".join(",".join(r[:1] + [""] + r[1:]) for r in rows) + "\n")
+    assert main(["compare", "--csv", str(spaced), "--targets", "sales_a,sales_b", "--models",
+                 "stl", "--cv", "3", "--drop", "visits", "--out", str(tmp_path / "s")]) == 0
+    err = capsys.readouterr().err
+    assert f"column(s) 2 of {spaced} have no name and no value" in err
+    assert "column 'visits' has cells read as empty" not in err  # dropped: not reported
+    rows[3][1] = rows[4][1]
+    rows[3][2] = "NA"  # sales_a, a target: its marker is reported
+    spaced.write_text("\n".join(",".join(r[:1] + [""] + r[1:]) for r in rows) + "\n")
+    assert main(["compare", "--csv", str(spaced), "--targets", "sales_a,sales_b", "--models",
+                 "stl", "--cv", "3", "--out", str(tmp_path / "s")]) == 0
+    assert ("column 'sales_a' has cells read as empty, as pandas reads CSV files (1 x 'NA')"
+            in capsys.readouterr().err)
     indexed = tmp_path / "indexed.csv"
     indexed.write_text("\n".join(f"{',' if i == 0 else i - 1},{line}"
                                  for i, line in enumerate(lines)) + "\n")
