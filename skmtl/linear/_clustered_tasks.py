@@ -84,7 +84,9 @@ _DOCS = {
     the tasks (exact for the squared loss, Newton's method for the logistic loss); for fixed
     W, since the penalty equals ``alpha / T * (between * sum_t ||w_t - w_bar||^2 +
     (within - between) * sum_t ||w_t - w_bar_c(t)||^2)``, the best partition is the k-means
-    partition of the rows of W, improved by Lloyd steps. No step increases the objective,
+    partition of the rows of W, improved by Lloyd steps (the classifier's, whose intercepts
+    are pulled alike, of the rows of ``[W, c]``: a partition of W alone missed clusters of
+    tasks that differ in their base rate). No step increases the objective,
     so it stops at a partial optimum (no single step improves); restarts (``n_init``,
     ``random_state``) guard against poor ones. The coefficients start from the fit with
     one task per cluster. Cost per W step ``O(sum_t n_t d^2 + T d^3 + (n_clusters d)^3)``.

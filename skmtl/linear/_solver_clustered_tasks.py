@@ -18,8 +18,10 @@ mean-clustered one with a block-structured coupling, solved exactly (squared los
 Newton's method (logistic loss, :func:`~._solver_mean_clustered.newton_logistic`); for fixed
 ``W`` the penalty is ``alpha / T * (between * sum_t ||w_t - w_bar||^2 + (within - between) *
 sum_t ||w_t - w_bar_{c(t)}||^2)``, so with ``within >= between`` the best partition is the
-k-means partition of the rows of ``W``, improved by Lloyd steps from the current one.
-Neither step increases the objective.
+k-means partition of the rows of ``W``, improved by Lloyd steps from the current one. Where
+the intercepts are pulled alike (the classifier), it is that of the rows of ``[W, b]``: a
+partition of ``W`` alone ignored clusters of tasks that differ in their base rate. Neither
+step increases the objective.
 """
 
 import numpy as np
@@ -358,7 +360,7 @@ def fit_clustered(step, loss, design, y, *, alpha, between, within, n_clusters, 
         if restart == 0 and init_labels is not None:
             labels = np.asarray(init_labels)
         else:
-            labels = _initial_labels(W0, n_clusters, restart, rng)
+            labels = _initial_labels(_assigned(W0, b0, pull), n_clusters, restart, rng)
         W, b, history = W0, b0, []
         for _ in range(max_iter):
             penalty = ClusteredTasksPenalty(alpha, between, within, labels)
@@ -366,13 +368,20 @@ def fit_clustered(step, loss, design, y, *, alpha, between, within, n_clusters, 
             history.append(clustered_objective(design, y, W, b, penalty, loss, pull))
             if len(history) > 1 and history[-2] - history[-1] <= tol * abs(history[-1]):
                 break
-            new_labels = _lloyd(W, labels, n_clusters)
+            new_labels = _lloyd(_assigned(W, b, pull), labels, n_clusters)
             if np.array_equal(new_labels, labels):
                 break
             labels = new_labels
         if best is None or history[-1] < best[4][-1]:
             best = (W, b, _canonical(labels), len(history), history)
     return best
+
+
+def _assigned(W, b, pull):
+    """The rows the assignment step partitions: ``[W, b]`` when the intercepts are pulled
+    (their within-cluster spread is penalised as the coefficients' is, with the same
+    weights), else ``W``."""
+    return np.column_stack([W, b]) if pull else W
 
 
 def _canonical(labels):
