@@ -189,8 +189,16 @@ _BLOCK_JACOBI_BUDGET = 20  # CG iterations with block Jacobi before the Kronecke
 
 
 def relation_weights(alpha, relation_ratio, n_tasks):
-    """``(lam_1, lam_2)`` of the objective: ``alpha (1 - r)`` and ``alpha r / T``."""
-    return alpha * (1.0 - relation_ratio), alpha * relation_ratio / n_tasks
+    """``(lam_1, lam_2)`` of the objective: ``alpha (1 - r)`` and ``alpha r / T``. A
+    ValueError where one that should be positive underflows to 0 (``alpha`` a subnormal
+    number: the penalty would vanish, and Omega with it)."""
+    lam_1, lam_2 = alpha * (1.0 - relation_ratio), alpha * relation_ratio / n_tasks
+    if (relation_ratio < 1.0 and lam_1 == 0.0) or (relation_ratio > 0.0 and lam_2 == 0.0):
+        raise ValueError(
+            f"alpha={alpha!r} is too small: the penalty's weights alpha * (1 - "
+            f"relation_ratio) and alpha * relation_ratio / n_tasks ({n_tasks} tasks) round "
+            f"to 0. Give alpha >= 1e-300 (the fit is then least squares to rounding).")
+    return lam_1, lam_2
 
 
 def _task_eigen(W):
@@ -258,10 +266,11 @@ def _penalty_conjugate(s, lam_1, lam_2):
     if not s.size or s[0] <= 0.0:
         return 0.0
     if lam_1 == 0.0:
-        return 0.5 * float(s[0]) ** 2 / lam_2
-    sigma = _shrink(s, lam_1, lam_2)
-    total = float(sigma.sum())
-    return float(s @ sigma) - 0.5 * lam_1 * float(sigma @ sigma) - 0.5 * lam_2 * total**2
+        return 0.5 * float(s[0]) * (float(s[0]) / lam_2)
+    # at the maximiser, s . sigma = lam_1 ||sigma||^2 + lam_2 (sum sigma)^2 (its optimality
+    # conditions times sigma_i, summed), so h^*(s) = s . sigma / 2: no square of sum sigma
+    # (about ||s|| / lam), which overflowed below alpha = 1e-160
+    return 0.5 * float(s @ _shrink(s, lam_1, lam_2))
 
 
 def _penalty_value(W, sigma, lam_1, lam_2):

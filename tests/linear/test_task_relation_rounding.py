@@ -170,12 +170,14 @@ def test_rounding_floor_does_not_stop_a_converging_fit(Est, monkeypatch):
 
 
 @pytest.mark.parametrize("relation_ratio", [0.5, 1.0])
-@pytest.mark.parametrize("alpha", [1e-20, 1e-100])
+@pytest.mark.parametrize("alpha", [1e-20, 1e-100, 1e-200, 1e-320])
 def test_a_tiny_alpha_stops_at_the_rounding_floor_at_least_squares(alpha, relation_ratio):
     # the optimum's dual point (about lam W) lies below the rounding of A W, which g^*
     # magnifies by 1 / lam: the gap sits near 2.6e-10 at alpha = 1e-20 (2.6e+70 at 1e-100).
     # The floor missed that second-order term (2.7e-13): the polish ran max_iter and warned,
-    # the coefficients least squares' to 7e-16. Now the fit stops at the floor, no warning
+    # the coefficients least squares' to 7e-16. Now the fit stops at the floor, no warning.
+    # Below 1e-160, g^* written with (sum sigma)^2 (about (||s|| / lam)^2) overflowed: an
+    # OverflowError; it is s . sigma / 2 at the maximiser
     rng = np.random.default_rng(0)
     X = rng.normal(size=(40, 3))
     Y = X @ rng.normal(size=(3, 2)) + 0.1 * rng.normal(size=(40, 2))
@@ -188,3 +190,10 @@ def test_a_tiny_alpha_stops_at_the_rounding_floor_at_least_squares(alpha, relati
         ols = np.linalg.lstsq(D, Y[:, t], rcond=None)[0]
         np.testing.assert_allclose(model.coef_[t], ols[:-1], rtol=1e-10, atol=1e-12)
         assert model.intercept_[t] == pytest.approx(ols[-1], rel=1e-10, abs=1e-12)
+
+
+def test_an_alpha_whose_penalty_weights_round_to_zero_is_refused():
+    X, Y = np.ones((4, 1)) * np.arange(4)[:, None], np.arange(8.0).reshape(4, 2)
+    for Est in (TaskRelationRegressor, TaskRelationClassifier):
+        with pytest.raises(ValueError, match=r"alpha=5e-324 is too small: .* round to 0"):
+            Est(alpha=5e-324).fit(X, Y if Est is TaskRelationRegressor else Y // 2 % 2)
