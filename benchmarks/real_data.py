@@ -40,9 +40,10 @@ from sklearn.exceptions import ConvergenceWarning, UndefinedMetricWarning
 from sklearn.linear_model import LogisticRegression, RidgeCV
 from sklearn.preprocessing import StandardScaler
 
-# above HIERARCHICAL_SLOPES features the hierarchical model gets a random intercept only, as in
-# `skmtl compare`: its cost grows with the cube of the number of random effects
-from skmtl._compare import HIERARCHICAL_SLOPES
+# the hierarchical model's random effects by the number of features, as in `skmtl compare`:
+# every slope random with a full covariance up to HIERARCHICAL_SLOPES features, independent
+# ones up to HIERARCHICAL_DIAGONAL, a random intercept only above
+from skmtl._compare import HIERARCHICAL_DIAGONAL, HIERARCHICAL_SLOPES, hierarchical_structure
 from skmtl.baselines import IndependentTasks, PooledTasks
 from skmtl.metrics import r2_score, roc_auc_score
 from skmtl.model_selection import MultiTaskKFold
@@ -393,9 +394,7 @@ def _linear(family, task_type, cv=True):
 
 def _hierarchical(data):
     model = _linear("Hierarchical", data.task_type, cv=False)
-    if data.X.shape[1] > HIERARCHICAL_SLOPES:
-        model.set_params(random_slopes=None)
-    return model
+    return model.set_params(**hierarchical_structure(data.X.shape[1]))
 
 
 def _deep(task_type, weighting="equal", quick=False):
@@ -434,7 +433,8 @@ MODELS = {m.name: m for m in [
     Model("task_relation", "TaskRelationRegressorCV / TaskRelationClassifierCV, defaults",
           lambda data, quick: _linear("TaskRelation", data.task_type)),
     Model("hierarchical", "HierarchicalRegressor / HierarchicalClassifier (no CV): defaults "
-          f"up to {HIERARCHICAL_SLOPES} features, a random intercept only above",
+          f"up to {HIERARCHICAL_SLOPES} features, covariance_type='diag' up to "
+          f"{HIERARCHICAL_DIAGONAL}, a random intercept only above",
           lambda data, quick: _hierarchical(data)),
     Model("deep_hard", "MultiTaskRegressor / MultiTaskClassifier, default parameters",
           lambda data, quick: _deep(data.task_type, quick=quick)),

@@ -59,8 +59,10 @@ INSTANCES = {
     "ClusteredTasksClassifier": [ClusteredTasksClassifier(random_state=0)],
     # one random slope: the checks' 3 or 4 tasks identify its 2 x 2 covariance (the default,
     # all 5 slopes, is checked in tests/linear/test_hierarchical.py)
-    "HierarchicalRegressor": [HierarchicalRegressor(random_slopes=[0], tol=1e-12)],
-    "HierarchicalClassifier": [HierarchicalClassifier(tol=1e-12)],
+    "HierarchicalRegressor": [HierarchicalRegressor(random_slopes=[0], tol=1e-12),
+                              HierarchicalRegressor(covariance_type="diag", tol=1e-12)],
+    "HierarchicalClassifier": [HierarchicalClassifier(tol=1e-12),
+                               HierarchicalClassifier(covariance_type="diag", tol=1e-12)],
 }
 
 # small grids passed by hand and 3 folds: the checks fit often, and compare fits whose folds

@@ -115,6 +115,18 @@ def _standardizer(sums, squares, n, fit_intercept, shift=None):
 
 _DOCS = {
     **LINEAR_DOCS,
+    "covariance_type": """
+    covariance_type : {"full", "diag"}, default="full"
+        The structure of ``Sigma``: ``"full"`` (every variance and covariance, ``q (q + 1) /
+        2`` entries for ``q`` random effects) or ``"diag"`` (independent deviations: ``q``
+        variances, lme4's ``(x || task)``). ``"diag"`` is diagonal in the features centred at
+        their mean and scaled to unit variance over the observed rows, the coordinates the
+        model is fitted in: ``task_covariance_``, in the units of ``X``, then has
+        covariances between the intercept and the slopes only (the random intercept is that
+        of the centred features), and the fit does not depend on the features' origin or
+        scale. With ``q`` parameters to estimate instead of ``q (q + 1) / 2``, it suits
+        many features and few tasks, where a full ``Sigma`` overfits or takes long (yeast:
+        104 random effects from 14 tasks; see the user guide).""",
     "hierarchical_references": """
     References
     ----------
@@ -131,6 +143,7 @@ class _HierarchicalMixin:
 
     _parameter_constraints = {
         "random_slopes": [StrOptions({"all"}), None, "array-like"],
+        "covariance_type": [StrOptions({"full", "diag"})],
         "fit_intercept": ["boolean"],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
@@ -228,7 +241,10 @@ class HierarchicalRegressor(_HierarchicalMixin, MultiTaskRegressorMixin, BaseEst
         entries for ``q`` random effects: with more entries than tasks its estimate is
         noisy and the tasks' coefficients overfit (on 300 generated tasks of 20 rows with
         60 features, ``"all"`` scored a held-out R^2 of 0.41 per task, a random intercept
-        only 0.67; see the user guide), so give fewer features a random slope there.
+        only 0.67, ``"all"`` with a diagonal ``Sigma`` 0.71; see the user guide), so give
+        fewer features a random slope there, or make them independent
+        (``covariance_type``).
+    {covariance_type}
     method : {"reml", "ml"}, default="reml"
         Maximise the restricted likelihood (REML, statsmodels' and lme4's default; unbiased
         variances when the fixed effects are estimated) or the likelihood (ML).
@@ -303,7 +319,10 @@ class HierarchicalRegressor(_HierarchicalMixin, MultiTaskRegressorMixin, BaseEst
     equivariant to them): ``O(n d^2)`` once, then ``O(T q^2 (q + d))`` per evaluation and ``O(T
     q^4)`` per Hessian for ``q`` random effects (Newton up to ``q = 44``, L-BFGS-B alone above).
     Suited to up to a few dozen random slopes; ``Sigma`` has ``q (q + 1) / 2`` entries to
-    estimate, so give many features a fixed slope (``random_slopes``). A rank-deficient X
+    estimate, so give many features a fixed slope (``random_slopes``), or make the slopes
+    independent (``covariance_type="diag"``: ``q`` variances, fitted by L-BFGS-B alone on
+    their square roots, each variance left at 0 checked as above, all those that should grow
+    grown at once). A rank-deficient X
     (collinear columns) is fitted in a basis of its range. Data in which every task has one
     label raise a ValueError: the random intercept's variance and ``sigma^2`` then enter the
     likelihood only through their sum (lme4 stops too).
@@ -331,9 +350,10 @@ class HierarchicalRegressor(_HierarchicalMixin, MultiTaskRegressorMixin, BaseEst
         "method": [StrOptions({"reml", "ml"})],
     }
 
-    def __init__(self, *, random_slopes="all", method="reml", fit_intercept=True, max_iter=1000,
-                 tol=1e-8, unknown_task="error"):
+    def __init__(self, *, random_slopes="all", covariance_type="full", method="reml",
+                 fit_intercept=True, max_iter=1000, tol=1e-8, unknown_task="error"):
         self.random_slopes = random_slopes
+        self.covariance_type = covariance_type
         self.method = method
         self.fit_intercept = fit_intercept
         self.max_iter = max_iter
@@ -350,7 +370,8 @@ class HierarchicalRegressor(_HierarchicalMixin, MultiTaskRegressorMixin, BaseEst
                           np.diag(total)[:d], n.sum(), self.fit_intercept)
         A = standardized_moments(A, J)
         c = c @ J
-        model = MixedModel(A, c, s, n, random, reml=self.method == "reml")
+        model = MixedModel(A, c, s, n, random, reml=self.method == "reml",
+                           diagonal=self.covariance_type == "diag")
         self._check_enough_labels(model.n, model.rank, "independent fixed-effect")
         if self.fit_intercept and n.max() <= 1:
             # y_t = x_t beta + b + x_t u_t + v_t + e_t on one row: var(v_t) and sigma^2 enter
@@ -361,9 +382,7 @@ class HierarchicalRegressor(_HierarchicalMixin, MultiTaskRegressorMixin, BaseEst
                 f"intercepts enter the likelihood only through their sum and cannot be told "
                 f"apart. Check task_ids (one task per row?), or fit a model without random "
                 f"effects (MeanClusteredRegressorCV).")
-        q = len(random)
-        theta, n_iter = model.fit(np.eye(q)[np.tril_indices(q)], max_iter=self.max_iter,
-                                  tol=self.tol)
+        theta, n_iter = model.fit(model.start(), max_iter=self.max_iter, tol=self.tol)
         self._warn_unconverged(n_iter)
         beta, sigma2, Sigma, U = model.estimates(theta)
         # from the moments' origin to the user's: [X - x_origin, 1] = [X, 1] C
@@ -412,6 +431,7 @@ class HierarchicalClassifier(_BinaryLogisticMixin, _HierarchicalMixin, MultiTask
     random_slopes : "all", None or array-like of int or bool, default="all"
         Features whose coefficient varies between tasks (see
         :class:`HierarchicalRegressor`).
+    {covariance_type}
     prior_scale : float or None, default=2.5
         ``s``: a weakly informative Gaussian prior of standard deviation ``s`` on the slopes
         of the mean task and on the entries of the covariance's Cholesky factor, both in
@@ -472,17 +492,18 @@ class HierarchicalClassifier(_BinaryLogisticMixin, _HierarchicalMixin, MultiTask
 
     Notes
     -----
-    Solver: the approximate likelihood is maximised over ``beta``, ``b`` and the Cholesky
-    factor of ``Sigma`` jointly, by L-BFGS-B with its exact gradient (through the modes, by
-    implicit differentiation; the formulas are in
-    ``skmtl/linear/_solver_hierarchical_logistic.py``), the diagonal of the factor bounded
-    below by 0, with the same check as :class:`HierarchicalRegressor` that no variance left
-    at zero should grow. Each evaluation finds every task's mode by Newton's method (a ``q x
-    q`` system per task, warm-started). Cost per evaluation ``O(n_obs q^2 + T q^3)`` plus a
-    product with X, for ``q`` random effects; the random columns are copied once per
-    observed label (``n_obs x q``). The Laplace approximation is accurate when each task has
-    a fair number of labels of each class; with very few, the variances are underestimated
-    (as glmer's are).
+    Solver: the approximate likelihood is maximised over ``beta``, ``b`` and the Cholesky factor
+    of ``Sigma`` jointly, by L-BFGS-B with its exact gradient (through the modes, by implicit
+    differentiation; the formulas are in ``skmtl/linear/_solver_hierarchical_logistic.py``), the
+    diagonal of the factor bounded below by 0, with the same check as
+    :class:`HierarchicalRegressor` that no variance left at zero should grow
+    (``covariance_type="diag"``: the diagonal factor only). Each evaluation finds every task's
+    mode by Newton's method (a ``q x q`` system per task, warm-started). Cost per evaluation
+    ``O(n_obs q^2 + T q^3)`` plus a product with X, for ``q`` random effects (the sums over each
+    task's labels by compiled loops, or by one matrix product per task where the tasks have 64
+    labels or more on average); the random columns are copied once per observed label (``n_obs x
+    q``). The Laplace approximation is accurate when each task has a fair number of labels of
+    each class; with very few, the variances are underestimated (as glmer's are).
 
     {hierarchical_references}
 
@@ -509,9 +530,10 @@ class HierarchicalClassifier(_BinaryLogisticMixin, _HierarchicalMixin, MultiTask
         "prior_scale": [Interval(Real, 0, None, closed="neither"), None],
     }
 
-    def __init__(self, *, random_slopes="all", prior_scale=2.5, fit_intercept=True,
-                 max_iter=1000, tol=1e-8, unknown_task="error"):
+    def __init__(self, *, random_slopes="all", covariance_type="full", prior_scale=2.5,
+                 fit_intercept=True, max_iter=1000, tol=1e-8, unknown_task="error"):
         self.random_slopes = random_slopes
+        self.covariance_type = covariance_type
         self.prior_scale = prior_scale
         self.fit_intercept = fit_intercept
         self.max_iter = max_iter
@@ -534,7 +556,7 @@ class HierarchicalClassifier(_BinaryLogisticMixin, _HierarchicalMixin, MultiTask
         J = _standardizer(task_sums.sum(axis=0), task_squares.sum(axis=0), n,
                           self.fit_intercept, shift)
         model = LaplaceMixedModel(X, labels, rows, counts, random, J, self.fit_intercept,
-                                  self.prior_scale)
+                                  self.prior_scale, diagonal=self.covariance_type == "diag")
         x, n_iter = model.fit(max_iter=self.max_iter, tol=self.tol)
         self._warn_unconverged(n_iter)
         if model.at_bound(x):

@@ -202,11 +202,19 @@ class MixedModel:
         Columns of ``D`` that also have a random effect (``Z_t = D_t[:, random]``).
     reml : bool
         Restricted (REML) or plain (ML) likelihood.
+    diagonal : bool, default=False
+        Independent random effects: ``L`` (so ``Psi``) diagonal, ``theta`` its ``q``
+        diagonal entries (the standard deviations relative to the noise's) instead of the
+        lower triangle. :meth:`fit` then runs L-BFGS-B alone (:func:`minimize_covariance`
+        with ``diagonal=True``): Newton's method and its barrier work on the pairs of the
+        lower triangle (on 1,000 tasks with 31 random effects, 21 L-BFGS-B iterations, 0.64
+        s, against Newton's 7 on the full covariance, 0.26 s).
     """
 
-    def __init__(self, A, c, s, n, random, reml):
+    def __init__(self, A, c, s, n, random, reml, diagonal=False):
         self.random = np.asarray(random)
         self.reml = reml
+        self.diagonal = diagonal
         self.n = float(n.sum())
         # a rank-deficient fixed design (one-hot columns beside the intercept, a constant
         # column): fit beta in an orthonormal basis of the range of D^T D, beta = basis @ gamma
@@ -227,15 +235,21 @@ class MixedModel:
         self.Gxx = self.basis.T @ total @ self.basis
         self.Gxy = self.basis.T @ c.sum(axis=0)
         self.Gyy = float(s.sum())
-        self._tril = np.tril_indices(self.q)
+        # the entries of L that theta holds: its lower triangle, or its diagonal
+        self._tril = np.diag_indices(self.q) if diagonal else np.tril_indices(self.q)
         # E_a = e_i e_j^T + e_j e_i^T for the pair a = (i, j) of the lower triangle, half of
         # that on the diagonal
         self._half = np.where(self._tril[0] == self._tril[1], 0.5, 1.0)
         self._last = None  # (theta, value, H) of the last gradient, for covariance_gradient
         self._state = None  # the last evaluation (_Evaluation), for the Hessian and estimates
 
+    def start(self):
+        """``theta`` of ``Psi = I``, the fit's start."""
+        return np.eye(self.q)[self._tril]
+
     def factor(self, theta):
-        """The lower-triangular ``L`` of a parameter vector (its lower triangle, row-major)."""
+        """The lower-triangular ``L`` of a parameter vector (its lower triangle, row-major; its
+        diagonal if ``diagonal``)."""
         L = np.zeros((self.q, self.q))
         L[self._tril] = theta
         return L
@@ -258,6 +272,12 @@ class MixedModel:
             M, W = np.empty((len(self.N), q, q)), np.empty_like(self.N)  # W_t = Q_t^-1 N_t
             logdet = _shifted_factor_solve(self.N, M, W, L_inverse.T @ L_inverse)
             logdet += 2.0 * len(M) * np.log(diagonal).sum()
+        elif self.diagonal:  # L^T N_t and L^T A_t L scale rows and columns
+            scale = np.diag(L)
+            W = self.N * scale[:, None]
+            M = W[:, :, :q] * scale
+            M[:, np.arange(q), np.arange(q)] += 1.0
+            logdet = _factor_solve(M, W)
         else:
             W = L.T @ self.N  # L^T N_t, (T, q, p + 1)
             M = (W[:, :, :q].reshape(-1, q) @ L).reshape(-1, q, q)  # L^T A_t L (one product)
@@ -416,7 +436,7 @@ class MixedModel:
         ``max_iter`` (``n_iter <= max_iter``).
         """
         theta, n_iter = np.asarray(theta0, dtype=np.float64), 0
-        if len(theta) <= _NEWTON_PAIRS:
+        if len(theta) <= _NEWTON_PAIRS and not self.diagonal:
             theta, n_iter, converged = self.newton(theta, max_iter=max_iter, tol=tol)
             if converged:
                 return theta, n_iter
@@ -441,7 +461,7 @@ class MixedModel:
             return theta, n_iter
         theta, more = minimize_covariance(
             self.deviance, self.covariance_gradient, theta, 0, self.q,
-            max_iter=max_iter - n_iter, tol=tol, value=self.value)
+            max_iter=max_iter - n_iter, tol=tol, value=self.value, diagonal=self.diagonal)
         return theta, n_iter + more
 
     def _snap(self, theta):
@@ -702,32 +722,45 @@ def _gather_pairs(G, rows, cols):
     return H
 
 
-def _escape(value_of, covariance_gradient, x, n_free, q):
+def _escape(value_of, covariance_gradient, x, n_free, q, diagonal=False):
     """A better starting point than ``x`` if it stopped where a variance at zero should grow
-    (the gradient ``H`` in the covariance has a negative eigenvalue), else None.
+    (the gradient ``H`` in the covariance has a negative eigenvalue; with ``diagonal``, a
+    negative diagonal entry), else None.
 
-    Returns ``(x', f(x'))`` or None. The search is along ``Psi(s) = Psi + s v v^T``, ``v`` the
-    eigenvector of the smallest eigenvalue ``lambda`` of ``H`` (the slope of the deviance at
-    ``s = 0``): from ``s = max(1, tr Psi)``, each step that does not lower the deviance is
-    replaced by the minimiser of the quadratic through ``f(0)``, the slope ``lambda`` and
-    ``f(s)``, kept within ``[s / 10, s / 2]``, until the decrease it promises, ``-lambda s``,
-    is below the deviance's rounding level.
+    Returns ``(x', f(x'))`` or None. The search is along ``Psi(s) = Psi + s D``, ``D = v v^T``
+    with ``v`` the eigenvector of the smallest eigenvalue of ``H`` (with ``diagonal``, ``D``
+    diagonal, ``D_jj = max(-H_jj, 0) / max_k(-H_kk)``: every variance that should grow, at
+    once, and ``Psi`` stays diagonal; one at a time took 7 L-BFGS-B runs on yeast), with the
+    slope ``lambda = tr(H D)`` of the deviance at ``s = 0``: from ``s = max(1, tr Psi)``, each
+    step that does not lower the deviance is replaced by the minimiser of the quadratic
+    through ``f(0)``, the slope ``lambda`` and ``f(s)``, kept within ``[s / 10, s / 2]``,
+    until the decrease it promises, ``-lambda s``, is below the deviance's rounding level.
     """
     value, grad = covariance_gradient(x)
-    eigenvalues, vectors = np.linalg.eigh(grad)
-    slope = eigenvalues[0]
-    if slope >= -1e-8 * max(1.0, abs(value)):
-        return None
-    tril = np.tril_indices(q)
+    if diagonal:  # every variance whose slope is negative at once, in proportion to it
+        slopes = np.diag(grad)
+        if slopes.min() >= -1e-8 * max(1.0, abs(value)):
+            return None
+        direction = np.diag(np.maximum(-slopes, 0.0) / -slopes.min())
+        slope = float(slopes @ np.diag(direction))
+    else:
+        eigenvalues, vectors = np.linalg.eigh(grad)
+        slope = eigenvalues[0]
+        if slope >= -1e-8 * max(1.0, abs(value)):
+            return None
+        direction = np.outer(vectors[:, 0], vectors[:, 0])
+    tril = np.diag_indices(q) if diagonal else np.tril_indices(q)
     L = np.zeros((q, q))
     L[tril] = x[n_free:]
     psi = L @ L.T
-    direction = np.outer(vectors[:, 0], vectors[:, 0])
     rounding = 1e-12 * max(1.0, abs(value))
     step = max(1.0, np.trace(psi))
     for _ in range(40):
         trial = psi + step * direction
-        factor = np.linalg.cholesky(trial + 1e-10 * np.trace(trial) * np.eye(q))
+        if diagonal:
+            factor = np.diag(np.sqrt(np.diag(trial)))
+        else:
+            factor = np.linalg.cholesky(trial + 1e-10 * np.trace(trial) * np.eye(q))
         candidate = np.concatenate([x[:n_free], factor[tril]])
         trial_value = value_of(candidate)
         if trial_value < value:
@@ -741,8 +774,9 @@ def _escape(value_of, covariance_gradient, x, n_free, q):
 
 
 def minimize_covariance(fun, covariance_gradient, x0, n_free, q, *, max_iter, tol,
-                        bound=_BOUND, free_bound=None, value=None):
-    """Minimise ``fun`` over ``x = [free parameters (n_free), lower triangle of L (q x q)]``.
+                        bound=_BOUND, free_bound=None, value=None, diagonal=False):
+    """Minimise ``fun`` over ``x = [free parameters (n_free), lower triangle of L (q x q)]``
+    (``diagonal``: the diagonal of a diagonal ``L``, ``q`` entries).
 
     L-BFGS-B with the exact gradient, the diagonal of ``L`` in ``[0, bound]`` and its other
     entries in ``[-bound, bound]`` (by default standard deviations of the random effects up to
@@ -751,19 +785,19 @@ def minimize_covariance(fun, covariance_gradient, x0, n_free, q, *, max_iter, to
     point of any function of ``L L^T`` whether or not that variance should grow, so where
     L-BFGS-B stops,
     ``covariance_gradient(x)`` (the gradient in ``Psi = L L^T``, with the value) is checked:
-    a negative eigenvalue restarts it from a point along its eigenvector (at most ``q``
-    times). ``tol`` is L-BFGS-B's projected-gradient tolerance on ``fun / max(1, |fun(x0)|)``.
+    a negative eigenvalue (``diagonal``: diagonal entry) restarts it from a point along its
+    eigenvector (unit vector; at most ``q`` times). ``tol`` is L-BFGS-B's projected-gradient
+    tolerance on ``fun / max(1, |fun(x0)|)``.
     ``value`` is ``fun``'s value alone, where cheaper (None: ``fun(x)[0]``), for the search
     along the eigenvector. Returns ``(x, n_iter)``.
     """
     if value is None:
         def value(x):
             return fun(x)[0]
-    tril = np.tril_indices(q)
-    diagonal = tril[0] == tril[1]
+    tril = np.diag_indices(q) if diagonal else np.tril_indices(q)
     free = None if free_bound is None else -free_bound
     bounds = [(free, free_bound)] * n_free + [
-        (0.0, bound) if on else (-bound, bound) for on in diagonal]
+        (0.0, bound) if on else (-bound, bound) for on in tril[0] == tril[1]]
     x, n_iter = np.asarray(x0, dtype=np.float64), 0
     start = value(x)
     for _ in range(q + 1):
@@ -774,7 +808,8 @@ def minimize_covariance(fun, covariance_gradient, x0, n_free, q, *, max_iter, to
             bounds=bounds, options={"maxiter": max(max_iter - n_iter, 1), "gtol": tol,
                                     "ftol": 0.0, "maxcor": 50})
         x, n_iter = result.x, n_iter + result.nit
-        restart = _escape(value, covariance_gradient, x, n_free, q) if n_iter < max_iter else None
+        restart = (_escape(value, covariance_gradient, x, n_free, q, diagonal)
+                   if n_iter < max_iter else None)
         if restart is None:
             break
         x, start = restart

@@ -45,6 +45,12 @@ BOUND = 100.0
 # limit at every evaluation, where 4 to 8 steps reach 1e-26); Newton's quadratic convergence
 # takes a decrement of 1e-13 below either bound in one step.
 _MODE_ROUNDING = 1e3
+# the per-task sums over the observations (Z_t^T W_t Z_t, z_i^T K_t z_i) by one BLAS product
+# per task where the tasks have this many observations on average, by compiled loops below
+# (a call per task costs more than the loop on tasks of 20 labels; on yeast's 14 tasks of
+# 1,900 labels with 104 random effects, the loops took 76 and 187 ms a call, the products 17
+# and 17 ms: a fit 2.8 times faster)
+_BLAS_ROWS = 64
 
 
 class LaplaceMixedModel:
@@ -71,9 +77,13 @@ class LaplaceMixedModel:
         standard deviation ``s`` on the standardised slopes (not the intercept) and on the
         entries of the standardised ``L`` (``|L|_F^2 = tr(L L^T)``, a function of the
         covariance only). None: the plain Laplace likelihood.
+    diagonal : bool, default=False
+        Independent random effects (in the standardised coordinates): ``L`` diagonal, the
+        parameters ``[beta, diag(L)]``.
     """
 
-    def __init__(self, X, labels, rows, counts, random, J, fit_intercept, prior_scale=None):
+    def __init__(self, X, labels, rows, counts, random, J, fit_intercept, prior_scale=None,
+                 diagonal=False):
         self.X, self.y, self.rows = X, labels.astype(np.float64), rows
         self.prior = 0.0 if prior_scale is None else 1.0 / prior_scale**2
         self.fit_intercept = fit_intercept
@@ -91,8 +101,11 @@ class LaplaceMixedModel:
         if fit_intercept:
             Z = np.column_stack([Z, np.ones(len(rows))])
         self.Z = Z  # (n_obs, q): the random columns of each observation
+        self._blas = len(rows) >= _BLAS_ROWS * len(counts)
         self.V = np.zeros((len(counts), self.q))  # the modes, warm-started between calls
-        self._tril = np.tril_indices(self.q)
+        self.diagonal = diagonal
+        # the entries of L among the parameters: its lower triangle, or its diagonal
+        self._tril = np.diag_indices(self.q) if diagonal else np.tril_indices(self.q)
 
     def _coordinates(self, x):
         """``(beta, L)`` in the coordinates of ``D`` from the parameters in ``D J``'s."""
@@ -113,7 +126,7 @@ class LaplaceMixedModel:
 
     def _hessians(self, w):
         """``Z_t^T W_t Z_t`` of every task, (T, q, q)."""
-        return _task_grams(self.Z, w, self.starts)
+        return (_task_grams_blas if self._blas else _task_grams)(self.Z, w, self.starts)
 
     def _modes(self, fixed, L, *, max_iter=50):
         """Newton's method for every task's mode ``v_t`` (halving a task's step while its
@@ -168,7 +181,8 @@ class LaplaceMixedModel:
         r = self.y - mu
         LMinv = L @ np.linalg.inv(M)  # (T, q, q): L M_t^-1
         K = LMinv @ L.T  # L M_t^-1 L^T
-        h = _task_quadratics(self.Z, K, self.starts)  # z_i^T K_t z_i, no (n_obs, q, q) array
+        # z_i^T K_t z_i, no (n_obs, q, q) array
+        h = (_task_quadratics_blas if self._blas else _task_quadratics)(self.Z, K, self.starts)
         a = 0.5 * w * (1.0 - 2.0 * mu) * h
         b = np.einsum("tji,tj->ti", LMinv, self._task_sums(self.Z * a[:, None]))  # M^-1 L^T Z^T a
         a_tilde = a - w * np.einsum("ij,ij->i", self.Z @ L, b[self.task])
@@ -191,7 +205,8 @@ class LaplaceMixedModel:
         return value, grad_beta, grad_L
 
     def objective(self, x):
-        """``F`` and its gradient in the (standardised) parameters ``x = [beta, tril(L)]``."""
+        """``F`` and its gradient in the (standardised) parameters ``x = [beta, tril(L)]``
+        (``[beta, diag(L)]`` if ``diagonal``)."""
         value, grad_beta, grad_L = self._evaluate(x)
         return value, np.concatenate([grad_beta, grad_L[self._tril]])
 
@@ -222,7 +237,7 @@ class LaplaceMixedModel:
         with _threadpools().limit(limits=1, user_api="blas"):
             return minimize_covariance(self.objective, self.covariance_gradient, x0, self.p,
                                        self.q, max_iter=max_iter, tol=tol, bound=BOUND,
-                                       free_bound=BOUND)
+                                       free_bound=BOUND, diagonal=self.diagonal)
 
     @staticmethod
     def at_bound(x):
@@ -273,4 +288,22 @@ def _task_quadratics(Z, K, starts):
                     inner += K[t, a, b] * Z[i, b]
                 total += Z[i, a] * inner
             out[i] = total
+    return out
+
+
+def _task_grams_blas(Z, w, starts):
+    """:func:`_task_grams` by one product per task (tasks of many observations)."""
+    out = np.empty((len(starts) - 1, Z.shape[1], Z.shape[1]))
+    for t in range(len(starts) - 1):
+        rows = Z[starts[t]:starts[t + 1]]
+        out[t] = rows.T @ (rows * w[starts[t]:starts[t + 1], None])
+    return out
+
+
+def _task_quadratics_blas(Z, K, starts):
+    """:func:`_task_quadratics` by one product per task (tasks of many observations)."""
+    out = np.empty(Z.shape[0])
+    for t in range(len(starts) - 1):
+        rows = Z[starts[t]:starts[t + 1]]
+        out[starts[t]:starts[t + 1]] = np.einsum("ij,ij->i", rows @ K[t], rows)
     return out

@@ -593,13 +593,13 @@ def _binary(T=12, d=2, seed=0, rows=(10, 30), sd=(0.8, 0.3, 1.0)):
     return X, y, task_ids, counts
 
 
-def _laplace(X, y, task_ids, counts, random, prior_scale=None):
+def _laplace(X, y, task_ids, counts, random, prior_scale=None, diagonal=False):
     from skmtl.linear._solver_hierarchical_logistic import LaplaceMixedModel
 
     J = np.eye(X.shape[1] + 1)
     J[0, 0], J[-1, 0] = 0.5, 0.2  # non-trivial coordinates
     return LaplaceMixedModel(X, y, np.arange(len(y)), counts, np.asarray(random), J, True,
-                             prior_scale)
+                             prior_scale, diagonal=diagonal)
 
 
 @pytest.mark.parametrize("random", [[2], [0, 2], [0, 1, 2]])
@@ -619,17 +619,22 @@ def test_laplace_gradient_against_finite_differences(random, prior_scale):
     np.testing.assert_allclose(grad, numeric, rtol=1e-6, atol=1e-6 * np.abs(grad).max())
 
 
-def test_laplace_per_task_kernels():
-    """The compiled per-task sums: ``Z_t^T W_t Z_t`` and ``z_i^T K_t z_i`` against numpy,
-    with tasks of unequal sizes and an empty one."""
-    from skmtl.linear._solver_hierarchical_logistic import _task_grams, _task_quadratics
+@pytest.mark.parametrize("kernels", ["compiled", "blas"])
+def test_laplace_per_task_kernels(kernels):
+    """The per-task sums (compiled loops for small tasks, a product per task for large ones):
+    ``Z_t^T W_t Z_t`` and ``z_i^T K_t z_i`` against numpy, with tasks of unequal sizes and an
+    empty one."""
+    from skmtl.linear import _solver_hierarchical_logistic as solver
 
+    task_grams, task_quadratics = (
+        (solver._task_grams, solver._task_quadratics) if kernels == "compiled"
+        else (solver._task_grams_blas, solver._task_quadratics_blas))
     rng = np.random.default_rng(0)
     counts = np.array([3, 0, 7, 1])
     starts = np.concatenate([[0], np.cumsum(counts)])
     Z, w = rng.normal(size=(counts.sum(), 4)), rng.uniform(size=counts.sum())
     K = rng.normal(size=(4, 4, 4))
-    grams, quadratics = _task_grams(Z, w, starts), _task_quadratics(Z, K, starts)
+    grams, quadratics = task_grams(Z, w, starts), task_quadratics(Z, K, starts)
     for t in range(4):
         rows = slice(starts[t], starts[t + 1])
         np.testing.assert_allclose(grams[t], Z[rows].T @ (w[rows, None] * Z[rows]),
@@ -637,6 +642,20 @@ def test_laplace_per_task_kernels():
         np.testing.assert_allclose(quadratics[rows],
                                    np.einsum("ij,jk,ik->i", Z[rows], K[t], Z[rows]),
                                    rtol=1e-12, atol=1e-14)
+
+
+def test_laplace_objective_by_either_kernels():
+    """Tasks of 64 labels or more on average take the per-task products: the same objective
+    and gradient as the compiled loops."""
+    X, y, task_ids, counts = _binary(T=4, rows=(70, 90))
+    model = _laplace(X, y, task_ids, counts, [0, 2], prior_scale=2.0)
+    assert model._blas
+    x = np.array([0.3, -0.4, 0.2, 0.7, 0.1, 0.9])
+    value, grad = model.objective(x)
+    model._blas, model.V = False, np.zeros_like(model.V)
+    other_value, other_grad = model.objective(x)
+    assert value == pytest.approx(other_value, rel=1e-12)
+    np.testing.assert_allclose(grad, other_grad, rtol=1e-9, atol=1e-12)
 
 
 def test_laplace_modes_stop_in_few_steps():

@@ -1,0 +1,144 @@
+"""Hierarchical*(covariance_type="diag"): independent random effects, against statsmodels,
+the full model where they coincide, optimality conditions and a generic optimiser."""
+
+import warnings
+
+import numpy as np
+import pytest
+from scipy.optimize import minimize
+from test_hierarchical import _binary, _laplace, _long, _moments
+
+from skmtl.linear import HierarchicalClassifier, HierarchicalRegressor
+from skmtl.linear._solver_hierarchical import MixedModel, minimize_covariance
+
+
+def _centred_covariance(model, X):
+    """``task_covariance_`` in the coordinates ``[X - mean, 1]`` (the ones it is diagonal in):
+    ``[X, 1] = [X - mean, 1] C``, so a deviation ``u`` of ``[X, 1]`` is ``C u`` there."""
+    d = X.shape[1]
+    C = np.eye(d + 1)
+    C[d, :d] = X.mean(axis=0)
+    return C @ model.task_covariance_ @ C.T
+
+
+@pytest.mark.parametrize("method", ["ml", "reml"])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_matches_statsmodels_mixedlm_with_independent_random_effects(method, seed):
+    """statsmodels' MixedLM with its covariance held diagonal (``free``) on the random design
+    ``[X - mean, 1]``: the same log-likelihood, fixed effects, BLUPs (as predictions),
+    variances and noise."""
+    sm = pytest.importorskip("statsmodels.regression.mixed_linear_model")
+    X, y, task_ids = _long(T=40, seed=seed)  # correlated deviations: diag is misspecified
+    model = HierarchicalRegressor(covariance_type="diag", method=method).fit(
+        X, y, task_ids=task_ids)
+    D = np.column_stack([X, np.ones(len(y))])
+    Z = np.column_stack([X - X.mean(axis=0), np.ones(len(y))])
+    free = sm.MixedLMParams.from_components(np.ones(3), np.eye(3))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = sm.MixedLM(y, D, groups=task_ids, exog_re=Z).fit(reml=method == "reml",
+                                                                 free=free)
+    assert ref.converged
+    assert model.log_likelihood_ >= ref.llf - 1e-6
+    assert model.log_likelihood_ == pytest.approx(ref.llf, abs=1e-4)
+    np.testing.assert_allclose(model.shared_coef_, ref.fe_params[:2], atol=1e-4)
+    blups = np.array([ref.random_effects[t] for t in range(40)])
+    expected = D @ ref.fe_params + np.einsum("ij,ij->i", Z, blups[task_ids])
+    np.testing.assert_allclose(model.predict(X, task_ids=task_ids), expected, atol=1e-4)
+    centred = _centred_covariance(model, X)
+    np.testing.assert_allclose(centred - np.diag(np.diag(centred)), 0.0, atol=1e-12)
+    np.testing.assert_allclose(np.diag(centred), np.diag(ref.cov_re), rtol=1e-3, atol=1e-6)
+    assert model.noise_variance_ == pytest.approx(ref.scale, rel=1e-4)
+    # the full covariance fits at least as well
+    full = HierarchicalRegressor(method=method).fit(X, y, task_ids=task_ids)
+    assert full.log_likelihood_ >= model.log_likelihood_
+
+
+@pytest.mark.parametrize("Estimator", [HierarchicalRegressor, HierarchicalClassifier])
+def test_one_random_effect_is_the_full_model(Estimator):
+    """With a random intercept only, a diagonal covariance is the full one."""
+    if Estimator is HierarchicalRegressor:
+        X, y, task_ids = _long(T=20, seed=3)
+    else:
+        X, y, task_ids, _ = _binary(T=12, seed=3)
+    diag = Estimator(random_slopes=None, covariance_type="diag", tol=1e-12).fit(
+        X, y, task_ids=task_ids)
+    full = Estimator(random_slopes=None, tol=1e-12).fit(X, y, task_ids=task_ids)
+    np.testing.assert_allclose(diag.coef_, full.coef_, atol=1e-6)
+    np.testing.assert_allclose(diag.intercept_, full.intercept_, atol=1e-6)
+    np.testing.assert_allclose(diag.task_covariance_, full.task_covariance_, atol=1e-6)
+    assert diag.log_likelihood_ == pytest.approx(full.log_likelihood_, abs=1e-8)
+
+
+@pytest.mark.parametrize("method", ["ml", "reml"])
+@pytest.mark.parametrize("start", ["identity", "zero"])
+def test_optimality_over_diagonal_covariances(method, start):
+    """At the fit, each variance is a minimum over the variances >= 0: the deviance's slope in
+    it (the diagonal of its gradient in Psi) is 0 where it is positive and >= 0 where it is 0.
+    From Psi = 0, a stationary point in the standard deviations (every slope in them is 0
+    there), the variances that should grow grow (all at once)."""
+    rng = np.random.RandomState(5)
+    task_ids = np.repeat(np.arange(40), 10)
+    X = rng.normal(size=(400, 3))
+    # slopes: the first the same in every task, the second varying much, the third a little
+    slopes = np.array([1.0, -1.0, 0.5]) + rng.normal(size=(40, 3)) * [0.0, 1.5, 0.3]
+    y = (np.einsum("ij,ij->i", X, slopes[task_ids]) + rng.normal(size=40)[task_ids]
+         + rng.normal(size=400))
+    _, (A, c, s, n) = _moments(X, y, task_ids)
+    model = MixedModel(A, c, s, n, [0, 1, 2, 3], reml=method == "reml", diagonal=True)
+    theta0 = model.start() if start == "identity" else np.zeros(4)
+    theta, _ = model.fit(theta0, max_iter=500, tol=1e-10)
+    value, H = model.covariance_gradient(theta)
+    slopes, variances = np.diag(H), theta**2
+    assert np.all(slopes >= -1e-6 * abs(value))
+    np.testing.assert_allclose(slopes * variances, 0.0, atol=1e-6 * abs(value))
+    assert variances[1] > 1.0  # the varying slope, in standardised units
+    assert variances[0] < 0.05 * variances[1]
+    # no better point along any variance
+    for j in range(4):
+        for step in (1e-3, -1e-3):
+            trial = variances.copy()
+            trial[j] += step
+            if trial[j] >= 0.0:
+                assert model.value(np.sqrt(trial)) >= value - 1e-9
+    # the same optimum from either start
+    other, _ = model.fit(np.zeros(4) if start == "identity" else model.start(), max_iter=500,
+                         tol=1e-10)
+    np.testing.assert_allclose(other**2, variances, rtol=1e-5, atol=1e-8)
+
+
+def test_laplace_diagonal_gradient_and_optimum():
+    """The classifier's objective in ``[beta, diag(L)]``: its gradient against central
+    differences, and the fit against a derivative-free optimiser started there."""
+    X, y, task_ids, counts = _binary(T=15, seed=2)
+    model = _laplace(X, y, task_ids, counts, [0, 2], prior_scale=2.0, diagonal=True)
+    x = np.array([0.3, -0.4, 0.2, 0.7, 0.9])
+    _, grad = model.objective(x)
+    h = 1e-6
+    numeric = [(model.objective(x + h * e)[0] - model.objective(x - h * e)[0]) / (2 * h)
+               for e in np.eye(len(x))]
+    np.testing.assert_allclose(grad, numeric, rtol=1e-6, atol=1e-6 * np.abs(grad).max())
+
+    fitted, _ = minimize_covariance(model.objective, model.covariance_gradient,
+                                    np.array([0, 0, 0, 1.0, 1.0]), 3, 2, max_iter=500,
+                                    tol=1e-12, diagonal=True)
+    value, grad = model.objective(fitted)
+    assert np.abs(grad[fitted != 0]).max() < 1e-5
+    other = minimize(lambda z: model.objective(z)[0], fitted + 0.05, method="Nelder-Mead",
+                     options={"xatol": 1e-9, "fatol": 1e-12, "maxiter": 4000})
+    assert other.fun >= value - 1e-8
+    np.testing.assert_allclose(np.abs(other.x), np.abs(fitted), atol=1e-3)
+
+
+def test_classifier_diagonal_is_diagonal_at_the_features_mean():
+    """The classifier's ``task_covariance_`` is diagonal in ``[X - mean, 1]``, whatever the
+    features' origin and scale, and the fit does not move with them."""
+    X, y, task_ids, _ = _binary(T=12, seed=4)
+    model = HierarchicalClassifier(covariance_type="diag", tol=1e-10).fit(
+        X, y, task_ids=task_ids)
+    centred = _centred_covariance(model, X)
+    np.testing.assert_allclose(centred - np.diag(np.diag(centred)), 0.0, atol=1e-12)
+    shifted = HierarchicalClassifier(covariance_type="diag", tol=1e-10).fit(
+        3.0 * X + 100.0, y, task_ids=task_ids)
+    np.testing.assert_allclose(shifted.predict_proba(3.0 * X + 100.0, task_ids=task_ids),
+                               model.predict_proba(X, task_ids=task_ids), atol=1e-6)
