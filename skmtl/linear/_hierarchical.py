@@ -320,9 +320,9 @@ class HierarchicalRegressor(_HierarchicalMixin, MultiTaskRegressorMixin, BaseEst
     q^4)`` per Hessian for ``q`` random effects (Newton up to ``q = 44``, L-BFGS-B alone above).
     Suited to up to a few dozen random slopes; ``Sigma`` has ``q (q + 1) / 2`` entries to
     estimate, so give many features a fixed slope (``random_slopes``), or make the slopes
-    independent (``covariance_type="diag"``: ``q`` variances, fitted by L-BFGS-B alone on
-    their square roots, each variance left at 0 checked as above, all those that should grow
-    grown at once). A rank-deficient X
+    independent (``covariance_type="diag"``: ``q`` variances, fitted by the same Newton's
+    method on them, its Hessian ``O(T q^3)``; L-BFGS-B's final check grows every variance left
+    at 0 that should grow, at once). A rank-deficient X
     (collinear columns) is fitted in a basis of its range. Data in which every task has one
     label raise a ValueError: the random intercept's variance and ``sigma^2`` then enter the
     likelihood only through their sum (lme4 stops too).

@@ -205,10 +205,11 @@ class MixedModel:
     diagonal : bool, default=False
         Independent random effects: ``L`` (so ``Psi``) diagonal, ``theta`` its ``q``
         diagonal entries (the standard deviations relative to the noise's) instead of the
-        lower triangle. :meth:`fit` then runs L-BFGS-B alone (:func:`minimize_covariance`
-        with ``diagonal=True``): Newton's method and its barrier work on the pairs of the
-        lower triangle (on 1,000 tasks with 31 random effects, 21 L-BFGS-B iterations, 0.64
-        s, against Newton's 7 on the full covariance, 0.26 s).
+        lower triangle. The coordinates of Newton's method are then the ``q`` variances
+        (the pairs ``(i, i)``): its Hessian is ``4 sum_t X_t o Y_t`` (elementwise) plus the
+        profiling terms, the barrier's ``mu (Psi^-1)_ik^2``, and :meth:`_snap` zeroes
+        variances. On 1,000 tasks with 31 random effects: 7 iterations, 0.21 s, where
+        L-BFGS-B alone took 21 iterations, 0.64 s.
     """
 
     def __init__(self, A, c, s, n, random, reml, diagonal=False):
@@ -364,17 +365,21 @@ class MixedModel:
         # Z_t^T V_t^-1 X_t basis Q^-T (T, q, rank), S_XX = Q Q^T
         F = np.matmul(RtNT[:, :p].transpose(0, 2, 1), self._basis_ordered @ _solve_lower(
             Sxx_chol, np.eye(self.rank)).T)
-        # sum_t tr(X_t E_a Y_t E_b) over the pairs a = (i, j), b = (k, m), from
-        # G = sum_t vec(X_t) vec(Y_t)^T over the lower triangles
-        Y = B[:, rows, cols]
-        if expected:
-            X, c = Y.copy(), None
+        c = None if expected else np.matmul(
+            np.append(-self._basis_ordered @ gamma, 1.0), RtNT)  # (T, q)
+        if self.diagonal:  # pairs (i, i), (k, k): 4 sum_t X_t[i, k] Y_t[i, k], Y_t = B_t
+            X = B if expected else (2.0 / s2) * c[:, :, None] * c[:, None, :] - B
+            if self.reml:
+                X = X + 2.0 * np.matmul(F, F.transpose(0, 2, 1))
+            hess = 4.0 * weight * np.einsum("tik,tik->ik", X, B)
         else:
-            c = np.matmul(np.append(-self._basis_ordered @ gamma, 1.0), RtNT)  # (T, q)
-            X = (2.0 / s2) * c[:, rows] * c[:, cols] - Y
-        if self.reml:  # log |S_XX|: 2 sum_t tr(Z^T V^-1 X S_XX^-1 X^T V^-1 Z E B_t E'), ...
-            _add_pair_products(X, F, rows, cols, 2.0)
-        hess = weight * _gather_pairs(X.T @ Y, rows, cols)
+            # sum_t tr(X_t E_a Y_t E_b) over the pairs a = (i, j), b = (k, m), from
+            # G = sum_t vec(X_t) vec(Y_t)^T over the lower triangles
+            Y = B[:, rows, cols]
+            X = Y.copy() if expected else (2.0 / s2) * c[:, rows] * c[:, cols] - Y
+            if self.reml:  # log |S_XX|: 2 sum_t tr(Z^T V^-1 X S_XX^-1 X^T V^-1 Z E B_t E'), ...
+                _add_pair_products(X, F, rows, cols, 2.0)
+            hess = weight * _gather_pairs(X.T @ Y, rows, cols)
         if expected:
             C = weight * s2 * B.sum(axis=0)
         else:
@@ -436,7 +441,7 @@ class MixedModel:
         ``max_iter`` (``n_iter <= max_iter``).
         """
         theta, n_iter = np.asarray(theta0, dtype=np.float64), 0
-        if len(theta) <= _NEWTON_PAIRS and not self.diagonal:
+        if len(theta) <= _NEWTON_PAIRS:
             theta, n_iter, converged = self.newton(theta, max_iter=max_iter, tol=tol)
             if converged:
                 return theta, n_iter
@@ -471,6 +476,15 @@ class MixedModel:
         the deviance by at most its rounding level. Near a variance at zero, the gradient in
         the factor's columns for it shrinks only as ``sqrt(mu)``; on the face where it is
         exactly zero, ``H L = 0`` at the optimum (``H Psi = 0``) whatever factor of ``Psi``."""
+        if self.diagonal:  # the variances themselves
+            variances = np.asarray(theta) ** 2
+            kept = variances >= _ZERO_VARIANCE * variances.max()
+            if kept.all():
+                return theta
+            snapped = np.where(kept, np.abs(theta), 0.0)
+            if self.value(snapped) <= self.value(theta) + _ROUNDING * self._scale:
+                return snapped
+            return theta
         L = self.factor(theta)
         values, vectors = np.linalg.eigh(L @ L.T)
         kept = values >= _ZERO_VARIANCE * values[-1]
@@ -520,8 +534,13 @@ class MixedModel:
             barrier = 0.0
             if mu:  # its Hessian, mu tr(Psi^-1 E_a Psi^-1 E_b)
                 inverse = _inverse_lower(L)
-                P = (inverse.T @ inverse)[self._tril]
-                barrier = mu * _gather_pairs(np.outer(P, P), *self._tril) * np.outer(half, half)
+                P = inverse.T @ inverse
+                if self.diagonal:  # mu (Psi^-1)_ik^2
+                    barrier = mu * P**2
+                else:
+                    P = P[self._tril]
+                    barrier = (mu * _gather_pairs(np.outer(P, P), *self._tril)
+                               * np.outer(half, half))
             for expected in order:
                 try:
                     chol = np.linalg.cholesky(self.hessian(expected) + barrier)
