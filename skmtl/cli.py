@@ -107,6 +107,13 @@ def _build_parser():
                          help="with --csv: the file's text encoding (default: utf-8, with or "
                          "without a byte-order mark; a file saved by Excel as plain CSV on "
                          "Windows is usually cp1252)")
+    compare.add_argument("--sep", metavar="CHAR",
+                         help="with --csv: the character between the columns (default: ','; "
+                         "';' for a file saved by Excel in a locale whose decimal mark is a "
+                         "comma; '\\t' or a tab for tab-separated files)")
+    compare.add_argument("--decimal", metavar="CHAR",
+                         help="with --csv: the decimal mark of the numbers (default: '.'; ',' "
+                         "with --sep ';' for such a file: 1,5 is then one and a half)")
     compare.add_argument("--drop", metavar="COLS",
                          help="with --csv: comma-separated columns that are not features "
                          "(ids, dates, free text)")
@@ -182,7 +189,7 @@ def _column_list(text, option):
     return columns
 
 
-def _read_frame(path, pd, encoding="utf-8"):
+def _read_frame(path, pd, encoding="utf-8", sep=",", decimal="."):
     """The CSV at ``path`` as a DataFrame and its header's names as written (:func:`_header`),
     or a ValueError saying why it cannot be read."""
     if os.path.isdir(path):
@@ -195,24 +202,42 @@ def _read_frame(path, pd, encoding="utf-8"):
         raise ValueError(f"--encoding {encoding} is not a text encoding Python knows (e.g. "
                          "utf-8, cp1252, latin-1).") from None
     try:
-        frame = pd.read_csv(path, encoding=encoding)
+        frame = pd.read_csv(path, encoding=encoding, sep=sep, decimal=decimal)
     except pd.errors.EmptyDataError:
         raise ValueError(f"--csv {path} is empty (no header, no rows).") from None
     except UnicodeDecodeError as exc:
         raise ValueError(_undecodable(path, encoding, exc)) from None
     except (OSError, pd.errors.ParserError) as exc:
         raise ValueError(f"--csv {path} cannot be read as a CSV file: {exc}") from None
-    names = _header(path, encoding)
+    names = _header(path, encoding, sep)
     if frame.shape[0] == 0:
         raise ValueError(f"--csv {path} has a header but no data rows.")
     header = str(frame.columns[0])
-    separator = frame.shape[1] == 1 and next((s for s in (";", "\t", "|") if s in header), None)
+    separator = frame.shape[1] == 1 and next(
+        (s for s in (",", ";", "\t", "|") if s != sep and s in header), None)
     if separator:
+        shown = "\\t" if separator == "\t" else separator
         raise ValueError(
-            f"--csv {path} was read as one column, {header!r}: skmtl compare reads "
-            f"comma-separated files, and this one looks separated by {separator!r}. Save it "
-            "with commas between the columns (and decimal points in the numbers).")
+            f"--csv {path} was read as one column, {header!r}, with {sep!r} between the "
+            f"columns: it looks separated by {separator!r}. Give --sep '{shown}'"
+            + (" (and --decimal ',' if its numbers are written 1,5)." if separator == ";"
+               else "."))
     return frame, names
+
+
+def _csv_marks(args):
+    """``(sep, decimal)`` of ``--sep`` and ``--decimal`` (``\\t`` read as a tab), or a
+    ValueError naming a bad one."""
+    sep = "," if args.sep is None else args.sep.replace("\\t", "\t")
+    decimal = "." if args.decimal is None else args.decimal
+    for option, mark in (("--sep", sep), ("--decimal", decimal)):
+        if len(mark) != 1 or mark in "\"\n\r" or mark.isalnum():
+            raise ValueError(f"{option} {mark!r} must be one character that is neither a "
+                             "letter, a digit, a quote nor a line break.")
+    if sep == decimal:
+        raise ValueError(f"--sep and --decimal are both {sep!r}: a number's decimal mark "
+                         "cannot also separate the columns.")
+    return sep, decimal
 
 
 def _undecodable(path, encoding, error):
@@ -234,14 +259,14 @@ def _undecodable(path, encoding, error):
             "on Windows is usually cp1252).")
 
 
-def _header(path, encoding):
+def _header(path, encoding, sep=","):
     """The names of the header row, as written; a ValueError naming a name it repeats (pandas
     would read the second as ``name.1``, a column the user never named). Empty names are not
     compared: pandas names them ``Unnamed: j``."""
     if codecs.lookup(encoding).name == "utf-8":
         encoding = "utf-8-sig"  # as pandas, the byte-order mark is not part of the first name
     with open(path, encoding=encoding, newline="") as handle:
-        header = next((row for row in csv.reader(handle) if row), [])
+        header = next((row for row in csv.reader(handle, delimiter=sep) if row), [])
     seen = {}
     for position, name in enumerate(header, 1):
         if name in seen:
@@ -253,7 +278,7 @@ def _header(path, encoding):
     return header
 
 
-def _missing_markers(frame, path, pd, encoding="utf-8"):
+def _missing_markers(frame, path, pd, encoding="utf-8", sep=","):
     """``(column, {marker: count})`` for the columns of ``frame`` (read by pandas' defaults)
     where pandas read cells that are not empty as missing: ``NA``, ``N/A``, ``None``,
     ``null``, ``NaN``, ... (a class named ``None`` then vanishes). Only the columns with a
@@ -262,7 +287,7 @@ def _missing_markers(frame, path, pd, encoding="utf-8"):
     if not positions:
         return []
     raw = pd.read_csv(path, usecols=positions, dtype=str, keep_default_na=False,
-                      encoding=encoding)
+                      encoding=encoding, sep=sep)
     found = []
     for j, column in zip(positions, raw.columns):
         cells = raw[column].str.strip()
@@ -540,7 +565,8 @@ def _load_csv(args):
     if task_column and len(target_columns) != 1:
         raise ValueError("With --task-column (long data), --targets names exactly one column.")
     encoding = args.encoding or "utf-8"
-    frame, header = _read_frame(path, pd, encoding)
+    sep, decimal = _csv_marks(args)
+    frame, header = _read_frame(path, pd, encoding, sep, decimal)
     notes = []
     # a column with no name and no value: a comma ending every line, as spreadsheets export
     blank = [j for j, name in enumerate(header[:frame.shape[1]])
@@ -558,7 +584,7 @@ def _load_csv(args):
     clash = [c for c in drop if c in needed]
     if clash:
         raise ValueError(f"--drop {','.join(clash)}: a target or task column cannot be dropped.")
-    for name, markers in _missing_markers(frame, path, pd, encoding):
+    for name, markers in _missing_markers(frame, path, pd, encoding, sep):
         if name in drop:
             continue
         shown = ", ".join(f"{n} x {marker!r}" for marker, n in markers.items())
@@ -819,9 +845,10 @@ def _compare(args):
     if args.csv:
         X, y, task_ids, task_type, label, notes = _load_csv(args)
     else:
-        if args.targets or args.task_column or args.drop or args.keep or args.encoding:
-            raise ValueError("--targets, --task-column, --drop, --keep and --encoding go "
-                             "with --csv.")
+        if (args.targets or args.task_column or args.drop or args.keep or args.encoding
+                or args.sep is not None or args.decimal is not None):
+            raise ValueError("--targets, --task-column, --drop, --keep, --encoding, --sep and "
+                             "--decimal go with --csv.")
         X, y, task_ids, task_type, label, notes = _load_packaged(args.dataset or DEFAULT_DATASET)
     if args.focus is None and args.strategies:
         raise ValueError("--strategies goes with --focus.")

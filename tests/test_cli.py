@@ -140,9 +140,14 @@ def test_compare_on_a_wide_classification_csv(tmp_path, capsys):
         (["compare", "--dataset", "nope"], "Unknown data set"),
         (["compare", "--cv", "1"], "--cv must be at least 2"),
         (["compare", "--targets", "a"],
-         "--targets, --task-column, --drop, --keep and --encoding go with --csv"),
+         "--targets, --task-column, --drop, --keep, --encoding, --sep and --decimal go with "
+         "--csv"),
         (["compare", "--encoding", "cp1252"],
-         "--targets, --task-column, --drop, --keep and --encoding go with --csv"),
+         "--targets, --task-column, --drop, --keep, --encoding, --sep and --decimal go with "
+         "--csv"),
+        (["compare", "--sep", ";"],
+         "--targets, --task-column, --drop, --keep, --encoding, --sep and --decimal go with "
+         "--csv"),
         (["compare", "--scoring", "accuracy"], "scoring='accuracy' does not score regression"),
     ],
 )

@@ -557,9 +557,53 @@ def test_a_file_separated_by_semicolons_is_named(tmp_path, capsys):
     assert main(["compare", "--csv", str(path), "--targets", "score", "--task-column",
                  "school", "--out", str(tmp_path / "o"), "--quiet"]) == 2
     assert_one_line_error(
-        capsys, f"--csv {path} was read as one column, 'school;score;hours': skmtl compare "
-        "reads comma-separated files, and this one looks separated by ';'. Save it with "
-        "commas between the columns (and decimal points in the numbers).")
+        capsys, f"--csv {path} was read as one column, 'school;score;hours', with ',' between "
+        "the columns: it looks separated by ';'. Give --sep ';' (and --decimal ',' if its "
+        "numbers are written 1,5).")
+
+
+def _european(rows):
+    """``rows`` (text cells, decimal points) as a spreadsheet in a locale whose decimal mark
+    is a comma saves them: ';' between the columns, decimal commas."""
+    return "\n".join(";".join(cell.replace(".", ",") for cell in row) for row in rows) + "\n"
+
+
+@pytest.mark.parametrize("sep", [";", "tab"])
+def test_sep_and_decimal_read_a_european_or_tab_separated_file(tmp_path, capsys, sep):
+    """Such a file was refused ("Save it with commas"); with --sep (and --decimal) it gives
+    the scores of the same data written with commas and decimal points."""
+    rows = _city_rows()
+    _write_text(tmp_path / "c.csv", rows, "utf-8")
+    if sep == ";":
+        (tmp_path / "e.csv").write_text(_european(rows), encoding="utf-8")
+        extra = ["--sep", ";", "--decimal", ","]
+    else:
+        (tmp_path / "e.csv").write_text("\n".join("\t".join(r) for r in rows) + "\n",
+                                        encoding="utf-8")
+        extra = ["--sep", "\\t"]  # as typed in a shell: backslash t
+
+    def run(name, *more):
+        return main(["compare", "--csv", str(tmp_path / name), "--targets", "y", "--models",
+                     "stl", "pooled", "--cv", "3", "--out", str(tmp_path / name[0]), "--quiet",
+                     *more])
+
+    assert run("c.csv") == 0
+    assert run("e.csv", *extra) == 0
+    assert read_scores(tmp_path / "e") == read_scores(tmp_path / "c")
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (["--sep", ";;"], "--sep ';;' must be one character that is neither a letter, a digit, "
+                      "a quote nor a line break."),
+    (["--decimal", "d"], "--decimal 'd' must be one character"),
+    (["--sep", ";", "--decimal", ";"], "--sep and --decimal are both ';': a number's decimal "
+                                       "mark cannot also separate the columns."),
+])
+def test_bad_sep_or_decimal_is_named(tmp_path, capsys, extra, message):
+    path = _write_text(tmp_path / "d.csv", _city_rows(), "utf-8")
+    assert main(["compare", "--csv", str(path), "--targets", "y", "--out",
+                 str(tmp_path / "o"), "--quiet", *extra]) == 2
+    assert_one_line_error(capsys, message)
 
 
 def _city_rows():
