@@ -82,7 +82,8 @@ from scipy.optimize import minimize
 
 from skmtl.linear._linalg import _FAST, _solve_cholesky, _solve_lower
 
-__all__ = ["MixedModel", "minimize_covariance", "standardized_moments", "task_moments"]
+__all__ = ["MixedModel", "factor_entries", "minimize_covariance", "standardized_moments",
+           "task_moments"]
 
 _BOUND = 1e4
 # REML's second curvature term costs T (q rank)^2: exact up to this, left out above (it is of
@@ -236,8 +237,7 @@ class MixedModel:
         self.Gxx = self.basis.T @ total @ self.basis
         self.Gxy = self.basis.T @ c.sum(axis=0)
         self.Gyy = float(s.sum())
-        # the entries of L that theta holds: its lower triangle, or its diagonal
-        self._tril = np.diag_indices(self.q) if diagonal else np.tril_indices(self.q)
+        self._tril = factor_entries(self.q, diagonal)
         # E_a = e_i e_j^T + e_j e_i^T for the pair a = (i, j) of the lower triangle, half of
         # that on the diagonal
         self._half = np.where(self._tril[0] == self._tril[1], 0.5, 1.0)
@@ -482,15 +482,13 @@ class MixedModel:
             if kept.all():
                 return theta
             snapped = np.where(kept, np.abs(theta), 0.0)
-            if self.value(snapped) <= self.value(theta) + _ROUNDING * self._scale:
-                return snapped
-            return theta
-        L = self.factor(theta)
-        values, vectors = np.linalg.eigh(L @ L.T)
-        kept = values >= _ZERO_VARIANCE * values[-1]
-        if kept.all():
-            return theta
-        snapped = _lower_factor(vectors[:, kept] * np.sqrt(values[kept]))[self._tril]
+        else:
+            L = self.factor(theta)
+            values, vectors = np.linalg.eigh(L @ L.T)
+            kept = values >= _ZERO_VARIANCE * values[-1]
+            if kept.all():
+                return theta
+            snapped = _lower_factor(vectors[:, kept] * np.sqrt(values[kept]))[self._tril]
         if self.value(snapped) <= self.value(theta) + _ROUNDING * self._scale:
             return snapped
         return theta
@@ -741,6 +739,12 @@ def _gather_pairs(G, rows, cols):
     return H
 
 
+def factor_entries(q, diagonal):
+    """The entries of the ``q x q`` factor ``L`` that a parameter vector holds: its lower
+    triangle (row-major), or its diagonal."""
+    return np.diag_indices(q) if diagonal else np.tril_indices(q)
+
+
 def _escape(value_of, covariance_gradient, x, n_free, q, diagonal=False):
     """A better starting point than ``x`` if it stopped where a variance at zero should grow
     (the gradient ``H`` in the covariance has a negative eigenvalue; with ``diagonal``, a
@@ -768,7 +772,7 @@ def _escape(value_of, covariance_gradient, x, n_free, q, diagonal=False):
         if slope >= -1e-8 * max(1.0, abs(value)):
             return None
         direction = np.outer(vectors[:, 0], vectors[:, 0])
-    tril = np.diag_indices(q) if diagonal else np.tril_indices(q)
+    tril = factor_entries(q, diagonal)
     L = np.zeros((q, q))
     L[tril] = x[n_free:]
     psi = L @ L.T
@@ -813,7 +817,7 @@ def minimize_covariance(fun, covariance_gradient, x0, n_free, q, *, max_iter, to
     if value is None:
         def value(x):
             return fun(x)[0]
-    tril = np.diag_indices(q) if diagonal else np.tril_indices(q)
+    tril = factor_entries(q, diagonal)
     free = None if free_bound is None else -free_bound
     bounds = [(free, free_bound)] * n_free + [
         (0.0, bound) if on else (-bound, bound) for on in tril[0] == tril[1]]

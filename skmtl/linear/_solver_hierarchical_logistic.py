@@ -33,7 +33,7 @@ from sklearn.utils.extmath import safe_sparse_dot
 
 from skmtl.linear._datafits import _log1pexp
 from skmtl.linear._linalg import _FAST, _threadpools
-from skmtl.linear._solver_hierarchical import minimize_covariance
+from skmtl.linear._solver_hierarchical import factor_entries, minimize_covariance
 
 __all__ = ["BOUND", "LaplaceMixedModel"]
 
@@ -104,8 +104,7 @@ class LaplaceMixedModel:
         self._blas = len(rows) >= _BLAS_ROWS * len(counts)
         self.V = np.zeros((len(counts), self.q))  # the modes, warm-started between calls
         self.diagonal = diagonal
-        # the entries of L among the parameters: its lower triangle, or its diagonal
-        self._tril = np.diag_indices(self.q) if diagonal else np.tril_indices(self.q)
+        self._tril = factor_entries(self.q, diagonal)
 
     def _coordinates(self, x):
         """``(beta, L)`` in the coordinates of ``D`` from the parameters in ``D J``'s."""
