@@ -19,9 +19,14 @@ shares.
 
 Cost of an iteration: one pass over X for the predictions of the new point and its gradient
 (also the stopping rule's; least squares on a dense X reads each task's rows once for both,
-:meth:`~._designs.MaskedDesign.residual_correlations`). With no more observations than rows
-(long data) the design keeps a dense X as a row-major copy in task order, so that pass reads
-each row once and contiguously (``MaskedDesign(row_major=True)``). The extrapolated point's
+:meth:`~._designs.MaskedDesign.residual_correlations`). The design reads a dense X row by
+row (``MaskedDesign(row_major=True)``): with no more observations than rows (long data) a
+row-major copy in task order, so that pass reads each row once and contiguously; on wide data
+with labels on a quarter of the (row, task) pairs or more, BLAS products with the shared X;
+with fewer (bioactivity: MoleculeACE's molecules are measured on 1.4 of 30 targets on
+average), X itself C-ordered, each observation's row through its index (a fit at
+``alpha=0.01`` on 6,667 molecules x 2,048 bits, 2,000 iterations: 36 s, where reading the
+Fortran-ordered columns took 332 s). The extrapolated point's
 predictions are the same combination of the last two points' (no pass over X), and so is its
 gradient when the datafit's is affine (least squares). The logistic gradient is not affine:
 the step needs it at the extrapolated point (a pass over X), and at the new point only for

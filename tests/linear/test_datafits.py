@@ -229,6 +229,39 @@ def test_value_and_gradient_match_closed_forms_and_finite_differences(cls, fit_i
     assert fit.lipschitz.shape == (T, d) and np.all(fit.lipschitz >= 0)
 
 
+def _point_and_reference(cls, X, Y, mask, fit_intercept, rng):
+    """A random point ``(W, b)``, the closed form's ``(value, negative gradient)`` there, the
+    datafit's centring and the Fortran-ordered design of the labels."""
+    T, d = mask.shape[1], X.shape[1]
+    W, b = 0.3 * rng.normal(size=(T, d)), 0.5 * rng.normal(size=T)
+    b = b if fit_intercept else np.zeros(T)
+    center = cls.center_design(fit_intercept, T)
+    return (W, b, _closed_form(cls, X, Y, mask, W, b, fit_intercept), center,
+            MaskedDesign(X, mask, center=center))
+
+
+def _assert_design_matches(design, column, cls, Y, W, b, fit_intercept, expected, rng):
+    """The datafit on a ``design`` read by whole tasks gives the closed form's ``(value,
+    negative gradient)`` at ``(W, b)``, and its per-observation vectors, per-task sums and
+    moments are those of the Fortran-ordered ``column`` design of the same labels."""
+    fit = cls(design, Y[design.obs_row, design.obs_task], fit_intercept)
+    start = fit.init_state(W, b)
+    for state, G in [(start, fit.neg_gradient(start)), fit.state_and_neg_gradient(W, b)]:
+        assert fit.value(state) == pytest.approx(expected[0], rel=1e-12)
+        np.testing.assert_allclose(G, expected[1], rtol=1e-10, atol=1e-12)
+    v, y = rng.normal(size=design.n_obs), rng.normal(size=design.n_obs)
+    np.testing.assert_allclose(design.predict_obs(W), column.predict_obs(W), atol=1e-12)
+    np.testing.assert_allclose(design.correlations(v), column.correlations(v), atol=1e-12)
+    np.testing.assert_allclose(design.correlations(v, [3, 0]), column.correlations(v, [3, 0]),
+                               atol=1e-12)
+    for a, b_ in zip(design.residual_correlations(W, y), column.residual_correlations(W, y)):
+        np.testing.assert_allclose(a, b_, atol=1e-12)
+    np.testing.assert_array_equal(design.task_sums(v),
+                                  np.bincount(design.obs_task, v, minlength=design.n_tasks))
+    for a, b_ in zip(design.task_moments(), column.task_moments()):
+        np.testing.assert_allclose(a, b_, rtol=1e-13)
+
+
 @pytest.mark.parametrize("cls", [Quadratic, Logistic])
 @pytest.mark.parametrize("fit_intercept", [True, False])
 def test_row_major_design_gives_the_closed_forms(cls, fit_intercept):
@@ -240,11 +273,7 @@ def test_row_major_design_gives_the_closed_forms(cls, fit_intercept):
     task_index = rng.permutation(np.arange(60) % T)  # unsorted: each task's rows scattered
     mask = np.zeros(Y.shape, dtype=bool)
     mask[np.arange(60), task_index] = True
-    W, b = 0.3 * rng.normal(size=(T, d)), 0.5 * rng.normal(size=T)
-    b = b if fit_intercept else np.zeros(T)
-    expected_value, expected_G = _closed_form(cls, X, Y, mask, W, b, fit_intercept)
-    center = cls.center_design(fit_intercept, T)
-    column = MaskedDesign(X, mask, center=center)
+    W, b, expected, center, column = _point_and_reference(cls, X, Y, mask, fit_intercept, rng)
     wide = MaskedDesign(X, mask, center=center, row_major=True)
     long = MaskedDesign.from_long(X, task_index, T, center=center, row_major=True)
     assert not column.row_major and wide.row_major and long.row_major
@@ -252,21 +281,8 @@ def test_row_major_design_gives_the_closed_forms(cls, fit_intercept):
     # observation k is row k of the copy, in the order of the Fortran design
     np.testing.assert_array_equal(long.obs_row, column.obs_row)
     np.testing.assert_allclose(wide.X, column.X[column.obs_row], rtol=0, atol=1e-15)
-    v = rng.normal(size=60)
     for design in (wide, long):
-        fit = cls(design, Y[design.obs_row, design.obs_task], fit_intercept)
-        state = fit.init_state(W, b)
-        assert fit.value(state) == pytest.approx(expected_value, rel=1e-12)
-        np.testing.assert_allclose(fit.neg_gradient(state), expected_G, rtol=1e-10, atol=1e-12)
-        state_2, G_2 = fit.state_and_neg_gradient(W, b)
-        assert fit.value(state_2) == pytest.approx(expected_value, rel=1e-12)
-        np.testing.assert_allclose(G_2, expected_G, rtol=1e-10, atol=1e-12)
-        np.testing.assert_allclose(design.predict_obs(W), column.predict_obs(W), atol=1e-12)
-        np.testing.assert_allclose(design.correlations(v), column.correlations(v), atol=1e-12)
-        np.testing.assert_allclose(design.correlations(v, [3, 0]),
-                                   column.correlations(v, [3, 0]), atol=1e-12)
-        np.testing.assert_array_equal(design.task_sums(v),
-                                      np.bincount(design.obs_task, v, minlength=T))
+        _assert_design_matches(design, column, cls, Y, W, b, fit_intercept, expected, rng)
     if cls is Quadratic and fit_intercept:  # the dual objective of the same residuals
         fits = [cls(design, Y[design.obs_row, design.obs_task], True) for design in (column, wide)]
         duals = [fit.dual_value(fit.init_state(W), 1.7) for fit in fits]
@@ -276,9 +292,36 @@ def test_row_major_design_gives_the_closed_forms(cls, fit_intercept):
         n_t = np.repeat(mask.sum(axis=0), mask.sum(axis=0))
         expected_dual = np.sum((r * yc / 1.7 - 0.5 * r**2 / 1.7**2) / n_t)
         assert duals == pytest.approx([expected_dual] * 2, rel=1e-12)
-    # more observations than rows (two labels on a row): the Fortran-ordered X is kept
+    # more observations than rows (two labels on a row, a third of the pairs): X shared, not
+    # copied (the Fortran-ordered X is kept)
     mask[0] = True
-    assert not MaskedDesign(X, mask, center=center, row_major=True).row_major
+    assert MaskedDesign(X, mask, center=center, row_major=True).shared
+
+
+@pytest.mark.parametrize("cls", [Quadratic, Logistic])
+@pytest.mark.parametrize("fit_intercept", [True, False])
+def test_indexed_row_major_design_gives_the_closed_forms(cls, fit_intercept):
+    """Wide data with labels on under a quarter of its (row, task) pairs and more labels than
+    rows (bioactivity data: most molecules measured on a few targets), for a solver that reads
+    whole tasks: X kept C-ordered, each observation's row read through its index (the
+    row-wise kernels), with the values and gradients of the closed form and the
+    Fortran-ordered design's per-observation vectors; a C-ordered float64 X is not copied
+    when the design is not centred."""
+    rng = np.random.default_rng(3)
+    n, d, T = 50, 6, 8
+    X = rng.normal(size=(n, d)) + 0.5
+    Y = X @ rng.normal(size=(d, T)) + rng.normal(size=(n, T))
+    if cls is Logistic:
+        Y = (Y > np.median(Y, axis=0)).astype(float)
+    mask = rng.random((n, T)) < 0.1  # with the diagonal below, about 1.7 labels a row
+    mask[np.arange(n), np.arange(n) % T] = True  # every row and every task labelled
+    assert n < mask.sum() < n * T / 4
+    W, b, expected, center, column = _point_and_reference(cls, X, Y, mask, fit_intercept, rng)
+    design = MaskedDesign(X, mask, center=center, row_major=True)
+    assert design.row_major and not design.shared and design.X.flags.c_contiguous
+    assert np.shares_memory(design.X, X) == (not center)
+    np.testing.assert_array_equal(design.obs_row, column.obs_row)
+    _assert_design_matches(design, column, cls, Y, W, b, fit_intercept, expected, rng)
 
 
 def test_logistic_functions_match_the_references():
@@ -301,26 +344,13 @@ def test_shared_rows_design_gives_the_closed_forms(cls, missing):
     values and gradients of the closed form and the Fortran-ordered design's vectors; fewer
     labels, or ``row_major=False``, keep the kernels."""
     X, Y, _, rng = _data(n=60, classification=cls is Logistic)
-    T, d = Y.shape[1], X.shape[1]
+    T = Y.shape[1]
     mask = rng.random(Y.shape) >= missing
     mask[:T, :] = True  # the first rows labelled in every task
-    W, b = 0.3 * rng.normal(size=(T, d)), 0.5 * rng.normal(size=T)
-    expected_value, expected_G = _closed_form(cls, X, Y, mask, W, b, True)
-    center = cls.center_design(True, T)
-    column = MaskedDesign(X, mask, center=center)
+    W, b, expected, center, column = _point_and_reference(cls, X, Y, mask, True, rng)
     shared = MaskedDesign(X, mask, center=center, row_major=True)
     assert shared.shared and not shared.row_major and not column.shared
-    fit = cls(shared, Y[shared.obs_row, shared.obs_task], True)
-    state = fit.init_state(W, b)
-    assert fit.value(state) == pytest.approx(expected_value, rel=1e-12)
-    np.testing.assert_allclose(fit.neg_gradient(state), expected_G, rtol=1e-10, atol=1e-12)
-    v, y = rng.normal(size=shared.n_obs), rng.normal(size=shared.n_obs)
-    np.testing.assert_allclose(shared.predict_obs(W), column.predict_obs(W), atol=1e-12)
-    np.testing.assert_allclose(shared.correlations(v), column.correlations(v), atol=1e-12)
-    np.testing.assert_allclose(shared.correlations(v, [3, 0]), column.correlations(v, [3, 0]),
-                               atol=1e-12)
-    for a, b_ in zip(shared.residual_correlations(W, y), column.residual_correlations(W, y)):
-        np.testing.assert_allclose(a, b_, atol=1e-12)
+    _assert_design_matches(shared, column, cls, Y, W, b, True, expected, rng)
     sparse_mask = np.zeros(Y.shape, dtype=bool)  # one label per row: under a quarter
     sparse_mask[np.arange(60), np.arange(60) % T] = True
     assert not MaskedDesign(X, sparse_mask, center=center, row_major=True).shared

@@ -130,6 +130,25 @@ def test_long_data_objective_matches_cvxpy():
     assert abs(ours - _cvxpy_optimum(X, Y_masked, 0.1, False, True)) <= 1e-6 * ours
 
 
+@pytest.mark.parametrize("logistic", [False, True])
+def test_objective_matches_cvxpy_with_few_labels_per_row(logistic):
+    """Wide data with more labels than rows, on under a quarter of the (row, task) pairs
+    (bioactivity data): the design reads X's rows through their indices (no copy of the
+    observed rows, no column reads); the same optimum."""
+    X, Y = (_classification(n=60, d=4, T=8, missing=0.85, seed=2) if logistic
+            else _regression(n=40, d=5, T=8, missing=0.85, seed=2))
+    n_labels = np.isfinite(Y).sum()
+    assert X.shape[0] < n_labels < Y.size / 4
+    mask = ~np.isnan(Y)
+    alpha = 0.2 * low_rank_alpha_max(X, np.nan_to_num(Y), mask,
+                                     datafit="logistic" if logistic else "quadratic")
+    Model = LowRankClassifier if logistic else LowRankRegressor
+    model = Model(alpha, tol=TIGHT).fit(X, Y)
+    ours = _objective(X, Y, model.coef_, model.intercept_, alpha, logistic=logistic)
+    reference = _cvxpy_optimum(X, Y, alpha, logistic, True)
+    assert abs(ours - reference) <= 1e-6 * abs(reference)
+
+
 # -- limits -----------------------------------------------------------------------------------
 def test_one_task_is_group_lasso_closed_form():
     # centred orthogonal columns with X^T X / n = I: w = max(1 - alpha / ||z||, 0) z
