@@ -26,9 +26,9 @@ with labels on a quarter of the (row, task) pairs or more, BLAS products with th
 with fewer (bioactivity: MoleculeACE's molecules are measured on 1.4 of 30 targets on
 average), X itself C-ordered, each observation's row through its index (a fit at
 ``alpha=0.01`` on 6,667 molecules x 2,048 bits, 2,000 iterations: 36 s, where reading the
-Fortran-ordered columns took 332 s). The extrapolated point's
-predictions are the same combination of the last two points' (no pass over X), and so is its
-gradient when the datafit's is affine (least squares). The logistic gradient is not affine:
+Fortran-ordered columns took 332 s). The extrapolated point's predictions are the same
+combination of the last two points' (no pass over X), and so is its gradient when the
+datafit's is affine (least squares). The logistic gradient is not affine:
 the step needs it at the extrapolated point (a pass over X), and at the new point only for
 the stopping rule, which is therefore evaluated every ``_CHECK_EVERY = 5`` steps (and after
 the last one); the new point's gradient is computed when asked for (LowRankClassifierCV on

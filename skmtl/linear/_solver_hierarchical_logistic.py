@@ -131,7 +131,8 @@ class LaplaceMixedModel:
         """Newton's method for every task's mode ``v_t`` (halving a task's step while its
         objective rises), to rounding level (the gradient assumes exact modes; Newton's
         quadratic convergence makes the last steps cheap; :data:`_MODE_ROUNDING`): returns
-        ``(V, eta, mu, H, M)``; the steps taken are left in ``mode_steps``."""
+        ``(V, eta, mu, H, M, ZL)``, ``ZL`` the rows of ``Z L``; the steps taken are left in
+        ``mode_steps``."""
         V = self.V
         ZL = self.Z @ L
 
@@ -167,13 +168,13 @@ class LaplaceMixedModel:
             mu, H, M = curvature(eta)
             steps += 1
         self.V, self.mode_steps = V, steps
-        return V, eta, mu, H, M
+        return V, eta, mu, H, M, ZL
 
     def _evaluate(self, x):
         """``(F, dF/dbeta, dF/dL)`` in the standardised coordinates (the whole ``q x q``
         gradient in ``L``, not only its lower triangle)."""
         beta, L = self._coordinates(x)
-        V, eta, mu, H, M = self._modes(self._fixed(beta), L)
+        V, eta, mu, H, M, ZL = self._modes(self._fixed(beta), L)
         value = float(np.sum(_log1pexp(eta) - self.y * eta) + 0.5 * np.sum(V * V)
                       + 0.5 * np.linalg.slogdet(M)[1].sum())
         w = mu * (1.0 - mu)
@@ -184,7 +185,7 @@ class LaplaceMixedModel:
         h = (_task_quadratics_blas if self._blas else _task_quadratics)(self.Z, K, self.starts)
         a = 0.5 * w * (1.0 - 2.0 * mu) * h
         b = np.einsum("tji,tj->ti", LMinv, self._task_sums(self.Z * a[:, None]))  # M^-1 L^T Z^T a
-        a_tilde = a - w * np.einsum("ij,ij->i", self.Z @ L, b[self.task])
+        a_tilde = a - w * np.einsum("ij,ij->i", ZL, b[self.task])
         e = a_tilde - r
         per_row = np.bincount(self.rows, weights=e, minlength=self.X.shape[0])
         grad_beta = np.asarray(safe_sparse_dot(self.X.T, per_row, dense_output=True)).ravel()

@@ -678,7 +678,7 @@ def test_laplace_modes_stop_in_few_steps():
     model.objective(x)
     assert model.mode_steps <= 10
     beta, L = model._coordinates(x)
-    V, _, mu, _, _ = model._modes(model._fixed(beta), L)
+    V, _, mu, _, _, _ = model._modes(model._fixed(beta), L)
     assert model.mode_steps <= 1
     residual = V - model._task_sums((model.Z @ L) * (model.y - mu)[:, None])
     assert np.abs(residual).max() < 1e-11 * max(1.0, np.abs(V).max())
