@@ -209,7 +209,8 @@ class MaskedDesign:
         self.shared = (row_major and not copy
                        and 4 * self.n_obs >= self.n_samples * self.n_tasks)
         self.row_major = row_major and not self.shared
-        # the rows the kernels read: observation k is row k of the row-major copy
+        # the rows the kernels read: observation k is row k of the row-major copy, or row
+        # obs_row[k] of X itself
         self._rows = np.arange(self.n_obs, dtype=np.int64) if copy else self.obs_row
         self._indexed = (self._rows, not copy)  # (the row-wise kernels' arguments)
         if not self.sparse:
@@ -501,7 +502,9 @@ def _dense_residual_correlations(X, task_ptr, obs_row, contiguous, W, y, v, out)
 # on Exam's 4,059 rows of 10 features 24 us with it, 20 without); each row read contiguously.
 @njit(cache=True, inline="always")
 def _row_of(rows, indexed, k):
+    """The row of X that observation ``k`` reads."""
     return uint64(rows[k]) if indexed else k
+
 
 @njit(cache=True, fastmath=_FAST, inline="always")
 def _row_dot(X, i, W, t):
