@@ -233,7 +233,10 @@ class BlockSparseClassifier(_BinaryLogisticMixin, _BlockSparseMixin, MultiTaskCl
     Parameters
     ----------
     alpha : float, default=1.0
-        Strength of the block penalty.
+        Strength of the block penalty. ``alpha`` at or above
+        :func:`~skmtl.linear._solver_bcd.block_sparse_alpha_max` (``datafit="logistic"``)
+        gives ``coef_ = 0`` (on yeast's standardised features it is below the default:
+        :class:`BlockSparseClassifierCV` chooses ``alpha``).
     {block_sparse_q}
     {fit_intercept}
     tol : float, default=1e-6

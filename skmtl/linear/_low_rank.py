@@ -471,7 +471,11 @@ _LOW_RANK_DOCS = {
     **LINEAR_DOCS,
     "low_rank_fit": join_blocks("""
     alpha : float, default=1.0
-        Strength of the trace-norm penalty, >= 0.
+        Strength of the trace-norm penalty, >= 0. ``alpha`` at or above
+        :func:`~skmtl.linear._low_rank.low_rank_alpha_max` gives ``coef_ = 0`` (on yeast's
+        standardised features it is 0.92, below the default: as with scikit-learn's
+        ``Lasso``, the default is no choice for a given data set; the ``*CV`` variant
+        chooses ``alpha``).
     """, LINEAR_DOCS["fit_intercept"], """
     tol : float, default=1e-6
         Stopping tolerance on ``criterion_`` (see Attributes).
