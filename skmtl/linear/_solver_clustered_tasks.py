@@ -33,6 +33,7 @@ from skmtl.linear._linalg import _blas_threads_for, _spd_inverse
 from skmtl.linear._penalties import _ridged
 from skmtl.linear._solver_mean_clustered import (
     _FAST,
+    _centred,
     _least_squares_tasks,
     _task_moments,
     newton_logistic,
@@ -60,6 +61,8 @@ class ClusteredTasksPenalty:
         _, self.labels = np.unique(labels, return_inverse=True)
         self.counts = np.bincount(self.labels).astype(np.float64)
         self.n_tasks = len(self.labels)
+        # per task, of the intercepts' pull (the diagonal of its Hessian's within part)
+        self.intercept_curvature = 2.0 * alpha * within / self.n_tasks
 
     def _cluster_means(self, W):
         if W.ndim == 1:
@@ -93,7 +96,7 @@ class ClusteredTasksPenalty:
         return grad + self._hessian_times(W, True)
 
     def add_intercept_gradient(self, grad, b):
-        return grad + self._hessian_times(b, False)
+        return grad + _centred(self._hessian_times(b, False))
 
     def solve(self, H, rhs, n_penalised, *, pull_last=False):
         """Solve ``(blockdiag(H_t) + penalty Hessian) x = rhs`` (see :class:`CoupledBlocks`)."""

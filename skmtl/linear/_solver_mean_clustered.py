@@ -704,6 +704,7 @@ class _MeanPull:
     def __init__(self, penalty, n_tasks):
         self.penalty = penalty
         self.lam, self.mu = penalty.curvatures(n_tasks)
+        self.intercept_curvature = self.lam  # per task, of the intercepts' pull
 
     def value(self, W, b=None):
         return self.penalty.value(W, b)
@@ -712,10 +713,34 @@ class _MeanPull:
         return grad + self.lam * W + self.mu * W.mean(axis=0)
 
     def add_intercept_gradient(self, grad, b):
-        return grad + self.lam * (b - b.mean())
+        return grad + _centred(self.lam * (b - b.mean()))
 
     def solve(self, H, rhs, n_penalised, *, pull_last=False):
         return self.penalty.solve(H, rhs, n_penalised, pull_last=pull_last)
+
+
+def _centred(pull):
+    """The pull's gradient in the intercepts minus its mean: it sums to zero (the mean
+    intercept is free), but the rounding of ``b`` (1e-18) times a curvature of 1e20 does not,
+    and the mean intercept's Newton step, which solves for that sum, would follow the
+    rounding. Centred, the sum is at the rounding of the gradient itself."""
+    return pull - pull.mean()
+
+
+def _shrunk_log_odds(log_odds, rate, curvature):
+    """The tasks' log-odds shrunk towards that of their mean rate by ``h_t / (h_t +
+    curvature)``, ``h_t = rate_t (1 - rate_t)`` the curvature of a task's mean logistic loss
+    in its intercept there: the pulled intercepts' start.
+
+    From the tasks' own log-odds, a pull far stronger than the data (``alpha`` 1e20) has a
+    gradient ``curvature * (b_t - b_bar)`` of order 1e19, and the Newton step of the free mean
+    intercept, the small difference of its per-task parts, lost every digit to their rounding
+    (a step of -2,480 that zeroed every weight, then a singular system). From here the pull's
+    gradient is of the data's order whatever ``alpha``."""
+    h = rate * (1.0 - rate)
+    mean = rate.mean()
+    centre = np.log(mean / (1.0 - mean))
+    return centre + h / (h + curvature) * (log_odds - centre)
 
 
 def newton_logistic(design, y, penalty, *, fit_intercept, pull, tol, max_iter, coef_init=None,
@@ -726,8 +751,9 @@ def newton_logistic(design, y, penalty, *, fit_intercept, pull, tol, max_iter, c
 
     ``penalty`` gives ``value(W, b)`` (``b`` None unless the intercepts are pulled),
     ``add_gradient(grad, W)``, ``add_intercept_gradient(grad, b)`` and
-    ``solve(H, rhs, d, pull_last=...)``, the Newton system with per-task data blocks ``H``.
-    Returns ``(W, b, n_iter)``.
+    ``solve(H, rhs, d, pull_last=...)``, the Newton system with per-task data blocks ``H``,
+    and ``intercept_curvature``, the pull's curvature in one task's intercept (the start of
+    pulled intercepts, :func:`_shrunk_log_odds`). Returns ``(W, b, n_iter)``.
     """
     if not np.all((y == 0) | (y == 1)):
         raise ValueError("Y must hold 0 / 1 labels on the observed entries.")
@@ -740,6 +766,8 @@ def newton_logistic(design, y, penalty, *, fit_intercept, pull, tol, max_iter, c
     elif fit_intercept:  # each task's log-odds, a half label of each class added
         rate = (design.segment_sum(y) + 0.5) / (design.counts + 1.0)
         b = np.log(rate / (1.0 - rate))
+        if pull:  # shrunk towards the log-odds of the mean rate, as one ridge step would
+            b = _shrunk_log_odds(b, rate, penalty.intercept_curvature)
     else:
         b = np.zeros(T)
     if not fit_intercept:

@@ -318,6 +318,19 @@ def test_unknown_task_shared_uses_the_overall_mean():
         model.set_params(unknown_task="error").predict(X[:5], task_ids=[99] * 5)
 
 
+@pytest.mark.parametrize("alpha", [1e12, 1e16, 1e20, 1e30])
+def test_overwhelming_alpha_classifier_fits_the_null_model_without_warning(alpha):
+    # the free mean intercept's Newton step once followed the rounding of the pull's gradient:
+    # 50 steps without converging at 1e16, a line search failing at 1e18, a LinAlgError at 1e20
+    X, Y = _wide(classify=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model = ClusteredTasksClassifier(alpha=alpha, random_state=0).fit(X, Y)
+    rate = np.nanmean(Y, axis=0).mean()
+    assert np.abs(model.coef_).max() < 1e-10
+    np.testing.assert_allclose(model.intercept_, np.log(rate / (1.0 - rate)), atol=1e-5)
+
+
 def test_within_below_between_raises():
     X, Y = _wide()
     with pytest.raises(ValueError, match="within must be >= between"):

@@ -359,6 +359,20 @@ def test_huge_cluster_strength_classifier_shares_one_coefficient_vector():
     assert spread(model.coef_) < 1e-10 * np.sum(model.coef_**2)
 
 
+@pytest.mark.parametrize("alpha", [1e12, 1e20, 1e30])
+def test_overwhelming_alpha_classifier_fits_the_null_model_without_warning(alpha):
+    # everything pulled to 0 but the free mean intercept: sum_t (sigmoid(b) - rate_t) = 0.
+    # From the tasks' own log-odds, the pull's gradient (1e19 at alpha 1e20) left the mean
+    # intercept's Newton step at rounding noise (-2,480), then a singular system.
+    X, Y, _ = make_classification()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model = MeanClusteredClassifier(alpha=alpha).fit(X, Y)
+    rate = np.nanmean(Y, axis=0).mean()
+    assert np.abs(model.coef_).max() < 1e-10
+    np.testing.assert_allclose(model.intercept_, np.log(rate / (1.0 - rate)), atol=1e-5)
+
+
 def test_a_task_with_three_classes_raises_naming_it():
     X, Y, _ = make_classification()
     three = np.nan_to_num(Y)
