@@ -25,16 +25,20 @@ step increases the objective.
 """
 
 import numpy as np
+import scipy.linalg
 from numba import njit
 from sklearn.cluster import kmeans_plusplus
 from sklearn.utils import check_random_state
 
-from skmtl.linear._linalg import _blas_threads_for, _spd_inverse
+from skmtl.linear._designs import GroupedDense
+from skmtl.linear._linalg import _SYRK, _blas_threads_for, _mirror_lower, _spd_inverse
 from skmtl.linear._penalties import _ridged
 from skmtl.linear._solver_mean_clustered import (
     _FAST,
     _centred,
     _least_squares_tasks,
+    _moments_stack,
+    _ridge_stack_kernel,
     _task_moments,
     newton_logistic,
 )
@@ -130,14 +134,15 @@ class CoupledBlocks:
         with _blas_threads_for(self.p):
             K, rebuild = _ridged(H, self.lam, self.p if pull_last else n_penalised)
             self.G = _spd_inverse(K, rebuild=rebuild)
-            if n_penalised == self.p:  # every coordinate ridged: G_t H_t = I - lam G_t
-                self.GH = -self.lam * self.G
-                diag = np.arange(self.p)
-                self.GH[:, diag, diag] += 1.0
-            else:
-                self.GH = np.matmul(self.G, H)
+            # every coordinate ridged: G_t H_t = I - lam G_t, formed per cluster sum (not
+            # kept per task: a third (T, p, p) stack, 1 GB on 30 targets of 2,048 bits)
+            self.GH = None if n_penalised == self.p else np.matmul(self.G, H)
         self._rhs = self._x = None  # the last right-hand side and its G_t rhs_t
         self._labels = self._D = None  # the last partition and its cluster sums of G_t H_t
+
+    def _apply_G(self, V):
+        """``G_t v_t`` for every task, (T, p)."""
+        return np.matmul(self.G, V[:, :, None])[..., 0]
 
     def _cluster_sums_GH(self, labels, n_clusters):
         """``D_k = sum_{t in k} G_t H_t``: updated by the tasks that changed cluster since the
@@ -146,44 +151,149 @@ class CoupledBlocks:
         if last is not None and self._D.shape[0] == n_clusters:
             moved = np.flatnonzero(labels != last)
             if moved.size <= self.n_tasks // 4:
-                signs = np.zeros((n_clusters, moved.size))
-                signs[labels[moved], np.arange(moved.size)] = 1.0
-                signs[last[moved], np.arange(moved.size)] = -1.0
-                self._D = self._D + (signs @ self.GH[moved].reshape(
-                    moved.size, self.p * self.p)).reshape(self._D.shape)
+                signs = np.zeros((n_clusters, self.n_tasks))
+                signs[labels[moved], moved] = 1.0
+                signs[last[moved], moved] = -1.0
+                self._D = self._D + self._GH_sums(signs)
                 self._labels = labels.copy()
                 return self._D
-        self._D = cluster_sums(self.GH, labels, n_clusters)
+        indicator = np.zeros((n_clusters, self.n_tasks))
+        indicator[labels, np.arange(self.n_tasks)] = 1.0
+        self._D = self._GH_sums(indicator)
         self._labels = labels.copy()
         return self._D
 
+    def _GH_sums(self, weights):
+        """``sum_t weights[k, t] G_t H_t`` (K, p, p), over the tasks of non-zero weight."""
+        tasks = np.flatnonzero(np.any(weights != 0.0, axis=0))
+        weights, p = weights[:, tasks], self.p
+        G = self.G[tasks] if self.GH is None else self.GH[tasks]
+        sums = (weights @ G.reshape(len(G), p * p)).reshape(len(weights), p, p)
+        if self.GH is None:  # sum_t w_t (I - lam G_t)
+            sums *= -self.lam
+            sums[:, np.arange(p), np.arange(p)] += weights.sum(axis=1)[:, None]
+        return sums
+
     def solve(self, rhs, penalty):
-        """The solution ``x`` (T, p) for the right-hand side ``rhs`` and the penalty's partition."""
+        """The solution ``x`` (T, p) for the right-hand side ``rhs`` (None: that the blocks
+        were built with, :class:`KernelBlocks`) and the penalty's partition."""
         labels, n = penalty.labels, penalty.counts
         K, p, d, T = len(n), self.p, self.n_penalised, self.n_tasks
         beta, omega = penalty.between, penalty.within
-        if rhs is not self._rhs:  # the least-squares step solves for one rhs, many partitions
-            self._rhs, self._x = rhs, np.matmul(self.G, rhs[:, :, None])[..., 0]
+        # the least-squares step solves for one rhs, many partitions
+        if rhs is not None and rhs is not self._rhs:
+            self._rhs, self._x = rhs, self._apply_G(rhs)
         x = self._x
-        B = np.zeros((K, p, K, p))
-        J = np.zeros((K, p, K, p))
+        # B and J couple each coordinate j with itself only, through the K x K matrices
+        # B_j[k, l] = B[k, j, l, j] and J_j (kept as (p, K, K), not as dense (K p)^2 arrays)
         eye = np.eye(K)
-        coef = (beta - omega) * eye / n[:, None] + (1.0 - beta) / T
-        coef_J = beta * eye + n[:, None] * (1.0 - beta) / T
-        for j in range(p):
-            if j < d:
-                B[:, j, :, j], J[:, j, :, j] = coef, coef_J
-            elif self.pull_last:
-                B[:, j, :, j] = (beta - omega) * eye / n[:, None] - beta / T
-                J[:, j, :, j] = beta * eye - n[:, None] * beta / T
-            else:  # unpenalised
-                J[:, j, :, j] = omega * eye
+        B, J = np.empty((p, K, K)), np.empty((p, K, K))
+        B[:d] = (beta - omega) * eye / n[:, None] + (1.0 - beta) / T
+        J[:d] = beta * eye + n[:, None] * (1.0 - beta) / T
+        if p > d and self.pull_last:
+            B[d:] = (beta - omega) * eye / n[:, None] - beta / T
+            J[d:] = beta * eye - n[:, None] * beta / T
+        elif p > d:  # unpenalised
+            B[d:], J[d:] = 0.0, omega * eye
         D = self._cluster_sums_GH(labels, K)
         s = cluster_sums(x, labels, K)
-        system = (J - np.einsum("kab,kbld->kald", D, B)).reshape(K * p, K * p)
-        v = np.linalg.solve(system, omega * s.ravel())
-        u = self.scale * (B.reshape(K * p, K * p) @ v).reshape(K, p)
-        return x - np.matmul(self.G, u[labels][:, :, None])[..., 0]
+        # (J - blockdiag(D_k) B)[(k, a), (l, j)] = J_j[k, l] [a = j] - D_k[a, j] B_j[k, l]
+        # (an einsum over a dense B took 92 of 128 s on 2,048 features)
+        system = np.multiply(D[:, :, None, :], B.transpose(1, 2, 0)[:, None, :, :])
+        np.negative(system, out=system)
+        diagonal = np.arange(p)
+        system[:, diagonal, :, diagonal] += J
+        # factored in place as the Fortran matrix system^T, then solved transposed
+        lu = scipy.linalg.lu_factor(system.reshape(K * p, K * p).T, overwrite_a=True,
+                                    check_finite=False)
+        v = scipy.linalg.lu_solve(lu, omega * s.ravel(), trans=1,
+                                  check_finite=False).reshape(K, p)
+        u = self.scale * np.einsum("jkl,lj->kj", B, v)
+        return x - self._apply_G(u[labels])
+
+
+class KernelBlocks(CoupledBlocks):
+    """:class:`CoupledBlocks` of the least-squares W step on dense per-task rows, most tasks
+    with fewer rows than features (MoleculeACE: 30 targets of 171 to 982 molecules on 2,048
+    bits, where the (T, d, d) moments and inverses took 1 GB each).
+
+    A stack of tasks with fewer than ``d / 2`` rows (padded) is kept in the kernel form of
+    :func:`~._solver_mean_clustered._least_squares_stacks`: ``F_t`` the task's centred rows
+    over ``sqrt(n_t)`` (``H_t = A_t = F_t^T F_t``), ``F_t F_t^T + lam I = M_t M_t^T`` and
+    ``Q_t = M_t^-1 F_t`` (n_t x d), so that ``G_t v = (v - Q_t^T Q_t v) / lam`` and ``G_t
+    H_t = Q_t^T Q_t``: ``O(n_t d)`` memory and ``O(n_t^2 d)`` time a task, and each
+    partition's cluster sums ``O(N d^2)`` over the ``N`` labels (sums of Gram matrices: no
+    cancellation). Other stacks keep ``G_t`` (``d^2 <= 2 n_t d``). The right-hand side is the
+    centred moments' ``r_t = F_t^T u_t``: :meth:`solve` with ``rhs=None``; the means are
+    :attr:`x_mean`, :attr:`y_mean`.
+    """
+
+    def __init__(self, design, y, alpha, within, fit_intercept):
+        T, d = design.n_tasks, design.n_features
+        self.n_tasks, self.p, self.n_penalised, self.pull_last = T, d, d, False
+        self.scale = 2.0 * alpha / T
+        self.lam = self.scale * within
+        self.GH = None
+        self._rhs, self._labels, self._D = None, None, None
+        self._x, self.x_mean, self.y_mean = np.empty((T, d)), np.zeros((T, d)), np.zeros(T)
+        self._parts = []  # (tasks, True, Q) in the kernel form, (tasks, False, G) else
+        self._counts = design.counts
+        y_slots = np.append(np.asarray(y, dtype=np.float64), 0.0)
+        for tasks, pos, _, stack in design.stacks():
+            n_block, width = pos.shape
+            counts = design.counts[tasks].astype(np.int64)
+            x, x_mean, y_mean = np.empty((n_block, d)), np.zeros((n_block, d)), np.zeros(n_block)
+            if 2 * width < d:
+                factor = np.zeros((n_block, width, d))
+                if not _ridge_stack_kernel(stack, y_slots[pos], counts, fit_intercept,
+                                           self.lam, True, x, x_mean, y_mean, factor):
+                    raise np.linalg.LinAlgError("F_t F_t^T + lam I is not positive definite")
+            else:
+                A, r = np.empty((n_block, d, d)), np.empty((n_block, d))
+                _moments_stack(stack, y_slots[pos], np.arange(n_block), counts, fit_intercept,
+                               A, r, x_mean, y_mean)
+                with _blas_threads_for(d):
+                    K, rebuild = _ridged(A, self.lam, d)
+                    factor = _spd_inverse(K, rebuild=rebuild)
+                x = np.matmul(factor, r[:, :, None])[..., 0]
+            self._x[tasks], self.x_mean[tasks], self.y_mean[tasks] = x, x_mean, y_mean
+            self._parts.append((tasks, 2 * width < d, factor))
+
+    def _apply_G(self, V):
+        out = np.empty_like(V)
+        for tasks, kernel, factor in self._parts:
+            v = V[tasks][:, :, None]
+            if kernel:  # (v - Q^T Q v) / lam
+                out[tasks] = (v - np.matmul(factor.transpose(0, 2, 1),
+                                            np.matmul(factor, v)))[..., 0] / self.lam
+            else:
+                out[tasks] = np.matmul(factor, v)[..., 0]
+        return out
+
+    def _GH_sums(self, weights):
+        p = self.p
+        sums = np.zeros((len(weights), p, p))
+        for tasks, kernel, factor in self._parts:
+            for k, w in enumerate(weights[:, tasks]):
+                chosen = np.flatnonzero(w)
+                if not chosen.size:
+                    continue
+                if kernel:  # sum_t w_t Q_t^T Q_t, rank-n_t updates of the lower triangle
+                    for i in chosen:
+                        rows = factor[i, :self._counts[tasks[i]]]
+                        _SYRK(float(w[i]), rows.T, beta=1.0, c=sums[k].T, trans=0, lower=0,
+                              overwrite_c=1)
+                else:  # sum_t w_t (I - lam G_t), both triangles
+                    sums[k] -= self.lam * np.tensordot(w[chosen], factor[chosen], axes=1)
+                    sums[k][np.arange(p), np.arange(p)] += w[chosen].sum()
+        return _mirror_lower(sums)
+
+
+def _kernel_form(design):
+    """Whether the least-squares W step keeps its blocks in :class:`KernelBlocks`: dense
+    per-task rows, some stack of tasks with fewer than half as many rows as features."""
+    return isinstance(design, GroupedDense) and any(
+        2 * pos.shape[1] < design.n_features for _, pos, _, _ in design.chunks)
 
 
 # -- the W step for a fixed partition ------------------------------------------------------------
@@ -195,8 +305,11 @@ class _LeastSquaresStep:
 
     def __init__(self, design, y, fit_intercept):
         self._data = design, y, fit_intercept
-        self._A, self._r, self._x_mean, self._y_mean = _task_moments(design, y, fit_intercept)
-        self._blocks = {}
+        self._A = None
+        if not _kernel_form(design):
+            self._A, self._r, self._x_mean, self._y_mean = _task_moments(design, y,
+                                                                         fit_intercept)
+        self._key = self._blocks = None
 
     def __call__(self, penalty, W=None, b=None):
         if len(penalty.counts) == 1:  # the mean-clustered problem (the start, n_clusters=1):
@@ -205,11 +318,26 @@ class _LeastSquaresStep:
                                         self._data[2])
             return W, b, 0
         key = (penalty.alpha, penalty.within)
-        if key not in self._blocks:
-            self._blocks[key] = CoupledBlocks(self._A, penalty.alpha, penalty.within,
-                                              self._A.shape[1])
-        W = self._blocks[key].solve(self._r, penalty)
-        return W, self._y_mean - np.einsum("td,td->t", W, self._x_mean), 0
+        if key != self._key:  # one alpha's partitions at a time: only its blocks are kept
+            self._key, self._blocks = None, None  # (freed before the next are built)
+            self._blocks = self._coupled_blocks(*key)
+            self._key = key
+        blocks = self._blocks
+        if isinstance(blocks, KernelBlocks):
+            W, x_mean, y_mean = blocks.solve(None, penalty), blocks.x_mean, blocks.y_mean
+        else:
+            W, x_mean, y_mean = blocks.solve(self._r, penalty), self._x_mean, self._y_mean
+        return W, y_mean - np.einsum("td,td->t", W, x_mean), 0
+
+    def _coupled_blocks(self, alpha, within):
+        design, y, fit_intercept = self._data
+        if self._A is None:
+            try:
+                return KernelBlocks(design, y, alpha, within, fit_intercept)
+            except np.linalg.LinAlgError:  # lam below rounding: the dense blocks' fallbacks
+                self._A, self._r, self._x_mean, self._y_mean = _task_moments(design, y,
+                                                                             fit_intercept)
+        return CoupledBlocks(self._A, alpha, within, self._A.shape[1])
 
 
 class _LogisticStep:

@@ -24,10 +24,12 @@ from skmtl.linear._designs import Problem
 from skmtl.linear._solver_clustered_tasks import (
     ClusteredTasksPenalty,
     CoupledBlocks,
+    KernelBlocks,
     clustered_objective,
     fit_clustered,
     make_step,
 )
+from skmtl.linear._solver_mean_clustered import _task_moments
 
 
 def _wide(seed=0, n=30, d=4, T=6, missing=0.3, classify=False):
@@ -98,7 +100,8 @@ def test_block_solves_reused_across_partitions_equal_fresh_ones():
     design = problem.design()
     step, _ = make_step(design, problem.targets(design), logistic=False, fit_intercept=True)
     kept = CoupledBlocks(step._A, 0.3, 4.0, X.shape[1])
-    np.testing.assert_allclose(kept.GH, np.matmul(kept.G, step._A), rtol=0, atol=1e-12)
+    per_task = kept._GH_sums(np.eye(24))  # weights e_t: G_t H_t itself
+    np.testing.assert_allclose(per_task, np.matmul(kept.G, step._A), rtol=0, atol=1e-12)
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 3, size=24)
     partitions = [labels]
@@ -111,6 +114,78 @@ def test_block_solves_reused_across_partitions_equal_fresh_ones():
         penalty = ClusteredTasksPenalty(0.3, 1.0, 4.0, labels)
         fresh = CoupledBlocks(step._A, 0.3, 4.0, X.shape[1]).solve(step._r, penalty)
         np.testing.assert_allclose(kept.solve(step._r, penalty), fresh, rtol=0, atol=1e-12)
+
+
+def _few_rows(seed=0, d=40, sizes=(5, 7, 9, 12, 6, 15, 8, 30, 45, 11), long=False):
+    """Tasks with fewer rows than features (most fewer than d / 2: the kernel form), a few
+    with more (the dense blocks), long data."""
+    rng = np.random.default_rng(seed)
+    tasks = np.repeat(np.arange(len(sizes)), sizes)
+    X = rng.normal(size=(len(tasks), d)) + 1.0
+    W = rng.normal(size=d) + 0.5 * rng.normal(size=(len(sizes), d))
+    y = np.einsum("ij,ij->i", X, W[tasks]) + rng.normal(size=len(sizes))[tasks]
+    return X, y + rng.normal(size=len(tasks)), tasks
+
+
+@pytest.mark.parametrize("fit_intercept", [True, False])
+def test_kernel_blocks_solve_the_dense_blocks_system(fit_intercept):
+    # the W step on tasks with fewer rows than features keeps Q_t = M_t^-1 F_t (n_t x d) per
+    # task, not the (T, d, d) moments and inverses: the same solution for every partition,
+    # with tasks moving (the cluster sums updated) or not, stacks of both forms mixed
+    X, y, tasks = _few_rows()
+    problem = Problem(X, y, task_index=tasks, n_tasks=10)
+    design = problem.design()
+    targets = problem.targets(design)
+    step, _ = make_step(design, targets, logistic=False, fit_intercept=fit_intercept)
+    assert step._A is None  # no per-task moments formed
+    kernel = KernelBlocks(design, targets, 0.3, 4.0, fit_intercept)
+    assert {form for _, form, _ in kernel._parts} == {True, False}
+    assert sum(Q.size for _, form, Q in kernel._parts if form) < 10 * 40 * 40 / 4
+    A, r, x_mean, y_mean = _task_moments(design, targets, fit_intercept)
+    dense = CoupledBlocks(A, 0.3, 4.0, 40)
+    np.testing.assert_allclose(kernel.x_mean, x_mean, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(kernel.y_mean, y_mean, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(kernel._GH_sums(np.eye(10)), np.matmul(dense.G, A),
+                               rtol=0, atol=1e-10)
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 3, size=10)
+    for n_moved in (0, 1, 2, 10, 1):
+        labels = labels.copy()
+        labels[rng.choice(10, n_moved, replace=False)] = rng.integers(0, 3, size=n_moved)
+        if np.unique(labels).size < 3:
+            continue
+        penalty = ClusteredTasksPenalty(0.3, 0.5, 4.0, labels)
+        np.testing.assert_allclose(kernel.solve(None, penalty), dense.solve(r, penalty),
+                                   rtol=1e-9, atol=1e-10)
+
+
+def test_kernel_form_fit_is_the_cvxpy_minimiser_and_the_dense_fit():
+    X, y, tasks = _few_rows(seed=2, d=30, sizes=(6, 8, 5, 9, 7, 10))
+    Y = np.full((len(tasks), 6), np.nan)
+    Y[np.arange(len(tasks)), tasks] = y  # wide with missing labels: the same grouped rows
+    labels = np.array([0, 1, 0, 2, 1, 2])
+    alpha, between, within = 0.2, 0.5, 5.0
+    problem = Problem(X, Y, ~np.isnan(Y))
+    design = problem.design()
+    targets = problem.targets(design)
+    step, loss = make_step(design, targets, logistic=False, fit_intercept=True)
+    penalty = ClusteredTasksPenalty(alpha, between, within, labels)
+    W, b, _ = step(penalty)
+    assert isinstance(step._blocks, KernelBlocks)
+    ours = clustered_objective(design, targets, W, b, penalty, loss)
+    reference = _cvxpy_value(X, Y, labels, alpha, between, within, False)
+    assert ours == pytest.approx(reference, rel=1e-6)
+    assert ours <= reference * (1 + 1e-9)
+    # the estimator: the same fit as through the dense blocks
+    model = ClusteredTasksRegressor(alpha=0.05, n_clusters=2, random_state=0).fit(
+        X, y, task_ids=tasks)
+    A, r, x_mean, y_mean = _task_moments(design, targets, True)
+    dense = CoupledBlocks(A, 0.05, model.within, 30)
+    penalty = ClusteredTasksPenalty(0.05, model.between, model.within, model.task_clusters_)
+    dense_W = dense.solve(r, penalty)
+    np.testing.assert_allclose(model.coef_, dense_W, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(model.intercept_, y_mean - np.einsum("td,td->t", dense_W, x_mean),
+                               rtol=1e-8, atol=1e-10)
 
 
 def test_one_task_per_cluster_equals_mean_clustered_with_between():
