@@ -30,12 +30,13 @@ from numba import njit
 from sklearn.cluster import kmeans_plusplus
 from sklearn.utils import check_random_state
 
-from skmtl.linear._designs import GroupedDense
 from skmtl.linear._linalg import _SYRK, _blas_threads_for, _mirror_lower, _spd_inverse
 from skmtl.linear._penalties import _ridged
 from skmtl.linear._solver_mean_clustered import (
     _FAST,
+    RowCurvature,
     _centred,
+    _kernel_form,
     _least_squares_tasks,
     _moments_stack,
     _ridge_stack_kernel,
@@ -103,7 +104,15 @@ class ClusteredTasksPenalty:
         return grad + _centred(self._hessian_times(b, False))
 
     def solve(self, H, rhs, n_penalised, *, pull_last=False):
-        """Solve ``(blockdiag(H_t) + penalty Hessian) x = rhs`` (see :class:`CoupledBlocks`)."""
+        """Solve ``(blockdiag(H_t) + penalty Hessian) x = rhs`` (see :class:`CoupledBlocks`;
+        ``H`` a :class:`~._solver_mean_clustered.RowCurvature`: :class:`KernelBlocks`)."""
+        if isinstance(H, RowCurvature):
+            try:
+                blocks = KernelBlocks.from_rows(H, self.alpha, self.within)
+            except np.linalg.LinAlgError:  # lam below rounding: the dense blocks' fallbacks
+                H = H.dense()
+            else:
+                return blocks.solve(rhs, self)
         return CoupledBlocks(H, self.alpha, self.within, n_penalised,
                              pull_last=pull_last).solve(rhs, self)
 
@@ -230,14 +239,8 @@ class KernelBlocks(CoupledBlocks):
 
     def __init__(self, design, y, alpha, within, fit_intercept):
         T, d = design.n_tasks, design.n_features
-        self.n_tasks, self.p, self.n_penalised, self.pull_last = T, d, d, False
-        self.scale = 2.0 * alpha / T
-        self.lam = self.scale * within
-        self.GH = None
-        self._rhs, self._labels, self._D = None, None, None
+        self._setup(design, d, alpha, within)
         self._x, self.x_mean, self.y_mean = np.empty((T, d)), np.zeros((T, d)), np.zeros(T)
-        self._parts = []  # (tasks, True, Q) in the kernel form, (tasks, False, G) else
-        self._counts = design.counts
         y_slots = np.append(np.asarray(y, dtype=np.float64), 0.0)
         for tasks, pos, _, stack in design.stacks():
             n_block, width = pos.shape
@@ -258,6 +261,51 @@ class KernelBlocks(CoupledBlocks):
                 x = np.matmul(factor, r[:, :, None])[..., 0]
             self._x[tasks], self.x_mean[tasks], self.y_mean[tasks] = x, x_mean, y_mean
             self._parts.append((tasks, 2 * width < d, factor))
+
+    def _setup(self, design, p, alpha, within):
+        T = design.n_tasks
+        # every coordinate ridged: the intercept, if any, pulled (pull_last then only tells
+        # CoupledBlocks.solve to couple it as such)
+        self.n_tasks, self.p, self.n_penalised = T, p, design.n_features
+        self.pull_last = p > design.n_features
+        self.scale = 2.0 * alpha / T
+        self.lam = self.scale * within
+        self.GH = None
+        self._rhs, self._x, self._labels, self._D = None, None, None, None
+        self._parts = []  # (tasks, True, Q) in the kernel form, (tasks, False, G) else
+        self._counts = design.counts
+
+    @classmethod
+    def from_rows(cls, curvature, alpha, within):
+        """The blocks of the logistic Newton step, ``H_t = F_t^T F_t`` with ``F_t =
+        sqrt(weight_i) [x_i, 1]`` (:class:`~._solver_mean_clustered.RowCurvature`), every
+        coordinate ridged (the intercepts pulled, or none): the kernel form per stack as
+        above, ``Q_t`` by a batched Cholesky factorisation and solve."""
+        design, fit_intercept = curvature.design, curvature.fit_intercept
+        d = design.n_features
+        p = d + fit_intercept
+        self = cls.__new__(cls)
+        self._setup(design, p, alpha, within)
+        root = np.sqrt(np.append(curvature.weight, 0.0))
+        for tasks, pos, _, stack in design.stacks():
+            n_block, width = pos.shape
+            scale = root[pos][:, :, None]
+            F = np.empty((n_block, width, p))
+            np.multiply(stack, scale, out=F[:, :, :d])
+            if fit_intercept:
+                F[:, :, d] = scale[:, :, 0]
+            kernel = 2 * width < p
+            with _blas_threads_for(width if kernel else p):
+                if kernel:  # P = F F^T + lam I = M M^T, Q = M^-1 F
+                    P = np.matmul(F, F.transpose(0, 2, 1))
+                    P[:, np.arange(width), np.arange(width)] += self.lam
+                    factor = np.linalg.solve(np.linalg.cholesky(P), F)
+                else:
+                    K = np.matmul(F.transpose(0, 2, 1), F)
+                    K[:, np.arange(p), np.arange(p)] += self.lam
+                    factor = _spd_inverse(K)
+            self._parts.append((tasks, kernel, factor))
+        return self
 
     def _apply_G(self, V):
         out = np.empty_like(V)
@@ -289,11 +337,6 @@ class KernelBlocks(CoupledBlocks):
         return _mirror_lower(sums)
 
 
-def _kernel_form(design):
-    """Whether the least-squares W step keeps its blocks in :class:`KernelBlocks`: dense
-    per-task rows, some stack of tasks with fewer than half as many rows as features."""
-    return isinstance(design, GroupedDense) and any(
-        2 * pos.shape[1] < design.n_features for _, pos, _, _ in design.chunks)
 
 
 # -- the W step for a fixed partition ------------------------------------------------------------
@@ -306,7 +349,7 @@ class _LeastSquaresStep:
     def __init__(self, design, y, fit_intercept):
         self._data = design, y, fit_intercept
         self._A = None
-        if not _kernel_form(design):
+        if not _kernel_form(design, design.n_features):
             self._A, self._r, self._x_mean, self._y_mean = _task_moments(design, y,
                                                                          fit_intercept)
         self._key = self._blocks = None

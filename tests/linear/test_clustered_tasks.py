@@ -17,6 +17,7 @@ from skmtl.linear import (
     MeanClusteredClassifierCV,
     MeanClusteredRegressor,
     MeanClusteredRegressorCV,
+    _solver_mean_clustered,
 )
 from skmtl.linear._clustered_tasks import ClusteredTasksClassifier, ClusteredTasksRegressor
 from skmtl.linear._clustered_tasks_cv import ClusteredTasksClassifierCV, ClusteredTasksRegressorCV
@@ -29,7 +30,7 @@ from skmtl.linear._solver_clustered_tasks import (
     fit_clustered,
     make_step,
 )
-from skmtl.linear._solver_mean_clustered import _task_moments
+from skmtl.linear._solver_mean_clustered import RowCurvature, _kernel_form, _task_moments
 
 
 def _wide(seed=0, n=30, d=4, T=6, missing=0.3, classify=False):
@@ -186,6 +187,56 @@ def test_kernel_form_fit_is_the_cvxpy_minimiser_and_the_dense_fit():
     np.testing.assert_allclose(model.coef_, dense_W, rtol=1e-8, atol=1e-10)
     np.testing.assert_allclose(model.intercept_, y_mean - np.einsum("td,td->t", dense_W, x_mean),
                                rtol=1e-8, atol=1e-10)
+
+
+def _few_rows_labels(seed=0, **kwargs):
+    X, y, tasks = _few_rows(seed, **kwargs)
+    labels = (y > np.median(y)).astype(float)
+    labels[np.unique(tasks, return_index=True)[1]] = 1.0 - labels[  # both classes per task
+        np.unique(tasks, return_index=True)[1] + 1]
+    return X, labels, tasks
+
+
+def test_kernel_blocks_of_the_logistic_rows_solve_the_dense_system():
+    # the logistic Newton system on tasks with fewer labels than coefficients: H_t = F_t^T
+    # F_t kept as F_t = sqrt(weight) [x, 1] (RowCurvature), the intercept the pulled last
+    # coordinate; stacks of both forms mixed
+    X, y, tasks = _few_rows_labels()
+    problem = Problem(X, y, task_index=tasks, n_tasks=10)
+    design = problem.design(at_mean=True)
+    weight = np.random.default_rng(3).uniform(0.01, 0.25, size=len(y)) / 20
+    curvature = RowCurvature(design, weight, True)
+    assert _kernel_form(design, 41)
+    kernel = KernelBlocks.from_rows(curvature, 0.3, 4.0)
+    assert {form for _, form, _ in kernel._parts} == {True, False}
+    dense = CoupledBlocks(curvature.dense(), 0.3, 4.0, 40, pull_last=True)
+    rhs = np.random.default_rng(4).normal(size=(10, 41))
+    labels = np.array([0, 1, 2, 0, 1, 2, 0, 1, 2, 2])
+    for between in (0.5, 4.0):  # one cluster's start (between = within), then clusters
+        penalty = ClusteredTasksPenalty(0.3, between, 4.0, labels)
+        np.testing.assert_allclose(kernel.solve(rhs, penalty), dense.solve(rhs, penalty),
+                                   rtol=1e-9, atol=1e-10)
+
+
+@pytest.mark.parametrize("Estimator", [MeanClusteredClassifier, ClusteredTasksClassifier])
+def test_classifiers_kernel_form_fit_equals_the_dense_fit(Estimator, monkeypatch):
+    X, y, tasks = _few_rows_labels(seed=5)
+    params = {"alpha": 0.1} | ({"random_state": 0, "n_clusters": 2}
+                              if Estimator is ClusteredTasksClassifier else {})
+    built = []
+    from_rows = KernelBlocks.from_rows.__func__
+    monkeypatch.setattr(KernelBlocks, "from_rows", classmethod(
+        lambda cls, *args: built.append(1) or from_rows(cls, *args)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        kernel = Estimator(**params).fit(X, y, task_ids=tasks)
+    assert built  # the Newton steps went through the kernel form
+    monkeypatch.setattr(_solver_mean_clustered, "_kernel_form", lambda design, n_coef: False)
+    dense = Estimator(**params).fit(X, y, task_ids=tasks)
+    np.testing.assert_allclose(kernel.coef_, dense.coef_, rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(kernel.intercept_, dense.intercept_, rtol=1e-7, atol=1e-9)
+    if Estimator is ClusteredTasksClassifier:
+        np.testing.assert_array_equal(kernel.task_clusters_, dense.task_clusters_)
 
 
 def test_one_task_per_cluster_equals_mean_clustered_with_between():

@@ -541,15 +541,17 @@ def test_designs_at_the_mean_of_x_are_the_centred_rows(layout):
         np.testing.assert_allclose(gram[t], expected, rtol=1e-9, atol=1e-9 * np.abs(expected).max())
 
 
+@pytest.mark.parametrize("d", [6, 40])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("fit_intercept", [True, False])
-def test_every_design_gives_the_centred_task_moments(fit_intercept, dtype):
+def test_every_design_gives_the_centred_task_moments(fit_intercept, dtype, d):
     """``_task_moments``: ``A_t = F_t^T F_t``, ``r_t = F_t^T u_t`` with ``F_t``, ``u_t`` task t's
     rows and targets (centred with an intercept) over ``sqrt(n_t)``, and the means: from one
     compiled pass per stack for dense rows (tasks of several sizes, rows in task order or
-    scattered), from the design's products for sparse X and shared rows."""
+    scattered; with 40 features the two largest stacks by BLAS rank-n_t updates), from the
+    design's products for sparse X and shared rows."""
     rng = np.random.default_rng(1)
-    n, d = 300, 6
+    n = 300
     X = (rng.normal(size=(n, d)) * 3.0 + 5.0).astype(dtype)  # off-centre
     y = rng.normal(size=n)
     sizes = [120, 90, 40, 7, 3]  # several stacks, padded
