@@ -337,8 +337,6 @@ class KernelBlocks(CoupledBlocks):
         return _mirror_lower(sums)
 
 
-
-
 # -- the W step for a fixed partition ------------------------------------------------------------
 class _LeastSquaresStep:
     """Least-squares W step: the moments once, the block factorisations once per ``within``
