@@ -90,12 +90,12 @@ _DOCS = {
     so it stops at a partial optimum (no single step improves); restarts (``n_init``,
     ``random_state``) guard against poor ones. The coefficients start from the fit with
     one task per cluster. Cost per W step ``O(sum_t n_t d^2 + T d^3 + (n_clusters d)^3)``,
-    with ``T d^2`` memory. On dense X whose tasks have fewer labels than half the
-    coefficients, the W step works in each task's (weighted) rows instead (the kernel form:
-    ``O(sum_t n_t^2 d)`` per ``alpha`` or Newton step, ``O(N d^2 + (n_clusters d)^3)`` per
-    partition for ``N`` labels, ``N d`` memory): on 10,000 MoleculeACE molecules (30
-    targets of 171 to 982 labels, 2,048 bits), the regressor takes 15 s and a peak of 1.5 GB,
-    where the ``d x d`` blocks took 103 s and 4.4 GB.
+    with ``T d^2`` memory. On dense X with 128 coefficients or more whose tasks have fewer
+    labels than half of them, the W step works in each task's (weighted) rows instead (the
+    kernel form: ``O(sum_t n_t^2 d)`` per ``alpha`` or Newton step, ``O(N d^2 +
+    (n_clusters d)^3)`` per partition for ``N`` labels, ``N d`` memory): on 10,000
+    MoleculeACE molecules (30 targets of 171 to 982 labels, 2,048 bits), the regressor takes
+    15 s and a peak of 1.5 GB, where the ``d x d`` blocks took 103 s and 4.4 GB.
 
     References
     ----------

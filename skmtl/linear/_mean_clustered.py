@@ -272,12 +272,12 @@ class MeanClusteredClassifier(_BinaryLogisticMixin, _MeanClusteredMixin, MultiTa
     ``D_t``, plus ``2 alpha c / T`` on the coefficients, the intercept as the last coordinate)
     plus the coupling of the mean, so every Newton system is solved exactly by the same
     elimination to one d x d system as the regressor's normal equations:
-    ``O(sum_t n_t d^2 + T d^3)`` per step, usually below 10 steps. On dense X whose tasks have
-    fewer than ``(d + 1) / 2`` labels, the blocks stay in the tasks' weighted rows instead
-    (the kernel form, ``O(sum_t n_t^2 d + N d^2)`` per step for ``N`` labels, ``N d`` memory
-    instead of ``T d^2``): on 10,000 MoleculeACE molecules (30 targets, 2,048 bits), 17 s
-    and 0.7 GB of arrays where the (T, d, d) blocks took 78 s and 2.8 GB. A backtracking line
-    search on the objective keeps every step a descent step.
+    ``O(sum_t n_t d^2 + T d^3)`` per step, usually below 10 steps. On dense X with ``d + 1 >=
+    128`` coefficients whose tasks have fewer than ``(d + 1) / 2`` labels, the blocks stay in
+    the tasks' weighted rows instead (the kernel form, ``O(sum_t n_t^2 d + N d^2)`` per step
+    for ``N`` labels, ``N d`` memory instead of ``T d^2``): on 10,000 MoleculeACE molecules
+    (30 targets, 2,048 bits), 17 s and 0.7 GB of arrays where the (T, d, d) blocks took 78 s
+    and 2.8 GB. A backtracking line search on the objective keeps every step a descent step.
 
     {evgeniou_pontil}
 

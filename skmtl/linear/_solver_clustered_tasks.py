@@ -226,7 +226,8 @@ class KernelBlocks(CoupledBlocks):
     with fewer rows than features (MoleculeACE: 30 targets of 171 to 982 molecules on 2,048
     bits, where the (T, d, d) moments and inverses took 1 GB each).
 
-    A stack of tasks with fewer than ``d / 2`` rows (padded) is kept in the kernel form of
+    Used from 128 coefficients up (``_kernel_form``). A stack of tasks with fewer than ``d /
+    2`` rows (padded) is kept in the kernel form of
     :func:`~._solver_mean_clustered._least_squares_stacks`: ``F_t`` the task's centred rows
     over ``sqrt(n_t)`` (``H_t = A_t = F_t^T F_t``), ``F_t F_t^T + lam I = M_t M_t^T`` and
     ``Q_t = M_t^-1 F_t`` (n_t x d), so that ``G_t v = (v - Q_t^T Q_t v) / lam`` and ``G_t

@@ -117,7 +117,7 @@ def test_block_solves_reused_across_partitions_equal_fresh_ones():
         np.testing.assert_allclose(kept.solve(step._r, penalty), fresh, rtol=0, atol=1e-12)
 
 
-def _few_rows(seed=0, d=40, sizes=(5, 7, 9, 12, 6, 15, 8, 30, 45, 11), long=False):
+def _few_rows(seed=0, d=40, sizes=(5, 7, 9, 12, 6, 15, 8, 30, 45, 11)):
     """Tasks with fewer rows than features (most fewer than d / 2: the kernel form), a few
     with more (the dense blocks), long data."""
     rng = np.random.default_rng(seed)
@@ -128,8 +128,15 @@ def _few_rows(seed=0, d=40, sizes=(5, 7, 9, 12, 6, 15, 8, 30, 45, 11), long=Fals
     return X, y + rng.normal(size=len(tasks)), tasks
 
 
+@pytest.fixture
+def kernel_form_from_any_width(monkeypatch):
+    """The kernel form on small data: it is taken from 128 coefficients up (smaller blocks
+    stay dense, where they are cheaper), the same arithmetic at any width."""
+    monkeypatch.setattr(_solver_mean_clustered, "_KERNEL_MIN_COEF", 1)
+
+
 @pytest.mark.parametrize("fit_intercept", [True, False])
-def test_kernel_blocks_solve_the_dense_blocks_system(fit_intercept):
+def test_kernel_blocks_solve_the_dense_blocks_system(fit_intercept, monkeypatch):
     # the W step on tasks with fewer rows than features keeps Q_t = M_t^-1 F_t (n_t x d) per
     # task, not the (T, d, d) moments and inverses: the same solution for every partition,
     # with tasks moving (the cluster sums updated) or not, stacks of both forms mixed
@@ -137,6 +144,8 @@ def test_kernel_blocks_solve_the_dense_blocks_system(fit_intercept):
     problem = Problem(X, y, task_index=tasks, n_tasks=10)
     design = problem.design()
     targets = problem.targets(design)
+    assert not _kernel_form(design, 40)  # 40 coefficients: dense blocks by default
+    monkeypatch.setattr(_solver_mean_clustered, "_KERNEL_MIN_COEF", 1)
     step, _ = make_step(design, targets, logistic=False, fit_intercept=fit_intercept)
     assert step._A is None  # no per-task moments formed
     kernel = KernelBlocks(design, targets, 0.3, 4.0, fit_intercept)
@@ -160,6 +169,7 @@ def test_kernel_blocks_solve_the_dense_blocks_system(fit_intercept):
                                    rtol=1e-9, atol=1e-10)
 
 
+@pytest.mark.usefixtures("kernel_form_from_any_width")
 def test_kernel_form_fit_is_the_cvxpy_minimiser_and_the_dense_fit():
     X, y, tasks = _few_rows(seed=2, d=30, sizes=(6, 8, 5, 9, 7, 10))
     Y = np.full((len(tasks), 6), np.nan)
@@ -197,6 +207,7 @@ def _few_rows_labels(seed=0, **kwargs):
     return X, labels, tasks
 
 
+@pytest.mark.usefixtures("kernel_form_from_any_width")
 def test_kernel_blocks_of_the_logistic_rows_solve_the_dense_system():
     # the logistic Newton system on tasks with fewer labels than coefficients: H_t = F_t^T
     # F_t kept as F_t = sqrt(weight) [x, 1] (RowCurvature), the intercept the pulled last
@@ -218,6 +229,7 @@ def test_kernel_blocks_of_the_logistic_rows_solve_the_dense_system():
                                    rtol=1e-9, atol=1e-10)
 
 
+@pytest.mark.usefixtures("kernel_form_from_any_width")
 @pytest.mark.parametrize("Estimator", [MeanClusteredClassifier, ClusteredTasksClassifier])
 def test_classifiers_kernel_form_fit_equals_the_dense_fit(Estimator, monkeypatch):
     X, y, tasks = _few_rows_labels(seed=5)
