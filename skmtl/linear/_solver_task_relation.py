@@ -730,9 +730,11 @@ def _factor_diagonal_blocks(G, M, weight, shift):
             block[np.arange(d), np.arange(d)] += shift[t]
             # LAPACK on the Fortran view block.T (the same symmetric matrix): its upper factor
             # U = Q^T in the Fortran view is the lower factor Q in the C view
-            _, info = _POTRF(block.T, lower=0, clean=1, overwrite_a=1)
+            factor, info = _POTRF(block.T, lower=0, clean=1, overwrite_a=1)
             if info != 0:
                 return None, False
+            if not np.shares_memory(factor, block):  # (a copy, were LAPACK given one)
+                block[...] = factor.T
     return _TaskFactors(L), True
 
 
