@@ -175,13 +175,9 @@ class CoupledBlocks:
     def _GH_sums(self, weights):
         """``sum_t weights[k, t] G_t H_t`` (K, p, p), over the tasks of non-zero weight."""
         tasks = np.flatnonzero(np.any(weights != 0.0, axis=0))
-        weights, p = weights[:, tasks], self.p
-        G = self.G[tasks] if self.GH is None else self.GH[tasks]
-        sums = (weights @ G.reshape(len(G), p * p)).reshape(len(weights), p, p)
-        if self.GH is None:  # sum_t w_t (I - lam G_t)
-            sums *= -self.lam
-            sums[:, np.arange(p), np.arange(p)] += weights.sum(axis=1)[:, None]
-        return sums
+        if self.GH is None:  # every coordinate ridged: G_t H_t = I - lam G_t
+            return _ridged_complement_sums(weights[:, tasks], self.G[tasks], self.lam)
+        return _weighted_sums(weights[:, tasks], self.GH[tasks])
 
     def solve(self, rhs, penalty):
         """The solution ``x`` (T, p) for the right-hand side ``rhs`` (None: that the blocks
@@ -323,19 +319,34 @@ class KernelBlocks(CoupledBlocks):
         p = self.p
         sums = np.zeros((len(weights), p, p))
         for tasks, kernel, factor in self._parts:
+            if not kernel:  # sum_t w_t (I - lam G_t), both triangles
+                w = weights[:, tasks]
+                chosen = np.flatnonzero(np.any(w != 0.0, axis=0))
+                sums += _ridged_complement_sums(w[:, chosen], factor[chosen], self.lam)
+                continue
+            # sum_t w_t Q_t^T Q_t, rank-n_t updates of the lower triangle
             for k, w in enumerate(weights[:, tasks]):
-                chosen = np.flatnonzero(w)
-                if not chosen.size:
-                    continue
-                if kernel:  # sum_t w_t Q_t^T Q_t, rank-n_t updates of the lower triangle
-                    for i in chosen:
-                        rows = factor[i, :self._counts[tasks[i]]]
-                        _SYRK(float(w[i]), rows.T, beta=1.0, c=sums[k].T, trans=0, lower=0,
-                              overwrite_c=1)
-                else:  # sum_t w_t (I - lam G_t), both triangles
-                    sums[k] -= self.lam * np.tensordot(w[chosen], factor[chosen], axes=1)
-                    sums[k][np.arange(p), np.arange(p)] += w[chosen].sum()
+                for i in np.flatnonzero(w):
+                    rows = factor[i, :self._counts[tasks[i]]]
+                    _SYRK(float(w[i]), rows.T, beta=1.0, c=sums[k].T, trans=0, lower=0,
+                          overwrite_c=1)
         return _mirror_lower(sums)
+
+
+def _weighted_sums(weights, blocks):
+    """``sum_t weights[k, t] blocks[t]`` (K, p, p), one matrix product."""
+    n_blocks, p, _ = blocks.shape
+    return (weights @ blocks.reshape(n_blocks, p * p)).reshape(len(weights), p, p)
+
+
+def _ridged_complement_sums(weights, G, lam):
+    """``sum_t weights[k, t] (I - lam G_t)`` (K, p, p): the cluster sums of ``G_t H_t`` where
+    ``G_t = (H_t + lam I)^-1``."""
+    sums = _weighted_sums(weights, G)
+    sums *= -lam
+    diagonal = np.arange(G.shape[1])
+    sums[:, diagonal, diagonal] += weights.sum(axis=1)[:, None]
+    return sums
 
 
 # -- the W step for a fixed partition ------------------------------------------------------------

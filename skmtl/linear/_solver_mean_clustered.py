@@ -105,14 +105,14 @@ def _stack_moments(design, y, fit_intercept):
         # 16 s on 10,000 MoleculeACE molecules, 2,048 bits)
         A, r, x_mean, y_mean = out
         F, u = np.empty(stack.shape[1:]), np.empty(stack.shape[1])
-        for k, t in enumerate(tasks):
-            n = counts[t]
-            y_mean[t] = _center_task(stack[k], y_slots[pos[k]], n, fit_intercept, F, u,
-                                     x_mean[t])
-            with _blas_threads_for(d):
+        with _blas_threads_for(d):
+            for k, t in enumerate(tasks):
+                n = counts[t]
+                y_mean[t] = _center_task(stack[k], y_slots[pos[k]], n, fit_intercept, F, u,
+                                         x_mean[t])
                 _syrk_lower(A[t], F[:n])
-            _mirror_lower(A[t][None])
-            r[t] = u[:n] @ F[:n]
+                _mirror_lower(A[t][None])  # (A[t] a view: in place)
+                r[t] = u[:n] @ F[:n]
     return out
 
 
