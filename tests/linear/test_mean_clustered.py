@@ -14,7 +14,7 @@ import scipy.sparse as sp
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression, Ridge
 
-from skmtl.linear import MeanClusteredClassifier, MeanClusteredRegressor
+from skmtl.linear import MeanClusteredClassifier, MeanClusteredRegressor, _solver_mean_clustered
 from skmtl.linear._designs import (
     GroupedDense,
     Problem,
@@ -201,6 +201,46 @@ def test_cached_decomposition_serves_a_grid_of_parameters(missing):
                 W_ref, b_ref = normal_equations_solution(X, Y, mask, alpha, c)
                 np.testing.assert_allclose(W, W_ref, rtol=1e-8, atol=1e-10)
                 np.testing.assert_allclose(b, b_ref, rtol=1e-8, atol=1e-10)
+
+
+@pytest.mark.parametrize("fit_intercept", [True, False])
+@pytest.mark.parametrize("layout", ["long", "wide"])
+def test_cached_row_space_decomposition_serves_a_grid_of_parameters(layout, fit_intercept,
+                                                                   monkeypatch):
+    # tasks with fewer rows than features keep the thin SVD of their rows (V_t, d x n_t), not
+    # the (T, d, d) moments and eigenvectors: the same solutions as the normal equations, with
+    # both kinds of tasks mixed (long: a task of 45 rows next to 5 to 30, d = 40)
+    monkeypatch.setattr(_solver_mean_clustered, "_KERNEL_MIN_COEF", 1)
+    rng = np.random.default_rng(4)
+    if layout == "long":
+        sizes = (5, 7, 9, 12, 6, 15, 8, 30, 45, 11)
+        tasks = np.repeat(np.arange(len(sizes)), sizes)
+        X = rng.normal(size=(len(tasks), 40)) + 1.0
+        W = rng.normal(size=40) + 0.5 * rng.normal(size=(len(sizes), 40))
+        y = np.einsum("ij,ij->i", X, W[tasks]) + rng.normal(size=len(sizes))[tasks]
+        y += rng.normal(size=len(tasks))
+        path = MeanClusteredLeastSquares(X, y, task_index=tasks, fit_intercept=fit_intercept)
+        mask = tasks[:, None] == np.arange(len(sizes))
+        Y = np.where(mask, y[:, None], np.nan)
+    else:
+        X, Y, mask = make_regression(n=30, d=60, n_tasks=5, missing=0.4, seed=2)
+        path = MeanClusteredLeastSquares(X, Y, mask, fit_intercept=fit_intercept)
+        assert not path.shared_rows
+    d, counts = X.shape[1], mask.sum(axis=0)
+    thin_tasks, _, Vt, *_ = path._thin  # every row of a task with fewer than d, once
+    np.testing.assert_array_equal(thin_tasks, np.flatnonzero(counts < d))
+    assert Vt.shape == (counts[counts < d].sum(), d)
+    assert (path._square is None) == (layout == "wide")
+    if layout == "long":
+        np.testing.assert_array_equal(path._square[0], [8])  # 45 rows
+    for alpha in [1e-3, 0.1, 10.0]:
+        for c in [0.3, 1.0, 30.0]:
+            W, b = path.solve(alpha, c)
+            W_ref, b_ref = normal_equations_solution(X, Y, mask, alpha, c, fit_intercept)
+            # (atol: at alpha = 1e-3 more features than rows leave the system's condition
+            # at 1e5; the moments' eigendecomposition is off by 1e-10 there too)
+            np.testing.assert_allclose(W, W_ref, rtol=1e-8, atol=1e-9)
+            np.testing.assert_allclose(b, b_ref, rtol=1e-8, atol=1e-9)
 
 
 def test_values_behind_the_mask_are_never_read():
