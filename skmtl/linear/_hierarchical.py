@@ -21,7 +21,12 @@ from skmtl.linear._binary import _BinaryLogisticMixin
 from skmtl.linear._designs import Problem, predict_rows, shifted_row_blocks
 from skmtl.linear._docs import LINEAR_DOCS
 from skmtl.linear._mean_clustered import _MeanClusteredMixin
-from skmtl.linear._solver_hierarchical import MixedModel, standardized_moments, task_moments
+from skmtl.linear._solver_hierarchical import (
+    _NEWTON_PAIRS,
+    MixedModel,
+    standardized_moments,
+    task_moments,
+)
 from skmtl.linear._solver_hierarchical_logistic import BOUND, LaplaceMixedModel
 from skmtl.utils._docstring import Substitution
 from skmtl.utils._sklearn_compat import Interval, StrOptions
@@ -174,6 +179,40 @@ class _HierarchicalMixin:
                 f"(features and intercept); got {int(n_labels)} label(s) for {n_columns} "
                 f"column(s) (n_samples = {int(n_labels)}).")
 
+    def _check_covariance_size(self, n_random, n_labels):
+        """Refuse a full covariance with more entries than labels, past the random effects
+        whose covariance Newton's method fits (990 entries, 44 random effects; L-BFGS-B alone
+        above, each step ``O(T q^2 (q + d))``): 2,048 fingerprint bits give 2,049 random
+        effects, 2.1 million entries, a fit of hours that cannot determine them."""
+        entries = n_random * (n_random + 1) // 2
+        if self.covariance_type == "full" and entries > max(_NEWTON_PAIRS, n_labels):
+            raise ValueError(
+                f"{type(self).__name__} with covariance_type='full' would estimate a "
+                f"covariance of {entries:,} entries ({n_random:,} random effects, the "
+                f"intercept's and the random slopes') from {int(n_labels):,} labels: more "
+                f"entries than labels, and past the 44 random effects that its Newton steps "
+                f"handle (L-BFGS-B alone, each step O(T q^2 (q + d))). Keep a random "
+                f"intercept only (random_slopes=None), give most features a fixed slope "
+                f"(random_slopes=[a few feature indices]), or make the slopes independent "
+                f"(covariance_type='diag': {n_random:,} variances).")
+
+    def _check_covariance_early(self, X, problem):
+        """:meth:`_check_covariance_size` before the ``(T, d + 1, d + 1)`` moments are formed
+        (on 2,048 features, 1 GB and 8 s before the error): every feature counted as random
+        first, the features that vary within a task (:func:`_within_task_variation`, from one
+        pass over the rows) only when that many would be refused."""
+        rows, tasks, counts = problem.flat_groups()
+        d = X.shape[1]
+        every = _random_columns(self.random_slopes, d, self.fit_intercept, np.ones(d, bool))
+        entries = len(every) * (len(every) + 1) // 2
+        if self.covariance_type != "full" or entries <= max(_NEWTON_PAIRS, len(rows)):
+            return
+        sums, squares, _ = _shifted_task_moments(X, rows.astype(np.intp), tasks, len(counts))
+        varying = self.fit_intercept and _within_task_variation(
+            sums, squares, counts.astype(np.float64))
+        random = _random_columns(self.random_slopes, d, self.fit_intercept, varying)
+        self._check_covariance_size(len(random), len(rows))
+
     def _warn_unconverged(self, n_iter):
         if n_iter >= self.max_iter:
             warnings.warn(
@@ -319,10 +358,11 @@ class HierarchicalRegressor(_HierarchicalMixin, MultiTaskRegressorMixin, BaseEst
     equivariant to them): ``O(n d^2)`` once, then ``O(T q^2 (q + d))`` per evaluation and ``O(T
     q^4)`` per Hessian for ``q`` random effects (Newton up to ``q = 44``, L-BFGS-B alone above).
     Suited to up to a few dozen random slopes; ``Sigma`` has ``q (q + 1) / 2`` entries to
-    estimate, so give many features a fixed slope (``random_slopes``), or make the slopes
-    independent (``covariance_type="diag"``: ``q`` variances, fitted by the same Newton's
-    method on them, its Hessian ``O(T q^3)``; L-BFGS-B's final check grows every variance left
-    at 0 that should grow, at once). A rank-deficient X
+    estimate (a full one of more than 44 random effects with more entries than labels is
+    refused with a ValueError), so give many features a fixed slope (``random_slopes``), or
+    make the slopes independent (``covariance_type="diag"``: ``q`` variances, fitted by the
+    same Newton's method on them, its Hessian ``O(T q^3)``; L-BFGS-B's final check grows every
+    variance left at 0 that should grow, at once). A rank-deficient X
     (collinear columns) is fitted in a basis of its range. Data in which every task has one
     label raise a ValueError: the random intercept's variance and ``sigma^2`` then enter the
     likelihood only through their sum (lme4 stops too).
@@ -361,11 +401,13 @@ class HierarchicalRegressor(_HierarchicalMixin, MultiTaskRegressorMixin, BaseEst
         self.unknown_task = unknown_task
 
     def _fit_tasks(self, X, problem):
+        self._check_covariance_early(X, problem)
         A, c, s, n, (x_origin, y_origin) = task_moments(problem, self.fit_intercept)
         total, d = A.sum(axis=0), X.shape[1]
         varying = self.fit_intercept and _within_task_variation(
             A[:, :d, d], A[:, np.arange(d), np.arange(d)], n)
         random = _random_columns(self.random_slopes, d, self.fit_intercept, varying)
+        self._check_covariance_size(len(random), n.sum())
         J = _standardizer(total[:d, d] if self.fit_intercept else np.zeros(d),
                           np.diag(total)[:d], n.sum(), self.fit_intercept)
         A = standardized_moments(A, J)
@@ -502,7 +544,9 @@ class HierarchicalClassifier(_BinaryLogisticMixin, _HierarchicalMixin, MultiTask
     ``O(n_obs q^2 + T q^3)`` plus a product with X, for ``q`` random effects (the sums over each
     task's labels by compiled loops, or by one matrix product per task where the tasks have 64
     labels or more on average); the random columns are copied once per observed label (``n_obs x
-    q``). The Laplace approximation is accurate when each task has a fair number of labels of
+    q``); a full covariance of more than 44 random effects with more entries than labels is
+    refused with a ValueError, as in :class:`HierarchicalRegressor`. The Laplace approximation
+    is accurate when each task has a fair number of labels of
     each class; with very few, the variances are underestimated (as glmer's are).
 
     {hierarchical_references}
@@ -553,6 +597,7 @@ class HierarchicalClassifier(_BinaryLogisticMixin, _HierarchicalMixin, MultiTask
             task_sums, task_squares, counts.astype(np.float64))
         random = _random_columns(self.random_slopes, X.shape[1], self.fit_intercept, varying)
         self._check_enough_labels(n, X.shape[1] + self.fit_intercept, "fixed-effect")
+        self._check_covariance_size(len(random), n)
         J = _standardizer(task_sums.sum(axis=0), task_squares.sum(axis=0), n,
                           self.fit_intercept, shift)
         model = LaplaceMixedModel(X, labels, rows, counts, random, J, self.fit_intercept,

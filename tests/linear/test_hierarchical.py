@@ -9,7 +9,7 @@ from scipy.stats import multivariate_normal
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LinearRegression
 
-from skmtl.linear import HierarchicalRegressor
+from skmtl.linear import HierarchicalClassifier, HierarchicalRegressor
 from skmtl.linear._designs import Problem
 from skmtl.linear._solver_hierarchical import (
     MixedModel,
@@ -467,6 +467,34 @@ def test_one_label_per_task_is_refused(random_slopes):
     task_ids = np.append(np.arange(49), 0)  # task 0 has two labels
     fitted = model.fit(X, y, task_ids=task_ids)
     assert fitted.noise_variance_ > 0 and np.all(np.isfinite(fitted.coef_))
+
+
+@pytest.mark.parametrize("Estimator", [HierarchicalRegressor, HierarchicalClassifier])
+def test_a_full_covariance_with_more_entries_than_labels_is_refused(Estimator):
+    """Every slope random on wide data: a full covariance past Newton's 44 random effects with
+    more entries than labels is refused before the fit (2,048 fingerprint bits: 2.1 million
+    entries, a fit of hours); the error says what to pass instead, and each works."""
+    rng = np.random.default_rng(0)
+    task_ids = np.repeat(np.arange(10), 20)
+    X = rng.normal(size=(200, 60))
+    y = X[:, :3] @ [1.0, -1.0, 0.5] + rng.normal(size=10)[task_ids] + rng.normal(size=200)
+    if Estimator is HierarchicalClassifier:
+        y = (y > 0).astype(int)
+    message = (r"covariance of 1,891 entries \(61 random effects, the intercept's and the "
+               r"random slopes'\) from 200 labels: .*\(random_slopes=None\)")
+    with pytest.raises(ValueError, match=message):
+        Estimator().fit(X, y, task_ids=task_ids)
+    for params, n_random in [({"random_slopes": None}, 1), ({"random_slopes": [0, 1]}, 3),
+                             ({"covariance_type": "diag", "max_iter": 5}, 61)]:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)  # (diag: 5 iterations)
+            model = Estimator(**params).fit(X, y, task_ids=task_ids)
+        assert model.task_covariance_.shape == (n_random, n_random)
+    # up to 44 random effects (990 entries), whatever the labels: 231 entries from 40 here
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model = Estimator().fit(X[:40, :20], y[:40], task_ids=task_ids[:40] // 10)
+    assert model.task_covariance_.shape == (21, 21)
 
 
 def test_stops_at_a_zero_variance_in_few_iterations():
