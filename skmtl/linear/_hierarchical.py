@@ -179,20 +179,26 @@ class _HierarchicalMixin:
                 f"(features and intercept); got {int(n_labels)} label(s) for {n_columns} "
                 f"column(s) (n_samples = {int(n_labels)}).")
 
-    def _check_covariance_size(self, n_random, n_labels):
-        """Refuse a full covariance with more entries than labels, past the random effects
-        whose covariance Newton's method fits (990 entries, 44 random effects; L-BFGS-B alone
-        above, each step ``O(T q^2 (q + d))``): 2,048 fingerprint bits give 2,049 random
-        effects, 2.1 million entries, a fit of hours that cannot determine them."""
+    def _covariance_too_large(self, n_random, n_labels):
+        """A full covariance of ``n_random`` random effects with more entries than labels, past
+        the 990 entries (44 random effects) up to which HierarchicalRegressor's Newton steps
+        fit it (L-BFGS-B alone above, each step ``O(T q^2 (q + d))``): 2,048 fingerprint bits
+        give 2,049 random effects, 2.1 million entries, a fit of hours that the labels cannot
+        determine."""
         entries = n_random * (n_random + 1) // 2
-        if self.covariance_type == "full" and entries > max(_NEWTON_PAIRS, n_labels):
+        return self.covariance_type == "full" and entries > max(_NEWTON_PAIRS, n_labels)
+
+    def _check_covariance_size(self, n_random, n_labels):
+        """Refuse :meth:`_covariance_too_large` with what to pass instead."""
+        if self._covariance_too_large(n_random, n_labels):
             raise ValueError(
                 f"{type(self).__name__} with covariance_type='full' would estimate a "
-                f"covariance of {entries:,} entries ({n_random:,} random effects, the "
-                f"intercept's and the random slopes') from {int(n_labels):,} labels: more "
-                f"entries than labels, and past the 44 random effects that its Newton steps "
-                f"handle (L-BFGS-B alone, each step O(T q^2 (q + d))). Keep a random "
-                f"intercept only (random_slopes=None), give most features a fixed slope "
+                f"covariance of {n_random * (n_random + 1) // 2:,} entries ({n_random:,} "
+                f"random effects, the intercept's and the random slopes') from "
+                f"{int(n_labels):,} labels: more entries than labels, which cannot determine "
+                f"them, and more than 44 random effects, whose fit's steps grow with the cube "
+                f"to the fourth power of their number. Keep a random intercept only "
+                f"(random_slopes=None), give most features a fixed slope "
                 f"(random_slopes=[a few feature indices]), or make the slopes independent "
                 f"(covariance_type='diag': {n_random:,} variances).")
 
@@ -204,8 +210,7 @@ class _HierarchicalMixin:
         rows, tasks, counts = problem.flat_groups()
         d = X.shape[1]
         every = _random_columns(self.random_slopes, d, self.fit_intercept, np.ones(d, bool))
-        entries = len(every) * (len(every) + 1) // 2
-        if self.covariance_type != "full" or entries <= max(_NEWTON_PAIRS, len(rows)):
+        if not self._covariance_too_large(len(every), len(rows)):
             return
         sums, squares, _ = _shifted_task_moments(X, rows.astype(np.intp), tasks, len(counts))
         varying = self.fit_intercept and _within_task_variation(
