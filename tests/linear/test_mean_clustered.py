@@ -13,6 +13,7 @@ import scipy.optimize
 import scipy.sparse as sp
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression, Ridge
+from test_clustered_tasks import _few_rows  # tasks of 5 to 45 rows on 40 features
 
 from skmtl.linear import MeanClusteredClassifier, MeanClusteredRegressor, _solver_mean_clustered
 from skmtl.linear._designs import (
@@ -211,16 +212,10 @@ def test_cached_row_space_decomposition_serves_a_grid_of_parameters(layout, fit_
     # the (T, d, d) moments and eigenvectors: the same solutions as the normal equations, with
     # both kinds of tasks mixed (long: a task of 45 rows next to 5 to 30, d = 40)
     monkeypatch.setattr(_solver_mean_clustered, "_KERNEL_MIN_COEF", 1)
-    rng = np.random.default_rng(4)
     if layout == "long":
-        sizes = (5, 7, 9, 12, 6, 15, 8, 30, 45, 11)
-        tasks = np.repeat(np.arange(len(sizes)), sizes)
-        X = rng.normal(size=(len(tasks), 40)) + 1.0
-        W = rng.normal(size=40) + 0.5 * rng.normal(size=(len(sizes), 40))
-        y = np.einsum("ij,ij->i", X, W[tasks]) + rng.normal(size=len(sizes))[tasks]
-        y += rng.normal(size=len(tasks))
+        X, y, tasks = _few_rows(seed=4)
         path = MeanClusteredLeastSquares(X, y, task_index=tasks, fit_intercept=fit_intercept)
-        mask = tasks[:, None] == np.arange(len(sizes))
+        mask = tasks[:, None] == np.arange(tasks.max() + 1)
         Y = np.where(mask, y[:, None], np.nan)
     else:
         X, Y, mask = make_regression(n=30, d=60, n_tasks=5, missing=0.4, seed=2)
