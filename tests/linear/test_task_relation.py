@@ -11,8 +11,12 @@ from _relation import observed_mean as _observed_mean
 from _relation import relation_objective as _objective
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import Ridge
+from test_clustered_tasks import _few_rows  # tasks of 5 to 45 rows on 40 features
 
+from skmtl.linear import _solver_mean_clustered
 from skmtl.linear import _solver_task_relation as solver
+from skmtl.linear._designs import Problem
+from skmtl.linear._solver_mean_clustered import _task_moments
 from skmtl.linear._solver_task_relation import (
     _Coupling,
     _solve_coupled,
@@ -731,3 +735,70 @@ def test_few_large_blocks_factored_by_lapack_give_the_task_last_solves(monkeypat
     np.testing.assert_allclose(lapack.coef_, task_last.coef_, rtol=1e-8, atol=1e-10)
     np.testing.assert_allclose(lapack.intercept_, task_last.intercept_, rtol=1e-8, atol=1e-10)
     assert lapack.criterion_ <= 1e-12 and task_last.criterion_ <= 1e-12
+
+
+@pytest.mark.parametrize("fit_intercept", [True, False])
+def test_row_space_blocks_are_the_tasks_moments(fit_intercept, monkeypatch):
+    # wide data keeps each task's moments A_t as V_t diag(e_t) V_t^T from its rows (the thin
+    # SVD where n_t < d, the eigendecomposition else), not the (T, d, d) stack: every
+    # operator the solver reads equals its dense counterpart (10 tasks of 5 to 45 rows, d = 40)
+    monkeypatch.setattr(_solver_mean_clustered, "_KERNEL_MIN_COEF", 1)
+    X, y, tasks = _few_rows(seed=4)
+    problem = Problem(X, y, task_index=tasks, n_tasks=10)
+    design = problem.design()
+    targets = problem.targets(design)
+    blocks = solver.RowSpaceBlocks(design, targets, fit_intercept)
+    A, r, x_mean, y_mean = _task_moments(design, targets, fit_intercept)
+    assert sorted(Vt.shape[0] for _, Vt, _ in blocks._parts) == sorted(
+        [n if n < 40 else 40 for n in np.bincount(tasks)])  # only the 45-row task is square
+    np.testing.assert_allclose(blocks.r, r, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(blocks.x_mean, x_mean, rtol=1e-12)
+    np.testing.assert_allclose(blocks.y_mean, y_mean, rtol=1e-12)
+    rng = np.random.default_rng(0)
+    W, R = rng.normal(size=(2, 10, 40))
+    np.testing.assert_allclose(blocks.products(W), (A @ W[:, :, None])[..., 0], rtol=1e-10,
+                               atol=1e-11)
+    bound = blocks.products(np.abs(W), absolute=True)  # |V| diag(e) |V|^T >= |A| entrywise
+    assert np.all(bound >= (np.abs(A) @ np.abs(W)[:, :, None])[..., 0] * (1 - 1e-12))
+    assert blocks.diagonal_max() == pytest.approx(np.einsum("tii->ti", A).max(), rel=1e-12)
+    np.testing.assert_allclose(blocks.mean(), A.mean(axis=0), rtol=1e-10, atol=1e-12)
+    shift = rng.uniform(0.01, 1.0, size=10)
+    expected = np.linalg.solve(A + shift[:, None, None] * np.eye(40), R[:, :, None])[..., 0]
+    np.testing.assert_allclose(blocks.solve_shifted(shift, R), expected, rtol=1e-9,
+                               atol=1e-10)
+
+
+@pytest.mark.parametrize("layout", ["wide", "long"])
+def test_wide_tasks_fit_from_their_rows_as_from_their_moments(layout, monkeypatch):
+    # 150 features, 5 tasks of 37 to 52 labels: the fit from the tasks' rows
+    # (RowSpaceBlocks, block Jacobi exact for any shift) is the fit from the dense moments
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(150, 150))
+    W = rng.normal(size=150) + 0.3 * rng.normal(size=(5, 150))
+    Y = X @ W.T + rng.normal(size=(150, 5))
+    Y[rng.uniform(size=Y.shape) < 0.7] = np.nan
+    rows, tasks = np.nonzero(~np.isnan(Y))
+    args = (X, Y) if layout == "wide" else (X[rows], Y[rows, tasks])
+    kwargs = {} if layout == "wide" else {"task_ids": tasks}
+    built = []
+
+    class Counted(solver.RowSpaceBlocks):
+        def __init__(self, *args):
+            built.append(True)
+            super().__init__(*args)
+
+    monkeypatch.setattr(solver, "RowSpaceBlocks", Counted)
+    fits = {}
+    for form in ("rows", "moments"):
+        with monkeypatch.context() as patch:
+            if form == "moments":
+                patch.setattr(solver, "_kernel_form", lambda design, n_coef: False)
+            fits[form] = TaskRelationRegressor(alpha=0.3).fit(*args, **kwargs)
+        assert built == [True]  # the rows' fit only
+    rows_fit, dense_fit = fits["rows"], fits["moments"]
+    assert rows_fit.criterion_ <= 1e-12 and dense_fit.criterion_ <= 1e-12
+    np.testing.assert_allclose(rows_fit.coef_, dense_fit.coef_, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(rows_fit.intercept_, dense_fit.intercept_, rtol=1e-8,
+                               atol=1e-10)
+    np.testing.assert_allclose(rows_fit.task_covariance_, dense_fit.task_covariance_,
+                               rtol=1e-8, atol=1e-10)
