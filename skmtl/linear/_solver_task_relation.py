@@ -57,7 +57,12 @@ stack. A product ``A_t w`` costs ``O(n_t d)`` and block Jacobi's blocks ``A_t + 
 tasks) are inverted exactly for any shift from the same factors, so nothing is factored per
 stage. On 10,000 MoleculeACE molecules (30 targets, 2,048 bits, 13,581 labels; ``alpha =
 1``) a fit took 14.6 s at a process peak of 1.03 GB, against 40.3 s and 2.78 GB from the
-moments (the same 57 sweeps, coefficients within 7e-14).
+moments (the same 57 sweeps, coefficients within 7e-14). The logistic solver's Newton blocks
+``X_t^T diag(weight_t) X_t`` are read from the rows at every use on such data (of any number
+of tasks; :class:`WeightedRows`: two passes over the rows a product, one d x d Gram matrix
+of all the weighted rows for the Kronecker preconditioner's mean block), never formed; block
+Jacobi is not used there, and the first W step (no ``U`` yet) runs CG with the Kronecker
+preconditioner instead of the exact per-task solves.
 
 Each sweep (W step then Omega step) decreases the objective of the current ``eps``.
 
@@ -525,7 +530,13 @@ class TaskCovariance:
         return omega
 
 
-class RowSpaceBlocks:
+class _BlockOperator:
+    """Per-task d x d blocks kept without their (T, d, d) stack: ``products(W, absolute)``
+    (``G_t w_t``, or with ``absolute`` an entrywise bound of ``|G_t| |w_t|``),
+    ``diagonal_max()`` and ``mean()`` (the mean block, d x d)."""
+
+
+class RowSpaceBlocks(_BlockOperator):
     """The tasks' centred moments ``A_t = F_t^T F_t`` (d x d) of wide data, from their rows.
 
     ``F_t`` the task's centred rows over ``sqrt(n_t)``, as in
@@ -559,13 +570,14 @@ class RowSpaceBlocks:
         self._parts.sort(key=lambda part: part[0])
 
     def products(self, W, absolute=False):
-        """``A_t w_t`` for every task (``absolute``: ``|V_t| diag(e_t) |V_t|^T |w_t|``, an
-        entrywise bound of ``|A_t| |w_t|``)."""
+        """``A_t w_t`` for every task (``absolute``: ``|V_t| diag(e_t) |V_t|^T |w_t|``)."""
         out = np.empty_like(W)
         for t, Vt, e in self._parts:
             if absolute:
-                Vt = np.abs(Vt)
-            out[t] = (e * (Vt @ W[t])) @ Vt
+                Vt, w = np.abs(Vt), np.abs(W[t])
+            else:
+                w = W[t]
+            out[t] = (e * (Vt @ w)) @ Vt
         return out
 
     def diagonal_max(self):
@@ -591,6 +603,44 @@ class RowSpaceBlocks:
         return total / len(self._parts)
 
 
+class WeightedRows(_BlockOperator):
+    """The logistic Newton system's blocks ``H_t = X_t^T diag(weight_t) X_t`` read from the
+    tasks' rows (the design's stacks) at every use, never formed: on wide data (dense rows,
+    128 features or more, some tasks with fewer than half as many rows) a product costs two
+    passes over the rows, against ``T d^2`` memory and ``O(n_t d^2)`` time a task for the
+    blocks. Their mean, for the Kronecker preconditioner, is one d x d Gram matrix of all the
+    weighted rows."""
+
+    def __init__(self, design, weight):
+        self.design, self.n_tasks = design, design.n_tasks
+        self._weight = np.append(weight, 0.0)  # (the stacks' padding reads the last slot)
+
+    def products(self, W, absolute=False):
+        out = np.empty_like(W)
+        for tasks, pos, _, stack in self.design.stacks():
+            if absolute:
+                stack = np.abs(stack)
+            w = np.abs(W[tasks]) if absolute else W[tasks]
+            z = np.matmul(stack, w[:, :, None])[..., 0] * self._weight[pos]
+            out[tasks] = np.matmul(z[:, None, :], stack)[:, 0]
+        return out
+
+    def diagonal_max(self):
+        top = 0.0
+        for _, pos, _, stack in self.design.stacks():
+            diagonal = np.matmul(self._weight[pos][:, None, :], stack * stack)[:, 0]
+            top = max(top, float(np.max(diagonal, initial=0.0)))
+        return top
+
+    def mean(self):
+        d = self.design.n_features
+        total = np.zeros((d, d))
+        for _, pos, _, stack in self.design.stacks():
+            rows = (stack * np.sqrt(self._weight[pos])[..., None]).reshape(-1, d)
+            total += rows.T @ rows
+        return total / self.n_tasks
+
+
 class _Shifted(NamedTuple):
     """Block Jacobi on :class:`RowSpaceBlocks`: the blocks ``A_t + shift_t I``."""
 
@@ -598,11 +648,21 @@ class _Shifted(NamedTuple):
     shift: np.ndarray
 
 
-def _block_products(G, W):
-    """``G_t w_t`` for every task, ``G`` a (T, d, d) stack or :class:`RowSpaceBlocks`."""
-    if isinstance(G, RowSpaceBlocks):
-        return G.products(W)
+def _block_products(G, W, absolute=False):
+    """``G_t w_t`` for every task, ``G`` a (T, d, d) stack or a :class:`_BlockOperator`
+    (``absolute``: ``|G_t| |w_t|``, or the operator's bound of it)."""
+    if isinstance(G, _BlockOperator):
+        return G.products(W, absolute)
+    if absolute:
+        return (np.abs(G) @ np.abs(W)[:, :, None])[:, :, 0]
     return (G @ W[:, :, None])[:, :, 0]
+
+
+def _diagonal_max(G):
+    """The largest diagonal entry of any block."""
+    if isinstance(G, _BlockOperator):
+        return G.diagonal_max()
+    return float(np.max(np.einsum("tii->ti", G), initial=0.0))
 
 
 def _cg_rtol(tol):
@@ -647,9 +707,9 @@ def _solve_coupled(G, coupling, R, W0, c=None, h=None, kappa=0.0, r_b=None, rtol
     T, d = R.shape
     U, complement = coupling.U, coupling.complement
     factors = None
-    block_jacobi = not U.shape[1] or (
+    block_jacobi = not isinstance(G, WeightedRows) and (not U.shape[1] or (
         cache is not None and not cache.get("kronecker")
-        and not (_all_equal(G) if shared is None else shared))
+        and not (_all_equal(G) if shared is None else shared)))
     if c is None and block_jacobi and isinstance(G, RowSpaceBlocks):
         # exact for any shift, nothing to factor: M_0 is p_0 I at Omega = I / T (no U yet)
         # and absent after (T <= d: U spans the tasks)
@@ -680,10 +740,7 @@ def _solve_coupled(G, coupling, R, W0, c=None, h=None, kappa=0.0, r_b=None, rtol
             u = v / E
             return u + (kappa / T) * np.sum(u) / denom / E if kappa else u
         rhs = R - c * hinv(r_b)[:, None]
-        # (a task whose probabilities all saturated has h = 0 and c = 0: no Schur term, where
-        # 0 / 0 put NaN into the preconditioner's eigendecomposition)
-        a, V = _mean_eigen(G - np.divide(c[:, :, None] * c[:, None, :], h[:, None, None],
-                                         out=np.zeros_like(G), where=h[:, None, None] > 0))
+        a, V = _mean_eigen(G, c, h)
     else:
         rhs = R
         a, V = mean_eigen if mean_eigen is not None else (None, None)
@@ -760,9 +817,15 @@ def _fresh_enough(cache, key, blocks):
     return change <= _STALE
 
 
-def _mean_eigen(G):
-    """``(a, V)``: eigenvalues (clipped at 0) and eigenvectors of the mean of the blocks."""
-    G_bar = G.mean() if isinstance(G, RowSpaceBlocks) else G.mean(axis=0)
+def _mean_eigen(G, c=None, h=None):
+    """``(a, V)``: eigenvalues (clipped at 0) and eigenvectors of the mean of the blocks
+    (with ``c``, ``h``: of the blocks less the eliminated intercepts' ``c_t c_t^T / h_t``)."""
+    G_bar = G.mean() if isinstance(G, _BlockOperator) else G.mean(axis=0)
+    if c is not None:
+        # (a task whose probabilities all saturated has h = 0 and c = 0: no Schur term, where
+        # 0 / 0 put NaN into the preconditioner's eigendecomposition)
+        scaled = np.divide(c, h[:, None], out=np.zeros_like(c), where=h[:, None] > 0)
+        G_bar = G_bar - (scaled.T @ c) / c.shape[0]
     a, V = np.linalg.eigh(0.5 * (G_bar + G_bar.T))
     return np.maximum(a, 0.0), V
 
@@ -1226,17 +1289,12 @@ def solve_task_relation(X, Y, mask, alpha, relation_ratio, *, fit_intercept=True
         """The gap's rounding floor (:func:`_rounding_floor`): ``V = r - A W`` moves by at
         most ``eps |A| |W|`` when W moves by its rounding."""
         AW = products_of(W) if AW is None else AW
-        bound = (A.products(np.abs(W), absolute=True) if isinstance(A, RowSpaceBlocks)
-                 else (np.abs(A) @ np.abs(W)[:, :, None])[:, :, 0])
-        change = np.finfo(float).eps * float(np.linalg.norm(bound))
+        change = np.finfo(float).eps * float(np.linalg.norm(_block_products(A, W, True)))
         return _rounding_floor(float(np.vdot(W, 0.5 * AW - r)) + constant, W, sigma, lam_1,
                                lam_2, change)
 
     smooth = _SmoothPart(products_of, lambda W, b, AW: (AW - r, None), gap,
-                         lambda: (A.diagonal_max() if isinstance(A, RowSpaceBlocks) else
-                                  float(np.max(np.einsum("tii->ti", A), initial=0.0))),
-                         majorized,
-                         floor)
+                         lambda: _diagonal_max(A), majorized, floor)
     W, _, omega, criterion, n_iter = _alternate(
         w_step, lambda W, b: loss(W), smooth, np.zeros_like(r), None, lam_1, lam_2, tol,
         max_iter, stretched_loss=lambda far_W, far_b, W, b, new_W, new_b, size: stretched_loss(
@@ -1294,6 +1352,13 @@ def solve_task_relation_logistic(X, Y, mask, alpha, relation_ratio, *, fit_inter
     else:
         b = np.zeros(T)
 
+    wide = problem.shared_rows is None and _kernel_form(design, d)
+
+    def blocks(weight):
+        """The loss's Hessian blocks ``X_t^T diag(weight_t) X_t``: from the rows on wide
+        data (:class:`WeightedRows`), else formed."""
+        return WeightedRows(design, weight) if wide else design.gram(weight)
+
     def objective(z, W, b, coupling):
         value = _logistic_loss(z, signs, inv_n) + coupling.quadratic(W)
         return value + 0.5 * kappa * float(np.sum((b - b.mean()) ** 2))
@@ -1305,7 +1370,7 @@ def solve_task_relation_logistic(X, Y, mask, alpha, relation_ratio, *, fit_inter
             res = -_logistic_residual(z, signs, inv_n)
             weight = _logistic_curvature(z, inv_n)
             grad_W = design.rmatvec(res) + coupling.apply(W)
-            H = design.gram(weight)
+            H = blocks(weight)
             if fit_intercept:
                 grad_b = design.segment_sum(res) + kappa * (b - b.mean())
                 dW, db, _ = _solve_coupled(H, coupling, -grad_W, np.zeros_like(W),
@@ -1369,7 +1434,7 @@ def solve_task_relation_logistic(X, Y, mask, alpha, relation_ratio, *, fit_inter
     def curvature():
         """A quarter of the largest diagonal entry of the tasks' second moments, and of the
         intercepts' block (``1 / 4 + kappa``): a lower bound of the Lipschitz constant."""
-        top = 0.25 * float(np.max(np.einsum("tii->ti", design.gram(inv_n)), initial=0.0))
+        top = 0.25 * _diagonal_max(blocks(inv_n))
         return max(top, 0.25 + kappa) if fit_intercept else top
 
     def majorized(y, new, G_W, G_b, L):
@@ -1387,7 +1452,7 @@ def solve_task_relation_logistic(X, Y, mask, alpha, relation_ratio, *, fit_inter
         loss's Hessian in ``w_t`` and ``c_t`` its column for ``b_t``."""
         z = state(W, b) if z is None else z
         weight = _logistic_curvature(z, inv_n)
-        bound = (np.abs(design.gram(weight)) @ np.abs(W)[:, :, None])[:, :, 0]
+        bound = _block_products(blocks(weight), W, absolute=True)
         if fit_intercept:
             bound += np.abs(design.rmatvec(weight)) * np.abs(b)[:, None]
         change = np.finfo(float).eps * float(np.linalg.norm(bound))

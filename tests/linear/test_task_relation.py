@@ -11,7 +11,10 @@ from _relation import observed_mean as _observed_mean
 from _relation import relation_objective as _objective
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import Ridge
-from test_clustered_tasks import _few_rows  # tasks of 5 to 45 rows on 40 features
+from test_clustered_tasks import (
+    _few_rows,  # tasks of 5 to 45 rows on 40 features
+    _few_rows_labels,
+)
 
 from skmtl.linear import _solver_mean_clustered
 from skmtl.linear import _solver_task_relation as solver
@@ -768,33 +771,65 @@ def test_row_space_blocks_are_the_tasks_moments(fit_intercept, monkeypatch):
                                atol=1e-10)
 
 
+@pytest.mark.parametrize("at_mean", [True, False])
+def test_weighted_rows_are_the_logistic_curvature_blocks(at_mean):
+    # the classifier's Newton blocks X_t^T diag(weight_t) X_t read from the rows (centred at
+    # the mean of X when intercepts are fitted): the operators of the formed blocks
+    X, labels, tasks = _few_rows_labels(seed=4)
+    design = Problem(X, labels, task_index=tasks, n_tasks=10).design(at_mean=at_mean)
+    rng = np.random.default_rng(0)
+    weight = rng.uniform(0.0, 0.25, size=len(labels)) / 20
+    rows, H = solver.WeightedRows(design, weight), design.gram(weight)
+    W = rng.normal(size=(10, 40))
+    np.testing.assert_allclose(rows.products(W), (H @ W[:, :, None])[..., 0], rtol=1e-10,
+                               atol=1e-12)
+    # |X|^T diag(weight) |X| >= |H| entrywise: the rounding floor's bound
+    bound = rows.products(W, absolute=True)
+    assert np.all(bound >= (np.abs(H) @ np.abs(W)[:, :, None])[..., 0] * (1 - 1e-12))
+    assert rows.diagonal_max() == pytest.approx(np.einsum("tii->ti", H).max(), rel=1e-12)
+    np.testing.assert_allclose(rows.mean(), H.mean(axis=0), rtol=1e-10, atol=1e-14)
+    c, h = design.rmatvec(weight), design.segment_sum(weight)
+    c[3], h[3] = 0.0, 0.0  # a task whose probabilities all saturated: no Schur term
+    expected = (H - np.divide(c[:, :, None] * c[:, None, :], h[:, None, None],
+                              out=np.zeros_like(H), where=h[:, None, None] > 0)).mean(axis=0)
+    for blocks in (rows, H):
+        a, V = solver._mean_eigen(blocks, c, h)
+        np.testing.assert_allclose((V * a) @ V.T, expected, rtol=1e-9, atol=1e-13)
+
+
+@pytest.mark.parametrize("Est", [TaskRelationRegressor, TaskRelationClassifier])
 @pytest.mark.parametrize("layout", ["wide", "long"])
-def test_wide_tasks_fit_from_their_rows_as_from_their_moments(layout, monkeypatch):
-    # 150 features, 5 tasks of 37 to 52 labels: the fit from the tasks' rows
-    # (RowSpaceBlocks, block Jacobi exact for any shift) is the fit from the dense moments
+def test_wide_tasks_fit_from_their_rows_as_from_their_moments(Est, layout, monkeypatch):
+    # 150 features, 5 tasks of 37 to 52 labels: the fit from the tasks' rows (the regressor's
+    # RowSpaceBlocks, block Jacobi exact for any shift; the classifier's WeightedRows, its
+    # Newton blocks never formed) is the fit from the dense blocks
     rng = np.random.default_rng(1)
     X = rng.normal(size=(150, 150))
     W = rng.normal(size=150) + 0.3 * rng.normal(size=(5, 150))
     Y = X @ W.T + rng.normal(size=(150, 5))
+    if Est is TaskRelationClassifier:
+        Y = (Y > np.median(Y, axis=0)).astype(float)
     Y[rng.uniform(size=Y.shape) < 0.7] = np.nan
     rows, tasks = np.nonzero(~np.isnan(Y))
     args = (X, Y) if layout == "wide" else (X[rows], Y[rows, tasks])
     kwargs = {} if layout == "wide" else {"task_ids": tasks}
     built = []
+    name = "RowSpaceBlocks" if Est is TaskRelationRegressor else "WeightedRows"
 
-    class Counted(solver.RowSpaceBlocks):
+    class Counted(getattr(solver, name)):
         def __init__(self, *args):
             built.append(True)
             super().__init__(*args)
 
-    monkeypatch.setattr(solver, "RowSpaceBlocks", Counted)
+    monkeypatch.setattr(solver, name, Counted)
     fits = {}
-    for form in ("rows", "moments"):
-        with monkeypatch.context() as patch:
-            if form == "moments":
-                patch.setattr(solver, "_kernel_form", lambda design, n_coef: False)
-            fits[form] = TaskRelationRegressor(alpha=0.3).fit(*args, **kwargs)
-        assert built == [True]  # the rows' fit only
+    fits["rows"] = Est(alpha=0.3).fit(*args, **kwargs)
+    n_built = len(built)
+    assert n_built  # the fit went through the rows
+    with monkeypatch.context() as patch:
+        patch.setattr(solver, "_kernel_form", lambda design, n_coef: False)
+        fits["moments"] = Est(alpha=0.3).fit(*args, **kwargs)
+    assert len(built) == n_built  # and this one through the formed blocks
     rows_fit, dense_fit = fits["rows"], fits["moments"]
     assert rows_fit.criterion_ <= 1e-12 and dense_fit.criterion_ <= 1e-12
     np.testing.assert_allclose(rows_fit.coef_, dense_fit.coef_, rtol=1e-8, atol=1e-10)
