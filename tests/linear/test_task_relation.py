@@ -771,14 +771,20 @@ def test_row_space_blocks_are_the_tasks_moments(fit_intercept, monkeypatch):
                                atol=1e-10)
 
 
+def _weighted_rows(at_mean, seed):
+    """The logistic design of 10 tasks of 5 to 45 labels on 40 features (centred at the mean
+    of X when ``at_mean``), curvature weights and the generator that drew them."""
+    X, labels, tasks = _few_rows_labels(seed=4)
+    design = Problem(X, labels, task_index=tasks, n_tasks=10).design(at_mean=at_mean)
+    rng = np.random.default_rng(seed)
+    return design, rng.uniform(0.0, 0.25, size=len(labels)) / 20, rng
+
+
 @pytest.mark.parametrize("at_mean", [True, False])
 def test_weighted_rows_are_the_logistic_curvature_blocks(at_mean):
     # the classifier's Newton blocks X_t^T diag(weight_t) X_t read from the rows (centred at
     # the mean of X when intercepts are fitted): the operators of the formed blocks
-    X, labels, tasks = _few_rows_labels(seed=4)
-    design = Problem(X, labels, task_index=tasks, n_tasks=10).design(at_mean=at_mean)
-    rng = np.random.default_rng(0)
-    weight = rng.uniform(0.0, 0.25, size=len(labels)) / 20
+    design, weight, rng = _weighted_rows(at_mean, seed=0)
     rows, H = solver.WeightedRows(design, weight), design.gram(weight)
     W = rng.normal(size=(10, 40))
     np.testing.assert_allclose(rows.products(W), (H @ W[:, :, None])[..., 0], rtol=1e-10,
@@ -795,6 +801,49 @@ def test_weighted_rows_are_the_logistic_curvature_blocks(at_mean):
     for blocks in (rows, H):
         a, V = solver._mean_eigen(blocks, c, h)
         np.testing.assert_allclose((V * a) @ V.T, expected, rtol=1e-9, atol=1e-13)
+    # block Jacobi from the rows: (H_t + s_t I - c_t c_t^T / E_t)^-1 by Woodbury on the
+    # tasks' n_t x n_t Gram matrices, E_t >= h_t (= h_t: the Schur complement is singular
+    # along the intercept's direction, the shift keeps it definite)
+    shift, R = rng.uniform(0.01, 0.1, size=10), rng.normal(size=(10, 40))
+    E = h + np.where(np.arange(10) % 2, 0.0, 0.05)
+    for E_t in (None, E):
+        K = H + shift[:, None, None] * np.eye(40)
+        if E_t is not None:
+            K -= np.divide(c[:, :, None] * c[:, None, :], E_t[:, None, None],
+                           out=np.zeros_like(H), where=E_t[:, None, None] > 0)
+        expected = np.linalg.solve(K, R[:, :, None])[..., 0]
+        factors = rows.factor_shifted(shift, E_t)
+        np.testing.assert_allclose(solver._solve_diagonal_blocks(factors, R), expected,
+                                   rtol=1e-9, atol=1e-10)
+
+
+@pytest.mark.parametrize("intercepts", [True, False])
+def test_w_step_from_the_rows_matches_the_dense_newton_system(intercepts):
+    # a logistic Newton system on WeightedRows (10 tasks, 40 features: C_tt a multiple of
+    # the identity), preconditioned by block Jacobi from the rows, intercepts eliminated or
+    # not: the solution of the dense system, in a few CG iterations
+    design, weight, rng = _weighted_rows(intercepts, seed=5)
+    G, T, d, kappa = solver.WeightedRows(design, weight), 10, 40, 0.3
+    coupling = _Coupling(rng.standard_normal((T, d)), 0.2, 0.1, 1e-12)
+    R, r_b = rng.standard_normal((T, d)), rng.standard_normal(T)
+    P = np.kron(coupling.U @ np.diag(coupling.p) @ coupling.U.T, np.eye(d))
+    cache = {}
+    if intercepts:
+        c, h = design.rmatvec(weight), design.segment_sum(weight)
+        dW, db, n_cg = _solve_coupled(G, coupling, R, np.zeros((T, d)), c=c, h=h, kappa=kappa,
+                                      r_b=r_b, rtol=1e-13, cache=cache)
+        H = _intercept_system(P, design.gram(weight), c, h, kappa)
+        x = np.linalg.solve(H, np.concatenate([R.ravel(), r_b]))
+        np.testing.assert_allclose(np.concatenate([dW.ravel(), db]), x, rtol=1e-9,
+                                   atol=1e-9 * np.abs(x).max())
+    else:
+        dW, db, n_cg = _solve_coupled(G, coupling, R, np.zeros((T, d)), rtol=1e-13,
+                                      cache=cache)
+        H = P + scipy.linalg.block_diag(*design.gram(weight))
+        x = np.linalg.solve(H, R.ravel())
+        np.testing.assert_allclose(dW.ravel(), x, rtol=1e-9, atol=1e-9 * np.abs(x).max())
+        assert db is None
+    assert n_cg < solver._BLOCK_JACOBI_BUDGET and not cache.get("kronecker")
 
 
 @pytest.mark.parametrize("Est", [TaskRelationRegressor, TaskRelationClassifier])
