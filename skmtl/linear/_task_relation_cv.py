@@ -13,7 +13,11 @@ from skmtl.base import MultiTaskClassifierMixin, MultiTaskRegressorMixin
 from skmtl.linear import _cv
 from skmtl.linear._binary import _BinaryLogisticMixin
 from skmtl.linear._docs import ALPHA_CV_EDGES, LINEAR_DOCS, alpha_cv_docs
-from skmtl.linear._solver_task_relation import solve_task_relation, solve_task_relation_logistic
+from skmtl.linear._solver_task_relation import (
+    least_squares_data,
+    solve_task_relation,
+    solve_task_relation_logistic,
+)
 from skmtl.linear._task_relation import (
     _DOCS,
     TaskRelationClassifier,
@@ -50,8 +54,15 @@ class _TaskRelationCVMixin(_cv._AlphaPathCVMixin, _TaskRelationMixin):
         # alpha (1 - r + r / T), along a rank-one W (see Notes)
         return 1.0 - self.relation_ratio + self.relation_ratio / n_tasks
 
+    # the data's part of the solver computed once per training fold (None: none)
+    _prepare = None
+
     def _path(self, X, Y, mask, kwargs):
         # the solver starts every fit from Omega = I / T (it takes no starting point)
+        if self._prepare is not None:
+            kwargs = {**kwargs, "data": self._prepare(X, Y, mask,
+                                                      fit_intercept=self.fit_intercept,
+                                                      **kwargs)}
         return lambda alpha: self._solve(X, Y, mask, kwargs, alpha)[:2]
 
     def _refit(self, args, kwargs, scale):
@@ -60,6 +71,9 @@ class _TaskRelationCVMixin(_cv._AlphaPathCVMixin, _TaskRelationMixin):
 
 def _cv_tail(kind, other, loss, curvature):
     """The See Also and Notes sections of the task-relation ``{kind}CV``."""
+    shared = ("" if kind != "Regressor" else """
+    The tasks' centred moments (on wide data, the thin SVDs of their rows) are computed once
+    per training fold and serve every alpha.""")
     return f"""
     See Also
     --------
@@ -93,7 +107,7 @@ def _cv_tail(kind, other, loss, curvature):
 
     **Cost.** Per fold, one fit of the solver per alpha, plus the refit. The solver takes no
     starting point, so each alpha starts from its own independent ridge fits (no warm start
-    along the path): the refit is exactly :class:`TaskRelation{kind}` at ``alpha_``.
+    along the path): the refit is exactly :class:`TaskRelation{kind}` at ``alpha_``.{shared}
 
     Examples
     --------"""
@@ -159,6 +173,7 @@ class TaskRelationRegressorCV(_TaskRelationCVMixin, MultiTaskRegressorMixin, Bas
     _model = TaskRelationRegressor
     _default_score = staticmethod(_cv._pooled_squared_error)
     _solver = staticmethod(solve_task_relation)
+    _prepare = staticmethod(least_squares_data)
 
 
 @Substitution(**_cv_docs("Classifier", "Regressor", "squared", "1 / 4, the logistic loss",

@@ -92,3 +92,41 @@ def test_refit_exposes_its_duality_gap(classify):
     assert 0.0 <= model.criterion_ <= 1e-12
     assert model.criterion_ == refit.criterion_
     np.testing.assert_array_equal(model.coef_, refit.coef_)
+
+
+@pytest.mark.parametrize("wide", [False, True], ids=["moments", "rows"])
+def test_regressor_path_prepares_each_training_fold_once(wide, monkeypatch):
+    # the tasks' moments (or, with 150 features and few labels a task, the thin SVDs of their
+    # rows) are computed once per training fold for all its alphas: the scores, choice and
+    # refit of a search that recomputes them at every alpha
+    from skmtl.linear import _solver_task_relation
+
+    if wide:
+        rng = np.random.default_rng(3)
+        X = rng.standard_normal((60, 150))
+        Y = X @ (rng.standard_normal(150) + 0.3 * rng.standard_normal((4, 150))).T
+        Y += rng.standard_normal(Y.shape)
+        Y[rng.random(Y.shape) < 0.5] = np.nan
+    else:
+        X, Y, _ = _opposite_groups(False, noise=4.0)
+    splits = list(KFold(3, shuffle=True, random_state=0).split(X))
+    prepared = []
+
+    def counted(*args, **kwargs):
+        data = _solver_task_relation.least_squares_data(*args, **kwargs)
+        prepared.append(data.A)
+        return data
+
+    monkeypatch.setattr(TaskRelationRegressorCV, "_prepare", staticmethod(counted))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", GridEdgeWarning)
+        once = TaskRelationRegressorCV(n_alphas=4, cv=splits).fit(X, Y)
+        assert len(prepared) == len(splits)  # one per training fold, none per alpha
+        kinds = {isinstance(A, _solver_task_relation.RowSpaceBlocks) for A in prepared}
+        assert kinds == {wide}
+        monkeypatch.setattr(TaskRelationRegressorCV, "_prepare", None)
+        every = TaskRelationRegressorCV(n_alphas=4, cv=splits).fit(X, Y)
+    np.testing.assert_allclose(once.cv_results_["mean_test_score"],
+                               every.cv_results_["mean_test_score"], rtol=1e-12)
+    assert once.alpha_ == every.alpha_
+    np.testing.assert_array_equal(once.coef_, every.coef_)
