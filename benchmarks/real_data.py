@@ -272,9 +272,10 @@ _SLOW_CLUSTERED = ("time budget: ClusteredTasks*CV fits the alternation at every
                    "each inner fold, 100 fits a training fold (20 alphas, 5 folds): about "
                    "7.5 s each for the regressor on 5,333 molecules (some 13 minutes a fold), "
                    "longer for the classifier (114 s a fit on 10,000)")
-_SLOW_RELATION = ("time budget: TaskRelationRegressorCV took 275 s for 4 alphas on one "
-                  "inner fold of 5,333 molecules and the refit (its default path: 20 alphas, "
-                  "5 folds)")
+_SLOW_RELATION = ("time budget: TaskRelationRegressorCV takes 587 s a training fold of "
+                  "MoleculeACE (6,667 molecules: 20 alphas on 5 inner folds and the refit), "
+                  "some 30 minutes for the 3 folds; TaskRelationClassifierCV did not finish "
+                  "one training fold in 40 minutes")
 _SLOW_LOW_RANK = ("time budget: LowRankRegressorCV did not finish one training fold of "
                   "MoleculeACE in 15 minutes (its proximal gradient takes about 1 / alpha "
                   "steps: 1,056 at alpha_max / 33 on the standardised bits, and the path goes "
