@@ -886,3 +886,37 @@ def test_wide_tasks_fit_from_their_rows_as_from_their_moments(Est, layout, monke
                                atol=1e-10)
     np.testing.assert_allclose(rows_fit.task_covariance_, dense_fit.task_covariance_,
                                rtol=1e-8, atol=1e-10)
+
+
+def test_kronecker_sum_from_the_rows_keeps_its_mean_block(monkeypatch):
+    # where block Jacobi gives way (here always: a budget of 0 iterations), the wide
+    # classifier's Newton systems use the Kronecker sum, whose mean block (a d x d Gram
+    # matrix of all the rows and its eigendecomposition) is kept across Newton steps while CG
+    # converges with it about as fast as when fresh: fewer decompositions than systems, and
+    # the fit of the formed blocks, each system with its own fresh mean block
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(150, 150))
+    W = rng.normal(size=150) + 0.3 * rng.normal(size=(5, 150))
+    Y = (X @ W.T + rng.normal(size=(150, 5)) > 0).astype(float)
+    Y[rng.uniform(size=Y.shape) < 0.7] = np.nan
+    monkeypatch.setattr(solver, "_BLOCK_JACOBI_BUDGET", 0)
+    calls = {"systems": 0, "decompositions": 0}
+    solve, mean_eigen = solver._solve_coupled, solver._mean_eigen
+
+    def counted_solve(G, *args, **kwargs):
+        calls["systems"] += isinstance(G, solver.WeightedRows)
+        return solve(G, *args, **kwargs)
+
+    def counted_eigen(G, *args):
+        calls["decompositions"] += isinstance(G, solver.WeightedRows)
+        return mean_eigen(G, *args)
+
+    monkeypatch.setattr(solver, "_solve_coupled", counted_solve)
+    monkeypatch.setattr(solver, "_mean_eigen", counted_eigen)
+    rows = TaskRelationClassifier(alpha=3.0).fit(X, Y)
+    assert 0 < calls["decompositions"] < calls["systems"] / 2
+    monkeypatch.setattr(solver, "_kernel_form", lambda design, n_coef: False)
+    dense = TaskRelationClassifier(alpha=3.0).fit(X, Y)
+    assert rows.criterion_ <= 1e-12 and dense.criterion_ <= 1e-12
+    np.testing.assert_allclose(rows.coef_, dense.coef_, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(rows.intercept_, dense.intercept_, rtol=1e-8, atol=1e-10)
