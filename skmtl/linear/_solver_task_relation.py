@@ -768,7 +768,8 @@ def _solve_coupled(G, coupling, R, W0, c=None, h=None, kappa=0.0, r_b=None, rtol
     :class:`RowSpaceBlocks` ``G`` inverts its blocks exactly at any shift (nothing factored
     or cached); a :class:`WeightedRows` ``G`` (the logistic Newton systems) uses block Jacobi
     with ``c`` too, its blocks less the eliminated intercepts' ``c_t c_t^T / (h_t + kappa)``
-    (:meth:`WeightedRows.factor_shifted`, once per call).
+    (:meth:`WeightedRows.factor_shifted`, once per call), and keeps its Kronecker sum's mean
+    block in ``cache`` across calls while CG converges about as fast with it.
     With ``Omega = I / T`` (no subspace ``U`` yet) and no ``c`` the tasks decouple and the
     block solve is exact: ``n_cg = 0``. ``cache`` (a dict, kept by the caller across W steps)
     reuses the block factors for the same ``G`` and kind of :class:`_Coupling`, within an
