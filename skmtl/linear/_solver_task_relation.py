@@ -577,9 +577,9 @@ class RowSpaceBlocks(_BlockOperator):
             self.r[tasks] = np.matmul(q[:, None, :], Vt)[:, 0]
         if thin is not None:
             tasks, rows, Vt, e, q = thin
-            ends = np.cumsum(design.counts[tasks].astype(np.int64))
-            self._parts += ((t, Vt[end - n:end], e[end - n:end]) for t, n, end in zip(
-                tasks, design.counts[tasks].astype(np.int64), ends))
+            ends = np.cumsum(design.counts[tasks])  # the tasks' rows, one after the other
+            self._parts += ((t, Vt[start:end], e[start:end]) for t, start, end in zip(
+                tasks, ends - design.counts[tasks], ends))
             self.r[tasks] = rows(q) @ Vt
         self._parts.sort(key=lambda part: part[0])
 
@@ -719,6 +719,9 @@ class _Shifted(NamedTuple):
     blocks: RowSpaceBlocks
     shift: np.ndarray
 
+    def solve(self, R):
+        return self.blocks.solve_shifted(self.shift, R)
+
 
 def _block_products(G, W, absolute=False):
     """``G_t w_t`` for every task, ``G`` a (T, d, d) stack or a :class:`_BlockOperator`
@@ -786,7 +789,7 @@ def _solve_coupled(G, coupling, R, W0, c=None, h=None, kappa=0.0, r_b=None, rtol
     U, complement = coupling.U, coupling.complement
     factors = None
     if shared is None:
-        shared = not isinstance(G, _BlockOperator) and _all_equal(G)
+        shared = _all_equal(G)
     block_jacobi = not U.shape[1] or (
         cache is not None and not cache.get("kronecker") and not shared)
     # the blocks from the rows: C_tt = shift_t I, M_0 being p_0 I at Omega = I / T (no U yet)
@@ -965,8 +968,9 @@ def _pcg(matvec, precondition, b, x0, rtol, maxiter, product=None):
 
 
 def _all_equal(G):
-    """Whether all the blocks ``G_t`` are equal (tasks observing the same rows)."""
-    return bool(np.all(G == G[:1]))
+    """Whether all the blocks ``G_t`` are equal (tasks observing the same rows); blocks kept
+    as rows (:class:`_BlockOperator`, never taken for shared rows) are not."""
+    return not isinstance(G, _BlockOperator) and bool(np.all(G == G[:1]))
 
 
 class _TaskFactors(NamedTuple):
@@ -1001,9 +1005,7 @@ def _factor_diagonal_blocks(G, M, weight, shift):
 
 def _solve_diagonal_blocks(factors, R):
     """:func:`_solve_factored` for any kind of factors."""
-    if isinstance(factors, _Shifted):
-        return factors.blocks.solve_shifted(factors.shift, R)
-    if isinstance(factors, _RowFactors):
+    if isinstance(factors, (_Shifted, _RowFactors)):  # the blocks kept as rows
         return factors.solve(R)
     if not isinstance(factors, _TaskFactors):
         return _solve_factored(factors, R)
@@ -1321,7 +1323,7 @@ def least_squares_data(X, Y, mask, *, fit_intercept=True, task_index=None, n_tas
         A, r, x_mean, y_mean = _task_moments(design, y, fit_intercept)
     residual = y - y_mean[design.obs_tasks] if fit_intercept else y
     constant = 0.5 * design.segment_sum(residual**2 / design.counts[design.obs_tasks]).sum()
-    shared = not isinstance(A, RowSpaceBlocks) and _all_equal(A)
+    shared = _all_equal(A)
     return LeastSquaresData(A, r, x_mean, y_mean, constant, shared,
                             _mean_eigen(A) if shared else None)
 
