@@ -764,6 +764,7 @@ def test_row_space_blocks_are_the_tasks_moments(fit_intercept, monkeypatch):
     bound = blocks.products(np.abs(W), absolute=True)  # |V| diag(e) |V|^T >= |A| entrywise
     assert np.all(bound >= (np.abs(A) @ np.abs(W)[:, :, None])[..., 0] * (1 - 1e-12))
     assert blocks.diagonal_max() == pytest.approx(np.einsum("tii->ti", A).max(), rel=1e-12)
+    assert blocks.largest_eigenvalue() == pytest.approx(np.linalg.eigvalsh(A).max(), rel=1e-12)
     np.testing.assert_allclose(blocks.mean(), A.mean(axis=0), rtol=1e-10, atol=1e-12)
     shift = rng.uniform(0.01, 1.0, size=10)
     expected = np.linalg.solve(A + shift[:, None, None] * np.eye(40), R[:, :, None])[..., 0]
@@ -886,6 +887,59 @@ def test_wide_tasks_fit_from_their_rows_as_from_their_moments(Est, layout, monke
                                atol=1e-10)
     np.testing.assert_allclose(rows_fit.task_covariance_, dense_fit.task_covariance_,
                                rtol=1e-8, atol=1e-10)
+
+
+def test_wide_polish_steps_at_the_tasks_largest_eigenvalue(monkeypatch):
+    # the polish takes its steps at the Lipschitz constant of the least squares gradient,
+    # the largest eigenvalue of any task's moments (on wide data the largest e_t, known from
+    # the rows; formed moments: their eigenvalues, once), and its majorisation test, true at
+    # once, takes no product with the moments (it doubled the diagonal bound and then paid
+    # one product a step); the fit from the rows is the one from the formed moments
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(150, 150))
+    Y = X @ (rng.normal(size=150) + 0.3 * rng.normal(size=(5, 150))).T + rng.normal(
+        size=(150, 5))
+    Y[rng.uniform(size=Y.shape) < 0.7] = np.nan
+    mask = ~np.isnan(Y)
+    design = Problem(X, np.where(mask, Y, 0.0), mask).design()
+    A = _task_moments(design, Problem(X, np.where(mask, Y, 0.0), mask).targets(design),
+                      True)[0]
+    polishes, in_test, products = [], [False], [0]
+    apg, counted = solver.accelerated_proximal_gradient, solver.RowSpaceBlocks.products
+
+    def polish(x, L, *, majorized, **kwargs):
+        def test(*args):
+            in_test[0] = True
+            try:
+                return majorized(*args)
+            finally:
+                in_test[0] = False
+        out = apg(x, L, majorized=test, **kwargs)
+        polishes.append((L, out[3]))
+        return out
+
+    def product(self, W, absolute=False):
+        products[0] += in_test[0]
+        return counted(self, W, absolute)
+
+    monkeypatch.setattr(solver, "accelerated_proximal_gradient", polish)
+    monkeypatch.setattr(solver.RowSpaceBlocks, "products", product)
+    rows_fit = TaskRelationRegressor(alpha=0.3).fit(X, Y)
+    (L, steps), = polishes
+    assert steps > 10 and L == pytest.approx(np.linalg.eigvalsh(A).max(), rel=1e-10)
+    assert products[0] == 0
+    monkeypatch.setattr(solver, "_kernel_form", lambda design, n_coef: False)
+    dense_fit = TaskRelationRegressor(alpha=0.3).fit(X, Y)
+    assert polishes[1][0] == pytest.approx(L, rel=1e-12)
+    assert rows_fit.criterion_ <= 1e-12 and dense_fit.criterion_ <= 1e-12
+    np.testing.assert_allclose(rows_fit.coef_, dense_fit.coef_, rtol=1e-8, atol=1e-10)
+    # the same constant from blocks all tasks share, read off their eigendecomposition
+    B = A[0] + A[0].T
+    values = np.linalg.eigvalsh(B)
+    stack = np.broadcast_to(B, (4, 150, 150))
+    assert solver._largest_eigenvalue(stack, solver._mean_eigen(stack)) == pytest.approx(
+        values.max(), rel=1e-12)
+    assert solver._largest_eigenvalue(stack) == pytest.approx(values.max(), rel=1e-12)
 
 
 def test_kronecker_sum_from_the_rows_keeps_its_mean_block(monkeypatch):
