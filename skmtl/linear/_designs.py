@@ -812,6 +812,11 @@ class GroupedDense(_Design):
     them again, a chunk of at most a quarter of X at a time (and at least one task), so that a
     fit never holds every task's rows at once. A stack of consecutive tasks whose rows are
     consecutive rows of X (long data sorted by task) is a view of X, never a copy.
+
+    X may also be sparse (CSR): the stacks are then dense copies of its rows, gathered at
+    every read (never kept), in chunks of at most a quarter of its stored entries (at least
+    one task), so that the row-based solvers of wide data read a sparse X as they read a
+    dense one (:meth:`SparseDesign.stacks`).
     """
 
     def __init__(self, X, obs_rows, obs_tasks, n_tasks, chunks, shift=None):
@@ -839,7 +844,8 @@ class GroupedDense(_Design):
         """
         n_obs, n_tasks, d = obs_rows.shape[0], counts.shape[0], X.shape[1]
         starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-        in_order = n_obs == X.shape[0] and np.array_equal(obs_rows, np.arange(n_obs))
+        in_order = (n_obs == X.shape[0] and not sp.issparse(X)
+                    and np.array_equal(obs_rows, np.arange(n_obs)))
         size_class = np.ceil(np.log2(counts)).astype(np.intp)
         budget = max(X.size // 4, _MIN_CHUNK)
         chunks, n_gathered = [], 0
@@ -876,7 +882,9 @@ class GroupedDense(_Design):
         for tasks, pos, valid, stack in self.chunks:
             fresh = stack is None
             if fresh:
-                stack = self.X[np.where(valid, self.obs_rows[np.minimum(pos, last)], 0)]
+                rows = np.where(valid, self.obs_rows[np.minimum(pos, last)], 0)
+                stack = (self.X[rows.ravel()].toarray().reshape(*rows.shape, -1)
+                         if sp.issparse(self.X) else self.X[rows])
             if shift is not None:
                 stack = _shifted(stack, shift[tasks][:, None, :],
                                  own=fresh or (own and not np.shares_memory(stack, self.X)))
@@ -938,7 +946,12 @@ _MIN_CHUNK = 2**16
 
 
 class SparseDesign(_Design):
-    """Sparse X: one CSR matrix (n_obs, T * d), observation k's row in the block of its task."""
+    """Sparse X: one CSR matrix (n_obs, T * d), observation k's row in the block of its task.
+
+    :meth:`stacks` and :attr:`chunks` give the tasks' rows as a :class:`GroupedDense` does,
+    densified chunk by chunk as they are read, for the solvers that read wide data's tasks
+    row by row (``_kernel_form``): with 2,048 bits, per-task moments from the one product
+    took ``T d^2`` (1 GB for 30 MoleculeACE targets, three such arrays in a fit)."""
 
     def __init__(self, X, groups):
         self.obs_rows, self.obs_tasks, self.counts = _flatten_groups(groups)
@@ -946,11 +959,30 @@ class SparseDesign(_Design):
         self.n_features = d = X.shape[1]
         X_obs = sp.csr_matrix(X)[self.obs_rows]
         X_obs.sum_duplicates()
+        self._X_obs, self._rows = X_obs, None  # (the observed rows, in observation order)
         per_row = np.diff(X_obs.indptr)
         columns = X_obs.indices.astype(np.int64) + d * np.repeat(
             self.obs_tasks.astype(np.int64), per_row)
         self.B = sp.csr_matrix((X_obs.data, columns, X_obs.indptr.astype(np.int64)),
                                shape=(self.obs_rows.shape[0], n_tasks * d))
+
+    def _grouped(self):
+        """The :class:`GroupedDense` layout of the observed rows (built on first use)."""
+        if self._rows is None:
+            n_obs = self.obs_rows.shape[0]
+            self._rows = GroupedDense.from_flat(self._X_obs, np.arange(n_obs),
+                                                self.obs_tasks, self.counts)
+        return self._rows
+
+    @property
+    def chunks(self):
+        """The chunks of :meth:`GroupedDense.from_flat` over the observed rows."""
+        return self._grouped().chunks
+
+    def stacks(self):
+        """The tasks' rows as dense zero-padded stacks, ``(tasks, positions, valid slots,
+        stack)`` (:meth:`GroupedDense.stacks`), densified as they are read."""
+        return self._grouped().stacks()
 
     def matvec(self, W):
         return self.B @ W.ravel()
@@ -978,6 +1010,18 @@ class ShiftedSparse(_Design):
         self.base, self.shift = base, np.asarray(shift, dtype=np.float64)
         self.obs_rows, self.obs_tasks, self.counts = base.obs_rows, base.obs_tasks, base.counts
         self.n_tasks, self.n_features = base.n_tasks, base.n_features
+
+    @property
+    def chunks(self):
+        return self.base.chunks
+
+    def stacks(self):
+        """The base's stacks less the shift (the padding left at 0)."""
+        for tasks, pos, valid, stack in self.base.stacks():
+            stack -= self.shift  # (a fresh dense copy)
+            if not valid.all():
+                stack[~valid] = 0.0
+            yield tasks, pos, valid, stack
 
     def matvec(self, W):
         return self.base.matvec(W) - (W @ self.shift)[self.obs_tasks]

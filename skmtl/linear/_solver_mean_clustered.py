@@ -44,7 +44,13 @@ from numba import njit
 from scipy.special import expit
 from sklearn.exceptions import ConvergenceWarning
 
-from skmtl.linear._designs import GroupedDense, Problem, shifted_row_blocks
+from skmtl.linear._designs import (
+    GroupedDense,
+    Problem,
+    ShiftedSparse,
+    SparseDesign,
+    shifted_row_blocks,
+)
 from skmtl.linear._linalg import _SYRK_WORK, _blas_threads_for, _mirror_lower, _syrk_lower
 from skmtl.linear._penalties import MeanClusteredPenalty
 from skmtl.utils._docstring import Substitution
@@ -429,12 +435,13 @@ def solve_mean_clustered(X, Y, mask, alpha, cluster_strength, *, fit_intercept=T
 def _least_squares_tasks(design, y, alpha, cluster_strength, fit_intercept):
     """The general (per-task rows) least-squares path: moments, then one coupled solve.
 
-    ``y`` holds the targets in the design's observation order. Dense rows go through
-    :func:`_least_squares_stacks` (compiled loops over the tasks); sparse X, and the rare
-    dense problem whose factorisations break down numerically, through the per-task moments
-    and ``penalty.solve``.
+    ``y`` holds the targets in the design's observation order. Dense rows, and a sparse X's
+    rows on wide data (:func:`_kernel_form`, densified chunk by chunk), go through
+    :func:`_least_squares_stacks` (compiled loops over the tasks); other sparse X, and the
+    rare dense problem whose factorisations break down numerically, through the per-task
+    moments and ``penalty.solve``.
     """
-    if isinstance(design, GroupedDense):
+    if isinstance(design, GroupedDense) or _kernel_form(design, design.n_features):
         solution = _least_squares_stacks(design, y, alpha, cluster_strength, fit_intercept)
         if solution is not None:
             return solution
@@ -855,10 +862,12 @@ _KERNEL_MIN_COEF = 128
 
 def _kernel_form(design, n_coef):
     """Whether per-task blocks of ``n_coef`` coordinates are kept in the kernel form
-    (:class:`~._solver_clustered_tasks.KernelBlocks`): dense per-task rows, at least
-    ``_KERNEL_MIN_COEF`` coordinates and some stack of tasks with fewer than half as many rows
-    (there ``T n_coef^2`` of blocks outweigh the rows)."""
-    return n_coef >= _KERNEL_MIN_COEF and isinstance(design, GroupedDense) and any(
+    (:class:`~._solver_clustered_tasks.KernelBlocks`): per-task rows (dense, or a sparse X's
+    densified chunk by chunk), at least ``_KERNEL_MIN_COEF`` coordinates and some stack of
+    tasks with fewer than half as many rows (there ``T n_coef^2`` of blocks outweigh the
+    rows)."""
+    return n_coef >= _KERNEL_MIN_COEF and isinstance(
+        design, (GroupedDense, SparseDesign, ShiftedSparse)) and any(
         2 * pos.shape[1] < n_coef for _, pos, _, _ in design.chunks)
 
 
