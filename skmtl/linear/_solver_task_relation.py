@@ -193,11 +193,12 @@ from typing import NamedTuple
 
 import numpy as np
 import scipy.linalg
+import scipy.sparse as sp
 from numba import njit
 from sklearn.exceptions import ConvergenceWarning
 
 from skmtl.linear._datafits import _expit, _log1pexp
-from skmtl.linear._designs import Problem
+from skmtl.linear._designs import Problem, SparseDesign
 from skmtl.linear._linalg import (
     _POTRF,
     _POTRS,
@@ -236,6 +237,9 @@ _BLOCK_JACOBI_BUDGET = 20  # CG iterations with block Jacobi before the Kronecke
 # the Kronecker sum's mean block from the rows is kept while CG takes at most this many times
 # the iterations (plus 2) it took when the block was fresh
 _STALE_CG = 2
+# a dense X with at most this share of non-zero entries takes the least squares products of
+# wide data from a sparse copy of its rows (RowSpaceBlocks): 3x faster at 10%, even at 20%
+_SPARSE_PRODUCTS = 0.1
 
 
 def relation_weights(alpha, relation_ratio, n_tasks):
@@ -570,12 +574,24 @@ class RowSpaceBlocks(_BlockOperator):
     factors nothing. Memory: the tasks' rows once (``V_t^T``), against ``T d^2`` for the
     moments and as much again for their factors (30 MoleculeACE targets of 2,048 bits: 1 GB
     each). ``r`` (T, d), ``x_mean``, ``y_mean``: the rest of :func:`_task_moments`.
+
+    ``rows``: the same tasks' rows as a :class:`~._designs.SparseDesign` (the design itself
+    when X is sparse; :func:`least_squares_data` gives one for a dense X with at most
+    ``_SPARSE_PRODUCTS`` of its entries non-zero), from which the products are taken instead:
+    ``F_t^T (F_t w_t)`` in two passes over the stored entries, against two over ``V_t`` (30
+    tasks, 8,945 labels, 2,048 bits of which 2.6% are set: 1.2 ms instead of 8.2 ms; 3.3
+    against 9.1 ms at 10%, 8.0 against 9.9 ms at 20%).
     """
 
-    def __init__(self, design, y, fit_intercept):
+    def __init__(self, design, y, fit_intercept, rows=None):
         T, d = design.n_tasks, design.n_features
         self.x_mean, self.y_mean, square, thin = _row_space_decomposition(
             design, y, fit_intercept)
+        if rows is None and isinstance(design, SparseDesign):
+            rows = design
+        # (sparse design, 1 / n_t per observation, centred), or None
+        self._rows = None if rows is None else (
+            rows, 1.0 / rows.counts[rows.obs_tasks], fit_intercept)
         self.n_features = d
         self.r = np.empty((T, d))
         self._parts = []  # (task, V_t^T, e_t) in task order
@@ -593,6 +609,8 @@ class RowSpaceBlocks(_BlockOperator):
 
     def products(self, W, absolute=False):
         """``A_t w_t`` for every task (``absolute``: ``|V_t| diag(e_t) |V_t|^T |w_t|``)."""
+        if self._rows is not None and not absolute:
+            return self._sparse_products(W)
         out = np.empty_like(W)
         for t, Vt, e in self._parts:
             if absolute:
@@ -600,6 +618,19 @@ class RowSpaceBlocks(_BlockOperator):
             else:
                 w = W[t]
             out[t] = (e * (Vt @ w)) @ Vt
+        return out
+
+    def _sparse_products(self, W):
+        """``F_t^T (F_t w_t)`` from a sparse X's rows: ``F_t = (X_t - 1 m_t^T) / sqrt(n_t)``
+        (``m_t = 0`` without an intercept)."""
+        design, inv_n, centred = self._rows
+        z = design.matvec(W)
+        if centred:
+            z -= np.einsum("td,td->t", self.x_mean, W)[design.obs_tasks]
+        z *= inv_n
+        out = design.rmatvec(z)
+        if centred:
+            out -= design.segment_sum(z)[:, None] * self.x_mean
         return out
 
     def diagonal_max(self):
@@ -1349,7 +1380,10 @@ def least_squares_data(X, Y, mask, *, fit_intercept=True, task_index=None, n_tas
     y = problem.targets(design)
     if problem.shared_rows is None and design.n_tasks <= design.n_features and _kernel_form(
             design, design.n_features):  # wide: the tasks' moments from their rows
-        A = RowSpaceBlocks(design, y, fit_intercept)
+        X = problem.X  # (a dense X mostly zeros: its products from a sparse copy)
+        rows = None if sp.issparse(X) or np.count_nonzero(X) > _SPARSE_PRODUCTS * X.size else (
+            SparseDesign(X, problem.groups))
+        A = RowSpaceBlocks(design, y, fit_intercept, rows)
         r, x_mean, y_mean = A.r, A.x_mean, A.y_mean
     else:
         A, r, x_mean, y_mean = _task_moments(design, y, fit_intercept)

@@ -740,17 +740,23 @@ def test_few_large_blocks_factored_by_lapack_give_the_task_last_solves(monkeypat
     assert lapack.criterion_ <= 1e-12 and task_last.criterion_ <= 1e-12
 
 
+@pytest.mark.parametrize("sparse", [False, True])
 @pytest.mark.parametrize("fit_intercept", [True, False])
-def test_row_space_blocks_are_the_tasks_moments(fit_intercept, monkeypatch):
+def test_row_space_blocks_are_the_tasks_moments(fit_intercept, sparse, monkeypatch):
     # wide data keeps each task's moments A_t as V_t diag(e_t) V_t^T from its rows (the thin
     # SVD where n_t < d, the eigendecomposition else), not the (T, d, d) stack: every
-    # operator the solver reads equals its dense counterpart (10 tasks of 5 to 45 rows, d = 40)
+    # operator the solver reads equals its dense counterpart (10 tasks of 5 to 45 rows, d = 40;
+    # a sparse X, off-centre, takes its products from its own rows)
     monkeypatch.setattr(_solver_mean_clustered, "_KERNEL_MIN_COEF", 1)
     X, y, tasks = _few_rows(seed=4)
+    if sparse:
+        X = sp.csr_matrix(np.where(np.random.default_rng(1).uniform(size=X.shape) < 0.3,
+                                   X + 3.0, 0.0))
     problem = Problem(X, y, task_index=tasks, n_tasks=10)
     design = problem.design()
     targets = problem.targets(design)
     blocks = solver.RowSpaceBlocks(design, targets, fit_intercept)
+    assert (blocks._rows is not None) == sparse
     A, r, x_mean, y_mean = _task_moments(design, targets, fit_intercept)
     assert sorted(Vt.shape[0] for _, Vt, _ in blocks._parts) == sorted(
         [n if n < 40 else 40 for n in np.bincount(tasks)])  # only the 45-row task is square
@@ -940,6 +946,29 @@ def test_wide_polish_steps_at_the_tasks_largest_eigenvalue(monkeypatch):
     assert solver._largest_eigenvalue(stack, solver._mean_eigen(stack)) == pytest.approx(
         values.max(), rel=1e-12)
     assert solver._largest_eigenvalue(stack) == pytest.approx(values.max(), rel=1e-12)
+
+
+def test_mostly_zero_dense_X_takes_its_products_from_a_sparse_copy(monkeypatch):
+    # a dense X whose entries are mostly zeros (fingerprint bits) on wide data: the products
+    # with the tasks' moments come from a sparse copy of the rows (up to 10% non-zeros), the
+    # rest from the thin SVDs; the fit is the one from the formed moments
+    rng = np.random.default_rng(3)
+    X = np.where(rng.uniform(size=(200, 150)) < 0.08, 1.0, 0.0)
+    Y = X @ (rng.normal(size=150) + 0.3 * rng.normal(size=(5, 150))).T + rng.normal(
+        size=(200, 5))
+    mask = rng.uniform(size=Y.shape) < 0.3
+    data = solver.least_squares_data(X, np.where(mask, Y, 0.0), mask)
+    assert isinstance(data.A, solver.RowSpaceBlocks) and data.A._rows is not None
+    dense = np.where(X > 0, 1.0, 0.5)  # no zeros: the products from the SVDs
+    assert solver.least_squares_data(dense, np.where(mask, Y, 0.0), mask).A._rows is None
+    Y[~mask] = np.nan
+    rows_fit = TaskRelationRegressor(alpha=0.3).fit(X, Y)
+    monkeypatch.setattr(solver, "_kernel_form", lambda design, n_coef: False)
+    moments_fit = TaskRelationRegressor(alpha=0.3).fit(X, Y)
+    assert rows_fit.criterion_ <= 1e-12 and moments_fit.criterion_ <= 1e-12
+    np.testing.assert_allclose(rows_fit.coef_, moments_fit.coef_, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(rows_fit.intercept_, moments_fit.intercept_, rtol=1e-8,
+                               atol=1e-10)
 
 
 def test_kronecker_sum_from_the_rows_keeps_its_mean_block(monkeypatch):
