@@ -198,7 +198,7 @@ from numba import njit
 from sklearn.exceptions import ConvergenceWarning
 
 from skmtl.linear._datafits import _expit, _log1pexp
-from skmtl.linear._designs import Problem, SparseDesign
+from skmtl.linear._designs import GroupedDense, Problem, SparseDesign
 from skmtl.linear._linalg import (
     _POTRF,
     _POTRS,
@@ -237,9 +237,15 @@ _BLOCK_JACOBI_BUDGET = 20  # CG iterations with block Jacobi before the Kronecke
 # the Kronecker sum's mean block from the rows is kept while CG takes at most this many times
 # the iterations (plus 2) it took when the block was fresh
 _STALE_CG = 2
-# a dense X with at most this share of non-zero entries takes the least squares products of
-# wide data from a sparse copy of its rows (RowSpaceBlocks): 3x faster at 10%, even at 20%
+# a dense X with at most this share of non-zero entries takes its products from a sparse copy
+# of its rows (the regressor's RowSpaceBlocks on wide data, the classifier's whole design):
+# products with the least squares moments 3x faster at 10%, even at 20%
 _SPARSE_PRODUCTS = 0.1
+
+
+def _mostly_zeros(X):
+    """Whether ``X`` is dense with at most ``_SPARSE_PRODUCTS`` of its entries non-zero."""
+    return not sp.issparse(X) and np.count_nonzero(X) <= _SPARSE_PRODUCTS * X.size
 
 
 def relation_weights(alpha, relation_ratio, n_tasks):
@@ -671,13 +677,18 @@ class WeightedRows(_BlockOperator):
     passes over the rows, against ``T d^2`` memory and ``O(n_t d^2)`` time a task for the
     blocks. Their mean, for the Kronecker preconditioner, is one d x d Gram matrix of all the
     weighted rows; block Jacobi's factors come from each task's n_t x n_t Gram matrix
-    (:meth:`factor_shifted`)."""
+    (:meth:`factor_shifted`). A sparse design (a sparse X, or a dense one with at most
+    ``_SPARSE_PRODUCTS`` of its entries non-zero, which the solver copies as sparse) takes
+    the products from its own sparse products, the rest from its stacks, densified a chunk
+    at a time."""
 
     def __init__(self, design, weight):
         self.design, self.n_tasks = design, design.n_tasks
         self._weight = np.append(weight, 0.0)  # (the stacks' padding reads the last slot)
 
     def products(self, W, absolute=False):
+        if not absolute and not isinstance(self.design, GroupedDense):  # sparse: its products
+            return self.design.rmatvec(self._weight[:-1] * self.design.matvec(W))
         out = np.empty_like(W)
         for tasks, pos, _, stack in self.design.stacks():
             if absolute:
@@ -1381,8 +1392,7 @@ def least_squares_data(X, Y, mask, *, fit_intercept=True, task_index=None, n_tas
     if problem.shared_rows is None and design.n_tasks <= design.n_features and _kernel_form(
             design, design.n_features):  # wide: the tasks' moments from their rows
         X = problem.X  # (a dense X mostly zeros: its products from a sparse copy)
-        rows = None if sp.issparse(X) or np.count_nonzero(X) > _SPARSE_PRODUCTS * X.size else (
-            SparseDesign(X, problem.groups))
+        rows = SparseDesign(X, problem.groups) if _mostly_zeros(X) else None
         A = RowSpaceBlocks(design, y, fit_intercept, rows)
         r, x_mean, y_mean = A.r, A.x_mean, A.y_mean
     else:
@@ -1532,6 +1542,10 @@ def solve_task_relation_logistic(X, Y, mask, alpha, relation_ratio, *, fit_inter
         As :func:`solve_task_relation`.
     """
     problem = Problem(X, Y, mask, task_index=task_index, n_tasks=n_tasks)
+    if problem.shared_rows is None and _mostly_zeros(problem.X):
+        # fingerprint bits held dense: the products from a sparse copy (see WeightedRows)
+        problem = Problem(sp.csr_matrix(problem.X), Y, mask, task_index=task_index,
+                          n_tasks=n_tasks)
     # the pulled intercepts are those at the mean of X (``b`` is returned for X)
     design = problem.design(at_mean=fit_intercept and problem.n_tasks > 1)
     y = problem.targets(design)

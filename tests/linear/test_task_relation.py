@@ -971,6 +971,35 @@ def test_mostly_zero_dense_X_takes_its_products_from_a_sparse_copy(monkeypatch):
                                atol=1e-10)
 
 
+def test_mostly_zero_dense_X_is_classified_through_a_sparse_copy(monkeypatch):
+    # the classifier on a dense X of mostly zeros reads it through a sparse copy (its
+    # products, Newton blocks from densified chunks): the fit of the dense design
+    rng = np.random.default_rng(3)
+    X = np.where(rng.uniform(size=(200, 150)) < 0.08, 1.0, 0.0)
+    margin = X @ (rng.normal(size=150) + 0.3 * rng.normal(size=(5, 150))).T
+    Y = (margin + rng.normal(size=(200, 5)) > np.median(margin, axis=0)).astype(float)
+    Y[rng.uniform(size=Y.shape) < 0.7] = np.nan
+    kinds = []
+    rows = solver.WeightedRows
+
+    class Spy(rows):
+        def __init__(self, design, weight):
+            kinds.append(type(design).__name__)
+            super().__init__(design, weight)
+
+    monkeypatch.setattr(solver, "WeightedRows", Spy)
+    sparse_fit = TaskRelationClassifier(alpha=0.3).fit(X, Y)
+    assert kinds and set(kinds) == {"ShiftedSparse"}
+    kinds.clear()
+    monkeypatch.setattr(solver, "_SPARSE_PRODUCTS", 0.0)
+    dense_fit = TaskRelationClassifier(alpha=0.3).fit(X, Y)
+    assert set(kinds) == {"GroupedDense"}
+    assert sparse_fit.criterion_ <= 1e-12 and dense_fit.criterion_ <= 1e-12
+    np.testing.assert_allclose(sparse_fit.coef_, dense_fit.coef_, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(sparse_fit.intercept_, dense_fit.intercept_, rtol=1e-8,
+                               atol=1e-10)
+
+
 def test_kronecker_sum_from_the_rows_keeps_its_mean_block(monkeypatch):
     # where block Jacobi gives way (here always: a budget of 0 iterations), the wide
     # classifier's Newton systems use the Kronecker sum, whose mean block (a d x d Gram
