@@ -1016,9 +1016,10 @@ class ShiftedSparse(_Design):
         return self.base.chunks
 
     def stacks(self):
-        """The base's stacks less the shift (the padding left at 0)."""
+        """The base's stacks less the shift (the padding left at 0), new arrays: the base
+        keeps its stacks when they hold at most twice its stored entries."""
         for tasks, pos, valid, stack in self.base.stacks():
-            stack -= self.shift  # (a fresh dense copy)
+            stack = stack - self.shift
             if not valid.all():
                 stack[~valid] = 0.0
             yield tasks, pos, valid, stack

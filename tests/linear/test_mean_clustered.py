@@ -576,15 +576,17 @@ def test_designs_at_the_mean_of_x_are_the_centred_rows(layout):
         np.testing.assert_allclose(gram[t], expected, rtol=1e-9, atol=1e-9 * np.abs(expected).max())
 
 
+@pytest.mark.parametrize("density", [0.1, 0.7])
 @pytest.mark.parametrize("at_mean", [False, True])
-def test_sparse_designs_stack_each_tasks_rows_as_dense_rows(at_mean):
+def test_sparse_designs_stack_each_tasks_rows_as_dense_rows(at_mean, density):
     """A sparse X's design (and its shift to the mean of X) gives the tasks' rows as the
     dense design does, densified chunk by chunk as they are read: every task's rows in its
     stack, the padding 0, no chunk of more than a quarter of the stored entries (but for
-    one task), never kept; and the same kernel-form decision on wide data."""
+    one task), kept only when they hold at most twice the stored entries (70% non-zeros),
+    the same at every read; and the same kernel-form decision on wide data."""
     rng = np.random.default_rng(2)
     n, d, T = 300, 200, 6
-    X = np.where(rng.uniform(size=(n, d)) < 0.1, rng.normal(size=(n, d)), 0.0)
+    X = np.where(rng.uniform(size=(n, d)) < density, rng.normal(size=(n, d)), 0.0)
     mask = rng.uniform(size=(n, T)) < 0.15
     mask[:, 5] = rng.uniform(size=n) < 0.9  # one task with more rows than features / 2
     dense = Problem(X, np.zeros((n, T)), mask).design(at_mean=at_mean)
@@ -592,18 +594,20 @@ def test_sparse_designs_stack_each_tasks_rows_as_dense_rows(at_mean):
     assert type(sparse).__name__ == ("ShiftedSparse" if at_mean else "SparseDesign")
     mean = dense.x_origin if at_mean else np.zeros(d)
     seen = np.zeros(T, dtype=int)
-    for tasks, pos, _, stack in sparse.stacks():
-        assert stack.shape == (tasks.size, pos.shape[1], d)
-        assert tasks.size == 1 or stack.size <= max(sp.csr_matrix(X)[
-            sparse.obs_rows].nnz // 4, 2**16)
-        for k, t in enumerate(tasks):
-            rows = np.flatnonzero(mask[:, t])
-            np.testing.assert_allclose(stack[k, :rows.size], X[rows] - mean, rtol=0,
-                                       atol=1e-15)
-            assert not stack[k, rows.size:].any()
-            seen[t] += 1
-    np.testing.assert_array_equal(seen, 1)
-    assert all(stack is None for *_, stack in sparse.chunks)  # gathered at every read
+    for _ in range(2):  # (a kept stack is not shifted in place)
+        for tasks, pos, _, stack in sparse.stacks():
+            assert stack.shape == (tasks.size, pos.shape[1], d)
+            assert tasks.size == 1 or stack.size <= max(sp.csr_matrix(X)[
+                sparse.obs_rows].nnz // 4, 2**16)
+            for k, t in enumerate(tasks):
+                rows = np.flatnonzero(mask[:, t])
+                np.testing.assert_allclose(stack[k, :rows.size], X[rows] - mean, rtol=0,
+                                           atol=1e-15)
+                assert not stack[k, rows.size:].any()
+                seen[t] += 1
+    np.testing.assert_array_equal(seen, 2)
+    kept = [stack is not None for *_, stack in sparse.chunks]
+    assert all(kept) if density > 0.5 else not any(kept)  # else gathered at every read
     for n_coef in (d, 2 * n):  # wide for the thin tasks; none thin enough past 2 n
         assert _solver_mean_clustered._kernel_form(sparse, n_coef) == (
             _solver_mean_clustered._kernel_form(dense, n_coef))
