@@ -38,6 +38,14 @@ def _data(seed=0, n=30, d=4, T=3, missing=0.3):
     return X, Y, mask
 
 
+def _assert_same_fit(fit, other):
+    """Both fits certified to a relative gap of 1e-12, with the same coefficients and
+    intercepts (to 1e-8): the same problem solved by two paths."""
+    assert fit.criterion_ <= 1e-12 and other.criterion_ <= 1e-12
+    np.testing.assert_allclose(fit.coef_, other.coef_, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(fit.intercept_, other.intercept_, rtol=1e-8, atol=1e-10)
+
+
 def _trace_norm(W):
     return np.linalg.svd(W, compute_uv=False).sum()
 
@@ -735,9 +743,7 @@ def test_few_large_blocks_factored_by_lapack_give_the_task_last_solves(monkeypat
     monkeypatch.setattr(solver, "_factor_diagonal_blocks", solver._factor_blocks)
     monkeypatch.setattr(solver, "_solve_diagonal_blocks", solver._solve_factored)
     task_last = TaskRelationRegressor(alpha=0.5).fit(X, Y)
-    np.testing.assert_allclose(lapack.coef_, task_last.coef_, rtol=1e-8, atol=1e-10)
-    np.testing.assert_allclose(lapack.intercept_, task_last.intercept_, rtol=1e-8, atol=1e-10)
-    assert lapack.criterion_ <= 1e-12 and task_last.criterion_ <= 1e-12
+    _assert_same_fit(lapack, task_last)
 
 
 @pytest.mark.parametrize("sparse", [False, True])
@@ -887,10 +893,7 @@ def test_wide_tasks_fit_from_their_rows_as_from_their_moments(Est, layout, monke
         fits["moments"] = Est(alpha=0.3).fit(*args, **kwargs)
     assert len(built) == n_built  # and this one through the formed blocks
     rows_fit, dense_fit = fits["rows"], fits["moments"]
-    assert rows_fit.criterion_ <= 1e-12 and dense_fit.criterion_ <= 1e-12
-    np.testing.assert_allclose(rows_fit.coef_, dense_fit.coef_, rtol=1e-8, atol=1e-10)
-    np.testing.assert_allclose(rows_fit.intercept_, dense_fit.intercept_, rtol=1e-8,
-                               atol=1e-10)
+    _assert_same_fit(rows_fit, dense_fit)
     np.testing.assert_allclose(rows_fit.task_covariance_, dense_fit.task_covariance_,
                                rtol=1e-8, atol=1e-10)
 
@@ -937,8 +940,7 @@ def test_wide_polish_steps_at_the_tasks_largest_eigenvalue(monkeypatch):
     monkeypatch.setattr(solver, "_kernel_form", lambda design, n_coef: False)
     dense_fit = TaskRelationRegressor(alpha=0.3).fit(X, Y)
     assert polishes[1][0] == pytest.approx(L, rel=1e-12)
-    assert rows_fit.criterion_ <= 1e-12 and dense_fit.criterion_ <= 1e-12
-    np.testing.assert_allclose(rows_fit.coef_, dense_fit.coef_, rtol=1e-8, atol=1e-10)
+    _assert_same_fit(rows_fit, dense_fit)
     # the same constant from blocks all tasks share, read off their eigendecomposition
     B = A[0] + A[0].T
     values = np.linalg.eigvalsh(B)
@@ -965,10 +967,7 @@ def test_mostly_zero_dense_X_takes_its_products_from_a_sparse_copy(monkeypatch):
     rows_fit = TaskRelationRegressor(alpha=0.3).fit(X, Y)
     monkeypatch.setattr(solver, "_kernel_form", lambda design, n_coef: False)
     moments_fit = TaskRelationRegressor(alpha=0.3).fit(X, Y)
-    assert rows_fit.criterion_ <= 1e-12 and moments_fit.criterion_ <= 1e-12
-    np.testing.assert_allclose(rows_fit.coef_, moments_fit.coef_, rtol=1e-8, atol=1e-10)
-    np.testing.assert_allclose(rows_fit.intercept_, moments_fit.intercept_, rtol=1e-8,
-                               atol=1e-10)
+    _assert_same_fit(rows_fit, moments_fit)
 
 
 def test_mostly_zero_dense_X_is_classified_through_a_sparse_copy(monkeypatch):
@@ -994,10 +993,7 @@ def test_mostly_zero_dense_X_is_classified_through_a_sparse_copy(monkeypatch):
     monkeypatch.setattr(solver, "_SPARSE_PRODUCTS", 0.0)
     dense_fit = TaskRelationClassifier(alpha=0.3).fit(X, Y)
     assert set(kinds) == {"GroupedDense"}
-    assert sparse_fit.criterion_ <= 1e-12 and dense_fit.criterion_ <= 1e-12
-    np.testing.assert_allclose(sparse_fit.coef_, dense_fit.coef_, rtol=1e-8, atol=1e-10)
-    np.testing.assert_allclose(sparse_fit.intercept_, dense_fit.intercept_, rtol=1e-8,
-                               atol=1e-10)
+    _assert_same_fit(sparse_fit, dense_fit)
 
 
 def test_kronecker_sum_from_the_rows_keeps_its_mean_block(monkeypatch):
@@ -1029,6 +1025,4 @@ def test_kronecker_sum_from_the_rows_keeps_its_mean_block(monkeypatch):
     assert 0 < calls["decompositions"] < calls["systems"] / 2
     monkeypatch.setattr(solver, "_kernel_form", lambda design, n_coef: False)
     dense = TaskRelationClassifier(alpha=3.0).fit(X, Y)
-    assert rows.criterion_ <= 1e-12 and dense.criterion_ <= 1e-12
-    np.testing.assert_allclose(rows.coef_, dense.coef_, rtol=1e-8, atol=1e-10)
-    np.testing.assert_allclose(rows.intercept_, dense.intercept_, rtol=1e-8, atol=1e-10)
+    _assert_same_fit(rows, dense)
