@@ -50,7 +50,9 @@ def test_svd_thresholding_errs_by_the_shrinkage_only(seed):
     P, s, factors = _prox_nuclear(W, threshold)
     np.testing.assert_allclose(s[:8], sigma - threshold, rtol=1e-14)
     np.testing.assert_array_less(s[8:], 1e-14)
-    assert np.abs(P - exact).max() <= 2.0 * np.spacing(np.abs(exact).max())
+    # 3 ulps: up to 2.4 on an AMD EPYC's OpenBLAS kernels (1.5 elsewhere), where rebuilding
+    # from U diag(s) V^T errs by 9 to 20 there
+    assert np.abs(P - exact).max() <= 3.0 * np.spacing(np.abs(exact).max())
     # a zero threshold leaves W as it is
     np.testing.assert_array_equal(_prox_nuclear(W, 0.0)[0], W)
 
