@@ -751,7 +751,8 @@ class _Design:
     """The interface of a design (``matvec``, ``rmatvec``, ``gram``, ...).
 
     ``gram(w)`` gives the per-task Gram matrices ``X_t^T diag(w_t) X_t`` (T, d, d) of
-    non-negative per-observation weights ``w`` (all ones when None).
+    non-negative per-observation weights ``w`` (all ones when None); ``pooled_gram()`` their
+    sum over tasks, ``sum_t X_t^T X_t`` (d, d), without the (T, d, d) array.
     """
 
     def segment_sum(self, v):
@@ -796,6 +797,9 @@ class SharedDense(_Design):
         for t in range(self.n_tasks):  # X^T diag(w_t) X = Z^T Z, Z = diag(sqrt(w_t)) X
             _syrk_lower(out[t], np.multiply(self.X, root[t][:, None], out=rows))
         return _mirror_lower(out)
+
+    def pooled_gram(self):
+        return self.n_tasks * (self.X.T @ self.X)
 
     def centered(self, means, own=False):
         """The design centred by ``means[0]``; ``own``: in place (this design is not used
@@ -921,6 +925,31 @@ class GroupedDense(_Design):
             out[tasks] = _mirror_lower(out[tasks])
         return out
 
+    def pooled_gram(self):
+        """From the stacks, or, where they are gathered at every read and every task's rows
+        are shifted alike (wide data), from X's observed rows, each once, weighted by the
+        number of tasks observing it: 10,000 rows for the 13,581 labels of 30 MoleculeACE
+        targets."""
+        d = self.n_features
+        out = np.zeros((d, d))
+        shift = self.shift
+        kept = all(stack is not None for *_, stack in self.chunks)
+        if kept or (shift is not None and not (shift == shift[0]).all()):
+            for *_, stack in self.stacks():  # the padding rows are zeros
+                _syrk_lower(out, stack.reshape(-1, d), add=True)
+            return _mirror_lower(out[None])[0]
+        counts = np.bincount(self.obs_rows, minlength=self.X.shape[0])
+        rows = np.flatnonzero(counts)
+        step = max(1, max(self.X.size // 4, _MIN_CHUNK) // max(d, 1))
+        for start in range(0, rows.shape[0], step):
+            chunk = rows[start:start + step]
+            block = self.X[chunk]
+            block = block.toarray() if sp.issparse(block) else block
+            if shift is not None:
+                block = block - shift[0]
+            _syrk_lower(out, block * np.sqrt(counts[chunk])[:, None], add=True)
+        return _mirror_lower(out[None])[0]
+
     def centered(self, means, own=False):
         """The design centred by ``means`` (T, d); ``own``: its kept stacks (not views of X)
         may be centred in place, this design is not used afterwards."""
@@ -998,6 +1027,9 @@ class SparseDesign(_Design):
         out[product.row // d, product.row % d, product.col % d] = product.data
         return out
 
+    def pooled_gram(self):
+        return (self._X_obs.T @ self._X_obs).toarray()
+
 
 class ShiftedSparse(_Design):
     """A :class:`SparseDesign` with every row shifted by ``-shift`` (the same for all tasks),
@@ -1041,6 +1073,16 @@ class ShiftedSparse(_Design):
         out -= work
         out -= work.transpose(0, 2, 1)
         out += np.multiply(c[:, None, None], np.outer(m, m), out=work)
+        return out
+
+    def pooled_gram(self):
+        """``sum_t (X_t - shift)^T (X_t - shift)``, as :meth:`gram` over all observations."""
+        s, m = np.asarray(self.base._X_obs.sum(axis=0)).ravel(), self.shift
+        out = self.base.pooled_gram()
+        work = np.outer(s, m)
+        out -= work
+        out -= work.T
+        out += self.obs_tasks.shape[0] * np.outer(m, m)
         return out
 
 

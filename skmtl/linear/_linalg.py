@@ -15,18 +15,21 @@ _SYRK = blas.dsyrk
 _SYRK_WORK = 2**17
 
 
-def _syrk_lower(out, Z):
-    """``Z^T Z`` into the lower triangle of the C-contiguous (d, d) ``out`` (zeros), in place.
+def _syrk_lower(out, Z, add=False):
+    """``Z^T Z`` into the lower triangle of the C-contiguous (d, d) ``out`` (zeros), in place
+    (``add``: added to its lower triangle).
 
     A symmetric rank-k update (BLAS ``dsyrk``): half the flops of ``Z.T @ Z``. A Fortran Z is
     passed as it is (``A^T A``), a C-contiguous one as ``Z.T``, the Fortran (d, n) matrix whose
     ``A A^T`` is the same product; ``out.T`` is the Fortran matrix whose upper triangle it
     fills. Nothing is copied.
     """
+    beta = 1.0 if add else 0.0
     if Z.flags.f_contiguous:
-        _SYRK(1.0, Z, c=out.T, trans=1, lower=0, overwrite_c=1)
+        _SYRK(1.0, Z, beta=beta, c=out.T, trans=1, lower=0, overwrite_c=1)
     else:
-        _SYRK(1.0, np.ascontiguousarray(Z).T, c=out.T, trans=0, lower=0, overwrite_c=1)
+        _SYRK(1.0, np.ascontiguousarray(Z).T, beta=beta, c=out.T, trans=0, lower=0,
+              overwrite_c=1)
 
 
 def _mirror_lower(out):

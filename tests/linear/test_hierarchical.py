@@ -13,6 +13,7 @@ from skmtl.linear import HierarchicalClassifier, HierarchicalRegressor
 from skmtl.linear._designs import Problem
 from skmtl.linear._solver_hierarchical import (
     MixedModel,
+    MomentRows,
     _factor_solve,
     _shifted_factor_solve,
     standardized_moments,
@@ -157,6 +158,88 @@ def test_standardized_moments():
     J[0, 1] = 1.0
     with pytest.raises(ValueError, match="diagonal but for its last row"):
         standardized_moments(A, J)
+
+
+@pytest.mark.parametrize("layout", ["long", "wide", "shared", "sparse"])
+@pytest.mark.parametrize("fit_intercept", [True, False])
+def test_moment_rows_are_the_rows_of_the_moments(layout, fit_intercept):
+    """``task_moments(rows=...)``: the rows of the random columns of every task's moments and
+    their sum over tasks, as the whole (T, p, p) moments give them (long, wide with missing
+    labels, wide with every label, sparse X; a column far from its zero), the same after the
+    standardising congruence; and the same deviance, gradient and Hessian from them."""
+    X, y, task_ids = _long(T=6, d=4, seed=4)
+    X[:, 1] += 1e4  # far from its zero: the moments are those of the centred columns
+    if layout == "long":
+        problem = Problem(X, y, task_index=task_ids)
+    else:
+        Y = np.full((len(y), 6), np.nan)
+        Y[np.arange(len(y)), task_ids] = y
+        if layout == "shared":
+            Y = np.where(np.isnan(Y), y[:, None] + 0.5, Y)
+        problem = Problem(sp.csr_matrix(X) if layout == "sparse" else X, np.nan_to_num(Y),
+                          np.isfinite(Y))
+    A, c, s, n, origins = task_moments(problem, fit_intercept)
+    random = np.array([0, 2, 4] if fit_intercept else [0, 2])
+    rows, c_rows, s_rows, n_rows, origins_rows = task_moments(problem, fit_intercept,
+                                                              rows=random)
+    assert isinstance(rows, MomentRows) and rows.rows.shape == (6, len(random), A.shape[1])
+    scale = np.abs(A).max()
+    np.testing.assert_allclose(rows.rows, A[:, random], rtol=0, atol=1e-12 * scale)
+    np.testing.assert_allclose(rows.total, A.sum(axis=0), rtol=0, atol=1e-12 * scale)
+    for ours, theirs in zip((c_rows, s_rows, n_rows, *origins_rows), (c, s, n, *origins)):
+        np.testing.assert_array_equal(ours, theirs)
+    J = np.diag(np.linspace(0.5, 2.0, A.shape[1]))
+    if fit_intercept:
+        J[-1, :-1] = [0.3, -0.5, 0.1, 2.0]
+    full, kept = standardized_moments(A, J), standardized_moments(rows, J)
+    scale = np.abs(full).max()
+    np.testing.assert_allclose(kept.rows, full[:, random], rtol=0, atol=1e-10 * scale)
+    np.testing.assert_allclose(kept.total, full.sum(axis=0), rtol=0, atol=1e-10 * scale)
+    for reml in (False, True):
+        model = MixedModel(full, c @ J, s, n, random, reml)
+        from_rows = MixedModel(kept, c @ J, s, n, random, reml)
+        theta = np.linalg.cholesky(_positive_definite(len(random), 3))[model._tril]
+        for one in (model, from_rows):
+            one.value_, one.gradient_ = one.deviance(theta)
+            one.hessian_ = one.hessian()
+        assert from_rows.value_ == pytest.approx(model.value_, rel=1e-12)
+        np.testing.assert_allclose(from_rows.gradient_, model.gradient_, rtol=1e-8,
+                                   atol=1e-10 * np.abs(model.gradient_).max())
+        np.testing.assert_allclose(from_rows.hessian_, model.hessian_, rtol=1e-8,
+                                   atol=1e-10 * np.abs(model.hessian_).max())
+    if fit_intercept:  # J's last row reads the intercept's row of the moments
+        with pytest.raises(ValueError, match="must hold the last one"):
+            standardized_moments(MomentRows(rows.rows[:, :2], random[:2], rows.total), J)
+        with pytest.raises(ValueError, match="must hold the random columns"):
+            MixedModel(kept, c @ J, s, n, [0, 1], True)
+
+
+@pytest.mark.parametrize("random", [[10], [0, 3, 10]])
+@pytest.mark.parametrize("reml", [False, True])
+def test_wide_fixed_effects_through_the_tasks_columns(random, reml, monkeypatch):
+    """More fixed effects than columns in the tasks' stack (3 tasks, 10 features, a random
+    intercept, or slopes too; a rank-deficient design): the deviance, its gradient and both
+    Hessians through the stack's columns (``_wide``, ``O(T q p^2)``) equal those through the
+    p x p products."""
+    rng = np.random.RandomState(5)
+    T, d = 3, 10
+    task_ids = np.repeat(np.arange(T), 25)
+    X = rng.normal(size=(len(task_ids), d))
+    X[:, 9] = X[:, 8] - X[:, 7]  # collinear: fitted in a basis of 9 columns and the intercept
+    y = X @ rng.normal(size=d) + rng.normal(size=T)[task_ids] + rng.normal(size=len(task_ids))
+    A, c, s, n = task_moments(Problem(X, y, task_index=task_ids), True)[:4]
+    model = MixedModel(A, c, s, n, random, reml)
+    assert model.rank == d and model._wide(T * len(random))
+    theta = np.linalg.cholesky(_positive_definite(len(random), 4))[model._tril]
+    results = []
+    for wide in (True, False):
+        monkeypatch.setattr(MixedModel, "_wide", lambda self, n_columns, wide=wide: wide)
+        value, gradient = model.deviance(theta)
+        results.append((value, gradient, model.hessian(), model.hessian(expected=True)))
+    (value, *arrays), (reference, *references) = results
+    assert value == pytest.approx(reference, rel=1e-12)
+    for ours, theirs in zip(arrays, references):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-9, atol=1e-11 * np.abs(theirs).max())
 
 
 @pytest.mark.parametrize("diagonal", [False, True], ids=["full", "diag"])
@@ -323,6 +406,34 @@ def test_matches_statsmodels_mixedlm(method, seed):
     np.testing.assert_allclose(model.intercept_, ref.fe_params[2] + blups[:, 2], atol=1e-4)
     np.testing.assert_allclose(model.task_covariance_, ref.cov_re, atol=1e-3)
     assert model.noise_variance_ == pytest.approx(ref.scale, rel=1e-4)
+
+
+@pytest.mark.parametrize("sparse", [False, True], ids=["dense", "sparse"])
+def test_many_features_few_tasks_match_mixedlm(sparse):
+    """Wide data with more features than tasks (5 targets with missing labels on 40 binary
+    features, a random intercept: the MoleculeACE regime, where the fit goes through the
+    moments' rows and the tasks' columns): the fixed effects, BLUPs, variance, noise and
+    REML log-likelihood of MixedLM on the observed labels."""
+    sm = pytest.importorskip("statsmodels.regression.mixed_linear_model")
+    rng = np.random.RandomState(6)
+    n, d, T = 300, 40, 5
+    X = (rng.uniform(size=(n, d)) < 0.2).astype(float)
+    Y = (X @ rng.normal(size=d))[:, None] + rng.normal(size=T) + rng.normal(size=(n, T))
+    Y[rng.uniform(size=Y.shape) < 0.6] = np.nan
+    model = HierarchicalRegressor(random_slopes=None).fit(
+        sp.csr_matrix(X) if sparse else X, Y)
+    rows, tasks = np.nonzero(np.isfinite(Y))
+    D = np.column_stack([X[rows], np.ones(len(rows))])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = sm.MixedLM(Y[rows, tasks], D, groups=tasks, exog_re=D[:, -1:]).fit()
+    np.testing.assert_allclose(model.shared_coef_, ref.fe_params[:d], atol=1e-4)
+    assert model.shared_intercept_ == pytest.approx(ref.fe_params[d], abs=1e-4)
+    blups = np.array([np.asarray(ref.random_effects[t])[0] for t in range(T)])
+    np.testing.assert_allclose(model.intercept_, ref.fe_params[d] + blups, atol=1e-4)
+    assert model.task_covariance_[0, 0] == pytest.approx(np.asarray(ref.cov_re)[0, 0], rel=1e-3)
+    assert model.noise_variance_ == pytest.approx(ref.scale, rel=1e-4)
+    assert model.log_likelihood_ == pytest.approx(ref.llf, abs=1e-4)
 
 
 def test_matches_mixedlm_random_slope_on_exam():

@@ -515,7 +515,9 @@ def test_task_sorted_long_data_is_stacked_without_copying_X():
 def test_every_design_gives_the_weighted_gram_matrices(order):
     """``gram(w)`` is ``X_t^T diag(w_t) X_t`` per task: from one rank-k update (dsyrk) per
     task for shared rows and large tasks (C or Fortran X), from a batched product for stacks
-    of small tasks, from one sparse product for sparse X."""
+    of small tasks, from one sparse product for sparse X. ``pooled_gram()`` is their sum
+    over tasks (unweighted): from the kept stacks, or from X's rows weighted by the number
+    of tasks observing them where the stacks are gathered at every read (wide data)."""
     rng = np.random.default_rng(0)
     n, d = 400, 40
     X = np.asarray(rng.normal(size=(n, d)), order=order)
@@ -535,6 +537,12 @@ def test_every_design_gives_the_weighted_gram_matrices(order):
                 w_t = np.ones(task_rows.size) if weights is None else w[design.obs_tasks == t]
                 expected = X[task_rows].T @ (w_t[:, None] * X[task_rows])
                 np.testing.assert_allclose(gram[t], expected, rtol=0, atol=1e-10)
+        np.testing.assert_allclose(design.pooled_gram(), design.gram().sum(axis=0), rtol=0,
+                                   atol=1e-9)
+    wide = GroupedDense.from_groups(X, groups * 3)  # 3 copies of each task: not kept
+    assert all(stack is None for *_, stack in wide.chunks)
+    expected = 3 * sum(X[rows].T @ X[rows] for rows in groups)
+    np.testing.assert_allclose(wide.pooled_gram(), expected, rtol=0, atol=1e-9)
 
 
 @pytest.mark.parametrize("layout", ["shared", "grouped", "long", "sparse"])
@@ -544,7 +552,8 @@ def test_designs_at_the_mean_of_x_are_the_centred_rows(layout):
     products and weighted Gram matrices of the explicitly centred rows. A sparse X keeps
     columns whose mean is below their spread sparse (centred implicitly) and centres the
     others (a column of years) in its copy: the Gram matrices stay exact to rounding where
-    the implicit correction would cancel terms 1e8 times larger."""
+    the implicit correction would cancel terms 1e8 times larger. So is ``pooled_gram()``,
+    the sum of the tasks' Gram matrices (wide dense data: from the rows of X, each once)."""
     rng = np.random.default_rng(1)
     n, d, T = 90, 5, 3
     X = rng.normal(size=(n, d)) * (rng.uniform(size=(n, d)) < 0.4)  # mostly zeros
@@ -574,6 +583,15 @@ def test_designs_at_the_mean_of_x_are_the_centred_rows(layout):
         np.testing.assert_allclose(corr[t], centred.T @ v[own], rtol=1e-9, atol=1e-9)
         expected = centred.T @ (w[own][:, None] * centred)
         np.testing.assert_allclose(gram[t], expected, rtol=1e-9, atol=1e-9 * np.abs(expected).max())
+    centred = np.concatenate([X_rows[g] for g in groups]) - mean
+    expected = centred.T @ centred
+    np.testing.assert_allclose(design.pooled_gram(), expected, rtol=1e-11,
+                               atol=1e-11 * np.abs(expected).max())
+    if layout == "grouped":  # 4 copies of the tasks: the stacks gathered at every read
+        wide = Problem(X, np.zeros((n, 4 * T)), np.tile(mask, 4)).design(at_mean=True)
+        assert all(stack is None for *_, stack in wide.chunks)
+        np.testing.assert_allclose(wide.pooled_gram(), 4 * expected, rtol=1e-11,
+                                   atol=1e-11 * np.abs(expected).max())
 
 
 @pytest.mark.parametrize("density", [0.1, 0.7])
