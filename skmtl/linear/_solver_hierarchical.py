@@ -382,9 +382,9 @@ class MixedModel:
         # (+ basis S_XX^-1 basis^T, REML), w = [-beta, 1] (N_t w = c_t, N_t basis = C_t), and
         # R_t^T N_t = N_t - A_t K_t N_t, A_t K_t N_t = W_t[:, :q]^T W_t
         F = np.append(-basis @ gamma, 1.0)[:, None] * np.sqrt(dof / r2)
-        if self.reml:  # F has rank + 1 columns: through (R_t^T N_t)^T, kept for the Hessian
+        if self.reml:  # rank + 1 columns: through (R_t^T N_t)^T, kept for the Hessian
             RtNT = _transposed_rtn(self.N, W)
-            # the P_t^T stacked, (T (rank + 1), q): Q^-1 basis^T R_t^T C_t, then F's last
+            # the P_t^T stacked, (T (rank + 1), q): Q^-1 basis^T R_t^T C_t, then w's row
             if self._wide(len(flat)):
                 P = np.concatenate([self._whitened(Sxx_chol, RtNT[:, :p]),
                                     np.matmul(F.T, RtNT)], axis=1).reshape(-1, q)
