@@ -1066,24 +1066,24 @@ class ShiftedSparse(_Design):
         """``(X_t - shift)^T diag(w_t) (X_t - shift) = G_t - s_t m^T - m s_t^T + c_t m m^T``
         with ``s_t = X_t^T w_t`` and ``c_t`` the sum of ``w_t``."""
         w_obs = np.ones(self.obs_tasks.shape[0]) if w is None else w
-        s, c = self.base.rmatvec(w_obs), self.segment_sum(w_obs)
-        m = self.shift
-        out = self.base.gram(w)
-        work = np.multiply(s[:, :, None], m[None, None, :])  # one (T, d, d) array, reused
-        out -= work
-        out -= work.transpose(0, 2, 1)
-        out += np.multiply(c[:, None, None], np.outer(m, m), out=work)
-        return out
+        return _unshifted(self.base.gram(w), self.base.rmatvec(w_obs),
+                          self.segment_sum(w_obs), self.shift)
 
     def pooled_gram(self):
         """``sum_t (X_t - shift)^T (X_t - shift)``, as :meth:`gram` over all observations."""
-        s, m = np.asarray(self.base._X_obs.sum(axis=0)).ravel(), self.shift
-        out = self.base.pooled_gram()
-        work = np.outer(s, m)
-        out -= work
-        out -= work.T
-        out += self.obs_tasks.shape[0] * np.outer(m, m)
-        return out
+        return _unshifted(self.base.pooled_gram(), np.asarray(self.base._X_obs.sum(axis=0))[0],
+                          np.float64(self.obs_tasks.shape[0]), self.shift)
+
+
+def _unshifted(G, s, c, m):
+    """``G - s m^T - m s^T + c m m^T`` in place, over the leading axes of ``G`` (..., d, d),
+    ``s`` (..., d) and ``c`` (...): the Gram matrix of rows shifted by ``-m`` from that of the
+    rows ``G``, their sums ``s`` and their count ``c`` (weighted alike)."""
+    work = np.multiply(s[..., :, None], m)  # one array of G's shape, reused
+    G -= work
+    G -= np.swapaxes(work, -1, -2)
+    G += np.multiply(np.asarray(c)[..., None, None], np.outer(m, m), out=work)
+    return G
 
 
 def predict_rows(X, W, b, task_index):
