@@ -272,7 +272,9 @@ _SLOW_CLUSTERED = ("time budget: ClusteredTasks*CV fits the alternation at every
 _SLOW_RELATION = ("time budget: TaskRelationClassifierCV fits 20 alphas on 5 inner folds "
                   "of a training fold, each fit a Newton W step per sweep: 17 to 25 s a fit "
                   "on an inner fold's 5,333 molecules (the 10 largest alphas), some 35 "
-                  "minutes a training fold")
+                  "minutes a training fold before December 6's sparse block Jacobi, which "
+                  "takes 0.57 times as long (five alphas of the grid, measured on a slower "
+                  "machine): some 20 minutes")
 _SLOW_LOW_RANK = ("time budget: LowRankRegressorCV did not finish one training fold of "
                   "MoleculeACE in 15 minutes (its proximal gradient takes about 1 / alpha "
                   "steps: 1,056 at alpha_max / 33 on the standardised bits, and the path goes "

@@ -751,8 +751,8 @@ class _Design:
     """The interface of a design (``matvec``, ``rmatvec``, ``gram``, ...).
 
     ``gram(w)`` gives the per-task Gram matrices ``X_t^T diag(w_t) X_t`` (T, d, d) of
-    non-negative per-observation weights ``w`` (all ones when None); ``pooled_gram()`` their
-    sum over tasks, ``sum_t X_t^T X_t`` (d, d), without the (T, d, d) array.
+    non-negative per-observation weights ``w`` (all ones when None); ``pooled_gram(w)`` their
+    sum over tasks, ``sum_t X_t^T diag(w_t) X_t`` (d, d), without the (T, d, d) array.
     """
 
     def segment_sum(self, v):
@@ -798,8 +798,11 @@ class SharedDense(_Design):
             _syrk_lower(out[t], np.multiply(self.X, root[t][:, None], out=rows))
         return _mirror_lower(out)
 
-    def pooled_gram(self):
-        return self.n_tasks * (self.X.T @ self.X)
+    def pooled_gram(self, w=None):
+        if w is None:
+            return self.n_tasks * (self.X.T @ self.X)
+        # one weight a row: the sum of its tasks' weights
+        return self.X.T @ (w.reshape(self.n_tasks, -1).sum(axis=0)[:, None] * self.X)
 
     def centered(self, means, own=False):
         """The design centred by ``means[0]``; ``own``: in place (this design is not used
@@ -925,21 +928,23 @@ class GroupedDense(_Design):
             out[tasks] = _mirror_lower(out[tasks])
         return out
 
-    def pooled_gram(self):
+    def pooled_gram(self, w=None):
         """From the stacks, or, where they are gathered at every read and every task's rows
         are shifted alike (wide data), from X's observed rows, each once, weighted by the
-        number of tasks observing it: 10,000 rows for the 13,581 labels of 30 MoleculeACE
-        targets."""
+        sum of the weights of the tasks observing it (their number when ``w`` is None):
+        10,000 rows for the 13,581 labels of 30 MoleculeACE targets."""
         d = self.n_features
         out = np.zeros((d, d))
         shift = self.shift
         kept = all(stack is not None for *_, stack in self.chunks)
         if kept or (shift is not None and not (shift == shift[0]).all()):
-            for *_, stack in self.stacks():  # the padding rows are zeros
-                _syrk_lower(out, stack.reshape(-1, d), add=True)
+            root = None if w is None else np.sqrt(np.append(w, 0.0))
+            for _, pos, _, stack in self.stacks():  # the padding rows are zeros
+                rows = stack if root is None else stack * root[pos][..., None]
+                _syrk_lower(out, rows.reshape(-1, d), add=True)
             return _mirror_lower(out[None])[0]
-        counts = np.bincount(self.obs_rows, minlength=self.X.shape[0])
-        rows = np.flatnonzero(counts)
+        row_weight = np.bincount(self.obs_rows, weights=w, minlength=self.X.shape[0])
+        rows = np.flatnonzero(np.bincount(self.obs_rows, minlength=self.X.shape[0]))
         step = max(1, max(self.X.size // 4, _MIN_CHUNK) // max(d, 1))
         for start in range(0, rows.shape[0], step):
             chunk = rows[start:start + step]
@@ -947,7 +952,7 @@ class GroupedDense(_Design):
             block = block.toarray() if sp.issparse(block) else block
             if shift is not None:
                 block = block - shift[0]
-            _syrk_lower(out, block * np.sqrt(counts[chunk])[:, None], add=True)
+            _syrk_lower(out, block * np.sqrt(row_weight[chunk])[:, None], add=True)
         return _mirror_lower(out[None])[0]
 
     def centered(self, means, own=False):
@@ -1027,8 +1032,17 @@ class SparseDesign(_Design):
         out[product.row // d, product.row % d, product.col % d] = product.data
         return out
 
-    def pooled_gram(self):
-        return (self._X_obs.T @ self._X_obs).toarray()
+    def pooled_gram(self, w=None):
+        weighted = self._X_obs if w is None else sp.diags(w) @ self._X_obs
+        return (self._X_obs.T @ weighted).toarray()
+
+    def task_row_grams(self):
+        """Each task's ``X_t X_t^T`` (n_t x n_t, dense) from one sparse product, as ``(start,
+        stop, gram)`` over the tasks in order, ``start:stop`` its observations."""
+        stops = np.cumsum(self.counts)
+        for start, stop in zip(stops - self.counts, stops):
+            rows = self._X_obs[start:stop]
+            yield start, stop, (rows @ rows.T).toarray()
 
 
 class ShiftedSparse(_Design):
@@ -1069,10 +1083,22 @@ class ShiftedSparse(_Design):
         return _unshifted(self.base.gram(w), self.base.rmatvec(w_obs),
                           self.segment_sum(w_obs), self.shift)
 
-    def pooled_gram(self):
-        """``sum_t (X_t - shift)^T (X_t - shift)``, as :meth:`gram` over all observations."""
-        return _unshifted(self.base.pooled_gram(), np.asarray(self.base._X_obs.sum(axis=0))[0],
-                          np.float64(self.obs_tasks.shape[0]), self.shift)
+    def pooled_gram(self, w=None):
+        """``sum_t (X_t - shift)^T diag(w_t) (X_t - shift)``, as :meth:`gram` over all
+        observations."""
+        w_obs = np.ones(self.obs_tasks.shape[0]) if w is None else w
+        return _unshifted(self.base.pooled_gram(w), self.base._X_obs.T @ w_obs,
+                          w_obs.sum(), self.shift)
+
+    def task_row_grams(self):
+        """:meth:`SparseDesign.task_row_grams` of the shifted rows: ``X_t X_t^T - a 1^T - 1
+        a^T + |shift|^2``, ``a = X_t shift``."""
+        for start, stop, gram in self.base.task_row_grams():
+            a = self.base._X_obs[start:stop] @ self.shift
+            gram -= a[:, None]
+            gram -= a
+            gram += self.shift @ self.shift
+            yield start, stop, gram
 
 
 def _unshifted(G, s, c, m):

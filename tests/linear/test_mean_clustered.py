@@ -539,10 +539,15 @@ def test_every_design_gives_the_weighted_gram_matrices(order):
                 np.testing.assert_allclose(gram[t], expected, rtol=0, atol=1e-10)
         np.testing.assert_allclose(design.pooled_gram(), design.gram().sum(axis=0), rtol=0,
                                    atol=1e-9)
+        np.testing.assert_allclose(design.pooled_gram(w), design.gram(w).sum(axis=0), rtol=0,
+                                   atol=1e-9)
     wide = GroupedDense.from_groups(X, groups * 3)  # 3 copies of each task: not kept
     assert all(stack is None for *_, stack in wide.chunks)
     expected = 3 * sum(X[rows].T @ X[rows] for rows in groups)
     np.testing.assert_allclose(wide.pooled_gram(), expected, rtol=0, atol=1e-9)
+    w = rng.uniform(size=wide.obs_tasks.shape[0])  # a row's weight: its tasks' weights summed
+    np.testing.assert_allclose(wide.pooled_gram(w), wide.gram(w).sum(axis=0), rtol=0,
+                               atol=1e-9)
 
 
 @pytest.mark.parametrize("layout", ["shared", "grouped", "long", "sparse"])
@@ -587,11 +592,25 @@ def test_designs_at_the_mean_of_x_are_the_centred_rows(layout):
     expected = centred.T @ centred
     np.testing.assert_allclose(design.pooled_gram(), expected, rtol=1e-11,
                                atol=1e-11 * np.abs(expected).max())
+    weighted = centred.T @ (w[:, None] * centred)  # (observations in task order)
+    np.testing.assert_allclose(design.pooled_gram(w), weighted, rtol=1e-11,
+                               atol=1e-11 * np.abs(weighted).max())
+    if layout == "sparse":  # each task's row Gram matrix X_t X_t^T, its rows never densified
+        grams = list(design.task_row_grams())
+        assert [(start, stop) for start, stop, _ in grams] == [
+            (int(design.counts[:t].sum()), int(design.counts[:t + 1].sum())) for t in range(T)]
+        for (_, _, gram), g in zip(grams, groups):
+            expected_rows = (X_rows[g] - mean) @ (X_rows[g] - mean).T
+            np.testing.assert_allclose(gram, expected_rows, rtol=1e-11,
+                                       atol=1e-11 * np.abs(expected_rows).max())
     if layout == "grouped":  # 4 copies of the tasks: the stacks gathered at every read
         wide = Problem(X, np.zeros((n, 4 * T)), np.tile(mask, 4)).design(at_mean=True)
         assert all(stack is None for *_, stack in wide.chunks)
         np.testing.assert_allclose(wide.pooled_gram(), 4 * expected, rtol=1e-11,
                                    atol=1e-11 * np.abs(expected).max())
+        w4 = np.tile(w, 4)  # the 4 copies of each observation, weighted alike
+        np.testing.assert_allclose(wide.pooled_gram(w4), 4 * weighted, rtol=1e-11,
+                                   atol=1e-11 * np.abs(weighted).max())
 
 
 @pytest.mark.parametrize("density", [0.1, 0.7])

@@ -784,20 +784,29 @@ def test_row_space_blocks_are_the_tasks_moments(fit_intercept, sparse, monkeypat
                                atol=1e-10)
 
 
-def _weighted_rows(at_mean, seed):
+def _weighted_rows(at_mean, seed, sparse=False):
     """The logistic design of 10 tasks of 5 to 45 labels on 40 features (centred at the mean
-    of X when ``at_mean``), curvature weights and the generator that drew them."""
+    of X when ``at_mean``), curvature weights and the generator that drew them. ``sparse``:
+    X with 70% zeros, as CSR (:class:`SparseDesign`, shifted to the mean of X when
+    ``at_mean``: :class:`ShiftedSparse`)."""
     X, labels, tasks = _few_rows_labels(seed=4)
+    if sparse:
+        X = sp.csr_matrix(X * (np.random.default_rng(3).uniform(size=X.shape) < 0.3))
     design = Problem(X, labels, task_index=tasks, n_tasks=10).design(at_mean=at_mean)
+    assert type(design).__name__ == (("ShiftedSparse" if at_mean else "SparseDesign")
+                                     if sparse else "GroupedDense")
     rng = np.random.default_rng(seed)
     return design, rng.uniform(0.0, 0.25, size=len(labels)) / 20, rng
 
 
+@pytest.mark.parametrize("sparse", [False, True])
 @pytest.mark.parametrize("at_mean", [True, False])
-def test_weighted_rows_are_the_logistic_curvature_blocks(at_mean):
+def test_weighted_rows_are_the_logistic_curvature_blocks(at_mean, sparse):
     # the classifier's Newton blocks X_t^T diag(weight_t) X_t read from the rows (centred at
-    # the mean of X when intercepts are fitted): the operators of the formed blocks
-    design, weight, rng = _weighted_rows(at_mean, seed=0)
+    # the mean of X when intercepts are fitted): the operators of the formed blocks. A sparse
+    # design gives their mean from one sparse product and block Jacobi's factors from its
+    # tasks' sparse X_t X_t^T (its rows never densified)
+    design, weight, rng = _weighted_rows(at_mean, seed=0, sparse=sparse)
     rows, H = solver.WeightedRows(design, weight), design.gram(weight)
     W = rng.normal(size=(10, 40))
     np.testing.assert_allclose(rows.products(W), (H @ W[:, :, None])[..., 0], rtol=1e-10,
@@ -826,16 +835,18 @@ def test_weighted_rows_are_the_logistic_curvature_blocks(at_mean):
                            out=np.zeros_like(H), where=E_t[:, None, None] > 0)
         expected = np.linalg.solve(K, R[:, :, None])[..., 0]
         factors = rows.factor_shifted(shift, E_t)
+        assert type(factors).__name__ == ("_SparseRowFactors" if sparse else "_RowFactors")
         np.testing.assert_allclose(solver._solve_diagonal_blocks(factors, R), expected,
                                    rtol=1e-9, atol=1e-10)
 
 
+@pytest.mark.parametrize("sparse", [False, True])
 @pytest.mark.parametrize("intercepts", [True, False])
-def test_w_step_from_the_rows_matches_the_dense_newton_system(intercepts):
+def test_w_step_from_the_rows_matches_the_dense_newton_system(intercepts, sparse):
     # a logistic Newton system on WeightedRows (10 tasks, 40 features: C_tt a multiple of
-    # the identity), preconditioned by block Jacobi from the rows, intercepts eliminated or
-    # not: the solution of the dense system, in a few CG iterations
-    design, weight, rng = _weighted_rows(intercepts, seed=5)
+    # the identity), preconditioned by block Jacobi from the rows (dense or sparse X),
+    # intercepts eliminated or not: the solution of the dense system, in a few CG iterations
+    design, weight, rng = _weighted_rows(intercepts, seed=5, sparse=sparse)
     G, T, d, kappa = solver.WeightedRows(design, weight), 10, 40, 0.3
     coupling = _Coupling(rng.standard_normal((T, d)), 0.2, 0.1, 1e-12)
     R, r_b = rng.standard_normal((T, d)), rng.standard_normal(T)
