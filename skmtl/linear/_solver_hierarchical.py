@@ -86,8 +86,9 @@ __all__ = ["MixedModel", "MomentRows", "factor_entries", "minimize_covariance",
            "standardized_moments", "task_moments"]
 
 _BOUND = 1e4
-# REML's second curvature term costs T (q rank)^2: exact up to this, left out above (it is of
-# relative order rank / T there; the Newton steps then converge linearly at about that rate)
+# REML's second curvature term costs T (q rank)^2, or (T q)^2 rank + T^2 q^4 through the task
+# pairs: exact where either is at most this, left out above (many tasks: it is of relative
+# order rank / T there; the Newton steps then converge linearly at about that rate)
 _REML_CURVATURE = 5e7
 # Newton's method on Psi up to this many covariance entries (q = 44): its Hessian costs
 # T q^4 / 4, against T q^2 (q + p) for a deviance
@@ -418,15 +419,16 @@ class MixedModel:
         Z_t^T V_t^-1 X_t`` (the second term profiles ``sigma^2``, the third ``beta``). REML's
         ``log |S_XX|`` adds ``2 sum_t tr(F_t F_t^T E B_t E') - tr(S_XX^-1 D(E) S_XX^-1
         D(E'))`` with ``F_t = Z_t^T V_t^-1 X_t`` (times ``S_XX^-1/2``) and ``D(E) = sum_t
-        X_t^T V_t^-1 Z_t E Z_t^T V_t^-1 X_t``; the second part costs ``T (q rank)^2`` and is
-        left out above ``_REML_CURVATURE`` (it is then of relative order ``rank / T``, and
-        Newton's steps converge linearly at about that rate). ``expected``: ``c_t c_t^T``
-        replaced by its mean ``s2 B_t`` (the expected information of the ML part, positive
-        semi-definite where the exact Hessian is not; the REML part kept), its sums over
-        tasks taken over every k-th task and scaled by ``T`` over the tasks kept, ``k = T //
-        _INFORMATION_TASKS`` (it only gives Newton's directions far from the optimum: on
-        1,000 tasks with 31 random effects, the first 4 of the 7 steps, which the sample
-        leaves as many).
+        X_t^T V_t^-1 Z_t E Z_t^T V_t^-1 X_t``; the second part costs ``T (q rank)^2``, or
+        ``(T q)^2 rank + T^2 q^4`` through the task pairs (:func:`_reml_curvature`), and is
+        left out where both exceed ``_REML_CURVATURE`` (many tasks: it is then of relative
+        order ``rank / T``, and Newton's steps converge linearly at about that rate).
+        ``expected``: ``c_t c_t^T`` replaced by its mean ``s2 B_t`` (the expected information
+        of the ML part, positive semi-definite where the exact Hessian is not; the REML part
+        kept), its sums over tasks taken over every k-th task and scaled by ``T`` over the
+        tasks kept, ``k = T // _INFORMATION_TASKS`` (it only gives Newton's directions far
+        from the optimum: on 1,000 tasks with 31 random effects, the first 4 of the 7 steps,
+        which the sample leaves as many).
         """
         state = self._state
         W, gamma, r2, Sxx_chol, RtNT = state.W, state.gamma, state.r2, state.Sxx_chol, state.RtNT
@@ -472,12 +474,11 @@ class MixedModel:
             hess -= (2.0 / s2) * (m @ m.T)
         C = 2.0 * C[rows, cols]
         hess -= np.outer(C, C) / (self._dof() * s2**2)
-        if self.reml and F.size * q * self.rank <= _REML_CURVATURE:
+        if self.reml:
             # ... - tr(S_XX^-1 D(E) S_XX^-1 D(E')), D(E) = sum_t X_t^T V_t^-1 Z_t E Z_t^T V_t^-1 X_t
-            D = F.reshape(len(F), -1)
-            D = (weight * (D.T @ D)).reshape(q, self.rank, q, self.rank).transpose(0, 2, 1, 3)
-            D = (D[rows, cols] + D[cols, rows]).reshape(len(rows), -1)
-            hess -= D @ D.T
+            curvature = _reml_curvature(F, weight, rows, cols)
+            if curvature is not None:
+                hess -= curvature
         hess *= np.outer(self._half, self._half)
         return 0.5 * (hess + hess.T)
 
@@ -707,6 +708,38 @@ class MixedModel:
         value = self._at(theta).value
         dof = self._dof()
         return -0.5 * (value + dof * (1.0 + np.log(2.0 * np.pi / dof)))
+
+
+def _reml_curvature(F, weight, rows, cols):
+    """REML's second curvature term ``tr(S_XX^-1 D(E_a) S_XX^-1 D(E_b))`` over the pairs
+    ``a = (i, j)``, ``b = (k, m)`` of the lower triangle (``rows``, ``cols``), from ``F``
+    (T, q, rank), ``F_t = Z_t^T V_t^-1 X_t basis Q^-T``, its sums over tasks times
+    ``weight``; None where it costs more than ``_REML_CURVATURE``.
+
+    With ``M_ik = weight sum_t F_t[i] F_t[k]^T`` (rank x rank), ``D(E_a)`` whitened is ``M_ij
+    + M_ji`` and the term is ``<M_ij + M_ji, M_km + M_mk>``. Through the rank: the ``(q
+    rank)^2`` matrix of every ``M_ik``, ``T (q rank)^2`` work. Through the task pairs, where
+    that is less work (fewer tasks than the rank, as on wide data): ``<M_ij, M_km> = weight^2
+    sum_ts G_ts[i, k] G_ts[j, m]`` with ``G_ts = F_t F_s^T`` (q x q), ``(T q)^2 rank + T^2
+    q^4`` work and ``(T q)^2 + q^4`` memory (6 tasks, 4 random effects and 321 fixed effects:
+    576 + 256 entries, where the ``M_ik`` took 1.65 million, 13 times the input).
+    """
+    n_tasks, q, rank = F.shape
+    by_rank = n_tasks * (q * rank) ** 2
+    by_pairs = (n_tasks * q) ** 2 * rank + (n_tasks * q**2) ** 2
+    if min(by_rank, by_pairs) > _REML_CURVATURE:
+        return None
+    if by_rank <= by_pairs:
+        D = F.reshape(n_tasks, -1)
+        D = (weight * (D.T @ D)).reshape(q, rank, q, rank).transpose(0, 2, 1, 3)
+        D = (D[rows, cols] + D[cols, rows]).reshape(len(rows), -1)
+        return D @ D.T
+    flat = F.reshape(-1, rank)
+    G = (flat @ flat.T).reshape(n_tasks, q, n_tasks, q).transpose(0, 2, 1, 3)
+    G = G.reshape(n_tasks**2, q * q)
+    P = (weight**2 * (G.T @ G)).reshape(q, q, q, q)  # P[i, k, j, m] = <M_ij, M_km>
+    i, j, k, m = rows[:, None], cols[:, None], rows[None, :], cols[None, :]
+    return P[i, k, j, m] + P[i, m, j, k] + P[j, k, i, m] + P[j, m, i, k]
 
 
 # unsigned indices spare numba's negative-index wraparound, which blocks vectorisation

@@ -15,7 +15,9 @@ from skmtl.linear._solver_hierarchical import (
     MixedModel,
     MomentRows,
     _factor_solve,
+    _reml_curvature,
     _shifted_factor_solve,
+    factor_entries,
     standardized_moments,
     task_moments,
 )
@@ -81,6 +83,13 @@ def test_hessian_against_finite_differences(random, reml, diagonal):
     Psi = _positive_definite(len(random), 1)
     if diagonal:
         Psi = np.diag(np.diag(Psi))
+    expected = _assert_hessian_is_the_differences(model, Psi)
+    assert np.linalg.eigvalsh(expected)[0] > -1e-10 * np.abs(expected).max()
+
+
+def _assert_hessian_is_the_differences(model, Psi):
+    """``model.hessian()`` at ``Psi`` against central differences of the exact gradient;
+    returns the expected information there."""
     gradient = _pair_gradient(model, Psi)  # (also the state hessian() reads)
     hessian, expected = model.hessian(), model.hessian(expected=True)
     h = 1e-5
@@ -89,7 +98,50 @@ def test_hessian_against_finite_differences(random, reml, diagonal):
          - _pair_gradient(model, Psi - h * model.symmetric(e))) / (2 * h)
         for e in np.eye(len(gradient))])
     np.testing.assert_allclose(hessian, numeric, rtol=1e-6, atol=1e-7 * np.abs(numeric).max())
-    assert np.linalg.eigvalsh(expected)[0] > -1e-10 * np.abs(expected).max()
+    return expected
+
+
+@pytest.mark.parametrize("shape", [(3, 3, 9), (20, 2, 3), (4, 1, 30)],
+                         ids=["pairs", "rank", "intercept"])
+def test_reml_curvature_through_the_task_pairs_or_the_rank(shape, monkeypatch):
+    """REML's second curvature term, ``tr(D(E_a) D(E_b))`` with ``D(E) = weight sum_t F_t^T E
+    F_t`` over the pairs of the lower triangle, against those matrices formed pair by pair:
+    through the task pairs where there are fewer tasks than the rank (wide data), through the
+    ``(q rank)^2`` matrix otherwise; None where both would cost more than the threshold."""
+    from skmtl.linear import _solver_hierarchical
+
+    n_tasks, q, rank = shape
+    F = np.random.default_rng(0).normal(size=shape)
+    rows, cols = factor_entries(q, False)
+    D = []
+    for i, j in zip(rows, cols):
+        E = np.zeros((q, q))
+        E[i, j] += 1.0
+        E[j, i] += 1.0
+        D.append(0.7 * sum(F_t.T @ E @ F_t for F_t in F))
+    expected = np.array([[np.sum(D_a * D_b) for D_b in D] for D_a in D])
+    by_rank = n_tasks * (q * rank) ** 2
+    by_pairs = (n_tasks * q) ** 2 * rank + (n_tasks * q**2) ** 2
+    assert (by_pairs < by_rank) == (n_tasks < rank)
+    np.testing.assert_allclose(_reml_curvature(F, 0.7, rows, cols), expected, rtol=1e-12,
+                               atol=1e-12 * np.abs(expected).max())
+    monkeypatch.setattr(_solver_hierarchical, "_REML_CURVATURE", min(by_rank, by_pairs) - 1)
+    assert _reml_curvature(F, 0.7, rows, cols) is None
+
+
+@pytest.mark.parametrize("diagonal", [False, True], ids=["full", "diag"])
+def test_hessian_of_few_tasks_on_many_features(diagonal):
+    """3 tasks, 8 features and 3 random effects (REML): the second curvature term goes
+    through the task pairs, and the Hessian is still the central differences of the
+    gradient."""
+    X, y, task_ids = _long(T=3, d=8, seed=2, rows=(20, 40))
+    _, (A, c, s, n) = _moments(X, y, task_ids)
+    model = MixedModel(A, c, s, n, [0, 1, 8], True, diagonal=diagonal)
+    assert model.rank == 9
+    Psi = _positive_definite(3, 4)
+    if diagonal:
+        Psi = np.diag(np.diag(Psi))
+    _assert_hessian_is_the_differences(model, Psi)
 
 
 def test_deviance_through_the_inverse_covariance():
