@@ -381,10 +381,13 @@ class MeanClusteredRegressorCV(_MeanClusteredCVMixin, MultiTaskRegressorMixin, B
 
     **Cost.** Per fold, one decomposition of the training data: one SVD of X when all tasks
     observe the same rows, else one eigendecomposition per task (``O(sum_t n_t d^2 + T d^3)``);
-    then each grid point costs ``O(T d^2)`` (shared rows) or ``O(T d^3)`` matrix products,
-    plus the test predictions. So the whole grid costs about one fit per fold, plus the refit
-    (and one decomposition per fold again for each extension of the grid). With a
-    ``scoring`` callable, each grid point also builds a fitted estimator and calls it.
+    then each grid point costs ``O(T d^2)`` (shared rows) or ``O(T d^3)`` matrix products
+    (tasks with fewer rows than features, from 128 features: ``O(N d^2 + d^3)`` over their
+    ``N`` rows, and from 512 features conjugate gradients at ``O(N d)`` an iteration, each
+    started from the previous alpha's solution), plus the test predictions. So the whole
+    grid costs about one fit per fold, plus the refit (and one decomposition per fold again
+    for each extension of the grid). With a ``scoring`` callable, each grid point also
+    builds a fitted estimator and calls it.
 
     Examples
     --------

@@ -147,7 +147,11 @@ class MeanClusteredLeastSquares:
       products and one d x d Cholesky factorisation. Where tasks have fewer rows than
       features (dense X, from 128 features), a task with ``n_t < d`` rows keeps the thin SVD of
       its centred rows instead (``V_t`` d x n_t; ``(A_t + lam I)^-1`` is ``1 / lam`` off their
-      span): memory of the rows, not ``T d^2``, and a solve ``O(sum_t n_t d^2 + d^3)``.
+      span): memory of the rows, not ``T d^2``, and a solve ``O(sum_t n_t d^2 + d^3)``; from
+      512 features, when every task is thin, the d x d system by conjugate gradients on the
+      rows, ``O(sum_t n_t d)`` an iteration, each solve started from the last one of the
+      same ``cluster_strength`` (MoleculeACE: 3.3 times faster over a grid; see
+      ``_coupled``).
 
     Parameters
     ----------
@@ -190,6 +194,7 @@ class MeanClusteredLeastSquares:
         self.n_tasks = problem.n_tasks
         self.n_features = problem.X.shape[1]
         self.shared_rows = problem.shared_rows is not None
+        self._last_v = {}  # cluster_strength -> the last CG solution (the next one's start)
         if self.shared_rows:
             self._decompose_shared(problem.X[problem.shared_rows], problem.shared_targets())
         else:
@@ -262,24 +267,15 @@ class MeanClusteredLeastSquares:
         d = self.n_features
         W = np.empty((self.n_tasks, d))
         # M_t r_t, M_t = (A_t + lam I)^-1 = V_t diag(g_t) V_t^T (+ 1 / lam off the rows' span)
-        # and the Gram factor of C = sum_t A_t M_t = sum_t V_t diag(e_t g_t) V_t^T
-        gram = []
         if self._square is not None:
             tasks, Vt, e, q = self._square
-            g = 1.0 / (e + lam)
-            W[tasks] = np.matmul((q * g)[:, None, :], Vt)[:, 0]
-            gram.append((Vt * np.sqrt(e * g)[..., None]).reshape(-1, d))
+            W[tasks] = np.matmul((q / (e + lam))[:, None, :], Vt)[:, 0]
         if self._thin is not None:
             tasks, rows, Vt, e, q = self._thin
-            g = 1.0 / (e + lam)
-            W[tasks] = rows(q * g) @ Vt
-            gram.append(Vt * np.sqrt(e * g)[:, None])
+            W[tasks] = rows(q / (e + lam)) @ Vt
         if c == 1.0:
             return W
-        C = sum(G.T @ G for G in gram)
-        system = (c - 1.0) * 0.5 * (C + C.T)
-        system[np.arange(d), np.arange(d)] += self.n_tasks
-        v = scipy.linalg.cho_solve(scipy.linalg.cho_factor(system), c * W.sum(axis=0))
+        v = self._coupled(c, lam, c * W.sum(axis=0))
         if self._square is not None:  # W_t -= mu M_t v
             tasks, Vt, e, _ = self._square
             p = np.matmul(Vt, v)  # V_t^T v
@@ -289,6 +285,67 @@ class MeanClusteredLeastSquares:
             p = Vt @ v
             W[tasks] -= mu * (rows(p / (e + lam)) @ Vt + (v - rows(p) @ Vt) / lam)
         return W
+
+    def _coupled(self, c, lam, rhs):
+        """``v = ((c - 1) C + T I)^-1 rhs`` with ``C = sum_t A_t M_t = sum_t V_t diag(h_t)
+        V_t^T``, ``h_t = e_t / (e_t + lam)``.
+
+        From ``_CG_MIN_FEATURES`` features, where the tasks are thin (the wide data of
+        :func:`_row_space_decomposition`), by conjugate gradients on products with the rows
+        ``V_t^T`` (``O(N d)`` an iteration over the ``N`` rows; the system's eigenvalues lie
+        between ``T min(1, c)`` and ``T max(1, c)``), started from the last solution of the
+        same ``cluster_strength`` (the previous alpha of a grid), to a residual of
+        ``_CG_RTOL`` relative to ``rhs``; otherwise, or when CG has not converged within
+        ``d / 4`` iterations (a direct solve's work), ``C`` is formed (``O(N d^2)``) and
+        factored (``O(d^3)``). On an inner fold of MoleculeACE (7,255 rows, 2,048 features):
+        12 to 140 iterations, 0.3 to 2.8 s, against about 3 s for the direct solve.
+        """
+        T, d = self.n_tasks, self.n_features
+        blocks = []  # (V^T, h) of the rows, (T', k, d) and (T', k) or (N, d) and (N,)
+        if self._square is not None:
+            _, Vt, e, _ = self._square
+            blocks.append((Vt, e / (e + lam)))
+        if self._thin is not None:
+            _, _, Vt, e, _ = self._thin
+            blocks.append((Vt, e / (e + lam)))
+        if d >= _CG_MIN_FEATURES and self._square is None:
+            Vt, h = blocks[0]
+            v = _conjugate_gradients(
+                lambda x: T * x + (c - 1.0) * ((h * (Vt @ x)) @ Vt), rhs,
+                self._last_v.get(c, np.zeros(d)), max(d // 4, 50))
+            if v is not None:
+                self._last_v[c] = v
+                return v
+        C = np.zeros((d, d))
+        for Vt, h in blocks:
+            G = (Vt * np.sqrt(h)[..., None]).reshape(-1, d)
+            C += G.T @ G
+        system = (c - 1.0) * 0.5 * (C + C.T)
+        system[np.arange(d), np.arange(d)] += T
+        return scipy.linalg.cho_solve(scipy.linalg.cho_factor(system), rhs)
+
+
+def _conjugate_gradients(matvec, b, x, maxiter):
+    """Conjugate gradients from ``x`` to ``|A x - b| <= _CG_RTOL |b|``; None if not reached
+    within ``maxiter`` iterations."""
+    target = _CG_RTOL * np.linalg.norm(b)
+    r = b - matvec(x)
+    p, rr = r.copy(), float(r @ r)
+    for _ in range(maxiter + 1):
+        if np.sqrt(rr) <= target:
+            return x
+        Ap = matvec(p)
+        step = rr / float(p @ Ap)
+        x = x + step * p
+        r = r - step * Ap
+        rr, rr_old = float(r @ r), rr
+        p = r + (rr / rr_old) * p
+    return None
+
+
+# Conjugate gradients for the coupled system of MeanClusteredLeastSquares from this many
+# features (thin tasks), to this residual relative to the right-hand side
+_CG_MIN_FEATURES, _CG_RTOL = 512, 1e-13
 
 
 def _eigen_block(tasks, A, r):

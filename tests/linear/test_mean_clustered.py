@@ -238,6 +238,38 @@ def test_cached_row_space_decomposition_serves_a_grid_of_parameters(layout, fit_
             np.testing.assert_allclose(b, b_ref, rtol=1e-8, atol=1e-9)
 
 
+@pytest.mark.parametrize("solver", ["cg", "fallback"])
+def test_thin_tasks_coupled_system_by_conjugate_gradients(solver, monkeypatch):
+    """Many features and thin tasks (here from 1 feature; 512 by default): the coupled d x d
+    system by conjugate gradients on the tasks' rows, started from the last solution of the
+    same cluster_strength, instead of forming and factoring it: the normal equations'
+    solutions over a grid walked as a CV walks it (alphas decreasing, every cluster_strength
+    at each), with cluster strengths below 1, of 1 (no system) and up to 1,000 (the system's
+    condition number). ``fallback``: CG that never reaches its tolerance hands over to the
+    direct solve, whose solutions these are too."""
+    monkeypatch.setattr(_solver_mean_clustered, "_KERNEL_MIN_COEF", 1)
+    monkeypatch.setattr(_solver_mean_clustered, "_CG_MIN_FEATURES", 1)
+    if solver == "fallback":
+        monkeypatch.setattr(_solver_mean_clustered, "_CG_RTOL", 0.0)
+    X, Y, mask = make_regression(n=30, d=60, n_tasks=5, missing=0.4, seed=2)
+    path = MeanClusteredLeastSquares(X, Y, mask)
+    assert path._square is None
+    calls = []
+    solve = _solver_mean_clustered._conjugate_gradients
+    monkeypatch.setattr(_solver_mean_clustered, "_conjugate_gradients",
+                        lambda *args: calls.append(solve(*args)) or calls[-1])
+    strengths = [0.3, 1.0, 3.0, 1000.0]
+    for alpha in [10.0, 0.1, 1e-3]:
+        for c in strengths:
+            W, b = path.solve(alpha, c)
+            W_ref, b_ref = normal_equations_solution(X, Y, mask, alpha, c, True)
+            np.testing.assert_allclose(W, W_ref, rtol=1e-8, atol=1e-9)
+            np.testing.assert_allclose(b, b_ref, rtol=1e-8, atol=1e-9)
+    assert len(calls) == 9  # (none at c = 1)
+    assert all((v is None) == (solver == "fallback") for v in calls)
+    assert sorted(path._last_v) == ([] if solver == "fallback" else [0.3, 3.0, 1000.0])
+
+
 def test_values_behind_the_mask_are_never_read():
     X, Y, mask = make_regression()
     garbage = np.where(mask, Y, np.random.default_rng(3).normal(scale=1e6, size=Y.shape))
