@@ -1037,8 +1037,8 @@ class SparseDesign(_Design):
         return (self._X_obs.T @ weighted).toarray()
 
     def task_row_grams(self):
-        """Each task's ``X_t X_t^T`` (n_t x n_t, dense) from one sparse product, as ``(start,
-        stop, gram)`` over the tasks in order, ``start:stop`` its observations."""
+        """Each task's ``X_t X_t^T`` (n_t x n_t, dense) from the sparse product of its rows,
+        as ``(start, stop, gram)`` over the tasks in order, ``start:stop`` its observations."""
         stops = np.cumsum(self.counts)
         for start, stop in zip(stops - self.counts, stops):
             rows = self._X_obs[start:stop]
