@@ -944,7 +944,7 @@ class GroupedDense(_Design):
                 _syrk_lower(out, rows.reshape(-1, d), add=True)
             return _mirror_lower(out[None])[0]
         row_weight = np.bincount(self.obs_rows, weights=w, minlength=self.X.shape[0])
-        rows = np.flatnonzero(np.bincount(self.obs_rows, minlength=self.X.shape[0]))
+        rows = np.flatnonzero(row_weight)  # (a row of weight 0 adds nothing)
         step = max(1, max(self.X.size // 4, _MIN_CHUNK) // max(d, 1))
         for start in range(0, rows.shape[0], step):
             chunk = rows[start:start + step]

@@ -249,3 +249,46 @@ def _spd_solve(K, rhs):
     for t in failed:
         out[t] = np.linalg.pinv(K[t], hermitian=True) @ rhs[t]
     return out
+
+
+def _pcg(matvec, precondition, b, x0, rtol, maxiter, product=None):
+    """Preconditioned conjugate gradients on arrays of any shape, as
+    :func:`scipy.sparse.linalg.cg`.
+
+    Stops when the residual norm falls below ``rtol ||b||`` (``atol = 0``), with the same
+    iterates. ``precondition(r)`` returns ``(z, U^T z)`` and ``matvec(p, U^T p)`` takes the
+    coordinates ``U^T`` of its vector on the coupling's subspace (None: computed): those of
+    each search direction ``p = z + beta p_old`` follow by the same recurrence, sparing a
+    product with ``U`` per iteration (the task-relation W step; elsewhere ``precondition`` may
+    return ``(z, None)``, and ``matvec`` then gets None). ``z`` must be a new array, not
+    ``r``. ``product``: ``matvec`` of ``x0``, when known. Returns ``(x, n_iter)``, ``n_iter
+    == maxiter`` when the residual has not reached ``rtol ||b||``.
+    """
+    b_norm = np.linalg.norm(b)
+    if b_norm == 0.0:
+        return np.zeros_like(b), 0
+    threshold = rtol * b_norm
+    x = x0.copy()
+    if product is not None:
+        r = b - product
+    else:
+        r = b - matvec(x, None) if x.any() else b.copy()
+    rho_prev = None
+    for iteration in range(maxiter):
+        if np.linalg.norm(r) < threshold:
+            return x, iteration
+        z, Uz = precondition(r)
+        rho = float(np.vdot(r, z))
+        if rho_prev is None:
+            p, Up = z, Uz
+        else:
+            beta = rho / rho_prev
+            p *= beta
+            p += z
+            Up = None if Uz is None else Uz + beta * Up
+        q = matvec(p, Up)
+        step = rho / float(np.vdot(p, q))
+        x += step * p
+        r -= step * q
+        rho_prev = rho
+    return x, maxiter

@@ -51,7 +51,13 @@ from skmtl.linear._designs import (
     SparseDesign,
     shifted_row_blocks,
 )
-from skmtl.linear._linalg import _SYRK_WORK, _blas_threads_for, _mirror_lower, _syrk_lower
+from skmtl.linear._linalg import (
+    _SYRK_WORK,
+    _blas_threads_for,
+    _mirror_lower,
+    _pcg,
+    _syrk_lower,
+)
 from skmtl.linear._penalties import MeanClusteredPenalty
 from skmtl.utils._docstring import Substitution
 
@@ -310,10 +316,11 @@ class MeanClusteredLeastSquares:
             blocks.append((Vt, e / (e + lam)))
         if d >= _CG_MIN_FEATURES and self._square is None:
             Vt, h = blocks[0]
-            v = _conjugate_gradients(
-                lambda x: T * x + (c - 1.0) * ((h * (Vt @ x)) @ Vt), rhs,
-                self._last_v.get(c, np.zeros(d)), max(d // 4, 50))
-            if v is not None:
+            budget = max(d // 4, 50)
+            v, n_iter = _pcg(lambda x, _: T * x + (c - 1.0) * ((h * (Vt @ x)) @ Vt),
+                             lambda r: (r.copy(), None), rhs, self._last_v.get(c, np.zeros(d)),
+                             _CG_RTOL, budget)
+            if n_iter < budget:
                 self._last_v[c] = v
                 return v
         C = np.zeros((d, d))
@@ -323,24 +330,6 @@ class MeanClusteredLeastSquares:
         system = (c - 1.0) * 0.5 * (C + C.T)
         system[np.arange(d), np.arange(d)] += T
         return scipy.linalg.cho_solve(scipy.linalg.cho_factor(system), rhs)
-
-
-def _conjugate_gradients(matvec, b, x, maxiter):
-    """Conjugate gradients from ``x`` to ``|A x - b| <= _CG_RTOL |b|``; None if not reached
-    within ``maxiter`` iterations."""
-    target = _CG_RTOL * np.linalg.norm(b)
-    r = b - matvec(x)
-    p, rr = r.copy(), float(r @ r)
-    for _ in range(maxiter + 1):
-        if np.sqrt(rr) <= target:
-            return x
-        Ap = matvec(p)
-        step = rr / float(p @ Ap)
-        x = x + step * p
-        r = r - step * Ap
-        rr, rr_old = float(r @ r), rr
-        p = r + (rr / rr_old) * p
-    return None
 
 
 # Conjugate gradients for the coupled system of MeanClusteredLeastSquares from this many

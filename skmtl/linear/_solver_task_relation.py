@@ -205,6 +205,7 @@ from skmtl.linear._linalg import (
     _blas_threads_for,
     _cholesky_task_last,
     _gram_singular,
+    _pcg,
 )
 from skmtl.linear._proximal import accelerated_proximal_gradient
 from skmtl.linear._solver_mean_clustered import (
@@ -731,11 +732,7 @@ class WeightedRows(_BlockOperator):
         for tasks, pos, _, stack in self.design.stacks():
             u = np.sqrt(self._weight[pos])  # (n_block, width), 0 on the padding
             F = stack * u[..., None]
-            h = np.einsum("kn,kn->k", u, u)
-            g = np.zeros_like(h)
-            if E is not None:
-                ratio = np.divide(h, E[tasks], out=np.zeros_like(h), where=E[tasks] > 0)
-                np.divide(1.0 - np.sqrt(np.maximum(1.0 - ratio, 0.0)), h, out=g, where=h > 0)
+            g = _reflector_scale(np.einsum("kn,kn->k", u, u), None if E is None else E[tasks])
             F -= (g[:, None] * u)[..., None] * np.matmul(u[:, None, :], F)  # B
             factors = []
             for k, t in enumerate(tasks):  # each task's own rows (no padding): F F^T by syrk
@@ -750,11 +747,7 @@ class WeightedRows(_BlockOperator):
         """:meth:`factor_shifted` of a sparse design: ``B_t B_t^T = P_t K_t P_t`` with ``K_t =
         diag(u_t) X_t X_t^T diag(u_t)`` and ``P_t = I - g_t u_t u_t^T``."""
         u = np.sqrt(self._weight[:-1])
-        h = self.design.segment_sum(self._weight[:-1])
-        g = np.zeros_like(h)
-        if E is not None:
-            ratio = np.divide(h, E, out=np.zeros_like(h), where=E > 0)
-            np.divide(1.0 - np.sqrt(np.maximum(1.0 - ratio, 0.0)), h, out=g, where=h > 0)
+        g = _reflector_scale(self.design.segment_sum(self._weight[:-1]), E)
         factors = []
         for t, (start, stop, K) in enumerate(self.design.task_row_grams()):
             u_t = u[start:stop]
@@ -766,6 +759,17 @@ class WeightedRows(_BlockOperator):
             K.flat[:: K.shape[0] + 1] += shift[t]
             factors.append(scipy.linalg.cholesky(K, lower=True, check_finite=False))
         return _SparseRowFactors(self.design, shift, u, g, factors)
+
+
+def _reflector_scale(h, E):
+    """``g_t = (1 - sqrt(1 - h_t / E_t)) / h_t`` of :meth:`WeightedRows.factor_shifted`
+    (``(I - g_t u_t u_t^T)^2 = I - u_t u_t^T / E_t`` for ``|u_t|^2 = h_t``), 0 where ``h_t``
+    or ``E_t`` is 0, and everywhere without ``E`` (no intercept eliminated)."""
+    g = np.zeros_like(h)
+    if E is not None:
+        ratio = np.divide(h, E, out=np.zeros_like(h), where=E > 0)
+        np.divide(1.0 - np.sqrt(np.maximum(1.0 - ratio, 0.0)), h, out=g, where=h > 0)
+    return g
 
 
 class _RowFactors(NamedTuple):
@@ -1040,46 +1044,6 @@ def _mean_eigen(G, c=None, h=None):
         G_bar = G_bar - (scaled.T @ c) / c.shape[0]
     a, V = np.linalg.eigh(0.5 * (G_bar + G_bar.T))
     return np.maximum(a, 0.0), V
-
-
-def _pcg(matvec, precondition, b, x0, rtol, maxiter, product=None):
-    """Preconditioned conjugate gradients on (T, d) arrays, as :func:`scipy.sparse.linalg.cg`.
-
-    Stops when the residual norm falls below ``rtol ||b||`` (``atol = 0``), with the same
-    iterates. ``precondition(r)`` returns ``(z, U^T z)`` and ``matvec(p, U^T p)`` takes the
-    coordinates ``U^T`` of its vector on the coupling's subspace (None: computed): those of
-    each search direction ``p = z + beta p_old`` follow by the same recurrence, sparing a
-    product with ``U`` per iteration. ``product``: ``matvec`` of ``x0``, when known. Returns
-    ``(x, n_iter)``.
-    """
-    b_norm = np.linalg.norm(b)
-    if b_norm == 0.0:
-        return np.zeros_like(b), 0
-    threshold = rtol * b_norm
-    x = x0.copy()
-    if product is not None:
-        r = b - product
-    else:
-        r = b - matvec(x, None) if x.any() else b.copy()
-    rho_prev = None
-    for iteration in range(maxiter):
-        if np.linalg.norm(r) < threshold:
-            return x, iteration
-        z, Uz = precondition(r)
-        rho = float(np.vdot(r, z))
-        if rho_prev is None:
-            p, Up = z, Uz
-        else:
-            beta = rho / rho_prev
-            p *= beta
-            p += z
-            Up = Uz + beta * Up
-        q = matvec(p, Up)
-        step = rho / float(np.vdot(p, q))
-        x += step * p
-        r -= step * q
-        rho_prev = rho
-    return x, maxiter
 
 
 def _all_equal(G):

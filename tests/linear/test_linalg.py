@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy.linalg import cho_solve, solve_triangular
 
-from skmtl.linear._linalg import _solve_cholesky, _solve_lower, _spd_inverse
+from skmtl.linear._linalg import _pcg, _solve_cholesky, _solve_lower, _spd_inverse
 
 
 def _spd_stack(n_blocks, p, seed=0):
@@ -67,3 +67,32 @@ def test_triangular_solves_equal_scipy(k, shape):
                                rtol=1e-10, atol=1e-14)
     assert _solve_lower(L, B).shape == B.shape
     np.testing.assert_array_equal(B, kept)
+
+
+def test_pcg_matches_scipy_cg():
+    # same iterates and stopping rule as scipy's cg; U^T of the search directions carried
+    from scipy.sparse.linalg import cg
+
+    rng = np.random.default_rng(6)
+    T, d, k = 12, 3, 2
+    F = rng.standard_normal((T * d, T * d))
+    A = F @ F.T + T * d * np.eye(T * d)
+    M = np.diag(1.0 / np.diag(A))
+    U = np.linalg.qr(rng.standard_normal((T, k)))[0]
+    b, x0 = rng.standard_normal((T, d)), rng.standard_normal((T, d))
+
+    def matvec(x, Ux):
+        if Ux is not None:
+            np.testing.assert_allclose(Ux, U.T @ x, atol=1e-12)
+        return (A @ x.ravel()).reshape(T, d)
+
+    def precondition(r):
+        z = (M @ r.ravel()).reshape(T, d)
+        return z, U.T @ z
+
+    counts = []
+    x_ref, _ = cg(A, b.ravel(), x0=x0.ravel(), rtol=1e-10, atol=0.0, M=M,
+                  callback=lambda _: counts.append(1))
+    x, n_iter = _pcg(matvec, precondition, b, x0, 1e-10, maxiter=1000)
+    assert n_iter == len(counts)
+    np.testing.assert_allclose(x.ravel(), x_ref, rtol=1e-12, atol=1e-14)

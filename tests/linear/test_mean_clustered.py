@@ -254,10 +254,15 @@ def test_thin_tasks_coupled_system_by_conjugate_gradients(solver, monkeypatch):
     X, Y, mask = make_regression(n=30, d=60, n_tasks=5, missing=0.4, seed=2)
     path = MeanClusteredLeastSquares(X, Y, mask)
     assert path._square is None
-    calls = []
-    solve = _solver_mean_clustered._conjugate_gradients
-    monkeypatch.setattr(_solver_mean_clustered, "_conjugate_gradients",
-                        lambda *args: calls.append(solve(*args)) or calls[-1])
+    calls = []  # (iterations, budget) of each CG solve
+    solve = _solver_mean_clustered._pcg
+
+    def recorded(*args):
+        v, n_iter = solve(*args)
+        calls.append((n_iter, args[-1]))
+        return v, n_iter
+
+    monkeypatch.setattr(_solver_mean_clustered, "_pcg", recorded)
     strengths = [0.3, 1.0, 3.0, 1000.0]
     for alpha in [10.0, 0.1, 1e-3]:
         for c in strengths:
@@ -266,7 +271,7 @@ def test_thin_tasks_coupled_system_by_conjugate_gradients(solver, monkeypatch):
             np.testing.assert_allclose(W, W_ref, rtol=1e-8, atol=1e-9)
             np.testing.assert_allclose(b, b_ref, rtol=1e-8, atol=1e-9)
     assert len(calls) == 9  # (none at c = 1)
-    assert all((v is None) == (solver == "fallback") for v in calls)
+    assert all((n_iter == budget) == (solver == "fallback") for n_iter, budget in calls)
     assert sorted(path._last_v) == ([] if solver == "fallback" else [0.3, 3.0, 1000.0])
 
 

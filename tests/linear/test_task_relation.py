@@ -582,35 +582,6 @@ def test_first_w_step_is_an_exact_per_task_solve():
     np.testing.assert_allclose(coupling.covariance().dense(), np.eye(T) / T)
 
 
-def test_pcg_matches_scipy_cg():
-    # same iterates and stopping rule as scipy's cg; U^T of the search directions carried
-    from scipy.sparse.linalg import cg
-
-    rng = np.random.default_rng(6)
-    T, d, k = 12, 3, 2
-    F = rng.standard_normal((T * d, T * d))
-    A = F @ F.T + T * d * np.eye(T * d)
-    M = np.diag(1.0 / np.diag(A))
-    U = np.linalg.qr(rng.standard_normal((T, k)))[0]
-    b, x0 = rng.standard_normal((T, d)), rng.standard_normal((T, d))
-
-    def matvec(x, Ux):
-        if Ux is not None:
-            np.testing.assert_allclose(Ux, U.T @ x, atol=1e-12)
-        return (A @ x.ravel()).reshape(T, d)
-
-    def precondition(r):
-        z = (M @ r.ravel()).reshape(T, d)
-        return z, U.T @ z
-
-    counts = []
-    x_ref, _ = cg(A, b.ravel(), x0=x0.ravel(), rtol=1e-10, atol=0.0, M=M,
-                  callback=lambda _: counts.append(1))
-    x, n_iter = solver._pcg(matvec, precondition, b, x0, 1e-10, maxiter=1000)
-    assert n_iter == len(counts)
-    np.testing.assert_allclose(x.ravel(), x_ref, rtol=1e-12, atol=1e-14)
-
-
 @pytest.mark.parametrize("budget", [20, 1])
 def test_block_jacobi_w_step_matches_dense_solve(budget, monkeypatch):
     # the regressor's preconditioner (block Jacobi, factors reused through ``cache``), and
