@@ -518,6 +518,41 @@ def test_matches_mixedlm_random_slope_on_exam():
     # here a subset of columns against an orthonormal basis: not compared)
 
 
+@pytest.mark.parametrize("random_slopes", ["all", [1, 2]], ids=["all", "list"])
+@pytest.mark.parametrize("method", ["reml", "ml"])
+def test_collinear_random_columns_fit_their_range(random_slopes, method):
+    """A feature that is another plus a constant (chem97's gcsecnt beside gcsescore): the
+    covariance is fitted over the random columns' range, so the fit is the model without
+    the redundant feature, mapped back. Its covariance puts no variance on the combination
+    that is zero on every row of the standardised columns (there ``x3 = x1``: the two share
+    their slopes' variance equally, the intercept takes the shift), and its image on the
+    kept columns is the reduced model's."""
+    X, y, task_ids = _long(T=40, d=2, seed=4)
+    Xc = np.column_stack([X, X[:, 1] + 3.0])  # [x0, x1, x3], x3 - x1 - 3 = 0
+    full = HierarchicalRegressor(random_slopes=random_slopes, method=method).fit(
+        Xc, y, task_ids=task_ids)
+    reduced = HierarchicalRegressor(
+        random_slopes=random_slopes if random_slopes == "all" else [1], method=method).fit(
+        X, y, task_ids=task_ids)
+    np.testing.assert_allclose(full.predict(Xc, task_ids=task_ids),
+                               reduced.predict(X, task_ids=task_ids), atol=1e-6)
+    if method == "ml":  # (REML's value depends on how aliased columns are coded)
+        assert full.log_likelihood_ == pytest.approx(reduced.log_likelihood_, rel=1e-10)
+    Sigma = full.task_covariance_
+    columns = full.random_columns_.tolist()  # [.., 1, 2, intercept 3]
+    null = np.zeros(len(columns))
+    null[[columns.index(1), columns.index(2)]] = [1.0, -1.0]
+    np.testing.assert_allclose(Sigma @ null, 0.0, atol=1e-8 * np.abs(Sigma).max())
+    # (u1, u3, v) act as (u1 + u3, v + 3 u3) on [x1, 1]; u0 as itself
+    image = np.zeros((len(columns) - 1, len(columns)))
+    for row, column in enumerate(reduced.random_columns_):  # the reduced intercept is 2
+        image[row, columns.index(3 if column == 2 else column)] = 1.0
+    image[list(reduced.random_columns_).index(1), columns.index(2)] = 1.0
+    image[-1, columns.index(2)] = 3.0
+    np.testing.assert_allclose(image @ Sigma @ image.T, reduced.task_covariance_,
+                               rtol=1e-4, atol=1e-6)
+
+
 def test_one_task_is_least_squares():
     """One task: the deviations are not identifiable from the mean, their variance goes to 0
     and the coefficients are ordinary least squares."""
