@@ -342,7 +342,7 @@ def case_d(n_tasks, args, rows):
                         "the eps = 0 problem, checked after every sweep",
         "Hierarchical": "tol=1e-8 (default) on the gradient of the profiled deviance in the "
                         "covariance's Cholesky factor (Newton's method on the covariance, "
-                        "the barrier's stages where a variance goes to 0, L-BFGS-B to "
+                        "on a factor of lower rank where a variance goes to 0, L-BFGS-B to "
                         "finish); every slope random: 31 random effects, 496 covariance "
                         "entries",
         "Hierarchical(random_slopes=None)": "the same stop; a random intercept only",
