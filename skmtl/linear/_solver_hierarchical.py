@@ -645,16 +645,11 @@ class MixedModel:
             if flat and (step < 1.0 or gradient_size > 0.5 * last_size):
                 return theta, n_iter, False
             B, free = _trapezoidal(B)
-            for expected in (False, True):
-                grad, system = self._factor_system(B, free, H, expected)
-                try:
-                    chol = np.linalg.cholesky(system)
-                    break
-                except np.linalg.LinAlgError:
-                    continue
-            else:
+            grad = (2.0 * H @ B).ravel()[free]
+            delta, _ = _newton_step((grad, self._factor_system(B, free, H, expected))
+                                    for expected in (False, True))
+            if delta is None:
                 return theta, n_iter, False
-            delta = -_solve_cholesky(chol, grad)
             decrease = float(grad @ delta)
             direction = np.zeros(B.size)
             direction[free] = delta
@@ -681,9 +676,9 @@ class MixedModel:
         return theta, max_iter, False
 
     def _factor_system(self, B, free, H, expected):
-        """The gradient and Hessian of the deviance in the entries ``free`` of ``B`` (flat
-        indices; :func:`_trapezoidal`), ``Psi = B B^T`` the last one evaluated with gradient
-        ``H``: ``2 H B`` and ``J^T hess J + 2 (H (x) I_r)`` (``J^T hess J`` alone with
+        """The Hessian of the deviance in the entries ``free`` of ``B`` (flat indices;
+        :func:`_trapezoidal`), ``Psi = B B^T`` the last one evaluated with gradient ``H``
+        (there ``2 H B``): ``J^T hess J + 2 (H (x) I_r)`` (``J^T hess J`` alone with
         ``expected``, :meth:`hessian`'s expected information)."""
         rows, cols = self._tril
         q, r = B.shape
@@ -694,7 +689,7 @@ class MixedModel:
         system = J.T @ self.hessian(expected) @ J
         if not expected:  # the curvature of B B^T: 2 tr(dB^T H dB)
             system += 2.0 * np.kron(H, np.eye(r))[np.ix_(free, free)]
-        return (2.0 * H @ B).ravel()[free], 0.5 * (system + system.T)
+        return 0.5 * (system + system.T)
 
     def _projected_newton(self, theta):
         """A factor ``B`` of the Newton point ``Psi + Delta`` from ``theta`` (the exact
@@ -704,15 +699,10 @@ class MixedModel:
         neither Hessian is positive definite or no eigenvalue is positive."""
         _, H = self.covariance_gradient(theta)  # (Newton's last evaluation: the same theta)
         grad = 2.0 * self._half * H[self._tril]
-        for expected in (False, True):
-            try:
-                chol = np.linalg.cholesky(self.hessian(expected))
-                break
-            except np.linalg.LinAlgError:
-                continue
-        else:
+        delta, _ = _newton_step((grad, self.hessian(expected)) for expected in (False, True))
+        if delta is None:
             return None
-        target = self.symmetric(self._vech(theta) - _solve_cholesky(chol, grad))
+        target = self.symmetric(self._vech(theta) + delta)
         values, vectors = np.linalg.eigh(target)
         if not values[-1] > 0.0:
             return None
@@ -794,15 +784,10 @@ class MixedModel:
                     P = P[self._tril]
                     barrier = (mu * _gather_pairs(np.outer(P, P), *self._tril)
                                * np.outer(half, half))
-            for expected in order:
-                try:
-                    chol = np.linalg.cholesky(self.hessian(expected) + barrier)
-                    break
-                except np.linalg.LinAlgError:
-                    continue
-            else:
+            delta, used = _newton_step((grad, self.hessian(expected) + barrier)
+                                       for expected in order)
+            if delta is None:
                 return theta, n_iter, False
-            delta = -_solve_cholesky(chol, grad)
             decrease, Psi, direction = float(grad @ delta), L @ L.T, self.symmetric(delta)
             step, cut = 1.0, False
             for _ in range(20):
@@ -824,7 +809,7 @@ class MixedModel:
             flat = value - new_value <= _ROUNDING * scale
             theta, value, H = trial, new_value, new_H
             # the exact Hessian first once the expected one takes full steps
-            order = (False, True) if step == 1.0 or not expected else (True, False)
+            order = (False, True) if step == 1.0 or not order[used] else (True, False)
         return theta, max_iter, False
 
     def _objective(self, theta, mu):
@@ -1124,6 +1109,19 @@ def minimize_covariance(fun, covariance_gradient, x0, n_free, q, *, max_iter, to
             break
         x, start = restart
     return x, n_iter
+
+
+def _newton_step(systems):
+    """``(-S^-1 g, k)`` for the first ``(g, S)`` of ``systems`` whose ``S`` is positive
+    definite, ``k`` its position (a generator: the later ``S`` are formed only if needed);
+    ``(None, None)`` if none is."""
+    for k, (grad, system) in enumerate(systems):
+        try:
+            chol = np.linalg.cholesky(system)
+        except np.linalg.LinAlgError:
+            continue
+        return -_solve_cholesky(chol, grad), k
+    return None, None
 
 
 def _trapezoidal(B):
