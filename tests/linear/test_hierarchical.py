@@ -415,24 +415,28 @@ def test_many_zero_variances_at_the_boundary(reml, path, monkeypatch):
     np.testing.assert_allclose(H @ Psi, 0.0, atol=5e-8 * abs(value))
 
 
+@pytest.mark.parametrize("diagonal", [False, True], ids=["full", "diag"])
 @pytest.mark.parametrize("reml", [False, True])
-def test_factor_newton_derivatives_against_finite_differences(reml):
+def test_factor_newton_derivatives_against_finite_differences(reml, diagonal):
     """Newton on a factor ``B`` (q x r) of Psi: in the entries of ``B`` on and below its
-    pivoted diagonal (``_trapezoidal``, which keeps ``B B^T``), the gradient ``2 H B`` and the
-    Hessian ``J^T hess J + 2 (H (x) I_r)`` are central differences of the deviance and of that
-    gradient."""
-    from skmtl.linear._solver_hierarchical import _lower_factor, _trapezoidal
+    pivoted diagonal (``_trapezoidal``, which keeps ``B B^T``; for a diagonal Psi, the one
+    entry of each column), the gradient ``2 H B`` and the Hessian ``J^T hess J + 2 (H (x)
+    I_r)`` are central differences of the deviance and of that gradient."""
+    from skmtl.linear._solver_hierarchical import _diagonal_entries, _trapezoidal
 
     X, y, task_ids = _long(T=12, d=2, seed=5)
     _, (A, c, s, n) = _moments(X, y, task_ids)
-    model = MixedModel(A, c, s, n, [0, 1, 2], reml)
-    B0 = np.random.RandomState(1).normal(size=(3, 2))
-    B, free = _trapezoidal(B0)
-    np.testing.assert_allclose(B @ B.T, B0 @ B0.T, rtol=1e-12)
-    assert len(free) == 5 and np.all(B.ravel()[np.setdiff1d(np.arange(6), free)] == 0.0)
-
-    def theta(B):
-        return _lower_factor(B)[model._tril]
+    model = MixedModel(A, c, s, n, [0, 1, 2], reml, diagonal=diagonal)
+    if diagonal:  # the variances of effects 0 and 2, that of 1 at 0
+        B, free = _diagonal_entries(np.array([[0.8, 0.0], [0.0, 0.0], [0.0, -1.3]]))
+        np.testing.assert_array_equal(free, [0, 5])
+    else:
+        B0 = np.random.RandomState(1).normal(size=(3, 2))
+        B, free = _trapezoidal(B0)
+        np.testing.assert_allclose(B @ B.T, B0 @ B0.T, rtol=1e-12)
+        assert len(free) == 5 and np.all(B.ravel()[np.setdiff1d(np.arange(6), free)] == 0.0)
+    theta = model._theta_of
+    np.testing.assert_allclose(model.symmetric(model._vech(theta(B))), B @ B.T, atol=1e-12)
 
     def gradient(B):
         _, H = model.covariance_gradient(theta(B))

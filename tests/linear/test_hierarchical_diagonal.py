@@ -70,13 +70,18 @@ def test_one_random_effect_is_the_full_model(Estimator):
     assert diag.log_likelihood_ == pytest.approx(full.log_likelihood_, abs=1e-8)
 
 
+@pytest.mark.parametrize("path", ["factor", "barrier"])
 @pytest.mark.parametrize("method", ["ml", "reml"])
-def test_optimality_over_diagonal_covariances(method):
-    """At the fit (Newton's method, a variance at 0 reached along the barrier's path), each
+def test_optimality_over_diagonal_covariances(method, path, monkeypatch):
+    """At the fit (Newton's method, a variance at 0 reached by Newton on the standard
+    deviations kept, or along the barrier's path where that fails: forced here), each
     variance is a minimum over the variances >= 0: the deviance's slope in it (the diagonal of
     its gradient in Psi) is 0 where it is positive and >= 0 where it is 0. L-BFGS-B alone from
     Psi = 0, a stationary point in the standard deviations (every slope in them is 0 there),
     reaches the same optimum: the variances that should grow grow (all at once)."""
+    if path == "barrier":
+        monkeypatch.setattr(MixedModel, "_factor_newton",
+                            lambda self, theta, **kwargs: (theta, 0, False))
     rng = np.random.RandomState(5)
     task_ids = np.repeat(np.arange(40), 10)
     X = rng.normal(size=(400, 3))
@@ -100,7 +105,7 @@ def test_optimality_over_diagonal_covariances(method):
             trial[j] += step
             if trial[j] >= 0.0:
                 assert model.value(np.sqrt(trial)) >= value - 1e-9
-    assert variances[2] == 0.0  # set exactly to 0 at the end of the barrier's path
+    assert variances[2] == 0.0  # set exactly to 0 (dropped, or at the barrier's end)
     other, _ = minimize_covariance(model.deviance, model.covariance_gradient, np.zeros(4), 0, 4,
                                    max_iter=500, tol=1e-10, value=model.value, diagonal=True)
     np.testing.assert_allclose(other**2, variances, rtol=1e-5, atol=1e-8)
