@@ -638,9 +638,12 @@ class HierarchicalClassifier(_BinaryLogisticMixin, _HierarchicalMixin, MultiTask
     task's labels by compiled loops, or by one matrix product per task where the tasks have 64
     labels or more on average); the random columns are copied once per observed label (``n_obs x
     q``); a full covariance of more than 44 random effects with more entries than labels is
-    refused with a ValueError, as in :class:`HierarchicalRegressor`. The Laplace approximation
-    is accurate when each task has a fair number of labels of
-    each class; with very few, the variances are underestimated (as glmer's are).
+    refused with a ValueError, as in :class:`HierarchicalRegressor`. Collinear random columns
+    (a feature that is another plus a constant) are fitted over their range, as the
+    regressor's: the prior on ``tr(Sigma)`` already puts no variance on a combination of the
+    standardised random columns that is zero on every row. The Laplace approximation is
+    accurate when each task has a fair number of labels of each class; with very few, the
+    variances are underestimated (as glmer's are).
 
     {hierarchical_references}
 

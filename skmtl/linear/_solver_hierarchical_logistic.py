@@ -102,9 +102,29 @@ class LaplaceMixedModel:
             Z = np.column_stack([Z, np.ones(len(rows))])
         self.Z = Z  # (n_obs, q): the random columns of each observation
         self._blas = len(rows) >= _BLAS_ROWS * len(counts)
-        self.V = np.zeros((len(counts), self.q))  # the modes, warm-started between calls
         self.diagonal = diagonal
+        self._range = None if diagonal else self._random_range()
+        if self._range is not None:  # the random effects of Z W, W = J_random V (q x r)
+            self.Z = self.Z @ self._range
+            self.q = self._range.shape[1]
+            self.J_random = np.eye(self.q)
+        self.V = np.zeros((len(counts), self.q))  # the modes, warm-started between calls
         self._tril = factor_entries(self.q, diagonal)
+
+    def _random_range(self):
+        """``J_random V`` (q x r), ``V`` an orthonormal basis of the range of the
+        standardised random columns ``Z J_random`` (the regressor's ``_RandomRange``
+        tolerance), where they are collinear (chem97's ``gcsecnt``, ``gcsescore`` minus a
+        constant, beside the intercept); None where they are independent. The covariance of
+        the effects of ``Z J_random`` is then ``V Sigma' V^T``: the prior's ``tr(Sigma)``
+        is ``tr(Sigma')``, so the optimum is the collinear model's, whose prior puts no
+        variance on the combination that is zero on every row, in fewer iterations (binary
+        chem97: 338 L-BFGS-B iterations and 31 s, against 85 and 4.6 s without
+        ``gcsecnt``)."""
+        standardized = self.Z @ self.J_random
+        values, vectors = np.linalg.eigh(standardized.T @ standardized)
+        keep = values > values.max() * len(self.J) * np.finfo(float).eps
+        return None if keep.all() else self.J_random @ vectors[:, keep]
 
     def _coordinates(self, x):
         """``(beta, L)`` in the coordinates of ``D`` from the parameters in ``D J``'s."""
@@ -246,9 +266,12 @@ class LaplaceMixedModel:
 
     def estimates(self, x):
         """``(beta, Sigma, U, F)`` at ``x``, in the coordinates of ``D``: the fixed effects,
-        the random effects' covariance ``L L^T`` and their modes ``U`` (T, q)."""
+        the random effects' covariance ``L L^T`` and their modes ``U`` (T, q; of the
+        ``random`` columns, also where they are collinear)."""
         beta, L = self._coordinates(x)
         value = self.objective(x)[0]  # (also sets the modes at x)
+        if self._range is not None:  # from the effects of Z W to those of Z
+            L = self._range @ L
         return beta, L @ L.T, self.V @ L.T, value
 
 

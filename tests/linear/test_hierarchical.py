@@ -1015,6 +1015,30 @@ def test_laplace_objective_against_a_direct_computation():
     assert model.objective(x)[0] == pytest.approx(total, rel=1e-9)
 
 
+def test_classifier_collinear_random_columns_fit_their_range(monkeypatch):
+    """A feature that is another plus a constant: the classifier fits the random effects of
+    the random columns' range. Its prior on ``tr(Sigma)`` already picked the covariance with
+    no variance on the combination that is zero on every (standardised) row, so the optimum
+    is the one the collinear parameters reach (forced here), in fewer iterations."""
+    from skmtl.linear._solver_hierarchical_logistic import LaplaceMixedModel
+
+    X, y, task_ids, _ = _binary(T=20, seed=6)
+    Xc = np.column_stack([X, X[:, 1] + 3.0])
+    fitted = HierarchicalClassifier(tol=1e-10).fit(Xc, y, task_ids=task_ids)
+    monkeypatch.setattr(LaplaceMixedModel, "_random_range", lambda self: None)
+    reference = HierarchicalClassifier(tol=1e-10).fit(Xc, y, task_ids=task_ids)
+    assert fitted.log_likelihood_ >= reference.log_likelihood_ - 1e-9 * abs(
+        reference.log_likelihood_)
+    np.testing.assert_allclose(fitted.predict_proba(Xc, task_ids=task_ids),
+                               reference.predict_proba(Xc, task_ids=task_ids), atol=1e-4)
+    np.testing.assert_allclose(fitted.task_covariance_, reference.task_covariance_,
+                               rtol=1e-3, atol=1e-5)
+    Sigma = fitted.task_covariance_  # random columns [0, 1, 2, intercept]
+    np.testing.assert_allclose(Sigma @ [0.0, 1.0, -1.0, 0.0], 0.0,
+                               atol=1e-8 * np.abs(Sigma).max())
+    assert fitted.n_iter_ < reference.n_iter_
+
+
 def test_laplace_is_close_to_the_exact_likelihood():
     """A random intercept with 40 labels per task: the Laplace approximation of each task's
     integral is within 1e-2 of adaptive Gauss-Hermite quadrature (60 nodes)."""
