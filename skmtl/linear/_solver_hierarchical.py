@@ -253,7 +253,9 @@ class _Evaluation(NamedTuple):
     ``theta``: ``W_t`` and ``Q_t^T`` (``M``'s upper triangles) of the per-task factorisation,
     ``L`` when it went through ``I + L^T A_t L`` (None through ``Psi^-1 + A_t``; the BLUPs
     ``K_t c_t = [L] Q_t^-T W_t w`` multiply by it), the fixed effects, ``r^2``, the Cholesky
-    factor of ``S_XX`` and the ``(R_t^T N_t)^T`` stack when the gradient formed it."""
+    factor of ``S_XX``, and when the gradient formed them the ``(R_t^T N_t)^T`` stack (REML)
+    and the ``P_t^T`` (T, k, q): ``Z_t^T V_t^-1 X_t basis Q^-T`` transposed (REML, ``rank``
+    rows), then ``c_t^T / sqrt(s2)``."""
 
     theta: np.ndarray
     value: float
@@ -264,6 +266,7 @@ class _Evaluation(NamedTuple):
     r2: float
     Sxx_chol: np.ndarray
     RtNT: np.ndarray | None
+    P: np.ndarray | None = None
 
 
 class MixedModel:
@@ -404,20 +407,21 @@ class MixedModel:
             # the P_t^T stacked, (T (rank + 1), q): Q^-1 basis^T R_t^T C_t, then w's row
             if self._wide(len(flat)):
                 P = np.concatenate([self._whitened(Sxx_chol, RtNT[:, :p]),
-                                    np.matmul(F.T, RtNT)], axis=1).reshape(-1, q)
+                                    np.matmul(F.T, RtNT)], axis=1)
             else:
                 F = np.column_stack([np.vstack([_solve_lower(Sxx_chol, basis.T).T,
                                                 np.zeros(self.rank)]), F])
-                P = np.matmul(F.T, RtNT).reshape(-1, q)
+                P = np.matmul(F.T, RtNT)
         else:  # one column: P_t = N_t F - W_t[:, :q]^T (W_t F), (T, q)
             RtNT = None
             P = self.N.reshape(-1, p + 1) @ F[:, 0]
             P = P.reshape(-1, q) - (W[:, :, :q].transpose(0, 2, 1)
                                     @ (flat @ F).reshape(-1, q, 1)).reshape(-1, q)
-        H = self.Azz - Szz - P.T @ P
+            P = P.reshape(-1, 1, q)
+        H = self.Azz - Szz - P.reshape(-1, q).T @ P.reshape(-1, q)
         H = 0.5 * (H + H.T)
         self._last = (self._state.theta, float(value), H)
-        self._state = self._state._replace(RtNT=RtNT)
+        self._state = self._state._replace(RtNT=RtNT, P=P)
         return float(value), H, gamma, r2
 
     def hessian(self, expected=False):
@@ -446,9 +450,11 @@ class MixedModel:
         from the optimum: on 1,000 tasks with 31 random effects, the first 4 of the 7 steps,
         which the sample leaves as many).
         """
+        if self._state.P is None:  # the last evaluation was the deviance's alone
+            self._evaluate(self._state.theta, True)
         state = self._state
-        W, gamma, r2, Sxx_chol, RtNT = state.W, state.gamma, state.r2, state.Sxx_chol, state.RtNT
-        p, q = self.p, self.q
+        W, r2, RtNT, P = state.W, state.r2, state.RtNT, state.P
+        q = self.q
         rows, cols = self._tril
         s2 = r2 / self._dof()
         if RtNT is None:
@@ -457,42 +463,45 @@ class MixedModel:
         # sums over tasks scaled by T / (tasks kept): a direction far from the optimum
         stride = max(len(RtNT) // _INFORMATION_TASKS, 1) if expected else 1
         weight = len(RtNT) / len(range(0, len(RtNT), stride))
-        RtNT = RtNT[::stride]
-        B = RtNT[:, :q]  # R_t^T A_t, symmetric
-        # Z_t^T V_t^-1 X_t basis Q^-T (T, q, rank), S_XX = Q Q^T
-        if self._wide(RtNT.shape[0] * q):
-            F = np.ascontiguousarray(self._whitened(Sxx_chol, RtNT[:, :p]).transpose(0, 2, 1))
-        else:
-            F = np.matmul(RtNT[:, :p].transpose(0, 2, 1), self._basis_ordered @ _solve_lower(
-                Sxx_chol, np.eye(self.rank)).T)
-        c = None if expected else np.matmul(
-            np.append(-self._basis_ordered @ gamma, 1.0), RtNT)  # (T, q)
+        B = RtNT[::stride, :q]  # R_t^T A_t, symmetric
+        # the gradient's P_t^T: F_t^T = (Z_t^T V_t^-1 X_t basis Q^-T)^T (REML; S_XX = Q Q^T),
+        # then c_t^T / sqrt(s2), so that X_t = (2 / s2) c_t c_t^T + 2 F_t F_t^T - B_t (the
+        # REML part but for the expected information's c_t c_t^T, whose mean is s2 B_t)
+        P = P[::stride]
+        k = P.shape[1] - 1  # F's rows: rank with REML, none with ML
+        c = P[:, k] * np.sqrt(s2)
+        used = k if expected else k + 1
         if self.diagonal:  # pairs (i, i), (k, k): 4 sum_t X_t[i, k] Y_t[i, k], Y_t = B_t
-            X = B if expected else (2.0 / s2) * c[:, :, None] * c[:, None, :] - B
-            if self.reml:
-                X = X + 2.0 * np.matmul(F, F.transpose(0, 2, 1))
+            X = 2.0 * np.matmul(P[:, :used].transpose(0, 2, 1), P[:, :used])
+            X = X + B if expected else X - B
             hess = 4.0 * weight * np.einsum("tik,tik->ik", X, B)
         else:
             # sum_t tr(X_t E_a Y_t E_b) over the pairs a = (i, j), b = (k, m), from
             # G = sum_t vec(X_t) vec(Y_t)^T over the lower triangles
             Y = B[:, rows, cols]
-            X = Y.copy() if expected else (2.0 / s2) * c[:, rows] * c[:, cols] - Y
-            if self.reml:  # log |S_XX|: 2 sum_t tr(Z^T V^-1 X S_XX^-1 X^T V^-1 Z E B_t E'), ...
-                _add_pair_products(X, F, rows, cols, 2.0)
+            X = 2.0 * _pair_grams(P, used, rows, cols)
+            X = X + Y if expected else X - Y
             hess = weight * _gather_pairs(X.T @ Y, rows, cols)
         if expected:
             C = weight * s2 * B.sum(axis=0)
         else:
             C = c.T @ c
             # beta profiled: m(E_a) S_XX^-1 m(E_b), m(E_a) = sum_t c_t^T E_a Z_t^T V_t^-1 X_t
-            m = (c.T @ F.reshape(len(c), -1)).reshape(q, q, -1)
+            if self.reml:
+                F = P[:, :k]
+            elif self._wide(len(c) * q):
+                F = self._whitened(state.Sxx_chol, RtNT[::stride, :self.p])
+            else:  # (T, rank, q)
+                F = np.matmul(_solve_lower(state.Sxx_chol, self._basis_ordered.T),
+                              RtNT[::stride, :self.p])
+            m = (c.T @ F.reshape(len(c), -1)).reshape(q, self.rank, q).transpose(0, 2, 1)
             m = m[rows, cols] + m[cols, rows]
             hess -= (2.0 / s2) * (m @ m.T)
         C = 2.0 * C[rows, cols]
         hess -= np.outer(C, C) / (self._dof() * s2**2)
         if self.reml:
             # ... - tr(S_XX^-1 D(E) S_XX^-1 D(E')), D(E) = sum_t X_t^T V_t^-1 Z_t E Z_t^T V_t^-1 X_t
-            curvature = _reml_curvature(F, weight, rows, cols)
+            curvature = _reml_curvature(P[:, :k].transpose(0, 2, 1), weight, rows, cols)
             if curvature is not None:
                 hess -= curvature
         hess *= np.outer(self._half, self._half)
@@ -989,16 +998,24 @@ def _transposed_rtn(N, W):
 
 
 @njit(cache=True, fastmath=_FAST)
-def _add_pair_products(X, F, rows, cols, scale):
-    """In place, ``X[t, a] += scale * F[t, i] . F[t, j]`` over the pairs ``a = (i, j)``."""
-    n_tasks, _, k = F.shape
+def _pair_grams(P, k, rows, cols):
+    """``out[t, a] = sum_{r < k} P[t, r, i] P[t, r, j]`` over the pairs ``a = (i, j)`` of the
+    lower triangle (``i >= j``): each task's ``P_t^T P_t`` from its first ``k`` rows, formed
+    row by row (contiguous), then gathered."""
+    n_tasks, _, q = P.shape
+    out = np.empty((n_tasks, len(rows)))
+    G = np.empty((q, q))
     for t in range(n_tasks):
+        G[:] = 0.0
+        for r in range(k):
+            row = P[t, r]
+            for i in range(q):
+                a = row[i]
+                for j in range(i + 1):
+                    G[i, j] += a * row[j]
         for a in range(len(rows)):
-            i, j = rows[a], cols[a]
-            total = 0.0
-            for r in range(k):
-                total += F[t, i, r] * F[t, j, r]
-            X[t, a] += scale * total
+            out[t, a] = G[rows[a], cols[a]]
+    return out
 
 
 @njit(cache=True)
