@@ -616,8 +616,11 @@ class MixedModel:
         ``theta`` where Newton on ``Psi`` stopped at the boundary: ``(theta, n_iter,
         converged)``.
 
-        ``r`` counts the eigenvalues of ``Psi`` at least ``_NEAR_SINGULAR`` times its largest
-        (the others, heading for 0, are set to 0). Any ``B`` gives a positive semi-definite
+        ``r`` counts the eigenvalues at least ``_NEAR_SINGULAR`` times the largest of the
+        Newton point from ``theta`` projected on the positive semi-definite cone
+        (:meth:`_projected_newton`; the others, heading for 0, are set to 0), or with
+        ``project=False`` (after an escape) those of ``Psi`` itself at least ``_RESUMED``
+        times its largest. Any ``B`` gives a positive semi-definite
         ``Psi``, so no step is cut; the face of rank ``r`` is searched whole (its subspace
         too, which a fixed basis would not), and at its optimum the gradient ``2 H B`` is 0,
         so ``H`` vanishes on the range of ``Psi``. ``B`` is kept lower trapezoidal after a
@@ -640,10 +643,10 @@ class MixedModel:
         """
         if project:
             B = self._projected_newton(theta)
-            if B is None:
-                return theta, 0, False
         else:  # from an escape: Psi's eigenvalues past the Cholesky factor's jitter
             B = self._psd_factor(self.symmetric(self._vech(theta)), _RESUMED)
+        if B is None:  # no positive variance: the barrier's stages, or L-BFGS-B, go on
+            return theta, 0, False
         theta = self._theta_of(B)
         value, H = self._objective(theta, 0.0)
         flat, gradient_size, step = False, np.inf, 1.0
@@ -676,8 +679,9 @@ class MixedModel:
                 return theta, n_iter, False
             flat = value - new_value <= _ROUNDING * scale
             # a direction whose variance reached rounding level is set to 0
-            Psi = trial_B @ trial_B.T
-            kept = self._psd_factor(Psi, _ZERO_VARIANCE)
+            kept = self._psd_factor(trial_B @ trial_B.T, _ZERO_VARIANCE)
+            if kept is None:  # every variance at 0
+                return theta, n_iter + 1, False
             if kept.shape[1] < trial_B.shape[1]:
                 trial_B, trial = kept, self._theta_of(kept)
                 new_value, new_H = self._objective(trial, 0.0)
@@ -707,6 +711,8 @@ class MixedModel:
         the largest set to 0: the face of the boundary the step was heading for. None if
         neither Hessian is positive definite or no eigenvalue is positive."""
         _, H = self.covariance_gradient(theta)  # (Newton's last evaluation: the same theta)
+        if not np.array_equal(self._state.theta, theta):  # the Hessian's evaluation
+            self._evaluate(theta, True)
         grad = 2.0 * self._half * H[self._tril]
         delta, _ = _newton_step((grad, self.hessian(expected)) for expected in (False, True))
         if delta is None:
