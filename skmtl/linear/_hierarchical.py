@@ -22,6 +22,7 @@ from skmtl.linear._designs import Problem, predict_rows, shifted_row_blocks
 from skmtl.linear._docs import LINEAR_DOCS
 from skmtl.linear._mean_clustered import _MeanClusteredMixin
 from skmtl.linear._solver_hierarchical import (
+    _BOUND,
     _NEWTON_PAIRS,
     MixedModel,
     MomentRows,
@@ -441,9 +442,13 @@ class HierarchicalRegressor(_HierarchicalMixin, MultiTaskRegressorMixin, BaseEst
     range, and ``task_covariance_`` is the one with no variance on a combination of the
     standardised random columns that is zero on every row (two features that differ by a
     constant share their slope's variance equally, the intercept takes the shift); the
-    predictions are those of the model without the redundant feature. Data in which every
-    task has one label raise a ValueError: the random intercept's variance and ``sigma^2``
-    then enter the likelihood only through their sum (lme4 stops too).
+    predictions are those of the model without the redundant feature. Where the likelihood
+    has no maximum (few tasks of fewer labels than random effects, which the random effects
+    can fit exactly as the noise variance goes to 0), the fit stops on the bound of 1e4 on
+    the standard deviations relative to the noise's, with a ConvergenceWarning that says so.
+    Data in which every task has one label raise a ValueError: the random intercept's
+    variance and ``sigma^2`` then enter the likelihood only through their sum (lme4 stops
+    too).
 
     {hierarchical_references}
 
@@ -517,6 +522,16 @@ class HierarchicalRegressor(_HierarchicalMixin, MultiTaskRegressorMixin, BaseEst
                 f"effects (MeanClusteredRegressorCV).")
         theta, n_iter = model.fit(model.start(), max_iter=self.max_iter, tol=self.tol)
         self._warn_unconverged(n_iter)
+        if np.abs(theta).max() >= _BOUND * (1.0 - 1e-6):
+            rows = int(n.max())
+            warnings.warn(
+                f"The likelihood has no maximum on these data: the fit stopped where a random "
+                f"effect's standard deviation reached {_BOUND:g} times the noise's (in "
+                f"standardised units), the noise variance near 0 and each task fitted almost "
+                f"exactly. The {len(random)} random effects are too many for tasks of at "
+                f"most {rows} labels{' and so few tasks' if len(n) < 10 else ''}: give fewer "
+                f"features a random slope (random_slopes), or make them independent "
+                f"(covariance_type='diag').", ConvergenceWarning, stacklevel=3)
         beta, sigma2, Sigma, U = model.estimates(theta)
         if reduced is not None:
             beta, Sigma, U = reduced.back(beta, Sigma, U)

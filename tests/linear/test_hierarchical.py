@@ -749,6 +749,26 @@ def test_a_full_covariance_with_more_entries_than_labels_is_refused(Estimator):
     assert model.task_covariance_.shape == (21, 21)
 
 
+def test_an_unbounded_likelihood_warns():
+    """5 tasks of 5 labels with 6 random effects: on these data the restricted likelihood
+    grows without bound as the noise variance goes to 0, each task fitted exactly. The fit
+    stops on the bound of the standard deviations relative to the noise's and says why,
+    rather than return a near-zero noise variance silently."""
+    rng = np.random.default_rng(24)  # a sample where it happens (1 of 240 small fits)
+    T, n, d = (int(rng.choice(values)) for values in ([3, 5, 10, 30, 100], [5, 10, 20],
+                                                        [1, 2, 3, 5]))
+    assert (T, n, d) == (5, 5, 5)
+    X, task_ids = rng.normal(size=(T * n, d)), np.repeat(np.arange(T), n)
+    spread = rng.choice([0.0, 0.3, 1.0], size=d)
+    coef = rng.normal(size=d) + spread * rng.normal(size=(T, d))
+    y = (np.einsum("ij,ij->i", X, coef[task_ids])
+         + rng.choice([0.0, 1.0]) * rng.normal(size=T)[task_ids] + rng.normal(size=T * n))
+    with pytest.warns(ConvergenceWarning, match="no maximum .* 6 random effects are too many "
+                                                "for tasks of at most 5 labels and so few"):
+        model = HierarchicalRegressor().fit(X, y, task_ids=task_ids)
+    assert model.noise_variance_ < 1e-6 * np.var(y)
+
+
 def test_stops_at_a_zero_variance_in_few_iterations():
     """Slopes that do not vary between tasks: their variances are near 0 at the optimum (on
     the bound, or as near as the sample says), reached in a few dozen iterations (EM needs
