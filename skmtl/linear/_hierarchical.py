@@ -413,13 +413,12 @@ class HierarchicalRegressor(_HierarchicalMixin, MultiTaskRegressorMixin, BaseEst
     step is cut; resumed with one column more where a variance left at 0 should grow): 12 to
     15 iterations on the school data, 17 on 1,000 tasks with 15 of 30 slopes constant (a
     diagonal ``Sigma``: on the standard deviations kept, 11 to 17). Where that fails, it
-    follows the central path of the barrier ``-
-    mu log |Sigma|`` with ``mu`` decreasing to 0 (45 to 71 iterations on the school data)
-    until its steps change the deviance by rounding only, and sets the variances it took to
-    rounding level to exactly 0. L-BFGS-B on the entries of ``L``, the diagonal of ``L``
-    bounded below by 0, finishes and checks that no variance left at 0 should grow
-    (expectation-maximisation creeps towards such a boundary for thousands of
-    iterations). Everything is computed from each task's moments
+    follows the central path of the barrier ``- mu log |Sigma|`` with ``mu`` decreasing to
+    0 (45 to 71 iterations on the school data) until its steps change the deviance by
+    rounding only, and sets the variances it took to rounding level to exactly 0. L-BFGS-B
+    on the entries of ``L``, the diagonal of ``L`` bounded below by 0, finishes and checks
+    that no variance left at 0 should grow (expectation-maximisation creeps towards such a
+    boundary for thousands of iterations). Everything is computed from each task's moments
     ``[X_t, 1]^T [X_t, 1]`` and ``[X_t, 1]^T y_t``, in standardised coordinates (the model is
     equivariant to them): ``O(n d^2)`` once, then ``O(T q^2 (q + d))`` per evaluation and ``O(T
     q^4)`` per Hessian for ``q`` random effects (Newton up to ``q = 44``, L-BFGS-B alone above).
