@@ -354,7 +354,7 @@ def test_a_boundary_optimum_matches_lbfgs_alone():
     """On Exam (5 random effects) the covariance at the optimum has rank 3: Newton's steps are
     cut to keep Psi positive definite and it stops short, Newton on a factor of lower rank
     takes the fit to the boundary, and it ends at the optimum L-BFGS-B alone reaches from
-    the same start."""
+    the same start, in 11 and 12 iterations (the barrier's path took 67 and 66)."""
     from skmtl.datasets import load_exam
     from skmtl.linear._solver_hierarchical import minimize_covariance
 
@@ -365,7 +365,8 @@ def test_a_boundary_optimum_matches_lbfgs_alone():
         model = MixedModel(A, c, s, n, [0, 6, 7, 8, 10], reml)
         start = np.eye(5)[model._tril]
         assert not model.newton(start, max_iter=100, tol=1e-8)[2]
-        theta, _ = model.fit(start, max_iter=1000, tol=1e-8)
+        theta, n_iter = model.fit(start, max_iter=1000, tol=1e-8)
+        assert n_iter <= 20
         reference, _ = minimize_covariance(
             model.deviance, model.covariance_gradient, start, 0, 5, max_iter=1000, tol=1e-8,
             value=model.value)
