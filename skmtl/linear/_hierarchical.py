@@ -26,6 +26,7 @@ from skmtl.linear._solver_hierarchical import (
     _NEWTON_PAIRS,
     MixedModel,
     MomentRows,
+    range_basis,
     standardized_moments,
     task_moments,
 )
@@ -147,11 +148,8 @@ class _RandomRange:
             total, p = A.total, A.total.shape[0]
         else:
             total, p = A.sum(axis=0), A.shape[2]
-        values, vectors = np.linalg.eigh(total[np.ix_(random, random)])
-        keep = values > values.max() * p * np.finfo(float).eps
-        if keep.all():
-            return None
-        return cls(vectors[:, keep], random, p)
+        V = range_basis(total[np.ix_(random, random)], p)
+        return None if V.shape[1] == len(random) else cls(V, random, p)
 
     def right(self, M):
         """``M C`` over the last axis: ``(..., p)`` to ``(..., r + p - q)``."""

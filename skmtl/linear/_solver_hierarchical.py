@@ -95,7 +95,7 @@ from scipy.optimize import minimize
 
 from skmtl.linear._linalg import _FAST, _solve_cholesky, _solve_lower
 
-__all__ = ["MixedModel", "MomentRows", "factor_entries", "minimize_covariance",
+__all__ = ["MixedModel", "MomentRows", "factor_entries", "minimize_covariance", "range_basis",
            "standardized_moments", "task_moments"]
 
 _BOUND = 1e4
@@ -307,10 +307,8 @@ class MixedModel:
             A = A.rows
         else:
             total, rows = A.sum(axis=0), self.random
-        values, vectors = np.linalg.eigh(total)
-        keep = values > values.max() * A.shape[2] * np.finfo(float).eps
-        self.basis = vectors[:, keep]
-        self.rank = int(keep.sum())
+        self.basis = range_basis(total, A.shape[2])
+        self.rank = self.basis.shape[1]
         self.p = A.shape[2]
         self.q = len(self.random)
         # N_t = Z_t^T [D_t, y_t] (T, q, p + 1), the columns of D permuted to put Z's first
@@ -644,7 +642,7 @@ class MixedModel:
         if project:
             B = self._projected_newton(theta)
         else:  # from an escape: Psi's eigenvalues past the Cholesky factor's jitter
-            B = self._psd_factor(self.symmetric(self._vech(theta)), _RESUMED)
+            B = self._psd_factor(self._psi(theta), _RESUMED)
         if B is None:  # no positive variance: the barrier's stages, or L-BFGS-B, go on
             return theta, 0, False
         theta = self._theta_of(B)
@@ -717,7 +715,7 @@ class MixedModel:
         delta, _ = _newton_step((grad, self.hessian(expected)) for expected in (False, True))
         if delta is None:
             return None
-        return self._psd_factor(self.symmetric(self._vech(theta) + delta), _NEAR_SINGULAR)
+        return self._psd_factor(self._psi(theta) + self.symmetric(delta), _NEAR_SINGULAR)
 
     def _psd_factor(self, Psi, threshold):
         """``B`` with ``B B^T`` the projection of the symmetric ``Psi`` on the positive
@@ -740,10 +738,10 @@ class MixedModel:
             return np.sqrt(np.sum(B * B, axis=1))
         return _lower_factor(B)[self._tril]
 
-    def _vech(self, theta):
-        """The lower triangle of ``Psi = L L^T``."""
+    def _psi(self, theta):
+        """``Psi = L L^T``."""
         L = self.factor(theta)
-        return (L @ L.T)[self._tril]
+        return L @ L.T
 
     def _snap(self, theta):
         """``theta`` with the eigenvalues of ``Psi`` below ``_ZERO_VARIANCE`` times its largest
@@ -1181,6 +1179,15 @@ def _trapezoidal(B):
     out[pivots] = R.T
     k, m = np.tril_indices(q, 0, r)
     return out, pivots[k] * r + m
+
+
+def range_basis(G, p):
+    """An orthonormal basis (columns) of the range of the symmetric positive semi-definite
+    ``G``, its eigenvalues above ``p * eps`` times the largest: the fixed effects' basis of a
+    rank-deficient design of ``p`` columns (:class:`MixedModel`), and that of collinear
+    random columns (``_RandomRange`` and the classifier's ``_random_range``)."""
+    values, vectors = np.linalg.eigh(G)
+    return vectors[:, values > values.max() * p * np.finfo(float).eps]
 
 
 def _lower_factor(B):

@@ -437,7 +437,7 @@ def test_factor_newton_derivatives_against_finite_differences(reml, diagonal):
         np.testing.assert_allclose(B @ B.T, B0 @ B0.T, rtol=1e-12)
         assert len(free) == 5 and np.all(B.ravel()[np.setdiff1d(np.arange(6), free)] == 0.0)
     theta = model._theta_of
-    np.testing.assert_allclose(model.symmetric(model._vech(theta(B))), B @ B.T, atol=1e-12)
+    np.testing.assert_allclose(model._psi(theta(B)), B @ B.T, atol=1e-12)
 
     def gradient(B):
         _, H = model.covariance_gradient(theta(B))
