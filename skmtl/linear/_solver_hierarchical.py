@@ -95,8 +95,8 @@ from scipy.optimize import minimize
 
 from skmtl.linear._linalg import _FAST, _solve_cholesky, _solve_lower
 
-__all__ = ["MixedModel", "MomentRows", "factor_entries", "minimize_covariance", "range_basis",
-           "standardized_moments", "task_moments"]
+__all__ = ["MixedModel", "MomentRows", "factor_entries", "minimize_covariance", "psd_factor",
+           "range_basis", "standardized_moments", "task_moments"]
 
 _BOUND = 1e4
 # REML's second curvature term costs T (q rank)^2, or (T q)^2 rank + T^2 q^4 through the task
@@ -723,13 +723,8 @@ class MixedModel:
         (one column per eigenvalue kept; for a diagonal model, per diagonal entry kept, each
         column a multiple of a unit vector). None if no eigenvalue is positive."""
         if self.diagonal:
-            values, vectors = np.diag(Psi), np.eye(self.q)
-        else:
-            values, vectors = np.linalg.eigh(Psi)
-        if not values.max() > 0.0:
-            return None
-        keep = values >= threshold * values.max()
-        return vectors[:, keep] * np.sqrt(values[keep])
+            return _kept_factor(np.diag(Psi), np.eye(self.q), threshold)
+        return psd_factor(Psi, threshold)
 
     def _theta_of(self, B):
         """``theta`` of ``Psi = B B^T``: its Cholesky factor's lower triangle (with zero
@@ -1106,7 +1101,7 @@ def _escape(value_of, covariance_gradient, x, n_free, q, diagonal=False):
 
 
 def minimize_covariance(fun, covariance_gradient, x0, n_free, q, *, max_iter, tol,
-                        bound=_BOUND, free_bound=None, value=None, diagonal=False):
+                        bound=_BOUND, free_bound=None, value=None, diagonal=False, scale=None):
     """Minimise ``fun`` over ``x = [free parameters (n_free), lower triangle of L (q x q)]``
     (``diagonal``: the diagonal of a diagonal ``L``, ``q`` entries).
 
@@ -1119,7 +1114,8 @@ def minimize_covariance(fun, covariance_gradient, x0, n_free, q, *, max_iter, to
     ``covariance_gradient(x)`` (the gradient in ``Psi = L L^T``, with the value) is checked:
     a negative eigenvalue (``diagonal``: diagonal entry) restarts it from a point along its
     eigenvector (unit vector; at most ``q`` times). ``tol`` is L-BFGS-B's projected-gradient
-    tolerance on ``fun / max(1, |fun(x0)|)``.
+    tolerance on ``fun / scale``, ``scale = max(1, |fun(x0)|)`` unless given (a fit resumed
+    from where another stopped keeps its start's).
     ``value`` is ``fun``'s value alone, where cheaper (None: ``fun(x)[0]``), for the search
     along the eigenvector. Returns ``(x, n_iter)``.
     """
@@ -1132,8 +1128,9 @@ def minimize_covariance(fun, covariance_gradient, x0, n_free, q, *, max_iter, to
         (0.0, bound) if on else (-bound, bound) for on in tril[0] == tril[1]]
     x, n_iter = np.asarray(x0, dtype=np.float64), 0
     start = value(x)
+    fixed_scale = scale
     for _ in range(q + 1):
-        scale = max(1.0, abs(start))
+        scale = max(1.0, abs(start)) if fixed_scale is None else fixed_scale
         result = minimize(
             lambda x, scale=scale: tuple(v / scale for v in fun(x)), x, jac=True,
             method="L-BFGS-B",
@@ -1188,6 +1185,20 @@ def range_basis(G, p):
     random columns (``_RandomRange`` and the classifier's ``_random_range``)."""
     values, vectors = np.linalg.eigh(G)
     return vectors[:, values > values.max() * p * np.finfo(float).eps]
+
+
+def psd_factor(Psi, threshold):
+    """``B`` (q x r) with ``B B^T`` the projection of the symmetric ``Psi`` on the positive
+    semi-definite cone, its eigenvalues below ``threshold`` times the largest set to 0 (a
+    column per eigenvalue kept); None if no eigenvalue is positive."""
+    return _kept_factor(*np.linalg.eigh(Psi), threshold)
+
+
+def _kept_factor(values, vectors, threshold):
+    if not values.max() > 0.0:
+        return None
+    keep = values >= threshold * values.max()
+    return vectors[:, keep] * np.sqrt(values[keep])
 
 
 def _lower_factor(B):
