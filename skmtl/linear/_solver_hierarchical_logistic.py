@@ -396,7 +396,11 @@ class LaplaceMixedModel:
 
     def _remap_modes(self, old, new):
         """The warm start of the modes from factor ``old`` to factor ``new`` of the
-        (standardised) covariance: ``v_t`` with ``new v_t`` closest to ``old v_t_old``."""
+        (standardised) covariance: ``v_t`` with ``new v_t`` closest to ``old v_t_old`` (a
+        cold start where the modes are not of ``old``)."""
+        if self.V.shape[1] != old.shape[1]:
+            self.V = np.zeros((len(self.V), new.shape[1]))
+            return
         effects = self.V @ old.T  # (T, q): the random effects u_t = old v_t
         self.V = np.linalg.lstsq(new, effects.T, rcond=None)[0].T
 

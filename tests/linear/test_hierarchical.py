@@ -960,6 +960,25 @@ def test_laplace_factor_of_lower_rank(blas):
         assert grad_beta[k] == pytest.approx(numeric, rel=1e-6, abs=1e-7)
 
 
+def test_laplace_modes_follow_a_change_of_factor():
+    """The modes' warm start from one factor of the covariance to another with the same
+    range (a rotation, or the Cholesky factor of ``B B^T`` padded with zero columns) keeps
+    every task's random effects ``B v_t``; modes of another rank start cold."""
+    from skmtl.linear._solver_hierarchical import _lower_factor
+
+    X, y, task_ids, counts = _binary(T=5)
+    model = _laplace(X, y, task_ids, counts, [0, 1, 2])
+    rng = np.random.RandomState(0)
+    B, V = rng.normal(size=(3, 2)), rng.normal(size=(5, 2))
+    for new in (B @ np.linalg.qr(rng.normal(size=(2, 2)))[0], _lower_factor(B)):
+        model.V = V.copy()
+        model._remap_modes(B, new)
+        np.testing.assert_allclose(model.V @ new.T, V @ B.T, atol=1e-12)
+    model.V = np.ones((5, 3))
+    model._remap_modes(B, B)
+    np.testing.assert_array_equal(model.V, np.zeros((5, 2)))
+
+
 @pytest.mark.parametrize(("T", "d", "sd"), [(30, 6, (0.8, 0, 0, 0, 0, 0, 1.0)),
                                             (20, 10, (0.5,) * 3 + (0,) * 7 + (1.0,))])
 def test_classifier_factor_phase_reaches_the_lbfgs_optimum(T, d, sd, monkeypatch):
