@@ -1127,7 +1127,7 @@ def minimize_covariance(fun, covariance_gradient, x0, n_free, q, *, max_iter, to
     bounds = [(free, free_bound)] * n_free + [
         (0.0, bound) if on else (-bound, bound) for on in tril[0] == tril[1]]
     x, n_iter = np.asarray(x0, dtype=np.float64), 0
-    start = value(x)
+    start = value(x) if scale is None else None  # (only for the scale)
     fixed_scale = scale
     for _ in range(q + 1):
         scale = max(1.0, abs(start)) if fixed_scale is None else fixed_scale
