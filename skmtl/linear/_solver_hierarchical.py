@@ -745,19 +745,10 @@ class MixedModel:
         the deviance by at most its rounding level. Near a variance at zero, the gradient in
         the factor's columns for it shrinks only as ``sqrt(mu)``; on the face where it is
         exactly zero, ``H L = 0`` at the optimum (``H Psi = 0``) whatever factor of ``Psi``."""
-        if self.diagonal:  # the variances themselves
-            variances = np.asarray(theta) ** 2
-            kept = variances >= _ZERO_VARIANCE * variances.max()
-            if kept.all():
-                return theta
-            snapped = np.where(kept, np.abs(theta), 0.0)
-        else:
-            L = self.factor(theta)
-            values, vectors = np.linalg.eigh(L @ L.T)
-            kept = values >= _ZERO_VARIANCE * values[-1]
-            if kept.all():
-                return theta
-            snapped = _lower_factor(vectors[:, kept] * np.sqrt(values[kept]))[self._tril]
+        B = self._psd_factor(self._psi(theta), _ZERO_VARIANCE)
+        if B is None or B.shape[1] == self.q:
+            return theta
+        snapped = self._theta_of(B)
         if self.value(snapped) <= self.value(theta) + _ROUNDING * self._scale:
             return snapped
         return theta
@@ -867,6 +858,16 @@ class MixedModel:
         if state.L is not None:
             U = U @ L.T
         return beta, sigma2, sigma2 * (L @ L.T), U
+
+    def residual_share(self, theta):
+        """``r^2`` at ``theta`` over that of the fixed effects alone (``Psi = 0``, pooled least
+        squares), in ``[0, 1]``: near 0 where the random effects fit every task almost
+        exactly (the noise variance then heads for 0, where the likelihood has no maximum
+        or has it on the boundary); 1 if the fixed effects fit exactly."""
+        pooled = self.Gyy - float(self.Gxy @ _solve_cholesky(_cholesky(self.Gxx), self.Gxy))
+        if pooled <= np.finfo(float).eps * max(self.Gyy, 1.0):  # (r^2's floor)
+            return 1.0
+        return min(self._at(theta).r2 / pooled, 1.0)
 
     def log_likelihood(self, theta):
         """The maximised (restricted) log-likelihood at ``theta``, constants included."""

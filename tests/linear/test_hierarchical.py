@@ -750,24 +750,95 @@ def test_a_full_covariance_with_more_entries_than_labels_is_refused(Estimator):
     assert model.task_covariance_.shape == (21, 21)
 
 
-def test_an_unbounded_likelihood_warns():
-    """5 tasks of 5 labels with 6 random effects: on these data the restricted likelihood
-    grows without bound as the noise variance goes to 0, each task fitted exactly. The fit
-    stops on the bound of the standard deviations relative to the noise's and says why,
-    rather than return a near-zero noise variance silently."""
-    rng = np.random.default_rng(24)  # a sample where it happens (1 of 240 small fits)
+def _small_data(seed):
+    """One of 240 small generated data sets (3 to 100 tasks of 5 to 20 labels, 1 to 5
+    features, some slopes varying between tasks): ``(X, y, task_ids)``."""
+    rng = np.random.default_rng(seed)
     T, n, d = (int(rng.choice(values)) for values in ([3, 5, 10, 30, 100], [5, 10, 20],
                                                         [1, 2, 3, 5]))
-    assert (T, n, d) == (5, 5, 5)
     X, task_ids = rng.normal(size=(T * n, d)), np.repeat(np.arange(T), n)
     spread = rng.choice([0.0, 0.3, 1.0], size=d)
     coef = rng.normal(size=d) + spread * rng.normal(size=(T, d))
     y = (np.einsum("ij,ij->i", X, coef[task_ids])
          + rng.choice([0.0, 1.0]) * rng.normal(size=T)[task_ids] + rng.normal(size=T * n))
-    with pytest.warns(ConvergenceWarning, match="no maximum .* 6 random effects are too many "
-                                                "for tasks of at most 5 labels and so few"):
+    return X, y, task_ids
+
+
+def test_an_unbounded_likelihood_warns():
+    """5 tasks of 5 labels with 6 random effects: on these data the restricted likelihood
+    grows without bound as the noise variance goes to 0, each task fitted exactly. The fit
+    stops on the bound of the standard deviations relative to the noise's and says why,
+    rather than return a near-zero noise variance silently."""
+    X, y, task_ids = _small_data(24)  # a sample where it happens (1 of 240 small fits)
+    assert X.shape == (25, 5)
+    with pytest.warns(ConvergenceWarning, match="no maximum .* on the bound of 10000 .* 6 "
+                                                "random effects are too many for tasks of at "
+                                                "most 5 labels and so few"):
         model = HierarchicalRegressor().fit(X, y, task_ids=task_ids)
     assert model.noise_variance_ < 1e-6 * np.var(y)
+
+
+@pytest.mark.parametrize("seed, method", [(30, "reml"), (94, "reml"), (113, "reml"),
+                                          (157, "reml"), (112, "ml")])
+def test_a_fit_of_every_task_exactly_warns_off_the_bound(seed, method):
+    """3 or 5 tasks of 5 labels, 6 random effects: fits that end short of the bound, at a
+    stationary point where the random effects fit every task almost exactly and the noise
+    variance is near 0, say so too (these five returned it silently)."""
+    X, y, task_ids = _small_data(seed)
+    assert X.shape[0] in (15, 25)
+    with pytest.warns(ConvergenceWarning, match="no maximum .* fitted almost exactly .* "
+                                                r"variance near 0\. The 6 random effects"):
+        model = HierarchicalRegressor(method=method).fit(X, y, task_ids=task_ids)
+    assert model.noise_variance_ < 1e-7 * np.var(y)
+
+
+def test_a_fit_heading_for_an_exact_fit_says_so_when_out_of_iterations():
+    """3 tasks of 5 labels, 6 random effects, ML: after max_iter=1,000 the noise variance is
+    still falling; the warning says that the likelihood may have no maximum there, which a
+    longer fit (1,472 iterations) then reaches and says."""
+    X, y, task_ids = _small_data(11)
+    assert X.shape == (15, 5)
+    with pytest.warns(ConvergenceWarning, match="raise max_iter. Every task has at most as "
+                                                "many labels as the 6 random effects"):
+        HierarchicalRegressor(method="ml").fit(X, y, task_ids=task_ids)
+    with pytest.warns(ConvergenceWarning, match="no maximum") as caught:
+        model = HierarchicalRegressor(method="ml", max_iter=2000).fit(X, y, task_ids=task_ids)
+    assert len(caught) == 1  # not max_iter's
+    assert model.n_iter_ < 2000 and model.noise_variance_ < 1e-8 * np.var(y)
+
+
+@pytest.mark.parametrize("seed, method", [(30, "ml"), (157, "ml"), (113, "ml"),
+                                          (230, "ml"), (230, "reml"), (149, "reml")])
+def test_tasks_of_few_labels_with_noise_left_do_not_warn(seed, method):
+    """The same shapes (3 to 10 tasks of 5 labels, 6 random effects) where the fit ends at a
+    positive noise variance (the residual sum of squares at 1e-2 or more of the fixed
+    effects' alone): no warning."""
+    X, y, task_ids = _small_data(seed)
+    assert X.shape[0] in (15, 25, 50)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model = HierarchicalRegressor(method=method).fit(X, y, task_ids=task_ids)
+    assert model.noise_variance_ > 1e-3 * np.var(y)
+
+
+@pytest.mark.parametrize("noise", [0.0, 1e-3])
+def test_noise_free_targets_warn_and_small_noise_is_fitted(noise):
+    """20 tasks of 10 labels, 3 random effects: only noise-free targets are fitted exactly
+    (they warn); a noise of standard deviation 1e-3 is estimated, without a warning."""
+    rng = np.random.default_rng(0)
+    X, task_ids = rng.normal(size=(200, 2)), np.repeat(np.arange(20), 10)
+    W = np.array([1.0, -1.0]) + 0.5 * rng.normal(size=(20, 2))
+    y = (np.einsum("ij,ij->i", X, W[task_ids]) + rng.normal(size=20)[task_ids]
+         + noise * rng.normal(size=200))
+    if noise:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            model = HierarchicalRegressor().fit(X, y, task_ids=task_ids)
+        assert model.noise_variance_ == pytest.approx(noise**2, rel=0.3)
+    else:
+        with pytest.warns(ConvergenceWarning, match="no maximum .* exact linear functions"):
+            model = HierarchicalRegressor().fit(X, y, task_ids=task_ids)
+        assert model.noise_variance_ < 1e-8 * np.var(y)
 
 
 def test_stops_at_a_zero_variance_in_few_iterations():
