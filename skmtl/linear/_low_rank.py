@@ -342,8 +342,9 @@ def solve_low_rank(X, Y, mask, alpha, *, datafit="quadratic", fit_intercept=True
     if crit > tol:
         warnings.warn(
             f"The trace-norm solver did not converge in {max_iter} iterations (criterion "
-            f"{crit:.3g} > tol {tol:.3g}); increase max_iter or tol.", ConvergenceWarning,
-            stacklevel=3)
+            f"{crit:.3g} > tol {tol:.3g}); increase max_iter or tol, or scale the features "
+            f"(StandardScaler): features of widely different scales slow it down.",
+            ConvergenceWarning, stacklevel=3)
     return np.ascontiguousarray(x.W), pb.intercepts(x), sv, float(crit), n_iter
 
 

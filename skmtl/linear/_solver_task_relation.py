@@ -1270,7 +1270,8 @@ def _not_converged(max_iter, criterion, tol):
     warnings.warn(
         f"Multi-task relationship learning did not converge in max_iter={max_iter} "
         f"iterations (sweeps and proximal gradient steps): relative duality gap "
-        f"{criterion:.3g} > tol = {tol:g}. Increase max_iter.",
+        f"{criterion:.3g} > tol = {tol:g}. Increase max_iter, or scale the features "
+        f"(StandardScaler): features of widely different scales slow it down.",
         ConvergenceWarning,
     )
 
