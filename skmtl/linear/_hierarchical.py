@@ -550,9 +550,10 @@ class HierarchicalRegressor(_HierarchicalMixin, MultiTaskRegressorMixin, BaseEst
                 f"apart. Check task_ids (one task per row?), or fit a model without random "
                 f"effects (MeanClusteredRegressorCV).")
         theta, n_iter = model.fit(model.start(), max_iter=self.max_iter, tol=self.tol)
-        # every task of at most as many labels as random effects: they can fit each task
-        # exactly, the noise variance going to 0 (elsewhere only noise-free targets can)
-        interpolated = n.max() <= len(random)
+        # every task of at most as many labels as random effects (independent ones: those of
+        # collinear random columns count once): they can fit each task exactly, the noise
+        # variance going to 0 (elsewhere only noise-free targets can)
+        interpolated = n.max() <= model.q
         on_bound = np.abs(theta).max() >= _BOUND * (1.0 - 1e-6)
         share = model.residual_share(theta)
         if on_bound or interpolated and share <= _EXACT_FIT:
