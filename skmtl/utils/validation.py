@@ -415,7 +415,7 @@ def check_multitask_target(y, task_ids=None, *, y_numeric, require_all_tasks=Tru
     if values.ndim == 1:
         values = _check_1d_target(values, y_numeric)
         if not y_numeric:
-            check_classification_targets(values)
+            _check_classes(values)
         values = values.reshape(-1, 1)
         return MultiTaskTarget(np.arange(1), "1d", values=values,
                                mask=np.ones(values.shape, dtype=bool))
@@ -449,9 +449,18 @@ def check_multitask_target(y, task_ids=None, *, y_numeric, require_all_tasks=Tru
 
 def _check_task_classes(labels, task):
     try:
-        check_classification_targets(_tighten(labels))
+        _check_classes(_tighten(labels))
     except ValueError as exc:
         raise _task_error(task, exc) from None
+
+
+def _check_classes(labels):
+    """scikit-learn's check of class labels, an infinite one refused first (the check casts
+    it to an integer, with a RuntimeWarning, before it raises)."""
+    if labels.dtype.kind == "f" and np.isinf(labels).any():
+        raise ValueError("Input y contains infinity; class labels must be finite (use NaN for "
+                         "a missing label in a 2-D Y).")
+    check_classification_targets(labels)
 
 
 def _check_long_target(values, task_ids, y_numeric):

@@ -1,5 +1,7 @@
 """The data contract: every accepted target format, and every bad input's error."""
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -108,6 +110,23 @@ def test_long_target_becomes_wide_with_one_observed_entry_per_row():
 def test_bad_targets_raise_errors_naming_the_problem(y, task_ids, y_numeric, message):
     with pytest.raises(ValueError, match=message):
         check_multitask_target(y, task_ids, y_numeric=y_numeric)
+
+
+@pytest.mark.parametrize(
+    ("y", "task_ids", "message"),
+    [
+        (np.array([[1.0, 0.0], [np.inf, 1.0]]), None, "Task 0: Input y contains infinity"),
+        ([0.0, 1.0, np.inf], [0, 0, 1], "Task 1: Input y contains infinity"),
+        ([0.0, np.inf], None, "Input y contains infinity; class labels must be finite"),
+    ],
+)
+def test_an_infinite_class_label_raises_without_a_runtime_warning(y, task_ids, message):
+    """scikit-learn's check casts an infinite label to an integer (a RuntimeWarning) before it
+    raises: the label is refused before that."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ValueError, match=message):
+            check_multitask_target(y, task_ids, y_numeric=False)
 
 
 def test_frame_task_name_is_in_the_error():
