@@ -124,7 +124,8 @@ def _build_parser():
                          "a column whose non-empty cells are numbers but for one cell, or but "
                          # argparse formats help with %: a literal % is %%
                          f"for at most {STRAY_TEXT_SHARE:.0%}% of them, or numbers written "
-                         "with a decimal comma or thousands separators: 1,5 or 1,250)")
+                         "with a decimal comma, thousands separators, a percent or currency "
+                         "sign: 1,5 or 1,250 or 12%% or $5)")
     models_help = "; ".join(f"{m.name}: {m.description}" for m in MODELS.values())
     compare.add_argument("--models", nargs="+", metavar="MODEL", choices=sorted(MODELS),
                          help=f"models to compare (default: all). {models_help}")
@@ -186,6 +187,10 @@ def _column_list(text, option):
     columns = [c.strip() for c in (text or "").split(",") if c.strip()]
     if text is not None and not columns:
         raise ValueError(f"{option} names no column.")
+    twice = sorted({c for c in columns if columns.count(c) > 1})
+    if twice:
+        raise ValueError(f"{option} names {', '.join(map(repr, twice))} twice; name each column "
+                         "once.")
     return columns
 
 
@@ -314,8 +319,10 @@ def _text_cells(column, pd):
     return column.notna() & pd.to_numeric(column, errors="coerce").isna()
 
 
-# a number written with a decimal comma or thousands separators: 1,5  -0,25  1,250  12,000.5
-_FORMATTED_NUMBER = r"\s*[-+]?(?:\d*,\d+|\d{1,3}(?:,\d{3})+(?:\.\d+)?)\s*"
+# a number written with a decimal comma or thousands separators (1,5  -0,25  1,250  12,000.5),
+# or with a percent or currency sign (12%  $1,200  -3.5 €); a plain number is never a text cell
+_DIGITS = r"(?:\d*,\d+|\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d*)?|\.\d+)"
+_FORMATTED_NUMBER = rf"\s*[-+]?\s*[$€£¥]?\s*[-+]?{_DIGITS}\s*[%$€£¥]?\s*"
 
 
 def _stray_text(column, pd):
@@ -324,9 +331,10 @@ def _stray_text(column, pd):
 
     The rule (docs/user_guide/command_line.rst): at least two of the non-empty cells are
     numbers and the others, the text cells, are at most ``STRAY_TEXT_SHARE`` of the non-empty
-    cells, or only one cell; or every text cell is a number written with a decimal comma or
-    thousands separators (``1,5``, ``1,250``), however many. Such cells are typos, a ``?`` or
-    ``unknown`` written for a missing value, a decimal comma: one-hot encoding the column
+    cells, or only one cell; or every text cell is a number written with a decimal comma,
+    thousands separators, a percent or a currency sign (``1,5``, ``1,250``, ``12%``, ``$5``),
+    however many. Such cells are typos, a ``?`` or ``unknown`` written for a missing value, a
+    decimal comma, a unit: one-hot encoding the column
     would turn every distinct number into a feature of its own.
     """
     text = _text_cells(column, pd)
@@ -351,7 +359,8 @@ def _cells(column, mask, limit=3):
     more = len(distinct) - limit
     text = "; ".join(parts) + (f"; and {more} other value(s)" if more > 0 else "")
     if any(re.fullmatch(_FORMATTED_NUMBER, value) for value in distinct):
-        text += " (write numbers with a decimal point and no thousands separator)"
+        text += (" (write numbers with a decimal point, without thousands separators, "
+                 "percent or currency signs)")
     return text
 
 
@@ -407,12 +416,21 @@ def _decide_task_type(targets, requested, pd):
         example = targets[column][mask].iloc[0]
         raise ValueError(f"--task-type regression needs numeric targets, but column "
                          f"{column!r} holds text ({example!r} on line(s) {_lines(mask, 5)}).")
+    if requested == "classification":
+        _check_class_labels(targets, "--task-type classification needs class labels",
+                            "Leave --task-type out for regression.", pd)
     if requested != "auto":
         return requested, "as --task-type says"
     if text:
         column, mask = next(iter(text.items()))
         example = targets[column][mask].iloc[0]
-        return "classification", f"target column {column!r} holds text ({example!r})"
+        why = f"target column {column!r} holds text ({example!r})"
+        _check_class_labels(targets, f"Target column {column!r} holds text ({example!r} on "
+                                     f"line(s) {_lines(mask, 5)}), so the targets are class "
+                                     "labels", "One comparison has one task type: compare "
+                                     "the regression and the classification targets in "
+                                     "separate runs.", pd)
+        return "classification", why
     booleans = [c for c in targets.columns if targets[c].dtype == bool]
     if booleans:  # pandas reads TRUE / FALSE (True, true, ...) as booleans
         return "classification", f"target column {booleans[0]!r} holds true / false values"
@@ -429,6 +447,22 @@ def _decide_task_type(targets, requested, pd):
         return "regression", (f"the targets are whole numbers with {distinct} distinct "
                               f"values (more than {MAX_CLASSES})")
     return "regression", "the targets are numbers with fractions"
+
+
+def _check_class_labels(targets, problem, advice, pd):
+    """Raise ``ValueError`` (``problem``, then the first numeric target column with a fraction
+    and where, then ``advice``) if a numeric target column holds a number with a fraction: no
+    classifier takes it as a class label (scikit-learn calls it continuous)."""
+    for column in targets.columns:
+        values = targets[column]
+        if pd.api.types.is_bool_dtype(values) or not pd.api.types.is_numeric_dtype(values):
+            continue
+        fraction = values.notna() & (values != np.round(values))
+        if fraction.any():
+            raise ValueError(
+                f"{problem}, but column {column!r} holds numbers with fractions "
+                f"({float(values[fraction].iloc[0]):g} on line(s) {_lines(fraction, 5)}), "
+                f"which are no class labels. {advice}")
 
 
 def _odd_column(column, pd):
@@ -540,6 +574,33 @@ def _note(message, notes):
     notes.append(message)
 
 
+def _strip_text_cells(frame, pd, notes):
+    """``frame`` with the spaces around its text cells removed, as around numbers (which pandas
+    reads through them): a cell of spaces alone is then empty (a missing label, an empty
+    feature cell; it was a class label ``' '``), ``'yes '`` is the class ``'yes'``, and a
+    column whose cells are then all numbers or empty is read as numbers. A warning names each
+    column where two values differed only by such spaces."""
+    for name in frame.columns:
+        column = frame[name]
+        if pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column):
+            continue
+        text = column.map(lambda v: isinstance(v, str)).astype(bool)
+        if not text.any():
+            continue
+        stripped = column.copy()
+        stripped[text] = column[text].str.strip()
+        stripped[text & (stripped == "")] = np.nan
+        merged = stripped[text].dropna().nunique() < column[text][stripped[text].notna()].nunique()
+        if merged:
+            changed = text & stripped.notna() & (stripped != column)
+            _warn(f"column {name!r} has values that differ only by spaces around them "
+                  f"({column[changed].iloc[0]!r} on line(s) {_lines(changed, 5)}): read "
+                  f"as {stripped[changed].iloc[0]!r}.", notes)
+        numbers = pd.to_numeric(stripped, errors="coerce")
+        frame[name] = numbers if numbers.notna().sum() == stripped.notna().sum() else stripped
+    return frame
+
+
 def _task_ids(column, name, path, pd):
     """The task column as task ids: whole numbers stay numbers, anything else is text."""
     empty = column.isna() | (column.astype(str).str.strip() == "")
@@ -564,6 +625,10 @@ def _load_csv(args):
     drop, keep = _column_list(args.drop, "--drop"), _column_list(args.keep, "--keep")
     if task_column and len(target_columns) != 1:
         raise ValueError("With --task-column (long data), --targets names exactly one column.")
+    if task_column in target_columns:
+        raise ValueError(f"--task-column {task_column} is also the target column: name the "
+                         "column of labels with --targets and the column of task names with "
+                         "--task-column.")
     encoding = args.encoding or "utf-8"
     sep, decimal = _csv_marks(args)
     frame, header = _read_frame(path, pd, encoding, sep, decimal)
@@ -584,6 +649,14 @@ def _load_csv(args):
     clash = [c for c in drop if c in needed]
     if clash:
         raise ValueError(f"--drop {','.join(clash)}: a target or task column cannot be dropped.")
+    clash = [c for c in keep if c in needed]
+    if clash:
+        raise ValueError(f"--keep {','.join(clash)}: a target or task column is no feature; "
+                         "--keep names feature columns.")
+    clash = [c for c in keep if c in drop]
+    if clash:
+        raise ValueError(f"Column(s) {clash} are in both --keep and --drop: keep them as "
+                         "features or drop them, not both.")
     for name, markers in _missing_markers(frame, path, pd, encoding, sep):
         if name in drop:
             continue
@@ -592,7 +665,7 @@ def _load_csv(args):
               "if a marker is a value (a class or category called 'None' or 'NA'), rename it "
               "in the file.", notes)
     # dropped after _missing_markers, which reads the file again by the frame's positions
-    frame = frame.drop(columns=frame.columns[blank])
+    frame = _strip_text_cells(frame.drop(columns=frame.columns[blank]), pd, notes)
     task_ids = None
     if task_column:
         task_ids = _task_ids(frame[task_column], task_column, path, pd)
@@ -839,6 +912,8 @@ def _report_undefined(result):
 def _compare(args):
     if args.cv < 2:
         raise ValueError(f"--cv must be at least 2; got {args.cv}.")
+    if not 0 <= args.seed < 2**32:  # numpy's seeds: said before the data are read
+        raise ValueError(f"--seed must be between 0 and 2**32 - 1; got {args.seed}.")
     if args.n_jobs == 0:
         raise ValueError("--n-jobs must be a positive number of jobs, or negative (-1: all "
                          "cores); got 0.")

@@ -139,6 +139,9 @@ def test_compare_on_a_wide_classification_csv(tmp_path, capsys):
     [
         (["compare", "--dataset", "nope"], "Unknown data set"),
         (["compare", "--cv", "1"], "--cv must be at least 2"),
+        # numpy's "Seed must be between 0 and 2**32 - 1", after the data were read
+        (["compare", "--seed", "-1"], "--seed must be between 0 and 2**32 - 1; got -1."),
+        (["compare", "--seed", str(2**32)], "--seed must be between 0 and 2**32 - 1"),
         (["compare", "--targets", "a"],
          "--targets, --task-column, --drop, --keep, --encoding, --sep and --decimal go with "
          "--csv"),

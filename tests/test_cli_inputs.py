@@ -131,6 +131,17 @@ def test_mixed_task_ids_are_read_as_text(tmp_path, capsys):
          "Column(s) ['zz'] of --targets/--task-column are not in"),
         ("x,y\n1,2\n", ["--targets", "y", "--drop", "w"], "Column(s) ['w'] of --drop are not"),
         ("x,y\n1,2\n", ["--targets", "y", "--drop", "y"], "a target or task column cannot be"),
+        # a column named twice was a traceback from pandas (a frame where a Series was meant)
+        ("x,y\n1,2\n", ["--targets", "y,y"], "--targets names 'y' twice; name each column "
+         "once."),
+        ("x,w,y\n1,2,3\n", ["--targets", "y", "--drop", "w,x,w"], "--drop names 'w' twice"),
+        # were ignored without a word
+        ("x,y\n1,2\n", ["--targets", "y", "--keep", "y"],
+         "--keep y: a target or task column is no feature"),
+        ("x,w,y\n1,a,3\n", ["--targets", "y", "--keep", "w", "--drop", "w"],
+         "Column(s) ['w'] are in both --keep and --drop"),
+        ("x,y\n1,2\n", ["--targets", "y", "--task-column", "y"],
+         "--task-column y is also the target column"),
         ("x,y\n1,a\n2,b\n", ["--targets", "y", "--task-type", "regression"],
          "column 'y' holds text ('a' on line(s) 2, 3)"),
         ("x,y\n1,2\n2,3\n", ["--targets", "y", "--drop", "x"],
@@ -138,6 +149,16 @@ def test_mixed_task_ids_are_read_as_text(tmp_path, capsys):
         ("x,y\n1,2\n,3\n", ["--targets", "y"],
          "Feature column 'x' has empty cells (line(s) 3)"),
         ("x,y\n1,2\n", [], "--csv needs --targets"),
+        # a class label cannot have a fraction (scikit-learn's "Unknown label type:
+        # continuous" came after the fitting had started)
+        ("x,y\n1,0.5\n2,1\n3,2.25\n", ["--targets", "y", "--task-type", "classification"],
+         "--task-type classification needs class labels, but column 'y' holds numbers with "
+         "fractions (0.5 on line(s) 2, 4), which are no class labels. Leave --task-type out "
+         "for regression."),
+        ("x,y,z\n1,0.5,a\n2,1,b\n3,2,a\n", ["--targets", "y,z"],
+         "Target column 'z' holds text ('a' on line(s) 2, 3, 4), so the targets are class "
+         "labels, but column 'y' holds numbers with fractions (0.5 on line(s) 2), which are "
+         "no class labels. One comparison has one task type"),
         ("x,y\n1,2\n", ["--targets", "y"], "No task has 2 labels or more"),
         (b"x,y\n\xff\xfe,\x81\n", ["--targets", "y"],
          "is not utf-8 text: line 2 has the byte(s) b'\\xff' in '\ufffd\ufffd,\ufffd'."),
@@ -302,22 +323,51 @@ def run_numeric(tmp_path, *extra, targets="sales_a,sales_b"):
          "Feature column 'x' holds numbers, but 1 of its cells is not a number: 'abc' on "
          "line(s) 12; fix those cells, drop the column with --drop x"),
         ({(10, "x"): "1,5"},
-         "'1,5' on line(s) 12 (write numbers with a decimal point and no thousands "
-         "separator)"),
+         "'1,5' on line(s) 12 (write numbers with a decimal point, without thousands "
+         "separators, percent or currency signs)"),
+        # every cell with a percent sign: was one-hot encoded, a feature per value
+        ({(i, "visits"): f"{v}%" for i, v in enumerate(numeric_rows()[k][1] for k in range(30))},
+         "Feature column 'visits' holds numbers, but 30 of its cells are not a number: "),
         # 3 cells of 30 (10 %), two values, and a second column at fault
         ({(3, "x"): "?", (7, "x"): "missing", (20, "x"): "?", (4, "visits"): "many"},
          "Feature column 'x' holds numbers, but 3 of its cells are not a number: '?' on "
          "line(s) 5, 22; 'missing' on line(s) 9; fix those cells, drop the column with --drop x, "
          "or one-hot encode its values as categories with --keep x. Column(s) ['visits'] "
          "have such cells too."),
-        # a blank (a space) is a cell that is not a number, not an empty cell
-        ({(2, "visits"): " "}, "1 of its cells is not a number: ' ' on line(s) 4"),
+        # a blank (a space) is an empty cell, as it looks (it was one-hot encoded as a value)
+        ({(2, "visits"): " "}, "Feature column 'visits' has empty cells (line(s) 4)"),
     ],
 )
 def test_numbers_with_stray_text_in_a_feature_are_an_error(tmp_path, capsys, cells, message):
     numeric_csv(tmp_path / "d.csv", cells)
     assert run_numeric(tmp_path) == 2
     assert_one_line_error(capsys, message)
+
+
+def test_spaces_around_text_cells_are_not_part_of_the_value(tmp_path, capsys):
+    from skmtl.cli import _build_parser, _load_csv
+
+    rng = np.random.RandomState(0)
+    rows = [[x, "yes" if x > 0 else "no", "a" if i % 2 else "b", f" {i % 3} ", "red"]
+            for i, x in enumerate(rng.normal(size=12).round(3))]
+    rows[2][1] = rows[2][1] + " "  # 'yes ' or 'no ': was a third class
+    rows[3][2] = " "  # was the class ' '
+    rows[4][4] = " blue"
+    path = write_csv(tmp_path / "d.csv", ["x", "t1", "t2", "n", "colour"], rows)
+    args = _build_parser().parse_args(["compare", "--csv", str(path), "--targets", "t1,t2"])
+    X, Y, _, task_type, _, notes = _load_csv(args)
+    assert task_type == "classification"
+    assert set(Y["t1"]) == {"yes", "no"}
+    assert Y["t2"].isna().tolist() == [i == 3 for i in range(12)]  # a missing label
+    # ' 0 ' is the number 0 (as pandas reads ' 0' alone); 'blue' and 'red', two categories
+    np.testing.assert_array_equal(X[:, 1], [i % 3 for i in range(12)])
+    colour = X[:, 2]
+    assert set(np.delete(colour, 4)) == {colour[0]} and colour[4] != colour[0]
+    assert X.shape == (12, 3)
+    err = capsys.readouterr().err
+    assert (f"column 't1' has values that differ only by spaces around them ({rows[2][1]!r} on "
+            f"line(s) 4): read as {rows[2][1].strip()!r}.") in err
+    assert "column 't2'" not in err  # a cell of spaces is empty: nothing merged
 
 
 def test_keep_or_drop_a_column_of_numbers_with_stray_text(tmp_path, capsys):
@@ -360,6 +410,12 @@ def test_text_columns_that_are_not_numbers_are_still_one_hot_encoded(tmp_path, c
         (["1,250", "12,000.5", "3", "4"], [0, 1]),
         (["1,5", "abc", "2,5"], None),  # categories, some of which look like numbers
         (["a,b", "1,2,3"], None),
+        # numbers with a percent or currency sign, however many
+        (["12%", "5 %", "-7.5%", ".5%"], [0, 1, 2, 3]),
+        (["$1,200", "€ 3", "4.5 £", "-$2", "1"], [0, 1, 2, 3]),
+        (["5%", "high", "10%"], None),  # categories
+        (["S", "M", "L", "10"], None),
+        (["1st", "2nd", "3rd"], None),
     ],
 )
 def test_the_stray_text_rule(values, stray):
@@ -380,10 +436,11 @@ def test_stray_text_in_a_regression_target_names_its_cell(tmp_path, capsys):
         capsys, "Target column 'sales_b' holds numbers, but 1 of its cells is not a number: "
         "'?' on line(s) 22; fix those cells, or empty them (an empty target cell is a missing "
         "label); if its values are class labels, say so with --task-type classification.")
-    # said so: the ? is a class like the others (and the numbers with fractions are not
-    # classes, which the check of class labels reports for that column)
+    # said so: the ? is a class like the others, and the numbers with fractions are not
+    # classes, which is refused before any fitting, naming that column
     assert run_numeric(tmp_path, "--task-type", "classification") == 2
-    assert_one_line_error(capsys, "Task 'sales_a': Unknown label type: continuous")
+    assert_one_line_error(capsys, "--task-type classification needs class labels, but column "
+                          "'sales_a' holds numbers with fractions")
 
 
 @pytest.mark.parametrize(
@@ -413,8 +470,8 @@ def test_help_states_the_stray_text_rule(capsys):
     text = " ".join(capsys.readouterr().out.split())
     assert ("numbers with a few cells that are not (which is otherwise an error: a column whose "
             "non-empty cells are numbers but for one cell, or but for at most 10% of them, or "
-            "numbers written with a decimal comma or thousands separators: 1,5 or 1,250)"
-            ) in text.replace("non- empty", "non-empty")
+            "numbers written with a decimal comma, thousands separators, a percent or currency "
+            "sign: 1,5 or 1,250 or 12% or $5)") in text.replace("non- empty", "non-empty")
 
 
 # -- classification: numeric labels with --focus, a task of one class --------------------------
@@ -546,8 +603,8 @@ def test_numbers_with_decimal_commas_are_an_error(tmp_path, capsys):
     assert_one_line_error(
         capsys, f"Feature column 'x' holds numbers, but {len(rows)} of its cells are not a "
         f"number: {first[0]!r} on line(s) 2; {first[1]!r} on line(s) 3; {first[2]!r} on "
-        f"line(s) 4; and {len(rows) - 3} other value(s) (write numbers with a decimal point "
-        "and no thousands separator); fix those cells, drop the column with --drop x, or "
+        f"line(s) 4; and {len(rows) - 3} other value(s) (write numbers with a decimal point, "
+        "without thousands separators, percent or currency signs); fix those cells, drop the column with --drop x, or "
         "one-hot encode its values as categories with --keep x.")
 
 
