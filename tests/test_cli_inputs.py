@@ -604,8 +604,8 @@ def test_numbers_with_decimal_commas_are_an_error(tmp_path, capsys):
         capsys, f"Feature column 'x' holds numbers, but {len(rows)} of its cells are not a "
         f"number: {first[0]!r} on line(s) 2; {first[1]!r} on line(s) 3; {first[2]!r} on "
         f"line(s) 4; and {len(rows) - 3} other value(s) (write numbers with a decimal point, "
-        "without thousands separators, percent or currency signs); fix those cells, drop the column with --drop x, or "
-        "one-hot encode its values as categories with --keep x.")
+        "without thousands separators, percent or currency signs); fix those cells, drop the "
+        "column with --drop x, or one-hot encode its values as categories with --keep x.")
 
 
 def test_a_file_separated_by_semicolons_is_named(tmp_path, capsys):
