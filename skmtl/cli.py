@@ -584,15 +584,20 @@ def _strip_text_cells(frame, pd, notes):
         column = frame[name]
         if pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column):
             continue
-        text = column.map(lambda v: isinstance(v, str)).astype(bool)
+        if pd.api.types.is_object_dtype(column):  # possibly mixed: the strings only
+            text = column.map(lambda v: isinstance(v, str)).astype(bool)
+        else:  # pandas' string dtype: every cell present is a string
+            text = column.notna()
         if not text.any():
             continue
         stripped = column.copy()
         stripped[text] = column[text].str.strip()
+        changed = text & (stripped != column)
+        if not changed.any():  # (pandas read it as text with the spaces gone as well)
+            continue
         stripped[text & (stripped == "")] = np.nan
-        merged = stripped[text].dropna().nunique() < column[text][stripped[text].notna()].nunique()
-        if merged:
-            changed = text & stripped.notna() & (stripped != column)
+        if stripped[text].dropna().nunique() < column[text][stripped[text].notna()].nunique():
+            changed &= stripped.notna()
             _warn(f"column {name!r} has values that differ only by spaces around them "
                   f"({column[changed].iloc[0]!r} on line(s) {_lines(changed, 5)}): read "
                   f"as {stripped[changed].iloc[0]!r}.", notes)

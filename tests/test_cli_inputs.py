@@ -370,6 +370,22 @@ def test_spaces_around_text_cells_are_not_part_of_the_value(tmp_path, capsys):
     assert "column 't2'" not in err  # a cell of spaces is empty: nothing merged
 
 
+def test_spaces_are_stripped_from_the_strings_of_a_mixed_column(capsys):
+    # an object column (pandas' mixed types) keeps its non-strings as they are
+    import pandas as pd
+
+    from skmtl.cli import _strip_text_cells
+
+    frame = pd.DataFrame({"a": pd.Series([1, " x", "x", " "], dtype=object),
+                          "b": pd.Series([" 1", "2 ", None, " "], dtype=object)})
+    notes = []
+    out = _strip_text_cells(frame, pd, notes)
+    assert out["a"].tolist()[:3] == [1, "x", "x"] and pd.isna(out["a"].iloc[3])
+    np.testing.assert_array_equal(out["b"].to_numpy(dtype=float), [1.0, 2.0, np.nan, np.nan])
+    assert notes == ["Warning: column 'a' has values that differ only by spaces around them "
+                     "(' x' on line(s) 3): read as 'x'."]
+
+
 def test_keep_or_drop_a_column_of_numbers_with_stray_text(tmp_path, capsys):
     numeric_csv(tmp_path / "d.csv", {(15, "visits"): "unknown"})
     visits = [str(r[1]) for r in numeric_rows()]
