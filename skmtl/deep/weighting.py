@@ -904,7 +904,9 @@ class LBTWWeighting(Weighting):
     batch of the epoch (the first with a finite, positive loss; until then ``v_t = 1``), as in
     the authors' algorithm, which takes the initial losses afresh at the first batch of every
     epoch. Tasks that have already learnt much in the epoch, and could start to overfit or
-    dominate, are down-weighted.
+    dominate, are down-weighted. When an epoch is one batch (a training set of at most
+    ``batch_size`` rows), every batch is the first of its epoch, so every weight stays 1 and
+    this is equal weighting: pass a smaller ``batch_size``, or ``reset_each_epoch=False``.
 
     By default the weights are renormalised to average 1 over the observed tasks (sum ``T`` when
     every task is observed), as in the authors' code: the overall loss scale stays that of equal

@@ -327,3 +327,19 @@ def test_focused_rmtl_predictions_are_those_from_before_the_move():
                                atol=1e-7)
     np.testing.assert_allclose(clf.aux_weights_history_, RMTL_CLASSIFIER_AUX, rtol=1e-4,
                                atol=1e-7)
+
+
+def test_lbtw_is_equal_weighting_when_an_epoch_is_one_batch():
+    # the authors' L_t(0) is the loss of the epoch's first batch: with one batch per epoch it
+    # is every batch's own loss, so every weight stays 1 (documented); the fit's first loss
+    # (reset_each_epoch=False) still weights the tasks
+    X, Y = _data(n=40)
+    params = dict(TINY, batch_size=64, max_epochs=5)
+    equal = MultiTaskRegressor(weighting="equal", **params).fit(X, Y)
+    lbtw = MultiTaskRegressor(weighting=LBTWWeighting(), **params).fit(X, Y)
+    np.testing.assert_array_equal(lbtw.predict(X), equal.predict(X))
+    once = MultiTaskRegressor(weighting=LBTWWeighting(reset_each_epoch=False), **params).fit(X, Y)
+    assert np.abs(once.predict(X) - equal.predict(X)).max() > 1e-4
+    smaller = MultiTaskRegressor(weighting=LBTWWeighting(), **dict(params, batch_size=16)).fit(X, Y)
+    equal_smaller = MultiTaskRegressor(weighting="equal", **dict(params, batch_size=16)).fit(X, Y)
+    assert np.abs(smaller.predict(X) - equal_smaller.predict(X)).max() > 1e-4
