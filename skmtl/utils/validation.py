@@ -265,7 +265,8 @@ def check_task_ids(task_ids, n_samples):
         raise ValueError(f"task_ids must be 1-D with one task per row; got shape {task_ids.shape}.")
     if task_ids.shape[0] != n_samples:
         raise ValueError(
-            f"task_ids has {task_ids.shape[0]} entries but X and y have {n_samples} rows."
+            f"task_ids has {task_ids.shape[0]} entries but the data have {n_samples} rows: "
+            "one task id per row."
         )
     missing = missing_mask(task_ids)
     if missing.any():
