@@ -902,6 +902,23 @@ def _drop_unsplittable_tasks(X, y, task_ids, notes, min_labels=2):
     return X, y, task_ids
 
 
+def _report_identical(result):
+    """Say which models scored exactly as an earlier one on every task (the same mean score and
+    the same standard error of the gain over the folds, to the last digit): on small data,
+    deep strategies often train to the same network."""
+    groups = {}
+    for name, values in result.per_task.items():
+        key = (np.asarray(values["score"]).tobytes(), np.asarray(values["gain_se"]).tobytes())
+        groups.setdefault(key, []).append(name)
+    for first, *others in groups.values():
+        if others:
+            print(f"{', '.join(others)} scored exactly as {first}, to the last digit (the "
+                  "same predictions in every fold). With deep strategies on small data: early "
+                  "stopping keeps the epoch of the best validation loss, which can be the "
+                  "first, before a weighting acts; LBTW's weights stay 1 when an epoch is one "
+                  "batch (see 'lbtw' in the deep user guide).")
+
+
 def _report_undefined(result):
     """Say which tasks had folds without a defined score (left out of their means)."""
     undefined = result.undefined_tasks()
@@ -972,6 +989,7 @@ def _compare(args):
                   f"cross-validated {result.metric_name} beats / trails single-task learning "
                   "(stl).")
     print(result.format_table())
+    _report_identical(result)
     _report_undefined(result)
     for name, reason in result.skipped.items():
         print(f"Left out {name}: {reason}.")

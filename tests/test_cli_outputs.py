@@ -117,3 +117,27 @@ def test_library_warnings_print_as_one_line(tmp_path, capsys, monkeypatch):
     err = capsys.readouterr().err.splitlines()
     assert err == ["skmtl: warning: The best alpha (1) is the largest value tried. (UserWarning)",
                    "skmtl: error: stop here"]
+
+
+def test_models_that_score_exactly_alike_are_said(capsys):
+    # a small `compare --focus` run printed gradnorm and lbtw rows equal to multi_task's, with
+    # no word on why (early stopping kept the first epoch; LBTW's one batch per epoch)
+    from types import SimpleNamespace
+
+    from skmtl.cli import _report_identical
+
+    def run(score, se):
+        return {"score": np.array([score]), "gain_se": np.array([se])}
+
+    result = SimpleNamespace(per_task={
+        "single_task": run(-3.91, 0.0), "multi_task": run(-4.0497, 1.35),
+        "gradnorm": run(-4.0497, 1.35), "lbtw": run(-4.0497, 1.35),
+        "finetune": run(-4.0497, 1.36),  # the same mean, another spread: not the same
+    })
+    _report_identical(result)
+    out = capsys.readouterr().out.strip().splitlines()
+    assert len(out) == 1
+    assert out[0].startswith("gradnorm, lbtw scored exactly as multi_task, to the last digit "
+                             "(the same predictions in every fold).")
+    _report_identical(SimpleNamespace(per_task={"stl": run(-1.0, 0.0), "pooled": run(-1.1, .2)}))
+    assert capsys.readouterr().out == ""
