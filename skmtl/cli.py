@@ -607,8 +607,10 @@ def _strip_text_cells(frame, pd, notes):
 
 
 def _task_ids(column, name, path, pd):
-    """The task column as task ids: whole numbers stay numbers, anything else is text."""
-    empty = column.isna() | (column.astype(str).str.strip() == "")
+    """The task column as task ids: whole numbers stay numbers, anything else is text. The
+    column comes from :func:`_strip_text_cells`: no spaces around its text, a cell of spaces
+    alone already empty."""
+    empty = column.isna()
     if empty.any():
         raise ValueError(f"Task column {name!r} is empty on line(s) {_lines(empty)} of {path} "
                          "(line 1 is the header); fill those cells or remove the rows.")
@@ -616,7 +618,7 @@ def _task_ids(column, name, path, pd):
         return column.to_numpy(dtype=np.int64)
     # a column mixing numbers and text ("7", "7b") is read as text throughout, so that "7"
     # is one task whatever the cell looks like
-    return column.astype(str).str.strip().to_numpy()
+    return column.astype(str).to_numpy()
 
 
 def _load_csv(args):
