@@ -50,7 +50,10 @@ _DOCS = {
         Number of restarts of the alternation (the first from farthest-point seeds, the
         others from k-means++ seeds); the fit with the lowest objective is kept.
     max_iter : int, default=100
-        Maximum number of alternations (W step, then assignment step) per restart.
+        Maximum number of alternations (W step, then assignment step) per restart. A
+        restart that reaches it with the partition still changing raises a
+        ConvergenceWarning; its model is the W step of its last partition (``coef_`` is
+        always the minimiser for ``task_clusters_``).
     """,
     "clustered_attributes": """
     task_clusters_ : ndarray of int of shape (n_tasks,)

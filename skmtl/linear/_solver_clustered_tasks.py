@@ -24,10 +24,13 @@ partition of ``W`` alone ignored clusters of tasks that differ in their base rat
 step increases the objective.
 """
 
+import warnings
+
 import numpy as np
 import scipy.linalg
 from numba import njit
 from sklearn.cluster import kmeans_plusplus
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 
 from skmtl.linear._linalg import _SYRK, _blas_threads_for, _mirror_lower, _spd_inverse
@@ -539,7 +542,7 @@ def fit_clustered(step, loss, design, y, *, alpha, between, within, n_clusters, 
         value = clustered_objective(design, y, W, b, penalty, loss, pull)
         return W, b, labels, 1, [value]
     rng = check_random_state(random_state)
-    best = None
+    best, unsettled = None, 0
     for restart in range(n_init):
         if restart == 0 and init_labels is not None:
             labels = np.asarray(init_labels)
@@ -555,9 +558,18 @@ def fit_clustered(step, loss, design, y, *, alpha, between, within, n_clusters, 
             new_labels = _lloyd(_assigned(W, b, pull), labels, n_clusters)
             if np.array_equal(new_labels, labels):
                 break
+            if len(history) == max_iter:  # W stays the solve for the labels it was fitted to
+                unsettled += 1
+                break
             labels = new_labels
         if best is None or history[-1] < best[4][-1]:
             best = (W, b, _canonical(labels), len(history), history)
+    if unsettled:
+        warnings.warn(
+            f"The partition of the tasks still changed after max_iter={max_iter} alternations "
+            f"in {unsettled} of {n_init} restart(s): the model kept is the W step of the last "
+            "partition, not a partial optimum. Increase max_iter.", ConvergenceWarning,
+            stacklevel=2)
     return best
 
 

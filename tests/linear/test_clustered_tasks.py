@@ -5,6 +5,7 @@ import warnings
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import RidgeCV
 from sklearn.metrics import adjusted_rand_score, explained_variance_score
 from sklearn.model_selection import KFold
@@ -351,6 +352,40 @@ def test_alternation_never_increases_the_objective(logistic, data):
         assert np.all(np.diff(history) <= 1e-12 * abs(history[0]))
         lengths.append(n_iter)
     assert max(lengths) >= 2  # at least one reassignment
+
+
+def _unsettled(seed=1, n_tasks=300, n_rows=5, d=2):
+    """Tasks with no cluster structure, many of them near the boundaries between 4 clusters:
+    the default alternation moves tasks for 4 W steps (from seed 1)."""
+    rng = np.random.default_rng(seed)
+    tasks = np.repeat(np.arange(n_tasks), n_rows)
+    X = rng.normal(size=(len(tasks), d))
+    W = rng.normal(size=(n_tasks, d))
+    return X, np.einsum("nd,nd->n", X, W[tasks]) + 2.0 * rng.normal(size=len(tasks)), tasks
+
+
+def test_max_iter_reached_warns_and_keeps_the_w_step_of_the_kept_partition():
+    X, y, tasks = _unsettled()
+    params = dict(n_clusters=4, within=3.0, n_init=1, random_state=0)
+    full = ClusteredTasksRegressor(**params).fit(X, y, task_ids=tasks)
+    assert full.n_iter_ == 4
+    with pytest.warns(ConvergenceWarning, match=r"still changed after max_iter=2 alternations "
+                      r"in 1 of 1 restart\(s\).*Increase max_iter"):
+        short = ClusteredTasksRegressor(max_iter=2, **params).fit(X, y, task_ids=tasks)
+    assert short.n_iter_ == 2
+    assert not np.array_equal(short.task_clusters_, full.task_clusters_)
+    # coef_ is the W step for the partition reported, not for the next assignment's
+    problem = Problem(X, y, task_index=tasks, n_tasks=300)
+    design = problem.design(at_mean=False)
+    step, _ = make_step(design, problem.targets(design), logistic=False, fit_intercept=True)
+    W, b, _ = step(ClusteredTasksPenalty(1.0, 1.0, 3.0, short.task_clusters_))
+    np.testing.assert_allclose(short.coef_, W, rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(short.intercept_, b, rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(
+        short.cluster_coef_, [W[short.task_clusters_ == c].mean(axis=0) for c in range(4)])
+    with warnings.catch_warnings():  # a partition that settles within max_iter: no warning
+        warnings.simplefilter("error", ConvergenceWarning)
+        ClusteredTasksRegressor(max_iter=4, **params).fit(X, y, task_ids=tasks)
 
 
 def _intercept_clusters(seed, n_tasks=20, n_rows=60, d=3):
