@@ -2,9 +2,11 @@
 
 ``Sigma`` has ``q (q + 1) / 2`` entries for ``q`` random effects. On generated tasks of 20
 rows (``y = x . w_t + b_t + noise``, ``w_t`` around a mean with correlated deviations of
-standard deviation about 0.2, ``b_t ~ N(0, 1)``), each setting fits ``HierarchicalRegressor()``
-(every slope random), ``HierarchicalRegressor(covariance_type="diag")`` (every slope random,
-independent), ``HierarchicalRegressor(random_slopes=None)`` (a random intercept only) and
+standard deviation about 0.2, ``b_t ~ N(0, 1)``), each setting fits
+``HierarchicalRegressor(covariance_type="full")`` (every slope random; the default ``"auto"``
+takes it where ``Sigma`` has at most as many entries as tasks, the first two settings),
+``HierarchicalRegressor(covariance_type="diag")`` (every slope random, independent),
+``HierarchicalRegressor(random_slopes=None)`` (a random intercept only) and
 ``MeanClusteredRegressorCV()``, and prints their R^2 on 10 new rows per task (the mean over
 tasks, as ``score``), their fit times and whether a ConvergenceWarning was raised. The user
 guide's table of the hierarchical models (docs/user_guide/linear.rst) comes from this script;
@@ -53,7 +55,7 @@ def main():
                         help="the tasks' deviations: correlated (the user guide) or not")
     args = parser.parse_args()
     models = {
-        "every slope random": HierarchicalRegressor,
+        "every slope random": lambda: HierarchicalRegressor(covariance_type="full"),
         "independent slopes (diag)": lambda: HierarchicalRegressor(covariance_type="diag"),
         "random intercept only": lambda: HierarchicalRegressor(random_slopes=None),
         "MeanClusteredRegressorCV": MeanClusteredRegressorCV,

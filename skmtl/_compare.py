@@ -183,7 +183,9 @@ def _relation_model(task_type, family, params):
 
 
 # Up to HIERARCHICAL_SLOPES features the hierarchical model gives every feature a random
-# slope, with a full covariance; up to HIERARCHICAL_DIAGONAL, with independent ones
+# slope, with the estimator's default covariance_type="auto" (a full covariance where it has at
+# most as many entries as tasks, else independent slopes); up to HIERARCHICAL_DIAGONAL, with
+# independent ones
 # (covariance_type="diag"); above, a random intercept only. A full covariance has q (q + 1) / 2
 # entries for q random effects, and its cost grows with the fourth power of q: on yeast (103
 # features, 14 tasks) one training fold ran 742 s and stopped at max_iter. A diagonal one has
@@ -196,7 +198,7 @@ HIERARCHICAL_DIAGONAL = 200
 
 def hierarchical_structure(n_features):
     """The hierarchical model's parameters for ``n_features`` features (see above): ``{}``
-    (every slope random, full covariance), ``{"covariance_type": "diag"}`` or
+    (every slope random, ``covariance_type="auto"``), ``{"covariance_type": "diag"}`` or
     ``{"random_slopes": None}``."""
     if n_features <= HIERARCHICAL_SLOPES:
         return {}
@@ -314,7 +316,8 @@ register_model(
     lambda task_type, device: _hierarchical_model(task_type),
     "linear MTL, task coefficients drawn around a learned mean with a learned covariance "
     "(a mixed model fitted by empirical Bayes, no grid search): HierarchicalRegressor / "
-    f"HierarchicalClassifier, every slope random up to {HIERARCHICAL_SLOPES} features, "
+    f"HierarchicalClassifier, every slope random up to {HIERARCHICAL_SLOPES} features "
+    "(with a full covariance where it has at most as many entries as tasks), "
     f"independent random slopes (covariance_type='diag') up to {HIERARCHICAL_DIAGONAL}, a "
     "random intercept only above (the cost grows with the number of random effects; not "
     "run by default)",

@@ -499,9 +499,11 @@ def test_hierarchical_model_random_effects_by_the_number_of_features(task_type):
     make = (make_multitask_regression if task_type == "regression"
             else make_multitask_classification)
     rng = np.random.RandomState(0)
+    # up to 20 features, the estimator's covariance_type="auto": diagonal from 3 tasks, whose
+    # full covariance of 4 random effects (10 entries) or more has more entries than tasks
     for n_features, random_columns, covariance in [
-            (201, [201], "full"), (21, list(range(22)), "diag"), (20, list(range(21)), "full"),
-            (3, [0, 1, 2, 3], "full")]:
+            (201, [201], "full"), (21, list(range(22)), "diag"), (20, list(range(21)), "diag"),
+            (3, [0, 1, 2, 3], "diag")]:
         X, Y = make(n_samples=90, n_features=n_features, n_tasks=3, n_informative=3,
                     random_state=0)
         task_ids = None
@@ -516,13 +518,15 @@ def test_hierarchical_model_random_effects_by_the_number_of_features(task_type):
         # the columns of [X, 1] with a random effect: the intercept is column n_features
         np.testing.assert_array_equal(fitted.random_columns_, random_columns,
                                       err_msg=f"{n_features} features")
-        assert fitted.covariance_type == covariance
+        assert fitted.covariance_type == ("diag" if 20 < n_features <= 200 else "auto")
+        assert fitted.covariance_type_ == covariance
         if covariance == "diag":  # independent at the features' mean (StandardScaler's)
             Sigma = fitted.task_covariance_
             np.testing.assert_allclose(Sigma - np.diag(np.diag(Sigma)), 0.0, atol=1e-10)
     description = MODELS["hierarchical"].description
-    assert ("every slope random up to 20 features, independent random slopes "
-            "(covariance_type='diag') up to 200, a random intercept only above") in description
+    assert ("every slope random up to 20 features (with a full covariance where it has at most "
+            "as many entries as tasks), independent random slopes (covariance_type='diag') up "
+            "to 200, a random intercept only above") in description
     # one rule, for benchmarks/real_data.py too
     assert (_compare.HIERARCHICAL_SLOPES, _compare.HIERARCHICAL_DIAGONAL) == (20, 200)
 

@@ -181,10 +181,13 @@ class _RandomRange:
 _DOCS = {
     **LINEAR_DOCS,
     "covariance_type": """
-    covariance_type : {"full", "diag"}, default="full"
+    covariance_type : {"auto", "full", "diag"}, default="auto"
         The structure of ``Sigma``: ``"full"`` (every variance and covariance, ``q (q + 1) /
-        2`` entries for ``q`` random effects) or ``"diag"`` (independent deviations: ``q``
-        variances, lme4's ``(x || task)``). ``"diag"`` is diagonal in the features centred at
+        2`` entries for ``q`` random effects), ``"diag"`` (independent deviations: ``q``
+        variances, lme4's ``(x || task)``), or ``"auto"``: ``"full"`` where its entries are
+        at most as many as the tasks, ``"diag"`` where they are more (the full estimate is
+        then noisy and the tasks' coefficients overfit; see the user guide's table), as
+        ``covariance_type_`` records. ``"diag"`` is diagonal in the features centred at
         their mean and scaled to unit variance over the observed rows, the coordinates the
         model is fitted in: ``task_covariance_``, in the units of ``X``, then has
         covariances between the intercept and the slopes only (the random intercept is that
@@ -208,7 +211,7 @@ class _HierarchicalMixin:
 
     _parameter_constraints = {
         "random_slopes": [StrOptions({"all"}), None, "array-like"],
-        "covariance_type": [StrOptions({"full", "diag"})],
+        "covariance_type": [StrOptions({"auto", "full", "diag"})],
         "fit_intercept": ["boolean"],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
@@ -244,15 +247,27 @@ class _HierarchicalMixin:
         the 990 entries (44 random effects) up to which HierarchicalRegressor's Newton steps
         fit it (L-BFGS-B alone above, each step ``O(T q^2 (q + d))``): 2,048 fingerprint bits
         give 2,049 random effects, 2.1 million entries, a fit of hours that the labels cannot
-        determine."""
+        determine. ``"auto"`` counts as ``"full"`` here: its diagonal fallback of that many
+        random effects takes hours as well (each step ``O(T q^3)``)."""
         entries = n_random * (n_random + 1) // 2
-        return self.covariance_type == "full" and entries > max(_NEWTON_PAIRS, n_labels)
+        return self.covariance_type != "diag" and entries > max(_NEWTON_PAIRS, n_labels)
+
+    def _resolve_covariance(self, n_random, n_tasks):
+        """Set ``covariance_type_``: ``covariance_type``, or for ``"auto"`` ``"full"`` where
+        the ``q (q + 1) / 2`` entries of ``Sigma`` are at most ``n_tasks``, else ``"diag"``.
+        Returns whether it is diagonal."""
+        kind = self.covariance_type
+        if kind == "auto":
+            kind = "full" if n_random * (n_random + 1) // 2 <= n_tasks else "diag"
+        self.covariance_type_ = kind
+        return kind == "diag"
 
     def _check_covariance_size(self, n_random, n_labels):
         """Refuse :meth:`_covariance_too_large` with what to pass instead."""
         if self._covariance_too_large(n_random, n_labels):
             raise ValueError(
-                f"{type(self).__name__} with covariance_type='full' would estimate a "
+                f"{type(self).__name__} with covariance_type={self.covariance_type!r} would "
+                f"estimate a "
                 f"covariance of {n_random * (n_random + 1) // 2:,} entries ({n_random:,} "
                 f"random effects, the intercept's and the random slopes') from "
                 f"{int(n_labels):,} labels: more entries than labels, which cannot determine "
@@ -369,7 +384,7 @@ class HierarchicalRegressor(_HierarchicalMixin, MultiTaskRegressorMixin, BaseEst
         60 features, ``"all"`` scored a held-out R^2 of 0.41 per task, a random intercept
         only 0.67, ``"all"`` with a diagonal ``Sigma`` 0.71; see the user guide), so give
         fewer features a random slope there, or make them independent
-        (``covariance_type``).
+        (``covariance_type``; ``"auto"``, the default, does so there).
     {covariance_type}
     method : {"reml", "ml"}, default="reml"
         Maximise the restricted likelihood (REML, statsmodels' and lme4's default; unbiased
@@ -407,6 +422,8 @@ class HierarchicalRegressor(_HierarchicalMixin, MultiTaskRegressorMixin, BaseEst
     random_columns_ : ndarray of int
         Indices of the random effects' columns in ``[X, 1]`` (``n_features`` is the
         intercept).
+    covariance_type_ : {"full", "diag"}
+        The structure of ``Sigma`` fitted (``covariance_type``, ``"auto"`` resolved).
     noise_variance_ : float
         ``sigma^2``.
     log_likelihood_ : float
@@ -503,7 +520,7 @@ class HierarchicalRegressor(_HierarchicalMixin, MultiTaskRegressorMixin, BaseEst
         "method": [StrOptions({"reml", "ml"})],
     }
 
-    def __init__(self, *, random_slopes="all", covariance_type="full", method="reml",
+    def __init__(self, *, random_slopes="all", covariance_type="auto", method="reml",
                  fit_intercept=True, max_iter=1000, tol=1e-8, unknown_task="error"):
         self.random_slopes = random_slopes
         self.covariance_type = covariance_type
@@ -528,18 +545,19 @@ class HierarchicalRegressor(_HierarchicalMixin, MultiTaskRegressorMixin, BaseEst
                                                             rows=random)
             total = A.total
         self._check_covariance_size(len(random), n.sum())
+        diagonal = self._resolve_covariance(len(random), len(n))
         J = _standardizer(total[:d, d] if self.fit_intercept else np.zeros(d),
                           np.diag(total)[:d], n.sum(), self.fit_intercept)
         A = standardized_moments(A, J)
         c = c @ J
         # collinear random columns (a feature that is another plus a constant, beside the
         # random intercept): their effects in a basis of the range, a covariance of full rank
-        reduced = _RandomRange.of(A, random) if self.covariance_type == "full" else None
+        reduced = None if diagonal else _RandomRange.of(A, random)
         random_fit = random
         if reduced is not None:
             A, c, random_fit = reduced.moments(A), reduced.right(c), reduced.random
         model = MixedModel(A, c, s, n, random_fit, reml=self.method == "reml",
-                           diagonal=self.covariance_type == "diag")
+                           diagonal=diagonal)
         self._check_enough_labels(model.n, model.rank, "independent fixed-effect")
         if self.fit_intercept and n.max() <= 1:
             # y_t = x_t beta + b + x_t u_t + v_t + e_t on one row: var(v_t) and sigma^2 enter
@@ -658,6 +676,8 @@ class HierarchicalClassifier(_BinaryLogisticMixin, _HierarchicalMixin, MultiTask
         on the logit scale.
     random_columns_ : ndarray of int
         Indices of the random effects' columns in ``[X, 1]``.
+    covariance_type_ : {"full", "diag"}
+        The structure of ``Sigma`` fitted (``covariance_type``, ``"auto"`` resolved).
     log_likelihood_ : float
         The maximised objective above: the Laplace approximation of the log-likelihood
         minus the prior's penalty ``(|beta_std|^2 + tr(Sigma_std)) / (2 prior_scale^2)``
@@ -725,7 +745,7 @@ class HierarchicalClassifier(_BinaryLogisticMixin, _HierarchicalMixin, MultiTask
         "prior_scale": [Interval(Real, 0, None, closed="neither"), None],
     }
 
-    def __init__(self, *, random_slopes="all", covariance_type="full", prior_scale=2.5,
+    def __init__(self, *, random_slopes="all", covariance_type="auto", prior_scale=2.5,
                  fit_intercept=True, max_iter=1000, tol=1e-8, unknown_task="error"):
         self.random_slopes = random_slopes
         self.covariance_type = covariance_type
@@ -749,10 +769,11 @@ class HierarchicalClassifier(_BinaryLogisticMixin, _HierarchicalMixin, MultiTask
         random = _random_columns(self.random_slopes, X.shape[1], self.fit_intercept, varying)
         self._check_enough_labels(n, X.shape[1] + self.fit_intercept, "fixed-effect")
         self._check_covariance_size(len(random), n)
+        diagonal = self._resolve_covariance(len(random), len(counts))
         J = _standardizer(task_sums.sum(axis=0), task_squares.sum(axis=0), n,
                           self.fit_intercept, shift)
         model = LaplaceMixedModel(X, labels, rows, counts, random, J, self.fit_intercept,
-                                  self.prior_scale, diagonal=self.covariance_type == "diag")
+                                  self.prior_scale, diagonal=diagonal)
         x, n_iter = model.fit(max_iter=self.max_iter, tol=self.tol)
         self._warn_unconverged(n_iter)
         if model.at_bound(x):
