@@ -109,10 +109,12 @@ def _shifted_task_moments(X, rows, tasks, n_tasks):
     return sums, squares, shift
 
 
-def _standardizer(sums, squares, n, fit_intercept, shift=None):
+def _standardizer(sums, squares, n, fit_intercept, shift=None, origin=None):
     """``J`` with ``[X_std, 1] = [X, 1] J``: the features centred (with an intercept) and
     scaled to unit variance over the ``n`` observations of all tasks, from the sums and sums of
-    squares over them of the features minus ``shift`` (None: 0)."""
+    squares over them of the features minus ``shift`` (None: 0). ``origin``: where ``X``'s
+    zero lies in the user's units, when ``X`` is already shifted (the moments about the
+    features' means): the size of their values, for the test of a constant feature."""
     d = len(sums)
     shift = np.zeros(d) if shift is None else shift
     variance = np.maximum(squares / n - (sums / n) ** 2, 0.0)  # about the features' mean
@@ -120,7 +122,11 @@ def _standardizer(sums, squares, n, fit_intercept, shift=None):
     if not fit_intercept:  # scaled to a unit second moment about 0, not centred
         variance, mean = variance + mean**2, np.zeros(d)
     scale = np.sqrt(variance)
-    scale[scale <= np.finfo(float).eps * np.maximum(1.0, np.abs(mean))] = 1.0
+    # constant: no spread beyond the rounding of its mean (relative, as scikit-learn's test of
+    # constant features: a feature in tiny units, X * 1e-16, still varies)
+    level = np.abs(mean if origin is None or not fit_intercept else mean + origin)
+    scale[scale <= 4.0 * np.finfo(float).eps * level] = 1.0
+    scale[scale == 0.0] = 1.0
     J = np.eye(d + fit_intercept)
     J[np.arange(d), np.arange(d)] = 1.0 / scale
     if fit_intercept:
@@ -547,7 +553,7 @@ class HierarchicalRegressor(_HierarchicalMixin, MultiTaskRegressorMixin, BaseEst
         self._check_covariance_size(len(random), n.sum())
         diagonal = self._resolve_covariance(len(random), len(n))
         J = _standardizer(total[:d, d] if self.fit_intercept else np.zeros(d),
-                          np.diag(total)[:d], n.sum(), self.fit_intercept)
+                          np.diag(total)[:d], n.sum(), self.fit_intercept, origin=x_origin)
         A = standardized_moments(A, J)
         c = c @ J
         # collinear random columns (a feature that is another plus a constant, beside the

@@ -651,6 +651,33 @@ def test_wide_long_sparse_and_units_agree():
     assert scaled.log_likelihood_ == pytest.approx(long.log_likelihood_, abs=1e-6)
 
 
+@pytest.mark.parametrize("Estimator", [HierarchicalRegressor, HierarchicalClassifier])
+def test_features_in_tiny_units_are_not_taken_for_constant(Estimator):
+    """X * 1e-16 (masses in kg of molecules: 1e-25) is the same model in other units; the
+    test of a constant feature was absolute (spread <= 1e-16), and every slope was dropped:
+    predictions moved by 80%. A feature constant to rounding still counts as constant."""
+    X, y, task_ids = _long(T=12, seed=3)
+    if Estimator is HierarchicalClassifier:
+        y = (y > np.median(y)).astype(int)
+
+    def predicted(model, X):
+        fitted = model.fit(X, y, task_ids=task_ids)
+        if Estimator is HierarchicalClassifier:
+            return fitted.predict_proba(X, task_ids=task_ids)[:, 1]
+        return fitted.predict(X, task_ids=task_ids)
+
+    reference = predicted(Estimator(), X)
+    for factor in (1e-16, 1e-20, 1e-100):
+        np.testing.assert_allclose(predicted(Estimator(), X * factor), reference,
+                                   rtol=1e-8, atol=1e-10, err_msg=f"X * {factor:g}")
+    # a third feature 1e8 plus rounding noise: constant, no slope of 1e16
+    noisy = np.column_stack([X, 1e8 + 1e8 * np.finfo(float).eps * (np.arange(len(X)) % 2)])
+    model = Estimator(random_slopes=None).fit(noisy, y, task_ids=task_ids)
+    assert np.abs(model.coef_[:, 2]).max() < 1e-6  # scaled as a feature, it would be ~1e7
+    np.testing.assert_allclose(predicted(Estimator(random_slopes=None), noisy),
+                               predicted(Estimator(random_slopes=None), X), atol=1e-8)
+
+
 def test_shrinkage_beats_separate_and_pooled_fits():
     """Many small tasks around a mean: the posterior means are closer to the true task
     coefficients than each task's own least squares and than the pooled fit."""
