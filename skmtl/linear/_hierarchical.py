@@ -479,6 +479,10 @@ class HierarchicalRegressor(_HierarchicalMixin, MultiTaskRegressorMixin, BaseEst
     d^3)`` per evaluation (a random intercept beside MoleculeACE's 2,048 fingerprint bits, 30
     targets on 10,000 molecules: 18 s at a process peak of 0.84 GB; the whole moments took
     94 s and 2.94 GB).
+    With one task (a 1-D y without ``task_ids``) there are no deviations between tasks to
+    estimate: ``Sigma = 0`` and the fit is ordinary least squares (the restricted likelihood
+    does not depend on ``Sigma`` then, the likelihood is largest at 0; before, REML returned
+    its starting point as ``task_covariance_``).
     Suited to up to a few dozen random slopes; ``Sigma`` has ``q (q + 1) / 2`` entries to
     estimate (a full one of more than 44 random effects with more entries than labels is
     refused with a ValueError), so give many features a fixed slope (``random_slopes``), or
@@ -574,7 +578,10 @@ class HierarchicalRegressor(_HierarchicalMixin, MultiTaskRegressorMixin, BaseEst
                 f"intercepts enter the likelihood only through their sum and cannot be told "
                 f"apart. Check task_ids (one task per row?), or fit a model without random "
                 f"effects (MeanClusteredRegressorCV).")
-        theta, n_iter = model.fit(model.start(), max_iter=self.max_iter, tol=self.tol)
+        if len(n) == 1:  # one task, no deviations between tasks: Sigma = 0 (see Notes)
+            theta, n_iter = np.zeros_like(model.start()), 0
+        else:
+            theta, n_iter = model.fit(model.start(), max_iter=self.max_iter, tol=self.tol)
         # every task of at most as many labels as random effects (independent ones: those of
         # collinear random columns count once): they can fit each task exactly, the noise
         # variance going to 0 (elsewhere only noise-free targets can)

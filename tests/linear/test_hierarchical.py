@@ -608,17 +608,25 @@ def test_collinear_random_columns_fit_their_range(random_slopes, method):
                                rtol=1e-4, atol=1e-6)
 
 
-def test_one_task_is_least_squares():
-    """One task: the deviations are not identifiable from the mean, their variance goes to 0
-    and the coefficients are ordinary least squares."""
+@pytest.mark.parametrize("params", [{"method": "ml"}, {}, {"random_slopes": None},
+                                    {"covariance_type": "full"}])
+def test_one_task_is_least_squares(params):
+    """One task: the deviations are not identifiable from the mean, their variance is 0
+    and the coefficients are ordinary least squares. REML's likelihood does not depend on
+    Sigma there: it returned its starting point (variances of 0.95 to 1.7, or the noise
+    variance for a random intercept)."""
     rng = np.random.RandomState(0)
     X = rng.normal(size=(50, 3))
     y = X @ [1.0, -2.0, 0.5] + 0.3 * rng.normal(size=50) + 1.0
-    model = HierarchicalRegressor(method="ml").fit(X, y)
+    model = HierarchicalRegressor(**params).fit(X, y)
     ols = LinearRegression().fit(X, y)
     np.testing.assert_allclose(model.coef_[0], ols.coef_, atol=1e-6)
     assert model.intercept_[0] == pytest.approx(ols.intercept_, abs=1e-6)
     np.testing.assert_allclose(model.task_covariance_, 0.0, atol=1e-8)
+    # the noise variance: the residual sum of squares over n (ML) or n - 4 (REML)
+    rss = np.sum((y - ols.predict(X)) ** 2)
+    dof = 50 if params.get("method") == "ml" else 46
+    assert model.noise_variance_ == pytest.approx(rss / dof, rel=1e-8)
 
 
 def test_identical_tasks_share_the_pooled_fit():
