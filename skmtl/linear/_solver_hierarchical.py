@@ -698,8 +698,11 @@ class MixedModel:
         J[np.arange(len(rows)), cols] += B[rows]
         J = J.reshape(len(rows), -1)[:, free]
         system = J.T @ self.hessian(expected) @ J
-        if not expected:  # the curvature of B B^T: 2 tr(dB^T H dB)
-            system += 2.0 * np.kron(H, np.eye(r))[np.ix_(free, free)]
+        if not expected:  # the curvature of B B^T: 2 tr(dB^T H dB), (H (x) I_r) on free
+            # entries (k, m) and (k', m') of B: H[k, k'] where m = m', without the (q r)^2
+            # Kronecker product (101 random effects, diagonal: 0.8 GB and 0.14 s a step)
+            k, m = np.divmod(free, r)
+            system += 2.0 * H[np.ix_(k, k)] * (m[:, None] == m)
         return 0.5 * (system + system.T)
 
     def _projected_newton(self, theta):
