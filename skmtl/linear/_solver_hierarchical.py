@@ -583,7 +583,9 @@ class MixedModel:
                         escape[0], max_iter=max_iter - n_iter, tol=tol, scale=scale,
                         project=False)
                     n_iter += more
-                if converged:
+                # out of iterations short of convergence: keep its last point if lower (any
+                # factor is a covariance; otherwise the barrier below goes on from theta, inside)
+                if converged or n_iter >= max_iter and self.value(found) < self.value(theta):
                     theta = found
                 self._boundary = not converged
             if self._boundary:  # towards the boundary along the central path

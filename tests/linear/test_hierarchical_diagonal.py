@@ -6,6 +6,7 @@ import warnings
 import numpy as np
 import pytest
 from scipy.optimize import minimize
+from sklearn.exceptions import ConvergenceWarning
 from test_hierarchical import _binary, _laplace, _long, _moments
 
 from skmtl.linear import HierarchicalClassifier, HierarchicalRegressor
@@ -189,3 +190,25 @@ def test_factor_hessian_without_the_kronecker_product():
                                    atol=1e-12 * np.abs(reference).max())
         if diagonal:  # the Hessian in Psi (q^2 entries) and J, not (q r)^2
             assert peak < 8 * (q * r) ** 2 / 10
+
+
+def test_more_iterations_never_return_a_lower_likelihood():
+    """30 tasks of 15 rows, 41 independent random effects: Newton on Psi stops at the
+    boundary after 6 iterations; Newton on a factor of Psi reaches its rank's optimum in 13
+    and then, one rank up, goes on slowly. When max_iter ran out in a factor phase, the fit
+    returned Newton's point on Psi and dropped the factor's progress: max_iter=15, 30 and 60
+    gave the same log-likelihood, -1074.995. It now keeps the factor's point where its
+    likelihood is higher (-1071.76 at 30, -1070.92 at 60)."""
+    rng = np.random.RandomState(0)
+    task_ids = np.repeat(np.arange(30), 15)
+    X = rng.normal(size=(450, 40))
+    W = 1.0 + 0.5 * rng.normal(size=(30, 40))
+    y = (np.einsum("ij,ij->i", X, W[task_ids]) + rng.normal(size=30)[task_ids]
+         + 0.5 * rng.normal(size=450))
+    values = []
+    for max_iter in (15, 30, 60):
+        with pytest.warns(ConvergenceWarning, match=f"stopped after max_iter={max_iter} "):
+            model = HierarchicalRegressor(covariance_type="diag", max_iter=max_iter).fit(
+                X, y, task_ids=task_ids)
+        values.append(model.log_likelihood_)
+    assert values[0] < values[1] - 1.0 and values[1] < values[2] - 0.5
