@@ -123,10 +123,9 @@ def _standardizer(sums, squares, n, fit_intercept, shift=None, origin=None):
         variance, mean = variance + mean**2, np.zeros(d)
     scale = np.sqrt(variance)
     # constant: no spread beyond the rounding of its mean (relative, as scikit-learn's test of
-    # constant features: a feature in tiny units, X * 1e-16, still varies)
+    # constant features: a feature in tiny units, X * 1e-16, still varies; a spread of 0 too)
     level = np.abs(mean if origin is None or not fit_intercept else mean + origin)
     scale[scale <= 4.0 * np.finfo(float).eps * level] = 1.0
-    scale[scale == 0.0] = 1.0
     J = np.eye(d + fit_intercept)
     J[np.arange(d), np.arange(d)] = 1.0 / scale
     if fit_intercept:
@@ -273,9 +272,8 @@ class _HierarchicalMixin:
         if self._covariance_too_large(n_random, n_labels):
             raise ValueError(
                 f"{type(self).__name__} with covariance_type={self.covariance_type!r} would "
-                f"estimate a "
-                f"covariance of {n_random * (n_random + 1) // 2:,} entries ({n_random:,} "
-                f"random effects, the intercept's and the random slopes') from "
+                f"estimate a covariance of {n_random * (n_random + 1) // 2:,} entries "
+                f"({n_random:,} random effects, the intercept's and the random slopes') from "
                 f"{int(n_labels):,} labels: more entries than labels, which cannot determine "
                 f"them, and more than 44 random effects, whose fit's steps grow with the cube "
                 f"to the fourth power of their number. Keep a random intercept only "
