@@ -55,12 +55,14 @@ class ModelSpec:
     description: str
     default: bool = True
     applicable: object = None
+    uses_device: bool = False
 
 
 MODELS = {}
 
 
-def register_model(name, factory, description, *, default=True, applicable=None):
+def register_model(name, factory, description, *, default=True, applicable=None,
+                   uses_device=False):
     """Add a model to ``skmtl compare``.
 
     Parameters
@@ -80,8 +82,11 @@ def register_model(name, factory, description, *, default=True, applicable=None)
         :class:`~skmtl.utils.validation.MultiTaskTarget` of the data. A model that cannot run is
         left out of the comparison and its reason reported (``ComparisonResult.skipped``).
         None means always applicable.
+    uses_device : bool, default=False
+        Whether the model runs on ``--device`` (a deep model): the command checks the device
+        before fitting where one does, and says it is not used where none does.
     """
-    MODELS[name] = ModelSpec(name, factory, description, default, applicable)
+    MODELS[name] = ModelSpec(name, factory, description, default, applicable, uses_device)
 
 
 def _binary_tasks_only(task_type, target):
@@ -295,7 +300,7 @@ def _hierarchical_model(task_type):
 # the models of learned task relationships: slower (and, for hierarchical, costlier in the
 # number of features), so run when named
 _RELATION_MODELS = (
-    ("clustered_tasks", "ClusteredTasks", dict(cv=3),
+    ("clustered_tasks", "ClusteredTasks", dict(cv=3, random_state=0),
      "linear MTL, tasks in clusters each pulled to its mean: ClusteredTasksRegressorCV / "
      "ClusteredTasksClassifierCV (n_clusters=2, alpha by inner 3-fold CV; not run by default)"),
     ("low_rank", "LowRank", dict(cv=3),
@@ -338,7 +343,7 @@ for _sharing, _description, _default in _DEEP_MODELS:
     register_model(
         f"deep_{_sharing}",
         lambda task_type, device, sharing=_sharing: _deep_model(task_type, device, sharing),
-        _description, default=_default, applicable=_deep_installed)
+        _description, default=_default, applicable=_deep_installed, uses_device=True)
 
 
 # the per-task fields of a model's comparison, from transfer_report's engine

@@ -35,6 +35,8 @@ by default for ``fit``, ``predict``, ``predict_proba`` and ``score``, as scikit-
 ``score``.
 """
 
+from contextlib import nullcontext
+
 import numpy as np
 from sklearn.base import ClassifierMixin, RegressorMixin, is_classifier
 from sklearn.utils.metaestimators import available_if
@@ -177,11 +179,19 @@ class MultiTaskMixin:
                 encode_task_classes(target.values, target.mask))
             self._check_n_classes(classes)
             self.classes_ = classes[0] if target.layout == "1d" else classes
-        if long_hook:
-            self._fit_long(X, codes if classification else target.labels, target.task_index)
-        else:
-            self._fit_multitask(X, codes if classification else target.values, target.mask)
+        with self._fit_threads(X.shape[1]):
+            if long_hook:
+                self._fit_long(X, codes if classification else target.labels,
+                               target.task_index)
+            else:
+                self._fit_multitask(X, codes if classification else target.values,
+                                    target.mask)
         return self
+
+    def _fit_threads(self, n_features):
+        """The context the solver runs in (hook; the BLAS threads of the linear models whose
+        work is small blocks): none by default."""
+        return nullcontext()
 
     def _check_n_classes(self, classes):
         """Raise for a task with more classes than the estimator supports (hook)."""

@@ -215,6 +215,8 @@ def _read_frame(path, pd, encoding="utf-8", sep=",", decimal="."):
     except (OSError, pd.errors.ParserError) as exc:
         raise ValueError(f"--csv {path} cannot be read as a CSV file: {exc}") from None
     names = _header(path, encoding, sep)
+    # spaces around a name are not part of it (a file written with ", " between columns)
+    frame.columns = [name.strip() if isinstance(name, str) else name for name in frame.columns]
     if frame.shape[0] == 0:
         raise ValueError(f"--csv {path} has a header but no data rows.")
     header = str(frame.columns[0])
@@ -265,20 +267,21 @@ def _undecodable(path, encoding, error):
 
 
 def _header(path, encoding, sep=","):
-    """The names of the header row, as written; a ValueError naming a name it repeats (pandas
-    would read the second as ``name.1``, a column the user never named). Empty names are not
-    compared: pandas names them ``Unnamed: j``."""
+    """The names of the header row, as written; a ValueError naming a name it repeats, spaces
+    around it aside (pandas would read the second as ``name.1``, a column the user never
+    named). Empty names are not compared: pandas names them ``Unnamed: j``."""
     if codecs.lookup(encoding).name == "utf-8":
         encoding = "utf-8-sig"  # as pandas, the byte-order mark is not part of the first name
     with open(path, encoding=encoding, newline="") as handle:
         header = next((row for row in csv.reader(handle, delimiter=sep) if row), [])
     seen = {}
     for position, name in enumerate(header, 1):
+        name = name.strip()  # as the frame's names (_read_frame)
         if name in seen:
             raise ValueError(
                 f"--csv {path} has two columns named {name!r} (columns {seen[name]} and "
                 f"{position} of its header): give every column its own name.")
-        if name.strip():
+        if name:
             seen[name] = position
     return header
 
@@ -323,6 +326,7 @@ def _text_cells(column, pd):
 # or with a percent or currency sign (12%  $1,200  -3.5 €); a plain number is never a text cell
 _DIGITS = r"(?:\d*,\d+|\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d*)?|\.\d+)"
 _FORMATTED_NUMBER = rf"\s*[-+]?\s*[$€£¥]?\s*[-+]?{_DIGITS}\s*[%$€£¥]?\s*"
+_DECIMAL_COMMA = r"\s*[-+]?\d*,\d+\s*"  # 0,854  -1,5: what --decimal ',' reads
 
 
 def _stray_text(column, pd):
@@ -359,8 +363,14 @@ def _cells(column, mask, limit=3):
     more = len(distinct) - limit
     text = "; ".join(parts) + (f"; and {more} other value(s)" if more > 0 else "")
     if any(re.fullmatch(_FORMATTED_NUMBER, value) for value in distinct):
+        # decimal commas in a column with no decimal point: a file of decimal commas
+        points = column[~mask & column.notna()].astype(str).str.contains(".", regex=False)
+        commas = not points.any() and any(re.fullmatch(_DECIMAL_COMMA, value)
+                                          for value in distinct)
         text += (" (write numbers with a decimal point, without thousands separators, "
-                 "percent or currency signs)")
+                 "percent or currency signs"
+                 + ("; for a whole file written with decimal commas, read it with --decimal "
+                    "','" if commas else "") + ")")
     return text
 
 
@@ -616,6 +626,10 @@ def _task_ids(column, name, path, pd):
                          "(line 1 is the header); fill those cells or remove the rows.")
     if pd.api.types.is_integer_dtype(column):
         return column.to_numpy(dtype=np.int64)
+    # whole numbers written 7.0 (a spreadsheet's export) are the tasks 7, not '7.0'
+    if (pd.api.types.is_float_dtype(column) and np.all(np.abs(column) < 2.0**53)
+            and np.all(column == np.round(column))):
+        return column.to_numpy().astype(np.int64)
     # a column mixing numbers and text ("7", "7b") is read as text throughout, so that "7"
     # is one task whatever the cell looks like
     return column.astype(str).to_numpy()
@@ -625,7 +639,7 @@ def _load_csv(args):
     from skmtl.utils._optional import import_optional
 
     pd = import_optional("pandas", "datasets", "reading --csv files")
-    path, task_column = args.csv, args.task_column
+    path, task_column = args.csv, args.task_column and args.task_column.strip()
     if not args.targets:
         raise ValueError("--csv needs --targets (the target column or columns).")
     target_columns = _column_list(args.targets, "--targets")
@@ -735,6 +749,25 @@ def _parallel_backend(address):
         yield f"Fits run on the dask scheduler at {address} ({threads} worker threads)."
 
 
+def _check_device(device, deep, notes):
+    """Before any fitting: an unavailable ``--device`` is an error where a deep model runs
+    (it was one at the first deep fit, after the other models' folds); where none does, a
+    note says the option is not used."""
+    if device == "cpu":
+        return
+    if not deep:
+        _note(f"--device {device} is not used: none of the models run is a deep model.", notes)
+        return
+    try:
+        from skmtl.deep._device import resolve_device
+    except ImportError:  # the deep models are then left out, with their reason
+        return
+    resolve_device(device)
+
+
+OUT_FILES = ("scores.csv", "per_task.csv", "transfer.png", "report.html")
+
+
 def _check_out(out):
     """Create the --out folder, or say in one line why it cannot be created or written."""
     if os.path.exists(out) and not os.path.isdir(out):
@@ -745,6 +778,11 @@ def _check_out(out):
     except OSError as exc:
         raise ValueError(f"--out {out} cannot be created or written: "
                          f"{exc.strerror or exc}.") from None
+    # the files it will write, overwritten if they are files: a folder of that name stops it
+    taken = [name for name in OUT_FILES if os.path.isdir(os.path.join(out, name))]
+    if taken:
+        raise ValueError(f"--out {out} has folder(s) named {', '.join(taken)}, the name(s) of "
+                         "the results files it writes: move them, or give another folder.")
 
 
 def _write_csv(rows, path):
@@ -957,6 +995,11 @@ def _compare(args):
     X, y, task_ids = _drop_unsplittable_tasks(X, y, task_ids, notes)
     # before any fitting: a run of minutes must not end on a folder it cannot write
     _check_out(args.out)
+    if args.focus is None:
+        models = args.models or [name for name, spec in MODELS.items() if spec.default]
+        models = ["stl"] + [m for m in models if m != "stl"]
+    _check_device(args.device, args.focus is not None or any(
+        MODELS[name].uses_device for name in models), notes)
     data = (f"Data set {label}: {X.shape[0]} rows, {X.shape[1]} features, {task_type}, "
             f"{'long' if task_ids is not None else 'wide'} format; {args.cv}-fold "
             "MultiTaskKFold;")
@@ -979,8 +1022,6 @@ def _compare(args):
                   f"labels. Gains are in {result.metric_name}, against single_task (the focus "
                   "task alone).")
         else:
-            models = args.models or [name for name, spec in MODELS.items() if spec.default]
-            models = ["stl"] + [m for m in models if m != "stl"]
             print(f"{data} models: {', '.join(models)}")
             step, close = _progress(len(models) * args.cv, args.quiet)
             try:

@@ -17,7 +17,7 @@ from skmtl.cli import main
 from skmtl.datasets import make_multitask_classification, make_multitask_regression
 from skmtl.metrics import r2_score
 from skmtl.model_selection import MultiTaskKFold
-from skmtl.model_selection._transfer import paired_gain
+from skmtl.model_selection._transfer import _fold_gain, paired_gain
 
 
 def read_scores(folder):
@@ -86,6 +86,17 @@ def test_paired_gain_equals_a_brute_force_mean_and_standard_error():
         diff = (ref - new)[tasks == t]
         assert gain[t] == pytest.approx(diff.mean())
         assert se[t] == pytest.approx(diff.std(ddof=1) / np.sqrt(diff.size))
+
+
+def test_differences_that_cancel_are_a_tie_not_a_win():
+    """Fold scores of 0.7 and 0.1 against 0.9 and -0.1 differ by -0.2 and +0.2, whose mean
+    was -2.8e-17 in floating point: `skmtl compare` counted such a task (equal mean scores)
+    as a loss or a win."""
+    gain, _ = paired_gain(np.array([0.7, 0.1, 0.5, 0.5]), np.array([0.9, -0.1, 0.5, 0.6]),
+                          np.array([0, 0, 1, 1]), 2)
+    assert gain[0] == 0.0 and gain[1] == pytest.approx(-0.05)
+    result = _fold_gain(np.array([[0.9], [-0.1]]), np.array([[0.7], [0.1]]))
+    assert result[2][0] == 0.0  # the gain of the comparison's per-fold scores
 
 
 def test_conflicting_tasks_are_flagged_as_negative_transfer_for_pooling():
@@ -268,6 +279,39 @@ def test_deep_models_train_on_the_device_given(capsys, tmp_path):
             "--device", "cuda:7", "--out", str(tmp_path / "o"), "--quiet"]
     assert main(argv) == 2
     assert "cuda:7" in capsys.readouterr().err
+
+
+def test_device_is_checked_before_fitting_or_said_unused(tmp_path, capsys, monkeypatch):
+    """--device cuda:7 failed at the first deep fit, after other models' folds; with no deep
+    model, --device cuda (or garbage) was accepted without a word."""
+    pytest.importorskip("torch")
+    import skmtl.cli
+
+    path = tmp_path / "w.csv"
+    X, Y = make_multitask_regression(n_samples=40, n_features=2, n_tasks=2, n_informative=2,
+                                     random_state=0)
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["a", "b", "t0", "t1"])
+        writer.writerows(np.column_stack([X, Y]))
+    base = ["compare", "--csv", str(path), "--targets", "t0,t1", "--cv", "2", "--quiet"]
+
+    def no_fit(*args, **kwargs):
+        raise AssertionError("fitted before checking --device")
+
+    monkeypatch.setattr(skmtl.cli, "run_comparison", no_fit)
+    for deep in (["--models", "pooled", "deep_hard"], ["--focus", "t0"]):
+        assert main(base + deep + ["--device", "cuda:7", "--out", str(tmp_path / "d")]) == 2
+        err = capsys.readouterr().err
+        assert "device='cuda:7'" in err and "Traceback" not in err
+    monkeypatch.undo()
+    for device in ("cuda", "garbage"):
+        assert main(base + ["--models", "pooled", "--device", device, "--out",
+                            str(tmp_path / device)]) == 0
+        assert (f"--device {device} is not used: none of the models run is a deep model."
+                in capsys.readouterr().out)
+    with open(tmp_path / "cuda" / "report.html") as handle:
+        assert "--device cuda is not used" in handle.read()
 
 
 @pytest.mark.slow
@@ -467,7 +511,7 @@ def test_relationship_models_run_by_name_only_and_match_their_estimators():
     result = run_comparison(X, Y, task_type="regression", models=names, cv=3, random_state=0,
                             scoring="r2")
     estimators = {
-        "clustered_tasks": linear.ClusteredTasksRegressorCV(cv=3),
+        "clustered_tasks": linear.ClusteredTasksRegressorCV(cv=3, random_state=0),
         "low_rank": linear.LowRankRegressorCV(cv=3),
         "task_relation": linear.TaskRelationRegressorCV(cv=3),
         "hierarchical": linear.HierarchicalRegressor(),
@@ -479,6 +523,16 @@ def test_relationship_models_run_by_name_only_and_match_their_estimators():
             for train, test in folds]
         np.testing.assert_allclose(result.per_task[name]["score"], np.mean(scores, axis=0),
                                    rtol=1e-6)
+
+
+def test_clustered_tasks_restarts_are_seeded():
+    """Its k-means restarts were unseeded: two identical `skmtl compare` runs gave task scores
+    of -0.28229 and -0.28355, and flipped a task's negative-transfer verdict."""
+    from skmtl._compare import MODELS
+
+    for task_type in ("regression", "classification"):
+        model = MODELS["clustered_tasks"].factory(task_type, "cpu")
+        assert model[-1].get_params()["random_state"] == 0
 
 
 def _fitted_hierarchical(model):

@@ -108,6 +108,21 @@ def test_task_column_errors(tmp_path, capsys, rows, message):
     assert_one_line_error(capsys, message)
 
 
+def test_task_ids_written_as_whole_floats_are_whole_numbers(tmp_path, capsys):
+    """A task column written 1.0, 2.0 (a spreadsheet's export) gave the text tasks '1.0',
+    '2.0', so that --focus 1 was "not a task of the data"."""
+    rng = np.random.RandomState(0)
+    rows = [[f"{t:.1f}", *rng.normal(size=2)] for t in [1, 2] * 20]
+    path = write_csv(tmp_path / "d.csv", ["task", "x", "y"], rows)
+    assert main(["compare", "--csv", str(path), "--targets", "y", "--task-column", "task",
+                 "--models", "pooled", "--cv", "2", "--out", str(tmp_path / "o"),
+                 "--quiet"]) == 0
+    assert {r["task"] for r in read_scores(tmp_path / "o")} == {"1", "2"}
+    assert main(["compare", "--csv", str(path), "--targets", "y", "--task-column", "task",
+                 "--focus", "1", "--strategies", "multi_task", "--cv", "2", "--out",
+                 str(tmp_path / "f"), "--quiet"]) == 0
+
+
 def test_mixed_task_ids_are_read_as_text(tmp_path, capsys):
     # numbers and text in one task column: "7" is one task whether or not others are text
     rng = np.random.RandomState(0)
@@ -184,6 +199,10 @@ def test_a_missing_file_is_one_line_with_status_2(tmp_path, capsys):
 @pytest.mark.parametrize(("make", "message"), [
     (lambda p: p.write_text("x"), "is an existing file, not a folder"),
     (lambda p: None, "cannot be created or written"),
+    # a folder where a results file goes: the fits ran, then "[Errno 21] Is a directory"
+    (lambda p: (p / "scores.csv").mkdir(parents=True),
+     "has folder(s) named scores.csv, the name(s) of the results files it writes: move them, "
+     "or give another folder."),
 ])
 def test_an_unusable_out_is_refused_before_any_fitting(tmp_path, capsys, long_csv,
                                                        monkeypatch, make, message):
@@ -620,8 +639,50 @@ def test_numbers_with_decimal_commas_are_an_error(tmp_path, capsys):
         capsys, f"Feature column 'x' holds numbers, but {len(rows)} of its cells are not a "
         f"number: {first[0]!r} on line(s) 2; {first[1]!r} on line(s) 3; {first[2]!r} on "
         f"line(s) 4; and {len(rows) - 3} other value(s) (write numbers with a decimal point, "
-        "without thousands separators, percent or currency signs); fix those cells, drop the "
-        "column with --drop x, or one-hot encode its values as categories with --keep x.")
+        "without thousands separators, percent or currency signs; for a whole file written "
+        "with decimal commas, read it with --decimal ','); fix those cells, drop the column "
+        "with --drop x, or one-hot encode its values as categories with --keep x.")
+
+
+def test_a_semicolon_file_read_without_decimal_names_it(tmp_path, capsys):
+    """--sep ';' without --decimal ',' on a file of decimal commas: the error said the
+    target "holds numbers" and suggested --task-type classification, never --decimal ','
+    (which the docs promise)."""
+    rows = _city_rows()
+    (tmp_path / "e.csv").write_text(_european(rows), encoding="utf-8")
+    assert main(["compare", "--csv", str(tmp_path / "e.csv"), "--targets", "y", "--sep", ";",
+                 "--models", "stl", "--cv", "3", "--out", str(tmp_path / "o"),
+                 "--quiet"]) == 2
+    assert_one_line_error(capsys, "; for a whole file written with decimal commas, read it "
+                                  "with --decimal ',')")
+    # thousands separators with a decimal point are no decimal commas: no such advice
+    write_csv(tmp_path / "d.csv", ["x", "visits", "sales_a", "sales_b"],
+              [[f"{1000 * abs(r[0]) + 1000:,.1f}", *r[1:]] for r in numeric_rows()])
+    assert run_numeric(tmp_path) == 2
+    message = capsys.readouterr().err
+    assert "thousands separators, percent or currency signs);" in message
+    assert "--decimal" not in message
+
+
+def test_spaces_around_header_names_are_not_part_of_them(tmp_path, capsys):
+    """A file written with ", " between its columns: --targets "exam score" was "not in
+    the file" (its columns were ' exam score', ...), and could not be named at all."""
+    rng = np.random.RandomState(0)
+    rows = [[s, f"{x:.4f}", f"{2 * x + e:.4f}"] for s, x, e in zip(
+        np.repeat([1, 2, 3], 12), rng.normal(size=36), rng.normal(size=36))]
+    write_csv(tmp_path / "plain.csv", ["school id", "x", "exam score"], rows)
+    (tmp_path / "spaced.csv").write_text(
+        "school id, x, exam score\n" + "".join(", ".join(map(str, r)) + "\n" for r in rows))
+    for name in ("plain", "spaced"):
+        assert main(["compare", "--csv", str(tmp_path / f"{name}.csv"), "--targets",
+                     "exam score", "--task-column", " school id", "--models", "stl", "pooled",
+                     "--cv", "3", "--out", str(tmp_path / name), "--quiet"]) == 0
+    assert read_scores(tmp_path / "spaced") == read_scores(tmp_path / "plain")
+    # names that differ only by spaces are one name written twice
+    (tmp_path / "twice.csv").write_text("a, a,y\n1,2,3\n4,5,6\n")
+    assert main(["compare", "--csv", str(tmp_path / "twice.csv"), "--targets", "y", "--out",
+                 str(tmp_path / "o"), "--quiet"]) == 2
+    assert_one_line_error(capsys, "has two columns named 'a' (columns 1 and 2 of its header)")
 
 
 def test_a_file_separated_by_semicolons_is_named(tmp_path, capsys):

@@ -30,7 +30,9 @@ from skmtl.linear._cv import (
     _WideData,
     edge_of,
     extend_geometric,
+    flat_grid,
     warn_edge,
+    warn_flat,
 )
 from skmtl.linear._docs import LINEAR_DOCS
 from skmtl.linear._solver_bcd import (
@@ -136,6 +138,8 @@ class _BlockSparseCVMixin:
             alphas = extend_geometric(alphas, "last")
         if edge is not None:
             warn_edge("alpha", self.alpha_, alphas, extended=default)
+        elif not default and flat_grid(means):  # e.g. every alpha >= alpha_max: W = 0
+            warn_flat(["alpha"], [alphas])
         self.alphas_ = alphas
         # a cold refit: the model BlockSparse*(alpha=alpha_) with the same settings fits
         W, b, self.dual_gap_, self.n_iter_ = self._solve(X_all, Y, mask, self.alpha_, **long)
@@ -252,8 +256,9 @@ def _attributes(points, grid, param_gamma, path_shape, coef):
     alpha_ : float
         The chosen alpha: that of the first grid point with the best mean test score
         {points}.
-    alphas_ : ndarray of shape (n_alphas,)
-        The alphas tried, decreasing.
+    alphas_ : ndarray of shape (n_alphas_tried,)
+        The alphas tried, decreasing (the default grid with its extensions: more than
+        ``n_alphas`` where the grid was extended).
     cv_results_ : dict of ndarray
         One entry per grid point, as :class:`~sklearn.model_selection.GridSearchCV` with
         ``{grid}``: ``param_alpha``, {param_gamma}``params``,
@@ -278,7 +283,9 @@ _DOCS = {
     "block_sparse_cv_parameters": join_blocks("""
     alphas : array-like of shape (n_alphas,), default=None
         Values of ``alpha`` to try, all > 0 (used in decreasing order, never extended; an
-        optimum at an edge raises a :class:`~skmtl.linear.GridEdgeWarning`). None:
+        optimum at an edge, or scores all within a relative 1e-4 of each other, as when
+        every alpha is at least ``alpha_max``, raise a
+        :class:`~skmtl.linear.GridEdgeWarning`). None:
         ``n_alphas`` values log-spaced from ``alpha_max`` down to ``eps * alpha_max``, where
         ``alpha_max`` (:func:`~skmtl.linear._solver_bcd.block_sparse_alpha_max`, computed on
         all the (scaled) data, as LassoCV does) is the smallest alpha giving ``coef_ = 0``.

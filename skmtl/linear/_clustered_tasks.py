@@ -14,6 +14,7 @@ from skmtl.base import MultiTaskClassifierMixin, MultiTaskRegressorMixin
 from skmtl.linear._binary import _BinaryLogisticMixin
 from skmtl.linear._designs import Problem, predict_rows
 from skmtl.linear._docs import LINEAR_DOCS
+from skmtl.linear._linalg import _OneBlasThread
 from skmtl.linear._mean_clustered import _MeanClusteredMixin
 from skmtl.linear._solver_clustered_tasks import cluster_means, fit_clustered, make_step
 from skmtl.linear._standardize import observation_weights
@@ -130,7 +131,7 @@ _DOCS["regressor_tail"] = _tail("ClusteredTasksClassifier", "logistic", "MeanClu
 _DOCS["classifier_tail"] = _tail("ClusteredTasksRegressor", "squared", "MeanClusteredClassifier")
 
 
-class _ClusteredTasksMixin(_MeanClusteredMixin):
+class _ClusteredTasksMixin(_OneBlasThread, _MeanClusteredMixin):
     """Parameters, the alternation on wide or long data, the fitted attributes."""
 
     _parameter_constraints = {

@@ -388,6 +388,30 @@ def edge_of(means, best, axis, n_values):
     return "first" if position == 0 else "last"
 
 
+def flat_grid(means):
+    """Whether the finite mean scores of a grid (two or more) all lie within ``_PLATEAU``
+    (relative) of the best: a grid whose values are all in one of the model's limits."""
+    finite = means[np.isfinite(means)]
+    if finite.size < 2:
+        return False
+    spread = finite.max() - finite.min()
+    return bool(spread <= _PLATEAU * abs(finite.max()) + 1e-12 * np.abs(finite).max())
+
+
+def warn_flat(names, grids):
+    """Warn that the grid passed of each parameter of ``names`` (its values ``grids``) scores
+    the same everywhere (:func:`flat_grid`)."""
+    passed = ", ".join(f"{name} from {np.min(values):.4g} to {np.max(values):.4g}"
+                       for name, values in zip(names, grids))
+    warnings.warn(
+        f"The cross-validated score is the same, to a relative {_PLATEAU:g}, at every point of "
+        f"the grid passed ({passed}): its values may all lie where the model no longer "
+        f"changes (coefficients shrunk all the way, or no regularisation left), and the "
+        f"optimum elsewhere. Pass a grid reaching further, or None for the default grid.",
+        GridEdgeWarning, stacklevel=4,
+    )
+
+
 def warn_edge(name, value, values, *, extended):
     """Warn that parameter ``name`` is at an edge of its grid (``values``)."""
     side = "largest" if value == np.max(values) else "smallest"
@@ -530,6 +554,8 @@ class _AlphaPathCVMixin:
         self.alphas_ = alphas
         if edge is not None:
             warn_edge("alpha", self.alpha_, alphas, extended=default)
+        elif not default and flat_grid(means):
+            warn_flat(["alpha"], [alphas])
         args, kwargs = data.fit_args()
         self._refit((X_all,) + args[1:], kwargs, scale)
 

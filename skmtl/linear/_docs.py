@@ -83,7 +83,9 @@ ALPHA_CV_EDGES = """\
     **Edges.** An optimum at the largest or smallest alpha of the default grid (beating the
     rest of the grid by more than a relative 1e-4) extends the grid by a decade, scored on
     the same folds; at most 3 times. An optimum still at an edge, or at an edge of a grid
-    the user passed, raises a :class:`~skmtl.linear.GridEdgeWarning`."""
+    the user passed (beating the rest by as much), raises a
+    :class:`~skmtl.linear.GridEdgeWarning`; so does a grid the user passed whose scores are
+    all within that 1e-4 (every alpha in one limit of the model)."""
 
 
 def alpha_cv_docs(model, stratified, criterion):
@@ -133,8 +135,9 @@ def alpha_cv_docs(model, stratified, criterion):
         "alpha_cv_attributes": f"""
     alpha_ : float
         The chosen alpha (the largest of the best mean test score).
-    alphas_ : ndarray of shape (n_alphas,)
-        The alphas tried, decreasing (the default grid with its extensions).
+    alphas_ : ndarray of shape (n_alphas_tried,)
+        The alphas tried, decreasing (the default grid with its extensions: more than
+        ``n_alphas`` where the grid was extended).
     cv_results_ : dict of ndarray
         As :class:`~sklearn.model_selection.GridSearchCV`'s over ``{{"alpha": alphas_}}``:
         ``param_alpha``, ``params``, ``split{{k}}_test_score``, ``mean_test_score``,

@@ -20,6 +20,7 @@ from skmtl.base import MultiTaskClassifierMixin, MultiTaskRegressorMixin
 from skmtl.linear._binary import _BinaryLogisticMixin
 from skmtl.linear._designs import Problem, predict_rows, shifted_row_blocks
 from skmtl.linear._docs import LINEAR_DOCS
+from skmtl.linear._linalg import _OneBlasThread
 from skmtl.linear._mean_clustered import _MeanClusteredMixin
 from skmtl.linear._solver_hierarchical import (
     _BOUND,
@@ -211,7 +212,7 @@ _DOCS = {
 }
 
 
-class _HierarchicalMixin:
+class _HierarchicalMixin(_OneBlasThread):
     """Parameters, the moments of wide or long data, the fitted attributes, predictions."""
 
     _parameter_constraints = {

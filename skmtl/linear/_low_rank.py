@@ -63,7 +63,7 @@ from skmtl.linear._binary import _BinaryLogisticMixin
 from skmtl.linear._datafits import Logistic, Quadratic
 from skmtl.linear._designs import predict_rows
 from skmtl.linear._docs import LINEAR_DOCS
-from skmtl.linear._linalg import _gram_singular
+from skmtl.linear._linalg import _gram_singular, _OneBlasThread
 from skmtl.linear._proximal import accelerated_proximal_gradient
 from skmtl.linear._solver_bcd import (
     GAP_ALPHA,
@@ -382,7 +382,7 @@ def low_rank_alpha_max(X, Y, mask=None, fit_intercept=True, datafit="quadratic",
 
 
 # -- estimators ---------------------------------------------------------------------------------
-class _LowRankMixin:
+class _LowRankMixin(_OneBlasThread):
     """Scaling, the solve, the shared (mean) model and the linear predictions."""
 
     _parameter_constraints = {
@@ -751,6 +751,8 @@ class _LowRankCVMixin:
         self.alphas_ = alphas
         if edge is not None:
             _cv.warn_edge("alpha", self.alpha_, alphas, extended=not user_grid)
+        elif user_grid and _cv.flat_grid(means):  # e.g. every alpha >= alpha_max: W = 0
+            _cv.warn_flat(["alpha"], [alphas])
         W, b, sv, self.criterion_, self.n_iter_ = self._solve(X_all, Y, mask, self.alpha_,
                                                               **long)
         self._store(W, b, sv, scale)
@@ -791,7 +793,9 @@ def _cv_doc(model, loss):
     (each alpha starts from the previous alpha's solution); held-out scores come from the
     coefficients; the best alpha is refitted on all the data. A best alpha at the small end
     of the default grid extends it by a decade (at most 3 times), then raises a
-    :class:`~skmtl.linear.GridEdgeWarning`.
+    :class:`~skmtl.linear.GridEdgeWarning`; so do an optimum at an edge of a grid passed, and
+    a grid passed whose scores are all within a relative 1e-4 (every alpha at least
+    ``alpha_max``: ``W = 0`` at each).
     """
 
 
@@ -827,8 +831,9 @@ _CV_DOCS = {
     "low_rank_cv_attributes": join_blocks("""
     alpha_ : float
         The chosen alpha (the first, i.e. largest, of the best mean test score).
-    alphas_ : ndarray of shape (n_alphas,)
-        The alphas tried, decreasing.
+    alphas_ : ndarray of shape (n_alphas_tried,)
+        The alphas tried, decreasing (the default grid with its extensions: more than
+        ``n_alphas`` where the grid was extended).
     cv_results_ : dict of ndarray
         As :class:`~sklearn.model_selection.GridSearchCV`'s: ``param_alpha``, ``params``,
         ``split{k}_test_score``, ``mean_test_score``, ``std_test_score``,
@@ -899,9 +904,9 @@ class LowRankClassifierCV(_LowRankCVMixin, LowRankClassifier):
     Parameters
     ----------
     {low_rank_cv_parameters}
+    {cv_n_jobs}
     unknown_task : {"error", "shared"}, default="error"
         A task not seen in fit: raise, or give it the mean task's probabilities.
-    {cv_n_jobs}
 
     Attributes
     ----------

@@ -35,7 +35,9 @@ from skmtl.linear._cv import (
     curvature_alphas,
     edge_of,
     extend_geometric,
+    flat_grid,
     warn_edge,
+    warn_flat,
 )
 from skmtl.linear._designs import predict_rows
 from skmtl.linear._docs import LINEAR_DOCS
@@ -186,6 +188,11 @@ class _MeanClusteredCVMixin(_MeanClusteredMixin):
         if strength_edge is not None:
             warn_edge("cluster_strength", self.cluster_strength_, strengths,
                       extended=default_strengths)
+        passed = [(name, grid) for name, grid, default in (
+            ("alpha", alphas, default_alphas),
+            ("cluster_strength", strengths, default_strengths)) if not default]
+        if alpha_edge is None and strength_edge is None and passed and flat_grid(means):
+            warn_flat(*zip(*passed))
         self.alphas_, self.cluster_strengths_ = alphas, strengths
         args, kwargs = data.fit_args()
         self._refit((X_all,) + args[1:], kwargs, scale)
@@ -275,8 +282,9 @@ def _cv_docs(model, stratified, criterion, split, curvature, target):
         The chosen alpha.
     cluster_strength_ : float
         The chosen cluster_strength.
-    alphas_ : ndarray of shape (n_alphas,)
-        The alphas tried, decreasing (the default grid with its extensions).
+    alphas_ : ndarray of shape (n_alphas_tried,)
+        The alphas tried, decreasing (the default grid with its extensions: more than
+        ``n_alphas`` where the grid was extended).
     cluster_strengths_ : ndarray of shape (n_cluster_strengths,)
         The cluster strengths tried, increasing (with the extensions of the default grid).
     cv_results_ : dict of ndarray
@@ -327,7 +335,9 @@ def _cv_docs(model, stratified, criterion, split, curvature, target):
     not an optimum beyond). A default grid is then extended, by a decade of alphas (with the
     grid's own ratio) or a factor 10 of cluster strength, and the new points are scored on the
     same folds; at most 3 times. An optimum still at an edge, or at an edge of a grid the user
-    passed, raises a :class:`~skmtl.linear.GridEdgeWarning` naming the parameter.
+    passed, raises a :class:`~skmtl.linear.GridEdgeWarning` naming the parameter; so does a
+    grid with a parameter the user passed whose scores are all within that 1e-4 (every
+    point in one limit of the model, such as every coefficient shrunk to 0).
     """
     return {"mean_clustered_cv_parameters": parameters,
             "mean_clustered_cv_attributes": join_blocks(

@@ -93,7 +93,7 @@ import scipy.linalg
 from numba import njit, uint64
 from scipy.optimize import minimize
 
-from skmtl.linear._linalg import _FAST, _solve_cholesky, _solve_lower
+from skmtl.linear._linalg import _FAST, _solve_cholesky, _solve_lower, _threads_outside
 
 __all__ = ["MixedModel", "MomentRows", "factor_entries", "minimize_covariance", "psd_factor",
            "range_basis", "standardized_moments", "task_moments"]
@@ -479,7 +479,9 @@ class MixedModel:
             Y = B[:, rows, cols]
             X = 2.0 * _pair_grams(P, used, rows, cols)
             X = X + Y if expected else X - Y
-            hess = weight * _gather_pairs(X.T @ Y, rows, cols)
+            with _threads_outside():
+                gram = X.T @ Y
+            hess = weight * _gather_pairs(gram, rows, cols)
         if expected:
             C = weight * s2 * B.sum(axis=0)
         else:
@@ -699,7 +701,9 @@ class MixedModel:
         J[np.arange(len(rows)), rows] += B[cols]
         J[np.arange(len(rows)), cols] += B[rows]
         J = J.reshape(len(rows), -1)[:, free]
-        system = J.T @ self.hessian(expected) @ J
+        hess = self.hessian(expected)
+        with _threads_outside():
+            system = J.T @ hess @ J
         if not expected:  # the curvature of B B^T: 2 tr(dB^T H dB), (H (x) I_r) on free
             # entries (k, m) and (k', m') of B: H[k, k'] where m = m', without the (q r)^2
             # Kronecker product (101 random effects, diagonal: 0.8 GB and 0.14 s a step)

@@ -16,6 +16,7 @@ from skmtl.base import MultiTaskClassifierMixin, MultiTaskRegressorMixin
 from skmtl.linear._binary import _BinaryLogisticMixin
 from skmtl.linear._designs import predict_rows
 from skmtl.linear._docs import LINEAR_DOCS
+from skmtl.linear._linalg import _OneBlasThread
 from skmtl.linear._mean_clustered import _MeanClusteredMixin
 from skmtl.linear._solver_task_relation import solve_task_relation, solve_task_relation_logistic
 from skmtl.linear._standardize import observation_weights
@@ -173,7 +174,7 @@ _DOCS["relation_params"] = join_blocks(*(_DOCS[name] for name in (
     "relation_alpha", "relation_ratio", "relation_fit", "relation_solver")))
 
 
-class _TaskRelationMixin(_MeanClusteredMixin):
+class _TaskRelationMixin(_OneBlasThread, _MeanClusteredMixin):
     """Parameters, scaling and predictions of the task-relation estimators."""
 
     _parameter_constraints = {

@@ -58,17 +58,27 @@ def _accepts(func, param):
     return param in params or any(p.kind == Parameter.VAR_KEYWORD for p in params.values())
 
 
+def _inner(estimator):
+    """The last step of a pipeline or the best estimator of a fitted search; None otherwise."""
+    if hasattr(estimator, "steps"):
+        return estimator.steps[-1][1]
+    return getattr(estimator, "best_estimator_", None)
+
+
+def _final_step(estimator):
+    """The estimator at the end of ``estimator``'s pipelines and fitted search objects."""
+    while (inner := _inner(estimator)) is not None:
+        estimator = inner
+    return estimator
+
+
 def _final_step_attr(estimator, name):
     """``estimator.name``, looking through pipelines and fitted search objects."""
-    while True:
+    while estimator is not None:
         if hasattr(estimator, name):
             return getattr(estimator, name)
-        if hasattr(estimator, "steps"):
-            estimator = estimator.steps[-1][1]
-        elif hasattr(estimator, "best_estimator_"):
-            estimator = estimator.best_estimator_
-        else:
-            return None
+        estimator = _inner(estimator)
+    return None
 
 
 def _task_labels(estimator, task_ids):

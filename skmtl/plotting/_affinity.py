@@ -1,7 +1,10 @@
 """A task x task matrix as a heatmap, tasks ordered by hierarchical clustering."""
 
+from functools import cached_property
+
 import numpy as np
 from scipy.cluster.hierarchy import leaves_list, linkage
+from sklearn.exceptions import NotFittedError
 
 from skmtl.plotting._base import _axes, _task_labels
 
@@ -205,8 +208,15 @@ class AffinityDisplay:
         Returns
         -------
         display : AffinityDisplay
+
+        Raises
+        ------
+        NotFittedError
+            If the estimator (or the Pipeline's last step) is one of these, not fitted.
+        ValueError
+            If it is another estimator, which has no such matrix.
         """
-        from skmtl.metrics._scorer import _final_step_attr
+        from skmtl.metrics._scorer import _final_step, _final_step_attr
 
         affinity = _final_step_attr(estimator, "gradient_affinity_")
         label = "gradient cosine similarity"
@@ -214,6 +224,13 @@ class AffinityDisplay:
             affinity = _final_step_attr(estimator, "task_correlation_")
             label = "learned task correlation"
         if affinity is None:
+            final = _final_step(estimator)
+            if any(isinstance(getattr(type(final), name, None), (property, cached_property))
+                   for name in ("gradient_affinity_", "task_correlation_")):
+                # a class that has the matrix, not fitted yet (the property raised)
+                raise NotFittedError(
+                    f"This {type(final).__name__} instance is not fitted yet: call fit before "
+                    "AffinityDisplay.from_estimator.")
             raise ValueError(
                 f"{type(estimator).__name__} has no gradient_affinity_ or task_correlation_: "
                 "pass a fitted deep multi-task estimator (MultiTaskRegressor / "

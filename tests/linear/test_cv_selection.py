@@ -4,6 +4,7 @@ The synthetic data are those of issue 8: 120 tasks of 15 to 200 rows, 20 binary 
 vectors spread around a mean.
 """
 
+import re
 import warnings
 
 import numpy as np
@@ -198,6 +199,55 @@ def test_a_user_grid_with_the_optimum_at_an_edge_warns_naming_the_parameter():
     Y[np.arange(y.size), task_ids] = y
     with pytest.warns(GridEdgeWarning, match="best alpha"):
         BlockSparseRegressorCV(alphas=[10.0, 1.0]).fit(X, Y)
+
+
+@pytest.mark.parametrize("name, alphas", [
+    ("TaskRelationRegressorCV", [1e-5, 1e-6, 1e-7]),
+    ("ClusteredTasksRegressorCV", [1e-5, 1e-6, 1e-7]),
+    ("BlockSparseRegressorCV", [1e-5, 1e-6, 1e-7]),
+    ("LowRankRegressorCV", [1e4, 1e3, 1e2]),  # every alpha above alpha_max: W = 0
+    ("BlockSparseRegressorCV", [1e4, 1e3]),
+    ("LowRankClassifierCV", [1e4, 1e3]),
+])
+def test_a_user_grid_flat_in_a_limit_of_the_model_warns(name, alphas):
+    """A grid passed whose scores are all equal within the plateau (1e-4 relative) was chosen
+    from silently: LowRankRegressorCV(alphas=[1e4, 1e3, 1e2]) returned W = 0 (its alpha_max
+    was 23.6) with no warning, and alphas of 1e-5 to 1e-7 (no regularisation left) had no
+    warning either, though the score improved towards the largest."""
+    from skmtl import linear
+
+    (X, y, task_ids), _ = many_tasks(n_tasks=20, n_features=5, seed=5)
+    if "Classifier" in name:
+        y = (y > np.median(y)).astype(int)
+    Y = np.full((y.size, 20), np.nan)
+    Y[np.arange(y.size), task_ids] = y
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # (not the GridEdgeWarning)
+        warnings.simplefilter("always", GridEdgeWarning)
+        with pytest.warns(GridEdgeWarning, match=(
+                r"score is the same, to a relative 0.0001, at every point of the grid passed "
+                + re.escape(f"(alpha from {min(alphas):.4g} to {max(alphas):.4g})"))) as caught:
+            model = getattr(linear, name)(alphas=alphas).fit(X, Y)
+    assert len([w for w in caught if w.category is GridEdgeWarning]) == 1
+    assert model.alpha_ == max(alphas)  # the tie goes to the largest, as documented
+    scores = model.cv_results_["mean_test_score"]
+    assert np.ptp(scores) <= 1e-4 * abs(scores.max())
+    if min(alphas) >= 100:
+        assert not np.any(model.coef_)
+    # the same estimator on a grid that reaches the optimum: no warning
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        warnings.simplefilter("error", GridEdgeWarning)
+        getattr(linear, name)().fit(X, Y)
+
+
+def test_a_flat_user_grid_of_both_mean_clustered_parameters_names_both():
+    (X, y, task_ids), _ = many_tasks(n_tasks=20, n_features=5, seed=5)
+    with pytest.warns(GridEdgeWarning, match=r"grid passed \(alpha from 1e\+06 to 1e\+07, "
+                      r"cluster_strength from 1 to 2\)"):
+        model = MeanClusteredRegressorCV(alphas=[1e6, 1e7], cluster_strengths=[1.0, 2.0]).fit(
+            X, y, task_ids=task_ids)
+    assert np.abs(model.coef_).max() < 1e-4
 
 
 def test_a_default_grid_is_extended_until_the_optimum_is_inside():

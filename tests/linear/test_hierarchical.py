@@ -843,12 +843,14 @@ def _small_data(seed):
 
 
 def test_an_unbounded_likelihood_warns():
-    """5 tasks of 5 labels with 6 random effects: on these data the restricted likelihood
+    """3 tasks of 5 labels with 6 random effects: on these data the restricted likelihood
     grows without bound as the noise variance goes to 0, each task fitted exactly. The fit
     stops on the bound of the standard deviations relative to the noise's and says why,
     rather than return a near-zero noise variance silently."""
-    X, y, task_ids = _small_data(24)  # a sample where it happens (1 of 240 small fits)
-    assert X.shape == (25, 5)
+    # a sample where it happens (1 of 300 small fits; which one is a matter of rounding: it
+    # was sample 24 before the fits ran on one BLAS thread, and 30 ended short of the bound)
+    X, y, task_ids = _small_data(30)
+    assert X.shape == (15, 5)
     with pytest.warns(ConvergenceWarning, match="no maximum .* on the bound of 10000 .* 6 "
                                                 "random effects are too many for tasks of at "
                                                 "most 5 labels and so few"):
@@ -856,7 +858,7 @@ def test_an_unbounded_likelihood_warns():
     assert model.noise_variance_ < 1e-6 * np.var(y)
 
 
-@pytest.mark.parametrize("seed, method", [(30, "reml"), (94, "reml"), (113, "reml"),
+@pytest.mark.parametrize("seed, method", [(24, "reml"), (94, "reml"), (113, "reml"),
                                           (157, "reml"), (112, "ml")])
 def test_a_fit_of_every_task_exactly_warns_off_the_bound(seed, method):
     """3 or 5 tasks of 5 labels, 6 random effects: fits that end short of the bound, at a

@@ -302,9 +302,14 @@ def test_cv_user_grid_edge_warns():
     alpha_max = low_rank_alpha_max(model._scaled(X, ~np.isnan(Y))[0], Y, ~np.isnan(Y))
     with pytest.warns(GridEdgeWarning, match="smallest value tried"):
         model.set_params(alphas=(0.9 * alpha_max, 0.7 * alpha_max)).fit(X, Y)
-    with warnings.catch_warnings():  # both alphas give W = 0: a plateau, not an edge
-        warnings.simplefilter("error", GridEdgeWarning)
+    # both alphas give W = 0: a plateau, not an edge (no "improves towards it"), but a grid
+    # whose every value gives the same model, which is said (it was silent)
+    with pytest.warns(GridEdgeWarning) as caught:
         model.set_params(alphas=(100 * alpha_max, 10 * alpha_max)).fit(X, Y)
+    assert [str(w.message).split(":")[0] for w in caught] == [
+        "The cross-validated score is the same, to a relative 0.0001, at every point of the "
+        f"grid passed (alpha from {10 * alpha_max:.4g} to {100 * alpha_max:.4g})"]
+    assert not np.any(model.coef_)
 
 
 def test_classifier_cv_fits():

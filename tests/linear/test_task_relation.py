@@ -425,6 +425,29 @@ def test_affinity_display_draws_task_correlation():
     matplotlib.pyplot.close(display.figure_)
 
 
+def test_affinity_display_of_an_unfitted_model_says_so():
+    """It said "TaskRelationRegressor has no ... task_correlation_: pass a fitted ...
+    TaskRelationRegressor", the class passed, without saying it was not fitted."""
+    pytest.importorskip("matplotlib").use("Agg")
+    from sklearn.exceptions import NotFittedError
+    from sklearn.linear_model import Ridge
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from skmtl.plotting import AffinityDisplay
+
+    for model in (TaskRelationRegressor(), make_pipeline(StandardScaler(),
+                                                          TaskRelationClassifier())):
+        with pytest.raises(NotFittedError, match="^This TaskRelation(Regressor|Classifier) "
+                           "instance is not fitted yet: call fit before AffinityDisplay"):
+            AffinityDisplay.from_estimator(model)
+    # a model without the matrix, fitted or not: what it lacks
+    for model in (Ridge(), Ridge().fit(np.eye(3), np.arange(3.0))):
+        with pytest.raises(ValueError, match="^Ridge has no gradient_affinity_ or "
+                           "task_correlation_"):
+            AffinityDisplay.from_estimator(model)
+
+
 def _dense_task_eigen(W):
     """The thin path's eigenvectors from dense eigendecompositions: of the T x T ``W W^T``
     (its top ``k = min(T, d)`` eigenpairs) and of the d x d ``W^T W`` (the right singular
