@@ -70,7 +70,8 @@ class _OneBlasThread:
     the default). OpenBLAS's threads add nothing on such blocks and wait for a core when
     another process uses one: with two busy processes on two cores, 1,000 tasks of 20 rows
     and 30 features took 13.6 s instead of 0.95 s (``HierarchicalRegressor()``), 0.40 s
-    instead of 0.12 s (``LowRankRegressor``); one thread is as fast on an idle machine."""
+    instead of 0.12 s (``LowRankRegressor``); on an idle machine one thread costs 1 to 5%
+    (the hierarchical model's large products keep the threads, :func:`_threads_outside`)."""
 
     def _fit_threads(self, n_features):
         return _one_blas_thread() if n_features <= _SMALL_BLOCK else nullcontext()
