@@ -75,8 +75,8 @@ def _random_columns(random_slopes, n_features, fit_intercept, varying):
             slopes = np.flatnonzero(slopes)
         elif slopes.ndim != 1 or (slopes.size and not np.issubdtype(slopes.dtype, np.integer)):
             raise ValueError(
-                f"random_slopes must be 'all', None, or a list of feature indices or a boolean "
-                f"mask; got {random_slopes!r}.")
+                f"random_slopes must be 'all', None, or a list of feature indices, of column "
+                f"names or a boolean mask; got {random_slopes!r}.")
         bad = slopes[(slopes < 0) | (slopes >= n_features)]
         if bad.size:
             raise ValueError(f"random_slopes has feature index {int(bad[0])}, out of range for "
@@ -282,6 +282,27 @@ class _HierarchicalMixin(_OneBlasThread):
                 f"(random_slopes=[a few feature indices]), or make the slopes independent "
                 f"(covariance_type='diag': {n_random:,} variances).")
 
+    def _named_slopes(self):
+        """``random_slopes`` with the names of a DataFrame's columns (``feature_names_in_``)
+        replaced by their indices, as a ColumnTransformer takes them."""
+        slopes = self.random_slopes
+        if isinstance(slopes, str) or slopes is None:
+            return slopes
+        values = list(np.ravel(np.asarray(slopes, dtype=object)))
+        if not values or not all(isinstance(v, str) for v in values):
+            return slopes
+        names = getattr(self, "feature_names_in_", None)
+        if names is None:
+            raise ValueError(
+                f"random_slopes names columns ({values}), but X has no column names: pass X "
+                "as a pandas DataFrame with string column names, or give feature indices.")
+        position = {name: j for j, name in enumerate(names)}
+        missing = [v for v in values if v not in position]
+        if missing:
+            raise ValueError(f"random_slopes names {missing[0]!r}, which is not a column of X "
+                             f"(its columns: {list(names)}).")
+        return [position[v] for v in values]
+
     def _check_covariance_early(self, X, problem):
         """:meth:`_check_covariance_size` before the ``(T, d + 1, d + 1)`` moments are formed
         (on 2,048 features, 1 GB and 8 s before the error): every feature counted as random
@@ -289,13 +310,13 @@ class _HierarchicalMixin(_OneBlasThread):
         pass over the rows) only when that many would be refused."""
         rows, tasks, counts = problem.flat_groups()
         d = X.shape[1]
-        every = _random_columns(self.random_slopes, d, self.fit_intercept, np.ones(d, bool))
+        every = _random_columns(self._named_slopes(), d, self.fit_intercept, np.ones(d, bool))
         if not self._covariance_too_large(len(every), len(rows)):
             return
         sums, squares, _ = _shifted_task_moments(X, rows.astype(np.intp), tasks, len(counts))
         varying = self.fit_intercept and _within_task_variation(
             sums, squares, counts.astype(np.float64))
-        random = _random_columns(self.random_slopes, d, self.fit_intercept, varying)
+        random = _random_columns(self._named_slopes(), d, self.fit_intercept, varying)
         self._check_covariance_size(len(random), len(rows))
 
     def _warn_no_maximum(self, share, on_bound, interpolated, n_random, n):
@@ -380,9 +401,10 @@ class HierarchicalRegressor(_HierarchicalMixin, MultiTaskRegressorMixin, BaseEst
 
     Parameters
     ----------
-    random_slopes : "all", None or array-like of int or bool, default="all"
-        Features whose coefficient varies between tasks (indices, or a mask of
-        ``n_features``): ``"all"``, None (a random intercept only), or a list. The other
+    random_slopes : "all", None or array-like of int, bool or str, default="all"
+        Features whose coefficient varies between tasks (indices, a mask of
+        ``n_features``, or the column names of a DataFrame ``X``): ``"all"``, None (a
+        random intercept only), or a list. The other
         features have one coefficient shared by all tasks. ``Sigma`` has ``q (q + 1) / 2``
         entries for ``q`` random effects: with more entries than tasks its estimate is
         noisy and the tasks' coefficients overfit (on 300 generated tasks of 20 rows with
@@ -547,9 +569,9 @@ class HierarchicalRegressor(_HierarchicalMixin, MultiTaskRegressorMixin, BaseEst
             total = A.sum(axis=0)
             varying = self.fit_intercept and _within_task_variation(
                 A[:, :d, d], A[:, np.arange(d), np.arange(d)], n)
-            random = _random_columns(self.random_slopes, d, self.fit_intercept, varying)
+            random = _random_columns(self._named_slopes(), d, self.fit_intercept, varying)
         else:  # the moments' rows of the random columns and their sum: T q (d + 1) entries
-            random = _random_columns(self.random_slopes, d, self.fit_intercept, None)
+            random = _random_columns(self._named_slopes(), d, self.fit_intercept, None)
             A, c, s, n, (x_origin, y_origin) = task_moments(problem, self.fit_intercept,
                                                             rows=random)
             total = A.total
@@ -642,7 +664,7 @@ class HierarchicalClassifier(_BinaryLogisticMixin, _HierarchicalMixin, MultiTask
 
     Parameters
     ----------
-    random_slopes : "all", None or array-like of int or bool, default="all"
+    random_slopes : "all", None or array-like of int, bool or str, default="all"
         Features whose coefficient varies between tasks (see
         :class:`HierarchicalRegressor`).
     {covariance_type}
@@ -778,7 +800,7 @@ class HierarchicalClassifier(_BinaryLogisticMixin, _HierarchicalMixin, MultiTask
         task_sums, task_squares, shift = _shifted_task_moments(X, rows, tasks, len(counts))
         varying = self.fit_intercept and _within_task_variation(
             task_sums, task_squares, counts.astype(np.float64))
-        random = _random_columns(self.random_slopes, X.shape[1], self.fit_intercept, varying)
+        random = _random_columns(self._named_slopes(), X.shape[1], self.fit_intercept, varying)
         self._check_enough_labels(n, X.shape[1] + self.fit_intercept, "fixed-effect")
         self._check_covariance_size(len(random), n)
         diagonal = self._resolve_covariance(len(random), len(counts))

@@ -8,6 +8,8 @@ sparse X stays sparse). Without intercepts the scale is the root mean square ins
 spread around the origin the model sees.
 """
 
+import warnings
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -71,11 +73,38 @@ def _unshifted_scales(X, w, center):
     # a spread below 1e-6 of the mean is no spread, dense or sparse: below the rounding of
     # the sparse one-pass form, and the columns are not centred (dense, 1 + 1e-12 noise got
     # a scale of 9e-13 and became 1.1e12 +- 1, where sparse X of the same values got 1)
-    var[var <= 1e-12 * (mean**2 + var)] = 0.0
+    near = var <= 1e-12 * (mean**2 + var)
+    _warn_offset_columns(X, w, near)
+    var[near] = 0.0
     scale = np.sqrt(var)
     magnitude = np.abs(mean) if center else scale
     scale[~(scale > 10 * np.finfo(np.float64).eps * np.maximum(magnitude, 1e-300))] = 1.0
     return scale
+
+
+def _warn_offset_columns(X, w, candidates):
+    """Warn about the columns left unscaled (``candidates``) that are not constant over the
+    rows counted: their spread is real but below 1e-6 of their mean (1e9 + N(0, 100^2) would
+    be 1e7 +- 1 after scaling, for solvers that do not centre), so their units set the grid.
+    A constant column's spread is rounding alone."""
+    columns = np.flatnonzero(candidates)
+    if columns.size == 0:
+        return
+    counted = np.flatnonzero(w > 0)
+    if sp.issparse(X):  # (the candidate columns only, O(their non-zeros))
+        rows = X[:, columns][counted]
+        varying = (rows.max(axis=0) - rows.min(axis=0)).toarray().ravel() > 0
+    else:  # one column at a time: no copy of X, nor of many all-zero columns
+        varying = np.array([np.ptp(X[counted, j]) > 0 for j in columns], dtype=bool)
+    columns = columns[varying]
+    if columns.size == 0:
+        return
+    # (no values in the message: every fold of a CV variant would then warn anew)
+    warnings.warn(
+        f"Feature(s) {columns.tolist()} vary by less than 1e-6 of their mean: standardize "
+        "leaves such a column unscaled, as if constant, so the regularisation depends on its "
+        "units. Subtract a round offset from it (its mean, or its first value) before "
+        "fitting.", UserWarning, stacklevel=2)
 
 
 def scale_columns(X, scale):

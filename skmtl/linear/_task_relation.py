@@ -157,7 +157,8 @@ _DOCS = {
     whatever the coupling; the classifier reads each Newton step's blocks ``X_t^T
     diag(weight_t) X_t`` from the rows. 10,000 MoleculeACE molecules (30 targets, 2,048
     bits): the regressor at ``alpha=1`` 14.6 s and a process peak of 1.03 GB, against 40.3 s
-    and 2.78 GB from the moments; the classifier at ``alpha=0.01`` 64 s and 0.92 GB for the
+    and 2.78 GB from the moments in the same session (re-measured since: 7.7 to 8.2 s, 1.05
+    GB, of which 0.43 GB before the fit); the classifier at ``alpha=0.01`` 64 s and 0.92 GB for the
     whole fit (143 iterations), where its first 3 sweeps took 430 s and 3.68 GB (its block
     Jacobi preconditioner now comes from each task's n_t x n_t Gram matrix: 2 conjugate
     gradient iterations a Newton step in the first sweep instead of about 150). Elsewhere

@@ -735,6 +735,29 @@ def test_bad_random_slopes(random_slopes, fit_intercept, message):
             X, y, task_ids=task_ids)
 
 
+@pytest.mark.parametrize("Estimator", [HierarchicalRegressor, HierarchicalClassifier])
+def test_random_slopes_by_column_name(Estimator):
+    """A DataFrame's column names pick the random slopes, as their indices do (and as a
+    ColumnTransformer takes them); names need column names, and must be among them."""
+    pd = pytest.importorskip("pandas")
+    X, y, task_ids = _long(T=12, d=3)
+    if Estimator is HierarchicalClassifier:
+        y = (y > np.median(y)).astype(int)
+    frame = pd.DataFrame(X, columns=["age", "score", "hours"])
+    named = Estimator(random_slopes=["hours", "age"]).fit(frame, y, task_ids=task_ids)
+    indexed = Estimator(random_slopes=[2, 0]).fit(X, y, task_ids=task_ids)
+    np.testing.assert_array_equal(named.random_columns_, [0, 2, 3])
+    np.testing.assert_allclose(named.coef_, indexed.coef_, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(named.task_covariance_, indexed.task_covariance_, rtol=1e-12,
+                               atol=1e-14)
+    with pytest.raises(ValueError, match="random_slopes names 'Hours', which is not a column "
+                                         "of X \\(its columns: \\['age', 'score', 'hours'\\]\\)"):
+        Estimator(random_slopes=["Hours"]).fit(frame, y, task_ids=task_ids)
+    with pytest.raises(ValueError, match="random_slopes names columns \\(\\['hours'\\]\\), "
+                                         "but X has no column names"):
+        Estimator(random_slopes=["hours"]).fit(X, y, task_ids=task_ids)
+
+
 @pytest.mark.parametrize("random_slopes", ["all", None])
 def test_one_label_per_task_is_refused(random_slopes):
     """One label per task: the random intercept's variance and the noise variance enter the
