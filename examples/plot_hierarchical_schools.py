@@ -24,25 +24,26 @@ deviations.
 # Held-out explained variance, 5 folds
 # ------------------------------------
 # The same seeded :class:`~skmtl.model_selection.MultiTaskKFold` folds for the four models
-# (every school keeps pupils in every training fold). One school has only two pupils, so two
-# training folds hold one of them: its ridge regression is then the pupil's score as
-# intercept and a zero slope whatever ``alpha``, and :class:`~sklearn.linear_model.RidgeCV`'s
-# leave-one-out error of a single row is 0 / 0. scikit-learn warns (``invalid value
-# encountered in divide``) and keeps its first alpha, which changes nothing; that warning
-# alone is silenced.
+# (every school keeps pupils in every training fold);
+# :func:`~skmtl.model_selection.cross_val_predict` gives each pupil the prediction of the
+# fold's model that did not see the pupil, for the pupil's own school. One school has only
+# two pupils, so two training folds hold one of them: its ridge regression is then the
+# pupil's score as intercept and a zero slope whatever ``alpha``, and
+# :class:`~sklearn.linear_model.RidgeCV`'s leave-one-out error of a single row is 0 / 0.
+# scikit-learn warns (``invalid value encountered in divide``) and keeps its first alpha,
+# which changes nothing; that warning alone is silenced.
 
 import warnings
 
 import matplotlib.pyplot as plt
 import numpy as np
-from sklearn.base import clone
 from sklearn.linear_model import RidgeCV
 from sklearn.metrics import explained_variance_score
 
 from skmtl import IndependentTasks
 from skmtl.datasets import load_exam
 from skmtl.linear import HierarchicalRegressor, MeanClusteredRegressorCV
-from skmtl.model_selection import MultiTaskKFold
+from skmtl.model_selection import MultiTaskKFold, cross_val_predict
 
 exam = load_exam()
 X, y, schools = exam.data, exam.target, exam.task_ids
@@ -53,16 +54,14 @@ models = {
     # independent slopes: 5 variances instead of 15 covariance entries (for many features)
     "... covariance_type='diag'": HierarchicalRegressor(covariance_type="diag"),
 }
-folds = list(MultiTaskKFold(5, shuffle=True, random_state=0).split(X, y, task_ids=schools))
+cv = MultiTaskKFold(5, shuffle=True, random_state=0)
 scores = {}
 for name, model in models.items():
-    predicted = np.empty_like(y)
-    for train, test in folds:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", "invalid value encountered in divide",
-                                    RuntimeWarning, module=r"sklearn\.linear_model\._ridge")
-            fitted = clone(model).fit(X[train], y[train], task_ids=schools[train])
-        predicted[test] = fitted.predict(X[test], task_ids=schools[test])
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "invalid value encountered in divide",
+                                RuntimeWarning, module=r"sklearn\.linear_model\._ridge")
+        # each pupil's prediction by the model of the fold that held the pupil out
+        predicted = cross_val_predict(model, X, y, task_ids=schools, cv=cv)
     scores[name] = explained_variance_score(y, predicted)
     print(f"{name:26s} held-out explained variance {scores[name]:.4f}")
 
