@@ -8,12 +8,12 @@ the estimator as given.
 """
 
 import numpy as np
-from sklearn.base import clone
 from sklearn.utils.parallel import delayed
 
 from skmtl.model_selection._transfer import (
     _COMMON_CONSTRAINTS,
     _Data,
+    _fit_fold,
     _routing,
     _run_parallel,
     _take,
@@ -28,11 +28,9 @@ _METHODS = ("predict", "predict_proba", "predict_log_proba", "decision_function"
 
 def _fit_and_predict(estimator, X, y, task_ids, train, test, method):
     """Fit a clone on the ``train`` rows; ``(method's output on the test rows, classes_)``."""
-    model = clone(estimator)
-    ids_train, ids_test = _take(task_ids, train), _take(task_ids, test)
+    ids_test = _take(task_ids, test)
     with _routing(task_ids):
-        model.fit(_take(X, train), _take(y, train),
-                  **({} if ids_train is None else {"task_ids": ids_train}))
+        model, _ = _fit_fold(estimator, X, y, task_ids, train)
         output = getattr(model, method)(_take(X, test),
                                         **({} if ids_test is None else {"task_ids": ids_test}))
     return output, getattr(model, "classes_", None)
@@ -158,11 +156,11 @@ default="predict"
     >>> bool(np.abs(pred - y).max() < 1.0)
     True
     """
+    if not hasattr(estimator, method):
+        raise AttributeError(f"{type(estimator).__name__} has no {method} method.")
     data = _Data(estimator, X, Y, task_ids)
     folds = data.folds(cv)
     rows = _check_partition(folds, data.target.n_samples)
-    if not hasattr(estimator, method):
-        raise AttributeError(f"{type(estimator).__name__} has no {method} method.")
     results = _run_parallel(
         (delayed(_fit_and_predict)(estimator, data.X, data.Y, data.task_ids, train, test,
                                    method) for train, test in folds), n_jobs)

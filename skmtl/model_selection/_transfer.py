@@ -114,19 +114,26 @@ def _routing(task_ids):
     return nullcontext() if task_ids is None else config_context(enable_metadata_routing=True)
 
 
+def _fit_fold(estimator, X, y, task_ids, train):
+    """A clone of ``estimator`` fitted on the ``train`` rows (their ``task_ids`` passed to
+    ``fit``), and the fit time in seconds. Call it inside :func:`_routing`."""
+    model = clone(estimator)
+    ids_train = _take(task_ids, train)
+    fit_params = {} if ids_train is None else {"task_ids": ids_train}
+    start = time.perf_counter()
+    model.fit(_take(X, train), _take(y, train), **fit_params)
+    return model, time.perf_counter() - start
+
+
 def _fit_and_score(estimator, X, y, task_ids, train, test, scorer, tasks):
     """Fit a clone on the ``train`` rows, score every task on the ``test`` rows.
 
     Returns the per-task scores and the fit time in seconds.
     """
-    model = clone(estimator)
-    ids_train, ids_test = _take(task_ids, train), _take(task_ids, test)
     with _routing(task_ids):
-        fit_params = {} if ids_train is None else {"task_ids": ids_train}
-        start = time.perf_counter()
-        model.fit(_take(X, train), _take(y, train), **fit_params)
-        fit_time = time.perf_counter() - start
-        return scorer(model, _take(X, test), _take(y, test), ids_test, tasks), fit_time
+        model, fit_time = _fit_fold(estimator, X, y, task_ids, train)
+        return scorer(model, _take(X, test), _take(y, test), _take(task_ids, test),
+                      tasks), fit_time
 
 
 def _run_parallel(jobs, n_jobs, progress=None):
