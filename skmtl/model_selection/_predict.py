@@ -69,11 +69,12 @@ def _check_classes(fold_classes, tasks):
 
 @validate_params(
     {**{key: _COMMON_CONSTRAINTS[key] for key in ("estimator", "X", "Y", "cv", "n_jobs",
-                                                  "task_ids")},
+                                                  "task_ids", "groups")},
      "method": [StrOptions(set(_METHODS))]},
     prefer_skip_nested_validation=False,  # the estimator is validated when fitted
 )
-def cross_val_predict(estimator, X, Y, *, task_ids=None, cv=5, method="predict", n_jobs=None):
+def cross_val_predict(estimator, X, Y, *, task_ids=None, groups=None, cv=5, method="predict",
+                      n_jobs=None):
     """Out-of-fold predictions of a multi-task estimator, in the layout of ``Y``.
 
     For each (train, test) pair of ``cv``, a clone of ``estimator`` is fitted on the training
@@ -102,11 +103,15 @@ def cross_val_predict(estimator, X, Y, *, task_ids=None, cv=5, method="predict",
         The task of each row, for long-format data. It is passed to ``cv.split`` (when it
         accepts it) and to ``fit`` and ``method`` of each fold's model (through metadata
         routing, enabled for these calls, so a Pipeline forwards it to its final step).
+    groups : array-like of shape (n_samples,), default=None
+        The group of each row, for a group splitter as ``cv`` (which keeps the rows of a
+        group in one fold): as in :func:`~skmtl.model_selection.transfer_report`.
     cv : int, cross-validation generator or iterable, default=5
         An int is the number of folds of a :class:`~skmtl.model_selection.MultiTaskKFold`
         (not shuffled; stratified on the classes of each task for classifiers), which keeps
-        every task observed in every training fold. The test folds must partition the rows
-        (a ValueError otherwise).
+        every task observed in every training fold. A splitter whose ``split`` accepts
+        ``task_ids`` receives it, a group splitter ``groups``. The test folds must partition
+        the rows (a ValueError otherwise).
     method : {"predict", "predict_proba", "predict_log_proba", "decision_function"}, \
 default="predict"
         The method of each fold's model called on its test rows.
@@ -158,7 +163,7 @@ default="predict"
     """
     if not hasattr(estimator, method):
         raise AttributeError(f"{type(estimator).__name__} has no {method} method.")
-    data = _Data(estimator, X, Y, task_ids)
+    data = _Data(estimator, X, Y, task_ids, groups)
     folds = data.folds(cv)
     rows = _check_partition(folds, data.target.n_samples)
     results = _run_parallel(

@@ -17,6 +17,7 @@ from sklearn import config_context
 from sklearn.base import clone, is_classifier
 from sklearn.exceptions import UndefinedMetricWarning
 from sklearn.model_selection import check_cv
+from sklearn.utils.metadata_routing import get_routing_for_object
 from sklearn.utils.parallel import Parallel, delayed
 from sklearn.utils.validation import indexable
 
@@ -29,6 +30,7 @@ from skmtl.utils.validation import (
     _format_tasks,
     _hashable,
     _tighten,
+    check_groups,
     check_multitask_target,
     check_task_ids,
     encode_task_ids,
@@ -49,6 +51,7 @@ _COMMON_CONSTRAINTS = {
     "scoring": [None, str, callable],
     "n_jobs": [None, Integral],
     "task_ids": [None, "array-like"],
+    "groups": [None, "array-like"],
 }
 
 
@@ -83,14 +86,18 @@ def _columns(Y, columns):
 
 
 class _Data:
-    """Validated inputs: X, the target as given (array or DataFrame) and its parsed form."""
+    """Validated inputs: X, the target as given (array or DataFrame) and its parsed form, and
+    the rows' groups for a group splitter."""
 
-    def __init__(self, estimator, X, Y, task_ids):
+    def __init__(self, estimator, X, Y, task_ids, groups=None):
+        self.estimator = estimator
         self.classification = is_classifier(estimator)
         if task_ids is not None:
             task_ids = check_task_ids(task_ids, len(Y))
+        if groups is not None:
+            groups = check_groups(groups, len(Y))
         X, Y = indexable(X, Y)
-        self.X, self.Y, self.task_ids = X, Y, task_ids
+        self.X, self.Y, self.task_ids, self.groups = X, Y, task_ids, groups
         self.target = check_multitask_target(Y, task_ids, y_numeric=not self.classification)
         self.tasks = self.target.tasks
         if self.target.layout == "long":
@@ -98,15 +105,67 @@ class _Data:
         else:
             self.n_observed = self.target.mask.sum(axis=0)
 
+    def rows(self, rows):
+        """The same data restricted to ``rows`` (long data: the rows of some tasks)."""
+        return _Data(self.estimator, _take(self.X, rows), _take(self.Y, rows),
+                     _take(self.task_ids, rows), _take(self.groups, rows))
+
     def folds(self, cv):
-        """The (train, test) index pairs of ``cv`` on this data."""
+        """The (train, test) index pairs of ``cv`` on this data.
+
+        A splitter whose ``split`` takes ``task_ids`` receives them; a group splitter (its
+        ``split`` requests ``groups``, as scikit-learn's GroupKFold, StratifiedGroupKFold,
+        LeaveOneGroupOut and GroupShuffleSplit do) receives ``groups``, which it needs. Groups
+        given for a splitter that ignores them are an error: their rows could be split.
+        """
+        described = f"cv={cv!r}"
         if isinstance(cv, Integral):
             cv = MultiTaskKFold(cv, classification=self.classification)
+            described += " (a MultiTaskKFold)"
         cv = check_cv(cv)
         params = {}
         if self.task_ids is not None and "task_ids" in signature(cv.split).parameters:
             params["task_ids"] = self.task_ids
-        return list(cv.split(self.X, self.Y, **params))
+        if _splits_by_groups(cv):
+            if self.groups is None:
+                raise ValueError(
+                    f"{described} splits by groups: pass groups, the group of each row (e.g. "
+                    "the scaffold of each molecule), to keep each group in one fold.")
+            params["groups"] = self.groups
+        elif self.groups is not None:
+            raise ValueError(
+                f"groups is given, but {described} does not split by groups, so the rows of a "
+                "group could fall in different folds. Pass a group splitter as cv "
+                "(GroupKFold, StratifiedGroupKFold, LeaveOneGroupOut, GroupShuffleSplit), or "
+                "leave groups out.")
+        folds = list(cv.split(self.X, self.Y, **params))
+        if self.target.layout != "long":
+            self._check_tasks_in_training(folds, described)
+        return folds
+
+    def _check_tasks_in_training(self, folds, described):
+        """Every task of a wide ``Y`` needs a label in every training fold (a fit refuses a
+        task without one), which a group splitter does not ensure; long data may leave a task
+        out (an estimator with ``unknown_task="shared"`` predicts it)."""
+        for k, (train, _) in enumerate(folds):
+            empty = ~self.target.mask[train].any(axis=0)
+            if empty.any():
+                raise ValueError(
+                    f"Training fold {k} of {described} has no label of task(s) "
+                    f"{_format_tasks(self.tasks[empty])}: every task needs labels in every "
+                    "training fold. Use fewer folds, or a splitter that keeps every task in "
+                    "training (MultiTaskKFold); a group splitter keeps groups together, not "
+                    "tasks: give it groups that do not hold all of a task's labels.")
+
+
+def _splits_by_groups(cv):
+    """Whether the splitter ``cv`` uses ``groups``: its ``split`` requests them (metadata
+    routing, as GroupsConsumerMixin sets), or, for an object without metadata routing, its
+    ``split`` has a ``groups`` parameter."""
+    if not hasattr(cv, "get_metadata_routing"):
+        return "groups" in signature(cv.split).parameters
+    request = get_routing_for_object(cv).split.requests.get("groups")
+    return request is True or (isinstance(request, str) and request.isidentifier())
 
 
 def _routing(task_ids):
@@ -339,7 +398,7 @@ def _as_table(columns, attrs):
 
 
 def _cross_validate_against_reference(estimators, X, Y, *, reference, cv, scoring, n_jobs,
-                                      task_ids, progress=None):
+                                      task_ids, groups=None, progress=None):
     """Cross-validate several estimators and their references on the same folds, in one run.
 
     The engine of :func:`transfer_report`, :meth:`StrategyComparisonDisplay.from_estimators`
@@ -366,7 +425,7 @@ def _cross_validate_against_reference(estimators, X, Y, *, reference, cv, scorin
         task (scored there only).
     """
     first = next(iter(estimators.values()))
-    data = _Data(first, X, Y, task_ids)
+    data = _Data(first, X, Y, task_ids, groups)
     folds = data.folds(cv)
     scorer = _check_scoring(scoring, data.classification)
     references = {name: reference if reference is not None else _default_reference(est)
@@ -400,7 +459,8 @@ def _cross_validate_against_reference(estimators, X, Y, *, reference, cv, scorin
     return data.tasks, data.n_observed.astype(np.int64), scorer.name, len(folds), runs
 
 
-def _transfer_reports(estimators, X, Y, *, reference, cv, scoring, n_jobs, task_ids):
+def _transfer_reports(estimators, X, Y, *, reference, cv, scoring, n_jobs, task_ids,
+                      groups=None):
     """:func:`transfer_report` of several estimators on the same folds, in one parallel run.
 
     A shared ``reference`` is fitted once; without one, each estimator gets its default.
@@ -408,7 +468,7 @@ def _transfer_reports(estimators, X, Y, *, reference, cv, scoring, n_jobs, task_
     """
     tasks, n_observed, scoring, n_splits, runs = _cross_validate_against_reference(
         estimators, X, Y, reference=reference, cv=cv, scoring=scoring, n_jobs=n_jobs,
-        task_ids=task_ids)
+        task_ids=task_ids, groups=groups)
     reports = {}
     for name, run in runs.items():
         # a focused estimator is scored on its focus task only: one row
@@ -426,7 +486,7 @@ def _transfer_reports(estimators, X, Y, *, reference, cv, scoring, n_jobs, task_
     prefer_skip_nested_validation=False,  # the estimators are validated when fitted
 )
 def transfer_report(estimator, X, Y, *, reference=None, cv=5, scoring=None, n_jobs=None,
-                    task_ids=None):
+                    task_ids=None, groups=None):
     """Per task, the cross-validated gain of a multi-task estimator over single-task learning.
 
     The estimator and its single-task ``reference`` are fitted on the same training folds and
@@ -484,7 +544,16 @@ def transfer_report(estimator, X, Y, *, reference=None, cv=5, scoring=None, n_jo
         An int is the number of folds of a
         :class:`~skmtl.model_selection.MultiTaskKFold` (not shuffled; stratified on the
         classes of each task for classifiers), which keeps every task observed in every
-        training fold. A splitter whose ``split`` accepts ``task_ids`` receives it.
+        training fold. A splitter whose ``split`` accepts ``task_ids`` receives it; a group
+        splitter (:class:`~sklearn.model_selection.GroupKFold`,
+        :class:`~sklearn.model_selection.StratifiedGroupKFold`,
+        :class:`~sklearn.model_selection.LeaveOneGroupOut`, ...) receives ``groups``. A group
+        splitter does not keep every task in every training fold: for a wide ``Y``, a
+        training fold without a task's labels is a ValueError naming the fold and the task,
+        before any fit; on long data the task is then unknown to that fold's model, which
+        raises when asked to predict it (or predicts it from its shared part, with
+        ``unknown_task="shared"``: leave-one-group-out with ``groups=task_ids`` scores new
+        tasks).
     scoring : str or callable, default=None
         The per-task score (greater is better):
 
@@ -507,6 +576,13 @@ def transfer_report(estimator, X, Y, *, reference=None, cv=5, scoring=None, n_jo
         accepts it), to ``fit`` and ``predict`` of both models (through metadata routing,
         enabled for these calls, so a Pipeline forwards it to its final step) and to the
         metric.
+    groups : array-like of shape (n_samples,), default=None
+        The group of each row, for a group splitter as ``cv``, which keeps the rows of a
+        group in one fold: the Murcko scaffold of each molecule (a scaffold split, so that
+        test molecules are unlike the training ones), the class of each pupil, or, on long
+        data where a sample has a row per task, the sample. Required by a group splitter; a
+        ValueError if given with a splitter that does not use it (an int ``cv``
+        included), whose folds could split a group.
 
     Returns
     -------
@@ -556,7 +632,7 @@ def transfer_report(estimator, X, Y, *, reference=None, cv=5, scoring=None, n_jo
     True
     """
     return _transfer_reports({"": estimator}, X, Y, reference=reference, cv=cv, scoring=scoring,
-                             n_jobs=n_jobs, task_ids=task_ids)[""]
+                             n_jobs=n_jobs, task_ids=task_ids, groups=groups)[""]
 
 
 # -- pairwise transfer ----------------------------------------------------------------------------
@@ -605,7 +681,7 @@ def _subset(data, chosen, columns, rows):
     prefer_skip_nested_validation=False,  # the estimator is validated when fitted
 )
 def pairwise_transfer(estimator, X, Y, *, tasks=None, cv=3, scoring=None, n_jobs=None,
-                      task_ids=None):
+                      task_ids=None, groups=None):
     """Gain of each task from being trained with each other task: a T x T matrix.
 
     For every task ``i`` the estimator is cross-validated on task ``i`` alone (a 1-D target),
@@ -644,6 +720,8 @@ def pairwise_transfer(estimator, X, Y, *, tasks=None, cv=3, scoring=None, n_jobs
         The task of each row, for long-format data. A single-task fit gets the task's rows
         with a 1-D ``y`` and no ``task_ids``; a pair fit gets the rows of both tasks with their
         ``task_ids``.
+    groups : array-like of shape (n_samples,), default=None
+        The group of each row, for a group splitter as ``cv``: as in :func:`transfer_report`.
 
     Returns
     -------
@@ -677,16 +755,16 @@ def pairwise_transfer(estimator, X, Y, *, tasks=None, cv=3, scoring=None, n_jobs
            [1, 0, 0],
            [0, 0, 0]])
     """
-    data = _Data(estimator, X, Y, task_ids)
+    data = _Data(estimator, X, Y, task_ids, groups)
     chosen = _select_tasks(tasks, data.tasks)
     n_chosen = len(chosen)
     if data.target.layout == "long":
         rows = np.flatnonzero(np.isin(data.target.task_index, chosen))
-        sub = _Data(estimator, _take(data.X, rows), _take(data.Y, rows), data.task_ids[rows])
-        folds = [(rows[train], rows[test]) for train, test in sub.folds(cv)]
+        folds = [(rows[train], rows[test]) for train, test in data.rows(rows).folds(cv)]
     else:
         rows = np.arange(len(data.Y))
-        folds = _Data(estimator, data.X, _columns(data.Y, chosen), None).folds(cv)
+        folds = _Data(estimator, data.X, _columns(data.Y, chosen), None,
+                      data.groups).folds(cv)
     scorer = _check_scoring(scoring, data.classification)
     subsets = [(i,) for i in range(n_chosen)]
     subsets += [(i, j) for i in range(n_chosen) for j in range(i + 1, n_chosen)]

@@ -159,7 +159,7 @@ class TransferDisplay:
 
     @classmethod
     def from_estimator(cls, estimator, X, Y, *, reference=None, cv=5, scoring=None,
-                       n_jobs=None, task_ids=None, ax=None, color="tab:blue",
+                       n_jobs=None, task_ids=None, groups=None, ax=None, color="tab:blue",
                        negative_color="tab:red", xticks_rotation="horizontal", bar_kw=None):
         """Run :func:`~skmtl.model_selection.transfer_report` and plot it.
 
@@ -171,7 +171,7 @@ class TransferDisplay:
             Features.
         Y : array-like of shape (n_samples, n_tasks) or (n_samples,)
             Targets in any format of the data contract.
-        reference, cv, scoring, n_jobs, task_ids
+        reference, cv, scoring, n_jobs, task_ids, groups
             As in :func:`~skmtl.model_selection.transfer_report`.
         ax : matplotlib Axes, default=None
             Axes to draw on; None creates a figure.
@@ -185,7 +185,7 @@ class TransferDisplay:
         from skmtl.model_selection import transfer_report
 
         report = transfer_report(estimator, X, Y, reference=reference, cv=cv, scoring=scoring,
-                                 n_jobs=n_jobs, task_ids=task_ids)
+                                 n_jobs=n_jobs, task_ids=task_ids, groups=groups)
         return cls.from_report(report, ax=ax, color=color, negative_color=negative_color,
                                xticks_rotation=xticks_rotation, bar_kw=bar_kw)
 
@@ -355,7 +355,8 @@ class StrategyComparisonDisplay:
 
     @classmethod
     def from_estimators(cls, estimators, X, Y, *, reference=None, cv=5, scoring=None,
-                        n_jobs=None, task_ids=None, ax=None, colors=None, negative_hatch="//",
+                        n_jobs=None, task_ids=None, groups=None, ax=None, colors=None,
+                        negative_hatch="//",
                         xticks_rotation="horizontal", bar_kw=None):
         """Cross-validate several models on the same folds and plot their gains.
 
@@ -371,7 +372,7 @@ class StrategyComparisonDisplay:
             One single-task reference for all models (fitted once per fold); None gives each
             model its default reference (see
             :func:`~skmtl.model_selection.transfer_report`).
-        cv, scoring, n_jobs, task_ids
+        cv, scoring, n_jobs, task_ids, groups
             As in :func:`~skmtl.model_selection.transfer_report`; all fits (every model and
             fold) run in one parallel batch.
         ax : matplotlib Axes, default=None
@@ -406,7 +407,8 @@ class StrategyComparisonDisplay:
         if not isinstance(estimators, dict) or not estimators:
             raise ValueError("estimators must be a non-empty dict: model name -> estimator.")
         reports = _transfer_reports(estimators, X, Y, reference=reference, cv=cv,
-                                    scoring=scoring, n_jobs=n_jobs, task_ids=task_ids)
+                                    scoring=scoring, n_jobs=n_jobs, task_ids=task_ids,
+                                    groups=groups)
         return cls.from_reports(reports, ax=ax, colors=colors, negative_hatch=negative_hatch,
                                 xticks_rotation=xticks_rotation, bar_kw=bar_kw)
 

@@ -22,6 +22,7 @@ __all__ = [
     "UnknownTaskError",
     "MultiTaskTarget",
     "check_finite_squares",
+    "check_groups",
     "check_multitask_target",
     "check_task_columns",
     "check_task_ids",
@@ -260,19 +261,48 @@ def check_task_ids(task_ids, n_samples):
     ValueError
         If task_ids is not 1-D, has the wrong length or contains a missing value.
     """
-    task_ids = _to_array(task_ids)
-    if task_ids.ndim != 1:
-        raise ValueError(f"task_ids must be 1-D with one task per row; got shape {task_ids.shape}.")
-    if task_ids.shape[0] != n_samples:
+    return _check_row_labels(task_ids, n_samples, "task_ids", "task", "one task id per row")
+
+
+def check_groups(groups, n_samples):
+    """Validate the ``groups`` of a group splitter: 1-D, one entry per row, no missing value.
+
+    Parameters
+    ----------
+    groups : array-like of shape (n_samples,)
+        The group of each row (e.g. the scaffold of each molecule): a group splitter keeps
+        the rows of a group in one fold.
+    n_samples : int
+        The number of rows of X and y.
+
+    Returns
+    -------
+    groups : ndarray of shape (n_samples,)
+
+    Raises
+    ------
+    ValueError
+        If groups is not 1-D, has the wrong length or contains a missing value.
+    """
+    return _check_row_labels(groups, n_samples, "groups", "group", "one group per row")
+
+
+def _check_row_labels(values, n_samples, name, noun, one_per_row):
+    """A 1-D vector of labels, one per row, none missing (``task_ids``, ``groups``)."""
+    values = _to_array(values)
+    if values.ndim != 1:
+        raise ValueError(f"{name} must be 1-D with one {noun} per row; got shape {values.shape}.")
+    if values.shape[0] != n_samples:
         raise ValueError(
-            f"task_ids has {task_ids.shape[0]} entries but the data have {n_samples} rows: "
-            "one task id per row."
+            f"{name} has {values.shape[0]} entries but the data have {n_samples} rows: "
+            f"{one_per_row}."
         )
-    missing = missing_mask(task_ids)
+    missing = missing_mask(values)
     if missing.any():
         rows = np.flatnonzero(missing)[:5].tolist()
-        raise ValueError(f"task_ids contains missing values (rows {rows}); every row needs a task.")
-    return task_ids
+        raise ValueError(f"{name} contains missing values (rows {rows}); every row needs a "
+                         f"{noun}.")
+    return values
 
 
 def _unique_labels(values, what):
