@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone
 from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.model_selection import GroupKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils import get_tags
@@ -34,6 +35,7 @@ from skmtl.model_selection import MultiTaskKFold
 from skmtl.model_selection._transfer import _cross_validate_against_reference
 from skmtl.utils._sklearn_compat import HasMethods, _fit_context
 from skmtl.utils.validation import (
+    _format_tasks,
     _hashable,
     _tighten,
     check_multitask_target,
@@ -516,17 +518,21 @@ def _task_error(exc, target, classification):
     return None
 
 
-def _run(estimators, X, y, *, task_ids, task_type, reference, cv, random_state, n_jobs,
-         progress, result, target, keep=None):
+def _run(estimators, X, y, *, task_ids, groups, task_type, reference, cv, random_state,
+         n_jobs, progress, result, target, keep=None):
     """Cross-validate ``estimators`` (name -> estimator) against ``estimators[reference]``.
 
-    One call of transfer_report's engine on shared, shuffled MultiTaskKFold folds; fills
-    ``result`` with the per-task fields (restricted to the tasks ``keep``) and the summary.
-    ``target`` is the parsed target, which names the tasks in a fit error.
+    One call of transfer_report's engine on shared, shuffled MultiTaskKFold folds (GroupKFold
+    folds of ``groups``, when given); fills ``result`` with the per-task fields (restricted to
+    the tasks ``keep``) and the summary. ``target`` is the parsed target, which names the
+    tasks in a fit error.
     """
     classification = task_type == "classification"
-    splitter = MultiTaskKFold(n_splits=cv, shuffle=True, random_state=random_state,
-                              classification=classification)
+    if groups is None:
+        splitter = MultiTaskKFold(n_splits=cv, shuffle=True, random_state=random_state,
+                                  classification=classification)
+    else:
+        splitter = _group_folds(groups, cv, random_state, target)
     try:
         _, n_observed, _, n_splits, runs = _cross_validate_against_reference(
             estimators, X, y, reference=estimators[reference], cv=splitter,
@@ -554,6 +560,26 @@ def _run(estimators, X, y, *, task_ids, task_type, reference, cv, random_state, 
     return result
 
 
+def _group_folds(groups, cv, random_state, target):
+    """The (train, test) folds of ``GroupKFold(cv, shuffle=True, random_state)`` on
+    ``groups``, every task with labels in every training fold (a ValueError naming the
+    tasks otherwise: a group splitter keeps groups whole, not tasks)."""
+    folds = list(GroupKFold(n_splits=cv, shuffle=True, random_state=random_state).split(
+        groups, groups=groups))
+    for k, (train, _) in enumerate(folds):
+        if target.layout == "long":
+            present = np.bincount(target.task_index[train], minlength=target.n_tasks) > 0
+        else:
+            present = target.mask[train].any(axis=0)
+        if not present.all():
+            raise ValueError(
+                f"The folds of --group-column leave task(s) "
+                f"{_format_tasks(target.tasks[~present])} without a label in training fold "
+                f"{k}: all of their labels are in groups of one test fold. Use fewer folds "
+                "(--cv), or groups that do not hold all of a task's labels.")
+    return folds
+
+
 def _prepare(X, y, task_ids, task_type, scoring):
     """Float X, the target as an array (wide tasks named by position) and its parsed form."""
     if scoring is not None and scoring not in SCORINGS[task_type]:
@@ -564,15 +590,16 @@ def _prepare(X, y, task_ids, task_type, scoring):
     return np.asarray(X, dtype=np.float64), np.asarray(y), target
 
 
-def run_comparison(X, y, *, task_ids=None, task_type, models, cv, random_state=0,
-                   device="cpu", scoring=None, n_jobs=None, progress=None):
+def run_comparison(X, y, *, task_ids=None, groups=None, task_type, models, cv,
+                   random_state=0, device="cpu", scoring=None, n_jobs=None, progress=None):
     """Cross-validate registered models with shared folds and compare them per task.
 
     All models run in one call of the engine of
     :func:`~skmtl.model_selection.transfer_report`, with the registered ``stl`` model as the
     reference of every model (fitted once per fold): ``transfer_report(model, X, y,
     reference=stl, cv=MultiTaskKFold(cv, shuffle=True, random_state=random_state),
-    scoring=result.metric)`` gives the same per-task fields.
+    scoring=result.metric)`` gives the same per-task fields (with ``groups``:
+    ``cv=GroupKFold(cv, shuffle=True, random_state=random_state), groups=groups``).
 
     Parameters
     ----------
@@ -582,13 +609,19 @@ def run_comparison(X, y, *, task_ids=None, task_type, models, cv, random_state=0
         Wide targets with NaN for missing labels, or long targets with ``task_ids``.
     task_ids : ndarray of shape (n_samples,), default=None
         Task of each row for long data.
+    groups : ndarray of shape (n_samples,), default=None
+        Group of each row: the folds are then those of
+        :class:`~sklearn.model_selection.GroupKFold` (shuffled), which keep every group
+        whole, instead of MultiTaskKFold's. A ValueError names the tasks that a training
+        fold would have no label of.
     task_type : {"regression", "classification"}
         What the targets are; the score is minus the squared error or accuracy by default.
     models : list of str
         Registered model names; ``"stl"`` is always run first (the reference). A model whose
         ``applicable`` check fails is left out and listed in ``result.skipped``.
     cv : int
-        Number of :class:`~skmtl.model_selection.MultiTaskKFold` folds (shuffled).
+        Number of :class:`~skmtl.model_selection.MultiTaskKFold` folds (shuffled), or of
+        GroupKFold folds with ``groups``.
     random_state : int, default=0
         Seed of the fold assignment.
     device : str, default="cpu"
@@ -622,9 +655,9 @@ def run_comparison(X, y, *, task_ids=None, task_type, models, cv, random_state=0
             result.skipped[name] = reason
         else:
             estimators[name] = MODELS[name].factory(task_type, device)
-    return _run(estimators, X, y, task_ids=task_ids, task_type=task_type, reference=REFERENCE,
-                cv=cv, random_state=random_state, n_jobs=n_jobs, progress=progress,
-                result=result, target=target)
+    return _run(estimators, X, y, task_ids=task_ids, groups=groups, task_type=task_type,
+                reference=REFERENCE, cv=cv, random_state=random_state, n_jobs=n_jobs,
+                progress=progress, result=result, target=target)
 
 
 # The strategies of FocusedTaskRegressor / FocusedTaskClassifier; single_task is the reference.
@@ -640,9 +673,9 @@ def _focus_position(focus, tasks):
     return names.index(str(focus))
 
 
-def run_focus_comparison(X, y, *, task_ids=None, task_type, focus, strategies=FOCUS_STRATEGIES,
-                         cv, random_state=0, device="cpu", scoring=None, n_jobs=None,
-                         progress=None):
+def run_focus_comparison(X, y, *, task_ids=None, groups=None, task_type, focus,
+                         strategies=FOCUS_STRATEGIES, cv, random_state=0, device="cpu",
+                         scoring=None, n_jobs=None, progress=None):
     """Cross-validate the focused-task strategies on one task, with shared folds.
 
     Every strategy is a :class:`~skmtl.deep.FocusedTaskRegressor` /
@@ -655,7 +688,7 @@ def run_focus_comparison(X, y, *, task_ids=None, task_type, focus, strategies=FO
 
     Parameters
     ----------
-    X, y, task_ids, task_type, cv, random_state, device, scoring, n_jobs, progress
+    X, y, task_ids, groups, task_type, cv, random_state, device, scoring, n_jobs, progress
         As in :func:`run_comparison`.
     focus : str
         The focus task, matched against the task labels as strings.
@@ -686,6 +719,6 @@ def run_focus_comparison(X, y, *, task_ids=None, task_type, focus, strategies=FO
                   for strategy in strategies}
     result = ComparisonResult(tasks=target.tasks[f:f + 1], task_type=task_type,
                               reference="single_task", scoring=scoring)
-    return _run(estimators, X, y, task_ids=task_ids, task_type=task_type,
+    return _run(estimators, X, y, task_ids=task_ids, groups=groups, task_type=task_type,
                 reference="single_task", cv=cv, random_state=random_state, n_jobs=n_jobs,
                 progress=progress, result=result, target=target, keep=slice(f, f + 1))

@@ -29,6 +29,7 @@ import re
 import sys
 import tempfile
 import warnings
+from datetime import datetime
 
 import numpy as np
 
@@ -97,6 +98,12 @@ def _build_parser():
                          "target column of long data (with --task-column)")
     compare.add_argument("--task-column", metavar="COL",
                          help="with --csv: the column naming each row's task (long data)")
+    compare.add_argument("--group-column", metavar="COL",
+                         help="with --csv: a column naming each row's group, kept whole in "
+                         "one fold (scikit-learn's GroupKFold, shuffled by --seed, instead of "
+                         "MultiTaskKFold): the scaffold of each molecule (a scaffold split), "
+                         "or the sample of long data where a sample has a row per task. Not "
+                         "a feature")
     compare.add_argument("--task-type", choices=["auto", "regression", "classification"],
                          default="auto", help="with --csv: what the targets are (default: "
                          "auto: text, or whole numbers with at most "
@@ -180,7 +187,7 @@ def _load_packaged(name):
     bunch = load_dataset(name)
     task_ids = bunch.get("task_ids") if bunch.format == "long" else None
     return (np.asarray(bunch.data, dtype=np.float64), np.asarray(bunch.target),
-            None if task_ids is None else np.asarray(task_ids), bunch.task_type, name, [])
+            None if task_ids is None else np.asarray(task_ids), None, bunch.task_type, name, [])
 
 
 def _column_list(text, option):
@@ -475,6 +482,22 @@ def _check_class_labels(targets, problem, advice, pd):
                 f"which are no class labels. {advice}")
 
 
+def _names_a_date(text):
+    """Whether ``text`` parses as a date with at least two of its year, month and day written
+    out. The parser reads any string with a digit it can place, filling the rest from a
+    default: "m12" as 12 seconds past midnight and "t10" as day 10 of the default month,
+    which are ids, not dates; "Jan 5" and "2024-03-01" name dates."""
+    from dateutil import parser
+
+    try:
+        first = parser.parse(text, default=datetime(2000, 1, 1))
+        second = parser.parse(text, default=datetime(2001, 2, 2))
+    except (ValueError, OverflowError):
+        return False
+    written = [getattr(first, part) == getattr(second, part) for part in ("year", "month", "day")]
+    return sum(written) >= 2
+
+
 def _odd_column(column, pd):
     """``"date"`` for a text column of dates, ``"id"`` for a column whose values all differ
     (text or whole numbers), else None."""
@@ -488,8 +511,10 @@ def _odd_column(column, pd):
             # pandas warns when it guesses a date format per value; a guess is all we need
             warnings.simplefilter("ignore")
             # a sample first: parsing value by value is slow on a long column of non-dates
-            if all(pd.to_datetime(part.astype(str), errors="coerce", format="mixed")
-                   .notna().all() for part in (values.head(50), values)):
+            sample = values.head(50).astype(str)
+            if all(_names_a_date(value) for value in sample) and all(
+                    pd.to_datetime(part.astype(str), errors="coerce", format="mixed")
+                    .notna().all() for part in (sample, values)):
                 return "date"
     if values.size < MIN_ID_VALUES or values.nunique() != values.size:
         return None
@@ -616,14 +641,14 @@ def _strip_text_cells(frame, pd, notes):
     return frame
 
 
-def _task_ids(column, name, path, pd):
-    """The task column as task ids: whole numbers stay numbers, anything else is text. The
-    column comes from :func:`_strip_text_cells`: no spaces around its text, a cell of spaces
-    alone already empty."""
+def _row_labels(column, name, path, pd, kind="Task"):
+    """The task (or group) column as labels: whole numbers stay numbers, anything else is
+    text. The column comes from :func:`_strip_text_cells`: no spaces around its text, a cell
+    of spaces alone already empty."""
     empty = column.isna()
     if empty.any():
-        raise ValueError(f"Task column {name!r} is empty on line(s) {_lines(empty)} of {path} "
-                         "(line 1 is the header); fill those cells or remove the rows.")
+        raise ValueError(f"{kind} column {name!r} is empty on line(s) {_lines(empty)} of "
+                         f"{path} (line 1 is the header); fill those cells or remove the rows.")
     if pd.api.types.is_integer_dtype(column):
         return column.to_numpy(dtype=np.int64)
     # whole numbers written 7.0 (a spreadsheet's export) are the tasks 7, not '7.0'
@@ -640,6 +665,7 @@ def _load_csv(args):
 
     pd = import_optional("pandas", "datasets", "reading --csv files")
     path, task_column = args.csv, args.task_column and args.task_column.strip()
+    group_column = args.group_column and args.group_column.strip()
     if not args.targets:
         raise ValueError("--csv needs --targets (the target column or columns).")
     target_columns = _column_list(args.targets, "--targets")
@@ -650,6 +676,11 @@ def _load_csv(args):
         raise ValueError(f"--task-column {task_column} is also the target column: name the "
                          "column of labels with --targets and the column of task names with "
                          "--task-column.")
+    if group_column and group_column in [*target_columns, task_column]:
+        what = "task" if group_column == task_column else "target"
+        raise ValueError(f"--group-column {group_column} is also the {what} column: the "
+                         "groups are another column (a scaffold, a sample id), whose rows "
+                         "the folds keep together.")
     encoding = args.encoding or "utf-8"
     sep, decimal = _csv_marks(args)
     frame, header = _read_frame(path, pd, encoding, sep, decimal)
@@ -662,7 +693,8 @@ def _load_csv(args):
               "no value (a comma at the end of every line?): left out.", notes)
     needed = target_columns + ([task_column] if task_column else [])
     for option, columns in [("--targets/--task-column", needed), ("--drop", drop),
-                            ("--keep", keep)]:
+                            ("--keep", keep), ("--group-column", [group_column] if group_column
+                                               else [])]:
         absent = [c for c in columns if c not in frame.columns]
         if absent:
             raise ValueError(f"Column(s) {absent} of {option} are not in {path}; it has "
@@ -674,6 +706,11 @@ def _load_csv(args):
     if clash:
         raise ValueError(f"--keep {','.join(clash)}: a target or task column is no feature; "
                          "--keep names feature columns.")
+    if group_column in keep:
+        raise ValueError(f"--keep {group_column}: the --group-column is no feature; --keep "
+                         "names feature columns.")
+    if group_column:  # its rows kept whole in the folds, not a feature (--drop it or not)
+        needed = needed + [group_column]
     clash = [c for c in keep if c in drop]
     if clash:
         raise ValueError(f"Column(s) {clash} are in both --keep and --drop: keep them as "
@@ -687,9 +724,11 @@ def _load_csv(args):
               "in the file.", notes)
     # dropped after _missing_markers, which reads the file again by the frame's positions
     frame = _strip_text_cells(frame.drop(columns=frame.columns[blank]), pd, notes)
-    task_ids = None
+    task_ids = groups = None
+    if group_column:
+        groups = _row_labels(frame[group_column], group_column, path, pd, kind="Group")
     if task_column:
-        task_ids = _task_ids(frame[task_column], task_column, path, pd)
+        task_ids = _row_labels(frame[task_column], task_column, path, pd)
         unlabelled = frame[target_columns[0]].isna()
         if unlabelled.any():
             # long data has one row per label: a row without one carries nothing to learn
@@ -697,6 +736,7 @@ def _load_csv(args):
                   f"(line(s) {_lines(unlabelled)}).", notes)
             keep_rows = ~unlabelled.to_numpy()
             frame, task_ids = frame[keep_rows], task_ids[keep_rows]
+            groups = None if groups is None else groups[keep_rows]
             if frame.shape[0] == 0:
                 raise ValueError(f"Target column {target_columns[0]!r} of {path} is empty.")
     task_type, why = _decide_task_type(frame[target_columns], args.task_type, pd)
@@ -709,8 +749,8 @@ def _load_csv(args):
     y = y.astype(np.float64 if task_type == "regression" else object)
     if task_column:
         y = y.to_numpy()
-    return (X.to_numpy(dtype=np.float64), y, task_ids, task_type, os.path.basename(path),
-            notes)
+    return (X.to_numpy(dtype=np.float64), y, task_ids, groups, task_type,
+            os.path.basename(path), notes)
 
 
 def _progress(total, quiet):
@@ -915,7 +955,7 @@ def _write_report(result, out, title, notes, plot):
     return path
 
 
-def _drop_unsplittable_tasks(X, y, task_ids, notes, min_labels=2):
+def _drop_unsplittable_tasks(X, y, task_ids, groups, notes, min_labels=2):
     """Remove tasks with fewer than ``min_labels`` labels (cross-validation needs 2), loudly."""
     from skmtl.utils.validation import missing_mask
 
@@ -924,6 +964,7 @@ def _drop_unsplittable_tasks(X, y, task_ids, notes, min_labels=2):
         few = tasks[counts < min_labels]
         keep = ~np.isin(task_ids, few)
         X, y, task_ids = X[keep], y[keep], task_ids[keep]
+        groups = None if groups is None else groups[keep]
     else:
         counts = (~missing_mask(np.asarray(y))).sum(axis=0)
         columns = list(getattr(y, "columns", range(np.shape(y)[1])))
@@ -939,7 +980,19 @@ def _drop_unsplittable_tasks(X, y, task_ids, notes, min_labels=2):
     if left == 0:
         raise ValueError(f"No task has {min_labels} labels or more; cross-validation needs "
                          f"{min_labels} per task.")
-    return X, y, task_ids
+    return X, y, task_ids, groups
+
+
+def _check_groups(groups, cv, column):
+    """Enough groups for ``cv`` folds; returns the sentence that names the folds."""
+    n_groups = np.unique(groups).size
+    if n_groups < cv:
+        raise ValueError(f"--group-column {column!r} has {n_groups} group(s): too few for "
+                         f"{cv} folds, each of which holds whole groups; use --cv {n_groups} "
+                         "or less." if n_groups >= 2 else
+                         f"--group-column {column!r} has a single group: folds that keep "
+                         "groups whole need 2 or more.")
+    return f"{cv}-fold GroupKFold by {column!r} ({n_groups} groups)"
 
 
 def _report_identical(result):
@@ -980,19 +1033,22 @@ def _compare(args):
         raise ValueError("--n-jobs must be a positive number of jobs, or negative (-1: all "
                          "cores); got 0.")
     if args.csv:
-        X, y, task_ids, task_type, label, notes = _load_csv(args)
+        X, y, task_ids, groups, task_type, label, notes = _load_csv(args)
     else:
-        if (args.targets or args.task_column or args.drop or args.keep or args.encoding
-                or args.sep is not None or args.decimal is not None):
-            raise ValueError("--targets, --task-column, --drop, --keep, --encoding, --sep and "
-                             "--decimal go with --csv.")
-        X, y, task_ids, task_type, label, notes = _load_packaged(args.dataset or DEFAULT_DATASET)
+        if (args.targets or args.task_column or args.group_column or args.drop or args.keep
+                or args.encoding or args.sep is not None or args.decimal is not None):
+            raise ValueError("--targets, --task-column, --group-column, --drop, --keep, "
+                             "--encoding, --sep and --decimal go with --csv.")
+        X, y, task_ids, groups, task_type, label, notes = _load_packaged(
+            args.dataset or DEFAULT_DATASET)
     if args.focus is None and args.strategies:
         raise ValueError("--strategies goes with --focus.")
     if args.focus is not None and args.models:
         raise ValueError("--models does not go with --focus (it compares the focused-task "
                          "strategies); choose them with --strategies.")
-    X, y, task_ids = _drop_unsplittable_tasks(X, y, task_ids, notes)
+    X, y, task_ids, groups = _drop_unsplittable_tasks(X, y, task_ids, groups, notes)
+    folds = (f"{args.cv}-fold MultiTaskKFold" if groups is None
+             else _check_groups(groups, args.cv, args.group_column.strip()))
     # before any fitting: a run of minutes must not end on a folder it cannot write
     _check_out(args.out)
     if args.focus is None:
@@ -1001,10 +1057,10 @@ def _compare(args):
     _check_device(args.device, args.focus is not None or any(
         MODELS[name].uses_device for name in models), notes)
     data = (f"Data set {label}: {X.shape[0]} rows, {X.shape[1]} features, {task_type}, "
-            f"{'long' if task_ids is not None else 'wide'} format; {args.cv}-fold "
-            "MultiTaskKFold;")
-    common = dict(task_ids=task_ids, task_type=task_type, cv=args.cv, random_state=args.seed,
-                  device=args.device, scoring=args.scoring, n_jobs=args.n_jobs)
+            f"{'long' if task_ids is not None else 'wide'} format; {folds};")
+    common = dict(task_ids=task_ids, groups=groups, task_type=task_type, cv=args.cv,
+                  random_state=args.seed, device=args.device, scoring=args.scoring,
+                  n_jobs=args.n_jobs)
     with _parallel_backend(args.scheduler) as where:
         if where is not None:
             print(where)

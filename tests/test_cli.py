@@ -154,14 +154,17 @@ def test_compare_on_a_wide_classification_csv(tmp_path, capsys):
         (["compare", "--seed", "-1"], "--seed must be between 0 and 2**32 - 1; got -1."),
         (["compare", "--seed", str(2**32)], "--seed must be between 0 and 2**32 - 1"),
         (["compare", "--targets", "a"],
-         "--targets, --task-column, --drop, --keep, --encoding, --sep and --decimal go with "
-         "--csv"),
+         "--targets, --task-column, --group-column, --drop, --keep, --encoding, --sep and "
+         "--decimal go with --csv"),
         (["compare", "--encoding", "cp1252"],
-         "--targets, --task-column, --drop, --keep, --encoding, --sep and --decimal go with "
-         "--csv"),
+         "--targets, --task-column, --group-column, --drop, --keep, --encoding, --sep and "
+         "--decimal go with --csv"),
         (["compare", "--sep", ";"],
-         "--targets, --task-column, --drop, --keep, --encoding, --sep and --decimal go with "
-         "--csv"),
+         "--targets, --task-column, --group-column, --drop, --keep, --encoding, --sep and "
+         "--decimal go with --csv"),
+        (["compare", "--group-column", "school"],
+         "--targets, --task-column, --group-column, --drop, --keep, --encoding, --sep and "
+         "--decimal go with --csv"),
         (["compare", "--scoring", "accuracy"], "scoring='accuracy' does not score regression"),
     ],
 )
@@ -619,3 +622,56 @@ def test_inner_cv_single_class_warning_names_the_task_by_its_label(tmp_path, cap
     for line in warned:
         assert "single class of task(s) 's5'," in line
         assert "fails on them" in line and "may fail" not in line
+
+
+@pytest.mark.parametrize("layout", ["wide", "long"])
+def test_group_column_folds_equal_transfer_report_with_group_kfold(tmp_path, capsys, layout):
+    """--group-column: the command line is transfer_report on GroupKFold(--cv, shuffle=True,
+    random_state=--seed) of that column, which is no feature."""
+    from sklearn.model_selection import GroupKFold
+
+    from skmtl._compare import MODELS
+    from skmtl.model_selection import transfer_report
+
+    X, Y = make_multitask_regression(n_samples=80, n_features=3, n_tasks=3, n_informative=3,
+                                     missing_rate=0.2, random_state=1)
+    groups = np.arange(80) // 4  # 20 groups of 4 consecutive rows
+    path = tmp_path / "data.csv"
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        if layout == "wide":
+            writer.writerow(["group", "x0", "x1", "x2", "t0", "t1", "t2"])
+            writer.writerows([[f"g{g}", *x, *(("" if np.isnan(v) else v) for v in row)]
+                              for g, x, row in zip(groups, X, Y)])
+            targets, y, task_ids = ["--targets", "t0,t1,t2"], Y, None
+        else:
+            rows, tasks = np.nonzero(~np.isnan(Y))
+            X, y, groups = X[rows], Y[rows, tasks], groups[rows]
+            task_ids = np.array(["t0", "t1", "t2"])[tasks]
+            writer.writerow(["group", "x0", "x1", "x2", "task", "y"])
+            writer.writerows([[f"g{g}", *x, t, v] for g, x, t, v in zip(groups, X, task_ids, y)])
+            targets = ["--targets", "y", "--task-column", "task"]
+    assert main(["compare", "--csv", str(path), *targets, "--group-column", "group",
+                 "--models", "pooled", "--cv", "4", "--seed", "5", "--out",
+                 str(tmp_path / "o"), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert (f"{len(X)} rows, 3 features, regression, {layout} format; 4-fold GroupKFold by "
+            "'group' (20 groups);") in out
+    # the group labels are text "g0".."g19": GroupKFold of them (ordered as text)
+    labels = np.array([f"g{g}" for g in groups])
+    report = transfer_report(MODELS["pooled"].factory("regression", "cpu"), X, y,
+                             reference=MODELS["stl"].factory("regression", "cpu"),
+                             cv=GroupKFold(4, shuffle=True, random_state=5), groups=labels,
+                             task_ids=task_ids, scoring="neg_mean_squared_error")
+    cli = [r for r in read_scores(tmp_path / "o") if r["model"] == "pooled"]
+    for field in ("score", "reference_score", "gain", "gain_se"):
+        np.testing.assert_allclose([float(r[field]) for r in cli], report[field], rtol=1e-6,
+                                   atol=1e-10, err_msg=field)
+    # and not MultiTaskKFold's numbers
+    plain = transfer_report(MODELS["pooled"].factory("regression", "cpu"), X, y,
+                            reference=MODELS["stl"].factory("regression", "cpu"),
+                            cv=MultiTaskKFold(4, shuffle=True, random_state=5,
+                                              classification=False),
+                            task_ids=task_ids, scoring="neg_mean_squared_error")
+    assert not np.allclose([float(r["score"]) for r in cli], plain["score"])
+

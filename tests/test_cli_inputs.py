@@ -157,6 +157,26 @@ def test_mixed_task_ids_are_read_as_text(tmp_path, capsys):
          "Column(s) ['w'] are in both --keep and --drop"),
         ("x,y\n1,2\n", ["--targets", "y", "--task-column", "y"],
          "--task-column y is also the target column"),
+        # --group-column: the folds keep its groups whole
+        ("x,g,y\n1,a,2\n", ["--targets", "y", "--group-column", "zz"],
+         "Column(s) ['zz'] of --group-column are not in"),
+        ("x,y\n1,2\n", ["--targets", "y", "--group-column", "y"],
+         "--group-column y is also the target column"),
+        ("x,t,y\n1,a,2\n", ["--targets", "y", "--task-column", "t", "--group-column", "t"],
+         "--group-column t is also the task column"),
+        ("x,g,y\n1,a,2\n", ["--targets", "y", "--group-column", "g", "--keep", "g"],
+         "--keep g: the --group-column is no feature"),
+        ("x,g,y\n1,a,2\n2,,3\n", ["--targets", "y", "--group-column", "g"],
+         "Group column 'g' is empty on line(s) 3 of"),
+        ("x,g,y\n1,a,2\n2,a,3\n3,b,4\n4,b,1\n5,a,2\n6,b,7\n",
+         ["--targets", "y", "--group-column", "g"],
+         "--group-column 'g' has 2 group(s): too few for 5 folds, each of which holds whole "
+         "groups; use --cv 2 or less."),
+        ("x,g,y\n1,a,2\n2,a,3\n3,a,4\n", ["--targets", "y", "--group-column", "g"],
+         "--group-column 'g' has a single group: folds that keep groups whole need 2 or more."),
+        ("x,g,t,y\n1,a,u,2\n2,a,u,3\n3,b,v,4\n4,b,v,1\n5,c,v,2\n6,c,v,7\n",
+         ["--targets", "y", "--task-column", "t", "--group-column", "g", "--cv", "3"],
+         "The folds of --group-column leave task(s) 'u' without a label in training fold"),
         ("x,y\n1,a\n2,b\n", ["--targets", "y", "--task-type", "regression"],
          "column 'y' holds text ('a' on line(s) 2, 3)"),
         ("x,y\n1,2\n2,3\n", ["--targets", "y", "--drop", "x"],
@@ -259,6 +279,10 @@ def test_id_and_date_columns_are_dropped_or_flagged(tmp_path, capsys):
     [
         ([f"2024-03-{d:02d}" for d in range(1, 13)], "date"),
         (["Jan", "Feb", "Mar", "Apr"] * 3, None),  # month names: categories, not dates
+        ([f"Mar {d}" for d in range(1, 13)], "date"),  # a month and a day: dates
+        # the parser reads "m12" as 12 seconds past midnight and "t10" as day 10: ids
+        ([f"m{i}" for i in range(12)], "id"),
+        ([f"t{i}" for i in range(1, 13)], "id"),
         ([f"C{i}" for i in range(12)], "id"),
         (list(range(100, 112)), "id"),
         ([float(i) for i in range(12)], "id"),
@@ -374,7 +398,7 @@ def test_spaces_around_text_cells_are_not_part_of_the_value(tmp_path, capsys):
     rows[4][4] = " blue"
     path = write_csv(tmp_path / "d.csv", ["x", "t1", "t2", "n", "colour"], rows)
     args = _build_parser().parse_args(["compare", "--csv", str(path), "--targets", "t1,t2"])
-    X, Y, _, task_type, _, notes = _load_csv(args)
+    X, Y, _, _, task_type, _, notes = _load_csv(args)
     assert task_type == "classification"
     assert set(Y["t1"]) == {"yes", "no"}
     assert Y["t2"].isna().tolist() == [i == 3 for i in range(12)]  # a missing label
