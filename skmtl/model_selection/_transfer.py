@@ -16,7 +16,13 @@ import numpy as np
 from sklearn import config_context
 from sklearn.base import clone, is_classifier
 from sklearn.exceptions import UndefinedMetricWarning
-from sklearn.model_selection import check_cv
+from sklearn.model_selection import (
+    RepeatedStratifiedKFold,
+    StratifiedGroupKFold,
+    StratifiedKFold,
+    StratifiedShuffleSplit,
+    check_cv,
+)
 from sklearn.utils.metadata_routing import get_routing_for_object
 from sklearn.utils.parallel import Parallel, delayed
 from sklearn.utils.validation import indexable
@@ -138,7 +144,15 @@ class _Data:
                 "group could fall in different folds. Pass a group splitter as cv "
                 "(GroupKFold, StratifiedGroupKFold, LeaveOneGroupOut, GroupShuffleSplit), or "
                 "leave groups out.")
-        folds = list(cv.split(self.X, self.Y, **params))
+        try:
+            folds = list(cv.split(self.X, self.Y, **params))
+        except ValueError as exc:
+            if self.target.layout != "wide" or not isinstance(cv, _STRATIFIED):
+                raise
+            raise ValueError(
+                f"{described} cannot split a wide Y ({exc}): it stratifies on the classes of "
+                "a 1-D y. Use MultiTaskKFold, stratified on the classes of each task, or "
+                "with groups GroupKFold; StratifiedGroupKFold takes long data.") from exc
         if self.target.layout != "long":
             self._check_tasks_in_training(folds, described)
         return folds
@@ -156,6 +170,11 @@ class _Data:
                     "training fold. Use fewer folds, or a splitter that keeps every task in "
                     "training (MultiTaskKFold); a group splitter keeps groups together, not "
                     "tasks: give it groups that do not hold all of a task's labels.")
+
+
+# scikit-learn's splitters that stratify on a 1-D y
+_STRATIFIED = (RepeatedStratifiedKFold, StratifiedGroupKFold, StratifiedKFold,
+               StratifiedShuffleSplit)
 
 
 def _splits_by_groups(cv):
@@ -547,7 +566,9 @@ def transfer_report(estimator, X, Y, *, reference=None, cv=5, scoring=None, n_jo
         training fold. A splitter whose ``split`` accepts ``task_ids`` receives it; a group
         splitter (:class:`~sklearn.model_selection.GroupKFold`,
         :class:`~sklearn.model_selection.StratifiedGroupKFold`,
-        :class:`~sklearn.model_selection.LeaveOneGroupOut`, ...) receives ``groups``. A group
+        :class:`~sklearn.model_selection.LeaveOneGroupOut`, ...) receives ``groups``
+        (a splitter that stratifies on the classes of a 1-D ``y``, as StratifiedGroupKFold,
+        takes long data only: a wide ``Y`` is a ValueError that says so). A group
         splitter does not keep every task in every training fold: for a wide ``Y``, a
         training fold without a task's labels is a ValueError naming the fold and the task,
         before any fit; on long data the task is then unknown to that fold's model, which

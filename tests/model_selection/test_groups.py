@@ -222,3 +222,21 @@ def test_any_splitter_that_empties_a_wide_task_is_named_before_fitting(wide):
     with pytest.raises(ValueError, match=r"Training fold 0 of cv=KFold\(.*\) has no label of "
                                          r"task\(s\) 1: every task needs labels"):
         transfer_report(MeanClusteredRegressor(), X, Y, cv=KFold(3))
+
+
+def test_a_stratified_splitter_on_a_wide_target_says_what_it_needs():
+    """StratifiedGroupKFold stratifies a 1-D y: on a wide Y (NaN for missing labels) its own
+    error was "Input contains NaN."."""
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    from skmtl.datasets import make_multitask_classification
+    from skmtl.linear import MeanClusteredClassifier
+
+    X, Y = make_multitask_classification(n_samples=90, n_features=5, n_tasks=3,
+                                         missing_rate=0.2, random_state=0)
+    groups = np.arange(90) // 6
+    with pytest.raises(ValueError, match=r"cv=StratifiedGroupKFold\(.*\) cannot split a wide Y "
+                                         r"\(Input contains NaN.\): it stratifies on the "
+                                         r"classes of a 1-D y. Use MultiTaskKFold"):
+        transfer_report(MeanClusteredClassifier(), X, Y, cv=StratifiedGroupKFold(3),
+                        groups=groups)
