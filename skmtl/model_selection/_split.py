@@ -221,7 +221,11 @@ class MultiTaskKFold(BaseCrossValidator):
             1-D target (one task, or long format with ``task_ids``), or wide target with
             missing labels as NaN / None / ``pd.NA``.
         groups : object
-            Always ignored, exists for compatibility.
+            Always ignored, exists for compatibility. To keep the rows of a group in one
+            fold (a scaffold split, a sample's rows of long data), use a group splitter such
+            as :class:`~sklearn.model_selection.GroupKFold`, with ``groups=`` in
+            :func:`~skmtl.model_selection.transfer_report` and the other cross-validation
+            functions.
         task_ids : array-like of shape (n_samples,), default=None
             The task of each row, for long-format data. Requested by default through
             metadata routing.
