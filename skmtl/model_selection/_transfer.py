@@ -124,7 +124,8 @@ class _Data:
         LeaveOneGroupOut and GroupShuffleSplit do) receives ``groups``, which it needs. Groups
         given for a splitter that ignores them are an error: their rows could be split.
         """
-        described = f"cv={cv!r}"
+        described = f"cv={cv!r}" if hasattr(cv, "split") or isinstance(cv, Integral) else (
+            "cv (an iterable of (train, test) folds)")
         if isinstance(cv, Integral):
             cv = MultiTaskKFold(cv, classification=self.classification)
             described += " (a MultiTaskKFold)"

@@ -146,6 +146,9 @@ def test_a_splitter_of_our_own_receives_groups(wide):
 @pytest.mark.parametrize("cv, described", [
     (3, r"cv=3 \(a MultiTaskKFold\) does not split by groups"),
     (KFold(3), r"cv=KFold\(.*\) does not split by groups"),
+    # precomputed folds are named, not printed
+    (list(KFold(3).split(np.zeros(90))),
+     r"cv \(an iterable of \(train, test\) folds\) does not split by groups"),
 ])
 def test_groups_with_a_splitter_that_ignores_them(wide, cv, described):
     X, Y, groups = wide
