@@ -14,9 +14,10 @@ not seen.
 :func:`~skmtl.model_selection.cross_val_predict`, :func:`~skmtl.model_selection.pairwise_transfer`
 and the transfer displays) takes ``groups=`` with a group splitter as ``cv``, as
 scikit-learn's :func:`~sklearn.model_selection.cross_validate` does. Here the groups are the
-Murcko scaffolds of MoleculeACE molecules measured on four aminergic targets, and we compare
-random folds with scaffold folds, for single-task ridge regressions and for one ridge
-regression pooled over the four targets.
+Murcko scaffolds of MoleculeACE molecules measured on four aminergic targets, split by
+:class:`~skmtl.model_selection.MultiTaskGroupKFold` (scikit-learn's GroupKFold balances the
+rows, not each target's labels), and we compare random folds with scaffold folds, for
+single-task ridge regressions and for one ridge regression pooled over the four targets.
 """
 
 # %%
@@ -36,7 +37,7 @@ from sklearn.model_selection import GroupKFold
 
 from skmtl import IndependentTasks, PooledTasks
 from skmtl.datasets import load_moleculeace
-from skmtl.model_selection import MultiTaskKFold, transfer_report
+from skmtl.model_selection import MultiTaskGroupKFold, MultiTaskKFold, transfer_report
 from skmtl.plotting import StrategyComparisonDisplay
 
 names = {"CHEMBL219_Ki": "D4", "CHEMBL234_Ki": "D3", "CHEMBL214_Ki": "5-HT1A",
@@ -55,13 +56,32 @@ print(f"{X.shape[0]} molecules, {Y.isna().to_numpy().mean():.0%} of Y missing; "
 # -----------------------------------
 # The random folds are :class:`~skmtl.model_selection.MultiTaskKFold`'s (shuffled), which
 # balance every target's labels over the folds. The scaffold folds are
-# :class:`~sklearn.model_selection.GroupKFold`'s on the scaffolds (shuffled too): each
-# scaffold in one fold. Every scaffold of a test fold is then new to its training fold.
+# :class:`~skmtl.model_selection.MultiTaskGroupKFold`'s on the scaffolds (shuffled too):
+# each scaffold in one fold, every target's labels spread over the folds as evenly as whole
+# scaffolds allow. Every scaffold of a test fold is then new to its training fold.
 
 random_folds = MultiTaskKFold(5, shuffle=True, random_state=0)
-scaffold_folds = GroupKFold(5, shuffle=True, random_state=0)
+scaffold_folds = MultiTaskGroupKFold(5, shuffle=True, random_state=0)
 for train, test in scaffold_folds.split(X, Y, groups=scaffold):
     assert not set(scaffold[train]) & set(scaffold[test])
+
+# %%
+# The labels of each target in each test fold, against scikit-learn's GroupKFold on the same
+# scaffolds: both keep scaffolds whole, but GroupKFold only balances the number of rows: a
+# target's test folds differ by 99 to 292 labels with it here, by at most 27 with
+# MultiTaskGroupKFold.
+
+
+def labels_per_fold(splitter):
+    counts = [Y.iloc[test].notna().sum() for _, test in splitter.split(X, Y, groups=scaffold)]
+    return pd.DataFrame(counts, index=[f"fold {k}" for k in range(len(counts))]).T
+
+
+ours = labels_per_fold(scaffold_folds)
+theirs = labels_per_fold(GroupKFold(5, shuffle=True, random_state=0))
+print("MultiTaskGroupKFold:", ours.to_string(), "GroupKFold:", theirs.to_string(), sep="\n")
+spread = ours.max(axis=1) - ours.min(axis=1)
+assert (spread < theirs.max(axis=1) - theirs.min(axis=1)).all()
 
 single = IndependentTasks(Ridge(alpha=10.0))
 pooled = PooledTasks(Ridge(alpha=10.0))
@@ -78,7 +98,7 @@ print(scores.round(3).to_string())
 
 # %%
 # Every target scores lower on new scaffolds: the random folds flatter the single-task
-# models by about 0.08 to 0.19 R^2 here. That is the number to quote for molecules of new
+# models by 0.10 to 0.21 R^2 here. That is the number to quote for molecules of new
 # series.
 
 ax = scores.plot.bar(rot=0)

@@ -24,18 +24,16 @@ from dataclasses import dataclass, field
 import numpy as np
 from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone
 from sklearn.linear_model import LogisticRegression, Ridge
-from sklearn.model_selection import GroupKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils import get_tags
 from sklearn.utils.metaestimators import available_if
 
 from skmtl.baselines import IndependentTasks, PooledTasks, _TaskFitError
-from skmtl.model_selection import MultiTaskKFold
+from skmtl.model_selection import MultiTaskGroupKFold, MultiTaskKFold
 from skmtl.model_selection._transfer import _cross_validate_against_reference
 from skmtl.utils._sklearn_compat import HasMethods, _fit_context
 from skmtl.utils.validation import (
-    _format_tasks,
     _hashable,
     _tighten,
     check_multitask_target,
@@ -522,17 +520,20 @@ def _run(estimators, X, y, *, task_ids, groups, task_type, reference, cv, random
          n_jobs, progress, result, target, keep=None):
     """Cross-validate ``estimators`` (name -> estimator) against ``estimators[reference]``.
 
-    One call of transfer_report's engine on shared, shuffled MultiTaskKFold folds (GroupKFold
-    folds of ``groups``, when given); fills ``result`` with the per-task fields (restricted to
-    the tasks ``keep``) and the summary. ``target`` is the parsed target, which names the
-    tasks in a fit error.
+    One call of transfer_report's engine on shared, shuffled MultiTaskKFold folds
+    (MultiTaskGroupKFold folds of ``groups``, when given); fills ``result`` with the per-task
+    fields (restricted to the tasks ``keep``) and the summary. ``target`` is the parsed
+    target, which names the tasks in a fit error.
     """
     classification = task_type == "classification"
     if groups is None:
         splitter = MultiTaskKFold(n_splits=cv, shuffle=True, random_state=random_state,
                                   classification=classification)
-    else:
-        splitter = _group_folds(groups, cv, random_state, target)
+    else:  # the folds themselves, whose errors name a wide task by its column
+        splitter = list(MultiTaskGroupKFold(
+            n_splits=cv, shuffle=True, random_state=random_state,
+            classification=classification)._split(X, y, task_ids, tasks=target.tasks,
+                                                  groups=groups))
     try:
         _, n_observed, _, n_splits, runs = _cross_validate_against_reference(
             estimators, X, y, reference=estimators[reference], cv=splitter,
@@ -560,26 +561,6 @@ def _run(estimators, X, y, *, task_ids, groups, task_type, reference, cv, random
     return result
 
 
-def _group_folds(groups, cv, random_state, target):
-    """The (train, test) folds of ``GroupKFold(cv, shuffle=True, random_state)`` on
-    ``groups``, every task with labels in every training fold (a ValueError naming the
-    tasks otherwise: a group splitter keeps groups whole, not tasks)."""
-    folds = list(GroupKFold(n_splits=cv, shuffle=True, random_state=random_state).split(
-        groups, groups=groups))
-    for k, (train, _) in enumerate(folds):
-        if target.layout == "long":
-            present = np.bincount(target.task_index[train], minlength=target.n_tasks) > 0
-        else:
-            present = target.mask[train].any(axis=0)
-        if not present.all():
-            raise ValueError(
-                f"The folds of --group-column leave task(s) "
-                f"{_format_tasks(target.tasks[~present])} without a label in training fold "
-                f"{k}: all of their labels are in groups of one test fold. Use fewer folds "
-                "(--cv), or groups that do not hold all of a task's labels.")
-    return folds
-
-
 def _prepare(X, y, task_ids, task_type, scoring):
     """Float X, the target as an array (wide tasks named by position) and its parsed form."""
     if scoring is not None and scoring not in SCORINGS[task_type]:
@@ -599,7 +580,7 @@ def run_comparison(X, y, *, task_ids=None, groups=None, task_type, models, cv,
     reference of every model (fitted once per fold): ``transfer_report(model, X, y,
     reference=stl, cv=MultiTaskKFold(cv, shuffle=True, random_state=random_state),
     scoring=result.metric)`` gives the same per-task fields (with ``groups``:
-    ``cv=GroupKFold(cv, shuffle=True, random_state=random_state), groups=groups``).
+    ``cv=MultiTaskGroupKFold(cv, shuffle=True, random_state=random_state), groups=groups``).
 
     Parameters
     ----------
@@ -611,9 +592,9 @@ def run_comparison(X, y, *, task_ids=None, groups=None, task_type, models, cv,
         Task of each row for long data.
     groups : ndarray of shape (n_samples,), default=None
         Group of each row: the folds are then those of
-        :class:`~sklearn.model_selection.GroupKFold` (shuffled), which keep every group
-        whole, instead of MultiTaskKFold's. A ValueError names the tasks that a training
-        fold would have no label of.
+        :class:`~skmtl.model_selection.MultiTaskGroupKFold` (shuffled), which keep every
+        group whole, instead of MultiTaskKFold's. A ValueError names the tasks whose labels
+        sit in too few groups to be in every training fold.
     task_type : {"regression", "classification"}
         What the targets are; the score is minus the squared error or accuracy by default.
     models : list of str
@@ -621,7 +602,7 @@ def run_comparison(X, y, *, task_ids=None, groups=None, task_type, models, cv,
         ``applicable`` check fails is left out and listed in ``result.skipped``.
     cv : int
         Number of :class:`~skmtl.model_selection.MultiTaskKFold` folds (shuffled), or of
-        GroupKFold folds with ``groups``.
+        MultiTaskGroupKFold folds with ``groups``.
     random_state : int, default=0
         Seed of the fold assignment.
     device : str, default="cpu"

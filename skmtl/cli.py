@@ -100,7 +100,7 @@ def _build_parser():
                          help="with --csv: the column naming each row's task (long data)")
     compare.add_argument("--group-column", metavar="COL",
                          help="with --csv: a column naming each row's group, kept whole in "
-                         "one fold (scikit-learn's GroupKFold, shuffled by --seed, instead of "
+                         "one fold (MultiTaskGroupKFold, shuffled by --seed, instead of "
                          "MultiTaskKFold): the scaffold of each molecule (a scaffold split), "
                          "or the sample of long data where a sample has a row per task. Not "
                          "a feature")
@@ -992,7 +992,7 @@ def _check_groups(groups, cv, column):
                          "or less." if n_groups >= 2 else
                          f"--group-column {column!r} has a single group: folds that keep "
                          "groups whole need 2 or more.")
-    return f"{cv}-fold GroupKFold by {column!r} ({n_groups} groups)"
+    return f"{cv}-fold MultiTaskGroupKFold by {column!r} ({n_groups} groups)"
 
 
 def _report_identical(result):

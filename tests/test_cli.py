@@ -16,7 +16,7 @@ from skmtl._compare import run_comparison
 from skmtl.cli import main
 from skmtl.datasets import make_multitask_classification, make_multitask_regression
 from skmtl.metrics import r2_score
-from skmtl.model_selection import MultiTaskKFold
+from skmtl.model_selection import MultiTaskGroupKFold, MultiTaskKFold
 from skmtl.model_selection._transfer import _fold_gain, paired_gain
 
 
@@ -626,10 +626,8 @@ def test_inner_cv_single_class_warning_names_the_task_by_its_label(tmp_path, cap
 
 @pytest.mark.parametrize("layout", ["wide", "long"])
 def test_group_column_folds_equal_transfer_report_with_group_kfold(tmp_path, capsys, layout):
-    """--group-column: the command line is transfer_report on GroupKFold(--cv, shuffle=True,
-    random_state=--seed) of that column, which is no feature."""
-    from sklearn.model_selection import GroupKFold
-
+    """--group-column: the command line is transfer_report on MultiTaskGroupKFold(--cv,
+    shuffle=True, random_state=--seed) of that column, which is no feature."""
     from skmtl._compare import MODELS
     from skmtl.model_selection import transfer_report
 
@@ -655,13 +653,14 @@ def test_group_column_folds_equal_transfer_report_with_group_kfold(tmp_path, cap
                  "--models", "pooled", "--cv", "4", "--seed", "5", "--out",
                  str(tmp_path / "o"), "--quiet"]) == 0
     out = capsys.readouterr().out
-    assert (f"{len(X)} rows, 3 features, regression, {layout} format; 4-fold GroupKFold by "
-            "'group' (20 groups);") in out
+    assert (f"{len(X)} rows, 3 features, regression, {layout} format; 4-fold "
+            "MultiTaskGroupKFold by 'group' (20 groups);") in out
     # the group labels are text "g0".."g19": GroupKFold of them (ordered as text)
     labels = np.array([f"g{g}" for g in groups])
     report = transfer_report(MODELS["pooled"].factory("regression", "cpu"), X, y,
                              reference=MODELS["stl"].factory("regression", "cpu"),
-                             cv=GroupKFold(4, shuffle=True, random_state=5), groups=labels,
+                             cv=MultiTaskGroupKFold(4, shuffle=True, random_state=5,
+                                                    classification=False), groups=labels,
                              task_ids=task_ids, scoring="neg_mean_squared_error")
     cli = [r for r in read_scores(tmp_path / "o") if r["model"] == "pooled"]
     for field in ("score", "reference_score", "gain", "gain_se"):

@@ -176,7 +176,8 @@ def test_mixed_task_ids_are_read_as_text(tmp_path, capsys):
          "--group-column 'g' has a single group: folds that keep groups whole need 2 or more."),
         ("x,g,t,y\n1,a,u,2\n2,a,u,3\n3,b,v,4\n4,b,v,1\n5,c,v,2\n6,c,v,7\n",
          ["--targets", "y", "--task-column", "t", "--group-column", "g", "--cv", "3"],
-         "The folds of --group-column leave task(s) 'u' without a label in training fold"),
+         "MultiTaskGroupKFold found no split with n_splits=3 in which task(s) 'u' keep "
+         "observed labels in every training fold: their labels sit in too few groups."),
         ("x,y\n1,a\n2,b\n", ["--targets", "y", "--task-type", "regression"],
          "column 'y' holds text ('a' on line(s) 2, 3)"),
         ("x,y\n1,2\n2,3\n", ["--targets", "y", "--drop", "x"],

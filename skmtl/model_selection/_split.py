@@ -8,9 +8,14 @@ from sklearn.model_selection import BaseCrossValidator
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_consistent_length
 
-from skmtl.utils.validation import _format_tasks, check_multitask_target, encode_target_classes
+from skmtl.utils.validation import (
+    _format_tasks,
+    check_groups,
+    check_multitask_target,
+    encode_target_classes,
+)
 
-__all__ = ["MultiTaskKFold"]
+__all__ = ["MultiTaskGroupKFold", "MultiTaskKFold"]
 
 # Cost components, most important first: a stratum confined to one test fold (so absent from
 # that training fold), task level then class level; then test folds missing a stratum that has
@@ -168,6 +173,7 @@ class MultiTaskKFold(BaseCrossValidator):
     # Request ``task_ids`` by default, as GroupsConsumerMixin requests ``groups``; ``groups``
     # stays UNUSED (inherited): the split ignores it.
     __metadata_request__split = {"task_ids": True}
+    _confined_reason = "their few labels sit on rows shared with other small tasks."
 
     def __init__(self, n_splits=5, *, shuffle=False, random_state=None, classification="auto"):
         if not isinstance(n_splits, Integral) or isinstance(n_splits, bool):
@@ -222,8 +228,8 @@ class MultiTaskKFold(BaseCrossValidator):
             missing labels as NaN / None / ``pd.NA``.
         groups : object
             Always ignored, exists for compatibility. To keep the rows of a group in one
-            fold (a scaffold split, a sample's rows of long data), use a group splitter such
-            as :class:`~sklearn.model_selection.GroupKFold`, with ``groups=`` in
+            fold (a scaffold split, a sample's rows of long data), use
+            :class:`MultiTaskGroupKFold`, with ``groups=`` in
             :func:`~skmtl.model_selection.transfer_report` and the other cross-validation
             functions.
         task_ids : array-like of shape (n_samples,), default=None
@@ -246,11 +252,11 @@ class MultiTaskKFold(BaseCrossValidator):
         """
         return self._split(X, y, task_ids)
 
-    def _split(self, X, y, task_ids=None, tasks=None):
+    def _split(self, X, y, task_ids=None, tasks=None, groups=None):
         """:meth:`split`; ``tasks``: the names of the wide ``y``'s columns in the messages (the
         linear ``*CV`` estimators pass the user's, where ``y`` is the array of the columns
         they kept)."""
-        folds = self._test_folds(X, y, task_ids, tasks)
+        folds = self._test_folds(X, y, task_ids, tasks, groups)
         indices = np.arange(folds.shape[0])
         for k in range(self.n_splits):
             is_test = folds == k
@@ -261,7 +267,7 @@ class MultiTaskKFold(BaseCrossValidator):
     def _check_target(self, y, task_ids):
         if y is None:
             raise ValueError(
-                "MultiTaskKFold.split needs y: the observed labels decide the folds."
+                f"{type(self).__name__}.split needs y: the observed labels decide the folds."
             )
         if self.classification == "auto":
             try:
@@ -299,9 +305,9 @@ class MultiTaskKFold(BaseCrossValidator):
             codes = codes if codes.ndim == 1 else codes[rows, tasks]
         return rows, tasks, np.where(is_class[tasks], codes, 0), is_class
 
-    def _test_folds(self, X, y, task_ids, tasks=None):
-        """Validate the data and return the test fold of each row (``tasks``: the names of
-        the columns of a wide ``y``, or None)."""
+    def _observed(self, X, y, task_ids, tasks=None):
+        """Validate the data: ``(target, rows, tasks, codes, is_class)`` of
+        :meth:`_labels` (``tasks``: the names of the columns of a wide ``y``, or None)."""
         target = self._check_target(y, task_ids)
         if tasks is not None:
             target.tasks = np.asarray(tasks)
@@ -323,9 +329,16 @@ class MultiTaskKFold(BaseCrossValidator):
             )
             raise ValueError(
                 f"Task(s) {_format_tasks(target.tasks[few])} have fewer than 2 observed labels "
-                f"({counts}). MultiTaskKFold needs at least 2 per task so that every training "
-                "fold keeps one; drop these tasks or collect more labels."
+                f"({counts}). {type(self).__name__} needs at least 2 per task so that every "
+                "training fold keeps one; drop these tasks or collect more labels."
             )
+        return target, rows, tasks, codes, is_class
+
+    def _test_folds(self, X, y, task_ids, tasks=None, groups=None):
+        """Validate the data and return the test fold of each row (``tasks``: the names of
+        the columns of a wide ``y``, or None; ``groups`` unused)."""
+        target, rows, tasks, codes, is_class = self._observed(X, y, task_ids, tasks)
+        n_samples, n_tasks = target.n_samples, target.n_tasks
         rng = check_random_state(self.random_state) if self.shuffle else None
         n_observed = np.bincount(rows, minlength=n_samples)
         if (n_observed <= 1).all():
@@ -354,10 +367,10 @@ class MultiTaskKFold(BaseCrossValidator):
         confined = (counts == counts.sum(axis=1, keepdims=True)).any(axis=1)
         if confined.any():
             raise ValueError(
-                f"MultiTaskKFold found no split with n_splits={K} in which task(s) "
+                f"{type(self).__name__} found no split with n_splits={K} in which task(s) "
                 f"{_format_tasks(target.tasks[confined])} keep observed labels in every training "
-                "fold: their few labels sit on rows shared with other small tasks. Use fewer "
-                "splits, or drop or merge the smallest tasks."
+                f"fold: {self._confined_reason} Use fewer splits, or drop or merge the smallest "
+                "tasks."
             )
         if not is_class.any():
             return
@@ -373,7 +386,7 @@ class MultiTaskKFold(BaseCrossValidator):
         single = is_class & (n_classes >= 2) & (n_train_classes < 2).any(axis=1)
         if single.any():
             warnings.warn(
-                f"MultiTaskKFold: some training folds hold a single class of task(s) "
+                f"{type(self).__name__}: some training folds hold a single class of task(s) "
                 f"{_format_tasks(target.tasks[single])}, because fewer than two of their "
                 "classes have 2 or more observed labels (or, in wide data, no split spreads "
                 "them). skmtl's linear and deep multi-task classifiers fit such folds; a "
@@ -383,6 +396,188 @@ class MultiTaskKFold(BaseCrossValidator):
                 UserWarning,
                 stacklevel=4,
             )
+
+
+class MultiTaskGroupKFold(MultiTaskKFold):
+    """K-fold over groups of rows that keeps every task observed in every training fold.
+
+    The multi-task counterpart of :class:`~sklearn.model_selection.GroupKFold` and
+    :class:`~sklearn.model_selection.StratifiedGroupKFold`: every group of rows (``groups``)
+    falls whole in one test fold, and, as in :class:`MultiTaskKFold`, every task keeps
+    observed labels in every training fold, each task's labels are spread over the test folds
+    and so are the classes of classification tasks, as evenly as whole groups allow. Use it
+    for a scaffold split of molecules (the groups: each molecule's Murcko scaffold), for long
+    data where a sample has a row per task (the groups: the samples), or for any rows that are
+    not independent (pupils of a class, visits of a patient).
+
+    ``groups`` is requested by default through metadata routing, as by GroupKFold, and so is
+    ``task_ids``; :func:`~skmtl.model_selection.transfer_report` and the other
+    cross-validation functions of skmtl pass their ``groups=`` to it.
+
+    Parameters
+    ----------
+    n_splits : int, default=5
+        Number of folds. Must be at least 2, and at most the number of groups.
+    shuffle : bool, default=False
+        Whether to randomise the order in which groups of equal priority are placed and the
+        tie-breaks between folds. With ``shuffle=False`` the split is deterministic.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the shuffling when ``shuffle=True``. Must be None when ``shuffle=False``.
+    classification : "auto", True or False, default="auto"
+        Whether the labels are classes, to be spread class by class within each task (as in
+        :class:`MultiTaskKFold`).
+
+    Notes
+    -----
+    **Algorithm.** The labels define the strata of :class:`MultiTaskKFold`: one per task and,
+    for classification tasks, one per (task, class) pair. Groups are placed one at a time,
+    those holding the rarest stratum first (then the largest groups first, as GroupKFold
+    does), each in the fold that, lexicographically: (a) does not put the last labels of a
+    task, then of a class, in the test fold that holds all its other labels (which would
+    leave that training fold without it); (b) minimises the mean, over the group's labels,
+    of ``c[s, k] / n_s`` (the share of the label's stratum ``s`` already in fold ``k``) plus
+    the fold's rows, the group's included, over ``n_samples / n_splits``; (c) comes first in
+    a fixed (or, with ``shuffle``, random) order; when as many groups are left as test
+    folds are empty, each goes to an empty one. If a task is still confined to one test
+    fold, the placement is retried with other seeded tie-breaks (up to 10 times) and the
+    split with the fewest confined tasks, then classes, is kept.
+
+    **What is guaranteed.** Every group is in exactly one test fold, and every row in one; no
+    test fold is empty. A
+    task whose labels sit in a single group cannot be in every training fold (a ValueError
+    names it, as does one whose labels no placement found could spread); otherwise every
+    task keeps labels in every training fold. The balance of the fold sizes and of each
+    task's (and class's) labels over the test folds is aimed at, not guaranteed: large groups
+    limit it. A training fold holding a single class of a task warns, as in
+    :class:`MultiTaskKFold`.
+
+    See Also
+    --------
+    MultiTaskKFold : The same without groups.
+    sklearn.model_selection.GroupKFold : Groups whole, fold sizes balanced, tasks ignored.
+    sklearn.model_selection.StratifiedGroupKFold : Groups whole, one 1-D ``y`` stratified.
+
+    Examples
+    --------
+    Long data: 8 samples measured on two tasks, a row per (sample, task); the samples are the
+    groups, so both rows of a sample fall in the same test fold.
+
+    >>> import numpy as np
+    >>> from skmtl.model_selection import MultiTaskGroupKFold
+    >>> sample = np.repeat(np.arange(8), 2)
+    >>> task_ids = np.tile(["a", "b"], 8)
+    >>> y = np.arange(16.0)
+    >>> cv = MultiTaskGroupKFold(n_splits=4)
+    >>> for train, test in cv.split(y[:, None], y, groups=sample, task_ids=task_ids):
+    ...     print("test samples:", np.unique(sample[test]), "tasks in train:",
+    ...           np.unique(task_ids[train]))
+    test samples: [0 4] tasks in train: ['a' 'b']
+    test samples: [1 5] tasks in train: ['a' 'b']
+    test samples: [2 6] tasks in train: ['a' 'b']
+    test samples: [3 7] tasks in train: ['a' 'b']
+    """
+
+    __metadata_request__split = {"groups": True, "task_ids": True}
+    _confined_reason = "their labels sit in too few groups."
+
+    def split(self, X, y, groups=None, task_ids=None):
+        """Generate indices to split the rows into training and test sets.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data; only its number of rows is used.
+        y : array-like of shape (n_samples,) or (n_samples, n_tasks)
+            1-D target (one task, or long format with ``task_ids``), or wide target with
+            missing labels as NaN / None / ``pd.NA``.
+        groups : array-like of shape (n_samples,)
+            The group of each row; a group's rows fall in the same test fold.
+        task_ids : array-like of shape (n_samples,), default=None
+            The task of each row, for long-format data.
+
+        Yields
+        ------
+        train : ndarray
+            The training set indices for that split.
+        test : ndarray
+            The testing set indices for that split.
+
+        Raises
+        ------
+        ValueError
+            If ``groups`` is None, has a missing value or another length than ``y``, if
+            ``n_splits`` exceeds the number of groups, if a task has fewer than 2 observed
+            labels, or if no split found keeps every task in every training fold (the
+            messages name the tasks).
+        """
+        return self._split(X, y, task_ids, groups=groups)
+
+    def _test_folds(self, X, y, task_ids, tasks=None, groups=None):
+        """The test fold of each row, every group in one (``tasks`` as in MultiTaskKFold)."""
+        if groups is None:
+            raise ValueError(f"{type(self).__name__}.split needs groups, the group of each "
+                             "row: a group's rows fall in the same test fold.")
+        target, rows, tasks, codes, is_class = self._observed(X, y, task_ids, tasks)
+        groups = check_groups(groups, target.n_samples)
+        _, group_of_row = np.unique(groups, return_inverse=True)
+        group_of_row = group_of_row.ravel()
+        n_groups = int(group_of_row.max()) + 1
+        if self.n_splits > n_groups:
+            raise ValueError(
+                f"Cannot have number of splits n_splits={self.n_splits} greater than the "
+                f"number of groups: n_groups={n_groups}.")
+        # the groups as items of the strata: one entry per label, repeated within a group
+        strata = _Strata(n_groups, group_of_row[rows], tasks, codes, is_class)
+        group_size = np.bincount(group_of_row, minlength=n_groups)
+        rng = check_random_state(self.random_state) if self.shuffle else None
+        group_fold = _split_strata(strata, self.n_splits, rng, place=lambda attempt_rng: (
+            _greedy_groups(strata, group_size, self.n_splits, attempt_rng)))
+        folds = group_fold[group_of_row]
+        self._check_result(target, folds, rows, tasks, codes, is_class)
+        return folds
+
+
+def _greedy_groups(strata, group_size, n_splits, rng):
+    """The test fold of each group (the items of ``strata``), placed one at a time: see
+    :class:`MultiTaskGroupKFold`'s Notes."""
+    K, n_groups, S = n_splits, strata.n_samples, strata.n_strata
+    size = strata.size
+    priority = np.arange(S) if rng is None else rng.permutation(S)
+    entry_key = size[strata.indices].astype(np.int64) * S + priority[strata.indices]
+    rarest = np.full(n_groups, np.iinfo(np.int64).max)
+    has = np.diff(strata.indptr) > 0
+    if has.any():
+        rarest[has] = np.minimum.reduceat(entry_key, strata.indptr[:-1][has])
+    tie = np.arange(n_groups) if rng is None else rng.permutation(n_groups)
+    order = np.lexsort((tie, -group_size, rarest))
+    counts = np.zeros((S, K), dtype=np.int64)  # labels of each stratum in each test fold
+    assigned = np.zeros(S, dtype=np.int64)
+    fold_rows = np.zeros(K, dtype=np.int64)
+    per_fold = group_size.sum() / K
+    inv_size = 1.0 / np.maximum(size, 1)
+    fold_index = np.arange(K)
+    folds = np.empty(n_groups, dtype=np.intp)
+    for placed, group in enumerate(order):
+        # as many groups left as empty folds: each fills one (no test fold stays empty)
+        empty = fold_rows == 0
+        forced = (n_groups - placed <= np.count_nonzero(empty)) & ~empty
+        s, m = np.unique(strata.of(group), return_counts=True)
+        c = counts[s]
+        done = assigned[s]
+        # the group holds the last labels of s, all others being in one fold: that fold
+        # would hold every label of s
+        confine = ((size[s] - done == m) & (done >= 1))[:, None] & (c == done[:, None])
+        is_task = strata.level[s] == 0
+        spread = (m * inv_size[s]) @ c / max(m.sum(), 1)
+        soft = spread + (fold_rows + group_size[group]) / per_fold
+        rank = fold_index if rng is None else rng.permutation(K)
+        best = np.lexsort((rank, soft, confine[~is_task].sum(axis=0),
+                           confine[is_task].sum(axis=0), forced))[0]
+        folds[group] = best
+        counts[s, best] += m
+        assigned[s] += m
+        fold_rows[best] += group_size[group]
+    return folds
 
 
 def _codes_within_tasks(values, tasks, n_tasks):
@@ -460,21 +655,28 @@ class _Strata:
         return self.indices[self.indptr[row]:self.indptr[row + 1]]
 
 
-def _split_strata(strata, n_splits, rng):
+def _split_strata(strata, n_splits, rng, place=None):
     """Greedy assignment then repair; on small data, retry while a stratum stays confined.
 
     A confined stratum left by the repair step is a local optimum of a hard (hypergraph
     colouring) problem; new greedy passes with other tie-breaks (seeded, so deterministic
     when ``rng`` is None) often find a split without one. The best split found is returned.
+    ``place(attempt_rng)``, if given, returns the test fold of each item of ``strata`` in
+    place of the greedy pass and repair (:class:`MultiTaskGroupKFold`'s groups).
     """
+    if place is None:
+        def place(attempt_rng):
+            folds = _greedy(strata, n_splits, attempt_rng)
+            _repair(strata, folds, n_splits)
+            return folds
+
     n_attempts = max(1, min(_MAX_ATTEMPTS, _ATTEMPT_ENTRIES // max(strata.indices.size, 1)))
     best, best_cost = None, None
     for attempt in range(n_attempts):
         attempt_rng = rng
         if rng is None and attempt > 0:
             attempt_rng = np.random.RandomState(attempt)
-        folds = _greedy(strata, n_splits, attempt_rng)
-        _repair(strata, folds, n_splits)
+        folds = place(attempt_rng)
         counts = np.zeros((strata.n_strata, n_splits), dtype=np.int64)
         np.add.at(counts, (strata.indices, folds[strata.rows]), 1)
         cost = tuple(_stratum_costs(counts, strata.size, strata.level, n_splits).sum(axis=0))

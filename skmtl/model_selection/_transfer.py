@@ -143,8 +143,8 @@ class _Data:
             raise ValueError(
                 f"groups is given, but {described} does not split by groups, so the rows of a "
                 "group could fall in different folds. Pass a group splitter as cv "
-                "(GroupKFold, StratifiedGroupKFold, LeaveOneGroupOut, GroupShuffleSplit), or "
-                "leave groups out.")
+                "(MultiTaskGroupKFold, GroupKFold, LeaveOneGroupOut, ...), or leave groups "
+                "out.")
         try:
             folds = list(cv.split(self.X, self.Y, **params))
         except ValueError as exc:
@@ -152,8 +152,8 @@ class _Data:
                 raise
             raise ValueError(
                 f"{described} cannot split a wide Y ({exc}): it stratifies on the classes of "
-                "a 1-D y. Use MultiTaskKFold, stratified on the classes of each task, or "
-                "with groups GroupKFold; StratifiedGroupKFold takes long data.") from exc
+                "a 1-D y. Use MultiTaskKFold, stratified on the classes of each task, or with "
+                "groups MultiTaskGroupKFold; StratifiedGroupKFold takes long data.") from exc
         if self.target.layout != "long":
             self._check_tasks_in_training(folds, described)
         return folds
@@ -565,17 +565,17 @@ def transfer_report(estimator, X, Y, *, reference=None, cv=5, scoring=None, n_jo
         :class:`~skmtl.model_selection.MultiTaskKFold` (not shuffled; stratified on the
         classes of each task for classifiers), which keeps every task observed in every
         training fold. A splitter whose ``split`` accepts ``task_ids`` receives it; a group
-        splitter (:class:`~sklearn.model_selection.GroupKFold`,
-        :class:`~sklearn.model_selection.StratifiedGroupKFold`,
+        splitter (:class:`~skmtl.model_selection.MultiTaskGroupKFold`, which also keeps every
+        task in every training fold, :class:`~sklearn.model_selection.GroupKFold`,
         :class:`~sklearn.model_selection.LeaveOneGroupOut`, ...) receives ``groups``
         (a splitter that stratifies on the classes of a 1-D ``y``, as StratifiedGroupKFold,
         takes long data only: a wide ``Y`` is a ValueError that says so). A group
-        splitter does not keep every task in every training fold: for a wide ``Y``, a
-        training fold without a task's labels is a ValueError naming the fold and the task,
-        before any fit; on long data the task is then unknown to that fold's model, which
-        raises when asked to predict it (or predicts it from its shared part, with
-        ``unknown_task="shared"``: leave-one-group-out with ``groups=task_ids`` scores new
-        tasks).
+        splitter of scikit-learn does not keep every task in every training fold: for a wide
+        ``Y``, a training fold without a task's labels is a ValueError naming the fold and
+        the task, before any fit; on long data the task is then unknown to that fold's
+        model, which raises when asked to predict it (or predicts it from its shared part,
+        with ``unknown_task="shared"``: leave-one-group-out with ``groups=task_ids`` scores
+        new tasks).
     scoring : str or callable, default=None
         The per-task score (greater is better):
 
