@@ -519,7 +519,11 @@ class MultiTaskGroupKFold(MultiTaskKFold):
                              "row: a group's rows fall in the same test fold.")
         target, rows, tasks, codes, is_class = self._observed(X, y, task_ids, tasks)
         groups = check_groups(groups, target.n_samples)
-        _, group_of_row = np.unique(groups, return_inverse=True)
+        try:
+            _, group_of_row = np.unique(groups, return_inverse=True)
+        except TypeError:
+            raise ValueError("groups mixes types that cannot be ordered (e.g. strings and "
+                             "numbers): give every group a label of one type.") from None
         group_of_row = group_of_row.ravel()
         n_groups = int(group_of_row.max()) + 1
         if self.n_splits > n_groups:

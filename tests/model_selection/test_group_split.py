@@ -156,6 +156,8 @@ def test_a_task_in_a_single_group_is_named():
     (np.array([0, 0, 1, 1, 2, np.nan]), r"groups contains missing values \(rows \[5\]\)"),
     (np.array([0, 0, 0, 1, 1, 1]), "Cannot have number of splits n_splits=3 greater than "
                                    "the number of groups: n_groups=2."),
+    (np.array([0, "a", 1, "b", 2, "c"], dtype=object), "groups mixes types that cannot be "
+                                                       "ordered"),
 ])
 def test_bad_groups(groups, message):
     y = np.arange(6.0)
