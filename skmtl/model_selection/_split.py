@@ -546,14 +546,7 @@ def _greedy_groups(strata, group_size, n_splits, rng):
     :class:`MultiTaskGroupKFold`'s Notes."""
     K, n_groups, S = n_splits, strata.n_samples, strata.n_strata
     size = strata.size
-    priority = np.arange(S) if rng is None else rng.permutation(S)
-    entry_key = size[strata.indices].astype(np.int64) * S + priority[strata.indices]
-    rarest = np.full(n_groups, np.iinfo(np.int64).max)
-    has = np.diff(strata.indptr) > 0
-    if has.any():
-        rarest[has] = np.minimum.reduceat(entry_key, strata.indptr[:-1][has])
-    tie = np.arange(n_groups) if rng is None else rng.permutation(n_groups)
-    order = np.lexsort((tie, -group_size, rarest))
+    order = _rarest_first(strata, rng, larger=group_size)
     counts = np.zeros((S, K), dtype=np.int64)  # labels of each stratum in each test fold
     assigned = np.zeros(S, dtype=np.int64)
     fold_rows = np.zeros(K, dtype=np.int64)
@@ -691,19 +684,27 @@ def _split_strata(strata, n_splits, rng, place=None):
     return best
 
 
-def _greedy(strata, n_splits, rng):
-    """Assign rows one by one, rarest stratum first, to the fold that spreads them best."""
-    K, n, S = n_splits, strata.n_samples, strata.n_strata
-    size = strata.size
+def _rarest_first(strata, rng, larger=None):
+    """The order in which the greedy passes place the items of ``strata`` (rows, or groups):
+    by their rarest stratum, ``(size, priority)`` as one integer (priority: the stratum's
+    index, or a random rank), items without labels last; then, given ``larger`` (the items'
+    sizes), the larger first; ties by index, or at random."""
+    n, S = strata.n_samples, strata.n_strata
     priority = np.arange(S) if rng is None else rng.permutation(S)
-    # each row's rarest stratum: (size, priority) as one integer; rows without labels last
-    entry_key = size[strata.indices].astype(np.int64) * S + priority[strata.indices]
+    entry_key = strata.size[strata.indices].astype(np.int64) * S + priority[strata.indices]
     rarest = np.full(n, np.iinfo(np.int64).max)
     has = np.diff(strata.indptr) > 0
     if has.any():
         rarest[has] = np.minimum.reduceat(entry_key, strata.indptr[:-1][has])
     tie = np.arange(n) if rng is None else rng.permutation(n)
-    order = np.lexsort((tie, rarest))
+    return np.lexsort((tie, rarest) if larger is None else (tie, -larger, rarest))
+
+
+def _greedy(strata, n_splits, rng):
+    """Assign rows one by one, rarest stratum first, to the fold that spreads them best."""
+    K, n, S = n_splits, strata.n_samples, strata.n_strata
+    size = strata.size
+    order = _rarest_first(strata, rng)
     fold_index = np.arange(K)
 
     counts = np.zeros((S, K), dtype=np.int64)  # labels of each stratum in each test fold
