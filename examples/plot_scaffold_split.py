@@ -17,7 +17,8 @@ scikit-learn's :func:`~sklearn.model_selection.cross_validate` does. Here the gr
 Murcko scaffolds of MoleculeACE molecules measured on four aminergic targets, split by
 :class:`~skmtl.model_selection.MultiTaskGroupKFold` (scikit-learn's GroupKFold balances the
 rows, not each target's labels), and we compare random folds with scaffold folds, for
-single-task ridge regressions and for one ridge regression pooled over the four targets.
+single-task ridge regressions and for one ridge regression pooled over the four targets, and
+finally inner folds of molecules with inner folds of scaffolds for choosing the ridge's alpha.
 """
 
 # %%
@@ -122,3 +123,35 @@ gains = pd.DataFrame({split: report["gain"].to_numpy() for split, report in repo
                      index=scores.index)
 print(gains.round(3).to_string())
 assert (gains < 0).all().all()
+
+# %%
+# Choosing alpha on scaffold folds too
+# ------------------------------------
+# Above, alpha was fixed. A model that chooses its own regularisation by cross-validation
+# (scikit-learn's ``RidgeCV``, skmtl's linear ``*CV`` estimators) faces the same question
+# inside each training fold: on folds of molecules, the alpha that predicts other molecules
+# of known scaffolds best; on folds of scaffolds, the one that predicts new scaffolds best.
+# Give it a group splitter as its ``cv``: :func:`~skmtl.model_selection.transfer_report`
+# passes each training fold's scaffolds to a model whose ``fit`` takes them, and
+# :class:`~skmtl.IndependentTasks` passes each target's search the scaffolds of its rows.
+# Both models below are judged on the same scaffold folds; they differ only in their inner
+# folds.
+
+from sklearn.linear_model import RidgeCV
+from sklearn.model_selection import KFold
+
+alphas = [10.0, 30.0, 100.0]
+inner_rows = IndependentTasks(RidgeCV(alphas=alphas, cv=KFold(3, shuffle=True, random_state=0)))
+inner_scaffolds = IndependentTasks(RidgeCV(alphas=alphas,
+                                           cv=GroupKFold(3, shuffle=True, random_state=0)))
+tuned = transfer_report(inner_scaffolds, X, Y, reference=inner_rows, cv=scaffold_folds,
+                        groups=scaffold)
+print(tuned[["task", "score", "reference_score", "gain", "gain_se"]].round(4).to_string())
+
+# %%
+# Tuned on scaffold folds, every target scores higher on new scaffolds (``gain``, in R^2),
+# by 0.007 to 0.022 in the run behind these words: the inner scaffold folds choose a
+# stronger ridge than the inner folds of molecules, which reward fitting the known series
+# closely.
+
+assert (tuned["gain"] > 0).all()

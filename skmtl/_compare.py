@@ -20,6 +20,7 @@ The definitions are written out once, in :func:`~skmtl.model_selection.transfer_
 """
 
 from dataclasses import dataclass, field
+from numbers import Integral
 
 import numpy as np
 from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone
@@ -36,6 +37,7 @@ from skmtl.utils._sklearn_compat import HasMethods, _fit_context
 from skmtl.utils.validation import (
     _hashable,
     _tighten,
+    check_groups,
     check_multitask_target,
     encode_target_classes,
 )
@@ -530,14 +532,22 @@ def _run(estimators, X, y, *, task_ids, groups, task_type, reference, cv, random
         splitter = MultiTaskKFold(n_splits=cv, shuffle=True, random_state=random_state,
                                   classification=classification)
     else:  # the folds themselves, whose errors name a wide task by its column
-        splitter = list(MultiTaskGroupKFold(
-            n_splits=cv, shuffle=True, random_state=random_state,
-            classification=classification)._split(X, y, task_ids, tasks=target.tasks,
-                                                  groups=groups))
+        groups = check_groups(groups, target.n_samples)
+
+        def group_folds(n_splits):
+            return MultiTaskGroupKFold(n_splits=n_splits, shuffle=True,
+                                       random_state=random_state,
+                                       classification=classification)
+
+        splitter = list(group_folds(cv)._split(X, y, task_ids, tasks=target.tasks,
+                                               groups=groups))
+        estimators = _inner_group_folds(estimators, group_folds, X, y, task_ids, groups,
+                                        splitter, target)
     try:
         _, n_observed, _, n_splits, runs = _cross_validate_against_reference(
             estimators, X, y, reference=estimators[reference], cv=splitter,
-            scoring=result.metric, n_jobs=n_jobs, task_ids=task_ids, progress=progress)
+            scoring=result.metric, n_jobs=n_jobs, task_ids=task_ids, fit_groups=groups,
+            progress=progress)
     except ValueError as exc:
         translated = _task_error(exc, target, classification)
         if translated is None:
@@ -559,6 +569,37 @@ def _run(estimators, X, y, *, task_ids, groups, task_type, reference, cv, random
             "fit_time": run["fit_time"],
         })
     return result
+
+
+def _inner_group_folds(estimators, group_folds, X, y, task_ids, groups, folds, target):
+    """The models whose own search has an int ``cv`` (the linear ``*CV`` models' inner folds)
+    with ``group_folds(cv)`` instead, the comparison's splitter with that many folds, so that
+    their inner folds keep the groups together as the comparison's folds do (the engine gives
+    their ``fit`` the groups).
+
+    Each training fold's inner split is made once here, so that one that cannot keep every
+    task in training is an error naming the fold and the task's column, before any fit.
+    """
+    changed, inner = {}, {}  # inner: n_splits -> the models with that many inner folds
+    for name, estimator in estimators.items():
+        params = {key: group_folds(value) for key, value in estimator.get_params(deep=True).items()
+                  if (key == "cv" or key.endswith("__cv")) and isinstance(value, Integral)}
+        for splitter in params.values():
+            inner.setdefault(splitter.n_splits, []).append(name)
+        changed[name] = clone(estimator).set_params(**params) if params else estimator
+    for n_splits, names in sorted(inner.items()):
+        splitter = group_folds(n_splits)
+        for k, (train, _) in enumerate(folds):
+            try:
+                list(splitter._split(X[train], y[train],
+                                     None if task_ids is None else task_ids[train],
+                                     tasks=target.tasks, groups=groups[train]))
+            except ValueError as exc:
+                raise ValueError(
+                    f"The {n_splits} inner folds by the same groups (where "
+                    f"{', '.join(names)} tune their parameters), in training fold {k}: {exc} "
+                    f"Or leave {', '.join(names)} out (--models).") from exc
+    return changed
 
 
 def _prepare(X, y, task_ids, task_type, scoring):
@@ -594,7 +635,9 @@ def run_comparison(X, y, *, task_ids=None, groups=None, task_type, models, cv,
         Group of each row: the folds are then those of
         :class:`~skmtl.model_selection.MultiTaskGroupKFold` (shuffled), which keep every
         group whole, instead of MultiTaskKFold's. A ValueError names the tasks whose labels
-        sit in too few groups to be in every training fold.
+        sit in too few groups to be in every training fold. The models with inner folds (an
+        int ``cv`` parameter: the linear ``*CV`` models) get MultiTaskGroupKFold inner folds
+        of as many splits, shuffled alike, and each training fold's groups in ``fit``.
     task_type : {"regression", "classification"}
         What the targets are; the score is minus the squared error or accuracy by default.
     models : list of str

@@ -43,6 +43,7 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from skmtl.metrics import accuracy_score, r2_score
+from skmtl.utils._docstring import SHARED_DOCS, Substitution
 from skmtl.utils._sklearn_compat import _fit_context
 from skmtl.utils.validation import (
     _hashable,
@@ -138,20 +139,13 @@ class MultiTaskMixin:
         return parts
 
     @_fit_context(prefer_skip_nested_validation=False)
+    @Substitution(**SHARED_DOCS)
     def fit(self, X, y, *, task_ids=None):
         """Fit the model on one task, a wide target with missing labels, or long data.
 
         Parameters
         ----------
-        X : {array-like, sparse matrix} of shape (n_samples, n_features)
-            Training data.
-        y : array-like of shape (n_samples,) or (n_samples, n_tasks)
-            1-D: a single task (or, with ``task_ids``, long format: one observed label per
-            row). 2-D: one column per task, NaN / None / ``pd.NA`` for a missing label; a
-            DataFrame's columns name the tasks.
-        task_ids : array-like of shape (n_samples,), default=None
-            The task of each row, for long-format data. Requested by default through metadata
-            routing.
+        {fit_data}
 
         Returns
         -------

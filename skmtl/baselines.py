@@ -5,12 +5,17 @@ from numbers import Integral
 
 import numpy as np
 from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone, is_classifier
-from sklearn.utils import get_tags
+from sklearn.utils import _safe_indexing, get_tags
+from sklearn.utils.metadata_routing import (
+    MetadataRouter,
+    MethodMapping,
+    process_routing,
+)
 from sklearn.utils.parallel import Parallel, delayed
 
 from skmtl.base import MultiTaskMixin
 from skmtl.utils._docstring import SHARED_DOCS, Substitution
-from skmtl.utils._sklearn_compat import HasMethods, StrOptions
+from skmtl.utils._sklearn_compat import HasMethods, StrOptions, _num_samples, _raise_for_params
 from skmtl.utils.validation import _hashable, common_label_dtype, group_rows_by_task
 
 __all__ = ["IndependentTasks", "PooledTasks"]
@@ -34,17 +39,39 @@ def _task_fit_error(message, exc, task, **fields):
     return error
 
 
-def _fit_task(estimator, X, y, rows, task, name_task, classes=None):
+def _rows_of_params(params, n_samples, rows):
+    """The metadata ``params`` routed to the wrapped estimator's ``fit``, at ``rows``: those
+    with one entry per row of X (``groups``, ``sample_weight``) are indexed, others passed as
+    they are (as scikit-learn's meta-estimators do)."""
+    if isinstance(rows, slice) and rows == slice(None):
+        return params
+    return {name: _safe_indexing(value, rows) if _per_row(value, n_samples) else value
+            for name, value in params.items()}
+
+
+def _per_row(value, n_samples):
+    """Whether ``value`` is an array-like with one entry per row of X."""
+    if isinstance(value, str) or not hasattr(value, "__len__"):
+        return False
+    try:
+        return _num_samples(value) == n_samples
+    except TypeError:  # a dict, a 0-d array: not per row
+        return False
+
+
+def _fit_task(estimator, X, y, rows, task, name_task, classes=None, params=None):
     """Fit one task's clone on its rows; a ValueError names the task (and a missing class, if
     that is it).
 
     ``X[rows]`` and ``y[rows]`` are taken here, inside the parallel loop, so that only the
     tasks being fitted hold a copy of their rows. ``classes`` (classifiers) are the task's
-    classes, ``y`` holds codes into them.
+    classes, ``y`` holds codes into them. ``params``: the metadata routed to ``fit``, of all
+    rows.
     """
+    params = _rows_of_params(params or {}, X.shape[0], rows)
     X, y = X[rows], y[rows]
     try:
-        return estimator.fit(X, y)
+        return estimator.fit(X, y, **params)
     except ValueError as exc:
         if not name_task:
             raise
@@ -91,6 +118,51 @@ class _WrapperMixin(MultiTaskMixin, MetaEstimatorMixin):
 
     def _supports_proba(self):
         return hasattr(self.estimator, "predict_proba")
+
+    # the metadata routed to the wrapped estimator's fit, of all rows, while fit runs
+    _routed = {}
+
+    @Substitution(**SHARED_DOCS)
+    def fit(self, X, y, *, task_ids=None, **fit_params):
+        """Fit the wrapped estimator(s) on one task, a wide target with missing labels, or
+        long data.
+
+        Parameters
+        ----------
+        {fit_data}
+        **fit_params : dict
+            Metadata for the wrapped estimator's ``fit`` (``sample_weight``, ``groups`` for
+            a ``*CV`` model with a group splitter), with metadata routing enabled
+            (``sklearn.set_config(enable_metadata_routing=True)``) and requested by the
+            wrapped estimator. Those with one entry per row of X go with the rows each fit
+            sees.
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.
+        """
+        if fit_params:
+            _raise_for_params(fit_params, self, "fit")
+            self._routed = process_routing(self, "fit", **fit_params).estimator.fit
+        try:
+            return super().fit(X, y, task_ids=task_ids)
+        finally:
+            self.__dict__.pop("_routed", None)
+
+    def get_metadata_routing(self):
+        """Get metadata routing of this object: ``task_ids`` for this estimator's own methods,
+        and the metadata the wrapped estimator's ``fit`` requests.
+
+        Returns
+        -------
+        routing : MetadataRouter
+            A :class:`~sklearn.utils.metadata_routing.MetadataRouter` encapsulating routing
+            information.
+        """
+        return MetadataRouter(owner=self).add_self_request(self).add(
+            estimator=self.estimator, method_mapping=MethodMapping().add(caller="fit",
+                                                                         callee="fit"))
 
 
 @Substitution(**SHARED_DOCS)
@@ -157,7 +229,8 @@ class IndependentTasks(_WrapperMixin, BaseEstimator):
         """
         name_task = self._layout != "1d"
         classes = self._task_classes if is_classifier(self) else [None] * self.n_tasks_
-        jobs = (delayed(_fit_task)(clone(self.estimator), X, y, rows, task, name_task, c)
+        jobs = (delayed(_fit_task)(clone(self.estimator), X, y, rows, task, name_task, c,
+                                   self._routed)
                 for (y, rows), task, c in zip(task_rows, self.tasks_, classes))
         self.estimators_ = Parallel(n_jobs=self.n_jobs)(jobs)
 
@@ -259,21 +332,23 @@ class PooledTasks(_WrapperMixin, BaseEstimator):
     def _fit_multitask(self, X, Y, mask):
         rows, tasks = np.nonzero(mask)
         if rows.shape[0] == X.shape[0] and np.array_equal(rows, np.arange(X.shape[0])):
-            X_pooled = X  # one label per row (1-D y): no copy of X
+            X_pooled, params = X, self._routed  # one label per row (1-D y): no copy of X
         else:
-            X_pooled = X[rows]
-        self._fit_pooled(X_pooled, Y[rows, tasks], tasks)
+            X_pooled, params = X[rows], _rows_of_params(self._routed, X.shape[0], rows)
+        self._fit_pooled(X_pooled, Y[rows, tasks], tasks, params)
 
     def _fit_long(self, X, y, task_index):
-        self._fit_pooled(X, y, task_index)
+        self._fit_pooled(X, y, task_index, self._routed)
 
-    def _fit_pooled(self, X, y, tasks):
-        """Fit on pooled rows; ``y`` holds targets or class codes of the task ``tasks[i]``."""
+    def _fit_pooled(self, X, y, tasks, params):
+        """Fit on pooled rows; ``y`` holds targets or class codes of the task ``tasks[i]``,
+        ``params`` the routed metadata of the pooled rows."""
         if is_classifier(self):
-            self.estimator_ = clone(self.estimator).fit(X, self._pooled_labels(y, tasks))
+            self.estimator_ = clone(self.estimator).fit(X, self._pooled_labels(y, tasks),
+                                                        **params)
             self._class_columns = self._task_class_columns()
         else:
-            self.estimator_ = clone(self.estimator).fit(X, y)
+            self.estimator_ = clone(self.estimator).fit(X, y, **params)
 
     def _pooled_key(self, label):
         """The pooled model's class for a task label: the label itself, or its string when the

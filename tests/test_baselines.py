@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import sklearn
-from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
-from sklearn.model_selection import GridSearchCV, KFold, cross_validate
+from sklearn.linear_model import LassoCV, LinearRegression, LogisticRegression, Ridge
+from sklearn.model_selection import GridSearchCV, GroupKFold, KFold, cross_validate
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import LinearSVC
@@ -301,3 +301,70 @@ def test_independent_names_the_one_class_task_and_its_class():
                                          r"training labels, of the problem's classes "
                                          r"\['a', 'b'\]"):
         IndependentTasks(LogisticRegression()).fit(X, Y)
+
+
+# -- metadata routed to the wrapped estimator's fit ---------------------------------------------
+def weighted_ridge():
+    return Ridge(alpha=0.7).set_fit_request(sample_weight=True)
+
+
+def test_independent_tasks_routes_sample_weight_to_each_task(wide_data):
+    X, Y = wide_data
+    weight = np.random.default_rng(1).uniform(0.1, 3.0, size=len(X))
+    with sklearn.config_context(enable_metadata_routing=True):
+        model = IndependentTasks(weighted_ridge()).fit(X, Y, sample_weight=weight)
+        # long data: the weight of each (row, task) label goes with it
+        rows, y, tasks = to_long(Y)
+        long = IndependentTasks(weighted_ridge()).fit(X[rows], y, task_ids=tasks,
+                                                      sample_weight=weight[rows])
+    for t in range(Y.shape[1]):
+        observed = ~np.isnan(Y[:, t])
+        reference = Ridge(alpha=0.7).fit(X[observed], Y[observed, t],
+                                         sample_weight=weight[observed])
+        np.testing.assert_allclose(model.estimators_[t].coef_, reference.coef_, rtol=1e-12)
+        np.testing.assert_allclose(long.estimators_[t].coef_, reference.coef_, rtol=1e-12)
+        unweighted = Ridge(alpha=0.7).fit(X[observed], Y[observed, t])
+        assert not np.allclose(model.estimators_[t].coef_, unweighted.coef_)
+
+
+def test_pooled_tasks_routes_sample_weight_to_the_pooled_rows(wide_data):
+    X, Y = wide_data
+    weight = np.random.default_rng(2).uniform(0.1, 3.0, size=len(X))
+    with sklearn.config_context(enable_metadata_routing=True):
+        model = PooledTasks(weighted_ridge()).fit(X, Y, sample_weight=weight)
+        y0 = X @ np.arange(1.0, 5.0)  # a single complete task: one label per row
+        single = PooledTasks(weighted_ridge()).fit(X, y0, sample_weight=weight)
+    rows, y, _ = to_long(Y)
+    reference = Ridge(alpha=0.7).fit(X[rows], y, sample_weight=weight[rows])
+    np.testing.assert_allclose(model.estimator_.coef_, reference.coef_, rtol=1e-12)
+    reference = Ridge(alpha=0.7).fit(X, y0, sample_weight=weight)
+    np.testing.assert_allclose(single.estimator_.coef_, reference.coef_, rtol=1e-12)
+
+
+def test_fit_metadata_needs_metadata_routing(wide_data):
+    X, Y = wide_data
+    with pytest.raises(ValueError, match="enable_metadata_routing=True"):
+        IndependentTasks(Ridge()).fit(X, Y, sample_weight=np.ones(len(X)))
+    # with routing, a wrapped estimator that did not request it is an error too
+    with sklearn.config_context(enable_metadata_routing=True):
+        with pytest.raises(ValueError, match="sample_weight"):
+            PooledTasks(Ridge()).fit(X, Y, sample_weight=np.ones(len(X)))
+
+
+def test_independent_tasks_gives_each_task_its_rows_groups(wide_data):
+    """A search that splits by groups (LassoCV with GroupKFold) inside each task's fit gets
+    the groups of that task's rows."""
+    X, Y = wide_data
+    groups = np.arange(len(X)) // 4
+    inner = LassoCV(cv=GroupKFold(3), alphas=[0.001, 0.01, 0.1, 1.0])
+    model = IndependentTasks(inner)
+    assert model.get_metadata_routing().consumes("fit", ["groups"]) == {"groups"}
+    with sklearn.config_context(enable_metadata_routing=True):
+        model.fit(X, Y, groups=groups)
+        for t in range(Y.shape[1]):
+            observed = ~np.isnan(Y[:, t])
+            reference = sklearn.clone(inner).fit(X[observed], Y[observed, t],
+                                                 groups=groups[observed])
+            np.testing.assert_allclose(model.estimators_[t].mse_path_, reference.mse_path_,
+                                       rtol=1e-12)
+            assert model.estimators_[t].alpha_ == reference.alpha_

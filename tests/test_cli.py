@@ -624,12 +624,25 @@ def test_inner_cv_single_class_warning_names_the_task_by_its_label(tmp_path, cap
         assert "fails on them" in line and "may fail" not in line
 
 
+def _against_stl(model, X, y, splitter, **params):
+    """transfer_report of ``model`` (a registered spec, or an estimator) against the registered
+    stl on the command line's folds (``splitter(4, shuffle=True, random_state=5)``), scored
+    as it scores regression."""
+    from skmtl._compare import MODELS
+    from skmtl.model_selection import transfer_report
+
+    if hasattr(model, "factory"):
+        model = model.factory("regression", "cpu")
+    return transfer_report(model, X, y, reference=MODELS["stl"].factory("regression", "cpu"),
+                           cv=splitter(4, shuffle=True, random_state=5, classification=False),
+                           scoring="neg_mean_squared_error", **params)
+
+
 @pytest.mark.parametrize("layout", ["wide", "long"])
 def test_group_column_folds_equal_transfer_report_with_group_kfold(tmp_path, capsys, layout):
     """--group-column: the command line is transfer_report on MultiTaskGroupKFold(--cv,
     shuffle=True, random_state=--seed) of that column, which is no feature."""
     from skmtl._compare import MODELS
-    from skmtl.model_selection import transfer_report
 
     X, Y = make_multitask_regression(n_samples=80, n_features=3, n_tasks=3, n_informative=3,
                                      missing_rate=0.2, random_state=1)
@@ -657,20 +670,66 @@ def test_group_column_folds_equal_transfer_report_with_group_kfold(tmp_path, cap
             "MultiTaskGroupKFold by 'group' (20 groups);") in out
     # the group labels are text "g0".."g19": GroupKFold of them (ordered as text)
     labels = np.array([f"g{g}" for g in groups])
-    report = transfer_report(MODELS["pooled"].factory("regression", "cpu"), X, y,
-                             reference=MODELS["stl"].factory("regression", "cpu"),
-                             cv=MultiTaskGroupKFold(4, shuffle=True, random_state=5,
-                                                    classification=False), groups=labels,
-                             task_ids=task_ids, scoring="neg_mean_squared_error")
+    report = _against_stl(MODELS["pooled"], X, y, MultiTaskGroupKFold, groups=labels,
+                          task_ids=task_ids)
     cli = [r for r in read_scores(tmp_path / "o") if r["model"] == "pooled"]
     for field in ("score", "reference_score", "gain", "gain_se"):
         np.testing.assert_allclose([float(r[field]) for r in cli], report[field], rtol=1e-6,
                                    atol=1e-10, err_msg=field)
     # and not MultiTaskKFold's numbers
-    plain = transfer_report(MODELS["pooled"].factory("regression", "cpu"), X, y,
-                            reference=MODELS["stl"].factory("regression", "cpu"),
-                            cv=MultiTaskKFold(4, shuffle=True, random_state=5,
-                                              classification=False),
-                            task_ids=task_ids, scoring="neg_mean_squared_error")
+    plain = _against_stl(MODELS["pooled"], X, y, MultiTaskKFold, task_ids=task_ids)
     assert not np.allclose([float(r["score"]) for r in cli], plain["score"])
 
+
+
+def _write_wide_groups(path, X, Y, groups):
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["group", "x0", "x1", "x2", "t0", "t1", "t2"])
+        writer.writerows([[f"g{g}", *x, *(("" if np.isnan(v) else v) for v in row)]
+                          for g, x, row in zip(groups, X, Y)])
+
+
+def test_group_column_splits_the_inner_folds_by_the_groups_too(tmp_path):
+    """mean_clustered chooses its parameters on inner folds of the same groups: its scores are
+    transfer_report's with MeanClusteredRegressorCV(cv=MultiTaskGroupKFold(3, ...)) given
+    each training fold's groups."""
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from skmtl._compare import MODELS
+    from skmtl.linear import MeanClusteredRegressorCV
+
+    X, Y = make_multitask_regression(n_samples=96, n_features=3, n_tasks=3, n_informative=3,
+                                     missing_rate=0.2, random_state=2)
+    groups = np.arange(96) // 4
+    _write_wide_groups(tmp_path / "data.csv", X, Y, groups)
+    assert main(["compare", "--csv", str(tmp_path / "data.csv"), "--targets", "t0,t1,t2",
+                 "--group-column", "group", "--models", "mean_clustered", "--cv", "4",
+                 "--seed", "5", "--out", str(tmp_path / "o"), "--quiet"]) == 0
+    labels = np.array([f"g{g}" for g in groups])
+    inner = MultiTaskGroupKFold(3, shuffle=True, random_state=5, classification=False)
+    model = make_pipeline(StandardScaler(), MeanClusteredRegressorCV(cv=inner))
+    report = _against_stl(model, X, Y, MultiTaskGroupKFold, groups=labels)
+    cli = [r for r in read_scores(tmp_path / "o") if r["model"] == "mean_clustered"]
+    np.testing.assert_allclose([float(r["score"]) for r in cli], report["score"], rtol=1e-6)
+    # on row folds inside (the model as registered, cv=3) the scores differ
+    rows_inside = _against_stl(MODELS["mean_clustered"], X, Y, MultiTaskGroupKFold,
+                               groups=labels)
+    assert not np.allclose([float(r["score"]) for r in cli], rows_inside["score"])
+
+
+def test_group_column_inner_folds_that_cannot_split_are_one_line(tmp_path, capsys):
+    """t2's labels lie in two groups: every outer training fold keeps one (the comparison can
+    run), but the one without the other cannot be split into inner folds by the groups."""
+    X, Y = make_multitask_regression(n_samples=96, n_features=3, n_tasks=3, n_informative=3,
+                                     random_state=2)
+    Y[8:, 2] = np.nan  # t2 in groups g0 and g1 only
+    _write_wide_groups(tmp_path / "data.csv", X, Y, np.arange(96) // 4)
+    assert main(["compare", "--csv", str(tmp_path / "data.csv"), "--targets", "t0,t1,t2",
+                 "--group-column", "group", "--models", "mean_clustered", "--cv", "4",
+                 "--out", str(tmp_path / "o"), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    assert "The 3 inner folds by the same groups (where mean_clustered tune" in err
+    assert "in training fold" in err and "'t2'" in err and "leave mean_clustered out" in err

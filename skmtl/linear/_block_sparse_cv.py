@@ -21,8 +21,8 @@ from skmtl.linear._cv import (
     _as_fitted,
     _check_scoring,
     _cv_results,
-    _cv_splits,
     _fold_score,
+    _GroupsFitMixin,
     _LongData,
     _pooled_log_loss,
     _pooled_squared_error,
@@ -50,7 +50,7 @@ from skmtl.utils._sklearn_compat import Interval
 __all__ = ["BlockSparseClassifierCV", "BlockSparseRegressorCV"]
 
 
-class _BlockSparseCVMixin:
+class _BlockSparseCVMixin(_GroupsFitMixin):
     """The alpha grid, the per-fold warm-started paths, the choice and the refit.
 
     Wide or long data are wrapped for the folds (:class:`~._cv._WideData`,
@@ -191,9 +191,6 @@ class _BlockSparseCVMixin:
         if alpha_max <= tiny:  # nothing to explain (as LassoCV): one tiny alpha, repeated
             return np.full(self.n_alphas, tiny)
         return np.geomspace(alpha_max, self.eps * alpha_max, self.n_alphas)
-
-    def _splits(self, X, data):
-        return _cv_splits(self.cv, X, data, self.tasks_, classification=is_classifier(self))
 
     def _fold_path(self, data, train, test, scorer, gammas, alphas, start):
         """Test values along the warm-started path of one training fold.

@@ -9,7 +9,6 @@ best grid point.
 """
 
 import warnings
-from inspect import signature
 from numbers import Integral, Real
 
 import numpy as np
@@ -18,14 +17,17 @@ from scipy.stats import rankdata
 from sklearn.base import is_classifier
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import check_cv
+from sklearn.utils.metadata_routing import MetadataRouter, MethodMapping
 from sklearn.utils.parallel import Parallel, delayed
 
 from skmtl.linear._designs import predict_rows
 from skmtl.linear._solver_mean_clustered import _largest_moment_eigenvalue
 from skmtl.metrics import get_multitask_scorer
 from skmtl.model_selection import MultiTaskKFold
+from skmtl.model_selection._folds import check_training_folds, split_params
+from skmtl.utils._docstring import SHARED_DOCS, Substitution
 from skmtl.utils._sklearn_compat import Interval
-from skmtl.utils.validation import _format_tasks, check_finite_squares
+from skmtl.utils.validation import check_finite_squares, check_groups
 
 
 # -- the two data layouts -----------------------------------------------------------------------
@@ -272,41 +274,92 @@ def _multitask_kfold_splits(X, data, splitter):
                                                **params)]
 
 
-def _accepts_task_ids(splitter):
-    try:
-        parameters = signature(splitter.split).parameters
-    except (TypeError, ValueError):
-        return False
-    return "task_ids" in parameters
-
-
-def _cv_splits(cv, X, data, tasks, *, classification):
+def _cv_splits(cv, X, data, tasks, *, classification, groups=None):
     """The ``(train, test)`` index pairs of ``cv``; every training fold must see every task.
 
     An int (or None: 5) is the number of folds of a MultiTaskKFold (stratified on the
     classes of each task when ``classification``); any other ``cv`` goes through
     :func:`~sklearn.model_selection.check_cv` and gets ``task_ids`` for long data when its
-    ``split`` accepts it.
+    ``split`` accepts it, and ``groups`` (one per row of X) when it splits by groups.
     """
-    if cv is None or isinstance(cv, Integral):
+    multitask_kfold = cv is None or isinstance(cv, Integral)
+    described = (f"cv={cv!r} (a MultiTaskKFold)" if multitask_kfold
+                 else f"cv={cv!r}" if hasattr(cv, "split")
+                 else "cv (an iterable of (train, test) folds)")
+    if groups is not None:
+        groups = check_groups(groups, X.shape[0])
+    if multitask_kfold:
+        if groups is not None:  # the error of a splitter that ignores groups
+            split_params(MultiTaskKFold(), described, groups=groups)
         splits = _multitask_kfold_splits(
             X, data, MultiTaskKFold(5 if cv is None else cv, classification=classification))
     else:
         splitter = check_cv(cv)
         y_split, params = data.split_args()
-        if not _accepts_task_ids(splitter):
-            params = {}
+        params = split_params(splitter, described, task_ids=params.get("task_ids"),
+                              groups=groups, routed=_ROUTED)
         splits = [(np.asarray(train), np.asarray(test))
                   for train, test in splitter.split(X, y_split, **params)]
-    for k, (train, _) in enumerate(splits):
-        missing = data.train_counts(train) == 0
-        if missing.any():
-            raise ValueError(
-                f"Training fold {k} of cv has no label of task(s) "
-                f"{_format_tasks(tasks[missing])}; every training fold must observe "
-                "every task. Use cv=int or skmtl.model_selection.MultiTaskKFold."
-            )
+    check_training_folds(splits, data.train_counts, tasks, described)
     return splits
+
+
+# how groups reach a *CV estimator's fit inside a search or cross_validate
+_ROUTED = (" In GridSearchCV or cross_validate, groups reach the estimator's fit with metadata "
+           "routing: sklearn.set_config(enable_metadata_routing=True).")
+
+
+class _GroupsFitMixin:
+    """``fit(X, y, task_ids=, groups=)``: the groups of the rows for a group splitter as
+    ``cv``, and metadata routing that passes a search's ``groups`` to ``fit`` when ``cv``
+    requests them (as scikit-learn's ``LassoCV`` does)."""
+
+    __metadata_request__fit = {"groups": False}
+    _groups = None  # fit's groups, read by _splits while it runs
+
+    @Substitution(**SHARED_DOCS)
+    def fit(self, X, y, *, task_ids=None, groups=None):
+        """Fit the model, its regularisation chosen by cross-validation on ``cv``'s folds.
+
+        Parameters
+        ----------
+        {fit_data}
+        groups : array-like of shape (n_samples,), default=None
+            The group of each row (a molecule's scaffold; a sample's id in long data), for a
+            group splitter as ``cv`` (:class:`~skmtl.model_selection.MultiTaskGroupKFold`,
+            :class:`~sklearn.model_selection.GroupKFold`, ...), which keeps each group in one
+            fold; an error with any other ``cv``. With metadata routing enabled, a search or
+            ``cross_validate`` passes its ``groups`` here when ``cv`` requests them.
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.
+        """
+        self._groups = groups
+        try:
+            return super().fit(X, y, task_ids=task_ids)
+        finally:
+            del self._groups
+
+    def get_metadata_routing(self):
+        """Get metadata routing of this object: ``fit``'s own request (``task_ids``) and the
+        parameters ``cv``'s ``split`` requests (``groups`` for a group splitter).
+
+        Returns
+        -------
+        routing : MetadataRouter
+            A :class:`~sklearn.utils.metadata_routing.MetadataRouter` encapsulating routing
+            information.
+        """
+        splitter = (MultiTaskKFold() if self.cv is None or isinstance(self.cv, Integral)
+                    else check_cv(self.cv))
+        return MetadataRouter(owner=self).add_self_request(self).add(
+            splitter=splitter, method_mapping=MethodMapping().add(caller="fit", callee="split"))
+
+    def _splits(self, X, data):
+        return _cv_splits(self.cv, X, data, self.tasks_, classification=is_classifier(self),
+                          groups=self._groups)
 
 
 # -- results ------------------------------------------------------------------------------------
@@ -490,7 +543,7 @@ def alpha_cv_constraints(model_constraints):
     }
 
 
-class _AlphaPathCVMixin:
+class _AlphaPathCVMixin(_GroupsFitMixin):
     """``alpha`` chosen by cross-validation, the model's other parameters fixed.
 
     Wide or long data are wrapped for the folds; the grid is the given one or the units-free
@@ -531,7 +584,7 @@ class _AlphaPathCVMixin:
         alphas = (curvature_alphas(self, data, X_all, self._weakest_curvature(data.n_tasks))
                   if default else np.unique(_positive(self.alphas, "alphas"))[::-1])
         scorer = _check_scoring(self.scoring)
-        splits = _cv_splits(self.cv, X, data, self.tasks_, classification=classification)
+        splits = self._splits(X, data)
         cache = {}  # alpha -> (n_splits, 2) of (value, weight)
         for extension in range(MAX_EXTENSIONS + 1):
             new = [alpha for alpha in alphas if alpha not in cache]

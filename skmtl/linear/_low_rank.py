@@ -670,7 +670,7 @@ class LowRankClassifier(_BinaryLogisticMixin, _LowRankMixin, MultiTaskClassifier
 
 
 # -- cross-validation -----------------------------------------------------------------------------
-class _LowRankCVMixin:
+class _LowRankCVMixin(_cv._GroupsFitMixin):
     """The relative alpha grid, warm-started paths per fold, the choice and the refit.
 
     Left of the fixed-alpha model (``_model``), whose datafit, tags and predictions it keeps.
@@ -730,7 +730,7 @@ class _LowRankCVMixin:
             top = max(alpha_max, tiny)
             alphas = np.geomspace(top, self.eps * top, self.n_alphas)
         scorer = _cv._check_scoring(self.scoring)
-        splits = _cv._cv_splits(self.cv, X, data, self.tasks_, classification=is_classifier(self))
+        splits = self._splits(X, data)
         paths = [(None, None, np.zeros((0, 2)))] * len(splits)  # (W, b, values) per fold
         for extension in range(_cv.MAX_EXTENSIONS + 1):
             paths = Parallel(n_jobs=self.n_jobs)(

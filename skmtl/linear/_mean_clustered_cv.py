@@ -25,8 +25,8 @@ from skmtl.linear._cv import (
     _as_fitted,
     _check_scoring,
     _cv_results,
-    _cv_splits,
     _fold_score,
+    _GroupsFitMixin,
     _LongData,
     _pooled_log_loss,
     _pooled_squared_error,
@@ -115,7 +115,7 @@ def _fold_scores(fold, build, points, n_tasks, scorer, default, fitted, keep):
     return (fold if keep else None), out
 
 
-class _MeanClusteredCVMixin(_MeanClusteredMixin):
+class _MeanClusteredCVMixin(_GroupsFitMixin, _MeanClusteredMixin):
     """The grid, its extension at the edges, the folds, the choice and the refit."""
 
     _parameter_constraints = {
@@ -153,7 +153,7 @@ class _MeanClusteredCVMixin(_MeanClusteredMixin):
         alphas = (self._default_alphas(data, X_all, strengths) if default_alphas
                   else np.unique(_positive(self.alphas, "alphas"))[::-1])
         scorer = _check_scoring(self.scoring)
-        splits = _cv_splits(self.cv, X, data, self.tasks_, classification=self._classifier)
+        splits = self._splits(X, data)
         folds = [None] * len(splits)
         builds = [partial(self._fold, self, data, train, test) for train, test in splits]
         cache = {}  # (alpha, cluster_strength) -> (n_splits, 2) of (value, weight)

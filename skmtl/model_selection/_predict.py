@@ -14,6 +14,7 @@ from skmtl.model_selection._transfer import (
     _COMMON_CONSTRAINTS,
     _Data,
     _fit_fold,
+    _fit_groups,
     _routing,
     _run_parallel,
     _take,
@@ -26,11 +27,12 @@ __all__ = ["cross_val_predict"]
 _METHODS = ("predict", "predict_proba", "predict_log_proba", "decision_function")
 
 
-def _fit_and_predict(estimator, X, y, task_ids, train, test, method):
+def _fit_and_predict(estimator, X, y, task_ids, train, test, method, groups=None):
     """Fit a clone on the ``train`` rows; ``(method's output on the test rows, classes_)``."""
     ids_test = _take(task_ids, test)
-    with _routing(task_ids):
-        model, _ = _fit_fold(estimator, X, y, task_ids, train)
+    groups = _fit_groups(estimator, groups)
+    with _routing(task_ids, groups):
+        model, _ = _fit_fold(estimator, X, y, task_ids, train, groups)
         output = getattr(model, method)(_take(X, test),
                                         **({} if ids_test is None else {"task_ids": ids_test}))
     return output, getattr(model, "classes_", None)
@@ -168,7 +170,7 @@ default="predict"
     rows = _check_partition(folds, data.target.n_samples)
     results = _run_parallel(
         (delayed(_fit_and_predict)(estimator, data.X, data.Y, data.task_ids, train, test,
-                                   method) for train, test in folds), n_jobs)
+                                   method, data.groups) for train, test in folds), n_jobs)
     outputs = [output for output, _ in results]
     if method != "predict" and results[0][1] is not None:
         _check_classes([classes for _, classes in results], data.tasks)

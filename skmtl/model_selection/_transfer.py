@@ -9,7 +9,6 @@ trained together with every other single task.
 import time
 import warnings
 from contextlib import nullcontext
-from inspect import signature
 from numbers import Integral
 
 import numpy as np
@@ -30,6 +29,7 @@ from sklearn.utils.validation import indexable
 from skmtl.baselines import IndependentTasks, PooledTasks
 from skmtl.metrics import make_multitask_scorer, per_task_scores
 from skmtl.metrics._scorer import _accepts, _final_step_attr, _MultiTaskScorer, _task_labels
+from skmtl.model_selection._folds import check_training_folds, split_params
 from skmtl.model_selection._split import MultiTaskKFold
 from skmtl.utils._sklearn_compat import HasMethods, validate_params
 from skmtl.utils.validation import (
@@ -130,21 +130,7 @@ class _Data:
             cv = MultiTaskKFold(cv, classification=self.classification)
             described += " (a MultiTaskKFold)"
         cv = check_cv(cv)
-        params = {}
-        if self.task_ids is not None and "task_ids" in signature(cv.split).parameters:
-            params["task_ids"] = self.task_ids
-        if _splits_by_groups(cv):
-            if self.groups is None:
-                raise ValueError(
-                    f"{described} splits by groups: pass groups, the group of each row (e.g. "
-                    "the scaffold of each molecule), to keep each group in one fold.")
-            params["groups"] = self.groups
-        elif self.groups is not None:
-            raise ValueError(
-                f"groups is given, but {described} does not split by groups, so the rows of a "
-                "group could fall in different folds. Pass a group splitter as cv "
-                "(MultiTaskGroupKFold, GroupKFold, LeaveOneGroupOut, ...), or leave groups "
-                "out.")
+        params = split_params(cv, described, task_ids=self.task_ids, groups=self.groups)
         try:
             folds = list(cv.split(self.X, self.Y, **params))
         except ValueError as exc:
@@ -162,15 +148,8 @@ class _Data:
         """Every task of a wide ``Y`` needs a label in every training fold (a fit refuses a
         task without one), which a group splitter does not ensure; long data may leave a task
         out (an estimator with ``unknown_task="shared"`` predicts it)."""
-        for k, (train, _) in enumerate(folds):
-            empty = ~self.target.mask[train].any(axis=0)
-            if empty.any():
-                raise ValueError(
-                    f"Training fold {k} of {described} has no label of task(s) "
-                    f"{_format_tasks(self.tasks[empty])}: every task needs labels in every "
-                    "training fold. Use fewer folds, or a splitter that keeps every task in "
-                    "training (MultiTaskKFold); a group splitter keeps groups together, not "
-                    "tasks: give it groups that do not hold all of a task's labels.")
+        check_training_folds(folds, lambda train: self.target.mask[train].sum(axis=0),
+                             self.tasks, described)
 
 
 # scikit-learn's splitters that stratify on a 1-D y
@@ -178,39 +157,47 @@ _STRATIFIED = (RepeatedStratifiedKFold, StratifiedGroupKFold, StratifiedKFold,
                StratifiedShuffleSplit)
 
 
-def _splits_by_groups(cv):
-    """Whether the splitter ``cv`` uses ``groups``: its ``split`` requests them (metadata
-    routing, as GroupsConsumerMixin sets), or, for an object without metadata routing, its
-    ``split`` has a ``groups`` parameter."""
-    if not hasattr(cv, "get_metadata_routing"):
-        return "groups" in signature(cv.split).parameters
-    request = get_routing_for_object(cv).split.requests.get("groups")
-    return request is True or (isinstance(request, str) and request.isidentifier())
+def _routing(task_ids, groups=None):
+    """Long data: ``task_ids`` reaches a model inside a Pipeline only through metadata routing;
+    so do the ``groups`` its ``fit`` takes (:func:`_fit_groups`)."""
+    on = task_ids is not None or groups is not None
+    return config_context(enable_metadata_routing=True) if on else nullcontext()
 
 
-def _routing(task_ids):
-    """Long data: ``task_ids`` reaches a model inside a Pipeline only through metadata routing."""
-    return nullcontext() if task_ids is None else config_context(enable_metadata_routing=True)
+def _fit_groups(estimator, groups):
+    """``groups`` if ``estimator``'s ``fit`` uses them, else None: a linear ``*CV`` estimator
+    with a group splitter as its ``cv`` (or a Pipeline or meta-estimator that routes them to
+    one) keeps the groups together in its own inner folds too."""
+    if groups is None:
+        return None
+    # read with routing on, as the fit runs (RidgeCV's routing recurses without it)
+    with config_context(enable_metadata_routing=True):
+        takes = get_routing_for_object(estimator).consumes("fit", ["groups"])
+    return groups if takes else None
 
 
-def _fit_fold(estimator, X, y, task_ids, train):
-    """A clone of ``estimator`` fitted on the ``train`` rows (their ``task_ids`` passed to
-    ``fit``), and the fit time in seconds. Call it inside :func:`_routing`."""
+def _fit_fold(estimator, X, y, task_ids, train, groups=None):
+    """A clone of ``estimator`` fitted on the ``train`` rows (their ``task_ids`` and, when given,
+    their ``groups`` passed to ``fit``: see :func:`_fit_groups`), and the fit time in seconds.
+    Call it inside :func:`_routing`."""
     model = clone(estimator)
     ids_train = _take(task_ids, train)
     fit_params = {} if ids_train is None else {"task_ids": ids_train}
+    if groups is not None:
+        fit_params["groups"] = _take(groups, train)
     start = time.perf_counter()
     model.fit(_take(X, train), _take(y, train), **fit_params)
     return model, time.perf_counter() - start
 
 
-def _fit_and_score(estimator, X, y, task_ids, train, test, scorer, tasks):
+def _fit_and_score(estimator, X, y, task_ids, train, test, scorer, tasks, groups=None):
     """Fit a clone on the ``train`` rows, score every task on the ``test`` rows.
 
     Returns the per-task scores and the fit time in seconds.
     """
-    with _routing(task_ids):
-        model, fit_time = _fit_fold(estimator, X, y, task_ids, train)
+    groups = _fit_groups(estimator, groups)
+    with _routing(task_ids, groups):
+        model, fit_time = _fit_fold(estimator, X, y, task_ids, train, groups)
         return scorer(model, _take(X, test), _take(y, test), _take(task_ids, test),
                       tasks), fit_time
 
@@ -418,14 +405,15 @@ def _as_table(columns, attrs):
 
 
 def _cross_validate_against_reference(estimators, X, Y, *, reference, cv, scoring, n_jobs,
-                                      task_ids, groups=None, progress=None):
+                                      task_ids, groups=None, fit_groups=None, progress=None):
     """Cross-validate several estimators and their references on the same folds, in one run.
 
     The engine of :func:`transfer_report`, :meth:`StrategyComparisonDisplay.from_estimators`
     and ``skmtl compare``. Every distinct model (an estimator, or a ``reference`` shared by
     several estimators, or an estimator that is also the reference) is fitted once per fold;
     all (model, fold) fits run in one joblib call. Without ``reference``, each estimator gets
-    its default reference (:func:`_default_reference`).
+    its default reference (:func:`_default_reference`). ``groups`` go to ``cv`` and to the
+    fits that take them; ``fit_groups`` to those fits only (``cv`` the folds themselves).
 
     Returns
     -------
@@ -455,8 +443,9 @@ def _cross_validate_against_reference(estimators, X, Y, *, reference, cv, scorin
         if id(model) not in model_index:
             model_index[id(model)] = len(models)
             models.append(model)
+    fit_groups = data.groups if fit_groups is None else check_groups(fit_groups, len(data.Y))
     jobs = (delayed(_fit_and_score)(model, data.X, data.Y, data.task_ids, train, test, scorer,
-                                    data.tasks)
+                                    data.tasks, fit_groups)
             for model in models for train, test in folds)
     results = _run_parallel(jobs, n_jobs, progress)
     scores = np.asarray([values for values, _ in results], dtype=np.float64).reshape(
@@ -797,7 +786,7 @@ def pairwise_transfer(estimator, X, Y, *, tasks=None, cv=3, scoring=None, n_jobs
             _, _, test_rows = _subset(data, chosen, list(columns), test)
             jobs.append(delayed(_fit_and_score)(
                 estimator, data.X, y, ids, train_rows, test_rows, scorer,
-                data.tasks[chosen[list(columns)]]))
+                data.tasks[chosen[list(columns)]], data.groups))
     results = (values for values, _ in Parallel(n_jobs=n_jobs)(jobs))
     n_splits = len(folds)
     single = np.full((n_splits, n_chosen), np.nan)

@@ -94,4 +94,16 @@ SHARED_DOCS = {
     feature_names_in_ : ndarray of shape (n_features_in_,)
         Names of features seen during fit, when X has string column names.
     """,
+    # the data parameters of every estimator's fit
+    "fit_data": """
+    X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        Training data.
+    y : array-like of shape (n_samples,) or (n_samples, n_tasks)
+        1-D: a single task (or, with ``task_ids``, long format: one observed label per
+        row). 2-D: one column per task, NaN / None / ``pd.NA`` for a missing label; a
+        DataFrame's columns name the tasks.
+    task_ids : array-like of shape (n_samples,), default=None
+        The task of each row, for long-format data. Requested by default through metadata
+        routing.
+    """,
 }

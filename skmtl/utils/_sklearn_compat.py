@@ -4,7 +4,7 @@ scikit-learn does not promise that these names stay; if one moves, only this fil
 """
 
 from sklearn.base import _fit_context
-from sklearn.utils._metadata_requests import _MetadataRequester
+from sklearn.utils._metadata_requests import _MetadataRequester, _raise_for_params
 from sklearn.utils._param_validation import (
     HasMethods,
     Hidden,
@@ -14,6 +14,7 @@ from sklearn.utils._param_validation import (
     StrOptions,
     validate_params,
 )
+from sklearn.utils.validation import _num_samples
 
 __all__ = [
     "HasMethods",
@@ -24,5 +25,7 @@ __all__ = [
     "StrOptions",
     "_MetadataRequester",
     "_fit_context",
+    "_num_samples",
+    "_raise_for_params",
     "validate_params",
 ]

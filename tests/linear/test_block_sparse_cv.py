@@ -441,7 +441,8 @@ def test_classifier_fits_a_training_fold_with_one_class_of_a_task():
 def test_a_training_fold_without_a_task_raises_naming_it():
     X, Y = regression(missing=0.0)
     Y[20:, 1] = np.nan  # task 1 only in the first fold of KFold(3)
-    with pytest.raises(ValueError, match=r"Training fold 0 of cv has no label of task\(s\) 1"):
+    with pytest.raises(ValueError, match=r"Training fold 0 of cv=KFold\(.*\) has no label "
+                                         r"of task\(s\) 1"):
         BlockSparseRegressorCV(standardize=False, cv=KFold(3)).fit(X, Y)
 
 

@@ -288,7 +288,8 @@ def test_a_training_fold_without_a_task_raises_naming_it():
     X, y, task_ids = make_tasks(n_tasks=3, n_per_task=10)
     order = np.argsort(task_ids, kind="stable")
     X, y, task_ids = X[order], y[order], task_ids[order]
-    with pytest.raises(ValueError, match=r"Training fold 0 of cv has no label of task\(s\) 0"):
+    with pytest.raises(ValueError, match=r"Training fold 0 of cv=KFold\(.*\) has no label "
+                                         r"of task\(s\) 0"):
         MeanClusteredRegressorCV(cv=KFold(3)).fit(X, y, task_ids=task_ids)
 
 

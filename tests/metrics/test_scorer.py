@@ -207,7 +207,10 @@ def test_a_dict_of_scorers_with_routing_and_requested_sample_weight(wide):
             "weighted": make_multitask_scorer("r2").set_score_request(sample_weight=True),
             "unweighted": make_multitask_scorer("r2").set_score_request(sample_weight=False),
         }
-        results = cross_validate(IndependentTasks(Ridge()), X_long, y_long, cv=CV,
+        # IndependentTasks routes sample_weight to Ridge.fit too: Ridge says it does not
+        # take them (an unset request is an error, as in a Pipeline), so only scoring does
+        unweighted_fit = Ridge().set_fit_request(sample_weight=False)
+        results = cross_validate(IndependentTasks(unweighted_fit), X_long, y_long, cv=CV,
                                  scoring=scoring,
                                  params={"task_ids": task_ids, "sample_weight": weights},
                                  return_estimator=True)
@@ -229,8 +232,14 @@ def test_routing_requests_task_ids_by_default_and_sample_weight_on_request(wide)
     X_long, y_long, task_ids = to_long(*wide)
     weights = np.ones(y_long.shape[0])
     with sklearn.config_context(enable_metadata_routing=True):
-        search = GridSearchCV(IndependentTasks(Ridge()), {"estimator__alpha": [1.0]}, cv=CV,
-                              scoring=scorer)
+        # Ridge.fit, under IndependentTasks, decides too: unset, it is the same error
+        with pytest.raises(UnsetMetadataPassedError, match=r"sample_weight.*Ridge\.fit"):
+            unweighted = make_multitask_scorer("r2").set_score_request(sample_weight=False)
+            GridSearchCV(IndependentTasks(Ridge()), {"estimator__alpha": [1.0]}, cv=CV,
+                         scoring=unweighted, error_score="raise").fit(
+                X_long, y_long, task_ids=task_ids, sample_weight=weights)
+        search = GridSearchCV(IndependentTasks(Ridge().set_fit_request(sample_weight=False)),
+                              {"estimator__alpha": [1.0]}, cv=CV, scoring=scorer)
         with pytest.raises(UnsetMetadataPassedError, match="sample_weight"):
             search.fit(X_long, y_long, task_ids=task_ids, sample_weight=weights)
         assert scorer.set_score_request(sample_weight=True) is scorer

@@ -7,13 +7,20 @@ import numpy as np
 import pandas as pd
 import pytest
 import sklearn
-from sklearn.linear_model import Ridge
+from sklearn.linear_model import Ridge, RidgeCV
 from sklearn.model_selection import GroupKFold, KFold, LeaveOneGroupOut
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
 from skmtl import IndependentTasks, PooledTasks
 from skmtl.datasets import make_multitask_regression
-from skmtl.linear import MeanClusteredRegressor
-from skmtl.model_selection import cross_val_predict, pairwise_transfer, transfer_report
+from skmtl.linear import MeanClusteredRegressor, MeanClusteredRegressorCV
+from skmtl.model_selection import (
+    MultiTaskGroupKFold,
+    cross_val_predict,
+    pairwise_transfer,
+    transfer_report,
+)
 from skmtl.plotting import StrategyComparisonDisplay, TransferDisplay
 
 matplotlib.use("Agg")
@@ -243,3 +250,51 @@ def test_a_stratified_splitter_on_a_wide_target_says_what_it_needs():
                                          r"classes of a 1-D y. Use MultiTaskKFold"):
         transfer_report(MeanClusteredClassifier(), X, Y, cv=StratifiedGroupKFold(3),
                         groups=groups)
+
+
+# -- a model whose own search splits by groups -------------------------------------------------
+def test_transfer_report_gives_the_groups_to_a_model_with_a_group_splitter(wide):
+    """A linear *CV estimator with a group splitter as its inner cv gets each training fold's
+    groups in fit (its inner folds keep the groups together too), as in a loop by hand."""
+    X, Y, groups = wide
+    model = MeanClusteredRegressorCV(alphas=(1.0, 0.01), cluster_strengths=(1.0, 5.0),
+                                     cv=GroupKFold(3, shuffle=True, random_state=0))
+    outer = GroupKFold(3)
+    report = transfer_report(model, X, Y, cv=outer, groups=groups, scoring="r2")
+    scores = []
+    for train, test in outer.split(X, Y, groups):
+        fitted = sklearn.clone(model).fit(X[train], Y[train], groups=groups[train])
+        pred = fitted.predict(X[test])
+        observed = ~np.isnan(Y[test])
+        scores.append([sklearn.metrics.r2_score(Y[test][observed[:, t], t],
+                                                pred[observed[:, t], t]) for t in range(3)])
+    np.testing.assert_allclose(report["score"], np.mean(scores, axis=0), rtol=1e-10)
+
+
+def test_cross_val_predict_routes_groups_through_a_pipeline(long_samples):
+    """Long data in a Pipeline: task_ids and the groups reach the *CV estimator's fit."""
+    X, y, task_ids, sample = long_samples
+    inner = MultiTaskGroupKFold(3, shuffle=True, random_state=0)
+    model = make_pipeline(StandardScaler(),
+                          MeanClusteredRegressorCV(alphas=(1.0, 0.01), cv=inner))
+    outer = MultiTaskGroupKFold(4)
+    pred = cross_val_predict(model, X, y, task_ids=task_ids, groups=sample, cv=outer)
+    expected = np.empty_like(y)
+    for train, test in outer.split(X, y, task_ids=task_ids, groups=sample):
+        scaler = StandardScaler().fit(X[train])
+        fitted = MeanClusteredRegressorCV(alphas=(1.0, 0.01), cv=inner).fit(
+            scaler.transform(X[train]), y[train], task_ids=task_ids[train],
+            groups=sample[train])
+        expected[test] = fitted.predict(scaler.transform(X[test]), task_ids=task_ids[test])
+    np.testing.assert_allclose(pred, expected, rtol=1e-10)
+
+
+def test_groups_with_models_whose_routing_needs_it_on(wide):
+    """RidgeCV's metadata routing recurses while routing is off (scikit-learn 1.9): the check
+    of which models take the groups runs with it on, and RidgeCV takes none."""
+    X, Y, groups = wide
+    model, reference = PooledTasks(RidgeCV()), IndependentTasks(RidgeCV())
+    report = transfer_report(model, X, Y, reference=reference, cv=GroupKFold(3), groups=groups)
+    explicit = transfer_report(model, X, Y, reference=reference,
+                               cv=list(GroupKFold(3).split(X, Y, groups)))
+    np.testing.assert_array_equal(report["gain"], explicit["gain"])
