@@ -352,10 +352,13 @@ class _GroupsFitMixin:
             A :class:`~sklearn.utils.metadata_routing.MetadataRouter` encapsulating routing
             information.
         """
-        splitter = (MultiTaskKFold() if self.cv is None or isinstance(self.cv, Integral)
-                    else check_cv(self.cv))
-        return MetadataRouter(owner=self).add_self_request(self).add(
-            splitter=splitter, method_mapping=MethodMapping().add(caller="fit", callee="split"))
+        router = MetadataRouter(owner=self).add_self_request(self)
+        if self.cv is not None and not isinstance(self.cv, Integral) and not hasattr(
+                self.cv, "split"):
+            return router  # folds given as an iterable: nothing to route (nor to consume)
+        splitter = MultiTaskKFold() if not hasattr(self.cv, "split") else self.cv
+        return router.add(splitter=splitter,
+                          method_mapping=MethodMapping().add(caller="fit", callee="split"))
 
     def _splits(self, X, data):
         return _cv_splits(self.cv, X, data, self.tasks_, classification=is_classifier(self),

@@ -113,6 +113,11 @@ def test_the_estimator_routes_groups_to_its_splitter():
     # an int cv is a MultiTaskKFold, which takes task_ids and no groups
     router = instance("TaskRelationRegressorCV", 3).get_metadata_routing()
     assert router.consumes("fit", ["groups", "task_ids"]) == {"task_ids"}
+    # folds given as a generator: the routing neither routes to it nor consumes it
+    X, Y, _ = data("MeanClusteredRegressorCV")
+    model = instance("MeanClusteredRegressorCV", (fold for fold in KFold(3).split(X)))
+    assert model.get_metadata_routing().consumes("fit", ["groups"]) == set()
+    assert "split2_test_score" in model.fit(X, Y).cv_results_
 
 
 def test_search_routes_groups_to_the_inner_splitter():
