@@ -298,8 +298,11 @@ def _cv_splits(cv, X, data, tasks, *, classification, groups=None):
         y_split, params = data.split_args()
         params = split_params(splitter, described, task_ids=params.get("task_ids"),
                               groups=groups, routed=_ROUTED)
-        splits = [(np.asarray(train), np.asarray(test))
-                  for train, test in splitter.split(X, y_split, **params)]
+        if isinstance(splitter, MultiTaskKFold):  # its messages name the tasks as the user does
+            folds = splitter._split(X, y_split, tasks=data.split_tasks(), **params)
+        else:
+            folds = splitter.split(X, y_split, **params)
+        splits = [(np.asarray(train), np.asarray(test)) for train, test in folds]
     check_training_folds(splits, data.train_counts, tasks, described)
     return splits
 

@@ -3,6 +3,7 @@ gives it the groups, the grid is scored on its folds (the same as those folds pa
 and a search or ``cross_validate`` routes its ``groups`` there with metadata routing."""
 
 import numpy as np
+import pandas as pd
 import pytest
 import sklearn
 from _instances import INSTANCES
@@ -159,3 +160,13 @@ def test_cross_validate_routes_groups_to_both_splitters():
     expected = [instance(name, inner).fit(X[train], Y[train], groups=groups[train])
                 .score(X[test], Y[test]) for train, test in outer.split(X, Y, groups)]
     np.testing.assert_allclose(scores, expected, rtol=1e-9)
+
+
+def test_multitask_group_kfold_names_the_users_task():
+    """A task whose labels lie in one group cannot be in every training fold: the message
+    names it by the user's column, not by its position among the columns the fit kept."""
+    X, Y, groups = data("MeanClusteredRegressorCV")
+    Y = pd.DataFrame(Y, columns=["alpha", "beta", "gamma"])
+    Y.iloc[6:, 2] = np.nan  # gamma only in group 0
+    with pytest.raises(ValueError, match=r"task\(s\) 'gamma' keep observed labels"):
+        instance("MeanClusteredRegressorCV", MultiTaskGroupKFold(3)).fit(X, Y, groups=groups)
