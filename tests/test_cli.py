@@ -733,3 +733,26 @@ def test_group_column_inner_folds_that_cannot_split_are_one_line(tmp_path, capsy
     assert len(err.splitlines()) == 1 and "Traceback" not in err
     assert "The 3 inner folds by the same groups (where mean_clustered tune" in err
     assert "in training fold" in err and "'t2'" in err and "leave mean_clustered out" in err
+
+
+def test_group_column_notes_that_deep_models_stop_early_on_rows(tmp_path, capsys, monkeypatch):
+    """The deep models' early-stopping rows are not split by the groups: said before any fit
+    (the comparison is stubbed out), and only when a deep model runs."""
+    import skmtl.cli
+
+    X, Y = make_multitask_regression(n_samples=96, n_features=3, n_tasks=3, n_informative=3,
+                                     random_state=2)
+    _write_wide_groups(tmp_path / "data.csv", X, Y, np.arange(96) // 4)
+
+    def stop(*args, **kwargs):
+        raise ValueError("stopped before fitting")
+
+    monkeypatch.setattr(skmtl.cli, "run_comparison", stop)
+    monkeypatch.setattr(skmtl.cli, "run_focus_comparison", stop)
+    base = ["compare", "--csv", str(tmp_path / "data.csv"), "--targets", "t0,t1,t2",
+            "--group-column", "group", "--out", str(tmp_path / "o"), "--quiet"]
+    note = "The deep models stop early on a random tenth of each training fold's rows"
+    for extra, noted in ((["--models", "pooled", "deep_hard"], True), (["--focus", "t0"], True),
+                         (["--models", "pooled", "mean_clustered"], False)):
+        assert main(base + extra) == 2
+        assert (note in capsys.readouterr().out) is noted
