@@ -24,7 +24,7 @@ from skmtl.linear._designs import predict_rows
 from skmtl.linear._solver_mean_clustered import _largest_moment_eigenvalue
 from skmtl.metrics import get_multitask_scorer
 from skmtl.model_selection import MultiTaskKFold
-from skmtl.model_selection._folds import check_training_folds, split_params
+from skmtl.model_selection._folds import check_training_folds, describe_cv, split_params
 from skmtl.utils._docstring import SHARED_DOCS, Substitution
 from skmtl.utils._sklearn_compat import Interval
 from skmtl.utils.validation import check_finite_squares, check_groups
@@ -283,9 +283,7 @@ def _cv_splits(cv, X, data, tasks, *, classification, groups=None):
     ``split`` accepts it, and ``groups`` (one per row of X) when it splits by groups.
     """
     multitask_kfold = cv is None or isinstance(cv, Integral)
-    described = (f"cv={cv!r} (a MultiTaskKFold)" if multitask_kfold
-                 else f"cv={cv!r}" if hasattr(cv, "split")
-                 else "cv (an iterable of (train, test) folds)")
+    described = describe_cv(cv, multitask_kfold=multitask_kfold)
     if groups is not None:
         groups = check_groups(groups, X.shape[0])
     if multitask_kfold:

@@ -12,7 +12,15 @@ from sklearn.utils.metadata_routing import get_routing_for_object
 
 from skmtl.utils.validation import _format_tasks
 
-__all__ = ["check_training_folds", "split_params", "splits_by_groups"]
+__all__ = ["check_training_folds", "describe_cv", "split_params", "splits_by_groups"]
+
+
+def describe_cv(cv, *, multitask_kfold=False):
+    """``cv`` as the messages name it: ``cv=...`` for a splitter, with ``(a MultiTaskKFold)``
+    when it stands for one (an int), or the folds themselves when given as an iterable."""
+    if multitask_kfold:
+        return f"cv={cv!r} (a MultiTaskKFold)"
+    return f"cv={cv!r}" if hasattr(cv, "split") else "cv (an iterable of (train, test) folds)"
 
 
 def splits_by_groups(cv):

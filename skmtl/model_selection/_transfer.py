@@ -29,7 +29,7 @@ from sklearn.utils.validation import indexable
 from skmtl.baselines import IndependentTasks, PooledTasks
 from skmtl.metrics import make_multitask_scorer, per_task_scores
 from skmtl.metrics._scorer import _accepts, _final_step_attr, _MultiTaskScorer, _task_labels
-from skmtl.model_selection._folds import check_training_folds, split_params
+from skmtl.model_selection._folds import check_training_folds, describe_cv, split_params
 from skmtl.model_selection._split import MultiTaskKFold
 from skmtl.utils._sklearn_compat import HasMethods, validate_params
 from skmtl.utils.validation import (
@@ -124,11 +124,9 @@ class _Data:
         LeaveOneGroupOut and GroupShuffleSplit do) receives ``groups``, which it needs. Groups
         given for a splitter that ignores them are an error: their rows could be split.
         """
-        described = f"cv={cv!r}" if hasattr(cv, "split") or isinstance(cv, Integral) else (
-            "cv (an iterable of (train, test) folds)")
+        described = describe_cv(cv, multitask_kfold=isinstance(cv, Integral))
         if isinstance(cv, Integral):
             cv = MultiTaskKFold(cv, classification=self.classification)
-            described += " (a MultiTaskKFold)"
         cv = check_cv(cv)
         params = split_params(cv, described, task_ids=self.task_ids, groups=self.groups)
         try:
