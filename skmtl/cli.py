@@ -1056,9 +1056,6 @@ def _compare(args):
         models = ["stl"] + [m for m in models if m != "stl"]
     deep = args.focus is not None or any(MODELS[name].uses_device for name in models)
     _check_device(args.device, deep, notes)
-    if deep and groups is not None:
-        _note("The deep models stop early on a random tenth of each training fold's rows, not "
-              "on whole groups (the linear models' inner folds keep the groups whole).", notes)
     data = (f"Data set {label}: {X.shape[0]} rows, {X.shape[1]} features, {task_type}, "
             f"{'long' if task_ids is not None else 'wide'} format; {folds};")
     common = dict(task_ids=task_ids, groups=groups, task_type=task_type, cv=args.cv,

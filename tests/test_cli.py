@@ -735,14 +735,25 @@ def test_group_column_inner_folds_that_cannot_split_are_one_line(tmp_path, capsy
     assert "in training fold" in err and "'t2'" in err and "leave mean_clustered out" in err
 
 
-def test_group_column_notes_that_deep_models_stop_early_on_rows(tmp_path, capsys, monkeypatch):
-    """The deep models' early-stopping rows are not split by the groups: said before any fit
-    (the comparison is stubbed out), and only when a deep model runs."""
+def test_group_column_deep_models_stop_early_on_whole_groups(tmp_path, capsys, monkeypatch):
+    """The deep models (and the --focus strategies) request fit's groups: the comparison,
+    which gives each training fold's groups to the models that take them, makes their early
+    stopping hold out whole groups; no note says otherwise (the run is stubbed out)."""
     import skmtl.cli
+    from skmtl._compare import MODELS, _deep_pipeline
+    from skmtl.deep import FocusedTaskRegressor
+    from skmtl.model_selection._transfer import _fit_groups
 
+    groups = np.arange(96) // 4
+    deep = [name for name, spec in MODELS.items() if spec.uses_device]
+    assert deep
+    for name in deep:
+        assert _fit_groups(MODELS[name].factory("regression", "cpu"), groups) is groups, name
+    focused = _deep_pipeline(FocusedTaskRegressor, "cpu", focus_task="t0", strategy="finetune")
+    assert _fit_groups(focused, groups) is groups
     X, Y = make_multitask_regression(n_samples=96, n_features=3, n_tasks=3, n_informative=3,
                                      random_state=2)
-    _write_wide_groups(tmp_path / "data.csv", X, Y, np.arange(96) // 4)
+    _write_wide_groups(tmp_path / "data.csv", X, Y, groups)
 
     def stop(*args, **kwargs):
         raise ValueError("stopped before fitting")
@@ -751,8 +762,6 @@ def test_group_column_notes_that_deep_models_stop_early_on_rows(tmp_path, capsys
     monkeypatch.setattr(skmtl.cli, "run_focus_comparison", stop)
     base = ["compare", "--csv", str(tmp_path / "data.csv"), "--targets", "t0,t1,t2",
             "--group-column", "group", "--out", str(tmp_path / "o"), "--quiet"]
-    note = "The deep models stop early on a random tenth of each training fold's rows"
-    for extra, noted in ((["--models", "pooled", "deep_hard"], True), (["--focus", "t0"], True),
-                         (["--models", "pooled", "mean_clustered"], False)):
+    for extra in (["--models", "pooled", "deep_hard"], ["--focus", "t0"]):
         assert main(base + extra) == 2
-        assert (note in capsys.readouterr().out) is noted
+        assert "stop early" not in capsys.readouterr().out

@@ -29,8 +29,9 @@ from skmtl.deep._labels import TaskLabels
 from skmtl.deep._net import BatchLoader, MultiTaskDataset, MultiTaskNet, TaskLoss, TaskLossRecorder
 from skmtl.deep.modules import ACTIVATIONS, build_module
 from skmtl.deep.weighting import get_weighting
-from skmtl.utils._sklearn_compat import HasMethods, Hidden, Interval, StrOptions
-from skmtl.utils.validation import _hashable, group_rows_by_task
+from skmtl.utils._docstring import SHARED_DOCS, Substitution
+from skmtl.utils._sklearn_compat import HasMethods, Hidden, Interval, StrOptions, _num_samples
+from skmtl.utils.validation import _hashable, encode_groups, group_rows_by_task
 
 OPTIMIZERS = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD, "adamw": torch.optim.AdamW}
 
@@ -144,6 +145,103 @@ def stratified_validation_split(labels, sizes, fraction, rng):
     return np.flatnonzero(place == 0), np.flatnonzero(place == 1)
 
 
+def group_validation_split(labels, sizes, fraction, groups, rng):
+    """Split the rows into training and validation rows, each group whole on one side.
+
+    :func:`stratified_validation_split` with groups for rows: the strata are visited from
+    the rarest to the most frequent, and the stratum's groups not yet placed, in a random
+    order, go to validation while that brings the stratum's validation labels closer to
+    ``round(fraction * n_s)`` (a group adds all its labels, of every stratum), to training
+    once it does not. A group goes to validation only if every stratum it holds keeps a
+    group in training, so a task (a class) whose labels sit in one group keeps them all in
+    training. Groups without any label then fill the validation part up to ``ceil(fraction
+    * n_samples)`` rows, and at least one group with labels is held out.
+
+    Parameters
+    ----------
+    labels, sizes, fraction, rng
+        As in :func:`stratified_validation_split`.
+    groups : ndarray of int of shape (n_samples,)
+        The group of each row, ``0 .. n_groups - 1``, with ``n_groups >= 2``.
+
+    Returns
+    -------
+    train, valid : ndarray of int
+        Sorted row indices.
+
+    Raises
+    ------
+    ValueError
+        If no group can be held out without taking the last training labels of a task or
+        class.
+    """
+    n_samples = labels.n_samples
+    n_groups = int(groups.max()) + 1
+    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.intp)
+    n_strata = int(offsets[-1])
+    stratum = offsets[labels.task] + labels.value.astype(np.intp)
+    label_row = np.repeat(np.arange(n_samples), np.diff(labels.indptr))
+    # the labels of each stratum in each group, by group (strata of a group) and by stratum
+    member = sp.csr_matrix((np.ones(stratum.shape[0]), (groups[label_row], stratum)),
+                           shape=(n_groups, n_strata))
+    member.sum_duplicates()
+    holders = member.tocsc()
+    total = np.asarray(member.sum(axis=0)).ravel()
+    target = np.round(fraction * total)
+    valid = np.zeros(n_strata)
+    left = np.diff(holders.indptr)  # groups of each stratum not in validation
+    rank = np.empty(n_groups, dtype=np.intp)
+    rank[rng.permutation(n_groups)] = np.arange(n_groups)
+    place = np.full(n_groups, -1, dtype=np.int8)  # -1 not placed, 0 training, 1 validation
+
+    def strata_of(group):
+        bounds = slice(member.indptr[group], member.indptr[group + 1])
+        return member.indices[bounds], member.data[bounds]
+
+    def holdable(group):
+        return bool(np.all(left[strata_of(group)[0]] >= 2))
+
+    def hold_out(group):
+        held, counts = strata_of(group)
+        place[group] = 1
+        valid[held] += counts
+        left[held] -= 1
+
+    for s in np.argsort(total, kind="stable"):
+        if total[s] == 0:
+            continue
+        bounds = slice(holders.indptr[s], holders.indptr[s + 1])
+        candidates, counts = holders.indices[bounds], holders.data[bounds]
+        order = np.argsort(rank[candidates])
+        for group, count in zip(candidates[order], counts[order], strict=True):
+            if place[group] >= 0:
+                continue
+            if valid[s] + count / 2 < target[s] and holdable(group):
+                hold_out(group)
+            else:
+                place[group] = 0
+    by_rank = np.argsort(rank)
+    free = by_rank[place[by_rank] < 0]  # groups without a label
+    size = np.bincount(groups, minlength=n_groups)
+    room = np.ceil(fraction * n_samples) - size[place == 1].sum()
+    held = free[np.cumsum(size[free]) <= room]
+    place[held] = 1
+    place[place < 0] = 0
+    if not np.any(valid):  # no label held out: the validation loss would watch nothing
+        candidates = [group for group in by_rank if member.indptr[group + 1]
+                      > member.indptr[group] and holdable(group)]
+        if not candidates:
+            raise ValueError(
+                f"groups: early stopping holds out whole groups, but each of the {n_groups} "
+                "groups holds the only training labels of some task or class; pass more "
+                "groups, or set early_stopping=False.")
+        hold_out(candidates[0])
+    if not np.any(place == 0):
+        place[by_rank[0]] = 0
+    row_place = place[groups]
+    return np.flatnonzero(row_place == 0), np.flatnonzero(row_place == 1)
+
+
 def _standardize(values):
     """``(mean, scale, (values - mean) / scale)`` of one task's targets, safely.
 
@@ -201,6 +299,43 @@ def _task_proba(out, n_classes):
         exp = np.exp(logits - logits.max(axis=1, keepdims=True))
         proba[:] = exp / exp.sum(axis=1, keepdims=True)
     return proba
+
+
+class _ValidationGroupsMixin:
+    """``fit(X, y, task_ids=, groups=)``: the validation rows of early stopping are whole
+    groups (left of the ``MultiTask*Mixin``, whose ``fit`` it wraps). ``groups`` is requested
+    by default through metadata routing, as ``task_ids`` is."""
+
+    __metadata_request__fit = {"groups": True}
+    _groups = None  # fit's group codes, read by _fit_labels while it runs
+
+    @Substitution(**SHARED_DOCS)
+    def fit(self, X, y, *, task_ids=None, groups=None):
+        """Fit the network on one task, a wide target with missing labels, or long data.
+
+        Parameters
+        ----------
+        {fit_data}
+        groups : array-like of shape (n_samples,), default=None
+            The group of each row (a molecule's scaffold; in long data, the sample a row
+            belongs to). The rows held out for early stopping (``validation_fraction``) are
+            then whole groups, stratified on the tasks as far as whole groups allow, and
+            every task keeps training labels: the validation loss, and so the epoch kept,
+            measure the error on groups the network has not seen, as test folds split by
+            the same groups do. Ignored when no rows are held out. Requested by default
+            through metadata routing: with routing enabled, a search or ``cross_validate``
+            given ``groups`` passes them here.
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.
+        """
+        self._groups = None if groups is None else encode_groups(groups, _num_samples(X))[0]
+        try:
+            return super().fit(X, y, task_ids=task_ids)
+        finally:
+            del self._groups
 
 
 class _BaseDeepEstimator(BaseEstimator):
@@ -381,7 +516,7 @@ class _BaseDeepEstimator(BaseEstimator):
 
     def _train_net(
         self, X, labels, kinds, output_sizes, *, tasks, weighting, task_sampling="joint",
-        tasks_per_batch=1, after_fit=None, first_tasks=None, max_epochs=None,
+        tasks_per_batch=1, after_fit=None, first_tasks=None, max_epochs=None, groups=None,
     ):
         """Build the skorch net on encoded labels (:class:`TaskLabels` of ``tasks``), train it.
 
@@ -392,7 +527,8 @@ class _BaseDeepEstimator(BaseEstimator):
         tasks' labels are hidden from its loss, validation loss and history, and rows without
         such a label are left out); the split into training and validation rows is made on all
         labels, and ``after_fit`` receives the parts with all labels. ``max_epochs``, when
-        given, replaces the estimator's for ``net.fit`` (a first phase).
+        given, replaces the estimator's for ``net.fit`` (a first phase). ``groups`` (group
+        codes of the rows of ``X``, or None): the validation rows are whole groups.
         """
         fraction = self._validation_fraction()
         if self.early_stopping and fraction == 0:
@@ -416,7 +552,7 @@ class _BaseDeepEstimator(BaseEstimator):
         if accelerated:  # one seed (split, initialisation, batches) for all the processes
             seed = shared_seed(self.accelerator, seed)
         train_rows, valid_rows = self._split_rows(
-            labels, kinds, output_sizes, fraction, np.random.RandomState(seed)
+            labels, kinds, output_sizes, fraction, np.random.RandomState(seed), groups
         )
         train = MultiTaskDataset(X, labels, train_rows)
         valid = None if valid_rows is None else MultiTaskDataset(X, labels, valid_rows)
@@ -510,8 +646,9 @@ class _BaseDeepEstimator(BaseEstimator):
         ]
         return PrintLog(keys_ignored=ignored)
 
-    def _split_rows(self, labels, kinds, output_sizes, fraction, rng):
-        """Training and validation rows (None, None without validation)."""
+    def _split_rows(self, labels, kinds, output_sizes, fraction, rng, groups=None):
+        """Training and validation rows (None, None without validation); whole groups with
+        ``groups`` (codes of the rows' groups)."""
         if fraction == 0:
             return None, None
         n_samples = labels.n_samples
@@ -531,7 +668,15 @@ class _BaseDeepEstimator(BaseEstimator):
             for kind, size in zip(kinds, output_sizes, strict=True)
         ])
         codes = np.where(sizes[labels.task] > 1, labels.value, 0).astype(np.intp)
-        return stratified_validation_split(labels.with_values(codes), sizes, fraction, rng)
+        if groups is None:
+            return stratified_validation_split(labels.with_values(codes), sizes, fraction, rng)
+        n_groups = int(groups.max()) + 1
+        if n_groups < 2:
+            raise ValueError(
+                "groups has a single group: early stopping holds out whole groups for its "
+                "validation loss, so it needs 2 groups or more; pass the groups of the rows, "
+                "or set early_stopping=False (and validation_fraction=None).")
+        return group_validation_split(labels.with_values(codes), sizes, fraction, groups, rng)
 
     # -- predictions ----------------------------------------------------------------------------
     def _forward(self, X):

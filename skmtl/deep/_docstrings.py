@@ -320,9 +320,10 @@ _MULTITASK_VARIANTS = {
     "early_stopping": """
     early_stopping : bool, default=True
         Hold out ``validation_fraction`` of the rows (a split stratified on every task and
-        class, see the user guide), stop when the validation loss (the mean over tasks of each
-        task's mean loss on its observed validation labels) has not improved by a relative
-        1e-4 for ``n_iter_no_change`` epochs, and restore the network of the best epoch
+        class, see the user guide; whole groups with ``fit``'s ``groups``), stop when the
+        validation loss (the mean over tasks of each task's mean loss on its observed
+        validation labels) has not improved by a relative 1e-4 for ``n_iter_no_change``
+        epochs, and restore the network of the best epoch
         (skorch's :class:`~skorch.callbacks.EarlyStopping` with ``load_best=True``).
     """,
     "callbacks": """

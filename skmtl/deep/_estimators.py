@@ -22,6 +22,7 @@ from skmtl.deep._base import (
     _DeepRegressionMixin,
     _deprecated,
     _task_proba,
+    _ValidationGroupsMixin,
     _weights_history,
 )
 from skmtl.deep._docstrings import MULTITASK_DOCS
@@ -180,7 +181,7 @@ class _MultiTaskDeepEstimator(_BaseDeepEstimator):
         net = self._train_net(
             X, labels, kinds, output_sizes, tasks=self.tasks_,
             weighting=self._make_weighting(), task_sampling=self.task_sampling,
-            tasks_per_batch=self.tasks_per_batch, **phases,
+            tasks_per_batch=self.tasks_per_batch, groups=self._groups, **phases,
         )
         self.net_ = net
         self.n_iter_, self.task_weights_history_ = _weights_history(net, len(output_sizes))
@@ -494,7 +495,8 @@ class _ZeroShotMixin:
 
 @Substitution(**MULTITASK_DOCS)
 class MultiTaskRegressor(
-    _ZeroShotMixin, MultiTaskRegressorMixin, _DeepRegressionMixin, _MultiTaskDeepEstimator
+    _ValidationGroupsMixin, _ZeroShotMixin, MultiTaskRegressorMixin, _DeepRegressionMixin,
+    _MultiTaskDeepEstimator,
 ):
     """Deep multi-task regressor: one network, one output per task, a choice of sharing.
 
@@ -669,7 +671,8 @@ class MultiTaskRegressor(
 
 @Substitution(**MULTITASK_DOCS)
 class MultiTaskClassifier(
-    _ZeroShotMixin, MultiTaskClassifierMixin, _DeepClassificationMixin, _MultiTaskDeepEstimator
+    _ValidationGroupsMixin, _ZeroShotMixin, MultiTaskClassifierMixin, _DeepClassificationMixin,
+    _MultiTaskDeepEstimator,
 ):
     """Deep multi-task classifier: one network, per-task classes, a choice of sharing.
 

@@ -27,6 +27,7 @@ from skmtl.deep._base import (
     _DeepRegressionMixin,
     _deprecated,
     _task_proba,
+    _ValidationGroupsMixin,
     _weights_history,
 )
 from skmtl.deep._docstrings import FOCUSED_DOCS
@@ -363,6 +364,7 @@ class _FocusedDeepEstimator(_BaseDeepEstimator):
             net = self._train_net(
                 X, labels.take(rows, [focus]), [kinds[focus]], [output_sizes[focus]],
                 tasks=tasks[[focus]], weighting=get_weighting("equal"),
+                groups=None if self._groups is None else self._groups[rows],
             )
             self._head = 0
             n_iter, focus_weights = _weights_history(net, 1)
@@ -387,6 +389,7 @@ class _FocusedDeepEstimator(_BaseDeepEstimator):
             net = self._train_net(
                 X, labels, kinds, output_sizes, tasks=tasks,
                 weighting=weighting, after_fit=finetune, first_tasks=first_tasks,
+                groups=self._groups,
             )
             self._head = focus
             n_iter, weights = _weights_history(net, n_tasks)
@@ -429,7 +432,8 @@ class _FocusedDeepEstimator(_BaseDeepEstimator):
 
 @Substitution(**FOCUSED_DOCS)
 class FocusedTaskRegressor(
-    _FocusedTaskMixin, MultiTaskRegressorMixin, _DeepRegressionMixin, _FocusedDeepEstimator
+    _ValidationGroupsMixin, _FocusedTaskMixin, MultiTaskRegressorMixin, _DeepRegressionMixin,
+    _FocusedDeepEstimator,
 ):
     """Deep regressor for one focus task, trained with auxiliary tasks.
 
@@ -604,7 +608,8 @@ class FocusedTaskRegressor(
 
 @Substitution(**FOCUSED_DOCS)
 class FocusedTaskClassifier(
-    _FocusedTaskMixin, MultiTaskClassifierMixin, _DeepClassificationMixin, _FocusedDeepEstimator
+    _ValidationGroupsMixin, _FocusedTaskMixin, MultiTaskClassifierMixin, _DeepClassificationMixin,
+    _FocusedDeepEstimator,
 ):
     """Deep classifier for one focus task, trained with auxiliary tasks.
 

@@ -10,8 +10,8 @@ from sklearn.utils.validation import check_consistent_length
 
 from skmtl.utils.validation import (
     _format_tasks,
-    check_groups,
     check_multitask_target,
+    encode_groups,
     encode_target_classes,
 )
 
@@ -518,14 +518,7 @@ class MultiTaskGroupKFold(MultiTaskKFold):
             raise ValueError(f"{type(self).__name__}.split needs groups, the group of each "
                              "row: a group's rows fall in the same test fold.")
         target, rows, tasks, codes, is_class = self._observed(X, y, task_ids, tasks)
-        groups = check_groups(groups, target.n_samples)
-        try:
-            _, group_of_row = np.unique(groups, return_inverse=True)
-        except TypeError:
-            raise ValueError("groups mixes types that cannot be ordered (e.g. strings and "
-                             "numbers): give every group a label of one type.") from None
-        group_of_row = group_of_row.ravel()
-        n_groups = int(group_of_row.max()) + 1
+        group_of_row, n_groups = encode_groups(groups, target.n_samples)
         if self.n_splits > n_groups:
             raise ValueError(
                 f"Cannot have number of splits n_splits={self.n_splits} greater than the "

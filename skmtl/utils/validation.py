@@ -23,6 +23,7 @@ __all__ = [
     "MultiTaskTarget",
     "check_finite_squares",
     "check_groups",
+    "encode_groups",
     "check_multitask_target",
     "check_task_columns",
     "check_task_ids",
@@ -285,6 +286,39 @@ def check_groups(groups, n_samples):
         If groups is not 1-D, has the wrong length or contains a missing value.
     """
     return _check_row_labels(groups, n_samples, "groups", "group", "one group per row")
+
+
+def encode_groups(groups, n_samples):
+    """Validate ``groups`` (:func:`check_groups`) and number them: each row's group as an
+    index into the sorted distinct groups.
+
+    Parameters
+    ----------
+    groups : array-like of shape (n_samples,)
+        The group of each row.
+    n_samples : int
+        The number of rows of X and y.
+
+    Returns
+    -------
+    codes : ndarray of int of shape (n_samples,)
+        The group of each row, ``0 .. n_groups - 1``.
+    n_groups : int
+        The number of distinct groups.
+
+    Raises
+    ------
+    ValueError
+        As :func:`check_groups`, and if the groups mix types that cannot be ordered.
+    """
+    groups = check_groups(groups, n_samples)
+    try:
+        _, codes = np.unique(groups, return_inverse=True)
+    except TypeError:
+        raise ValueError("groups mixes types that cannot be ordered (e.g. strings and "
+                         "numbers): give every group a label of one type.") from None
+    codes = codes.ravel()
+    return codes, int(codes.max()) + 1 if codes.size else 0
 
 
 def _check_row_labels(values, n_samples, name, noun, one_per_row):
