@@ -498,9 +498,11 @@ def _names_a_date(text):
     return sum(written) >= 2
 
 
-def _odd_column(column, pd):
+def _odd_column(column, pd, task_ids=None):
     """``"date"`` for a text column of dates, ``"id"`` for a column whose values all differ
-    (text or whole numbers), else None."""
+    (text or whole numbers), ``"sample id"`` (long data, ``task_ids`` given) for one whose
+    values differ within every task but repeat across tasks (a molecule measured on several
+    targets, one row per target), else None."""
     values = column.dropna()
     if values.empty:
         return None
@@ -516,16 +518,36 @@ def _odd_column(column, pd):
                     pd.to_datetime(part.astype(str), errors="coerce", format="mixed")
                     .notna().all() for part in (sample, values)):
                 return "date"
-    if values.size < MIN_ID_VALUES or values.nunique() != values.size:
+    if values.size < MIN_ID_VALUES or not (
+            text or pd.api.types.is_integer_dtype(values)
+            # whole numbers read as floats (a column with an empty cell)
+            or (pd.api.types.is_float_dtype(values) and np.all(values == np.round(values)))):
         return None
-    if text or pd.api.types.is_integer_dtype(values):
+    if values.nunique() == values.size:
         return "id"
-    if pd.api.types.is_float_dtype(values) and np.all(values == np.round(values)):
-        return "id"  # whole numbers read as floats (a column with an empty cell)
+    if task_ids is None or values.nunique() < MIN_ID_VALUES:
+        return None
+    pairs = pd.DataFrame({"task": task_ids[column.notna().to_numpy()],
+                          "value": values.to_numpy()})
+    # distinct within every task, in a task large enough for that to mean something
+    if pairs["task"].value_counts().iloc[0] >= MIN_ID_VALUES and not pairs.duplicated().any():
+        return "sample id"
     return None
 
 
-def _features(frame, path, excluded, keep, pd, notes):
+def _one_sample_per_value(features, name, pd):
+    """Whether the rows that share a value of column ``name`` agree on every other feature
+    column but the ids (:func:`_odd_column`: row numbers): the rows of one sample, one per
+    task, not a numbering that restarts in every task."""
+    others = features.drop(columns=name)
+    others = others[[c for c in others.columns if _odd_column(others[c], pd) != "id"]]
+    if others.shape[1] == 0:
+        return True
+    rows = pd.util.hash_pandas_object(others, index=False).to_numpy()
+    return bool((pd.Series(rows).groupby(features[name].to_numpy()).nunique() == 1).all())
+
+
+def _features(frame, path, excluded, keep, pd, notes, task_ids=None):
     """The feature matrix of ``frame`` without the columns ``excluded``.
 
     A text column of numbers with a few stray text cells (:func:`_stray_text`) is an error
@@ -533,6 +555,10 @@ def _features(frame, path, excluded, keep, pd, notes):
     except id-like and date-like text columns, which are dropped with a warning (one-hot
     encoding would make one feature per row or per date, which no model can learn from) unless
     ``keep`` names them; whole-number id-like columns are kept as numbers, with a warning.
+    In long data (``task_ids``, the task of each row) a column that differs within every task
+    but repeats across tasks, its rows of one value alike in every other feature, is a
+    sample's id (:func:`_odd_column`, :func:`_one_sample_per_value`): the same, and the
+    warning proposes it as ``--group-column``.
     """
     features = frame.drop(columns=excluded)
     stray = {}
@@ -561,7 +587,9 @@ def _features(frame, path, excluded, keep, pd, notes):
                   "it carries no information.", notes)
             continue
         text = not pd.api.types.is_numeric_dtype(column)
-        kind = None if name in keep else _odd_column(column, pd)
+        kind = None if name in keep else _odd_column(column, pd, task_ids)
+        if kind == "sample id" and not _one_sample_per_value(features, name, pd):
+            kind = None  # per-task numbering (pupils 1..n of each school): not one sample
         example = column.dropna().iloc[0] if kind else None
         if kind == "date":
             dropped.append(name)
@@ -576,6 +604,18 @@ def _features(frame, path, excluded, keep, pd, notes):
         elif kind == "id":
             _warn(f"column {name!r} looks like an id ({column.count()} distinct whole "
                   f"numbers): kept as a numeric feature; drop it with --drop {name}.", notes)
+        elif kind == "sample id":
+            # a sample with a row per task: split by row, its rows fall in training and test
+            values = "text values" if text else "whole numbers"
+            what = (f"dropped, not one-hot encoded into {column.nunique() - 1} features; keep "
+                    f"it with --keep {name}" if text else
+                    f"kept as a numeric feature; drop it with --drop {name}")
+            if text:
+                dropped.append(name)
+            _warn(f"column {name!r} looks like the id of the samples ({column.nunique()} "
+                  f"distinct {values}, none twice in a task, repeated across tasks): {what}. "
+                  f"To keep each sample's rows in one fold, pass --group-column {name}.",
+                  notes)
         elif text and column.nunique() > MANY_CATEGORIES:
             _warn(f"column {name!r} has {column.nunique()} distinct text values: one-hot "
                   f"encoded into {column.nunique() - 1} features; drop it with --drop "
@@ -744,7 +784,7 @@ def _load_csv(args):
     _note(f"Task type: {task_type}, {why}"
           + ("." if args.task_type != "auto" else f"; override with --task-type {other}."),
           notes)
-    X = _features(frame, path, needed + drop, keep, pd, notes)
+    X = _features(frame, path, needed + drop, keep, pd, notes, task_ids)
     y = frame[target_columns[0]] if task_column else frame[target_columns]
     y = y.astype(np.float64 if task_type == "regression" else object)
     if task_column:

@@ -301,6 +301,95 @@ def test_id_and_date_detection(values, kind):
     assert _odd_column(pd.Series(values), pd) == kind
 
 
+@pytest.mark.parametrize(
+    ("values", "tasks", "kind"),
+    [
+        # 12 molecules, each on 2 or 3 of 3 targets: distinct within a target, repeated across
+        ([f"m{i}" for i in range(12)] * 2 + [f"m{i}" for i in range(6)], None, "sample id"),
+        (list(range(100, 112)) * 2 + list(range(100, 106)), None, "sample id"),
+        ([float(i) for i in range(12)] * 2 + [float(i) for i in range(6)], None, "sample id"),
+        # a value twice in one target: no id
+        ([f"m{i}" for i in range(12)] * 2 + ["m0"] * 6, None, None),
+        # real values, or categories: no id
+        ([i + 0.5 for i in range(12)] * 2 + [i + 0.5 for i in range(6)], None, None),
+        (["a", "b", "c"] * 10, ["t0", "t1", "t2"] * 10, None),  # each target's rows alike
+        # 9 molecules: too few values to tell
+        ([f"m{i}" for i in range(9)] * 2, ["t0"] * 9 + ["t1"] * 9, None),
+        # targets of 5 rows: distinct values in so few rows say nothing
+        ([f"m{i}" for i in range(5)] * 6, [f"t{t}" for t in range(6) for _ in range(5)], None),
+    ],
+)
+def test_sample_id_detection_in_long_data(values, tasks, kind):
+    import pandas as pd
+
+    from skmtl.cli import _odd_column
+
+    if tasks is None:
+        tasks = ["t0"] * 12 + ["t1"] * 12 + ["t2"] * (len(values) - 24)
+    assert _odd_column(pd.Series(values), pd, np.array(tasks)) == kind
+    assert _odd_column(pd.Series(values), pd) is None  # wide data: no task to tell by
+
+
+def test_a_sample_id_of_long_data_is_flagged_and_proposed_as_group_column(tmp_path, capsys):
+    """Long data, a molecule per target row: its text id is dropped (not one-hot encoded), its
+    number kept, both with a warning proposing --group-column; named as the group column, the
+    text id is no feature and no warning is left for it."""
+    rng = np.random.RandomState(0)
+    rows = []
+    for m in range(30):
+        x = rng.normal(size=2)
+        for target in rng.choice(["D2", "D3", "D4"], size=rng.randint(1, 4), replace=False):
+            rows.append([f"CCN{m}", 500 + m, target, *x, x.sum() + rng.normal()])
+    path = write_csv(tmp_path / "long.csv", ["smiles", "mol_no", "target", "x0", "x1", "pki"],
+                     rows)
+    base = ["compare", "--csv", str(path), "--targets", "pki", "--task-column", "target",
+            "--models", "pooled", "--cv", "2", "--out", str(tmp_path / "o"), "--quiet"]
+    assert main(base) == 0
+    captured = capsys.readouterr()
+    warnings = [line for line in captured.err.splitlines() if line.startswith("skmtl: warning")]
+    assert warnings == [
+        "skmtl: warning: column 'smiles' looks like the id of the samples (30 distinct text "
+        "values, none twice in a task, repeated across tasks): dropped, not one-hot encoded "
+        "into 29 features; keep it with --keep smiles. To keep each sample's rows in one "
+        "fold, pass --group-column smiles.",
+        "skmtl: warning: column 'mol_no' looks like the id of the samples (30 distinct whole "
+        "numbers, none twice in a task, repeated across tasks): kept as a numeric feature; "
+        "drop it with --drop mol_no. To keep each sample's rows in one fold, pass "
+        "--group-column mol_no.",
+    ]
+    assert f"{len(rows)} rows, 3 features" in captured.out  # mol_no, x0, x1
+    assert main(base + ["--group-column", "smiles", "--drop", "mol_no"]) == 0
+    captured = capsys.readouterr()
+    assert "warning" not in captured.err
+    assert f"{len(rows)} rows, 2 features" in captured.out
+
+
+def test_per_task_numbering_is_no_sample_id_and_row_numbers_do_not_hide_one(tmp_path, capsys):
+    """Pupils numbered 1..n in every school differ within a school and repeat across schools,
+    but their rows differ in the features: no sample. A row number beside a molecule's id
+    differs on every row: it does not hide that the molecule's rows are alike."""
+    rng = np.random.RandomState(1)
+    rows = [[school, pupil, *rng.normal(size=2)] for school in "ABC" for pupil in range(1, 13)]
+    rows = [row + [row[2] + rng.normal()] for row in rows]
+    path = write_csv(tmp_path / "schools.csv", ["school", "pupil", "x0", "x1", "y"], rows)
+    assert main(["compare", "--csv", str(path), "--targets", "y", "--task-column", "school",
+                 "--models", "pooled", "--cv", "2", "--out", str(tmp_path / "o"),
+                 "--quiet"]) == 0
+    assert "id of the samples" not in capsys.readouterr().err
+    rows = []
+    for m in range(20):
+        x = rng.normal(size=2)
+        rows += [[len(rows) + k, f"CCN{m}", t, *x, x.sum() + rng.normal()]
+                 for k, t in enumerate(["D2", "D3"])]
+    path = write_csv(tmp_path / "mols.csv", ["", "smiles", "target", "x0", "x1", "pki"], rows)
+    assert main(["compare", "--csv", str(path), "--targets", "pki", "--task-column",
+                 "target", "--models", "pooled", "--cv", "2", "--out", str(tmp_path / "o"),
+                 "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert "column 'smiles' looks like the id of the samples (20 distinct text values" in err
+    assert "column 'Unnamed: 0' looks like an id (40 distinct whole numbers)" in err
+
+
 def test_line_numbers_stay_right_after_unlabelled_rows_are_left_out(tmp_path, capsys):
     # line 3 has no target (left out), line 5 no feature: the error still says line 5
     path = tmp_path / "d.csv"
