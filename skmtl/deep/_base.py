@@ -82,7 +82,8 @@ def stratified_validation_split(labels, sizes, fraction, rng):
     until it holds ``round(fraction * n_s)`` of the stratum's ``n_s`` labels (counting the rows
     already placed by rarer strata), the rest to training; a stratum with 2 labels or more
     always keeps one in training. Rows without any label then fill the validation part up
-    to ``ceil(fraction * n_samples)`` rows, and at least one row is held out.
+    to ``ceil(fraction * n_samples)`` rows, and at least one labelled row is held out (a
+    ValueError where every label is the last of its task or class in training).
 
     Parameters
     ----------
@@ -133,13 +134,21 @@ def stratified_validation_split(labels, sizes, fraction, rng):
     k = int(np.clip(n_valid - np.count_nonzero(place == 1), 0, free.shape[0]))
     place[free[:k]] = 1
     place[free[k:]] = 0
-    if not np.any(place == 1):
-        # hold out the first row (in the random order) whose labels all have a spare in training
+    if not np.any(counts[1]):
+        # no label held out (the validation loss would watch nothing): hold out the first
+        # labelled row, in the random order, whose labels all have a spare in training
         spare = counts[0] >= 2
         for row in order:
-            if np.all(spare[stratum[labels.indptr[row] : labels.indptr[row + 1]]]):
+            own = stratum[labels.indptr[row] : labels.indptr[row + 1]]
+            if own.size and np.all(spare[own]):
+                place[row] = 1
                 break
-        place[row] = 1
+        else:
+            raise ValueError(
+                f"Early stopping holds out validation labels, but none of the "
+                f"{stratum.shape[0]} labels can be held out without taking the last "
+                "training label of a task (or of a class of one); set early_stopping=False "
+                "(and validation_fraction=None: no validation data).")
     if not np.any(place == 0):
         place[order[0]] = 0
     return np.flatnonzero(place == 0), np.flatnonzero(place == 1)
@@ -234,7 +243,8 @@ def group_validation_split(labels, sizes, fraction, groups, rng):
             raise ValueError(
                 f"groups: early stopping holds out whole groups, but each of the {n_groups} "
                 "groups holds the only training labels of some task or class; pass more "
-                "groups, or set early_stopping=False.")
+                "groups, or set early_stopping=False (and validation_fraction=None: no "
+                "validation data).")
         hold_out(candidates[0])
     if not np.any(place == 0):
         place[by_rank[0]] = 0

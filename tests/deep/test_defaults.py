@@ -212,9 +212,10 @@ def _dense_split(codes, mask, sizes, fraction, rng):
     free = order[place[order] < 0]
     k = int(np.clip(np.ceil(fraction * n_samples) - np.sum(place == 1), 0, free.shape[0]))
     place[free[:k]], place[free[k:]] = 1, 0
-    if not np.any(place == 1):
+    if not np.any(counts[1]):  # no label held out: the first labelled row with spares
         spare = counts[0] >= 2
-        row = next(r for r in order if np.all(spare[(offsets[:-1] + codes[r])[mask[r]]]))
+        row = next(r for r in order if mask[r].any()
+                   and np.all(spare[(offsets[:-1] + codes[r])[mask[r]]]))
         place[row] = 1
     if not np.any(place == 0):
         place[order[0]] = 0
@@ -234,6 +235,29 @@ def test_validation_split_on_triples_equals_the_split_on_dense_arrays(seed):
                                       np.random.RandomState(seed))
     for a, b in zip(got, expected, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_validation_split_holds_out_a_label_where_the_fraction_rounds_to_none():
+    """Two tasks of four labels among 100 rows: 10 % of each rounds to 0 labels, and the
+    unlabelled rows that fill the validation part carry none. A labelled row is held out, so
+    the validation loss is a number: before, it was NaN at every epoch, and early stopping
+    stopped after n_iter_no_change epochs of nothing."""
+    rng = np.random.RandomState(0)
+    X, Y = rng.normal(size=(100, 3)), np.full((100, 2), np.nan)
+    Y[:4, 0], Y[4:8, 1] = rng.normal(size=4), rng.normal(size=4)
+    train, valid = _placements(np.zeros((100, 2), dtype=np.intp), ~np.isnan(Y), [1, 1], 0.1, 0)
+    assert (~np.isnan(Y[valid])).sum() == 1 and valid.size == 11
+    est = MultiTaskRegressor(**SMALL, random_state=0).fit(X, Y)
+    assert np.isfinite(est.net_.history[:, "valid_loss"]).all()
+
+
+def test_validation_split_with_no_label_to_spare_raises():
+    X = np.arange(6.0).reshape(3, 2)
+    Y = np.array([[1.0, np.nan], [np.nan, 2.0], [np.nan, np.nan]])  # one label per task
+    with pytest.raises(ValueError, match="none of the 2 labels can be held out without "
+                                         "taking the last training label of a task"):
+        MultiTaskRegressor(**SMALL).fit(X, Y)
+    MultiTaskRegressor(**SMALL, early_stopping=False).fit(X, Y)  # fits without validation
 
 
 def test_validation_split_reaches_the_estimator():
