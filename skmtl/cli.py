@@ -35,8 +35,11 @@ import numpy as np
 
 from skmtl._compare import (
     FOCUS_STRATEGIES,
+    HIERARCHICAL_DIAGONAL,
+    HIERARCHICAL_SLOPES,
     MODELS,
     SCORINGS,
+    hierarchical_structure,
     run_comparison,
     run_focus_comparison,
 )
@@ -829,6 +832,23 @@ def _parallel_backend(address):
         yield f"Fits run on the dask scheduler at {address} ({threads} worker threads)."
 
 
+def _hierarchical_note(n_features, notes):
+    """Say which random effects the hierarchical model gets with ``n_features`` features
+    (:func:`~skmtl._compare.hierarchical_structure`), where not every slope has a full
+    covariance: a random intercept only is no model of tasks whose slopes differ."""
+    structure = hierarchical_structure(n_features)
+    if not structure:
+        return
+    if structure.get("covariance_type") == "diag":
+        _note(f"hierarchical: {n_features} features (more than {HIERARCHICAL_SLOPES}): every "
+              "slope varies between tasks, independently (a diagonal covariance).", notes)
+    else:
+        _note(f"hierarchical: {n_features} features (more than {HIERARCHICAL_DIAGONAL}): a "
+              "random intercept per task only, the slopes the same for every task and "
+              "fitted without a penalty; where the tasks' slopes differ, mean_clustered "
+              "models that (its penalty chosen by cross-validation).", notes)
+
+
 def _check_device(device, deep, notes):
     """Before any fitting: an unavailable ``--device`` is an error where a deep model runs
     (it was one at the first deep fit, after the other models' folds); where none does, a
@@ -1096,6 +1116,8 @@ def _compare(args):
         models = ["stl"] + [m for m in models if m != "stl"]
     deep = args.focus is not None or any(MODELS[name].uses_device for name in models)
     _check_device(args.device, deep, notes)
+    if args.focus is None and "hierarchical" in models:
+        _hierarchical_note(X.shape[1], notes)
     data = (f"Data set {label}: {X.shape[0]} rows, {X.shape[1]} features, {task_type}, "
             f"{'long' if task_ids is not None else 'wide'} format; {folds};")
     common = dict(task_ids=task_ids, groups=groups, task_type=task_type, cv=args.cv,
