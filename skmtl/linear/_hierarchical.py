@@ -45,6 +45,13 @@ __all__ = ["HierarchicalClassifier", "HierarchicalRegressor"]
 # at 1.25e-2 or more
 _EXACT_FIT = 1e-6
 
+# covariance_type="auto" falls back to independent random effects where a full covariance has
+# more entries than tasks; it refuses that fallback where a step's T q^3 exceeds this (5 tasks
+# of 1,500 to 3,000 binary fingerprint rows, "diag": 65 random effects 0.8 s / 0.7 s for the
+# regressor / classifier, 129 random effects 0.8 s / 4 s, 257 random effects (T q^3 = 8.5e7)
+# 8 s / 60 s; 2,049 random effects of 30 targets, 2.6e11: hours)
+_AUTO_DIAGONAL_WORK = 1e8
+
 
 def _within_task_variation(sums, squares, n):
     """``(n_features,)`` bool: the features that vary within at least one task, from each
@@ -193,7 +200,9 @@ _DOCS = {
         variances, lme4's ``(x || task)``), or ``"auto"``: ``"full"`` where its entries are
         at most as many as the tasks, ``"diag"`` where they are more (the full estimate is
         then noisy and the tasks' coefficients overfit; see the user guide's table), as
-        ``covariance_type_`` records. ``"diag"`` is diagonal in the features centred at
+        ``covariance_type_`` records (its fallback to ``"diag"`` is refused where a step's
+        ``T q^3`` exceeds 1e8, about a minute, with a ValueError saying what to pass
+        instead). ``"diag"`` is diagonal in the features centred at
         their mean and scaled to unit variance over the observed rows, the coordinates the
         model is fitted in: ``task_covariance_``, in the units of ``X``, then has
         covariances between the intercept and the slopes only (the random intercept is that
@@ -248,15 +257,20 @@ class _HierarchicalMixin(_OneBlasThread):
                 f"(features and intercept); got {int(n_labels)} label(s) for {n_columns} "
                 f"column(s) (n_samples = {int(n_labels)}).")
 
-    def _covariance_too_large(self, n_random, n_labels):
-        """A full covariance of ``n_random`` random effects with more entries than labels, past
-        the 990 entries (44 random effects) up to which HierarchicalRegressor's Newton steps
-        fit it (L-BFGS-B alone above, each step ``O(T q^2 (q + d))``): 2,048 fingerprint bits
-        give 2,049 random effects, 2.1 million entries, a fit of hours that the labels cannot
-        determine. ``"auto"`` counts as ``"full"`` here: its diagonal fallback of that many
-        random effects takes hours as well (each step ``O(T q^3)``)."""
+    def _covariance_too_large(self, n_random, n_labels, n_tasks):
+        """``"full"``: a covariance of ``n_random`` random effects with more entries than
+        labels, past the 990 entries (44 random effects) up to which HierarchicalRegressor's
+        Newton steps fit it (L-BFGS-B alone above, each step ``O(T q^2 (q + d))``): 2,048
+        fingerprint bits give 2,049 random effects, 2.1 million entries, a fit of hours that
+        the labels cannot determine. ``"auto"``: its diagonal fallback (more entries than
+        tasks) where each step's ``T q^3`` exceeds ``_AUTO_DIAGONAL_WORK`` (2,049 random
+        effects of 30 targets: hours); ``"auto"`` resolved to ``"full"`` has at most as many
+        entries as tasks, so as labels."""
         entries = n_random * (n_random + 1) // 2
-        return self.covariance_type != "diag" and entries > max(_NEWTON_PAIRS, n_labels)
+        if self.covariance_type == "full":
+            return entries > max(_NEWTON_PAIRS, n_labels)
+        return (self.covariance_type == "auto" and entries > n_tasks
+                and n_tasks * float(n_random) ** 3 > _AUTO_DIAGONAL_WORK)
 
     def _resolve_covariance(self, n_random, n_tasks):
         """Set ``covariance_type_``: ``covariance_type``, or for ``"auto"`` ``"full"`` where
@@ -268,19 +282,31 @@ class _HierarchicalMixin(_OneBlasThread):
         self.covariance_type_ = kind
         return kind == "diag"
 
-    def _check_covariance_size(self, n_random, n_labels):
+    def _check_covariance_size(self, n_random, n_labels, n_tasks):
         """Refuse :meth:`_covariance_too_large` with what to pass instead."""
-        if self._covariance_too_large(n_random, n_labels):
+        if not self._covariance_too_large(n_random, n_labels, n_tasks):
+            return
+        if self.covariance_type == "auto":
             raise ValueError(
-                f"{type(self).__name__} with covariance_type={self.covariance_type!r} would "
-                f"estimate a covariance of {n_random * (n_random + 1) // 2:,} entries "
-                f"({n_random:,} random effects, the intercept's and the random slopes') from "
-                f"{int(n_labels):,} labels: more entries than labels, which cannot determine "
-                f"them, and more than 44 random effects, whose fit's steps grow with the cube "
-                f"to the fourth power of their number. Keep a random intercept only "
-                f"(random_slopes=None), give most features a fixed slope "
-                f"(random_slopes=[a few feature indices]), or make the slopes independent "
-                f"(covariance_type='diag': {n_random:,} variances).")
+                f"{type(self).__name__} with covariance_type='auto' would fit {n_random:,} "
+                f"independent random effects (the intercept's and the random slopes'; a "
+                f"diagonal covariance, as a full one's {n_random * (n_random + 1) // 2:,} "
+                f"entries outnumber the {n_tasks:,} tasks), whose fit's steps cost T q^3 = "
+                f"{n_tasks * float(n_random) ** 3:.2g}, more than the "
+                f"{_AUTO_DIAGONAL_WORK:.0e} (about a minute) that 'auto' takes on. Keep a "
+                f"random intercept only (random_slopes=None), give most features a fixed "
+                f"slope (random_slopes=[a few feature indices]), or pass "
+                f"covariance_type='diag' to fit them all the same.")
+        raise ValueError(
+            f"{type(self).__name__} with covariance_type={self.covariance_type!r} would "
+            f"estimate a covariance of {n_random * (n_random + 1) // 2:,} entries "
+            f"({n_random:,} random effects, the intercept's and the random slopes') from "
+            f"{int(n_labels):,} labels: more entries than labels, which cannot determine "
+            f"them, and more than 44 random effects, whose fit's steps grow with the cube "
+            f"to the fourth power of their number. Keep a random intercept only "
+            f"(random_slopes=None), give most features a fixed slope "
+            f"(random_slopes=[a few feature indices]), or make the slopes independent "
+            f"(covariance_type='diag': {n_random:,} variances).")
 
     def _named_slopes(self):
         """``random_slopes`` with the names of a DataFrame's columns (``feature_names_in_``)
@@ -311,13 +337,13 @@ class _HierarchicalMixin(_OneBlasThread):
         rows, tasks, counts = problem.flat_groups()
         d = X.shape[1]
         every = _random_columns(self._named_slopes(), d, self.fit_intercept, np.ones(d, bool))
-        if not self._covariance_too_large(len(every), len(rows)):
+        if not self._covariance_too_large(len(every), len(rows), len(counts)):
             return
         sums, squares, _ = _shifted_task_moments(X, rows.astype(np.intp), tasks, len(counts))
         varying = self.fit_intercept and _within_task_variation(
             sums, squares, counts.astype(np.float64))
         random = _random_columns(self._named_slopes(), d, self.fit_intercept, varying)
-        self._check_covariance_size(len(random), len(rows))
+        self._check_covariance_size(len(random), len(rows), len(counts))
 
     def _warn_no_maximum(self, share, on_bound, interpolated, n_random, n):
         """The fit ended where the random effects fit every task almost exactly (``share``:
@@ -506,7 +532,9 @@ class HierarchicalRegressor(_HierarchicalMixin, MultiTaskRegressorMixin, BaseEst
     its starting point as ``task_covariance_``).
     Suited to up to a few dozen random slopes; ``Sigma`` has ``q (q + 1) / 2`` entries to
     estimate (a full one of more than 44 random effects with more entries than labels is
-    refused with a ValueError), so give many features a fixed slope (``random_slopes``), or
+    refused with a ValueError, and so is ``"auto"``'s diagonal fallback where a step's ``T
+    q^3`` exceeds 1e8, about a minute: 2,048 fingerprint bits of 30 targets would take
+    hours), so give many features a fixed slope (``random_slopes``), or
     make the slopes independent (``covariance_type="diag"``: ``q`` variances, fitted by the
     same Newton's method on them, its Hessian ``O(T q^3)``; L-BFGS-B's final check grows every
     variance left at 0 that should grow, at once). A rank-deficient X
@@ -575,7 +603,7 @@ class HierarchicalRegressor(_HierarchicalMixin, MultiTaskRegressorMixin, BaseEst
             A, c, s, n, (x_origin, y_origin) = task_moments(problem, self.fit_intercept,
                                                             rows=random)
             total = A.total
-        self._check_covariance_size(len(random), n.sum())
+        self._check_covariance_size(len(random), n.sum(), len(n))
         diagonal = self._resolve_covariance(len(random), len(n))
         J = _standardizer(total[:d, d] if self.fit_intercept else np.zeros(d),
                           np.diag(total)[:d], n.sum(), self.fit_intercept, origin=x_origin)
@@ -746,8 +774,9 @@ class HierarchicalClassifier(_BinaryLogisticMixin, _HierarchicalMixin, MultiTask
     ``O(n_obs q^2 + T q^3)`` plus a product with X, for ``q`` random effects (the sums over each
     task's labels by compiled loops, or by one matrix product per task where the tasks have 64
     labels or more on average); the random columns are copied once per observed label (``n_obs x
-    q``); a full covariance of more than 44 random effects with more entries than labels is
-    refused with a ValueError, as in :class:`HierarchicalRegressor`. Collinear random columns
+    q``); a full covariance of more than 44 random effects with more entries than labels, and
+    ``"auto"``'s diagonal fallback where a step's ``T q^3`` exceeds 1e8, are refused with a
+    ValueError, as in :class:`HierarchicalRegressor`. Collinear random columns
     (a feature that is another plus a constant) are fitted over their range, as the
     regressor's: the prior on ``tr(Sigma)`` already puts no variance on a combination of the
     standardised random columns that is zero on every row. The Laplace approximation is
@@ -802,7 +831,7 @@ class HierarchicalClassifier(_BinaryLogisticMixin, _HierarchicalMixin, MultiTask
             task_sums, task_squares, counts.astype(np.float64))
         random = _random_columns(self._named_slopes(), X.shape[1], self.fit_intercept, varying)
         self._check_enough_labels(n, X.shape[1] + self.fit_intercept, "fixed-effect")
-        self._check_covariance_size(len(random), n)
+        self._check_covariance_size(len(random), n, len(counts))
         diagonal = self._resolve_covariance(len(random), len(counts))
         J = _standardizer(task_sums.sum(axis=0), task_squares.sum(axis=0), n,
                           self.fit_intercept, shift)

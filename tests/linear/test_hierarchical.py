@@ -827,7 +827,9 @@ def test_auto_covariance_does_not_overfit_few_small_tasks():
 def test_a_full_covariance_with_more_entries_than_labels_is_refused(Estimator):
     """Every slope random on wide data: a full covariance past Newton's 44 random effects with
     more entries than labels is refused before the fit (2,048 fingerprint bits: 2.1 million
-    entries, a fit of hours); the error says what to pass instead, and each works."""
+    entries, a fit of hours); the error says what to pass instead, and each works. The
+    default, covariance_type="auto", fits independent slopes there, as its docstring says
+    (before, it was refused as "full" was)."""
     rng = np.random.default_rng(0)
     task_ids = np.repeat(np.arange(10), 20)
     X = rng.normal(size=(200, 60))
@@ -837,18 +839,45 @@ def test_a_full_covariance_with_more_entries_than_labels_is_refused(Estimator):
     message = (r"covariance of 1,891 entries \(61 random effects, the intercept's and the "
                r"random slopes'\) from 200 labels: .*\(random_slopes=None\)")
     with pytest.raises(ValueError, match=message):
-        Estimator().fit(X, y, task_ids=task_ids)
+        Estimator(covariance_type="full").fit(X, y, task_ids=task_ids)
+    fitted = []
     for params, n_random in [({"random_slopes": None}, 1), ({"random_slopes": [0, 1]}, 3),
-                             ({"covariance_type": "diag", "max_iter": 5}, 61)]:
+                             ({"covariance_type": "diag", "max_iter": 5}, 61),
+                             ({"max_iter": 5}, 61)]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)  # (diag: 5 iterations)
             model = Estimator(**params).fit(X, y, task_ids=task_ids)
         assert model.task_covariance_.shape == (n_random, n_random)
+        fitted.append(model)
+    # "auto" is "diag" here: the same fit
+    assert fitted[-1].covariance_type_ == "diag"
+    np.testing.assert_array_equal(fitted[-1].coef_, fitted[-2].coef_)
+    np.testing.assert_array_equal(fitted[-1].task_covariance_, fitted[-2].task_covariance_)
     # up to 44 random effects (990 entries), whatever the labels: 231 entries from 40 here
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         model = Estimator().fit(X[:40, :20], y[:40], task_ids=task_ids[:40] // 10)
     assert model.task_covariance_.shape == (21, 21)
+
+
+@pytest.mark.parametrize("Estimator", [HierarchicalRegressor, HierarchicalClassifier])
+def test_auto_refuses_independent_slopes_too_costly_to_fit(Estimator):
+    """600 features of 5 tasks: "auto" would fit 601 independent random effects, T q^3 = 1.1e9
+    (a fit of many minutes; 2,048 fingerprint bits of 30 targets, hours): refused before the
+    moments are formed, naming the cost and what to pass instead; "diag" is not refused."""
+    rng = np.random.default_rng(1)
+    X, task_ids = rng.normal(size=(700, 600)), np.repeat(np.arange(5), 140)
+    y = X[:, 0] + rng.normal(size=700)
+    if Estimator is HierarchicalClassifier:
+        y = (y > 0).astype(int)
+    message = (r"covariance_type='auto' would fit 601 independent random effects .* a full "
+               r"one's 180,901 entries outnumber the 5 tasks\), whose fit's steps cost T q\^3 "
+               r"= 1.1e\+09, more than the 1e\+08 .* or pass covariance_type='diag'")
+    with pytest.raises(ValueError, match=message):
+        Estimator().fit(X, y, task_ids=task_ids)
+    assert not Estimator(covariance_type="diag")._covariance_too_large(601, 700, 5)
+    assert Estimator()._covariance_too_large(601, 700, 5)
+    assert not Estimator()._covariance_too_large(257, 3000, 5)  # 8.5e7: fitted
 
 
 def _small_data(seed):
