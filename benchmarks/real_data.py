@@ -42,8 +42,12 @@ from sklearn.preprocessing import StandardScaler
 
 # the hierarchical model's random effects by the number of features, as in `skmtl compare`:
 # every slope random with a full covariance up to HIERARCHICAL_SLOPES features, independent
-# ones up to HIERARCHICAL_DIAGONAL, a random intercept only above
-from skmtl._compare import HIERARCHICAL_DIAGONAL, HIERARCHICAL_SLOPES, hierarchical_structure
+# ones above where T q^3 <= HIERARCHICAL_DIAGONAL_WORK, a random intercept only beyond
+from skmtl._compare import (
+    HIERARCHICAL_DIAGONAL_WORK,
+    HIERARCHICAL_SLOPES,
+    hierarchical_structure,
+)
 from skmtl.baselines import IndependentTasks, PooledTasks
 from skmtl.metrics import r2_score, roc_auc_score
 from skmtl.model_selection import MultiTaskKFold
@@ -416,7 +420,7 @@ def _linear(family, task_type, cv=True):
 
 def _hierarchical(data):
     model = _linear("Hierarchical", data.task_type, cv=False)
-    return model.set_params(**hierarchical_structure(data.X.shape[1]))
+    return model.set_params(**hierarchical_structure(data.X.shape[1], data.n_tasks))
 
 
 def _deep(task_type, weighting="equal", quick=False):
@@ -455,8 +459,8 @@ MODELS = {m.name: m for m in [
     Model("task_relation", "TaskRelationRegressorCV / TaskRelationClassifierCV, defaults",
           lambda data, quick: _linear("TaskRelation", data.task_type)),
     Model("hierarchical", "HierarchicalRegressor / HierarchicalClassifier (no CV): defaults "
-          f"up to {HIERARCHICAL_SLOPES} features, covariance_type='diag' up to "
-          f"{HIERARCHICAL_DIAGONAL}, a random intercept only above",
+          f"up to {HIERARCHICAL_SLOPES} features, covariance_type='diag' above where "
+          f"T q^3 <= {HIERARCHICAL_DIAGONAL_WORK:.0e}, a random intercept only beyond",
           lambda data, quick: _hierarchical(data)),
     Model("deep_hard", "MultiTaskRegressor / MultiTaskClassifier, default parameters",
           lambda data, quick: _deep(data.task_type, quick=quick)),

@@ -42,7 +42,7 @@ from skmtl.utils.validation import (
     encode_target_classes,
 )
 
-__all__ = ["HIERARCHICAL_DIAGONAL", "HIERARCHICAL_SLOPES", "MODELS", "ComparisonResult",
+__all__ = ["HIERARCHICAL_DIAGONAL_WORK", "HIERARCHICAL_SLOPES", "MODELS", "ComparisonResult",
            "hierarchical_structure", "register_model", "run_comparison"]
 
 REFERENCE = "stl"
@@ -191,25 +191,28 @@ def _relation_model(task_type, family, params):
 
 # Up to HIERARCHICAL_SLOPES features the hierarchical model gives every feature a random
 # slope, with the estimator's default covariance_type="auto" (a full covariance where it has at
-# most as many entries as tasks, else independent slopes); up to HIERARCHICAL_DIAGONAL, with
-# independent ones
-# (covariance_type="diag"); above, a random intercept only. A full covariance has q (q + 1) / 2
-# entries for q random effects, and its cost grows with the fourth power of q: on yeast (103
-# features, 14 tasks) one training fold ran 742 s and stopped at max_iter. A diagonal one has
-# q entries (yeast: 56 s a training fold and a mean ROC AUC of 0.693 over 5 folds, where a
-# random intercept only, which ranks each task's rows as pooling does, had 0.531).
+# most as many entries as tasks, else independent slopes); above, independent ones
+# (covariance_type="diag") where a step's T q^3 is at most the estimator's budget for that
+# fallback (_AUTO_DIAGONAL_WORK, 1e8: about a minute), else a random intercept only. A full
+# covariance has q (q + 1) / 2 entries for q random effects, and its cost grows with the
+# fourth power of q: on yeast (103 features, 14 tasks) one training fold ran 742 s and stopped
+# at max_iter. A diagonal one has q entries (yeast: 56 s a training fold and a mean ROC AUC of
+# 0.693 over 5 folds, where a random intercept only, which ranks each task's rows as pooling
+# does, had 0.531; three MoleculeACE targets on 256 bits, 3 scaffold folds: R^2 0.002 to 0.029
+# above stl's, where a random intercept only, its slopes shared and unpenalised, scored 0.117
+# to 0.345 below). 2,048 bits of 30 targets (T q^3 = 2.6e11) keep a random intercept only.
 # benchmarks/real_data.py applies the same rule (hierarchical_structure).
 HIERARCHICAL_SLOPES = 20
-HIERARCHICAL_DIAGONAL = 200
+HIERARCHICAL_DIAGONAL_WORK = 1e8  # skmtl.linear._hierarchical._AUTO_DIAGONAL_WORK (a test)
 
 
-def hierarchical_structure(n_features):
-    """The hierarchical model's parameters for ``n_features`` features (see above): ``{}``
-    (every slope random, ``covariance_type="auto"``), ``{"covariance_type": "diag"}`` or
-    ``{"random_slopes": None}``."""
+def hierarchical_structure(n_features, n_tasks):
+    """The hierarchical model's parameters for ``n_features`` features of ``n_tasks`` tasks
+    (see above): ``{}`` (every slope random, ``covariance_type="auto"``),
+    ``{"covariance_type": "diag"}`` or ``{"random_slopes": None}``."""
     if n_features <= HIERARCHICAL_SLOPES:
         return {}
-    if n_features <= HIERARCHICAL_DIAGONAL:
+    if n_tasks * float(n_features + 1) ** 3 <= HIERARCHICAL_DIAGONAL_WORK:
         return {"covariance_type": "diag"}
     return {"random_slopes": None}
 
@@ -228,9 +231,10 @@ class _HierarchicalBySize(MetaEstimatorMixin, BaseEstimator):
 
     ``fit`` fits a clone of ``estimator`` (a :class:`~skmtl.linear.HierarchicalRegressor` or
     :class:`~skmtl.linear.HierarchicalClassifier`) with the parameters of
-    :func:`hierarchical_structure` for the number of features of ``X``: as given (every
-    slope random, by default) up to ``HIERARCHICAL_SLOPES`` features, with
-    ``covariance_type="diag"`` up to ``HIERARCHICAL_DIAGONAL``, with ``random_slopes=None``
+    :func:`hierarchical_structure` for the number of features of ``X`` and of tasks: as
+    given (every slope random, by default) up to ``HIERARCHICAL_SLOPES`` features, with
+    ``covariance_type="diag"`` where ``T q^3 <= HIERARCHICAL_DIAGONAL_WORK``, with
+    ``random_slopes=None``
     (a random intercept only) above; ``estimator_`` is the fitted model, and ``predict``,
     ``predict_proba``, ``score`` are its own. ``task_ids`` is routed as to ``estimator``.
     """
@@ -260,8 +264,12 @@ class _HierarchicalBySize(MetaEstimatorMixin, BaseEstimator):
     def fit(self, X, y, task_ids=None):
         """Fit ``estimator`` with the random effects of :func:`hierarchical_structure`."""
         n_features = X.shape[1] if hasattr(X, "shape") else np.shape(X)[1]
+        if task_ids is not None:
+            n_tasks = len(np.unique(np.asarray(task_ids)))
+        else:
+            n_tasks = np.shape(y)[1] if np.ndim(y) == 2 else 1
         self.estimator_ = clone(self.estimator).set_params(
-            **hierarchical_structure(n_features))
+            **hierarchical_structure(n_features, n_tasks))
         self.estimator_.fit(X, y, **_task_ids_param(task_ids))
         return self
 
@@ -325,9 +333,9 @@ register_model(
     "(a mixed model fitted by empirical Bayes, no grid search): HierarchicalRegressor / "
     f"HierarchicalClassifier, every slope random up to {HIERARCHICAL_SLOPES} features "
     "(with a full covariance where it has at most as many entries as tasks), "
-    f"independent random slopes (covariance_type='diag') up to {HIERARCHICAL_DIAGONAL}, a "
-    "random intercept only above (the cost grows with the number of random effects; not "
-    "run by default)",
+    "independent random slopes (covariance_type='diag') above where T q^3 <= "
+    f"{HIERARCHICAL_DIAGONAL_WORK:.0e} for T tasks and q random effects, a random intercept "
+    "only beyond (the cost grows with the number of random effects; not run by default)",
     default=False, applicable=_binary_tasks_only)
 
 # Deep models: an MLP (one hidden layer of 64) trained for DEEP_EPOCHS epochs, on --device.

@@ -35,7 +35,7 @@ import numpy as np
 
 from skmtl._compare import (
     FOCUS_STRATEGIES,
-    HIERARCHICAL_DIAGONAL,
+    HIERARCHICAL_DIAGONAL_WORK,
     HIERARCHICAL_SLOPES,
     MODELS,
     SCORINGS,
@@ -832,21 +832,24 @@ def _parallel_backend(address):
         yield f"Fits run on the dask scheduler at {address} ({threads} worker threads)."
 
 
-def _hierarchical_note(n_features, notes):
-    """Say which random effects the hierarchical model gets with ``n_features`` features
-    (:func:`~skmtl._compare.hierarchical_structure`), where not every slope has a full
-    covariance: a random intercept only is no model of tasks whose slopes differ."""
-    structure = hierarchical_structure(n_features)
+def _hierarchical_note(n_features, n_tasks, notes):
+    """Say which random effects the hierarchical model gets with ``n_features`` features of
+    ``n_tasks`` tasks (:func:`~skmtl._compare.hierarchical_structure`), where not every slope
+    has a full covariance: a random intercept only is no model of tasks whose slopes differ."""
+    structure = hierarchical_structure(n_features, n_tasks)
     if not structure:
         return
+    work = f"T q^3 = {n_tasks * float(n_features + 1) ** 3:.2g} for {n_tasks} tasks"
     if structure.get("covariance_type") == "diag":
         _note(f"hierarchical: {n_features} features (more than {HIERARCHICAL_SLOPES}): every "
-              "slope varies between tasks, independently (a diagonal covariance).", notes)
+              f"slope varies between tasks, independently (a diagonal covariance; {work}).",
+              notes)
     else:
-        _note(f"hierarchical: {n_features} features (more than {HIERARCHICAL_DIAGONAL}): a "
-              "random intercept per task only, the slopes the same for every task and "
-              "fitted without a penalty; where the tasks' slopes differ, mean_clustered "
-              "models that (its penalty chosen by cross-validation).", notes)
+        _note(f"hierarchical: {n_features} features of {n_tasks} tasks ({work}, more than "
+              f"{HIERARCHICAL_DIAGONAL_WORK:.0e}, too slow for independent slopes): a random "
+              "intercept per task only, the slopes the same for every task and fitted without "
+              "a penalty; where the tasks' slopes differ, mean_clustered models that (its "
+              "penalty chosen by cross-validation).", notes)
 
 
 def _check_device(device, deep, notes):
@@ -1117,7 +1120,9 @@ def _compare(args):
     deep = args.focus is not None or any(MODELS[name].uses_device for name in models)
     _check_device(args.device, deep, notes)
     if args.focus is None and "hierarchical" in models:
-        _hierarchical_note(X.shape[1], notes)
+        n_tasks = (len(np.unique(task_ids)) if task_ids is not None
+                   else np.shape(y)[1] if np.ndim(y) == 2 else 1)
+        _hierarchical_note(X.shape[1], n_tasks, notes)
     data = (f"Data set {label}: {X.shape[0]} rows, {X.shape[1]} features, {task_type}, "
             f"{'long' if task_ids is not None else 'wide'} format; {folds};")
     common = dict(task_ids=task_ids, groups=groups, task_type=task_type, cv=args.cv,

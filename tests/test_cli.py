@@ -557,12 +557,14 @@ def test_hierarchical_model_random_effects_by_the_number_of_features(task_type):
             else make_multitask_classification)
     rng = np.random.RandomState(0)
     # up to 20 features, the estimator's covariance_type="auto": diagonal from 3 tasks, whose
-    # full covariance of 4 random effects (10 entries) or more has more entries than tasks
+    # full covariance of 4 random effects (10 entries) or more has more entries than tasks;
+    # above, diagonal while 3 q^3 <= 1e8 (up to 320 features: q = 321 random effects), a
+    # random intercept beyond (the boundary itself is checked below, without a fit)
     for n_features, random_columns, covariance in [
-            (201, [201], "full"), (21, list(range(22)), "diag"), (20, list(range(21)), "diag"),
-            (3, [0, 1, 2, 3], "diag")]:
-        X, Y = make(n_samples=90, n_features=n_features, n_tasks=3, n_informative=3,
-                    random_state=0)
+            (322, [322], "full"), (21, list(range(22)), "diag"),
+            (20, list(range(21)), "diag"), (3, [0, 1, 2, 3], "diag")]:
+        X, Y = make(n_samples=500 if n_features > 300 else 90, n_features=n_features,
+                    n_tasks=3, n_informative=3, random_state=0)
         task_ids = None
         if task_type == "classification":  # long data, with task_ids routed to the model
             rows, tasks = np.nonzero(~np.isnan(Y))
@@ -575,24 +577,36 @@ def test_hierarchical_model_random_effects_by_the_number_of_features(task_type):
         # the columns of [X, 1] with a random effect: the intercept is column n_features
         np.testing.assert_array_equal(fitted.random_columns_, random_columns,
                                       err_msg=f"{n_features} features")
-        assert fitted.covariance_type == ("diag" if 20 < n_features <= 200 else "auto")
+        assert fitted.covariance_type == ("diag" if 20 < n_features <= 320 else "auto")
         assert fitted.covariance_type_ == covariance
         if covariance == "diag":  # independent at the features' mean (StandardScaler's)
             Sigma = fitted.task_covariance_
             np.testing.assert_allclose(Sigma - np.diag(np.diag(Sigma)), 0.0, atol=1e-10)
     description = MODELS["hierarchical"].description
     assert ("every slope random up to 20 features (with a full covariance where it has at most "
-            "as many entries as tasks), independent random slopes (covariance_type='diag') up "
-            "to 200, a random intercept only above") in description
-    # one rule, for benchmarks/real_data.py too
-    assert (_compare.HIERARCHICAL_SLOPES, _compare.HIERARCHICAL_DIAGONAL) == (20, 200)
+            "as many entries as tasks), independent random slopes (covariance_type='diag') "
+            "above where T q^3 <= 1e+08 for T tasks and q random effects, a random intercept "
+            "only beyond") in description
+    # one rule, for benchmarks/real_data.py too, and the estimator's budget for "auto"
+    from skmtl.linear._hierarchical import _AUTO_DIAGONAL_WORK
+
+    assert (_compare.HIERARCHICAL_SLOPES, _compare.HIERARCHICAL_DIAGONAL_WORK) == (20, 1e8)
+    assert _compare.HIERARCHICAL_DIAGONAL_WORK == _AUTO_DIAGONAL_WORK
+    # yeast (103 features, 14 tasks) and 256 bits of 3 targets: diagonal; 2,048 bits of 30
+    # targets: a random intercept only
+    assert _compare.hierarchical_structure(103, 14) == {"covariance_type": "diag"}
+    assert _compare.hierarchical_structure(256, 3) == {"covariance_type": "diag"}
+    assert _compare.hierarchical_structure(2048, 30) == {"random_slopes": None}
+    assert _compare.hierarchical_structure(320, 3) == {"covariance_type": "diag"}
+    assert _compare.hierarchical_structure(321, 3) == {"random_slopes": None}
 
 
 @pytest.mark.parametrize("n_features, said", [
     (3, None),
     (25, "hierarchical: 25 features (more than 20): every slope varies between tasks, "
-         "independently (a diagonal covariance)."),
-    (201, "hierarchical: 201 features (more than 200): a random intercept per task only, the "
+         "independently (a diagonal covariance; T q^3 = 3.5e+04 for 2 tasks)."),
+    (400, "hierarchical: 400 features of 2 tasks (T q^3 = 1.3e+08 for 2 tasks, more than "
+          "1e+08, too slow for independent slopes): a random intercept per task only, the "
           "slopes the same for every task and fitted without a penalty; where the tasks' "
           "slopes differ, mean_clustered models that (its penalty chosen by "
           "cross-validation)."),
@@ -600,7 +614,7 @@ def test_hierarchical_model_random_effects_by_the_number_of_features(task_type):
 def test_hierarchical_structure_is_said_before_any_fit(tmp_path, capsys, monkeypatch,
                                                        n_features, said):
     """On 256 fingerprint bits of three MoleculeACE targets the hierarchical model lost to
-    stl on every target without a word on why: above 200 features it has a random intercept
+    stl on every target without a word on why: above 200 features it had a random intercept
     only. The command says which random effects it gets (the run is stubbed out), and only
     when it runs."""
     import skmtl.cli
