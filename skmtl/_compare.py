@@ -43,7 +43,8 @@ from skmtl.utils.validation import (
 )
 
 __all__ = ["HIERARCHICAL_DIAGONAL_WORK", "HIERARCHICAL_SLOPES", "MODELS", "ComparisonResult",
-           "hierarchical_structure", "register_model", "run_comparison"]
+           "count_tasks", "hierarchical_structure", "hierarchical_work", "register_model",
+           "run_comparison"]
 
 REFERENCE = "stl"
 
@@ -206,13 +207,27 @@ HIERARCHICAL_SLOPES = 20
 HIERARCHICAL_DIAGONAL_WORK = 1e8  # skmtl.linear._hierarchical._AUTO_DIAGONAL_WORK (a test)
 
 
+def hierarchical_work(n_features, n_tasks):
+    """``T q^3`` of the hierarchical model with every feature and the intercept random: the
+    work of a step with independent random slopes."""
+    return n_tasks * float(n_features + 1) ** 3
+
+
+def count_tasks(y, task_ids):
+    """The number of tasks of wide ``y`` (its columns; 1-D: one) or of long data
+    (the distinct ``task_ids``)."""
+    if task_ids is not None:
+        return len(np.unique(np.asarray(task_ids)))
+    return np.shape(y)[1] if np.ndim(y) == 2 else 1
+
+
 def hierarchical_structure(n_features, n_tasks):
     """The hierarchical model's parameters for ``n_features`` features of ``n_tasks`` tasks
     (see above): ``{}`` (every slope random, ``covariance_type="auto"``),
     ``{"covariance_type": "diag"}`` or ``{"random_slopes": None}``."""
     if n_features <= HIERARCHICAL_SLOPES:
         return {}
-    if n_tasks * float(n_features + 1) ** 3 <= HIERARCHICAL_DIAGONAL_WORK:
+    if hierarchical_work(n_features, n_tasks) <= HIERARCHICAL_DIAGONAL_WORK:
         return {"covariance_type": "diag"}
     return {"random_slopes": None}
 
@@ -264,12 +279,8 @@ class _HierarchicalBySize(MetaEstimatorMixin, BaseEstimator):
     def fit(self, X, y, task_ids=None):
         """Fit ``estimator`` with the random effects of :func:`hierarchical_structure`."""
         n_features = X.shape[1] if hasattr(X, "shape") else np.shape(X)[1]
-        if task_ids is not None:
-            n_tasks = len(np.unique(np.asarray(task_ids)))
-        else:
-            n_tasks = np.shape(y)[1] if np.ndim(y) == 2 else 1
         self.estimator_ = clone(self.estimator).set_params(
-            **hierarchical_structure(n_features, n_tasks))
+            **hierarchical_structure(n_features, count_tasks(y, task_ids)))
         self.estimator_.fit(X, y, **_task_ids_param(task_ids))
         return self
 

@@ -39,7 +39,9 @@ from skmtl._compare import (
     HIERARCHICAL_SLOPES,
     MODELS,
     SCORINGS,
+    count_tasks,
     hierarchical_structure,
+    hierarchical_work,
     run_comparison,
     run_focus_comparison,
 )
@@ -538,12 +540,12 @@ def _odd_column(column, pd, task_ids=None):
     return None
 
 
-def _one_sample_per_value(features, name, pd):
+def _one_sample_per_value(features, name, pd, kind_of):
     """Whether the rows that share a value of column ``name`` agree on every other feature
-    column but the ids (:func:`_odd_column`: row numbers): the rows of one sample, one per
-    task, not a numbering that restarts in every task."""
+    column but the ids (``kind_of(column) == "id"``, :func:`_odd_column`: row numbers): the
+    rows of one sample, one per task, not a numbering that restarts in every task."""
     others = features.drop(columns=name)
-    others = others[[c for c in others.columns if _odd_column(others[c], pd) != "id"]]
+    others = others[[c for c in others.columns if kind_of(c) != "id"]]
     if others.shape[1] == 0:
         return True
     rows = pd.util.hash_pandas_object(others, index=False).to_numpy()
@@ -577,6 +579,13 @@ def _features(frame, path, excluded, keep, pd, notes, task_ids=None):
             "Feature", name, mask, features[name],
             f"fix those cells, drop the column with --drop {name}, or one-hot encode its "
             f"values as categories with --keep {name}.{also}")
+    kinds = {}  # each column's _odd_column, computed once (also read for the other columns)
+
+    def kind_of(name):
+        if name not in kinds:
+            kinds[name] = _odd_column(features[name], pd, task_ids)
+        return kinds[name]
+
     dropped = []
     for name in features.columns:
         column = features[name]
@@ -590,8 +599,8 @@ def _features(frame, path, excluded, keep, pd, notes, task_ids=None):
                   "it carries no information.", notes)
             continue
         text = not pd.api.types.is_numeric_dtype(column)
-        kind = None if name in keep else _odd_column(column, pd, task_ids)
-        if kind == "sample id" and not _one_sample_per_value(features, name, pd):
+        kind = None if name in keep else kind_of(name)
+        if kind == "sample id" and not _one_sample_per_value(features, name, pd, kind_of):
             kind = None  # per-task numbering (pupils 1..n of each school): not one sample
         example = column.dropna().iloc[0] if kind else None
         if kind == "date":
@@ -839,7 +848,7 @@ def _hierarchical_note(n_features, n_tasks, notes):
     structure = hierarchical_structure(n_features, n_tasks)
     if not structure:
         return
-    work = f"T q^3 = {n_tasks * float(n_features + 1) ** 3:.2g} for {n_tasks} tasks"
+    work = f"T q^3 = {hierarchical_work(n_features, n_tasks):.2g} for {n_tasks} tasks"
     if structure.get("covariance_type") == "diag":
         _note(f"hierarchical: {n_features} features (more than {HIERARCHICAL_SLOPES}): every "
               f"slope varies between tasks, independently (a diagonal covariance; {work}).",
@@ -1120,9 +1129,7 @@ def _compare(args):
     deep = args.focus is not None or any(MODELS[name].uses_device for name in models)
     _check_device(args.device, deep, notes)
     if args.focus is None and "hierarchical" in models:
-        n_tasks = (len(np.unique(task_ids)) if task_ids is not None
-                   else np.shape(y)[1] if np.ndim(y) == 2 else 1)
-        _hierarchical_note(X.shape[1], n_tasks, notes)
+        _hierarchical_note(X.shape[1], count_tasks(y, task_ids), notes)
     data = (f"Data set {label}: {X.shape[0]} rows, {X.shape[1]} features, {task_type}, "
             f"{'long' if task_ids is not None else 'wide'} format; {folds};")
     common = dict(task_ids=task_ids, groups=groups, task_type=task_type, cv=args.cv,

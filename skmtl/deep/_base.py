@@ -72,6 +72,23 @@ def _weights_history(net, n_tasks):
     return len(weights), np.asarray(weights, dtype=np.float64).reshape(len(weights), n_tasks)
 
 
+def _label_strata(labels, sizes):
+    """Each label's stratum (``offsets[task] + class code``) and row, and the number of
+    strata: the units of both validation splits."""
+    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.intp)
+    stratum = offsets[labels.task] + labels.value.astype(np.intp)
+    label_row = np.repeat(np.arange(labels.n_samples), np.diff(labels.indptr))
+    return stratum, label_row, int(offsets[-1])
+
+
+def _random_order(n, rng):
+    """A random order of ``n`` items (rows or groups) and each item's rank in it."""
+    order = rng.permutation(n)
+    rank = np.empty(n, dtype=np.intp)
+    rank[order] = np.arange(n)
+    return order, rank
+
+
 def stratified_validation_split(labels, sizes, fraction, rng):
     """Split the rows into training and validation rows, stratified on every task.
 
@@ -101,14 +118,9 @@ def stratified_validation_split(labels, sizes, fraction, rng):
         Sorted row indices.
     """
     n_samples = labels.n_samples
-    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.intp)
-    n_strata = int(offsets[-1])
-    order = rng.permutation(n_samples)
-    rank = np.empty(n_samples, dtype=np.intp)
-    rank[order] = np.arange(n_samples)
+    order, rank = _random_order(n_samples, rng)
     # each label's stratum and row; the strata's members in a random order
-    stratum = offsets[labels.task] + labels.value.astype(np.intp)
-    label_row = np.repeat(np.arange(n_samples), np.diff(labels.indptr))
+    stratum, label_row, n_strata = _label_strata(labels, sizes)
     by_stratum = np.lexsort((rank[label_row], stratum))
     bounds = np.searchsorted(stratum[by_stratum], np.arange(n_strata + 1))
     total = np.diff(bounds)
@@ -171,7 +183,7 @@ def group_validation_split(labels, sizes, fraction, groups, rng):
     labels, sizes, fraction, rng
         As in :func:`stratified_validation_split`.
     groups : ndarray of int of shape (n_samples,)
-        The group of each row, ``0 .. n_groups - 1``, with ``n_groups >= 2``.
+        The group of each row, ``0 .. n_groups - 1``.
 
     Returns
     -------
@@ -181,15 +193,16 @@ def group_validation_split(labels, sizes, fraction, groups, rng):
     Raises
     ------
     ValueError
-        If no group can be held out without taking the last training labels of a task or
-        class.
+        If there is a single group, or no group can be held out without taking the last
+        training labels of a task or class.
     """
-    n_samples = labels.n_samples
     n_groups = int(groups.max()) + 1
-    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.intp)
-    n_strata = int(offsets[-1])
-    stratum = offsets[labels.task] + labels.value.astype(np.intp)
-    label_row = np.repeat(np.arange(n_samples), np.diff(labels.indptr))
+    if n_groups < 2:
+        raise ValueError(
+            "groups has a single group: early stopping holds out whole groups for its "
+            "validation loss, so it needs 2 groups or more; pass the groups of the rows, "
+            "or set early_stopping=False (and validation_fraction=None).")
+    stratum, label_row, n_strata = _label_strata(labels, sizes)
     # the labels of each stratum in each group, by group (strata of a group) and by stratum
     member = sp.csr_matrix((np.ones(stratum.shape[0]), (groups[label_row], stratum)),
                            shape=(n_groups, n_strata))
@@ -199,8 +212,7 @@ def group_validation_split(labels, sizes, fraction, groups, rng):
     target = np.round(fraction * total)
     valid = np.zeros(n_strata)
     left = np.diff(holders.indptr)  # groups of each stratum not in validation
-    rank = np.empty(n_groups, dtype=np.intp)
-    rank[rng.permutation(n_groups)] = np.arange(n_groups)
+    by_rank, rank = _random_order(n_groups, rng)
     place = np.full(n_groups, -1, dtype=np.int8)  # -1 not placed, 0 training, 1 validation
 
     def strata_of(group):
@@ -229,10 +241,9 @@ def group_validation_split(labels, sizes, fraction, groups, rng):
                 hold_out(group)
             else:
                 place[group] = 0
-    by_rank = np.argsort(rank)
     free = by_rank[place[by_rank] < 0]  # groups without a label
     size = np.bincount(groups, minlength=n_groups)
-    room = np.ceil(fraction * n_samples) - size[place == 1].sum()
+    room = np.ceil(fraction * labels.n_samples) - size[place == 1].sum()
     held = free[np.cumsum(size[free]) <= room]
     place[held] = 1
     place[place < 0] = 0
@@ -680,12 +691,6 @@ class _BaseDeepEstimator(BaseEstimator):
         codes = np.where(sizes[labels.task] > 1, labels.value, 0).astype(np.intp)
         if groups is None:
             return stratified_validation_split(labels.with_values(codes), sizes, fraction, rng)
-        n_groups = int(groups.max()) + 1
-        if n_groups < 2:
-            raise ValueError(
-                "groups has a single group: early stopping holds out whole groups for its "
-                "validation loss, so it needs 2 groups or more; pass the groups of the rows, "
-                "or set early_stopping=False (and validation_fraction=None).")
         return group_validation_split(labels.with_values(codes), sizes, fraction, groups, rng)
 
     # -- predictions ----------------------------------------------------------------------------
