@@ -37,6 +37,7 @@ from skmtl.utils._sklearn_compat import HasMethods, _fit_context
 from skmtl.utils.validation import (
     _hashable,
     _tighten,
+    _ValidationSplitError,
     check_groups,
     check_multitask_target,
     encode_target_classes,
@@ -537,6 +538,31 @@ def _task_error(exc, target, classification):
     return None
 
 
+def _validation_error(exc, estimators, reference, n_splits):
+    """A deep model's validation split that failed in a training fold, with the command
+    line's advice instead of the estimator's (``early_stopping=False``, not an option here):
+    fewer folds (larger training folds), smaller groups, or the models left out."""
+    names = [name for name, estimator in estimators.items()
+             if any(key.rpartition("__")[2] in ("early_stopping", "validation_fraction")
+                    and value for key, value in estimator.get_params(deep=True).items())]
+    # where the reference stops early too, it may be the model that failed: leaving the
+    # others out is no advice then
+    others = [] if reference in names else names
+    larger = ["fewer folds (--cv)"] if n_splits > 2 else []
+    if exc.by_groups:
+        larger.append("a --group-column of smaller groups")
+    advice = [f"use {' or '.join(larger)}"] if larger else []
+    if others:
+        option = "--models" if reference == REFERENCE else "--strategies"
+        advice.append(f"leave {', '.join(others)} out ({option})")
+    advice = ", or ".join(advice) or "add labels"  # the reference, 2 folds without groups
+    verb = "stops" if len(names) == 1 else "stop"
+    return ValueError(
+        f"{', '.join(names) or 'A deep model'} {verb} early on the loss of validation data "
+        f"held out of each training fold, and in one training fold none can be: "
+        f"{exc.reason}. {advice[0].upper()}{advice[1:]}.")
+
+
 def _run(estimators, X, y, *, task_ids, groups, task_type, reference, cv, random_state,
          n_jobs, progress, result, target, keep=None):
     """Cross-validate ``estimators`` (name -> estimator) against ``estimators[reference]``.
@@ -567,6 +593,8 @@ def _run(estimators, X, y, *, task_ids, groups, task_type, reference, cv, random
             estimators, X, y, reference=estimators[reference], cv=splitter,
             scoring=result.metric, n_jobs=n_jobs, task_ids=task_ids, fit_groups=groups,
             progress=progress)
+    except _ValidationSplitError as exc:
+        raise _validation_error(exc, estimators, reference, cv) from exc
     except ValueError as exc:
         translated = _task_error(exc, target, classification)
         if translated is None:

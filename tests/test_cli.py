@@ -786,6 +786,73 @@ def test_group_column_inner_folds_that_cannot_split_are_one_line(tmp_path, capsy
     assert "in training fold" in err and "'t2'" in err and "leave mean_clustered out" in err
 
 
+def test_group_column_deep_models_that_cannot_hold_out_a_group_are_one_line(tmp_path, capsys):
+    """Each task's labels lie in two groups of 4 rows, so each of the 2 training folds holds
+    one group per task: the deep models cannot hold out a group for early stopping. The
+    message gives the command line's advice, not the estimator's early_stopping=False."""
+    pytest.importorskip("skorch")
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(24, 3))
+    Y = np.full((24, 3), np.nan)
+    for t in range(3):  # task t in groups 2t and 2t + 1
+        Y[8 * t:8 * t + 8, t] = X[8 * t:8 * t + 8] @ rng.normal(size=3)
+    _write_wide_groups(tmp_path / "data.csv", X, Y, np.arange(24) // 4)
+    args = ["compare", "--csv", str(tmp_path / "data.csv"), "--targets", "t0,t1,t2",
+            "--group-column", "group", "--cv", "2", "--out", str(tmp_path / "o"), "--quiet"]
+    assert main(args + ["--models", "stl", "deep_hard"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    assert err == (
+        "skmtl: error: deep_hard stops early on the loss of validation data held out of each "
+        "training fold, and in one training fold none can be: groups: early stopping holds out "
+        "whole groups, but each of the 3 groups holds the only training labels of some task or "
+        "class. Use a --group-column of smaller groups, or leave deep_hard out (--models).")
+    assert main(args + ["--models", "deep_hard", "deep_independent"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("skmtl: error: deep_hard, deep_independent stop early")
+    assert err.endswith("or leave deep_hard, deep_independent out (--models).")
+    # --focus: the single-task reference stops early too, and may be the model that failed,
+    # so leaving the other strategies out is not offered
+    assert main(args + ["--focus", "t0", "--strategies", "single_task", "multi_task"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "early_stopping" not in err
+    assert err.startswith("skmtl: error: single_task, multi_task stop early")
+    assert err.endswith("Use a --group-column of smaller groups.")
+
+
+def test_validation_error_advice():
+    """The advice of _validation_error: fewer folds only above 2, smaller groups only for a
+    split by groups, the models left out only when the reference does not stop early (it
+    may be the one that failed), "add labels" when nothing else applies."""
+    pytest.importorskip("skorch")
+    from skmtl._compare import _validation_error
+    from skmtl.deep import MultiTaskRegressor
+    from skmtl.utils.validation import _validation_split_error
+
+    def advice(by_groups, n_splits, reference="stl", early_stopping=True):
+        exc = _validation_split_error("why", "set early_stopping=False.", by_groups=by_groups)
+        estimators = {"stl": IndependentTasks(Ridge()),
+                      "deep": make_pipeline(StandardScaler(), MultiTaskRegressor()),
+                      "plain": MultiTaskRegressor(early_stopping=False)}
+        if reference == "single_task":
+            estimators = {"single_task": MultiTaskRegressor(early_stopping=early_stopping),
+                          "multi_task": MultiTaskRegressor()}
+        message = str(_validation_error(exc, estimators, reference, n_splits))
+        assert message.startswith("deep stops early" if reference == "stl" else
+                                  "single_task, multi_task stop early" if early_stopping else
+                                  "multi_task stops early")
+        return message.partition("none can be: why. ")[2]
+
+    assert advice(True, 5) == ("Use fewer folds (--cv) or a --group-column of smaller groups, "
+                               "or leave deep out (--models).")
+    assert advice(False, 5) == "Use fewer folds (--cv), or leave deep out (--models)."
+    assert advice(False, 2) == "Leave deep out (--models)."
+    assert advice(True, 2, "single_task") == "Use a --group-column of smaller groups."
+    assert advice(False, 2, "single_task") == "Add labels."
+    assert advice(False, 2, "single_task", early_stopping=False) == (
+        "Leave multi_task out (--strategies).")
+
+
 def test_group_column_deep_models_stop_early_on_whole_groups(tmp_path, capsys, monkeypatch):
     """The deep models (and the --focus strategies) request fit's groups: the comparison,
     which gives each training fold's groups to the models that take them, makes their early

@@ -31,7 +31,12 @@ from skmtl.deep.modules import ACTIVATIONS, build_module
 from skmtl.deep.weighting import get_weighting
 from skmtl.utils._docstring import SHARED_DOCS, Substitution
 from skmtl.utils._sklearn_compat import HasMethods, Hidden, Interval, StrOptions, _num_samples
-from skmtl.utils.validation import _hashable, encode_groups, group_rows_by_task
+from skmtl.utils.validation import (
+    _hashable,
+    _validation_split_error,
+    encode_groups,
+    group_rows_by_task,
+)
 
 OPTIMIZERS = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD, "adamw": torch.optim.AdamW}
 
@@ -156,11 +161,12 @@ def stratified_validation_split(labels, sizes, fraction, rng):
                 place[row] = 1
                 break
         else:
-            raise ValueError(
+            raise _validation_split_error(
                 f"Early stopping holds out validation labels, but none of the "
                 f"{stratum.shape[0]} labels can be held out without taking the last "
-                "training label of a task (or of a class of one); set early_stopping=False "
-                "(and validation_fraction=None: no validation data).")
+                "training label of a task (or of a class of one)",
+                "set early_stopping=False (and validation_fraction=None: no validation data).",
+                by_groups=False)
     if not np.any(place == 0):
         place[order[0]] = 0
     return np.flatnonzero(place == 0), np.flatnonzero(place == 1)
@@ -198,10 +204,11 @@ def group_validation_split(labels, sizes, fraction, groups, rng):
     """
     n_groups = int(groups.max()) + 1
     if n_groups < 2:
-        raise ValueError(
+        raise _validation_split_error(
             "groups has a single group: early stopping holds out whole groups for its "
-            "validation loss, so it needs 2 groups or more; pass the groups of the rows, "
-            "or set early_stopping=False (and validation_fraction=None).")
+            "validation loss, so it needs 2 groups or more",
+            "pass the groups of the rows, or set early_stopping=False (and "
+            "validation_fraction=None).", by_groups=True)
     stratum, label_row, n_strata = _label_strata(labels, sizes)
     # the labels of each stratum in each group, by group (strata of a group) and by stratum
     member = sp.csr_matrix((np.ones(stratum.shape[0]), (groups[label_row], stratum)),
@@ -251,11 +258,11 @@ def group_validation_split(labels, sizes, fraction, groups, rng):
         candidates = [group for group in by_rank if member.indptr[group + 1]
                       > member.indptr[group] and holdable(group)]
         if not candidates:
-            raise ValueError(
+            raise _validation_split_error(
                 f"groups: early stopping holds out whole groups, but each of the {n_groups} "
-                "groups holds the only training labels of some task or class; pass more "
-                "groups, or set early_stopping=False (and validation_fraction=None: no "
-                "validation data).")
+                "groups holds the only training labels of some task or class",
+                "pass more groups, or set early_stopping=False (and validation_fraction=None: "
+                "no validation data).", by_groups=True)
         hold_out(candidates[0])
     if not np.any(place == 0):
         place[by_rank[0]] = 0

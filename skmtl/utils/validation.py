@@ -45,6 +45,23 @@ class UnknownTaskError(ValueError):
     """
 
 
+class _ValidationSplitError(ValueError):
+    """A deep fit's early stopping cannot hold out validation data from the rows it is given.
+
+    ``reason`` says why, in terms that do not name the estimator's parameters, and
+    ``by_groups`` whether the split was by whole groups: for callers that give their own
+    advice (``skmtl compare``, whose users set no ``early_stopping``). Set as attributes,
+    they survive the pickling of a parallel backend.
+    """
+
+
+def _validation_split_error(reason, advice, *, by_groups):
+    """:class:`_ValidationSplitError` with the message ``reason; advice``."""
+    error = _ValidationSplitError(f"{reason}; {advice}")
+    error.reason, error.by_groups = reason, by_groups
+    return error
+
+
 class MultiTaskTarget:
     """A validated multi-task target.
 

@@ -124,6 +124,41 @@ def test_group_split_that_would_take_a_tasks_only_group_raises():
         group_validation_split(labels, [1, 1], 0.1, groups, np.random.RandomState(0))
 
 
+def test_split_errors_say_whether_by_groups_and_survive_pickling():
+    """The three validation-split errors are _ValidationSplitError (a ValueError) with
+    ``reason`` (the message without the estimator's advice) and ``by_groups``, which a
+    parallel backend's pickling keeps: skmtl compare gives its own advice from them."""
+    import pickle
+
+    from skmtl.utils.validation import _ValidationSplitError
+
+    groups = np.repeat([0, 1], 5)
+    mask = np.zeros((10, 2), dtype=bool)
+    mask[:5, 0] = mask[5:, 1] = True
+    labels = TaskLabels.from_wide(np.zeros((10, 2), dtype=np.intp), mask)
+    rng = np.random.RandomState(0)
+    X = np.arange(6.0).reshape(3, 2)
+    Y = np.array([[1.0, np.nan], [np.nan, 2.0], [np.nan, np.nan]])  # one label per task
+    cases = [
+        (lambda: group_validation_split(labels, [1, 1], 0.1, groups, rng), True,
+         "groups: early stopping holds out whole groups, but each of the 2 groups holds the "
+         "only training labels of some task or class"),
+        (lambda: group_validation_split(labels, [1, 1], 0.1, np.zeros(10, dtype=int), rng),
+         True, "groups has a single group: early stopping holds out whole groups for its "
+               "validation loss, so it needs 2 groups or more"),
+        (lambda: MultiTaskRegressor(**SMALL).fit(X, Y), False,
+         "Early stopping holds out validation labels, but none of the 2 labels can be held "
+         "out without taking the last training label of a task (or of a class of one)"),
+    ]
+    for call, by_groups, reason in cases:
+        with pytest.raises(_ValidationSplitError) as info:
+            call()
+        error = pickle.loads(pickle.dumps(info.value))
+        assert isinstance(error, ValueError) and type(error) is _ValidationSplitError
+        assert (error.by_groups, error.reason) == (by_groups, reason)
+        assert str(error).startswith(reason + "; ") and "early_stopping=False" in str(error)
+
+
 # -- the estimators -----------------------------------------------------------------------------
 
 
