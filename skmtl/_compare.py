@@ -19,6 +19,7 @@ the same shuffled :class:`~skmtl.model_selection.MultiTaskKFold` folds, in one j
 The definitions are written out once, in :func:`~skmtl.model_selection.transfer_report`.
 """
 
+import importlib.util
 from dataclasses import dataclass, field
 from numbers import Integral
 
@@ -107,13 +108,22 @@ def _binary_tasks_only(task_type, target):
 
 def _deep_installed(task_type, target):
     """Reason the deep models cannot run (torch or skorch missing), or None."""
-    import importlib.util
-
     missing = [m for m in ("torch", "skorch") if importlib.util.find_spec(m) is None]
     if missing:
         return (f"{' and '.join(missing)} not installed; install the deep extra: "
                 "pip install torch==2.13.0 'skmtl[deep]'")
     return None
+
+
+def _warm_up_torch():
+    """Create a torch optimizer once, if torch is installed: the first of a process imports
+    torch's compiler stack (about 2 s here), which the first deep model's fit_time would
+    otherwise carry."""
+    if importlib.util.find_spec("torch") is None:
+        return
+    import torch
+
+    torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
 
 
 def _linear_model(task_type, device, kind):
@@ -504,7 +514,9 @@ def _task_error(exc, target, classification):
     The estimators see a wide target as an array, so their errors name a task by its
     position: the message names it by its column. A classification task with one class, in
     a training fold or in all its labels, gets the command line's advice (long data too):
-    ``stl``, the reference, fits each task alone and cannot learn from one class.
+    ``stl``, the reference, fits each task alone and cannot learn from one class. Any other
+    error is the fit's, about the features as likely as the labels: the message says in
+    which task's fit it arose, not that the target column is at fault.
     """
     if not isinstance(exc, _TaskFitError):
         return None
@@ -534,7 +546,7 @@ def _task_error(exc, target, classification):
             f"Its other class(es) are too rare to be in every training fold: use fewer folds "
             f"(--cv) or more labels, or {leave_out}.")
     if target.layout == "wide":
-        return ValueError(f"{where}: {exc.detail}")
+        return ValueError(f"Fitting the task of target column {name!r} failed: {exc.detail}")
     return None
 
 

@@ -324,10 +324,12 @@ class MultiTaskMixin:
                 "it only with metadata routing on: "
                 "sklearn.set_config(enable_metadata_routing=True)."
             )
-        if _is_frame(y) and self._layout == "wide":
+        if self._layout == "1d":
+            return
+        # a wide y names or orders its tasks as tasks_, whether fit saw wide or long data
+        if _is_frame(y):
             check_task_columns(y, self.tasks_)
-        elif (self._layout == "wide" and task_ids is None and np.ndim(y) == 2
-              and np.shape(y)[1] != self.n_tasks_):
+        elif task_ids is None and np.ndim(y) == 2 and np.shape(y)[1] != self.n_tasks_:
             raise ValueError(
                 f"y has {np.shape(y)[1]} task column(s); {type(self).__name__} was fitted on "
                 f"{self.n_tasks_} tasks (one column each, in the order of tasks_)."
@@ -341,7 +343,10 @@ class MultiTaskMixin:
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Test samples.
         y : array-like of shape (n_samples,) or (n_samples, n_tasks)
-            True labels, in any format accepted by ``fit``.
+            True labels, in any format accepted by ``fit``, whatever the format ``fit`` saw.
+            A wide ``y`` has one column per task in ``tasks_`` order; a DataFrame's columns
+            must be ``tasks_`` (same names, same order; for a long fit, the sorted task ids),
+            else a ValueError.
         task_ids : array-like of shape (n_samples,), default=None
             The task of each row, for long-format ``y``. Required when the estimator was fitted
             on long data and ``y`` is 1-D.

@@ -5,7 +5,7 @@ from numbers import Integral
 
 import numpy as np
 from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone, is_classifier
-from sklearn.utils import _safe_indexing, get_tags
+from sklearn.utils import get_tags
 from sklearn.utils.metadata_routing import (
     MetadataRouter,
     MethodMapping,
@@ -15,7 +15,13 @@ from sklearn.utils.parallel import Parallel, delayed
 
 from skmtl.base import MultiTaskMixin
 from skmtl.utils._docstring import SHARED_DOCS, Substitution
-from skmtl.utils._sklearn_compat import HasMethods, StrOptions, _num_samples, _raise_for_params
+from skmtl.utils._sklearn_compat import (
+    HasMethods,
+    StrOptions,
+    _num_samples,
+    _raise_for_params,
+    _safe_indexing,
+)
 from skmtl.utils.validation import _hashable, common_label_dtype, group_rows_by_task
 
 __all__ = ["IndependentTasks", "PooledTasks"]

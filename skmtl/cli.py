@@ -20,15 +20,21 @@ difference against the reference, in the same units.
 """
 
 import argparse
+import bz2
 import codecs
+import collections
 import contextlib
+import contextvars
 import csv
+import gzip
+import io
 import logging
+import lzma
 import os
-import re
 import sys
 import tempfile
 import warnings
+import zipfile
 from datetime import datetime
 
 import numpy as np
@@ -39,6 +45,7 @@ from skmtl._compare import (
     HIERARCHICAL_SLOPES,
     MODELS,
     SCORINGS,
+    _warm_up_torch,
     count_tasks,
     hierarchical_structure,
     hierarchical_work,
@@ -64,6 +71,9 @@ MANY_CATEGORIES = 50
 # a column whose non-empty cells are numbers except for at most this share of them (or except
 # for one cell) is a column of numbers with stray text, an error (docs: "Numbers with stray text")
 STRAY_TEXT_SHARE = 0.1
+# a number beyond this magnitude is an error: its square (1e300) is near the largest float
+# (1.8e308), so that a sum of squares over the rows (a standard deviation) overflows
+MAX_MAGNITUDE = 1e150
 # the transfer plot shows at most this many tasks per model (the worst and the best half)
 MAX_TASKS_SHOWN = 40
 
@@ -206,42 +216,52 @@ def _column_list(text, option):
     return columns
 
 
-def _read_frame(path, pd, encoding="utf-8", sep=",", decimal="."):
-    """The CSV at ``path`` as a DataFrame and its header's names as written (:func:`_header`),
-    or a ValueError saying why it cannot be read."""
+def _read_frame(csv_file, pd):
+    """The ``--csv`` file ``csv_file`` (a :class:`_CsvFile`) as a DataFrame named by its
+    header (:attr:`_CsvFile.names`), after :meth:`_CsvFile.scan`; or a ValueError saying why
+    it cannot be read."""
+    path = csv_file.path
     if os.path.isdir(path):
         raise ValueError(f"--csv {path} is a folder; give the path of a CSV file.")
     if not os.path.exists(path):
         raise ValueError(f"--csv {path}: no such file.")
     try:
-        codecs.lookup(encoding)
+        codecs.lookup(csv_file.encoding)
     except LookupError:
-        raise ValueError(f"--encoding {encoding} is not a text encoding Python knows (e.g. "
-                         "utf-8, cp1252, latin-1).") from None
+        raise ValueError(f"--encoding {csv_file.encoding} is not a text encoding Python knows "
+                         "(e.g. utf-8, cp1252, latin-1).") from None
     try:
-        frame = pd.read_csv(path, encoding=encoding, sep=sep, decimal=decimal)
+        csv_file.scan()
+        if not csv_file.header:
+            raise ValueError(f"--csv {path} is empty (no header, no rows).")
+        _check_separator(csv_file)
+        csv_file.check_fields()
+        frame = csv_file.read_csv(pd, decimal=csv_file.decimal)
     except pd.errors.EmptyDataError:
         raise ValueError(f"--csv {path} is empty (no header, no rows).") from None
-    except UnicodeDecodeError as exc:
-        raise ValueError(_undecodable(path, encoding, exc)) from None
-    except (OSError, pd.errors.ParserError) as exc:
+    except UnicodeError as exc:  # a byte the encoding cannot read, a UTF-16 file without BOM
+        raise ValueError(_undecodable(csv_file, exc)) from None
+    except _UNREADABLE + (pd.errors.ParserError,) as exc:
         raise ValueError(f"--csv {path} cannot be read as a CSV file: {exc}") from None
-    names = _header(path, encoding, sep)
-    # spaces around a name are not part of it (a file written with ", " between columns)
-    frame.columns = [name.strip() if isinstance(name, str) else name for name in frame.columns]
+    frame.columns = csv_file.names
     if frame.shape[0] == 0:
         raise ValueError(f"--csv {path} has a header but no data rows.")
-    header = str(frame.columns[0])
-    separator = frame.shape[1] == 1 and next(
-        (s for s in (",", ";", "\t", "|") if s != sep and s in header), None)
+    return frame
+
+
+def _check_separator(csv_file):
+    """A ValueError naming ``--sep`` where the header is one name holding another separator
+    (a file separated by ';' or tabs read with ',')."""
+    header, sep = csv_file.header, csv_file.sep
+    separator = len(header) == 1 and next(
+        (s for s in (",", ";", "\t", "|") if s != sep and s in header[0]), None)
     if separator:
         shown = "\\t" if separator == "\t" else separator
         raise ValueError(
-            f"--csv {path} was read as one column, {header!r}, with {sep!r} between the "
-            f"columns: it looks separated by {separator!r}. Give --sep '{shown}'"
-            + (" (and --decimal ',' if its numbers are written 1,5)." if separator == ";"
-               else "."))
-    return frame, names
+            f"--csv {csv_file.path} was read as one column, {header[0].strip()!r}, with "
+            f"{sep!r} between the columns: it looks separated by {separator!r}. Give --sep "
+            f"'{shown}'" + (" (and --decimal ',' if its numbers are written 1,5)."
+                            if separator == ";" else "."))
 
 
 def _csv_marks(args):
@@ -259,55 +279,222 @@ def _csv_marks(args):
     return sep, decimal
 
 
-def _undecodable(path, encoding, error):
-    """The message for a file that ``encoding`` cannot decode: the first such line (the
-    bytes, and the line as that encoding reads it) where the encoding decodes line by line,
-    and how to fix it."""
-    where = f"({error.reason})"
-    with open(path, "rb") as handle:
-        for number, line in enumerate(handle, 1):
-            try:
-                line.decode(encoding)
-            except UnicodeDecodeError as exc:
-                text = line.decode(encoding, errors="replace").strip()
-                where = (f"line {number} has the byte(s) {line[exc.start:exc.end]!r} in "
-                         f"{text[:60]!r}")
-                break
-    return (f"--csv {path} is not {encoding} text: {where}. Save it as UTF-8 (Excel: CSV "
-            "UTF-8), or give its encoding with --encoding (a file saved by Excel as plain CSV "
-            "on Windows is usually cp1252).")
+def _undecodable(csv_file, error):
+    """The message for a file that its encoding cannot decode: the first such line (the
+    bytes, and the line as that encoding reads it) where the encoding writes a line break as
+    the byte ``\\n`` (not UTF-16), and how to fix it."""
+    encoding = csv_file.encoding
+    where = f"({getattr(error, 'reason', error)})"
+    if isinstance(error, UnicodeDecodeError) and "a\n".encode(encoding).endswith(b"a\n"):
+        with csv_file.open() as handle:
+            for number, line in enumerate(handle, 1):
+                try:
+                    line.decode(encoding)
+                except UnicodeDecodeError as exc:
+                    text = line.decode(encoding, errors="replace").strip()
+                    where = (f"line {number} has the byte(s) {line[exc.start:exc.end]!r} in "
+                             f"{text[:60]!r}")
+                    break
+    return (f"--csv {csv_file.path} is not {encoding} text: {where}. Save it as UTF-8 (Excel: "
+            "CSV UTF-8), or give its encoding with --encoding (a file saved by Excel as plain "
+            "CSV on Windows is usually cp1252).")
 
 
-def _header(path, encoding, sep=","):
-    """The names of the header row, as written; a ValueError naming a name it repeats, spaces
-    around it aside (pandas would read the second as ``name.1``, a column the user never
-    named). Empty names are not compared: pandas names them ``Unnamed: j``."""
-    if codecs.lookup(encoding).name == "utf-8":
-        encoding = "utf-8-sig"  # as pandas, the byte-order mark is not part of the first name
-    with open(path, encoding=encoding, newline="") as handle:
-        header = next((row for row in csv.reader(handle, delimiter=sep) if row), [])
-    seen = {}
-    for position, name in enumerate(header, 1):
-        name = name.strip()  # as the frame's names (_read_frame)
-        if name in seen:
-            raise ValueError(
-                f"--csv {path} has two columns named {name!r} (columns {seen[name]} and "
-                f"{position} of its header): give every column its own name.")
-        if name:
+# the endings of the compressed files pandas reads, with their readers; tar and zstd archives
+# (which pandas reads too) are refused with a message, as their bytes are no CSV file
+_COMPRESSED = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
+_ARCHIVES = (".tar", ".tar.gz", ".tar.bz2", ".tar.xz", ".zst")
+# what reading a file that is no CSV file (or a broken compressed one) raises
+_UNREADABLE = (OSError, EOFError, csv.Error, lzma.LZMAError, zipfile.BadZipFile)
+
+
+def _blank(fields):
+    """Whether a record of the csv module is a line that pandas skips: empty, or spaces."""
+    return not fields or (len(fields) == 1 and not fields[0].strip())
+
+
+class _CsvFile:
+    """A ``--csv`` file and how it is read: ``encoding``, ``sep`` and ``decimal``; compressed
+    files (``.gz``, ``.bz2``, ``.xz``, a ``.zip`` of one file) as pandas reads them.
+
+    :meth:`scan` reads its header as written and checks that every data row has a field per
+    column of the header; :meth:`lines` gives the file line of data rows, for messages. The
+    file being read is :data:`_READING`'s (messages read it from there); outside a read,
+    the defaults: ``,`` and ``.``, row ``i`` on line ``i + 2``.
+    """
+
+    def __init__(self, path=None, encoding="utf-8", sep=",", decimal="."):
+        self.path, self.encoding, self.sep, self.decimal = path, encoding, sep, decimal
+        self.header = []  # the names of the header row, as written
+        self.header_line = 1
+        self.trailing = 0  # empty fields ending every data row, not the header: left out
+        self._fields_differ = False  # some data row has another number of fields
+        self._one_line_rows = True  # row i on line header_line + 1 + i
+        self._starts = None  # else each row's first line, found when a message needs it
+
+    @contextlib.contextmanager
+    def open(self):
+        """The file's bytes, decompressed by its name's ending as pandas does."""
+        name = self.path.lower()
+        if name.endswith(_ARCHIVES):
+            raise ValueError(f"--csv {self.path} is a tar or zstd archive: extract the CSV "
+                             "file (skmtl reads .gz, .bz2, .xz and .zip files of one file).")
+        if name.endswith(".zip"):
+            with zipfile.ZipFile(self.path) as archive:
+                members = [m for m in archive.infolist()
+                           if not m.is_dir() and not m.filename.startswith("__MACOSX/")]
+                if len(members) != 1:
+                    raise ValueError(f"--csv {self.path} holds {len(members)} files; give a "
+                                     ".zip file of one CSV file, or the CSV file.")
+                with archive.open(members[0]) as handle:
+                    yield handle
+            return
+        opener = next((o for end, o in _COMPRESSED.items() if name.endswith(end)), open)
+        with opener(self.path, "rb") as handle:
+            yield handle
+
+    @contextlib.contextmanager
+    def _reader(self):
+        # as pandas, a UTF-8 byte-order mark is not part of the first name
+        encoding = ("utf-8-sig" if codecs.lookup(self.encoding).name == "utf-8"
+                    else self.encoding)
+        # a cell of more than the csv module's 128 kB (pandas reads any), for this read
+        limit = csv.field_size_limit(2**31 - 1)
+        try:
+            with (self.open() as raw,
+                  io.TextIOWrapper(raw, encoding=encoding, newline="") as text):
+                yield csv.reader(text, delimiter=self.sep)
+        finally:
+            csv.field_size_limit(limit)
+
+    def _records(self):
+        """``(line, fields)`` of each record that pandas reads as a row (the header first),
+        ``line`` the file line it starts on; blank lines are skipped, as pandas does."""
+        with self._reader() as reader:
+            end = 0
+            for fields in reader:
+                start, end = end + 1, reader.line_num
+                if not _blank(fields):
+                    yield start, fields
+
+    def read_csv(self, pd, **options):
+        """``pd.read_csv`` of the file, with its encoding and separator, the columns of its
+        header (never a first column taken for the index) and one type per column (not
+        guessed chunk by chunk, which splits a column of a large file in numbers and text)."""
+        with self.open() as handle, warnings.catch_warnings():
+            if self.trailing:  # the empty fields ending the rows, found by scan: left out
+                warnings.simplefilter("ignore", pd.errors.ParserWarning)
+            return pd.read_csv(handle, encoding=self.encoding, sep=self.sep, index_col=False,
+                               low_memory=False, compression=None, **options)
+
+    @property
+    def names(self):
+        """The column names: the header's, without spaces around them; a name left empty is
+        ``Unnamed: j`` (``j`` its position from 0), as pandas names it."""
+        return [name.strip() or f"Unnamed: {j}" for j, name in enumerate(self.header)]
+
+    def scan(self):
+        """Read the header (a ValueError names a name it repeats) and count the fields of
+        every data row, in one pass of the csv module (:meth:`check_fields` says which
+        differ from the header's)."""
+        with self._reader() as reader:
+            start = end = 0
+            header = []
+            for fields in reader:
+                start, end = end + 1, reader.line_num
+                if not _blank(fields):
+                    header = fields
+                    break
+            counts = collections.Counter(map(len, reader))  # one pass, in C
+            n_lines = reader.line_num
+        self.header, self.header_line = header, (start if header else 1)
+        seen = {}
+        for position, name in enumerate(self.names, 1):
+            if name in seen:
+                raise ValueError(
+                    f"--csv {self.path} has two columns named {name!r} (columns {seen[name]} "
+                    f"and {position} of its header): give every column its own name.")
             seen[name] = position
-    return header
+        self._fields_differ = not set(counts) <= {0, len(header)}
+        self._one_line_rows = (start == end == 1 and set(counts) <= {len(header)}
+                               and n_lines == 1 + counts[len(header)])
+
+    def check_fields(self):
+        """Raise a ValueError naming the lines (at most 5) whose number of fields differs
+        from the header's: a line cut short, a value holding the separator without quotes, a
+        header without the name of a first column (pandas would read their cells in other
+        columns, or missing). Rows that all end with the same number of empty fields more
+        than the header are a separator ending every line but the header's: those fields
+        are left out (``trailing``)."""
+        if not self._fields_differ:
+            return
+        n_header, odd, n_odd, lengths, empty = len(self.header), [], 0, set(), True
+        with contextlib.closing(self._records()) as records:
+            next(records)
+            for line, fields in records:
+                lengths.add(len(fields))
+                if len(fields) != n_header:
+                    n_odd += 1
+                    empty = empty and not any(fields[n_header:])
+                    if len(odd) < 5:
+                        odd.append(f"line {line} has {len(fields)}")
+        if not n_odd:  # lines of spaces only, which pandas skips too
+            return
+        if empty and len(lengths) == 1 and min(lengths) > n_header:
+            self.trailing = min(lengths) - n_header
+            return
+        more = f" (and {n_odd - len(odd)} other line(s))" if n_odd > len(odd) else ""
+        raise ValueError(
+            f"--csv {self.path} cannot be read as a CSV file: its header (line "
+            f"{self.header_line}) has {n_header} fields, but {', '.join(odd)}{more}; each "
+            "line needs a field per column of the header, or its cells would be read in "
+            f"other columns (a line cut short, a value holding {self.sep!r} without quotes "
+            "around it, a header without the name of a first column).")
+
+    def lines(self, rows):
+        """The file lines of the data rows ``rows`` (positions, from 0): found once, by
+        reading the file again, where a blank line or a row over several lines (a quoted
+        line break) moves the rows from line ``header_line + 1 + row``."""
+        rows = np.asarray(rows, dtype=np.int64)
+        if self._one_line_rows or self.path is None:
+            return rows + self.header_line + 1
+        if self._starts is None:
+            with contextlib.closing(self._records()) as records:
+                next(records)
+                self._starts = np.fromiter((line for line, _ in records), dtype=np.int64)
+        if rows.size and rows.max() >= self._starts.size:  # (the csv module and pandas differ)
+            return rows + self.header_line + 1
+        return self._starts[rows]
 
 
-def _missing_markers(frame, path, pd, encoding="utf-8", sep=","):
+# the file being read (_load_csv), whose separator, decimal mark and lines the messages use
+_READING = contextvars.ContextVar("skmtl_csv_reading", default=None)
+_NO_FILE = _CsvFile()  # outside a read: ',' and '.', row i on line i + 2
+
+
+@contextlib.contextmanager
+def _reading(csv_file):
+    token = _READING.set(csv_file)
+    try:
+        yield csv_file
+    finally:
+        _READING.reset(token)
+
+
+def _being_read():
+    """The :class:`_CsvFile` being read, or the defaults outside a read."""
+    return _READING.get() or _NO_FILE
+
+
+def _missing_markers(frame, pd):
     """``(column, {marker: count})`` for the columns of ``frame`` (read by pandas' defaults)
     where pandas read cells that are not empty as missing: ``NA``, ``N/A``, ``None``,
     ``null``, ``NaN``, ... (a class named ``None`` then vanishes). Only the columns with a
-    missing cell are read again, as text."""
+    missing cell are read again, as text, from the file being read."""
     positions = [j for j in range(frame.shape[1]) if frame.iloc[:, j].isna().any()]
     if not positions:
         return []
-    raw = pd.read_csv(path, usecols=positions, dtype=str, keep_default_na=False,
-                      encoding=encoding, sep=sep)
+    raw = _being_read().read_csv(pd, usecols=positions, dtype=str, keep_default_na=False)
     found = []
     for j, column in zip(positions, raw.columns):
         cells = raw[column].str.strip()
@@ -318,20 +505,32 @@ def _missing_markers(frame, path, pd, encoding="utf-8", sep=","):
 
 
 def _lines(mask, limit=10):
-    """File line numbers (the header is line 1) of the True rows of ``mask``, for a message.
+    """File line numbers of the True rows of ``mask``, for a message (the lines of the file
+    being read, :meth:`_CsvFile.lines`: blank lines and rows over several lines counted).
 
     A boolean Series is read through its index, read_csv's row numbers, so that the lines stay
     right after rows were left out."""
     rows = mask.index[mask.to_numpy()] if hasattr(mask, "index") else np.flatnonzero(mask)
-    lines = np.asarray(rows) + 2
+    lines = _being_read().lines(rows)
     return ", ".join(str(n) for n in lines[:limit]) + (" ..." if lines.size > limit else "")
+
+
+def _as_numbers(column, pd):
+    """The cells of ``column`` as numbers, as read_csv reads them with the decimal mark of the
+    file being read: a float Series, NaN where a cell is empty or no number (with
+    ``--decimal ','``, ``'3,1'`` is a number and ``'3.1'`` is not)."""
+    decimal = _being_read().decimal
+    if decimal != "." and not pd.api.types.is_numeric_dtype(column):
+        column = column.map(lambda v: (np.nan if "." in v else v.replace(decimal, "."))
+                            if isinstance(v, str) else v)
+    return pd.to_numeric(column, errors="coerce")
 
 
 def _text_cells(column, pd):
     """Mask (a Series) of the non-empty cells of ``column`` that are not numbers."""
     if pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column):
         return pd.Series(False, index=column.index)
-    return column.notna() & pd.to_numeric(column, errors="coerce").isna()
+    return column.notna() & _as_numbers(column, pd).isna()
 
 
 # a number written with a decimal comma or thousands separators (1,5  -0,25  1,250  12,000.5),
@@ -339,6 +538,17 @@ def _text_cells(column, pd):
 _DIGITS = r"(?:\d*,\d+|\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d*)?|\.\d+)"
 _FORMATTED_NUMBER = rf"\s*[-+]?\s*[$€£¥]?\s*[-+]?{_DIGITS}\s*[%$€£¥]?\s*"
 _DECIMAL_COMMA = r"\s*[-+]?\d*,\d+\s*"  # 0,854  -1,5: what --decimal ',' reads
+_THOUSANDS = r"\s*[-+]?\d{1,3}(?:,\d{3})+\s*"  # 1,250  12,000: a decimal comma, or thousands
+
+
+def _formatted_numbers(cells):
+    """Which of the text ``cells`` (a Series of str) are numbers written with a decimal
+    comma, thousands separators, a percent or a currency sign, by the marks of the file being
+    read: with ``--decimal ','``, the roles of ``,`` and ``.`` swap (``1.234,5``, ``1.5``)."""
+    decimal = _being_read().decimal
+    if decimal != ".":
+        cells = cells.str.translate(str.maketrans({decimal: ".", ".": ","}))
+    return cells.str.fullmatch(_FORMATTED_NUMBER)
 
 
 def _stray_text(column, pd):
@@ -357,7 +567,7 @@ def _stray_text(column, pd):
     n_text = int(text.sum())
     if n_text == 0:
         return None
-    if column[text].astype(str).str.fullmatch(_FORMATTED_NUMBER).all():
+    if _formatted_numbers(column[text].astype(str)).all():
         return text
     n_cells = int(column.notna().sum())
     if n_cells - n_text < 2 or (n_text > 1 and n_text > STRAY_TEXT_SHARE * n_cells):
@@ -365,48 +575,98 @@ def _stray_text(column, pd):
     return text
 
 
+def _punctuation_labels(column, pd):
+    """Mask (a Series) of the cells of a text target column that are punctuation alone
+    (``?``, ``-``, ``--``, ``.``: a missing label written as a mark), or None where there
+    are none, or where they are more than ``STRAY_TEXT_SHARE`` of its non-empty cells, or
+    all of them: classes such as ``+`` / ``-`` are then classes. The other cells hold letters
+    or digits (a class ``yes``, ``no``), as every cell that is not punctuation alone does."""
+    if pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column):
+        return None
+    marks = column.notna() & column.astype(str).str.fullmatch(r"[\W_]+")
+    n_marks, n_cells = int(marks.sum()), int(column.notna().sum())
+    if n_marks == 0 or n_marks == n_cells or n_marks > STRAY_TEXT_SHARE * n_cells:
+        return None
+    return marks
+
+
 def _cells(column, mask, limit=3):
     """The values of the True cells of ``mask`` with their file lines, for a message:
-    ``'?' on line(s) 5, 9; 'abc' on line(s) 12``, at most ``limit`` distinct values."""
+    ``'?' on line(s) 5, 9; 'abc' on line(s) 12``, at most ``limit`` distinct values; where
+    some are formatted numbers (:func:`_formatted_numbers`), how to write them."""
     values = column[mask].astype(str)
     distinct = list(dict.fromkeys(values))
     parts = [f"{value!r} on line(s) {_lines(mask & (column.astype(str) == value), 5)}"
              for value in distinct[:limit]]
     more = len(distinct) - limit
     text = "; ".join(parts) + (f"; and {more} other value(s)" if more > 0 else "")
-    if any(re.fullmatch(_FORMATTED_NUMBER, value) for value in distinct):
-        # decimal commas in a column with no decimal point: a file of decimal commas
-        points = column[~mask & column.notna()].astype(str).str.contains(".", regex=False)
-        commas = not points.any() and any(re.fullmatch(_DECIMAL_COMMA, value)
-                                          for value in distinct)
-        text += (" (write numbers with a decimal point, without thousands separators, "
-                 "percent or currency signs"
-                 + ("; for a whole file written with decimal commas, read it with --decimal "
-                    "','" if commas else "") + ")")
-    return text
+    reading = _being_read()
+    if not _formatted_numbers(values).any():
+        return text
+    if reading.decimal != ".":
+        return text + (f" (write numbers with the decimal mark {reading.decimal!r}, without "
+                       "thousands separators, percent or currency signs)")
+    # decimal commas in a column with no decimal point: a file of decimal commas, unless
+    # its columns are separated by commas, where 1,250 is rather one thousand two hundred
+    points = column[~mask & column.notna()].astype(str).str.contains(".", regex=False)
+    commas = values[values.str.fullmatch(_DECIMAL_COMMA)]
+    advice = ""
+    if not points.any() and commas.size:
+        advice = ("; in a file whose columns are separated by commas, a comma in a number "
+                  "is no decimal mark: remove the thousands separators (1,250 as 1250)"
+                  if reading.sep == "," and commas.str.fullmatch(_THOUSANDS).all() else
+                  "; for a whole file written with decimal commas, read it with --decimal ','")
+    return text + (" (write numbers with a decimal point, without thousands separators, "
+                   f"percent or currency signs{advice})")
 
 
-def _stray_text_error(kind, name, mask, column, remedy):
-    """The error for the ``kind`` ("Feature", "Target") column ``name`` of numbers with the
-    stray text cells ``mask``; ``remedy`` ends the message."""
+_NOT_NUMBERS = "holds numbers, but {cells} not a number"
+
+
+def _stray_text_error(kind, name, mask, column, remedy, what=_NOT_NUMBERS):
+    """The error for the ``kind`` ("Feature", "Target") column ``name`` with the stray cells
+    ``mask``: text in numbers, or ``what`` (``{cells}``: "1 of its cells is"); ``remedy``
+    ends the message."""
     n = int(mask.sum())
     cells = "1 of its cells is" if n == 1 else f"{n} of its cells are"
-    return ValueError(f"{kind} column {name!r} holds numbers, but {cells} not a number: "
+    return ValueError(f"{kind} column {name!r} {what.format(cells=cells)}: "
                       f"{_cells(column, mask)}; {remedy}")
+
+
+def _first_bad_column(frame, bad):
+    """``(name, mask)`` of the first numeric column of ``frame`` where ``bad`` (of a float
+    array) holds for a cell, with the mask of those cells, or None."""
+    numeric = frame.select_dtypes(include="number")
+    found = bad(numeric.to_numpy(dtype=np.float64)).any(axis=0)
+    if not found.any():
+        return None
+    name = numeric.columns[int(np.flatnonzero(found)[0])]
+    return name, bad(numeric[name].astype(np.float64))
 
 
 def _infinite_cells(frame, kind, remedy):
     """Raise a ValueError naming the first numeric column of ``frame`` with an infinite cell
     (``inf``, ``-inf``, or a number too large for a float) and its lines; ``remedy`` ends the
     message (``{name}`` is the column)."""
-    numeric = frame.select_dtypes(include="number")
-    infinite = np.isinf(numeric.to_numpy(dtype=np.float64))
-    if infinite.any():
-        j = int(np.flatnonzero(infinite.any(axis=0))[0])
-        name = numeric.columns[j]
-        mask = np.isinf(numeric[name].astype(np.float64))
+    found = _first_bad_column(frame, np.isinf)
+    if found:
+        name, mask = found
         raise ValueError(f"{kind} column {name!r} has infinite values (line(s) {_lines(mask, 5)}: "
                          f"inf, or a number too large for a float); {remedy.format(name=name)}")
+
+
+def _huge_cells(frame, kind, remedy):
+    """Raise a ValueError naming the first numeric column of ``frame`` with a finite value
+    beyond ``MAX_MAGNITUDE`` and its lines, whose squares overflow the sums a model forms
+    (a standard deviation, a Gram matrix); ``remedy`` ends the message (``{name}``)."""
+    found = _first_bad_column(frame, lambda v: np.isfinite(v) & (np.abs(v) > MAX_MAGNITUDE))
+    if found:
+        name, mask = found
+        largest = float(np.abs(frame[name][mask].astype(np.float64)).max())
+        raise ValueError(
+            f"{kind} column {name!r} has values too large to compute with (line(s) "
+            f"{_lines(mask, 5)}: up to {largest:.3g}, beyond {MAX_MAGNITUDE:.0e}, where a sum "
+            f"of their squares overflows a float); {remedy.format(name=name)}")
 
 
 def _decide_task_type(targets, requested, pd):
@@ -431,6 +691,13 @@ def _decide_task_type(targets, requested, pd):
                     "fix those cells, or empty them (an empty target cell is a missing "
                     "label); if its values are class labels, say so with --task-type "
                     "classification.")
+            marks = _punctuation_labels(targets[column], pd)
+            if marks is not None:  # a '?' would be a class of its own
+                raise _stray_text_error(
+                    "Target", column, marks, targets[column],
+                    "leave a missing label empty (an empty target cell is a missing label); "
+                    "if such a value is a class, say so with --task-type classification.",
+                    what="holds class labels, but {cells} only punctuation")
     text = {c: _text_cells(targets[c], pd) for c in targets.columns}
     text = {c: mask for c, mask in text.items() if mask.any()}
     if requested == "regression" and text:
@@ -460,7 +727,8 @@ def _decide_task_type(targets, requested, pd):
     values = values[~np.isnan(values)]
     if values.size == 0:
         raise ValueError(f"Target column(s) {list(targets.columns)} have no value.")
-    distinct = np.unique(values).size
+    # counted as written: 10000000000000000001 and 10000000000000000000 are one float
+    distinct = len(set().union(*(pd.unique(targets[c].dropna()).tolist() for c in targets)))
     values_word = "value" if distinct == 1 else "values"
     if np.all(values == np.round(values)):
         if distinct <= MAX_CLASSES:
@@ -566,6 +834,10 @@ def _features(frame, path, excluded, keep, pd, notes, task_ids=None):
     warning proposes it as ``--group-column``.
     """
     features = frame.drop(columns=excluded)
+    for name in features.columns:  # whole numbers beyond uint64, which pandas keeps as such
+        if pd.api.types.is_object_dtype(features[name]) and not _text_cells(
+                features[name], pd).any():
+            features[name] = features[name].astype(np.float64)
     stray = {}
     for name in features.columns:
         mask = None if name in keep else _stray_text(features[name], pd)
@@ -646,6 +918,8 @@ def _features(frame, path, excluded, keep, pd, notes, task_ids=None):
                          f"{_lines(features[name].isna(), 5)}); fill them or drop it with "
                          f"--drop {name}.")
     _infinite_cells(features, "Feature", "fix those cells, or drop the column with --drop {name}.")
+    _huge_cells(features, "Feature", "rescale the column (divide it by a power of ten), or "
+                "drop it with --drop {name}.")
     return pd.get_dummies(features, drop_first=True, dtype=float)
 
 
@@ -665,8 +939,11 @@ def _strip_text_cells(frame, pd, notes):
     """``frame`` with the spaces around its text cells removed, as around numbers (which pandas
     reads through them): a cell of spaces alone is then empty (a missing label, an empty
     feature cell; it was a class label ``' '``), ``'yes '`` is the class ``'yes'``, and a
-    column whose cells are then all numbers or empty is read as numbers. A warning names each
-    column where two values differed only by such spaces."""
+    column whose cells are then all numbers or empty is read as numbers, by the file's
+    decimal mark (``'3,1 '`` with ``--decimal ','``; also whole numbers beyond the int64
+    range of both signs, which pandas reads as text). Whole numbers beyond 2**53, where
+    floats skip some, stay exact (Python ints). A warning names each column where values
+    differed only by such spaces, each value with its lines."""
     for name in frame.columns:
         column = frame[name]
         if pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column):
@@ -680,17 +957,47 @@ def _strip_text_cells(frame, pd, notes):
         stripped = column.copy()
         stripped[text] = column[text].str.strip()
         changed = text & (stripped != column)
-        if not changed.any():  # (pandas read it as text with the spaces gone as well)
-            continue
-        stripped[text & (stripped == "")] = np.nan
-        if stripped[text].dropna().nunique() < column[text][stripped[text].notna()].nunique():
-            changed &= stripped.notna()
-            _warn(f"column {name!r} has values that differ only by spaces around them "
-                  f"({column[changed].iloc[0]!r} on line(s) {_lines(changed, 5)}): read "
-                  f"as {stripped[changed].iloc[0]!r}.", notes)
-        numbers = pd.to_numeric(stripped, errors="coerce")
-        frame[name] = numbers if numbers.notna().sum() == stripped.notna().sum() else stripped
+        if changed.any():
+            stripped[text & (stripped == "")] = np.nan
+            if (stripped[text].dropna().nunique()
+                    < column[text][stripped[text].notna()].nunique()):
+                _warn(_spaced_values(name, column, changed & stripped.notna()), notes)
+        present = stripped.dropna()
+        # all numbers? (not where the first cell is none: a column of text pays no more)
+        numbers = (_as_numbers(stripped, pd) if present.size
+                   and _as_numbers(present.iloc[:1], pd).notna().all() else None)
+        if numbers is not None and numbers.notna().sum() == present.size:
+            whole = present.astype(str).str.fullmatch(r"[-+]?\d+").all()
+            frame[name] = (stripped.map(int, na_action="ignore")
+                           if whole and (numbers.abs() >= 2**53).any() else numbers)
+        elif changed.any():
+            frame[name] = stripped
     return frame
+
+
+def _spaced_values(name, column, changed, limit=3):
+    """The warning for the cells ``changed`` of column ``name``, whose values differ from
+    others only by spaces around them: each value (at most ``limit``) with its lines."""
+    distinct = list(dict.fromkeys(column[changed]))
+    shown = "; ".join(f"({value!r} on line(s) {_lines(changed & (column == value), 5)}): "
+                      f"read as {value.strip()!r}" for value in distinct[:limit])
+    more = f"; and {len(distinct) - limit} other value(s)" if len(distinct) > limit else ""
+    return f"column {name!r} has values that differ only by spaces around them {shown}{more}."
+
+
+def _exact_labels(column):
+    """Class labels: whole numbers beyond the uint64 range (Python ints, which no numpy
+    integer holds and scikit-learn's metrics call of an "unknown" type) as their digits, the
+    other whole numbers of their column too; exact, where floats would make neighbours one
+    class."""
+    def beyond(value):
+        return (isinstance(value, int) and not isinstance(value, bool)
+                and not -2**63 <= value < 2**64)
+
+    if column.dtype != object or not column.map(beyond).any():
+        return column
+    return column.map(lambda v: str(v) if isinstance(v, int) and not isinstance(v, bool)
+                      else v)
 
 
 def _row_labels(column, name, path, pd, kind="Task"):
@@ -700,7 +1007,8 @@ def _row_labels(column, name, path, pd, kind="Task"):
     empty = column.isna()
     if empty.any():
         raise ValueError(f"{kind} column {name!r} is empty on line(s) {_lines(empty)} of "
-                         f"{path} (line 1 is the header); fill those cells or remove the rows.")
+                         f"{path} (line {_being_read().header_line} is the header); fill "
+                         "those cells or remove the rows.")
     if pd.api.types.is_integer_dtype(column):
         return column.to_numpy(dtype=np.int64)
     # whole numbers written 7.0 (a spreadsheet's export) are the tasks 7, not '7.0'
@@ -733,24 +1041,39 @@ def _load_csv(args):
         raise ValueError(f"--group-column {group_column} is also the {what} column: the "
                          "groups are another column (a scaffold, a sample id), whose rows "
                          "the folds keep together.")
-    encoding = args.encoding or "utf-8"
-    sep, decimal = _csv_marks(args)
-    frame, header = _read_frame(path, pd, encoding, sep, decimal)
+    csv_file = _CsvFile(path, args.encoding or "utf-8", *_csv_marks(args))
+    with _reading(csv_file):  # the file whose lines and marks the messages use
+        return _csv_data(csv_file, pd, args.task_type, target_columns, task_column,
+                         group_column, drop, keep)
+
+
+def _csv_data(csv_file, pd, requested, target_columns, task_column, group_column, drop, keep):
+    """The ``--csv`` file's data: ``(X, y, task_ids, groups, task_type, label, notes)``,
+    by the rules of docs/user_guide/command_line.rst."""
+    path = csv_file.path
+    frame = _read_frame(csv_file, pd)
     notes = []
-    # a column with no name and no value: a comma ending every line, as spreadsheets export
-    blank = [j for j, name in enumerate(header[:frame.shape[1]])
+    # a column with no name and no value: a comma ending every line, as spreadsheets export;
+    # or ending every line but the header (csv_file.trailing, not read)
+    blank = [j for j, name in enumerate(csv_file.header)
              if not name.strip() and frame.iloc[:, j].isna().all()]
-    if blank:
-        _warn(f"column(s) {', '.join(str(j + 1) for j in blank)} of {path} have no name and "
-              "no value (a comma at the end of every line?): left out.", notes)
+    left_out = blank + [len(csv_file.header) + k for k in range(csv_file.trailing)]
+    if left_out:
+        _warn(f"column(s) {', '.join(str(j + 1) for j in left_out)} of {path} have no name "
+              "and no value (a comma at the end of every line?): left out.", notes)
     needed = target_columns + ([task_column] if task_column else [])
     for option, columns in [("--targets/--task-column", needed), ("--drop", drop),
                             ("--keep", keep), ("--group-column", [group_column] if group_column
                                                else [])]:
         absent = [c for c in columns if c not in frame.columns]
         if absent:
-            raise ValueError(f"Column(s) {absent} of {option} are not in {path}; it has "
-                             f"{list(frame.columns)}.")
+            commas = [c for c in frame.columns if "," in c]
+            raise ValueError(
+                f"Column(s) {absent} of {option} are not in {path}; it has "
+                f"{list(frame.columns)}." + (
+                    f" A list of columns is split at its commas, so a column whose name holds "
+                    f"one ({commas[0]!r}) cannot be named in it: rename it in the file."
+                    if commas and option != "--group-column" else ""))
     clash = [c for c in drop if c in needed]
     if clash:
         raise ValueError(f"--drop {','.join(clash)}: a target or task column cannot be dropped.")
@@ -767,7 +1090,7 @@ def _load_csv(args):
     if clash:
         raise ValueError(f"Column(s) {clash} are in both --keep and --drop: keep them as "
                          "features or drop them, not both.")
-    for name, markers in _missing_markers(frame, path, pd, encoding, sep):
+    for name, markers in _missing_markers(frame, pd):
         if name in drop:
             continue
         shown = ", ".join(f"{n} x {marker!r}" for marker, n in markers.items())
@@ -791,12 +1114,18 @@ def _load_csv(args):
             groups = None if groups is None else groups[keep_rows]
             if frame.shape[0] == 0:
                 raise ValueError(f"Target column {target_columns[0]!r} of {path} is empty.")
-    task_type, why = _decide_task_type(frame[target_columns], args.task_type, pd)
+    task_type, why = _decide_task_type(frame[target_columns], requested, pd)
+    if task_type == "regression":  # class labels are never computed with
+        _huge_cells(frame[target_columns], "Target", "rescale the targets: divide every "
+                    "target column by one power of ten, which keeps the tasks comparable.")
     other = "classification" if task_type == "regression" else "regression"
     _note(f"Task type: {task_type}, {why}"
-          + ("." if args.task_type != "auto" else f"; override with --task-type {other}."),
+          + ("." if requested != "auto" else f"; override with --task-type {other}."),
           notes)
     X = _features(frame, path, needed + drop, keep, pd, notes, task_ids)
+    if task_type == "classification":
+        for name in target_columns:
+            frame[name] = _exact_labels(frame[name])
     y = frame[target_columns[0]] if task_column else frame[target_columns]
     y = y.astype(np.float64 if task_type == "regression" else object)
     if task_column:
@@ -806,8 +1135,11 @@ def _load_csv(args):
 
 
 def _progress(total, quiet):
+    """``(step, close)``: ``step()`` after each fit; ``close(finished=False)`` ends the bar,
+    with ``finished`` at the fits run (fewer than ``total`` where models were left out).
+    Closing twice is closing once."""
     if quiet:
-        return lambda: None, lambda: None
+        return lambda: None, lambda finished=False: None
     try:
         from tqdm.auto import tqdm
     except ImportError:  # pragma: no cover - tqdm is a core dependency
@@ -817,9 +1149,16 @@ def _progress(total, quiet):
             done[0] += 1
             logger.info("fitted %d / %d folds", done[0], total)
 
-        return step, lambda: None
+        return step, lambda finished=False: None
     bar = tqdm(total=total, desc="cross-validating", unit="fit", file=sys.stderr)
-    return lambda: bar.update(1), bar.close
+
+    def close(finished=False):
+        if finished and not bar.disable:
+            bar.total = bar.n
+            bar.refresh()
+        bar.close()
+
+    return lambda: bar.update(1), close
 
 
 @contextlib.contextmanager
@@ -898,7 +1237,8 @@ def _check_out(out):
 
 
 def _write_csv(rows, path):
-    with open(path, "w", newline="") as handle:
+    # UTF-8, as report.html, whatever the locale: a task named 'Genève' or '東京' is written
+    with open(path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
@@ -961,11 +1301,16 @@ def _write_transfer_plot(result, out):
     the reason it was left out (no matplotlib, or no model besides stl)."""
     import importlib.util
 
-    if importlib.util.find_spec("matplotlib") is None:
-        return "transfer.png left out: matplotlib is not installed (pip install 'skmtl[plot]')."
-    if len(result.per_task) < 2:
-        return f"transfer.png left out: no model besides {result.reference}."
     path = os.path.join(out, "transfer.png")
+    reason = None
+    if importlib.util.find_spec("matplotlib") is None:
+        reason = "matplotlib is not installed (pip install 'skmtl[plot]')"
+    elif len(result.per_task) < 2:
+        reason = f"no model besides {result.reference}"
+    if reason is not None:
+        if os.path.isfile(path):  # an earlier run's plot would contradict this run's files
+            os.remove(path)
+        return f"transfer.png left out: {reason}."
     next(iter(_transfer_display(result).values())).figure_.savefig(path, dpi=100)
     return path
 
@@ -1067,33 +1412,34 @@ def _check_groups(groups, cv, column):
     return f"{cv}-fold MultiTaskGroupKFold by {column!r} ({n_groups} groups)"
 
 
-def _report_identical(result):
+def _report_identical(result, notes):
     """Say which models scored exactly as an earlier one on every task (the same mean score and
     the same standard error of the gain over the folds, to the last digit): on small data,
-    deep strategies often train to the same network."""
+    deep strategies often train to the same network. Kept in ``notes`` for report.html."""
     groups = {}
     for name, values in result.per_task.items():
         key = (np.asarray(values["score"]).tobytes(), np.asarray(values["gain_se"]).tobytes())
         groups.setdefault(key, []).append(name)
     for first, *others in groups.values():
         if others:
-            print(f"{', '.join(others)} scored exactly as {first}, to the last digit (the "
+            _note(f"{', '.join(others)} scored exactly as {first}, to the last digit (the "
                   "same predictions in every fold). With deep strategies on small data: early "
                   "stopping keeps the epoch of the best validation loss, which can be the "
                   "first, before a weighting acts; LBTW's weights stay 1 when an epoch is one "
-                  "batch (see 'lbtw' in the deep user guide).")
+                  "batch (see 'lbtw' in the deep user guide).", notes)
 
 
-def _report_undefined(result):
-    """Say which tasks had folds without a defined score (left out of their means)."""
+def _report_undefined(result, notes):
+    """Say which tasks had folds without a defined score (left out of their means); kept in
+    ``notes`` for report.html."""
     undefined = result.undefined_tasks()
     if not undefined:
         return
     tasks = undefined.get(result.reference, next(iter(undefined.values())))
     shown = ", ".join(str(t) for t in tasks[:10]) + (" ..." if len(tasks) > 10 else "")
-    print(f"{len(tasks)} task(s) have too few test labels in some folds for their "
+    _note(f"{len(tasks)} task(s) have too few test labels in some folds for their "
           f"{result.metric_name} there ({shown}); those folds are left out of their means "
-          "(n_folds in scores.csv).")
+          "(n_folds in scores.csv).", notes)
 
 
 def _compare(args):
@@ -1125,9 +1471,11 @@ def _compare(args):
     _check_out(args.out)
     if args.focus is None:
         models = args.models or [name for name, spec in MODELS.items() if spec.default]
-        models = ["stl"] + [m for m in models if m != "stl"]
+        models = ["stl"] + [m for m in dict.fromkeys(models) if m != "stl"]  # each once
     deep = args.focus is not None or any(MODELS[name].uses_device for name in models)
     _check_device(args.device, deep, notes)
+    if deep:
+        _warm_up_torch()
     if args.focus is None and "hierarchical" in models:
         _hierarchical_note(X.shape[1], count_tasks(y, task_ids), notes)
     data = (f"Data set {label}: {X.shape[0]} rows, {X.shape[1]} features, {task_type}, "
@@ -1141,29 +1489,34 @@ def _compare(args):
         if args.focus is not None:
             strategies = args.strategies or list(FOCUS_STRATEGIES)
             strategies = ["single_task"] + [s for s in strategies if s != "single_task"]
-            print(f"{data} focus task {args.focus}; strategies: {', '.join(strategies)}")
+            data += f" focus task {args.focus};"
+            print(f"{data} strategies: {', '.join(strategies)}")
             step, close = _progress(len(strategies) * args.cv, args.quiet)
             try:
-                result = run_focus_comparison(X, y, focus=args.focus, strategies=strategies,
-                                              progress=step, **common)
+                with _warnings_kept(notes):
+                    result = run_focus_comparison(X, y, focus=args.focus,
+                                                  strategies=strategies, progress=step, **common)
+                close(finished=True)
             finally:
                 close()
-            print(f"Focus task {args.focus}: {result.per_task['single_task']['n_observed'][0]} "
+            _note(f"Focus task {args.focus}: {result.per_task['single_task']['n_observed'][0]} "
                   f"labels. Gains are in {result.metric_name}, against single_task (the focus "
-                  "task alone).")
+                  "task alone).", notes)
         else:
             print(f"{data} models: {', '.join(models)}")
             step, close = _progress(len(models) * args.cv, args.quiet)
             try:
-                result = run_comparison(X, y, models=models, progress=step, **common)
+                with _warnings_kept(notes):
+                    result = run_comparison(X, y, models=models, progress=step, **common)
+                close(finished=True)  # the models left out (result.skipped) ran no fit
             finally:
                 close()
             print(f"{len(result.tasks)} tasks. Wins / losses: tasks where a model's "
                   f"cross-validated {result.metric_name} beats / trails single-task learning "
                   "(stl).")
     print(result.format_table())
-    _report_identical(result)
-    _report_undefined(result)
+    _report_identical(result, notes)
+    _report_undefined(result, notes)
     for name, reason in result.skipped.items():
         print(f"Left out {name}: {reason}.")
     scores, per_task = _write_scores(result, args.out)
@@ -1201,8 +1554,27 @@ def main(argv=None):
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):
-    print(f"skmtl: warning: {' '.join(str(message).split())} ({category.__name__})",
-          file=sys.stderr)
+    print(f"skmtl: warning: {_warning_text(message, category)}", file=sys.stderr)
+
+
+def _warning_text(message, category):
+    return f"{' '.join(str(message).split())} ({category.__name__})"
+
+
+@contextlib.contextmanager
+def _warnings_kept(notes):
+    """Inside, each warning shown (a grid edge, a convergence: one line, :func:`_show_warning`)
+    is also kept in ``notes`` for report.html. (Warnings of fits run by other processes,
+    ``--n-jobs``, are neither shown nor kept.)"""
+    show = warnings.showwarning
+    with warnings.catch_warnings():
+
+        def show_and_keep(message, category, filename, lineno, file=None, line=None):
+            show(message, category, filename, lineno, file, line)
+            notes.append(f"Warning: {_warning_text(message, category)}")
+
+        warnings.showwarning = show_and_keep
+        yield
 
 
 def _run(parser, args):

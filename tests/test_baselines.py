@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import sklearn
+from sklearn import metrics as skm
 from sklearn.linear_model import LassoCV, LinearRegression, LogisticRegression, Ridge
 from sklearn.model_selection import GridSearchCV, GroupKFold, KFold, cross_validate
 from sklearn.pipeline import Pipeline
@@ -11,6 +12,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import LinearSVC
 
 from skmtl import IndependentTasks, PooledTasks, UnknownTaskError
+from skmtl.metrics import make_multitask_scorer
 
 
 @pytest.fixture
@@ -177,6 +179,34 @@ def test_score_names_a_wrong_number_of_task_columns(wide_data, Model):
         with pytest.raises(ValueError, match=f"y has {columns} task column.*fitted on 3 tasks"):
             model.score(X, Y_other)
 
+
+
+@pytest.mark.parametrize("Model", [IndependentTasks, PooledTasks])
+def test_score_after_a_long_fit_checks_a_wide_y_as_after_a_wide_fit(wide_data, Model):
+    """A model fitted on long data scored on a wide Y: a DataFrame's columns must be tasks_
+    (it scored swapped columns against the wrong tasks, and accepted unknown names), an
+    array's column count n_tasks_."""
+    X, Y = wide_data
+    Y[:, 1] *= -5.0  # swapping the tasks must change the score
+    frame = pd.DataFrame(Y, columns=["math", "art", "music"])
+    long = frame.stack().dropna()
+    rows = long.index.get_level_values(0).to_numpy()
+    task_ids = long.index.get_level_values(1).to_numpy()
+    model = Model(Ridge()).fit(X[rows], long.to_numpy(), task_ids=task_ids)
+    assert model.tasks_.tolist() == ["art", "math", "music"]
+    ordered = frame[["art", "math", "music"]]
+    pred = model.predict(X)
+    expected = np.mean([
+        skm.r2_score(ordered[t][observed], pred[observed.to_numpy(), j])
+        for j, t in enumerate(model.tasks_) for observed in [ordered[t].notna()]
+    ])
+    assert model.score(X, ordered) == pytest.approx(expected, rel=1e-12)
+    assert make_multitask_scorer("r2")(model, X, ordered) == pytest.approx(expected, rel=1e-12)
+    for wrong in (frame, ordered.set_axis(["a", "b", "c"], axis=1), ordered[["art", "math"]]):
+        with pytest.raises(ValueError, match="do not match the tasks seen in fit"):
+            model.score(X, wrong)
+    with pytest.raises(ValueError, match="y has 2 task column.*fitted on 3 tasks"):
+        model.score(X, Y[:, :2])
 
 def test_wrong_number_of_features_and_nan_in_x_raise(wide_data):
     X, Y = wide_data

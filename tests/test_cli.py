@@ -391,6 +391,11 @@ def test_focus_compares_the_strategies_on_one_task(tmp_path, capsys):
     assert {r["reference"] for r in rows} == {"single_task"}
     assert int(rows[0]["n_observed"]) == int(np.sum(~np.isnan(Y[:, 1])))
     assert (tmp_path / "o" / "transfer.png").exists()
+    # the report names the focus task and its labels, as the terminal does
+    html = (tmp_path / "o" / "report.html").read_text(encoding="utf-8")
+    assert "wide format; 2-fold MultiTaskKFold; focus task t1.</li>" in html
+    assert (f"<li>Focus task t1: {int(np.sum(~np.isnan(Y[:, 1])))} labels. Gains are in -MSE, "
+            "against single_task") in html
 
 
 def test_focus_scores_equal_a_manual_cross_validation_of_the_focused_estimator():
@@ -883,3 +888,20 @@ def test_group_column_deep_models_stop_early_on_whole_groups(tmp_path, capsys, m
     for extra in (["--models", "pooled", "deep_hard"], ["--focus", "t0"]):
         assert main(base + extra) == 2
         assert "stop early" not in capsys.readouterr().out
+
+
+def test_a_task_fit_error_names_the_task_without_blaming_its_labels():
+    """A feature of about 1e199 made stl's fit of a task fail on X ("array must not contain
+    infs or NaNs"): the message said "Target column 'z': ...", as if the labels were wrong."""
+    import pandas as pd
+
+    from skmtl._compare import _task_error
+    from skmtl.baselines import _task_fit_error
+    from skmtl.utils.validation import check_multitask_target
+
+    target = check_multitask_target(pd.DataFrame({"y": [1.0, 2.0], "z": [3.0, 4.0]}),
+                                    y_numeric=True)
+    detail = "array must not contain infs or NaNs"
+    exc = _task_fit_error(f"Task 1: {detail}", ValueError(detail), 1)
+    assert str(_task_error(exc, target, classification=False)) == (
+        f"Fitting the task of target column 'z' failed: {detail}")

@@ -945,7 +945,9 @@ def test_columns_without_name_or_value_are_left_out_with_a_warning(tmp_path, cap
     assert ("column 'sales_a' has cells read as empty, as pandas reads CSV files (1 x 'NA')"
             in capsys.readouterr().err)
     indexed = tmp_path / "indexed.csv"
-    indexed.write_text("\n".join(f"{',' if i == 0 else i - 1},{line}"
+    # (the header's first name empty, as pandas writes an index; its header had one field
+    # more than its rows, which shifted every column by one and emptied sales_b)
+    indexed.write_text("\n".join(f"{'' if i == 0 else i - 1},{line}"
                                  for i, line in enumerate(lines)) + "\n")
     assert main(["compare", "--csv", str(indexed), "--targets", "sales_a,sales_b", "--models",
                  "stl", "--cv", "3", "--out", str(tmp_path / "i")]) == 0

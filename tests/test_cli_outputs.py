@@ -2,10 +2,16 @@
 and bounded in size from a few tasks to thousands."""
 
 import csv
+import os
+import subprocess
+import sys
+import warnings
 
 import numpy as np
 import pytest
+from sklearn.linear_model import Ridge
 
+from skmtl import IndependentTasks
 from skmtl._compare import ComparisonResult
 from skmtl.cli import MAX_TASKS_SHOWN, _transfer_display, main
 from skmtl.datasets import make_multitask_regression
@@ -134,10 +140,84 @@ def test_models_that_score_exactly_alike_are_said(capsys):
         "gradnorm": run(-4.0497, 1.35), "lbtw": run(-4.0497, 1.35),
         "finetune": run(-4.0497, 1.36),  # the same mean, another spread: not the same
     })
-    _report_identical(result)
+    notes = []
+    _report_identical(result, notes)
     out = capsys.readouterr().out.strip().splitlines()
     assert len(out) == 1
     assert out[0].startswith("gradnorm, lbtw scored exactly as multi_task, to the last digit "
                              "(the same predictions in every fold).")
-    _report_identical(SimpleNamespace(per_task={"stl": run(-1.0, 0.0), "pooled": run(-1.1, .2)}))
-    assert capsys.readouterr().out == ""
+    assert notes == out  # in report.html too
+    _report_identical(SimpleNamespace(per_task={"stl": run(-1.0, 0.0), "pooled": run(-1.1, .2)}),
+                      notes)
+    assert capsys.readouterr().out == "" and len(notes) == 1
+
+
+class WarningRidge(Ridge):
+    """A Ridge whose fit warns, as a linear *CV model at the edge of its grid does."""
+
+    def fit(self, X, y, sample_weight=None):
+        warnings.warn("The best alpha (1)\n is the largest value tried.", UserWarning)
+        return super().fit(X, y, sample_weight=sample_weight)
+
+
+def test_report_keeps_the_warnings_and_notes_of_the_run_and_no_stale_plot(tmp_path, capsys,
+                                                                          monkeypatch):
+    """report.html held the data's warnings but not those of the fits, nor the line on tasks
+    whose score is undefined in some folds; and a run without a plot left the previous run's
+    transfer.png in --out, contradicting the new files."""
+    pytest.importorskip("matplotlib")
+    from skmtl._compare import MODELS, ModelSpec
+
+    monkeypatch.setitem(MODELS, "warner", ModelSpec(
+        "warner", lambda task_type, device: IndependentTasks(WarningRidge()), "warns", False,
+        None, False))
+    X, Y = make_multitask_regression(n_samples=40, n_features=3, n_tasks=2, n_informative=3,
+                                     random_state=0)
+    Y[3:, 1] = np.nan  # t1: 3 labels, so some of its test folds hold one (no R^2 there)
+    path = tmp_path / "w.csv"
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["a", "b", "c", "t0", "t1"])
+        writer.writerows(np.column_stack([X, Y]))
+    out = tmp_path / "o"
+    data = ["compare", "--csv", str(path), "--targets", "t0,t1", "--cv", "2", "--scoring", "r2",
+            "--out", str(out), "--quiet"]
+    assert main([*data, "--models", "warner", "warner"]) == 0
+    printed = capsys.readouterr()
+    assert "models: stl, warner\n" in printed.out  # a model named twice runs once
+    warning = "The best alpha (1) is the largest value tried. (UserWarning)"
+    assert f"skmtl: warning: {warning}" in printed.err
+    html = (out / "report.html").read_text(encoding="utf-8")
+    assert f"<li>Warning: {warning}</li>" in html
+    assert "<li>1 task(s) have too few test labels in some folds for their R^2 there (t1)" in html
+    assert (out / "transfer.png").is_file()
+
+    assert main([*data, "--models", "stl"]) == 0
+    assert "transfer.png left out: no model besides stl." in capsys.readouterr().out
+    assert not (out / "transfer.png").exists()
+    assert "transfer.png left out: no model besides stl." in (out / "report.html").read_text(
+        encoding="utf-8")
+
+
+def test_scores_files_are_utf8_whatever_the_locale(tmp_path):
+    """scores.csv and per_task.csv were written in the locale's encoding: a task named
+    'Genève' or '東京' failed after the whole run where that encoding cannot write it
+    (cp1252 on Windows cannot write 東京; the C locale, neither)."""
+    code = ("import sys; import numpy as np; from test_cli_outputs import fake_result; "
+            "from skmtl.cli import _write_scores; result = fake_result(2); "
+            "result.tasks = np.array(['Gen\\u00e8ve', '\\u6771\\u4eac'], dtype=object); "
+            "_write_scores(result, sys.argv[1])")
+    env = dict(os.environ, LC_ALL="C", LANG="C", PYTHONUTF8="0", PYTHONCOERCECLOCALE="0",
+               PYTHONPATH=os.pathsep.join([os.path.dirname(__file__), *sys.path]))
+    locale = subprocess.run([sys.executable, "-c", "import locale; print(locale."
+                             "getpreferredencoding(False))"], env=env, capture_output=True,
+                            text=True).stdout.strip()
+    assert locale.lower().replace("-", "") not in ("utf8", "utf-8")  # the case at hand
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], env=env,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    for name, n_rows in (("scores.csv", 6), ("per_task.csv", 2)):
+        data = (tmp_path / name).read_bytes()
+        assert "東京".encode() in data and "Genève".encode() in data
+        rows = list(csv.DictReader(data.decode("utf-8").splitlines()))
+        assert [row["task"] for row in rows] == ["Genève", "東京"] * (n_rows // 2)

@@ -21,7 +21,7 @@ import scipy.sparse as sp
 import torch
 from sklearn.base import BaseEstimator, clone
 from sklearn.utils import check_random_state
-from skorch.callbacks import EarlyStopping, PrintLog, ProgressBar
+from skorch.callbacks import BatchScoring, EarlyStopping, EpochScoring, PrintLog, ProgressBar
 from skorch.helper import predefined_split
 
 from skmtl.deep._device import resolve_device, seeded_rng
@@ -656,6 +656,16 @@ class _BaseDeepEstimator(BaseEstimator):
 
     def _make_callbacks(self):
         callbacks = [copy.deepcopy(cb) for cb in (self.callbacks or [])]
+        for entry in callbacks:
+            callback = entry[1] if isinstance(entry, tuple) else entry
+            if isinstance(callback, (EpochScoring, BatchScoring)):
+                raise ValueError(
+                    f"callbacks: skorch's {type(callback).__name__} cannot score this network: "
+                    "its batches carry each task's labels (row, task, label), not a y array "
+                    "with one column per task. The losses are in net_.history (train_loss, "
+                    "valid_loss and each task's train_loss_task_t / valid_loss_task_t); score "
+                    "the fitted estimator with skmtl.metrics.make_multitask_scorer."
+                )
         if self.early_stopping:
             stopper = EarlyStopping(
                 monitor="valid_loss", patience=self.n_iter_no_change, threshold=1e-4,

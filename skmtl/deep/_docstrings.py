@@ -329,7 +329,9 @@ _MULTITASK_VARIANTS = {
     "callbacks": """
     callbacks : list of skorch callbacks, default=None
         Extra skorch callbacks (instances or ``(name, callback)`` tuples); they are copied at
-        fit, and the fitted copies live in ``net_.callbacks_``.
+        fit, and the fitted copies live in ``net_.callbacks_``. skorch's ``EpochScoring`` and
+        ``BatchScoring`` are refused (a ValueError): the batches carry each task's labels, not
+        the ``y`` array they score; the per-task losses are in ``net_.history``.
     """,
 }
 _FOCUSED_VARIANTS = {

@@ -182,6 +182,9 @@ class _FocusedTaskMixin:
     def score(self, X, y, *, task_ids=None, sample_weight=None):
         """R^2 (regressor) or accuracy (classifier) on the focus task's observed labels.
 
+        :func:`~skmtl.metrics.make_multitask_scorer` scores the focus task on the same labels,
+        with any of its metrics.
+
         Parameters
         ----------
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
@@ -202,19 +205,31 @@ class _FocusedTaskMixin:
         score : float
         """
         check_is_fitted(self)
-        self._check_score_target(y, task_ids)
         X = self._validate_X(X, reset=False)
-        y_focus, rows = self._focus_labels(y, task_ids, X.shape[0])
+        y_focus, rows = self._focus_target(y, task_ids, X.shape[0])
         if rows is not None:
             X = X[rows]
             if sample_weight is not None:
                 sample_weight = np.asarray(sample_weight)[rows]
         metric = accuracy_score if is_classifier(self) else r2_score
         pred = self._predict_focus(X)
-        if self._layout == "1d":
-            return metric(y_focus, pred, sample_weight=sample_weight)
-        # one column: the masked metric leaves the missing labels out
-        return metric(y_focus[:, None], pred[:, None], sample_weight=sample_weight)
+        if np.ndim(y_focus) == 2:
+            pred = pred[:, None]
+        return metric(y_focus, pred, sample_weight=sample_weight)
+
+    def _focus_target(self, y, task_ids, n_samples):
+        """The focus task's labels in ``y`` as a masked metric's ``y_true``, and the rows of X
+        they belong to (None: all rows).
+
+        ``y`` and ``task_ids`` are those of :meth:`score`. The target is 1-D after a 1-D fit,
+        else one column ``(n, 1)``, whose missing labels the masked metrics leave out.
+        :meth:`score` and :func:`~skmtl.metrics.make_multitask_scorer` score the focus task
+        on it.
+        """
+        check_is_fitted(self)
+        self._check_score_target(y, task_ids)
+        y_focus, rows = self._focus_labels(y, task_ids, n_samples)
+        return (y_focus if self._layout == "1d" else y_focus[:, None]), rows
 
     def _focus_labels(self, y, task_ids, n_samples):
         """The focus task's labels in ``y``, and the rows of X they belong to (None: all)."""

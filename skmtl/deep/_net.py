@@ -949,6 +949,13 @@ class MultiTaskNet(NetStateMixin, NeuralNet):
             (g,) = torch.autograd.grad(
                 rep, z, on_rep.representation(), retain_graph=True, is_grads_batched=True
             )
+            labelled = torch.zeros(g.shape[:2], dtype=torch.bool, device=g.device)
+            labelled[labels["task"].to(g.device), labels["row"].to(g.device)] = True
+            if bool(g.detach().abs().sum(-1).masked_fill(labelled, 0).any()):
+                # the tail mixes rows (batch norm in training): delta_t reaches rows where
+                # task t has no label, so every row of the batch is kept for every task
+                index = torch.arange(g.shape[1], device=g.device).expand(g.shape[0], -1)
+                return LastLayerGradients(g.detach(), index, torch.ones_like(labelled), a)
             delta = gather_rows(g, index, valid)
         return LastLayerGradients(delta.detach(), index, valid, a)
 

@@ -22,7 +22,9 @@ these questions lazily, in one of three spaces (``GRADIENT_SPACES``):
     vector-Jacobian product through the (parameter-free) layers between ``z`` and ``R``;
     inner products then follow from ``B x B`` Gram matrices of ``a`` and of the ``delta_t``
     (:class:`LastLayerGradients`). ``delta_t`` is zero on the rows where task ``t`` has no
-    label, so on sparse labels the products run over each task's labelled rows only.
+    label, so on sparse labels the products run over each task's labelled rows only; a tail
+    that mixes the rows (a batch norm in training) is the exception, and there every row of
+    the batch is kept for every task.
 
 ``"head_weights"``
     ``g_t = dL_t / dV_t`` for the weight ``V_t`` of task ``t``'s output layer: the reward of
@@ -218,12 +220,14 @@ class LastLayerGradients(TaskGradients):
     """Gradients on the weight of a ``Linear`` layer shared by all tasks: ``g_t = delta_t^T a``.
 
     ``delta_t = dL_t / dz`` (``z`` the layer's output) is zero on the rows where task ``t``
-    has no label, so it is held on each task's labelled rows only.
+    has no label, unless a layer between ``z`` and the representation mixes rows, so it is
+    held on each task's labelled rows only (on all rows, ``index`` each row of the batch, when
+    it is not zero elsewhere).
 
     Parameters
     ----------
     delta : Tensor of shape (T, n, h)
-        ``delta_t`` on task ``t``'s labelled rows (:func:`gather_rows`).
+        ``delta_t`` on task ``t``'s rows (:func:`gather_rows`).
     index, valid : Tensor of shape (T, n)
         Those rows (:func:`~skmtl.deep._labels.label_rows`).
     a : Tensor of shape (B, h_prev)

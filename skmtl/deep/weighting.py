@@ -604,7 +604,8 @@ class UncertaintyWeighting(Weighting):
 
     Notes
     -----
-    Weight decay on the network's optimiser also applies to ``log_vars_`` (it pulls ``s_t`` to 0).
+    The network's ``weight_decay`` does not apply to ``log_vars_``: they sit in the optimiser's
+    group without decay, since a pull of ``s_t`` towards 0 would change what they mean.
 
     References
     ----------

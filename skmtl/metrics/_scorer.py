@@ -16,7 +16,7 @@ from skmtl.metrics._masked import (
     r2_score,
     roc_auc_score,
 )
-from skmtl.utils._sklearn_compat import _MetadataRequester
+from skmtl.utils._sklearn_compat import _MetadataRequester, _num_samples, _safe_indexing
 from skmtl.utils.validation import (
     _is_frame,
     check_task_columns,
@@ -81,11 +81,36 @@ def _final_step_attr(estimator, name):
     return None
 
 
+def _best_estimator(estimator):
+    """The estimator a fitted search object predicts with (through nested searches)."""
+    while (best := getattr(estimator, "best_estimator_", None)) is not None:
+        estimator = best
+    return estimator
+
+
+def _respond(estimator, method, X, task_ids):
+    """``estimator.<method>(X)``, or with ``task_ids`` the prediction of each row's own task.
+
+    A fitted search object's methods are its ``best_estimator_``'s but take no ``task_ids``:
+    with them, the best estimator is called directly.
+    """
+    if task_ids is None:
+        return getattr(estimator, method)(X)
+    return getattr(_best_estimator(estimator), method)(X, task_ids=task_ids)
+
+
+def _focused_step(estimator):
+    """The final step of ``estimator`` if it serves one focus task (FocusedTask*), else None."""
+    final = _final_step(estimator)
+    return final if hasattr(final, "_focus_target") else None
+
+
 def _task_labels(estimator, task_ids):
     """The classes of each task scored, aligned with the tasks the masked metric sees.
 
     The metric orders tasks as the columns of a wide y, or as the sorted unique ``task_ids``
-    of long data (which may be a subset of the tasks seen in fit).
+    of long data (which may be a subset of the tasks seen in fit, or name tasks not seen in
+    fit, which an estimator with ``unknown_task="shared"`` predicts from its shared part).
     """
     classes = getattr(estimator, "classes_", None)
     if classes is None:
@@ -96,7 +121,11 @@ def _task_labels(estimator, task_ids):
     present = np.unique(check_task_ids(task_ids, len(task_ids)))
     tasks = _final_step_attr(estimator, "tasks_")
     if tasks is not None and len(tasks) == len(per_task):
-        return [per_task[t] for t in encode_task_ids(present, tasks)]
+        shared = _final_step_attr(estimator, "unknown_task") == "shared"
+        index = encode_task_ids(present, tasks, allow_unknown=shared)
+        # an unseen task (index -1) has the classes of the shared part's probabilities
+        return [per_task[t] if t >= 0 else _final_step_attr(estimator, "_shared_classes")
+                for t in index]
     first = np.asarray(per_task[0])
     if all(np.array_equal(np.asarray(c), first) for c in per_task):
         return [first] * len(present)
@@ -149,6 +178,21 @@ class _MultiTaskScorer(_MetadataRequester):
             f"{type(estimator).__name__} does not have."
         )
 
+    def _predict(self, estimator, X, task_ids):
+        """The response method's name and output (see :func:`_respond`)."""
+        name, _ = self._response(estimator)
+        return name, _respond(estimator, name, X, task_ids)
+
+    def _metric_kwargs(self, estimator, response, task_ids):
+        """The metric's keyword arguments; for scores, ``labels`` defaults to the classes of
+        each task scored."""
+        kwargs = dict(self._kwargs)
+        if response != "predict" and "labels" not in kwargs and _accepts(self._metric, "labels"):
+            labels = _task_labels(estimator, task_ids)
+            if labels is not None:
+                kwargs["labels"] = labels
+        return kwargs
+
     def __call__(self, estimator, X, y_true, *, task_ids=None, sample_weight=None):
         """Score a fitted estimator on ``X`` against ``y_true``.
 
@@ -157,7 +201,11 @@ class _MultiTaskScorer(_MetadataRequester):
         estimator : estimator object
             A fitted estimator with the response method (``predict``, ``predict_proba``, ...)
             of this scorer. When ``task_ids`` is given it is called as
-            ``method(X, task_ids=task_ids)``, so each row is predicted for its own task.
+            ``method(X, task_ids=task_ids)``, so each row is predicted for its own task; a
+            fitted search object's method is then its ``best_estimator_``'s (through nested
+            searches). A focused estimator (:class:`~skmtl.deep.FocusedTaskRegressor`,
+            :class:`~skmtl.deep.FocusedTaskClassifier`, also at the end of a pipeline) is
+            scored on its focus task only, as its ``score`` does.
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Test samples.
         y_true : array-like of shape (n_samples,) or (n_samples, n_tasks)
@@ -174,14 +222,22 @@ class _MultiTaskScorer(_MetadataRequester):
         score : float
             The metric, negated when lower values are better.
         """
-        name, method = self._response(estimator)
-        y_pred = method(X) if task_ids is None else method(X, task_ids=task_ids)
-        self._check_target(estimator, y_true, y_pred, task_ids, probabilistic=name != "predict")
-        kwargs = dict(self._kwargs)
-        if name != "predict" and "labels" not in kwargs and _accepts(self._metric, "labels"):
-            labels = _task_labels(estimator, task_ids)
-            if labels is not None:
-                kwargs["labels"] = labels
+        focused = _focused_step(estimator)
+        if focused is not None:
+            # it predicts its focus task only: score that task's labels, as its score() does
+            y_true, rows = focused._focus_target(y_true, task_ids, _num_samples(X))
+            if rows is not None:
+                X = _safe_indexing(X, rows)
+                if sample_weight is not None:
+                    sample_weight = _safe_indexing(sample_weight, rows)
+            task_ids = None
+        name, y_pred = self._predict(estimator, X, task_ids)
+        if focused is None:
+            self._check_target(estimator, y_true, y_pred, task_ids,
+                               probabilistic=name != "predict")
+        elif np.ndim(y_true) == 2:  # the focus task as the one column of y_true
+            y_pred = np.asarray(y_pred)[:, None] if name == "predict" else [y_pred]
+        kwargs = self._metric_kwargs(estimator, name, task_ids)
         if sample_weight is not None:
             kwargs["sample_weight"] = sample_weight
         return self._sign * float(self._metric(y_true, y_pred, task_ids=task_ids, **kwargs))
@@ -280,10 +336,21 @@ def make_multitask_scorer(metric, *, response_method="predict", greater_is_bette
 
     so long-format data is predicted for each row's own task and every task is scored on its
     observed labels only. ``task_ids`` is passed to the response method only when given, so
-    plain scikit-learn estimators can be scored too. For a metric on scores (any response
+    plain scikit-learn estimators can be scored too; a fitted search object (GridSearchCV,
+    ...), whose methods take no ``task_ids``, is then predicted with its ``best_estimator_``
+    (through nested searches), which is what its own ``predict`` does: nested
+    cross-validation of a search on long data works. For a metric on scores (any response
     method other than ``predict``), ``labels`` defaults to the estimator's ``classes_`` (per
     task, aligned with the tasks being scored), so a class missing from a test fold is still
-    handled correctly.
+    handled correctly; a task not seen in fit, which an estimator with
+    ``unknown_task="shared"`` predicts from its shared part, gets the shared part's classes.
+
+    A focused estimator (:class:`~skmtl.deep.FocusedTaskRegressor` /
+    :class:`~skmtl.deep.FocusedTaskClassifier`, alone or at the end of a pipeline) predicts
+    its focus task only, and is scored there, on the labels its ``score`` uses: the focus
+    column of a wide ``y`` (by name in a DataFrame), or the rows of long data whose
+    ``task_ids`` is the focus task (only those rows are predicted). ``"r2"`` and
+    ``"accuracy"`` then equal its ``score``.
 
     The scorer takes part in metadata routing: with
     ``sklearn.set_config(enable_metadata_routing=True)``, search objects route ``task_ids`` to

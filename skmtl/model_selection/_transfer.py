@@ -28,10 +28,11 @@ from sklearn.utils.validation import indexable
 
 from skmtl.baselines import IndependentTasks, PooledTasks
 from skmtl.metrics import make_multitask_scorer, per_task_scores
-from skmtl.metrics._scorer import _accepts, _final_step_attr, _MultiTaskScorer, _task_labels
+from skmtl.metrics._scorer import _final_step_attr, _MultiTaskScorer, _respond
 from skmtl.model_selection._folds import check_training_folds, describe_cv, split_params
 from skmtl.model_selection._split import MultiTaskKFold
 from skmtl.utils._sklearn_compat import HasMethods, validate_params
+from skmtl.utils._warnings import warn_at_caller
 from skmtl.utils.validation import (
     _format_tasks,
     _hashable,
@@ -271,7 +272,7 @@ class _PerTaskScorer:
             if self.scorer is not None:
                 values = self._masked_values(model, X, y, task_ids)
             else:
-                pred = model.predict(X) if task_ids is None else model.predict(X, task_ids=task_ids)
+                pred = _respond(model, "predict", X, task_ids)
                 _, values = per_task_scores(self._apply_task_metric, y, pred, task_ids=task_ids,
                                             y_numeric=self.y_numeric)
         return np.asarray(values, dtype=np.float64)
@@ -281,14 +282,9 @@ class _PerTaskScorer:
 
     def _masked_values(self, model, X, y, task_ids):
         scorer = self.scorer
-        method_name, method = scorer._response(model)
-        pred = method(X) if task_ids is None else method(X, task_ids=task_ids)
-        kwargs = {k: v for k, v in scorer._kwargs.items() if k != "multioutput"}
-        if (method_name != "predict" and "labels" not in kwargs
-                and _accepts(scorer._metric, "labels")):
-            labels = _task_labels(model, task_ids)
-            if labels is not None:
-                kwargs["labels"] = labels
+        method_name, pred = scorer._predict(model, X, task_ids)
+        kwargs = scorer._metric_kwargs(model, method_name, task_ids)
+        kwargs.pop("multioutput", None)
         values = scorer._metric(y, pred, task_ids=task_ids, multioutput="raw_values", **kwargs)
         return scorer._sign * np.atleast_1d(np.asarray(values, dtype=np.float64))
 
@@ -370,12 +366,11 @@ def _fold_gain(scores, reference_scores):
 def _warn_undefined(tasks, n_folds, n_splits, what):
     short = n_folds < n_splits
     if short.any():
-        warnings.warn(
+        warn_at_caller(
             f"{what}: the score of task(s) {_format_tasks(tasks[short])} is undefined in some "
             "test folds (too few test labels or classes); those folds are left out of their "
             "mean, and a task with fewer than 2 defined folds has no standard error (NaN).",
             UndefinedMetricWarning,
-            stacklevel=3,
         )
 
 

@@ -4,6 +4,7 @@ scikit-learn does not promise that these names stay; if one moves, only this fil
 """
 
 from sklearn.base import _fit_context
+from sklearn.utils import _safe_indexing
 from sklearn.utils._metadata_requests import _MetadataRequester, _raise_for_params
 from sklearn.utils._param_validation import (
     HasMethods,
@@ -27,5 +28,6 @@ __all__ = [
     "_fit_context",
     "_num_samples",
     "_raise_for_params",
+    "_safe_indexing",
     "validate_params",
 ]

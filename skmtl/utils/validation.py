@@ -11,6 +11,7 @@ Internally each becomes a wide ``(n, n_tasks)`` value matrix and a boolean ``mas
 observed entries. Values behind the mask are filled with 0 and must never be read.
 """
 
+import contextlib
 import sys
 
 import numpy as np
@@ -458,8 +459,9 @@ def check_multitask_target(y, task_ids=None, *, y_numeric, require_all_tasks=Tru
     ValueError
         For an empty target (0 rows), duplicated DataFrame column names, an infinite label, a
         missing label in 1-D or long data, a task without any observed label, non-numeric
-        regression targets, non-class classification targets, a 2-D y with ``task_ids``, or
-        a y of more than two dimensions. The message names the task (or column) at fault.
+        regression targets, non-class classification targets, a 2-D y with ``task_ids``,
+        a y of more than two dimensions, or a scipy.sparse y. The message names the task (or
+        column) at fault.
 
     Examples
     --------
@@ -478,6 +480,13 @@ def check_multitask_target(y, task_ids=None, *, y_numeric, require_all_tasks=Tru
     """
     if y is None:
         raise ValueError("y is None; a target is required.")
+    if sp.issparse(y):
+        raise ValueError(
+            f"y is a scipy.sparse matrix of shape {y.shape}, which skmtl does not take as a "
+            "target: its implicit zeros would be labels of 0, not missing labels. Pass a wide "
+            "array with NaN for the missing labels or, when the stored entries are the "
+            "labels, long data: c = y.tocoo(); fit(X[c.row], c.data, task_ids=c.col)."
+        )
     tasks = _frame_tasks(y) if _is_frame(y) else None
     values = _to_array(y)
     if values.ndim == 0 or values.ndim > 2:
@@ -538,10 +547,16 @@ def _check_task_classes(labels, task):
 
 def _check_classes(labels):
     """scikit-learn's check of class labels, an infinite one refused first (the check casts
-    it to an integer, with a RuntimeWarning, before it raises)."""
+    it to an integer, with a RuntimeWarning, before it raises). Whole numbers beyond the
+    uint64 range (Python ints, which :func:`_tighten` keeps as they are) are class labels,
+    which scikit-learn's check calls of an "unknown" type."""
     if labels.dtype.kind == "f" and np.isinf(labels).any():
         raise ValueError("Input y contains infinity; class labels must be finite (use NaN for "
                          "a missing label in a 2-D Y).")
+    if (labels.dtype.kind == "O" and labels.size
+            and all(isinstance(v, int) and not isinstance(v, bool) for v in labels)
+            and any(not -2**63 <= v < 2**64 for v in labels)):
+        return
     check_classification_targets(labels)
 
 
@@ -689,7 +704,10 @@ def common_label_dtype(classes):
 
 
 def _tighten(labels):
-    """Give object arrays of uniform type a native dtype (str or number) for np.unique."""
+    """Give object arrays of uniform type a native dtype (str or number) for np.unique.
+
+    Whole numbers take int64, else uint64 (10000000000000000001), else stay Python ints:
+    a float would make neighbouring labels one class."""
     if labels.dtype.kind != "O" or labels.size == 0:
         return labels
     if all(isinstance(v, str) for v in labels):
@@ -699,7 +717,10 @@ def _tighten(labels):
     if all(isinstance(v, (bool, np.bool_)) for v in labels):
         return labels.astype(bool)
     if all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in labels):
-        return labels.astype(np.int64)
+        for dtype in (np.int64, np.uint64):
+            with contextlib.suppress(OverflowError):
+                return labels.astype(dtype)
+        return labels
     if all(isinstance(v, (int, float, np.number)) for v in labels):
         return labels.astype(np.float64)
     return labels

@@ -5,6 +5,12 @@ import pickle
 
 import numpy as np
 import pytest
+import sklearn
+from sklearn import metrics as skm
+from sklearn.base import clone
+from sklearn.model_selection import GridSearchCV, KFold
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
 torch = pytest.importorskip("torch")
 pd = pytest.importorskip("pandas")
@@ -21,7 +27,7 @@ from skmtl.deep import (  # noqa: E402
 )
 from skmtl.deep._focused import STRATEGIES  # noqa: E402
 from skmtl.deep.weighting import RMTLWeighting  # noqa: E402
-from skmtl.metrics import r2_score  # noqa: E402
+from skmtl.metrics import make_multitask_scorer, r2_score  # noqa: E402
 
 # The training defaults these tests were written for (before early stopping and weight decay
 # became the defaults): no validation split, Adam without weight decay, no dropout.
@@ -400,6 +406,105 @@ def test_score_on_long_data_needs_task_ids():
     focus_rows = tasks == 1
     expected = r2_score(Y[rows, tasks][focus_rows], est.predict(X[rows][focus_rows]))
     assert est.score(X[rows], Y[rows, tasks], task_ids=tasks) == pytest.approx(expected)
+
+
+# make_multitask_scorer scores the focus task only, as score() does
+SCORER_NET = dict(hidden_layer_sizes=(8,), max_epochs=2, early_stopping=False, random_state=0)
+
+
+def _scored_focus(Y, focus, layout):
+    """The arguments of score (y and task_ids) in ``layout``, the rows of X they belong to,
+    and the rows of y that hold an observed focus label."""
+    observed = ~pd.isna(Y)
+    if layout == "long":
+        rows, tasks = np.nonzero(observed)
+        return Y[rows, tasks], tasks, rows, tasks == focus
+    y = pd.DataFrame(Y, columns=["a", "b", "c"]) if layout == "frame" else Y
+    return y, None, np.arange(Y.shape[0]), observed[:, focus]
+
+
+def _focus_predictions(model, method, X, focus, layout):
+    """The focus task's predictions of its observed rows, on the rows the scorer predicts: all
+    rows of a wide y, the focus rows of long data (the net computes in float32, where another
+    batch shape moves the last digits)."""
+    if layout == "long":
+        return getattr(model, method)(X[focus])
+    return getattr(model, method)(X)[focus]
+
+
+@pytest.mark.parametrize("layout", ["wide", "frame", "long"])
+@pytest.mark.parametrize("in_pipeline", [False, True])
+def test_multitask_scorer_scores_a_focused_regressor_on_its_focus_task(layout, in_pipeline):
+    """The focus column of a wide y (by name in a DataFrame), or the focus task's rows of
+    long data, against the focus predictions (a shape error / TypeError before)."""
+    X, Y = _regression_data(n=40, n_tasks=3)
+    y, task_ids, x_rows, focus = _scored_focus(Y, 1, layout)
+    X = X[x_rows]
+    model = FocusedTaskRegressor(focus_task="b" if layout == "frame" else 1, **SCORER_NET)
+    if in_pipeline:
+        model = make_pipeline(StandardScaler(), model)
+    metadata = {} if task_ids is None else {"task_ids": task_ids}
+    with sklearn.config_context(enable_metadata_routing=True):
+        model.fit(X, y, **metadata)
+        score = model.score(X, y, **metadata)
+    y_focus = np.asarray(y, dtype=float)[focus] if layout == "long" else Y[focus, 1]
+    pred = _focus_predictions(model, "predict", X, focus, layout)
+    assert score == pytest.approx(skm.r2_score(y_focus, pred), rel=1e-12)
+    assert make_multitask_scorer("r2")(model, X, y, **metadata) == pytest.approx(score,
+                                                                                rel=1e-12)
+    mse = make_multitask_scorer("neg_mean_squared_error")
+    assert mse(model, X, y, **metadata) == pytest.approx(
+        -skm.mean_squared_error(y_focus, pred), rel=1e-12)
+    weights = np.random.RandomState(1).uniform(0.5, 2.0, size=X.shape[0])
+    assert mse(model, X, y, sample_weight=weights, **metadata) == pytest.approx(
+        -skm.mean_squared_error(y_focus, pred, sample_weight=weights[focus]), rel=1e-12)
+
+
+@pytest.mark.parametrize("layout", ["wide", "long"])
+def test_multitask_scorer_scores_a_focused_classifier_on_its_focus_task(layout):
+    X, Y = _classification_data(n=60)
+    Y[1::5, 1] = None  # the focus task misses labels too
+    y, task_ids, x_rows, focus = _scored_focus(Y, 1, layout)
+    X = X[x_rows]
+    metadata = {} if task_ids is None else {"task_ids": task_ids}
+    model = FocusedTaskClassifier(focus_task=1, **SCORER_NET).fit(X, y, **metadata)
+    y_focus = (y if layout == "long" else Y[:, 1])[focus].astype(str)
+    proba = _focus_predictions(model, "predict_proba", X, focus, layout)
+    pred = _focus_predictions(model, "predict", X, focus, layout)
+    assert model.classes_.tolist() == ["no", "yes"]
+    expected = {
+        "accuracy": skm.accuracy_score(y_focus, pred),
+        "roc_auc": skm.roc_auc_score(y_focus == "yes", proba[:, 1]),
+        "average_precision": skm.average_precision_score(y_focus == "yes", proba[:, 1]),
+        "neg_log_loss": -skm.log_loss(y_focus, proba, labels=model.classes_),
+    }
+    for name, value in expected.items():
+        assert make_multitask_scorer(name)(model, X, y, **metadata) == pytest.approx(
+            value, rel=1e-12), name
+    assert model.score(X, y, **metadata) == pytest.approx(expected["accuracy"], rel=1e-12)
+
+
+@pytest.mark.parametrize("layout", ["wide", "long"])
+def test_grid_search_with_a_multitask_scorer_on_a_focused_regressor(layout):
+    X, Y = _regression_data(n=40, n_tasks=3)
+    y, task_ids, x_rows, focus = _scored_focus(Y, 1, layout)
+    X = X[x_rows]
+    metadata = {} if task_ids is None else {"task_ids": task_ids}
+    strategies = ["single_task", "multi_task"]
+    cv = KFold(2)
+    with sklearn.config_context(enable_metadata_routing=True):
+        search = GridSearchCV(FocusedTaskRegressor(focus_task=1, **SCORER_NET),
+                              {"strategy": strategies}, cv=cv, error_score="raise",
+                              scoring=make_multitask_scorer("neg_mean_squared_error"))
+        search.fit(X, y, **metadata)
+        y_focus = np.asarray(y, dtype=float) if layout == "long" else Y[:, 1]
+        for i, strategy in enumerate(strategies):
+            for k, (train, test) in enumerate(cv.split(X)):
+                fitted = clone(search.estimator).set_params(strategy=strategy).fit(
+                    X[train], y[train], **{key: v[train] for key, v in metadata.items()})
+                pred = _focus_predictions(fitted, "predict", X[test], focus[test], layout)
+                assert search.cv_results_[f"split{k}_test_score"][i] == pytest.approx(
+                    -skm.mean_squared_error(y_focus[test][focus[test]], pred), rel=1e-12)
 
 
 def test_pickle_round_trip_and_cross_validation():

@@ -160,16 +160,30 @@ class NormalisedTrunk(torch.nn.Module):
         super().__init__()
         self.hidden = torch.nn.Linear(n_features, 6)
         self.last = torch.nn.Linear(6, 5)
-        self.norm = torch.nn.LayerNorm(5, elementwise_affine=False)
+        self.norm = self._norm(5)
+
+    @staticmethod
+    def _norm(width):
+        return torch.nn.LayerNorm(width, elementwise_affine=False)
 
     def forward(self, X):
         return torch.tanh(self.norm(self.last(torch.relu(self.hidden(X)))))
 
 
-@pytest.mark.parametrize("module", [None, NormalisedTrunk])
+class BatchNormTrunk(NormalisedTrunk):
+    """The same with a batch norm without parameters: in training it mixes the rows, so a
+    task's delta reaches rows it has no label on."""
+
+    @staticmethod
+    def _norm(width):
+        return torch.nn.BatchNorm1d(width, affine=False)
+
+
+@pytest.mark.parametrize("module", [None, NormalisedTrunk, BatchNormTrunk])
 def test_gradnorm_norms_equal_autograd_for_elementwise_and_other_tails(module):
-    # the library's trunk (activation and dropout after the last Linear: elementwise) and a
-    # user trunk with a layer norm there (a batched vector-Jacobian product)
+    # the library's trunk (activation and dropout after the last Linear: elementwise), a
+    # user trunk with a layer norm there (a batched vector-Jacobian product, row by row) and
+    # one with a batch norm (the product reaches every row of the batch)
     recorded = []
     Recording = _recording_gradnorm(recorded)
 
@@ -179,12 +193,37 @@ def test_gradnorm_norms_equal_autograd_for_elementwise_and_other_tails(module):
                              random_state=0, **OLD_TRAINING).fit(X, Y)
     assert est.net_._elementwise_tail_ is (module is None)
     snapshots = next(cb for _, cb in est.net_.callbacks_ if isinstance(cb, Snapshots)).states_
-    network = copy.deepcopy(est.net_.module_)
+    network = copy.deepcopy(est.net_.module_).train()  # batch statistics, as in training
     for norms, (state, (Xb, yb)) in zip(recorded, snapshots, strict=True):
         network.load_state_dict(state)
         sums, counts = est.net_.criterion_(network.forward_padded(Xb), yb)
         reference = _autograd(sums / counts.clamp_min(1), network.last_shared_layer.weight)
         np.testing.assert_allclose(norms, reference.norm(dim=1).numpy(), rtol=1e-4, atol=1e-8)
+
+
+def test_last_shared_layer_gradients_through_a_batch_norm_equal_autograd_per_task():
+    # norms, Gram matrix, dots and combination norms of the net's own last-layer gradients,
+    # on a batch where most tasks lack most labels: the batch norm spreads each task's
+    # delta over the rows it has no label on, which must count
+    X, Y = _batch_data(n=24, n_tasks=4)
+    Y[2:][np.random.RandomState(1).uniform(size=Y[2:].shape) < 0.5] = np.nan
+    est = MultiTaskRegressor(module=BatchNormTrunk, max_epochs=1, batch_size=24,
+                             random_state=0, **OLD_TRAINING).fit(X, Y)
+    Xb, yb = _batch(n=24, n_features=4, missing=0.6, seed=2)
+    module = est.net_.module_.train()
+    captured = {}
+    hook = module.last_shared_layer.register_forward_hook(
+        lambda layer, inputs, output: captured.update(a=inputs[0], z=output))
+    rep = module.shared(Xb)
+    hook.remove()
+    out = module.heads_padded(rep)
+    sums, counts = est.net_.criterion_(out, yb)
+    losses = sums / counts.clamp_min(1)
+    on_rep = est.net_._representation_gradients(losses, out, None,
+                                                module.task_heads.output.weight)
+    grads = est.net_._last_layer_gradients(on_rep, rep, captured, yb)
+    assert grads.n_rows == 24  # every row kept: the deltas are not zero off the labels
+    _check_against(grads, _autograd(losses, module.last_shared_layer.weight))
 
 
 def _batch_data(n, n_tasks, n_classes=None, seed=0):

@@ -415,3 +415,29 @@ def test_fine_tune_is_a_phase_of_the_net_on_the_given_tasks_only():
     with pytest.raises(ValueError, match="Task 1 has no label .* nothing to fine-tune on"):
         net.fine_tune(MultiTaskDataset(X, TaskLabels.from_wide(targets, no_label)), tasks=[1],
                       epochs=1)
+
+
+@pytest.mark.parametrize("estimator_class", [MultiTaskRegressor, MultiTaskClassifier])
+@pytest.mark.parametrize("named", [False, True])
+def test_skorch_scoring_callbacks_are_refused_naming_what_to_use_instead(estimator_class,
+                                                                         named):
+    """skorch's scoring callbacks read a y array the batches do not carry: they crashed deep
+    in skorch ("zero-dimensional arrays cannot be concatenated"); now fit says so at once."""
+    from skorch.callbacks import BatchScoring, EpochScoring, LRScheduler
+
+    X, Y = _regression_data(n=20)
+    if estimator_class is MultiTaskClassifier:
+        Y = np.where(np.isnan(Y), np.nan, (Y > 0).astype(float))
+    for callback in (EpochScoring("r2", lower_is_better=False), BatchScoring("accuracy")):
+        model = estimator_class(hidden_layer_sizes=(4,), max_epochs=1, random_state=0,
+                                callbacks=[("score", callback) if named else callback])
+        with pytest.raises(ValueError, match=(
+                f"callbacks: skorch's {type(callback).__name__} cannot score this network: "
+                r".*valid_loss_task_t\); score the fitted estimator with "
+                "skmtl.metrics.make_multitask_scorer.")):
+            model.fit(X, Y)
+    # the callbacks that read the losses, not y, still work
+    model = estimator_class(hidden_layer_sizes=(4,), max_epochs=2, random_state=0,
+                            callbacks=[LRScheduler(policy="StepLR", step_size=1, gamma=0.5)])
+    model.fit(X, Y)
+    assert model.net_.optimizer_.param_groups[0]["lr"] == pytest.approx(model.lr * 0.25)

@@ -8,11 +8,18 @@ from sklearn import metrics as skm
 from sklearn.base import clone
 from sklearn.exceptions import UnsetMetadataPassedError
 from sklearn.linear_model import LogisticRegression, Ridge
-from sklearn.model_selection import GridSearchCV, KFold, cross_val_score, cross_validate
+from sklearn.model_selection import (
+    GridSearchCV,
+    GroupKFold,
+    KFold,
+    cross_val_score,
+    cross_validate,
+)
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
-from skmtl import IndependentTasks
+from skmtl import IndependentTasks, PooledTasks, UnknownTaskError
+from skmtl.linear import MeanClusteredRegressor
 from skmtl.metrics import (
     get_multitask_scorer,
     log_loss,
@@ -21,6 +28,7 @@ from skmtl.metrics import (
     r2_score,
     roc_auc_score,
 )
+from skmtl.model_selection import MultiTaskKFold
 
 ALPHAS = [0.01, 30.0, 3000.0]
 CV = KFold(3, shuffle=True, random_state=0)
@@ -342,3 +350,129 @@ def test_scorer_names_duplicated_task_columns(wide):
     model = IndependentTasks(Ridge()).fit(X, pd.DataFrame(Y, columns=["a", "b", "c"]))
     with pytest.raises(ValueError, match="duplicated column name\\(s\\) 'a'; each column"):
         make_multitask_scorer("r2")(model, X, pd.DataFrame(Y, columns=["a", "a", "c"]))
+
+
+# -- tasks not seen in fit, predicted by the shared part (unknown_task="shared") ---------------
+SCORE_METRICS = {
+    "roc_auc": lambda y, proba, labels: skm.roc_auc_score(y == labels[1], proba[:, 1]),
+    "average_precision": lambda y, proba, labels: skm.average_precision_score(y == labels[1],
+                                                                              proba[:, 1]),
+    "neg_log_loss": lambda y, proba, labels: -skm.log_loss(y, proba, labels=labels),
+}
+
+
+def long_binary_with_a_new_task(n=150, n_tasks=6, seed=5):
+    """Long binary data with string labels; the last task is left out of the training rows."""
+    rng = np.random.RandomState(seed)
+    X = rng.normal(size=(n, 3))
+    task_ids = rng.randint(0, n_tasks, n)
+    y = np.where(X[:, 0] + 0.5 * rng.normal(size=n) > 0, "yes", "no")
+    return X, y, task_ids, task_ids < n_tasks - 1
+
+
+def manual_task_scores(name, y, proba, task_ids, labels):
+    """The mean over the tasks of task_ids of scikit-learn's metric on the task's rows."""
+    return np.mean([SCORE_METRICS[name](y[rows], proba[rows], labels)
+                    for t in np.unique(task_ids) for rows in [task_ids == t]])
+
+
+@pytest.mark.parametrize("name", sorted(SCORE_METRICS))
+@pytest.mark.parametrize("in_pipeline", [False, True])
+def test_probabilistic_scorers_score_a_new_task_with_the_shared_part(name, in_pipeline):
+    """With unknown_task="shared" the rows of a task not seen in fit get the shared part's
+    probabilities, and the scorer the shared part's classes for them (it raised
+    UnknownTaskError, though predict_proba and score worked)."""
+    X, y, task_ids, seen = long_binary_with_a_new_task()
+    model = PooledTasks(LogisticRegression(), unknown_task="shared")
+    if in_pipeline:
+        model = Pipeline([("scale", StandardScaler()), ("model", model)])
+    with sklearn.config_context(enable_metadata_routing=True):
+        model.fit(X[seen], y[seen], task_ids=task_ids[seen])
+        proba = model.predict_proba(X, task_ids=task_ids)
+    labels = ["no", "yes"]
+    expected = manual_task_scores(name, y, proba, task_ids, labels)
+    scorer = make_multitask_scorer(name)
+    assert scorer(model, X, y, task_ids=task_ids) == pytest.approx(expected, rel=1e-12)
+    # the new task alone, showing one class only: its classes come from the shared part
+    rows = np.flatnonzero(~seen & (y == "yes"))
+    if name == "neg_log_loss":
+        assert scorer(model, X[rows], y[rows], task_ids=task_ids[rows]) == pytest.approx(
+            SCORE_METRICS[name](y[rows], proba[rows], labels), rel=1e-12)
+
+
+def test_probabilistic_scorer_on_a_new_task_with_unknown_task_error_keeps_the_error():
+    X, y, task_ids, seen = long_binary_with_a_new_task()
+    model = PooledTasks(LogisticRegression()).fit(X[seen], y[seen], task_ids=task_ids[seen])
+    with pytest.raises(UnknownTaskError, match="not seen during fit: 5.*unknown_task='shared'"):
+        make_multitask_scorer("roc_auc")(model, X, y, task_ids=task_ids)
+
+
+def test_cross_validate_scores_the_tasks_a_group_fold_leaves_out_of_training():
+    X, y, task_ids, _ = long_binary_with_a_new_task()
+    model = PooledTasks(LogisticRegression(), unknown_task="shared")
+    cv = GroupKFold(3)
+    with sklearn.config_context(enable_metadata_routing=True):
+        results = cross_validate(model, X, y, params={"task_ids": task_ids, "groups": task_ids},
+                                 cv=cv, scoring=make_multitask_scorer("neg_log_loss"),
+                                 error_score="raise", return_estimator=True)
+    for k, (train, test) in enumerate(cv.split(X, y, groups=task_ids)):
+        assert not np.isin(task_ids[test], task_ids[train]).any()  # every test task is new
+        proba = results["estimator"][k].predict_proba(X[test], task_ids=task_ids[test])
+        assert results["test_score"][k] == pytest.approx(
+            manual_task_scores("neg_log_loss", y[test], proba, task_ids[test], ["no", "yes"]),
+            rel=1e-12)
+
+
+def test_probabilistic_scorer_on_a_new_task_of_a_deep_classifier():
+    pytest.importorskip("skorch")
+    from skmtl.deep import MultiTaskClassifier
+
+    X, y, task_ids, seen = long_binary_with_a_new_task(n=60, n_tasks=4)
+    model = MultiTaskClassifier(unknown_task="shared", hidden_layer_sizes=(8,), max_epochs=2,
+                                early_stopping=False, random_state=0)
+    model.fit(X[seen], y[seen], task_ids=task_ids[seen])
+    proba = model.predict_proba(X, task_ids=task_ids)
+    for name in SCORE_METRICS:
+        assert make_multitask_scorer(name)(model, X, y, task_ids=task_ids) == pytest.approx(
+            manual_task_scores(name, y, proba, task_ids, ["no", "yes"]), rel=1e-12)
+
+
+# -- search objects: their methods are their best estimator's ----------------------------------
+def manual_r2_by_task(y, pred, task_ids):
+    return np.mean([skm.r2_score(y[rows], pred[rows])
+                    for t in np.unique(task_ids) for rows in [task_ids == t]])
+
+
+def test_nested_cross_validation_on_long_data_scores_the_best_estimator(wide):
+    """cross_validate of a GridSearchCV on long data: the scorer predicts with the search's
+    best_estimator_, which takes task_ids (BaseSearchCV.predict does not: a TypeError)."""
+    X_long, y_long, task_ids = to_long(*wide)
+    inner = GridSearchCV(MeanClusteredRegressor(), {"alpha": [0.01, 100.0]},
+                         cv=MultiTaskKFold(3))
+    outer = MultiTaskKFold(3, shuffle=True, random_state=0)
+    scoring = {"r2": make_multitask_scorer("r2"),
+               "mse": make_multitask_scorer("neg_mean_squared_error")}
+    with sklearn.config_context(enable_metadata_routing=True):
+        results = cross_validate(inner, X_long, y_long, params={"task_ids": task_ids},
+                                 cv=outer, scoring=scoring, error_score="raise",
+                                 return_estimator=True, return_indices=True)
+    for k, test in enumerate(results["indices"]["test"]):
+        best = results["estimator"][k].best_estimator_
+        pred = best.predict(X_long[test], task_ids=task_ids[test])
+        assert results["test_r2"][k] == pytest.approx(
+            manual_r2_by_task(y_long[test], pred, task_ids[test]), rel=1e-12)
+        assert results["test_mse"][k] == pytest.approx(-np.mean([
+            skm.mean_squared_error(y_long[test][rows], pred[rows])
+            for t in range(3) for rows in [task_ids[test] == t]]), rel=1e-12)
+
+
+def test_scorer_looks_through_nested_search_objects(wide):
+    X_long, y_long, task_ids = to_long(*wide)
+    inner = GridSearchCV(pipeline(), {"independenttasks__estimator__alpha": ALPHAS}, cv=CV)
+    outer = GridSearchCV(inner, {"cv": [2, 3]}, cv=CV)
+    with sklearn.config_context(enable_metadata_routing=True):
+        outer.fit(X_long, y_long, task_ids=task_ids)
+    best = outer.best_estimator_.best_estimator_
+    pred = best.predict(X_long, task_ids=task_ids)
+    assert make_multitask_scorer("r2")(outer, X_long, y_long, task_ids=task_ids) == (
+        pytest.approx(manual_r2_by_task(y_long, pred, task_ids), rel=1e-12))

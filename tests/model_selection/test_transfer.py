@@ -12,7 +12,7 @@ from sklearn.base import BaseEstimator, RegressorMixin, clone
 from sklearn.exceptions import UndefinedMetricWarning
 from sklearn.linear_model import Lasso, LogisticRegression, Ridge
 from sklearn.metrics import mean_absolute_error
-from sklearn.model_selection import KFold
+from sklearn.model_selection import GridSearchCV, KFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -129,6 +129,34 @@ def test_long_format_in_a_pipeline(long):
     assert not sklearn.get_config()["enable_metadata_routing"]
 
 
+@pytest.mark.parametrize("scoring, metric", [
+    ("neg_mean_squared_error", lambda y, p, **kw: -mean_squared_error(y, p, **kw)),
+    (mean_absolute_error,  # a single-task metric, applied to predict per task
+     lambda y, p, task_ids, multioutput: np.array([
+         mean_absolute_error(y[task_ids == t], p[task_ids == t]) for t in range(3)])),
+])
+def test_a_search_object_on_long_data_is_scored_with_its_best_estimator(long, scoring, metric):
+    """A fitted GridSearchCV's predict takes no task_ids (a TypeError): each fold is scored
+    with its best_estimator_, as the search's own predict would be."""
+    X, y, task_ids = long
+    search = GridSearchCV(MeanClusteredRegressor(), {"alpha": [0.01, 10.0]},
+                          cv=MultiTaskKFold(3))
+    reference = IndependentTasks(Ridge())
+    report = transfer_report(search, X, y, task_ids=task_ids, reference=reference, cv=3,
+                             scoring=scoring)
+    folds = list(MultiTaskKFold(3).split(X, y, task_ids=task_ids))
+    scores = []
+    with sklearn.config_context(enable_metadata_routing=True):
+        for train, test in folds:
+            best = clone(search).fit(X[train], y[train], task_ids=task_ids[train])
+            pred = best.best_estimator_.predict(X[test], task_ids=task_ids[test])
+            scores.append(metric(y[test], pred, task_ids=task_ids[test],
+                                 multioutput="raw_values"))
+    reference_scores = fold_scores(reference, X, y, folds, task_ids=task_ids,
+                                   metric=metric)
+    assert_report(report, expected_report(np.asarray(scores), reference_scores))
+
+
 def test_scoring_forms(wide):
     X, Y = wide
     model, reference = PooledTasks(Ridge()), IndependentTasks(Ridge())
@@ -211,11 +239,15 @@ def test_undefined_folds_warn_and_do_not_flag(wide):
     Y = Y.copy()
     Y[4:, 0] = np.nan  # task 0 keeps 4 labels or fewer: R^2 needs 2 test labels per fold
     Y[:4, 0] = [0.0, 1.0, 2.0, 3.0]
-    with pytest.warns(UndefinedMetricWarning, match="task\\(s\\) 0"):
+    with pytest.warns(UndefinedMetricWarning, match="task\\(s\\) 0") as record:
         report = transfer_report(PooledTasks(Ridge()), X, Y, cv=3)
     assert np.isnan(report["gain_se"][0])
     assert not report["negative_transfer"][0]
     assert np.isfinite(report["gain_se"][1:]).all()
+    with pytest.warns(UndefinedMetricWarning, match="pairwise_transfer: .*task\\(s\\) 0") as pair:
+        pairwise_transfer(PooledTasks(Ridge()), X, Y, cv=3)
+    # the warning names the caller's line, not one inside skmtl or scikit-learn's decorators
+    assert {w.filename for w in [*record, *pair]} == {__file__}
 
 
 def test_splitter_and_iterable_cv(wide):

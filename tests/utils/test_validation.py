@@ -251,3 +251,47 @@ def test_duplicated_task_columns_raise_naming_them_in_fit_and_score():
 def test_an_empty_target_raises_saying_so(y, task_ids):
     with pytest.raises(ValueError, match="The target is empty \\(0 rows"):
         check_multitask_target(y, task_ids, y_numeric=True)
+
+
+def test_a_scipy_sparse_target_is_refused_with_the_long_form_that_keeps_its_entries():
+    """Its implicit zeros are not missing labels: refused, naming its shape; the advice (its
+    stored entries as long data) fits the same model as the wide target they stand for."""
+    import scipy.sparse as sp
+    from sklearn.linear_model import Ridge
+
+    from skmtl import IndependentTasks
+
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(40, 3))
+    dense = np.where(rng.uniform(size=(40, 3)) < 0.5, X @ rng.normal(size=(3, 3)), np.nan)
+    dense[0] = 0.0  # stored zeros are labels too
+    c = sp.coo_matrix((dense[~np.isnan(dense)], np.nonzero(~np.isnan(dense))), shape=dense.shape)
+    for y in (c.tocsr(), c):
+        with pytest.raises(ValueError, match=r"y is a scipy.sparse matrix of shape \(40, 3\), "
+                                             r"which skmtl does not take as a target.*"
+                                             r"c = y.tocoo\(\); fit\(X\[c.row\], c.data"):
+            check_multitask_target(y, y_numeric=True)
+    long = IndependentTasks(Ridge()).fit(X[c.row], c.data, task_ids=c.col)
+    wide = IndependentTasks(Ridge()).fit(X, dense)
+    np.testing.assert_allclose(long.predict(X), wide.predict(X), rtol=1e-12)
+
+
+@pytest.mark.parametrize(("big", "dtype"), [(10**19, np.uint64), (10**22, object)])
+@pytest.mark.parametrize("layout", ["wide", "long"])
+def test_whole_number_labels_beyond_int64_are_kept_exactly(big, dtype, layout):
+    """10000000000000000001 was an OverflowError (cast to int64); as a float it would be one
+    class with 10000000000000000000. Labels take uint64 where they fit, else stay as they
+    are (Python ints)."""
+    labels = [big + 1, big, big + 1, big, big, big + 1]
+    if layout == "wide":
+        target = check_multitask_target(np.array([[v, v] for v in labels], dtype=object),
+                                        y_numeric=False)
+    else:
+        target = check_multitask_target(np.array(labels, dtype=object),
+                                        task_ids=["a", "b"] * 3, y_numeric=False)
+    codes, classes = encode_target_classes(target)
+    assert [c.dtype for c in classes] == [np.dtype(dtype)] * 2
+    assert [c.tolist() for c in classes] == [[big, big + 1]] * 2
+    decoded = (classes[0][codes[:, 0]] if layout == "wide"
+               else [classes[t][c] for t, c in zip(target.task_index, codes)])
+    assert [int(v) for v in decoded] == labels
