@@ -196,8 +196,9 @@ _PARAMETERS = {
     "max_branches": """
     max_branches : int, default=None
         For ``"adaptive"``: the most branches the top layer splits into (None: as many as
-        tasks). The split happens once, at the end of epoch
-        ``max(1, min(max_epochs // 4, n_iter_no_change))`` (before early stopping can stop).
+        tasks). The split happens once, after the thin network's phase: ``max_epochs // 2``
+        epochs (at least 1), fewer when early stopping ends the phase (its best epoch is then
+        restored); the branched network trains for the remaining epochs.
     """,
     "relationship_penalty": """
     relationship_penalty : float, default=0.1
@@ -474,7 +475,8 @@ _ATTRIBUTES = {
     "task_covariance_": """
     task_covariance_ : ndarray of shape (n_tasks_, n_tasks_)
         ``sharing="relationship"`` only: the task covariance ``Sigma`` of the heads' prior at
-        the end of training (``W W^T / D + eps I``, see
+        the end of training, ``T (W W^T + eps I)^(1/2) / tr((W W^T + eps I)^(1/2))``: the
+        covariance of trace ``T`` that minimises the prior's term (see
         :class:`~skmtl.deep.modules.RelationshipModule`); draw it with
         :class:`~skmtl.plotting.AffinityDisplay`.
     """,

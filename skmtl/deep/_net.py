@@ -971,7 +971,9 @@ class MultiTaskNet(NetStateMixin, NeuralNet):
 
         Measured only while the tasks share a representation: NaN off the diagonal for the
         strategies without one; for ``"adaptive"``, the affinity of the thin network over the
-        second half of its phase (see :class:`AffinityWindow`), the one its branches follow.
+        second half of its phase (see :class:`AffinityWindow`), the one its branches follow,
+        and, where the split kept one branch at the top (still a shared representation), the
+        batches after the split too.
 
         Returns
         -------

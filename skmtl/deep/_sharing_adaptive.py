@@ -302,7 +302,8 @@ class AdaptiveModule(MultiTaskModule):
         True while every task reads the same top slot (before the split, or when the split put
         every task in one branch).
     has_shared_part : bool
-        True: :meth:`forward_shared` reads the branch of slot 0 (task 0's path) at every layer.
+        True: :meth:`forward_shared` runs every head on its own path (the layers all tasks
+        share, then the task's branches), as :meth:`forward_padded` does.
     last_shared_layer : nn.Linear or None
         While the network is thin, its top layer (``top_layer``, an ``nn.Linear`` view of the
         slot in use, without parameters of its own); None once the top layer has branches. The
@@ -514,10 +515,9 @@ class AdaptiveModule(MultiTaskModule):
         return H.index_select(0, tree.top)
 
     def forward_shared(self, X):
-        """Every head on the path of slot 0 (task 0's branches; the trunk before the split)."""
-        self._check_input(X)
-        H = X
-        for module in self.layers:
-            H = torch.addmm(module.bias[0], H, module.weight[0])
-            H = self.dropout_layer(self.activation_layer(H))
-        return self.heads_padded(H)
+        """Every head on its own path (the same as :meth:`forward_padded`): the layers that
+        all tasks share, then the task's branches. Before the split, every head on the thin
+        network, as ``"hard"`` sharing. (A head of one branch never read another branch's
+        units, which mean something else: task 0's path fed to every head gave an unseen task
+        a prediction unrelated to the tasks' own.)"""
+        return self.forward_padded(X)

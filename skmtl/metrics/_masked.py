@@ -125,7 +125,9 @@ def per_task_scores(
     ----------
     metric : callable
         ``metric(y_true_t, y_pred_t, sample_weight=sw_t, task=t)`` for one task's observed
-        rows; ``task`` is the task's position.
+        rows; ``task`` is the task's position. A ``metric.check_labels(y_true_t, task=t)``,
+        where the metric has one, is called first on every task, also where the score is
+        undefined (too few labels or classes): a ValueError there is raised.
     y_true : array-like of shape (n_samples,) or (n_samples, n_tasks)
         True labels: 1-D (one task), wide with NaN / None as missing, or long with
         ``task_ids``.
@@ -171,13 +173,17 @@ def per_task_scores(
             )
     scores = np.full(target.n_tasks, np.nan)
     undefined = []
+    # a check of the labels that holds even where the score is undefined (an unknown class)
+    check = getattr(metric, "check_labels", None)
     for t, rows in enumerate(target.task_rows()):
         y_t = _tighten(target.task_labels(t, rows))
-        if y_t.shape[0] < min_samples or np.unique(y_t).shape[0] < min_classes:
-            undefined.append(target.tasks[t])
-            continue
-        sw = None if sample_weight is None else sample_weight[rows]
         try:
+            if check is not None:
+                check(y_t, task=t)
+            if y_t.shape[0] < min_samples or np.unique(y_t).shape[0] < min_classes:
+                undefined.append(target.tasks[t])
+                continue
+            sw = None if sample_weight is None else sample_weight[rows]
             scores[t] = metric(y_t, _tighten(preds[t][rows]), sample_weight=sw, task=t)
         except ValueError as exc:
             if target.layout == "1d":
@@ -393,11 +399,7 @@ def _score_metric(func, labels, *, positive_only, **fixed):
     """
 
     def metric(y_t, s_t, *, sample_weight, task):
-        if labels is None:
-            task_labels = np.unique(y_t)
-        else:
-            task_labels = labels[task]
-            _check_known_classes(y_t, task_labels)
+        task_labels = np.unique(y_t) if labels is None else labels[task]
         s_t = np.asarray(s_t, dtype=np.float64)
         if s_t.ndim == 1 and task_labels.shape[0] > 2:
             raise ValueError(
@@ -419,6 +421,9 @@ def _score_metric(func, labels, *, positive_only, **fixed):
             return func(y_t == task_labels[-1], s_t, sample_weight=sample_weight, **fixed)
         return func(y_t, s_t, sample_weight=sample_weight, labels=task_labels, **fixed)
 
+    if labels is not None:
+        # per_task_scores calls it first, also on a task whose score is undefined (one class)
+        metric.check_labels = lambda y_t, *, task: _check_known_classes(y_t, labels[task])
     return metric
 
 

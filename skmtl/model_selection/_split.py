@@ -62,13 +62,15 @@ class MultiTaskKFold(BaseCrossValidator):
         be None when ``shuffle=False``, as in :class:`~sklearn.model_selection.KFold`.
     classification : "auto", True or False, default="auto"
         Whether the labels are classes, to be stratified class by class within each task.
-        ``"auto"`` decides per task, by the rule of
+        ``"auto"``: a target holding text (strings) is classes in every task; a target of
+        numbers is decided per task, by the rule of
         :func:`~sklearn.utils.multiclass.type_of_target` on the task's observed labels:
-        non-numeric labels (strings) and numbers that are all integral (``0``, ``1.0``, ...)
-        are classes (``"binary"`` / ``"multiclass"``); a task with any non-integral value is
-        continuous. Set False for integer-valued regression targets (counts, grades): each
-        of their values would otherwise be stratified as a class (harmless, but it may warn
-        about classes with one label). True requires class labels in every task.
+        numbers that are all integral (``0``, ``1.0``, ...) are classes (``"binary"`` /
+        ``"multiclass"``); a task with any non-integral value is continuous. (A target that
+        mixes text classes with continuous tasks is an error saying so.) Set False for
+        integer-valued regression targets (counts, grades): each of their values would
+        otherwise be stratified as a class (harmless, but it may warn about classes with one
+        label). True requires class labels in every task.
 
     Notes
     -----
@@ -269,6 +271,7 @@ class MultiTaskKFold(BaseCrossValidator):
             raise ValueError(
                 f"{type(self).__name__}.split needs y: the observed labels decide the folds."
             )
+        name = f"{type(self).__name__}(classification={self.classification!r})"
         if self.classification == "auto":
             try:
                 return check_multitask_target(y, task_ids, y_numeric=True,
@@ -277,10 +280,20 @@ class MultiTaskKFold(BaseCrossValidator):
                 try:  # labels that are not numbers (strings): classes
                     return check_multitask_target(y, task_ids, y_numeric=False,
                                                   require_all_tasks=False)
-                except ValueError:
-                    raise numeric_error from None
-        return check_multitask_target(y, task_ids, y_numeric=not self.classification,
-                                      require_all_tasks=False)
+                except ValueError as class_error:
+                    raise ValueError(
+                        f"{name} cannot read y as numbers ({numeric_error}) nor as class "
+                        f"labels ({class_error}). It reads a target of numbers task by task "
+                        "(integral: classes; else continuous) and one holding text as classes "
+                        "in every task: split a target that mixes text classes with "
+                        "continuous tasks in parts."
+                    ) from None
+        try:
+            return check_multitask_target(y, task_ids, y_numeric=not self.classification,
+                                          require_all_tasks=False)
+        except ValueError as exc:
+            what = "class labels" if self.classification else "numbers"
+            raise ValueError(f"{name} reads the labels as {what}: {exc}") from None
 
     def _labels(self, target):
         """Observed entries (row, task), class code of each entry, and which tasks have classes.

@@ -136,8 +136,12 @@ def test_hand_computed_forward_of_a_split_tree():
     for t, size in enumerate([1, 2, 1]):
         torch.testing.assert_close(net.shared(X)[t], r[t])
         torch.testing.assert_close(outputs[t], (r[t] @ Wo[t] + bo[t])[:, :size])
-    # forward_shared: every head on slot 0's path, task 0's representation
-    torch.testing.assert_close(net.forward_shared(X), net.heads_padded(r[0]))
+    # forward_shared (an unseen task's outputs): every head on its own path, as forward; it
+    # was every head on slot 0's path, task 0's representation, which heads 1 and 2 never read
+    shared = net.forward_shared(X)
+    for t, size in enumerate([1, 2, 1]):
+        torch.testing.assert_close(shared[t, :, :size], (r[t] @ Wo[t] + bo[t])[:, :size])
+    torch.testing.assert_close(shared, net.heads_padded(torch.stack(r)))
 
 
 def test_gradient_of_one_task_reaches_only_its_branch():

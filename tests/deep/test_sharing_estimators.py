@@ -206,3 +206,20 @@ def test_unseen_task_is_predicted_by_the_strategies_with_a_shared_part():
     stacked.fit(X, y, task_ids=task)
     with pytest.raises(ValueError, match="sharing='stacked' has none"):
         stacked.predict(X[:5], task_ids=["new"] * 5)
+
+
+def test_an_unseen_task_of_a_split_adaptive_network_is_the_mean_of_the_tasks_predictions():
+    """After the split each head reads its own branch; an unseen task was given every head on
+    task 0's branch, units that the heads of the other branch never read (1.1 off the mean of
+    the tasks' predictions on planted groups)."""
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(400, 6))
+    coef = np.array([[1, 1, 0, 0, 0, 0], [1, 0.8, 0, 0, 0, 0], [0, 0, 1, -1, 0, 0],
+                     [0, 0, 1, -0.8, 0, 0]]).T  # two groups of two tasks
+    Y = X @ coef + 0.05 * rng.normal(size=(400, 4))
+    model = MultiTaskRegressor(sharing="adaptive", hidden_layer_sizes=(16, 16), max_epochs=20,
+                               lr=1e-2, batch_size=50, early_stopping=False,
+                               unknown_task="shared", random_state=0).fit(X, Y)
+    assert model.branches_[-1] == [[0, 1], [2, 3]]  # split: no representation all tasks read
+    new = model.predict(X[:50], task_ids=["new"] * 50)
+    np.testing.assert_allclose(new, model.predict(X[:50]).mean(axis=1), rtol=1e-5, atol=1e-6)

@@ -461,3 +461,9 @@ def test_a_class_the_model_never_saw_raises_naming_the_task(metric):
         metric(y, scores, task_ids=["y"] * 6, labels=[[0, 1]])
     with pytest.raises(ValueError, match="^y_true holds class\\(es\\) 2"):
         metric(y, proba, labels=[0, 1])
+    # also where the task's score is undefined (one class observed): roc_auc and
+    # average_precision returned NaN there, with a warning, where log_loss raised
+    one_class = pd.DataFrame({"a": [0, 1, 0, 0, 1, 1], "b": [2] * 6})
+    with pytest.raises(ValueError, match="Task 'b': y_true holds class\\(es\\) 2 that are "
+                                         "not among the task's classes \\[0, 1\\]"):
+        metric(one_class, [proba, proba], labels=[[0, 1], [0, 1]])

@@ -405,3 +405,27 @@ def test_auto_stratifies_classes_only_in_tasks_with_class_labels():
     np.testing.assert_array_equal(auto, [0, 0, 1, 1, 2, 2, 3, 3] + [0, 1, 2, 3] * 2)
     regression = fold_of(MultiTaskKFold(4, classification=False), Y, Y)
     np.testing.assert_array_equal(regression, [0, 0, 1, 1, 2, 2, 3, 3] * 2)
+
+
+def test_targets_the_classification_setting_cannot_read_are_errors_saying_so():
+    """A text task beside a continuous one, read with "auto", raised the library's "Y must be
+    numeric for a regressor" (no regressor involved); text with classification=False, a bare
+    "could not convert string to float"."""
+    rng = np.random.RandomState(0)
+    mixed = pd.DataFrame({"species": rng.choice(["cat", "dog"], 12),
+                          "weight": rng.normal(size=12)})
+    with pytest.raises(ValueError, match=(
+            r"^MultiTaskKFold\(classification='auto'\) cannot read y as numbers \(.*\) nor as "
+            r"class labels \(Task 'weight': Unknown label type: continuous.*\)\. .*split a "
+            "target that mixes text classes with continuous tasks in parts.$")):
+        list(MultiTaskKFold(3).split(np.zeros((12, 1)), mixed))
+    with pytest.raises(ValueError, match=(r"^MultiTaskKFold\(classification=False\) reads the "
+                                          "labels as numbers: could not convert string")):
+        list(MultiTaskKFold(2, classification=False).split(np.zeros((6, 1)), list("aabbaa")))
+    with pytest.raises(ValueError, match=(r"^MultiTaskKFold\(classification=True\) reads the "
+                                          "labels as class labels: Unknown label type")):
+        list(MultiTaskKFold(2, classification=True).split(np.zeros((4, 1)),
+                                                          [0.5, 1.5, 2.5, 0.1]))
+    # what it can read is unchanged: text classes in every task, numbers task by task
+    text = pd.DataFrame({"a": rng.choice(["x", "y"], 12), "b": rng.choice(["u", "v"], 12)})
+    assert len(list(MultiTaskKFold(3).split(np.zeros((12, 1)), text))) == 3
