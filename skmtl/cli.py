@@ -834,9 +834,11 @@ def _features(frame, path, excluded, keep, pd, notes, task_ids=None):
     warning proposes it as ``--group-column``.
     """
     features = frame.drop(columns=excluded)
-    for name in features.columns:  # whole numbers beyond uint64, which pandas keeps as such
-        if pd.api.types.is_object_dtype(features[name]) and not _text_cells(
-                features[name], pd).any():
+    for name in features.columns:
+        # whole numbers beyond 2**53, kept exact (Python ints) by _strip_text_cells for class
+        # labels: as features, floats
+        if (pd.api.types.is_object_dtype(features[name])
+                and pd.api.types.infer_dtype(features[name], skipna=True) == "integer"):
             features[name] = features[name].astype(np.float64)
     stray = {}
     for name in features.columns:
