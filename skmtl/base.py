@@ -21,7 +21,16 @@ private hooks that receive clean arrays and never re-validate:
 ``_predict_codes(X)`` (classification, optional)
     ``(n_samples, n_tasks)`` class codes; default: the arg-max of ``_predict_proba_raw``.
 ``_predict_tasks(X, task_index)`` / ``_predict_task_codes(X, task_index)`` (optional)
-    One prediction per row for the task ``task_index[i]``; default: computed from all tasks.
+    One prediction per row for the task ``task_index[i]``: ``(n_samples,)`` float64 values
+    (regression) or class codes into ``classes_[task_index[i]]`` (classification). Used by
+    ``predict`` and ``score`` with ``task_ids``; an estimator should compute each row's own
+    task only. Default: computed from all tasks on a few rows at a time (``_predict_raw``,
+    ``_predict_codes``), so that no ``(n_samples, n_tasks)`` array is formed.
+``_predict_proba_tasks(X, task_index)`` (classification, optional)
+    ``(n_samples, n_classes)`` float64: each row's probabilities for its own task, columns in
+    ``classes_[task_index[i]]`` order (all the tasks of ``task_index`` have ``n_classes``
+    classes; the mixin checks it first). Used by ``predict_proba`` with ``task_ids``.
+    Default: from ``_predict_proba_raw`` on a few rows at a time, as above.
 ``_predict_shared(X)`` / ``_predict_proba_shared(X)`` (estimators with a shared part)
     The shared part's prediction for a task not seen in fit: ``(n_samples,)`` float64
     (regression) or ``(n_samples, n_classes)`` probabilities in ``_shared_classes`` order
@@ -44,7 +53,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from skmtl.metrics import accuracy_score, r2_score
 from skmtl.utils._docstring import SHARED_DOCS, Substitution
-from skmtl.utils._sklearn_compat import _fit_context
+from skmtl.utils._sklearn_compat import _fit_context, _safe_indexing
 from skmtl.utils.validation import (
     _hashable,
     _is_frame,
@@ -62,6 +71,42 @@ __all__ = ["MultiTaskMixin", "MultiTaskRegressorMixin", "MultiTaskClassifierMixi
 
 def _has_proba(estimator):
     return is_classifier(estimator) and estimator._supports_proba()
+
+
+# The number of (row, task) predictions the default per-row hooks compute at a time from a
+# hook that predicts every task (``_predict_raw``, ``_predict_codes``, ``_predict_proba_raw``):
+# a block of rows times the tasks, 1 MiB of float64, instead of all rows times all tasks.
+_ROW_BLOCK_ENTRIES = 2**17
+
+
+def _row_blocks(n_samples, n_tasks):
+    """Slices of consecutive rows, each with at most about ``_ROW_BLOCK_ENTRIES`` (row, task)
+    pairs (at least one row)."""
+    step = max(1, _ROW_BLOCK_ENTRIES // max(1, n_tasks))
+    return [slice(start, min(start + step, n_samples)) for start in range(0, n_samples, step)]
+
+
+def _task_groups(task_index):
+    """``(t, rows)`` for each task ``t`` present in ``task_index``, in increasing order of
+    ``t``, with its rows in increasing order: one stable sort, not one scan per task.
+
+    Parameters
+    ----------
+    task_index : ndarray of int, shape (n_samples,)
+        Each row's task position.
+
+    Returns
+    -------
+    groups : list of (int, ndarray)
+    """
+    task_index = np.asarray(task_index)
+    if task_index.shape[0] == 0:
+        return []
+    order = np.argsort(task_index, kind="stable")
+    ordered = task_index[order]
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+    stops = np.r_[starts[1:], ordered.shape[0]]
+    return [(int(ordered[a]), order[a:b]) for a, b in zip(starts, stops)]
 
 
 class MultiTaskMixin:
@@ -228,7 +273,13 @@ class MultiTaskMixin:
         return pred[:, 0] if self._layout == "1d" else pred
 
     def _predict_tasks(self, X, task_index):
-        return self._predict_raw(X)[np.arange(X.shape[0]), task_index]
+        """Fallback: every task's predictions for a block of rows at a time, each row's own
+        kept (an estimator that can predict one task per row overrides this)."""
+        pred = np.empty(X.shape[0])
+        for rows in _row_blocks(X.shape[0], self.n_tasks_):
+            block = np.asarray(self._predict_raw(_safe_indexing(X, rows)), dtype=np.float64)
+            pred[rows] = block[np.arange(block.shape[0]), task_index[rows]]
+        return pred
 
     def _predict_labels(self, X, index):
         classes = self._task_classes
@@ -250,8 +301,7 @@ class MultiTaskMixin:
         classes = self._task_classes
         codes = self._predict_task_codes(X, index)
         labels = np.empty(codes.shape[0], dtype=common_label_dtype(classes))
-        for t in np.unique(index):
-            rows = index == t
+        for t, rows in _task_groups(index):
             labels[rows] = classes[t][codes[rows]]
         return labels
 
@@ -263,7 +313,26 @@ class MultiTaskMixin:
         return np.column_stack([p.argmax(axis=1) for p in self._predict_proba_raw(X)])
 
     def _predict_task_codes(self, X, task_index):
-        return self._predict_codes(X)[np.arange(X.shape[0]), task_index]
+        """Fallback: every task's class codes for a block of rows at a time, each row's own
+        kept (an estimator that can predict one task per row overrides this)."""
+        codes = np.empty(X.shape[0], dtype=np.intp)
+        for rows in _row_blocks(X.shape[0], self.n_tasks_):
+            block = self._predict_codes(_safe_indexing(X, rows))
+            codes[rows] = block[np.arange(block.shape[0]), task_index[rows]]
+        return codes
+
+    def _predict_proba_tasks(self, X, task_index):
+        """Fallback: every task's probabilities for a block of rows at a time, each row's own
+        kept (an estimator that can predict one task per row overrides this)."""
+        out = None
+        for rows in _row_blocks(X.shape[0], self.n_tasks_):
+            proba = self._predict_proba_raw(_safe_indexing(X, rows))
+            for t, own in _task_groups(task_index[rows]):
+                part = np.asarray(proba[t], dtype=np.float64)[own]
+                if out is None:
+                    out = np.empty((X.shape[0], part.shape[1]))
+                out[rows.start + own] = part
+        return out
 
     def _supports_proba(self):
         """Whether predict_proba is available (hook for meta-estimators)."""
@@ -292,11 +361,12 @@ class MultiTaskMixin:
         check_is_fitted(self)
         X = self._validate_X(X, reset=False)
         index = self._task_index(task_ids, X.shape[0])
-        proba = [np.asarray(p, dtype=np.float64) for p in self._predict_proba_raw(X)]
         if index is None:
+            proba = [np.asarray(p, dtype=np.float64) for p in self._predict_proba_raw(X)]
             return proba[0] if self._layout == "1d" else proba
         present = np.unique(index[index >= 0])
-        n_classes = {proba[t].shape[1] for t in present}
+        classes = self._task_classes
+        n_classes = {len(classes[t]) for t in present}
         unknown = index < 0
         if unknown.any():
             shared = np.asarray(self._predict_proba_shared(X[unknown]), dtype=np.float64)
@@ -308,11 +378,13 @@ class MultiTaskMixin:
                 f"{sorted(n_classes)}. Call predict_proba without task_ids for per-task arrays."
             )
         out = np.empty((X.shape[0], n_classes.pop()))
-        for t in present:
-            rows = index == t
-            out[rows] = proba[t][rows]
-        if unknown.any():
-            out[unknown] = shared
+        if not unknown.any():
+            out[:] = self._predict_proba_tasks(X, index)
+            return out
+        out[unknown] = shared
+        if not unknown.all():
+            known = ~unknown
+            out[known] = self._predict_proba_tasks(X[known], index[known])
         return out
 
     # -- scoring ------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ import copy
 from numbers import Integral
 
 import numpy as np
+from scipy import sparse
 from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone, is_classifier
 from sklearn.utils import get_tags
 from sklearn.utils.metadata_routing import (
@@ -12,8 +13,9 @@ from sklearn.utils.metadata_routing import (
     process_routing,
 )
 from sklearn.utils.parallel import Parallel, delayed
+from sklearn.utils.validation import validate_data
 
-from skmtl.base import MultiTaskMixin
+from skmtl.base import MultiTaskMixin, _task_groups
 from skmtl.utils._docstring import SHARED_DOCS, Substitution
 from skmtl.utils._sklearn_compat import (
     HasMethods,
@@ -65,23 +67,40 @@ def _per_row(value, n_samples):
         return False
 
 
+def _take_rows(X, rows):
+    """The rows of X (an array, a sparse matrix or a DataFrame); all of it, uncopied, for a
+    full slice."""
+    return X if isinstance(rows, slice) and rows == slice(None) else _safe_indexing(X, rows)
+
+
+def _fits_on_codes(classes):
+    """Whether a task's clone is fitted on class codes rather than on the labels: only for
+    labels that scikit-learn classifiers refuse as a target (an object array, e.g. whole
+    numbers beyond 64 bits)."""
+    return classes.dtype.kind == "O"
+
+
 def _fit_task(estimator, X, y, rows, task, name_task, classes=None, params=None):
     """Fit one task's clone on its rows; a ValueError names the task (and a missing class, if
     that is it).
 
-    ``X[rows]`` and ``y[rows]`` are taken here, inside the parallel loop, so that only the
-    tasks being fitted hold a copy of their rows. ``classes`` (classifiers) are the task's
-    classes, ``y`` holds codes into them. ``params``: the metadata routed to ``fit``, of all
-    rows.
+    The rows of X and y are taken here, inside the parallel loop, so that only the tasks
+    being fitted hold a copy of their rows. ``classes`` (classifiers) are the task's sorted
+    classes and ``y`` holds codes into them: the clone is fitted on the labels they stand
+    for, as a fit by hand is, so that settings keyed by label (``class_weight``) apply to
+    the user's classes. ``params``: the metadata routed to ``fit``, of all rows.
     """
     params = _rows_of_params(params or {}, X.shape[0], rows)
-    X, y = X[rows], y[rows]
+    X, y = _take_rows(X, rows), y[rows]
+    codes = y
+    if classes is not None and not _fits_on_codes(classes):
+        y = classes[codes]
     try:
         return estimator.fit(X, y, **params)
     except ValueError as exc:
         if not name_task:
             raise
-        seen = None if classes is None else np.unique(y)
+        seen = None if classes is None else np.unique(codes)
         if seen is not None and seen.shape[0] < len(classes):
             seen, known = [_hashable(c) for c in classes[seen]], [_hashable(c) for c in classes]
             raise _task_fit_error(
@@ -124,6 +143,25 @@ class _WrapperMixin(MultiTaskMixin, MetaEstimatorMixin):
 
     def _supports_proba(self):
         return hasattr(self.estimator, "predict_proba")
+
+    def _validate_X(self, X, *, reset):
+        """Check X's feature count and names only, as scikit-learn's MultiOutputRegressor
+        does: its dtype, NaN, infinity and sparse checks are the wrapped estimator's, which
+        gets X as given (a DataFrame stays one, for columns selected by name or holding
+        text; NaN reaches an imputer in a Pipeline). A list becomes an array; a sparse matrix
+        of a format without row indexing, CSR."""
+        if not hasattr(X, "shape"):
+            X = np.asarray(X)
+        if len(X.shape) != 2:
+            raise ValueError(
+                f"{type(self).__name__} expects a 2-D X of shape (n_samples, n_features); "
+                f"got an X of shape {X.shape}. Reshape your data with X.reshape(-1, 1) for "
+                "a single feature, X.reshape(1, -1) for a single sample."
+            )
+        X = validate_data(self, X, reset=reset, skip_check_array=True)
+        if sparse.issparse(X) and X.format not in ("csr", "csc"):
+            X = X.tocsr()
+        return X
 
     # the metadata routed to the wrapped estimator's fit, of all rows, while fit runs
     _routed = {}
@@ -178,7 +216,14 @@ class IndependentTasks(_WrapperMixin, BaseEstimator):
     The reference every multi-task model is compared with. For task ``t`` with observed rows
     ``R_t``, ``estimators_[t] = clone(estimator).fit(X[R_t], y_t[R_t])``; nothing is shared.
     Works with any scikit-learn regressor or classifier; it is a regressor or a classifier as
-    the wrapped estimator is. Each classification task has its own classes.
+    the wrapped estimator is. Each classification task has its own classes, and its clone
+    sees the task's labels, so settings keyed by label (``class_weight``) apply as in a fit
+    by hand.
+
+    X reaches the wrapped estimator as given, only its number of features and their names
+    are checked here: a DataFrame stays one (for a ``ColumnTransformer`` selecting columns
+    by name, text columns and their encoder), and NaN, infinity and sparse input are left to
+    the wrapped estimator (NaN in X is fine with an imputer first in a ``Pipeline``).
 
     Parameters
     ----------
@@ -192,8 +237,8 @@ class IndependentTasks(_WrapperMixin, BaseEstimator):
     Attributes
     ----------
     estimators_ : list of estimator objects
-        The fitted estimator of each task, in ``tasks_`` order. A classifier's clone is fitted
-        on the task's class codes ``0 .. n_classes_t - 1``; ``classes_[t]`` maps them back.
+        The fitted estimator of each task, in ``tasks_`` order, fitted on the task's own
+        labels (its ``classes_`` are those the task saw), as one fitted by hand.
     classes_ : ndarray or list of ndarray
         Classifiers only: the classes of a 1-D y, else one array of classes per task.
     {task_attributes}
@@ -244,34 +289,59 @@ class IndependentTasks(_WrapperMixin, BaseEstimator):
         return np.column_stack([est.predict(X) for est in self.estimators_]).astype(np.float64)
 
     def _predict_tasks(self, X, task_index):
-        return self._own_task_predictions(X, task_index, np.float64)
+        return self._own_task_predictions(X, task_index, np.float64, self._task_prediction)
 
-    def _own_task_predictions(self, X, task_index, dtype):
-        """Each row predicted by its own task's estimator."""
-        out = np.empty(X.shape[0], dtype=dtype)
-        for t in np.unique(task_index):
-            rows = np.flatnonzero(task_index == t)
-            out[rows] = self.estimators_[t].predict(X[rows])
+    def _own_task_predictions(self, X, task_index, dtype, predict, n_columns=None):
+        """Each row predicted by its own task's estimator: ``predict(t, X)`` on the rows of
+        task t, one call per task present; ``n_columns`` of output per row (None: one
+        value)."""
+        shape = X.shape[0] if n_columns is None else (X.shape[0], n_columns)
+        out = np.empty(shape, dtype=dtype)
+        for t, rows in _task_groups(task_index):
+            out[rows] = predict(t, _safe_indexing(X, rows))
         return out
 
+    def _task_prediction(self, t, X):
+        return self.estimators_[t].predict(X)
+
+    def _task_codes(self, t, X):
+        """Task t's predicted labels as codes into its (sorted) classes."""
+        labels = self.estimators_[t].predict(X)
+        classes = self._task_classes[t]
+        if _fits_on_codes(classes):
+            return np.asarray(labels, dtype=np.intp)
+        return np.searchsorted(classes, labels)
+
     def _predict_codes(self, X):
-        return np.column_stack([est.predict(X) for est in self.estimators_]).astype(np.intp)
+        return np.column_stack([self._task_codes(t, X) for t in range(self.n_tasks_)])
 
     def _predict_task_codes(self, X, task_index):
-        return self._own_task_predictions(X, task_index, np.intp)
+        return self._own_task_predictions(X, task_index, np.intp, self._task_codes)
 
     def _predict_proba_raw(self, X):
-        return [_proba_with_all_classes(est, X, len(c))
+        return [_proba_with_all_classes(est, X, c)
                 for est, c in zip(self.estimators_, self._task_classes)]
 
+    def _predict_proba_tasks(self, X, task_index):
+        n_classes = len(self._task_classes[task_index[0]])
+        return self._own_task_predictions(X, task_index, np.float64, self._task_proba,
+                                          n_classes)
 
-def _proba_with_all_classes(estimator, X, n_classes):
-    """predict_proba of an estimator fitted on codes, with a column for every code."""
+    def _task_proba(self, t, X):
+        return _proba_with_all_classes(self.estimators_[t], X, self._task_classes[t])
+
+
+def _proba_with_all_classes(estimator, X, classes):
+    """predict_proba of a task's estimator with a column for each of the task's ``classes``,
+    in their order (a column of zeros for a class the estimator did not see)."""
     proba = estimator.predict_proba(X)
-    if proba.shape[1] == n_classes:
+    fitted = np.asarray(estimator.classes_)
+    columns = (fitted.astype(np.intp) if _fits_on_codes(classes)
+               else np.searchsorted(classes, fitted))
+    if np.array_equal(columns, np.arange(len(classes))):
         return proba
-    full = np.zeros((proba.shape[0], n_classes))
-    full[:, np.asarray(estimator.classes_, dtype=np.intp)] = proba
+    full = np.zeros((proba.shape[0], len(classes)))
+    full[:, columns] = proba
     return full
 
 
@@ -289,6 +359,10 @@ class PooledTasks(_WrapperMixin, BaseEstimator):
     a wrapped classifier that has no ``predict_proba``, all tasks must share the same classes.
     In a binary problem every task has both classes, also a task whose training labels hold
     one class only (the pooled model saw both).
+
+    X reaches the wrapped estimator as given (the observed rows of each task stacked), as in
+    :class:`IndependentTasks`: a DataFrame stays one, and NaN, infinity and sparse input are
+    left to the wrapped estimator.
 
     Parameters
     ----------
@@ -340,7 +414,8 @@ class PooledTasks(_WrapperMixin, BaseEstimator):
         if rows.shape[0] == X.shape[0] and np.array_equal(rows, np.arange(X.shape[0])):
             X_pooled, params = X, self._routed  # one label per row (1-D y): no copy of X
         else:
-            X_pooled, params = X[rows], _rows_of_params(self._routed, X.shape[0], rows)
+            X_pooled = _safe_indexing(X, rows)
+            params = _rows_of_params(self._routed, X.shape[0], rows)
         self._fit_pooled(X_pooled, Y[rows, tasks], tasks, params)
 
     def _fit_long(self, X, y, task_index):
@@ -410,13 +485,33 @@ class PooledTasks(_WrapperMixin, BaseEstimator):
 
     def _predict_proba_raw(self, X):
         proba = self.estimator_.predict_proba(X)
-        out = []
-        for columns in self._class_columns:
-            part = proba[:, columns]
-            total = part.sum(axis=1, keepdims=True)
-            uniform = np.full_like(part, 1.0 / part.shape[1])
-            out.append(np.divide(part, total, out=uniform, where=total > 0))
+        return [_task_share(proba, columns) for columns in self._class_columns]
+
+    def _predict_proba_tasks(self, X, task_index):
+        """The pooled probabilities, computed once, of each row's own task's classes."""
+        proba = self.estimator_.predict_proba(X)
+        out = None
+        for columns, rows in self._rows_by_class_columns(task_index):
+            part = _task_share(proba[rows], columns)
+            if out is None:
+                out = np.empty((X.shape[0], part.shape[1]))
+            out[rows] = part
         return out
+
+    def _rows_by_class_columns(self, task_index):
+        """``(columns, rows)`` for each set of pooled class columns (tasks with the same
+        classes share one) the tasks of ``task_index`` use: all rows when one set serves
+        every task (a label set common to all tasks)."""
+        keys, columns = {}, []
+        for task_columns in self._class_columns:
+            key = task_columns.tobytes()
+            if key not in keys:
+                keys[key] = len(columns)
+                columns.append(task_columns)
+        if len(columns) == 1:
+            return [(columns[0], slice(None))]
+        set_of_task = np.array([keys[c.tobytes()] for c in self._class_columns], dtype=np.intp)
+        return [(columns[k], rows) for k, rows in _task_groups(set_of_task[task_index])]
 
     def _predict_codes(self, X):
         if self._supports_proba():
@@ -425,3 +520,23 @@ class PooledTasks(_WrapperMixin, BaseEstimator):
         # all tasks share the same classes (checked in fit)
         return np.repeat(np.searchsorted(self._task_classes[0], pred)[:, None], self.n_tasks_,
                          axis=1)
+
+    def _predict_task_codes(self, X, task_index):
+        """Each row's code in its own task's classes, from one pooled prediction."""
+        if not self._supports_proba():
+            # all tasks share the same classes (checked in fit)
+            return np.searchsorted(self._task_classes[0], self.estimator_.predict(X))
+        proba = self.estimator_.predict_proba(X)
+        codes = np.empty(X.shape[0], dtype=np.intp)
+        for columns, rows in self._rows_by_class_columns(task_index):
+            codes[rows] = _task_share(proba[rows], columns).argmax(axis=1)
+        return codes
+
+
+def _task_share(proba, columns):
+    """The pooled probabilities of a task's classes (``columns``), renormalised to sum to 1
+    (uniform where the pooled model gives them no mass)."""
+    part = proba[:, columns]
+    total = part.sum(axis=1, keepdims=True)
+    uniform = np.full_like(part, 1.0 / part.shape[1])
+    return np.divide(part, total, out=uniform, where=total > 0)

@@ -398,3 +398,172 @@ def test_independent_tasks_gives_each_task_its_rows_groups(wide_data):
             np.testing.assert_allclose(model.estimators_[t].mse_path_, reference.mse_path_,
                                        rtol=1e-12)
             assert model.estimators_[t].alpha_ == reference.alpha_
+
+
+# -- the wrapped estimator gets the task's labels and X as given, as a fit by hand -------------
+def _binary_tasks(labels):
+    """X and a wide Y of two binary tasks labelled ``labels`` (an object array, None missing)."""
+    rng = np.random.RandomState(5)
+    X = rng.normal(size=(80, 2))
+    Y = np.empty((80, 2), dtype=object)
+    for t in range(2):
+        Y[:, t] = np.where(X[:, t] + rng.logistic(size=80) > 0, labels[1], labels[0])
+    Y[:6, 1] = None
+    return X, Y
+
+
+def _long(X, Y):
+    rows, tasks = np.nonzero(pd.notna(Y))
+    return X[rows], Y[rows, tasks], tasks
+
+
+@pytest.mark.parametrize("labels, class_weight", [
+    ((1, 2), {1: 10.0}),
+    ((1.0, 2.0), {1: 10.0, 2: 1.0}),
+    (("no", "yes"), {"no": 10.0, "yes": 1.0}),
+])
+@pytest.mark.parametrize("layout", ["wide", "long"])
+def test_independent_class_weight_is_keyed_by_the_users_labels(labels, class_weight, layout):
+    """A class_weight dict weights the user's classes, as a fit per task by hand does (the
+    clones were fitted on class codes: the weight of label 1 went to the second class, and
+    string keys raised)."""
+    X, Y = _binary_tasks(labels)
+    if all(isinstance(v, float) for v in labels):
+        Y = np.where(Y == None, np.nan, Y).astype(float)  # noqa: E711
+    X_fit, y, task_ids = _long(X, Y) if layout == "long" else (X, Y, None)
+    model = IndependentTasks(LogisticRegression(class_weight=class_weight))
+    model.fit(X_fit, y, task_ids=task_ids)
+    pred, proba = model.predict(X), model.predict_proba(X)
+    for t in range(2):
+        observed = ~pd.isna(Y[:, t])
+        y_t = np.asarray(Y[observed, t].tolist())  # the task's labels, as a user has them
+        hand = LogisticRegression(class_weight=class_weight).fit(X[observed], y_t)
+        np.testing.assert_allclose(proba[t], hand.predict_proba(X), rtol=0, atol=1e-12)
+        assert pred[:, t].tolist() == hand.predict(X).tolist()
+        assert model.classes_[t].tolist() == hand.classes_.tolist() == list(labels)
+        np.testing.assert_array_equal(model.estimators_[t].classes_, hand.classes_)
+        own = model.predict(X[:5], task_ids=np.full(5, t)) if layout == "long" else pred[:5, t]
+        assert own.tolist() == hand.predict(X[:5]).tolist()
+    # the weight makes the first class the most predicted, as by hand
+    assert np.mean(pred[:, 0] == labels[0]) > 0.5
+
+
+def test_independent_one_class_task_error_names_the_users_label():
+    X = np.random.RandomState(0).normal(size=(9, 2))
+    Y = np.empty((9, 2), dtype=object)
+    Y[:, 0] = ["a", "b", "c"] * 3
+    Y[:, 1] = "yes"  # a multiclass problem: this task's only class is its own
+    with pytest.raises(ValueError, match=r"Task 1: .*only one class.*'yes'"):
+        IndependentTasks(LogisticRegression()).fit(X, Y)
+
+
+def test_independent_fitted_on_one_class_of_two_gives_both_probability_columns():
+    from sklearn.dummy import DummyClassifier
+
+    X = np.arange(16.0).reshape(8, 2)
+    Y = np.array([["a", "b"], ["b", "b"]] * 4, dtype=object)
+    model = IndependentTasks(DummyClassifier(strategy="prior")).fit(X, Y)
+    assert [c.tolist() for c in model.classes_] == [["a", "b"], ["a", "b"]]
+    assert model.estimators_[1].classes_.tolist() == ["b"]
+    np.testing.assert_array_equal(model.predict_proba(X)[1], np.tile([0.0, 1.0], (8, 1)))
+    assert model.predict(X)[:, 1].tolist() == ["b"] * 8
+
+
+def _nan_pipeline():
+    from sklearn.impute import SimpleImputer
+
+    return Pipeline([("impute", SimpleImputer()), ("ridge", Ridge(alpha=0.3))])
+
+
+@pytest.mark.parametrize("layout", ["wide", "long"])
+def test_an_imputer_in_the_wrapped_pipeline_takes_nan_in_x(wide_data, layout):
+    """NaN in X reaches the wrapped Pipeline's imputer (it was refused at the door, as
+    scikit-learn tags such a pipeline allow_nan=False), in both wrappers."""
+    X, Y = wide_data
+    X = X.copy()
+    X[::9, 1] = np.nan
+    rows, y, task_ids = to_long(Y)
+    X_fit, y_fit = (X[rows], y) if layout == "long" else (X, Y)
+    task_ids = task_ids if layout == "long" else None
+    model = IndependentTasks(_nan_pipeline()).fit(X_fit, y_fit, task_ids=task_ids)
+    pooled = PooledTasks(_nan_pipeline()).fit(X_fit, y_fit, task_ids=task_ids)
+    for t in range(Y.shape[1]):
+        observed = ~np.isnan(Y[:, t])
+        hand = _nan_pipeline().fit(X[observed], Y[observed, t])
+        np.testing.assert_allclose(model.predict(X)[:, t], hand.predict(X), rtol=1e-12)
+    hand = _nan_pipeline().fit(X[rows], y)
+    np.testing.assert_allclose(pooled.predict(X), np.repeat(hand.predict(X)[:, None], 3, 1),
+                               rtol=1e-12)
+    # without an imputer, the wrapped estimator's refusal, naming the task
+    with pytest.raises(ValueError, match=r"Task \d: Input X contains NaN"):
+        IndependentTasks(Ridge()).fit(X_fit, y_fit, task_ids=task_ids)
+
+
+def _frame_pipeline():
+    from sklearn.compose import make_column_transformer
+    from sklearn.preprocessing import OneHotEncoder
+
+    columns = make_column_transformer((OneHotEncoder(), ["city"]), (StandardScaler(), ["p", "q"]))
+    return Pipeline([("columns", columns), ("ridge", Ridge(alpha=0.3))])
+
+
+@pytest.mark.parametrize("Model", [IndependentTasks, PooledTasks])
+@pytest.mark.parametrize("layout", ["wide", "long"])
+def test_a_dataframe_reaches_the_wrapped_estimator(wide_data, Model, layout):
+    """A ColumnTransformer selecting columns by name, with a OneHotEncoder on a text column,
+    gets the DataFrame (X was turned into a float array first: both failed)."""
+    X, Y = wide_data
+    frame = pd.DataFrame(X[:, :3], columns=["p", "q", "r"])
+    frame["city"] = np.random.RandomState(0).choice(["Oslo", "Rome", "Lima"], len(frame))
+    rows, y, task_ids = to_long(Y)
+    if layout == "long":
+        fit_frame = frame.iloc[rows].reset_index(drop=True)
+        model = Model(_frame_pipeline()).fit(fit_frame, y, task_ids=task_ids)
+    else:
+        model = Model(_frame_pipeline()).fit(frame, Y)
+    assert model.n_features_in_ == 4
+    assert model.feature_names_in_.tolist() == ["p", "q", "r", "city"]
+    pred = model.predict(frame)
+    for t in range(Y.shape[1]):
+        observed = ~np.isnan(Y[:, t])
+        fit_rows = frame[observed] if Model is IndependentTasks else frame.iloc[rows]
+        fit_y = Y[observed, t] if Model is IndependentTasks else y
+        hand = _frame_pipeline().fit(fit_rows, fit_y)
+        np.testing.assert_allclose(pred[:, t], hand.predict(frame), rtol=1e-10)
+    own = model.predict(frame.iloc[:6], task_ids=[2, 0, 1, 1, 0, 2])
+    np.testing.assert_allclose(own, pred[np.arange(6), [2, 0, 1, 1, 0, 2]], rtol=1e-12)
+    with pytest.raises(ValueError, match="feature names should match"):
+        model.predict(frame[["q", "p", "r", "city"]])
+
+
+def test_pooled_shared_predicts_a_new_task_from_a_dataframe(wide_data):
+    X, Y = wide_data
+    frame = pd.DataFrame(X[:, :3], columns=["p", "q", "r"])
+    frame["city"] = np.random.RandomState(0).choice(["Oslo", "Rome", "Lima"], len(frame))
+    model = PooledTasks(_frame_pipeline(), unknown_task="shared").fit(frame, Y)
+    pred = model.predict(frame.iloc[:4], task_ids=[0, "new", 2, "new"])
+    np.testing.assert_allclose(pred, model.estimator_.predict(frame.iloc[:4]), rtol=1e-12)
+
+
+def test_independent_tasks_keeps_a_sparse_x_sparse(wide_data):
+    import scipy.sparse as sp
+
+    X, Y = wide_data
+    X_sparse = sp.coo_matrix(np.where(np.abs(X) > 0.5, X, 0.0))
+    model = IndependentTasks(Ridge(alpha=0.3)).fit(X_sparse, Y)
+    dense = IndependentTasks(Ridge(alpha=0.3)).fit(X_sparse.toarray(), Y)
+    for est, ref in zip(model.estimators_, dense.estimators_):
+        np.testing.assert_allclose(est.coef_, ref.coef_, rtol=1e-8)
+    assert model.predict(X_sparse.tocsr()[:3], task_ids=[0, 1, 2]).shape == (3,)
+
+
+def test_independent_labels_beyond_64_bits_keep_working():
+    """Whole numbers beyond 64 bits stay Python ints (an object array, no label type for
+    scikit-learn classifiers): those tasks' clones are fitted on the class codes."""
+    X = np.random.RandomState(0).normal(size=(30, 2))
+    big = np.array([2**70, 2**70 + 1], dtype=object)
+    Y = np.column_stack([big[(X[:, 0] > 0).astype(int)], big[(X[:, 1] > 0).astype(int)]])
+    model = IndependentTasks(LogisticRegression()).fit(X, Y)
+    hand = LogisticRegression().fit(X, X[:, 1] > 0)
+    np.testing.assert_allclose(model.predict_proba(X)[1], hand.predict_proba(X), rtol=1e-12)
+    assert model.predict(X)[:, 1].tolist() == big[hand.predict(X).astype(int)].tolist()

@@ -126,6 +126,65 @@ def test_task_relation_fit_of_many_tasks_forms_no_task_by_task_matrix(memory):
     assert model.task_covariance_.shape == (T, T)
 
 
+# -- sparse long data: a sparse X never densified to (n_samples, n_features) -------------------
+# 5,000 rows x 2,000 features at 1% (CSR), 20 tasks of about 250 rows: the input (X, y and
+# task_ids) is 1.24 MB; a dense float64 X alone would be 61.5 times it.
+SPARSE_LONG = (5_000, 2_000, 20)
+
+
+def _sparse_long_data(n_samples, n_features, n_tasks, seed=0):
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(seed)
+    X = sp.random(n_samples, n_features, density=0.01, format="csr", random_state=rng)
+    task_ids = rng.integers(n_tasks, size=n_samples)
+    task_ids[:n_tasks] = np.arange(n_tasks)
+    y = np.asarray(X @ rng.normal(size=n_features)).ravel() + rng.normal(size=n_samples)
+    return X, y, task_ids
+
+
+def _dense_ratio(memory, X, y, task_ids):
+    """The bytes of X dense (float64) over those of the input."""
+    return X.shape[0] * X.shape[1] * 8 / sum(memory.nbytes(a) for a in (X, y, task_ids))
+
+
+@pytest.mark.parametrize("name", ["LowRankRegressor", "MeanClusteredRegressor",
+                                  "TaskRelationRegressor"])
+@pytest.mark.parametrize("method", ["predict", "score"])
+def test_predict_with_task_ids_keeps_sparse_X_sparse(memory, name, method):
+    """predict(X, task_ids) and score read each row's own task's coefficients at X's stored
+    entries: 0.16 times the input here (the predictions), where ``W[task_ids]``, a dense
+    (n_samples, n_features) array, and X times it took 63 times (782 MB on the audit's
+    20,000 x 5,000 CSR X, 50 tasks)."""
+    from skmtl import linear
+
+    data = _sparse_long_data(*SPARSE_LONG)
+    model = getattr(linear, name)().fit(*data[:2], task_ids=data[2])
+    if method == "predict":
+        ratio = memory.peak_ratio(lambda X, y, t: model.predict(X, task_ids=t), *data)
+    else:
+        ratio = memory.peak_ratio(lambda X, y, t: model.score(X, y, task_ids=t), *data)
+    assert ratio <= 1.0 < 0.1 * _dense_ratio(memory, *data)
+
+
+@pytest.mark.parametrize("name, bound", [("TaskRelationRegressor", 20.0),
+                                         ("MeanClusteredRegressor", 12.0)])
+def test_fit_on_sparse_long_data_never_densifies_X(memory, name, bound):
+    """TaskRelationRegressor on sparse long data keeps each thin task's n_t x n_t Gram
+    eigenvectors (8 times the input here) and reads its rows sparse, 14.9 times the input at
+    the peak, where the rows' thin SVDs stacked all of X dense (89 times; on the audit's data
+    978 MB, 56 s; now 120 MB, 4 s) and the first W step formed a d x d identity.
+    MeanClusteredRegressor (cluster_strength=1, independent ridge fits) no longer allocates
+    the d x d coupled system it does not solve: 9.4 times, against 34 (each task's rows are
+    still densified one chunk at a time)."""
+    from skmtl import linear
+
+    data = _sparse_long_data(*SPARSE_LONG)
+    model = getattr(linear, name)()
+    ratio = memory.peak_ratio(memory._fit_long(model), *data)
+    assert ratio <= bound < 0.5 * _dense_ratio(memory, *data)
+
+
 @pytest.mark.parametrize("kind", ["Regressor", "Classifier"])
 def test_task_relation_on_wide_data_keeps_the_tasks_rows_not_their_blocks(memory, kind):
     """320 features, 6 tasks of about 60 labels: the regressor keeps the tasks' moments as
@@ -206,3 +265,240 @@ def test_hierarchical_reml_curvature_of_few_tasks_through_the_task_pairs(memory)
     X, Y = memory.wide_data(400, 320, 6, 0.85)
     model = HierarchicalRegressor(random_slopes=[0, 1, 2, 3, 4])
     assert memory.peak_ratio(lambda X, Y: model.fit(X, Y), X, Y) <= 10.0
+
+
+# ============================================================================================
+# Predictions on long data with many tasks: each row's own task only, no (n_samples, n_tasks)
+# array (predict / score / predict_proba with task_ids, and the multi-task scorers)
+# ============================================================================================
+# 20,000 rows, 20 features, 1,000 tasks: the input (X, y, task_ids) is 3.36 MB, one dense
+# (n_samples, n_tasks) float64 array 153 MiB (45 times it). The models fit on the first 4,000
+# rows (every task among them); only the call on all rows is measured.
+LONG_MANY = (20_000, 20, 1_000)
+
+
+@pytest.fixture(scope="module")
+def many_tasks():
+    """``(X, y, y_binary, task_ids)`` of LONG_MANY, every task present."""
+    n_samples, n_features, n_tasks = LONG_MANY
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(n_samples, n_features))
+    task_ids = rng.integers(n_tasks, size=n_samples)
+    task_ids[:n_tasks] = np.arange(n_tasks)
+    y = X[:, 0] + task_ids / n_tasks + rng.normal(size=n_samples)
+    return X, y, (y > np.median(y)).astype(int), task_ids
+
+
+def _call_peak(call, X, y, task_ids):
+    """Peak traced memory (bytes) of ``call(X, y, task_ids)`` above its start, after a
+    warm-up call on 50 rows (lazy imports)."""
+    import tracemalloc
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a metric undefined on tasks of one row
+        call(X[:50], y[:50], task_ids[:50])
+    tracemalloc.start()
+    base = tracemalloc.get_traced_memory()[0]
+    call(X, y, task_ids)
+    peak = tracemalloc.get_traced_memory()[1] - base
+    tracemalloc.stop()
+    return peak
+
+
+_CALLS = {
+    "predict": lambda model: lambda X, y, t: model.predict(X, task_ids=t),
+    "score": lambda model: lambda X, y, t: model.score(X, y, task_ids=t),
+    "predict_proba": lambda model: lambda X, y, t: model.predict_proba(X, task_ids=t),
+}
+
+
+def _assert_lean(call, X, y, task_ids, share=0.05):
+    """The peak of ``call(X, y, task_ids)`` is at most twice the input and below ``share``
+    of one dense (n_samples, n_tasks) float64 array."""
+    peak = _call_peak(call, X, y, task_ids)
+    n_tasks = np.unique(task_ids).shape[0]
+    assert peak <= 2.0 * (X.nbytes + y.nbytes + task_ids.nbytes)
+    assert peak < share * X.shape[0] * n_tasks * 8
+
+
+@pytest.mark.parametrize("method", ["predict", "score"])
+def test_block_sparse_predicts_each_row_for_its_own_task(many_tasks, method):
+    """BlockSparseRegressor predicts each row from its task's coefficients: 1.1 times the
+    input (each row's coefficients, as large as X), where the base class's every-task
+    prediction took two (n, T) arrays, 91 times."""
+    from skmtl.linear import BlockSparseRegressor
+
+    X, y, _, task_ids = many_tasks
+    model = BlockSparseRegressor().fit(X[:4_000], y[:4_000], task_ids=task_ids[:4_000])
+    _assert_lean(_CALLS[method](model), X, y, task_ids)
+
+
+@pytest.mark.parametrize(("name", "method"), [
+    ("MultiTaskRegressor", "predict"), ("MultiTaskRegressor", "score"),
+    ("MultiTaskClassifier", "predict"), ("MultiTaskClassifier", "score"),
+    ("MultiTaskClassifier", "predict_proba"),
+])
+def test_deep_estimators_predict_each_row_for_its_own_task(many_tasks, name, method):
+    """The deep estimators keep each row's own head's output, batch by batch: 0.3 (regressor)
+    and 0.4 times the input (classifier), where the base class's default, which shadowed the
+    deep one in the method resolution order, filled an (n, T) array: 46 times, and for the
+    classifier's probabilities and class codes 91 (predict_proba) and 137 times (predict,
+    score). Torch's tensors are not traced; those numpy arrays were."""
+    pytest.importorskip("torch")
+    from skmtl import deep
+
+    X, y_reg, y_clf, task_ids = many_tasks
+    y = y_reg if name == "MultiTaskRegressor" else y_clf
+    model = getattr(deep, name)(hidden_layer_sizes=(8,), max_epochs=1, early_stopping=False,
+                                random_state=0)
+    model.fit(X[:4_000], y[:4_000], task_ids=task_ids[:4_000])
+    _assert_lean(_CALLS[method](model), X, y, task_ids)
+
+
+def test_linear_classifier_predict_proba_of_each_row_for_its_own_task(many_tasks):
+    """The linear classifiers' probabilities from each row's own coefficients: 1.2 times the
+    input, where T (n, 2) arrays took 137 times."""
+    from skmtl.linear import BlockSparseClassifier
+
+    X, _, y, task_ids = many_tasks
+    model = BlockSparseClassifier().fit(X[:4_000], y[:4_000], task_ids=task_ids[:4_000])
+    _assert_lean(_CALLS["predict_proba"](model), X, y, task_ids)
+
+
+@pytest.mark.parametrize("method", ["predict", "score", "predict_proba"])
+def test_pooled_classifier_predicts_each_row_for_its_own_task(many_tasks, method):
+    """PooledTasks(LogisticRegression()): one pooled prediction, each row's own task's
+    classes taken from it, 0.5 times the input, where every task's share of it took 91
+    (predict_proba) and 137 times (predict, score)."""
+    from sklearn.linear_model import LogisticRegression
+
+    from skmtl import PooledTasks
+
+    X, _, y, task_ids = many_tasks
+    model = PooledTasks(LogisticRegression()).fit(X[:4_000], y[:4_000],
+                                                  task_ids=task_ids[:4_000])
+    _assert_lean(_CALLS[method](model), X, y, task_ids)
+
+
+def test_independent_classifier_predict_proba_one_call_per_task(many_tasks):
+    """IndependentTasks(LogisticRegression()) on 200 tasks: each task's estimator gives the
+    probabilities of its own rows only, 0.3 times the input, where every estimator on all
+    rows took 18 times."""
+    from sklearn.linear_model import LogisticRegression
+
+    from skmtl import IndependentTasks
+
+    X, _, y, task_ids = many_tasks
+    task_ids = task_ids % 200
+    model = IndependentTasks(LogisticRegression()).fit(X[:4_000], y[:4_000],
+                                                       task_ids=task_ids[:4_000])
+    _assert_lean(_CALLS["predict_proba"](model), X, y, task_ids)
+
+
+def test_roc_auc_scorer_on_long_data_forms_no_n_by_tasks_array(many_tasks):
+    """The roc_auc multi-task scorer goes through predict_proba(X, task_ids): 1.1 times the
+    input on 500 tasks, where every task's probabilities took 68 times."""
+    from skmtl.linear import BlockSparseClassifier
+    from skmtl.metrics import make_multitask_scorer
+
+    X, _, y, task_ids = many_tasks
+    task_ids = task_ids % 500
+    model = BlockSparseClassifier().fit(X[:4_000], y[:4_000], task_ids=task_ids[:4_000])
+    scorer = make_multitask_scorer("roc_auc")
+    _assert_lean(lambda X, y, t: scorer(model, X, y, task_ids=t), X, y, task_ids, share=0.1)
+
+
+def _small_long_data(n_classes):
+    """300 rows, 4 features, 12 tasks named by strings, given in an order of their own."""
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(300, 4))
+    index = rng.integers(12, size=300)
+    index[:12] = np.arange(12)[::-1]
+    y = X @ rng.normal(size=4) + index / 6 + rng.normal(size=300)
+    if n_classes:
+        y = np.digitize(y, np.quantile(y, np.linspace(0, 1, n_classes + 1)[1:-1]))
+    return X, y, np.array([f"t{i:02d}" for i in index])
+
+
+def _small_models():
+    import importlib.util
+
+    from sklearn.linear_model import LogisticRegression, Ridge
+
+    from skmtl import IndependentTasks, PooledTasks
+    from skmtl.linear import BlockSparseClassifier, BlockSparseRegressor, BlockSparseRegressorCV
+
+    models = [(BlockSparseRegressor(alpha=0.01), 0), (BlockSparseRegressorCV(n_alphas=2, cv=2), 0),
+              (BlockSparseClassifier(alpha=0.01), 2), (PooledTasks(LogisticRegression()), 2),
+              (PooledTasks(LogisticRegression()), 3), (PooledTasks(Ridge()), 0),
+              (IndependentTasks(LogisticRegression()), 3)]
+    if importlib.util.find_spec("torch") is not None:
+        from skmtl.deep import MultiTaskClassifier, MultiTaskRegressor
+
+        deep = dict(hidden_layer_sizes=(8,), max_epochs=2, batch_size=64, random_state=0)
+        models += [(MultiTaskRegressor(**deep), 0), (MultiTaskClassifier(**deep), 2),
+                   (MultiTaskClassifier(**deep), 3)]
+    return models
+
+
+def _check_own_task_predictions(model, n_classes):
+    X, y, task_ids = _small_long_data(n_classes)
+    model.fit(X, y, task_ids=task_ids)
+    rows, own = np.arange(X.shape[0]), np.searchsorted(model.tasks_, task_ids)
+    pred = model.predict(X, task_ids=task_ids)
+    if n_classes:
+        np.testing.assert_array_equal(pred, model.predict(X)[rows, own])
+        proba = model.predict_proba(X)
+        np.testing.assert_allclose(model.predict_proba(X, task_ids=task_ids),
+                                   np.stack([proba[t][i] for i, t in zip(rows, own)]),
+                                   rtol=1e-12, atol=1e-15)
+    else:
+        assert pred.dtype == np.float64
+        np.testing.assert_allclose(pred, model.predict(X)[rows, own], rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("model, n_classes", _small_models(),
+                         ids=lambda p: type(p).__name__ if hasattr(p, "fit") else f"{p}cls")
+def test_own_task_predictions_equal_every_task_predictions(model, n_classes):
+    """The per-row predictions equal those of every task (predict(X) without task_ids, and
+    predict_proba's per-task arrays) at each row's own task (up to rounding: a row's dot
+    product with its task's coefficients, against a matrix product)."""
+    _check_own_task_predictions(model, n_classes)
+
+
+def test_default_per_row_hooks_predict_a_block_of_rows_at_a_time(monkeypatch):
+    """The base class's fallbacks (an estimator that predicts every task only) take a few
+    rows at a time and keep each row's own task: the same values as every task's."""
+    from skmtl import base
+    from skmtl.linear import BlockSparseClassifier, BlockSparseRegressor
+
+    class EveryTaskRegressor(BlockSparseRegressor):
+        _predict_tasks = base.MultiTaskMixin._predict_tasks
+
+    class EveryTaskClassifier(BlockSparseClassifier):
+        _predict_task_codes = base.MultiTaskMixin._predict_task_codes
+        _predict_proba_tasks = base.MultiTaskMixin._predict_proba_tasks
+
+    monkeypatch.setattr(base, "_ROW_BLOCK_ENTRIES", 50)  # 4 rows of the 12 tasks at a time
+    for model, n_classes in [(EveryTaskRegressor(alpha=0.01), 0),
+                             (EveryTaskClassifier(alpha=0.01), 2)]:
+        _check_own_task_predictions(model, n_classes)
+
+
+def test_deep_estimators_resolve_to_their_own_task_predictions():
+    """The deep mixins' batched per-row predictions are not shadowed by the base class's."""
+    pytest.importorskip("torch")
+    from skmtl.deep import (
+        FocusedTaskClassifier,
+        FocusedTaskRegressor,
+        MultiTaskClassifier,
+        MultiTaskRegressor,
+    )
+    from skmtl.deep._base import _DeepClassificationMixin, _DeepRegressionMixin
+
+    for cls in (MultiTaskRegressor, FocusedTaskRegressor):
+        assert cls._predict_tasks is _DeepRegressionMixin._predict_tasks
+    for cls in (MultiTaskClassifier, FocusedTaskClassifier):
+        assert cls._predict_task_codes is _DeepClassificationMixin._predict_task_codes
+        assert cls._predict_proba_tasks is _DeepClassificationMixin._predict_proba_tasks

@@ -24,6 +24,7 @@ from sklearn.utils import check_random_state
 from skorch.callbacks import BatchScoring, EarlyStopping, EpochScoring, PrintLog, ProgressBar
 from skorch.helper import predefined_split
 
+from skmtl.base import _task_groups
 from skmtl.deep._device import resolve_device, seeded_rng
 from skmtl.deep._labels import TaskLabels
 from skmtl.deep._net import BatchLoader, MultiTaskDataset, MultiTaskNet, TaskLoss, TaskLossRecorder
@@ -848,18 +849,28 @@ class _DeepClassificationMixin:
                 proba[t][rows] = _task_proba(out[t], k)
         return proba
 
+    def _own_task_proba(self, X, task_index):
+        """Yield ``(rows, proba)``: the probabilities ``(len(rows), n_classes_t)`` of the rows
+        of X whose task is ``t``, from task t's head only, batch by batch (no ``(n, T)``
+        array; one group per task present in the batch)."""
+        sizes = [len(classes) for classes in self._task_classes]
+        for rows, out in self._forward(X):
+            for t, own in _task_groups(task_index[rows]):
+                yield rows.start + own, _task_proba(out[t, own], sizes[t])
+
     def _predict_task_codes(self, X, task_index):
         """Each row's class code for its own task, batch by batch (no ``(n, T)`` array)."""
-        sizes = [len(classes) for classes in self._task_classes]
         codes = np.empty(X.shape[0], dtype=np.intp)
-        for rows, out in self._forward(X):
-            own = task_index[rows]
-            part = np.empty(own.shape[0], dtype=np.intp)
-            for t in np.unique(own):
-                select = own == t
-                part[select] = _task_proba(out[t, select], sizes[t]).argmax(axis=1)
-            codes[rows] = part
+        for rows, proba in self._own_task_proba(X, task_index):
+            codes[rows] = proba.argmax(axis=1)
         return codes
+
+    def _predict_proba_tasks(self, X, task_index):
+        """Each row's probabilities for its own task, batch by batch (no ``(n, T)`` array)."""
+        out = np.empty((X.shape[0], len(self._task_classes[task_index[0]])))
+        for rows, proba in self._own_task_proba(X, task_index):
+            out[rows] = proba
+        return out
 
     def _predict_proba_shared(self, X):
         """The shared part's probabilities for a task not seen in fit.

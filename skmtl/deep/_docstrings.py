@@ -363,7 +363,8 @@ _FOCUSED_VARIANTS = {
         Epochs of the focus-task phase of ``strategy="finetune"``, early stopping included.
         None: ``max_epochs`` after ``finetune_pretrain="auxiliary"`` (the phase is then the
         focus task's whole training), 10 after ``"all"``. 0 with ``"all"`` makes it
-        ``"multi_task"``.
+        ``"multi_task"``; 0 with ``"auxiliary"`` raises a ValueError at fit (the focus task
+        would never be trained).
     """,
     "finetune_pretrain": """
     finetune_pretrain : {"auxiliary", "all"}, default="auxiliary"
@@ -524,8 +525,11 @@ _ATTRIBUTES = {
     """,
     "focused_task_weights_history_": """
     task_weights_history_ : ndarray of shape (n_iter_, n_tasks_)
-        The same for every task, the focus task included (its weight is 1 except with
-        ``"gradnorm"`` and ``"lbtw"``).
+        The same for every task, the focus task included. The focus task's weight is 1
+        except with ``"gradnorm"``, ``"lbtw"`` or a weighting instance, and 0 in the epochs
+        of ``"finetune"``'s pre-training on the auxiliary tasks
+        (``finetune_pretrain="auxiliary"``); in ``"finetune"``'s focus phase the auxiliary
+        tasks' weights are 0.
     """,
     "focused_policies_": """
     policies_ : ndarray of shape (n_policies, n_tasks_ - 1) or None

@@ -5,6 +5,7 @@ beyond the network and its training (which :class:`~skmtl.deep._base._BaseDeepEs
 the sharing strategy, the loss weighting, the task sampling and what an unseen task gets.
 """
 
+import warnings
 from collections import Counter
 
 import numpy as np
@@ -295,12 +296,38 @@ class _MultiTaskDeepEstimator(_BaseDeepEstimator):
     def _branch(self, net, train, valid):
         """``"adaptive"``'s second phase: branch the trained thin network by its task affinity,
         then train the branched network, with a fresh optimizer, for the remaining epochs."""
+        affinity = net.gradient_affinity()
+        self._warn_unmeasured_pairs(affinity)
         with torch.no_grad():
-            net.module_.split(net.gradient_affinity())
+            net.module_.split(affinity)
         remaining = self.max_epochs - len(net.history)
         if remaining > 0:
             net.initialize_optimizer()
             net.partial_fit(train, epochs=remaining)
+
+    def _warn_unmeasured_pairs(self, affinity):
+        """Warn where the split reads pairs of tasks never measured in one batch (NaN, counted
+        as 0 by the clustering): their branches follow no measurement."""
+        pairs = np.argwhere(np.triu(np.isnan(affinity), k=1))
+        if not len(pairs):
+            return
+        n_tasks = len(affinity)
+        tasks = [_hashable(task) for task in self.tasks_]
+        named = ", ".join(f"({tasks[i]!r}, {tasks[j]!r})" for i, j in pairs[:5])
+        if self.task_sampling != "joint" and self.tasks_per_batch == 1:
+            cause = (f"task_sampling={self.task_sampling!r} with tasks_per_batch=1 puts one "
+                     "task in each batch; use task_sampling='joint' or tasks_per_batch >= 2")
+        else:
+            cause = ("no batch of the thin phase held labels of both; larger batches, more "
+                     "epochs or task_sampling='joint' measure more pairs")
+        warnings.warn(
+            f"sharing='adaptive' split its network by the task affinity, but "
+            f"{len(pairs)} of {n_tasks * (n_tasks - 1) // 2} pairs of tasks were never measured "
+            f"(e.g. {named}): {cause}. The clustering counts an unmeasured pair's affinity as "
+            "0, so the branches of those tasks follow no measurement.",
+            UserWarning,
+            stacklevel=2,
+        )
 
     def _affinity_on(self):
         """``"adaptive"`` groups its tasks by their affinity on the thin network's top layer
@@ -495,7 +522,7 @@ class _ZeroShotMixin:
 
 @Substitution(**MULTITASK_DOCS)
 class MultiTaskRegressor(
-    _ValidationGroupsMixin, _ZeroShotMixin, MultiTaskRegressorMixin, _DeepRegressionMixin,
+    _ValidationGroupsMixin, _ZeroShotMixin, _DeepRegressionMixin, MultiTaskRegressorMixin,
     _MultiTaskDeepEstimator,
 ):
     """Deep multi-task regressor: one network, one output per task, a choice of sharing.
@@ -671,7 +698,7 @@ class MultiTaskRegressor(
 
 @Substitution(**MULTITASK_DOCS)
 class MultiTaskClassifier(
-    _ValidationGroupsMixin, _ZeroShotMixin, MultiTaskClassifierMixin, _DeepClassificationMixin,
+    _ValidationGroupsMixin, _ZeroShotMixin, _DeepClassificationMixin, MultiTaskClassifierMixin,
     _MultiTaskDeepEstimator,
 ):
     """Deep multi-task classifier: one network, per-task classes, a choice of sharing.
@@ -766,8 +793,5 @@ class MultiTaskClassifier(
             out[unknown] = self._predict_proba_shared(X[unknown])
         seen = np.flatnonzero((index >= 0) & ~zero_shot)
         if seen.size:
-            proba = self._predict_proba_raw(X[seen])
-            for t in np.unique(index[seen]):
-                rows = index[seen] == t
-                out[seen[rows]] = proba[t][rows]
+            out[seen] = self._predict_proba_tasks(X[seen], index[seen])
         return out

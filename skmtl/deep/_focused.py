@@ -35,7 +35,14 @@ from skmtl.deep.weighting import RMTLWeighting, Weighting, default_policies, get
 from skmtl.metrics import accuracy_score, r2_score
 from skmtl.utils._docstring import Substitution
 from skmtl.utils._sklearn_compat import Interval, StrOptions
-from skmtl.utils.validation import UnknownTaskError, _format_tasks, _hashable, _is_frame
+from skmtl.utils.validation import (
+    UnknownTaskError,
+    _format_tasks,
+    _hashable,
+    _is_frame,
+    check_task_ids,
+    encode_task_ids,
+)
 
 __all__ = ["FocusedTaskClassifier", "FocusedTaskRegressor"]
 
@@ -191,7 +198,9 @@ class _FocusedTaskMixin:
             Test samples.
         y : array-like of shape (n_samples,) or (n_samples, n_tasks)
             A wide ``Y`` (its focus column is used; a DataFrame's column named like the focus
-            task), long-format labels with ``task_ids`` (the focus task's rows are used), or
+            task), long-format labels with ``task_ids`` (the focus task's rows are used; the
+            other rows may name any task, seen in fit or not; none of the focus task is a
+            ValueError), or
             the focus task's labels (1-D, without ``task_ids``; NaN / None marks a missing
             label when the estimator was fitted on a 2-D or long target).
         task_ids : array-like of shape (n_samples,), default=None
@@ -233,18 +242,28 @@ class _FocusedTaskMixin:
 
     def _focus_labels(self, y, task_ids, n_samples):
         """The focus task's labels in ``y``, and the rows of X they belong to (None: all)."""
-        index = self._task_index(task_ids, n_samples)  # raises for a 1-D fit or unknown tasks
         if self._layout == "1d":
+            self._task_index(task_ids, n_samples)  # raises if task_ids is given
             return y, None
-        if index is not None:
+        focus = self.tasks_[self.focus_index_]
+        if task_ids is not None:
+            # only the focus task's rows are scored: the others may name any task, seen or not
+            task_ids = check_task_ids(task_ids, n_samples)
             y = np.asarray(y, dtype=object if is_classifier(self) else None)
             if y.ndim != 1:
                 raise ValueError(
                     f"With task_ids, y must be 1-D (long format); got shape {y.shape}."
                 )
+            index = encode_task_ids(task_ids, self.tasks_, allow_unknown=True)
             rows = np.flatnonzero(index == self.focus_index_)
+            if not len(rows):
+                present = list(dict.fromkeys(_hashable(t) for t in task_ids))
+                raise ValueError(
+                    f"task_ids has no row of the focus task {_hashable(focus)!r}, the only "
+                    f"task {type(self).__name__} is scored on; its tasks: "
+                    f"{_format_tasks(present)}."
+                )
             return y[rows], rows
-        focus = self.tasks_[self.focus_index_]
         if _is_frame(y):
             if focus not in y.columns:
                 raise ValueError(
@@ -395,6 +414,14 @@ class _FocusedDeepEstimator(_BaseDeepEstimator):
                 epochs = self.finetune_epochs
                 if epochs is None:
                     epochs = self.max_epochs if fresh else 10
+                if fresh and epochs == 0:
+                    raise ValueError(
+                        "finetune_epochs=0 with finetune_pretrain='auxiliary' never trains the "
+                        "focus task: its labels are hidden while the auxiliary tasks pre-train, "
+                        "and its head is drawn afresh for the focus phase. Give the focus "
+                        "phase epochs (None: max_epochs), or pre-train on every task with "
+                        "finetune_pretrain='all'."
+                    )
 
                 def finetune(net, train, valid):
                     net.fine_tune(
@@ -447,7 +474,7 @@ class _FocusedDeepEstimator(_BaseDeepEstimator):
 
 @Substitution(**FOCUSED_DOCS)
 class FocusedTaskRegressor(
-    _ValidationGroupsMixin, _FocusedTaskMixin, MultiTaskRegressorMixin, _DeepRegressionMixin,
+    _ValidationGroupsMixin, _FocusedTaskMixin, _DeepRegressionMixin, MultiTaskRegressorMixin,
     _FocusedDeepEstimator,
 ):
     """Deep regressor for one focus task, trained with auxiliary tasks.
@@ -623,7 +650,7 @@ class FocusedTaskRegressor(
 
 @Substitution(**FOCUSED_DOCS)
 class FocusedTaskClassifier(
-    _ValidationGroupsMixin, _FocusedTaskMixin, MultiTaskClassifierMixin, _DeepClassificationMixin,
+    _ValidationGroupsMixin, _FocusedTaskMixin, _DeepClassificationMixin, MultiTaskClassifierMixin,
     _FocusedDeepEstimator,
 ):
     """Deep classifier for one focus task, trained with auxiliary tasks.

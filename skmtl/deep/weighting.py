@@ -1314,6 +1314,15 @@ class RMTLWeighting(Weighting):
         )
         policies = torch.as_tensor(policies, dtype=torch.float32)
         self.policies_ = policies.reshape(-1, n_aux).to(self.device_)
+        # the policies that weigh one auxiliary task (all but one of the default ones): their
+        # rewards come from that task's gradient alone, so a batch costs O(n_policies) there,
+        # not O(n_policies * T)
+        nonzero = self.policies_ != 0
+        alone = nonzero.sum(1) == 1
+        self._alone_rows = torch.nonzero(alone).flatten()
+        self._alone_aux = self.aux_[nonzero[alone].to(torch.int64).argmax(1)]
+        self._alone_weights = self.policies_[alone].sum(1)
+        self._mixed_rows = torch.nonzero(~alone).flatten()
         self.batch_weights_ = torch.zeros(n_tasks, device=self.device_)
         self.batch_weights_[focus] = 1.0
         self.weights_ = self.batch_weights_.clone()
@@ -1350,18 +1359,32 @@ class RMTLWeighting(Weighting):
             policies = self.policies_
             if policies.shape[0] == 0:
                 return
-            dots = policies @ to_focus[aux]  # g_pi . g_f
-            full = policies.new_zeros(policies.shape[0], norms.shape[0])
-            full[:, aux] = policies
-            pi_norms = grads.combination_norms(full).to(device=device, dtype=dtype)
-            rewards = _cosines(dots, pi_norms * norms[focus]).clamp(0.0, 1.0)
+            rewards = self._policy_rewards(grads, to_focus, norms)
             best = torch.argmax(rewards)  # the first maximum
             chosen = weights.index_copy(0, aux, rewards[best] * policies[best])
-            weights = torch.where(has_focus, chosen, weights)
+            # an auxiliary task without a label in the batch keeps its last weight
+            weights = torch.where(has_focus & observed, chosen, weights)
             self.last_policy_ = torch.where(has_focus, best, self.last_policy_)
             self.last_reward_ = torch.where(has_focus, rewards[best], self.last_reward_)
         weights[focus] = 1.0
         self.batch_weights_ = weights
+
+    def _policy_rewards(self, grads, to_focus, norms):
+        """``r(pi) = max(cos(g_pi, g_f), 0)`` of every policy, in ``policies_`` order."""
+        focus, aux = int(self.focus_task), self.aux_
+        dots = to_focus.new_zeros(self.policies_.shape[0])  # g_pi . g_f
+        pi_norms = torch.zeros_like(dots)  # ||g_pi||
+        alone, task, weight = self._alone_rows, self._alone_aux, self._alone_weights
+        dots[alone] = weight * to_focus[task]
+        pi_norms[alone] = weight * norms[task]
+        mixed = self._mixed_rows
+        if mixed.numel():
+            policies = self.policies_[mixed]
+            dots[mixed] = policies @ to_focus[aux]
+            full = policies.new_zeros(policies.shape[0], norms.shape[0])
+            full[:, aux] = policies
+            pi_norms[mixed] = grads.combination_norms(full).to(dots)
+        return _cosines(dots, pi_norms * norms[focus]).clamp(0.0, 1.0)
 
     def combine(self, losses, observed):
         observed = self._check_batch(losses, observed)

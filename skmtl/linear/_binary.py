@@ -44,6 +44,10 @@ class _BinaryLogisticMixin:
         positive = expit(self._decision(X))
         return [np.column_stack([1.0 - p, p]) for p in positive.T]
 
+    def _predict_proba_tasks(self, X, task_index):
+        p = expit(predict_rows(X, self.coef_, self.intercept_, task_index))
+        return np.column_stack([1.0 - p, p])
+
     def _predict_proba_shared(self, X):
         p = expit(self._shared_decision(X))
         return np.column_stack([1.0 - p, p])

@@ -9,6 +9,7 @@ from sklearn.base import BaseEstimator, is_classifier
 from skmtl.base import MultiTaskClassifierMixin, MultiTaskRegressorMixin
 from skmtl.linear._binary import _BinaryLogisticMixin
 from skmtl.linear._datafits import Logistic, Quadratic
+from skmtl.linear._designs import predict_rows
 from skmtl.linear._docs import LINEAR_DOCS
 from skmtl.linear._solver_bcd import solve_block_sparse
 from skmtl.linear._standardize import column_scales, observation_weights, scale_columns
@@ -184,6 +185,9 @@ class BlockSparseRegressor(_BlockSparseMixin, MultiTaskRegressorMixin, BaseEstim
 
     def _predict_raw(self, X):
         return self._decision(X)
+
+    def _predict_tasks(self, X, task_index):
+        return predict_rows(X, self.coef_, self.intercept_, task_index)
 
     def _single_task_reference(self):
         from sklearn.linear_model import Lasso

@@ -157,7 +157,8 @@ class _BlockSparseCVMixin(_GroupsFitMixin):
         (n_splits, n_alphas, n_gammas, 2); returns the index of the best point."""
         n_splits = values.shape[0]
         scores = (values[..., 0] / values[..., 1]).reshape(n_splits, -1)
-        if np.all(gammas < 1.0) and np.isnan(scores).any(axis=0).all():
+        weights = values[..., 1].reshape(n_splits, -1)  # 0: a test fold without labels
+        if np.all(gammas < 1.0) and (np.isnan(scores) & (weights > 0)).any(axis=0).all():
             raise ValueError(
                 "No alpha has a support small enough to refit without a penalty on every "
                 "training fold (each task needs as many training rows as features, plus one "
@@ -167,8 +168,7 @@ class _BlockSparseCVMixin(_GroupsFitMixin):
         grid = {"alpha": np.repeat(alphas, gammas.size)}
         if relax:
             grid["gamma"] = np.tile(gammas, alphas.size)
-        self.cv_results_, best = _cv_results(scores, grid,
-                                             values[..., 1].reshape(n_splits, -1))
+        self.cv_results_, best = _cv_results(scores, grid, weights)
         self.alpha_ = float(grid["alpha"][best])
         self.best_score_ = float(self.cv_results_["mean_test_score"][best])
         if self._relaxable:
@@ -207,7 +207,7 @@ class _BlockSparseCVMixin(_GroupsFitMixin):
         rows = _task_rows(mask, **long) if np.any(gammas < 1.0) else None
         fold = data.test_fold(test)
         values = np.full((alphas.shape[0], gammas.size, 2), np.nan)
-        values[..., 1] = 1.0
+        values[..., 1] = 1.0 if fold.y.size else 0.0  # no test label: no score (_fold_score)
         relaxing = bool(np.any(gammas < 1.0))
         W, b = start if start is not None else (None, None)
         support = refit = None  # the last support refitted, and its refit
@@ -375,7 +375,9 @@ class BlockSparseRegressorCV(_BlockSparseCVMixin, BlockSparseRegressor):
         (:func:`skmtl.metrics.get_multitask_scorer`). A callable is called as
         ``scoring(estimator, X_test, Y_test)`` with a fitted :class:`BlockSparseRegressor`
         and a wide ``Y_test`` (NaN where unobserved), like a scorer in a search object (with
-        ``relax=True``, holding the relaxed coefficients); greater is better.
+        ``relax=True``, holding the relaxed coefficients); greater is better, and
+        ``mean_test_score`` is the plain mean over the folds.
+        {empty_fold}
     {cv_n_jobs}
 
     Attributes
@@ -522,7 +524,9 @@ class BlockSparseClassifierCV(_BlockSparseCVMixin, BlockSparseClassifier):
         multi-task scorer (:func:`skmtl.metrics.get_multitask_scorer`), e.g.
         ``"accuracy"`` or ``"roc_auc"``. A callable is called as
         ``scoring(estimator, X_test, Y_test)`` with a fitted :class:`BlockSparseClassifier`
-        and a wide ``Y_test`` of labels (NaN where unobserved); greater is better.
+        and a wide ``Y_test`` of the user's labels (NaN where unobserved, or None for text
+        labels); greater is better, and ``mean_test_score`` is the plain mean over the folds.
+        {empty_fold}
     {cv_n_jobs}
 
     Attributes

@@ -27,7 +27,7 @@ from skmtl.model_selection import MultiTaskKFold
 from skmtl.model_selection._folds import check_training_folds, describe_cv, split_params
 from skmtl.utils._docstring import SHARED_DOCS, Substitution
 from skmtl.utils._sklearn_compat import Interval
-from skmtl.utils.validation import check_finite_squares, check_groups
+from skmtl.utils.validation import check_finite_squares, check_groups, common_label_dtype
 
 
 # -- the two data layouts -----------------------------------------------------------------------
@@ -130,29 +130,76 @@ class _LongData:
 
 
 class _WideTest:
+    """A wide test fold: its labels as the default criterion reads them (``y``, float64
+    targets or class codes of the observed ``(rows, tasks)``) and as a scorer does."""
+
     def __init__(self, X, Y, mask, layout):
         self.X, self.layout = X, layout
         self.rows, self.tasks = np.nonzero(mask)
         self.y = Y[self.rows, self.tasks].astype(np.float64)
-        self.Y = Y[:, 0] if layout == "1d" else np.where(mask, Y, np.nan)
+        self._Y, self._mask = Y, mask
+        self._truth = None  # the scorer's y_true, built at its first call
 
     def predict(self, W, b):
         return _decision(self.X, W, b)[self.rows, self.tasks]
 
-    def scorer_args(self):
-        return (self.X, self.Y), {}
+    def scorer_args(self, classes):
+        """``(args, kwargs)`` of ``scorer(estimator, *args, **kwargs)``: the test rows and the
+        user's targets, or with ``classes`` (a classifier's, per task) the user's labels
+        ``classes[t][code]``, NaN where missing (None unless the labels are floats)."""
+        if self._truth is None:
+            self._truth = (_wide_labels(self._Y, self._mask, classes) if classes is not None
+                           else np.where(self._mask, self._Y, np.nan))
+            if self.layout == "1d":
+                self._truth = self._truth[:, 0]
+        return (self.X, self._truth), {}
 
 
 class _LongTest:
+    """A long test fold: each row's label (``y``, float64 target or class code) and task."""
+
     def __init__(self, X, y, task_index, tasks):
         self.X, self.y, self.tasks = X, y.astype(np.float64), task_index
         self.task_ids = tasks[task_index]
+        self._codes = y
+        self._truth = None  # the scorer's y_true, built at its first call
 
     def predict(self, W, b):
         return predict_rows(self.X, W, b, self.tasks)
 
-    def scorer_args(self):
-        return (self.X, self.y), {"task_ids": self.task_ids}
+    def scorer_args(self, classes):
+        """As :meth:`_WideTest.scorer_args`: one target or label a row, with ``task_ids``."""
+        if self._truth is None:
+            self._truth = (self.y if classes is None
+                           else _row_labels(self._codes, self.tasks, classes))
+        return (self.X, self._truth), {"task_ids": self.task_ids}
+
+
+def _row_labels(codes, task_index, classes):
+    """The label of each row, ``classes[task_index[i]][codes[i]]``, in the tasks' common
+    dtype (object if they have none), as the classifier's ``predict`` returns them."""
+    labels = np.empty(codes.shape[0], dtype=common_label_dtype(classes))
+    for t in np.unique(task_index):
+        rows = task_index == t
+        labels[rows] = classes[t][codes[rows]]
+    return labels
+
+
+def _wide_labels(codes, mask, classes):
+    """The wide matrix of the user's labels, ``classes[t][codes[:, t]]``, missing where
+    ``mask`` is False: NaN in a float array for float labels, None in an object array for
+    the others (the missing labels :mod:`skmtl.metrics` skips), the labels' own dtype
+    where none is missing."""
+    dtype = common_label_dtype(classes)
+    complete = bool(mask.all())
+    if not complete and dtype.kind != "f":
+        dtype = np.dtype(object)
+    labels = np.empty(codes.shape, dtype=dtype)
+    for t, task_classes in enumerate(classes):
+        labels[:, t] = task_classes[codes[:, t]]
+    if not complete:
+        labels[~mask] = np.nan if dtype.kind == "f" else None
+    return labels
 
 
 def _decision(X, W, b):
@@ -208,6 +255,9 @@ def _pooled_log_loss(y, decision, tasks, n_tasks):
     return -float(np.sum(np.logaddexp(0.0, -(2.0 * y - 1.0) * decision))), float(y.shape[0])
 
 
+# what the default criteria measure, for messages
+_DEFAULT_CRITERIA = {_pooled_squared_error: "squared error", _pooled_log_loss: "log loss"}
+
 # scoring names computed from the coefficients (no estimator built), each equal to the scorer
 # of that name (``skmtl.metrics.get_multitask_scorer``)
 _FAST_SCORES = {"r2": _masked_r2}
@@ -227,14 +277,23 @@ def _fold_score(fold, W, b, n_tasks, scorer, default, make_estimator):
     ``(value, weight)`` pair (a sum over the fold's labels and their number: the split score
     is ``value / weight`` and the mean over folds weighs every label the same). A fast score
     of :data:`_FAST_SCORES`: its value, weight 1. Else ``scorer`` called on
-    ``make_estimator(W, b)``, weight 1.
+    ``make_estimator(W, b)`` with the fold's rows and the user's targets or labels (a
+    classifier's class codes decoded with its ``classes_``), weight 1.
+
+    A fold without any test label (wide rows with no label, which a splitter may put
+    together) has no score, whatever the criterion: ``(NaN, 0)``, left out of the mean
+    (:func:`_cv_results`); a scorer is not called on it.
     """
+    if fold.y.shape[0] == 0:
+        return np.nan, 0.0
     if scorer is None:
         return default(fold.y, fold.predict(W, b), fold.tasks, n_tasks)
     if scorer in _FAST_SCORES.values():
         return scorer(fold.y, fold.predict(W, b), fold.tasks, n_tasks), 1.0
-    args, kwargs = fold.scorer_args()
-    return scorer(make_estimator(W, b), *args, **kwargs), 1.0
+    estimator = make_estimator(W, b)
+    classes = estimator._task_classes if is_classifier(estimator) else None
+    args, kwargs = fold.scorer_args(classes)
+    return scorer(estimator, *args, **kwargs), 1.0
 
 
 def _as_fitted(estimator, source, W, b):
@@ -340,8 +399,30 @@ class _GroupsFitMixin:
         self._groups = groups
         try:
             return super().fit(X, y, task_ids=task_ids)
+        except _UndefinedScores as error:
+            raise ValueError(self._undefined_scores_message(error.no_label)) from None
         finally:
             del self._groups
+
+    def _undefined_scores_message(self, no_label):
+        """The error of a fit where every grid point's mean test score is NaN, naming the
+        criterion (the default one, or ``scoring``) and why it is undefined."""
+        if self.scoring is None:
+            criterion = (f"the default criterion, minus the held-out "
+                         f"{_DEFAULT_CRITERIA[self._default_score]} pooled over all test labels")
+        else:
+            criterion = f"scoring={self.scoring!r}"
+        if no_label:
+            why = "no test fold holds a label. Pass a cv whose test folds hold labels."
+        elif isinstance(self.scoring, str) and self.scoring == "r2":
+            why = ("no test fold held a task with two or more labels (R^2 needs two). Use "
+                   "fewer folds.")
+        else:
+            why = ("the scorer returned NaN on a test fold at every grid point (a NaN split "
+                   "score makes the grid point's mean NaN, as in GridSearchCV). Use fewer "
+                   "folds, or another scoring.")
+        return (f"Every grid point has an undefined (NaN) cross-validated score "
+                f"({criterion}): {why}")
 
     def get_metadata_routing(self):
         """Get metadata routing of this object: ``fit``'s own request (``task_ids``) and the
@@ -374,25 +455,45 @@ def _positive(values, name):
     return values
 
 
+class _UndefinedScores(ValueError):
+    """Every grid point has a NaN mean test score (:func:`_cv_results`); the estimator's fit
+    reraises it naming its criterion (:meth:`_GroupsFitMixin.fit`). ``no_label``: because no
+    test fold holds a label."""
+
+    def __init__(self, no_label):
+        super().__init__("Every grid point has an undefined (NaN) cross-validated score.")
+        self.no_label = no_label
+
+
 def _cv_results(scores, params, weights=None):
     """GridSearchCV's ``cv_results_`` and the index of the best grid point.
 
     ``scores`` has shape (n_splits, n_points); ``params`` maps each parameter name to its
     value at each grid point. ``weights`` (same shape, default all 1): the mean test score is
     the weighted mean of the split scores (the number of test labels of each split for a
-    pooled criterion). The best point is the first of the highest mean test score (as
-    GridSearchCV); a NaN mean ranks last.
+    pooled criterion, so that it is the criterion over the test labels of all folds
+    together). A split of weight 0 (a test fold without any label) has no score: it keeps
+    its NaN in ``split{k}_test_score`` and is left out of the mean and the standard deviation.
+    Any other NaN split score makes its grid point's mean NaN, as in GridSearchCV. The best
+    point is the first of the highest mean test score (as GridSearchCV); a NaN mean ranks
+    last; :class:`_UndefinedScores` if every mean is NaN.
     """
     n_splits = scores.shape[0]
     if weights is None:
         weights = np.ones_like(scores)
-    mean = np.sum(scores * weights, axis=0) / np.sum(weights, axis=0)
-    std = scores.std(axis=0)
+    scored = weights > 0
+    if not scored.any():
+        raise _UndefinedScores(no_label=True)
+    total, count = np.sum(weights, axis=0), np.sum(scored, axis=0)
+    undefined = np.full(scores.shape[1], np.nan)
+    mean = np.divide(np.sum(np.where(scored, scores * weights, 0.0), axis=0), total,
+                     out=undefined.copy(), where=total > 0)
+    plain = np.divide(np.sum(np.where(scored, scores, 0.0), axis=0), count,
+                      out=undefined.copy(), where=count > 0)
+    std = np.sqrt(np.divide(np.sum(np.where(scored, (scores - plain) ** 2, 0.0), axis=0),
+                            count, out=undefined.copy(), where=count > 0))
     if np.isnan(mean).all():
-        raise ValueError(
-            "Every grid point has an undefined (NaN) cross-validated score: no test fold "
-            "held a task with two or more labels (R^2 needs two). Use fewer folds."
-        )
+        raise _UndefinedScores(no_label=False)
     ranked = np.where(np.isnan(mean), -np.inf, mean)  # NaN: worst
     rank = rankdata(-ranked, method="min").astype(np.int32)  # ties share the best rank
     best = int(np.argmax(ranked))  # the first of the best, as GridSearchCV

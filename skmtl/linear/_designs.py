@@ -1112,11 +1112,37 @@ def _unshifted(G, s, c, m):
     return G
 
 
+@njit(cache=True)
+def _sparse_row_dots(data, indices, indptr, by_column, W, task_index, out):
+    """``out[i] = x_i . W[task_index[i]]`` from a CSR (or, ``by_column``, CSC) matrix's stored
+    entries, in their order (duplicates summed)."""
+    for major in range(indptr.shape[0] - 1):
+        if by_column:
+            for p in range(indptr[major], indptr[major + 1]):
+                i = indices[p]
+                out[i] += data[p] * W[task_index[i], major]
+        else:
+            acc = 0.0
+            for p in range(indptr[major], indptr[major + 1]):
+                acc += data[p] * W[task_index[major], indices[p]]
+            out[major] = acc
+
+
 def predict_rows(X, W, b, task_index):
-    """``x_i . w_{t_i} + b_{t_i}`` for each row's own task (no (n, n_tasks) array)."""
-    coef = W[task_index]
+    """``x_i . w_{t_i} + b_{t_i}`` for each row's own task (no (n, n_tasks) array, and no
+    (n, n_features) one for a sparse X: its stored entries times their rows' coefficients,
+    ``O(n)`` memory; a dense X block by block of rows)."""
+    task_index = np.asarray(task_index, dtype=np.intp)
+    W = np.asarray(W, dtype=np.float64)
+    dot = np.zeros(X.shape[0])
     if sp.issparse(X):
-        dot = np.asarray(X.multiply(coef).sum(axis=1)).ravel()
+        if X.format not in ("csr", "csc"):
+            X = sp.csr_matrix(X)
+        _sparse_row_dots(np.asarray(X.data, dtype=np.float64), X.indices, X.indptr,
+                         X.format == "csc", W, task_index, dot)
     else:
-        dot = np.einsum("ij,ij->i", X, coef)
+        step = max(1, _BLOCK_ENTRIES // max(X.shape[1], 1))
+        for start in range(0, X.shape[0], step):
+            rows = slice(start, start + step)
+            dot[rows] = np.einsum("ij,ij->i", X[rows], W[task_index[rows]])
     return dot + b[task_index]

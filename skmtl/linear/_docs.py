@@ -8,10 +8,22 @@ estimators that search ``alpha`` alone).
 
 from skmtl.utils._docstring import SHARED_DOCS, join_blocks
 
-__all__ = ["ALPHA_CV_EDGES", "LINEAR_DOCS", "alpha_cv_docs"]
+__all__ = ["ALPHA_CV_EDGES", "EMPTY_FOLD", "LINEAR_DOCS", "alpha_cv_docs"]
+
+# the CV estimators' test folds without labels, whatever the scoring: the last lines of their
+# ``scoring`` parameter (indented as its description)
+EMPTY_FOLD = """\
+        A test fold without any label (wide rows without labels, which a group splitter may
+        put together) has no score, whatever the scoring: its split score is NaN (a scorer
+        is not called on it) and it is left out of ``mean_test_score`` and
+        ``std_test_score``. Any other NaN split score (a scorer undefined on a fold) makes
+        its grid point's mean NaN, ranked last, as in GridSearchCV; if every grid point's
+        mean is NaN, ``fit`` raises.
+"""
 
 LINEAR_DOCS = {
     **SHARED_DOCS,
+    "empty_fold": "\n" + EMPTY_FOLD,
     "fit_intercept": """
     fit_intercept : bool, default=True
         Fit one unpenalised intercept per task.
@@ -129,9 +141,10 @@ def alpha_cv_docs(model, stratified, criterion):
         same. A str names a multi-task scorer (:func:`skmtl.metrics.get_multitask_scorer`;
         ``"r2"`` is computed from the coefficients); a callable is called as
         ``scoring(estimator, X_test, y_test)`` (and ``task_ids=`` for long data) with a
-        fitted :class:`{model}`, like a scorer in a search object;
+        fitted :class:`{model}`, like a scorer in a search object (``y_test`` in the
+        user's labels or targets, missing ones as NaN, or None for text labels);
         greater is better.
-    """, LINEAR_DOCS["cv_n_jobs"]),
+{EMPTY_FOLD}""", LINEAR_DOCS["cv_n_jobs"]),
         "alpha_cv_attributes": f"""
     alpha_ : float
         The chosen alpha (the largest of the best mean test score).

@@ -62,7 +62,7 @@ from skmtl.linear import _cv
 from skmtl.linear._binary import _BinaryLogisticMixin
 from skmtl.linear._datafits import Logistic, Quadratic
 from skmtl.linear._designs import predict_rows
-from skmtl.linear._docs import LINEAR_DOCS
+from skmtl.linear._docs import EMPTY_FOLD, LINEAR_DOCS
 from skmtl.linear._linalg import _gram_singular, _OneBlasThread
 from skmtl.linear._proximal import accelerated_proximal_gradient
 from skmtl.linear._solver_bcd import (
@@ -826,8 +826,9 @@ _CV_DOCS = {
         None: minus the held-out loss over all test labels (squared error, or log loss for
         the classifier), every label weighing the same. A str names a multi-task scorer
         (``"r2"`` is computed from the coefficients); a callable is called as
-        ``scoring(estimator, X_test, Y_test)`` with the fitted fixed-alpha model.
-    """,
+        ``scoring(estimator, X_test, Y_test)`` with the fitted fixed-alpha model (``Y_test``
+        in the user's labels or targets, missing ones as NaN, or None for text labels).
+""" + EMPTY_FOLD,
     "low_rank_cv_attributes": join_blocks("""
     alpha_ : float
         The chosen alpha (the first, i.e. largest, of the best mean test score).

@@ -40,7 +40,7 @@ from skmtl.linear._cv import (
     warn_flat,
 )
 from skmtl.linear._designs import predict_rows
-from skmtl.linear._docs import LINEAR_DOCS
+from skmtl.linear._docs import EMPTY_FOLD, LINEAR_DOCS
 from skmtl.linear._mean_clustered import (
     MeanClusteredClassifier,
     MeanClusteredRegressor,
@@ -269,9 +269,11 @@ def _cv_docs(model, stratified, criterion, split, curvature, target):
         callable is called as ``scoring(estimator, X_test, y_test)`` for wide data and
         ``scoring(estimator, X_test, y_test, task_ids=task_ids_test)`` for long data, with a
 """ + f"""\
-        fitted :class:`{model}`, like a scorer in a search object; greater is better. With a
-        scorer, ``mean_test_score`` is the plain mean over the folds.
-""", LINEAR_DOCS["cv_n_jobs"], """
+        fitted :class:`{model}`, like a scorer in a search object (``y_test``
+        in the user's labels or targets, missing ones as NaN, or None for text labels);
+        greater is better. With a scorer, ``mean_test_score`` is the plain mean over the
+        folds.
+""" + EMPTY_FOLD, LINEAR_DOCS["cv_n_jobs"], """
     unknown_task : {"error", "shared"}, default="error"
         A task id not seen in fit, at predict time: raise
         :class:`~skmtl.UnknownTaskError`, or (``"shared"``) predict it with the mean model

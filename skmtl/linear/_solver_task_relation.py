@@ -212,6 +212,7 @@ from skmtl.linear._solver_mean_clustered import (
     _FAST,
     _kernel_form,
     _row_space_decomposition,
+    _sparse_row_space,
     _task_moments,
 )
 
@@ -495,7 +496,7 @@ class _Coupling:
         """``Omega = I / T`` (``P = (lam_1 + T lam_2) I``): the first W step is ridge."""
         self = cls.__new__(cls)
         self._set(np.zeros((n_tasks, 0)), np.zeros(0), 1.0 / n_tasks, lam_1, lam_2, 0.0)
-        self.complement = self.p_0 * np.eye(n_features)
+        self.complement = _ScaledIdentity(self.p_0, n_features)
         return self
 
     def _set(self, U, omega, omega_0, lam_1, lam_2, eps):
@@ -514,7 +515,7 @@ class _Coupling:
             return self
         other = object.__new__(type(self))
         other.__dict__.update(self.__dict__)
-        other.complement = self.p_0 * np.eye(self.complement.shape[0])
+        other.complement = _ScaledIdentity(self.p_0, self.complement.shape[0])
         other.strict = True
         return other
 
@@ -546,6 +547,26 @@ class _Coupling:
         if rest is not None:
             value += float(np.sum(rest * (rest @ self.complement)))
         return 0.5 * value + 0.5 * self.lam_2 * self.eps * self._inv_omega_trace
+
+
+class _ScaledIdentity:
+    """``p I`` (d x d) kept as its scalar ``p``: the curvature ``M_0 = p_0 I`` of the first W
+    step and of :meth:`_Coupling.majorizer` outside ``U``, which formed is a d x d array
+    (200 MB at 5,000 features, 17 times a sparse input of that width). ``Z @ M`` is ``p Z``;
+    :func:`_dense` forms it where a d x d matrix is needed anyway."""
+
+    __array_ufunc__ = None  # (``ndarray @ M`` defers to __rmatmul__)
+
+    def __init__(self, p, n):
+        self.p, self.shape = p, (n, n)
+
+    def __rmatmul__(self, Z):
+        return self.p * Z
+
+
+def _dense(M):
+    """A d x d ``M_0`` as an array (:class:`_ScaledIdentity` formed)."""
+    return M.p * np.eye(M.shape[0]) if isinstance(M, _ScaledIdentity) else M
 
 
 class TaskCovariance:
@@ -592,20 +613,29 @@ class RowSpaceBlocks(_BlockOperator):
 
     def __init__(self, design, y, fit_intercept, rows=None):
         T, d = design.n_tasks, design.n_features
-        self.x_mean, self.y_mean, square, thin = _row_space_decomposition(
-            design, y, fit_intercept)
-        if rows is None and isinstance(design, SparseDesign):
-            rows = design
+        self.n_features, self.n_tasks = d, T
+        self._parts = []  # (task, V_t^T, e_t) in task order
+        self._lazy = None  # a sparse design's thin tasks: (tasks, starts, U_t, e_t), diagonals
+        if isinstance(design, SparseDesign):  # its rows never densified whole
+            space = _sparse_row_space(design, y, fit_intercept)
+            self.x_mean, self.y_mean, self.r = space.x_mean, space.y_mean, space.r
+            square, thin, rows = space.square, None, design
+            if space.thin is not None:
+                tasks, U, e = space.thin
+                starts = np.cumsum(design.counts) - design.counts
+                self._lazy = (tasks, starts[tasks], U, e), space.diagonal.max(axis=1)
+        else:
+            self.x_mean, self.y_mean, square, thin = _row_space_decomposition(
+                design, y, fit_intercept)
+            self.r = np.empty((T, d))
         # (sparse design, 1 / n_t per observation, centred), or None
         self._rows = None if rows is None else (
             rows, 1.0 / rows.counts[rows.obs_tasks], fit_intercept)
-        self.n_features = d
-        self.r = np.empty((T, d))
-        self._parts = []  # (task, V_t^T, e_t) in task order
         if square is not None:
             tasks, Vt, e, q = square
             self._parts += zip(tasks, Vt, e)
-            self.r[tasks] = np.matmul(q[:, None, :], Vt)[:, 0]
+            if not isinstance(design, SparseDesign):
+                self.r[tasks] = np.matmul(q[:, None, :], Vt)[:, 0]
         if thin is not None:
             tasks, rows, Vt, e, q = thin
             ends = np.cumsum(design.counts[tasks])  # the tasks' rows, one after the other
@@ -615,9 +645,11 @@ class RowSpaceBlocks(_BlockOperator):
         self._parts.sort(key=lambda part: part[0])
 
     def products(self, W, absolute=False):
-        """``A_t w_t`` for every task (``absolute``: ``|V_t| diag(e_t) |V_t|^T |w_t|``)."""
-        if self._rows is not None and not absolute:
-            return self._sparse_products(W)
+        """``A_t w_t`` for every task (``absolute``: ``|V_t| diag(e_t) |V_t|^T |w_t|``, or
+        from a sparse design's rows ``|F_t|^T |F_t| |w_t|``, the bound of the rounding of its
+        products)."""
+        if self._rows is not None and (not absolute or self._lazy is not None):
+            return self._sparse_products(W, absolute)
         out = np.empty_like(W)
         for t, Vt, e in self._parts:
             if absolute:
@@ -627,14 +659,42 @@ class RowSpaceBlocks(_BlockOperator):
             out[t] = (e * (Vt @ w)) @ Vt
         return out
 
-    def _sparse_products(self, W):
+    def _sparse_products(self, W, absolute=False):
         """``F_t^T (F_t w_t)`` from a sparse X's rows: ``F_t = (X_t - 1 m_t^T) / sqrt(n_t)``
-        (``m_t = 0`` without an intercept)."""
+        (``m_t = 0`` without an intercept); ``absolute``: ``|F_t|^T |F_t| |w_t|`` bounded
+        by ``|X_t| + 1 |m_t|^T`` for ``|X_t - 1 m_t^T|``."""
         design, inv_n, centred = self._rows
-        z = design.matvec(W)
+        x_mean = np.abs(self.x_mean) if absolute else self.x_mean
+        if absolute:
+            W, B = np.abs(W), abs(design.B)
+            z = B @ W.ravel()
+        else:
+            z = design.matvec(W)
         if centred:
-            z -= np.einsum("td,td->t", self.x_mean, W)[design.obs_tasks]
+            shift = np.einsum("td,td->t", x_mean, W)[design.obs_tasks]
+            z = z + shift if absolute else z - shift
         z *= inv_n
+        out = (B.T @ z).reshape(W.shape) if absolute else design.rmatvec(z)
+        if centred:
+            if absolute:
+                out += design.segment_sum(z)[:, None] * x_mean
+            else:
+                out -= design.segment_sum(z)[:, None] * x_mean
+        return out
+
+    def _row_space(self, R):
+        """``(F_t R_t)`` per observation of a sparse design (over ``sqrt(n_t)`` once more:
+        ``X_t r_t - m_t . r_t``, over ``sqrt(n_t)``) and ``x -> F_t^T x`` likewise."""
+        design, inv_n, centred = self._rows
+        z = design.matvec(R)
+        if centred:
+            z -= np.einsum("td,td->t", self.x_mean, R)[design.obs_tasks]
+        return z * np.sqrt(inv_n)
+
+    def _row_space_back(self, z):
+        """``F_t^T z_t`` for every task from a per-observation ``z``."""
+        design, inv_n, centred = self._rows
+        z = z * np.sqrt(inv_n)
         out = design.rmatvec(z)
         if centred:
             out -= design.segment_sum(z)[:, None] * self.x_mean
@@ -642,17 +702,26 @@ class RowSpaceBlocks(_BlockOperator):
 
     def diagonal_max(self):
         """The largest diagonal entry of any ``A_t``."""
-        return max((float(np.max(e @ (Vt * Vt))) for _, Vt, e in self._parts), default=0.0)
+        top = max((float(np.max(e @ (Vt * Vt))) for _, Vt, e in self._parts), default=0.0)
+        if self._lazy is not None:
+            (tasks, _, _, _), diagonal = self._lazy
+            top = max(top, float(diagonal[tasks].max(initial=0.0)))
+        return top
 
     def largest_eigenvalue(self):
         """The largest eigenvalue of any ``A_t``, the Lipschitz constant of the least squares
         gradient: the largest ``e_t``."""
-        return max((float(e.max()) for _, _, e in self._parts if e.size), default=0.0)
+        parts = [e for _, _, e in self._parts]
+        if self._lazy is not None:
+            parts += self._lazy[0][3]
+        return max((float(e.max()) for e in parts if e.size), default=0.0)
 
     def solve_shifted(self, shift, R):
         """``(A_t + shift_t I)^-1 r_t`` for every task (``shift > 0``): ``r_t / s - V_t diag(e_t
         / (s (e_t + s))) V_t^T r_t`` (``1 / (e_t + s)`` on the task's rows, ``1 / s`` on their
-        complement), two passes over the rows."""
+        complement), two passes over the rows; a sparse design's thin tasks by Woodbury,
+        ``(r_t - F_t^T U_t diag(1 / (e_t + s)) U_t^T F_t r_t) / s``, two passes over their
+        sparse rows."""
         out = np.empty_like(R)
         for t, Vt, e in self._parts:
             s, p = shift[t], Vt @ R[t]
@@ -660,6 +729,14 @@ class RowSpaceBlocks(_BlockOperator):
                 out[t] = R[t] / s - (p * (e / (s * (e + s)))) @ Vt
             else:  # V_t square: no complement
                 out[t] = (p / (e + s)) @ Vt
+        if self._lazy is not None:
+            (tasks, starts, U, e), _ = self._lazy
+            z = self._row_space(R)
+            y = np.zeros_like(z)
+            for t, start, U_t, e_t in zip(tasks, starts, U, e):
+                part = slice(start, start + e_t.shape[0])
+                y[part] = U_t @ ((z[part] @ U_t) / (e_t + shift[t]))
+            out[tasks] = (R[tasks] - self._row_space_back(y)[tasks]) / shift[tasks, None]
         return out
 
     def mean(self):
@@ -668,7 +745,14 @@ class RowSpaceBlocks(_BlockOperator):
         for _, Vt, e in self._parts:
             root = Vt * np.sqrt(e)[:, None]
             total += root.T @ root
-        return total / len(self._parts)
+        if self._lazy is not None:  # sum_t X_t^T X_t / n_t - m_t m_t^T over the thin tasks
+            design, inv_n, _ = self._rows
+            tasks = self._lazy[0][0]
+            weight = np.where(np.isin(design.obs_tasks, tasks), inv_n, 0.0)
+            total += design.pooled_gram(weight)
+            total -= self.x_mean[tasks].T @ self.x_mean[tasks]
+            total = 0.5 * (total + total.T)
+        return total / self.n_tasks
 
 
 class WeightedRows(_BlockOperator):
@@ -923,7 +1007,7 @@ def _solve_coupled(G, coupling, R, W0, c=None, h=None, kappa=0.0, r_b=None, rtol
             return _solve_diagonal_blocks(factors, R), None, 0
     elif c is None and block_jacobi:
         # C_tt = (U diag(p) U^T)_tt I + (1 - (U U^T)_tt) M_0
-        M_0 = np.zeros((d, d)) if complement is None else complement
+        M_0 = np.zeros((d, d)) if complement is None else _dense(complement)
         key = (coupling.eps, coupling.strict)
         blocks = (M_0, np.einsum("tk,tk->t", U, U), (U * U) @ coupling.p)
         if U.shape[1] and cache.get("G") is G and _fresh_enough(cache, key, blocks):
@@ -991,7 +1075,7 @@ def _solve_coupled(G, coupling, R, W0, c=None, h=None, kappa=0.0, r_b=None, rtol
         a, V = _mean_eigen(G, c, h)
     denominators = coupling.p[:, None] + a[None, :]
     if complement is not None:  # outside U: (I (x) (M_0 + A_bar))^-1
-        inverse_0 = np.linalg.inv(complement + (V * a) @ V.T)
+        inverse_0 = np.linalg.inv(_dense(complement) + (V * a) @ V.T)
 
     def precondition(Z):
         """The Kronecker preconditioner applied to ``Z``, and ``U^T`` of the result."""

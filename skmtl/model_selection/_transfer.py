@@ -258,9 +258,11 @@ class _PerTaskScorer:
             y_focus = y_focus[rows]
         else:
             rows, y_focus = np.arange(len(y)), np.asarray(y)
+        out = np.full(len(tasks), np.nan)
+        if not len(rows):  # no focus label in this test fold: undefined, left out by the caller
+            return out
         # the focus column of an object target (labels 0 / 1 read as Python objects, say) is
         # scored as a 1-D target, which must have the labels' own dtype to pass as classes
-        out = np.full(len(tasks), np.nan)
         out[position] = self._scores(model, _take(X, rows), _tighten(y_focus), None)[0]
         return out
 
@@ -704,8 +706,8 @@ def pairwise_transfer(estimator, X, Y, *, tasks=None, cv=3, scoring=None, n_jobs
     ----------
     estimator : estimator object
         A multi-task estimator (or a Pipeline ending in one) that accepts a 1-D target (one
-        task) and a two-task target, and predicts every task it was fitted on (not a
-        focused-task estimator).
+        task) and a two-task target, and predicts every task it was fitted on (a
+        focused-task estimator raises a TypeError before any fit).
     X : {array-like, sparse matrix} of shape (n_samples, n_features)
         Features.
     Y : array-like of shape (n_samples, n_tasks) or (n_samples,)
@@ -759,6 +761,14 @@ def pairwise_transfer(estimator, X, Y, *, tasks=None, cv=3, scoring=None, n_jobs
            [1, 0, 0],
            [0, 0, 0]])
     """
+    if _is_focused(estimator):
+        name = type(_final_step(estimator)[1]).__name__
+        raise TypeError(
+            "pairwise_transfer fits the estimator on each task alone and on each pair of "
+            f"tasks and scores every task it was fitted on; {name} predicts its focus task "
+            "only. Use transfer_report for a focused-task estimator, or pairwise_transfer "
+            "with the multi-task estimator it focuses."
+        )
     data = _Data(estimator, X, Y, task_ids, groups)
     chosen = _select_tasks(tasks, data.tasks)
     n_chosen = len(chosen)

@@ -460,8 +460,8 @@ def check_multitask_target(y, task_ids=None, *, y_numeric, require_all_tasks=Tru
         For an empty target (0 rows), duplicated DataFrame column names, an infinite label, a
         missing label in 1-D or long data, a task without any observed label, non-numeric
         regression targets, non-class classification targets, a 2-D y with ``task_ids``,
-        a y of more than two dimensions, or a scipy.sparse y. The message names the task (or
-        column) at fault.
+        a y of more than two dimensions, complex values, or a scipy.sparse y. The message
+        names the task (or column) at fault.
 
     Examples
     --------
@@ -491,6 +491,9 @@ def check_multitask_target(y, task_ids=None, *, y_numeric, require_all_tasks=Tru
     values = _to_array(y)
     if values.ndim == 0 or values.ndim > 2:
         raise ValueError(f"y must be 1-D or 2-D; got an array of shape {values.shape}.")
+    if values.dtype.kind == "c":  # numpy would drop the imaginary part, with a warning
+        raise ValueError("Complex data not supported: y contains complex values; a target "
+                         "must be real.")
     if values.shape[0] == 0:
         raise ValueError(
             f"The target is empty (0 rows, shape {values.shape}); at least one labelled row "

@@ -1,5 +1,7 @@
 """AdaptiveModule: the tree built from the affinity, the split, the forward pass, the storage."""
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -331,6 +333,26 @@ def test_estimator_builds_the_tree_from_the_measured_affinity():
     assert est.branches_ == [[[names[t] for t in group] for group in layer]
                              for layer in module.branches()]
     assert np.isfinite(est.predict(X)).all()
+
+
+def test_estimator_warns_where_the_split_reads_pairs_never_measured():
+    from skmtl.deep import MultiTaskRegressor
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 3))
+    Y = np.c_[X[:, 0], X[:, 0], -X[:, 1], -X[:, 1]]
+    # one task per batch: no pair of tasks is ever measured, the tree follows tie-breaking
+    est = MultiTaskRegressor(sharing="adaptive", task_sampling="uniform", max_epochs=2,
+                             batch_size=20, random_state=0)
+    with pytest.warns(UserWarning, match=r"6 of 6 pairs of tasks were never measured "
+                      r"\(e\.g\. \(0, 1\), .*tasks_per_batch=1 puts one task in each batch"):
+        est.fit(X, Y)
+    assert est.branches_[0] == [[0], [1], [2], [3]]
+    # every pair measured in the joint batches: no warning
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        est.set_params(task_sampling="joint").fit(X, Y)
+    assert np.isfinite(est.net_.module_.split_affinity.numpy()).all()
 
 
 def test_split_backward_through_heads_then_trunk_equals_plain_backward():

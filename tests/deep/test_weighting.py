@@ -832,3 +832,37 @@ def test_fitted_weighting_pickles(weighting):
     losses = torch.tensor([1.5, 2.0, 0.5])
     observed = torch.tensor(ALL)
     assert restored.combine(losses, observed).item() == weighting.combine(losses, observed).item()
+
+
+def test_rmtl_policy_rewards_equal_the_cosines_of_the_combined_gradients():
+    """Each policy's reward is max(cos(sum_a pi_a g_a, g_f), 0) of explicit gradients, for
+    policies that weigh one task (read from that task's gradient alone, so that the default
+    policies cost O(T) a batch, not O(T^2)) and policies that weigh several; the weights of
+    the best one."""
+    from skmtl.deep._task_gradients import GramGradients
+    from skmtl.deep.weighting import RMTLWeighting
+
+    rng = np.random.default_rng(0)
+    g = rng.normal(size=(5, 7))  # task 2 is the focus; auxiliary tasks 0, 1, 3, 4
+    g[1] = -0.5 * g[2] + 0.1 * g[1]  # an auxiliary task opposed to the focus: reward 0
+    policies = [[2.0, 0, 0, 0], [0, 1.0, 0, 0], [0, 0, 0.5, 0], [0.3, 0, 0, 0.7],
+                [0, 0, 0, 3.0], [1.0, 1.0, 1.0, 1.0]]
+    for given in (policies, None):
+        weighting = RMTLWeighting(2, reward="policy", policies=given)
+        _reset(weighting, n_tasks=5)
+        weighting.observe_task_gradients(
+            GramGradients(torch.tensor(g @ g.T, dtype=torch.float32)), torch.ones(5, dtype=bool))
+        P = np.asarray(given if given is not None else np.r_[np.eye(4), np.ones((1, 4))])
+        combined = P @ g[[0, 1, 3, 4]]
+        cosines = combined @ g[2] / (np.linalg.norm(combined, axis=1) * np.linalg.norm(g[2]))
+        expected = np.maximum(cosines, 0.0)
+        best = int(np.argmax(expected))
+        assert int(weighting.last_policy_) == best
+        assert float(weighting.last_reward_) == pytest.approx(expected[best], rel=1e-5)
+        np.testing.assert_allclose(weighting.batch_weights_.numpy(),
+                                   np.insert(expected[best] * P[best], 2, 1.0), rtol=1e-5)
+        rewards = weighting._policy_rewards(
+            GramGradients(torch.tensor(g @ g.T, dtype=torch.float32)),
+            torch.tensor(g @ g[2], dtype=torch.float32),
+            torch.tensor(np.linalg.norm(g, axis=1), dtype=torch.float32))
+        np.testing.assert_allclose(rewards.numpy(), expected, rtol=1e-5, atol=1e-6)

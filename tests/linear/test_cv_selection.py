@@ -11,19 +11,36 @@ from functools import partial
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.metrics import log_loss, r2_score
+from sklearn.metrics import accuracy_score, log_loss, r2_score
+from sklearn.model_selection import KFold
 
 from skmtl.linear import (
+    BlockSparseClassifier,
     BlockSparseClassifierCV,
+    BlockSparseRegressor,
     BlockSparseRegressorCV,
+    ClusteredTasksClassifier,
+    ClusteredTasksClassifierCV,
+    ClusteredTasksRegressor,
+    ClusteredTasksRegressorCV,
     GridEdgeWarning,
+    LowRankClassifier,
+    LowRankClassifierCV,
+    LowRankRegressor,
+    LowRankRegressorCV,
     MeanClusteredClassifier,
     MeanClusteredClassifierCV,
     MeanClusteredRegressor,
     MeanClusteredRegressorCV,
+    TaskRelationClassifier,
+    TaskRelationClassifierCV,
+    TaskRelationRegressor,
+    TaskRelationRegressorCV,
 )
-from skmtl.model_selection import MultiTaskKFold
+from skmtl.model_selection import MultiTaskGroupKFold, MultiTaskKFold
+from skmtl.utils.validation import missing_mask
 
 
 def many_tasks(n_tasks=120, n_features=20, classification=False, seed=0):
@@ -638,3 +655,241 @@ def test_classifiers_pulled_at_the_mean_ignore_where_a_column_starts(name, spars
         assert model.alpha_ == pytest.approx(reference.alpha_, rel=1e-6)
         other = np.column_stack(model.predict_proba(X_other, task_ids=task_ids[~train]))
         np.testing.assert_allclose(other, proba, atol=1e-5)
+
+
+# -- a scorer sees the user's labels -------------------------------------------------------------
+# each classifier *CV with the fixed-parameter model it searches, and a small grid
+_CLASSIFIERS_CV = {
+    "MeanClustered": (partial(MeanClusteredClassifierCV, alphas=[1.0, 0.01],
+                              cluster_strengths=[1.0, 10.0], tol=1e-10), MeanClusteredClassifier),
+    "BlockSparse": (partial(BlockSparseClassifierCV, alphas=[0.1, 0.003], tol=1e-10),
+                    BlockSparseClassifier),
+    "TaskRelation": (partial(TaskRelationClassifierCV, alphas=[1.0, 0.01], tol=1e-10),
+                     TaskRelationClassifier),
+    "ClusteredTasks": (partial(ClusteredTasksClassifierCV, alphas=[1.0, 0.01],
+                               random_state=0), ClusteredTasksClassifier),
+    "LowRank": (partial(LowRankClassifierCV, alphas=[0.1, 0.003], tol=1e-10),
+                LowRankClassifier),
+}
+
+
+def _labelled_tasks(labels, layout, seed=0):
+    """Three binary tasks labelled ``labels`` (negative, positive), 20% of the labels missing
+    (NaN, or None for strings), as ``(X, y, fit_kwargs, folds)``: wide, long (the observed
+    labels, one a row, with ``task_ids``) or 1-D (the first task, complete)."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(72, 3))
+    positive = X @ rng.normal(size=(3, 3)) + rng.logistic(size=(72, 3)) > 0
+    missing = rng.uniform(size=(72, 3)) < 0.2
+    codes = np.where(missing, np.nan, positive.astype(float))
+    splitter = MultiTaskKFold(3, shuffle=True, random_state=0)
+    negative, positive_label = labels
+    if layout == "1d":
+        y = np.where(positive[:, 0], positive_label, negative)
+        return X, y, {}, list(splitter.split(X, positive[:, 0].astype(float)))
+    if layout == "long":
+        rows, tasks = np.nonzero(~missing)
+        y = np.where(positive[rows, tasks], positive_label, negative)
+        folds = list(splitter.split(X[rows], codes[rows, tasks], task_ids=tasks))
+        return X[rows], y, {"task_ids": tasks}, folds
+    Y = np.where(positive, positive_label, negative)
+    Y = Y.astype(object if isinstance(negative, str) else float)
+    Y[missing] = None if isinstance(negative, str) else np.nan
+    return X, Y, {}, list(splitter.split(X, codes))
+
+
+def _brute_force_scores(model, Fixed, X, y, fit_kwargs, folds, scorer):
+    """(n_points, n_splits) scores of clone + fit + ``scorer`` on ``folds`` at each grid point
+    of ``model.cv_results_``."""
+    task_ids = fit_kwargs.get("task_ids")
+    shared = {name: value for name, value in model.get_params().items()
+              if name in Fixed().get_params()}
+    scores = np.empty((len(model.cv_results_["params"]), len(folds)))
+    for point, params in enumerate(model.cv_results_["params"]):
+        for k, (train, test) in enumerate(folds):
+            fitted = clone(Fixed(**shared, **params)).fit(
+                X[train], y[train], **({} if task_ids is None else {"task_ids": task_ids[train]}))
+            scores[point, k] = scorer(fitted, X[test], y[test], **(
+                {} if task_ids is None else {"task_ids": task_ids[test]}))
+    return scores
+
+
+def _assert_search_is_brute_force(model, brute):
+    for k in range(brute.shape[1]):
+        np.testing.assert_allclose(model.cv_results_[f"split{k}_test_score"], brute[:, k],
+                                   atol=1e-9)
+    np.testing.assert_allclose(model.cv_results_["mean_test_score"], brute.mean(axis=1),
+                               atol=1e-9)
+    assert model.best_score_ == pytest.approx(brute.mean(axis=1).max(), abs=1e-9)
+
+
+@pytest.mark.parametrize("layout", ["wide", "long", "1d"])
+@pytest.mark.parametrize("labels", [(-1, 1), (3, 7), ("no", "yes")], ids=str)
+@pytest.mark.parametrize("name", list(_CLASSIFIERS_CV))
+def test_a_classifier_scoring_name_scores_the_users_labels_as_brute_force(name, labels, layout):
+    """``scoring="roc_auc"`` and ``"accuracy"`` equal clone + fit + the scorer on the same
+    folds for labels other than {0, 1}. (The scorer was given the class codes 0/1 as y_true
+    while the model predicts the user's labels: accuracy 0 everywhere with {3, 7}, wrong with
+    {-1, 1}, and roc_auc raised.)"""
+    from skmtl.metrics import get_multitask_scorer
+
+    make, Fixed = _CLASSIFIERS_CV[name]
+    X, y, fit_kwargs, folds = _labelled_tasks(labels, layout)
+    scoring = "roc_auc" if layout != "1d" else "accuracy"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # (GridEdgeWarning too)
+        model = make(cv=folds, scoring=scoring).fit(X, y, **fit_kwargs)
+        brute = _brute_force_scores(model, Fixed, X, y, fit_kwargs, folds,
+                                    get_multitask_scorer(scoring))
+    _assert_search_is_brute_force(model, brute)
+
+
+@pytest.mark.parametrize("layout", ["wide", "long"])
+@pytest.mark.parametrize("labels", [(-1, 1), (3, 7), ("no", "yes")], ids=str)
+def test_a_scoring_callable_sees_the_users_labels(labels, layout):
+    """A callable gets y_true in the user's labels (wide: missing as NaN, or None for text;
+    long: one label a row) and its scores equal brute force."""
+    seen = []
+
+    def observed_accuracy(estimator, X, y, task_ids=None):
+        y = np.asarray(y)
+        observed = ~missing_mask(y)
+        seen.append(set(y[observed].tolist()))
+        predicted = np.asarray(estimator.predict(X, **(
+            {} if task_ids is None else {"task_ids": task_ids})))
+        return accuracy_score(y[observed].tolist(), predicted[observed].tolist())
+
+    make, Fixed = _CLASSIFIERS_CV["MeanClustered"]
+    X, y, fit_kwargs, folds = _labelled_tasks(labels, layout, seed=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model = make(cv=folds, scoring=observed_accuracy).fit(X, y, **fit_kwargs)
+    assert set().union(*seen) == set(labels)
+    brute = _brute_force_scores(model, Fixed, X, y, fit_kwargs, folds, observed_accuracy)
+    _assert_search_is_brute_force(model, brute)
+    assert brute.mean(axis=1).max() > 0.6  # a criterion worth choosing with
+
+
+# -- a test fold without any label --------------------------------------------------------------
+_REGRESSORS_CV = {
+    "MeanClustered": (partial(MeanClusteredRegressorCV, alphas=[10.0, 0.1],
+                              cluster_strengths=[1.0, 10.0]), MeanClusteredRegressor),
+    "BlockSparse": (partial(BlockSparseRegressorCV, alphas=[1.0, 0.01], tol=1e-12),
+                    BlockSparseRegressor),
+    "TaskRelation": (partial(TaskRelationRegressorCV, alphas=[10.0, 0.1], tol=1e-13),
+                     TaskRelationRegressor),
+    "ClusteredTasks": (partial(ClusteredTasksRegressorCV, alphas=[10.0, 0.1], random_state=0),
+                       ClusteredTasksRegressor),
+    "LowRank": (partial(LowRankRegressorCV, alphas=[1.0, 0.01], tol=1e-12), LowRankRegressor),
+}
+
+
+def _unlabelled_first_rows(classification=False):
+    """Wide data of 3 tasks whose first 10 of 50 rows hold no label (20% missing elsewhere),
+    and groups putting those 10 rows in group 0."""
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(50, 4))
+    Y = X @ rng.normal(size=(4, 3)) + 3.0 * rng.normal(size=(50, 3))
+    if classification:
+        Y = (Y > 0).astype(float)
+    Y[rng.uniform(size=Y.shape) < 0.2] = np.nan
+    Y[:10] = np.nan
+    groups = np.r_[np.zeros(10), np.arange(40) % 4 + 1]
+    return X, Y, groups
+
+
+def _folds_of(cv, X, Y, groups):
+    if cv == "kfold":
+        return KFold(5), {}, list(KFold(5).split(X))
+    splitter = MultiTaskGroupKFold(5)
+    return splitter, {"groups": groups}, list(splitter.split(X, Y, groups))
+
+
+@pytest.mark.parametrize("cv", ["kfold", "group"])
+@pytest.mark.parametrize("name", list(_REGRESSORS_CV))
+def test_a_test_fold_without_labels_is_left_out_of_the_pooled_squared_error(name, cv):
+    """The default criterion, the squared errors of all test labels summed over the folds
+    and divided by their number, by hand: a fold whose rows hold no label adds nothing and
+    keeps a NaN split score. (It made every mean NaN, and the fit raised blaming R^2.)"""
+    make, Fixed = _REGRESSORS_CV[name]
+    X, Y, groups = _unlabelled_first_rows()
+    splitter, fit_kwargs, folds = _folds_of(cv, X, Y, groups)
+    empty = [k for k, (_, test) in enumerate(folds) if np.isnan(Y[test]).all()]
+    assert len(empty) == 1  # the fold of the 10 rows without labels
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model = make(cv=splitter).fit(X, Y, **fit_kwargs)
+    shared = {key: value for key, value in model.get_params().items()
+              if key in Fixed().get_params()}
+    for point, params in enumerate(model.cv_results_["params"]):
+        errors, counts = [], []
+        for k, (train, test) in enumerate(folds):
+            fitted = Fixed(**shared, **params).fit(X[train], Y[train])
+            observed = ~np.isnan(Y[test])
+            squared = (Y[test] - fitted.predict(X[test]))[observed] ** 2
+            split = model.cv_results_[f"split{k}_test_score"][point]
+            if k in empty:
+                assert np.isnan(split)
+                continue
+            assert split == pytest.approx(-squared.mean(), rel=1e-7)
+            errors.append(squared.sum())
+            counts.append(observed.sum())
+        assert model.cv_results_["mean_test_score"][point] == pytest.approx(
+            -sum(errors) / sum(counts), rel=1e-7)
+    means = model.cv_results_["mean_test_score"]
+    assert np.all(np.isfinite(means)) and np.all(np.isfinite(model.cv_results_["std_test_score"]))
+    assert model.best_score_ == means.max()
+
+
+def test_a_test_fold_without_labels_is_left_out_of_the_pooled_log_loss_and_a_scorer():
+    from skmtl.metrics import get_multitask_scorer
+
+    accuracy = get_multitask_scorer("accuracy")
+    X, Y, groups = _unlabelled_first_rows(classification=True)
+    splitter, _, folds = _folds_of("kfold", X, Y, groups)
+    make, Fixed = _CLASSIFIERS_CV["MeanClustered"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        pooled = make(cv=splitter).fit(X, Y)
+        scored = make(cv=splitter, scoring="accuracy").fit(X, Y)
+    for point, params in enumerate(pooled.cv_results_["params"]):
+        losses, counts, accuracies = 0.0, 0, []
+        for train, test in folds[1:]:
+            fitted = Fixed(**params, standardize=True, tol=1e-10).fit(X[train], Y[train])
+            observed = ~np.isnan(Y[test])
+            positive = np.column_stack([p[:, 1] for p in fitted.predict_proba(X[test])])
+            losses += log_loss(Y[test][observed], positive[observed], normalize=False)
+            counts += observed.sum()
+            accuracies.append(accuracy(fitted, X[test], Y[test]))
+        assert pooled.cv_results_["mean_test_score"][point] == pytest.approx(
+            -losses / counts, rel=1e-7)
+        # a scorer is not called on the fold without labels: the mean of the others' scores
+        assert np.isnan(scored.cv_results_["split0_test_score"][point])
+        assert scored.cv_results_["mean_test_score"][point] == pytest.approx(
+            np.mean(accuracies), abs=1e-12)
+
+
+@pytest.mark.parametrize("scoring, match", [
+    (None, r"\(the default criterion, minus the held-out squared error pooled over all test "
+           r"labels\): no test fold holds a label"),
+    ("neg_mean_absolute_error", r"\(scoring='neg_mean_absolute_error'\): no test fold holds"),
+])
+def test_no_test_fold_with_a_label_raises_naming_the_criterion(scoring, match):
+    X, Y, _ = _unlabelled_first_rows()
+    folds = [(np.arange(10, 50), np.arange(5)), (np.arange(10, 50), np.arange(5, 10))]
+    with pytest.raises(ValueError, match=match):
+        MeanClusteredRegressorCV(alphas=[1.0], cluster_strengths=[1.0], cv=folds,
+                                 scoring=scoring).fit(X, Y)
+
+
+def test_a_scorer_undefined_on_every_fold_raises_naming_it():
+    def undefined_everywhere(estimator, X, y):
+        return np.nan
+
+    X, Y, _ = _unlabelled_first_rows(classification=True)
+    with pytest.raises(ValueError, match=r"\(scoring=<function .*undefined_everywhere.*\): "
+                                         r"the scorer returned NaN on a test fold at every"):
+        MeanClusteredClassifierCV(alphas=[1.0], cluster_strengths=[1.0], cv=3,
+                                  scoring=undefined_everywhere).fit(X, Y)

@@ -22,6 +22,7 @@ from skmtl.linear._designs import Problem
 from skmtl.linear._solver_mean_clustered import _task_moments
 from skmtl.linear._solver_task_relation import (
     _Coupling,
+    _dense,
     _solve_coupled,
     relation_weights,
 )
@@ -560,7 +561,7 @@ def test_w_step_outside_the_range_matches_dense_solve(strict):
     if strict:
         coupling = coupling.majorizer()
     U = coupling.U
-    M_0 = coupling.complement
+    M_0 = _dense(coupling.complement)  # (p_0 I kept as its scalar by the majoriser)
     curvature = np.kron((U * coupling.p) @ U.T, np.eye(d)) + np.kron(np.eye(T) - U @ U.T, M_0)
     R, r_b = rng.standard_normal((T, d)), rng.standard_normal(T)
     dW, db, _ = _solve_coupled(G, coupling, R, np.zeros((T, d)), c=c, h=h, kappa=kappa,
@@ -581,7 +582,7 @@ def test_w_step_without_intercepts_outside_the_range_matches_dense_solve(strict)
     coupling = _Coupling(rng.standard_normal((T, d)), 0.2, 0.1, 1e-4)
     if strict:
         coupling = coupling.majorizer()
-    U, M_0 = coupling.U, coupling.complement
+    U, M_0 = coupling.U, _dense(coupling.complement)
     system = np.kron((U * coupling.p) @ U.T, np.eye(d)) + np.kron(np.eye(T) - U @ U.T, M_0)
     for t in range(T):
         system[t * d:(t + 1) * d, t * d:(t + 1) * d] += G[t]
@@ -614,7 +615,7 @@ def test_block_jacobi_w_step_matches_dense_solve(budget, monkeypatch):
     T, d = 9, 3
     G = np.array([(lambda a: a @ a.T / 2)(rng.standard_normal((d, 2))) for _ in range(T)])
     coupling = _Coupling(rng.standard_normal((T, d)), 0.2, 0.1, 1e-4)
-    U, M_0 = coupling.U, coupling.complement
+    U, M_0 = coupling.U, _dense(coupling.complement)
     system = np.kron((U * coupling.p) @ U.T, np.eye(d)) + np.kron(np.eye(T) - U @ U.T, M_0)
     for t in range(T):
         system[t * d:(t + 1) * d, t * d:(t + 1) * d] += G[t]
@@ -758,7 +759,10 @@ def test_row_space_blocks_are_the_tasks_moments(fit_intercept, sparse, monkeypat
     blocks = solver.RowSpaceBlocks(design, targets, fit_intercept)
     assert (blocks._rows is not None) == sparse
     A, r, x_mean, y_mean = _task_moments(design, targets, fit_intercept)
-    assert sorted(Vt.shape[0] for _, Vt, _ in blocks._parts) == sorted(
+    ranks = [Vt.shape[0] for _, Vt, _ in blocks._parts]
+    if sparse:  # the thin tasks as their n_t x n_t Gram eigenvectors, the rows kept sparse
+        ranks += [U.shape[0] for U in blocks._lazy[0][2]]
+    assert sorted(ranks) == sorted(
         [n if n < 40 else 40 for n in np.bincount(tasks)])  # only the 45-row task is square
     np.testing.assert_allclose(blocks.r, r, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(blocks.x_mean, x_mean, rtol=1e-12)

@@ -409,3 +409,40 @@ def test_focused_estimator_is_scored_on_its_focus_task(wide):
                                focus_scores(FocusedRidge(focus_task=1, strategy="single_task")))
     assert_report(report, expected)
     assert report["n_observed"].tolist() == [int((~np.isnan(Y[:, 1])).sum())]
+
+
+def test_focused_estimator_leaves_out_test_folds_without_a_focus_label():
+    # 7 focus labels over 10 test folds: 3 folds hold none, and are left out as for every
+    # other estimator (they raised "Found array with 0 sample(s)" after all fits)
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(60, 4))
+    Y = np.column_stack([X[:, 0] + X[:, 1], X[:, 0] + 0.8 * X[:, 1], -X[:, 2]])
+    Y = Y + 0.3 * rng.normal(size=Y.shape)
+    Y[7:, 0] = np.nan
+    folds = list(MultiTaskKFold(10).split(X, Y))
+
+    def focus_scores(model):
+        out = []
+        for train, test in folds:
+            rows = test[~np.isnan(Y[test, 0])]
+            if not len(rows):
+                continue
+            fitted = clone(model).fit(X[train], Y[train])
+            out.append([-np.mean((Y[rows, 0] - fitted.predict(X[rows])) ** 2)])
+        return np.asarray(out)
+
+    with pytest.warns(UndefinedMetricWarning, match="task\\(s\\) 0 is undefined in some"):
+        report = transfer_report(FocusedRidge(focus_task=0), X, Y, cv=10,
+                                 scoring="neg_mean_squared_error")
+    expected = expected_report(focus_scores(FocusedRidge(focus_task=0)),
+                               focus_scores(FocusedRidge(focus_task=0, strategy="single_task")))
+    assert len(focus_scores(FocusedRidge(focus_task=0))) == 7
+    assert_report(report, expected)
+
+
+def test_pairwise_transfer_refuses_a_focused_estimator_by_name(wide):
+    # it raised "task_ids contains task(s) not seen during fit: 0" though no task_ids was passed
+    X, Y = wide
+    with pytest.raises(TypeError, match="FocusedRidge predicts its focus task only. Use "
+                                        "transfer_report"):
+        pairwise_transfer(make_pipeline(StandardScaler(), FocusedRidge(focus_task=0)), X, Y)

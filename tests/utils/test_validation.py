@@ -276,6 +276,21 @@ def test_a_scipy_sparse_target_is_refused_with_the_long_form_that_keeps_its_entr
     np.testing.assert_allclose(long.predict(X), wide.predict(X), rtol=1e-12)
 
 
+@pytest.mark.parametrize("y_numeric", [True, False])
+@pytest.mark.parametrize("layout", ["1d", "wide", "long"])
+def test_a_complex_target_is_refused(layout, y_numeric):
+    """numpy cast it to real, dropping the imaginary part with a ComplexWarning (the wrappers,
+    which leave X to the wrapped estimator, reached that cast first)."""
+    y = np.arange(6) + 1j * np.arange(6)
+    task_ids = np.arange(6) % 2 if layout == "long" else None
+    y = np.c_[y, y] if layout == "wide" else y
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ValueError, match="Complex data not supported: y contains "
+                                             "complex values; a target must be real"):
+            check_multitask_target(y, task_ids, y_numeric=y_numeric)
+
+
 @pytest.mark.parametrize(("big", "dtype"), [(10**19, np.uint64), (10**22, object)])
 @pytest.mark.parametrize("layout", ["wide", "long"])
 def test_whole_number_labels_beyond_int64_are_kept_exactly(big, dtype, layout):
