@@ -92,9 +92,11 @@ def nbytes(a):
     return a.nbytes
 
 
-def peak_ratio(fit, *data):
-    """Peak traced memory of ``fit(*data)`` over the bytes of ``data`` (after a warm-up fit)."""
-    fit(*data)  # compile numba kernels, import lazily loaded modules
+def peak_ratio(fit, *data, warm_up=True):
+    """Peak traced memory of ``fit(*data)`` over the bytes of ``data`` (after a warm-up fit;
+    ``warm_up=False``: the caller warmed it up)."""
+    if warm_up:
+        fit(*data)  # compile numba kernels, import lazily loaded modules
     tracemalloc.start()
     base = tracemalloc.get_traced_memory()[0]
     fit(*data)

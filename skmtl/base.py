@@ -109,6 +109,25 @@ def _task_groups(task_index):
     return [(int(ordered[a]), order[a:b]) for a, b in zip(starts, stops)]
 
 
+def _row_labels(codes, task_index, classes, dtype=None):
+    """Each row's label ``classes[task_index[i]][codes[i]]`` from its class code, in ``dtype``
+    (None: the tasks' common label dtype, as ``predict`` returns them)."""
+    labels = np.empty(codes.shape[0],
+                      dtype=common_label_dtype(classes) if dtype is None else dtype)
+    for t, rows in _task_groups(task_index):
+        labels[rows] = classes[t][codes[rows]]
+    return labels
+
+
+def _column_labels(codes, classes, dtype=None):
+    """The labels ``classes[t][codes[:, t]]`` of wide class codes, column by column, in
+    ``dtype`` (None: the tasks' common label dtype)."""
+    labels = np.empty(codes.shape, dtype=common_label_dtype(classes) if dtype is None else dtype)
+    for t, task_classes in enumerate(classes):
+        labels[:, t] = task_classes[codes[:, t]]
+    return labels
+
+
 class MultiTaskMixin:
     """Data contract, ``task_ids`` routing and output formatting shared by all estimators.
 
@@ -290,20 +309,12 @@ class MultiTaskMixin:
                                                 self._shared_labels):
                 labels[rows] = part
             return labels
-        codes = self._predict_codes(X)
-        labels = np.empty(codes.shape, dtype=dtype)
-        for t, task_classes in enumerate(classes):
-            labels[:, t] = task_classes[codes[:, t]]
+        labels = _column_labels(self._predict_codes(X), classes, dtype)
         return labels[:, 0] if self._layout == "1d" else labels
 
     def _task_labels(self, X, index):
         """Labels of each row's own (seen) task."""
-        classes = self._task_classes
-        codes = self._predict_task_codes(X, index)
-        labels = np.empty(codes.shape[0], dtype=common_label_dtype(classes))
-        for t, rows in _task_groups(index):
-            labels[rows] = classes[t][codes[rows]]
-        return labels
+        return _row_labels(self._predict_task_codes(X, index), index, self._task_classes)
 
     def _shared_labels(self, X):
         """Labels the shared part predicts for rows of unseen tasks."""

@@ -15,7 +15,7 @@ from sklearn.utils.metadata_routing import (
 from sklearn.utils.parallel import Parallel, delayed
 from sklearn.utils.validation import validate_data
 
-from skmtl.base import MultiTaskMixin, _task_groups
+from skmtl.base import MultiTaskMixin, _row_labels, _task_groups
 from skmtl.utils._docstring import SHARED_DOCS, Substitution
 from skmtl.utils._sklearn_compat import (
     HasMethods,
@@ -442,10 +442,7 @@ class PooledTasks(_WrapperMixin, BaseEstimator):
         dtype = common_label_dtype(classes)
         self._mixed_label_kinds = dtype.kind == "O" and len(
             {isinstance(c, str) for task_classes in classes for c in task_classes.tolist()}) > 1
-        labels = np.empty(codes.shape[0], dtype=dtype)
-        for t, task_classes in enumerate(classes):
-            sel = tasks == t
-            labels[sel] = task_classes[codes[sel]]
+        labels = _row_labels(codes, tasks, classes, dtype)
         if self._mixed_label_kinds:
             labels = labels.astype(str)
         if not self._supports_proba() and len({tuple(c.tolist()) for c in classes}) > 1:

@@ -132,6 +132,14 @@ def test_task_relation_fit_of_many_tasks_forms_no_task_by_task_matrix(memory):
 SPARSE_LONG = (5_000, 2_000, 20)
 
 
+# predict, score and predict_proba with task_ids, as memory.peak_ratio's fit(X, y, task_ids)
+_CALLS = {
+    "predict": lambda model: lambda X, y, t: model.predict(X, task_ids=t),
+    "score": lambda model: lambda X, y, t: model.score(X, y, task_ids=t),
+    "predict_proba": lambda model: lambda X, y, t: model.predict_proba(X, task_ids=t),
+}
+
+
 def _sparse_long_data(n_samples, n_features, n_tasks, seed=0):
     import scipy.sparse as sp
 
@@ -160,10 +168,7 @@ def test_predict_with_task_ids_keeps_sparse_X_sparse(memory, name, method):
 
     data = _sparse_long_data(*SPARSE_LONG)
     model = getattr(linear, name)().fit(*data[:2], task_ids=data[2])
-    if method == "predict":
-        ratio = memory.peak_ratio(lambda X, y, t: model.predict(X, task_ids=t), *data)
-    else:
-        ratio = memory.peak_ratio(lambda X, y, t: model.score(X, y, task_ids=t), *data)
+    ratio = memory.peak_ratio(_CALLS[method](model), *data)
     assert ratio <= 1.0 < 0.1 * _dense_ratio(memory, *data)
 
 
@@ -289,41 +294,23 @@ def many_tasks():
     return X, y, (y > np.median(y)).astype(int), task_ids
 
 
-def _call_peak(call, X, y, task_ids):
-    """Peak traced memory (bytes) of ``call(X, y, task_ids)`` above its start, after a
-    warm-up call on 50 rows (lazy imports)."""
-    import tracemalloc
+def _assert_lean(memory, call, X, y, task_ids, share=0.05):
+    """The peak of ``call(X, y, task_ids)`` (memory.peak_ratio, after a warm-up call on 50
+    rows for the lazy imports) is at most twice the input and below ``share`` of one dense
+    (n_samples, n_tasks) float64 array."""
     import warnings
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # a metric undefined on tasks of one row
         call(X[:50], y[:50], task_ids[:50])
-    tracemalloc.start()
-    base = tracemalloc.get_traced_memory()[0]
-    call(X, y, task_ids)
-    peak = tracemalloc.get_traced_memory()[1] - base
-    tracemalloc.stop()
-    return peak
-
-
-_CALLS = {
-    "predict": lambda model: lambda X, y, t: model.predict(X, task_ids=t),
-    "score": lambda model: lambda X, y, t: model.score(X, y, task_ids=t),
-    "predict_proba": lambda model: lambda X, y, t: model.predict_proba(X, task_ids=t),
-}
-
-
-def _assert_lean(call, X, y, task_ids, share=0.05):
-    """The peak of ``call(X, y, task_ids)`` is at most twice the input and below ``share``
-    of one dense (n_samples, n_tasks) float64 array."""
-    peak = _call_peak(call, X, y, task_ids)
+    ratio = memory.peak_ratio(call, X, y, task_ids, warm_up=False)
     n_tasks = np.unique(task_ids).shape[0]
-    assert peak <= 2.0 * (X.nbytes + y.nbytes + task_ids.nbytes)
-    assert peak < share * X.shape[0] * n_tasks * 8
+    assert ratio <= 2.0
+    assert ratio * (X.nbytes + y.nbytes + task_ids.nbytes) < share * X.shape[0] * n_tasks * 8
 
 
 @pytest.mark.parametrize("method", ["predict", "score"])
-def test_block_sparse_predicts_each_row_for_its_own_task(many_tasks, method):
+def test_block_sparse_predicts_each_row_for_its_own_task(memory, many_tasks, method):
     """BlockSparseRegressor predicts each row from its task's coefficients: 1.1 times the
     input (each row's coefficients, as large as X), where the base class's every-task
     prediction took two (n, T) arrays, 91 times."""
@@ -331,7 +318,7 @@ def test_block_sparse_predicts_each_row_for_its_own_task(many_tasks, method):
 
     X, y, _, task_ids = many_tasks
     model = BlockSparseRegressor().fit(X[:4_000], y[:4_000], task_ids=task_ids[:4_000])
-    _assert_lean(_CALLS[method](model), X, y, task_ids)
+    _assert_lean(memory, _CALLS[method](model), X, y, task_ids)
 
 
 @pytest.mark.parametrize(("name", "method"), [
@@ -339,7 +326,7 @@ def test_block_sparse_predicts_each_row_for_its_own_task(many_tasks, method):
     ("MultiTaskClassifier", "predict"), ("MultiTaskClassifier", "score"),
     ("MultiTaskClassifier", "predict_proba"),
 ])
-def test_deep_estimators_predict_each_row_for_its_own_task(many_tasks, name, method):
+def test_deep_estimators_predict_each_row_for_its_own_task(memory, many_tasks, name, method):
     """The deep estimators keep each row's own head's output, batch by batch: 0.3 (regressor)
     and 0.4 times the input (classifier), where the base class's default, which shadowed the
     deep one in the method resolution order, filled an (n, T) array: 46 times, and for the
@@ -353,21 +340,21 @@ def test_deep_estimators_predict_each_row_for_its_own_task(many_tasks, name, met
     model = getattr(deep, name)(hidden_layer_sizes=(8,), max_epochs=1, early_stopping=False,
                                 random_state=0)
     model.fit(X[:4_000], y[:4_000], task_ids=task_ids[:4_000])
-    _assert_lean(_CALLS[method](model), X, y, task_ids)
+    _assert_lean(memory, _CALLS[method](model), X, y, task_ids)
 
 
-def test_linear_classifier_predict_proba_of_each_row_for_its_own_task(many_tasks):
+def test_linear_classifier_predict_proba_of_each_row_for_its_own_task(memory, many_tasks):
     """The linear classifiers' probabilities from each row's own coefficients: 1.2 times the
     input, where T (n, 2) arrays took 137 times."""
     from skmtl.linear import BlockSparseClassifier
 
     X, _, y, task_ids = many_tasks
     model = BlockSparseClassifier().fit(X[:4_000], y[:4_000], task_ids=task_ids[:4_000])
-    _assert_lean(_CALLS["predict_proba"](model), X, y, task_ids)
+    _assert_lean(memory, _CALLS["predict_proba"](model), X, y, task_ids)
 
 
 @pytest.mark.parametrize("method", ["predict", "score", "predict_proba"])
-def test_pooled_classifier_predicts_each_row_for_its_own_task(many_tasks, method):
+def test_pooled_classifier_predicts_each_row_for_its_own_task(memory, many_tasks, method):
     """PooledTasks(LogisticRegression()): one pooled prediction, each row's own task's
     classes taken from it, 0.5 times the input, where every task's share of it took 91
     (predict_proba) and 137 times (predict, score)."""
@@ -378,10 +365,10 @@ def test_pooled_classifier_predicts_each_row_for_its_own_task(many_tasks, method
     X, _, y, task_ids = many_tasks
     model = PooledTasks(LogisticRegression()).fit(X[:4_000], y[:4_000],
                                                   task_ids=task_ids[:4_000])
-    _assert_lean(_CALLS[method](model), X, y, task_ids)
+    _assert_lean(memory, _CALLS[method](model), X, y, task_ids)
 
 
-def test_independent_classifier_predict_proba_one_call_per_task(many_tasks):
+def test_independent_classifier_predict_proba_one_call_per_task(memory, many_tasks):
     """IndependentTasks(LogisticRegression()) on 200 tasks: each task's estimator gives the
     probabilities of its own rows only, 0.3 times the input, where every estimator on all
     rows took 18 times."""
@@ -393,10 +380,10 @@ def test_independent_classifier_predict_proba_one_call_per_task(many_tasks):
     task_ids = task_ids % 200
     model = IndependentTasks(LogisticRegression()).fit(X[:4_000], y[:4_000],
                                                        task_ids=task_ids[:4_000])
-    _assert_lean(_CALLS["predict_proba"](model), X, y, task_ids)
+    _assert_lean(memory, _CALLS["predict_proba"](model), X, y, task_ids)
 
 
-def test_roc_auc_scorer_on_long_data_forms_no_n_by_tasks_array(many_tasks):
+def test_roc_auc_scorer_on_long_data_forms_no_n_by_tasks_array(memory, many_tasks):
     """The roc_auc multi-task scorer goes through predict_proba(X, task_ids): 1.1 times the
     input on 500 tasks, where every task's probabilities took 68 times."""
     from skmtl.linear import BlockSparseClassifier
@@ -406,7 +393,8 @@ def test_roc_auc_scorer_on_long_data_forms_no_n_by_tasks_array(many_tasks):
     task_ids = task_ids % 500
     model = BlockSparseClassifier().fit(X[:4_000], y[:4_000], task_ids=task_ids[:4_000])
     scorer = make_multitask_scorer("roc_auc")
-    _assert_lean(lambda X, y, t: scorer(model, X, y, task_ids=t), X, y, task_ids, share=0.1)
+    _assert_lean(memory, lambda X, y, t: scorer(model, X, y, task_ids=t), X, y, task_ids,
+                 share=0.1)
 
 
 def _small_long_data(n_classes):

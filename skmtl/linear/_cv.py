@@ -20,6 +20,7 @@ from sklearn.model_selection import check_cv
 from sklearn.utils.metadata_routing import MetadataRouter, MethodMapping
 from sklearn.utils.parallel import Parallel, delayed
 
+from skmtl.base import _column_labels, _row_labels
 from skmtl.linear._designs import predict_rows
 from skmtl.linear._solver_mean_clustered import _largest_moment_eigenvalue
 from skmtl.metrics import get_multitask_scorer
@@ -175,16 +176,6 @@ class _LongTest:
         return (self.X, self._truth), {"task_ids": self.task_ids}
 
 
-def _row_labels(codes, task_index, classes):
-    """The label of each row, ``classes[task_index[i]][codes[i]]``, in the tasks' common
-    dtype (object if they have none), as the classifier's ``predict`` returns them."""
-    labels = np.empty(codes.shape[0], dtype=common_label_dtype(classes))
-    for t in np.unique(task_index):
-        rows = task_index == t
-        labels[rows] = classes[t][codes[rows]]
-    return labels
-
-
 def _wide_labels(codes, mask, classes):
     """The wide matrix of the user's labels, ``classes[t][codes[:, t]]``, missing where
     ``mask`` is False: NaN in a float array for float labels, None in an object array for
@@ -194,9 +185,7 @@ def _wide_labels(codes, mask, classes):
     complete = bool(mask.all())
     if not complete and dtype.kind != "f":
         dtype = np.dtype(object)
-    labels = np.empty(codes.shape, dtype=dtype)
-    for t, task_classes in enumerate(classes):
-        labels[:, t] = task_classes[codes[:, t]]
+    labels = _column_labels(codes, classes, dtype)
     if not complete:
         labels[~mask] = np.nan if dtype.kind == "f" else None
     return labels

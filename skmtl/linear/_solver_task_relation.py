@@ -663,42 +663,53 @@ class RowSpaceBlocks(_BlockOperator):
         """``F_t^T (F_t w_t)`` from a sparse X's rows: ``F_t = (X_t - 1 m_t^T) / sqrt(n_t)``
         (``m_t = 0`` without an intercept); ``absolute``: ``|F_t|^T |F_t| |w_t|`` bounded
         by ``|X_t| + 1 |m_t|^T`` for ``|X_t - 1 m_t^T|``."""
-        design, inv_n, centred = self._rows
-        x_mean = np.abs(self.x_mean) if absolute else self.x_mean
         if absolute:
-            W, B = np.abs(W), abs(design.B)
-            z = B @ W.ravel()
-        else:
-            z = design.matvec(W)
+            return self._absolute_sparse_products(W)
+        _, inv_n, _ = self._rows
+        return self._back(self._forward(W) * inv_n)
+
+    def _absolute_sparse_products(self, W):
+        """``(|X_t| + 1 |m_t|^T)^T (|X_t| + 1 |m_t|^T) |w_t| / n_t``: the bound of the rounding
+        of :meth:`_sparse_products`."""
+        design, inv_n, centred = self._rows
+        W, B = np.abs(W), abs(design.B)
+        x_mean = np.abs(self.x_mean)
+        z = B @ W.ravel()
         if centred:
-            shift = np.einsum("td,td->t", x_mean, W)[design.obs_tasks]
-            z = z + shift if absolute else z - shift
+            z = z + np.einsum("td,td->t", x_mean, W)[design.obs_tasks]
         z *= inv_n
-        out = (B.T @ z).reshape(W.shape) if absolute else design.rmatvec(z)
+        out = (B.T @ z).reshape(W.shape)
         if centred:
-            if absolute:
-                out += design.segment_sum(z)[:, None] * x_mean
-            else:
-                out -= design.segment_sum(z)[:, None] * x_mean
+            out += design.segment_sum(z)[:, None] * x_mean
         return out
 
-    def _row_space(self, R):
-        """``(F_t R_t)`` per observation of a sparse design (over ``sqrt(n_t)`` once more:
-        ``X_t r_t - m_t . r_t``, over ``sqrt(n_t)``) and ``x -> F_t^T x`` likewise."""
-        design, inv_n, centred = self._rows
+    def _forward(self, R):
+        """``X_t r_t - m_t . r_t`` per observation of a sparse design (``sqrt(n_t) F_t r_t``)."""
+        design, _, centred = self._rows
         z = design.matvec(R)
         if centred:
             z -= np.einsum("td,td->t", self.x_mean, R)[design.obs_tasks]
-        return z * np.sqrt(inv_n)
+        return z
 
-    def _row_space_back(self, z):
-        """``F_t^T z_t`` for every task from a per-observation ``z``."""
-        design, inv_n, centred = self._rows
-        z = z * np.sqrt(inv_n)
+    def _back(self, z):
+        """``X_t^T z_t - m_t sum(z_t)`` for every task (``sqrt(n_t) F_t^T z_t``) from a
+        per-observation ``z``."""
+        design, _, centred = self._rows
         out = design.rmatvec(z)
         if centred:
             out -= design.segment_sum(z)[:, None] * self.x_mean
         return out
+
+    def _row_space(self, R):
+        """``F_t r_t`` per observation of a sparse design, over ``sqrt(n_t)`` once more (the
+        half of :meth:`solve_shifted`'s Woodbury step before the ``U_t``)."""
+        _, inv_n, _ = self._rows
+        return self._forward(R) * np.sqrt(inv_n)
+
+    def _row_space_back(self, z):
+        """``F_t^T z_t`` for every task from a per-observation ``z``."""
+        _, inv_n, _ = self._rows
+        return self._back(z * np.sqrt(inv_n))
 
     def diagonal_max(self):
         """The largest diagonal entry of any ``A_t``."""
