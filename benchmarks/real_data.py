@@ -42,7 +42,8 @@ from sklearn.preprocessing import StandardScaler
 
 # the hierarchical model's random effects by the number of features, as in `skmtl compare`:
 # every slope random with a full covariance up to HIERARCHICAL_SLOPES features, independent
-# ones above where T q^3 <= HIERARCHICAL_DIAGONAL_WORK, a random intercept only beyond
+# ones above where T q^3 <= HIERARCHICAL_DIAGONAL_WORK, beyond one variance for every slope and
+# a prior on the mean task's (covariance_type="spherical"; the classifier: a random intercept)
 from skmtl._compare import (
     HIERARCHICAL_DIAGONAL_WORK,
     HIERARCHICAL_SLOPES,
@@ -420,7 +421,8 @@ def _linear(family, task_type, cv=True):
 
 def _hierarchical(data):
     model = _linear("Hierarchical", data.task_type, cv=False)
-    return model.set_params(**hierarchical_structure(data.X.shape[1], data.n_tasks))
+    return model.set_params(**hierarchical_structure(data.X.shape[1], data.n_tasks,
+                                                     data.task_type))
 
 
 def _deep(task_type, weighting="equal", quick=False):
@@ -460,7 +462,8 @@ MODELS = {m.name: m for m in [
           lambda data, quick: _linear("TaskRelation", data.task_type)),
     Model("hierarchical", "HierarchicalRegressor / HierarchicalClassifier (no CV): defaults "
           f"up to {HIERARCHICAL_SLOPES} features, covariance_type='diag' above where "
-          f"T q^3 <= {HIERARCHICAL_DIAGONAL_WORK:.0e}, a random intercept only beyond",
+          f"T q^3 <= {HIERARCHICAL_DIAGONAL_WORK:.0e}, beyond covariance_type='spherical' "
+          "(the classifier: a random intercept only)",
           lambda data, quick: _hierarchical(data)),
     Model("deep_hard", "MultiTaskRegressor / MultiTaskClassifier, default parameters",
           lambda data, quick: _deep(data.task_type, quick=quick)),

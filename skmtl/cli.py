@@ -1182,11 +1182,11 @@ def _parallel_backend(address):
         yield f"Fits run on the dask scheduler at {address} ({threads} worker threads)."
 
 
-def _hierarchical_note(n_features, n_tasks, notes):
+def _hierarchical_note(n_features, n_tasks, task_type, notes):
     """Say which random effects the hierarchical model gets with ``n_features`` features of
     ``n_tasks`` tasks (:func:`~skmtl._compare.hierarchical_structure`), where not every slope
     has a full covariance: a random intercept only is no model of tasks whose slopes differ."""
-    structure = hierarchical_structure(n_features, n_tasks)
+    structure = hierarchical_structure(n_features, n_tasks, task_type)
     if not structure:
         return
     work = f"T q^3 = {hierarchical_work(n_features, n_tasks):.2g} for {n_tasks} tasks"
@@ -1194,6 +1194,11 @@ def _hierarchical_note(n_features, n_tasks, notes):
         _note(f"hierarchical: {n_features} features (more than {HIERARCHICAL_SLOPES}): every "
               f"slope varies between tasks, independently (a diagonal covariance; {work}).",
               notes)
+    elif structure.get("covariance_type") == "spherical":
+        _note(f"hierarchical: {n_features} features of {n_tasks} tasks ({work}, more than "
+              f"{HIERARCHICAL_DIAGONAL_WORK:.0e}, too slow for independent slopes): every "
+              "slope varies between tasks with one variance, and the mean task's slopes have "
+              "a prior too (covariance_type='spherical').", notes)
     else:
         _note(f"hierarchical: {n_features} features of {n_tasks} tasks ({work}, more than "
               f"{HIERARCHICAL_DIAGONAL_WORK:.0e}, too slow for independent slopes): a random "
@@ -1479,7 +1484,7 @@ def _compare(args):
     if deep:
         _warm_up_torch()
     if args.focus is None and "hierarchical" in models:
-        _hierarchical_note(X.shape[1], count_tasks(y, task_ids), notes)
+        _hierarchical_note(X.shape[1], count_tasks(y, task_ids), task_type, notes)
     data = (f"Data set {label}: {X.shape[0]} rows, {X.shape[1]} features, {task_type}, "
             f"{'long' if task_ids is not None else 'wide'} format; {folds};")
     common = dict(task_ids=task_ids, groups=groups, task_type=task_type, cv=args.cv,

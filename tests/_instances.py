@@ -60,7 +60,8 @@ INSTANCES = {
     # one random slope: the checks' 3 or 4 tasks identify its 2 x 2 covariance (the default,
     # all 5 slopes, is checked in tests/linear/test_hierarchical.py)
     "HierarchicalRegressor": [HierarchicalRegressor(random_slopes=[0], tol=1e-12),
-                              HierarchicalRegressor(covariance_type="diag", tol=1e-12)],
+                              HierarchicalRegressor(covariance_type="diag", tol=1e-12),
+                              HierarchicalRegressor(covariance_type="spherical", tol=1e-12)],
     "HierarchicalClassifier": [HierarchicalClassifier(tol=1e-12),
                                HierarchicalClassifier(covariance_type="diag", tol=1e-12)],
 }

@@ -563,10 +563,13 @@ def test_hierarchical_model_random_effects_by_the_number_of_features(task_type):
     rng = np.random.RandomState(0)
     # up to 20 features, the estimator's covariance_type="auto": diagonal from 3 tasks, whose
     # full covariance of 4 random effects (10 entries) or more has more entries than tasks;
-    # above, diagonal while 3 q^3 <= 1e8 (up to 320 features: q = 321 random effects), a
-    # random intercept beyond (the boundary itself is checked below, without a fit)
+    # above, diagonal while 3 q^3 <= 1e8 (up to 320 features: q = 321 random effects),
+    # beyond one variance for every slope (the regressor) or a random intercept (the
+    # classifier; the boundary itself is checked below, without a fit)
+    beyond = ((322, list(range(323)), "spherical") if task_type == "regression"
+              else (322, [322], "full"))
     for n_features, random_columns, covariance in [
-            (322, [322], "full"), (21, list(range(22)), "diag"),
+            beyond, (21, list(range(22)), "diag"),
             (20, list(range(21)), "diag"), (3, [0, 1, 2, 3], "diag")]:
         X, Y = make(n_samples=500 if n_features > 300 else 90, n_features=n_features,
                     n_tasks=3, n_informative=3, random_state=0)
@@ -582,7 +585,9 @@ def test_hierarchical_model_random_effects_by_the_number_of_features(task_type):
         # the columns of [X, 1] with a random effect: the intercept is column n_features
         np.testing.assert_array_equal(fitted.random_columns_, random_columns,
                                       err_msg=f"{n_features} features")
-        assert fitted.covariance_type == ("diag" if 20 < n_features <= 320 else "auto")
+        expected = ("diag" if 20 < n_features <= 320 else "spherical" if n_features > 320
+                    and task_type == "regression" else "auto")
+        assert fitted.covariance_type == expected
         assert fitted.covariance_type_ == covariance
         if covariance == "diag":  # independent at the features' mean (StandardScaler's)
             Sigma = fitted.task_covariance_
@@ -590,20 +595,24 @@ def test_hierarchical_model_random_effects_by_the_number_of_features(task_type):
     description = MODELS["hierarchical"].description
     assert ("every slope random up to 20 features (with a full covariance where it has at most "
             "as many entries as tasks), independent random slopes (covariance_type='diag') "
-            "above where T q^3 <= 1e+08 for T tasks and q random effects, a random intercept "
-            "only beyond") in description
+            "above where T q^3 <= 1e+08 for T tasks and q random effects, beyond one variance "
+            "for every slope and a prior on the mean task's (covariance_type='spherical'; the "
+            "classifier: a random intercept only)") in description
     # one rule, for benchmarks/real_data.py too, and the estimator's budget for "auto"
     from skmtl.linear._hierarchical import _AUTO_DIAGONAL_WORK
 
     assert (_compare.HIERARCHICAL_SLOPES, _compare.HIERARCHICAL_DIAGONAL_WORK) == (20, 1e8)
     assert _compare.HIERARCHICAL_DIAGONAL_WORK == _AUTO_DIAGONAL_WORK
     # yeast (103 features, 14 tasks) and 256 bits of 3 targets: diagonal; 2,048 bits of 30
-    # targets: a random intercept only
+    # targets: one variance for every slope (the regressor), a random intercept only (the
+    # classifier)
     assert _compare.hierarchical_structure(103, 14) == {"covariance_type": "diag"}
     assert _compare.hierarchical_structure(256, 3) == {"covariance_type": "diag"}
-    assert _compare.hierarchical_structure(2048, 30) == {"random_slopes": None}
+    assert _compare.hierarchical_structure(2048, 30) == {"covariance_type": "spherical"}
     assert _compare.hierarchical_structure(320, 3) == {"covariance_type": "diag"}
-    assert _compare.hierarchical_structure(321, 3) == {"random_slopes": None}
+    assert _compare.hierarchical_structure(321, 3) == {"covariance_type": "spherical"}
+    assert (_compare.hierarchical_structure(321, 3, "classification")
+            == {"random_slopes": None})
 
 
 @pytest.mark.parametrize("n_features, said", [
@@ -611,10 +620,9 @@ def test_hierarchical_model_random_effects_by_the_number_of_features(task_type):
     (25, "hierarchical: 25 features (more than 20): every slope varies between tasks, "
          "independently (a diagonal covariance; T q^3 = 3.5e+04 for 2 tasks)."),
     (400, "hierarchical: 400 features of 2 tasks (T q^3 = 1.3e+08 for 2 tasks, more than "
-          "1e+08, too slow for independent slopes): a random intercept per task only, the "
-          "slopes the same for every task and fitted without a penalty; where the tasks' "
-          "slopes differ, mean_clustered models that (its penalty chosen by "
-          "cross-validation)."),
+          "1e+08, too slow for independent slopes): every slope varies between tasks with "
+          "one variance, and the mean task's slopes have a prior too "
+          "(covariance_type='spherical')."),
 ])
 def test_hierarchical_structure_is_said_before_any_fit(tmp_path, capsys, monkeypatch,
                                                        n_features, said):

@@ -32,6 +32,7 @@ from skmtl.linear._solver_hierarchical import (
     task_moments,
 )
 from skmtl.linear._solver_hierarchical_logistic import BOUND, LaplaceMixedModel
+from skmtl.linear._solver_hierarchical_spherical import SphericalModel
 from skmtl.utils._docstring import Substitution
 from skmtl.utils._sklearn_compat import Interval, StrOptions
 from skmtl.utils.validation import check_finite_squares
@@ -51,6 +52,12 @@ _EXACT_FIT = 1e-6
 # regressor / classifier, 129 random effects 0.8 s / 4 s, 257 random effects (T q^3 = 8.5e7)
 # 8 s / 60 s; 2,049 random effects of 30 targets, 2.6e11: hours)
 _AUTO_DIAGONAL_WORK = 1e8
+
+# "spherical": a noise variance below this share of the variance a task's deviation adds to
+# each of its labels (sigma^2 c d in the standardised features) warns that the two were not
+# told apart (on 30 generated tasks of 10 labels and 150 features: 2.6e-7, the noise's
+# variance 1 against 14 for the deviation; on MoleculeACE, 3e-1)
+_NOISE_SHARE = 1e-4
 
 
 def _within_task_variation(sums, squares, n):
@@ -191,25 +198,48 @@ class _RandomRange:
         return out, self.V @ Sigma @ self.V.T, U @ self.V.T
 
 
-_DOCS = {
-    **LINEAR_DOCS,
-    "covariance_type": """
-    covariance_type : {"auto", "full", "diag"}, default="auto"
-        The structure of ``Sigma``: ``"full"`` (every variance and covariance, ``q (q + 1) /
-        2`` entries for ``q`` random effects), ``"diag"`` (independent deviations: ``q``
-        variances, lme4's ``(x || task)``), or ``"auto"``: ``"full"`` where its entries are
-        at most as many as the tasks, ``"diag"`` where they are more (the full estimate is
-        then noisy and the tasks' coefficients overfit; see the user guide's table), as
-        ``covariance_type_`` records (its fallback to ``"diag"`` is refused where a step's
-        ``T q^3`` exceeds 1e8, about a minute, with a ValueError saying what to pass
-        instead). ``"diag"`` is diagonal in the features centred at
+_DIAGONAL_DOC = """
+        ``"diag"`` is diagonal in the features centred at
         their mean and scaled to unit variance over the observed rows, the coordinates the
         model is fitted in: ``task_covariance_``, in the units of ``X``, then has
         covariances between the intercept and the slopes only (the random intercept is that
         of the centred features), and the fit does not depend on the features' origin or
         scale. With ``q`` parameters to estimate instead of ``q (q + 1) / 2``, it suits
         many features and few tasks, where a full ``Sigma`` overfits or takes long (yeast:
-        104 random effects from 14 tasks; see the user guide).""",
+        104 random effects from 14 tasks; see the user guide)."""
+_STRUCTURES = """
+        The structure of ``Sigma``: ``"full"`` (every variance and covariance, ``q (q + 1) /
+        2`` entries for ``q`` random effects), ``"diag"`` (independent deviations: ``q``
+        variances, lme4's ``(x || task)``), {spherical}or ``"auto"``: ``"full"`` where its
+        entries are at most as many as the tasks, ``"diag"`` where they are more (the full
+        estimate is then noisy and the tasks' coefficients overfit; see the user guide's
+        table), as ``covariance_type_`` records; """
+
+_DOCS = {
+    **LINEAR_DOCS,
+    "covariance_type": '\n    covariance_type : {"auto", "full", "diag"}, default="auto"' +
+    _STRUCTURES.format(
+        spherical="") + """its fallback to ``"diag"`` is refused where a step's ``T q^3``
+        exceeds 1e8, about a minute, with a ValueError saying what to pass instead.""" +
+    _DIAGONAL_DOC,
+    "covariance_type_spherical":
+    '\n    covariance_type : {"auto", "full", "diag", "spherical"}, default="auto"' +
+    _STRUCTURES.format(spherical="""``"spherical"`` (one variance for every slope, one for
+        the intercept, and a prior on the mean task's slopes: see below), """) + """and
+        ``"spherical"`` where a step of ``"diag"`` would cost ``T q^3`` above 1e8, about a
+        minute (many features: 2,048 fingerprint bits of 30 targets).""" + _DIAGONAL_DOC + """
+        ``"spherical"`` is for many features, more than the labels can give a mean each:
+        in the same standardised coordinates, every task's slopes deviate from the mean
+        task's with one variance ``sigma^2 c``, its intercept with ``sigma^2 nu``, and the
+        mean task's slopes have a Gaussian prior too, ``beta ~ N(0, sigma^2 a I)`` (the
+        fixed effects of a mixed model with 2,048 features overfit: a random intercept
+        beside MoleculeACE's fingerprint bits scored a held-out R^2 of -0.02, where
+        ``"spherical"`` scores 0.49). ``a``, ``c``, ``nu`` and ``sigma^2`` maximise the
+        likelihood with ``beta`` and the deviations integrated out (the mean intercept
+        ``b`` profiled, or integrated out with ``method="reml"``): the model whose posterior
+        mode is :class:`MeanClusteredRegressor`'s penalty, its strengths learned instead
+        of cross-validated. It needs ``random_slopes="all"`` (every feature's slope
+        deviates, whether it varies within a task or not: the prior keeps it defined).""",
     "hierarchical_references": """
     References
     ----------
@@ -233,6 +263,7 @@ class _HierarchicalMixin(_OneBlasThread):
         "unknown_task": [StrOptions({"error", "shared"})],
     }
     _X_dtype = np.float64
+    _spherical_hint = ""  # the regressor's other way out of a covariance too large
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -296,7 +327,7 @@ class _HierarchicalMixin(_OneBlasThread):
                 f"{_AUTO_DIAGONAL_WORK:.0e} (about a minute) that 'auto' takes on. Keep a "
                 f"random intercept only (random_slopes=None), give most features a fixed "
                 f"slope (random_slopes=[a few feature indices]), or pass "
-                f"covariance_type='diag' to fit them all the same.")
+                f"covariance_type='diag' to fit them all the same.{self._spherical_hint}")
         raise ValueError(
             f"{type(self).__name__} with covariance_type={self.covariance_type!r} would "
             f"estimate a covariance of {n_random * (n_random + 1) // 2:,} entries "
@@ -306,7 +337,7 @@ class _HierarchicalMixin(_OneBlasThread):
             f"to the fourth power of their number. Keep a random intercept only "
             f"(random_slopes=None), give most features a fixed slope "
             f"(random_slopes=[a few feature indices]), or make the slopes independent "
-            f"(covariance_type='diag': {n_random:,} variances).")
+            f"(covariance_type='diag': {n_random:,} variances).{self._spherical_hint}")
 
     def _named_slopes(self):
         """``random_slopes`` with the names of a DataFrame's columns (``feature_names_in_``)
@@ -329,21 +360,30 @@ class _HierarchicalMixin(_OneBlasThread):
                              f"(its columns: {list(names)}).")
         return [position[v] for v in values]
 
-    def _check_covariance_early(self, X, problem):
-        """:meth:`_check_covariance_size` before the ``(T, d + 1, d + 1)`` moments are formed
-        (on 2,048 features, 1 GB and 8 s before the error): every feature counted as random
-        first, the features that vary within a task (:func:`_within_task_variation`, from one
-        pass over the rows) only when that many would be refused."""
+    def _refused_random(self, X, problem):
+        """The number of random effects :meth:`_check_covariance_size` refuses, or None,
+        before the ``(T, d + 1, d + 1)`` moments are formed (on 2,048 features, 1 GB and 8 s
+        before the error): every feature counted as random first, the features that vary
+        within a task (:func:`_within_task_variation`, from one pass over the rows) only
+        when that many would be refused."""
         rows, tasks, counts = problem.flat_groups()
         d = X.shape[1]
         every = _random_columns(self._named_slopes(), d, self.fit_intercept, np.ones(d, bool))
         if not self._covariance_too_large(len(every), len(rows), len(counts)):
-            return
+            return None
         sums, squares, _ = _shifted_task_moments(X, rows.astype(np.intp), tasks, len(counts))
         varying = self.fit_intercept and _within_task_variation(
             sums, squares, counts.astype(np.float64))
         random = _random_columns(self._named_slopes(), d, self.fit_intercept, varying)
-        self._check_covariance_size(len(random), len(rows), len(counts))
+        refused = self._covariance_too_large(len(random), len(rows), len(counts))
+        return len(random) if refused else None
+
+    def _check_covariance_early(self, X, problem):
+        """Raise :meth:`_check_covariance_size`'s error early (:meth:`_refused_random`)."""
+        n_random = self._refused_random(X, problem)
+        if n_random is not None:
+            rows, _, counts = problem.flat_groups()
+            self._check_covariance_size(n_random, len(rows), len(counts))
 
     def _warn_no_maximum(self, share, on_bound, interpolated, n_random, n):
         """The fit ended where the random effects fit every task almost exactly (``share``:
@@ -438,7 +478,7 @@ class HierarchicalRegressor(_HierarchicalMixin, MultiTaskRegressorMixin, BaseEst
         only 0.67, ``"all"`` with a diagonal ``Sigma`` 0.71; see the user guide), so give
         fewer features a random slope there, or make them independent
         (``covariance_type``; ``"auto"``, the default, does so there).
-    {covariance_type}
+    {covariance_type_spherical}
     method : {"reml", "ml"}, default="reml"
         Maximise the restricted likelihood (REML, statsmodels' and lme4's default; unbiased
         variances when the fixed effects are estimated) or the likelihood (ML).
@@ -475,17 +515,23 @@ class HierarchicalRegressor(_HierarchicalMixin, MultiTaskRegressorMixin, BaseEst
     random_columns_ : ndarray of int
         Indices of the random effects' columns in ``[X, 1]`` (``n_features`` is the
         intercept).
-    covariance_type_ : {"full", "diag"}
+    covariance_type_ : {"full", "diag", "spherical"}
         The structure of ``Sigma`` fitted (``covariance_type``, ``"auto"`` resolved).
     noise_variance_ : float
         ``sigma^2``.
+    mean_prior_variance_ : float
+        ``"spherical"`` only: ``sigma^2 a``, the prior variance of each slope of the mean task
+        in the standardised features (``"full"`` and ``"diag"`` put no prior on it).
     log_likelihood_ : float
         The maximised log-likelihood (restricted with ``method="reml"``), constants included:
-        statsmodels' ``MixedLMResults.llf`` of the same model. The restricted likelihood is
-        defined for a fixed design of full rank: with aliased columns (a one-hot block beside
-        the intercept) its value depends on how they are coded (0.2 apart with and without
-        the block's first column on 600 labels; the fit and the ML value do not), so drop
-        them before comparing it with statsmodels or lme4, which drop them.
+        statsmodels' ``MixedLMResults.llf`` of the same model (``"spherical"``: of its model,
+        the mean task's slopes integrated out with their prior and only the intercept
+        restricted, so compare it with that of other spherical fits only). The restricted
+        likelihood is defined for a fixed design of full rank: with aliased columns (a
+        one-hot block beside the intercept) its value depends on how they are coded (0.2
+        apart with and without the block's first column on 600 labels; the fit and the ML
+        value do not), so drop them before comparing it with statsmodels or lme4, which drop
+        them.
     n_iter_ : int
         Iterations of the optimisers, Newton's and L-BFGS-B's together (1 when the start is
         already optimal).
@@ -526,18 +572,27 @@ class HierarchicalRegressor(_HierarchicalMixin, MultiTaskRegressorMixin, BaseEst
     d^3)`` per evaluation (a random intercept beside MoleculeACE's 2,048 fingerprint bits, 30
     targets on 10,000 molecules: 18 s at a process peak of 0.84 GB; the whole moments took
     94 s and 2.94 GB).
+    ``covariance_type="spherical"`` has its own solver: each task is held as the thin
+    singular value decomposition of its standardised rows, ``K_t = I + c X_t X_t^T + nu 1
+    1^T`` is then diagonal but for a rank-one term, and the shared mean goes through one ``d x
+    d`` system (Woodbury), so an evaluation of the likelihood and of its exact gradient in
+    ``log(a, c, nu)`` costs ``O(d^2 sum_t min(n_t, d) + d^3)``; L-BFGS-B minimises it from
+    ``a = c = nu = 1`` (12 to 16 iterations on MoleculeACE's 2,048 bits of 30 targets, 30 to
+    50 s). With one task, ``c = nu = 0`` and the fit is scikit-learn's ``BayesianRidge`` on
+    the standardised features (with ``method="ml"``).
     With one task (a 1-D y without ``task_ids``) there are no deviations between tasks to
     estimate: ``Sigma = 0`` and the fit is ordinary least squares (the restricted likelihood
     does not depend on ``Sigma`` then, the likelihood is largest at 0; before, REML returned
     its starting point as ``task_covariance_``).
     Suited to up to a few dozen random slopes; ``Sigma`` has ``q (q + 1) / 2`` entries to
     estimate (a full one of more than 44 random effects with more entries than labels is
-    refused with a ValueError, and so is ``"auto"``'s diagonal fallback where a step's ``T
-    q^3`` exceeds 1e8, about a minute: 2,048 fingerprint bits of 30 targets would take
-    hours), so give many features a fixed slope (``random_slopes``), or
+    refused with a ValueError; where ``"auto"``'s diagonal fallback would cost ``T q^3``
+    above 1e8 a step, about a minute (2,048 fingerprint bits of 30 targets: hours), it fits
+    ``"spherical"`` instead), so give many features a fixed slope (``random_slopes``),
     make the slopes independent (``covariance_type="diag"``: ``q`` variances, fitted by the
     same Newton's method on them, its Hessian ``O(T q^3)``; L-BFGS-B's final check grows every
-    variance left at 0 that should grow, at once). A rank-deficient X
+    variance left at 0 that should grow, at once), or give them one variance
+    (``"spherical"``). A rank-deficient X
     (collinear columns) is fitted in a basis of its range, and so, with a full ``Sigma``,
     are the random effects of collinear random columns (a feature that is another plus a
     constant, beside the random intercept): the data determine ``Sigma`` only on that
@@ -576,8 +631,11 @@ class HierarchicalRegressor(_HierarchicalMixin, MultiTaskRegressorMixin, BaseEst
 
     _parameter_constraints = {
         **_HierarchicalMixin._parameter_constraints,
+        "covariance_type": [StrOptions({"auto", "full", "diag", "spherical"})],
         "method": [StrOptions({"reml", "ml"})],
     }
+    _spherical_hint = (" Or pass covariance_type='spherical': one variance for every slope's "
+                       "deviation, and a prior on the mean task's slopes.")
 
     def __init__(self, *, random_slopes="all", covariance_type="auto", method="reml",
                  fit_intercept=True, max_iter=1000, tol=1e-8, unknown_task="error"):
@@ -590,6 +648,11 @@ class HierarchicalRegressor(_HierarchicalMixin, MultiTaskRegressorMixin, BaseEst
         self.unknown_task = unknown_task
 
     def _fit_tasks(self, X, problem):
+        if self.covariance_type == "spherical":
+            return self._fit_spherical(X, problem)
+        if (self.covariance_type == "auto" and isinstance(self.random_slopes, str)
+                and self._refused_random(X, problem) is not None):
+            return self._fit_spherical(X, problem)  # "auto" on many features
         self._check_covariance_early(X, problem)
         d = X.shape[1]
         if isinstance(self.random_slopes, str):  # "all": the varying features, from A
@@ -618,15 +681,9 @@ class HierarchicalRegressor(_HierarchicalMixin, MultiTaskRegressorMixin, BaseEst
         model = MixedModel(A, c, s, n, random_fit, reml=self.method == "reml",
                            diagonal=diagonal)
         self._check_enough_labels(model.n, model.rank, "independent fixed-effect")
-        if self.fit_intercept and n.max() <= 1:
-            # y_t = x_t beta + b + x_t u_t + v_t + e_t on one row: var(v_t) and sigma^2 enter
-            # the likelihood only through their sum (lme4 stops: nobs <= number of levels)
-            raise ValueError(
-                f"{type(self).__name__} needs a task with two labels or more: every task has "
-                f"one label, so the noise variance and the variance of the tasks' random "
-                f"intercepts enter the likelihood only through their sum and cannot be told "
-                f"apart. Check task_ids (one task per row?), or fit a model without random "
-                f"effects (MeanClusteredRegressorCV).")
+        # y_t = x_t beta + b + x_t u_t + v_t + e_t on one row: var(v_t) and sigma^2 enter
+        # the likelihood only through their sum (lme4 stops: nobs <= number of levels)
+        self._check_two_labels(n)
         if len(n) == 1:  # one task, no deviations between tasks: Sigma = 0 (see Notes)
             theta, n_iter = np.zeros_like(model.start()), 0
         else:
@@ -660,6 +717,70 @@ class HierarchicalRegressor(_HierarchicalMixin, MultiTaskRegressorMixin, BaseEst
             value += np.linalg.slogdet(J)[1]
         self.log_likelihood_ = float(value)
         self.n_iter_ = max(int(n_iter), 1)  # (the start counts, when it is optimal)
+        return self
+
+    def _check_two_labels(self, counts):
+        if self.fit_intercept and counts.max() <= 1:
+            raise ValueError(
+                f"{type(self).__name__} needs a task with two labels or more: every task has "
+                f"one label, so the noise variance and the variance of the tasks' random "
+                f"intercepts enter the likelihood only through their sum and cannot be told "
+                f"apart. Check task_ids (one task per row?), or fit a model without random "
+                f"effects (MeanClusteredRegressorCV).")
+
+    def _fit_spherical(self, X, problem):
+        """``covariance_type="spherical"`` (or ``"auto"`` on many features): the model of
+        :mod:`._solver_hierarchical_spherical`."""
+        if not isinstance(self.random_slopes, str):
+            raise ValueError(
+                f"{type(self).__name__} with covariance_type='spherical' gives every slope "
+                f"one variance and needs random_slopes='all'; got random_slopes="
+                f"{self.random_slopes!r}. Pass random_slopes='all', or choose "
+                f"covariance_type='full' or 'diag' for a random intercept or some random "
+                f"slopes.")
+        rows, tasks, counts = problem.flat_groups()
+        rows = rows.astype(np.intp)
+        d, n_tasks = X.shape[1], len(counts)
+        self._check_enough_labels(len(rows), int(self.fit_intercept), "fixed-effect")
+        if n_tasks > 1:
+            self._check_two_labels(counts)
+        sums, squares, shift = _shifted_task_moments(X, rows, tasks, n_tasks)
+        J = _standardizer(sums.sum(axis=0), squares.sum(axis=0), float(len(rows)),
+                          self.fit_intercept, shift=shift)
+        scale = 1.0 / np.diag(J)[:d]
+        mean = -J[d, :d] * scale if self.fit_intercept else np.zeros(d)
+        model = SphericalModel(X, mean, scale, rows, tasks, problem.flat_targets(), n_tasks,
+                               self.fit_intercept, reml=self.method == "reml")
+        theta, n_iter = model.fit(max_iter=self.max_iter, tol=self.tol)
+        self._warn_unconverged(n_iter)
+        beta, b, sigma2, (a, c, nu), W, v = model.estimates(theta)
+        # the deviation of a task on its own rows has variance about sigma^2 c d per label
+        # (standardised features): beyond _NOISE_SHARE times the noise's, the two were not
+        # told apart (tasks of fewer labels than features) and the noise went to 0
+        if counts.max() <= d and c * d >= 1.0 / _NOISE_SHARE:
+            warnings.warn(
+                f"The noise variance went to {sigma2:.1e}, {1.0 / (c * d):.1e} times the "
+                f"variance a task's deviation from the mean adds to each of its labels: "
+                f"every task has at most as many labels ({int(counts.max())}) as features "
+                f"({d}), so the likelihood tells the noise from the tasks' deviations only "
+                f"by the spread of each task's singular values, and here it is largest with "
+                f"(almost) no noise. The fit is that limit: each task's training labels are "
+                f"fitted (almost) exactly, task_covariance_ holds the noise too, and "
+                f"noise_variance_ is no estimate of the noise. With more labels per task the "
+                f"two separate; MeanClusteredRegressorCV chooses the same penalty's strengths "
+                f"by cross-validation instead.", ConvergenceWarning, stacklevel=6)
+        random = np.arange(d + self.fit_intercept)
+        variances = np.full(len(random), c)
+        U = W - beta
+        if self.fit_intercept:
+            variances[d] = nu
+            beta, U = np.append(beta, b), np.column_stack([U, v])
+        self._set_fitted(beta, U, sigma2 * np.diag(variances), random, J, model.y_origin)
+        self.covariance_type_ = "spherical"
+        self.mean_prior_variance_ = float(sigma2 * a)
+        self.noise_variance_ = float(sigma2)
+        self.log_likelihood_ = float(model.log_likelihood(theta))
+        self.n_iter_ = int(n_iter)
         return self
 
     _predict_raw = _MeanClusteredMixin._decision
