@@ -53,6 +53,13 @@ _EXACT_FIT = 1e-6
 # 8 s / 60 s; 2,049 random effects of 30 targets, 2.6e11: hours)
 _AUTO_DIAGONAL_WORK = 1e8
 
+# "auto" fits "spherical" up to this work an evaluation, d^2 (R + d) for d features and R =
+# sum_t min(n_t, d) (MoleculeACE's 2,048 bits of 30 targets: 3.6e10 on its 10,000-molecule
+# subsample, about a second an evaluation; 1.6e11 on all of it), and this many features (its
+# d x d arrays: about 7 of them at the peak, 0.9 GB at 4,096)
+_AUTO_SPHERICAL_WORK = 2e11
+_AUTO_SPHERICAL_FEATURES = 4096
+
 # "spherical": a noise variance below this share of the variance a task's deviation adds to
 # each of its labels (sigma^2 c d in the standardised features) warns that the two were not
 # told apart (on 30 generated tasks of 10 labels and 150 features: 2.6e-7, the noise's
@@ -263,7 +270,7 @@ class _HierarchicalMixin(_OneBlasThread):
         "unknown_task": [StrOptions({"error", "shared"})],
     }
     _X_dtype = np.float64
-    _spherical_hint = ""  # the regressor's other way out of a covariance too large
+    _spherical_advice = ""  # the regressor's other way out of a covariance too large
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -327,7 +334,7 @@ class _HierarchicalMixin(_OneBlasThread):
                 f"{_AUTO_DIAGONAL_WORK:.0e} (about a minute) that 'auto' takes on. Keep a "
                 f"random intercept only (random_slopes=None), give most features a fixed "
                 f"slope (random_slopes=[a few feature indices]), or pass "
-                f"covariance_type='diag' to fit them all the same.{self._spherical_hint}")
+                f"covariance_type='diag' to fit them all the same.{self._spherical_hint()}")
         raise ValueError(
             f"{type(self).__name__} with covariance_type={self.covariance_type!r} would "
             f"estimate a covariance of {n_random * (n_random + 1) // 2:,} entries "
@@ -337,7 +344,7 @@ class _HierarchicalMixin(_OneBlasThread):
             f"to the fourth power of their number. Keep a random intercept only "
             f"(random_slopes=None), give most features a fixed slope "
             f"(random_slopes=[a few feature indices]), or make the slopes independent "
-            f"(covariance_type='diag': {n_random:,} variances).{self._spherical_hint}")
+            f"(covariance_type='diag': {n_random:,} variances).{self._spherical_hint()}")
 
     def _named_slopes(self):
         """``random_slopes`` with the names of a DataFrame's columns (``feature_names_in_``)
@@ -407,12 +414,16 @@ class _HierarchicalMixin(_OneBlasThread):
             f"slope (random_slopes), or make them independent (covariance_type='diag').",
             ConvergenceWarning, stacklevel=4)
 
-    def _warn_unconverged(self, n_iter, hint=""):
+    def _spherical_hint(self):
+        """:attr:`_spherical_advice` where it applies (every slope random)."""
+        return self._spherical_advice if isinstance(self.random_slopes, str) else ""
+
+    def _warn_unconverged(self, n_iter, hint="", stacklevel=4):
         if n_iter >= self.max_iter:
             warnings.warn(
                 f"The likelihood's optimiser stopped after max_iter={self.max_iter} "
                 f"iterations before its gradient fell below tol={self.tol}; raise "
-                f"max_iter.{hint}", ConvergenceWarning, stacklevel=4)
+                f"max_iter.{hint}", ConvergenceWarning, stacklevel=stacklevel)
 
     def _set_fitted(self, beta, U, Sigma, random, J, y_origin=0.0):
         """Store the fit made in the standardized coordinates ``[X, 1] J`` (of the targets
@@ -494,6 +505,9 @@ class HierarchicalRegressor(_HierarchicalMixin, MultiTaskRegressorMixin, BaseEst
         Cholesky factor of ``Sigma`` is at most ``tol`` times ``max(1, |deviance|)``. A
         variance that is zero at the optimum is set to exactly zero once the optimiser has
         taken it to rounding level (below 1e-12 of the largest, in standardised units).
+        ``"spherical"``: L-BFGS-B stops when the projected gradient of the deviance in
+        ``log(a, c, nu)`` is at most ``tol`` times the number of labels (which does not
+        depend on the units of y).
     unknown_task : {"error", "shared"}, default="error"
         A task id not seen in fit: raise :class:`~skmtl.UnknownTaskError`, or (``"shared"``)
         predict it with the mean task, ``X @ shared_coef_ + shared_intercept_`` (the prior mean
@@ -581,7 +595,8 @@ class HierarchicalRegressor(_HierarchicalMixin, MultiTaskRegressorMixin, BaseEst
     50 s). With one task, ``c = nu = 0`` and the fit is scikit-learn's ``BayesianRidge`` on
     the standardised features (with ``method="ml"``).
     With one task (a 1-D y without ``task_ids``) there are no deviations between tasks to
-    estimate: ``Sigma = 0`` and the fit is ordinary least squares (the restricted likelihood
+    estimate: ``Sigma = 0`` and the fit is ordinary least squares (``"spherical"``, which
+    ``"auto"`` picks on one task beyond 463 features: BayesianRidge; the restricted likelihood
     does not depend on ``Sigma`` then, the likelihood is largest at 0; before, REML returned
     its starting point as ``task_covariance_``).
     Suited to up to a few dozen random slopes; ``Sigma`` has ``q (q + 1) / 2`` entries to
@@ -634,8 +649,8 @@ class HierarchicalRegressor(_HierarchicalMixin, MultiTaskRegressorMixin, BaseEst
         "covariance_type": [StrOptions({"auto", "full", "diag", "spherical"})],
         "method": [StrOptions({"reml", "ml"})],
     }
-    _spherical_hint = (" Or pass covariance_type='spherical': one variance for every slope's "
-                       "deviation, and a prior on the mean task's slopes.")
+    _spherical_advice = (" Or pass covariance_type='spherical': one variance for every "
+                         "slope's deviation, and a prior on the mean task's slopes.")
 
     def __init__(self, *, random_slopes="all", covariance_type="auto", method="reml",
                  fit_intercept=True, max_iter=1000, tol=1e-8, unknown_task="error"):
@@ -652,7 +667,9 @@ class HierarchicalRegressor(_HierarchicalMixin, MultiTaskRegressorMixin, BaseEst
             return self._fit_spherical(X, problem)
         if (self.covariance_type == "auto" and isinstance(self.random_slopes, str)
                 and self._refused_random(X, problem) is not None):
+            self._check_spherical_size(X, problem)
             return self._fit_spherical(X, problem)  # "auto" on many features
+        self.__dict__.pop("mean_prior_variance_", None)  # (of an earlier spherical fit)
         self._check_covariance_early(X, problem)
         d = X.shape[1]
         if isinstance(self.random_slopes, str):  # "all": the varying features, from A
@@ -719,6 +736,26 @@ class HierarchicalRegressor(_HierarchicalMixin, MultiTaskRegressorMixin, BaseEst
         self.n_iter_ = max(int(n_iter), 1)  # (the start counts, when it is optimal)
         return self
 
+    def _check_spherical_size(self, X, problem):
+        """Refuse ``"auto"``'s spherical fallback where its ``d x d`` system costs more than
+        ``_AUTO_SPHERICAL_WORK`` an evaluation (``d^2 (R + d)``, ``R = sum_t min(n_t, d)``) or
+        ``d`` exceeds ``_AUTO_SPHERICAL_FEATURES``: a fit of many minutes, and about 7 ``d x
+        d`` arrays of memory (20,000 features: some 20 GB)."""
+        _, _, counts = problem.flat_groups()
+        d = X.shape[1]
+        rows = float(np.minimum(counts, d).sum())
+        work = float(d) ** 2 * (rows + d)
+        if work <= _AUTO_SPHERICAL_WORK and d <= _AUTO_SPHERICAL_FEATURES:
+            return
+        raise ValueError(
+            f"{type(self).__name__} with covariance_type='auto' would fit the spherical model "
+            f"on {d:,} features (independent slopes would cost more still), whose d x d system "
+            f"costs d^2 (R + d) = {work:.2g} an evaluation (R = {rows:,.0f}, the labels up to "
+            f"d a task) and about {7 * 8 * d**2 / 1e9:.2g} GB, more than the "
+            f"{_AUTO_SPHERICAL_WORK:.0e} (a few minutes a fit) and {_AUTO_SPHERICAL_FEATURES:,} "
+            f"features that 'auto' takes on. Pass covariance_type='spherical' to fit it "
+            f"anyway, select fewer features, or use MeanClusteredRegressorCV.")
+
     def _check_two_labels(self, counts):
         if self.fit_intercept and counts.max() <= 1:
             raise ValueError(
@@ -752,18 +789,20 @@ class HierarchicalRegressor(_HierarchicalMixin, MultiTaskRegressorMixin, BaseEst
         model = SphericalModel(X, mean, scale, rows, tasks, problem.flat_targets(), n_tasks,
                                self.fit_intercept, reml=self.method == "reml")
         theta, n_iter = model.fit(max_iter=self.max_iter, tol=self.tol)
-        self._warn_unconverged(n_iter)
+        self._warn_unconverged(n_iter, stacklevel=7)
         beta, b, sigma2, (a, c, nu), W, v = model.estimates(theta)
         # the deviation of a task on its own rows has variance about sigma^2 c d per label
         # (standardised features): beyond _NOISE_SHARE times the noise's, the two were not
-        # told apart (tasks of fewer labels than features) and the noise went to 0
-        if counts.max() <= d and c * d >= 1.0 / _NOISE_SHARE:
+        # told apart (no task has more labels than random effects) and the noise went to 0
+        if model.interpolates() and c * d >= 1.0 / _NOISE_SHARE:
+            intercept = ", and the intercept" if self.fit_intercept else ""
             warnings.warn(
                 f"The noise variance went to {sigma2:.1e}, {1.0 / (c * d):.1e} times the "
                 f"variance a task's deviation from the mean adds to each of its labels: "
-                f"every task has at most as many labels ({int(counts.max())}) as features "
-                f"({d}), so the likelihood tells the noise from the tasks' deviations only "
-                f"by the spread of each task's singular values, and here it is largest with "
+                f"no task has more labels (at most {int(counts.max())}) than random effects "
+                f"(the rank of its rows, of {d} features{intercept}), "
+                f"so the likelihood tells the noise from the tasks' deviations only by the "
+                f"spread of each task's singular values, and here it is largest with "
                 f"(almost) no noise. The fit is that limit: each task's training labels are "
                 f"fitted (almost) exactly, task_covariance_ holds the noise too, and "
                 f"noise_variance_ is no estimate of the noise. With more labels per task the "

@@ -15,20 +15,21 @@ _SYRK = blas.dsyrk
 _SYRK_WORK = 2**17
 
 
-def _syrk_lower(out, Z, add=False):
+def _syrk_lower(out, Z, add=False, alpha=None):
     """``Z^T Z`` into the lower triangle of the C-contiguous (d, d) ``out`` (zeros), in place
-    (``add``: added to its lower triangle).
+    (``add``: added to its lower triangle; ``alpha``: ``alpha Z^T Z`` added to it).
 
     A symmetric rank-k update (BLAS ``dsyrk``): half the flops of ``Z.T @ Z``. A Fortran Z is
     passed as it is (``A^T A``), a C-contiguous one as ``Z.T``, the Fortran (d, n) matrix whose
     ``A A^T`` is the same product; ``out.T`` is the Fortran matrix whose upper triangle it
     fills. Nothing is copied.
     """
-    beta = 1.0 if add else 0.0
+    beta = 1.0 if add or alpha is not None else 0.0
+    alpha = 1.0 if alpha is None else alpha
     if Z.flags.f_contiguous:
-        _SYRK(1.0, Z, beta=beta, c=out.T, trans=1, lower=0, overwrite_c=1)
+        _SYRK(alpha, Z, beta=beta, c=out.T, trans=1, lower=0, overwrite_c=1)
     else:
-        _SYRK(1.0, np.ascontiguousarray(Z).T, beta=beta, c=out.T, trans=0, lower=0,
+        _SYRK(alpha, np.ascontiguousarray(Z).T, beta=beta, c=out.T, trans=0, lower=0,
               overwrite_c=1)
 
 

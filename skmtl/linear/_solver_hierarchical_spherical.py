@@ -29,7 +29,7 @@ import scipy.sparse as sp
 from scipy.linalg import lapack, solve_triangular
 from scipy.optimize import minimize
 
-from skmtl.linear._linalg import _mirror_lower, _syrk_lower
+from skmtl.linear._linalg import _syrk_lower
 
 __all__ = ["SphericalModel"]
 
@@ -54,6 +54,7 @@ class _TaskFactors:
         bounds = np.searchsorted(tasks, np.arange(n_tasks + 1))
         P, lam, owner, UB = [], [], [], []
         self.BB = np.zeros((n_tasks, k, k))
+        self.counts = np.bincount(tasks, minlength=n_tasks)
         self.M = np.zeros((n_tasks, d))
         for t in range(n_tasks):
             part = rows[bounds[t]:bounds[t + 1]]
@@ -89,6 +90,10 @@ class _TaskFactors:
         # the rows of each task, as the row pointers of a (T, R) CSR matrix
         self._indptr = np.searchsorted(self.owner, np.arange(n_tasks + 1))
 
+    def ranks(self):
+        """The rank of each task's rows (T,)."""
+        return np.bincount(self.owner, minlength=self.n_tasks)
+
     def sums(self, values):
         """``values`` (R,) summed over each task's rows: (T,)."""
         return np.bincount(self.owner, weights=values, minlength=self.n_tasks)
@@ -101,6 +106,15 @@ class _TaskFactors:
     def rows_times(self, weights, P=None):
         """``sum_{j in t} weights_j P_j`` for every task ``t``: (T, d)."""
         return np.asarray(self.weighted(weights) @ (self.P if P is None else P))
+
+
+def _cholesky_lower(S):
+    """The lower Cholesky factor of the symmetric matrix whose lower triangle ``S`` holds, in
+    place (LAPACK ``dpotrf`` on ``S.T``, the Fortran matrix whose upper triangle that is)."""
+    factor, info = lapack.dpotrf(S.T, lower=0, overwrite_a=1, clean=1)
+    if info != 0:
+        raise np.linalg.LinAlgError("I / a + X^T K^-1 X is not positive definite")
+    return factor.T
 
 
 def _rank_floor(values):
@@ -155,6 +169,12 @@ class SphericalModel:
                                     fit_intercept)
         self._last = None
 
+    def interpolates(self):
+        """Whether no task has more labels than random effects (the rank of its rows, and the
+        intercept): the deviations can then fit every task exactly."""
+        f = self.factors
+        return bool(np.all(f.counts <= f.ranks() + self.fit_intercept))
+
     def n_params(self):
         return 1 if self.single else (3 if self.fit_intercept else 2)
 
@@ -182,9 +202,8 @@ class SphericalModel:
             f.UB[:, :, None] * f.UB[:, None, :]).reshape(len(w), -1)).reshape(f.BB.shape)
         coef = f.UB * w[:, None]
         logdet = float(np.log1p(c * f.lam).sum())
-        S = np.zeros((self.d, self.d))
+        S = np.zeros((self.d, self.d))  # its lower triangle: X^T K^-1 X + I / a
         _syrk_lower(S, f.P * np.sqrt(w)[:, None])
-        _mirror_lower(S[None])
         h = g = np.zeros(f.n_tasks)
         gamma, G = np.zeros(len(w)), np.zeros((f.n_tasks, self.d))
         if self.fit_intercept:
@@ -196,11 +215,11 @@ class SphericalModel:
             BKB = BKB - g[:, None, None] * row[:, :, None] * row[:, None, :]
             gamma = coef[:, 1].copy()
             G = f.rows_times(gamma)
-            S -= (G.T * g) @ G
+            _syrk_lower(S, G * np.sqrt(g)[:, None], alpha=-1.0)
             coef = coef - (g[f.owner] * gamma)[:, None] * row[f.owner]
         F = f.P.T @ coef  # X^T K^-1 B (d, k)
         S[np.diag_indices_from(S)] += 1.0 / a
-        L = np.linalg.cholesky(S)
+        L = _cholesky_lower(S)
         logdet += 2.0 * float(np.log(np.diag(L)).sum()) + self.d * np.log(a)
         V = solve_triangular(L, F, lower=True, check_finite=False)
         Q = BKB.sum(axis=0) - V.T @ V
@@ -246,7 +265,8 @@ class SphericalModel:
         f = self.factors
         a, c, nu = state.ratios
         L_inverse, _ = lapack.dtrtri(state.L, lower=1)
-        out = [self.d - np.sum(L_inverse**2) / a]  # tr(I - A^-1 / a)
+        out = [self.d - np.einsum("ij,ij->", L_inverse, L_inverse) / a]  # tr(I - A^-1 / a)
+        del L_inverse
         if self.single:
             return np.array(out)
         # c sum_t tr(X_t^T (C^-1)_tt X_t) = c sum_t [tr(S_t) - tr(A^-1 S_t S_t)], S_t = P_t^T
@@ -302,9 +322,9 @@ class SphericalModel:
     def fit(self, *, max_iter, tol):
         """Minimise the deviance over ``theta`` by L-BFGS-B with its gradient, from every
         ratio at 1: ``(theta, n_iter)``; it stops when the projected gradient is at most
-        ``tol`` times ``max(1, |deviance at the start|)``."""
+        ``tol`` times the degrees of freedom (the labels)."""
         start = np.zeros(self.n_params())
-        scale = max(abs(self.deviance(start)), 1.0)
+        scale = float(max(self.dof(), 1))  # (not the deviance: it moves with the units of y)
 
         def fun(theta):
             value, grad = self.deviance(theta, gradient=True)
