@@ -385,13 +385,6 @@ class _HierarchicalMixin(_OneBlasThread):
         refused = self._covariance_too_large(len(random), len(rows), len(counts))
         return len(random) if refused else None
 
-    def _check_covariance_early(self, X, problem):
-        """Raise :meth:`_check_covariance_size`'s error early (:meth:`_refused_random`)."""
-        n_random = self._refused_random(X, problem)
-        if n_random is not None:
-            rows, _, counts = problem.flat_groups()
-            self._check_covariance_size(n_random, len(rows), len(counts))
-
     def _warn_no_maximum(self, share, on_bound, interpolated, n_random, n):
         """The fit ended where the random effects fit every task almost exactly (``share``:
         :meth:`MixedModel.residual_share`), on the bound of their standard deviations or
@@ -665,12 +658,14 @@ class HierarchicalRegressor(_HierarchicalMixin, MultiTaskRegressorMixin, BaseEst
     def _fit_tasks(self, X, problem):
         if self.covariance_type == "spherical":
             return self._fit_spherical(X, problem)
-        if (self.covariance_type == "auto" and isinstance(self.random_slopes, str)
-                and self._refused_random(X, problem) is not None):
-            self._check_spherical_size(X, problem)
-            return self._fit_spherical(X, problem)  # "auto" on many features
+        refused = self._refused_random(X, problem)  # (one pass over X, where it counts)
+        if refused is not None:
+            if self.covariance_type == "auto" and isinstance(self.random_slopes, str):
+                self._check_spherical_size(X, problem)
+                return self._fit_spherical(X, problem)  # "auto" on many features
+            rows, _, counts = problem.flat_groups()
+            self._check_covariance_size(refused, len(rows), len(counts))
         self.__dict__.pop("mean_prior_variance_", None)  # (of an earlier spherical fit)
-        self._check_covariance_early(X, problem)
         d = X.shape[1]
         if isinstance(self.random_slopes, str):  # "all": the varying features, from A
             A, c, s, n, (x_origin, y_origin) = task_moments(problem, self.fit_intercept)
