@@ -234,7 +234,9 @@ _DOCS = {
     _STRUCTURES.format(spherical="""``"spherical"`` (one variance for every slope, one for
         the intercept, and a prior on the mean task's slopes: see below), """) + """and
         ``"spherical"`` where a step of ``"diag"`` would cost ``T q^3`` above 1e8, about a
-        minute (many features: 2,048 fingerprint bits of 30 targets).""" + _DIAGONAL_DOC + """
+        minute (many features: 2,048 fingerprint bits of 30 targets), up to 4,096 features
+        and ``d^2 (R + d) = 2e11`` an evaluation for ``R`` the labels, counted up to ``d`` a
+        task (beyond, a ValueError says what to pass).""" + _DIAGONAL_DOC + """
         ``"spherical"`` is for many features, more than the labels can give a mean each:
         in the same standardised coordinates, every task's slopes deviate from the mean
         task's with one variance ``sigma^2 c``, its intercept with ``sigma^2 nu``, and the
