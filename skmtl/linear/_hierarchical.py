@@ -272,8 +272,6 @@ class _HierarchicalMixin(_OneBlasThread):
         "unknown_task": [StrOptions({"error", "shared"})],
     }
     _X_dtype = np.float64
-    _spherical_advice = ""  # the regressor's other way out of a covariance too large
-
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
@@ -410,8 +408,8 @@ class _HierarchicalMixin(_OneBlasThread):
             ConvergenceWarning, stacklevel=4)
 
     def _spherical_hint(self):
-        """:attr:`_spherical_advice` where it applies (every slope random)."""
-        return self._spherical_advice if isinstance(self.random_slopes, str) else ""
+        """The regressor's other way out of a covariance too large (none here)."""
+        return ""
 
     def _warn_unconverged(self, n_iter, hint="", stacklevel=4):
         if n_iter >= self.max_iter:
@@ -644,8 +642,13 @@ class HierarchicalRegressor(_HierarchicalMixin, MultiTaskRegressorMixin, BaseEst
         "covariance_type": [StrOptions({"auto", "full", "diag", "spherical"})],
         "method": [StrOptions({"reml", "ml"})],
     }
-    _spherical_advice = (" Or pass covariance_type='spherical': one variance for every "
-                         "slope's deviation, and a prior on the mean task's slopes.")
+
+    def _spherical_hint(self):
+        """``"spherical"``, where it applies (every slope random)."""
+        if not isinstance(self.random_slopes, str):
+            return ""
+        return (" Or pass covariance_type='spherical': one variance for every slope's "
+                "deviation, and a prior on the mean task's slopes.")
 
     def __init__(self, *, random_slopes="all", covariance_type="auto", method="reml",
                  fit_intercept=True, max_iter=1000, tol=1e-8, unknown_task="error"):
