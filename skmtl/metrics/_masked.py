@@ -127,7 +127,12 @@ def per_task_scores(
         ``metric(y_true_t, y_pred_t, sample_weight=sw_t, task=t)`` for one task's observed
         rows; ``task`` is the task's position. A ``metric.check_labels(y_true_t, task=t)``,
         where the metric has one, is called first on every task, also where the score is
-        undefined (too few labels or classes): a ValueError there is raised.
+        undefined (too few labels or classes): a ValueError there is raised. A
+        ``metric.vectorized(y, p, w, tasks, n_tasks)`` (the observed labels, predictions,
+        weights and task positions) may score every task at once, returning ``(scores,
+        pending)`` with ``pending`` the tasks left to ``metric``, or None for all of them
+        (the built-in R^2, squared and absolute errors and accuracy do: one scikit-learn
+        call costs about 4 ms of validation).
     y_true : array-like of shape (n_samples,) or (n_samples, n_tasks)
         True labels: 1-D (one task), wide with NaN / None as missing, or long with
         ``task_ids``.
@@ -175,7 +180,15 @@ def per_task_scores(
     undefined = []
     # a check of the labels that holds even where the score is undefined (an unknown class)
     check = getattr(metric, "check_labels", None)
-    for t, rows in enumerate(target.task_rows()):
+    pending = range(target.n_tasks)  # the tasks scored one call of ``metric`` each
+    vectorized = getattr(metric, "vectorized", None)
+    if vectorized is not None and check is None and min_classes <= 1:
+        done = _vectorized_scores(vectorized, target, preds, sample_weight, min_samples)
+        if done is not None:
+            scores, pending = done
+    task_rows = target.task_rows()
+    for t in pending:
+        rows = task_rows[t]
         y_t = _tighten(target.task_labels(t, rows))
         try:
             if check is not None:
@@ -197,6 +210,97 @@ def per_task_scores(
             stacklevel=3,
         )
     return target.tasks, scores
+
+
+def _vectorized_scores(vectorized, target, preds, sample_weight, min_samples):
+    """Every task's score at once from sums over its observed labels: ``(scores, pending)``,
+    ``pending`` the tasks left to one call of the metric each (too few labels, or a case
+    the sums do not decide, :func:`_regression_sums`); None where the labels or predictions
+    are not of a type the sums take (the per-task calls then raise or score them). One call
+    of a scikit-learn metric costs about 4 ms of validation: 4.4 s to score 1,000 tasks."""
+    rows, tasks, y = target.observations()
+    y = _tighten(y)
+    if target.layout == "long":
+        p = preds[0]
+    else:
+        parts = [np.asarray(part) for part in preds]
+        if any(part.ndim != 1 for part in parts):
+            return None
+        try:
+            p = np.empty(len(rows), dtype=np.result_type(*parts))
+        except TypeError:  # (no common dtype: the per-task calls)
+            return None
+        order = np.argsort(tasks, kind="stable")
+        bounds = np.searchsorted(tasks[order], np.arange(target.n_tasks + 1))
+        for t, part in enumerate(parts):
+            index = order[bounds[t]:bounds[t + 1]]
+            p[index] = part[rows[index]]
+    p = _tighten(np.asarray(p))
+    if p.ndim != 1 or p.shape != y.shape:
+        return None
+    w = np.ones(len(rows)) if sample_weight is None else sample_weight[rows]
+    result = vectorized(y, p, w, tasks, target.n_tasks)
+    if result is None:
+        return None
+    scores, pending = result
+    counts = np.bincount(tasks, minlength=target.n_tasks)
+    pending = pending | (counts < min_samples)
+    scores[pending] = np.nan
+    return scores, np.flatnonzero(pending)
+
+
+def _weighted_means(values, w, tasks, n_tasks):
+    """Each task's ``sum w v / sum w`` and whether that is left to the per-task call (a sum
+    of weights of 0, or weights or values that are not finite: its errors)."""
+    total = np.bincount(tasks, weights=w, minlength=n_tasks)
+    bad = np.bincount(tasks, weights=~(np.isfinite(values) & np.isfinite(w)),
+                      minlength=n_tasks) > 0
+    pending = bad | (total == 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        means = np.bincount(tasks, weights=np.where(pending[tasks], 0.0, w * values),
+                            minlength=n_tasks) / total
+    return means, pending
+
+
+def _regression_sums(kind):
+    """The per-task squared or absolute error, or R^2, of numeric labels and predictions from
+    sums (:func:`_vectorized_scores`), as scikit-learn's functions compute them. R^2 of a
+    task whose labels are all equal is left to scikit-learn (its ``force_finite`` rule
+    depends on how its mean of equal values rounds)."""
+
+    def vectorized(y, p, w, tasks, n_tasks):
+        if y.dtype.kind not in "biuf" or p.dtype.kind not in "biuf":
+            return None
+        y, p = y.astype(np.float64, copy=False), p.astype(np.float64, copy=False)
+        error = y - p
+        if kind == "absolute":
+            return _weighted_means(np.abs(error), w, tasks, n_tasks)
+        mse, pending = _weighted_means(error * error, w, tasks, n_tasks)
+        if kind == "squared":
+            return mse, pending
+        mean, _ = _weighted_means(y, w, tasks, n_tasks)
+        spread, _ = _weighted_means((y - mean[tasks]) ** 2, w, tasks, n_tasks)
+        first = np.zeros(n_tasks)
+        present, where = np.unique(tasks, return_index=True)
+        first[present] = y[where]  # each task's first label
+        constant = np.bincount(tasks, weights=y != first[tasks], minlength=n_tasks) == 0
+        pending = pending | constant | ~(spread > 0.0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return 1.0 - mse / spread, pending
+
+    return vectorized
+
+
+def _accuracy_sums(y, p, w, tasks, n_tasks):
+    """Per-task accuracy from sums (:func:`_vectorized_scores`) where scikit-learn's checks
+    pass for sure: both numeric (floats whole numbers), or both strings."""
+    numeric = y.dtype.kind in "biuf" and p.dtype.kind in "biuf"
+    if not (numeric or y.dtype.kind == p.dtype.kind == "U"):
+        return None
+    if numeric and any(v.dtype.kind == "f" and not np.all(np.isfinite(v) & (v == np.round(v)))
+                       for v in (y, p)):
+        return None
+    return _weighted_means((y == p).astype(np.float64), w, tasks, n_tasks)
 
 
 def _aggregate(scores, multioutput):
@@ -229,10 +333,11 @@ def _masked_metric(metric, y_true, y_pred, task_ids, sample_weight, multioutput,
     return _aggregate(scores, multioutput)
 
 
-def _label_metric(func, **fixed):
+def _label_metric(func, vectorized=None, **fixed):
     def metric(y_t, p_t, *, sample_weight, task):
         return func(y_t, p_t, sample_weight=sample_weight, **fixed)
 
+    metric.vectorized = vectorized  # every task at once, where it can (per_task_scores)
     return metric
 
 
@@ -263,7 +368,8 @@ def r2_score(y_true, y_pred, *, task_ids=None, sample_weight=None,
     >>> r2_score(Y, P, multioutput="raw_values")  # task 1 scored on rows 0, 2, 3 only
     array([1.        , 0.57142857])
     """
-    return _masked_metric(_label_metric(skm.r2_score), y_true, y_pred, task_ids,
+    metric = _label_metric(skm.r2_score, _regression_sums("r2"))
+    return _masked_metric(metric, y_true, y_pred, task_ids,
                           sample_weight, multioutput, min_samples=2)
 
 
@@ -287,7 +393,8 @@ def mean_squared_error(y_true, y_pred, *, task_ids=None, sample_weight=None,
     ...                    multioutput="raw_values")
     array([0., 2.])
     """
-    return _masked_metric(_label_metric(skm.mean_squared_error), y_true, y_pred, task_ids,
+    metric = _label_metric(skm.mean_squared_error, _regression_sums("squared"))
+    return _masked_metric(metric, y_true, y_pred, task_ids,
                           sample_weight, multioutput)
 
 
@@ -311,7 +418,8 @@ def mean_absolute_error(y_true, y_pred, *, task_ids=None, sample_weight=None,
     ...                     np.array([[2.0, 0.0], [3.0, 3.0]]))
     1.25
     """
-    return _masked_metric(_label_metric(skm.mean_absolute_error), y_true, y_pred, task_ids,
+    metric = _label_metric(skm.mean_absolute_error, _regression_sums("absolute"))
+    return _masked_metric(metric, y_true, y_pred, task_ids,
                           sample_weight, multioutput)
 
 
@@ -340,7 +448,8 @@ def accuracy_score(y_true, y_pred, *, task_ids=None, sample_weight=None,
     >>> accuracy_score(Y, P, multioutput="raw_values")
     array([0.66666667, 0.5       ])
     """
-    return _masked_metric(_label_metric(skm.accuracy_score), y_true, y_pred, task_ids,
+    metric = _label_metric(skm.accuracy_score, _accuracy_sums)
+    return _masked_metric(metric, y_true, y_pred, task_ids,
                           sample_weight, multioutput, y_numeric=False)
 
 

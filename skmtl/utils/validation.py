@@ -390,19 +390,23 @@ def encode_task_ids(task_ids, tasks, *, allow_unknown=False):
         names it.
     """
     lookup = {_hashable(t): i for i, t in enumerate(tasks)}
-    if allow_unknown:
-        return np.fromiter((lookup.get(_hashable(t), -1) for t in task_ids), dtype=np.intp,
-                           count=len(task_ids))
+    # one lookup per distinct label, not per row (100,000 rows: 0.4 s of Python)
     try:
-        return np.fromiter((lookup[_hashable(t)] for t in task_ids), dtype=np.intp,
-                           count=len(task_ids))
-    except KeyError:
-        unknown = [t for t in _unique_labels(task_ids, "task_ids") if _hashable(t) not in lookup]
-        raise UnknownTaskError(
-            f"task_ids contains task(s) not seen during fit: {_format_tasks(unknown)}. "
-            f"Known tasks: {_format_tasks(tasks)}. Estimators with a shared part predict a "
-            "new task from it with unknown_task='shared'."
-        ) from None
+        labels, inverse = np.unique(task_ids, return_inverse=True)
+    except TypeError:  # labels that cannot be ordered: one lookup per row
+        labels, inverse = task_ids, None
+    index = np.fromiter((lookup.get(_hashable(t), -1) for t in labels), dtype=np.intp,
+                        count=len(labels))
+    if inverse is not None:
+        index = index[inverse.ravel()]
+    if allow_unknown or not (index < 0).any():
+        return index
+    unknown = [t for t in _unique_labels(task_ids, "task_ids") if _hashable(t) not in lookup]
+    raise UnknownTaskError(
+        f"task_ids contains task(s) not seen during fit: {_format_tasks(unknown)}. "
+        f"Known tasks: {_format_tasks(tasks)}. Estimators with a shared part predict a "
+        "new task from it with unknown_task='shared'."
+    )
 
 
 def _hashable(value):

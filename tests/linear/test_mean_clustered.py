@@ -222,9 +222,9 @@ def test_cached_row_space_decomposition_serves_a_grid_of_parameters(layout, fit_
         path = MeanClusteredLeastSquares(X, Y, mask, fit_intercept=fit_intercept)
         assert not path.shared_rows
     d, counts = X.shape[1], mask.sum(axis=0)
-    thin_tasks, _, Vt, *_ = path._thin  # every row of a task with fewer than d, once
-    np.testing.assert_array_equal(thin_tasks, np.flatnonzero(counts < d))
-    assert Vt.shape == (counts[counts < d].sum(), d)
+    thin = path._thin  # every row of a task with fewer than d, once
+    np.testing.assert_array_equal(thin.tasks, np.flatnonzero(counts < d))
+    assert thin._Vt.shape == (counts[counts < d].sum(), d)
     assert (path._square is None) == (layout == "wide")
     if layout == "long":
         np.testing.assert_array_equal(path._square[0], [8])  # 45 rows

@@ -310,3 +310,24 @@ def test_whole_number_labels_beyond_int64_are_kept_exactly(big, dtype, layout):
     decoded = (classes[0][codes[:, 0]] if layout == "wide"
                else [classes[t][c] for t, c in zip(target.task_index, codes)])
     assert [int(v) for v in decoded] == labels
+
+
+def test_encode_task_ids_maps_each_distinct_label_as_a_lookup_per_row_would():
+    """One lookup per distinct label (then an index per row) gives every row's position in
+    tasks, for strings, integers given as other integer or float types, object arrays of
+    Python and numpy numbers, and labels that cannot be ordered (one lookup per row)."""
+    rng = np.random.default_rng(0)
+    tasks = np.array(["b", "a", "c"], dtype=object)
+    labels = rng.choice(["a", "b", "c"], size=1_000)
+    expected = [{"b": 0, "a": 1, "c": 2}[v] for v in labels]
+    assert encode_task_ids(labels, tasks).tolist() == expected
+    ints = rng.integers(5, size=1_000)
+    for form in (ints.astype(np.int32), ints.astype(float), ints.astype(object)):
+        assert encode_task_ids(form, np.arange(5)).tolist() == ints.tolist()
+    mixed = np.array([1, "x", np.int64(1), "x", 2.0], dtype=object)
+    index = encode_task_ids(mixed, np.array([1, 2, "x"], dtype=object))
+    assert index.tolist() == [0, 2, 0, 2, 1]
+    assert encode_task_ids(mixed, np.array([1, "x"], dtype=object),
+                           allow_unknown=True).tolist() == [0, 1, 0, 1, -1]
+    with pytest.raises(UnknownTaskError, match="not seen during fit: 7"):
+        encode_task_ids(np.array([0, 7, 7, 1]), np.arange(5))
