@@ -322,13 +322,18 @@ class SphericalModel:
     def fit(self, *, max_iter, tol):
         """Minimise the deviance over ``theta`` by L-BFGS-B with its gradient, from every
         ratio at 1: ``(theta, n_iter)``; it stops when the projected gradient is at most
-        ``tol`` times the degrees of freedom (the labels)."""
+        ``tol`` times the degrees of freedom (the labels). It minimises the deviance less its
+        value at the start, so that the fit of ``k y`` is that of ``y`` to rounding."""
         start = np.zeros(self.n_params())
         scale = float(max(self.dof(), 1))  # (not the deviance: it moves with the units of y)
+        # the deviance less its value at the start: the units of y add dof log k^2 to it,
+        # whose rounding would otherwise steer the line search near the optimum (fits of y
+        # and 1e6 y stopped 1e-7 apart)
+        origin = self.deviance(start)
 
         def fun(theta):
             value, grad = self.deviance(theta, gradient=True)
-            return value / scale, grad / scale
+            return (value - origin) / scale, grad / scale
 
         result = minimize(fun, start, jac=True, method="L-BFGS-B",
                           bounds=[(_LOG_LOW, _LOG_HIGH)] * len(start),
