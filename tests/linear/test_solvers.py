@@ -363,3 +363,26 @@ def test_lanczos_moment_eigenvalue_of_sparse_X_equals_the_dense_one(fit_intercep
         moments[5, :] = moments[:, 5] = 0.0
     expected = np.linalg.eigvalsh(moments / T)[-1]
     assert value == pytest.approx(expected, rel=1e-12)
+
+
+def test_lanczos_moment_eigenvalue_takes_arpacks_estimate_when_short_of_rounding(monkeypatch):
+    """Where ARPACK stops short of its rounding-level tolerance, its best estimate of the
+    largest eigenvalue is the scale of the grid (a scale, not a solution: 1e-6 is ample)
+    rather than an error out of a fit."""
+    import scipy.sparse.linalg as sla
+
+    from skmtl.linear import _solver_mean_clustered as solver
+
+    rng = np.random.default_rng(1)
+    X = sp.random(300, 300, density=0.05, format="csr", random_state=rng)
+    rows, tasks = np.arange(300), rng.integers(3, size=300)
+    expected = solver._largest_moment_eigenvalue(X, rows, tasks, 3, True)
+    original = sla.eigsh
+
+    def short(*args, **kwargs):
+        values = original(*args, **{**kwargs, "tol": 1e-6})
+        raise sla.ArpackNoConvergence("short", values, None)
+
+    monkeypatch.setattr(sla, "eigsh", short)
+    assert solver._largest_moment_eigenvalue(X, rows, tasks, 3, True) == pytest.approx(
+        expected, rel=1e-6)
