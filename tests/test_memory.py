@@ -198,7 +198,7 @@ def test_mean_clustered_coupled_and_cv_keep_sparse_long_rows_sparse(memory, para
     """The coupled fit and the CV of mean-clustered least squares on sparse long data (20
     tasks of about 250 rows, 2,000 features) keep each thin task's rows sparse, with the
     eigenvectors of its n_t x n_t Gram matrix (_SparseThinTasks), and find the default
-    alphas' scale by Lanczos iterations: 23.9 and 25.1 times the input, where the dense
+    alphas' scale by Lanczos iterations: 22.5 and 23.6 times the input, where the dense
     rows of the tasks' thin SVDs and the d x d moments took 147 and 148 (2.4 times a dense
     X), and the fits were 6 to 8 times slower."""
     from skmtl import linear

@@ -272,6 +272,7 @@ class _HierarchicalMixin(_OneBlasThread):
         "unknown_task": [StrOptions({"error", "shared"})],
     }
     _X_dtype = np.float64
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True

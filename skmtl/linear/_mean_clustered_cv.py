@@ -401,7 +401,7 @@ class MeanClusteredRegressorCV(_MeanClusteredCVMixin, MultiTaskRegressorMixin, B
     for each extension of the grid). A sparse X stays sparse: its thin tasks keep their
     rows and the eigenvectors of their ``n_t x n_t`` Gram matrices (``O(n_t^2 + nnz)`` a
     product), and the default alphas' scale comes from Lanczos iterations on products with
-    X, never the ``d x d`` moments (5,000 x 2,000 at 1%, 20 tasks: a peak of 25 times the
+    X, never the ``d x d`` moments (5,000 x 2,000 at 1%, 20 tasks: a peak of 24 times the
     input). With a ``scoring`` callable, each grid point also builds a fitted estimator and
     calls it.
 

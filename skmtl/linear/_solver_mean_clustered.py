@@ -200,16 +200,28 @@ class MeanClusteredLeastSquares:
 
     def __init__(self, X, Y, mask=None, *, fit_intercept=True, task_index=None, n_tasks=None):
         problem = Problem(X, Y, mask, task_index=task_index, n_tasks=n_tasks)
-        self.fit_intercept = fit_intercept
-        self.n_tasks = problem.n_tasks
-        self.n_features = problem.X.shape[1]
-        self.shared_rows = problem.shared_rows is not None
-        self._last_v = {}  # cluster_strength -> the last CG solution (the next one's start)
+        self._setup(problem.n_tasks, problem.X.shape[1], fit_intercept,
+                    problem.shared_rows is not None)
         if self.shared_rows:
             self._decompose_shared(problem.X[problem.shared_rows], problem.shared_targets())
         else:
             design = problem.design()
             self._decompose_tasks(design, problem.targets(design))
+
+    @classmethod
+    def _of_design(cls, design, y, fit_intercept):
+        """The path of a per-task design (not shared rows) and its targets, as
+        :func:`solve_mean_clustered` has built them (not a second design beside it)."""
+        path = cls.__new__(cls)
+        path._setup(design.n_tasks, design.n_features, fit_intercept, False)
+        path._decompose_tasks(design, y)
+        return path
+
+    def _setup(self, n_tasks, n_features, fit_intercept, shared_rows):
+        self.fit_intercept = fit_intercept
+        self.n_tasks, self.n_features = n_tasks, n_features
+        self.shared_rows = shared_rows
+        self._last_v = {}  # cluster_strength -> the last CG solution (the next one's start)
 
     def _decompose_shared(self, X, Y):
         n_rows = X.shape[0]
@@ -377,7 +389,7 @@ class _SparseThinTasks:
 
     each a product with the sparse rows and one with the block-diagonal ``U``. Memory: X's
     rows of these tasks and ``sum_t n_t^2``, where the thin SVDs' ``V_t^T`` were X dense
-    (5,000 x 2,000 at 1%: 148 times the input for MeanClusteredRegressorCV, now 25)."""
+    (5,000 x 2,000 at 1%: 148 times the input for MeanClusteredRegressorCV, now 24)."""
 
     def __init__(self, design, y, space):
         tasks, U, e = space.thin
@@ -671,11 +683,10 @@ def solve_mean_clustered(X, Y, mask, alpha, cluster_strength, *, fit_intercept=T
             and _kernel_form(design, design.n_features)):
         # thin tasks of a sparse X, coupled: their rows stay sparse (_SparseThinTasks), where
         # the compiled stacks keep every task's rows dense for the coupled solve (5,000 x
-        # 2,000 at 1%, 20 tasks: 147 times the input, against 24; independent ridge fits
+        # 2,000 at 1%, 20 tasks: 147 times the input, against 22; independent ridge fits
         # keep no rows there)
-        return MeanClusteredLeastSquares(
-            problem.X, Y, mask, fit_intercept=fit_intercept, task_index=task_index,
-            n_tasks=n_tasks).solve(alpha, cluster_strength)
+        return MeanClusteredLeastSquares._of_design(
+            design, problem.targets(design), fit_intercept).solve(alpha, cluster_strength)
     return _least_squares_tasks(design, problem.targets(design), alpha, cluster_strength,
                                 fit_intercept)
 

@@ -186,7 +186,7 @@ def per_task_scores(
         done = _vectorized_scores(vectorized, target, preds, sample_weight, min_samples)
         if done is not None:
             scores, pending = done
-    task_rows = target.task_rows()
+    task_rows = target.task_rows() if len(pending) else []
     for t in pending:
         rows = task_rows[t]
         y_t = _tighten(target.task_labels(t, rows))
