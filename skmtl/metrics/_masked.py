@@ -3,6 +3,7 @@
 import warnings
 
 import numpy as np
+from numba import njit
 from sklearn import metrics as skm
 from sklearn.exceptions import UndefinedMetricWarning
 
@@ -131,8 +132,10 @@ def per_task_scores(
         ``metric.vectorized(y, p, w, tasks, n_tasks)`` (the observed labels, predictions,
         weights and task positions) may score every task at once, returning ``(scores,
         pending)`` with ``pending`` the tasks left to ``metric``, or None for all of them
-        (the built-in R^2, squared and absolute errors and accuracy do: one scikit-learn
-        call costs about 4 ms of validation).
+        (the built-in metrics do, but for multiclass ROC-AUC and average precision: one
+        scikit-learn call costs about 4 ms of validation). It is used with ``min_classes >
+        1`` or a ``check_labels`` only where its ``checks_labels`` is True: it then leaves
+        pending every task with fewer classes or a label the check could refuse.
     y_true : array-like of shape (n_samples,) or (n_samples, n_tasks)
         True labels: 1-D (one task), wide with NaN / None as missing, or long with
         ``task_ids``.
@@ -182,7 +185,8 @@ def per_task_scores(
     check = getattr(metric, "check_labels", None)
     pending = range(target.n_tasks)  # the tasks scored one call of ``metric`` each
     vectorized = getattr(metric, "vectorized", None)
-    if vectorized is not None and check is None and min_classes <= 1:
+    if vectorized is not None and (getattr(vectorized, "checks_labels", False)
+                                   or check is None and min_classes <= 1):
         done = _vectorized_scores(vectorized, target, preds, sample_weight, min_samples)
         if done is not None:
             scores, pending = done
@@ -224,10 +228,11 @@ def _vectorized_scores(vectorized, target, preds, sample_weight, min_samples):
         p = preds[0]
     else:
         parts = [np.asarray(part) for part in preds]
-        if any(part.ndim != 1 for part in parts):
+        if any(part.ndim not in (1, 2) or part.shape[1:] != parts[0].shape[1:]
+               for part in parts):
             return None
         try:
-            p = np.empty(len(rows), dtype=np.result_type(*parts))
+            p = np.empty((len(rows), *parts[0].shape[1:]), dtype=np.result_type(*parts))
         except TypeError:  # (no common dtype: the per-task calls)
             return None
         order = np.argsort(tasks, kind="stable")
@@ -235,8 +240,9 @@ def _vectorized_scores(vectorized, target, preds, sample_weight, min_samples):
         for t, part in enumerate(parts):
             index = order[bounds[t]:bounds[t + 1]]
             p[index] = part[rows[index]]
-    p = _tighten(np.asarray(p))
-    if p.ndim != 1 or p.shape != y.shape:
+    p = np.asarray(p)
+    p = _tighten(p) if p.ndim == 1 else p
+    if p.shape[:1] != y.shape:
         return None
     w = np.ones(len(rows)) if sample_weight is None else sample_weight[rows]
     result = vectorized(y, p, w, tasks, target.n_tasks)
@@ -269,7 +275,7 @@ def _regression_sums(kind):
     depends on how its mean of equal values rounds)."""
 
     def vectorized(y, p, w, tasks, n_tasks):
-        if y.dtype.kind not in "biuf" or p.dtype.kind not in "biuf":
+        if p.ndim != 1 or y.dtype.kind not in "biuf" or p.dtype.kind not in "biuf":
             return None
         y, p = y.astype(np.float64, copy=False), p.astype(np.float64, copy=False)
         error = y - p
@@ -295,12 +301,146 @@ def _accuracy_sums(y, p, w, tasks, n_tasks):
     """Per-task accuracy from sums (:func:`_vectorized_scores`) where scikit-learn's checks
     pass for sure: both numeric (floats whole numbers), or both strings."""
     numeric = y.dtype.kind in "biuf" and p.dtype.kind in "biuf"
-    if not (numeric or y.dtype.kind == p.dtype.kind == "U"):
+    if p.ndim != 1 or not (numeric or y.dtype.kind == p.dtype.kind == "U"):
         return None
     if numeric and any(v.dtype.kind == "f" and not np.all(np.isfinite(v) & (v == np.round(v)))
                        for v in (y, p)):
         return None
     return _weighted_means((y == p).astype(np.float64), w, tasks, n_tasks)
+
+
+
+def _class_columns(y, tasks, n_tasks, labels):
+    """Each observed label's column among its task's classes, as the per-task metric orders
+    them (``labels[t]``, or the task's sorted distinct labels), -1 for a label not among
+    them; with each task's number of classes and of distinct labels observed. None where the
+    labels do not sort (mixed types) or ``labels`` is not one array per task: the per-task
+    calls then score or refuse them."""
+    try:
+        values, codes = np.unique(y, return_inverse=True)
+    except TypeError:
+        return None
+    k = np.int64(max(len(values), 1))
+    keys = tasks.astype(np.int64) * k + codes.ravel()
+    pairs = np.unique(keys)  # (task, label) pairs, sorted: each task's labels in order
+    observed = np.bincount(pairs // k, minlength=n_tasks)
+    if labels is None:  # the label's rank among its task's distinct labels
+        first = np.searchsorted(pairs, np.arange(n_tasks, dtype=np.int64) * k)
+        return np.searchsorted(pairs, keys) - first[tasks], observed, observed
+    if len(labels) != n_tasks:
+        return None
+    column = np.full(len(y), -1)
+    n_classes = np.array([len(task_labels) for task_labels in labels])
+    groups, group = {}, np.empty(n_tasks, dtype=np.intp)  # tasks with the same classes
+    for t, task_labels in enumerate(labels):
+        group[t] = groups.setdefault((task_labels.dtype.str, tuple(task_labels.tolist())),
+                                     len(groups))
+    row_group = group[tasks]
+    for (_, classes), g in groups.items():
+        classes = np.asarray(classes)
+        comparable = (y.dtype.kind in "biuf" and classes.dtype.kind in "biuf"
+                      or y.dtype.kind == classes.dtype.kind)
+        if not comparable or len(set(classes.tolist())) != len(classes):
+            continue  # unknown: the per-task check names the labels
+        rows = np.flatnonzero(row_group == g)
+        for j, label in enumerate(classes):
+            column[rows[y[rows] == label]] = j
+    return column, n_classes, observed
+
+
+def _score_sums(kind, labels):
+    """Per-task ROC-AUC (``"roc_auc"``) or average precision (``"average_precision"``) of
+    binary tasks, or log loss (``"log_loss"``), at once (:func:`_vectorized_scores`), as
+    scikit-learn computes them: the positive class is the task's last, a task with a label
+    outside its classes, fewer or more classes than the metric takes, scores that are not
+    finite, or weights that are negative or leave a class without weight is left to the
+    per-task call (its value, warning or error)."""
+
+    def vectorized(y, p, w, tasks, n_tasks):
+        if p.dtype.kind not in "biuf":
+            return None
+        found = _class_columns(y, tasks, n_tasks, labels)
+        if found is None:
+            return None
+        column, n_classes, observed = found
+        p = p.astype(np.float64, copy=False)
+        if kind == "log_loss":
+            return _log_loss_sums(p, w, column, tasks, n_tasks, n_classes, observed)
+        if p.ndim == 2:  # one column per class: the positive (last) one's
+            if p.shape[1] != 2:
+                return None
+            p = p[:, 1]
+        bad = ~(np.isfinite(p) & np.isfinite(w) & (w >= 0.0)) | (column < 0)
+        pending = ((np.bincount(tasks, weights=bad, minlength=n_tasks) > 0)
+                   | (n_classes != 2) | (observed != 2))
+        kept = ~pending[tasks] & (w != 0.0)  # (scikit-learn drops rows of weight 0)
+        # each task's rows by decreasing score, ties together
+        order = np.flatnonzero(kept)
+        order = order[np.lexsort((-p[order], tasks[order]))]
+        bounds = np.searchsorted(tasks[order], np.arange(n_tasks + 1))
+        scores = _ranked_binary(bounds, p[order], column[order] == 1, w[order],
+                                kind == "roc_auc")
+        return scores, pending | np.isnan(scores)
+
+    vectorized.checks_labels = True
+    return vectorized
+
+
+@njit(cache=True)
+def _ranked_binary(bounds, score, positive, w, roc):
+    """Per task (rows ``bounds[t]:bounds[t + 1]`` by decreasing ``score``): the area under
+    the ROC curve (trapezoids between the thresholds, ties one threshold) or the average
+    precision (``sum_k (R_k - R_k-1) P_k`` over the thresholds); NaN where a class has no
+    weight."""
+    n_tasks = len(bounds) - 1
+    out = np.full(n_tasks, np.nan)
+    for t in range(n_tasks):
+        start, stop = bounds[t], bounds[t + 1]
+        positives, negatives = 0.0, 0.0
+        for i in range(start, stop):
+            if positive[i]:
+                positives += w[i]
+            else:
+                negatives += w[i]
+        if not (positives > 0.0 and negatives > 0.0):
+            continue
+        tp, fp, total, recall = 0.0, 0.0, 0.0, 0.0
+        i = start
+        while i < stop:
+            tp_next, fp_next, j = tp, fp, i
+            while j < stop and score[j] == score[i]:
+                if positive[j]:
+                    tp_next += w[j]
+                else:
+                    fp_next += w[j]
+                j += 1
+            if roc:
+                total += (fp_next - fp) * (tp_next + tp)
+            else:
+                recall_next = tp_next / positives
+                total += (recall_next - recall) * (tp_next / (tp_next + fp_next))
+                recall = recall_next
+            tp, fp, i = tp_next, fp_next, j
+        out[t] = total / (2.0 * positives * negatives) if roc else max(total, 0.0)
+    return out
+
+
+def _log_loss_sums(p, w, column, tasks, n_tasks, n_classes, observed):
+    """Per-task log loss, ``-sum w log clip(p_y) / sum w`` with ``p`` clipped to ``[eps, 1 -
+    eps]``; probabilities outside [0, 1] or whose rows do not sum to 1 (scikit-learn's error
+    and warning) and single-class tasks without ``labels`` are left to the per-task call."""
+    if p.ndim == 1:  # the positive class's probability
+        p = np.column_stack([1.0 - p, p])
+    eps = np.finfo(np.float64).eps
+    with np.errstate(invalid="ignore"):
+        bad = ~(np.all((p >= 0.0) & (p <= 1.0), axis=1)
+                & np.isclose(p.sum(axis=1), 1.0, rtol=np.sqrt(eps), atol=0.0)) | (column < 0)
+    pending = ((np.bincount(tasks, weights=bad, minlength=n_tasks) > 0)
+               | (n_classes != p.shape[1]) | (n_classes < 2) | (observed < 1))
+    chosen = p[np.arange(len(p)), np.maximum(column, 0)]
+    losses, undecided = _weighted_means(-np.log(np.clip(chosen, eps, 1.0 - eps)), w, tasks,
+                                        n_tasks)
+    return losses, pending | undecided
 
 
 def _aggregate(scores, multioutput):
@@ -499,7 +639,7 @@ def _check_known_classes(y_t, task_labels):
         )
 
 
-def _score_metric(func, labels, *, positive_only, **fixed):
+def _score_metric(func, labels, *, positive_only, vectorized=None, **fixed):
     """Wrap a metric on scores: binary tasks get the positive-class column.
 
     With ``labels`` (the model's classes), a true label outside a task's classes raises, for
@@ -533,6 +673,7 @@ def _score_metric(func, labels, *, positive_only, **fixed):
     if labels is not None:
         # per_task_scores calls it first, also on a task whose score is undefined (one class)
         metric.check_labels = lambda y_t, *, task: _check_known_classes(y_t, labels[task])
+    metric.vectorized = vectorized  # every task at once, where it can (per_task_scores)
     return metric
 
 
@@ -563,7 +704,8 @@ def roc_auc_score(y_true, y_score, *, task_ids=None, labels=None, sample_weight=
     array([0.75, 0.5 ])
     """
     labels = _check_labels(labels, y_true, task_ids)
-    metric = _score_metric(_roc_auc, labels, positive_only=True)
+    metric = _score_metric(_roc_auc, labels, positive_only=True,
+                           vectorized=_score_sums("roc_auc", labels))
     return _masked_metric(metric, y_true, y_score, task_ids, sample_weight, multioutput,
                           y_numeric=False, probabilistic=True, min_classes=2)
 
@@ -601,7 +743,8 @@ def average_precision_score(y_true, y_score, *, task_ids=None, labels=None, samp
     array([1. , 0.5])
     """
     labels = _check_labels(labels, y_true, task_ids)
-    metric = _score_metric(_average_precision, labels, positive_only=True)
+    metric = _score_metric(_average_precision, labels, positive_only=True,
+                           vectorized=_score_sums("average_precision", labels))
     return _masked_metric(metric, y_true, y_score, task_ids, sample_weight, multioutput,
                           y_numeric=False, probabilistic=True, min_classes=2)
 
@@ -635,7 +778,8 @@ def log_loss(y_true, y_score, *, task_ids=None, labels=None, sample_weight=None,
     0.367
     """
     labels = _check_labels(labels, y_true, task_ids)
-    metric = _score_metric(_log_loss, labels, positive_only=False)
+    metric = _score_metric(_log_loss, labels, positive_only=False,
+                           vectorized=_score_sums("log_loss", labels))
     return _masked_metric(metric, y_true, y_score, task_ids, sample_weight, multioutput,
                           y_numeric=False, probabilistic=True)
 

@@ -605,3 +605,130 @@ def test_accuracy_of_labels_sklearn_refuses_still_raises():
         mtm.accuracy_score(y, [0.2, 0.9, 0.4, 0.1], task_ids=[0, 0, 1, 1])
     with pytest.raises(ValueError, match="^Task 0: "):
         mtm.accuracy_score(y, ["a", "b", "b", "a"], task_ids=[0, 0, 1, 1])
+
+
+# -- scores of binary tasks and log loss, every task at once ----------------------------------
+def _score_tasks(kind, rng, n_tasks=120):
+    """Long data of ``n_tasks`` tasks of 2 to 30 labels (``kind`` "int", "str" or "bool"),
+    both classes in every task but task 0 (one class: no AUC), scores rounded to one
+    decimal (ties within a task), two-column probabilities; returns ``(y, proba, task_ids,
+    labels)`` with ``labels`` each task's classes."""
+    sizes = 2 + np.arange(n_tasks) % 29
+    task_ids = np.repeat(np.arange(n_tasks), sizes)
+    codes = rng.randint(2, size=len(task_ids))
+    starts = np.cumsum(sizes) - sizes
+    codes[starts], codes[starts + 1] = 0, 1
+    codes[task_ids == 0] = 1
+    positive = np.round(np.clip(0.3 * codes + rng.uniform(0.0, 0.7, size=len(codes)), 0, 1), 1)
+    proba = np.column_stack([1.0 - positive, positive])
+    classes = {"int": np.array([3, 7]), "str": np.array(["no", "yes"]),
+               "bool": np.array([False, True])}[kind]
+    order = rng.permutation(len(task_ids))
+    return classes[codes][order], proba[order], task_ids[order], [classes] * n_tasks
+
+
+_SCORE_METRICS = {
+    "roc_auc": (mtm.roc_auc_score, lambda y, p, c, sw: skm.roc_auc_score(
+        y == c[-1], p[:, 1], sample_weight=sw)),
+    "average_precision": (mtm.average_precision_score, lambda y, p, c, sw:
+                          skm.average_precision_score(y == c[-1], p[:, 1], sample_weight=sw)),
+    "log_loss": (mtm.log_loss, lambda y, p, c, sw: skm.log_loss(y, p, sample_weight=sw,
+                                                                 labels=c)),
+}
+
+
+@pytest.mark.parametrize("name", list(_SCORE_METRICS))
+@pytest.mark.parametrize("kind", ["int", "str", "bool"])
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("layout", ["long", "long 1-D", "wide list", "wide 2-D"])
+def test_score_sums_equal_sklearn_per_task(name, kind, weighted, layout, monkeypatch):
+    """ROC-AUC, average precision and log loss of every task at once equal scikit-learn's on
+    each task (tied scores, weights of 0 among them, a one-class task), with and without
+    ``labels``, from two-column probabilities or the positive class's score, on long and
+    wide data; scikit-learn is called for no task (one call cost 1 to 4 ms: 2.4 s for the
+    ROC-AUC of 1,000 tasks)."""
+    masked, reference = _SCORE_METRICS[name]
+    rng = np.random.RandomState(11)
+    y, proba, task_ids, labels = _score_tasks(kind, rng)
+    n_tasks = len(labels)
+    weights = None
+    if weighted:
+        weights = rng.uniform(0.2, 3.0, size=len(y))
+        weights[rng.uniform(size=len(y)) < 0.1] = 0.0
+        for t in range(n_tasks):  # both classes keep some weight
+            rows = np.flatnonzero(task_ids == t)
+            weights[rows[y[rows] == labels[t][0]][:1]] = 1.0
+            weights[rows[y[rows] == labels[t][-1]][:1]] = 1.0
+    expected = np.full(n_tasks, np.nan)
+    for t in range(n_tasks):
+        rows = task_ids == t
+        sw = None if weights is None else weights[rows]
+        if name == "log_loss" or len(np.unique(y[rows])) == 2:
+            expected[t] = reference(y[rows], proba[rows], labels[t], sw)
+    for function in ("roc_auc_score", "average_precision_score", "log_loss"):
+        monkeypatch.setattr(skm, function, lambda *a, **k: pytest.fail("called"))
+    with_labels = layout in ("long", "wide list") or name == "log_loss"
+    kwargs = {"sample_weight": weights, "multioutput": "raw_values",
+              "labels": labels if with_labels else None}
+    if layout.startswith("long"):
+        scores = proba if layout == "long" else proba[:, 1]
+        kwargs["task_ids"] = task_ids
+        target = y
+    else:  # one row per label, every other task's label missing there
+        target = np.full((len(y), n_tasks), None, dtype=object)
+        target[np.arange(len(y)), task_ids] = y
+        scores = rng.uniform(size=(len(y), n_tasks))  # behind the mask: never read
+        scores[np.arange(len(y)), task_ids] = proba[:, 1]
+        if layout == "wide list":
+            scores = [np.column_stack([1.0 - s, s]) for s in scores.T]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UndefinedMetricWarning)
+        values = masked(target, scores, **kwargs)
+    np.testing.assert_allclose(values, expected, rtol=1e-12, atol=1e-15)
+    assert np.isnan(values[0]) == (name != "log_loss")
+
+
+def test_score_sums_leave_to_sklearn_what_they_do_not_decide():
+    """A task with a NaN score, one whose probabilities do not sum to 1, one with a label
+    outside its classes, or more classes than a 1-D score takes is left to scikit-learn (or
+    to the check of the labels): the same error or warning as before, naming the task."""
+    rng = np.random.RandomState(12)
+    y, proba, task_ids, labels = _score_tasks("int", rng, n_tasks=20)
+    bad = proba.copy()
+    bad[np.flatnonzero(task_ids == 5)[0]] = np.nan
+    for metric in (mtm.roc_auc_score, mtm.average_precision_score, mtm.log_loss):
+        with pytest.raises(ValueError, match="^Task 5: .*NaN"):
+            metric(y, bad, task_ids=task_ids, labels=labels)
+    off = proba.copy()
+    off[task_ids == 6] *= 0.5
+    with pytest.warns(UserWarning, match="do not sum to one"):
+        mtm.log_loss(y, off, task_ids=task_ids, labels=labels)
+    other = y.copy()
+    other[np.flatnonzero(task_ids == 7)[0]] = 9
+    for metric in (mtm.roc_auc_score, mtm.average_precision_score, mtm.log_loss):
+        with pytest.raises(ValueError, match=r"^Task 7: y_true holds class\(es\) 9"):
+            metric(other, proba, task_ids=task_ids, labels=labels)
+    with pytest.raises(ValueError, match="^Task 7: y_score is 1-D but the task has 3"):
+        mtm.roc_auc_score(other, proba[:, 1], task_ids=task_ids)
+    greater = proba.copy()
+    greater[task_ids == 8] *= 2.0
+    with pytest.raises(ValueError, match="^Task 8: y_prob contains values greater than 1"):
+        mtm.log_loss(y, greater, task_ids=task_ids, labels=labels)
+
+
+def test_multiclass_scores_with_labels_equal_sklearn_per_task():
+    """Three-class tasks: log loss at once, the one-vs-rest ROC-AUC per task, both as
+    scikit-learn computes them on each task."""
+    rng = np.random.RandomState(13)
+    n_tasks, classes = 30, np.array(["a", "b", "c"])
+    task_ids = np.repeat(np.arange(n_tasks), 12)
+    codes = np.concatenate([rng.permutation(np.tile(np.arange(3), 4)) for _ in range(n_tasks)])
+    proba = rng.dirichlet(np.ones(3), size=len(codes))
+    y, labels = classes[codes], [classes] * n_tasks
+    for masked, reference in ((mtm.log_loss, skm.log_loss),
+                              (mtm.roc_auc_score, lambda *a, **k: skm.roc_auc_score(
+                                  *a, multi_class="ovr", **k))):
+        expected = [reference(y[task_ids == t], proba[task_ids == t], labels=classes)
+                    for t in range(n_tasks)]
+        values = masked(y, proba, task_ids=task_ids, labels=labels, multioutput="raw_values")
+        np.testing.assert_allclose(values, expected, rtol=1e-12)

@@ -331,3 +331,33 @@ def test_encode_task_ids_maps_each_distinct_label_as_a_lookup_per_row_would():
                            allow_unknown=True).tolist() == [0, 1, 0, 1, -1]
     with pytest.raises(UnknownTaskError, match="not seen during fit: 7"):
         encode_task_ids(np.array([0, 7, 7, 1]), np.arange(5))
+
+
+def test_class_labels_of_wide_y_are_checked_per_task_only_where_needed(monkeypatch):
+    """Integers, booleans, strings and whole floats below 2**53 pass scikit-learn's check of
+    class labels in every task: one look at them all, not one check per task (0.4 ms a
+    task). Continuous floats, and floats beyond 2**53, still get the per-task check, whose
+    error names the task."""
+    import skmtl.utils.validation as validation
+
+    rng = np.random.RandomState(0)
+    codes = rng.randint(3, size=(30, 50)).astype(float)
+    codes[rng.uniform(size=codes.shape) < 0.3] = np.nan
+    calls = []
+    original = validation._check_task_classes
+    monkeypatch.setattr(validation, "_check_task_classes",
+                        lambda labels, task: (calls.append(task), original(labels, task)))
+    for Y in (codes, np.where(np.isnan(codes), np.nan, codes - 1e15),
+              np.array(["a", "b", "c"])[np.nan_to_num(codes).astype(int)]):
+        check_multitask_target(Y, None, y_numeric=False, require_all_tasks=False)
+    check_multitask_target(codes[:, :3] > 1, None, y_numeric=False)
+    assert calls == []
+    continuous = codes.copy()
+    continuous[np.flatnonzero(~np.isnan(codes[:, 4]))[0], 4] = 0.5
+    with pytest.raises(ValueError, match="^Task 4: Unknown label type: continuous"):
+        check_multitask_target(continuous, None, y_numeric=False)
+    assert calls == [0, 1, 2, 3, 4]
+    calls.clear()
+    check_multitask_target(np.where(np.isnan(codes), np.nan, codes + 2.0**53), None,
+                           y_numeric=False)
+    assert len(calls) == 50
