@@ -434,7 +434,7 @@ def _log_loss_sums(p, w, column, tasks, n_tasks, n_classes, observed):
     eps = np.finfo(np.float64).eps
     with np.errstate(invalid="ignore"):
         bad = ~(np.all((p >= 0.0) & (p <= 1.0), axis=1)
-                & np.isclose(p.sum(axis=1), 1.0, rtol=np.sqrt(eps), atol=0.0)) | (column < 0)
+                & np.isclose(p.sum(axis=1), 1.0, rtol=np.sqrt(eps), atol=1e-8)) | (column < 0)
     pending = ((np.bincount(tasks, weights=bad, minlength=n_tasks) > 0)
                | (n_classes != p.shape[1]) | (n_classes < 2) | (observed < 1))
     chosen = p[np.arange(len(p)), np.maximum(column, 0)]

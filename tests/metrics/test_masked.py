@@ -732,3 +732,4 @@ def test_multiclass_scores_with_labels_equal_sklearn_per_task():
                     for t in range(n_tasks)]
         values = masked(y, proba, task_ids=task_ids, labels=labels, multioutput="raw_values")
         np.testing.assert_allclose(values, expected, rtol=1e-12)
+
