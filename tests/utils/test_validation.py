@@ -333,11 +333,11 @@ def test_encode_task_ids_maps_each_distinct_label_as_a_lookup_per_row_would():
         encode_task_ids(np.array([0, 7, 7, 1]), np.arange(5))
 
 
-def test_class_labels_of_wide_y_are_checked_per_task_only_where_needed(monkeypatch):
+def test_class_labels_are_checked_per_task_only_where_needed(monkeypatch):
     """Integers, booleans, strings and whole floats below 2**53 pass scikit-learn's check of
-    class labels in every task: one look at them all, not one check per task (0.4 ms a
-    task). Continuous floats, and floats beyond 2**53, still get the per-task check, whose
-    error names the task."""
+    class labels in every task: one look at them all, wide or long, not one check per task
+    (0.4 ms a task). Continuous floats, and floats beyond 2**53, still get the per-task
+    check, whose error names the task."""
     import skmtl.utils.validation as validation
 
     rng = np.random.RandomState(0)
@@ -361,3 +361,15 @@ def test_class_labels_of_wide_y_are_checked_per_task_only_where_needed(monkeypat
     check_multitask_target(np.where(np.isnan(codes), np.nan, codes + 2.0**53), None,
                            y_numeric=False)
     assert len(calls) == 50
+    # long data: the same, its labels tightened first (an object column of str or int)
+    calls.clear()
+    task_ids = np.repeat(np.arange(40), 5)
+    for y in (np.arange(200) % 3, (np.arange(200) % 2).astype(object),
+              np.array(["a", "b"] * 100, dtype=object), np.arange(200) % 2 == 0):
+        check_multitask_target(y, task_ids, y_numeric=False)
+    assert calls == []
+    y = (np.arange(200) % 3).astype(float)
+    y[17] = 0.5
+    with pytest.raises(ValueError, match="^Task 3: Unknown label type: continuous"):
+        check_multitask_target(y, task_ids, y_numeric=False)
+    assert calls == [0, 1, 2, 3]
