@@ -313,9 +313,9 @@ def _accuracy_sums(y, p, w, tasks, n_tasks):
 def _class_columns(y, tasks, n_tasks, labels):
     """Each observed label's column among its task's classes, as the per-task metric orders
     them (``labels[t]``, or the task's sorted distinct labels), -1 for a label not among
-    them; with each task's number of classes and of distinct labels observed. None where the
-    labels do not sort (mixed types) or ``labels`` is not one array per task: the per-task
-    calls then score or refuse them."""
+    them; with each task's number of classes, of distinct labels observed, and whether its
+    classes are in sorted order. None where the labels do not sort (mixed types) or
+    ``labels`` is not one array per task: the per-task calls then score or refuse them."""
     try:
         values, codes = np.unique(y, return_inverse=True)
     except TypeError:
@@ -326,11 +326,13 @@ def _class_columns(y, tasks, n_tasks, labels):
     observed = np.bincount(pairs // k, minlength=n_tasks)
     if labels is None:  # the label's rank among its task's distinct labels
         first = np.searchsorted(pairs, np.arange(n_tasks, dtype=np.int64) * k)
-        return np.searchsorted(pairs, keys) - first[tasks], observed, observed
+        return (np.searchsorted(pairs, keys) - first[tasks], observed, observed,
+                np.ones(n_tasks, dtype=bool))
     if len(labels) != n_tasks:
         return None
     column = np.full(len(y), -1)
     n_classes = np.array([len(task_labels) for task_labels in labels])
+    ordered = np.zeros(n_tasks, dtype=bool)
     groups, group = {}, np.empty(n_tasks, dtype=np.intp)  # tasks with the same classes
     for t, task_labels in enumerate(labels):
         group[t] = groups.setdefault((task_labels.dtype.str, tuple(task_labels.tolist())),
@@ -345,7 +347,8 @@ def _class_columns(y, tasks, n_tasks, labels):
         rows = np.flatnonzero(row_group == g)
         for j, label in enumerate(classes):
             column[rows[y[rows] == label]] = j
-    return column, n_classes, observed
+        ordered[group == g] = bool(np.all(classes[:-1] < classes[1:]))
+    return column, n_classes, observed, ordered
 
 
 def _score_sums(kind, labels):
@@ -362,10 +365,12 @@ def _score_sums(kind, labels):
         found = _class_columns(y, tasks, n_tasks, labels)
         if found is None:
             return None
-        column, n_classes, observed = found
+        column, n_classes, observed, ordered = found
         p = p.astype(np.float64, copy=False)
-        if kind == "log_loss":
-            return _log_loss_sums(p, w, column, tasks, n_tasks, n_classes, observed)
+        if kind == "log_loss":  # (classes out of order: scikit-learn sorts them, and warns)
+            losses, pending = _log_loss_sums(p, w, column, tasks, n_tasks, n_classes,
+                                             observed)
+            return losses, pending | ~ordered
         if p.ndim == 2:  # one column per class: the positive (last) one's
             if p.shape[1] != 2:
                 return None

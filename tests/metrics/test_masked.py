@@ -690,8 +690,9 @@ def test_score_sums_equal_sklearn_per_task(name, kind, weighted, layout, monkeyp
 
 def test_score_sums_leave_to_sklearn_what_they_do_not_decide():
     """A task with a NaN score, one whose probabilities do not sum to 1, one with a label
-    outside its classes, or more classes than a 1-D score takes is left to scikit-learn (or
-    to the check of the labels): the same error or warning as before, naming the task."""
+    outside its classes, more classes than a 1-D score takes, or (log loss) classes out of
+    sorted order is left to scikit-learn (or to the check of the labels): the same value,
+    error or warning as before, naming the task."""
     rng = np.random.RandomState(12)
     y, proba, task_ids, labels = _score_tasks("int", rng, n_tasks=20)
     bad = proba.copy()
@@ -710,6 +711,16 @@ def test_score_sums_leave_to_sklearn_what_they_do_not_decide():
             metric(other, proba, task_ids=task_ids, labels=labels)
     with pytest.raises(ValueError, match="^Task 7: y_score is 1-D but the task has 3"):
         mtm.roc_auc_score(other, proba[:, 1], task_ids=task_ids)
+    # classes out of order: scikit-learn's log loss sorts them (and warns), as before
+    backwards = [c[::-1] for c in labels]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        expected = [skm.log_loss(y[task_ids == t], proba[task_ids == t], labels=backwards[t])
+                    for t in range(3)]
+    with pytest.warns(UserWarning, match="ordered lexicographically"):
+        values = mtm.log_loss(y, proba, task_ids=task_ids, labels=backwards,
+                              multioutput="raw_values")
+    np.testing.assert_allclose(values[:3], expected, rtol=1e-12)
     greater = proba.copy()
     greater[task_ids == 8] *= 2.0
     with pytest.raises(ValueError, match="^Task 8: y_prob contains values greater than 1"):
