@@ -123,8 +123,15 @@ def _column_labels(codes, classes, dtype=None):
     """The labels ``classes[t][codes[:, t]]`` of wide class codes, column by column, in
     ``dtype`` (None: the tasks' common label dtype)."""
     labels = np.empty(codes.shape, dtype=common_label_dtype(classes) if dtype is None else dtype)
+    groups = {}  # the tasks with the same classes: one lookup each (a binary problem: one)
     for t, task_classes in enumerate(classes):
-        labels[:, t] = task_classes[codes[:, t]]
+        key = (task_classes.dtype.str, tuple(task_classes.tolist()))
+        groups.setdefault(key, (task_classes, []))[1].append(t)
+    for task_classes, columns in groups.values():
+        if len(columns) == codes.shape[1]:
+            labels[:] = task_classes[codes]
+        else:
+            labels[:, columns] = task_classes[codes[:, columns]]
     return labels
 
 

@@ -312,6 +312,12 @@ def _check_float32_range(X):
         )
 
 
+def _positive_proba(out):
+    """The positive class's probability of binary tasks from their padded head outputs
+    (..., K): the sigmoid of the first logit."""
+    return 1.0 / (1.0 + np.exp(-out[..., 0]))
+
+
 def _task_proba(out, n_classes):
     """Class probabilities ``(B, n_classes)`` of one task from its padded head output ``(B, K)``.
 
@@ -321,7 +327,7 @@ def _task_proba(out, n_classes):
     if n_classes == 1:
         proba[:] = 1.0
     elif n_classes == 2:
-        proba[:, 1] = 1.0 / (1.0 + np.exp(-out[:, 0]))
+        proba[:, 1] = _positive_proba(out)
         proba[:, 0] = 1.0 - proba[:, 1]
     else:
         logits = out[:, :n_classes]
@@ -842,12 +848,44 @@ class _DeepClassificationMixin:
         return kinds, output_sizes, labels.with_values(labels.value.astype(np.float32))
 
     def _predict_proba_raw(self, X):
-        sizes = [len(classes) for classes in self._task_classes]
-        proba = [np.empty((X.shape[0], k)) for k in sizes]
+        """Every task's probabilities; the binary tasks' as views of one ``(T_binary, n, 2)``
+        array, filled by one sigmoid a batch (a call per task and batch took 0.28 s for
+        1,000 tasks on 4,000 rows)."""
+        sizes, binary, others = self._tasks_by_size()
+        pairs = np.empty((len(binary), X.shape[0], 2))
+        proba = [None] * len(sizes)
+        for i, t in enumerate(binary):
+            proba[t] = pairs[i]
+        for t in others:
+            proba[t] = np.empty((X.shape[0], sizes[t]))
         for rows, out in self._forward(X):
-            for t, k in enumerate(sizes):
-                proba[t][rows] = _task_proba(out[t], k)
+            if len(binary):
+                positive = _positive_proba(out[binary])
+                pairs[:, rows, 1] = positive
+                pairs[:, rows, 0] = 1.0 - positive
+            for t in others:
+                proba[t][rows] = _task_proba(out[t], sizes[t])
         return proba
+
+    def _predict_codes(self, X):
+        """Every task's class codes, batch by batch, without the probabilities of all tasks:
+        a binary task's code is 1 where its positive probability exceeds the negative one
+        (the arg-max of the two, ties to 0)."""
+        sizes, binary, others = self._tasks_by_size()
+        codes = np.empty((X.shape[0], len(sizes)), dtype=np.intp)
+        for rows, out in self._forward(X):
+            if len(binary):
+                positive = _positive_proba(out[binary])
+                codes[rows][:, binary] = (positive > 1.0 - positive).T  # (a view's columns)
+            for t in others:
+                codes[rows, t] = _task_proba(out[t], sizes[t]).argmax(axis=1)
+        return codes
+
+    def _tasks_by_size(self):
+        """``(sizes, binary, others)``: each task's number of classes, and the positions of
+        the binary tasks and of the others."""
+        sizes = np.array([len(classes) for classes in self._task_classes])
+        return sizes, np.flatnonzero(sizes == 2), np.flatnonzero(sizes != 2)
 
     def _own_task_proba(self, X, task_index):
         """Yield ``(rows, proba)``: the probabilities ``(len(rows), n_classes_t)`` of the rows

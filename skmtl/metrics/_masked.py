@@ -69,6 +69,13 @@ labels : list of array-like, default=None
 }
 
 
+class _Columns(list):
+    """The columns of a wide ``y_pred`` array, which is kept as ``matrix`` (its observed
+    entries are then gathered by one index, not one per task)."""
+
+    matrix = None
+
+
 def _task_predictions(y_pred, target, *, probabilistic):
     """Split predictions into one array per task column, matching ``target``'s layout."""
     n = target.n_samples
@@ -87,7 +94,8 @@ def _task_predictions(y_pred, target, *, probabilistic):
                     f"y_pred must have shape ({n}, {target.n_tasks}) like y_true; "
                     f"got {y_pred.shape}."
                 )
-            parts = [y_pred[:, t] for t in range(target.n_tasks)]
+            parts = _Columns(y_pred[:, t] for t in range(target.n_tasks))
+            parts.matrix = y_pred
         for part in parts:
             if part.shape[0] != n:
                 raise ValueError(f"y_pred has {part.shape[0]} rows but y_true has {n}.")
@@ -226,6 +234,8 @@ def _vectorized_scores(vectorized, target, preds, sample_weight, min_samples):
     y = _tighten(y)
     if target.layout == "long":
         p = preds[0]
+    elif getattr(preds, "matrix", None) is not None:
+        p = preds.matrix[rows, tasks]
     else:
         parts = [np.asarray(part) for part in preds]
         if any(part.ndim not in (1, 2) or part.shape[1:] != parts[0].shape[1:]

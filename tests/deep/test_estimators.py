@@ -82,6 +82,38 @@ def test_classifier_learns_an_easy_problem():
     assert est.score(X, Y) > 0.9
 
 
+def test_many_binary_tasks_probabilities_and_labels_are_their_heads_sigmoid():
+    """Binary tasks (their probabilities filled for all tasks at once, a batch at a time)
+    beside a three-class and a one-class task: each binary task's positive probability is
+    the sigmoid of its head's logit, the three-class one the softmax of its logits, and the
+    labels their arg-max, in each task's classes (0 / 1, strings, one class)."""
+    rng = np.random.RandomState(3)
+    n, n_tasks = 70, 12
+    X = rng.normal(size=(n, 4))
+    Y = np.empty((n, n_tasks), dtype=object)
+    for t in range(n_tasks):
+        Y[:, t] = (X @ rng.normal(size=4) > 0).astype(int)
+    Y[:, 3] = np.where(Y[:, 3] == 1, "yes", "no")
+    Y[:, 5] = np.array(["a", "b", "c"])[np.digitize(X[:, 0], [-0.4, 0.4])]
+    Y[:, 7] = "only"
+    Y[rng.uniform(size=Y.shape) < 0.2] = None
+    est = MultiTaskClassifier(**{**SMALL, "batch_size": 32}, random_state=0).fit(X, Y)
+    out = np.concatenate([part for _, part in est._forward(X)], axis=1)  # (T, n, K)
+    proba, labels = est.predict_proba(X), est.predict(X)
+    for t in range(n_tasks):
+        classes = est.classes_[t]
+        if t == 7:
+            expected = np.ones((n, 1))
+        elif t == 5:
+            expected = np.exp(out[t, :, :3]) / np.exp(out[t, :, :3]).sum(axis=1, keepdims=True)
+        else:
+            positive = 1.0 / (1.0 + np.exp(-out[t, :, 0]))
+            expected = np.column_stack([1.0 - positive, positive])
+        np.testing.assert_allclose(proba[t], expected, rtol=1e-12, atol=1e-15)
+        np.testing.assert_array_equal(labels[:, t], classes[expected.argmax(axis=1)])
+    assert labels.dtype == object
+
+
 def test_a_task_with_one_class_always_predicts_it():
     X, Y = classification_data()
     Y[:, 1] = np.where(Y[:, 1] == None, None, "only")  # noqa: E711
