@@ -319,7 +319,6 @@ def _accuracy_sums(y, p, w, tasks, n_tasks):
     return _weighted_means((y == p).astype(np.float64), w, tasks, n_tasks)
 
 
-
 def _class_columns(y, tasks, n_tasks, labels):
     """Each observed label's column among its task's classes, as the per-task metric orders
     them (``labels[t]``, or the task's sorted distinct labels), -1 for a label not among
