@@ -538,7 +538,7 @@ def check_multitask_target(y, task_ids=None, *, y_numeric, require_all_tasks=Tru
             f"Task(s) {_format_tasks(tasks[empty])} have no observed label in Y; every task "
             "needs at least one."
         )
-    if not y_numeric and not _class_labels_for_sure(values[mask]):
+    if not y_numeric and not _class_labels_for_sure(_tighten(values[mask])):
         for t, task in enumerate(tasks):
             if not empty[t]:
                 _check_task_classes(values[mask[:, t], t], task)

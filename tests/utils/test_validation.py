@@ -351,6 +351,9 @@ def test_class_labels_are_checked_per_task_only_where_needed(monkeypatch):
               np.array(["a", "b", "c"])[np.nan_to_num(codes).astype(int)]):
         check_multitask_target(Y, None, y_numeric=False, require_all_tasks=False)
     check_multitask_target(codes[:, :3] > 1, None, y_numeric=False)
+    text = np.array(["a", "b", "c"], dtype=object)[np.nan_to_num(codes).astype(int)]
+    text[np.isnan(codes)] = None  # strings with None as missing: an object array
+    check_multitask_target(text, None, y_numeric=False, require_all_tasks=False)
     assert calls == []
     continuous = codes.copy()
     continuous[np.flatnonzero(~np.isnan(codes[:, 4]))[0], 4] = 0.5
