@@ -1,6 +1,7 @@
 """Reference models every multi-task result is compared with: no sharing and full pooling."""
 
 import copy
+import warnings
 from numbers import Integral
 
 import numpy as np
@@ -149,7 +150,9 @@ class _WrapperMixin(MultiTaskMixin, MetaEstimatorMixin):
         does: its dtype, NaN, infinity and sparse checks are the wrapped estimator's, which
         gets X as given (a DataFrame stays one, for columns selected by name or holding
         text; NaN reaches an imputer in a Pipeline). A list becomes an array; a sparse matrix
-        of a format without row indexing, CSR."""
+        of a format without row indexing, CSR. Where the fitted clones check X themselves
+        (they have ``n_features_in_``), they warn of feature names present or missing, as
+        in a Pipeline, and the wrapper does not warn a second time."""
         if not hasattr(X, "shape"):
             X = np.asarray(X)
         if len(X.shape) != 2:
@@ -158,10 +161,19 @@ class _WrapperMixin(MultiTaskMixin, MetaEstimatorMixin):
                 f"got an X of shape {X.shape}. Reshape your data with X.reshape(-1, 1) for "
                 "a single feature, X.reshape(1, -1) for a single sample."
             )
-        X = validate_data(self, X, reset=reset, skip_check_array=True)
+        with warnings.catch_warnings():
+            if not reset and hasattr(self._fitted_clone(), "n_features_in_"):
+                warnings.filterwarnings("ignore", message="X (does not have valid|has) feature "
+                                        "names", category=UserWarning)
+            X = validate_data(self, X, reset=reset, skip_check_array=True)
         if sparse.issparse(X) and X.format not in ("csr", "csc"):
             X = X.tocsr()
         return X
+
+    def _fitted_clone(self):
+        """A fitted clone of the wrapped estimator (the first task's), or None."""
+        clones = getattr(self, "estimators_", None)
+        return clones[0] if clones else getattr(self, "estimator_", None)
 
     # the metadata routed to the wrapped estimator's fit, of all rows, while fit runs
     _routed = {}

@@ -1,5 +1,7 @@
 """IndependentTasks and PooledTasks against per-task and pooled scikit-learn references."""
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -534,6 +536,39 @@ def test_a_dataframe_reaches_the_wrapped_estimator(wide_data, Model, layout):
     np.testing.assert_allclose(own, pred[np.arange(6), [2, 0, 1, 1, 0, 2]], rtol=1e-12)
     with pytest.raises(ValueError, match="feature names should match"):
         model.predict(frame[["q", "p", "r", "city"]])
+
+
+class _NoNameCheck(Ridge):
+    """A regressor that predicts without checking X (no ``n_features_in_`` either)."""
+
+    def fit(self, X, y):
+        self.coef_ = np.linalg.lstsq(np.asarray(X), y, rcond=None)[0]
+        return self
+
+    def predict(self, X):
+        return np.asarray(X) @ self.coef_
+
+
+@pytest.mark.parametrize("Model", [IndependentTasks, PooledTasks])
+@pytest.mark.parametrize("names_in_fit", [True, False])
+def test_feature_names_present_or_missing_warn_once(wide_data, Model, names_in_fit):
+    """X with feature names where fit had none, or without them where fit had them: one
+    warning, the wrapped estimator's (as a Pipeline warns), not the wrapper's too; where the
+    wrapped estimator does not check X, the wrapper's own."""
+    X, Y = wide_data
+    frame = pd.DataFrame(X, columns=[f"x{j}" for j in range(X.shape[1])])
+    fit_X, predict_X = (frame, X) if names_in_fit else (X, frame)
+    pattern = ("X does not have valid feature names" if names_in_fit
+               else "X has feature names")
+    for inner, warned_by in ((Ridge(), "Ridge"), (_NoNameCheck(), Model.__name__)):
+        model = Model(inner).fit(fit_X, Y)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            pred = model.predict(predict_X)
+        messages = {str(w.message) for w in caught}
+        assert len(messages) == 1 and messages.pop().startswith(pattern)
+        assert f"but {warned_by} was fitted" in str(caught[0].message)
+        np.testing.assert_allclose(pred, model.predict(fit_X), rtol=1e-12)
 
 
 def test_pooled_shared_predicts_a_new_task_from_a_dataframe(wide_data):
