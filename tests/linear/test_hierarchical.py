@@ -920,14 +920,17 @@ def test_an_unbounded_likelihood_warns():
 def test_a_fit_of_every_task_exactly_warns_off_the_bound(seed, method):
     """3 or 5 tasks of 5 labels, 6 random effects: fits that end short of the bound, at a
     stationary point where the random effects fit every task almost exactly and the noise
-    variance is near 0, say so too (these five returned it silently)."""
+    variance is near 0, say so too (these five returned it silently). Where such a fit
+    stops, short of the bound or on it, the rounding of the products decides (on an AVX-512
+    machine seeds 24 and 112 reach it, on another none did): the warning is the same but
+    for the clause that names the bound."""
     X, y, task_ids = _small_data(seed)
     assert X.shape[0] in (15, 25)
-    message = r"no maximum .* fitted almost exactly .* variance near 0\. The 6 random effects"
-    with pytest.warns(ConvergenceWarning, match=message) as caught:
+    message = (r"no maximum .* fitted almost exactly .* variance near 0(, on the bound of "
+               r"10000 [^.]*)?\. The 6 random effects")
+    with pytest.warns(ConvergenceWarning, match=message):
         model = HierarchicalRegressor(method=method, covariance_type="full").fit(
             X, y, task_ids=task_ids)
-    assert not any("on the bound" in str(warning.message) for warning in caught)
     assert model.noise_variance_ < 1e-7 * np.var(y)
 
 
