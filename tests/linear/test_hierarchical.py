@@ -917,7 +917,7 @@ def test_an_unbounded_likelihood_warns():
 
 @pytest.mark.parametrize("seed, method", [(24, "reml"), (94, "reml"), (113, "reml"),
                                           (157, "reml"), (112, "ml")])
-def test_a_fit_of_every_task_exactly_warns_off_the_bound(seed, method):
+def test_a_fit_of_every_task_exactly_warns_wherever_it_stops(seed, method):
     """3 or 5 tasks of 5 labels, 6 random effects: fits that end short of the bound, at a
     stationary point where the random effects fit every task almost exactly and the noise
     variance is near 0, say so too (these five returned it silently). Where such a fit
