@@ -57,6 +57,7 @@ from skmtl.utils._sklearn_compat import _fit_context, _safe_indexing
 from skmtl.utils.validation import (
     _hashable,
     _is_frame,
+    _tasks_by_classes,
     check_multitask_target,
     check_task_columns,
     check_task_ids,
@@ -123,11 +124,8 @@ def _column_labels(codes, classes, dtype=None):
     """The labels ``classes[t][codes[:, t]]`` of wide class codes, column by column, in
     ``dtype`` (None: the tasks' common label dtype)."""
     labels = np.empty(codes.shape, dtype=common_label_dtype(classes) if dtype is None else dtype)
-    groups = {}  # the tasks with the same classes: one lookup each (a binary problem: one)
-    for t, task_classes in enumerate(classes):
-        key = (task_classes.dtype.str, tuple(task_classes.tolist()))
-        groups.setdefault(key, (task_classes, []))[1].append(t)
-    for task_classes, columns in groups.values():
+    # the tasks with the same classes: one lookup each (a binary problem: one)
+    for task_classes, columns in _tasks_by_classes(classes):
         if len(columns) == codes.shape[1]:
             labels[:] = task_classes[codes]
         else:

@@ -12,6 +12,7 @@ from skmtl.utils.validation import (
     _format_tasks,
     _hashable,
     _task_error,
+    _tasks_by_classes,
     _tighten,
     check_multitask_target,
 )
@@ -342,13 +343,13 @@ def _class_columns(y, tasks, n_tasks, labels):
     column = np.full(len(y), -1)
     n_classes = np.array([len(task_labels) for task_labels in labels])
     ordered = np.zeros(n_tasks, dtype=bool)
-    groups, group = {}, np.empty(n_tasks, dtype=np.intp)  # tasks with the same classes
-    for t, task_labels in enumerate(labels):
-        group[t] = groups.setdefault((task_labels.dtype.str, tuple(task_labels.tolist())),
-                                     len(groups))
+    groups = _tasks_by_classes(labels)
+    group = np.empty(n_tasks, dtype=np.intp)
+    for g, (_, members) in enumerate(groups):
+        group[members] = g
     row_group = group[tasks]
-    for (_, classes), g in groups.items():
-        classes = np.asarray(classes)
+    for g, (classes, members) in enumerate(groups):
+        classes = _tighten(classes)
         comparable = (y.dtype.kind in "biuf" and classes.dtype.kind in "biuf"
                       or y.dtype.kind == classes.dtype.kind)
         if not comparable or len(set(classes.tolist())) != len(classes):
@@ -356,7 +357,7 @@ def _class_columns(y, tasks, n_tasks, labels):
         rows = np.flatnonzero(row_group == g)
         for j, label in enumerate(classes):
             column[rows[y[rows] == label]] = j
-        ordered[group == g] = bool(np.all(classes[:-1] < classes[1:]))
+        ordered[members] = bool(np.all(classes[:-1] < classes[1:]))
     return column, n_classes, observed, ordered
 
 

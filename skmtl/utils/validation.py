@@ -686,6 +686,17 @@ def encode_task_classes(values, mask):
     return codes, classes
 
 
+def _tasks_by_classes(classes):
+    """The tasks that share each set of classes, ``[(task_classes, tasks), ...]`` in order of
+    first appearance (``tasks`` an int array): one lookup per set, not per task."""
+    groups = {}
+    for t, task_classes in enumerate(classes):
+        key = (task_classes.dtype.str, tuple(task_classes.tolist()))
+        groups.setdefault(key, (task_classes, []))[1].append(t)
+    return [(task_classes, np.asarray(tasks, dtype=np.intp))
+            for task_classes, tasks in groups.values()]
+
+
 def _binary_label_set(classes):
     """The problem's two classes when several tasks' labels take exactly two values, else None.
 
