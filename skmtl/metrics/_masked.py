@@ -323,9 +323,9 @@ def _accuracy_sums(y, p, w, tasks, n_tasks):
 def _class_columns(y, tasks, n_tasks, labels):
     """Each observed label's column among its task's classes, as the per-task metric orders
     them (``labels[t]``, or the task's sorted distinct labels), -1 for a label not among
-    them; with each task's number of classes, of distinct labels observed, and whether its
-    classes are in sorted order. None where the labels do not sort (mixed types) or
-    ``labels`` is not one array per task: the per-task calls then score or refuse them."""
+    them; with each task's number of classes and of distinct labels observed. None where the
+    labels do not sort (mixed types) or ``labels`` is not one array per task: the per-task
+    calls then score or refuse them."""
     try:
         values, codes = np.unique(y, return_inverse=True)
     except TypeError:
@@ -336,19 +336,17 @@ def _class_columns(y, tasks, n_tasks, labels):
     observed = np.bincount(pairs // k, minlength=n_tasks)
     if labels is None:  # the label's rank among its task's distinct labels
         first = np.searchsorted(pairs, np.arange(n_tasks, dtype=np.int64) * k)
-        return (np.searchsorted(pairs, keys) - first[tasks], observed, observed,
-                np.ones(n_tasks, dtype=bool))
+        return np.searchsorted(pairs, keys) - first[tasks], observed, observed
     if len(labels) != n_tasks:
         return None
     column = np.full(len(y), -1)
     n_classes = np.array([len(task_labels) for task_labels in labels])
-    ordered = np.zeros(n_tasks, dtype=bool)
     groups = _tasks_by_classes(labels)
     group = np.empty(n_tasks, dtype=np.intp)
     for g, (_, members) in enumerate(groups):
         group[members] = g
     row_group = group[tasks]
-    for g, (classes, members) in enumerate(groups):
+    for g, (classes, _) in enumerate(groups):
         classes = _tighten(classes)
         comparable = (y.dtype.kind in "biuf" and classes.dtype.kind in "biuf"
                       or y.dtype.kind == classes.dtype.kind)
@@ -357,8 +355,7 @@ def _class_columns(y, tasks, n_tasks, labels):
         rows = np.flatnonzero(row_group == g)
         for j, label in enumerate(classes):
             column[rows[y[rows] == label]] = j
-        ordered[members] = bool(np.all(classes[:-1] < classes[1:]))
-    return column, n_classes, observed, ordered
+    return column, n_classes, observed
 
 
 def _score_sums(kind, labels):
@@ -375,12 +372,10 @@ def _score_sums(kind, labels):
         found = _class_columns(y, tasks, n_tasks, labels)
         if found is None:
             return None
-        column, n_classes, observed, ordered = found
+        column, n_classes, observed = found
         p = p.astype(np.float64, copy=False)
-        if kind == "log_loss":  # (classes out of order: scikit-learn sorts them, and warns)
-            losses, pending = _log_loss_sums(p, w, column, tasks, n_tasks, n_classes,
-                                             observed)
-            return losses, pending | ~ordered
+        if kind == "log_loss":
+            return _log_loss_sums(p, w, column, tasks, n_tasks, n_classes, observed)
         if p.ndim == 2:  # one column per class: the positive (last) one's
             if p.shape[1] != 2:
                 return None
@@ -802,7 +797,13 @@ def log_loss(y_true, y_score, *, task_ids=None, labels=None, sample_weight=None,
 def _log_loss(y, s, *, sample_weight, labels):
     if s.ndim == 1:
         s = np.column_stack([1.0 - s, s])
-    return skm.log_loss(y, s, sample_weight=sample_weight, labels=labels)
+    try:
+        order = np.argsort(labels, kind="stable")
+    except TypeError:  # labels that do not sort: scikit-learn's error
+        order = np.arange(len(labels))
+    # the columns follow labels (the contract); scikit-learn reads them in sorted label order
+    return skm.log_loss(y, s[:, order], sample_weight=sample_weight,
+                        labels=np.asarray(labels)[order])
 
 
 for _f in (r2_score, mean_squared_error, mean_absolute_error, accuracy_score, roc_auc_score,

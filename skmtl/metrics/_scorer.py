@@ -18,6 +18,7 @@ from skmtl.metrics._masked import (
 )
 from skmtl.utils._sklearn_compat import _MetadataRequester, _num_samples, _safe_indexing
 from skmtl.utils.validation import (
+    _format_tasks,
     _is_frame,
     check_task_columns,
     check_task_ids,
@@ -105,6 +106,38 @@ def _focused_step(estimator):
     return final if hasattr(final, "_focus_target") else None
 
 
+def _tasks_scored(estimator, task_ids):
+    """``(present, tasks, index)``: the sorted unique ``task_ids`` (the tasks a masked metric
+    scores, in its order), the estimator's ``tasks_`` (None without), and each present task's
+    index in ``tasks_`` (-1 for a task not seen in fit, which only an estimator with
+    ``unknown_task="shared"`` predicts; None without ``tasks_``)."""
+    present = np.unique(check_task_ids(task_ids, len(task_ids)))
+    tasks = _final_step_attr(estimator, "tasks_")
+    if tasks is None:
+        return present, None, None
+    shared = _final_step_attr(estimator, "unknown_task") == "shared"
+    return present, tasks, encode_task_ids(present, tasks, allow_unknown=shared)
+
+
+def _task_weights(estimator, weights, task_ids):
+    """``multioutput`` task weights given per task of the estimator's ``tasks_``, restricted to
+    the tasks of long ``task_ids`` (a test fold may lack some); as given otherwise."""
+    if task_ids is None or isinstance(weights, str):
+        return weights
+    weights = np.asarray(weights, dtype=np.float64)
+    present, tasks, index = _tasks_scored(estimator, task_ids)
+    if tasks is None or weights.shape != (len(tasks),):
+        return weights  # the metric checks them against the tasks it scores
+    if np.any(index < 0):
+        unseen = present[index < 0]
+        raise ValueError(
+            f"multioutput weights are one per task seen in fit ({len(tasks)}, in the order of "
+            f"tasks_), but task_ids has task(s) not seen in fit, which have no weight: "
+            f"{_format_tasks(unseen)}."
+        )
+    return weights[index]
+
+
 def _task_labels(estimator, task_ids):
     """The classes of each task scored, aligned with the tasks the masked metric sees.
 
@@ -118,11 +151,8 @@ def _task_labels(estimator, task_ids):
     per_task = list(classes) if isinstance(classes, list) else [classes]
     if task_ids is None:
         return per_task
-    present = np.unique(check_task_ids(task_ids, len(task_ids)))
-    tasks = _final_step_attr(estimator, "tasks_")
+    present, tasks, index = _tasks_scored(estimator, task_ids)
     if tasks is not None and len(tasks) == len(per_task):
-        shared = _final_step_attr(estimator, "unknown_task") == "shared"
-        index = encode_task_ids(present, tasks, allow_unknown=shared)
         # an unseen task (index -1) has the classes of the shared part's probabilities
         return [per_task[t] if t >= 0 else _final_step_attr(estimator, "_shared_classes")
                 for t in index]
@@ -187,6 +217,8 @@ class _MultiTaskScorer(_MetadataRequester):
         """The metric's keyword arguments; for scores, ``labels`` defaults to the classes of
         each task scored."""
         kwargs = dict(self._kwargs)
+        if "multioutput" in kwargs:
+            kwargs["multioutput"] = _task_weights(estimator, kwargs["multioutput"], task_ids)
         if response != "predict" and "labels" not in kwargs and _accepts(self._metric, "labels"):
             labels = _task_labels(estimator, task_ids)
             if labels is not None:
@@ -376,7 +408,10 @@ def make_multitask_scorer(metric, *, response_method="predict", greater_is_bette
         stay True with a metric name.
     **kwargs
         Extra keyword arguments of ``metric``, e.g. ``multioutput`` task weights or ``labels``.
-        ``multioutput="raw_values"`` is refused: a scorer returns one number.
+        ``multioutput="raw_values"`` is refused: a scorer returns one number. With long data,
+        weights given one per task of the estimator's ``tasks_`` (sorted task order) are
+        restricted to the tasks of the scored rows' ``task_ids`` (a test fold may lack a small
+        task); a task not seen in fit has no weight then, which raises a ValueError naming it.
 
     Returns
     -------

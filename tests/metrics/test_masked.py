@@ -9,6 +9,7 @@ from sklearn import metrics as skm
 from sklearn.exceptions import UndefinedMetricWarning
 
 from skmtl import metrics as mtm
+from skmtl.metrics import _masked as masked_module
 
 N, T = 40, 3
 
@@ -690,9 +691,9 @@ def test_score_sums_equal_sklearn_per_task(name, kind, weighted, layout, monkeyp
 
 def test_score_sums_leave_to_sklearn_what_they_do_not_decide():
     """A task with a NaN score, one whose probabilities do not sum to 1, one with a label
-    outside its classes, more classes than a 1-D score takes, or (log loss) classes out of
-    sorted order is left to scikit-learn (or to the check of the labels): the same value,
-    error or warning as before, naming the task."""
+    outside its classes, or more classes than a 1-D score takes is left to scikit-learn (or
+    to the check of the labels): the same value, error or warning as before, naming the
+    task."""
     rng = np.random.RandomState(12)
     y, proba, task_ids, labels = _score_tasks("int", rng, n_tasks=20)
     bad = proba.copy()
@@ -711,20 +712,42 @@ def test_score_sums_leave_to_sklearn_what_they_do_not_decide():
             metric(other, proba, task_ids=task_ids, labels=labels)
     with pytest.raises(ValueError, match="^Task 7: y_score is 1-D but the task has 3"):
         mtm.roc_auc_score(other, proba[:, 1], task_ids=task_ids)
-    # classes out of order: scikit-learn's log loss sorts them (and warns), as before
-    backwards = [c[::-1] for c in labels]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        expected = [skm.log_loss(y[task_ids == t], proba[task_ids == t], labels=backwards[t])
-                    for t in range(3)]
-    with pytest.warns(UserWarning, match="ordered lexicographically"):
-        values = mtm.log_loss(y, proba, task_ids=task_ids, labels=backwards,
-                              multioutput="raw_values")
-    np.testing.assert_allclose(values[:3], expected, rtol=1e-12)
     greater = proba.copy()
     greater[task_ids == 8] *= 2.0
     with pytest.raises(ValueError, match="^Task 8: y_prob contains values greater than 1"):
         mtm.log_loss(y, greater, task_ids=task_ids, labels=labels)
+
+
+@pytest.mark.parametrize("vectorized", [True, False])
+def test_log_loss_reads_the_columns_in_the_order_of_labels(monkeypatch, vectorized):
+    """``labels`` name y_score's columns in their order, also out of sorted order (as for
+    average precision): the value is scikit-learn's on the columns put in sorted label order,
+    with no warning; the same per task and at once."""
+    if vectorized:  # every task at once: no per-task call
+        monkeypatch.setattr(masked_module, "_log_loss", None)
+    else:
+        monkeypatch.setattr(masked_module, "_score_sums", lambda kind, labels: None)
+    rng = np.random.RandomState(14)
+    y = np.array(["pos", "neg", "pos", "neg", "pos", "pos"])
+    positive = rng.uniform(0.05, 0.95, size=len(y))
+    columns = np.column_stack([positive, 1.0 - positive])  # "pos", then "neg"
+    expected = skm.log_loss(y, columns[:, ::-1], labels=["neg", "pos"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert mtm.log_loss(y, columns, labels=[["pos", "neg"]]) == pytest.approx(
+            expected, rel=1e-12)
+        # a 1-D score is the last class's ("neg") probability
+        assert mtm.log_loss(y, 1.0 - positive, labels=[["pos", "neg"]]) == pytest.approx(
+            expected, rel=1e-12)
+    three = np.array(["c", "a", "b"])
+    y3 = three[rng.randint(0, 3, size=30)]
+    proba = rng.dirichlet(np.ones(3), size=30)  # columns "c", "a", "b"
+    order = np.argsort(three)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        value = mtm.log_loss(y3, proba, labels=[three])
+    assert value == pytest.approx(skm.log_loss(y3, proba[:, order], labels=three[order]),
+                                  rel=1e-12)
 
 
 def test_multiclass_scores_with_labels_equal_sklearn_per_task():

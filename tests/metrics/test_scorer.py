@@ -476,3 +476,37 @@ def test_scorer_looks_through_nested_search_objects(wide):
     pred = best.predict(X_long, task_ids=task_ids)
     assert make_multitask_scorer("r2")(outer, X_long, y_long, task_ids=task_ids) == (
         pytest.approx(manual_r2_by_task(y_long, pred, task_ids), rel=1e-12))
+
+
+def test_task_weights_follow_the_tasks_of_each_long_fold():
+    """multioutput weights one per task of tasks_: a test fold without the small task "c"
+    (3 labels, 5 folds) weighs the tasks it has, by their own weights; a task not seen in fit
+    has no weight, which names it."""
+    rng = np.random.RandomState(0)
+    task_ids = np.array(["a"] * 30 + ["b"] * 30 + ["c"] * 3)
+    X = rng.normal(size=(63, 3))
+    y = X @ [1.0, 2.0, 3.0] + rng.normal(size=63)
+    weights = [3.0, 1.0, 0.5]
+    scorer = make_multitask_scorer(r2_score, multioutput=weights)
+    cv = MultiTaskKFold(5)
+    with sklearn.config_context(enable_metadata_routing=True):
+        scores = cross_val_score(IndependentTasks(Ridge()), X, y, params={"task_ids": task_ids},
+                                 scoring=scorer, cv=cv, error_score="raise")
+    expected = []
+    for train, test in cv.split(X, y, task_ids=task_ids):
+        model = IndependentTasks(Ridge()).fit(X[train], y[train], task_ids=task_ids[train])
+        prediction = model.predict(X[test], task_ids=task_ids[test])
+        per_task = {t: skm.r2_score(y[test][task_ids[test] == t],
+                                    prediction[task_ids[test] == t])
+                    for t in np.unique(task_ids[test])
+                    if np.sum(task_ids[test] == t) >= 2}
+        expected.append(np.average(list(per_task.values()),
+                                   weights=[weights["abc".index(t)] for t in per_task]))
+    assert np.sum([len(set(task_ids[test])) < 3 for _, test in cv.split(
+        X, y, task_ids=task_ids)]) >= 2  # folds without task "c"
+    np.testing.assert_allclose(scores, expected, rtol=1e-12)
+
+    model = MeanClusteredRegressor(unknown_task="shared").fit(X[:60], y[:60],
+                                                         task_ids=task_ids[:60])
+    with pytest.raises(ValueError, match=r"one per task seen in fit \(2.*not seen in fit.*'c'"):
+        make_multitask_scorer(r2_score, multioutput=[1.0, 1.0])(model, X, y, task_ids=task_ids)
