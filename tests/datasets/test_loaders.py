@@ -125,6 +125,23 @@ def test_exam_return_X_y_gives_the_bunch_arrays(exam):
     assert isinstance(X, np.ndarray) and X.shape == (4059, 10)
 
 
+@pytest.mark.parametrize("name, relation", [
+    ("exam", lambda d: d["type=Sngl"] - d["schgend=boys"] - d["schgend=girls"]),
+    ("hsb82", lambda d: d["ses"] - d["meanses"] - d["cses"]),
+    ("chem97", lambda d: d["gcsescore"] - d["gcsecnt"] - 6.2857),
+])
+def test_school_descr_names_the_one_collinear_relation(request, name, relation):
+    """The DESCR's relation holds on every row (to its 4 decimals), and it is the only one:
+    [1, X] loses exactly one rank."""
+    bunch = request.getfixturevalue(name)
+    data = np.asarray(bunch.data)
+    assert np.abs(relation(dict(zip(bunch.feature_names, data.T)))).max() < 1e-4
+    design = np.column_stack([np.ones(len(data)), data])
+    assert np.linalg.matrix_rank(design) == design.shape[1] - 1
+    assert "a linear combination of others and the intercept" in " ".join(bunch.DESCR.split())
+    assert "not collinear" not in bunch.DESCR
+
+
 def test_chem97_target_is_the_a_level_point_score(chem97):
     assert set(np.unique(chem97.target)) <= set(range(11))
     assert np.bincount(chem97.task_ids).max() == 188
