@@ -15,6 +15,7 @@ from skmtl.model_selection._transfer import (
     _Data,
     _fit_fold,
     _fit_groups,
+    _is_focused,
     _routing,
     _run_parallel,
     _take,
@@ -29,7 +30,8 @@ _METHODS = ("predict", "predict_proba", "predict_log_proba", "decision_function"
 
 def _fit_and_predict(estimator, X, y, task_ids, train, test, method, groups=None):
     """Fit a clone on the ``train`` rows; ``(method's output on the test rows, classes_)``."""
-    ids_test = _take(task_ids, test)
+    # a focused estimator predicts its focus task for every row, and takes no task_ids there
+    ids_test = None if _is_focused(estimator) else _take(task_ids, test)
     groups = _fit_groups(estimator, groups)
     with _routing(task_ids, groups):
         model, _ = _fit_fold(estimator, X, y, task_ids, train, groups)
@@ -131,7 +133,11 @@ default="predict"
           K)`` for ``predict_proba`` (every task must have ``K`` classes);
         - wide ``Y``: ``(n_samples, n_tasks)`` for ``predict``, every task for every row
           (also where the label is missing); a list of ``n_tasks`` arrays ``(n_samples,
-          K_t)`` for ``predict_proba``, in ``tasks_`` order.
+          K_t)`` for ``predict_proba``, in ``tasks_`` order;
+        - a focused estimator (:class:`~skmtl.deep.FocusedTaskRegressor`,
+          :class:`~skmtl.deep.FocusedTaskClassifier`), long or wide: its focus task's
+          prediction for every row, ``(n_samples,)`` (``(n_samples, K)`` for
+          ``predict_proba``), as its ``predict`` gives.
 
     Raises
     ------

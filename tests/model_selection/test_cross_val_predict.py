@@ -147,3 +147,22 @@ def test_folds_with_different_classes_are_refused():
     model = IndependentTasks(LogisticRegression())
     with pytest.raises(ValueError, match="different classes for task 1"):
         cross_val_predict(model, X, Y, cv=KFold(3), method="predict_proba")
+
+
+def test_a_focused_estimator_on_long_data_predicts_its_focus_task_for_every_row(long):
+    """FocusedTask* predicts its focus task and takes no task_ids at predict: each row gets
+    the focus task's prediction of the model that did not see it, as on wide data (before, a
+    TypeError: predict() got an unexpected keyword argument 'task_ids')."""
+    pytest.importorskip("torch")
+    from skmtl.deep import FocusedTaskRegressor
+
+    X, y, task_ids = long
+    model = FocusedTaskRegressor(focus_task=1, hidden_layer_sizes=(4,), max_epochs=2,
+                                 early_stopping=False, random_state=0)
+    pred = cross_val_predict(model, X, y, task_ids=task_ids, cv=3)
+    assert pred.shape == (len(y),) and pred.dtype == np.float64
+    expected = np.empty(len(y))
+    for train, test in MultiTaskKFold(3).split(X, y, task_ids=task_ids):
+        fitted = sklearn.clone(model).fit(X[train], y[train], task_ids=task_ids[train])
+        expected[test] = fitted.predict(X[test])
+    np.testing.assert_array_equal(pred, expected)
