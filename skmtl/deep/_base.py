@@ -95,7 +95,16 @@ def _random_order(n, rng):
     return order, rank
 
 
-def stratified_validation_split(labels, sizes, fraction, rng):
+def _watched_strata(watched, sizes):
+    """The strata of the tasks of ``watched`` (a ``(task mask, name)`` pair, or None), and
+    their name: the tasks whose validation loss a later training phase watches alone."""
+    if watched is None:
+        return None, None
+    mask, name = watched
+    return np.repeat(np.asarray(mask, dtype=bool), sizes), name
+
+
+def stratified_validation_split(labels, sizes, fraction, rng, watched=None):
     """Split the rows into training and validation rows, stratified on every task.
 
     A stratum is one class of one classification task (``sizes[t]`` classes) or a whole
@@ -106,7 +115,9 @@ def stratified_validation_split(labels, sizes, fraction, rng):
     already placed by rarer strata), the rest to training; a stratum with 2 labels or more
     always keeps one in training. Rows without any label then fill the validation part up
     to ``ceil(fraction * n_samples)`` rows, and at least one labelled row is held out (a
-    ValueError where every label is the last of its task or class in training).
+    ValueError where every label is the last of its task or class in training); so is one
+    label of the ``watched`` tasks, whose validation loss a later phase watches alone (the
+    focus task of ``"finetune"``: its share may round to no label).
 
     Parameters
     ----------
@@ -117,6 +128,9 @@ def stratified_validation_split(labels, sizes, fraction, rng):
     fraction : float
         Fraction of the rows to hold out, in (0, 1).
     rng : numpy.random.RandomState
+    watched : (ndarray of bool of shape (n_tasks,), str) or None, default=None
+        Tasks that must hold out a label where they can spare one, and their name for the
+        error where they cannot.
 
     Returns
     -------
@@ -152,20 +166,29 @@ def stratified_validation_split(labels, sizes, fraction, rng):
     k = int(np.clip(n_valid - np.count_nonzero(place == 1), 0, free.shape[0]))
     place[free[:k]] = 1
     place[free[k:]] = 0
-    if not np.any(counts[1]):
-        # no label held out (the validation loss would watch nothing): hold out the first
-        # labelled row, in the random order, whose labels all have a spare in training
+    watched_strata, name = _watched_strata(watched, sizes)
+    for need in (np.ones(n_strata, dtype=bool), watched_strata):
+        if need is None or np.any(counts[1, need]):
+            continue
+        # no label of ``need`` held out (its validation loss would watch nothing): hold out
+        # the first row, in the random order, with such a label and a spare in training for
+        # each of its labels
         spare = counts[0] >= 2
         for row in order:
             own = stratum[labels.indptr[row] : labels.indptr[row + 1]]
-            if own.size and np.all(spare[own]):
+            if np.any(need[own]) and np.all(spare[own]):
                 place[row] = 1
+                counts[0, own] -= 1
+                counts[1, own] += 1
                 break
         else:
+            reason = (_watched_reason(name, int(np.count_nonzero(need[stratum])), "label")
+                      if need is watched_strata else
+                      f"Early stopping holds out validation labels, but none of the "
+                      f"{stratum.shape[0]} labels can be held out without taking the last "
+                      "training label of a task (or of a class of one)")
             raise _validation_split_error(
-                f"Early stopping holds out validation labels, but none of the "
-                f"{stratum.shape[0]} labels can be held out without taking the last "
-                "training label of a task (or of a class of one)",
+                reason,
                 "set early_stopping=False (and validation_fraction=None: no validation data).",
                 by_groups=False)
     if not np.any(place == 0):
@@ -173,7 +196,14 @@ def stratified_validation_split(labels, sizes, fraction, rng):
     return np.flatnonzero(place == 0), np.flatnonzero(place == 1)
 
 
-def group_validation_split(labels, sizes, fraction, groups, rng):
+def _watched_reason(name, n_labels, unit):
+    """Why no validation label of the watched tasks (:func:`_watched_strata`) is held out."""
+    return (f"Early stopping of the phase that trains {name} alone watches its validation "
+            f"loss, but no {unit} of its {n_labels} labels can be held out without taking "
+            f"the last training label of a task (or of a class of one)")
+
+
+def group_validation_split(labels, sizes, fraction, groups, rng, watched=None):
     """Split the rows into training and validation rows, each group whole on one side.
 
     :func:`stratified_validation_split` with groups for rows: the strata are visited from
@@ -183,11 +213,12 @@ def group_validation_split(labels, sizes, fraction, groups, rng):
     once it does not. A group goes to validation only if every stratum it holds keeps a
     group in training, so a task (a class) whose labels sit in one group keeps them all in
     training. Groups without any label then fill the validation part up to ``ceil(fraction
-    * n_samples)`` rows, and at least one group with labels is held out.
+    * n_samples)`` rows, and at least one group with labels is held out, and one with a
+    label of the ``watched`` tasks.
 
     Parameters
     ----------
-    labels, sizes, fraction, rng
+    labels, sizes, fraction, rng, watched
         As in :func:`stratified_validation_split`.
     groups : ndarray of int of shape (n_samples,)
         The group of each row, ``0 .. n_groups - 1``.
@@ -200,8 +231,8 @@ def group_validation_split(labels, sizes, fraction, groups, rng):
     Raises
     ------
     ValueError
-        If there is a single group, or no group can be held out without taking the last
-        training labels of a task or class.
+        If there is a single group, or no group (with a label of the ``watched`` tasks) can be
+        held out without taking the last training labels of a task or class.
     """
     n_groups = int(groups.max()) + 1
     if n_groups < 2:
@@ -255,15 +286,21 @@ def group_validation_split(labels, sizes, fraction, groups, rng):
     held = free[np.cumsum(size[free]) <= room]
     place[held] = 1
     place[place < 0] = 0
-    if not np.any(valid):  # no label held out: the validation loss would watch nothing
-        candidates = [group for group in by_rank if member.indptr[group + 1]
-                      > member.indptr[group] and holdable(group)]
+    watched_strata, name = _watched_strata(watched, sizes)
+    for need in (np.ones(n_strata, dtype=bool), watched_strata):
+        if need is None or np.any(valid[need]):
+            continue
+        # no label of ``need`` held out (its validation loss would watch nothing)
+        candidates = [group for group in by_rank if place[group] != 1
+                      and np.any(need[strata_of(group)[0]]) and holdable(group)]
         if not candidates:
+            reason = (_watched_reason(name, int(total[need].sum()), "group")
+                      if need is watched_strata else
+                      f"groups: early stopping holds out whole groups, but each of the "
+                      f"{n_groups} groups holds the only training labels of some task or class")
             raise _validation_split_error(
-                f"groups: early stopping holds out whole groups, but each of the {n_groups} "
-                "groups holds the only training labels of some task or class",
-                "pass more groups, or set early_stopping=False (and validation_fraction=None: "
-                "no validation data).", by_groups=True)
+                reason, "pass more groups, or set early_stopping=False (and "
+                "validation_fraction=None: no validation data).", by_groups=True)
         hold_out(candidates[0])
     if not np.any(place == 0):
         place[by_rank[0]] = 0
@@ -552,6 +589,7 @@ class _BaseDeepEstimator(BaseEstimator):
     def _train_net(
         self, X, labels, kinds, output_sizes, *, tasks, weighting, task_sampling="joint",
         tasks_per_batch=1, after_fit=None, first_tasks=None, max_epochs=None, groups=None,
+        watched=None,
     ):
         """Build the skorch net on encoded labels (:class:`TaskLabels` of ``tasks``), train it.
 
@@ -564,6 +602,8 @@ class _BaseDeepEstimator(BaseEstimator):
         labels, and ``after_fit`` receives the parts with all labels. ``max_epochs``, when
         given, replaces the estimator's for ``net.fit`` (a first phase). ``groups`` (group
         codes of the rows of ``X``, or None): the validation rows are whole groups.
+        ``watched`` (a ``(task mask, name)`` pair, or None): tasks whose validation loss
+        ``after_fit`` watches alone; the split holds out one of their labels.
         """
         fraction = self._validation_fraction()
         if self.early_stopping and fraction == 0:
@@ -587,7 +627,7 @@ class _BaseDeepEstimator(BaseEstimator):
         if accelerated:  # one seed (split, initialisation, batches) for all the processes
             seed = shared_seed(self.accelerator, seed)
         train_rows, valid_rows = self._split_rows(
-            labels, kinds, output_sizes, fraction, np.random.RandomState(seed), groups
+            labels, kinds, output_sizes, fraction, np.random.RandomState(seed), groups, watched
         )
         train = MultiTaskDataset(X, labels, train_rows)
         valid = None if valid_rows is None else MultiTaskDataset(X, labels, valid_rows)
@@ -691,9 +731,10 @@ class _BaseDeepEstimator(BaseEstimator):
         ]
         return PrintLog(keys_ignored=ignored)
 
-    def _split_rows(self, labels, kinds, output_sizes, fraction, rng, groups=None):
+    def _split_rows(self, labels, kinds, output_sizes, fraction, rng, groups=None,
+                    watched=None):
         """Training and validation rows (None, None without validation); whole groups with
-        ``groups`` (codes of the rows' groups)."""
+        ``groups`` (codes of the rows' groups); ``watched`` as in :meth:`_train_net`."""
         if fraction == 0:
             return None, None
         n_samples = labels.n_samples
@@ -714,8 +755,10 @@ class _BaseDeepEstimator(BaseEstimator):
         ])
         codes = np.where(sizes[labels.task] > 1, labels.value, 0).astype(np.intp)
         if groups is None:
-            return stratified_validation_split(labels.with_values(codes), sizes, fraction, rng)
-        return group_validation_split(labels.with_values(codes), sizes, fraction, groups, rng)
+            return stratified_validation_split(labels.with_values(codes), sizes, fraction, rng,
+                                               watched)
+        return group_validation_split(labels.with_values(codes), sizes, fraction, groups, rng,
+                                      watched)
 
     # -- predictions ----------------------------------------------------------------------------
     def _forward(self, X):

@@ -435,7 +435,9 @@ _FOCUSED_VARIANTS = {
     "optimizer": """
     optimizer : {"adamw", "adam", "sgd"} or callable, default="adamw"
         The optimizer: a name, or a :class:`torch.optim.Optimizer` class. The fine-tuning
-        phase of ``"finetune"`` continues with the same optimizer and its state.
+        phase of ``"finetune"`` gets a new one of this class after
+        ``finetune_pretrain="auxiliary"``, and continues with the same one and its state after
+        ``"all"``.
     """,
     "callbacks": """
     callbacks : list of skorch callbacks, default=None

@@ -314,12 +314,24 @@ class _MultiTaskDeepEstimator(_BaseDeepEstimator):
         n_tasks = len(affinity)
         tasks = [_hashable(task) for task in self.tasks_]
         named = ", ".join(f"({tasks[i]!r}, {tasks[j]!r})" for i, j in pairs[:5])
-        if self.task_sampling != "joint" and self.tasks_per_batch == 1:
-            cause = (f"task_sampling={self.task_sampling!r} with tasks_per_batch=1 puts one "
-                     "task in each batch; use task_sampling='joint' or tasks_per_batch >= 2")
-        else:
-            cause = ("no batch of the thin phase held labels of both; larger batches, more "
-                     "epochs or task_sampling='joint' measure more pairs")
+        # a task of a single class (a multiclass problem allows it) has no logit: no gradient
+        classes = getattr(self, "classes_", None)
+        single = np.array([isinstance(classes, list) and len(classes[t]) < 2
+                           for t in range(n_tasks)])
+        causes = []
+        if np.any(single[pairs]):
+            causes.append(f"task(s) {', '.join(repr(tasks[t]) for t in np.flatnonzero(single))} "
+                          "have a single class, hence no logit and no gradient to compare")
+        if not np.all(np.any(single[pairs], axis=1)):
+            if self.task_sampling != "joint" and self.tasks_per_batch == 1:
+                causes.append(f"task_sampling={self.task_sampling!r} with tasks_per_batch=1 "
+                              "puts one task in each batch; use task_sampling='joint' or "
+                              "tasks_per_batch >= 2")
+            else:
+                causes.append("no batch of the thin phase held labels of both; larger "
+                              "batches, more epochs or task_sampling='joint' measure more "
+                              "pairs")
+        cause = "; ".join(causes)
         warnings.warn(
             f"sharing='adaptive' split its network by the task affinity, but "
             f"{len(pairs)} of {n_tasks * (n_tasks - 1) // 2} pairs of tasks were never measured "

@@ -201,11 +201,11 @@ class _FocusedTaskMixin:
             task), long-format labels with ``task_ids`` (the focus task's rows are used; the
             other rows may name any task, seen in fit or not; none of the focus task is a
             ValueError), or
-            the focus task's labels (1-D, without ``task_ids``; NaN / None marks a missing
-            label when the estimator was fitted on a 2-D or long target).
+            the focus task's labels (1-D, without ``task_ids``, when the estimator was fitted
+            on a 1-D or 2-D target; NaN / None marks a missing label after a 2-D one).
         task_ids : array-like of shape (n_samples,), default=None
             The task of each row, for long-format ``y``. Required when the estimator was
-            fitted on long data and ``y`` is 1-D.
+            fitted on long data and ``y`` is 1-D (a ValueError says so).
         sample_weight : array-like of shape (n_samples,), default=None
             Row weights.
 
@@ -405,7 +405,7 @@ class _FocusedDeepEstimator(_BaseDeepEstimator):
             weights = np.zeros((n_iter, n_tasks))
             weights[:, focus] = focus_weights[:, 0]
         else:
-            finetune = first_tasks = None
+            finetune = first_tasks = watched = None
             if named and self.strategy == "finetune":
                 # then the focus task alone: a second phase of the net
                 fresh = self.finetune_pretrain == "auxiliary"
@@ -423,6 +423,10 @@ class _FocusedDeepEstimator(_BaseDeepEstimator):
                         "finetune_pretrain='all'."
                     )
 
+                only = np.zeros(n_tasks, dtype=bool)
+                only[focus] = True  # its early stopping watches the focus task alone
+                watched = (only, f"the focus task {_hashable(tasks[focus])!r}")
+
                 def finetune(net, train, valid):
                     net.fine_tune(
                         train, valid, tasks=[focus], epochs=epochs,
@@ -431,7 +435,7 @@ class _FocusedDeepEstimator(_BaseDeepEstimator):
             net = self._train_net(
                 X, labels, kinds, output_sizes, tasks=tasks,
                 weighting=weighting, after_fit=finetune, first_tasks=first_tasks,
-                groups=self._groups,
+                groups=self._groups, watched=watched,
             )
             self._head = focus
             n_iter, weights = _weights_history(net, n_tasks)

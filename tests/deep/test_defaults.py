@@ -260,6 +260,38 @@ def test_validation_split_with_no_label_to_spare_raises():
     MultiTaskRegressor(**SMALL, early_stopping=False).fit(X, Y)  # fits without validation
 
 
+def test_validation_split_holds_out_a_label_of_a_watched_task():
+    """The focus task of "finetune" (4 labels among 200 rows) holds out one label, whose
+    validation loss the fine-tuning phase watches alone: before, its share rounded to none,
+    the phase's validation loss was NaN at every epoch, and early stopping ended it after
+    n_iter_no_change epochs, keeping the last network."""
+    rng = np.random.RandomState(0)
+    n = 200
+    X = rng.normal(size=(n, 4))
+    Y = np.column_stack([X[:, 0] + X[:, 1], X[:, 0] - X[:, 1], np.full(n, np.nan)])
+    rows = rng.choice(n, 4, replace=False)
+    Y[rows, 2] = X[rows, 0]
+    mask, codes = ~np.isnan(Y), np.zeros((n, 3), dtype=np.intp)
+    _, valid = _placements(codes, mask, [1, 1, 1], 0.1, 0)
+    assert mask[valid, 2].sum() == 0  # its share rounds to none
+    watched = (np.array([False, False, True]), "the focus task 2")
+    train, valid = stratified_validation_split(TaskLabels.from_wide(codes, mask), [1, 1, 1],
+                                               0.1, np.random.RandomState(0), watched)
+    assert mask[valid, 2].sum() == 1 and mask[train, 2].sum() == 3
+    assert mask[valid, :2].sum(axis=0).min() >= 19  # the other tasks keep their share
+    est = FocusedTaskRegressor(hidden_layer_sizes=(8,), focus_task=2, strategy="finetune",
+                               finetune_epochs=10, n_iter_no_change=3, max_epochs=5, lr=1e-2,
+                               random_state=0).fit(X, Y)
+    phase = est.net_.history[5:, "valid_loss"]  # the fine-tuning epochs
+    assert len(phase) >= 4 and np.isfinite(phase).all()
+    np.testing.assert_allclose(phase, est.net_.history[5:, "valid_loss_task_2"])
+    # a focus task with one label cannot spare one: a clear error naming it
+    Y[rows[1:], 2] = np.nan
+    with pytest.raises(ValueError, match="phase that trains the focus task 2 alone watches "
+                                         "its validation loss, but no label of its 1 labels"):
+        FocusedTaskRegressor(**SMALL, focus_task=2, strategy="finetune").fit(X, Y)
+
+
 def test_validation_split_reaches_the_estimator():
     """A task with two labels keeps one for training under early stopping."""
     X, Y = regression_data(n=80)

@@ -355,6 +355,32 @@ def test_estimator_warns_where_the_split_reads_pairs_never_measured():
     assert np.isfinite(est.net_.module_.split_affinity.numpy()).all()
 
 
+def test_the_warning_names_a_single_class_task_as_the_cause():
+    """A task of one class in a multiclass problem has no logit, so no gradient: its pairs
+    are never measured although the joint batches hold its labels; the warning says so, and
+    not that the batches lacked labels."""
+    from skmtl.deep import MultiTaskClassifier
+
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(200, 5))
+    Y = np.empty((200, 3), dtype=object)
+    Y[:, 0] = np.where(X[:, 0] > 0, "yes", "no")
+    Y[:, 1] = "yes"
+    Y[:, 2] = np.array(["low", "mid", "high"])[np.digitize(X[:, 2], [-0.5, 0.5])]
+    est = MultiTaskClassifier(sharing="adaptive", hidden_layer_sizes=(8, 8), max_epochs=4,
+                              random_state=0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        est.fit(X, Y)
+    messages = [str(w.message) for w in caught if "never measured" in str(w.message)]
+    assert len(messages) == 1
+    assert ("2 of 3 pairs of tasks were never measured (e.g. (0, 1), (1, 2)): task(s) 1 have "
+            "a single class, hence no logit and no gradient to compare." in messages[0])
+    assert "no batch" not in messages[0]
+    affinity = est.net_.module_.split_affinity.numpy()
+    assert np.isfinite(affinity[0, 2]) and affinity[0, 2] != 0  # the pair of two-class tasks
+
+
 def test_split_backward_through_heads_then_trunk_equals_plain_backward():
     """The training step's recipe (R a leaf, heads, then the tree) gives the plain gradients."""
     net = AdaptiveModule(4, [1, 3, 1], hidden_layer_sizes=(5, 4), head_layer_sizes=(3,))

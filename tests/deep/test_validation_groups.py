@@ -282,3 +282,28 @@ def test_transfer_report_fits_each_training_fold_with_its_groups():
             out.append(-np.nanmean(error, axis=0))
     np.testing.assert_allclose(report["score"], np.mean(by_hand, axis=0), rtol=1e-6)
     assert not np.allclose(report["score"], np.mean(by_rows, axis=0))
+
+
+def test_group_split_holds_out_a_group_with_a_label_of_a_watched_task():
+    """As the row split: the watched task's share rounds to no group, one of its groups
+    (whose other labels all keep a group in training) is held out; with a single group it
+    cannot be, which names the task."""
+    n = 200
+    groups = np.arange(n) // 2
+    mask = np.column_stack([np.ones(n, dtype=bool), np.zeros(n, dtype=bool)])
+    mask[[0, 10, 20, 30], 1] = True  # four groups with a label of task 1
+    codes = np.zeros((n, 2), dtype=np.intp)
+    labels = TaskLabels.from_wide(codes, mask)
+    _, valid = _split(labels, [1, 1], 0.1, groups, 0)
+    assert mask[valid, 1].sum() == 0
+    train, valid = group_validation_split(labels, [1, 1], 0.1, groups,
+                                          np.random.RandomState(0),
+                                          (np.array([False, True]), "task 'b'"))
+    assert mask[valid, 1].sum() == 1 and mask[train, 1].sum() == 3
+    assert np.intersect1d(groups[train], groups[valid]).size == 0
+    one = mask.copy()
+    one[[10, 20, 30], 1] = False
+    with pytest.raises(ValueError, match="trains task 'b' alone watches its validation loss, "
+                                         "but no group of its 1 labels"):
+        group_validation_split(TaskLabels.from_wide(codes, one), [1, 1], 0.1, groups,
+                               np.random.RandomState(0), (np.array([False, True]), "task 'b'"))
