@@ -31,6 +31,7 @@ import io
 import logging
 import lzma
 import os
+import shlex
 import sys
 import tempfile
 import warnings
@@ -231,6 +232,7 @@ def _read_frame(csv_file, pd):
         raise ValueError(f"--encoding {csv_file.encoding} is not a text encoding Python knows "
                          "(e.g. utf-8, cp1252, latin-1).") from None
     try:
+        _check_byte_order_mark(csv_file)
         csv_file.scan()
         if not csv_file.header:
             raise ValueError(f"--csv {path} is empty (no header, no rows).")
@@ -277,6 +279,27 @@ def _csv_marks(args):
         raise ValueError(f"--sep and --decimal are both {sep!r}: a number's decimal mark "
                          "cannot also separate the columns.")
     return sep, decimal
+
+
+# the byte-order marks of the UTF-16 and UTF-32 encodings (UTF-32's first: it begins with
+# UTF-16's little-endian one)
+_BYTE_ORDER_MARKS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
+                     (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
+
+
+def _check_byte_order_mark(csv_file):
+    """A ValueError where the file starts with the byte-order mark of UTF-16 or UTF-32 and
+    ``--encoding`` is another (cp1252 would read its bytes as text without a complaint)."""
+    with csv_file.open() as handle:
+        start = handle.read(4)
+    encoding = codecs.lookup(csv_file.encoding).name
+    for mark, name in _BYTE_ORDER_MARKS:
+        if start.startswith(mark) and not encoding.startswith(name):
+            raise ValueError(
+                f"--csv {csv_file.path} is not {csv_file.encoding} text: it starts with the "
+                f"byte-order mark of {name.upper()} ({mark!r}), as Excel's 'Unicode Text' "
+                f"files do; pass --encoding {name} (and --sep '\\t' where its columns are "
+                "separated by tabs, as in those files).")
 
 
 def _undecodable(csv_file, error):
@@ -652,7 +675,8 @@ def _infinite_cells(frame, kind, remedy):
     if found:
         name, mask = found
         raise ValueError(f"{kind} column {name!r} has infinite values (line(s) {_lines(mask, 5)}: "
-                         f"inf, or a number too large for a float); {remedy.format(name=name)}")
+                         "inf, or a number too large for a float); "
+                         f"{remedy.format(name=_shell(name))}")
 
 
 def _huge_cells(frame, kind, remedy):
@@ -666,7 +690,7 @@ def _huge_cells(frame, kind, remedy):
         raise ValueError(
             f"{kind} column {name!r} has values too large to compute with (line(s) "
             f"{_lines(mask, 5)}: up to {largest:.3g}, beyond {MAX_MAGNITUDE:.0e}, where a sum "
-            f"of their squares overflows a float); {remedy.format(name=name)}")
+            f"of their squares overflows a float); {remedy.format(name=_shell(name))}")
 
 
 def _decide_task_type(targets, requested, pd):
@@ -851,8 +875,8 @@ def _features(frame, path, excluded, keep, pd, notes, task_ids=None):
         also = f" Column(s) {others} have such cells too." if others else ""
         raise _stray_text_error(
             "Feature", name, mask, features[name],
-            f"fix those cells, drop the column with --drop {name}, or one-hot encode its "
-            f"values as categories with --keep {name}.{also}")
+            f"fix those cells, drop the column with --drop {_shell(name)}, or one-hot encode its "
+            f"values as categories with --keep {_shell(name)}.{also}")
     kinds = {}  # each column's _odd_column, computed once (also read for the other columns)
 
     def kind_of(name):
@@ -881,31 +905,32 @@ def _features(frame, path, excluded, keep, pd, notes, task_ids=None):
             dropped.append(name)
             _warn(f"column {name!r} looks like dates (e.g. {example!r}): dropped, as one-hot "
                   "encoding would give one feature per date; turn it into numbers (e.g. day of "
-                  f"year) or keep it as categories with --keep {name}.", notes)
+                  f"year) or keep it as categories with --keep {_shell(name)}.", notes)
         elif kind == "id" and text:
             dropped.append(name)
             _warn(f"column {name!r} looks like an id ({column.count()} distinct text values): "
                   f"dropped, not one-hot encoded into {column.count() - 1} features; keep it "
-                  f"with --keep {name}.", notes)
+                  f"with --keep {_shell(name)}.", notes)
         elif kind == "id":
             _warn(f"column {name!r} looks like an id ({column.count()} distinct whole "
-                  f"numbers): kept as a numeric feature; drop it with --drop {name}.", notes)
+                  f"numbers): kept as a numeric feature; drop it with --drop {_shell(name)}.",
+                  notes)
         elif kind == "sample id":
             # a sample with a row per task: split by row, its rows fall in training and test
             values = "text values" if text else "whole numbers"
             what = (f"dropped, not one-hot encoded into {column.nunique() - 1} features; keep "
-                    f"it with --keep {name}" if text else
-                    f"kept as a numeric feature; drop it with --drop {name}")
+                    f"it with --keep {_shell(name)}" if text else
+                    f"kept as a numeric feature; drop it with --drop {_shell(name)}")
             if text:
                 dropped.append(name)
             _warn(f"column {name!r} looks like the id of the samples ({column.nunique()} "
                   f"distinct {values}, none twice in a task, repeated across tasks): {what}. "
-                  f"To keep each sample's rows in one fold, pass --group-column {name}.",
+                  f"To keep each sample's rows in one fold, pass --group-column {_shell(name)}.",
                   notes)
         elif text and column.nunique() > MANY_CATEGORIES:
             _warn(f"column {name!r} has {column.nunique()} distinct text values: one-hot "
                   f"encoded into {column.nunique() - 1} features; drop it with --drop "
-                  f"{name}.", notes)
+                  f"{_shell(name)}.", notes)
     features = features.drop(columns=dropped)
     if features.shape[1] == 0:
         if dropped:
@@ -918,11 +943,16 @@ def _features(frame, path, excluded, keep, pd, notes, task_ids=None):
         name = missing.index[missing.to_numpy()][0]
         raise ValueError(f"Feature column {name!r} has empty cells (line(s) "
                          f"{_lines(features[name].isna(), 5)}); fill them or drop it with "
-                         f"--drop {name}.")
+                         f"--drop {_shell(name)}.")
     _infinite_cells(features, "Feature", "fix those cells, or drop the column with --drop {name}.")
     _huge_cells(features, "Feature", "rescale the column (divide it by a power of ten), or "
                 "drop it with --drop {name}.")
     return pd.get_dummies(features, drop_first=True, dtype=float)
+
+
+def _shell(name):
+    """A column name as the value of an option in a shell command (``--drop 'Unnamed: 0'``)."""
+    return shlex.quote(name)
 
 
 def _warn(message, notes):
@@ -959,8 +989,12 @@ def _strip_text_cells(frame, pd, notes):
         stripped = column.copy()
         stripped[text] = column[text].str.strip()
         changed = text & (stripped != column)
+        # an empty cell that pandas kept as '' (a column of whole numbers beyond int64's
+        # range, read as text) is empty, as everywhere else
+        emptied = text & (stripped == "")
+        stripped[emptied] = np.nan
+        changed = changed | emptied
         if changed.any():
-            stripped[text & (stripped == "")] = np.nan
             if (stripped[text].dropna().nunique()
                     < column[text][stripped[text].notna()].nunique()):
                 _warn(_spaced_values(name, column, changed & stripped.notna()), notes)
@@ -970,8 +1004,8 @@ def _strip_text_cells(frame, pd, notes):
                    and _as_numbers(present.iloc[:1], pd).notna().all() else None)
         if numbers is not None and numbers.notna().sum() == present.size:
             whole = present.astype(str).str.fullmatch(r"[-+]?\d+").all()
-            frame[name] = (stripped.map(int, na_action="ignore")
-                           if whole and (numbers.abs() >= 2**53).any() else numbers)
+            frame[name] = (_exact_ints(stripped) if whole and (numbers.abs() >= 2**53).any()
+                           else numbers)
         elif changed.any():
             frame[name] = stripped
     return frame
@@ -987,36 +1021,70 @@ def _spaced_values(name, column, changed, limit=3):
     return f"column {name!r} has values that differ only by spaces around them {shown}{more}."
 
 
-def _exact_labels(column):
-    """Class labels: whole numbers beyond the uint64 range (Python ints, which no numpy
-    integer holds and scikit-learn's metrics call of an "unknown" type) as their digits, the
-    other whole numbers of their column too; exact, where floats would make neighbours one
-    class."""
+def _exact_labels(column, name, pd):
+    """Class labels, exact: a column of Python ints (no numpy integer holds them all) with
+    whole numbers beyond the int64 range, which scikit-learn calls of an "unknown" type, as
+    their digits, the other whole numbers of their column too (a uint64 column stays); a
+    float column of whole numbers beyond 2**53 (pandas reads a column of integers with an
+    empty cell as floats, which make neighbours one class) as written in the file."""
     def beyond(value):
         return (isinstance(value, int) and not isinstance(value, bool)
-                and not -2**63 <= value < 2**64)
+                and not -2**63 <= value < 2**63)
 
-    if column.dtype != object or not column.map(beyond).any():
+    if column.dtype.kind == "f":
+        present = column.dropna().to_numpy()
+        if present.size and np.abs(present).max() >= 2.0**53 and np.all(
+                present == np.round(present)):
+            written = _written_cells(name, pd)[column.index].where(column.notna())
+            if written.dropna().str.fullmatch(r"[-+]?\d+").all():  # (not 1e20: as read)
+                return _exact_labels(_exact_ints(written), name, pd)
+        return column
+    if column.dtype.kind != "O" or not column.map(beyond).any():
         return column
     return column.map(lambda v: str(v) if isinstance(v, int) and not isinstance(v, bool)
                       else v)
 
 
+def _exact_ints(cells):
+    """Cells of whole numbers (text) as Python ints, exact, in an object Series; empty cells
+    stay NaN (``Series.map(int)`` would make them all floats)."""
+    values = np.empty(len(cells), dtype=object)  # (setting ints into a Series casts them)
+    values[:] = [int(value) if isinstance(value, str) else np.nan for value in cells]
+    return cells.__class__(values, index=cells.index, name=cells.name, dtype=object)
+
+
+def _written_cells(name, pd):
+    """The cells of column ``name`` as written in the file being read, as text without the
+    spaces around it (numbers as their digits, not as the floats pandas made of them)."""
+    csv_file = _being_read()
+    raw = csv_file.read_csv(pd, usecols=[csv_file.names.index(name)], dtype=str,
+                            keep_default_na=False, decimal=csv_file.decimal)
+    return raw.iloc[:, 0].str.strip()
+
+
 def _row_labels(column, name, path, pd, kind="Task"):
-    """The task (or group) column as labels: whole numbers stay numbers, anything else is
-    text. The column comes from :func:`_strip_text_cells`: no spaces around its text, a cell
-    of spaces alone already empty."""
+    """The task (or group) column as labels: whole numbers stay numbers (int64; their
+    digits beyond its range), anything else is text, as written. The column comes from
+    :func:`_strip_text_cells`: no spaces around its text, a cell of spaces alone already
+    empty."""
     empty = column.isna()
     if empty.any():
         raise ValueError(f"{kind} column {name!r} is empty on line(s) {_lines(empty)} of "
                          f"{path} (line {_being_read().header_line} is the header); fill "
                          "those cells or remove the rows.")
-    if pd.api.types.is_integer_dtype(column):
-        return column.to_numpy(dtype=np.int64)
-    # whole numbers written 7.0 (a spreadsheet's export) are the tasks 7, not '7.0'
-    if (pd.api.types.is_float_dtype(column) and np.all(np.abs(column) < 2.0**53)
-            and np.all(column == np.round(column))):
-        return column.to_numpy().astype(np.int64)
+    values = column.to_numpy()
+    if values.dtype.kind == "f":
+        # whole numbers written 7.0 (a spreadsheet's export) are the tasks 7, not '7.0'
+        if np.all(np.abs(values) < 2.0**53) and np.all(values == np.round(values)):
+            return values.astype(np.int64)
+        # not all whole: text as written, so that '2' and '2.0' are two tasks, as '1.5' is
+        return _written_cells(name, pd)[column.index].to_numpy().astype(str)
+    whole = values.dtype.kind in "iu" or column.map(
+        lambda v: isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))).all()
+    if whole:
+        if all(-2**63 <= int(v) < 2**63 for v in (values.min(), values.max())):
+            return values.astype(np.int64)
+        return np.array([str(int(v)) for v in values])  # beyond int64: exact digits
     # a column mixing numbers and text ("7", "7b") is read as text throughout, so that "7"
     # is one task whatever the cell looks like
     return column.astype(str).to_numpy()
@@ -1061,8 +1129,10 @@ def _csv_data(csv_file, pd, requested, target_columns, task_column, group_column
              if not name.strip() and frame.iloc[:, j].isna().all()]
     left_out = blank + [len(csv_file.header) + k for k in range(csv_file.trailing)]
     if left_out:
+        separator = {",": "a comma", ";": "a semicolon", "\t": "a tab"}.get(
+            csv_file.sep, f"a {csv_file.sep!r}")
         _warn(f"column(s) {', '.join(str(j + 1) for j in left_out)} of {path} have no name "
-              "and no value (a comma at the end of every line?): left out.", notes)
+              f"and no value ({separator} at the end of every line?): left out.", notes)
     needed = target_columns + ([task_column] if task_column else [])
     for option, columns in [("--targets/--task-column", needed), ("--drop", drop),
                             ("--keep", keep), ("--group-column", [group_column] if group_column
@@ -1127,7 +1197,7 @@ def _csv_data(csv_file, pd, requested, target_columns, task_column, group_column
     X = _features(frame, path, needed + drop, keep, pd, notes, task_ids)
     if task_type == "classification":
         for name in target_columns:
-            frame[name] = _exact_labels(frame[name])
+            frame[name] = _exact_labels(frame[name], name, pd)
     y = frame[target_columns[0]] if task_column else frame[target_columns]
     y = y.astype(np.float64 if task_type == "regression" else object)
     if task_column:

@@ -391,3 +391,114 @@ def test_a_file_that_cannot_be_decoded_names_its_path(tmp_path, capsys, make, op
     assert main(["compare", "--csv", str(path), "--targets", "sales_a", "--out",
                  str(tmp_path / "o"), *options]) == 2
     assert_one_line_error(capsys, f"--csv {path} {message}")
+
+
+# -- whole numbers beyond 2**53 and 2**63, task ids as written, UTF-16 -------------------------
+
+
+def _labelled_rows(labels, n=30, seed=0):
+    rng = np.random.RandomState(seed)
+    return [[f"{a:.6f}", f"{b:.6f}", label] for (a, b), label in
+            zip(rng.normal(size=(n, 2)), labels)]
+
+
+def test_big_whole_class_labels_with_empty_cells_stay_exact_and_empty_cells_missing(tmp_path,
+                                                                                   capsys):
+    """Labels beyond int64 with an empty cell: pandas read the column as text whose empty
+    cells came back as '', a class of its own (150 labels for 135); labels of 19 digits with
+    an empty cell were floats, two neighbours one class ("has one class only"); 10**19 + 1
+    beside -1 was a label type scikit-learn calls unknown."""
+    cases = {
+        "beyond_int64": [("" if i % 10 == 0 else str(10**19 + 1 + i % 2)) for i in range(30)],
+        "nineteen_digits": [("" if i % 10 == 0 else str(1234567890123456788 + i % 2))
+                            for i in range(30)],
+        "signed": [str(10**19 + 1) if i % 2 else "-1" for i in range(30)],
+    }
+    for name, labels in cases.items():
+        path = write_csv(tmp_path / f"{name}.csv", ["x1", "x2", "label"],
+                         _labelled_rows(labels))
+        _, Y, *_, task_type, _, _ = load(path, "--task-type", "classification",
+                                         targets="label")
+        present = [v for v in labels if v]
+        got = Y["label"].dropna().tolist()
+        assert len(got) == len(present), name  # the empty cells are missing labels
+        assert [str(v) for v in got] == present, name  # exact, two classes
+        assert main(["compare", "--csv", str(path), "--targets", "label", "--models",
+                     "pooled", "--cv", "2", "--out", str(tmp_path / name), "--quiet"]) == 0
+        assert {r["n_observed"] for r in read_scores(tmp_path / name)} == {str(len(present))}
+
+
+def test_task_and_group_ids_are_whole_numbers_exact_or_text_as_written(tmp_path, capsys):
+    """Task ids of 10**19 (uint64) came out negative (int64 wrapped) and --focus could not
+    name them; '1.5', '2' and '2.0' were the floats 1.5 and 2.0, two tasks for three (not all
+    whole: text, as written); an empty cell of a column of ids beyond int64 was a task ''."""
+    rng = np.random.RandomState(0)
+
+    def long_file(name, tasks, header=("task", "x1", "x2", "y")):
+        rows = [[t, *np.round(rng.normal(size=3), 6)] for t in tasks]
+        return write_csv(tmp_path / name, list(header), rows)
+
+    big = long_file("big.csv", [str(10**19 + i % 3) for i in range(60)])
+    *_, task_ids, _, _, _, _ = load(big, "--task-column", "task", targets="y")
+    assert sorted(set(task_ids)) == [str(10**19 + k) for k in range(3)]
+    assert main(["compare", "--csv", str(big), "--targets", "y", "--task-column", "task",
+                 "--focus", str(10**19 + 1), "--strategies", "single_task", "--cv", "2",
+                 "--out", str(tmp_path / "f"), "--quiet"]) == 0
+    assert {r["task"] for r in read_scores(tmp_path / "f")} == {str(10**19 + 1)}
+    written = long_file("written.csv", ["1.5", "2", "2.0"] * 20)
+    *_, task_ids, _, _, _, _ = load(written, "--task-column", "task", targets="y")
+    assert sorted(set(task_ids)) == ["1.5", "2", "2.0"]
+    whole = long_file("whole.csv", ["1.0", "2", "2.0"] * 20)  # every cell whole: numbers
+    *_, task_ids, _, _, _, _ = load(whole, "--task-column", "task", targets="y")
+    assert task_ids.dtype == np.int64 and sorted(set(task_ids)) == [1, 2]
+    empty = long_file("empty.csv", ["" if i == 5 else str(10**19 + i % 3) for i in range(60)])
+    assert main(["compare", "--csv", str(empty), "--targets", "y", "--task-column", "task",
+                 "--out", str(tmp_path / "e")]) == 2
+    assert_one_line_error(capsys, "Task column 'task' is empty on line(s) 7 of")
+    groups = long_file("groups.csv", ["" if i == 8 else str(10**19 + i // 3)
+                                      for i in range(60)], ("mol", "x1", "x2", "y"))
+    assert main(["compare", "--csv", str(groups), "--targets", "y", "--group-column", "mol",
+                 "--out", str(tmp_path / "g")]) == 2
+    assert_one_line_error(capsys, "Group column 'mol' is empty on line(s) 10 of")
+
+
+def test_a_utf16_file_names_its_byte_order_mark_and_reads_with_encoding(tmp_path, capsys):
+    """Excel's 'Unicode Text' (UTF-16 with a byte-order mark, tabs between the columns):
+    the error blamed a byte and proposed cp1252, with which the file read as one column."""
+    rng = np.random.RandomState(0)
+    lines = ["école\tµx\ty"] + [f"{a:.6f}\t{b:.6f}\t{2 * a + b:.6f}"
+                                for a, b in rng.normal(size=(30, 2))]
+    path = tmp_path / "unicode.txt"
+    path.write_bytes("\r\n".join(lines).encode("utf-16"))
+    for extra in ([], ["--encoding", "cp1252"]):
+        assert main(["compare", "--csv", str(path), "--targets", "y", *extra,
+                     "--out", str(tmp_path / "o")]) == 2
+        assert_one_line_error(capsys, "text: it starts with the byte-order mark of UTF-16 "
+                              "(b'\\xff\\xfe'), as Excel's 'Unicode Text' files do; pass "
+                              "--encoding utf-16 (and --sep '\\t' where its columns are "
+                              "separated by tabs")
+    X, y, *_ = load(path, "--encoding", "utf-16", "--sep", "\t", targets="y")
+    assert X.shape == (30, 2)
+    np.testing.assert_allclose(y["y"].to_numpy(dtype=float),
+                               [float(line.split("\t")[2]) for line in lines[1:]])
+
+
+def test_suggested_options_are_quoted_for_the_shell_and_name_the_separator(tmp_path, capsys):
+    """An index column without a name ('Unnamed: 0', an id of whole numbers) was to be
+    dropped "with --drop Unnamed: 0", which a shell splits in two; a semicolon ending every
+    line of a file read with --sep ';' was called a comma."""
+    import shlex
+
+    rows = numeric_lines()
+    path = write_csv(tmp_path / "d.csv", ["", *HEADER], [[i, *r] for i, r in enumerate(rows)])
+    *_, notes = load(path)
+    advice = [n for n in notes if "looks like an id" in n]
+    assert len(advice) == 1 and advice[0].endswith("drop it with --drop 'Unnamed: 0'.")
+    suggested = shlex.split(advice[0].rpartition("drop it with ")[2].rstrip("."))
+    X, *_ = load(path, *suggested)
+    assert X.shape == (30, 2)  # x and visits, the index dropped
+    semicolons = tmp_path / "semicolons.csv"
+    semicolons.write_text("".join(";".join(r) + ";\n" for r in [HEADER, *rows]))
+    *_, notes = load(semicolons, "--sep", ";")
+    assert notes[0] == (f"Warning: column(s) 5 of {semicolons} have no name and no value (a "
+                        "semicolon at the end of every line?): left out.")
