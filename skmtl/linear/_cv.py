@@ -15,7 +15,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.stats import rankdata
 from sklearn.base import is_classifier
-from sklearn.exceptions import ConvergenceWarning
+from sklearn.exceptions import ConvergenceWarning, UndefinedMetricWarning
 from sklearn.model_selection import check_cv
 from sklearn.utils.metadata_routing import MetadataRouter, MethodMapping
 from sklearn.utils.parallel import Parallel, delayed
@@ -28,7 +28,12 @@ from skmtl.model_selection import MultiTaskKFold
 from skmtl.model_selection._folds import check_training_folds, describe_cv, split_params
 from skmtl.utils._docstring import SHARED_DOCS, Substitution
 from skmtl.utils._sklearn_compat import Interval
-from skmtl.utils.validation import check_finite_squares, check_groups, common_label_dtype
+from skmtl.utils.validation import (
+    _format_tasks,
+    check_finite_squares,
+    check_groups,
+    common_label_dtype,
+)
 
 
 # -- the two data layouts -----------------------------------------------------------------------
@@ -57,6 +62,10 @@ class _WideData:
 
     def train_counts(self, train):
         return self.mask[train].sum(axis=0)
+
+    def undefined_r2(self, test):
+        """The tasks whose R^2 is undefined on the ``test`` rows: fewer than two labels."""
+        return self.mask[test].sum(axis=0) < 2
 
     def row_weight(self, rows=slice(None)):
         """How many labels each row holds (its weight in the feature scales)."""
@@ -102,6 +111,11 @@ class _LongData:
 
     def train_counts(self, train):
         return np.bincount(self.task_index[train], minlength=self.n_tasks)
+
+    def undefined_r2(self, test):
+        """The tasks whose R^2 is undefined on the ``test`` rows: one label (a task without
+        any is not scored there, as by the scorer, which sees the fold's task_ids only)."""
+        return np.bincount(self.task_index[test], minlength=self.n_tasks) == 1
 
     def row_weight(self, rows=slice(None)):
         """One label per row."""
@@ -250,6 +264,24 @@ _DEFAULT_CRITERIA = {_pooled_squared_error: "squared error", _pooled_log_loss: "
 # scoring names computed from the coefficients (no estimator built), each equal to the scorer
 # of that name (``skmtl.metrics.get_multitask_scorer``)
 _FAST_SCORES = {"r2": _masked_r2}
+
+
+def _warn_undefined_r2(data, splits):
+    """One UndefinedMetricWarning for ``scoring="r2"`` computed from the coefficients
+    (:func:`_masked_r2`), naming the tasks with a single label in some test folds (of wide
+    data, also none), whose R^2 is undefined there: the scorer of that name warns at every
+    grid point of every fold (1,080 warnings for one fit), this path said nothing."""
+    undefined = np.zeros(data.n_tasks, dtype=np.intp)
+    for _, test in splits:
+        undefined += data.undefined_r2(test)
+    if not undefined.any():
+        return
+    tasks = np.flatnonzero(undefined)
+    warnings.warn(
+        f"scoring='r2': R^2 is undefined for task(s) {_format_tasks(data.tasks[tasks])} in "
+        f"{int(undefined.max())} of {len(splits)} test folds (fewer than two of their labels "
+        "there); a fold's score is the mean over its other tasks, as skmtl.metrics.r2_score "
+        "leaves an undefined task out of its average.", UndefinedMetricWarning, stacklevel=4)
 
 
 def _check_scoring(scoring):
@@ -432,8 +464,11 @@ class _GroupsFitMixin:
                           method_mapping=MethodMapping().add(caller="fit", callee="split"))
 
     def _splits(self, X, data):
-        return _cv_splits(self.cv, X, data, self.tasks_, classification=is_classifier(self),
-                          groups=self._groups)
+        splits = _cv_splits(self.cv, X, data, self.tasks_, classification=is_classifier(self),
+                            groups=self._groups)
+        if isinstance(self.scoring, str) and self.scoring in _FAST_SCORES:
+            _warn_undefined_r2(data, splits)
+        return splits
 
 
 # -- results ------------------------------------------------------------------------------------

@@ -155,6 +155,27 @@ def _standardizer(sums, squares, n, fit_intercept, shift=None, origin=None):
     return J
 
 
+def _shared_equally(gram, theta):
+    """A diagonal ``Sigma``'s standard deviations ``theta`` with those of random columns equal
+    on every row (standardised: features that differ by a constant or a positive factor)
+    replaced by their root mean square. The likelihood depends on such columns' variances
+    only through their sum, so the fit's split is arbitrary (0.68 and 1.24 for a duplicated
+    column placed last, 0.96 and 0.96 placed first); the equal split keeps the likelihood and
+    the predictions and gives the columns equal coefficients, as the full model's range
+    basis does. ``gram``: the random columns' ``sum_t Z_t^T Z_t``."""
+    scale = np.diag(gram)
+    distance = scale[:, None] + scale[None, :] - 2.0 * gram  # sum of squared differences
+    same = distance <= 1e-10 * (scale[:, None] + scale[None, :])
+    theta = np.array(theta, dtype=np.float64)
+    done = np.zeros(len(theta), dtype=bool)
+    for j in range(len(theta)):
+        group = np.flatnonzero(same[j] & ~done)
+        if group.size > 1:
+            theta[group] = np.sqrt(np.mean(theta[group] ** 2))
+        done[group] = True
+    return theta
+
+
 class _RandomRange:
     """The random effects of collinear random columns in an orthonormal basis ``V`` (q x r)
     of the range of ``sum_t Z_t^T Z_t``: the columns ``Z_t V``, ``r`` of them, in place of
@@ -608,7 +629,9 @@ class HierarchicalRegressor(_HierarchicalMixin, MultiTaskRegressorMixin, BaseEst
     range, and ``task_covariance_`` is the one with no variance on a combination of the
     standardised random columns that is zero on every row (two features that differ by a
     constant share their slope's variance equally, the intercept takes the shift); the
-    predictions are those of the model without the redundant feature. Where the likelihood
+    predictions are those of the model without the redundant feature. A diagonal ``Sigma``
+    depends on the variances of random columns equal on every row (standardised) through
+    their sum only, which is shared equally between them. Where the likelihood
     has no maximum (few tasks of fewer labels than random effects, which the random effects
     can fit exactly as the noise variance goes to 0), the fit stops on the bound of 1e4 on
     the standard deviations relative to the noise's, or at a stationary point short of it,
@@ -721,6 +744,8 @@ class HierarchicalRegressor(_HierarchicalMixin, MultiTaskRegressorMixin, BaseEst
                 f"fit ends with the noise variance near 0; then give fewer features a random "
                 f"slope (random_slopes), or use covariance_type='diag'." if interpolated
                 else ""))
+        if diagonal:
+            theta = _shared_equally(model.Azz, theta)
         beta, sigma2, Sigma, U = model.estimates(theta)
         if reduced is not None:
             beta, Sigma, U = reduced.back(beta, Sigma, U)

@@ -203,6 +203,52 @@ def test_scoring_r2_is_the_mean_over_tasks_of_the_r2():
                                slow.cv_results_["mean_test_score"], rtol=1e-10)
 
 
+@pytest.mark.parametrize("name", ["MeanClusteredRegressorCV", "TaskRelationRegressorCV",
+                                  "LowRankRegressorCV", "BlockSparseRegressorCV"])
+@pytest.mark.parametrize("layout", ["wide", "long"])
+def test_scoring_r2_warns_once_naming_a_task_undefined_in_test_folds(name, layout):
+    """A task of two labels has at most one in a test fold, where its R^2 is undefined: the
+    fast r2 left it out of every fold's mean without a word (the scorer of the same name warns
+    at every grid point of every fold); one UndefinedMetricWarning names it now, and the
+    scores are the scorer's."""
+    from sklearn.exceptions import UndefinedMetricWarning
+
+    import skmtl.linear as linear
+    from skmtl.metrics import make_multitask_scorer
+
+    rng = np.random.RandomState(15)
+    X = rng.normal(size=(60, 3))
+    Y = X @ rng.normal(size=(3, 4)) + 0.3 * rng.normal(size=(60, 4))
+    Y[:, 3] = np.nan
+    Y[[3, 9], 3] = [1.3, 2.7]
+    if layout == "wide":
+        args, kwargs = (X, Y), {}
+    else:
+        rows, tasks = np.nonzero(~np.isnan(Y))
+        args, kwargs = (X[rows], Y[rows, tasks]), {"task_ids": tasks}
+    model = getattr(linear, name)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fast = model(scoring="r2", cv=MultiTaskKFold(5)).fit(*args, **kwargs)
+    undefined = [str(w.message) for w in caught if w.category is UndefinedMetricWarning]
+    assert undefined == ["scoring='r2': R^2 is undefined for task(s) 3 in 2 of 5 test folds "
+                         "(fewer than two of their labels there); a fold's score is the mean "
+                         "over its other tasks, as skmtl.metrics.r2_score leaves an undefined "
+                         "task out of its average."] if layout == "long" else [
+        "scoring='r2': R^2 is undefined for task(s) 3 in 5 of 5 test folds (fewer than two of "
+        "their labels there); a fold's score is the mean over its other tasks, as "
+        "skmtl.metrics.r2_score leaves an undefined task out of its average."]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UndefinedMetricWarning)
+        grid = {"alphas": fast.alphas_}
+        if hasattr(fast, "cluster_strengths_"):
+            grid["cluster_strengths"] = fast.cluster_strengths_
+        slow = model(scoring=make_multitask_scorer("r2"), cv=MultiTaskKFold(5),
+                     **grid).fit(*args, **kwargs)
+    np.testing.assert_allclose(fast.cv_results_["mean_test_score"],
+                               slow.cv_results_["mean_test_score"], rtol=1e-9)
+
+
 # -- edges ----------------------------------------------------------------------------------------
 def test_a_user_grid_with_the_optimum_at_an_edge_warns_naming_the_parameter():
     (X, y, task_ids), _ = many_tasks(n_tasks=20, n_features=5, seed=5)

@@ -608,6 +608,44 @@ def test_collinear_random_columns_fit_their_range(random_slopes, method):
                                rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.parametrize("shift", [0.0, 3.0])
+def test_a_diagonal_covariance_shares_the_variance_of_equal_columns_equally(shift):
+    """A diagonal Sigma with a feature repeated (or shifted by a constant): the likelihood
+    depends on the two slopes' variances through their sum only, and the fit's split was
+    arbitrary, set by the column order (0.68 and 1.24 with the copy last, 0.96 and 0.96 with
+    it first); now equal, with equal coefficients, wherever the copy is, and the same
+    likelihood and predictions as before."""
+    X, y, task_ids = _long(T=40, d=2, seed=4)
+    last = np.column_stack([X, X[:, 0] + shift])
+    first = np.column_stack([X[:, 0] + shift, X])
+    fits = [HierarchicalRegressor(covariance_type="diag").fit(Z, y, task_ids=task_ids)
+            for Z in (last, first)]
+    for model, (j, k) in zip(fits, [(0, 2), (1, 0)]):
+        Sigma = model.task_covariance_
+        position = model.random_columns_.tolist()
+        assert Sigma[position.index(j), position.index(j)] == pytest.approx(
+            Sigma[position.index(k), position.index(k)], rel=1e-12)
+        np.testing.assert_allclose(model.coef_[:, j], model.coef_[:, k], rtol=1e-10)
+    a, b = fits
+    assert a.log_likelihood_ == pytest.approx(b.log_likelihood_, rel=1e-9)
+    np.testing.assert_allclose(a.coef_[:, [0, 1, 2]], b.coef_[:, [1, 2, 0]], atol=1e-6)
+    # (two optimiser runs, from columns in another order: equal to its accuracy)
+    np.testing.assert_allclose(a.predict(last, task_ids=task_ids),
+                               b.predict(first, task_ids=task_ids), atol=1e-6)
+    # the split left as the optimiser ended: the same likelihood and predictions
+    import skmtl.linear._hierarchical as module
+
+    original = module._shared_equally
+    module._shared_equally = lambda gram, theta: theta
+    try:
+        raw = HierarchicalRegressor(covariance_type="diag").fit(last, y, task_ids=task_ids)
+    finally:
+        module._shared_equally = original
+    assert raw.log_likelihood_ == pytest.approx(a.log_likelihood_, rel=1e-12)
+    np.testing.assert_allclose(raw.predict(last, task_ids=task_ids),
+                               a.predict(last, task_ids=task_ids), rtol=1e-9, atol=1e-12)
+
+
 @pytest.mark.parametrize("params", [{"method": "ml"}, {}, {"random_slopes": None},
                                     {"covariance_type": "full"}])
 def test_one_task_is_least_squares(params):
