@@ -688,9 +688,11 @@ def run_comparison(X, y, *, task_ids=None, groups=None, task_type, models, cv,
     All models run in one call of the engine of
     :func:`~skmtl.model_selection.transfer_report`, with the registered ``stl`` model as the
     reference of every model (fitted once per fold): ``transfer_report(model, X, y,
-    reference=stl, cv=MultiTaskKFold(cv, shuffle=True, random_state=random_state),
-    scoring=result.metric)`` gives the same per-task fields (with ``groups``:
-    ``cv=MultiTaskGroupKFold(cv, shuffle=True, random_state=random_state), groups=groups``).
+    reference=stl, cv=MultiTaskKFold(cv, shuffle=True, random_state=random_state,
+    classification=task_type == "classification"), scoring=result.metric)`` gives the same
+    per-task fields (with ``groups``: ``cv=MultiTaskGroupKFold(...)`` with the same arguments,
+    ``groups=groups``). The task type is given to the splitter, not guessed from the
+    targets: whole-number regression targets are not stratified as classes.
 
     Parameters
     ----------

@@ -31,6 +31,7 @@ import io
 import logging
 import lzma
 import os
+import re
 import shlex
 import sys
 import tempfile
@@ -46,6 +47,7 @@ from skmtl._compare import (
     HIERARCHICAL_SLOPES,
     MODELS,
     SCORINGS,
+    _focus_position,
     _warm_up_torch,
     count_tasks,
     hierarchical_structure,
@@ -53,6 +55,7 @@ from skmtl._compare import (
     run_comparison,
     run_focus_comparison,
 )
+from skmtl.utils.validation import check_multitask_target
 
 __all__ = ["main"]
 
@@ -255,6 +258,14 @@ def _check_separator(csv_file):
     """A ValueError naming ``--sep`` where the header is one name holding another separator
     (a file separated by ';' or tabs read with ',')."""
     header, sep = csv_file.header, csv_file.sep
+    directive = re.fullmatch(r"sep=(.)", sep.join(header).strip(" "), flags=re.IGNORECASE)
+    if directive:  # Excel's first line naming the separator, before the header
+        shown = "\\t" if directive.group(1) == "\t" else directive.group(1)
+        raise ValueError(
+            f"--csv {csv_file.path}: line 1, {sep.join(header)!r}, is the line by which Excel "
+            f"names a file's separator, not a header; delete it (the header is read from "
+            f"line 1), and give --sep '{shown}'" + (" (and --decimal ',' if the numbers are "
+                                                    "written 1,5)." if shown == ";" else "."))
     separator = len(header) == 1 and next(
         (s for s in (",", ";", "\t", "|") if s != sep and s in header[0]), None)
     if separator:
@@ -1519,6 +1530,22 @@ def _report_undefined(result, notes):
           "(n_folds in scores.csv).", notes)
 
 
+def _check_before_fitting(args, X, y, task_ids, task_type, label):
+    """The mistakes in options that only the data reveal, named by their option before any
+    header, progress bar or fit (they were found by the first fit: ``scoring='roc_auc' does
+    not score regression`` after a progress bar, ``n_splits=100`` for ``--cv 100``)."""
+    if args.scoring is not None and args.scoring not in SCORINGS[task_type]:
+        raise ValueError(f"--scoring {args.scoring} does not score {task_type} (the targets "
+                         f"of {label}); choose from {', '.join(SCORINGS[task_type])}.")
+    if args.cv > X.shape[0]:
+        raise ValueError(f"--cv {args.cv} folds need at least as many rows; {label} has "
+                         f"{X.shape[0]}.")
+    if args.focus is not None:
+        tasks = check_multitask_target(y, task_ids,
+                                       y_numeric=task_type == "regression").tasks
+        _focus_position(args.focus, tasks)
+
+
 def _compare(args):
     if args.cv < 2:
         raise ValueError(f"--cv must be at least 2; got {args.cv}.")
@@ -1544,6 +1571,7 @@ def _compare(args):
     X, y, task_ids, groups = _drop_unsplittable_tasks(X, y, task_ids, groups, notes)
     folds = (f"{args.cv}-fold MultiTaskKFold" if groups is None
              else _check_groups(groups, args.cv, args.group_column.strip()))
+    _check_before_fitting(args, X, y, task_ids, task_type, label)
     # before any fitting: a run of minutes must not end on a folder it cannot write
     _check_out(args.out)
     if args.focus is None:

@@ -3,6 +3,7 @@
 import csv
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -165,12 +166,24 @@ def test_compare_on_a_wide_classification_csv(tmp_path, capsys):
         (["compare", "--group-column", "school"],
          "--targets, --task-column, --group-column, --drop, --keep, --encoding, --sep and "
          "--decimal go with --csv"),
-        (["compare", "--scoring", "accuracy"], "scoring='accuracy' does not score regression"),
+        (["compare", "--scoring", "accuracy"],
+         "--scoring accuracy does not score regression (the targets of exam); choose from "
+         "neg_mean_squared_error, r2, neg_mean_absolute_error."),
+        (["compare", "--cv", "5000"], "--cv 5000 folds need at least as many rows; exam has "
+                                      "4059."),
+        (["compare", "--focus", "1.0"], "--focus '1.0' is not a task of the data; tasks: 1, "),
     ],
 )
 def test_compare_errors_are_reported_with_status_2(argv, message, capsys):
+    """Mistakes that only the data reveal are named by their option, in the one line of
+    output, before any header, progress bar or fit (before: "scoring='roc_auc' ..." after
+    the header and a progress bar, "n_splits=5000" for --cv 5000, --focus after torch's
+    warm-up)."""
     assert main(argv) == 2
-    assert message in capsys.readouterr().err
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.strip().splitlines() == [f"skmtl: error: {message}"] or (
+        message in captured.err and len(captured.err.strip().splitlines()) == 1)
 
 
 def test_csv_errors_name_the_missing_column(tmp_path, capsys):
@@ -443,11 +456,13 @@ def test_focus_errors_are_reported_with_status_2(tmp_path, capsys, extra, messag
 
 
 @pytest.mark.parametrize(("layout", "scoring"),
-                         [("wide", None), ("long", None), ("wide", "r2")])
+                         [("wide", None), ("long", None), ("wide", "r2"), ("long whole", None)])
 def test_compare_gains_equal_transfer_report_on_the_same_folds(tmp_path, capsys, layout,
                                                                 scoring):
     # one engine: the command line is transfer_report with stl as the reference, on
-    # MultiTaskKFold(--cv, shuffle=True, random_state=--seed)
+    # MultiTaskKFold(--cv, shuffle=True, random_state=--seed, classification=False), as the
+    # docs write it: with whole-number targets (regression: many values), "auto" would
+    # stratify them as classes, other folds
     from skmtl._compare import MODELS
     from skmtl.model_selection import transfer_report
 
@@ -460,6 +475,16 @@ def test_compare_gains_equal_transfer_report_on_the_same_folds(tmp_path, capsys,
     else:
         rows, tasks = np.nonzero(~np.isnan(Y))
         X, y, task_ids = X[rows], Y[rows, tasks], np.array(["t0", "t1", "t2"])[tasks]
+        if layout == "long whole":
+            y = np.round(3.0 * y)
+            assert len(np.unique(y)) > 10  # regression by the command's rule
+            auto = MultiTaskKFold(4, shuffle=True, random_state=3)
+            given = MultiTaskKFold(4, shuffle=True, random_state=3, classification=False)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                assert any(not np.array_equal(a[1], b[1]) for a, b in zip(
+                    auto.split(X, y, task_ids=task_ids),
+                    given.split(X, y, task_ids=task_ids)))
         with open(path, "w", newline="") as handle:
             writer = csv.writer(handle)
             writer.writerow(["x0", "x1", "x2", "x3", "task", "y"])

@@ -502,3 +502,22 @@ def test_suggested_options_are_quoted_for_the_shell_and_name_the_separator(tmp_p
     *_, notes = load(semicolons, "--sep", ";")
     assert notes[0] == (f"Warning: column(s) 5 of {semicolons} have no name and no value (a "
                         "semicolon at the end of every line?): left out.")
+
+
+@pytest.mark.parametrize("sep", [",", ";", "\t"])
+def test_excels_separator_line_is_named(tmp_path, capsys, sep):
+    """A first line 'sep=;' (by which Excel names a file's separator) was read as the header:
+    "its header (line 1) has 2 fields, but line 2 has 4", also with the --sep it advised."""
+    rows = numeric_lines()
+    path = tmp_path / "d.csv"
+    path.write_text(f"sep={sep}\n" + "".join(sep.join(r) + "\n" for r in [HEADER, *rows]))
+    shown = "\\t" if sep == "\t" else sep
+    for extra in ([], ["--sep", sep]):
+        assert main(["compare", "--csv", str(path), "--targets", "sales_a,sales_b", *extra,
+                     "--out", str(tmp_path / "o")]) == 2
+        assert_one_line_error(capsys, f"line 1, {'sep=' + sep!r}, is the line by which Excel "
+                              "names a file's separator, not a header; delete it (the header "
+                              f"is read from line 1), and give --sep '{shown}'")
+    path.write_text("".join(sep.join(r) + "\n" for r in [HEADER, *rows]))
+    X, *_ = load(path, "--sep", sep)
+    assert X.shape == (30, 2)

@@ -332,14 +332,18 @@ def _cv_docs(model, stratified, criterion, split, curvature, target):
     times. The grid goes down to ``eps * alpha_max``.
 
     **Edges.** The best grid point is at an edge when its alpha (or cluster strength) is the
-    largest or smallest of the grid and its score beats that of its neighbour along that axis
-    (by more than a relative 1e-4: a flat end is the model's limit there, e.g. pooled tasks,
-    not an optimum beyond). A default grid is then extended, by a decade of alphas (with the
-    grid's own ratio) or a factor 10 of cluster strength, and the new points are scored on the
-    same folds; at most 3 times. An optimum still at an edge, or at an edge of a grid the user
-    passed, raises a :class:`~skmtl.linear.GridEdgeWarning` naming the parameter; so does a
-    grid with a parameter the user passed whose scores are all within that 1e-4 (every
-    point in one limit of the model, such as every coefficient shrunk to 0).
+    largest or smallest of the grid and its score beats the best of the rest of the grid, every
+    point with another value of that parameter (by more than a relative 1e-4: a flat end is
+    the model's limit there, e.g. pooled tasks, not an optimum beyond). Not its neighbour
+    alone: the optimum often lies along a valley of alpha and cluster strength together,
+    where an end that beats its neighbour by 0.3% beats the rest of the grid by 7e-6, and
+    points beyond the grid gain no more (5e-6). A default grid is then extended, by a decade
+    of alphas (with the grid's own ratio) or a factor 10 of cluster strength, and the new
+    points are scored on the same folds; at most 3 times. An optimum still at an edge, or at
+    an edge of a grid the user passed, raises a :class:`~skmtl.linear.GridEdgeWarning` naming
+    the parameter; so does a grid with a parameter the user passed whose scores are all
+    within that 1e-4 (every point in one limit of the model, such as every coefficient
+    shrunk to 0).
     """
     return {"mean_clustered_cv_parameters": parameters,
             "mean_clustered_cv_attributes": join_blocks(

@@ -31,7 +31,7 @@ def _report_columns(report):
     try:
         columns = {name: np.asarray(report[name]) for name in
                    ("task", "gain", "gain_se", "negative_transfer")}
-    except (KeyError, ValueError, IndexError) as exc:
+    except (KeyError, ValueError, IndexError, TypeError) as exc:  # (TypeError: a string)
         raise ValueError(
             "report must be a result of skmtl.model_selection.transfer_report (a DataFrame or "
             "structured array with fields task, gain, gain_se and negative_transfer); "

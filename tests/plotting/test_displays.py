@@ -105,6 +105,8 @@ def test_transfer_display_from_estimator_and_structured_report(data, report):
     assert display.ax_.get_ylabel() == "gain over single-task"  # no attrs to name the score
     with pytest.raises(ValueError, match="transfer_report"):
         TransferDisplay.from_report({"gain": [1.0]})
+    with pytest.raises(ValueError, match="must be a result of .*transfer_report"):
+        TransferDisplay.from_report("report.csv")  # a path, not the report (a TypeError)
 
 
 def test_strategy_comparison(data, report, tmp_path):
