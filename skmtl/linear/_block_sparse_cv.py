@@ -418,7 +418,7 @@ class BlockSparseRegressorCV(_BlockSparseCVMixin, BlockSparseRegressor):
     which is often several times smaller than the alphas that recover the support: there
     the shrinkage of the true coefficients costs more test error than many false features
     with tiny coefficients do. On 10 tasks sharing 20 of 500 features with 100 rows each,
-    ``alpha_`` keeps all 20 true features and 153 false ones (F1 0.21), while alphas 4 to
+    ``alpha_`` keeps all 20 true features and 149 false ones (F1 0.21), while alphas 4 to
     13 times larger select exactly the 20. ``relax=True`` removes the cause, the
     shrinkage: the refit on a support is unpenalised, so a large alpha costs no accuracy.
     There it picks ``gamma_ = 0`` at one of those larger alphas, selects exactly the 20
